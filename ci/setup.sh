@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine (root, or sudo when not root):
+#   1. Debian toolchains for both MCUs (installed only when missing),
+#   2. a virtualenv in .venv with duohil and its test extras (reinstalled only when pyproject.toml changed).
+# A second run does no network work and takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+need_pkgs=()
+command -v arm-none-eabi-gcc >/dev/null 2>&1 || need_pkgs+=(gcc-arm-none-eabi)
+# newlib: the M7 hard-float multilib's libc.a is what the STM32 link needs.
+[ -e /usr/lib/arm-none-eabi/newlib/thumb/v7e-m+dp/hard/libc.a ] || need_pkgs+=(libnewlib-arm-none-eabi)
+command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || need_pkgs+=(gcc-riscv64-unknown-elf)
+command -v make >/dev/null 2>&1 || need_pkgs+=(make)
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    say "installing Debian packages: ${need_pkgs[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+else
+    say "toolchains present: $(arm-none-eabi-gcc -dumpversion) (arm), $(riscv64-unknown-elf-gcc -dumpversion) (riscv)"
+fi
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+    echo "[setup] error: $PY is $("$PY" --version 2>&1); duohil needs Python >= 3.11" >&2
+    exit 2
+fi
+if [ ! -x .venv/bin/python ]; then
+    say "creating virtualenv .venv"
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.duohil-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing duohil[test,report] into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[test,report]'
+    echo "$want" > "$stamp"
+else
+    say "virtualenv up to date"
+fi

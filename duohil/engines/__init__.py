@@ -1,0 +1,1 @@
+"""Engines: one interface (base.py), two implementations (builtin, renode)."""

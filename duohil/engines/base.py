@@ -1,0 +1,166 @@
+"""The engine interface. Tests, scenarios, the CLI and the Robot library talk only to this.
+
+An engine builds the two machines of a run (STM32H743 and the ESP32-C3-class peer) from
+``platforms/*.repl``, loads both ELFs, patches their config blocks, joins them with a UART link and
+advances them in virtual time. All times are integer picoseconds (``PS_PER_*`` below).
+
+Capabilities (names used by scenarios) say which faults and observations an engine can do; a
+scenario needing one the engine lacks is skipped with the reason, never faked.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Literal
+
+PS_PER_NS = 1_000
+PS_PER_US = 1_000_000
+PS_PER_MS = 1_000_000_000
+PS_PER_S = 1_000_000_000_000
+
+DEFAULT_QUANTUM_PS = 10 * PS_PER_US
+
+# Capability names (ARCHITECTURE.md). Keep in sync with docs.
+LINK_FAULTS = "link_faults"
+PEER_STALL = "peer_stall"
+DMA_LATENCY = "dma_latency"
+DCACHE = "dcache"
+IRQ_AT_PC = "irq_at_pc"
+NESTED_IRQ = "nested_irq"
+CRASH_RECORD = "crash_record"
+ALL_CAPABILITIES = frozenset({LINK_FAULTS, PEER_STALL, DMA_LATENCY, DCACHE, IRQ_AT_PC, NESTED_IRQ,
+                              CRASH_RECORD})
+
+MachineName = Literal["stm32", "peer"]
+Direction = Literal["stm32->peer", "peer->stm32"]
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """One MCU of a run: its platform file, firmware image and config-block overrides."""
+
+    platform: Path
+    elf: Path
+    config_symbol: str | None = None        # e.g. "g_config"; patched before reset
+    config: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything an engine needs to start a run. Same RunSpec => same result (determinism)."""
+
+    stm32: MachineSpec
+    peer: MachineSpec
+    quantum_ps: int = DEFAULT_QUANTUM_PS
+    seed: int = 0
+    link_uarts: tuple[str, str] = ("usart3", "uart1")       # (stm32 side, peer side)
+    console_uarts: tuple[str, str] = ("usart1", "uart0")
+
+
+@dataclass(frozen=True)
+class ConsoleLine:
+    t_ps: int
+    machine: str
+    text: str
+
+
+@dataclass(frozen=True)
+class LinkByte:
+    """One byte on the wire as the receiver saw it (after faults), with its arrival time."""
+
+    t_ps: int
+    direction: str
+    value: int
+    sent: int | None = None        # the byte the sender put on the wire, if a fault changed it
+    fault: str | None = None       # name of the fault that touched it, if any
+
+
+class MachineHandle(abc.ABC):
+    """One MCU inside a running session."""
+
+    name: str
+
+    @abc.abstractmethod
+    def symbol(self, name: str) -> int:
+        """Address of an ELF symbol; ConfigError naming the ELF and symbol if it is missing."""
+
+    @abc.abstractmethod
+    def read_memory(self, address: int, size: int) -> bytes: ...
+
+    @abc.abstractmethod
+    def write_memory(self, address: int, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def read_block(self, symbol: str) -> dict[str, object]:
+        """Decode the struct at ``symbol`` (status block, crash record) using the ELF's DWARF."""
+
+    @abc.abstractmethod
+    def console(self) -> list[ConsoleLine]:
+        """Complete console lines so far, with virtual timestamps."""
+
+    @abc.abstractmethod
+    def stall(self, duration_ps: int) -> None:
+        """Halt this CPU for ``duration_ps`` from now; its peripherals keep running (GC pause)."""
+
+    @abc.abstractmethod
+    def pc(self) -> int: ...
+
+
+class Session(abc.ABC):
+    """Two machines joined by the link, advancing in virtual time."""
+
+    stm32: MachineHandle
+    peer: MachineHandle
+
+    @property
+    @abc.abstractmethod
+    def now_ps(self) -> int: ...
+
+    @abc.abstractmethod
+    def run_until(self, t_ps: int) -> None:
+        """Advance both machines until virtual time ``t_ps``."""
+
+    def run_for(self, duration_ps: int) -> None:
+        self.run_until(self.now_ps + duration_ps)
+
+    @abc.abstractmethod
+    def at(self, t_ps: int, action: Callable[[], None], name: str = "") -> None:
+        """Run ``action`` at virtual time ``t_ps`` (faults and observations are events too)."""
+
+    @abc.abstractmethod
+    def link_bytes(self) -> list[LinkByte]:
+        """Every byte on the link so far, both directions, in arrival order."""
+
+    @abc.abstractmethod
+    def events(self) -> list[tuple[int, str, dict]]:
+        """The run's event log: (t_ps, kind, details), e.g. plant end-stop crossings, resets, faults."""
+
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """Hash of both MCUs' RAM and the event log: same spec => same fingerprint."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Engine(abc.ABC):
+    name: str = "?"
+    capabilities: frozenset[str] = frozenset()
+
+    @classmethod
+    @abc.abstractmethod
+    def availability(cls) -> tuple[bool, str]:
+        """(available, reason). The reason says what is missing, in words a user can act on."""
+
+    @abc.abstractmethod
+    def start(self, spec: RunSpec) -> Session: ...
+
+    def missing(self, needed: Iterable[str]) -> list[str]:
+        return sorted(set(needed) - set(self.capabilities))

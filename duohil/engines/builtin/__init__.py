@@ -1,0 +1,1 @@
+"""The builtin engine: unicorn CPUs, Python SoC models, deterministic virtual time."""

@@ -1,0 +1,160 @@
+"""The architecture-neutral half of a builtin CPU: virtual time, slices, sleep, stall and parking.
+
+An architecture (cortexm.py, riscv.py) subclasses ``CpuCore`` and supplies the unicorn instance,
+reset, interrupt delivery and the detection of WFI. Everything about time lives here so both cores
+advance under exactly the same rules.
+
+Time accounting: the CPU keeps a cycle counter (1 instruction = 1 cycle, unicorn.md section 9).
+A slice of n cycles runs ``emu_start(count=n)``; a slice that ends early (WFI, a poll park, an
+exception hook that stops emulation) is charged in full, because unicorn cannot say how many
+instructions ran. That makes results depend on the quantum, and the quantum is therefore part of
+every run's configuration.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..base import PS_PER_S
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unicorn import Uc
+
+    from .machine import Machine
+
+
+POLL_PARK_AFTER = 4       # same-status-register reads in a row, with no write, before parking
+
+
+class CpuCore:
+    arch = "?"
+
+    def __init__(self, machine: "Machine", name: str, hz: int) -> None:
+        self.machine = machine
+        self.name = name
+        self.hz = int(hz)
+        self.cycles = 0
+        self.uc: "Uc" = self._create_uc()
+        self.sleeping = False              # in WFI, woken by an interrupt becoming pending
+        self.stall_until: int | None = None    # halted by the harness (peer GC pause) until t
+        self.halted = False                # stopped for good (lockup, or halted by a test)
+        self.parked = False                # poll-skip: spinning on a register that cannot change
+        self.park_until: int | None = None
+        self.executing = False
+        self.slice_start_ps = 0
+        self.slices = 0
+        self.instructions = 0              # charged cycles of slices that ran code
+        self._poll_addr: int | None = None
+        self._poll_count = 0
+
+    # -- to be provided by the architecture --------------------------------------------------------
+    def _create_uc(self) -> "Uc":
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Architectural reset (registers, interrupt state). Memory is left alone."""
+        raise NotImplementedError
+
+    def interrupt_pending(self) -> bool:
+        """True when an enabled interrupt could be taken (or would wake the core from WFI)."""
+        raise NotImplementedError
+
+    def take_interrupts(self) -> bool:
+        """Deliver any interrupt that may preempt now. Returns True if one was taken."""
+        raise NotImplementedError
+
+    def _run_slice(self, count: int) -> None:
+        """Run up to ``count`` instructions from the current PC; set ``self.sleeping`` on WFI."""
+        raise NotImplementedError
+
+    # -- time ------------------------------------------------------------------------------------------
+    def now_ps(self) -> int:
+        return self.cycles * PS_PER_S // self.hz
+
+    def cycles_at(self, t_ps: int) -> int:
+        return -((-t_ps * self.hz) // PS_PER_S)           # ceil: the first cycle at or after t
+
+    def next_deadline(self, now: int, quantum: int) -> int | None:
+        if self.halted:
+            return None
+        if self.stall_until is not None:
+            return self.stall_until
+        if self.parked:
+            return self.park_until
+        if self.sleeping and not self.interrupt_pending():
+            return None
+        return now + quantum
+
+    def advance_to(self, t: int) -> None:
+        target = self.cycles_at(t)
+        while self.cycles < target:
+            if self.halted:
+                self.cycles = target
+                return
+            if self.stall_until is not None:
+                if self.stall_until >= t:
+                    self.cycles = target
+                    return
+                self.cycles = max(self.cycles, self.cycles_at(self.stall_until))
+                self.stall_until = None
+                self.machine.record("stall_end", t=self.now_ps(), cpu=self.name)
+                continue
+            if self.parked:
+                if self.park_until is None or self.park_until >= t:
+                    self.cycles = target
+                    return
+                self.cycles = max(self.cycles, self.cycles_at(self.park_until))
+                self.unpark()
+                continue
+            if self.take_interrupts():
+                self.sleeping = False
+            if self.sleeping:
+                if not self.interrupt_pending():
+                    self.cycles = target
+                    return
+                self.sleeping = False
+                continue
+            n = target - self.cycles
+            self.executing = True
+            self.slice_start_ps = self.now_ps()
+            self._poll_addr = None
+            self._poll_count = 0
+            try:
+                self._run_slice(n)
+            finally:
+                self.executing = False
+            self.cycles += n
+            self.instructions += n
+            self.slices += 1
+
+    # -- harness controls --------------------------------------------------------------------------------
+    def stall(self, until_ps: int) -> None:
+        """Halt the core until ``until_ps`` (virtual); peripherals keep running."""
+        self.stall_until = max(until_ps, self.stall_until or 0)
+        self.machine.record("stall_begin", cpu=self.name, until_ps=until_ps)
+
+    # -- poll-skip ------------------------------------------------------------------------------------------
+    def poll_hint(self, addr: int | None, wake_ps: int | None) -> None:
+        """A status-register read whose value cannot change before ``wake_ps`` (None: before some
+        event). After a few such reads in a row the core parks until then (unicorn.md section 7)."""
+        if not self.executing:
+            return
+        if addr == self._poll_addr:
+            self._poll_count += 1
+        else:
+            self._poll_addr = addr
+            self._poll_count = 1
+        if self._poll_count >= POLL_PARK_AFTER and not self.interrupt_pending():
+            self.parked = True
+            self.park_until = wake_ps
+            self.uc.emu_stop()
+
+    def note_write(self) -> None:
+        """Any MMIO write breaks a polling run."""
+        self._poll_addr = None
+        self._poll_count = 0
+
+    def unpark(self) -> None:
+        self.parked = False
+        self.park_until = None
+        self._poll_addr = None
+        self._poll_count = 0

@@ -1,0 +1,183 @@
+"""One MCU: a CPU, its memories and its peripherals on a system bus, in the shared virtual time.
+
+Built from a platform file by ``platform.py`` (repl -> Machine); used by the session to load ELFs,
+patch config blocks and reset. Peripheral MMIO is dispatched per 4 KiB page, because several STM32
+blocks share a page (TIM6 at 0x40001000 and TIM7 at 0x40001400) and unicorn maps whole pages.
+"""
+from __future__ import annotations
+
+import bisect
+from typing import TYPE_CHECKING, Any, Callable
+
+from ...errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cpu import CpuCore
+    from .peripheral import Peripheral
+    from .scheduler import Scheduler
+
+PAGE = 0x1000
+
+
+class DmaPort:
+    """How a DMA master sees memory. The D-cache model replaces this with its own bus view."""
+
+    def __init__(self, machine: "Machine") -> None:
+        self.machine = machine
+
+    def read(self, address: int, size: int) -> bytes:
+        return bytes(self.machine.cpu.uc.mem_read(address, size))
+
+    def write(self, address: int, data: bytes) -> None:
+        self.machine.cpu.uc.mem_write(address, bytes(data))
+
+
+class Machine:
+    def __init__(self, name: str, scheduler: "Scheduler", platform: str = "?") -> None:
+        self.name = name
+        self.scheduler = scheduler
+        self.platform = platform
+        self.cpu: "CpuCore | None" = None
+        self.peripherals: dict[str, "Peripheral"] = {}
+        self.memories: list[tuple[str, int, int]] = []      # (name, base, size), aliases included
+        self._mmio: list[tuple[int, int, "Peripheral"]] = []  # sorted (base, end, peripheral)
+        self._mmio_starts: list[int] = []
+        self.dma_port: DmaPort = DmaPort(self)
+        self.reset_hooks: list[Callable[[str], None]] = []
+        self.resets = 0
+
+    # -- time and the event log -----------------------------------------------------------------
+    def now(self) -> int:
+        cpu = self.cpu
+        if cpu is not None and cpu.executing:
+            return cpu.slice_start_ps
+        return self.scheduler.now
+
+    def record(self, kind: str, t: int | None = None, **details: Any) -> None:
+        self.scheduler.record(kind, t=self.now() if t is None else t, machine=self.name, **details)
+
+    # -- building ---------------------------------------------------------------------------------
+    def attach_cpu(self, cpu: "CpuCore") -> None:
+        if self.cpu is not None:
+            raise ConfigError(f"machine {self.name} already has a CPU ({self.cpu.name})",
+                              file=self.platform)
+        self.cpu = cpu
+        self.scheduler.add_cpu(cpu)
+
+    def add_memory(self, name: str, addresses: list[int], size: int) -> None:
+        """Map RAM/flash. Several addresses = aliases of the same storage (e.g. DRAM/IRAM)."""
+        if self.cpu is None:
+            raise ConfigError(f"memory {name} declared before the machine's CPU", file=self.platform)
+        if size % PAGE or any(a % PAGE for a in addresses):
+            raise ConfigError(f"memory {name}: base and size must be multiples of 4 KiB",
+                              file=self.platform, field=name)
+        import ctypes
+        backing = ctypes.create_string_buffer(size)
+        self._keep = getattr(self, "_keep", [])
+        self._keep.append(backing)
+        for a in addresses:
+            self.cpu.uc.mem_map_ptr(a, size, 7, ctypes.addressof(backing))
+            self.memories.append((name, a, size))
+
+    def add_peripheral(self, p: "Peripheral") -> None:
+        if p.name in self.peripherals:
+            raise ConfigError(f"duplicate peripheral name {p.name}", file=self.platform)
+        self.peripherals[p.name] = p
+        if p.base is not None and p.size:
+            end = p.base + p.size
+            for b, e, q in self._mmio:
+                if p.base < e and b < end:
+                    raise ConfigError(f"{p.name} at {p.base:#x}+{p.size:#x} overlaps {q.name}",
+                                      file=self.platform, field=p.name)
+            i = bisect.bisect(self._mmio_starts, p.base)
+            self._mmio.insert(i, (p.base, end, p))
+            self._mmio_starts.insert(i, p.base)
+
+    def finish(self) -> None:
+        """Map every MMIO page once all peripherals are known."""
+        assert self.cpu is not None
+        pages: set[int] = set()
+        for b, e, _ in self._mmio:
+            pages.update(range(b & ~(PAGE - 1), e, PAGE))
+        # merge runs of pages into single mmio_map calls
+        for start, end in _runs(sorted(pages)):
+            self.cpu.uc.mmio_map(start, end - start, self._mmio_read, start, self._mmio_write, start)
+
+    def peripheral_at(self, address: int) -> "Peripheral | None":
+        i = bisect.bisect(self._mmio_starts, address) - 1
+        if i >= 0:
+            b, e, p = self._mmio[i]
+            if address < e:
+                return p
+        return None
+
+    # unicorn mmio callbacks: offset is relative to the mapped run whose base is the user data.
+    def _mmio_read(self, uc: Any, offset: int, size: int, run_base: int) -> int:
+        return self.bus_read(run_base + offset, size)
+
+    def _mmio_write(self, uc: Any, offset: int, size: int, value: int, run_base: int) -> None:
+        self.bus_write(run_base + offset, size, value)
+
+    def bus_read(self, address: int, size: int) -> int:
+        """A CPU-side read of any address (used by MMIO dispatch and by tests)."""
+        p = self.peripheral_at(address)
+        if p is None:
+            return 0
+        return p.read(address - p.base, size)
+
+    def bus_write(self, address: int, size: int, value: int) -> None:
+        p = self.peripheral_at(address)
+        if p is not None:
+            if self.cpu is not None:
+                self.cpu.note_write()
+            p.write(address - p.base, size, value)
+
+    # -- DMA --------------------------------------------------------------------------------------------
+    def dma_read(self, address: int, size: int) -> bytes:
+        return self.dma_port.read(address, size)
+
+    def dma_write(self, address: int, data: bytes) -> None:
+        self.dma_port.write(address, data)
+
+    # -- memory for the harness --------------------------------------------------------------------------
+    def read_memory(self, address: int, size: int) -> bytes:
+        return bytes(self.cpu.uc.mem_read(address, size))
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self.cpu.uc.mem_write(address, bytes(data))
+
+    def ram_regions(self) -> list[tuple[str, int, int]]:
+        """Memories without their aliases (for fingerprints)."""
+        seen: set[str] = set()
+        out = []
+        for name, base, size in self.memories:
+            if name not in seen:
+                seen.add(name)
+                out.append((name, base, size))
+        return out
+
+    # -- reset -----------------------------------------------------------------------------------------
+    def system_reset(self, cause: str) -> None:
+        """A reset from inside the machine (SYSRESETREQ, watchdog): CPU and peripherals reset,
+        memory keeps its contents as on silicon (startup code re-initialises .data/.bss; no-init
+        RAM survives)."""
+        self.resets += 1
+        self.record("reset", cause=cause)
+        for p in self.peripherals.values():
+            p.reset()
+        for hook in self.reset_hooks:
+            hook(cause)
+        assert self.cpu is not None
+        self.cpu.reset()
+        if self.cpu.executing:
+            self.cpu.uc.emu_stop()
+
+
+def _runs(pages: list[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for p in pages:
+        if runs and runs[-1][1] == p:
+            runs[-1] = (runs[-1][0], p + PAGE)
+        else:
+            runs.append((p, p + PAGE))
+    return runs

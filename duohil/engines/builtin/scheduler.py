@@ -1,0 +1,141 @@
+"""Deterministic virtual time for the builtin engine.
+
+Time is an integer number of picoseconds. Device events sit in one heap keyed by (time, sequence);
+the sequence number breaks ties in the order events were scheduled, so a run never depends on
+anything but its inputs. CPUs advance in slices bounded by the quantum; a CPU that sleeps (WFI),
+is parked on a status register (poll-skip) or is stalled (GC pause) asks for no quantum, so idle
+time is skipped straight to the next event (conservative lookahead, unicorn.md section 8).
+
+Three traps this loop avoids (unicorn.md section 7):
+  (a) timers are heap events, so their expiry is seen before any CPU is let sleep past it;
+  (b) a sleeping CPU with an interrupt pending is awake and bounds the step by the quantum;
+  (c) a wake-up at or before ``now`` is treated as awake, never as a 1 ps step.
+"""
+from __future__ import annotations
+
+import heapq
+from typing import Any, Callable, Protocol
+
+from ..base import DEFAULT_QUANTUM_PS
+
+
+class Event:
+    __slots__ = ("time", "seq", "fn", "args", "name", "cancelled")
+
+    def __init__(self, time: int, seq: int, fn: Callable[..., Any], args: tuple, name: str) -> None:
+        self.time = time
+        self.seq = seq
+        self.fn = fn
+        self.args = args
+        self.name = name
+        self.cancelled = False
+
+    def __lt__(self, other: "Event") -> bool:
+        return (self.time, self.seq) < (other.time, other.seq)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __repr__(self) -> str:
+        return f"Event({self.name or self.fn.__name__} @ {self.time} ps)"
+
+
+class Clocked(Protocol):
+    """What the scheduler needs from a CPU."""
+
+    name: str
+
+    def next_deadline(self, now: int, quantum: int) -> int | None:
+        """The latest time this CPU may be advanced to without missing something of its own:
+        ``now + quantum`` when it runs (or has an interrupt pending), its wake-up time when it is
+        parked or stalled, ``None`` when it sleeps until an event wakes it."""
+
+    def advance_to(self, t: int) -> None:
+        """Run (or sleep) until local time >= t."""
+
+
+class Scheduler:
+    def __init__(self, quantum_ps: int = DEFAULT_QUANTUM_PS) -> None:
+        if quantum_ps <= 0:
+            raise ValueError(f"quantum must be a positive number of picoseconds, got {quantum_ps}")
+        self.quantum = quantum_ps
+        self.now = 0
+        self._heap: list[Event] = []
+        self._seq = 0
+        self.cpus: list[Clocked] = []
+        # (t_ps, kind, details): the run's observable event log; part of the fingerprint.
+        self.log: list[tuple[int, str, dict]] = []
+        self.steps = 0
+        self._listeners: list[Callable[[Event], None]] = []
+
+    # -- events ---------------------------------------------------------------------------------
+    def at(self, t: int, fn: Callable[..., Any], *args: Any, name: str = "") -> Event:
+        """Schedule ``fn(*args)`` at absolute time t (clamped to now: the past cannot be changed)."""
+        if t < self.now:
+            t = self.now
+        self._seq += 1
+        ev = Event(int(t), self._seq, fn, args, name)
+        heapq.heappush(self._heap, ev)
+        return ev
+
+    def after(self, delay: int, fn: Callable[..., Any], *args: Any, name: str = "") -> Event:
+        return self.at(self.now + max(0, int(delay)), fn, *args, name=name)
+
+    def next_event_time(self) -> int | None:
+        heap = self._heap
+        while heap and heap[0].cancelled:
+            heapq.heappop(heap)
+        return heap[0].time if heap else None
+
+    def record(self, kind: str, t: int | None = None, **details: Any) -> None:
+        """Append an observation to the event log (plant end stops, resets, injected faults...)."""
+        self.log.append((self.now if t is None else int(t), kind, details))
+
+    def on_event(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener(event)`` after each event fires (e.g. to unpark polling CPUs)."""
+        self._listeners.append(listener)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def add_cpu(self, cpu: Clocked) -> None:
+        self.cpus.append(cpu)
+
+    def run_until(self, t_end: int) -> None:
+        t_end = int(t_end)
+        while True:
+            self._fire_due(self.now)
+            if self.now >= t_end:
+                return
+            horizon = t_end
+            nxt = self.next_event_time()
+            if nxt is not None and nxt < horizon:
+                horizon = nxt
+            for cpu in self.cpus:
+                d = cpu.next_deadline(self.now, self.quantum)
+                if d is not None:
+                    if d <= self.now:            # trap (c): due now means awake, not a 1 ps step
+                        d = self.now + self.quantum
+                    if d < horizon:
+                        horizon = d
+            if horizon > self.now:
+                for cpu in self.cpus:
+                    cpu.advance_to(horizon)
+                self.steps += 1
+            # Events the CPUs scheduled inside this step (at their slice-start times) fire now,
+            # in (time, seq) order; then time is the horizon.
+            self._fire_due(horizon)
+            self.now = horizon
+
+    def _fire_due(self, upto: int) -> None:
+        heap = self._heap
+        while heap and heap[0].time <= upto:
+            ev = heapq.heappop(heap)
+            if ev.cancelled:
+                continue
+            if ev.time > self.now:
+                self.now = ev.time
+            ev.fn(*ev.args)
+            for listener in self._listeners:
+                listener(ev)
+
+    def run_for(self, duration: int) -> None:
+        self.run_until(self.now + duration)
