@@ -1,0 +1,210 @@
+"""Crash capture: turn a crash record into words a firmware engineer acts on.
+
+CFSR/HFSR bits become sentences ("PRECISERR: precise data bus error at 0x..."), the faulting PC and
+LR become function + file:line from the ELF's DWARF line table, and a short backtrace is recovered
+from the stacked frame where the stack allows. RISC-V mcause/mepc/mtval get the same treatment.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from elftools.elf.elffile import ELFFile
+
+# (bit, name, sentence); "{mmfar}" / "{bfar}" are filled in when the VALID bit says they hold
+CFSR_BITS = [
+    (0, "IACCVIOL", "instruction access violation (MPU or XN region)"),
+    (1, "DACCVIOL", "data access violation (MPU){mmfar}"),
+    (3, "MUNSTKERR", "MemManage fault while unstacking on exception return"),
+    (4, "MSTKERR", "MemManage fault while stacking on exception entry"),
+    (5, "MLSPERR", "MemManage fault during lazy FP state preservation"),
+    (7, "MMARVALID", "MMFAR holds the faulting address"),
+    (8, "IBUSERR", "instruction bus error (fetch from an invalid address)"),
+    (9, "PRECISERR", "precise data bus error{bfar}"),
+    (10, "IMPRECISERR", "imprecise data bus error (the stacked PC is after the access)"),
+    (11, "UNSTKERR", "bus fault while unstacking on exception return"),
+    (12, "STKERR", "bus fault while stacking on exception entry (stack overflow?)"),
+    (13, "LSPERR", "bus fault during lazy FP state preservation"),
+    (15, "BFARVALID", "BFAR holds the faulting address"),
+    (16, "UNDEFINSTR", "undefined instruction"),
+    (17, "INVSTATE", "invalid state (Thumb bit clear: a bad function pointer or return address?)"),
+    (18, "INVPC", "invalid EXC_RETURN on exception return"),
+    (19, "NOCP", "coprocessor access with the coprocessor disabled (FPU off?)"),
+    (24, "UNALIGNED", "unaligned access with CCR.UNALIGN_TRP set"),
+    (25, "DIVBYZERO", "divide by zero with CCR.DIV_0_TRP set"),
+]
+HFSR_BITS = [
+    (1, "VECTTBL", "bus fault on a vector table read"),
+    (30, "FORCED", "a configurable fault escalated to HardFault (disabled or priority too low)"),
+    (31, "DEBUGEVT", "debug event"),
+]
+RISCV_CAUSES = {
+    0: "instruction address misaligned", 1: "instruction access fault", 2: "illegal instruction",
+    3: "breakpoint", 4: "load address misaligned", 5: "load access fault",
+    6: "store/AMO address misaligned", 7: "store/AMO access fault", 8: "environment call from U-mode",
+    11: "environment call from M-mode",
+}
+
+
+def describe_cfsr(cfsr: int, mmfar: int | None = None, bfar: int | None = None) -> list[str]:
+    out = []
+    for bit, name, text in CFSR_BITS:
+        if name in ("MMARVALID", "BFARVALID"):
+            continue
+        if cfsr >> bit & 1:
+            m = f" at {mmfar:#010x}" if mmfar is not None and cfsr >> 7 & 1 else ""
+            b = f" at {bfar:#010x}" if bfar is not None and cfsr >> 15 & 1 else ""
+            out.append(f"{name}: {text.format(mmfar=m, bfar=b)}")
+    return out
+
+
+def describe_hfsr(hfsr: int) -> list[str]:
+    return [f"{name}: {text}" for bit, name, text in HFSR_BITS if hfsr >> bit & 1]
+
+
+@dataclass
+class SourceLocation:
+    address: int
+    function: str | None
+    file: str | None
+    line: int | None
+
+    def __str__(self) -> str:
+        where = f"{self.function or '??'}"
+        if self.file:
+            where += f" ({self.file}:{self.line})"
+        return f"{self.address:#010x} {where}"
+
+
+class ElfSymbolizer:
+    """Address -> function + file:line from an ELF's symbols and DWARF line program."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._funcs: list[tuple[int, int, str]] = []
+        self._lines: list[tuple[int, str, int]] = []
+        with self.path.open("rb") as fh:
+            elf = ELFFile(fh)
+            symtab = elf.get_section_by_name(".symtab")
+            if symtab is not None:
+                for s in symtab.iter_symbols():
+                    if s["st_info"]["type"] == "STT_FUNC" and s["st_size"]:
+                        start = s["st_value"] & ~1
+                        self._funcs.append((start, start + s["st_size"], s.name))
+            self._funcs.sort()
+            if elf.has_dwarf_info():
+                dwarf = elf.get_dwarf_info()
+                for cu in dwarf.iter_CUs():
+                    lp = dwarf.line_program_for_CU(cu)
+                    if lp is None:
+                        continue
+                    files = lp["file_entry"]
+                    version = lp.header["version"]
+                    for entry in lp.get_entries():
+                        st = entry.state
+                        if st is None or st.end_sequence:
+                            continue
+                        idx = st.file if version >= 5 else st.file - 1
+                        name = files[idx].name.decode() if 0 <= idx < len(files) else "?"
+                        self._lines.append((st.address, name, st.line))
+        self._lines.sort()
+        self._line_addrs = [a for a, _, _ in self._lines]
+
+    def locate(self, address: int) -> SourceLocation:
+        address &= ~1
+        func = None
+        for start, end, name in self._funcs:
+            if start <= address < end:
+                func = name
+                break
+        file = line = None
+        i = bisect.bisect_right(self._line_addrs, address) - 1
+        if i >= 0:
+            _, file, line = self._lines[i]
+        return SourceLocation(address, func, file, line)
+
+    def is_code(self, address: int) -> bool:
+        address &= ~1
+        return any(s <= address < e for s, e, _ in self._funcs)
+
+
+@lru_cache(maxsize=16)
+def symbolizer(path: str) -> ElfSymbolizer:
+    return ElfSymbolizer(path)
+
+
+@dataclass
+class CrashReport:
+    machine: str
+    exception: str
+    summary: list[str] = field(default_factory=list)
+    pc: SourceLocation | None = None
+    lr: SourceLocation | None = None
+    backtrace: list[SourceLocation] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def headline(self) -> str:
+        where = f" in {self.pc}" if self.pc else ""
+        first = f": {self.summary[0]}" if self.summary else ""
+        return f"{self.machine} {self.exception}{first}{where}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine, "exception": self.exception, "summary": self.summary,
+            "pc": str(self.pc) if self.pc else None, "lr": str(self.lr) if self.lr else None,
+            "pc_function": self.pc.function if self.pc else None,
+            "pc_file": self.pc.file if self.pc else None,
+            "pc_line": self.pc.line if self.pc else None,
+            "backtrace": [str(b) for b in self.backtrace], "raw": self.raw,
+        }
+
+    def text(self) -> str:
+        lines = [self.headline()] + [f"  {s}" for s in self.summary]
+        if self.lr:
+            lines.append(f"  lr {self.lr}")
+        lines += [f"  #{i} {b}" for i, b in enumerate(self.backtrace)]
+        return "\n".join(lines)
+
+
+def decode_cortexm(rec: dict[str, Any], elf: str | Path, stack_words: list[int] | None = None,
+                   exception: str = "HardFault") -> CrashReport:
+    """``rec`` holds at least cfsr, hfsr, pc, lr (and mmfar, bfar when known). ``stack_words`` is the
+    stack above the exception frame, scanned for return addresses into code (a heuristic backtrace)."""
+    cfsr = int(rec.get("cfsr", 0))
+    hfsr = int(rec.get("hfsr", 0))
+    mmfar = rec.get("mmfar")
+    bfar = rec.get("bfar")
+    summary = describe_cfsr(cfsr, mmfar, bfar) + describe_hfsr(hfsr)
+    sym = symbolizer(str(elf))
+    pc = sym.locate(int(rec["pc"])) if "pc" in rec else None
+    lr = sym.locate(int(rec["lr"])) if rec.get("lr") is not None and sym.is_code(int(rec["lr"])) \
+        else None
+    bt = []
+    if pc is not None:
+        bt.append(pc)
+    if lr is not None:
+        bt.append(lr)
+    for w in stack_words or []:
+        if len(bt) >= 8:
+            break
+        if w & 1 and sym.is_code(w - 1):       # Thumb return addresses have bit 0 set
+            loc = sym.locate(w - 1)
+            if not bt or loc.function != bt[-1].function:
+                bt.append(loc)
+    return CrashReport("stm32", exception, summary, pc, lr, bt, dict(rec))
+
+
+def decode_riscv(rec: dict[str, Any], elf: str | Path) -> CrashReport:
+    mcause = int(rec.get("mcause", 0))
+    interrupt = bool(mcause >> 31)
+    code = mcause & 0x7FFFFFFF
+    what = ("interrupt " if interrupt else "") + RISCV_CAUSES.get(code, f"cause {code}")
+    summary = [f"mcause={mcause:#x}: {what}"]
+    if "mtval" in rec:
+        summary.append(f"mtval={int(rec['mtval']):#010x}")
+    sym = symbolizer(str(elf))
+    pc = sym.locate(int(rec["mepc"])) if "mepc" in rec else None
+    return CrashReport("peer", "trap", summary, pc, None, [pc] if pc else [], dict(rec))
