@@ -476,3 +476,21 @@ def decode_setpoint_as_packed_overlay(payload: bytes) -> Setpoint:
     """
     payload = _overlay_check(payload, MSG_SETPOINT, SETPOINT_BODY_PACKED, "Setpoint")
     return Setpoint(*struct.unpack_from("<HiH", payload, 2))
+
+
+def decode_sensor_report_natural(payload: bytes) -> SensorReport:
+    """What a natural-layout sender meant (the oracle's reading of a CM6 peer's bytes)."""
+    payload = _as_bytes(payload, "payload")
+    _check_header(payload, MSG_SENSOR_REPORT, 2 + SENSOR_BODY_NATURAL, "SensorReport(natural)")
+    id_, temp, status = struct.unpack_from("<HhB", payload, 2)
+    (flags,) = struct.unpack_from("<I", payload, 2 + 8)
+    return SensorReport(id_, temp, status, flags)
+
+
+def decode_setpoint_natural(payload: bytes) -> Setpoint:
+    """What a natural-layout sender meant (the oracle's reading of a CM6 peer's bytes)."""
+    payload = _as_bytes(payload, "payload")
+    _check_header(payload, MSG_SETPOINT, 2 + SETPOINT_BODY_NATURAL, "Setpoint(natural)")
+    (seq,) = struct.unpack_from("<H", payload, 2)
+    velocity, flags = struct.unpack_from("<iH", payload, 2 + 4)
+    return Setpoint(seq, velocity, flags)

@@ -128,6 +128,18 @@ class Session(abc.ABC):
     def at(self, t_ps: int, action: Callable[[], None], name: str = "") -> None:
         """Run ``action`` at virtual time ``t_ps`` (faults and observations are events too)."""
 
+    def inject(self, fault: "object") -> int | None:
+        """Schedule one realised fault (duohil.faults.Fault) in virtual time; return the time it
+        takes effect when that is known now. An engine lacking the fault's capability raises
+        ConfigError naming the fault (the runner checks capabilities first, so this is a backstop)."""
+        from ..errors import ConfigError
+        raise ConfigError(f"engine {type(self).__name__} cannot inject {getattr(fault, 'kind', fault)}",
+                          field="faults", expected="a fault this engine's capabilities cover")
+
+    def observations(self) -> dict:
+        """Engine-specific extras for reports (e.g. plant position samples); may be empty."""
+        return {}
+
     @abc.abstractmethod
     def link_bytes(self) -> list[LinkByte]:
         """Every byte on the link so far, both directions, in arrival order."""

@@ -1,0 +1,285 @@
+"""Oracles: classify a run from observations, not from what the firmware claims.
+
+Ground truth comes first: the plant's end-stop events (runaway), the CPU's own fault entries and
+lockups recorded by the engine (hardfault), bytes on the wire decoded by duohil.protocol as the
+*sender* meant them (misparse, stale telemetry, lost frames), and RAM read by the harness (stack
+paint, status counters sampled in virtual time). Console lines count as observations of output.
+
+``classify`` returns every label that applies, each with one line of evidence; a run with no label
+is ``ok``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import protocol
+from .engines.base import PS_PER_MS, ConsoleLine, LinkByte
+
+DEFAULTS = {
+    "recovery_ms": 100.0,       # CM7: BOOT again within this long after a fault
+    "max_frames_lost": 2,       # CM2: setpoint frames the STM32 may lose around one link fault
+    "hang_ms": 200.0,           # silence (no telemetry on the wire) this long at the end = hang
+    "desync_ms": 50.0,          # CM2: no applied setpoint for this long after the fault = desync
+    "stack_limit": 0,           # bytes; 0 = the stack's own size (any overflow)
+    "settle_ms": 20.0,          # frames sent in the last settle_ms may still be in flight
+}
+
+FAULT_EVENTS = ("cpu_fault", "lockup")
+
+
+@dataclass
+class Observations:
+    duration_ps: int
+    console: dict[str, list[ConsoleLine]] = field(default_factory=dict)
+    link: list[LinkByte] = field(default_factory=list)
+    events: list[tuple[int, str, dict]] = field(default_factory=list)
+    samples: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    crash_record: dict[str, Any] | None = None       # the STM32's g_crash_record at the end
+    peer_layout: str = "packed"                       # how the peer serializes (image name)
+    stack: dict[str, int] = field(default_factory=dict)   # size, high_water (RAM scan), guard_ok
+    faults: list[dict[str, Any]] = field(default_factory=list)  # realised plan with t_ps
+    error: str | None = None                          # the engine failed: what it said
+
+
+@dataclass
+class Verdict:
+    labels: list[str]
+    evidence: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return self.labels == ["ok"]
+
+
+# -- wire decoding ------------------------------------------------------------------------------
+def sender_frames(link: list[LinkByte], direction: str) -> list[tuple[int, bytes]]:
+    """Frames as the sender put them on the wire (faults undone), with the arrival time of their
+    last byte. Inserted bytes are not the sender's; dropped ones were."""
+    dec = protocol.FrameDecoder(resync=True)
+    out: list[tuple[int, bytes]] = []
+    for b in link:
+        if b.direction != direction or b.fault == "insert":
+            continue
+        value = b.sent if b.sent is not None else b.value
+        for payload in dec.feed(bytes([value])):
+            out.append((b.t_ps, payload))
+    return out
+
+
+def _meant_setpoints(frames: list[tuple[int, bytes]], layout: str) -> dict[int, tuple[int, int]]:
+    """seq -> (velocity, flags) as the peer meant them, decoding its own layout."""
+    meant: dict[int, tuple[int, int]] = {}
+    for _t, p in frames:
+        if not p or p[0] != protocol.MSG_SETPOINT:
+            continue
+        try:
+            if layout == "natural":
+                sp = protocol.decode_setpoint_natural(p)
+            else:
+                sp = protocol.Setpoint.decode(p)
+        except ValueError:
+            continue
+        meant[sp.seq] = (sp.velocity, sp.flags)
+    return meant
+
+
+def _meant_sensors(frames: list[tuple[int, bytes]], layout: str) -> dict[int, tuple[int, int, int]]:
+    meant: dict[int, tuple[int, int, int]] = {}
+    for _t, p in frames:
+        if not p or p[0] != protocol.MSG_SENSOR_REPORT:
+            continue
+        try:
+            if layout == "natural":
+                sr = protocol.decode_sensor_report_natural(p)
+            else:
+                sr = protocol.SensorReport.decode(p)
+        except ValueError:
+            continue
+        meant[sr.id] = (sr.temp, sr.status, sr.flags)
+    return meant
+
+
+# -- the oracles -----------------------------------------------------------------------------------
+def _runaway(obs: Observations, p: dict) -> str | None:
+    for t, kind, d in obs.events:
+        if kind == "end_stop":
+            return (f"plant hit the {d.get('side', '?')} end stop at {t / PS_PER_MS:.3f} ms "
+                    f"(position {d.get('position')}, velocity {d.get('velocity')})")
+    return None
+
+
+def _estop(obs: Observations, p: dict) -> str | None:
+    for line in obs.console.get("stm32", []):
+        if line.text.startswith("ESTOP"):
+            return f"{line.text!r} at {line.t_ps / PS_PER_MS:.3f} ms"
+    return None
+
+
+def _hardfault(obs: Observations, p: dict) -> str | None:
+    for t, kind, d in obs.events:
+        if kind in FAULT_EVENTS and d.get("machine", "stm32") == "stm32":
+            what = d.get("exception", kind)
+            pc = d.get("pc")
+            pcs = f" pc={pc:#010x}" if isinstance(pc, int) else ""
+            return f"STM32 took {what}{pcs} at {t / PS_PER_MS:.3f} ms"
+    for line in obs.console.get("stm32", []):
+        if line.text.startswith("HARDFAULT"):
+            return f"{line.text!r} at {line.t_ps / PS_PER_MS:.3f} ms"
+    return None
+
+
+def _hang(obs: Observations, p: dict) -> str | None:
+    """Silent death: no telemetry frame on the wire for hang_ms before the end of the run, and no
+    BOOT after the last one (a run that is rebooting is not silent)."""
+    window = p["hang_ms"] * PS_PER_MS
+    if obs.duration_ps <= window:
+        return None
+    tele = [t for t, pl in sender_frames(obs.link, "stm32->peer")
+            if pl and pl[0] == protocol.MSG_TELEMETRY]
+    last = tele[-1] if tele else None
+    if last is not None and obs.duration_ps - last <= window:
+        return None
+    boots = [ln.t_ps for ln in obs.console.get("stm32", []) if ln.text.startswith("BOOT")]
+    if boots and obs.duration_ps - boots[-1] <= window:
+        return None
+    since = "the start" if last is None else f"{last / PS_PER_MS:.3f} ms"
+    return f"no telemetry from the STM32 since {since} (run ended at {obs.duration_ps / PS_PER_MS:.0f} ms)"
+
+
+def _link_fault_end(obs: Observations) -> int | None:
+    ts = [f["t_ps"] + int(f.get("duration_ms", 0) * PS_PER_MS) for f in obs.faults
+          if f.get("kind") in ("link", "noise") and "t_ps" in f]
+    return max(ts) if ts else None
+
+
+def _desync(obs: Observations, p: dict) -> str | None:
+    """Link dead beyond the recovery bound after a link fault: too many setpoint frames the peer
+    sent were never applied, or none was applied for desync_ms after the fault."""
+    t_fault = _link_fault_end(obs)
+    if t_fault is None:
+        return None
+    samples = obs.samples.get("stm32", [])
+    if not samples:
+        return None
+    settle = p["settle_ms"] * PS_PER_MS
+    sent = [t for t, pl in sender_frames(obs.link, "peer->stm32")
+            if pl and pl[0] == protocol.MSG_SETPOINT and t >= t_fault]
+    before = [s for t, s in samples if t <= t_fault]
+    base = before[-1]["setpoints"] if before else 0
+    end_t, end = samples[-1]
+    sent_n = sum(1 for t in sent if t <= end_t - settle)
+    applied = end["setpoints"] - base
+    lost = sent_n - applied
+    if sent_n and lost > p["max_frames_lost"]:
+        return (f"{lost} of {sent_n} setpoints sent after the link fault at "
+                f"{t_fault / PS_PER_MS:.3f} ms were never applied (bound {p['max_frames_lost']})")
+    # recovery time: the first sample after the fault with a new applied setpoint
+    bound = p["desync_ms"] * PS_PER_MS
+    for t, s in samples:
+        if t > t_fault and s["setpoints"] > base:
+            if t - t_fault > bound:
+                return (f"no setpoint applied for {(t - t_fault) / PS_PER_MS:.1f} ms after the link "
+                        f"fault (bound {p['desync_ms']} ms)")
+            return None
+    if end_t - t_fault > bound and sent_n:
+        return f"no setpoint applied after the link fault at {t_fault / PS_PER_MS:.3f} ms"
+    return None
+
+
+def _misparse(obs: Observations, p: dict) -> str | None:
+    frames = sender_frames(obs.link, "peer->stm32")
+    sp = _meant_setpoints(frames, obs.peer_layout)
+    sr = _meant_sensors(frames, obs.peer_layout)
+    for t, s in obs.samples.get("stm32", []):
+        if s.get("setpoints", 0) and "sp_seq" in s:
+            want = sp.get(s["sp_seq"])
+            if want is None:
+                return (f"STM32 applied setpoint seq {s['sp_seq']} at {t / PS_PER_MS:.3f} ms, which "
+                        f"the peer never sent")
+            if (s["sp_velocity"], s["sp_flags"]) != want:
+                return (f"setpoint seq {s['sp_seq']}: peer meant velocity={want[0]} flags={want[1]:#x}, "
+                        f"STM32 decoded velocity={s['sp_velocity']} flags={s['sp_flags']:#x}")
+        if s.get("sensor_reports", 0) and "sensor_id" in s:
+            want_s = sr.get(s["sensor_id"])
+            got = (s["sensor_temp"], s["sensor_status"], s["sensor_flags"])
+            if want_s is None:
+                return f"STM32 decoded sensor id {s['sensor_id']} the peer never sent"
+            if got != want_s:
+                return (f"sensor report id {s['sensor_id']}: peer meant temp={want_s[0]} "
+                        f"status={want_s[1]} flags={want_s[2]:#x}, STM32 decoded temp={got[0]} "
+                        f"status={got[1]} flags={got[2]:#x}")
+    return None
+
+
+def _seq_regressed(prev: int, cur: int) -> bool:
+    """16-bit sequence went backwards (a small forward wrap is progress)."""
+    return cur != prev and ((cur - prev) & 0xFFFF) > 0x8000
+
+
+def _stale(obs: Observations, p: dict) -> str | None:
+    prev = None
+    for t, s in obs.samples.get("stm32", []):
+        if not s.get("setpoints") or "last_seq" not in s:
+            continue
+        cur = s["last_seq"]
+        if prev is not None and _seq_regressed(prev, cur):
+            return (f"applied setpoint sequence went back from {prev} to {cur} at "
+                    f"{t / PS_PER_MS:.3f} ms (an old command re-executed)")
+        prev = cur
+    prev = None
+    for t, pl in sender_frames(obs.link, "stm32->peer"):
+        if not pl or pl[0] != protocol.MSG_TELEMETRY:
+            continue
+        try:
+            tm = protocol.Telemetry.decode(pl)
+        except ValueError:
+            continue
+        if prev is not None and not ((tm.seq - prev) & 0xFFFF) or \
+                prev is not None and _seq_regressed(prev, tm.seq):
+            return (f"telemetry on the wire went from seq {prev} to {tm.seq} at "
+                    f"{t / PS_PER_MS:.3f} ms (stale data sent)")
+        prev = tm.seq
+    return None
+
+
+def _stack_overflow(obs: Observations, p: dict) -> str | None:
+    st = obs.stack
+    if not st:
+        return None
+    limit = p["stack_limit"] or st.get("size", 0)
+    if st.get("high_water", 0) >= limit > 0:
+        return f"stack high-water {st['high_water']} B reached the limit {limit} B (RAM scan)"
+    if st.get("guard_ok") is False:
+        return "stack guard word below the stack was overwritten"
+    return None
+
+
+ORACLES = {
+    "runaway": _runaway, "estop": _estop, "hardfault": _hardfault, "hang": _hang,
+    "desync": _desync, "misparse": _misparse, "stale": _stale, "stack_overflow": _stack_overflow,
+}
+
+
+def classify(obs: Observations, params: dict[str, Any] | None = None) -> Verdict:
+    p = dict(DEFAULTS)
+    p.update(params or {})
+    labels: list[str] = []
+    evidence: dict[str, str] = {}
+    for name, fn in ORACLES.items():
+        why = fn(obs, p)
+        if why is not None:
+            labels.append(name)
+            evidence[name] = why
+    if obs.error is not None and not labels:
+        labels.append("hang")
+        evidence["hang"] = f"the engine stopped the run: {obs.error}"
+    return Verdict(labels or ["ok"], evidence)
+
+
+def matches(verdict: Verdict, expected: list[str]) -> bool:
+    """A variant meets its expectation when `ok` is expected and the run is ok, or when any
+    expected crash label is among the run's labels."""
+    if expected == ["ok"]:
+        return verdict.ok
+    return any(lab in verdict.labels for lab in expected if lab != "ok")
