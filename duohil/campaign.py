@@ -1,0 +1,159 @@
+"""Monte Carlo campaigns: crash rates on buggy and fixed with 95% confidence intervals.
+
+Trial i of a campaign runs with seed ``trial_seed(base, i)``; its fault parameters are drawn from the
+scenario's distributions with that seed. ``--shard K/N`` runs trials i with i % N == K-1, so N
+machines can split a campaign and ``merge`` rebuilds exactly the unsharded result (the result holds
+no wall times; those are printed, not stored).
+"""
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from . import scenario as scmod
+from .errors import ConfigError
+
+CAMPAIGN_VARIANTS = ("buggy", "fixed")
+
+
+def trial_seed(base: int, i: int) -> int:
+    return base * 1_000_003 + i
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% Wilson score interval for k successes in n trials (sane at k=0 and k=n)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return (lo, hi)
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return (1, 1)
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"bad shard {text!r}", field="--shard", expected="K/N, e.g. 2/8") from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise ConfigError(f"bad shard {text!r}", field="--shard", expected="K/N with 1 <= K <= N")
+    return (k, n)
+
+
+def shard_trials(trials: int, shard: tuple[int, int]) -> list[int]:
+    k, n = shard
+    return [i for i in range(trials) if i % n == k - 1]
+
+
+def _one_trial(args: tuple[str, int, int, str]) -> dict[str, Any]:
+    from . import runner
+    path, base_seed, i, engine = args
+    sc = scmod.load(path)
+    seed = trial_seed(base_seed, i)
+    out: dict[str, Any] = {"trial": i, "seed": seed}
+    for v in CAMPAIGN_VARIANTS:
+        r = runner.run(sc, v, seed=seed, engine=engine)
+        out[v] = {"outcomes": r.outcomes, "crashed": r.outcomes != ["ok"],
+                  "fingerprint": r.fingerprint, "fault_plan": r.fault_plan,
+                  "wall_s": r.wall_s}
+    return out
+
+
+@dataclass
+class CampaignResult:
+    scenario: str
+    scenario_path: str
+    engine: str
+    base_seed: int
+    trials_total: int
+    shard: tuple[int, int]
+    trials: list[dict[str, Any]]
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for v in CAMPAIGN_VARIANTS:
+            n = len(self.trials)
+            k = sum(1 for t in self.trials if t[v]["crashed"])
+            lo, hi = wilson(k, n)
+            labels: dict[str, int] = {}
+            for t in self.trials:
+                for lab in t[v]["outcomes"]:
+                    labels[lab] = labels.get(lab, 0) + 1
+            out[v] = {"trials": n, "crashes": k, "rate": (k / n) if n else 0.0,
+                      "ci95": [round(lo, 4), round(hi, 4)], "outcomes": dict(sorted(labels.items()))}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        trials = [{"trial": t["trial"], "seed": t["seed"],
+                   **{v: {k: t[v][k] for k in ("outcomes", "crashed", "fingerprint", "fault_plan")}
+                      for v in CAMPAIGN_VARIANTS}} for t in sorted(self.trials, key=lambda t: t["trial"])]
+        return {"scenario": self.scenario, "scenario_path": self.scenario_path, "engine": self.engine,
+                "base_seed": self.base_seed, "trials_total": self.trials_total,
+                "shard": list(self.shard), "trials": trials, "summary": self.summary()}
+
+    def table(self) -> str:
+        s = self.summary()
+        rows = [f"{'variant':8} {'trials':>6} {'crashes':>7} {'rate':>7}  95% CI",]
+        for v in CAMPAIGN_VARIANTS:
+            r = s[v]
+            rows.append(f"{v:8} {r['trials']:6d} {r['crashes']:7d} {100 * r['rate']:6.1f}%  "
+                        f"[{100 * r['ci95'][0]:.1f}%, {100 * r['ci95'][1]:.1f}%]")
+        return "\n".join(rows)
+
+
+def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int = 1,
+                 shard: tuple[int, int] = (1, 1), engine: str = "builtin",
+                 progress: Callable[[int, int], None] | None = None) -> CampaignResult:
+    sc = scmod.load(path)
+    if trials < 1:
+        raise ConfigError(f"trials must be >= 1, got {trials}", field="--trials")
+    base_seed = sc.seed if seed is None else seed
+    todo = shard_trials(trials, shard)
+    args = [(str(path), base_seed, i, engine) for i in todo]
+    results: list[dict[str, Any]] = []
+    it: Iterable[dict[str, Any]]
+    if jobs > 1:
+        pool = ProcessPoolExecutor(max_workers=jobs)
+        it = pool.map(_one_trial, args, chunksize=1)
+    else:
+        pool = None
+        it = map(_one_trial, args)
+    try:
+        for r in it:
+            results.append(r)
+            if progress:
+                progress(len(results), len(todo))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return CampaignResult(sc.name, str(path), engine, base_seed, trials, shard, results)
+
+
+def merge(paths: list[str | Path]) -> dict[str, Any]:
+    """Combine shard results into the result an unsharded run would have written."""
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    if not docs:
+        raise ConfigError("nothing to merge", field="files", expected="one or more campaign JSON files")
+    head = docs[0]
+    for p, d in zip(paths, docs):
+        for key in ("scenario", "engine", "base_seed", "trials_total"):
+            if d.get(key) != head.get(key):
+                raise ConfigError(f"{key} differs from {paths[0]}", file=p, field=key,
+                                  expected=repr(head.get(key)))
+    trials = {t["trial"]: t for d in docs for t in d["trials"]}
+    missing = sorted(set(range(head["trials_total"])) - set(trials))
+    if missing:
+        raise ConfigError(f"trials missing after merge: {missing[:10]}{'...' if len(missing) > 10 else ''}",
+                          field="shards", expected="every shard K/N of the campaign")
+    res = CampaignResult(head["scenario"], head["scenario_path"], head["engine"], head["base_seed"],
+                         head["trials_total"], (1, 1), list(trials.values()))
+    return res.to_json()

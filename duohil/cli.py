@@ -1,0 +1,200 @@
+"""The `duohil` command: run, ab, matrix, campaign, merge, engines.
+
+Exit codes: 0 the command did what was asked (for `ab`/`matrix`: every verdict as expected),
+1 an engine failure or an unmet expectation, 2 bad input (scenario, option, missing image).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import campaign as campmod
+from . import runner
+from . import scenario as scmod
+from .engines import registry
+from .errors import ConfigError, DuohilError, EngineUnavailable
+
+
+def _progress(prefix: str):
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\r{prefix} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def cmd_engines(args: argparse.Namespace) -> int:
+    for e in registry.describe():
+        state = "available" if e["available"] else "unavailable"
+        print(f"{e['name']:8} {state}: {e['reason']}")
+        print(f"{'':8} capabilities: {', '.join(e['capabilities']) or '-'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    sc = scmod.load(args.scenario)
+    variant = args.variant or ("buggy" if sc.fix else "fixed")
+    valid = set(sc.ab_variants()) | {"fixed"}
+    if variant not in valid:
+        raise ConfigError(f"unknown variant {variant!r}", field="--variant",
+                          expected="one of " + ", ".join(sorted(valid)))
+    scmod.check_images(sc, [variant])
+    r = runner.run(sc, variant, seed=args.seed, engine=args.engine, json_path=args.json)
+    print(r.headline())
+    for k, v in r.evidence.items():
+        print(f"  {k}: {v}")
+    if r.crash:
+        print("  crash: " + (r.crash.get("pc") or ""))
+        for s in r.crash.get("summary", []):
+            print(f"    {s}")
+    print(f"  fingerprint {r.fingerprint}")
+    if r.error:
+        print(f"  engine error: {r.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _ab(path: str, seed: int | None, engine: str, json_dir: str | None) -> runner.AbResult:
+    sc = scmod.load(path)
+    scmod.check_images(sc, sc.ab_variants())
+    return runner.ab(sc, seed=seed, engine=engine, json_dir=json_dir)
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    res = _ab(args.scenario, args.seed, args.engine, args.json_dir)
+    print(f"{res.scenario} (seed {res.seed})")
+    for line in res.verdict_lines():
+        print("  " + line)
+    return 0 if res.passed else 1
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from . import report
+    paths = sorted(Path(args.dir).glob("*.yaml"))
+    if not paths:
+        raise ConfigError("no scenarios found", file=args.dir, expected="*.yaml scenario files")
+    scs = [scmod.load(p) for p in paths]
+    results, rows, skipped = [], [], []
+    show = _progress("matrix")
+    for i, sc in enumerate(scs):
+        show(i, len(scs))
+        try:
+            scmod.check_images(sc, sc.ab_variants())
+            res = runner.ab(sc, engine=args.engine, json_dir=args.report)
+        except runner.CapabilityMissing as exc:
+            skipped.append(f"{sc.name}: skipped: {exc}")
+            continue
+        results.append(res)
+        cells = {r.variant: ", ".join(r.outcomes) for r in res.runs}
+        rows.append([sc.name, cells.get("buggy", "-"), cells.get("fixed", "-"),
+                     next((c for v, c in cells.items() if v.startswith("fixed-no-")), "-"),
+                     "PASS" if res.passed else "FAIL"])
+    show(len(scs), len(scs))
+    widths = [max(len(r[i]) for r in rows + [["scenario", "buggy", "fixed", "fixed-no-<fix>", "A/B"]])
+              for i in range(5)]
+    head = ["scenario", "buggy", "fixed", "fixed-no-<fix>", "A/B"]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    for s in skipped:
+        print(s)
+    for res in results:
+        if not res.passed:
+            for line in res.verdict_lines():
+                print(f"  {res.scenario}: {line}")
+    if args.report:
+        out = report.write_matrix(results, Path(args.report) / "matrix.html", rows)
+        print(f"report: {out}")
+    return 0 if all(r.passed for r in results) and results else 1
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    shard = campmod.parse_shard(args.shard)
+    t0 = time.perf_counter()
+    res = campmod.run_campaign(args.scenario, args.trials, seed=args.seed, jobs=args.jobs,
+                               shard=shard, engine=args.engine, progress=_progress("campaign"))
+    wall = time.perf_counter() - t0
+    print(f"{res.scenario}: {len(res.trials)} trials (shard {shard[0]}/{shard[1]}), "
+          f"{wall:.1f} s wall")
+    print(res.table())
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res.to_json(), indent=1) + "\n")
+        print(f"result: {args.json}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    doc = campmod.merge(args.files)
+    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    s = doc["summary"]
+    for v, r in s.items():
+        print(f"{v}: {r['crashes']}/{r['trials']} crashed ({100 * r['rate']:.1f}%, "
+              f"95% CI {100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}%)")
+    print(f"merged: {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="duohil", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def engine_opt(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--engine", default=registry.DEFAULT_ENGINE, choices=registry.ENGINES)
+
+    sp = sub.add_parser("engines", help="list engines, availability and capabilities")
+    sp.set_defaults(func=cmd_engines)
+    sp = sub.add_parser("run", help="one run of one variant")
+    sp.add_argument("scenario")
+    sp.add_argument("--variant")
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--json")
+    engine_opt(sp)
+    sp.set_defaults(func=cmd_run)
+    sp = sub.add_parser("ab", help="buggy, fixed and fixed-no-<fix> on one seed; the verdict")
+    sp.add_argument("scenario")
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--json-dir")
+    engine_opt(sp)
+    sp.set_defaults(func=cmd_ab)
+    sp = sub.add_parser("matrix", help="every scenario through ab; table + HTML report")
+    sp.add_argument("dir", nargs="?", default="scenarios")
+    sp.add_argument("--report", default="reports/matrix")
+    engine_opt(sp)
+    sp.set_defaults(func=cmd_matrix)
+    sp = sub.add_parser("campaign", help="Monte Carlo crash rates with 95% confidence intervals")
+    sp.add_argument("scenario")
+    sp.add_argument("--trials", type=int, required=True)
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("-j", "--jobs", type=int, default=1)
+    sp.add_argument("--shard")
+    sp.add_argument("--json")
+    engine_opt(sp)
+    sp.set_defaults(func=cmd_campaign)
+    sp = sub.add_parser("merge", help="combine campaign shards into one result")
+    sp.add_argument("files", nargs="+")
+    sp.add_argument("-o", "--out", required=True)
+    sp.set_defaults(func=cmd_merge)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EngineUnavailable as exc:
+        print(f"duohil: {exc}", file=sys.stderr)
+        return 1
+    except DuohilError as exc:
+        print(f"duohil: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

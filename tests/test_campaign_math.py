@@ -1,0 +1,58 @@
+"""Campaign statistics and sharding: pure functions, no engine."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from duohil import campaign
+from duohil.errors import ConfigError
+
+
+def test_wilson_interval_known_values():
+    lo, hi = campaign.wilson(0, 200)
+    assert lo == 0.0 and 0.018 < hi < 0.019            # "zero crashes in 200" still bounds the rate
+    lo, hi = campaign.wilson(184, 200)                  # the field report's 92 %
+    assert 0.874 < lo < 0.876 and 0.949 < hi < 0.951
+    assert campaign.wilson(0, 0) == (0.0, 1.0)
+
+
+def test_shards_partition_the_trials():
+    parts = [campaign.shard_trials(10, (k, 3)) for k in (1, 2, 3)]
+    assert sorted(i for p in parts for i in p) == list(range(10))
+    assert parts[0] == [0, 3, 6, 9]
+
+
+@pytest.mark.parametrize("bad", ["0/3", "4/3", "a/b", "3", "1/0"])
+def test_bad_shard(bad):
+    with pytest.raises(ConfigError, match="bad shard"):
+        campaign.parse_shard(bad)
+
+
+def test_trial_seeds_differ_and_are_stable():
+    seeds = [campaign.trial_seed(7, i) for i in range(100)]
+    assert len(set(seeds)) == 100 and seeds == [campaign.trial_seed(7, i) for i in range(100)]
+
+
+def fake_trial(i: int, crashed_buggy: bool) -> dict:
+    def v(c: bool) -> dict:
+        return {"outcomes": ["runaway"] if c else ["ok"], "crashed": c, "fingerprint": f"f{i}{c}",
+                "fault_plan": [{"kind": "peer_stall", "duration_ms": i}], "wall_s": 0.5 + i}
+    return {"trial": i, "seed": campaign.trial_seed(1, i), "buggy": v(crashed_buggy), "fixed": v(False)}
+
+
+def test_merge_equals_unsharded(tmp_path):
+    trials = [fake_trial(i, i % 4 != 0) for i in range(12)]
+    whole = campaign.CampaignResult("cm1", "s.yaml", "builtin", 1, 12, (1, 1), trials).to_json()
+    files = []
+    for k in (1, 2, 3):
+        part = [t for t in trials if t["trial"] in campaign.shard_trials(12, (k, 3))]
+        doc = campaign.CampaignResult("cm1", "s.yaml", "builtin", 1, 12, (k, 3), part).to_json()
+        f = tmp_path / f"shard{k}.json"
+        f.write_text(json.dumps(doc))
+        files.append(f)
+    assert campaign.merge(files) == whole
+    assert whole["summary"]["buggy"]["crashes"] == 9 and whole["summary"]["fixed"]["crashes"] == 0
+    assert "wall_s" not in json.dumps(whole)            # no wall time: merge can be exact
+    with pytest.raises(ConfigError, match="trials missing"):
+        campaign.merge(files[:2])
