@@ -14,6 +14,7 @@ write-1-to-clear, read-only bits). Names follow the reference manual (``CR1.IDLE
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Callable, Iterable
 
 RW = "rw"        # read/write
@@ -32,9 +33,10 @@ class Field:
     access: str | None = None     # None: the register's access
     reset: int = 0
 
-    @property
-    def mask(self) -> int:
-        return ((1 << self.width) - 1) << self.lsb
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask", ((1 << self.width) - 1) << self.lsb)
+
+    mask: int = dataclass_field(init=False, repr=False, compare=False, default=0)
 
 
 class Register:
@@ -50,6 +52,7 @@ class Register:
         self.width = width
         self.access = access
         self.fields = {f.name: f for f in fields}
+        self._fm = {f.name: (f.mask, f.lsb) for f in self.fields.values()}
         self.reset_value = reset
         for f in self.fields.values():
             if f.reset:
@@ -69,15 +72,18 @@ class Register:
 
     # model-side access ----------------------------------------------------------------------------
     def __getattr__(self, name: str) -> int:
-        fields = self.__dict__.get("fields")
-        if fields is not None and name in fields:
-            f = fields[name]
-            return (self.__dict__["value"] & f.mask) >> f.lsb
-        raise AttributeError(f"register {self.__dict__.get('name')} has no field {name}")
+        # only called for names that are not real attributes: field reads (hot in models)
+        d = self.__dict__
+        fm = d.get("_fm")
+        if fm is not None:
+            ml = fm.get(name)
+            if ml is not None:
+                return (d["value"] & ml[0]) >> ml[1]
+        raise AttributeError(f"register {d.get('name')} has no field {name}")
 
     def get(self, name: str) -> int:
-        f = self.fields[name]
-        return (self.value & f.mask) >> f.lsb
+        mask, lsb = self._fm[name]
+        return (self.value & mask) >> lsb
 
     def set(self, **values: int) -> None:
         """Set fields from the model side, regardless of their software access type."""

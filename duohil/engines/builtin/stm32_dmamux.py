@@ -1,0 +1,63 @@
+"""STM32H7 DMAMUX1 (RM0433 "DMA request multiplexer"), Renode's ``Miscellaneous.STM32_DMAMUX``.
+
+Routing only, like Renode's model: request line ``DMAREQ_ID`` of each channel CxCR is passed to
+output ``x`` (outputs 0..7 -> DMA1 streams 0..7, 8..15 -> DMA2 streams 0..7 in the platform file).
+Inputs are numbered by RM0433 request id (usart3_rx 45, usart3_tx 46, usart1_rx 41, usart1_tx 42).
+
+Register-only (stored, no behaviour): synchronisation (CxCR.SE/SPOL/NBREQ/SYNC_ID), event
+generation (EGE), the synchronisation-overrun flags (CSR/CFR, SOIE) and the request generators
+(RGxCR, RGSR, RGCFR): request ids 1..8 (the generators) never assert.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .peripheral import Peripheral
+from .regs import RO, W1T, Field, Register
+
+
+class Stm32Dmamux(Peripheral):
+    renode_types: ClassVar[tuple[str, ...]] = ("Miscellaneous.STM32_DMAMUX",)
+    default_size: ClassVar[int] = 0x400
+    properties: ClassVar[dict[str, Any]] = {"numberOfInRequestLines": 115,
+                                            "numberOfOutRequestChannels": 16,
+                                            "numberOfRequestGenerators": 8}
+
+    def __init__(self, machine, name, base, size=None, props=None) -> None:
+        super().__init__(machine, name, base, size, props)
+        self.n_inputs = int(self.props["numberOfInRequestLines"])
+        self.n_channels = int(self.props["numberOfOutRequestChannels"])
+        self.n_generators = int(self.props["numberOfRequestGenerators"])
+        self._level: dict[int, bool] = {}          # request id -> current level
+        r = self.regs
+        self.ccr = [r.define(4 * c, f"C{c}CR", fields=[
+            Field("DMAREQ_ID", 0, 8), Field("SOIE", 8), Field("EGE", 9), Field("SE", 16),
+            Field("SPOL", 17, 2), Field("NBREQ", 19, 5), Field("SYNC_ID", 24, 5)],
+            on_write=self._ccr_written) for c in range(self.n_channels)]
+        r.define(0x80, "CSR", access=RO, fields=[Field(f"SOF{c}", c) for c in range(self.n_channels)])
+        r.define(0x84, "CFR", access=W1T, fields=[Field(f"CSOF{c}", c) for c in range(self.n_channels)])
+        for g in range(self.n_generators):
+            r.define(0x100 + 4 * g, f"RG{g}CR", fields=[
+                Field("SIG_ID", 0, 5), Field("OIE", 8), Field("GE", 16), Field("GPOL", 17, 2),
+                Field("GNBREQ", 19, 5)])
+        r.define(0x140, "RGSR", access=RO, fields=[Field(f"OF{g}", g) for g in range(self.n_generators)])
+        r.define(0x144, "RGCFR", access=W1T,
+                 fields=[Field(f"COF{g}", g) for g in range(self.n_generators)])
+
+    def set_input(self, line: int, level: bool) -> None:
+        """Request line ``line`` (RM0433 request id) from a peripheral."""
+        level = bool(level)
+        self._level[line] = level
+        for c, reg in enumerate(self.ccr):
+            if reg.DMAREQ_ID == line and line != 0:
+                self.output(c).set(level)
+
+    def _ccr_written(self, reg: Register, old: int, data: int) -> None:
+        c = self.ccr.index(reg)
+        rid = reg.DMAREQ_ID
+        self.output(c).set(rid != 0 and self._level.get(rid, False))
+
+    def reset(self) -> None:
+        super().reset()
+        for c in range(self.n_channels):
+            self.output(c).set(False)

@@ -1,0 +1,335 @@
+"""STM32H7 USART (RM0433 "USART/UART"), the block behind Renode's ``UART.STM32F7_USART``.
+
+What this model does that Renode's STM32F7_USART does not (renode.md section 1.3):
+  - bytes leave at the programmed baud rate: TDR -> shift register -> line, TXE low while TDR is
+    full, TC only after the stop bit of the last character (Renode: TXE always 1, TC at once);
+  - the baud rate comes from ``kernel_hz`` / PRESC / BRR (PRESC at +0x2C is modelled; Renode has
+    no PRESC), with OVER8; ``kernel_hz`` starts at the repl ``frequency`` and the RCC model may
+    update it when the firmware re-routes the kernel clock;
+  - a bounded receive path: RDR holds one character; a character that completes while RXNE=1 is
+    lost and sets ISR.ORE (unless CR3.OVRDIS) (Renode: an unbounded queue, ORE tagged);
+  - ISR.IDLE one character time after the last stop bit, once per burst (Renode: IDLE tagged);
+  - ISR.RTOF after CR2.RTOEN and RTOR.RTO bit times (Renode: RTOEN ignored, 8x the delay);
+  - ISR.FE from the link's framing-error flag;
+  - DMA request lines for RX (``ReceiveDmaRequest``, while CR3.DMAR and RXNE) and TX
+    (``TransmitDmaRequest``, while CR3.DMAT and TXE; Renode raises no TX request).
+
+Not modelled (documented, nothing is rejected):
+  - FIFO mode: CR1.FIFOEN is stored but the model always behaves as with the FIFO off (one RDR,
+    one TDR); RXFT/TXFT/RXFF/TXFE and the FIFO thresholds never change. The firmware uses FIFO off.
+  - Parity checking (PE never set; with PCE the parity bit just counts in the frame length),
+    noise (NE), break (SBKRQ), LIN, smartcard, IrDA, synchronous mode, auto-baud, mute/address
+    match (CMF), wake-up from Stop, RS-485 driver enable, hardware flow control, ISR.BUSY.
+  - The idle frame sent when TE goes 0 -> 1, and the few kernel clocks TEACK/REACK take.
+  - RTOF is set exactly RTO bit times after the stop bit (silicon: up to 2 samples later).
+
+Time: every instant is an integer number of ps (``bit_ps`` is floored); MMIO accesses happen at the
+CPU's slice-start time (cpu.py), so TX start times are accurate to one quantum.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ..base import PS_PER_S
+from .peripheral import Peripheral
+from .regs import RO, W1T, Field, Register
+
+#: RM0433 USART_PRESC.PRESCALER codes 0..11 -> kernel clock divider (codes 12..15 behave as 256).
+PRESC_DIV = (1, 2, 4, 6, 8, 10, 12, 16, 32, 64, 128, 256)
+#: BRR values below this are invalid (RM0433: BRR must be >= 16); the USART then does not run.
+BRR_MIN = 16
+
+# ISR bit positions (also the bit positions of the matching ICR clear bits, except where noted).
+_ISR_FIELDS = [Field("PE", 0), Field("FE", 1), Field("NE", 2), Field("ORE", 3), Field("IDLE", 4),
+               Field("RXNE", 5), Field("TC", 6, reset=1), Field("TXE", 7, reset=1), Field("LBDF", 8),
+               Field("CTSIF", 9), Field("CTS", 10), Field("RTOF", 11), Field("EOBF", 12),
+               Field("UDR", 13), Field("ABRE", 14), Field("ABRF", 15), Field("BUSY", 16),
+               Field("CMF", 17), Field("SBKF", 18), Field("RWU", 19), Field("WUF", 20),
+               Field("TEACK", 21), Field("REACK", 22), Field("TXFE", 23), Field("RXFF", 24),
+               Field("TCBGT", 25), Field("RXFT", 26), Field("TXFT", 27)]
+#: ICR clear bit -> ISR flag it clears.
+_ICR_CLEARS = {"PECF": "PE", "FECF": "FE", "NECF": "NE", "ORECF": "ORE", "IDLECF": "IDLE",
+               "TXFECF": "TXFE", "TCCF": "TC", "TCBGTCF": "TCBGT", "LBDCF": "LBDF", "CTSCF": "CTSIF",
+               "RTOCF": "RTOF", "EOBCF": "EOBF", "UDRCF": "UDR", "CMCF": "CMF", "WUCF": "WUF"}
+_ICR_FIELDS = [Field("PECF", 0), Field("FECF", 1), Field("NECF", 2), Field("ORECF", 3),
+               Field("IDLECF", 4), Field("TXFECF", 5), Field("TCCF", 6), Field("TCBGTCF", 7),
+               Field("LBDCF", 8), Field("CTSCF", 9), Field("RTOCF", 11), Field("EOBCF", 12),
+               Field("UDRCF", 13), Field("CMCF", 17), Field("WUCF", 20)]
+#: CR1 fields that RM0433 lets software change only while UE=0.
+_CR1_LOCKED = ("M0", "M1", "OVER8", "FIFOEN")
+
+
+class Stm32Usart(Peripheral):
+    """One USART/UART instance (USART1..3, 6, UART4/5/7/8 share the register layout)."""
+
+    renode_types: ClassVar[tuple[str, ...]] = ("UART.STM32F7_USART",)
+    default_size: ClassVar[int] = 0x400
+    properties: ClassVar[dict[str, Any]] = {"frequency": 120_000_000}
+
+    def __init__(self, machine, name, base, size=None, props=None) -> None:
+        super().__init__(machine, name, base, size, props)
+        #: Kernel clock in Hz (usart_ker_ck). The RCC model may assign it; it is read at every use.
+        self.kernel_hz: int = int(self.props["frequency"])
+        #: Set by the link or a console sink: fn(uart, byte, t_start_ps, bit_time_ps, frame_bits).
+        self.tx_sink: Callable[..., None] | None = None
+        # counters for the harness (not registers)
+        self.tx_count = 0
+        self.rx_count = 0
+        self.rx_overruns = 0
+        self.rx_framing_errors = 0
+        self.rx_dropped = 0          # characters that arrived while UE=0 or RE=0
+
+        r = self.regs
+        self.cr1 = r.define(0x00, "CR1", fields=[
+            Field("UE", 0), Field("UESM", 1), Field("RE", 2), Field("TE", 3), Field("IDLEIE", 4),
+            Field("RXNEIE", 5), Field("TCIE", 6), Field("TXEIE", 7), Field("PEIE", 8), Field("PS", 9),
+            Field("PCE", 10), Field("WAKE", 11), Field("M0", 12), Field("MME", 13), Field("CMIE", 14),
+            Field("OVER8", 15), Field("DEDT", 16, 5), Field("DEAT", 21, 5), Field("RTOIE", 26),
+            Field("EOBIE", 27), Field("M1", 28), Field("FIFOEN", 29), Field("TXFEIE", 30),
+            Field("RXFFIE", 31)], on_write=self._cr1_written)
+        self.cr2 = r.define(0x04, "CR2", fields=[
+            Field("SLVEN", 0), Field("DIS_NSS", 3), Field("ADDM7", 4), Field("LBDL", 5),
+            Field("LBDIE", 6), Field("LBCL", 8), Field("CPHA", 9), Field("CPOL", 10),
+            Field("CLKEN", 11), Field("STOP", 12, 2), Field("LINEN", 14), Field("SWAP", 15),
+            Field("RXINV", 16), Field("TXINV", 17), Field("DATAINV", 18), Field("MSBFIRST", 19),
+            Field("ABREN", 20), Field("ABRMOD", 21, 2), Field("RTOEN", 23), Field("ADD", 24, 8)],
+            on_write=self._cr2_written)
+        self.cr3 = r.define(0x08, "CR3", fields=[
+            Field("EIE", 0), Field("IREN", 1), Field("IRLP", 2), Field("HDSEL", 3), Field("NACK", 4),
+            Field("SCEN", 5), Field("DMAR", 6), Field("DMAT", 7), Field("RTSE", 8), Field("CTSE", 9),
+            Field("CTSIE", 10), Field("ONEBIT", 11), Field("OVRDIS", 12), Field("DDRE", 13),
+            Field("DEM", 14), Field("DEP", 15), Field("SCARCNT", 17, 3), Field("WUS", 20, 2),
+            Field("WUFIE", 22), Field("TXFTIE", 23), Field("TCBGTIE", 24), Field("RXFTCFG", 25, 3),
+            Field("RXFTIE", 28), Field("TXFTCFG", 29, 3)], on_write=self._update_write)
+        self.brr = r.define(0x0C, "BRR", fields=[Field("BRR", 0, 16)], on_write=self._locked_write)
+        self.gtpr = r.define(0x10, "GTPR", fields=[Field("PSC", 0, 8), Field("GT", 8, 8)])
+        self.rtor = r.define(0x14, "RTOR", fields=[Field("RTO", 0, 24), Field("BLEN", 24, 8)])
+        self.rqr = r.define(0x18, "RQR", access=W1T, fields=[
+            Field("ABRRQ", 0), Field("SBKRQ", 1), Field("MMRQ", 2), Field("RXFRQ", 3),
+            Field("TXFRQ", 4)], on_write=self._rqr_written)
+        self.isr = r.define(0x1C, "ISR", access=RO, fields=_ISR_FIELDS, on_read=self._isr_read)
+        self.icr = r.define(0x20, "ICR", access=W1T, fields=_ICR_FIELDS, on_write=self._icr_written)
+        self.rdr = r.define(0x24, "RDR", access=RO, fields=[Field("RDR", 0, 9)],
+                            on_read=self._rdr_read)
+        self.tdr = r.define(0x28, "TDR", fields=[Field("TDR", 0, 9)], on_write=self._tdr_written)
+        self.presc = r.define(0x2C, "PRESC", fields=[Field("PRESCALER", 0, 4)],
+                              on_write=self._locked_write)
+        self._init_state()
+
+    # -- state --------------------------------------------------------------------------------------
+    def _init_state(self) -> None:
+        self._tdr_full = False          # TDR holds a character not yet in the shift register
+        self._shift_free_at = 0         # end (ps) of the character in the shift register
+        self._tx_event = None
+        self._idle_event = None
+        self._rto_event = None
+
+    def reset(self) -> None:
+        for ev in (self._tx_event, self._idle_event, self._rto_event):
+            if ev is not None:
+                ev.cancel()
+        super().reset()
+        self.kernel_hz = int(self.props["frequency"])
+        self._init_state()
+        self._update()
+
+    # -- timing ---------------------------------------------------------------------------------------
+    def _bit_ps(self) -> int | None:
+        """One bit time from kernel_hz, PRESC, BRR and OVER8; None if the divider is invalid."""
+        brr = self.brr.BRR
+        if brr < BRR_MIN or self.kernel_hz <= 0:
+            return None
+        presc = PRESC_DIV[min(self.presc.PRESCALER, len(PRESC_DIV) - 1)]
+        if self.cr1.OVER8:
+            usartdiv = (brr & 0xFFF0) | ((brr & 0x7) << 1)     # BRR[2:0] = USARTDIV[3:0] >> 1
+            return usartdiv * presc * PS_PER_S // (2 * self.kernel_hz)
+        return brr * presc * PS_PER_S // self.kernel_hz
+
+    def bit_time_ps(self) -> int | None:
+        """The receiver's programmed bit time, or None when the receiver is disabled."""
+        if not (self.cr1.UE and self.cr1.RE):
+            return None
+        return self._bit_ps()
+
+    def _data_bits(self) -> int:
+        """Bits between start and stop (parity included), from CR1.M1:M0."""
+        m = (self.cr1.M1 << 1) | self.cr1.M0
+        return {0: 8, 1: 9, 2: 7}.get(m, 8)
+
+    def _frame_half_bits(self) -> int:
+        stop_half = {0: 2, 1: 1, 2: 4, 3: 3}[self.cr2.STOP]     # 1, 0.5, 2, 1.5 stop bits
+        return 2 * (1 + self._data_bits()) + stop_half
+
+    def frame_bits(self) -> float:
+        """Bits per character (start + data incl. parity + stop): 10 for 8N1, 10.5 with 1.5 stop
+        bits (the link computes the arrival as ``t_start + round(frame_bits * bit_time)``)."""
+        half = self._frame_half_bits()
+        return half // 2 if half % 2 == 0 else half / 2
+
+    def char_time_ps(self) -> int | None:
+        """One character on the line, rounded exactly as the link rounds it."""
+        bit = self._bit_ps()
+        return None if bit is None else round(self.frame_bits() * bit)
+
+    # -- interrupt and DMA request outputs --------------------------------------------------------------
+    def _update(self) -> None:
+        c1, c3, s = self.cr1, self.cr3, self.isr
+        irq = ((s.IDLE and c1.IDLEIE) or (s.RXNE and c1.RXNEIE) or (s.TC and c1.TCIE)
+               or (s.TXE and c1.TXEIE) or (s.PE and c1.PEIE) or (s.RTOF and c1.RTOIE)
+               or (s.ORE and (c1.RXNEIE or c3.EIE)) or ((s.FE or s.NE) and c3.EIE))
+        self.output("IRQ").set(bool(irq))
+        self.output("ReceiveDmaRequest").set(bool(c3.DMAR and s.RXNE))
+        self.output("TransmitDmaRequest").set(bool(c3.DMAT and s.TXE and c1.UE and c1.TE))
+
+    def _update_write(self, reg: Register, old: int, data: int) -> None:
+        self._update()
+
+    # -- configuration writes ------------------------------------------------------------------------------
+    def _locked_write(self, reg: Register, old: int, data: int) -> None:
+        """BRR and PRESC can be written only while UE=0 (RM0433); writes with UE=1 are ignored."""
+        if self.cr1.UE:
+            reg.value = old
+
+    def _cr1_written(self, reg: Register, old: int, data: int) -> None:
+        was_ue = old & 1
+        if was_ue:                                   # M, OVER8, FIFOEN frozen while UE=1
+            for name in _CR1_LOCKED:
+                f = reg.fields[name]
+                reg.value = (reg.value & ~f.mask) | (old & f.mask)
+        c1 = self.cr1
+        if not c1.UE:
+            if was_ue:
+                self._disable()
+        else:
+            self.isr.set(TEACK=c1.TE, REACK=c1.RE)
+            if c1.TE:
+                self._tx_try_start()
+        self._update()
+
+    def _cr2_written(self, reg: Register, old: int, data: int) -> None:
+        if not self.cr2.RTOEN and self._rto_event is not None:
+            self._rto_event.cancel()
+            self._rto_event = None
+        self._update()
+
+    def _disable(self) -> None:
+        """UE cleared: current operations are discarded and every ISR flag returns to reset
+        (RM0433: "all the USART_ISR status flags are reset")."""
+        for ev in (self._tx_event, self._idle_event, self._rto_event):
+            if ev is not None:
+                ev.cancel()
+        self._tx_event = self._idle_event = self._rto_event = None
+        self._tdr_full = False
+        self.isr.reset()
+
+    def _rqr_written(self, reg: Register, old: int, data: int) -> None:
+        if data & (1 << 3):                          # RXFRQ: drop RDR, clear RXNE
+            self.isr.set(RXNE=0)
+        if data & (1 << 4) and self._tdr_full:       # TXFRQ: drop the character waiting in TDR
+            self._tdr_full = False
+            self.isr.set(TXE=1)
+        self._update()
+
+    def _icr_written(self, reg: Register, old: int, data: int) -> None:
+        clear = {flag: 0 for cf, flag in _ICR_CLEARS.items() if data & reg.fields[cf].mask}
+        if clear:
+            self.isr.set(**clear)
+            self._update()
+
+    # -- status reads -----------------------------------------------------------------------------------------
+    def _isr_read(self, reg: Register) -> int:
+        s, c1 = self.isr, self.cr1
+        if c1.UE and ((c1.TE and not (s.TXE and s.TC)) or (c1.RE and not s.RXNE)):
+            # A firmware spinning here cannot see a change before our next event.
+            pending = [ev.time for ev in (self._tx_event, self._idle_event, self._rto_event)
+                       if ev is not None and not ev.cancelled]
+            self.poll_hint(min(pending) if pending else None)
+        return reg.value
+
+    # -- transmit ---------------------------------------------------------------------------------------------
+    def _tdr_written(self, reg: Register, old: int, data: int) -> None:
+        if not self.cr1.UE:
+            return
+        self._tdr_full = True                     # a write with TXE=0 overwrites TDR (data lost)
+        self.isr.set(TXE=0, TC=0)
+        self._tx_try_start()
+        self._update()
+
+    def _tx_try_start(self) -> None:
+        """Move TDR into the shift register if it is free; the character starts now."""
+        if not (self._tdr_full and self.cr1.UE and self.cr1.TE):
+            return
+        if self._tx_event is not None and not self._tx_event.cancelled:
+            return                                 # shift register busy: _tx_done starts it
+        char_ps = self.char_time_ps()
+        if char_ps is None:
+            return                                 # no valid baud rate: the character waits
+        byte = self.tdr.TDR & ((1 << self._data_bits()) - 1)
+        if self.cr1.PCE:
+            byte &= (1 << (self._data_bits() - 1)) - 1   # the MSB is the parity bit
+        t0 = max(self.now(), self._shift_free_at)
+        self._tdr_full = False
+        self.isr.set(TXE=1)
+        self._shift_free_at = t0 + char_ps
+        self.tx_count += 1
+        if self.tx_sink is not None:
+            self.tx_sink(self, byte, t0, self._bit_ps(), self.frame_bits())
+        self._tx_event = self.schedule_at(self._shift_free_at, self._tx_done)
+
+    def _tx_done(self) -> None:
+        """Stop bit of the character in the shift register is out."""
+        self._tx_event = None
+        if self._tdr_full and self.cr1.TE:
+            self._tx_try_start()
+        if not self._tdr_full and self._tx_event is None:
+            self.isr.set(TC=1)
+        self._update()
+
+    # -- receive ------------------------------------------------------------------------------------------------
+    def rx_char(self, byte: int, framing_error: bool = False) -> None:
+        """A character whose stop bit arrives now (called by the link, inside an event)."""
+        c1, s = self.cr1, self.isr
+        if not (c1.UE and c1.RE):
+            self.rx_dropped += 1
+            return
+        self.rx_count += 1
+        if s.RXNE and not self.cr3.OVRDIS:
+            s.set(ORE=1)                           # RDR keeps its data; this character is lost
+            self.rx_overruns += 1
+        else:
+            self.rdr.set(RDR=byte & ((1 << self._data_bits()) - 1))
+            s.set(RXNE=1)
+            if framing_error:
+                s.set(FE=1)
+                self.rx_framing_errors += 1
+        # IDLE: one timer per character, restarted by the next one, so it fires once per burst
+        char_ps = self.char_time_ps()
+        if self._idle_event is not None:
+            self._idle_event.cancel()
+        self._idle_event = self.schedule(char_ps or 0, self._idle_elapsed)
+        if self._rto_event is not None:
+            self._rto_event.cancel()
+            self._rto_event = None
+        if self.cr2.RTOEN:
+            self._rto_event = self.schedule(self.rtor.RTO * (self._bit_ps() or 0), self._rto_elapsed)
+        self._update()
+
+    def _idle_elapsed(self) -> None:
+        self._idle_event = None
+        if self.cr1.UE and self.cr1.RE:
+            self.isr.set(IDLE=1)
+            self._update()
+
+    def _rto_elapsed(self) -> None:
+        self._rto_event = None
+        if self.cr2.RTOEN and self.cr1.UE and self.cr1.RE:
+            self.isr.set(RTOF=1)
+            self._update()
+
+    def _rdr_read(self, reg: Register) -> int:
+        """Reading RDR (CPU or DMA) empties it."""
+        if self.isr.RXNE:
+            self.isr.set(RXNE=0)
+            self._update()
+        return reg.value
