@@ -16,7 +16,7 @@ from .engines import base
 from .errors import ConfigError
 
 DIRECTIONS = ("peer->stm32", "stm32->peer")
-FRAME_FIELDS_RE = re.compile(r"^(SOF|LEN|CRC|CRC_LO|CRC_HI|payload\[(\d+)\])$")
+FRAME_FIELDS_RE = re.compile(r"^(SOF|LEN|CRC_LO|CRC_HI|payload\[(\d+)\])$")
 LINK_KINDS = ("flip", "drop", "insert", "duplicate", "delay", "truncate")
 
 # Per kind: the capability it needs and its parameters: name -> (type, required, default, check)
