@@ -71,7 +71,7 @@ class LinkByte:
 
     t_ps: int
     direction: str
-    value: int
+    value: int | None            # None: the byte was dropped on the wire
     sent: int | None = None        # the byte the sender put on the wire, if a fault changed it
     fault: str | None = None       # name of the fault that touched it, if any
 

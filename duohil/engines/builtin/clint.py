@@ -1,0 +1,119 @@
+"""RISC-V CLINT (Renode ``IRQControllers.CoreLevelInterruptor``): msip, mtimecmp and mtime per hart.
+
+mtime is not a counter that ticks: it is derived from virtual time,
+``mtime = offset + floor(t_ps * frequency / (divider * 1e12))``, so reading it costs nothing and
+idle time can be skipped. MTIP is a scheduled event at the first picosecond where
+``mtime >= mtimecmp``. Register map (Renode's, hart n): msip 0x0000 + 4n (bit 0), mtimecmp
+0x4000 + 8n (low) / +4 (high), mtime 0xBFF8 / 0xBFFC (writable: sets every hart's time base).
+Outputs: ``output(2n)`` = hart n MSIP, ``output(2n + 1)`` = MTIP (repl ``[0,1] -> cpu@[3,7]``).
+As in Renode, writing either half of mtimecmp re-evaluates MTIP at once, so on RV32 write the high
+word as all ones first. The first CPU of the machine gets ``time_source`` (the ``time`` CSR, repl
+``timeProvider: clint``). Reset: mtime restarts at 0, mtimecmp = all ones, msip = 0.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ...errors import ConfigError
+from ..base import PS_PER_S
+from .peripheral import Peripheral
+from .regs import Field
+
+MTIMECMP_BASE = 0x4000
+MTIME_LO, MTIME_HI = 0xBFF8, 0xBFFC
+MASK64 = (1 << 64) - 1
+#: compare values further ahead than this (2**40 ticks: 19 h at 16 MHz) are not scheduled; they
+#: appear while an RV32 firmware writes mtimecmp in halves (high word all ones first)
+FAR_TICKS = 1 << 40
+
+
+class CoreLevelInterruptor(Peripheral):
+    renode_types = ("IRQControllers.CoreLevelInterruptor",)
+    default_size = 0x10000
+    properties: ClassVar[dict[str, Any]] = {"frequency": None, "numberOfTargets": 1, "divider": 1}
+
+    def __init__(self, machine, name, base, size=None, props=None) -> None:
+        super().__init__(machine, name, base, size, props)
+        if self.props["frequency"] is None:
+            raise ConfigError(f"{name}: property 'frequency' is required", field="frequency",
+                              expected="mtime rate in Hz, e.g. 16000000")
+        self.frequency = int(self.props["frequency"])
+        self.divider = int(self.props["divider"])
+        self.harts = int(self.props["numberOfTargets"])
+        self.offset = 0                         # mtime = offset + ticks(t)
+        self.mtimecmp = [MASK64] * self.harts
+        self._events: list[Any] = [None] * self.harts
+        self._msip = [self.output(2 * n) for n in range(self.harts)]
+        self._mtip = [self.output(2 * n + 1) for n in range(self.harts)]
+        for n in range(self.harts):
+            self.regs.define(4 * n, f"MSIP{n}", fields=[Field("MSIP", 0)],
+                             on_write=lambda r, old, new, n=n: self._msip[n].set(r.MSIP))
+            self.regs.define(MTIMECMP_BASE + 8 * n, f"MTIMECMP{n}_LO",
+                             on_read=lambda r, n=n: self.mtimecmp[n] & 0xFFFF_FFFF,
+                             on_write=lambda r, old, new, n=n: self._set_cmp(n, new, 0))
+            self.regs.define(MTIMECMP_BASE + 8 * n + 4, f"MTIMECMP{n}_HI",
+                             on_read=lambda r, n=n: self.mtimecmp[n] >> 32,
+                             on_write=lambda r, old, new, n=n: self._set_cmp(n, new, 32))
+        self.regs.define(MTIME_LO, "MTIME_LO", on_read=lambda r: self.mtime() & 0xFFFF_FFFF,
+                         on_write=lambda r, old, new: self._set_mtime(new, 0))
+        self.regs.define(MTIME_HI, "MTIME_HI", on_read=lambda r: self.mtime() >> 32,
+                         on_write=lambda r, old, new: self._set_mtime(new, 32))
+        cpu = machine.cpu
+        if cpu is not None and hasattr(cpu, "time_source"):
+            cpu.time_source = self.mtime
+
+    # -- time ------------------------------------------------------------------------------------------
+    def _ticks(self, t_ps: int) -> int:
+        return t_ps * self.frequency // (self.divider * PS_PER_S)
+
+    def _time_of_tick(self, tick: int) -> int:
+        """The first picosecond at which ``_ticks(t) >= tick``."""
+        return -((-tick * self.divider * PS_PER_S) // self.frequency)
+
+    def mtime(self) -> int:
+        return (self.offset + self._ticks(self.now())) & MASK64
+
+    def _set_mtime(self, value: int, shift: int) -> None:
+        cur = self.mtime()
+        keep = ~(0xFFFF_FFFF << shift) & MASK64
+        new = (cur & keep) | ((value & 0xFFFF_FFFF) << shift)
+        self.offset = new - self._ticks(self.now())
+        for n in range(self.harts):
+            self._update_mtip(n)
+
+    def _set_cmp(self, n: int, value: int, shift: int) -> None:
+        keep = ~(0xFFFF_FFFF << shift) & MASK64
+        self.mtimecmp[n] = (self.mtimecmp[n] & keep) | ((value & 0xFFFF_FFFF) << shift)
+        self._update_mtip(n)
+
+    def _update_mtip(self, n: int) -> None:
+        due_tick = self.mtimecmp[n] - self.offset          # in ticks of virtual time
+        now_tick = self._ticks(self.now())
+        ev = self._events[n]
+        if due_tick <= now_tick:
+            if ev is not None:
+                ev.cancel()
+                self._events[n] = None
+            self._mtip[n].set(True)
+            return
+        self._mtip[n].set(False)
+        if due_tick - now_tick > FAR_TICKS:
+            return             # an event already scheduled re-checks when it fires (see _fire)
+        t = self._time_of_tick(due_tick)
+        if ev is not None:
+            if ev.time == t:
+                return
+            ev.cancel()
+        self._events[n] = self.schedule_at(t, self._fire, n, name=f"{self.name}.mtip{n}")
+
+    def _fire(self, n: int) -> None:
+        self._events[n] = None
+        self._update_mtip(n)
+
+    def reset(self) -> None:
+        super().reset()
+        self.offset = -self._ticks(self.now())
+        for n in range(self.harts):
+            self.mtimecmp[n] = MASK64
+            self.output(2 * n).set(False)
+            self._update_mtip(n)

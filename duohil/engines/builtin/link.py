@@ -1,0 +1,241 @@
+"""The UART wire between two UartEndpoints, in virtual time, with taps and fault hooks.
+
+Timing: a character that starts leaving the sender at ``t`` with the sender's bit time ``bt``
+arrives (stop bit complete) at ``t + frame_bits * bt`` plus any delay faults so far in that
+direction; arrivals in one direction never overlap (each takes one frame time of line), which is
+how inserted and duplicated bytes push the following ones back.
+
+Baud mismatch: the receiver samples the sender's waveform at the middle of each of *its* bit
+times, measured from the start edge (the sender's wave is start bit 0, data LSB first, then stop /
+idle 1s). If the two bit times differ by more than ``BAUD_TOLERANCE`` (3 %), the receiver gets the
+byte those samples make, and a framing error. That is deterministic and what a wire does for one
+isolated character; between 3 % and about 5 % the value may still come through intact, but it is
+still flagged (a conservative reading of the usual +-2..3 % budget). One sent character always
+gives one received character (a real receiver much faster than the sender could see several).
+
+Faults (``LinkFault``; byte index k counts the bytes *sent* in one direction, from 0):
+  flip(k, mask)        received value = sent ^ mask
+  drop(k)              byte k never arrives
+  insert(k, value)     an extra byte ``value`` arrives one frame after byte k
+  duplicate(k)         byte k arrives twice
+  delay(k, delay_ps)   the gap before byte k grows by delay_ps; every later byte shifts too
+  truncate(k, end)     bytes k..end-1 never arrive (the rest of a frame; the caller gives indices)
+  noise(t0, t1, ber)   each bit (start, data, parity, stop) of every byte whose arrival falls in
+                       [t0, t1) flips with probability ber, drawn from the link's own
+                       ``random.Random(seed)``; a flipped start or stop bit is a framing error
+``add_tx_observer(fn)``: ``fn(direction, k, byte, t_start_ps)`` sees every byte as it starts,
+before faults are looked up (the fault layer arms frame-aware faults from there, just in time).
+Receivers that define ``rx_start(arrival_ps)`` (optional, e.g. the ESP32-C3 UART for its RX
+timeout) are also told when a character's start bit reaches them.
+Noise and baud-mismatch sampling assume 8 data bits (the link's frames are 8N1); a parity bit
+hit by noise counts as a framing error.
+Every fault that touches a byte is recorded in the run's event log (``link_fault``) and named in
+its tap. Taps (``link.taps``): one ``LinkByte`` per byte, both directions, in arrival order;
+dropped bytes appear with ``value=None`` at the time they would have arrived.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..base import ConsoleLine, LinkByte
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .peripheral import UartEndpoint
+    from .scheduler import Scheduler
+
+BAUD_TOLERANCE = 0.03
+FAULT_KINDS = ("flip", "drop", "insert", "duplicate", "delay", "truncate", "noise")
+
+
+@dataclass(frozen=True)
+class LinkFault:
+    kind: str
+    index: int = 0                 # byte k (per direction, sent bytes, from 0)
+    mask: int = 0x01               # flip
+    value: int = 0x00              # insert
+    delay_ps: int = 0              # delay
+    end: int | None = None         # truncate: first index that arrives again (None: all later)
+    t_start: int = 0               # noise window [t_start, t_end)
+    t_end: int = 0
+    ber: float = 0.0               # noise bit-error rate
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown link fault kind {self.kind!r} (expected one of "
+                             f"{', '.join(FAULT_KINDS)})")
+
+    def covers(self, k: int) -> bool:
+        if self.kind == "truncate":
+            return k >= self.index and (self.end is None or k < self.end)
+        return self.kind != "noise" and k == self.index
+
+
+class _Direction:
+    def __init__(self, name: str, src: UartEndpoint, dst: UartEndpoint) -> None:
+        self.name = name
+        self.src = src
+        self.dst = dst
+        self.sent = 0                  # bytes sent so far (the next one's index)
+        self.shift_ps = 0              # accumulated delay faults
+        self.line_free = 0             # arrival time of the last character on this side
+        self.faults: list[LinkFault] = []
+
+
+class UartLink:
+    """Joins endpoints ``a`` and ``b``; direction names are ``"<na>-><nb>"`` and ``"<nb>-><na>"``."""
+
+    def __init__(self, scheduler: Scheduler, a: UartEndpoint, b: UartEndpoint,
+                 names: tuple[str, str] | None = None, seed: int = 0) -> None:
+        self.scheduler = scheduler
+        na, nb = names or (a.name, b.name)
+        self.directions = {f"{na}->{nb}": _Direction(f"{na}->{nb}", a, b),
+                           f"{nb}->{na}": _Direction(f"{nb}->{na}", b, a)}
+        self._by_src = {id(a): self.directions[f"{na}->{nb}"], id(b): self.directions[f"{nb}->{na}"]}
+        self.rng = random.Random(seed)
+        self.taps: list[LinkByte] = []
+        self._tx_observers: list[Callable[[str, int, int, int], None]] = []
+        a.tx_sink = self._on_tx
+        b.tx_sink = self._on_tx
+
+    # -- faults ----------------------------------------------------------------------------------------
+    def add_fault(self, direction: str, fault: LinkFault) -> None:
+        if direction not in self.directions:
+            raise ValueError(f"unknown link direction {direction!r} (expected one of "
+                             f"{', '.join(self.directions)})")
+        self.directions[direction].faults.append(fault)
+
+    def add_tx_observer(self, fn: Callable[[str, int, int, int], None]) -> None:
+        """Call ``fn(direction, k, byte, t_start_ps)`` for every byte as the sender starts it,
+        before any fault is looked up, so a fault added from ``fn`` for index k applies to it."""
+        self._tx_observers.append(fn)
+
+    def clear_faults(self) -> None:
+        for d in self.directions.values():
+            d.faults.clear()
+
+    # -- the wire --------------------------------------------------------------------------------------
+    def _on_tx(self, src: Any, byte: int, t_start: int, bit_time: int, frame_bits: float) -> None:
+        d = self._by_src[id(src)]
+        k = d.sent
+        d.sent += 1
+        for observe in self._tx_observers:
+            observe(d.name, k, byte, t_start)
+        frame_ps = round(frame_bits * bit_time)
+        touched: list[str] = []
+        value, framing, dropped, extra = byte, False, False, []
+        for f in d.faults:
+            if f.kind == "noise" or not f.covers(k):
+                continue
+            if f.kind not in ("insert", "duplicate"):      # those name the extra byte only
+                touched.append(f.kind)
+            if f.kind == "flip":
+                value ^= f.mask & 0xFF
+            elif f.kind in ("drop", "truncate"):
+                dropped = True
+            elif f.kind == "insert":
+                extra.append((f.value & 0xFF, "insert"))
+            elif f.kind == "duplicate":
+                extra.append((None, "duplicate"))
+            elif f.kind == "delay":
+                d.shift_ps += f.delay_ps
+        arrive = max(t_start + frame_ps + d.shift_ps, d.line_free + frame_ps)
+        for f in d.faults:
+            if f.kind == "noise" and f.t_start <= arrive < f.t_end:
+                value, framing, flipped = self._noise(value, framing, frame_bits, f.ber)
+                if flipped:
+                    touched.append("noise")
+        d.line_free = arrive
+        fault = "+".join(touched) or None
+        self._schedule(d, k, arrive, byte, None if dropped else value, framing, bit_time,
+                       frame_bits, fault)
+        for extra_value, kind in extra:
+            arrive += frame_ps
+            d.line_free = arrive
+            self._schedule(d, k, arrive, byte, value if extra_value is None else extra_value,
+                           framing, bit_time, frame_bits, kind)
+
+    def _noise(self, value: int, framing: bool, frame_bits: float, ber: float) -> tuple[int, bool, bool]:
+        nbits = int(frame_bits + 0.5)
+        flipped = False
+        for i in range(nbits):
+            if self.rng.random() < ber:
+                flipped = True
+                if 1 <= i <= 8:
+                    value ^= 1 << (i - 1)
+                else:
+                    framing = True
+        return value, framing, flipped
+
+    def _schedule(self, d: _Direction, k: int, t: int, sent: int, value: int | None,
+                  framing: bool, bit_time: int, frame_bits: float, fault: str | None) -> None:
+        if value is not None:
+            rx_start = getattr(d.dst, "rx_start", None)
+            if rx_start is not None:            # optional: the start bit reaches the receiver
+                self.scheduler.at(t - round(frame_bits * bit_time), rx_start, t,
+                                  name=f"link.{d.name}.start")
+        self.scheduler.at(t, self._arrive, d, k, sent, value, framing, bit_time, frame_bits, fault,
+                          name=f"link.{d.name}")
+
+    def _arrive(self, d: _Direction, k: int, sent: int, value: int | None, framing: bool,
+                bit_time: int, frame_bits: float, fault: str | None) -> None:
+        t = self.scheduler.now
+        if fault is not None:                       # an injected fault: part of the event log
+            self.scheduler.record("link_fault", direction=d.name, index=k, fault=fault,
+                                  sent=sent, value=value)
+        if value is not None:
+            rx_bt = d.dst.bit_time_ps()
+            if rx_bt is None:
+                value, fault = None, "receiver_off"
+            elif abs(rx_bt - bit_time) > BAUD_TOLERANCE * bit_time:
+                value = sample_mismatched(value, bit_time, rx_bt)
+                framing = True
+                fault = fault or "baud_mismatch"
+        self.taps.append(LinkByte(t_ps=t, direction=d.name, value=value,
+                                  sent=sent if value != sent else None, fault=fault))
+        if value is not None:
+            d.dst.rx_char(value, framing)
+
+    def bytes(self, direction: str | None = None) -> list[LinkByte]:
+        return [b for b in self.taps if direction is None or b.direction == direction]
+
+
+def sample_mismatched(byte: int, tx_bit: int, rx_bit: int) -> int:
+    """The byte a receiver with bit time ``rx_bit`` reads from one 8-bit character sent with
+    ``tx_bit`` (mid-bit sampling from the start edge; line idle-high after the frame)."""
+    def level(t2: int) -> int:                    # t2 = twice the time since the start edge
+        j = t2 // (2 * tx_bit)
+        if j == 0:
+            return 0
+        if 1 <= j <= 8:
+            return (byte >> (j - 1)) & 1
+        return 1
+    value = 0
+    for i in range(1, 9):
+        value |= level((2 * i + 1) * rx_bit) << (i - 1)
+    return value
+
+
+class ConsoleSink:
+    """Collects a console UART's bytes into lines (``lines``: ConsoleLine), each stamped with the
+    time its last character, the ``\n``, has completely left the UART; ``\r`` is dropped."""
+
+    def __init__(self, endpoint: UartEndpoint, machine_name: str) -> None:
+        self.machine = machine_name
+        self.lines: list[ConsoleLine] = []
+        self.partial = ""
+        self.raw = bytearray()
+        endpoint.tx_sink = self._on_tx
+
+    def _on_tx(self, src: Any, byte: int, t_start: int, bit_time: int, frame_bits: float) -> None:
+        self.raw.append(byte)
+        t_end = t_start + round(frame_bits * bit_time)
+        ch = chr(byte)
+        if ch == "\n":
+            self.lines.append(ConsoleLine(t_ps=t_end, machine=self.machine,
+                                          text=self.partial.rstrip("\r")))
+            self.partial = ""
+        else:
+            self.partial += ch
