@@ -45,6 +45,11 @@ class Machine:
         self.dma_port: DmaPort = DmaPort(self)
         self.reset_hooks: list[Callable[[str], None]] = []
         self.resets = 0
+        # A CPU that stops emulation from inside an MMIO write callback finds its PC back at the
+        # storing instruction (unicorn rolls the instruction back, the device write stays done);
+        # it replays that instruction with the first ``suppress_writes`` MMIO writes dropped.
+        self.writing = False
+        self.suppress_writes = 0
 
     # -- time and the event log -----------------------------------------------------------------
     def now(self) -> int:
@@ -116,7 +121,14 @@ class Machine:
         return self.bus_read(run_base + offset, size)
 
     def _mmio_write(self, uc: Any, offset: int, size: int, value: int, run_base: int) -> None:
-        self.bus_write(run_base + offset, size, value)
+        if self.suppress_writes:
+            self.suppress_writes -= 1
+            return
+        self.writing = True
+        try:
+            self.bus_write(run_base + offset, size, value)
+        finally:
+            self.writing = False
 
     def bus_read(self, address: int, size: int) -> int:
         """A CPU-side read of any address (used by MMIO dispatch and by tests)."""

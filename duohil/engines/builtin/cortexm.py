@@ -1,0 +1,763 @@
+"""Cortex-M7 core on unicorn 2.1.4: exception entry/return, faults, sleep, written in Python.
+
+What unicorn 2.1.4 does on its own (read in its sources at tag v2.1.4 -- ``qemu/accel/tcg/
+cpu-exec.c``, ``qemu/accel/tcg/cputlb.c``, ``qemu/target/arm/unicorn_arm.c`` -- and measured with
+probes; the tests in tests/test_cortexm.py pin the behaviour this module relies on):
+
+- No exception is ever delivered by QEMU's v7-M code (``v7m_exception_taken`` is stubbed): every
+  entry is done here (stacking, IPSR, LR = EXC_RETURN, PC = vector).
+- ``bx lr``/``pop {pc}``/``ldr pc`` with an EXC_RETURN value in handler mode fires
+  ``UC_HOOK_INTR`` intno 8 with **PC = EXC_RETURN & ~1** (0xFFFFFFF8 for 0xFFFFFFF9, 0xFFFFFFE8 for
+  0xFFFFFFE9...), nothing unstacked. We unstack (or tail-chain) in the hook; writing PC there
+  continues inside the same ``emu_start``.
+- ``reg_write(XPSR)`` writes IPSR, APSR and EPSR (IT, T) and swaps the banked SP when the mode
+  changes (QEMU ``write_v7m_exception``). ``reg_write(CONTROL)`` is QEMU's MSR: ignored for an
+  unprivileged thread, SPSEL ignored in handler mode; FPCA writable. ``reg_write(MSP/PSP/PRIMASK..)``
+  are MSRs too (privileged only). So entry writes SP first, then CONTROL/XPSR; return writes
+  XPSR (and CONTROL, in the order that keeps the writes privileged), then SP.
+- CONTROL.FPCA is set by unicorn itself when an FP instruction runs (FPCCR.ASPEN=1 inside QEMU);
+  the FP extended frame is therefore chosen from CONTROL.FPCA at entry, as on silicon.
+- SVC: intno 2, PC after the SVC. BKPT: intno 7, PC at the BKPT. NOCP/INVSTATE-like QEMU
+  exceptions use intno 17/22/23 (PC at the instruction).
+- UDF and other undefined encodings: ``UC_HOOK_INSN_INVALID`` with PC **at** the instruction.
+  WFE and YIELD both become QEMU's EXCP_YIELD, which also ends in ``UC_HOOK_INSN_INVALID``, with PC
+  **after** the instruction; they are told apart by the halfword before PC (0xBF20 / 0xBF10, or the
+  32-bit forms). A branch to an even address (T=0) lands there too (INVSTATE, XPSR.T=0).
+- Loads/stores/fetches at unmapped addresses: ``UC_HOOK_MEM_*_UNMAPPED`` is called with PC synced
+  to the faulting instruction (``cpu_restore_state``); returning False ends ``emu_start`` with
+  ``UC_ERR_*_UNMAPPED``, PC still at the faulting instruction and nothing after it executed (a
+  precise fault). Page-protection errors (``UC_HOOK_MEM_*_PROT``, used by the MPU) likewise; for
+  a store the hook's PC is the one to trust (unicorn only ``cpu_exit``s there), so we record it.
+  Returning True from a ``*_PROT`` hook does *not* let one access through: a store is dropped and
+  the page then stays accessible through the TLB.
+- ``emu_stop()`` inside an MMIO callback (needed to take a software-pended exception promptly)
+  stops at the next instruction boundary with **PC restored to the accessing instruction and its
+  register effects (writeback, load result) undone, while the device write has happened**:
+  resuming would perform the write twice. The core replays that one instruction with the device
+  write suppressed (``Machine.suppress_writes``), see ``_replay_store``.
+- WFI: ``emu_start`` just returns (EXCP_HLT), PC after the WFI, no hook. See ``_after_slice``.
+- ``uc_reg_read_batch``/``uc_reg_write_batch`` through ctypes with preallocated arrays cost about
+  2.7 us for 12 registers, against about 4 us for a single ``Uc.reg_read`` on this VM; the entry
+  and return paths use one batch read and one batch write each.
+
+Choices (deviations from silicon are marked *):
+- Interrupts are taken at slice boundaries (``take_interrupts``), at exception return
+  (tail-chaining in the intno-8 hook: the pending exception is entered with the frame already on
+  the stack and the same EXC_RETURN), and after a software pend: the SCS model calls ``kick`` from
+  the MMIO write, which stops the slice after that instruction (unicorn checks the stop request
+  per instruction while the ``count`` hook is active; the store is completed by a replay, above);
+  the exception is taken at the next slice start, with no instruction in between. *The slice is
+  charged in full, as for WFI (a software pend costs the rest of a quantum of virtual time).
+  *An interrupt unmasked by CPSIE/MSR (no MMIO) is taken at the next slice boundary (<= 1 quantum).
+  *Late arrival is not modelled; stacking is instantaneous.
+- SVC, UDF and the other UsageFaults are entered inside the unicorn hook (no slice end); memory
+  faults and INVSTATE end the slice through the unicorn error (or a stop, for a sub-page MPU
+  guard) and are entered right after it.
+- A store to unmapped memory is an *imprecise* BusFault (IMPRECISERR, BFAR not valid, stacked PC
+  past the store), as the M7's write buffer makes it; a load or fetch is precise.
+- FP: *extended frames are stacked eagerly* (LSPEN is ignored; the 18 FP words are written at
+  entry and FPCAR points at them), which gives the same register results as lazy stacking.
+- Faults: BusFault (PRECISERR+BFARVALID, BFAR for a data access to unmapped memory; IBUSERR for a
+  fetch), MemManage from the MPU (DACCVIOL+MMARVALID, MMFAR; IACCVIOL for XN/no-access fetch),
+  UsageFault (UNDEFINSTR, INVSTATE, INVPC, NOCP, UNALIGNED, DIVBYZERO). A configurable fault that
+  is disabled in SHCSR or cannot preempt the current execution priority (PRIMASK/BASEPRI count)
+  escalates to HardFault with HFSR.FORCED; CFSR keeps its bits. A fault that cannot preempt
+  HardFault either (in HardFault/NMI, or FAULTMASK) is a lockup: the core halts and the machine
+  records ``lockup``. A failed stacking write (unmapped stack, MPU no-access) sets STKERR/MSTKERR
+  and enters the fault handler with the stack pointer already moved, as silicon does.
+  *CCR.DIV_0_TRP and UNALIGN_TRP have no effect (QEMU's copy of CCR is not reachable): division by
+  zero returns 0. *Unaligned LDRD/STRD/LDM/STM execute (silicon: UsageFault UNALIGNED); measured.
+  *CPACR does not gate the FPU. *SVC from an unprivileged thread works the same.
+- BKPT halts the core and records ``bkpt``. WFE sleeps like WFI (*the event register is not
+  modelled: a WFE is a WFI that also wakes on any pending interrupt). YIELD is a NOP.
+- AIRCR.SYSRESETREQ: the SCS calls ``machine.system_reset``; a reset requested during a slice is
+  applied when the slice has stopped (register writes from an MMIO callback are not safe).
+"""
+from __future__ import annotations
+
+import ctypes
+import struct
+from typing import TYPE_CHECKING, Any, Sequence
+
+from unicorn import (UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
+                     UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE,
+                     UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE, UC_MEM_WRITE_PROT,
+                     UC_MEM_WRITE_UNMAPPED, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError)
+from unicorn import arm_const as A
+from unicorn.unicorn_py3.unicorn import uclib
+
+from .cpu import CpuCore
+from .nvic import (BFARVALID, BUSFAULT, DACCVIOL, DIVBYZERO, HARDFAULT, HFSR_FORCED, IACCVIOL,
+                   IBUSERR, IMPRECISERR, INVPC, INVSTATE, MEMMANAGE, MMARVALID, MSTKERR, NMI, NOCP, P_R, P_W,
+                   P_X, PRECISERR, STKERR, SVCALL, UNALIGNED, UNDEFINSTR, UNSTKERR, USAGEFAULT,
+                   Nvic)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .machine import Machine
+
+UNTIL = 0xFFFF_FFFF            # never reached by a Thumb PC: slices end by count, stop or error
+XPSR_T = 1 << 24
+CONTROL_NPRIV, CONTROL_SPSEL, CONTROL_FPCA = 1, 2, 4
+# QEMU runs this core in its "secure" state and decides "no FP context yet" from v8-M's SFPA
+# (CONTROL bit 3), not FPCA: with SFPA=0 the next FP instruction starts a new context and loads
+# FPSCR from QEMU's FPDSCR (0). So SFPA must follow FPCA: cleared on entry (the handler's first FP
+# instruction gets a fresh FPSCR, as on silicon), set again on an extended-frame return.
+# *Firmware reads CONTROL bit 3 as a copy of FPCA (silicon: 0); SCB FPDSCR writes do not reach QEMU.
+CONTROL_SFPA = 8
+WFI_T1, WFE_T1, YIELD_T1 = 0xBF30, 0xBF20, 0xBF10
+WFI_T2, WFE_T2, YIELD_T2 = 0x8003F3AF, 0x8002F3AF, 0x8001F3AF     # as little-endian words
+EXC_RETURN_OK = {0xFFFFFFF1, 0xFFFFFFF9, 0xFFFFFFFD, 0xFFFFFFE1, 0xFFFFFFE9, 0xFFFFFFED}
+
+R = A
+ENTRY_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3,
+              R.UC_ARM_REG_R12, R.UC_ARM_REG_LR, R.UC_ARM_REG_PC, R.UC_ARM_REG_XPSR,
+              R.UC_ARM_REG_SP, R.UC_ARM_REG_CONTROL)
+RETURN_REGS = (R.UC_ARM_REG_PC, R.UC_ARM_REG_MSP, R.UC_ARM_REG_PSP, R.UC_ARM_REG_CONTROL,
+               R.UC_ARM_REG_XPSR, R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI,
+               R.UC_ARM_REG_FAULTMASK)
+MASK_REGS = (R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI, R.UC_ARM_REG_FAULTMASK)
+FP_REGS = tuple(R.UC_ARM_REG_S0 + i for i in range(16)) + (R.UC_ARM_REG_FPSCR,)
+FRAME_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3,
+              R.UC_ARM_REG_R12, R.UC_ARM_REG_LR)
+
+
+class RegBatch:
+    """One ``uc_reg_read_batch`` call over preallocated ctypes arrays (32-bit registers)."""
+
+    def __init__(self, uc: Uc, regs: Sequence[int]) -> None:
+        n = self.n = len(regs)
+        self.h = uc._uch
+        self.ids = (ctypes.c_int * n)(*regs)
+        self.vals = (ctypes.c_uint32 * n)()
+        base = ctypes.addressof(self.vals)
+        self.ptrs = (ctypes.c_void_p * n)(*[base + 4 * i for i in range(n)])
+
+    def read(self) -> list[int]:
+        err = uclib.uc_reg_read_batch(self.h, self.ids, self.ptrs, self.n)
+        if err:
+            raise UcError(err)
+        return self.vals[:]
+
+
+class RegWriter:
+    """``uc_reg_write_batch`` for a variable sequence of (register, value), in order."""
+
+    def __init__(self, uc: Uc, capacity: int = 48) -> None:
+        self.h = uc._uch
+        self.cap = capacity
+        self.ids = (ctypes.c_int * capacity)()
+        self.vals = (ctypes.c_uint32 * capacity)()
+        base = ctypes.addressof(self.vals)
+        self.ptrs = (ctypes.c_void_p * capacity)(*[base + 4 * i for i in range(capacity)])
+
+    def write(self, regs: Sequence[int], values: Sequence[int]) -> None:
+        ids, vals = self.ids, self.vals
+        n = len(regs)
+        for i in range(n):
+            ids[i] = regs[i]
+            vals[i] = values[i] & 0xFFFFFFFF
+        err = uclib.uc_reg_write_batch(self.h, ids, self.ptrs, n)
+        if err:
+            raise UcError(err)
+
+
+class MemPort:
+    """``uc_mem_read``/``uc_mem_write`` through ctypes with a preallocated buffer (the binding's
+    ``mem_read`` allocates a buffer and a bytearray per call)."""
+
+    def __init__(self, uc: Uc, size: int = 0x80) -> None:
+        self.h = uc._uch
+        self.buf = ctypes.create_string_buffer(size)
+
+    def read(self, address: int, size: int) -> bytes:
+        err = uclib.uc_mem_read(self.h, address, self.buf, size)
+        if err:
+            raise UcError(err)
+        return self.buf.raw[:size]
+
+    def word(self, address: int) -> int:
+        err = uclib.uc_mem_read(self.h, address, self.buf, 4)
+        if err:
+            raise UcError(err)
+        return int.from_bytes(self.buf.raw[:4], "little")
+
+    def write(self, address: int, data: bytes) -> None:
+        err = uclib.uc_mem_write(self.h, address, data, len(data))
+        if err:
+            raise UcError(err)
+
+
+class CortexM7Cpu(CpuCore):
+    arch = "cortex-m7"
+    renode_types = ("CPU.CortexM",)
+
+    def __init__(self, machine: "Machine", name: str, hz: int, nvic: Nvic | None = None,
+                 cpu_type: str = "cortex-m7", props: dict[str, Any] | None = None,
+                 **_ignored: Any) -> None:
+        self.nvic: Nvic | None = None
+        super().__init__(machine, name, hz)
+        uc = self.uc
+        self._entry = RegBatch(uc, ENTRY_REGS)
+        self._ret = RegBatch(uc, RETURN_REGS)
+        self._masks = RegBatch(uc, MASK_REGS)
+        self._fp = RegBatch(uc, FP_REGS)
+        self._pcb = RegBatch(uc, (R.UC_ARM_REG_PC,))
+        self._inv = RegBatch(uc, (R.UC_ARM_REG_PC, R.UC_ARM_REG_XPSR))
+        self._w = RegWriter(uc)
+        self._mem = MemPort(uc)
+        self._pc: int | None = None          # PC at the end of the last slice, if nothing moved it
+        self._stop: str | None = None        # why we stopped the running slice
+        self._mem_fault: tuple[str, int] | None = None
+        self._wfi_addrs: dict[int, int] = {}     # WFI address -> its code hook
+        self._wfi_hit: int | None = None
+        self._returned_to: int | None = None
+        self._reset_pending = False
+        self._replay = False
+        self._guard_hooks: list[int] = []
+        self._guard_restore: tuple[int, bytes] | None = None
+        self.lockup: dict[str, Any] | None = None
+        self.halt_reason: str | None = None
+        self.faults = 0
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot)
+        if nvic is not None:
+            self.attach_nvic(nvic)
+
+    def _create_uc(self) -> Uc:
+        uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+        uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M7)
+        return uc
+
+    def attach_nvic(self, nvic: Nvic) -> None:
+        self.nvic = nvic
+        nvic.cpu = self
+
+    # -- reset --------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        if self.executing:                   # from an MMIO write (SYSRESETREQ): after the slice
+            self._reset_pending = True
+            self._stop = "reset"
+            self.uc.emu_stop()
+            return
+        self._do_reset()
+
+    def _do_reset(self) -> None:
+        self._reset_pending = False
+        self._replay = False
+        for h in self._wfi_addrs.values():     # the image may have changed: find WFIs again
+            self.uc.hook_del(h)
+        self._wfi_addrs.clear()
+        vtor = self.nvic.vtor if self.nvic is not None else 0x0800_0000
+        try:
+            sp, pc = struct.unpack("<II", self.uc.mem_read(vtor, 8))
+        except UcError:
+            sp = pc = 0
+        r = A
+        regs = [r.UC_ARM_REG_XPSR, r.UC_ARM_REG_CONTROL, r.UC_ARM_REG_FAULTMASK,
+                r.UC_ARM_REG_BASEPRI, r.UC_ARM_REG_PRIMASK, r.UC_ARM_REG_PSP, r.UC_ARM_REG_MSP,
+                r.UC_ARM_REG_XPSR, r.UC_ARM_REG_SP, r.UC_ARM_REG_FPSCR]
+        vals = [XPSR_T | HARDFAULT, 0, 0, 0, 0, 0, sp & ~3, XPSR_T, sp & ~3, 0]
+        regs += [r.UC_ARM_REG_R0 + i for i in range(13)] + [r.UC_ARM_REG_LR, r.UC_ARM_REG_PC]
+        vals += [0] * 13 + [0xFFFFFFFF, pc]
+        self._w.write(regs, vals)
+        self._pc = pc & ~1
+        self.sleeping = False
+        self.halted = False
+        self.lockup = None
+        self.halt_reason = None
+        self.unpark()
+        self.parked = False
+
+    # -- register helpers ---------------------------------------------------------------------------------
+    def read_reg(self, reg: int) -> int:
+        return self.uc.reg_read(reg)
+
+    def pc(self) -> int:
+        return self._pcb.read()[0]
+
+    def _vector(self, exc: int) -> int | None:
+        try:
+            return self._mem.word(self.nvic.vtor + 4 * exc)
+        except UcError:
+            return None
+
+    # -- interrupts -------------------------------------------------------------------------------------
+    def interrupt_pending(self) -> bool:
+        """A pending exception that could preempt if PRIMASK were clear (the WFI wake rule)."""
+        nv = self.nvic
+        if nv is None or not nv.pending & nv.enabled:
+            return False
+        _n, g = nv.best_pending()
+        _pm, bp, _fm = self._masks.read()
+        return g < nv.execution_priority(0, bp, 0)
+
+    def take_interrupts(self) -> bool:
+        nv = self.nvic
+        if nv is None or not nv.pending & nv.enabled or self.halted:
+            return False
+        taken = False
+        while True:
+            n, g = nv.best_pending()
+            if not n:
+                break
+            pm, bp, fm = self._masks.read()
+            if g >= nv.execution_priority(pm, bp, fm):
+                break
+            self._enter(n)
+            taken = True
+            if self.halted:
+                break
+        return taken
+
+    def kick(self) -> None:
+        """The SCS pended something during an MMIO access: stop the slice if it can preempt."""
+        nv = self.nvic
+        n, g = nv.best_pending()
+        if not n:
+            return
+        pm, bp, fm = self._masks.read()
+        if g < nv.execution_priority(pm, bp, fm):
+            if self._stop is None:
+                self._stop = "irq"
+                self._replay = self.machine.writing
+            self.uc.emu_stop()
+
+    # -- entry --------------------------------------------------------------------------------------------
+    def _enter(self, exc: int, pc: int | None = None) -> None:
+        """Stack a frame on the current stack and enter ``exc``. ``pc``: the return address to
+        stack (the faulting instruction for a fault) instead of the current PC."""
+        nv = self.nvic
+        r0, r1, r2, r3, r12, lr, cur_pc, xpsr, sp, control = self._entry.read()
+        if pc is None:
+            pc = cur_pc
+        fp = control & CONTROL_FPCA
+        handler = xpsr & 0x1FF
+        size = 0x68 if fp else 0x20
+        frame_sp = (sp - size) & ~7
+        stacked_xpsr = (xpsr & ~0x200) | (0x200 if (sp - size) & 4 else 0)
+        frame = struct.pack("<8I", r0, r1, r2, r3, r12, lr, pc & ~1, stacked_xpsr)
+        if fp:
+            frame += struct.pack("<17I", *self._fp.read()) + b"\0\0\0\0"
+            nv.regs.FPCAR.value = frame_sp + 0x20
+        kind = 0
+        mpu = nv.mpu
+        if mpu.enabled and mpu.denies(frame_sp, size, P_W) and not self._mpu_bypassed():
+            nv.cfsr |= MSTKERR
+            kind = MEMMANAGE
+        else:
+            try:
+                self._mem.write(frame_sp, frame)
+            except UcError:
+                nv.cfsr |= STKERR
+                kind = BUSFAULT
+        if kind:
+            # derived fault on stacking: the SP has moved, the original exception is not taken
+            self.machine.record("cpu_fault", cpu=self.name, exception=kind, pc=pc & 0xFFFFFFFF,
+                                cfsr=nv.cfsr, stacking=True)
+            exc = self._fault_target(kind)
+            if exc is None:
+                self._lockup("stacking fault", pc)
+                return
+        exc_return = 0xFFFFFFF1 if handler else (
+            0xFFFFFFFD if control & CONTROL_SPSEL else 0xFFFFFFF9)
+        if fp:
+            exc_return &= ~0x10
+        vec = self._vector(exc)
+        if vec is None:
+            nv.hfsr |= 1 << 1                     # VECTTBL
+            self._lockup("vector table read", pc)
+            return
+        nv.activate(exc)
+        regs: list[int] = [A.UC_ARM_REG_SP]
+        vals: list[int] = [frame_sp]
+        new_ctl = control & ~(CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA)
+        if not handler and control & CONTROL_NPRIV:
+            # unprivileged thread: become privileged (IPSR) first; SPSEL stays set (*deviation)
+            regs += [A.UC_ARM_REG_XPSR, A.UC_ARM_REG_CONTROL]
+            vals += [XPSR_T | exc, control & ~(CONTROL_FPCA | CONTROL_SFPA)]
+        elif control & (CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA):
+            regs += [A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR]
+            vals += [new_ctl, XPSR_T | exc]
+        else:
+            regs.append(A.UC_ARM_REG_XPSR)
+            vals.append(XPSR_T | exc)
+        regs += [A.UC_ARM_REG_LR, A.UC_ARM_REG_PC]
+        vals += [exc_return, vec]
+        self._w.write(regs, vals)
+        self._pc = vec & ~1
+        self._returned_to = None
+
+    # -- return -------------------------------------------------------------------------------------------
+    def _exc_return(self) -> None:
+        nv = self.nvic
+        pc, msp, psp, control, xpsr, primask, basepri, faultmask = self._ret.read()
+        exc_ret = pc | 1
+        cur = xpsr & 0x1FF
+        if not cur:
+            # thread mode branching to 0xFxxxxxxx: a fetch from the XN system region
+            self._raise_fault(MEMMANAGE, IACCVIOL, pc)
+            return
+        if exc_ret not in EXC_RETURN_OK or not nv.deactivate(cur):
+            self._raise_fault(USAGEFAULT, INVPC, pc)
+            return
+        regs: list[int] = []
+        vals: list[int] = []
+        if nv.mpu.suspended and nv.execution_priority(primask, basepri, 0) >= 0:
+            nv.mpu.apply()
+        if faultmask & 1 and cur != NMI:
+            faultmask = 0
+            regs.append(A.UC_ARM_REG_FAULTMASK)
+            vals.append(0)
+        n, g = nv.best_pending()
+        if n and g < nv.execution_priority(primask, basepri, faultmask):
+            # tail-chain: the frame stays, the new handler gets the same EXC_RETURN
+            vec = self._vector(n)
+            if vec is None:
+                self._lockup("vector table read", pc)
+                return
+            nv.activate(n)
+            regs += [A.UC_ARM_REG_XPSR, A.UC_ARM_REG_LR, A.UC_ARM_REG_PC]
+            vals += [XPSR_T | n, exc_ret, vec]
+            self._w.write(regs, vals)
+            return
+        to_thread = exc_ret & 8
+        use_psp = exc_ret & 4
+        fp = not exc_ret & 0x10
+        sp = psp if use_psp else msp
+        size = 0x68 if fp else 0x20
+        try:
+            data = self._mem.read(sp, size)
+        except UcError:
+            nv.cfsr |= UNSTKERR
+            self._raise_fault(BUSFAULT, 0, pc)
+            return
+        f = struct.unpack_from("<8I", data)
+        st_xpsr = f[7]
+        new_sp = sp + size + (4 if st_xpsr & 0x200 else 0)
+        want = (control & ~(CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA)) | \
+            (CONTROL_FPCA | CONTROL_SFPA if fp else 0) | (CONTROL_SPSEL if to_thread and use_psp else 0)
+        new_xpsr = (st_xpsr & ~0x200 & ~0x1FF) | (0 if to_thread else st_xpsr & 0x1FF)
+        if (want ^ control) & CONTROL_FPCA or to_thread and (want ^ control) & CONTROL_SPSEL:
+            if to_thread:
+                regs += [A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR, A.UC_ARM_REG_CONTROL]
+                vals += [want & ~CONTROL_NPRIV, new_xpsr, want]
+            else:
+                regs += [A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR]
+                vals += [want, new_xpsr]
+        else:
+            regs.append(A.UC_ARM_REG_XPSR)
+            vals.append(new_xpsr)
+        regs.append(A.UC_ARM_REG_SP)
+        vals.append(new_sp)
+        regs += FRAME_REGS
+        vals += f[:6]
+        if fp:
+            regs += FP_REGS
+            vals += struct.unpack_from("<17I", data, 0x20)
+        regs.append(A.UC_ARM_REG_PC)
+        vals.append(f[6] | 1)
+        self._w.write(regs, vals)
+        self._returned_to = f[6] & ~1
+        if to_thread and nv.regs.SCR.SLEEPONEXIT and not nv.active:
+            self._stop = "sleep"
+            self.uc.emu_stop()
+
+    # -- faults -------------------------------------------------------------------------------------------
+    def _mpu_bypassed(self) -> bool:
+        """MPU off for execution priority < 0 unless MPU_CTRL.HFNMIENA."""
+        nv = self.nvic
+        if nv.mpu.ctrl & 2:
+            return False
+        pm, bp, fm = self._masks.read()
+        return nv.execution_priority(pm, bp, fm) < 0
+
+    def _fault_target(self, exc: int) -> int | None:
+        """The exception a synchronous fault of kind ``exc`` is taken as (None: lockup)."""
+        nv = self.nvic
+        pm, bp, fm = self._masks.read()
+        ep = nv.execution_priority(pm, bp, fm)
+        if exc != HARDFAULT and (not nv.fault_enabled(exc) or nv.group(nv.prio[exc]) >= ep):
+            exc = HARDFAULT
+            nv.hfsr |= HFSR_FORCED
+        if exc == HARDFAULT and ep <= -1:
+            return None
+        return exc
+
+    def _raise_fault(self, exc: int, cfsr_bits: int, pc: int, mmfar: int | None = None,
+                     bfar: int | None = None) -> None:
+        nv = self.nvic
+        nv.cfsr |= cfsr_bits
+        if mmfar is not None:
+            nv.mmfar = mmfar & 0xFFFFFFFF
+        if bfar is not None:
+            nv.bfar = bfar & 0xFFFFFFFF
+        self.faults += 1
+        target = self._fault_target(exc)
+        self.machine.record("cpu_fault", cpu=self.name, exception=exc, taken_as=target or 0,
+                            pc=pc & 0xFFFFFFFF, cfsr=nv.cfsr, hfsr=nv.hfsr)
+        if target is None:
+            self._lockup(f"fault {exc} at execution priority < 0", pc)
+            return
+        self._enter(target, pc=pc)
+
+    def _imprecise_bus_fault(self, pc: int, addr: int) -> None:
+        """A store to unmapped memory: on the M7 stores are buffered, so the BusFault is
+        asynchronous (IMPRECISERR, BFAR not valid) and the stacked PC is past the store. Unicorn
+        aborted the store; we skip it (*a base-register writeback of that store is lost)."""
+        nv = self.nvic
+        try:
+            hw = int.from_bytes(self.uc.mem_read(pc, 2), "little")
+        except UcError:
+            hw = 0
+        nxt = pc + (4 if (hw >> 11) in (0x1D, 0x1E, 0x1F) else 2)
+        self.uc.reg_write(A.UC_ARM_REG_PC, nxt | 1)
+        self._pc = nxt
+        self.faults += 1
+        nv.cfsr |= IMPRECISERR
+        self.machine.record("cpu_fault", cpu=self.name, exception=BUSFAULT, pc=pc,
+                            cfsr=nv.cfsr, imprecise=True, address=addr)
+        if nv.fault_enabled(BUSFAULT):
+            nv.set_pending(BUSFAULT)             # taken when its priority allows
+            return
+        nv.hfsr |= HFSR_FORCED
+        target = self._fault_target(HARDFAULT)
+        if target is None:
+            self._lockup("imprecise BusFault at execution priority < 0", nxt)
+        else:
+            self._enter(HARDFAULT, pc=nxt)
+
+    def _lockup(self, why: str, pc: int) -> None:
+        self.halted = True
+        self.halt_reason = "lockup"
+        self.lockup = {"reason": why, "pc": pc & 0xFFFFFFFF, "cfsr": self.nvic.cfsr,
+                       "hfsr": self.nvic.hfsr}
+        self.machine.record("lockup", cpu=self.name, pc=pc & 0xFFFFFFFF, reason=why)
+        if self.executing:
+            self._stop = "halt"
+            self.uc.emu_stop()
+
+    # -- unicorn hooks ------------------------------------------------------------------------------------
+    def _on_intr(self, uc: Uc, intno: int, _ud: Any) -> None:
+        if intno == 8:
+            self._exc_return()
+        elif intno == 2:                                 # SVC, PC after the instruction
+            pc = self._pcb.read()[0]
+            nv = self.nvic
+            pm, bp, fm = self._masks.read()
+            if nv.group(nv.prio[SVCALL]) < nv.execution_priority(pm, bp, fm):
+                self._enter(SVCALL, pc=pc)
+            else:                                         # SVC that cannot preempt: HardFault
+                nv.hfsr |= HFSR_FORCED
+                target = self._fault_target(HARDFAULT)
+                if target is None:
+                    self._lockup("SVC at execution priority < 0", pc)
+                else:
+                    self._enter(HARDFAULT, pc=pc)
+        elif intno == 7:                                 # BKPT
+            pc = self._pcb.read()[0]
+            self.halted = True
+            self.halt_reason = "bkpt"
+            self.machine.record("bkpt", cpu=self.name, pc=pc)
+            self._stop = "halt"
+            uc.emu_stop()
+        elif intno in (17, 22, 23):                     # NOCP, UNALIGNED, DIVBYZERO
+            pc = self._pcb.read()[0]
+            bits = {17: NOCP, 22: UNALIGNED, 23: DIVBYZERO}[intno]
+            self._raise_fault(USAGEFAULT, bits, pc)
+        else:
+            pc = self._pcb.read()[0]
+            self.halted = True
+            self.halt_reason = f"exception {intno}"
+            self.machine.record("cpu_halt", cpu=self.name, pc=pc, intno=intno)
+            self._stop = "halt"
+            uc.emu_stop()
+
+    def _on_invalid(self, uc: Uc, _ud: Any) -> bool:
+        pc, xpsr = self._inv.read()
+        if not xpsr & XPSR_T:
+            # unicorn ends emu_start with UC_ERR_EXCEPTION after an INVSTATE even when the hook
+            # handles it: let it stop and enter the fault after emu_start (_after_error)
+            self._mem_fault = ("invstate", pc)
+            return False
+        try:
+            here = bytes(uc.mem_read(pc, 4))
+        except UcError:
+            here = b"\0\0\0\0"
+        hw = int.from_bytes(here[:2], "little")
+        udf = (hw & 0xFF00) == 0xDE00 or ((hw & 0xFFF0) == 0xF7F0 and here[3] & 0xF0 == 0xA0)
+        if not udf:
+            try:
+                before = int.from_bytes(uc.mem_read(pc - 4, 4), "little")
+            except UcError:
+                before = 0
+            prev = before >> 16
+            if prev == WFE_T1 or before == WFE_T2:
+                self._stop = "wfe"
+                uc.emu_stop()
+                return True
+            if prev == YIELD_T1 or before == YIELD_T2:
+                return True
+        self._raise_fault(USAGEFAULT, UNDEFINSTR, pc)
+        return True
+
+    def _on_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
+                     _ud: Any) -> bool:
+        kind = "fetch" if access == UC_MEM_FETCH_UNMAPPED else (
+            "write" if access == UC_MEM_WRITE_UNMAPPED else "read")
+        self._mem_fault = ("bus_" + kind, address)
+        return False
+
+    def _on_prot(self, uc: Uc, access: int, address: int, size: int, value: int,
+                 _ud: Any) -> bool:
+        mpu = self.nvic.mpu
+        need = P_X if access == UC_MEM_FETCH_PROT else (P_W if access == UC_MEM_WRITE_PROT else P_R)
+        if not mpu.enabled or self._mpu_bypassed():
+            # HardFault/NMI/FAULTMASK with HFNMIENA=0: the MPU is off for this access; unicorn
+            # cannot pass it through a protected page (see Mpu), so lift the page rights
+            mpu.suspend()
+            self._mem_fault = ("retry", address)
+            return False
+        self._mem_fault = ("mpu_" + ("fetch" if need == P_X else "data"), address)
+        self._guard_pc = self._pcb.read()[0]
+        return False
+
+    def set_mpu_guards(self, ranges: list[tuple[int, int]]) -> None:
+        """Watch sub-page MPU no-access/read-only ranges with bounded memory hooks."""
+        for h in self._guard_hooks:
+            self.uc.hook_del(h)
+        self._guard_hooks = [self.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_guard,
+                                              begin=lo, end=hi - 1) for lo, hi in ranges]
+
+    def _on_guard(self, uc: Uc, access: int, address: int, size: int, value: int,
+                  _ud: Any) -> None:
+        mpu = self.nvic.mpu
+        need = P_W if access == UC_MEM_WRITE else P_R
+        if mpu.perms_at(address) & need == need or self._stop is not None or \
+                not mpu.enabled or self._mpu_bypassed():
+            return
+        pc = self._pcb.read()[0]                 # synced to the access for memory hooks
+        if need == P_W:                          # the store still happens: undo it afterwards
+            self._guard_restore = (address, bytes(uc.mem_read(address, size)))
+        self._mem_fault = ("mpu_data", address)
+        self._guard_pc = pc
+        self._stop = "mpu"
+        uc.emu_stop()
+
+    def _on_wfi(self, uc: Uc, address: int, size: int, _ud: Any) -> None:
+        self._wfi_hit = address
+
+    # -- slices -------------------------------------------------------------------------------------------
+    def _run_slice(self, count: int) -> None:
+        pc = self._pc
+        if pc is None:
+            pc = self._pcb.read()[0]
+        self._stop = None
+        self._mem_fault = None
+        self._wfi_hit = None
+        self._returned_to = None
+        try:
+            self.uc.emu_start(pc | 1, UNTIL, 0, count)
+        except UcError as exc:
+            self._pc = None
+            self._after_error(exc)
+            return
+        self._after_slice()
+
+    def _after_error(self, exc: UcError) -> None:
+        if self._reset_pending:
+            self._do_reset()
+            return
+        info = self._mem_fault
+        self._mem_fault = None
+        pc = self._pcb.read()[0]
+        if info is None:
+            self.halted = True
+            self.halt_reason = f"unicorn error: {exc}"
+            self.machine.record("cpu_halt", cpu=self.name, pc=pc, error=str(exc))
+            return
+        kind, addr = info
+        if kind == "retry":                     # the access runs again with the MPU suspended
+            return
+        if kind.startswith("mpu_"):
+            pc = self._guard_pc
+        if kind == "invstate":
+            self._raise_fault(USAGEFAULT, INVSTATE, addr)
+        elif kind == "bus_write":
+            self._imprecise_bus_fault(pc, addr)
+        elif kind == "bus_fetch":
+            self._raise_fault(BUSFAULT, IBUSERR, addr)
+        elif kind.startswith("bus_"):
+            self._raise_fault(BUSFAULT, PRECISERR | BFARVALID, pc, bfar=addr)
+        elif kind == "mpu_fetch":
+            self._raise_fault(MEMMANAGE, IACCVIOL, addr)
+        else:
+            self._raise_fault(MEMMANAGE, DACCVIOL | MMARVALID, pc, mmfar=addr)
+
+    def _replay_store(self, pc: int) -> None:
+        """Finish the store whose MMIO write stopped the slice: unicorn left PC at it with its
+        register effects (writeback) undone, so run it once more with that write dropped."""
+        self._replay = False
+        self._stop = None
+        m = self.machine
+        m.suppress_writes = 1
+        try:
+            self.uc.emu_start(pc | 1, UNTIL, 0, 1)
+        except UcError as exc:
+            m.suppress_writes = 0
+            self._pc = None
+            self._after_error(exc)
+            return
+        m.suppress_writes = 0
+        self._pc = self._pcb.read()[0]
+
+    def _after_slice(self) -> None:
+        stop = self._stop
+        if self._reset_pending:
+            self._do_reset()
+            return
+        pc = self._pc = self._pcb.read()[0]
+        if stop is not None:
+            if stop in ("wfe", "sleep"):
+                self.sleeping = True
+            elif stop == "irq" and self._replay:
+                self._replay_store(pc)
+            elif stop == "mpu":
+                if self._guard_restore is not None:
+                    self.uc.mem_write(*self._guard_restore)
+                    self._guard_restore = None
+                _kind, addr = self._mem_fault
+                self._mem_fault = None
+                self._raise_fault(MEMMANAGE, DACCVIOL | MMARVALID, self._guard_pc, mmfar=addr)
+            return
+        # WFI: emu_start returned early with PC after it. Known WFI addresses carry a one-
+        # instruction code hook, which tells a WFI from a slice that merely ended there.
+        hit = self._wfi_hit
+        if hit is not None:
+            if pc in (hit + 2, hit + 4):
+                self.sleeping = True
+            return
+        if pc - 2 in self._wfi_addrs or pc - 4 in self._wfi_addrs:
+            # The code hook is not reliable here: unicorn keeps translated blocks cached from
+            # before the hook was added, so the hook may never fire. PC right after a known WFI
+            # means the WFI executed, unless an exception return just landed here.
+            if self._returned_to != pc:
+                self.sleeping = True
+            return
+        try:
+            before = self._mem.word(pc - 4)
+        except UcError:
+            return
+        if before >> 16 == WFI_T1:
+            addr = pc - 2
+        elif before == WFI_T2:
+            addr = pc - 4
+        else:
+            return
+        # first sight of this WFI: from now on a code hook marks its execution
+        self._wfi_addrs[addr] = self.uc.hook_add(UC_HOOK_CODE, self._on_wfi, begin=addr, end=addr)
+        # ambiguous only if an exception return just went to this PC: then do not sleep (a WFI
+        # may always wake spuriously; sleeping when it did not execute would be wrong)
+        if self._returned_to != pc:
+            self.sleeping = True
