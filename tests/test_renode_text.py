@@ -280,12 +280,7 @@ RENODE_ENUMS = {"PrivilegedArchitecture.Priv1_10": "src/Emulator/Cores/RiscV/Bas
 
 # Names in platforms/*.repl that Renode does not have: the platform owner is fixing them. Each
 # entry says what Renode expects; strict xfail, so a fixed name makes this list fail until pruned.
-KNOWN_WRONG = {
-    ("stm32h743.repl", "dmamux1", "numberOfInRequestLines"): "numberOfInputRequestChannels",
-    ("stm32h743.repl", "dmamux1", "numberOfOutRequestChannels"): "numberOfOutputRequestChannels",
-    ("stm32h743.repl", "dmamux1", "numberOfRequestGenerators"): "numberOfRequestGeneratorChannels",
-    ("stm32h743.repl", "flashController", "flash"): "flash1 + flash2 (two MappedMemory banks)",
-}
+KNOWN_WRONG: dict[tuple[str, str, str], str] = {}
 
 
 def _repl_items():

@@ -22,9 +22,50 @@ bytes). For a stale line the model keeps the bytes the line held before the firs
   - invalidate: the CPU view takes the bus view, discarding the CPU's writes to that line;
   - clean+invalidate: a dirty line is written back, a clean one refreshed.
 
-Modelled worst case, deterministic: every line of a tracked region is resident (16 KiB of real
-cache cannot be, but eviction timing depends on the access stream we do not see): no eviction, no
-allocation policy, no write-through regions, no read-allocate misses. Consequences to know:
+Residency (the environment knob; ``set_residency``). 16 KiB of cache cannot hold every line, but
+when a line is evicted depends on the CPU's access stream, which the model does not see. Instead
+each tracked line gets a *residency time* r(line) in [r_min, r_max] ps, drawn once per line from
+``random.Random(k)`` where k is an integer built from (``seed``, line address) -- never ``hash()``,
+never the global RNG -- so a run is reproducible for a given seed and the spread of r across
+lines is what makes staleness partial. A line's CPU copy is *allocated* at ``alloc_time``: when
+the cache was enabled, and again at every resolution of the line (maintenance by address or
+set/way, an eviction, a fresh DMA write, a write-back before a DMA read). The line is *resident*
+at t while t < alloc_time + r(line):
+  - DMA write, line resident: bus view only, the line goes (or stays) stale for the CPU, and one
+    eviction event is scheduled at alloc_time + r(line);
+  - DMA write, line not resident: the CPU would fetch the line anew, so the write reaches both
+    views (dirty CPU data was written back when the line was evicted) and alloc_time = now.
+    Approximation: the CPU is assumed to read (and cache) the line right after the DMA wrote it,
+    so the next DMA write to it within r(line) is stale again;
+  - eviction of a stale line (the event at alloc_time + r): as clean+invalidate -- a line the CPU
+    dirtied is written back whole (over the DMA's bytes), a clean one takes the bus view; then
+    alloc_time = the eviction time (the same approximation: the CPU refetches it at once);
+  - DMA read, residency expired since the last resolution: the line was evicted before, so the
+    CPU's bytes are written back first (bus := CPU) and alloc_time = now; otherwise the DMA reads
+    the bus view (stale if the CPU did not clean it);
+  - maintenance operations keep their semantics below and set alloc_time = now for the lines
+    they touch (first applying any eviction that was due at or before now).
+Costs: nothing per load or store; per DMA access a dict look-up per line; scheduler events only
+for stale lines (one per line at most, moved or cancelled when the line is resolved). Counters:
+``stale_evictions`` (stale lines evicted), ``writebacks`` (dirty lines written back because their
+residency ended: at eviction, before a DMA read or write), ``fresh_writes`` (DMA line writes that
+reached the CPU at once). ``set_residency(None)`` keeps every line resident for ever (the old
+worst case: with FIX_DCACHE=0 the link is dead, the CPU never sees a DMA-written byte).
+``DEFAULT_RESIDENCY_PS`` = [10 us, 150 us]. r is an *effective* window, not a physical lifetime:
+since a ring line is taken as allocated at its first fresh DMA byte, what matters is how r
+compares with the UART character time (87 us at 115200 baud) and the firmware's read latency.
+Measured with the pooled-packed peer, 1.5 s, seeds 0-3: fixed-no-dcache 83-94 % of frames ok
+with 20-59 CRC errors, buggy 64-84 % ok with 52-125 CRC errors (first ones within 100 ms), fixed
+no error; no sequence regression and no stale telemetry at this setting. Longer ranges give the
+other field symptoms at the price of a mostly dead RX path: r > ~2 telemetry periods (20 ms) on
+the TX line makes telemetry repeat (peer ``telemetry_stale``), ms-range residencies re-execute
+old setpoints (``seq_regressions``), e.g. [1 ms, 20 ms]: fixed-no-dcache ~30 frames ok of 343,
+0-9 regressions. The TX line is refreshed only by resolutions the model sees (CPU writes are
+invisible), so TX staleness needs r longer than the time between two frames.
+
+Other simplifications, deterministic:
+  - no allocation policy, no write-through regions; the CPU's reads are never seen, so a stale
+    read is never recorded (reports use the counters above);
   - set/way operations (DCISW, DCCSW, DCCISW) act on all tracked lines at the first write of a
     burst (CMSIS writes them 512 times in a loop); the rest of the burst is skipped unless a DMA
     write or another maintenance operation came in between;
@@ -34,9 +75,6 @@ allocation policy, no write-through regions, no read-allocate misses. Consequenc
   - disabling the cache (CCR.DC 1 -> 0), a system reset, and an MPU change while the cache is on
     resolve every line as clean+invalidate (silicon loses dirty lines at reset; we keep them);
   - DTCM/ITCM are never cached; untracked memory (flash, backup SRAM by default) is coherent;
-  - firmware that never cleans or invalidates (FIX_DCACHE=0) therefore sees a *dead* link, not
-    an intermittent one: the CPU reads the ring as it was when the cache was enabled, and TX DMA
-    sends the buffer's bytes from that moment, for the whole run;
   - a CPU write of the value a byte already holds is not seen as dirtying its line.
 
 Call sites: the SCS model calls set_enabled / invalidate / clean / clean_invalidate / *_all /
@@ -45,11 +83,15 @@ which this object serves once installed as ``machine.dma_port``.
 """
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..base import PS_PER_US
+
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
+    from .scheduler import Event
 
 LINE = 32                                  # bytes per D-cache line (CMSIS __SCB_DCACHE_LINE_SIZE)
 SETS, WAYS = 128, 4                        # H743: 16 KiB, 4-way -> one CMSIS set/way loop = 512 ops
@@ -62,6 +104,25 @@ H743_DMA_SRAMS: tuple[tuple[str, int, int], ...] = (
     ("sram3", 0x3004_0000, 0x8000),
     ("sram4", 0x3800_0000, 0x1_0000),
 )
+
+#: Residency range [r_min, r_max] in ps used when none is configured (see the module notes).
+DEFAULT_RESIDENCY_PS: tuple[int, int] | None = (10 * PS_PER_US, 150 * PS_PER_US)
+
+_DEFAULT = object()
+
+
+def residency_key(seed: int, line: int) -> int:
+    """The integer that seeds a line's residency draw: (seed, line address) packed without
+    ``hash()`` (whose value for str changes with PYTHONHASHSEED), distinct for distinct pairs.
+    Negative seeds are folded zig-zag (0, -1, 1, -2 ... -> 0, 1, 2, 3 ...)."""
+    seed = int(seed)
+    z = 2 * seed if seed >= 0 else -2 * seed - 1
+    return (z << 32) | (int(line) & 0xFFFF_FFFF)
+
+
+def residency_draw(seed: int, line: int, r_min: int, r_max: int) -> int:
+    """r(line) in [r_min, r_max] ps: a function of (seed, line, range) only."""
+    return random.Random(residency_key(seed, line)).randint(r_min, r_max)
 
 
 class _Region:
@@ -76,10 +137,14 @@ class _Region:
 
 
 class DCache:
-    """D-cache coherency model; installs itself as ``machine.cache`` and ``machine.dma_port``."""
+    """D-cache coherency model; installs itself as ``machine.cache`` and ``machine.dma_port``.
+
+    ``seed``: the run's seed (residency draws); ``residency``: ``(r_min_ps, r_max_ps)``, ``None``
+    (every line resident for ever), or omitted for ``DEFAULT_RESIDENCY_PS``."""
 
     def __init__(self, machine: Machine,
-                 regions: Iterable[tuple[str, int, int]] = H743_DMA_SRAMS) -> None:
+                 regions: Iterable[tuple[str, int, int]] = H743_DMA_SRAMS, *,
+                 seed: int = 0, residency: tuple[int, int] | None | object = _DEFAULT) -> None:
         self.machine = machine
         self._wanted = []
         for name, base, size in regions:
@@ -96,15 +161,192 @@ class DCache:
         self._gen = 0                             # bumps on anything a set/way burst must see
         self._burst: tuple[str, int] | None = None
         self._burst_calls = 0
+        # residency
+        self._seed = int(seed)
+        self._residency: tuple[int, int] | None = None
+        self._r: dict[int, int] = {}              # line -> r(line), memoised draws
+        self._epoch = 0                           # alloc_time of every line not in _alloc
+        self._alloc: dict[int, int] = {}          # line -> alloc_time
+        self._evict_ev: dict[int, Event] = {}     # stale line -> its pending eviction event
         # statistics for the harness and tests
-        self.dma_stale_writes = 0                 # DMA writes into cacheable lines while DC=1
+        self.dma_stale_writes = 0                 # DMA line writes that left a line stale
         self.lines_invalidated = 0
-        self.lines_written_back = 0
+        self.lines_written_back = 0               # by maintenance operations
         self.set_way_ops = 0
         self.set_way_runs = 0
+        self.stale_evictions = 0                  # stale lines evicted when their residency ended
+        self.writebacks = 0                       # dirty lines written back as residency ended
+        self.fresh_writes = 0                     # DMA line writes to non-resident lines
+        self.set_residency(*((DEFAULT_RESIDENCY_PS,) if residency is _DEFAULT else (residency,)))
         machine.cache = self
         machine.dma_port = self
         machine.reset_hooks.append(self._on_reset)
+
+    # -- residency knob ------------------------------------------------------------------------------
+    def set_residency(self, min_ps: int | tuple[int, int] | None,
+                      max_ps: int | None = None) -> None:
+        """Residency range of a line's CPU copy, in ps: ``set_residency(r_min, r_max)``,
+        ``set_residency((r_min, r_max))``, ``set_residency(r)`` (fixed), or ``set_residency(None)``
+        (resident for ever: a DMA write is stale until the firmware invalidates). Lines keep their
+        allocation times; their residency is drawn again from the new range."""
+        if isinstance(min_ps, (tuple, list)):
+            if max_ps is not None:
+                raise ValueError("set_residency: give a (min, max) pair or two numbers, not both")
+            min_ps, max_ps = min_ps
+        if min_ps is None:
+            if max_ps is not None:
+                raise ValueError("set_residency(None) takes no maximum")
+            rng = None
+        else:
+            lo = int(min_ps)
+            hi = lo if max_ps is None else int(max_ps)
+            if lo <= 0 or hi < lo:
+                raise ValueError(f"residency range must be 0 < min <= max ps, got [{lo}, {hi}]")
+            rng = (lo, hi)
+        self._residency = rng
+        self._r.clear()
+        self._reschedule_all()
+
+    @property
+    def residency(self) -> tuple[int, int] | None:
+        return self._residency
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self._seed = int(value)
+        self._r.clear()
+        self._reschedule_all()
+
+    def residency_of(self, line: int) -> int | None:
+        """r(line) in ps (None: resident for ever)."""
+        if self._residency is None:
+            return None
+        la = line & ~(LINE - 1)
+        r = self._r.get(la)
+        if r is None:
+            r = self._r[la] = residency_draw(self._seed, la, *self._residency)
+        return r
+
+    def alloc_time(self, line: int) -> int:
+        return self._alloc.get(line & ~(LINE - 1), self._epoch)
+
+    def _now(self) -> int:
+        return self.machine.now()
+
+    def _deadline(self, la: int) -> int | None:
+        """alloc_time + r(line): the first time the line is no longer resident."""
+        r = self.residency_of(la)
+        return None if r is None else self._alloc.get(la, self._epoch) + r
+
+    def _schedule(self, la: int) -> None:
+        """(Re)place the eviction event of stale line la at its deadline."""
+        t = self._deadline(la)
+        ev = self._evict_ev.get(la)
+        if ev is not None:
+            if t is not None and ev.time == t and not ev.cancelled:
+                return
+            ev.cancel()
+            del self._evict_ev[la]
+        if t is not None and self.enabled:
+            self._evict_ev[la] = self.machine.scheduler.at(t, self._on_evict, la,
+                                                           name="dcache-evict")
+
+    def _unschedule(self, la: int) -> None:
+        ev = self._evict_ev.pop(la, None)
+        if ev is not None:
+            ev.cancel()
+
+    def _reschedule_all(self) -> None:
+        for ev in self._evict_ev.values():
+            ev.cancel()
+        self._evict_ev.clear()
+        for la in sorted(self._stale):
+            self._schedule(la)
+
+    def _on_evict(self, la: int) -> None:
+        self._evict_ev.pop(la, None)
+        if not self.enabled or la not in self._stale:
+            return
+        r = self._region(la)
+        t = self._deadline(la)
+        if r is None or t is None:
+            return
+        if self._now() < t:                   # moved without cancelling (should not happen)
+            self._schedule(la)
+            return
+        self._evict_line(r, la, t)
+
+    def _evict_line(self, r: _Region, la: int, t: int) -> None:
+        """The stale line's CPU copy leaves the cache at t: written back whole if the CPU dirtied
+        it, else dropped (the CPU then reads the bus view); re-allocated at t."""
+        self._unschedule(la)
+        base = self._stale.pop(la)
+        cpu = self._cpu(la)
+        i = la - r.base
+        if cpu != base:
+            r.bus[i:i + LINE] = cpu
+            self.writebacks += 1
+        else:
+            self._set_cpu(la, r.bus[i:i + LINE])
+        self.stale_evictions += 1
+        self._alloc[la] = t
+
+    def _expire(self, r: _Region, la: int, now: int) -> bool:
+        """Apply what residency did to line la before ``now``. True if the line is not resident
+        at ``now`` (its copy was evicted, dirty bytes written back: both views in step); the
+        caller then re-allocates it (alloc_time = now)."""
+        t = self._deadline(la)
+        if t is None or now < t:
+            return False
+        if la in self._stale:                 # its eviction was due (same-time event not yet run)
+            self._evict_line(r, la, t)
+            t = self._deadline(la)
+            if now < t:
+                return False
+        i = la - r.base
+        cpu = self._cpu(la)
+        if r.bus[i:i + LINE] != cpu:           # a dirty line, evicted: written back
+            r.bus[i:i + LINE] = cpu
+            self.writebacks += 1
+        return True
+
+    def _touch(self, r: _Region, la: int) -> None:
+        """Before a maintenance op by address: run the line's eviction if it was due (its event
+        at the same time has not fired yet). An expired line that is not stale is left to the op
+        (its semantics are kept: clean writes back, invalidate discards the CPU's bytes)."""
+        if la in self._stale:
+            t = self._deadline(la)
+            if t is not None and t <= self._now():
+                self._evict_line(r, la, t)
+
+    def _allocated(self, la: int) -> None:
+        """Line la was resolved by a maintenance operation: allocated now, event moved."""
+        if self._residency is None:
+            return
+        self._alloc[la] = self._now()
+        if la in self._stale:
+            self._schedule(la)
+        else:
+            self._unschedule(la)
+
+    def _flush_due(self) -> None:
+        """Run the evictions due at or before now whose events have not fired yet."""
+        now = self._now()
+        for la in sorted(la for la, ev in self._evict_ev.items() if ev.time <= now):
+            r = self._region(la)
+            t = self._deadline(la)
+            if r is not None and t is not None and la in self._stale and t <= now:
+                self._evict_line(r, la, t)
+
+    def _all_allocated(self) -> None:
+        """Every line was resolved (set/way, enable/disable, MPU change): allocated now."""
+        self._epoch = self._now()
+        self._alloc.clear()
+        self._reschedule_all()
 
     # -- geometry ------------------------------------------------------------------------------------
     @property
@@ -150,15 +392,27 @@ class DCache:
         """Lines the DMA wrote that the CPU has not yet invalidated (for tests and reports)."""
         return sorted(self._stale)
 
+    def stats(self) -> dict[str, int]:
+        """Counters for reports."""
+        return {"dma_stale_writes": self.dma_stale_writes, "fresh_writes": self.fresh_writes,
+                "stale_evictions": self.stale_evictions, "writebacks": self.writebacks,
+                "lines_invalidated": self.lines_invalidated,
+                "lines_written_back": self.lines_written_back, "set_way_runs": self.set_way_runs,
+                "stale_lines": len(self._stale)}
+
     # -- DmaPort (how DMA masters see memory) ------------------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
         out = bytearray()
+        timed = self._residency is not None
+        now = self._now() if timed else 0
         for a, n, r in self._pieces(address, size):
             if r is None or not self.enabled:
                 out += self.machine.cpu.uc.mem_read(a, n)
             else:
                 for la, off, m in self._lines(a, n):
                     if self._cacheable(la):
+                        if timed and self._expire(r, la, now):
+                            self._alloc[la] = now      # written back, then cached again
                         i = la - r.base + off
                         out += r.bus[i:i + m]
                     else:
@@ -167,6 +421,8 @@ class DCache:
 
     def write(self, address: int, data: bytes) -> None:
         data = bytes(data)
+        timed = self._residency is not None
+        now = self._now() if timed else 0
         pos = 0
         for a, n, r in self._pieces(address, len(data)):
             chunk = data[pos:pos + n]
@@ -180,14 +436,22 @@ class DCache:
                 part = chunk[cpos:cpos + m]
                 cpos += m
                 i = la - r.base
-                if self._cacheable(la):
-                    if la not in self._stale:
-                        self._stale[la] = bytes(r.bus[i:i + LINE])
-                    r.bus[i + off:i + off + m] = part
-                    self.dma_stale_writes += 1
-                else:                         # non-cacheable: both views (bus view kept in step)
+                if not self._cacheable(la):   # non-cacheable: both views (bus view kept in step)
                     self.machine.cpu.uc.mem_write(la + off, part)
                     r.bus[i + off:i + off + m] = part
+                elif timed and self._expire(r, la, now):
+                    # not resident: the CPU will fetch the line anew, so it sees the write
+                    self.machine.cpu.uc.mem_write(la + off, part)
+                    r.bus[i + off:i + off + m] = part
+                    self._alloc[la] = now
+                    self.fresh_writes += 1
+                else:
+                    if la not in self._stale:
+                        self._stale[la] = bytes(r.bus[i:i + LINE])
+                        if timed:
+                            self._schedule(la)
+                    r.bus[i + off:i + off + m] = part
+                    self.dma_stale_writes += 1
 
     def _pieces(self, address: int, size: int):
         """Split [address, address+size) into (addr, n, region or None) runs."""
@@ -249,25 +513,29 @@ class DCache:
         if r is None or not self._cacheable(la):
             return None
         self._gen += 1
+        self._touch(r, la)
         return r, la
 
-    # -- SCB call sites: by address (DCIMVAC, DCCMVAC/DCCMVAU, DCCIMVAC) --------------------------------------
+    # -- SCB call sites: by address (DCIMVAC, DCCMVAC/DCCMVAU, DCCIMVAC) ------------------------------
     def invalidate(self, address: int) -> None:
         hit = self._mva(address)
         if hit is not None:
             self._invalidate_line(*hit)
+            self._allocated(hit[1])
 
     def clean(self, address: int) -> None:
         hit = self._mva(address)
         if hit is not None:
             self._clean_line(*hit)
+            self._allocated(hit[1])
 
     def clean_invalidate(self, address: int) -> None:
         hit = self._mva(address)
         if hit is not None:
             self._clean_invalidate_line(*hit)
+            self._allocated(hit[1])
 
-    # -- SCB call sites: set/way (DCISW, DCCSW, DCCISW) ---------------------------------------------------------
+    # -- SCB call sites: set/way (DCISW, DCCSW, DCCISW) ---------------------------------------------
     def _set_way(self, kind: str) -> bool:
         """True if this set/way write must act: the first of a burst, or after a change."""
         self.set_way_ops += 1
@@ -281,11 +549,13 @@ class DCache:
         self._burst = (kind, self._gen)
         self._burst_calls = 1
         self.set_way_runs += 1
+        self._flush_due()
         return True
 
     def invalidate_all(self) -> None:
         if self._set_way("inv"):
             self._resolve_all(dirty_wins=False)
+            self._all_allocated()
 
     def clean_all(self) -> None:
         if not self._set_way("clean"):
@@ -300,10 +570,12 @@ class DCache:
             r.bus[:] = cpu
             for la, data in keep.items():      # clean stale lines keep the DMA's data
                 r.bus[la - r.base:la - r.base + LINE] = data
+        self._all_allocated()
 
     def clean_invalidate_all(self) -> None:
         if self._set_way("cleaninv"):
             self._resolve_all(dirty_wins=True)
+            self._all_allocated()
 
     def _resolve_all(self, dirty_wins: bool) -> None:
         """Bring both views in step: stale lines take the bus view (unless ``dirty_wins`` and the
@@ -326,8 +598,9 @@ class DCache:
 
     # -- CCR.DC, MPU, reset ---------------------------------------------------------------------------------
     def set_enabled(self, on: bool) -> None:
-        """CCR.DC written. Enabling starts from a coherent state (CMSIS invalidates first); disabling
-        resolves every line as clean+invalidate (CMSIS follows with DCCISW)."""
+        """CCR.DC written. Enabling starts from a coherent state (CMSIS invalidates first), every
+        line allocated now; disabling resolves every line as clean+invalidate (CMSIS follows with
+        DCCISW)."""
         on = bool(on)
         if on == self.enabled:
             return
@@ -338,8 +611,10 @@ class DCache:
             self._stale.clear()
             self.enabled = True
         else:
+            self._flush_due()
             self._resolve_all(dirty_wins=True)
             self.enabled = False
+        self._all_allocated()
 
     def mpu_changed(self) -> None:
         """An MPU region changed: forget memoised attributes; with the cache on, resync both views
@@ -347,7 +622,9 @@ class DCache:
         self._nc_cache.clear()
         self._gen += 1
         if self.enabled:
+            self._flush_due()
             self._resolve_all(dirty_wins=True)
+            self._all_allocated()
 
     def _on_reset(self, cause: str) -> None:
         """CCR.DC resets to 0. Dirty lines are kept (as if written back): see the module notes."""

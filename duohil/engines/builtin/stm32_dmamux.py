@@ -19,15 +19,15 @@ from .regs import RO, W1T, Field, Register
 class Stm32Dmamux(Peripheral):
     renode_types: ClassVar[tuple[str, ...]] = ("Miscellaneous.STM32_DMAMUX",)
     default_size: ClassVar[int] = 0x400
-    properties: ClassVar[dict[str, Any]] = {"numberOfInRequestLines": 115,
-                                            "numberOfOutRequestChannels": 16,
-                                            "numberOfRequestGenerators": 8}
+    properties: ClassVar[dict[str, Any]] = {"numberOfInputRequestChannels": 115,
+                                            "numberOfOutputRequestChannels": 16,
+                                            "numberOfRequestGeneratorChannels": 8}
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
-        self.n_inputs = int(self.props["numberOfInRequestLines"])
-        self.n_channels = int(self.props["numberOfOutRequestChannels"])
-        self.n_generators = int(self.props["numberOfRequestGenerators"])
+        self.n_inputs = int(self.props["numberOfInputRequestChannels"])
+        self.n_channels = int(self.props["numberOfOutputRequestChannels"])
+        self.n_generators = int(self.props["numberOfRequestGeneratorChannels"])
         self._level: dict[int, bool] = {}          # request id -> current level
         r = self.regs
         self.ccr = [r.define(4 * c, f"C{c}CR", fields=[

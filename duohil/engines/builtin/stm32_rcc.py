@@ -93,7 +93,10 @@ def _pre(table: dict[int, int], value: int) -> int:
 class STM32H7_RCC(Peripheral):
     renode_types: ClassVar[tuple[str, ...]] = ("Miscellaneous.STM32H7_RCC",)
     default_size: ClassVar[int] = 0x400
-    properties: ClassVar[dict[str, Any]] = {"hseFrequency": 8_000_000, "lseFrequency": LSE_HZ}
+    # ``systick``: Renode's RCC pushes clock changes into the NVIC's SysTick; the builtin core's time
+    # base is fixed for a run (see above), so the reference is accepted and unused.
+    properties: ClassVar[dict[str, Any]] = {"hseFrequency": 8_000_000, "lseFrequency": LSE_HZ,
+                                            "systick": None}
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
