@@ -68,10 +68,19 @@ KINDS: dict[str, tuple[str, dict[str, tuple[tuple, bool, Any, Any, str]]]] = {
     # Take an interrupt when the CPU reaches symbol+offset (interleaving sweeps).
     "irq_at": (base.IRQ_AT_PC, {
         "symbol": (str, True, None, None, "a function or label symbol of the STM32 image"),
-        "offset": (int, False, 0, _nonneg, "a byte offset >= 0"),
+        "offset": ((int, str), False, 0, lambda v: v == "body" or isinstance(v, int) and v >= 0,
+                   "a byte offset >= 0, or body (the first instruction after the prologue's "
+                   "stack allocation, found in each image)"),
         "irq": (int, True, None, lambda v: 0 <= v < 150, "an STM32 NVIC line number"),
         "nth": (int, False, 1, _positive, "which arrival at the address triggers it (1 = first)"),
         "at_ms": (_NUM, False, 0, _nonneg, "arm after this time in ms"),
+        "after": (int, False, None, _nonneg,
+                  "the index of an earlier irq_at fault whose firing arms this one (a chain)"),
+    }),
+    # An asynchronous bus error reported to the STM32 core (e.g. an AXI ECC double-bit error).
+    "bus_fault": (base.CRASH_RECORD, {
+        "at_ms": (_NUM, True, None, _nonneg, "a time in ms >= 0"),
+        "address": (int, False, 0x24000000, _nonneg, "the address the bus error reports"),
     }),
     # Frame-aware link faults.
     "link": (base.LINK_FAULTS, {

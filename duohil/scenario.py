@@ -54,7 +54,7 @@ class Scenario:
     name: str
     crash_mode: str                              # "CM1".."CM7" or "nominal"
     duration_ms: float
-    expect: dict[str, list[str]]                 # variant -> acceptable outcome labels
+    expect: dict[str, Any]                       # variant -> labels, or {any: [...], none: [...]}
     title: str = ""
     description: str = ""
     fix: str | None = None
@@ -238,20 +238,38 @@ def from_dict(raw: Any, path: Path) -> Scenario:
         if variant not in valid_variants:
             raise ConfigError(f"unknown variant {variant!r}", file=path, field=f"expect.{variant}",
                               expected="one of " + ", ".join(sorted(valid_variants)))
-        labels = [want] if isinstance(want, str) else want
-        if not isinstance(labels, list) or not labels:
-            raise ConfigError("expected outcome must be a label or a non-empty list of labels",
-                              file=path, field=f"expect.{variant}", expected="e.g. ok or [runaway, estop]")
-        for lab in labels:
-            if lab not in OUTCOMES:
-                raise ConfigError(f"unknown outcome {lab!r}", file=path, field=f"expect.{variant}",
-                                  expected="one of " + ", ".join(OUTCOMES))
-        sc.expect[variant] = list(labels)
+        sc.expect[variant] = _expectation(want, path, f"expect.{variant}")
     for variant in sc.ab_variants():
         if variant not in sc.expect:
             raise ConfigError(f"no expected outcome for variant {variant}", file=path,
                               field=f"expect.{variant}", expected="an outcome label or list")
     return sc
+
+
+def _labels(want: Any, path: Path, where: str) -> list[str]:
+    labels = [want] if isinstance(want, str) else want
+    if not isinstance(labels, list) or not labels:
+        raise ConfigError("expected outcome must be a label or a non-empty list of labels",
+                          file=path, field=where, expected="e.g. ok or [runaway, estop]")
+    for lab in labels:
+        if lab not in OUTCOMES:
+            raise ConfigError(f"unknown outcome {lab!r}", file=path, field=where,
+                              expected="one of " + ", ".join(OUTCOMES))
+    return list(labels)
+
+
+def _expectation(want: Any, path: Path, where: str) -> "list[str] | dict[str, list[str]]":
+    """A label, a list of labels (any of them), or {any: [...], none: [...]}."""
+    if isinstance(want, dict):
+        for k in want:
+            if k not in ("any", "none"):
+                raise ConfigError(f"unknown key {k!r}", file=path, field=f"{where}.{k}",
+                                  expected="any and/or none")
+        if not want:
+            raise ConfigError("empty expectation", file=path, field=where,
+                              expected="{any: [...], none: [...]}")
+        return {k: _labels(v, path, f"{where}.{k}") for k, v in want.items()}
+    return _labels(want, path, where)
 
 
 def check_images(sc: Scenario, variants: list[str]) -> None:

@@ -533,6 +533,27 @@ class CortexM7Cpu(CpuCore):
             return
         self._enter(target, pc=pc)
 
+    def inject_bus_error(self, address: int) -> None:
+        """A bus error from outside the core (an AXI SRAM ECC double-bit error reported on a
+        buffered write, as the harness's ``bus_fault`` fault): IMPRECISERR, taken as BusFault when
+        enabled, else escalated to HardFault; the stacked PC is the next instruction to execute.
+        Called between slices."""
+        nv = self.nvic
+        pc = self.pc() & ~1
+        self.sleeping = False
+        self.faults += 1
+        nv.cfsr |= IMPRECISERR
+        self.machine.record("cpu_fault", cpu=self.name, exception=BUSFAULT, pc=pc, cfsr=nv.cfsr,
+                            imprecise=True, address=address, injected=True)
+        if nv.fault_enabled(BUSFAULT):
+            nv.set_pending(BUSFAULT)
+            return
+        nv.hfsr |= HFSR_FORCED
+        if self._fault_target(HARDFAULT) is None:
+            self._lockup("injected bus error at execution priority < 0", pc)
+        else:
+            self._enter(HARDFAULT, pc=pc)
+
     def _imprecise_bus_fault(self, pc: int, addr: int) -> None:
         """A store to unmapped memory: on the M7 stores are buffered, so the BusFault is
         asynchronous (IMPRECISERR, BFAR not valid) and the stacked PC is past the store. Unicorn

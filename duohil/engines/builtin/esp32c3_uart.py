@@ -85,6 +85,10 @@ class ESP32C3Uart(Peripheral):
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
+        self._bt_key: tuple[int, int] | None = None
+        self._bt_val: int | None = None
+        self._fb_key: int | None = None
+        self._fb_val: Fraction = Fraction(10)
         self.tx_sink: Callable[..., None] | None = None
         self.rx_fifo: deque[int] = deque()
         self.tx_fifo: deque[int] = deque()
@@ -151,6 +155,13 @@ class ESP32C3Uart(Peripheral):
 
     # -- timing ------------------------------------------------------------------------------------
     def _bit_time(self) -> int | None:
+        # memoised on the two registers it depends on: it is asked for on every character
+        key = (self.regs.CLK_CONF.value, self.regs.CLKDIV.value)
+        if key != self._bt_key:
+            self._bt_key, self._bt_val = key, self._compute_bit_time()
+        return self._bt_val
+
+    def _compute_bit_time(self) -> int | None:
         clk = self.regs.CLK_CONF
         sclk = SCLK_HZ.get(clk.SCLK_SEL)
         div = self.regs.CLKDIV
@@ -172,6 +183,13 @@ class ESP32C3Uart(Peripheral):
         return None if bt is None else PS_PER_S / bt
 
     def frame_bits(self) -> Fraction:
+        c0 = self.regs.CONF0
+        if c0.value == self._fb_key:
+            return self._fb_val
+        self._fb_key, self._fb_val = c0.value, self._compute_frame_bits()
+        return self._fb_val
+
+    def _compute_frame_bits(self) -> Fraction:
         c0 = self.regs.CONF0
         stop = {0: Fraction(1), 1: Fraction(1), 2: Fraction(3, 2), 3: Fraction(2)}[c0.STOP_BIT_NUM]
         return 1 + (5 + c0.BIT_NUM) + c0.PARITY_EN + stop

@@ -67,6 +67,7 @@ class Stm32Dma(Peripheral):
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
+        self._servicing = False         # inside _service: defer nested requests
         r = self.regs
         lo_fields, hi_fields, lo_clr, hi_clr = [], [], [], []
         for s in range(N_STREAMS):
@@ -192,7 +193,10 @@ class Stm32Dma(Peripheral):
         st = self.streams[line]
         st.request = bool(level)
         if st.request and self.cr[line].EN:
-            self._schedule_service(line)
+            if self._servicing:
+                self._schedule_service(line)     # a request raised by our own bus access
+            else:
+                self._service(line)              # at once: one event less per byte
 
     def _schedule_service(self, s: int) -> None:
         st = self.streams[s]
@@ -201,14 +205,20 @@ class Stm32Dma(Peripheral):
 
     def _service(self, s: int) -> None:
         st = self.streams[s]
-        st.service_event = None
+        if st.service_event is not None:
+            st.service_event.cancel()
+            st.service_event = None
         cr = self.cr[s]
         m2m = cr.DIR == DIR_M2M
-        for _ in range(MAX_ITEMS_PER_SERVICE):
-            if not cr.EN or self.ndtr[s].NDT == 0 or not (m2m or st.request):
-                return
-            if not self._move_one(s):
-                return
+        self._servicing = True
+        try:
+            for _ in range(MAX_ITEMS_PER_SERVICE):
+                if not cr.EN or self.ndtr[s].NDT == 0 or not (m2m or st.request):
+                    return
+                if not self._move_one(s):
+                    return
+        finally:
+            self._servicing = False
         if cr.EN and self.ndtr[s].NDT and (m2m or st.request):
             self._schedule_service(s)
 

@@ -29,6 +29,7 @@ class Stm32Dmamux(Peripheral):
         self.n_channels = int(self.props["numberOfOutputRequestChannels"])
         self.n_generators = int(self.props["numberOfRequestGeneratorChannels"])
         self._level: dict[int, bool] = {}          # request id -> current level
+        self._routes: dict[int, list] = {}         # request id -> output signals (see set_input)
         r = self.regs
         self.ccr = [r.define(4 * c, f"C{c}CR", fields=[
             Field("DMAREQ_ID", 0, 8), Field("SOIE", 8), Field("EGE", 9), Field("SE", 16),
@@ -45,19 +46,29 @@ class Stm32Dmamux(Peripheral):
                  fields=[Field(f"COF{g}", g) for g in range(self.n_generators)])
 
     def set_input(self, line: int, level: bool) -> None:
-        """Request line ``line`` (RM0433 request id) from a peripheral."""
+        """Request line ``line`` (RM0433 request id) from a peripheral (hot: every byte)."""
         level = bool(level)
         self._level[line] = level
+        for sig in self._routes.get(line, ()):
+            sig.set(level)
+
+    def _rebuild_routes(self) -> None:
+        """request id -> output signals, recomputed on CxCR writes instead of on every request."""
+        routes: dict[int, list] = {}
         for c, reg in enumerate(self.ccr):
-            if reg.DMAREQ_ID == line and line != 0:
-                self.output(c).set(level)
+            rid = reg.DMAREQ_ID
+            if rid:
+                routes.setdefault(rid, []).append(self.output(c))
+        self._routes = routes
 
     def _ccr_written(self, reg: Register, old: int, data: int) -> None:
         c = self.ccr.index(reg)
         rid = reg.DMAREQ_ID
+        self._rebuild_routes()
         self.output(c).set(rid != 0 and self._level.get(rid, False))
 
     def reset(self) -> None:
         super().reset()
+        self._rebuild_routes()
         for c in range(self.n_channels):
             self.output(c).set(False)

@@ -52,6 +52,8 @@ ENCODER_MODES = (1, 2, 3)
 
 CR1_CEN, CR1_UDIS, CR1_URS, CR1_OPM, CR1_DIR = 1, 1 << 1, 1 << 2, 1 << 3, 1 << 4
 SR_UIF = 1
+CR1_CMS = 3 << 5
+DIER_UIE_UDE = 1 | 1 << 8
 
 # OCxM values (4-bit, bit 3 is CCMRx bit 16/24)
 OCM_TOGGLE, OCM_FORCE_INACTIVE, OCM_FORCE_ACTIVE, OCM_PWM1, OCM_PWM2 = 3, 4, 5, 6, 7
@@ -144,6 +146,7 @@ class STM32_Timer(Peripheral):
         self._cnt = 0                          # CNT when not running; CNT at the anchor when running
         self._anchor = 0                       # kernel cycle of the anchor (prescaler phase 0)
         self._update_ev = None
+        self._lazy = False                     # update events skipped: nobody can observe them
         self._psc_active = 0
         self._arr_active = self._initial_limit & self.width_mask
         self._ccr_active = [0, 0, 0, 0]
@@ -267,9 +270,59 @@ class STM32_Timer(Peripheral):
             return self._arr_active - self._cnt + 1
         return self.width_mask - self._cnt + 1         # above ARR: runs to the top and wraps
 
+    def _lazy_ok(self) -> bool:
+        """An update event nobody can observe needs no scheduler event (TIM1 at a 20 kHz PWM rate
+        was a third of all events): no update interrupt or DMA request, nothing waiting in a
+        preload register, plain up-counting. Skipped updates are applied on the next register
+        access (``_catch_up``), so software sees exactly what it would have."""
+        if self.encoder_mode or self._dier.value & DIER_UIE_UDE:
+            return False
+        cr1 = self._cr1.value
+        if cr1 & (CR1_DIR | CR1_OPM | CR1_UDIS) or cr1 & CR1_CMS:
+            return False
+        wm = self.width_mask
+        if (self._arr.value & wm) != self._arr_active or (self._psc.value & 0xFFFF) != self._psc_active:
+            return False
+        if self._cnt > self._arr_active:
+            return False
+        return [r.value & wm for r in self._ccrs] == self._ccr_active
+
+    def _catch_up(self) -> None:
+        """Apply the update events skipped in lazy mode, up to now."""
+        if not (self._lazy and self._running):
+            return
+        now = self._cycle_at(self.now())
+        step = self._psc_active + 1
+        first = self._anchor + step * self._ticks_to_update()
+        if now < first:
+            return
+        period = step * (self._arr_active + 1)
+        k = 1 + (now - first) // period
+        self._anchor = first + (k - 1) * period
+        self._cnt = 0
+        self.updates += k
+        self._sr.value |= SR_UIF                 # UIE is off in lazy mode: no interrupt
+
+    def read(self, offset: int, size: int) -> int:
+        if self._lazy:
+            self._catch_up()
+        return super().read(offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if self._lazy:
+            self._catch_up()
+        super().write(offset, size, value)
+        if self._lazy and self._running and not self._lazy_ok():
+            self._schedule_update()              # something became observable: events again
+
     def _schedule_update(self) -> None:
         if self._update_ev is not None:
             self._update_ev.cancel()
+            self._update_ev = None
+        if self._lazy_ok():
+            self._lazy = True
+            return
+        self._lazy = False
         cycle = self._anchor + (self._psc_active + 1) * self._ticks_to_update()
         self._update_ev = self.machine.scheduler.at(self._time_of_cycle(cycle), self._on_update,
                                                     cycle, name=self._ev_name)
@@ -371,8 +424,12 @@ class STM32_Timer(Peripheral):
         self._update_irq()
 
     def _sr_read(self, reg: Register) -> int:
-        if not reg.UIF and self._running and self._update_ev is not None:
-            self.poll_hint(self._update_ev.time)
+        if not reg.UIF and self._running:
+            if self._update_ev is not None:
+                self.poll_hint(self._update_ev.time)
+            elif self._lazy:
+                nxt = self._anchor + (self._psc_active + 1) * self._ticks_to_update()
+                self.poll_hint(self._time_of_cycle(nxt))
         return reg.value
 
     def _egr_written(self, reg: Register, old: int, data: int) -> None:

@@ -69,6 +69,9 @@ class Stm32Usart(Peripheral):
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
+        self._irq_out = self.output("IRQ")
+        self._rx_req = self.output("ReceiveDmaRequest")
+        self._tx_req = self.output("TransmitDmaRequest")
         #: Kernel clock in Hz (usart_ker_ck). The RCC model may assign it; it is read at every use.
         self.kernel_hz: int = int(self.props["frequency"])
         #: Set by the link or a console sink: fn(uart, byte, t_start_ps, bit_time_ps, frame_bits).
@@ -174,13 +177,18 @@ class Stm32Usart(Peripheral):
 
     # -- interrupt and DMA request outputs --------------------------------------------------------------
     def _update(self) -> None:
-        c1, c3, s = self.cr1, self.cr3, self.isr
-        irq = ((s.IDLE and c1.IDLEIE) or (s.RXNE and c1.RXNEIE) or (s.TC and c1.TCIE)
-               or (s.TXE and c1.TXEIE) or (s.PE and c1.PEIE) or (s.RTOF and c1.RTOIE)
-               or (s.ORE and (c1.RXNEIE or c3.EIE)) or ((s.FE or s.NE) and c3.EIE))
-        self.output("IRQ").set(bool(irq))
-        self.output("ReceiveDmaRequest").set(bool(c3.DMAR and s.RXNE))
-        self.output("TransmitDmaRequest").set(bool(c3.DMAT and s.TXE and c1.UE and c1.TE))
+        # Hot (several times per character): raw words, not field lookups. ISR.IDLE/RXNE/TC/TXE
+        # (bits 4-7) sit at the same positions as their enables CR1.IDLEIE/RXNEIE/TCIE/TXEIE.
+        c1, c3, s = self.cr1.value, self.cr3.value, self.isr.value
+        eie = c3 & 1                                               # CR3.EIE
+        irq = ((s & c1 & 0xF0)
+               or (s & 1 and c1 >> 8 & 1)                           # PE & PEIE
+               or (s >> 11 & 1 and c1 >> 26 & 1)                    # RTOF & RTOIE
+               or (s >> 3 & 1 and (c1 >> 5 & 1 or eie))             # ORE & (RXNEIE | EIE)
+               or (s & 0x6 and eie))                                # FE/NE & EIE
+        self._irq_out.set(bool(irq))
+        self._rx_req.set(bool(c3 >> 6 & 1 and s >> 5 & 1))         # DMAR & RXNE
+        self._tx_req.set(bool(c3 >> 7 & 1 and s >> 7 & 1 and c1 & 1 and c1 >> 3 & 1))  # DMAT&TXE&UE&TE
 
     def _update_write(self, reg: Register, old: int, data: int) -> None:
         self._update()

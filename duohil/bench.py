@@ -1,0 +1,222 @@
+"""Builtin-engine benchmark (``make bench`` = ``python -m duohil.bench``). Not a test: wall time is
+measured here only, around whole runs, never inside one.
+
+Measures, for each core and both together:
+  (a) idle: WFI with a 1 kHz timer tick            -> virtual/wall ratio and cost per interrupt
+  (b) busy: CPU-bound loop with the same tick      -> virtual/wall ratio and MIPS
+  (c) both cores in one scheduler (idle+idle, busy+busy) and, when the product images are built,
+      build/stm32/fixed.elf + build/esp32/pooled-packed.elf talking over the link
+plus engine start-up (build both machines, load and patch both ELFs) and peak memory.
+
+Targets (printed next to each number): 1 s virtual of both cores idle at 1 kHz in < 0.1 s wall
+(>= 10x real time); start-up < 0.5 s; peak RSS < 300 MB.
+Test firmwares: build/testfw/m7/{idle,busy}.elf and build/testfw/rv/{idle,busy}.elf.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .engines.base import PS_PER_MS, PS_PER_S, MachineSpec, RunSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+PLATFORMS = ROOT / "platforms"
+BUILD = ROOT / "build"
+CORES = {                  # core -> (platform, test-firmware dir, status symbol prefix)
+    "m7": PLATFORMS / "stm32h743.repl",
+    "rv": PLATFORMS / "esp32c3_peer.repl",
+}
+PRODUCT = (BUILD / "stm32" / "fixed.elf", BUILD / "esp32" / "pooled-packed.elf")
+
+TARGET_IDLE_BOTH_WALL_S = 0.1        # for 1 s virtual
+TARGET_STARTUP_S = 0.5
+TARGET_PEAK_MB = 300.0
+
+
+class Report:
+    def __init__(self) -> None:
+        self.misses: list[str] = []
+
+    def line(self, name: str, value: str, target: str = "", ok: bool | None = None) -> None:
+        verdict = "" if ok is None else ("ok" if ok else "MISSED")
+        if ok is False:
+            self.misses.append(name)
+        print(f"  {name:<44} {value:>18}   {target:<34} {verdict}", flush=True)
+
+    def skip(self, name: str, why: str) -> None:
+        print(f"  {name:<44} {'-':>18}   skipped: {why}", flush=True)
+
+
+_CPU: list[float] = [0.0]          # process CPU time of the last _wall() call
+
+
+def _wall(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Wall time of ``fn()`` (what the targets are about); the process CPU time of the same call
+    is kept in _CPU[0] and printed next to it, because on a loaded host wall time also counts the
+    time other processes held the CPU."""
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    out = fn()
+    wall = time.perf_counter() - t0
+    _CPU[0] = time.process_time() - c0
+    return wall, out
+
+
+def _cpu_note() -> str:
+    return f"(cpu {_CPU[0]:.3f} s)"
+
+
+def _testfw(core: str, kind: str) -> Path:
+    return BUILD / "testfw" / core / f"{kind}.elf"
+
+
+def _ticks(handle: Any) -> int | None:
+    """Timer interrupts handled, from the test firmware (rv: g_idle/g_busy.ticks; m7: g_ticks)."""
+    if "g_ticks" in handle.image.symbols:
+        return int.from_bytes(handle.read_memory(handle.symbol("g_ticks"), 4), "little")
+    for sym in ("g_idle", "g_busy"):
+        if sym in handle.image.symbols:
+            try:
+                return int(handle.read_block(sym).get("ticks"))
+            except Exception:  # noqa: BLE001 - a status layout without ticks: report none
+                return None
+    return None
+
+
+def bench_single(rep: Report, core: str, kind: str, virtual_ps: int) -> float | None:
+    from .engines.builtin.session import single
+
+    elf = _testfw(core, kind)
+    name = f"{core} {kind}"
+    if not elf.is_file():
+        rep.skip(name, f"{elf.relative_to(ROOT)} not built")
+        return None
+    try:
+        r = single(CORES[core], elf, name=core, plant=False)
+    except Exception as exc:  # noqa: BLE001 - a missing model: report and go on
+        rep.skip(name, f"{type(exc).__name__}: {exc}")
+        return None
+    wall, _ = _wall(lambda: r.run_until(virtual_ps))
+    ratio = virtual_ps / PS_PER_S / wall
+    vs = virtual_ps / PS_PER_S
+    rep.line(f"{name}: {vs:g} s virtual", f"{wall:.3f} s wall",
+             f"ratio {ratio:.1f}x real time {_cpu_note()}")
+    ticks = _ticks(r.handle)
+    if ticks is not None:
+        rep.line(f"{name}: timer interrupts", f"{ticks}", f"expected ~{int(vs * 1000)}",
+                 abs(ticks - vs * 1000) <= 2)
+        if kind == "idle" and ticks:
+            rep.line(f"{name}: wall per interrupt (idle)", f"{wall / ticks * 1e6:.1f} us")
+    if kind == "busy":
+        mips = r.cpu.instructions / wall / 1e6
+        rep.line(f"{name}: emulated instructions/s", f"{mips:.0f} MIPS",
+                 f"core at {r.cpu.hz / 1e6:.0f} MIPS")
+    return wall
+
+
+def bench_pair(rep: Report, name: str, stm32_elf: Path, peer_elf: Path, virtual_ps: int,
+               target_wall: float | None = None, configs: tuple[str | None, str | None] = (None, None)
+               ) -> None:
+    from .engines.builtin.session import BuiltinEngine
+
+    missing = [p for p in (stm32_elf, peer_elf) if not p.is_file()]
+    if missing:
+        rep.skip(name, ", ".join(str(p.relative_to(ROOT)) for p in missing) + " not built")
+        return
+    spec = RunSpec(stm32=MachineSpec(CORES["m7"], stm32_elf, configs[0]),
+                   peer=MachineSpec(CORES["rv"], peer_elf, configs[1]))
+    try:
+        s = BuiltinEngine().start(spec)
+    except Exception as exc:  # noqa: BLE001
+        rep.skip(name, f"{type(exc).__name__}: {exc}")
+        return
+    wall, _ = _wall(lambda: s.run_until(virtual_ps))
+    vs = virtual_ps / PS_PER_S
+    ratio = vs / wall
+    if target_wall is not None:
+        scaled = target_wall * vs
+        rep.line(f"{name}: {vs:g} s virtual", f"{wall:.3f} s wall",
+                 f"< {scaled:g} s wall {_cpu_note()}", wall < scaled)
+    else:
+        rep.line(f"{name}: {vs:g} s virtual", f"{wall:.3f} s wall", _cpu_note())
+    rep.line(f"{name}: ratio", f"{ratio:.1f}x", ">= 10x real time" if target_wall else "")
+    if name.startswith("product"):
+        rep.line(f"{name}: link bytes", f"{len(s.link_bytes())}")
+        rep.line(f"{name}: console lines", f"{len(s.console())}")
+
+
+def bench_startup(rep: Report) -> None:
+    from .engines.builtin.session import BuiltinEngine
+
+    if all(p.is_file() for p in PRODUCT):
+        spec = RunSpec(stm32=MachineSpec(CORES["m7"], PRODUCT[0], "g_config"),
+                       peer=MachineSpec(CORES["rv"], PRODUCT[1], "g_peer_config"))
+        what = "start-up (product images, config patched)"
+    elif _testfw("m7", "idle").is_file() and _testfw("rv", "idle").is_file():
+        spec = RunSpec(stm32=MachineSpec(CORES["m7"], _testfw("m7", "idle")),
+                       peer=MachineSpec(CORES["rv"], _testfw("rv", "idle")))
+        what = "start-up (test firmwares)"
+    else:
+        rep.skip("start-up", "neither the product images nor the m7+rv test firmwares are built")
+        return
+    try:
+        # first start pays the imports and the DWARF parse; the second is what a campaign sees
+        cold, _ = _wall(lambda: BuiltinEngine().start(spec))
+        cold_cpu = _cpu_note()
+        warm, _ = _wall(lambda: BuiltinEngine().start(spec))
+    except Exception as exc:  # noqa: BLE001
+        rep.skip(what, f"{type(exc).__name__}: {exc}")
+        return
+    rep.line(f"{what}, first", f"{cold:.3f} s", f"< {TARGET_STARTUP_S} s {cold_cpu}",
+             cold < TARGET_STARTUP_S)
+    rep.line(f"{what}, again", f"{warm:.3f} s", f"< {TARGET_STARTUP_S} s {_cpu_note()}",
+             warm < TARGET_STARTUP_S)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m duohil.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="shorter virtual durations")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = ap.parse_args(argv)
+    idle_ps = (200 if args.quick else 1000) * PS_PER_MS
+    busy_ps = (20 if args.quick else 100) * PS_PER_MS
+    traffic_ps = (50 if args.quick else 200) * PS_PER_MS
+
+    from .engines.builtin.session import BuiltinEngine
+    ok, reason = BuiltinEngine.availability()
+    print(f"duohil builtin-engine benchmark ({reason}; host load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    if not ok:
+        print(f"  builtin engine not available: {reason}")
+        return 1
+    rep = Report()
+    print("start-up")
+    bench_startup(rep)
+    print("(a) each core idle in WFI, 1 kHz tick")
+    for core in ("m7", "rv"):
+        bench_single(rep, core, "idle", idle_ps)
+    print("(b) each core busy, 1 kHz tick")
+    for core in ("m7", "rv"):
+        bench_single(rep, core, "busy", busy_ps)
+    print("(c) both cores in one scheduler")
+    bench_pair(rep, "idle+idle", _testfw("m7", "idle"), _testfw("rv", "idle"), idle_ps,
+               target_wall=TARGET_IDLE_BOTH_WALL_S)
+    bench_pair(rep, "busy+busy", _testfw("m7", "busy"), _testfw("rv", "busy"), busy_ps)
+    bench_pair(rep, "product fixed + pooled-packed (traffic)", *PRODUCT, traffic_ps,
+               configs=("g_config", "g_peer_config"))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
+    print("memory")
+    rep.line("peak RSS (whole benchmark)", f"{peak_mb:.0f} MB", f"< {TARGET_PEAK_MB:g} MB",
+             peak_mb < TARGET_PEAK_MB)
+    if rep.misses:
+        print(f"targets missed: {', '.join(rep.misses)}")
+    return 1 if args.strict and rep.misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,791 @@
+"""The test-facing API: two booted MCUs you drive in virtual time, whichever engine runs them.
+
+    with Duo.start(stm32="fixed", peer="gc-packed") as duo:
+        duo.stm32.wait_for_line("BOOT", timeout_ms=50)
+        duo.peer.stall(ms=5)                      # a GC pause, now
+        duo.run(ms=200)
+        assert duo.stm32.status.estops == 0
+        assert duo.outcomes().ok, duo.outcomes().evidence
+
+Everything a test does goes through the engine interface (``duohil.engines.base``); every fault is a
+``duohil.faults.Fault`` checked by ``faults.validate_fault`` and handed to ``Session.inject``, so a
+fault a test injects is exactly one a scenario file could hold. ``Duo.from_scenario`` starts a run of
+a scenario file with its fault plan scheduled; ``duohil.runner.run`` is that plus ``run_to_end``. The
+pytest plugin and the Robot library are thin layers over this module.
+
+Observations (console lines, link bytes, the event log, status blocks sampled every SAMPLE_MS) are
+gathered as the run goes, so ``outcomes()`` can classify the run so far at any point. Wall time is
+measured for the report only; it never decides anything in a run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+from . import crash as crashmod
+from . import faults as faultmod
+from . import oracle
+from .engines import base, registry
+from .errors import ConfigError, DuohilError, EngineError
+from .scenario import BUILD, PEER_IMAGES, REPO, Scenario
+
+STM32_PLATFORM = REPO / "platforms" / "stm32h743.repl"
+PEER_PLATFORM = REPO / "platforms" / "esp32c3_peer.repl"
+SAMPLE_MS = 5.0                     # status blocks are sampled this often for the oracles
+WAIT_STEP_MS = 1.0                  # wait_for_line advances virtual time in steps this long
+DEFAULT_WAIT_MS = 1000.0
+STATUS_KEYS = ("setpoints", "last_seq", "sp_seq", "sp_velocity", "sp_flags", "sensor_reports",
+               "sensor_id", "sensor_temp", "sensor_status", "sensor_flags", "frames_ok",
+               "crc_errors", "rejected", "estops", "state", "position", "stack_high_water",
+               "stack_guard_trips", "stale_setpoints", "overruns")
+CRASH_MAGICS = (0x43525348, 0x43525352)        # CRASH_MAGIC, CRASH_MAGIC_REPORTED (blocks.h)
+PEER_CRASH_MAGIC = 0x53524350                  # esp32_firmware/status.h
+CORTEXM_EXCEPTIONS = {3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault",
+                      0x100: "StackGuard"}
+
+# The firmware <-> harness contract (ARCHITECTURE.md): block symbols per machine.
+BLOCKS = {
+    "stm32": {"status": "g_status", "config": "g_config", "crash": "g_crash_record"},
+    "peer": {"status": "g_peer_status", "config": "g_peer_config", "crash": "g_peer_crash"},
+}
+
+
+class CapabilityMissing(DuohilError):
+    """The engine lacks a capability the run needs: the run is skipped with this reason."""
+
+    def __init__(self, engine: str, missing: list[str], what: str = "") -> None:
+        self.engine = engine
+        self.missing = missing
+        super().__init__(f"engine {engine} lacks capability {', '.join(missing)}"
+                         + (f" (needed by {what})" if what else ""))
+
+
+# -- the result of one run ----------------------------------------------------------------------
+@dataclass
+class RunResult:
+    scenario: str
+    scenario_path: str
+    crash_mode: str
+    variant: str
+    seed: int
+    engine: str
+    quantum_us: float
+    outcomes: list[str]
+    evidence: dict[str, str]
+    expected: list[str] | dict[str, list[str]] | None     # labels (any of), or {any, none}
+    matches: bool | None
+    fault_plan: list[dict[str, Any]]
+    crash: dict[str, Any] | None
+    counters: dict[str, dict[str, Any]]
+    fingerprint: str
+    virtual_ms: float
+    wall_s: float
+    console: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+    timeline: dict[str, Any] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)      # machine -> ELF file name
+
+    def run_name(self) -> str:
+        """``scenario [variant]``, naming the STM32 image when it is not the variant's own."""
+        img = self.images.get("stm32", "")
+        other = f" on {img}" if img and Path(img).stem != self.variant else ""
+        return f"{self.scenario} [{self.variant}{other}]"
+
+    def headline(self) -> str:
+        labels = ", ".join(self.outcomes)
+        first = next(iter(self.evidence.values()), "")
+        return f"{self.scenario} [{self.variant}] seed={self.seed}: {labels}" + \
+            (f" ({first})" if first else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, bytes):
+        return o.hex()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def spec_for(sc: Scenario, variant: str, seed: int, quantum_ps: int | None = None) -> base.RunSpec:
+    return base.RunSpec(
+        stm32=base.MachineSpec(STM32_PLATFORM, sc.stm32_image(variant), BLOCKS["stm32"]["config"],
+                               sc.config_for("stm32", variant)),
+        peer=base.MachineSpec(PEER_PLATFORM, sc.peer_image(variant), BLOCKS["peer"]["config"],
+                              sc.config_for("peer", variant)),
+        quantum_ps=quantum_ps or sc.quantum_ps, seed=seed)
+
+
+def image_path(image: str | Path, machine: str) -> Path:
+    """A variant/image name (``fixed``, ``fixed-no-resync``, ``gc-packed``) or a path to an ELF."""
+    p = Path(image)
+    if p.suffix == ".elf":
+        return p if p.is_absolute() else (REPO / p)
+    if machine == "peer" and str(image) not in PEER_IMAGES:
+        raise ConfigError(f"unknown peer image {image!r}", field="peer",
+                          expected="one of " + ", ".join(PEER_IMAGES) + " or a path to an .elf")
+    return BUILD / ("stm32" if machine == "stm32" else "esp32") / f"{image}.elf"
+
+
+def _check_image(path: Path, machine: str) -> None:
+    if not path.is_file():
+        raise ConfigError(f"firmware image {path} for the {machine} is missing", field=machine,
+                          expected="a built image (run `make firmware`)")
+
+
+# -- status blocks ---------------------------------------------------------------------------------
+class Block:
+    """A snapshot of one firmware block, fields as attributes: ``duo.stm32.status.estops``."""
+
+    def __init__(self, machine: str, symbol: str, values: dict[str, Any]) -> None:
+        object.__setattr__(self, "_machine", machine)
+        object.__setattr__(self, "_symbol", symbol)
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        values = object.__getattribute__(self, "_values")
+        if name in values:
+            return values[name]
+        raise AttributeError(f"{self._machine} block {self._symbol} has no field {name!r} "
+                             f"(fields: {', '.join(values)})")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{self._symbol} is a snapshot read from the firmware's RAM: read-only")
+
+    def __getitem__(self, name: str) -> Any:
+        return self.__getattr__(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"<{self._machine} {self._symbol} " + \
+            " ".join(f"{k}={v}" for k, v in self._values.items()) + ">"
+
+
+# -- the handles ------------------------------------------------------------------------------------
+class Machine:
+    """One MCU of a Duo: its blocks (read on access), its console, waiting for a console line."""
+
+    def __init__(self, duo: Duo, name: str, handle: base.MachineHandle) -> None:
+        self._duo = duo
+        self.name = name
+        self.handle = handle
+        self._cursor = 0                 # console lines already matched by wait_for_line
+
+    def block(self, symbol: str) -> Block:
+        """Any struct at an ELF symbol, decoded through the image's DWARF."""
+        return Block(self.name, symbol, self.handle.read_block(symbol))
+
+    @property
+    def status(self) -> Block:
+        return self.block(BLOCKS[self.name]["status"])
+
+    @property
+    def config(self) -> Block:
+        return self.block(BLOCKS[self.name]["config"])
+
+    @property
+    def crash_record(self) -> Block:
+        return self.block(BLOCKS[self.name]["crash"])
+
+    @property
+    def console_lines(self) -> list[base.ConsoleLine]:
+        return self.handle.console()
+
+    @property
+    def console(self) -> list[str]:
+        return [ln.text for ln in self.handle.console()]
+
+    def pc(self) -> int:
+        return self.handle.pc()
+
+    def wait_for_line(self, text: str, timeout_ms: float = DEFAULT_WAIT_MS,
+                      step_ms: float = WAIT_STEP_MS) -> base.ConsoleLine:
+        """The next console line containing ``text`` (after the last one this method returned),
+        running the simulation in steps of ``step_ms`` for at most ``timeout_ms`` of virtual time.
+        AssertionError naming the line, machine, timeout and the last console lines otherwise."""
+        duo = self._duo
+        t0 = duo.now_ps
+        deadline = t0 + _ps(timeout_ms)
+        step = max(1, _ps(step_ms))
+        while True:
+            lines = self.handle.console()
+            for i in range(self._cursor, len(lines)):
+                if text in lines[i].text:
+                    self._cursor = i + 1
+                    return lines[i]
+            if duo.now_ps >= deadline:
+                break
+            duo.run_until_ps(min(deadline, duo.now_ps + step))
+        tail = "\n".join(f"  {ln.t_ps / base.PS_PER_MS:10.3f} ms  {ln.text}"
+                         for ln in self.handle.console()[-8:]) or "  (nothing printed)"
+        raise AssertionError(
+            f"no line containing {text!r} on the {self.name} console within {timeout_ms:g} ms of "
+            f"virtual time (waited from {t0 / base.PS_PER_MS:.3f} to "
+            f"{duo.now_ps / base.PS_PER_MS:.3f} ms); last console lines:\n{tail}")
+
+    def stall(self, ms: float, at_ms: float | None = None,
+              after_setpoints: int | None = None) -> dict[str, Any]:
+        """Halt this CPU for ``ms`` (a GC stop-the-world pause): now, at ``at_ms``, or once the
+        peer has sent ``after_setpoints`` setpoint frames. Only the peer has a GC."""
+        if self.name != "peer":
+            raise ConfigError(f"cannot stall the {self.name}: a stall is a GC pause of the peer",
+                              field="stall", expected="duo.peer.stall(ms=...)")
+        raw: dict[str, Any] = {"kind": "peer_stall", "duration_ms": ms}
+        if after_setpoints is not None:
+            raw["after_setpoints"] = after_setpoints
+        else:
+            raw["at_ms"] = self._duo.now_ms if at_ms is None else at_ms
+        return self._duo.inject(raw, where="peer.stall")
+
+    def __repr__(self) -> str:
+        return f"<duo.{self.name} {self._duo.spec.stm32.elf.name if self.name == 'stm32' else self._duo.spec.peer.elf.name}>"
+
+
+class Link:
+    """The UART between the two MCUs: frame-aware faults and what went over the wire."""
+
+    def __init__(self, duo: Duo) -> None:
+        self._duo = duo
+
+    def corrupt(self, frame: int, field: str = "LEN", action: str = "flip",
+                direction: str = "peer->stm32", bit: int = 0, value: int | None = None,
+                delay_us: float | None = None) -> dict[str, Any]:
+        """One fault on one frame: ``frame`` indexes the direction's frames from the start of the
+        run (0 = the first), as in scenario files; ``action`` flip (bit), drop, insert (value), duplicate, delay
+        (delay_us) or truncate; ``field`` SOF, LEN, CRC_LO, CRC_HI or payload[i]."""
+        raw: dict[str, Any] = {"kind": "link", "action": action, "direction": direction,
+                               "frame": frame, "field": field, "bit": bit}
+        if value is not None:
+            raw["value"] = value
+        if delay_us is not None:
+            raw["delay_us"] = delay_us
+        return self._duo.inject(raw, where="link.corrupt")
+
+    def noise(self, ber: float, ms: float, at_ms: float | None = None,
+              direction: str = "peer->stm32") -> dict[str, Any]:
+        """Bit errors at rate ``ber`` on the bytes arriving during ``ms`` from now (or at_ms)."""
+        raw = {"kind": "noise", "direction": direction, "ber": ber,
+               "at_ms": self._duo.now_ms if at_ms is None else at_ms, "duration_ms": ms}
+        return self._duo.inject(raw, where="link.noise")
+
+    def bytes(self, direction: str | None = None) -> list[base.LinkByte]:
+        return [b for b in self._duo.session.link_bytes() if direction in (None, b.direction)]
+
+    def frames(self, direction: str = "peer->stm32") -> list[tuple[float, bytes]]:
+        """Frames as the sender meant them, (arrival time in ms, payload)."""
+        return [(t / base.PS_PER_MS, p)
+                for t, p in oracle.sender_frames(self._duo.session.link_bytes(), direction)]
+
+
+def _ps(ms: float) -> int:
+    return round(float(ms) * base.PS_PER_MS)
+
+
+# -- the pair ------------------------------------------------------------------------------------------
+class Duo:
+    """Both MCUs of one run, booted, joined by the link, advancing in virtual time."""
+
+    def __init__(self, engine: base.Engine, spec: base.RunSpec, *, engine_name: str,
+                 scenario: Scenario | None = None, variant: str | None = None,
+                 oracle_params: dict[str, Any] | None = None, label: str | None = None) -> None:
+        self.engine = engine
+        self.engine_name = engine_name
+        self.spec = spec
+        self.scenario = scenario
+        self.variant = variant or spec.stm32.elf.stem
+        self.label = label or (scenario.name if scenario else
+                               f"{spec.stm32.elf.stem}+{spec.peer.elf.stem}")
+        self.oracle_params = dict(oracle_params or {})
+        self.error: str | None = None
+        self._faults: list[dict[str, Any]] = []
+        self._samples: dict[str, list[tuple[int, dict[str, Any]]]] = {"stm32": [], "peer": []}
+        self._wall = 0.0
+        self._closed = False
+        self._result: tuple[int, RunResult] | None = None
+        w0 = time.perf_counter()
+        self.session = engine.start(spec)
+        self._wall += time.perf_counter() - w0
+        self.stm32 = Machine(self, "stm32", self.session.stm32)
+        self.peer = Machine(self, "peer", self.session.peer)
+        self.link = Link(self)
+        self._step = _ps(SAMPLE_MS)
+        self._sampling = False        # starts with the first run, after the faults injected before it
+
+    # -- starting ----------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, stm32: str | Path = "fixed", peer: str | Path = "pooled-packed",
+              engine: str | base.Engine = registry.DEFAULT_ENGINE, seed: int = 0,
+              quantum_us: float = base.DEFAULT_QUANTUM_PS / base.PS_PER_US,
+              config: dict[str, dict[str, int]] | None = None,
+              plant: dict[str, Any] | None = None, oracle_params: dict[str, Any] | None = None,
+              requires: Iterable[str] = (), engine_options: dict[str, Any] | None = None) -> Duo:
+        """Both machines booted: ``stm32`` a build variant (``fixed``, ``buggy``,
+        ``fixed-no-<fix>``) or an ELF path, ``peer`` a peer image name or an ELF path, ``config``
+        config-block overrides per machine (``{"stm32": {"freshness_ms": 20}}``), ``plant`` motor
+        parameters. CapabilityMissing when the engine lacks one of ``requires``."""
+        config = dict(config or {})
+        for m in config:
+            if m not in BLOCKS:
+                raise ConfigError(f"config for unknown machine {m!r}", field=f"config.{m}",
+                                  expected="stm32 or peer")
+        elfs = {"stm32": image_path(stm32, "stm32"), "peer": image_path(peer, "peer")}
+        for m, p in elfs.items():
+            _check_image(p, m)
+        spec = base.RunSpec(
+            stm32=base.MachineSpec(STM32_PLATFORM, elfs["stm32"], BLOCKS["stm32"]["config"],
+                                   dict(config.get("stm32", {}))),
+            peer=base.MachineSpec(PEER_PLATFORM, elfs["peer"], BLOCKS["peer"]["config"],
+                                  dict(config.get("peer", {}))),
+            quantum_ps=round(float(quantum_us) * base.PS_PER_US), seed=seed)
+        eng, name = _engine(engine, plant, engine_options)
+        missing = eng.missing(requires)
+        if missing:
+            raise CapabilityMissing(name, missing)
+        return cls(eng, spec, engine_name=name, oracle_params=oracle_params,
+                   variant=Path(str(stm32)).stem)
+
+    @classmethod
+    def from_scenario(cls, sc: Scenario, variant: str, *, seed: int | None = None,
+                      engine: str | base.Engine = registry.DEFAULT_ENGINE,
+                      quantum_us: float | None = None,
+                      engine_options: dict[str, Any] | None = None,
+                      stm32: str | Path | None = None) -> Duo:
+        """One variant of a scenario, its fault plan realised with ``seed`` and scheduled.
+        ``stm32`` replaces the variant's STM32 image (e.g. to run the ``fixed`` expectation
+        against a ``fixed-no-<fix>`` build)."""
+        seed = sc.seed if seed is None else seed
+        eng, name = _engine(engine, sc.plant, engine_options)
+        missing = eng.missing(sc.requires)
+        if missing:
+            raise CapabilityMissing(name, missing, what=f"scenario {sc.name}")
+        plan = faultmod.realise(sc.faults, seed)
+        q_ps = round(quantum_us * base.PS_PER_US) if quantum_us else sc.quantum_ps
+        spec = spec_for(sc, variant, seed, q_ps)
+        if stm32 is not None:
+            spec = base.RunSpec(stm32=base.MachineSpec(spec.stm32.platform, image_path(stm32, "stm32"),
+                                                       spec.stm32.config_symbol, spec.stm32.config),
+                                peer=spec.peer, quantum_ps=spec.quantum_ps, seed=spec.seed,
+                                link_uarts=spec.link_uarts, console_uarts=spec.console_uarts)
+        for m, p in (("stm32", spec.stm32.elf), ("peer", spec.peer.elf)):
+            if not p.is_file():
+                raise ConfigError(f"firmware image {p} for variant {variant} is missing",
+                                  file=sc.path, field=f"{m}.image",
+                                  expected="a built image (run `make firmware`)")
+        duo = cls(eng, spec, engine_name=name, scenario=sc, variant=variant,
+                  oracle_params=sc.oracle)
+        try:
+            for f in plan:
+                duo._inject_fault(f)
+        except BaseException:
+            duo.close()
+            raise
+        return duo
+
+    # -- time ----------------------------------------------------------------------------------------
+    @property
+    def now_ps(self) -> int:
+        return self.session.now_ps
+
+    @property
+    def now_ms(self) -> float:
+        return self.session.now_ps / base.PS_PER_MS
+
+    def run(self, ms: float = 0, us: float = 0) -> Duo:
+        """Advance both machines by ``ms`` + ``us`` of virtual time."""
+        step = _ps(ms) + round(float(us) * base.PS_PER_US)
+        if step < 0:
+            raise ConfigError(f"cannot run for {ms} ms + {us} us: virtual time only goes forward",
+                              field="ms", expected="a duration >= 0")
+        return self.run_until_ps(self.now_ps + step)
+
+    def run_until(self, ms: float) -> Duo:
+        return self.run_until_ps(_ps(ms))
+
+    def run_to_end(self) -> Duo:
+        """Run to the scenario's duration (a Duo started from a scenario)."""
+        if self.scenario is None:
+            raise ConfigError("run_to_end needs a scenario", field="duration_ms",
+                              expected="Duo.from_scenario(...) or duo.run(ms=...)")
+        return self.run_until_ps(self.scenario.duration_ps)
+
+    def run_until_ps(self, t_ps: int) -> Duo:
+        if self._closed:
+            raise EngineError(f"{self.label}: the simulation is closed")
+        if self.error is not None:
+            raise EngineError(f"{self.label}: the run already stopped: {self.error}")
+        if not self._sampling:
+            self._sampling = True
+            self.session.at(max(self._step, self.now_ps + self._step), self._sample, name="sample")
+        w0 = time.perf_counter()
+        try:
+            self.session.run_until(t_ps)
+        except (EngineError, RuntimeError) as exc:      # keep what was observed, then say so
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._wall += time.perf_counter() - w0
+        return self
+
+    def _sample(self) -> None:
+        now = self.session.now_ps
+        for name, handle in (("stm32", self.session.stm32), ("peer", self.session.peer)):
+            try:
+                self._samples[name].append((now, handle.read_block(BLOCKS[name]["status"])))
+            except ConfigError:
+                pass
+        self.session.at(now + self._step, self._sample, name="sample")
+
+    # -- faults ----------------------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(self.engine.capabilities)
+
+    def inject(self, fault: faultmod.Fault | dict[str, Any], where: str = "fault") -> dict[str, Any]:
+        """Schedule one fault (a Fault or a scenario-style mapping ``{kind: ..., ...}``); returns
+        its entry in the run's fault plan (with ``t_ps`` once its time is known)."""
+        raw = fault.to_dict() if isinstance(fault, faultmod.Fault) else dict(fault)
+        f = faultmod.validate_fault(raw, where, None)
+        if faultmod.has_distributions([f]):
+            f = faultmod.realise([f], self.spec.seed * 7919 + len(self._faults))[0]
+        return self._inject_fault(f)
+
+    def _inject_fault(self, f: faultmod.Fault) -> dict[str, Any]:
+        cap = faultmod.capability_of(f.kind)
+        if cap not in self.engine.capabilities:
+            raise CapabilityMissing(self.engine_name, [cap], what=f"a {f.kind} fault")
+        if self._closed:
+            raise EngineError(f"{self.label}: the simulation is closed")
+        t = self.session.inject(f)
+        entry = f.to_dict()
+        if t is not None:
+            entry["t_ps"] = t
+        self._faults.append(entry)
+        self._result = None
+        return entry
+
+    def dma_latency(self, stream: int, us: float, controller: str = "dma1",
+                    at_ms: float | None = None) -> dict[str, Any]:
+        """Delay the DMA stream's completion (flags + interrupt) by ``us`` from now (or at_ms) on."""
+        return self.inject({"kind": "dma_latency", "controller": controller, "stream": stream,
+                            "latency_us": us, "at_ms": self.now_ms if at_ms is None else at_ms},
+                           where="dma_latency")
+
+    def irq_at(self, symbol: str, irq: int, offset: int = 0, nth: int = 1,
+               at_ms: float | None = None) -> dict[str, Any]:
+        """Pend STM32 IRQ ``irq`` when the core reaches ``symbol``+``offset`` for the nth time."""
+        return self.inject({"kind": "irq_at", "symbol": symbol, "offset": offset, "irq": irq,
+                            "nth": nth, "at_ms": self.now_ms if at_ms is None else at_ms},
+                           where="irq_at")
+
+    @property
+    def fault_plan(self) -> list[dict[str, Any]]:
+        """The faults injected so far, each with the time it took effect when known."""
+        events = self.session.events()
+        out = []
+        for i, f in enumerate(self._faults):
+            entry = dict(f)
+            if "t_ps" not in entry:
+                for t, kind, d in events:
+                    if kind == "fault" and d.get("index") == i:
+                        entry["t_ps"] = t
+                        break
+            out.append(entry)
+        return out
+
+    # -- observations and verdicts -----------------------------------------------------------------
+    def _observe(self) -> tuple[oracle.Observations, dict[str, dict[str, Any]]]:
+        s = self.session
+        duration = s.now_ps
+        if self.error is not None and self.scenario is not None:
+            duration = max(duration, self.scenario.duration_ps)   # the run was meant to last
+        obs = oracle.Observations(
+            duration_ps=duration,
+            peer_layout="natural" if "natural" in self.spec.peer.elf.name else "packed")
+        obs.console = {"stm32": s.stm32.console(), "peer": s.peer.console()}
+        obs.link = s.link_bytes()
+        obs.events = s.events()
+        obs.faults = self.fault_plan
+        obs.samples = {k: [(t, {f: v[f] for f in STATUS_KEYS if f in v}) for t, v in smp]
+                       for k, smp in self._samples.items()}
+        obs.error = self.error
+        final: dict[str, dict[str, Any]] = {}
+        for name, handle in (("stm32", s.stm32), ("peer", s.peer)):
+            try:
+                final[name] = handle.read_block(BLOCKS[name]["status"])
+            except ConfigError:
+                final[name] = {}
+        st = final.get("stm32", {})
+        if st.get("stack_size"):
+            obs.stack = {"size": st["stack_size"], "high_water": st.get("stack_high_water", 0)}
+        return obs, final
+
+    def outcomes(self) -> oracle.Verdict:
+        """The oracles' verdict on the run so far (ok, or labels each with one line of evidence)."""
+        obs, _ = self._observe()
+        return oracle.classify(obs, self.oracle_params)
+
+    def crash(self) -> dict[str, Any] | None:
+        """The decoded crash: the STM32's crash record if its firmware wrote one, else the CPU's own
+        fault entry, else the peer's trap record; None when nothing crashed."""
+        return _crash(self.session, self.spec, self.session.events())
+
+    @property
+    def expected(self) -> list[str] | dict[str, list[str]] | None:
+        return None if self.scenario is None else self.scenario.expect.get(self.variant)
+
+    def result(self) -> RunResult:
+        """The run so far as a RunResult (what `duohil run` writes as JSON)."""
+        if self._result is not None and self._result[0] == self.now_ps:
+            return self._result[1]
+        obs, final = self._observe()
+        verdict = oracle.classify(obs, self.oracle_params)
+        crash_json = _crash(self.session, self.spec, obs.events)
+        expected = self.expected
+        sc = self.scenario
+        result = RunResult(
+            scenario=self.label, scenario_path=str(sc.path) if sc else "",
+            crash_mode=sc.crash_mode if sc else "", variant=self.variant, seed=self.spec.seed,
+            engine=self.engine_name, quantum_us=self.spec.quantum_ps / base.PS_PER_US,
+            outcomes=verdict.labels, evidence=verdict.evidence, expected=expected,
+            matches=None if expected is None else oracle.matches(verdict, expected),
+            fault_plan=obs.faults, crash=crash_json, counters=final,
+            fingerprint=self.session.fingerprint(), virtual_ms=obs.duration_ps / base.PS_PER_MS,
+            wall_s=round(self._wall, 3),
+            console={k: [f"{ln.t_ps / base.PS_PER_MS:10.3f} {ln.text}" for ln in v]
+                     for k, v in obs.console.items()},
+            error=self.error, timeline=_timeline(obs, self.session.observations()),
+            images={"stm32": self.spec.stm32.elf.name, "peer": self.spec.peer.elf.name})
+        self._result = (self.now_ps, result)
+        return result
+
+    def should_match(self, expected: str | list[str] | dict[str, list[str]] | None = None
+                     ) -> RunResult:
+        """Assert the run's outcome meets ``expected`` (default: the scenario's expectation for
+        this variant): a label, any of a list, or ``{any: [...], none: [...]}``. The
+        AssertionError says what happened, with evidence and the crash."""
+        __tracebackhide__ = True          # pytest: show the test's line, not this one
+        if expected is None:
+            expected = self.expected
+            if expected is None:
+                raise ConfigError(f"{self.label}: no expected outcome for variant {self.variant}",
+                                  field=f"expect.{self.variant}", expected="an outcome label or list")
+        want: list[str] | dict[str, list[str]]
+        if isinstance(expected, dict):
+            bad = set(expected) - {"any", "none"}
+            if bad:
+                raise ConfigError(f"unknown key(s) {', '.join(sorted(bad))}", field="expected",
+                                  expected="{any: [...], none: [...]}")
+            want = {k: [v] if isinstance(v, str) else list(v) for k, v in expected.items()}
+            labels = [lab for v in want.values() for lab in v]
+        else:
+            want = [expected] if isinstance(expected, str) else list(expected)
+            labels = want
+        for lab in labels:
+            if lab not in oracle.ORACLES and lab != "ok":
+                raise ConfigError(f"unknown outcome {lab!r}", field="expected",
+                                  expected="ok or one of " + ", ".join(oracle.ORACLES))
+        r = self.result()
+        verdict = oracle.Verdict(r.outcomes, r.evidence)
+        if not oracle.matches(verdict, want):
+            raise AssertionError(explain(r, want))
+        return r
+
+    def limit_violations(self) -> list[str]:
+        """Why the motor controller left its limits so far (empty when it stayed inside): the
+        plant hit an end stop, an ESTOP, or the position outside the config's soft limits."""
+        problems = []
+        for t, kind, d in self.session.events():
+            if kind == "end_stop":
+                problems.append(f"plant hit the {d.get('side', '?')} end stop at "
+                                f"{t / base.PS_PER_MS:.3f} ms (position {d.get('position')})")
+                break
+        for ln in self.session.stm32.console():
+            if ln.text.startswith("ESTOP"):
+                problems.append(f"{ln.text!r} at {ln.t_ps / base.PS_PER_MS:.3f} ms")
+                break
+        try:
+            cfg = self.stm32.config
+            lo, hi = cfg.soft_limit_min, cfg.soft_limit_max
+        except (ConfigError, AttributeError):
+            return problems
+        now = self.session.stm32.read_block(BLOCKS["stm32"]["status"])
+        for t, st in self._samples["stm32"] + [(self.now_ps, now)]:
+            pos = st.get("position")
+            if isinstance(pos, int) and not lo <= pos <= hi:
+                problems.append(f"position {pos} outside the soft limits [{lo}, {hi}] at "
+                                f"{t / base.PS_PER_MS:.3f} ms")
+                break
+        if now.get("estops"):
+            problems.append(f"g_status.estops = {now['estops']}")
+        return problems
+
+    # -- life cycle -----------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Keep the final result (``result()`` still answers), then release the engine."""
+        if self._closed:
+            return
+        try:
+            self.result()
+        except Exception:            # noqa: BLE001, S110 - a broken session still closes
+            pass
+        finally:
+            self._closed = True
+            self.session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<Duo {self.label} variant={self.variant} engine={self.engine_name} "
+                f"seed={self.spec.seed} t={self.now_ms:.3f} ms>")
+
+
+def _engine(engine: str | base.Engine, plant: dict[str, Any] | None,
+            options: dict[str, Any] | None) -> tuple[base.Engine, str]:
+    if isinstance(engine, base.Engine):
+        if not plant and not options:
+            return engine, engine.name
+        engine = engine.name
+    opts = ({"plant": dict(plant)} if plant else {}) | dict(options or {})
+    return registry.get_engine(engine, **opts), engine
+
+
+def _crash(session: base.Session, spec: base.RunSpec,
+           events: list[tuple[int, str, dict]]) -> dict[str, Any] | None:
+    """The STM32 crash record if the firmware wrote one, else the CPU's own fault entry."""
+    try:
+        rec = session.stm32.read_block(BLOCKS["stm32"]["crash"])
+    except ConfigError:
+        rec = {}
+    if rec.get("magic") in CRASH_MAGICS and rec.get("count", 0) > 0:
+        rep = crashmod.decode_cortexm(rec, spec.stm32.elf,
+                                      exception=CORTEXM_EXCEPTIONS.get(rec.get("exception", 3),
+                                                                       "fault"))
+        return rep.to_json() | {"source": "crash_record"}
+    for t, kind, d in events:
+        if kind in oracle.FAULT_EVENTS and d.get("machine", "stm32") == "stm32" and "pc" in d:
+            rep = crashmod.decode_cortexm(d, spec.stm32.elf, exception=d.get("exception", "HardFault"))
+            return rep.to_json() | {"source": "cpu", "t_ms": t / base.PS_PER_MS}
+    try:
+        prec = session.peer.read_block(BLOCKS["peer"]["crash"])
+    except ConfigError:
+        prec = {}
+    if prec.get("magic") == PEER_CRASH_MAGIC:
+        return crashmod.decode_riscv(prec, spec.peer.elf).to_json() | {"source": "peer_crash"}
+    return None
+
+
+def _timeline(obs: oracle.Observations, extras: dict[str, Any]) -> dict[str, Any]:
+    """Compact data for the HTML report: frames per direction, faults, plant position, console."""
+    frames = {}
+    for d in ("peer->stm32", "stm32->peer"):
+        frames[d] = [(round(t / base.PS_PER_MS, 3), p[0] if p else None)
+                     for t, p in oracle.sender_frames(obs.link, d)]
+    return {
+        "frames": frames,
+        "faults": obs.faults,
+        "events": [(round(t / base.PS_PER_MS, 3), k, d) for t, k, d in obs.events],
+        "plant": extras.get("plant", []),
+    }
+
+
+def scenarios_dir() -> Path:
+    """Where the crash-mode suites find scenarios: $DUOHIL_SCENARIOS, else scenarios/."""
+    return Path(os.environ.get("DUOHIL_SCENARIOS") or REPO / "scenarios")
+
+
+def crash_mode_scenarios(root: Path | None = None) -> dict[str, list[Path]]:
+    """Scenario files by crash mode (``CM1``.. and ``nominal``), from ``<root>/*.yaml``."""
+    import yaml
+    out: dict[str, list[Path]] = {}
+    for p in sorted((root or scenarios_dir()).glob("*.yaml")):
+        try:
+            mode = (yaml.safe_load(p.read_text()) or {}).get("crash_mode")
+        except (yaml.YAMLError, AttributeError):
+            mode = None                     # scenario.load reports it properly when it is used
+        out.setdefault(str(mode), []).append(p)
+    return out
+
+
+# -- words for people ----------------------------------------------------------------------------------
+def crash_text(c: dict[str, Any] | None) -> str:
+    """A decoded crash as lines: where (function file:line), why (CFSR/HFSR sentences), backtrace."""
+    if not c:
+        return "no crash recorded"
+    lines = [(f"{c.get('machine', '?')} {c.get('exception', 'fault')} at {c.get('pc') or '?'}"
+              f" (from {c.get('source', '?')})")]
+    lines += [f"  {s}" for s in c.get("summary", [])]
+    if c.get("lr"):
+        lines.append(f"  lr {c['lr']}")
+    lines += [f"  #{i} {b}" for i, b in enumerate(c.get("backtrace", []))]
+    return "\n".join(lines)
+
+
+def expectation_text(expected: list[str] | dict[str, list[str]] | None) -> str:
+    """``ok``, ``runaway or estop``, ``hardfault and never hang``."""
+    if not expected:
+        return "nothing stated"
+    if isinstance(expected, dict):
+        parts = []
+        if expected.get("any"):
+            parts.append(" or ".join(expected["any"]))
+        if expected.get("none"):
+            parts.append("never " + " nor ".join(expected["none"]))
+        return " and ".join(parts)
+    return " or ".join(expected)
+
+
+def explain(r: RunResult, expected: list[str] | dict[str, list[str]] | None = None) -> str:
+    """Why a run did or did not meet its expectation, in the words a reviewer needs."""
+    want = expected if expected is not None else (r.expected or [])
+    got = ", ".join(r.outcomes)
+    name = r.run_name()
+    if want == ["ok"]:
+        head = f"{name} should hold (ok) but crashed: {got}"
+    elif isinstance(want, dict):
+        head = f"{name} expected {expectation_text(want)}, got {got}"
+    elif "ok" in r.outcomes:
+        head = (f"{name} should reproduce {' or '.join(want)} but the run "
+                f"was ok: the crash did not happen")
+    else:
+        head = f"{name} expected one of {', '.join(want)}, got {got}"
+    lines = [head + f" (seed {r.seed}, engine {r.engine}, {r.virtual_ms:.1f} ms virtual)"]
+    for k, v in r.evidence.items():
+        lines.append(f"  {k}: {v}")
+    if r.crash:
+        lines.append("  crash: " + crash_text(r.crash).replace("\n", "\n  "))
+    if r.error:
+        lines.append(f"  engine error: {r.error}")
+    if r.fault_plan:
+        lines.append("  faults: " + "; ".join(
+            f"{f['kind']}(" + ", ".join(f"{k}={v}" for k, v in f.items() if k != "kind") + ")"
+            for f in r.fault_plan))
+    tail = r.console.get("stm32", [])[-5:]
+    if tail:
+        lines.append("  last STM32 console lines:")
+        lines += [f"    {ln.strip()}" for ln in tail]
+    return "\n".join(lines)

@@ -1,0 +1,455 @@
+"""The builtin engine: both MCUs in one process, one deterministic virtual-time scheduler.
+
+    engine = BuiltinEngine()
+    with engine.start(spec) as s:           # builds both machines, loads + patches ELFs, resets
+        s.peer.stall(5 * PS_PER_MS)
+        s.run_until(200 * PS_PER_MS)
+        s.stm32.read_block("g_status")
+
+Start-up order (the same for every run, so the same RunSpec gives the same fingerprint): build the
+STM32 machine, then the peer, each from its platform (+ ``.builtin.repl`` overlay) into one
+Scheduler(quantum); load each ELF at its LMAs; patch each config block in the loaded image; reset
+the CPUs (the peer starts at its ELF entry, the M7 from its vector table); join the link UARTs and
+attach the console sinks; create the motor plant on the STM32 machine.
+
+Fingerprint (canonical, sha256): virtual time; per machine (stm32, then peer) each memory region in
+platform order — *all* of them, flash/IROM included, because every one is writable in the emulator
+(the config patch lands in flash; a flash controller may program it) and hashing 11 MiB costs a few
+ms; the D-cache's bus view and stale lines when a cache exists (the SRAM may differ from what the
+CPU sees); each CPU's pc and cycle count; then the event log, the console lines and the link bytes,
+as JSON with sorted keys. Length-prefixed sections keep the encoding unambiguous. The seed itself
+is not hashed: two seeds that lead to identical behaviour give identical fingerprints.
+
+Faults: ``inject(fault)`` hands each realised fault of a scenario's plan to ``inject.Injector``,
+which maps it onto the models' levers; motor-plant parameters come from ``BuiltinEngine(plant={...})`` (RunSpec has no
+field for them). ``single(platform, elf)`` builds one machine alone, for model tests and benchmarks.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ...errors import ConfigError, EngineError
+from ..base import (ALL_CAPABILITIES, DEFAULT_QUANTUM_PS, PS_PER_MS, ConsoleLine, Engine, LinkByte,
+                    MachineHandle, MachineSpec, RunSpec, Session)
+from . import dwarf
+from .elf import ElfImage, load_segments, read_elf
+from .machine import Machine
+from .platform import build_machine
+from .scheduler import Event, Scheduler
+
+UNICORN_VERSION = "2.1.4"
+ELF_MACHINE = {"arm": "EM_ARM", "rv": "EM_RISCV"}
+
+
+def _optional(module: str, attr: str) -> Any:
+    """A class from a sibling model module, or None when that module is not there (yet)."""
+    try:
+        mod = importlib.import_module(f"{__package__}.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.endswith(f".{module}"):
+            return None
+        raise
+    return getattr(mod, attr, None)
+
+
+# -- loading one machine ----------------------------------------------------------------------------------
+def _mapped(machine: Machine) -> Callable[[int, int], bool]:
+    def inside(addr: int, size: int) -> bool:
+        return any(b <= addr and addr + size <= b + n for _name, b, n in machine.memories)
+    return inside
+
+
+_ELF_CACHE: dict[tuple[str, int, int], ElfImage] = {}
+
+
+def _read_elf_cached(path: Path) -> ElfImage:
+    """``read_elf`` once per image file version (path + mtime + size): a campaign starts many runs
+    from the same two ELFs. The ElfImage is treated as read-only."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return read_elf(path)                 # the missing-file ConfigError comes from there
+    key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    img = _ELF_CACHE.get(key)
+    if img is None:
+        for k in [k for k in _ELF_CACHE if k[0] == key[0]]:
+            del _ELF_CACHE[k]
+        img = _ELF_CACHE[key] = read_elf(path)
+    return img
+
+
+def boot_machine(machine: Machine, spec: MachineSpec) -> ElfImage:
+    """Load ``spec.elf`` into ``machine``, patch its config block, reset the CPU."""
+    img = _read_elf_cached(Path(spec.elf))
+    cpu = machine.cpu
+    assert cpu is not None
+    want = ELF_MACHINE["rv" if str(cpu.arch).startswith("rv") else "arm"]
+    if img.machine != want:
+        raise ConfigError(f"firmware is built for {img.machine} but the platform {machine.platform} "
+                          f"has a {cpu.arch} core", file=spec.elf, expected=f"an {want} ELF")
+    load_segments(img, machine.write_memory, _mapped(machine))
+    if spec.config and not spec.config_symbol:
+        raise ConfigError("config overrides given without a config symbol", file=spec.elf,
+                          field="config", expected="config_symbol naming the firmware's config block")
+    if spec.config_symbol:
+        patch_config(machine, img, spec.config_symbol, spec.config)
+    if str(cpu.arch).startswith("rv"):
+        cpu.reset_pc = img.entry          # the M7 boots from its vector table at VTOR instead
+    cpu.reset()
+    return img
+
+
+def patch_config(machine: Machine, img: ElfImage, symbol: str, overrides: dict[str, Any]) -> None:
+    """Apply ``overrides`` to the config struct at ``symbol`` in the loaded image (before reset).
+    The block must be where the ELF loads it (VMA == LMA, e.g. a flash `.config` section)."""
+    sym = img.symbol(symbol)
+    dwarf.dwarf_info(img.path).use_symbols({n: (s.address, s.size) for n, s in img.symbols.items()})
+    size = dwarf.struct_size(img.path, symbol)
+    if not _mapped(machine)(sym.address, size):
+        raise ConfigError(f"config block {symbol!r} at {sym.address:#x} is outside every memory",
+                          file=img.path, field=symbol, expected="a block in flash (.config section)")
+    current = machine.read_memory(sym.address, size)
+    if current != dwarf.initial_bytes(img.path, symbol):
+        raise ConfigError(f"config block {symbol!r} at {sym.address:#x} does not hold its initial "
+                          f"value after loading (a RAM copy whose load address differs?)",
+                          file=img.path, field=symbol,
+                          expected="a `volatile const` block in the flash `.config` section")
+    if overrides:
+        machine.write_memory(sym.address, dwarf.encode_struct(img.path, symbol, current, overrides))
+
+
+# The board's motor wiring (stm32_firmware/src/board.h): TIM1 CH1 PWM, direction pin PE10,
+# TIM2 in encoder mode.
+PLANT_PWM = ("timer1", 1)
+PLANT_DIRECTION = ("gpioPortE", 10)
+PLANT_ENCODER = "timer2"
+
+
+def attach_plant(machine: Machine, params: dict[str, Any] | None) -> Any | None:
+    """Create the DC-motor plant on a machine that has the board's PWM timer, direction port and
+    encoder timer (the STM32); None on any other machine. ``params``: MotorParams fields."""
+    pwm = machine.peripherals.get(PLANT_PWM[0])
+    port = machine.peripherals.get(PLANT_DIRECTION[0])
+    enc = machine.peripherals.get(PLANT_ENCODER)
+    if pwm is None or port is None:
+        if params:
+            raise ConfigError(f"plant parameters given but machine {machine.name} has no "
+                              f"{PLANT_PWM[0]}/{PLANT_DIRECTION[0]} to drive a motor",
+                              file=machine.platform, field="plant")
+        return None
+    plant_mod = importlib.import_module(f"{__package__}.plant")
+    motor = plant_mod.MotorParams.from_dict(dict(params or {}))
+    return plant_mod.DcMotorPlant(machine, motor, pwm=pwm, pwm_channel=PLANT_PWM[1],
+                                  direction=port, direction_pin=PLANT_DIRECTION[1], encoder=enc)
+
+
+# -- the handles ---------------------------------------------------------------------------------------------
+class BuiltinMachine(MachineHandle):
+    """One MCU of a builtin session (``.machine`` is the underlying Machine, for tests and faults)."""
+
+    def __init__(self, name: str, machine: Machine, image: ElfImage,
+                 console: Any | None = None) -> None:
+        self.name = name
+        self.machine = machine
+        self.image = image
+        self.console_sink = console
+
+    @property
+    def cpu(self) -> Any:
+        return self.machine.cpu
+
+    def peripheral(self, name: str) -> Any:
+        p = self.machine.peripherals.get(name)
+        if p is None:
+            raise ConfigError(f"machine {self.name} has no peripheral {name!r}",
+                              file=self.machine.platform,
+                              expected="one of " + ", ".join(self.machine.peripherals))
+        return p
+
+    def symbol(self, name: str) -> int:
+        return self.image.symbol(name).address
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        return self.machine.read_memory(address, size)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self.machine.write_memory(address, data)
+
+    def read_block(self, symbol: str) -> dict[str, object]:
+        addr = self.symbol(symbol)
+        size = dwarf.struct_size(self.image.path, symbol)
+        return dwarf.decode_struct(self.image.path, symbol, self.read_memory(addr, size))
+
+    def console(self) -> list[ConsoleLine]:
+        if self.console_sink is None:
+            return []
+        return list(self.console_sink.lines)
+
+    def stall(self, duration_ps: int) -> None:
+        if duration_ps < 0:
+            raise ValueError(f"stall duration must be >= 0 ps, got {duration_ps}")
+        self.cpu.stall(self.machine.now() + int(duration_ps))
+
+    def pc(self) -> int:
+        return _cpu_pc(self.cpu)
+
+
+def _cpu_pc(cpu: Any) -> int:
+    """The core's pc, whether the core class offers ``pc`` as a property or a method."""
+    pc = getattr(cpu, "pc", None)
+    if callable(pc):
+        pc = pc()
+    if pc is None:
+        raise EngineError(f"{type(cpu).__name__} does not report its pc")
+    return int(pc)
+
+
+def _attach_console(machine: Machine, uart_name: str) -> Any | None:
+    uart = machine.peripherals.get(uart_name)
+    if uart is None:
+        return None
+    sink_cls = _optional("link", "ConsoleSink")
+    if sink_cls is None:
+        raise EngineError("the console sink (ConsoleSink in duohil/engines/builtin/link.py) is "
+                          "missing")
+    return sink_cls(uart, machine.name)
+
+
+# -- the session -------------------------------------------------------------------------------------------
+class BuiltinSession(Session):
+    def __init__(self, spec: RunSpec, plant: dict[str, Any] | None = None) -> None:
+        self.spec = spec
+        self.scheduler = Scheduler(spec.quantum_ps)
+        self.rng = random.Random(spec.seed)          # for fault plans; the models use none
+        self._closed = False
+        machines: dict[str, Machine] = {}
+        images: dict[str, ElfImage] = {}
+        for name, mspec in (("stm32", spec.stm32), ("peer", spec.peer)):
+            machines[name] = build_machine(mspec.platform, self.scheduler, name)
+        for name, mspec in (("stm32", spec.stm32), ("peer", spec.peer)):
+            images[name] = boot_machine(machines[name], mspec)
+        self._machines = machines
+        # link and consoles
+        self.link = None
+        a = machines["stm32"].peripherals.get(spec.link_uarts[0])
+        b = machines["peer"].peripherals.get(spec.link_uarts[1])
+        if a is not None and b is not None:
+            link_cls = _optional("link", "UartLink")
+            if link_cls is None:
+                raise EngineError("the UART link (UartLink in duohil/engines/builtin/link.py) is "
+                                  "missing")
+            # direction names are base.Direction's: "stm32->peer", "peer->stm32"
+            self.link = link_cls(self.scheduler, a, b, names=("stm32", "peer"), seed=spec.seed)
+        consoles = {"stm32": _attach_console(machines["stm32"], spec.console_uarts[0]),
+                    "peer": _attach_console(machines["peer"], spec.console_uarts[1])}
+        self.stm32 = BuiltinMachine("stm32", machines["stm32"], images["stm32"], consoles["stm32"])
+        self.peer = BuiltinMachine("peer", machines["peer"], images["peer"], consoles["peer"])
+        # the motor plant on the STM32 side; a future RunSpec.plant (recommended) overrides the
+        # engine-level parameters
+        params = dict(plant or {}) | dict(getattr(spec, "plant", None) or {})
+        self.plant = attach_plant(machines["stm32"], params)
+        self.scheduler.on_event(self._unpark)
+        self._injector: Any = None           # inject.Injector, created at the first fault
+        self._injected = 0
+
+    def _unpark(self, _ev: Event) -> None:
+        # any fired event may change what a parked CPU was polling (contract: Time / CPUs)
+        for m in self._machines.values():
+            cpu = m.cpu
+            if cpu is not None and cpu.parked:
+                cpu.unpark()
+
+    # -- access -----------------------------------------------------------------------------------------
+    def machine(self, name: str) -> Machine:
+        m = self._machines.get(name)
+        if m is None:
+            raise KeyError(f"no machine {name!r} (have {', '.join(self._machines)})")
+        return m
+
+    @property
+    def now_ps(self) -> int:
+        return self.scheduler.now
+
+    def run_until(self, t_ps: int) -> None:
+        if self._closed:
+            raise EngineError("session is closed")
+        self.scheduler.run_until(int(t_ps))
+
+    def at(self, t_ps: int, action: Callable[[], None], name: str = "") -> None:
+        self.scheduler.at(int(t_ps), action, name=name or getattr(action, "__name__", "action"))
+
+    def inject(self, fault: Any) -> int | None:
+        """Schedule one realised fault (duohil.faults.Fault) on the models' levers (inject.py);
+        faults are numbered in the order they are injected (their index in the plan)."""
+        if self._injector is None:
+            injector_cls = _optional("inject", "Injector")
+            if injector_cls is None:
+                raise ConfigError(f"the builtin engine cannot inject {getattr(fault, 'kind', fault)}: "
+                                  f"duohil/engines/builtin/inject.py is missing", field="faults")
+            self._injector = injector_cls(self)
+        index = self._injected
+        self._injected += 1
+        return self._injector.inject(fault, index)
+
+    def observations(self) -> dict:
+        """Extras for reports: the plant position, (t_ms, counts), at most one sample per ms."""
+        if self.plant is None:
+            return {}
+        return {"plant": [(round(smp.t_ps / PS_PER_MS, 3), round(smp.position, 1))
+                          for smp in self.plant.samples()]}
+
+    def link_bytes(self) -> list[LinkByte]:
+        return [] if self.link is None else list(self.link.taps)
+
+    def events(self) -> list[tuple[int, str, dict]]:
+        return [(t, k, dict(d)) for t, k, d in self.scheduler.log]
+
+    def console(self) -> list[ConsoleLine]:
+        lines = self.stm32.console() + self.peer.console()
+        return sorted(lines, key=lambda ln: (ln.t_ps, ln.machine != "stm32"))
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+
+        def put(tag: str, data: bytes) -> None:
+            t = tag.encode()
+            h.update(len(t).to_bytes(4, "little") + t + len(data).to_bytes(8, "little") + data)
+
+        put("now", str(self.scheduler.now).encode())
+        for name in ("stm32", "peer"):
+            m = self._machines[name]
+            for region, base, size in m.ram_regions():
+                put(f"mem:{name}:{region}:{base:#x}:{size:#x}", m.read_memory(base, size))
+            cache = getattr(m, "cache", None)
+            if cache is not None:
+                for r in getattr(cache, "regions", []):
+                    put(f"cache-bus:{name}:{r.name}", bytes(r.bus))
+                stale = sorted(getattr(cache, "_stale", {}))
+                put(f"cache:{name}", _canon({"enabled": bool(getattr(cache, "enabled", False)),
+                                             "stale": stale}))
+            put(f"cpu:{name}", _canon({"pc": _cpu_pc(m.cpu), "cycles": m.cpu.cycles}))
+        put("events", _canon(self.events()))
+        put("console", _canon([[ln.t_ps, ln.machine, ln.text] for ln in self.console()]))
+        put("link", _canon([[b.t_ps, b.direction, b.value, b.sent, b.fault]
+                            for b in self.link_bytes()]))
+        return h.hexdigest()
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (bool, int, float, str)) or v is None:
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset)):
+        items = [_plain(x) for x in v]
+        return sorted(items, key=repr) if isinstance(v, (set, frozenset)) else items
+    name = getattr(v, "name", None)
+    if isinstance(name, str):                 # enums, peripherals, CPUs: their name
+        return f"{type(v).__name__}:{name}"
+    return f"{type(v).__name__}"               # never repr(): it may hold a host address
+
+
+def _canon(v: Any) -> bytes:
+    return json.dumps(_plain(v), sort_keys=True, separators=(",", ":")).encode()
+
+
+# -- the engine -----------------------------------------------------------------------------------------------
+class BuiltinEngine(Engine):
+    """Unicorn CPUs, Python SoC models, deterministic virtual time.
+
+    ``plant``: motor-plant parameters for the STM32 side (RunSpec has no field for them yet)."""
+
+    name = "builtin"
+    capabilities = ALL_CAPABILITIES
+
+    def __init__(self, plant: dict[str, Any] | None = None) -> None:
+        self.plant = dict(plant or {})
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        from importlib import metadata
+        try:
+            version = metadata.version("unicorn")
+        except metadata.PackageNotFoundError:
+            return False, (f"the Python package unicorn is not installed (run `make setup`, or "
+                           f"pip install unicorn=={UNICORN_VERSION})")
+        if version != UNICORN_VERSION:
+            return False, (f"unicorn {version} is installed; the builtin engine needs exactly "
+                           f"{UNICORN_VERSION} (pip install unicorn=={UNICORN_VERSION})")
+        try:
+            import unicorn  # noqa: F401
+        except Exception as exc:  # noqa: BLE001 - e.g. a broken native library
+            return False, f"unicorn {version} is installed but cannot be imported: {exc}"
+        try:
+            import elftools  # noqa: F401
+        except ImportError:
+            return False, "the Python package pyelftools is not installed (run `make setup`)"
+        return True, f"unicorn {version}"
+
+    def start(self, spec: RunSpec) -> BuiltinSession:
+        return BuiltinSession(spec, plant=self.plant)
+
+
+# -- one machine alone (model tests, benchmarks) --------------------------------------------------------
+@dataclass
+class Single:
+    """One machine in its own scheduler, booted from an ELF."""
+
+    scheduler: Scheduler
+    machine: Machine
+    image: ElfImage
+    handle: BuiltinMachine
+    plant: Any = None
+
+    @property
+    def now_ps(self) -> int:
+        return self.scheduler.now
+
+    @property
+    def cpu(self) -> Any:
+        return self.machine.cpu
+
+    def run_until(self, t_ps: int) -> None:
+        self.scheduler.run_until(int(t_ps))
+
+    def run_for(self, duration_ps: int) -> None:
+        self.scheduler.run_until(self.scheduler.now + int(duration_ps))
+
+    def events(self) -> list[tuple[int, str, dict]]:
+        return list(self.scheduler.log)
+
+
+def single(platform: str | Path, elf: str | Path, *, name: str | None = None,
+           quantum_ps: int = DEFAULT_QUANTUM_PS, config_symbol: str | None = None,
+           config: dict[str, Any] | None = None, console_uart: str | None = None,
+           plant: bool | dict[str, Any] = True) -> Single:
+    """Build one machine from ``platform``, load ``elf`` and reset (no link).
+    ``console_uart`` (e.g. "usart1") attaches a ConsoleSink, read with ``handle.console()``;
+    ``plant``: True attaches the motor plant with default parameters when the machine has the
+    board's motor wiring, a dict gives its parameters, False leaves it out."""
+    sched = Scheduler(quantum_ps)
+    mname = name or Path(platform).stem
+    machine = build_machine(platform, sched, mname)
+    img = boot_machine(machine, MachineSpec(Path(platform), Path(elf), config_symbol, dict(config or {})))
+    console = _attach_console(machine, console_uart) if console_uart else None
+
+    def unpark(_ev: Event) -> None:
+        if machine.cpu is not None and machine.cpu.parked:
+            machine.cpu.unpark()
+
+    sched.on_event(unpark)
+    motor = None
+    if plant is not False:
+        motor = attach_plant(machine, plant if isinstance(plant, dict) else None)
+    return Single(sched, machine, img, BuiltinMachine(mname, machine, img, console), motor)
