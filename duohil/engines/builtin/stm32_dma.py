@@ -50,6 +50,7 @@ class _Stream:
     def __init__(self, n: int) -> None:
         self.n = n
         self.request = False        # level of the DMAMUX request line
+        self.span_ok = False        # the whole programmed span is reachable (checked at start)
         self.reload = 0             # NDTR programmed at enable (circular reload value)
         self.p_off = 0              # bytes advanced on the peripheral side (PINC)
         self.m_off = 0              # bytes advanced on the memory side (MINC)
@@ -177,6 +178,7 @@ class Stm32Dma(Peripheral):
         st.reload = self.ndtr[s].NDT
         st.gen += 1
         st.p_off = st.m_off = 0
+        st.span_ok = self._span_ok(s)
         if cr.DIR == DIR_M2M or st.request:
             self._schedule_service(s)
 
@@ -223,40 +225,67 @@ class Stm32Dma(Peripheral):
             self._schedule_service(s)
 
     def _move_one(self, s: int) -> bool:
-        """Move one item; count NDTR; raise HT/TC. False after a transfer error."""
+        """Move one item; count NDTR; raise HT/TC. False after a transfer error.
+
+        Hot (one call per UART byte): SxCR is read as a raw word, since every field is frozen
+        while the stream is enabled (RM0433), and the reachability of the whole programmed span
+        is checked once per start (``_span_ok``) instead of per item."""
         st = self.streams[s]
         cr = self.cr[s]
-        size = 1 << min(cr.PSIZE, 2)         # direct mode: MSIZE is forced to PSIZE
-        par = (self.par[s].PA + st.p_off) & 0xFFFF_FFFF
-        mbase = self.m1ar[s].M1A if (cr.DBM and cr.CT) else self.m0ar[s].M0A
+        c = cr.value
+        size = 1 << min((c >> 11) & 3, 2)    # PSIZE; direct mode: MSIZE is forced to PSIZE
+        direction = (c >> 6) & 3
+        dbm = c >> 18 & 1
+        par = (self.par[s].value + st.p_off) & 0xFFFF_FFFF
+        mbase = self.m1ar[s].value if (dbm and c >> 19 & 1) else self.m0ar[s].value
         mar = (mbase + st.m_off) & 0xFFFF_FFFF
-        if cr.DIR == DIR_P2M:
+        if direction == DIR_P2M:
             src, dst = par, mar
         else:                                 # M2P and M2M: PAR is the source in M2M
-            src, dst = (mar, par) if cr.DIR == DIR_M2P else (par, mar)
-        if not (self._reachable(src, size) and self._reachable(dst, size)):
+            src, dst = (mar, par) if direction == DIR_M2P else (par, mar)
+        if not st.span_ok and not (self._reachable(src, size) and self._reachable(dst, size)):
             self._transfer_error(s)
             return False
         self._bus_write(dst, self._bus_read(src, size))
         st.transfers += 1
-        if cr.PINC:
+        if c >> 9 & 1:                        # PINC
             st.p_off += size
-        if cr.MINC:
+        if c >> 10 & 1:                       # MINC
             st.m_off += size
-        ndt = self.ndtr[s].NDT - 1
-        self.ndtr[s].set(NDT=ndt)
+        ndtr = self.ndtr[s]
+        ndt = (ndtr.value & 0xFFFF) - 1
+        ndtr.value = (ndtr.value & ~0xFFFF) | ndt
         if ndt == st.reload // 2 and st.reload >= 2:
             self._complete(s, "HTIF")
         if ndt == 0:
-            if cr.CIRC or cr.DBM:
-                self.ndtr[s].set(NDT=st.reload)
+            if c >> 8 & 1 or dbm:             # CIRC or DBM
+                ndtr.value = (ndtr.value & ~0xFFFF) | st.reload
                 st.p_off = st.m_off = 0
-                if cr.DBM:
+                if dbm:
                     cr.set(CT=cr.CT ^ 1)
+                    st.span_ok = self._span_ok(s)
                 self._complete(s, "TCIF")
             else:
                 self._complete(s, "TCIF", end=True)
         return True
+
+    def _span_ok(self, s: int) -> bool:
+        """True when every item of the programmed transfer is reachable by this DMA, so the
+        per-item check can be skipped; False means check each item (a TE happens at its item)."""
+        cr = self.cr[s]
+        size = 1 << min(cr.PSIZE, 2)
+        n = self.streams[s].reload
+        if n == 0:
+            return False
+        par = self.par[s].PA
+        mar = self.m1ar[s].M1A if (cr.DBM and cr.CT) else self.m0ar[s].M0A
+        pspan = n * size if cr.PINC else size
+        mspan = n * size if cr.MINC else size
+        if cr.DBM:
+            other = self.m0ar[s].M0A if cr.CT else self.m1ar[s].M1A
+            if not self._reachable(other, mspan):
+                return False
+        return self._reachable(par, pspan) and self._reachable(mar, mspan)
 
     def _complete(self, s: int, flag: str, end: bool = False) -> None:
         """HTIF/TCIF (and, for ``end``, EN cleared), now or after the stream's latency."""

@@ -70,6 +70,10 @@ class Stm32Usart(Peripheral):
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
         self._irq_out = self.output("IRQ")
+        self._bit_key: tuple | None = None
+        self._bit_val: int | None = None
+        self._fhb_key: tuple | None = None
+        self._fhb_val = 20
         self._rx_req = self.output("ReceiveDmaRequest")
         self._tx_req = self.output("TransmitDmaRequest")
         #: Kernel clock in Hz (usart_ker_ck). The RCC model may assign it; it is read at every use.
@@ -139,7 +143,14 @@ class Stm32Usart(Peripheral):
 
     # -- timing ---------------------------------------------------------------------------------------
     def _bit_ps(self) -> int | None:
-        """One bit time from kernel_hz, PRESC, BRR and OVER8; None if the divider is invalid."""
+        """One bit time from kernel_hz, PRESC, BRR and OVER8; None if the divider is invalid.
+        Memoised on what it depends on: it is asked for several times per character."""
+        key = (self.brr.value, self.presc.value, self.cr1.value & (1 << 15), self.kernel_hz)
+        if key != self._bit_key:
+            self._bit_key, self._bit_val = key, self._compute_bit_ps()
+        return self._bit_val
+
+    def _compute_bit_ps(self) -> int | None:
         brr = self.brr.BRR
         if brr < BRR_MIN or self.kernel_hz <= 0:
             return None
@@ -161,6 +172,12 @@ class Stm32Usart(Peripheral):
         return {0: 8, 1: 9, 2: 7}.get(m, 8)
 
     def _frame_half_bits(self) -> int:
+        key = (self.cr1.value & 0x1000_1000, self.cr2.value & 0x3000)     # M1:M0, STOP
+        if key != self._fhb_key:
+            self._fhb_key, self._fhb_val = key, self._compute_frame_half_bits()
+        return self._fhb_val
+
+    def _compute_frame_half_bits(self) -> int:
         stop_half = {0: 2, 1: 1, 2: 4, 3: 3}[self.cr2.STOP]     # 1, 0.5, 2, 1.5 stop bits
         return 2 * (1 + self._data_bits()) + stop_half
 
