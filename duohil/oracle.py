@@ -237,17 +237,22 @@ def _seq_regressed(prev: int, cur: int) -> bool:
 def _stale(obs: Observations, p: dict) -> str | None:
     # The STM32 counted CRC errors although every frame on the wire arrived intact and no link
     # fault was injected: it parsed memory other than what the DMA wrote (stale cache lines).
+    # A (re)boot starts listening mid-frame: errors within settle_ms of a BOOT are not stale.
+    boots = sorted(ln.t_ps for ln in obs.console.get("stm32", []) if ln.text.startswith("BOOT"))
+    settle = p["settle_ms"] * PS_PER_MS
     if not any(f.get("kind") in ("link", "noise") for f in obs.faults):
         samples = obs.samples.get("stm32", [])
         bad_wire = any(b.fault for b in obs.link if b.direction == "peer->stm32")
         if samples and not bad_wire:
+            prev_t, prev_n = 0, 0
             for t, s in samples:
-                if s.get("crc_errors", 0) > 0:
-                    return (f"STM32 counted {s['crc_errors']} CRC error(s) by "
-                            f"{t / PS_PER_MS:.3f} ms on a clean wire: it read stale data, not "
-                            f"what the DMA received")
-    boots = sorted(ln.t_ps for ln in obs.console.get("stm32", []) if ln.text.startswith("BOOT"))
-
+                n = s.get("crc_errors", 0)
+                booted = any(prev_t - settle < b <= t for b in boots)
+                if n > prev_n and not booted:
+                    return (f"STM32 counted {n - prev_n} CRC error(s) between "
+                            f"{prev_t / PS_PER_MS:.3f} and {t / PS_PER_MS:.3f} ms on a clean wire: "
+                            f"it read stale data, not what the DMA received")
+                prev_t, prev_n = t, n
     def rebooted(t0: int, t1: int) -> bool:       # sequences legitimately restart at a reboot
         return any(t0 < b <= t1 for b in boots)
 

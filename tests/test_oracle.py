@@ -149,6 +149,10 @@ def test_crc_errors_on_a_clean_wire_are_stale_reads():
     obs = oracle.Observations(duration_ps=30 * MS, link=setpoint_wire(4),
                               samples={"stm32": samples})
     v = oracle.classify(obs)
-    assert v.labels == ["stale"] and "3 CRC error(s)" in v.evidence["stale"]
+    assert v.labels == ["stale"] and "3 CRC error(s) between 10.000 and 20.000 ms" in v.evidence["stale"]
+    # right after a (re)boot the receiver joins mid-frame: that error is not a stale read
+    obs.console = {"stm32": [ConsoleLine(15 * MS, "stm32", "BOOT fw=stm32 build=fixed")]}
+    assert "stale" not in oracle.classify(obs).labels
+    obs.console = {}
     obs.faults = [{"kind": "link", "t_ps": 5 * MS}]           # a corrupted wire explains them
     assert "stale" not in oracle.classify(obs).labels
