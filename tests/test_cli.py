@@ -1,0 +1,63 @@
+"""The `duohil` command as a user meets it: exit codes, one-line errors, determinism of a run."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from duohil import faults, runner, scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = ROOT / "tests" / "data" / "bad_scenarios"
+
+
+def duohil(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "duohil.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in BAD.glob("*.yaml")))
+def test_malformed_scenario_is_one_line_and_exit_2(name):
+    r = duohil("run", str(BAD / name))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("duohil: error: ") and name in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unknown_variant_and_missing_image_are_exit_2(tmp_path):
+    r = duohil("run", "scenarios/cm2_resync.yaml", "--variant", "fixed-no-dcache")
+    assert r.returncode == 2 and "--variant" in r.stderr
+    sc = tmp_path / "sc.yaml"
+    sc.write_text((ROOT / "scenarios" / "nominal.yaml").read_text()
+                  + f"stm32: {{image: {tmp_path / 'missing.elf'}}}\n")
+    r = duohil("run", str(sc))
+    assert r.returncode == 2 and "missing.elf" in r.stderr and "make firmware" in r.stderr
+
+
+def test_engines_lists_both_with_reasons():
+    r = duohil("engines")
+    assert r.returncode == 0
+    assert "builtin  available" in r.stdout
+    assert "renode   unavailable: " in r.stdout or "renode   available" in r.stdout
+
+
+def test_same_scenario_and_seed_same_fingerprint(tmp_path):
+    sc = scenario.load(ROOT / "scenarios" / "cm2_resync.yaml")
+    a = runner.run(sc, "fixed", seed=3, json_path=tmp_path / "a.json")
+    b = runner.run(sc, "fixed", seed=3)
+    assert a.fingerprint == b.fingerprint and a.outcomes == b.outcomes
+    doc = json.loads((tmp_path / "a.json").read_text())
+    for key in ("scenario", "variant", "seed", "engine", "outcomes", "fault_plan", "counters",
+                "fingerprint", "virtual_ms", "wall_s", "crash"):
+        assert key in doc, key
+    assert doc["fault_plan"][0]["kind"] == "link" and "t_ps" in doc["fault_plan"][0]
+
+
+def test_different_seed_different_realised_plan():
+    sc = scenario.load(ROOT / "scenarios" / "campaigns" / "cm1_gc_pauses.yaml")
+    plans = {json.dumps(faults.plan_as_json(faults.realise(sc.faults, s))) for s in range(5)}
+    assert len(plans) == 5
