@@ -494,6 +494,14 @@ class Duo:
                             "nth": nth, "at_ms": self.now_ms if at_ms is None else at_ms},
                            where="irq_at")
 
+    def bus_fault(self, at_ms: float | None = None, address: int | None = None) -> dict[str, Any]:
+        """An imprecise bus error on the STM32 (a HardFault the fault handler must survive, CM7),
+        now or at ``at_ms``; ``address`` is what the bus error reports."""
+        raw: dict[str, Any] = {"kind": "bus_fault", "at_ms": self.now_ms if at_ms is None else at_ms}
+        if address is not None:
+            raw["address"] = address
+        return self.inject(raw, where="bus_fault")
+
     @property
     def fault_plan(self) -> list[dict[str, Any]]:
         """The faults injected so far, each with the time it took effect when known."""

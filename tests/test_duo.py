@@ -97,3 +97,18 @@ def test_explain_says_what_happened() -> None:
     assert text.startswith("cm1 [fixed-no-cmd_timeout] should reproduce runaway or estop but the "
                            "run was ok: the crash did not happen")
     assert "peer_stall(at_ms=20, duration_ms=30)" in text and "BOOT fw=stm32" in text
+
+
+@pytest.mark.duohil(variant="fixed", requires=["crash_record"])
+def test_fixed_fault_handler_records_the_crash_and_recovers(duo: Duo) -> None:
+    require_images("stm32/fixed.elf", "esp32/pooled-packed.elf")
+    duo.stm32.wait_for_line("LINK up", timeout_ms=100)
+    fault = duo.bus_fault()
+    assert fault["kind"] == "bus_fault" and fault["at_ms"] == pytest.approx(duo.now_ms)
+    duo.stm32.wait_for_line("HARDFAULT", timeout_ms=20)
+    duo.stm32.wait_for_line("BOOT", timeout_ms=100)
+    crash = duo.crash()
+    assert crash is not None and crash["source"] == "crash_record", crash
+    assert crash["pc_function"] == "main" and crash["exception"] == "BusFault"
+    assert "hang" not in duo.outcomes().labels
+    assert duo.stm32.crash_record.count >= 1
