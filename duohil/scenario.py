@@ -116,7 +116,7 @@ def _type_name(t: Any) -> str:
 
 def _check_type(value: Any, t: Any, file: Path, where: str) -> None:
     if isinstance(value, bool) and t is not bool and not (isinstance(t, tuple) and bool in t):
-        raise ConfigError(f"wrong type bool", file=file, field=where, expected=_type_name(t))
+        raise ConfigError("wrong type bool", file=file, field=where, expected=_type_name(t))
     if not isinstance(value, t):
         raise ConfigError(f"wrong type {type(value).__name__}", file=file, field=where,
                           expected=_type_name(t))

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
 
 from duohil.engines.base import PS_PER_MS, PS_PER_US
 from duohil.engines.builtin.dcache import (DEFAULT_RESIDENCY_PS, DCache, residency_draw,
@@ -17,31 +16,12 @@ from duohil.engines.builtin.scheduler import Scheduler
 from duohil.engines.builtin.stm32_dma import Stm32Dma
 from duohil.engines.builtin.stm32_dmamux import Stm32Dmamux
 from duohil.engines.builtin.stm32_usart import Stm32Usart
+from model_helpers import FakeCpu
 
 AXISRAM, SRAM4, FLASH = 0x2400_0000, 0x3800_0000, 0x0800_0000
 USART3, DMA1, DMAMUX1 = 0x4000_4800, 0x4002_0000, 0x4002_0800
 BUF = AXISRAM + 0x4000                   # 32-byte aligned
 CHAR_PS = 10 * (1042 * 10**12 // 120_000_000)
-
-
-class FakeCpu:
-    name = "cpu"
-
-    def __init__(self) -> None:
-        self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
-        self.executing = False
-
-    def note_write(self) -> None:
-        pass
-
-    def poll_hint(self, addr, wake_ps) -> None:
-        pass
-
-    def next_deadline(self, now, quantum):
-        return None
-
-    def advance_to(self, t) -> None:
-        pass
 
 
 class FakeMpu:

@@ -15,34 +15,13 @@ from duohil.engines.builtin.scheduler import Scheduler
 from duohil.engines.builtin.stm32_gpio import STM32_GPIOPort
 from duohil.engines.builtin.stm32_timer import STM32_Timer
 from duohil.errors import ConfigError
+from model_helpers import FakeCpu
 
 TIM1, TIM2, GPIOD = 0x4001_0000, 0x4000_0000, 0x5802_0C00
 CR1, SMCR, EGR, CCMR1, CCER, CNT, ARR, CCR1, BDTR = 0x00, 0x08, 0x14, 0x18, 0x20, 0x24, 0x2C, 0x34, 0x44
 MODER, BSRR = 0x00, 0x18
 DIR_PIN = 12
 PWM_ARR = 11_999                          # 20 kHz at 240 MHz
-
-
-class FakeCpu:
-    name = "cpu"
-
-    def __init__(self) -> None:
-        self.executing = False
-
-    def note_write(self) -> None:
-        pass
-
-    def poll_hint(self, addr, wake_ps) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
-
-    def next_deadline(self, now, quantum):
-        return None
-
-    def advance_to(self, t) -> None:
-        pass
 
 
 def w(m: Machine, addr: int, value: int) -> None:

@@ -3,7 +3,6 @@ normal-mode EN clear, TX paced by TXE, the completion-latency knob and transfer 
 from __future__ import annotations
 
 import pytest
-from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
 
 from duohil.engines.base import PS_PER_US
 from duohil.engines.builtin.machine import Machine
@@ -11,6 +10,7 @@ from duohil.engines.builtin.scheduler import Scheduler
 from duohil.engines.builtin.stm32_dma import Stm32Dma
 from duohil.engines.builtin.stm32_dmamux import Stm32Dmamux
 from duohil.engines.builtin.stm32_usart import Stm32Usart
+from model_helpers import FakeCpu
 
 USART3, DMA1, DMAMUX1 = 0x4000_4800, 0x4002_0000, 0x4002_0800
 AXISRAM = 0x2400_0000
@@ -28,26 +28,6 @@ HTIF1, TCIF1 = 1 << 10, 1 << 11
 
 BIT_PS = 1042 * 10**12 // 120_000_000
 CHAR_PS = 10 * BIT_PS
-
-
-class FakeCpu:
-    name = "cpu"
-
-    def __init__(self) -> None:
-        self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
-        self.executing = False
-
-    def note_write(self) -> None:
-        pass
-
-    def poll_hint(self, addr, wake_ps) -> None:
-        pass
-
-    def next_deadline(self, now, quantum):
-        return None
-
-    def advance_to(self, t) -> None:
-        pass
 
 
 class Rig:

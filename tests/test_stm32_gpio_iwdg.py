@@ -9,6 +9,7 @@ from duohil.engines.builtin.scheduler import Scheduler
 from duohil.engines.builtin.stm32_gpio import STM32_GPIOPort
 from duohil.engines.builtin.stm32_iwdg import STM32_IndependentWatchdog
 from duohil.engines.builtin.stm32_rcc import STM32H7_RCC
+from model_helpers import FakeCpu
 
 GPIOA, GPIOB, GPIOC, GPIOD = 0x5802_0000, 0x5802_0400, 0x5802_0800, 0x5802_0C00
 MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH = (
@@ -19,30 +20,6 @@ RCC = 0x5802_4400
 RSR = 0xD0
 IWDG1RSTF, PINRSTF, PORRSTF = 1 << 26, 1 << 22, 1 << 23
 LSI_PS = PS_PER_S // 32_000                       # 31.25 us
-
-
-class FakeCpu:
-    name = "cpu"
-
-    def __init__(self) -> None:
-        self.executing = False
-        self.hints: list[tuple[int | None, int | None]] = []
-        self.resets = 0
-
-    def note_write(self) -> None:
-        pass
-
-    def poll_hint(self, addr, wake_ps) -> None:
-        self.hints.append((addr, wake_ps))
-
-    def reset(self) -> None:
-        self.resets += 1
-
-    def next_deadline(self, now, quantum):
-        return None
-
-    def advance_to(self, t) -> None:
-        pass
 
 
 def machine() -> tuple[Scheduler, Machine]:

@@ -16,6 +16,7 @@ from duohil.engines.builtin.stm32_flash import STM32H7_FlashController
 from duohil.engines.builtin.stm32_pwr import STM32H7_PWR
 from duohil.engines.builtin.stm32_rcc import STM32H7_RCC
 from duohil.engines.builtin.stm32_timer import STM32_Timer
+from model_helpers import FakeCpu
 
 ROOT = Path(__file__).resolve().parent.parent
 RCC, PWR, FLASH = 0x5802_4400, 0x5802_4800, 0x5200_2000
@@ -27,29 +28,6 @@ PWR_CSR1, PWR_CR3, PWR_D3CR = 0x04, 0x0C, 0x18
 LDOEN, SCUEN, BYPASS, VOSRDY = 1 << 1, 1 << 2, 1, 1 << 13
 RMVF, CPURSTF, PINRSTF, PORRSTF, SFTRSTF, IWDG1RSTF = (1 << 16, 1 << 17, 1 << 22, 1 << 23,
                                                        1 << 24, 1 << 26)
-
-
-class FakeCpu:
-    name = "cpu"
-
-    def __init__(self) -> None:
-        self.executing = False
-        self.resets = 0
-
-    def note_write(self) -> None:
-        pass
-
-    def poll_hint(self, addr, wake_ps) -> None:
-        pass
-
-    def reset(self) -> None:
-        self.resets += 1
-
-    def next_deadline(self, now, quantum):
-        return None
-
-    def advance_to(self, t) -> None:
-        pass
 
 
 class KernelClockUser(Peripheral):

@@ -8,6 +8,7 @@ from duohil.engines.base import PS_PER_MS, PS_PER_S, PS_PER_US
 from duohil.engines.builtin.machine import Machine
 from duohil.engines.builtin.scheduler import Scheduler
 from duohil.engines.builtin.stm32_timer import STM32_Timer
+from model_helpers import FakeCpu
 
 TIM1, TIM2, TIM6 = 0x4001_0000, 0x4000_0000, 0x4000_1000
 CR1, SMCR, DIER, SR, EGR, CCMR1, CCER, CNT, PSC, ARR, CCR1, BDTR = (
@@ -18,32 +19,6 @@ OC1PE, OC1M_PWM1, OC1M_PWM2 = 1 << 3, 6 << 4, 7 << 4
 CC1E, CC1P, CC2P = 1, 2, 1 << 5
 MOE = 1 << 15
 HZ = 240_000_000
-
-
-class FakeCpu:
-    """Just enough of a CpuCore for models: no instructions, records poll hints and resets."""
-
-    name = "cpu"
-
-    def __init__(self) -> None:
-        self.executing = False
-        self.hints: list[tuple[int | None, int | None]] = []
-        self.resets = 0
-
-    def note_write(self) -> None:
-        pass
-
-    def poll_hint(self, addr, wake_ps) -> None:
-        self.hints.append((addr, wake_ps))
-
-    def reset(self) -> None:
-        self.resets += 1
-
-    def next_deadline(self, now, quantum):
-        return None
-
-    def advance_to(self, t) -> None:
-        pass
 
 
 class IrqSink:

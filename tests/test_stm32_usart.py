@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
 
 from duohil.engines.base import PS_PER_US
 from duohil.engines.builtin.machine import Machine
 from duohil.engines.builtin.scheduler import Scheduler
 from duohil.engines.builtin.stm32_usart import Stm32Usart
+from model_helpers import FakeCpu
 
 BASE = 0x4000_4800                       # USART3
 CR1, CR2, CR3, BRR, RTOR, RQR, ISR, ICR, RDR, TDR, PRESC = (
@@ -21,30 +21,6 @@ ORECF, IDLECF, TCCF, RTOCF = 8, 16, 64, 1 << 11
 BRR_115200 = 1042                        # 120 MHz / 1042 = 115 163 Bd (stm32h7-registers.md s.3)
 BIT_PS = 1042 * 10**12 // 120_000_000    # 8_683_333 ps
 CHAR_PS = 10 * BIT_PS                    # 8N1
-
-
-class FakeCpu:
-    """Just enough of a CpuCore for models: memory, poll hints, no instructions."""
-
-    name = "cpu"
-
-    def __init__(self) -> None:
-        self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
-        self.executing = False
-        self.hints: list[tuple[int | None, int | None]] = []
-        self.writes = 0
-
-    def note_write(self) -> None:
-        self.writes += 1
-
-    def poll_hint(self, addr, wake_ps) -> None:
-        self.hints.append((addr, wake_ps))
-
-    def next_deadline(self, now, quantum):
-        return None
-
-    def advance_to(self, t) -> None:
-        pass
 
 
 class Peer:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ...errors import ConfigError
-from ..base import PS_PER_S, MachineSpec, RunSpec
+from ..base import MachineSpec, RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LINK_CS = REPO_ROOT / "platforms" / "renode" / "DuohilUartLink.cs"
