@@ -124,15 +124,20 @@ def cmd_campaign(args: argparse.Namespace) -> int:
           f"{wall:.1f} s wall")
     print(res.table())
     if args.json:
+        from . import report
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res.to_json(), indent=1) + "\n")
-        print(f"result: {args.json}")
+        doc = res.to_json()
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        page = report.write_campaign(doc, Path(args.json).with_suffix(".html"))
+        print(f"result: {args.json}, report: {page}")
     return 0
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from . import report
     doc = campmod.merge(args.files)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    report.write_campaign(doc, Path(args.out).with_suffix(".html"))
     s = doc["summary"]
     for v, r in s.items():
         print(f"{v}: {r['crashes']}/{r['trials']} crashed ({100 * r['rate']:.1f}%, "

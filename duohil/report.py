@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import AbResult, RunResult
@@ -85,4 +85,37 @@ def write_matrix(results: list["AbResult"], path: str | Path, rows: list[list[st
         "<h1>duohil crash-mode A/B matrix</h1><table border=1 cellspacing=0>"
         "<tr><th>scenario</th><th>buggy</th><th>fixed</th><th>fixed-no-fix</th><th>verdict</th></tr>"
         f"{table}</table>{body}")
+    return path
+
+
+def write_campaign(doc: dict[str, Any], path: str | Path) -> Path:
+    """HTML for a campaign result (the JSON of ``CampaignResult.to_json``): the crash-rate table
+    with 95% confidence intervals, outcome counts, and every trial's realised fault plan."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    e = html.escape
+    s = doc["summary"]
+    rows = "".join(
+        f"<tr><td>{e(v)}</td><td>{r['trials']}</td><td>{r['crashes']}</td>"
+        f"<td>{100 * r['rate']:.1f}%</td><td>{100 * r['ci95'][0]:.1f}% – {100 * r['ci95'][1]:.1f}%</td>"
+        f"<td>{e(', '.join(f'{k}: {n}' for k, n in r['outcomes'].items()))}</td></tr>"
+        for v, r in s.items())
+    trials = "".join(
+        f"<tr><td>{t['trial']}</td><td>{t['seed']}</td>"
+        f"<td>{e('; '.join(', '.join(f'{k}={v}' for k, v in f.items()) for f in t['buggy']['fault_plan']))}</td>"
+        + "".join(f"<td class={'bad' if t[v]['crashed'] else 'ok'}>{e(', '.join(t[v]['outcomes']))}</td>"
+                  for v in s) + "</tr>"
+        for t in doc["trials"])
+    path.write_text(
+        "<!doctype html><meta charset=utf-8><title>duohil campaign</title><style>"
+        "body{font-family:sans-serif;max-width:1000px;margin:auto}td{padding:2px 8px}"
+        ".ok{color:green}.bad{color:#b00}</style>"
+        f"<h1>Campaign: {e(doc['scenario'])}</h1><p>{doc['trials_total']} trials, base seed "
+        f"{doc['base_seed']}, engine {e(doc['engine'])}. A trial crashes when it shows a label of "
+        "the crash mode under study (the scenario's buggy expectation).</p>"
+        "<table border=1 cellspacing=0><tr><th>variant</th><th>trials</th><th>crashes</th>"
+        f"<th>rate</th><th>95% CI (Wilson)</th><th>outcomes</th></tr>{rows}</table>"
+        "<h2>Trials</h2><table border=1 cellspacing=0><tr><th>trial</th><th>seed</th>"
+        "<th>realised fault plan</th>" + "".join(f"<th>{e(v)}</th>" for v in s) + "</tr>"
+        f"{trials}</table>")
     return path

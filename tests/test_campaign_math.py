@@ -56,3 +56,13 @@ def test_merge_equals_unsharded(tmp_path):
     assert "wall_s" not in json.dumps(whole)            # no wall time: merge can be exact
     with pytest.raises(ConfigError, match="trials missing"):
         campaign.merge(files[:2])
+
+
+def test_campaign_html_shows_rates_and_every_trial(tmp_path):
+    from duohil import report
+    trials = [fake_trial(i, i % 4 != 0) for i in range(8)]
+    doc = campaign.CampaignResult("cm1", "s.yaml", "builtin", 1, 8, (1, 1), trials).to_json()
+    page = report.write_campaign(doc, tmp_path / "c.html").read_text()
+    assert "<td>buggy</td><td>8</td><td>6</td><td>75.0%</td>" in page
+    assert "<td>fixed</td><td>8</td><td>0</td><td>0.0%</td>" in page
+    assert page.count("kind=peer_stall") == 8
