@@ -58,6 +58,6 @@ def test_same_scenario_and_seed_same_fingerprint(tmp_path):
 
 
 def test_different_seed_different_realised_plan():
-    sc = scenario.load(ROOT / "scenarios" / "campaigns" / "cm1_gc_pauses.yaml")
+    sc = scenario.load(ROOT / "scenarios" / "cm1_cmd_timeout.yaml")
     plans = {json.dumps(faults.plan_as_json(faults.realise(sc.faults, s))) for s in range(5)}
     assert len(plans) == 5
