@@ -25,6 +25,9 @@ MASK64 = (1 << 64) - 1
 #: compare values further ahead than this (2**40 ticks: 19 h at 16 MHz) are not scheduled; they
 #: appear while an RV32 firmware writes mtimecmp in halves (high word all ones first)
 FAR_TICKS = 1 << 40
+#: a due tick at least this far counts as far without computing mtime: virtual time stays below
+#: 2**61 ticks (73 years at 1 GHz), so due - now > FAR_TICKS holds
+HUGE_TICKS = 1 << 62
 
 
 class CoreLevelInterruptor(Peripheral):
@@ -43,17 +46,23 @@ class CoreLevelInterruptor(Peripheral):
         self.offset = 0                         # mtime = offset + ticks(t)
         self.mtimecmp = [MASK64] * self.harts
         self._events: list[Any] = [None] * self.harts
+        self._ev_names = [f"{name}.mtip{n}" for n in range(self.harts)]
+        self._ps_per_tick_div = self.divider * PS_PER_S
         self._msip = [self.output(2 * n) for n in range(self.harts)]
         self._mtip = [self.output(2 * n + 1) for n in range(self.harts)]
+        #: offset -> (register, hart, shift) of the mtimecmp halves, for the fast path of write()
+        self._cmp_regs: dict[int, tuple[Any, int, int]] = {}
         for n in range(self.harts):
             self.regs.define(4 * n, f"MSIP{n}", fields=[Field("MSIP", 0)],
                              on_write=lambda r, old, new, n=n: self._msip[n].set(r.MSIP))
-            self.regs.define(MTIMECMP_BASE + 8 * n, f"MTIMECMP{n}_LO",
+            lo = self.regs.define(MTIMECMP_BASE + 8 * n, f"MTIMECMP{n}_LO",
                              on_read=lambda r, n=n: self.mtimecmp[n] & 0xFFFF_FFFF,
                              on_write=lambda r, old, new, n=n: self._set_cmp(n, new, 0))
-            self.regs.define(MTIMECMP_BASE + 8 * n + 4, f"MTIMECMP{n}_HI",
+            hi = self.regs.define(MTIMECMP_BASE + 8 * n + 4, f"MTIMECMP{n}_HI",
                              on_read=lambda r, n=n: self.mtimecmp[n] >> 32,
                              on_write=lambda r, old, new, n=n: self._set_cmp(n, new, 32))
+            self._cmp_regs[MTIMECMP_BASE + 8 * n] = (lo, n, 0, ~0xFFFF_FFFF & MASK64)
+            self._cmp_regs[MTIMECMP_BASE + 8 * n + 4] = (hi, n, 32, 0xFFFF_FFFF)
         self.regs.define(MTIME_LO, "MTIME_LO", on_read=lambda r: self.mtime() & 0xFFFF_FFFF,
                          on_write=lambda r, old, new: self._set_mtime(new, 0))
         self.regs.define(MTIME_HI, "MTIME_HI", on_read=lambda r: self.mtime() >> 32,
@@ -61,6 +70,18 @@ class CoreLevelInterruptor(Peripheral):
         cpu = machine.cpu
         if cpu is not None and hasattr(cpu, "time_source"):
             cpu.time_source = self.mtime
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        # word writes of mtimecmp (three per tick of an RV32 firmware) skip the register bank's
+        # decoding; the effect is the bank's for these plain 32-bit registers
+        hit = self._cmp_regs.get(offset) if size == 4 else None
+        if hit is None:
+            self.regs.write(offset, size, value)
+            return
+        reg, n, shift, keep = hit
+        reg.value = value = value & 0xFFFF_FFFF
+        self.mtimecmp[n] = (self.mtimecmp[n] & keep) | (value << shift)     # = _set_cmp
+        self._update_mtip(n)
 
     # -- time ------------------------------------------------------------------------------------------
     def _ticks(self, t_ps: int) -> int:
@@ -87,16 +108,24 @@ class CoreLevelInterruptor(Peripheral):
         self._update_mtip(n)
 
     def _update_mtip(self, n: int) -> None:
+        # hot: three times per tick of an RV32 firmware (mtimecmp written in halves), so the
+        # helpers (_ticks, now, schedule_at) are inlined
         due_tick = self.mtimecmp[n] - self.offset          # in ticks of virtual time
-        now_tick = self._ticks(self.now())
+        sig = self._mtip[n]
+        if due_tick >= HUGE_TICKS:                         # the high word written all ones first
+            if sig.level:
+                sig.set(False)
+            return
+        now_tick = self.machine.now() * self.frequency // self._ps_per_tick_div
         ev = self._events[n]
         if due_tick <= now_tick:
             if ev is not None:
                 ev.cancel()
                 self._events[n] = None
-            self._mtip[n].set(True)
+            sig.set(True)
             return
-        self._mtip[n].set(False)
+        if sig.level:
+            sig.set(False)
         if due_tick - now_tick > FAR_TICKS:
             return             # an event already scheduled re-checks when it fires (see _fire)
         t = self._time_of_tick(due_tick)
@@ -104,7 +133,7 @@ class CoreLevelInterruptor(Peripheral):
             if ev.time == t:
                 return
             ev.cancel()
-        self._events[n] = self.schedule_at(t, self._fire, n, name=f"{self.name}.mtip{n}")
+        self._events[n] = self.machine.scheduler.at(t, self._fire, n, name=self._ev_names[n])
 
     def _fire(self, n: int) -> None:
         self._events[n] = None

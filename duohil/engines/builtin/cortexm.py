@@ -37,8 +37,15 @@ probes; the tests in tests/test_cortexm.py pin the behaviour this module relies 
   write suppressed (``Machine.suppress_writes``), see ``_replay_store``.
 - WFI: ``emu_start`` just returns (EXCP_HLT), PC after the WFI, no hook. See ``_after_slice``.
 - ``uc_reg_read_batch``/``uc_reg_write_batch`` through ctypes with preallocated arrays cost about
-  2.7 us for 12 registers, against about 4 us for a single ``Uc.reg_read`` on this VM; the entry
-  and return paths use one batch read and one batch write each.
+  2.7 us for 12 registers, against about 4 us for a single ``Uc.reg_read`` on this VM; called
+  without ctypes ``argtypes`` (``cpu.RAW``) about 0.8-1.4 us (the binding's per-argument
+  conversion was most of it). A SysTick tick of an idle firmware costs 7 such calls plus one
+  ``emu_start``: the registers read at the end of a slice (``_end``: PC, the entry registers,
+  the masks) serve the WFI test, the next wake-up test and the next exception entry.
+- An exception return to the instruction after a WFI does not stop the slice: the WFI that ends
+  the slice at that PC is known to have run when a register the return restored has changed
+  since (``_ran_since_return``); when none has, the core does not sleep (a spurious wake-up,
+  which WFI allows). One slice per interrupt instead of two.
 
 Choices (deviations from silicon are marked *):
 - Interrupts are taken at slice boundaries (``take_interrupts``), at exception return
@@ -86,7 +93,7 @@ from unicorn import (UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_IN
 from unicorn import arm_const as A
 from unicorn.unicorn_py3.unicorn import uclib
 
-from .cpu import CpuCore
+from .cpu import RAW, U64, CpuCore
 from .nvic import (BFARVALID, BUSFAULT, DACCVIOL, DIVBYZERO, HARDFAULT, HFSR_FORCED, IACCVIOL,
                    IBUSERR, IMPRECISERR, INVPC, INVSTATE, MEMMANAGE, MMARVALID, MSTKERR, NMI, NOCP, P_R, P_W,
                    P_X, PRECISERR, STKERR, SVCALL, UNALIGNED, UNDEFINSTR, UNSTKERR, USAGEFAULT,
@@ -121,6 +128,12 @@ FRAME_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3
               R.UC_ARM_REG_R12, R.UC_ARM_REG_LR)
 
 
+_RAW = RAW if RAW is not None else uclib      # cpu.RAW: the C calls without argtypes conversion
+_FOUR = U64(4)
+_THIRTY_TWO = U64(32)
+_UNPACK8 = struct.Struct("<8I").unpack_from
+
+
 class RegBatch:
     """One ``uc_reg_read_batch`` call over preallocated ctypes arrays (32-bit registers)."""
 
@@ -131,9 +144,10 @@ class RegBatch:
         self.vals = (ctypes.c_uint32 * n)()
         base = ctypes.addressof(self.vals)
         self.ptrs = (ctypes.c_void_p * n)(*[base + 4 * i for i in range(n)])
+        self._fn = _RAW.uc_reg_read_batch
 
     def read(self) -> list[int]:
-        err = uclib.uc_reg_read_batch(self.h, self.ids, self.ptrs, self.n)
+        err = self._fn(self.h, self.ids, self.ptrs, self.n)
         if err:
             raise UcError(err)
         return self.vals[:]
@@ -149,14 +163,41 @@ class RegWriter:
         self.vals = (ctypes.c_uint32 * capacity)()
         base = ctypes.addressof(self.vals)
         self.ptrs = (ctypes.c_void_p * capacity)(*[base + 4 * i for i in range(capacity)])
+        self._fn = _RAW.uc_reg_write_batch
+        self._fmt: dict[int, tuple[struct.Struct, struct.Struct]] = {}
 
     def write(self, regs: Sequence[int], values: Sequence[int]) -> None:
         ids, vals = self.ids, self.vals
         n = len(regs)
-        for i in range(n):
-            ids[i] = regs[i]
-            vals[i] = values[i] & 0xFFFFFFFF
-        err = uclib.uc_reg_write_batch(self.h, ids, self.ptrs, n)
+        fmt = self._fmt.get(n)
+        if fmt is None:
+            fmt = self._fmt[n] = (struct.Struct(f"<{n}i"), struct.Struct(f"<{n}I"))
+        fmt[0].pack_into(ids, 0, *regs)
+        try:
+            fmt[1].pack_into(vals, 0, *values)
+        except struct.error:                 # a value outside 0..2**32-1: keep its low 32 bits
+            fmt[1].pack_into(vals, 0, *[v & 0xFFFFFFFF for v in values])
+        err = self._fn(self.h, ids, self.ptrs, n)
+        if err:
+            raise UcError(err)
+
+
+class FixedWriter:
+    """``uc_reg_write_batch`` of a fixed register list (values must be 0..2**32-1)."""
+
+    def __init__(self, uc: Uc, regs: Sequence[int]) -> None:
+        n = self.n = len(regs)
+        self.h = uc._uch
+        self.ids = (ctypes.c_int * n)(*regs)
+        self.vals = (ctypes.c_uint32 * n)()
+        base = ctypes.addressof(self.vals)
+        self.ptrs = (ctypes.c_void_p * n)(*[base + 4 * i for i in range(n)])
+        self._pack = struct.Struct(f"<{n}I").pack_into
+        self._fn = _RAW.uc_reg_write_batch
+
+    def write(self, values: Sequence[int]) -> None:
+        self._pack(self.vals, 0, *values)
+        err = self._fn(self.h, self.ids, self.ptrs, self.n)
         if err:
             raise UcError(err)
 
@@ -168,21 +209,30 @@ class MemPort:
     def __init__(self, uc: Uc, size: int = 0x80) -> None:
         self.h = uc._uch
         self.buf = ctypes.create_string_buffer(size)
+        self._rd = _RAW.uc_mem_read
+        self._wr = _RAW.uc_mem_write
 
     def read(self, address: int, size: int) -> bytes:
-        err = uclib.uc_mem_read(self.h, address, self.buf, size)
+        err = self._rd(self.h, U64(address), self.buf, U64(size))
         if err:
             raise UcError(err)
         return self.buf.raw[:size]
 
+    def words8(self, address: int) -> tuple[int, ...]:
+        """The 8 words at ``address`` (a basic exception frame)."""
+        err = self._rd(self.h, U64(address), self.buf, _THIRTY_TWO)
+        if err:
+            raise UcError(err)
+        return _UNPACK8(self.buf)
+
     def word(self, address: int) -> int:
-        err = uclib.uc_mem_read(self.h, address, self.buf, 4)
+        err = self._rd(self.h, U64(address & 0xFFFFFFFF), self.buf, _FOUR)
         if err:
             raise UcError(err)
         return int.from_bytes(self.buf.raw[:4], "little")
 
     def write(self, address: int, data: bytes) -> None:
-        err = uclib.uc_mem_write(self.h, address, data, len(data))
+        err = self._wr(self.h, U64(address), data, U64(len(data)))
         if err:
             raise UcError(err)
 
@@ -202,8 +252,22 @@ class CortexM7Cpu(CpuCore):
         self._masks = RegBatch(uc, MASK_REGS)
         self._fp = RegBatch(uc, FP_REGS)
         self._pcb = RegBatch(uc, (R.UC_ARM_REG_PC,))
+        # ENTRY_REGS as read at the end of the last slice (PC, the WFI test of _after_slice), kept
+        # while nothing has run since: the next exception entry stacks them without a read
+        self._entry_cache: list[int] | None = None
+        self._post: list[int] | None = None
+        self._end = RegBatch(uc, ENTRY_REGS + MASK_REGS)     # read once at the end of a slice
+        self._ret_state: tuple[int, ...] | None = None
+        # PRIMASK/BASEPRI/FAULTMASK as read between slices (nothing changes them until the next
+        # slice or reset): next_deadline's wake test and take_interrupts share one read
+        self._mask_cache: list[int] | None = None
         self._inv = RegBatch(uc, (R.UC_ARM_REG_PC, R.UC_ARM_REG_XPSR))
         self._w = RegWriter(uc)
+        # the common entry (no CONTROL change) and return (basic frame, no CONTROL change) writes
+        self._w_enter = FixedWriter(uc, (R.UC_ARM_REG_SP, R.UC_ARM_REG_XPSR, R.UC_ARM_REG_LR,
+                                         R.UC_ARM_REG_PC))
+        self._w_ret = FixedWriter(uc, (R.UC_ARM_REG_XPSR, R.UC_ARM_REG_SP) + FRAME_REGS +
+                                  (R.UC_ARM_REG_PC,))
         self._mem = MemPort(uc)
         self._pc: int | None = None          # PC at the end of the last slice, if nothing moved it
         self._stop: str | None = None        # why we stopped the running slice
@@ -244,6 +308,9 @@ class CortexM7Cpu(CpuCore):
         self._do_reset()
 
     def _do_reset(self) -> None:
+        self._mask_cache = None
+        self._entry_cache = None
+        self._post = None
         self._reset_pending = False
         self._replay = False
         self._wfi_addrs.clear()                # the image may have changed: find WFIs again
@@ -269,6 +336,14 @@ class CortexM7Cpu(CpuCore):
         self.parked = False
 
     # -- register helpers ---------------------------------------------------------------------------------
+    def registers_changed(self) -> None:
+        """Call after writing core registers through ``self.uc`` between slices: the copies read
+        at the end of the last slice (PC, entry registers, masks) are then read again."""
+        self._pc = None
+        self._entry_cache = None
+        self._mask_cache = None
+        self._post = None
+
     def read_reg(self, reg: int) -> int:
         return self.uc.reg_read(reg)
 
@@ -288,19 +363,27 @@ class CortexM7Cpu(CpuCore):
         if nv is None or not nv.pending & nv.enabled:
             return False
         _n, g = nv.best_pending()
-        _pm, bp, _fm = self._masks.read()
+        _pm, bp, _fm = self._mask_regs()
         return g < nv.execution_priority(0, bp, 0)
+
+    def _mask_regs(self) -> list[int]:
+        if self.executing:
+            return self._masks.read()
+        m = self._mask_cache
+        if m is None:
+            m = self._mask_cache = self._masks.read()
+        return m
 
     def take_interrupts(self) -> bool:
         nv = self.nvic
         if nv is None or not nv.pending & nv.enabled or self.halted:
             return False
         taken = False
-        while True:
+        while nv.pending & nv.enabled:
             n, g = nv.best_pending()
             if not n:
                 break
-            pm, bp, fm = self._masks.read()
+            pm, bp, fm = self._mask_regs()
             if g >= nv.execution_priority(pm, bp, fm):
                 break
             self._enter(n)
@@ -354,7 +437,12 @@ class CortexM7Cpu(CpuCore):
         """Stack a frame on the current stack and enter ``exc``. ``pc``: the return address to
         stack (the faulting instruction for a fault) instead of the current PC."""
         nv = self.nvic
-        r0, r1, r2, r3, r12, lr, cur_pc, xpsr, sp, control = self._entry.read()
+        regs0 = self._entry_cache
+        if regs0 is None:
+            regs0 = self._entry.read()
+        else:
+            self._entry_cache = None
+        r0, r1, r2, r3, r12, lr, cur_pc, xpsr, sp, control = regs0
         if pc is None:
             pc = cur_pc
         fp = control & CONTROL_FPCA
@@ -395,6 +483,12 @@ class CortexM7Cpu(CpuCore):
             self._lockup("vector table read", pc)
             return
         nv.activate(exc)
+        if not control & (CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA | CONTROL_NPRIV):
+            self._w_enter.write((frame_sp & 0xFFFFFFFF, XPSR_T | exc, exc_return, vec))
+            self._pc = vec & ~1
+            self._returned_to = None
+            self._ret_state = None
+            return
         regs: list[int] = [A.UC_ARM_REG_SP]
         vals: list[int] = [frame_sp]
         new_ctl = control & ~(CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA)
@@ -413,6 +507,7 @@ class CortexM7Cpu(CpuCore):
         self._w.write(regs, vals)
         self._pc = vec & ~1
         self._returned_to = None
+        self._ret_state = None
 
     # -- return -------------------------------------------------------------------------------------------
     def _exc_return(self) -> None:
@@ -435,7 +530,7 @@ class CortexM7Cpu(CpuCore):
             faultmask = 0
             regs.append(A.UC_ARM_REG_FAULTMASK)
             vals.append(0)
-        n, g = nv.best_pending()
+        n, g = nv.best_pending() if nv.pending & nv.enabled else (0, 256)
         if n and g < nv.execution_priority(primask, basepri, faultmask):
             # tail-chain: the frame stays, the new handler gets the same EXC_RETURN
             vec = self._vector(n)
@@ -453,17 +548,38 @@ class CortexM7Cpu(CpuCore):
         sp = psp if use_psp else msp
         size = 0x68 if fp else 0x20
         try:
-            data = self._mem.read(sp, size)
+            if fp:
+                data = self._mem.read(sp, size)
+                f = struct.unpack_from("<8I", data)
+            else:
+                data = b""
+                f = self._mem.words8(sp)
         except UcError:
             nv.cfsr |= UNSTKERR
             self._raise_fault(BUSFAULT, 0, pc)
             return
-        f = struct.unpack_from("<8I", data)
         st_xpsr = f[7]
-        new_sp = sp + size + (4 if st_xpsr & 0x200 else 0)
+        new_sp = (sp + size + (4 if st_xpsr & 0x200 else 0)) & 0xFFFFFFFF
         want = (control & ~(CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA)) | \
             (CONTROL_FPCA | CONTROL_SFPA if fp else 0) | (CONTROL_SPSEL if to_thread and use_psp else 0)
         new_xpsr = (st_xpsr & ~0x200 & ~0x1FF) | (0 if to_thread else st_xpsr & 0x1FF)
+        if not regs and not fp and want == control:
+            # the common return: basic frame, CONTROL unchanged, FAULTMASK not touched
+            self._w_ret.write((new_xpsr, new_sp, f[0], f[1], f[2], f[3], f[4], f[5], f[6] | 1))
+        else:
+            self._exc_return_write(regs, vals, f, data, fp, to_thread, control, want, new_xpsr,
+                                   new_sp)
+        self._returned_to = f[6] & ~1
+        # what this return restored: if a slice later ends at the returned-to PC with these
+        # registers changed, an instruction ran since (see _after_slice); no emu_stop needed
+        self._ret_state = (f[0], f[1], f[2], f[3], f[4], f[5], new_sp, new_xpsr >> 27)
+        if to_thread and nv._scr_reg.value & 2 and not nv.active:         # SCR.SLEEPONEXIT
+            self._stop = "sleep"
+            self.uc.emu_stop()
+
+    def _exc_return_write(self, regs: list[int], vals: list[int], f: tuple[int, ...],
+                          data: bytes, fp: bool, to_thread: int, control: int, want: int,
+                          new_xpsr: int, new_sp: int) -> None:
         if (want ^ control) & CONTROL_FPCA or to_thread and (want ^ control) & CONTROL_SPSEL:
             if to_thread:
                 regs += [A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR, A.UC_ARM_REG_CONTROL]
@@ -484,16 +600,6 @@ class CortexM7Cpu(CpuCore):
         regs.append(A.UC_ARM_REG_PC)
         vals.append(f[6] | 1)
         self._w.write(regs, vals)
-        ret = self._returned_to = f[6] & ~1
-        if ret - 2 in self._wfi_addrs or ret - 4 in self._wfi_addrs:
-            # Back to the instruction after a WFI: end the slice here, so that a WFI that stops a
-            # later slice at this same PC is known to have executed (and sleeps), not mistaken for
-            # this return (a double wake-up per interrupt otherwise).
-            self._stop = self._stop or "ret_wfi"
-            self.uc.emu_stop()
-        if to_thread and nv.regs.SCR.SLEEPONEXIT and not nv.active:
-            self._stop = "sleep"
-            self.uc.emu_stop()
 
     # -- faults -------------------------------------------------------------------------------------------
     def _mpu_bypassed(self) -> bool:
@@ -565,6 +671,7 @@ class CortexM7Cpu(CpuCore):
             hw = 0
         nxt = pc + (4 if (hw >> 11) in (0x1D, 0x1E, 0x1F) else 2)
         self.uc.reg_write(A.UC_ARM_REG_PC, nxt | 1)
+        self._entry_cache = None
         self._pc = nxt
         self.faults += 1
         nv.cfsr |= IMPRECISERR
@@ -705,8 +812,12 @@ class CortexM7Cpu(CpuCore):
         self._stop = None
         self._mem_fault = None
         self._returned_to = None
+        self._ret_state = None
+        self._mask_cache = None
+        self._entry_cache = None
+        self._post = None
         try:
-            self.uc.emu_start(pc | 1, UNTIL, 0, count)
+            self._emu_start(pc | 1, count)
         except UcError as exc:
             self._pc = None
             self._after_error(exc)
@@ -751,10 +862,12 @@ class CortexM7Cpu(CpuCore):
         register effects (writeback) undone, so run it once more with that write dropped."""
         self._replay = False
         self._stop = None
+        self._mask_cache = None
+        self._entry_cache = None
         m = self.machine
         m.suppress_writes = 1
         try:
-            self.uc.emu_start(pc | 1, UNTIL, 0, 1)
+            self._emu_start(pc | 1, 1)
         except UcError as exc:
             m.suppress_writes = 0
             self._pc = None
@@ -768,7 +881,12 @@ class CortexM7Cpu(CpuCore):
         if self._reset_pending:
             self._do_reset()
             return
-        pc = self._pc = self._pcb.read()[0]
+        # one batch serves the PC, _ran_since_return, the next exception entry (_enter) and the
+        # masks of the next interrupt_pending/take_interrupts
+        end = self._end.read()
+        post = self._post = self._entry_cache = end[:10]
+        self._mask_cache = end[10:]
+        pc = self._pc = post[6]
         if stop is not None:
             if stop in ("wfe", "sleep"):
                 self.sleeping = True
@@ -787,8 +905,12 @@ class CortexM7Cpu(CpuCore):
         # too), unless an exception return just landed on that PC. No code hook marks WFI sites:
         # any UC_HOOK_CODE slows all sliced execution about 2x (measured), and a hook added after
         # translation does not even fire until the block is dropped from unicorn's cache.
+        # An exception return to this very PC makes it ambiguous (the slice may have ended by
+        # count right at the return): then the WFI is known to have run only if some register
+        # the return restored has changed since; if none did, do not sleep (a spurious wake-up,
+        # which WFI allows: the next slice runs the loop and the WFI again).
         if pc - 2 in self._wfi_addrs or pc - 4 in self._wfi_addrs:
-            if self._returned_to != pc:
+            if self._returned_to != pc or self._ran_since_return():
                 self.sleeping = True
             return
         try:
@@ -802,7 +924,18 @@ class CortexM7Cpu(CpuCore):
         else:
             return
         self._wfi_addrs.add(addr)
-        # ambiguous only if an exception return just went to this PC: then do not sleep (a WFI
-        # may always wake spuriously; sleeping when it did not execute would be wrong)
-        if self._returned_to != pc:
+        # ambiguous only if an exception return just went to this PC (see above)
+        if self._returned_to != pc or self._ran_since_return():
             self.sleeping = True
+
+    def _ran_since_return(self) -> bool:
+        """True when a register restored by the last exception return differs now: some
+        instruction ran after that return (False: maybe none did)."""
+        st = self._ret_state
+        if st is None:
+            return False
+        post = self._post
+        if post is None:
+            post = self._entry.read()
+        r0, r1, r2, r3, r12, lr, _pc, xpsr, sp, _control = post
+        return (r0, r1, r2, r3, r12, lr, sp, xpsr >> 27) != st

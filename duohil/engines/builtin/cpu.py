@@ -12,9 +12,24 @@ every run's configuration.
 """
 from __future__ import annotations
 
+import ctypes
 from typing import TYPE_CHECKING
 
 from ..base import PS_PER_S
+
+try:
+    from unicorn import UcError
+    from unicorn.unicorn_py3.unicorn import uclib as _uclib
+    #: unicorn's C library once more, but with no ctypes ``argtypes``: the binding's prototypes
+    #: convert every argument on every call (about 1.1 us of a 2 us register-batch read,
+    #: measured), while ctypes objects built once (arrays, c_void_p handle) pass as they are.
+    #: Integers wider than 32 bits must be passed as ``ctypes.c_uint64``.
+    RAW = ctypes.CDLL(_uclib._name, handle=_uclib._handle)
+except (ImportError, AttributeError, OSError):  # pragma: no cover - other binding layouts
+    RAW = None
+U64 = ctypes.c_uint64
+_UNTIL = U64(0xFFFF_FFFF)         # odd, so never a Thumb/RISC-V pc: slices end by count or stop
+_NO_TIMEOUT = U64(0)
 
 if TYPE_CHECKING:  # pragma: no cover
     from unicorn import Uc
@@ -66,6 +81,21 @@ class CpuCore:
         """Run up to ``count`` instructions from the current PC; set ``self.sleeping`` on WFI."""
         raise NotImplementedError
 
+    def _emu_start(self, begin: int, count: int) -> None:
+        """``uc.emu_start(begin, 0xFFFFFFFF, 0, count)`` without the binding's per-argument
+        conversions; like the binding, re-raises an exception a Python hook raised."""
+        uc = self.uc
+        if RAW is None:  # pragma: no cover
+            uc.emu_start(begin, 0xFFFF_FFFF, 0, count)
+            return
+        uc._hook_exception = None
+        err = RAW.uc_emu_start(uc._uch, U64(begin), _UNTIL, _NO_TIMEOUT, U64(count))
+        if err:
+            raise UcError(err)
+        exc = uc._hook_exception
+        if exc is not None:
+            raise exc
+
     # -- time ------------------------------------------------------------------------------------------
     def now_ps(self) -> int:
         return self.cycles * PS_PER_S // self.hz
@@ -85,7 +115,19 @@ class CpuCore:
         return now + quantum
 
     def advance_to(self, t: int) -> None:
-        target = self.cycles_at(t)
+        target = -((-t * self.hz) // PS_PER_S)          # cycles_at(t), inlined (hot)
+        if self.cycles >= target:
+            return
+        took = False
+        if self.sleeping and self.stall_until is None and not self.parked and not self.halted:
+            # fast path of the loop's first pass for a sleeping core: wake it by an interrupt,
+            # or, with nothing to wake it, sleep through
+            if self.take_interrupts():
+                self.sleeping = False
+                took = True                 # the loop's first take_interrupts would take none
+            elif not self.interrupt_pending():
+                self.cycles = target
+                return
         while self.cycles < target:
             if self.halted:
                 self.cycles = target
@@ -105,7 +147,9 @@ class CpuCore:
                 self.cycles = max(self.cycles, self.cycles_at(self.park_until))
                 self.unpark()
                 continue
-            if self.take_interrupts():
+            if took:
+                took = False
+            elif self.take_interrupts():
                 self.sleeping = False
             if self.sleeping:
                 if not self.interrupt_pending():
@@ -113,16 +157,17 @@ class CpuCore:
                     return
                 self.sleeping = False
                 continue
-            n = target - self.cycles
+            cycles = self.cycles
+            n = target - cycles
             self.executing = True
-            self.slice_start_ps = self.now_ps()
+            self.slice_start_ps = cycles * PS_PER_S // self.hz      # now_ps(), inlined
             self._poll_addr = None
             self._poll_count = 0
             try:
                 self._run_slice(n)
             finally:
                 self.executing = False
-            self.cycles += n
+            self.cycles = cycles + n
             self.instructions += n
             self.slices += 1
 

@@ -83,6 +83,7 @@ which this object serves once installed as ``machine.dma_port``.
 """
 from __future__ import annotations
 
+import ctypes
 import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -154,6 +155,9 @@ class DCache:
             self._wanted.append((name, base, size))
         self._regions: list[_Region] = []
         self._mem_count = -1                 # regions are matched to the machine's memories lazily
+        self._host: list[tuple[int, int, int]] = []   # see _host_views
+        self._last_region: _Region | None = None
+        self._host_n = -1
         self.enabled = False                 # CCR.DC
         #: stale line address -> the line's bytes before the first DMA write since the last sync
         self._stale: dict[int, bytes] = {}
@@ -383,7 +387,34 @@ class DCache:
         return not nc
 
     def _cpu(self, line: int) -> bytes:
+        mems = self.machine.memories
+        if self._host_n != len(mems):
+            self._host = self._host_views()
+            self._host_n = len(mems)
+        for base, end, ptr in self._host:
+            if base <= line and line + LINE <= end:
+                return ctypes.string_at(ptr + (line - base), LINE)
         return bytes(self.machine.cpu.uc.mem_read(line, LINE))
+
+    def _host_views(self) -> list[tuple[int, int, int]]:
+        """(base, end, host address) of each memory, when the machine maps them with
+        ``mem_map_ptr`` onto buffers it keeps (machine.add_memory): the CPU view is then read
+        straight from host memory (unicorn's mem_read costs ~20 us per call). Empty when the
+        layout is not the expected one: every read then goes through unicorn."""
+        keep = getattr(self.machine, "_keep", None)
+        names: list[str] = []
+        for name, _b, _n in self.machine.memories:
+            if name not in names:
+                names.append(name)
+        if not keep or len(keep) != len(names):
+            return []
+        out = []
+        for name, base, size in self.machine.memories:
+            buf = keep[names.index(name)]
+            if not isinstance(buf, ctypes.Array) or ctypes.sizeof(buf) != size:
+                return []
+            out.append((base, base + size, ctypes.addressof(buf)))
+        return out
 
     def _set_cpu(self, line: int, data: bytes) -> None:
         self.machine.cpu.uc.mem_write(line, bytes(data))
@@ -401,10 +432,39 @@ class DCache:
                 "stale_lines": len(self._stale)}
 
     # -- DmaPort (how DMA masters see memory) ------------------------------------------------------------
+    def _fast_region(self, address: int) -> _Region | None:
+        """``_region`` with the last hit remembered (one DMA stream works in one region)."""
+        r = self._last_region
+        if r is not None and r.base <= address < r.end and \
+                self._mem_count == len(self.machine.memories):
+            return r
+        r = self._last_region = self._region(address)
+        return r
+
+    def _expired(self, r: _Region, la: int, now: int) -> bool:
+        """``_expire`` with the common case (still resident) decided inline."""
+        rr = self._r.get(la)
+        if rr is not None and now < self._alloc.get(la, self._epoch) + rr:
+            return False
+        return self._expire(r, la, now)
+
     def read(self, address: int, size: int) -> bytes:
-        out = bytearray()
         timed = self._residency is not None
         now = self._now() if timed else 0
+        la = address & ~(LINE - 1)
+        if self.enabled and size > 0 and (address + size - 1) & ~(LINE - 1) == la:
+            # fast path (one DMA item): the access stays within one line, so it is one piece
+            # and one line of the general loop below
+            r = self._fast_region(address)
+            if r is not None:
+                nc = self._nc_cache.get(la)
+                if not nc if nc is not None else self._cacheable(la):
+                    if timed and self._expired(r, la, now):
+                        self._alloc[la] = now          # written back, then cached again
+                    i = address - r.base
+                    return bytes(r.bus[i:i + size])
+                return bytes(self.machine.cpu.uc.mem_read(address, size))
+        out = bytearray()
         for a, n, r in self._pieces(address, size):
             if r is None or not self.enabled:
                 out += self.machine.cpu.uc.mem_read(a, n)
@@ -423,6 +483,33 @@ class DCache:
         data = bytes(data)
         timed = self._residency is not None
         now = self._now() if timed else 0
+        m = len(data)
+        la = address & ~(LINE - 1)
+        if self.enabled and m > 0 and (address + m - 1) & ~(LINE - 1) == la:
+            # fast path (one DMA item): one piece, one line of the general loop below
+            r = self._fast_region(address)
+            if r is not None:
+                self._gen += 1
+                i = la - r.base
+                off = address - la
+                nc = self._nc_cache.get(la)
+                if nc if nc is not None else not self._cacheable(la):
+                    # non-cacheable: both views (bus view kept in step)
+                    self.machine.cpu.uc.mem_write(address, data)
+                    r.bus[i + off:i + off + m] = data
+                elif timed and self._expired(r, la, now):
+                    self.machine.cpu.uc.mem_write(address, data)
+                    r.bus[i + off:i + off + m] = data
+                    self._alloc[la] = now
+                    self.fresh_writes += 1
+                else:
+                    if la not in self._stale:
+                        self._stale[la] = bytes(r.bus[i:i + LINE])
+                        if timed:
+                            self._schedule(la)
+                    r.bus[i + off:i + off + m] = data
+                    self.dma_stale_writes += 1
+                return
         pos = 0
         for a, n, r in self._pieces(address, len(data)):
             chunk = data[pos:pos + n]

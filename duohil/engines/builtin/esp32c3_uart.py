@@ -152,6 +152,18 @@ class ESP32C3Uart(Peripheral):
                                            Field("RX_SCLK_EN", 25, reset=1),
                                            Field("TX_RST_CORE", 26), Field("RX_RST_CORE", 27)],
                  on_write=lambda *a: self._kick_tx())
+        # hot paths use raw register words (bit positions from the field lists above)
+        self._irq = self.output("IRQ")
+        self._r_conf0 = r.CONF0
+        self._r_conf1 = r.CONF1
+        self._r_clk = r.CLK_CONF
+        self._r_div = r.CLKDIV
+        self._r_ena = r.INT_ENA
+        self._r_mem = r.MEM_CONF
+        self._ch_key: tuple | None = None
+        self._ch_val: tuple = (None, 10, None)
+        self._n_tx = f"{name}.tx"
+        self._n_tout = f"{name}.rx_tout"
 
     # -- timing ------------------------------------------------------------------------------------
     def _bit_time(self) -> int | None:
@@ -174,9 +186,25 @@ class ESP32C3Uart(Peripheral):
 
     def bit_time_ps(self) -> int | None:
         """The receiver's bit time; None while its clock is off (UartEndpoint)."""
-        if not self.regs.CLK_CONF.RX_SCLK_EN:
+        clk = self._r_clk.value
+        if not clk >> 25 & 1:                       # RX_SCLK_EN
             return None
-        return self._bit_time()
+        key = (clk, self._r_div.value)
+        if key != self._bt_key:
+            self._bt_key, self._bt_val = key, self._compute_bit_time()
+        return self._bt_val
+
+    def _char(self) -> tuple:
+        """(bit time, frame bits as handed to the tx sink, char time): memoised on CONF0,
+        CLK_CONF and CLKDIV (asked for on every character; Fraction arithmetic is slow)."""
+        key = (self._r_conf0.value, self._r_clk.value, self._r_div.value)
+        if key != self._ch_key:
+            bt = self._bit_time()
+            frame = self.frame_bits()
+            self._ch_key = key
+            self._ch_val = (bt, int(frame) if frame.denominator == 1 else float(frame),
+                            None if bt is None else round(frame * bt))
+        return self._ch_val
 
     def baud(self) -> float | None:
         bt = self._bit_time()
@@ -200,7 +228,7 @@ class ESP32C3Uart(Peripheral):
 
     # -- TX ------------------------------------------------------------------------------------------
     def _fifo_write(self, value: int) -> None:
-        if self.regs.CONF0.TXFIFO_RST:
+        if self._r_conf0.value >> 18 & 1:           # TXFIFO_RST
             return
         if len(self.tx_fifo) >= FIFO_LEN:
             self.tx_overflows += 1
@@ -217,20 +245,18 @@ class ESP32C3Uart(Peripheral):
             self._update()
 
     def _tx_start(self, t: int) -> None:
-        char = self.char_time_ps()
-        if not self.tx_fifo or char is None or not self.regs.CLK_CONF.TX_SCLK_EN:
+        bt, frame, char = self._char()
+        if not self.tx_fifo or char is None or not self._r_clk.value >> 24 & 1:   # TX_SCLK_EN
             self.tx_busy = False
             return
         byte = self.tx_fifo.popleft()
         self.tx_busy = True
         self.tx_end_ps = t + char
-        if self.regs.CONF0.LOOPBACK:
+        if self._r_conf0.value >> 14 & 1:           # LOOPBACK
             self.schedule_at(self.tx_end_ps, self.rx_char, byte, False, name=f"{self.name}.loopback")
         elif self.tx_sink is not None:
-            frame = self.frame_bits()
-            self.tx_sink(self, byte, t, self._bit_time(),
-                         int(frame) if frame.denominator == 1 else float(frame))
-        self._tx_event = self.schedule_at(self.tx_end_ps, self._tx_done, name=f"{self.name}.tx")
+            self.tx_sink(self, byte, t, bt, frame)
+        self._tx_event = self.machine.scheduler.at(self.tx_end_ps, self._tx_done, name=self._n_tx)
 
     def _tx_done(self) -> None:
         self._tx_event = None
@@ -246,15 +272,15 @@ class ESP32C3Uart(Peripheral):
         """A character whose stop bit has just arrived (UartEndpoint, called at that time)."""
         if self.bit_time_ps() is None:
             return
-        c0 = self.regs.CONF0
+        c0 = self._r_conf0.value
         if framing_error:
             self.frame_errors += 1
             self.latched |= FRM_ERR
-        if c0.RXFIFO_RST or (framing_error and c0.ERR_WR_MASK):
+        if c0 >> 17 & 1 or (framing_error and c0 >> 26 & 1):     # RXFIFO_RST, ERR_WR_MASK
             pass
         elif len(self.rx_fifo) >= FIFO_LEN:
             self.rx_overruns += 1
-            if not self.regs.CONF1.DIS_RX_DAT_OVF:
+            if not self._r_conf1.value >> 18 & 1:                # DIS_RX_DAT_OVF
                 self.latched |= RXFIFO_OVF
         else:
             self.rx_fifo.append(byte & 0xFF)
@@ -275,10 +301,11 @@ class ESP32C3Uart(Peripheral):
             self._tout_event = None
         if self.now() < self._rx_busy_until:
             return                            # another character is already on its way in
-        thr = self.regs.MEM_CONF.RX_TOUT_THRHD
+        thr = self._r_mem.value >> 16 & 0x3FF                    # RX_TOUT_THRHD
         bt = self.bit_time_ps()
-        if self.regs.CONF1.RX_TOUT_EN and thr and bt:
-            self._tout_event = self.schedule(thr * bt, self._timeout, name=f"{self.name}.rx_tout")
+        if self._r_conf1.value >> 21 & 1 and thr and bt:        # RX_TOUT_EN
+            self._tout_event = self.machine.scheduler.at(
+                self.machine.now() + max(0, int(thr * bt)), self._timeout, name=self._n_tout)
 
     def _timeout(self) -> None:
         self._tout_event = None
@@ -301,11 +328,11 @@ class ESP32C3Uart(Peripheral):
         return STATUS_IDLE_BITS | min(len(self.rx_fifo), 0x3FF) | (len(self.tx_fifo) << 16)
 
     def int_raw(self) -> int:
-        c1 = self.regs.CONF1
+        c1 = self._r_conf1.value
         raw = self.latched
-        if self.rx_fifo and len(self.rx_fifo) >= c1.RXFIFO_FULL_THRHD:
+        if self.rx_fifo and len(self.rx_fifo) >= c1 & 0x1FF:      # RXFIFO_FULL_THRHD
             raw |= RXFIFO_FULL
-        if len(self.tx_fifo) <= c1.TXFIFO_EMPTY_THRHD:
+        if len(self.tx_fifo) <= c1 >> 9 & 0x1FF:                 # TXFIFO_EMPTY_THRHD
             raw |= TXFIFO_EMPTY
         return raw
 
@@ -314,7 +341,9 @@ class ESP32C3Uart(Peripheral):
         self._update()
 
     def _update(self) -> None:
-        self.output("IRQ").set(bool(self.int_raw() & self.regs.INT_ENA.value & INT_ALL))
+        level = bool(self.int_raw() & self._r_ena.value & INT_ALL)
+        if level != self._irq.level:
+            self._irq.set(level)
 
     def _polled(self, value: int) -> int:
         self.poll_hint(self.tx_end_ps if self.tx_busy else None)

@@ -82,6 +82,8 @@ class _Direction:
         self.shift_ps = 0              # accumulated delay faults
         self.line_free = 0             # arrival time of the last character on this side
         self.faults: list[LinkFault] = []
+        self.ev_start = f"link.{name}.start"     # event names, built once
+        self.ev_arrive = f"link.{name}"
 
 
 class UartLink:
@@ -124,6 +126,13 @@ class UartLink:
         for observe in self._tx_observers:
             observe(d.name, k, byte, t_start)
         frame_ps = round(frame_bits * bit_time)
+        if not d.faults:                                   # fast path: a clean wire
+            arrive = t_start + frame_ps + d.shift_ps
+            if arrive < d.line_free + frame_ps:
+                arrive = d.line_free + frame_ps
+            d.line_free = arrive
+            self._schedule(d, k, arrive, byte, byte, False, bit_time, frame_bits, None)
+            return
         touched: list[str] = []
         value, framing, dropped, extra = byte, False, False, []
         for f in d.faults:
@@ -175,9 +184,9 @@ class UartLink:
             rx_start = getattr(d.dst, "rx_start", None)
             if rx_start is not None:            # optional: the start bit reaches the receiver
                 self.scheduler.at(t - round(frame_bits * bit_time), rx_start, t,
-                                  name=f"link.{d.name}.start")
+                                  name=d.ev_start)
         self.scheduler.at(t, self._arrive, d, k, sent, value, framing, bit_time, frame_bits, fault,
-                          name=f"link.{d.name}")
+                          name=d.ev_arrive)
 
     def _arrive(self, d: _Direction, k: int, sent: int, value: int | None, framing: bool,
                 bit_time: int, frame_bits: float, fault: str | None) -> None:

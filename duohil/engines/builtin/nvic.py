@@ -384,6 +384,8 @@ class Nvic(Peripheral):
         self._irq_bits = ((1 << self.n_irq) - 1) << IRQ0
         self._st_event = None
         self._st_name = f"{name}.systick"
+        self._st_hz_cache: int | None = None      # _st_hz for CLKSOURCE = _st_hz_csr
+        self._st_hz_csr = 0
         self._define()
         self._init_state()
 
@@ -528,11 +530,12 @@ class Nvic(Peripheral):
         r.define(0x004, "ICTR", (self.n_irq + 31) // 32 - 1, access=RO)
         r.define(0x008, "ACTLR")
         # SysTick
-        r.define(0x010, "SYST_CSR", fields=[Field("ENABLE", 0), Field("TICKINT", 1),
+        # direct references for the per-tick paths (the bank's name lookup costs a call each)
+        self._csr_reg = r.define(0x010, "SYST_CSR", fields=[Field("ENABLE", 0), Field("TICKINT", 1),
                                             Field("CLKSOURCE", 2, reset=1),
                                             Field("COUNTFLAG", 16, access=RO)],
                  on_write=self._csr_write, on_read=self._csr_read)
-        r.define(0x014, "SYST_RVR", fields=[Field("RELOAD", 0, 24)], on_write=self._rvr_write)
+        self._rvr_reg = r.define(0x014, "SYST_RVR", fields=[Field("RELOAD", 0, 24)], on_write=self._rvr_write)
         r.define(0x018, "SYST_CVR", on_write=self._cvr_write, on_read=self._cvr_read)
         # CALIB: NOREF=0, SKEW=1, TENMS = 10 ms at 480 MHz (the H743 value is unverified)
         r.define(0x01C, "SYST_CALIB", 0x4000_0000 | 4_799_999, access=RO)
@@ -555,7 +558,7 @@ class Nvic(Peripheral):
         r.define(0xD08, "VTOR", self.VTOR_RESET, on_write=self._vtor_write,
                  on_read=lambda reg: self.vtor)
         r.define(0xD0C, "AIRCR", on_write=self._aircr_write, on_read=self._aircr_read)
-        r.define(0xD10, "SCR", fields=[Field("SLEEPONEXIT", 1), Field("SLEEPDEEP", 2),
+        self._scr_reg = r.define(0xD10, "SCR", fields=[Field("SLEEPONEXIT", 1), Field("SLEEPDEEP", 2),
                                        Field("SEVONPEND", 4)])
         r.define(0xD14, "CCR", 0x0004_0200, on_write=self._ccr_write,
                  fields=[Field("NONBASETHRDENA", 0), Field("USERSETMPEND", 1),
@@ -772,10 +775,16 @@ class Nvic(Peripheral):
 
     # -- SysTick -------------------------------------------------------------------------------------
     def _st_hz(self) -> int:
+        f = self._st_hz_cache
+        if f is not None and self._st_hz_csr == self._csr_reg.value & 4:
+            return f
         f = self.props.get("systickFrequency") or (self.cpu.hz if self.cpu else 0)
-        if not self.regs.SYST_CSR.value & 4:          # CLKSOURCE=0: reference clock, core/8
+        if not self._csr_reg.value & 4:               # CLKSOURCE=0: reference clock, core/8
             f //= 8
-        return int(f)
+        f = int(f)
+        if self.cpu is not None or self.props.get("systickFrequency"):
+            self._st_hz_cache, self._st_hz_csr = f, self._csr_reg.value & 4
+        return f
 
     def _st_ticks(self, t_ps: int) -> int:
         return t_ps * self._st_hz() // PS_PER_S
@@ -784,7 +793,7 @@ class Nvic(Peripheral):
         return -((-tick * PS_PER_S) // self._st_hz())
 
     def _st_period(self) -> int:
-        return (self.regs.SYST_RVR.value & 0xFFFFFF) + 1
+        return (self._rvr_reg.value & 0xFFFFFF) + 1
 
     def _st_update(self, k: int) -> None:
         """Account for the wraps up to tick k (COUNTFLAG, next zero)."""
@@ -806,20 +815,33 @@ class Nvic(Peripheral):
         if self._st_event is not None:
             self._st_event.cancel()
             self._st_event = None
-        if self._st_running and self.regs.SYST_CSR.value & 2:          # TICKINT
+        if self._st_running and self._csr_reg.value & 2:               # TICKINT
             self._st_event = self.machine.scheduler.at(self._st_time(self._st_zero),
                                                        self._st_wrap, name=self._st_name)
 
     def _st_wrap(self) -> None:
+        # once per tick: _st_ticks/_st_update/_st_schedule/_st_time inlined
         self._st_event = None
         if not self._st_running:
             return
-        k = self._st_ticks(self.now())
-        due = k >= self._st_zero
-        self._st_update(k)
-        if due and self.regs.SYST_CSR.value & 2:
+        hz = self._st_hz()
+        k = self.machine.now() * hz // PS_PER_S
+        zero = self._st_zero
+        due = k >= zero
+        if due:
+            p = (self._rvr_reg.value & 0xFFFFFF) + 1
+            if p <= 1:
+                self._st_running = False
+                self._st_val = 0
+            else:
+                self._st_zero = zero = zero + ((k - zero) // p + 1) * p
+                self._countflag = True
+        tickint = self._csr_reg.value & 2
+        if due and tickint:
             self.set_pending(SYSTICK)
-        self._st_schedule()
+        if self._st_running and tickint:
+            self._st_event = self.machine.scheduler.at(-((-zero * PS_PER_S) // hz),
+                                                       self._st_wrap, name=self._st_name)
 
     def _csr_write(self, reg, old: int, value: int) -> None:
         k = self._st_ticks(self.now())

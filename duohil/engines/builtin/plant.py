@@ -115,6 +115,7 @@ class DcMotorPlant:
         self.drive = 0.0                          # signed duty in effect
         self._vt = 0.0                            # target velocity in effect
         self._cross_ev = None
+        self._lazy_cross = None                   # deferred prediction: [t_lb, seq, state, handle]
         pwm.add_listener(lambda _timer: self._drive_changed())
         direction.subscribe(self._pin_changed)
         if encoder is not None:
@@ -184,12 +185,24 @@ class DcMotorPlant:
         e = math.exp(-dt / tau)
         return self.x + vt * dt + (self.v - vt) * tau * (1.0 - e), vt + (self.v - vt) * e
 
+    @staticmethod
+    def _x_after(x0: float, v0: float, vt: float, tau: float, dt_ps: int) -> float:
+        """Position part of ``_state_after`` from an explicit state (the same arithmetic)."""
+        dt = dt_ps / PS_PER_S
+        if tau <= 0:
+            return x0 + vt * dt
+        e = math.exp(-dt / tau)
+        return x0 + vt * dt + (v0 - vt) * tau * (1.0 - e)
+
     def advance(self, t: int) -> None:
         """Bring the state to virtual time t (never backwards)."""
         while t > self.t:
             if self.pinned is not None:
                 self.t = t
                 return
+            lazy = self._lazy_cross
+            if lazy is not None and t >= lazy[0]:
+                self._materialize_cross()
             cross = self._cross_ev.time if self._cross_ev is not None else None
             if cross is not None and cross <= t:
                 self._hit(cross)
@@ -202,6 +215,7 @@ class DcMotorPlant:
         ev, self._cross_ev = self._cross_ev, None
         if ev is not None:
             ev.cancel()
+        self._drop_lazy_cross()
         x, v = self._state_after(t - self.t)
         side = "max" if v > 0 or (v == 0 and x >= self.params.limit_max) else "min"
         limit = self.params.limit_max if side == "max" else self.params.limit_min
@@ -225,11 +239,58 @@ class DcMotorPlant:
                                                     name="plant.sample")
 
     # -- end-stop prediction ------------------------------------------------------------------------------
+    def _drop_lazy_cross(self) -> None:
+        lazy, self._lazy_cross = self._lazy_cross, None
+        if lazy is not None:
+            self.machine.scheduler.cancel_deferred(lazy[3])
+
+    def _crossing_lower_bound(self) -> int | None:
+        """A time (ps from the current state) before which neither limit can be reached under
+        the current drive, or None when there is no useful bound. The speed stays between v0
+        and vt (a first-order response), so |x(t) - x0| <= max(|v0|, |vt|) * t; margins cover
+        the float rounding of the trajectory formula."""
+        p = self.params
+        speed = max(abs(self.v), abs(self._vt))
+        if not 0 < speed < math.inf:
+            return None
+        room = min(p.limit_max - self.x, self.x - p.limit_min)
+        if not 0 < room < math.inf:
+            return None
+        lb = int((room * 0.999 - 1e-6 * (abs(self.x) + 1.0)) / speed * PS_PER_S) - PS_PER_MS
+        return lb if lb > PS_PER_MS else None
+
+    def _materialize_cross(self) -> None:
+        """Compute a deferred prediction (from the state it was made in) and push its event with
+        the sequence number reserved then: the same event at the same place in the order as an
+        eager prediction."""
+        lazy, self._lazy_cross = self._lazy_cross, None
+        if lazy is None:
+            return
+        _t_lb, seq, (t0, x0, v0, vt, floor_t), handle = lazy
+        self.machine.scheduler.cancel_deferred(handle)
+        crossing = self._first_crossing_from(x0, v0, vt)
+        if crossing is None:
+            return
+        t = t0 + crossing[0]
+        self._cross_ev = self.machine.scheduler.at_seq(max(t, floor_t), seq, self._on_cross,
+                                                       name="plant.end_stop")
+
     def _predict(self) -> None:
         if self._cross_ev is not None:
             self._cross_ev.cancel()
             self._cross_ev = None
+        self._drop_lazy_cross()
         if self.pinned is not None:
+            return
+        lb = self._crossing_lower_bound()
+        if lb is not None:
+            # Deferred: a crossing this far ahead is almost always overtaken by the next drive
+            # change (1 kHz), and the search costs ~50 trajectory evaluations.
+            sched = self.machine.scheduler
+            seq = sched.reserve_seq()
+            state = (self.t, self.x, self.v, self._vt, sched.now)
+            self._lazy_cross = [self.t + lb, seq, state, None]
+            self._lazy_cross[3] = sched.defer(self.t + lb, self._materialize_cross)
             return
         crossing = self._first_crossing()
         if crossing is None:
@@ -244,7 +305,13 @@ class DcMotorPlant:
 
     def _first_crossing(self) -> tuple[int, str] | None:
         """(ps from the current state until x reaches a limit under the current drive, side)."""
-        p, v0, vt, tau = self.params, self.v, self._vt, self.params.tau_s
+        return self._first_crossing_from(self.x, self.v, self._vt)
+
+    def _first_crossing_from(self, x0: float, v0: float, vt: float) -> tuple[int, str] | None:
+        """``_first_crossing`` from an explicit state (x0, v0) and target velocity vt."""
+        p, tau = self.params, self.params.tau_s
+        x_after = self._x_after
+        sv0 = v0                                         # the state's velocity (trajectory)
         if tau <= 0:
             v0 = vt                                      # the speed follows the drive at once
         segments: list[tuple[int, int | None]] = []      # (direction, end of segment in ps or None)
@@ -258,7 +325,7 @@ class DcMotorPlant:
             limit = p.limit_max if direction > 0 else p.limit_min
 
             def reached(s: int, limit: float = limit, direction: int = direction) -> bool:
-                x = self._state_after(s)[0]
+                x = x_after(x0, sv0, vt, tau, s)
                 return x >= limit if direction > 0 else x <= limit
 
             side = "max" if direction > 0 else "min"
@@ -269,7 +336,7 @@ class DcMotorPlant:
                 continue
             # unbounded segment: find a time beyond the crossing, if the trajectory gets there
             if vt == 0:
-                asymptote = self.x + v0 * tau
+                asymptote = x0 + v0 * tau
                 if not (asymptote > limit if direction > 0 else asymptote < limit):
                     return None
             hi = max(start + 1, PS_PER_MS)

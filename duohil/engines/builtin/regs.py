@@ -69,6 +69,11 @@ class Register:
             covered |= f.mask
         self._masks[access] |= full & ~covered
         self._read_zero = self._masks[WO] | self._masks[W1T]
+        self._read_keep = ~self._read_zero
+        # bus_write masks, precomputed (hot: every MMIO write)
+        self._wr_mask = self._masks[RW] | self._masks[WO] | self._masks[W1T]
+        self._w1c_mask = self._masks[W1C]
+        self._w1s_mask = self._masks[W1S]
 
     # model-side access ----------------------------------------------------------------------------
     def __getattr__(self, name: str) -> int:
@@ -96,22 +101,21 @@ class Register:
 
     # bus-side access ------------------------------------------------------------------------------
     def bus_read(self) -> int:
-        v = self.on_read(self) if self.on_read is not None else self.value
-        return v & ~self._read_zero
+        on_read = self.on_read
+        v = on_read(self) if on_read is not None else self.value
+        return v & self._read_keep
 
     def bus_write(self, data: int, byte_mask: int) -> None:
         """Apply a write of ``data`` to the bits in ``byte_mask`` with each field's semantics."""
-        m = self._masks
         old = self.value
-        new = old
-        rw = (m[RW] | m[WO] | m[W1T]) & byte_mask
-        new = (new & ~rw) | (data & rw)
-        new &= ~(data & m[W1C] & byte_mask)
-        new |= data & m[W1S] & byte_mask
+        rw = self._wr_mask & byte_mask
+        new = (((old & ~rw) | (data & rw)) & ~(data & self._w1c_mask & byte_mask)) \
+            | (data & self._w1s_mask & byte_mask)
         self.value = new
-        if self.on_write is not None:
+        on_write = self.on_write
+        if on_write is not None:
             # on_write sees the written data as well (trigger bits are in `data`)
-            self.on_write(self, old, data & byte_mask | (new & ~byte_mask))
+            on_write(self, old, data & byte_mask | (new & ~byte_mask))
 
 
 class RegisterBank:
@@ -120,6 +124,9 @@ class RegisterBank:
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self._regs: dict[int, Register] = {}
+        # offset -> (register, byte shift): memoised _find results (hot: every MMIO access)
+        self._where: dict[int, tuple[Register, int]] = {}
+        self._where_w: dict[tuple[int, int], tuple[Register, int, int]] = {}   # (off, size) -> reg, bits, mask
         self.unmodeled: dict[int, int] = {}      # offset -> access count (reads/writes to holes)
 
     def define(self, offset: int, name: str, reset: int = 0, *, fields: Iterable[Field] = (),
@@ -131,6 +138,8 @@ class RegisterBank:
                              f"({self._regs[offset].name})")
         reg = Register(self, offset, name, reset, width, access, fields, on_write, on_read)
         self._regs[offset] = reg
+        self._where.clear()
+        self._where_w.clear()
         setattr(self, name, reg)
         return reg
 
@@ -151,16 +160,27 @@ class RegisterBank:
         return reg, offset - base
 
     def read(self, offset: int, size: int = 4) -> int:
-        reg, shift = self._find(offset)
-        if reg is None:
-            self.unmodeled[offset] = self.unmodeled.get(offset, 0) + 1
-            return 0
+        hit = self._where.get(offset)
+        if hit is None:
+            reg, shift = self._find(offset)
+            if reg is None:
+                self.unmodeled[offset] = self.unmodeled.get(offset, 0) + 1
+                return 0
+            self._where[offset] = (reg, shift)
+        else:
+            reg, shift = hit
+        if shift == 0 and size == 4:
+            return reg.bus_read() & 0xFFFF_FFFF
         return (reg.bus_read() >> (8 * shift)) & ((1 << (8 * size)) - 1)
 
     def write(self, offset: int, size: int, value: int) -> None:
-        reg, shift = self._find(offset)
-        if reg is None:
-            self.unmodeled[offset] = self.unmodeled.get(offset, 0) + 1
-            return
-        mask = (((1 << (8 * size)) - 1) << (8 * shift)) & ((1 << reg.width) - 1)
-        reg.bus_write((value << (8 * shift)) & mask, mask)
+        hit = self._where_w.get((offset, size))
+        if hit is None:
+            reg, shift = self._find(offset)
+            if reg is None:
+                self.unmodeled[offset] = self.unmodeled.get(offset, 0) + 1
+                return
+            mask = (((1 << (8 * size)) - 1) << (8 * shift)) & ((1 << reg.width) - 1)
+            hit = self._where_w[(offset, size)] = (reg, 8 * shift, mask)
+        reg, bits, mask = hit
+        reg.bus_write((value << bits) & mask, mask)

@@ -39,9 +39,12 @@ What unicorn 2.1.4 does on its own, measured with throw-away probes (and read in
   1.5 us through raw ctypes ``uc_reg_read``, 2.9 us for five registers with ``uc_reg_read_batch``
   (both used here). Caution: ``uc_reg_write_batch`` does not set ``skip_sync_pc_on_exit`` as
   ``uc_reg_write`` does, so a pc written by the batch call inside a code hook is lost when the
-  translation block exits (uc.c at 2.1.4; measured): the pc is always written on its own. Interrupt entry (``take_interrupts``) costs about 7 us; a whole 1 kHz tick of
-  idle.elf (entry, ISR with three CLINT writes, ``mret``, WFI, two scheduler steps) about 50 us of
-  CPU time, so 1 s of idle virtual time takes about 0.05 s. The counter scan at reset reads every
+  translation block exits (uc.c at 2.1.4; measured): the pc is always written on its own inside
+  a hook (between slices it goes in the batch). Register calls go through ``cpu.RAW`` (no ctypes
+  argtypes, about 1 us less per call); the registers read at the end of a slice (mie, priv,
+  mstatus, pc, mtvec) serve the next wake-up test and interrupt entry. A whole 1 kHz tick of
+  idle.elf (entry, ISR with three CLINT writes, ``mret``, WFI, two scheduler steps) costs about
+  30 us of CPU time, so 1 s of idle virtual time takes about 0.03 s. The counter scan at reset reads every
   memory once (about 50 ms for the 8 MiB IROM).
 - **Any** ``UC_HOOK_CODE`` hook, even on one address that never executes, slows everything down
   while slices use ``count=`` (unicorn then walks the code-hook list on every instruction):
@@ -92,7 +95,7 @@ from unicorn import (
 from unicorn import riscv_const as rv
 
 from ...errors import EngineError
-from .cpu import CpuCore
+from .cpu import RAW, CpuCore
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -117,10 +120,9 @@ CAUSE_ECALL_U = 8                                    # + privilege: 11 = ECALL f
 QEMU_EXCP_ILLEGAL = 2
 QEMU_EXCP_U_ECALL = 8
 
-try:   # raw ctypes register access: half the cost of Uc.reg_read/reg_write (unicorn.md 3.3)
-    from unicorn.unicorn_py3.unicorn import uclib as _uclib
-except ImportError:  # pragma: no cover - other binding layouts fall back to the public API
-    _uclib = None
+# raw ctypes register access: half the cost of Uc.reg_read/reg_write (unicorn.md 3.3), and the
+# argtypes-free entry points (cpu.RAW) save another ~1 us per call; None: the public API
+_uclib = RAW
 
 WFI = 0x1050_0073
 MRET = 0x3020_0073
@@ -192,19 +194,18 @@ class _RegBatch:
         self.ids = (ctypes.c_int * n)(*regs)
         self.vals = (ctypes.c_uint64 * n)()
         self.ptrs = (ctypes.c_void_p * n)(*[ctypes.addressof(self.vals) + 8 * i for i in range(n)])
+        self._zero = (0,) * n
 
     def read(self) -> list[int]:
         vals = self.vals
-        for i in range(self.n):
-            vals[i] = 0
+        vals[:] = self._zero
         if _uclib is None or _uclib.uc_reg_read_batch(self.uc._uch, self.ids, self.ptrs, self.n):
             return [self.uc.reg_read(r) for r in self.regs]
-        return list(vals)
+        return vals[:]
 
     def write(self, values: tuple[int, ...]) -> None:
         vals = self.vals
-        for i, v in enumerate(values):
-            vals[i] = v & 0xFFFF_FFFF
+        vals[:] = [v & 0xFFFF_FFFF for v in values]
         if _uclib is None or _uclib.uc_reg_write_batch(self.uc._uch, self.ids, self.ptrs, self.n):
             for r, v in zip(self.regs, values, strict=True):
                 self.uc.reg_write(r, v)
@@ -248,6 +249,15 @@ class RiscV32Cpu(CpuCore):
         # it inside a code hook is overwritten when the block exits (measured); uc_reg_write is fine
         self._trap_out = _RegBatch(uc, (rv.UC_RISCV_REG_MSTATUS, rv.UC_RISCV_REG_MEPC,
                                         rv.UC_RISCV_REG_MCAUSE, rv.UC_RISCV_REG_MTVAL))
+        # between slices (not in a hook) the pc may go in the same batch
+        self._trap_out_pc = _RegBatch(uc, (rv.UC_RISCV_REG_MSTATUS, rv.UC_RISCV_REG_MEPC,
+                                           rv.UC_RISCV_REG_MCAUSE, rv.UC_RISCV_REG_MTVAL,
+                                           rv.UC_RISCV_REG_PC))
+        #: the pc the next slice starts at, when known without reading it (None: read it)
+        self._next_pc: int | None = None
+        #: _trap_in's registers as read at the end of the last slice (None: read them); valid
+        #: while nothing has run or been written since (interrupt_pending, take_interrupts)
+        self._state_cache: list[int] | None = None
         if _uclib is not None:
             handle, buf = uc._uch, ctypes.c_uint64()
             ref, raw_read, raw_write = ctypes.byref(buf), _uclib.uc_reg_read, _uclib.uc_reg_write
@@ -276,6 +286,8 @@ class RiscV32Cpu(CpuCore):
             self._wr(csr, 0)
         self._wr(rv.UC_RISCV_REG_PRIV, PRIV_M)
         self._wr(rv.UC_RISCV_REG_PC, self.reset_pc)
+        self._next_pc = None
+        self._state_cache = None
         self.sleeping = False
         self.unpark()
         self._wfi_after.clear()
@@ -395,12 +407,19 @@ class RiscV32Cpu(CpuCore):
 
     def interrupt_pending(self) -> bool:
         """Pending and enabled in ``mie``: what wakes WFI (mstatus.MIE does not matter there)."""
-        return bool(self.mip) and bool(self.mip & self._rd(rv.UC_RISCV_REG_MIE))
+        mip = self.mip
+        if not mip:
+            return False
+        st = self._state_cache
+        return bool(mip & (st[0] if st is not None else self._rd(rv.UC_RISCV_REG_MIE)))
 
     def take_interrupts(self) -> bool:
         if not self.mip:
             return False
-        mie, priv, mstatus, pc, mtvec = self._trap_in.read()
+        st = self._state_cache
+        if st is None:
+            st = self._state_cache = self._trap_in.read()
+        mie, priv, mstatus, pc, mtvec = st
         pending = self.mip & mie
         if not pending or (priv == PRIV_M and not mstatus & MSTATUS_MIE):
             return False
@@ -423,10 +442,17 @@ class RiscV32Cpu(CpuCore):
             target += 4 * (cause & 0x7FFF_FFFF)
         epc &= 0xFFFF_FFFE
         tval &= 0xFFFF_FFFF
-        self._trap_out.write((mstatus, epc, cause, tval))
-        if priv != PRIV_M:
-            self._wr(rv.UC_RISCV_REG_PRIV, PRIV_M)
-        self._wr(rv.UC_RISCV_REG_PC, target)
+        self._state_cache = None
+        if self.executing or priv != PRIV_M:
+            self._trap_out.write((mstatus, epc, cause, tval))
+            if priv != PRIV_M:
+                self._wr(rv.UC_RISCV_REG_PRIV, PRIV_M)
+            self._wr(rv.UC_RISCV_REG_PC, target)
+            self._next_pc = None
+        else:
+            # between slices, already in M-mode: the pc goes in the same batch call
+            self._trap_out_pc.write((mstatus, epc, cause, tval, target))
+            self._next_pc = target
         self.last_trap = (cause, epc, tval)
 
     # -- synchronous exceptions ---------------------------------------------------------------------
@@ -500,8 +526,13 @@ class RiscV32Cpu(CpuCore):
     def _run_slice(self, count: int) -> None:
         uc = self.uc
         self._stop_pc = None
+        pc = self._next_pc
+        if pc is None:
+            pc = self._rd(rv.UC_RISCV_REG_PC)
+        self._next_pc = None
+        self._state_cache = None
         try:
-            uc.emu_start(self._rd(rv.UC_RISCV_REG_PC), _UNTIL, count=count)
+            self._emu_start(pc, count)
         except UcError as exc:
             fault, self._fault = self._fault, None
             if fault is not None:
@@ -514,7 +545,8 @@ class RiscV32Cpu(CpuCore):
             raise EngineError(f"{self.machine.name}/{self.name}: unicorn stopped with {exc} at "
                               f"pc={self._rd(rv.UC_RISCV_REG_PC):#010x}") from None
         self._ebreak_taken = False
-        pc = self._rd(rv.UC_RISCV_REG_PC)
+        st = self._state_cache = self._trap_in.read()    # mie, priv, mstatus, pc, mtvec
+        pc = self._next_pc = st[3]
         stop_pc, self._stop_pc = self._stop_pc, None
         if stop_pc is not None and pc == stop_pc:
             # emu_stop inside an MMIO write leaves pc *at* the store although the write is done;
@@ -522,6 +554,8 @@ class RiscV32Cpu(CpuCore):
             size = _store_size(self._insn_at(pc))
             if size:
                 self._wr(rv.UC_RISCV_REG_PC, pc + size)
+                self._next_pc = pc + size
+                self._state_cache = None
                 return
         wfi = self._wfi_after.get(pc)
         if wfi is None:
@@ -534,6 +568,12 @@ class RiscV32Cpu(CpuCore):
             self.sleeping = True
 
     # -- convenience for tests and the harness -----------------------------------------------------
+    def registers_changed(self) -> None:
+        """Call after writing registers/CSRs through ``self.uc`` between slices: the copies read
+        at the end of the last slice (pc, mie, mstatus...) are then read again."""
+        self._next_pc = None
+        self._state_cache = None
+
     @property
     def pc(self) -> int:
         return self._rd(rv.UC_RISCV_REG_PC)

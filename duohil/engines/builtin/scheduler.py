@@ -14,9 +14,13 @@ Three traps this loop avoids (unicorn.md section 7):
 from __future__ import annotations
 
 import heapq
+from heapq import heappop, heappush
 from typing import Any, Callable, Protocol
 
 from ..base import DEFAULT_QUANTUM_PS
+
+
+_NEVER = float("inf")
 
 
 class Event:
@@ -68,25 +72,74 @@ class Scheduler:
         self.log: list[tuple[int, str, dict]] = []
         self.steps = 0
         self._listeners: list[Callable[[Event], None]] = []
+        # Deferred events (``defer``): [t_lb, fn, alive] entries whose event is only computed
+        # when time could reach t_lb; ``_lazy_min`` is the smallest live t_lb.
+        self._lazy: list[list] = []
+        self._lazy_min = _NEVER
 
     # -- events ---------------------------------------------------------------------------------
     def at(self, t: int, fn: Callable[..., Any], *args: Any, name: str = "") -> Event:
         """Schedule ``fn(*args)`` at absolute time t (clamped to now: the past cannot be changed)."""
         if t < self.now:
             t = self.now
-        self._seq += 1
+        seq = self._seq = self._seq + 1
         t = int(t)
-        ev = Event(t, self._seq, fn, args, name)
-        heapq.heappush(self._heap, (t, self._seq, ev))
+        ev = Event(t, seq, fn, args, name)
+        heappush(self._heap, (t, seq, ev))
         return ev
 
     def after(self, delay: int, fn: Callable[..., Any], *args: Any, name: str = "") -> Event:
         return self.at(self.now + max(0, int(delay)), fn, *args, name=name)
 
+    # -- deferred events: an event whose time is costly to compute and usually cancelled first --
+    def reserve_seq(self) -> int:
+        """A sequence number for an event pushed later with ``at_seq``: it then sorts among
+        same-time events exactly as if it had been scheduled now."""
+        self._seq += 1
+        return self._seq
+
+    def at_seq(self, t: int, seq: int, fn: Callable[..., Any], *args: Any, name: str = "") -> Event:
+        """Push an event with a reserved sequence number at absolute time t (not clamped: the
+        caller clamped it when it reserved the number)."""
+        t = int(t)
+        ev = Event(t, seq, fn, args, name)
+        heappush(self._heap, (t, seq, ev))
+        return ev
+
+    def defer(self, t_lb: int, fn: Callable[[], None]) -> list:
+        """Call ``fn()`` before anything observes time >= ``t_lb`` (the loop's horizon, an event
+        at or after it, ``next_event_time``). ``fn`` may push an event (``at_seq``) at a time
+        >= t_lb; nothing else sees the difference. Returns a handle for ``cancel_deferred``."""
+        item = [t_lb, fn, True]
+        lazy = self._lazy
+        if len(lazy) >= 64:                      # drop cancelled entries now and then
+            lazy = self._lazy = [it for it in lazy if it[2]]
+            self._lazy_min = min((it[0] for it in lazy), default=_NEVER)
+        lazy.append(item)
+        if t_lb < self._lazy_min:
+            self._lazy_min = t_lb
+        return item
+
+    def cancel_deferred(self, item: list) -> None:
+        item[2] = False
+
+    def _materialize(self, upto: float) -> None:
+        due = [it for it in self._lazy if it[2] and it[0] <= upto]
+        self._lazy = [it for it in self._lazy if it[2] and it[0] > upto]
+        self._lazy_min = min((it[0] for it in self._lazy), default=_NEVER)
+        for it in due:
+            it[2] = False
+            it[1]()
+
     def next_event_time(self) -> int | None:
         heap = self._heap
         while heap and heap[0][2].cancelled:
-            heapq.heappop(heap)
+            heappop(heap)
+        if self._lazy_min != _NEVER:
+            if self._lazy_min <= (heap[0][0] if heap else _NEVER):
+                self._materialize(heap[0][0] if heap else _NEVER)
+                while heap and heap[0][2].cancelled:
+                    heappop(heap)
         return heap[0][0] if heap else None
 
     def record(self, kind: str, t: int | None = None, **details: Any) -> None:
@@ -103,40 +156,52 @@ class Scheduler:
 
     def run_until(self, t_end: int) -> None:
         t_end = int(t_end)
+        heap = self._heap
+        cpus = self.cpus
+        fire = self._fire_due
         while True:
-            self._fire_due(self.now)
-            if self.now >= t_end:
+            now = self.now
+            if (heap and heap[0][0] <= now) or self._lazy_min <= now:
+                fire(now)                        # (events at <= now never move now)
+            if now >= t_end:
                 return
             horizon = t_end
             nxt = self.next_event_time()
             if nxt is not None and nxt < horizon:
                 horizon = nxt
-            for cpu in self.cpus:
-                d = cpu.next_deadline(self.now, self.quantum)
+            quantum = self.quantum
+            for cpu in cpus:
+                d = cpu.next_deadline(now, quantum)
                 if d is not None:
-                    if d <= self.now:            # trap (c): due now means awake, not a 1 ps step
-                        d = self.now + self.quantum
+                    if d <= now:                 # trap (c): due now means awake, not a 1 ps step
+                        d = now + quantum
                     if d < horizon:
                         horizon = d
-            if horizon > self.now:
-                for cpu in self.cpus:
+            if horizon > now:
+                for cpu in cpus:
                     cpu.advance_to(horizon)
                 self.steps += 1
             # Events the CPUs scheduled inside this step (at their slice-start times) fire now,
             # in (time, seq) order; then time is the horizon.
-            self._fire_due(horizon)
+            if (heap and heap[0][0] <= horizon) or self._lazy_min <= horizon:
+                fire(horizon)
             self.now = horizon
 
     def _fire_due(self, upto: int) -> None:
         heap = self._heap
-        while heap and heap[0][0] <= upto:
-            ev = heapq.heappop(heap)[2]
+        listeners = self._listeners
+        while True:
+            if self._lazy_min <= upto:
+                self._materialize(upto)
+            if not heap or heap[0][0] > upto:
+                return
+            ev = heappop(heap)[2]
             if ev.cancelled:
                 continue
             if ev.time > self.now:
                 self.now = ev.time
             ev.fn(*ev.args)
-            for listener in self._listeners:
+            for listener in listeners:
                 listener(ev)
 
     def run_for(self, duration: int) -> None:

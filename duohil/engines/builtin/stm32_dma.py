@@ -111,6 +111,10 @@ class Stm32Dma(Peripheral):
             for reg in (self.cr[s], self.ndtr[s], self.par[s], self.m0ar[s], self.m1ar[s], self.fcr[s]):
                 self._reg_stream[reg.name] = s
         self.streams = [_Stream(s) for s in range(N_STREAMS)]
+        self._irq_sig = [self.output(s) for s in range(N_STREAMS)]
+        self._svc_names = [f"{self.name}.S{s}" for s in range(N_STREAMS)]
+        self._periph_memo: dict[int, object] = {}     # address -> peripheral or None
+        self._periph_memo_n = -1                      # len(machine._mmio) the memo is valid for
 
     # -- public knobs -------------------------------------------------------------------------------
     def set_completion_latency(self, stream: int, ps: int) -> None:
@@ -133,14 +137,19 @@ class Stm32Dma(Peripheral):
         return self._flag_reg(s).get(f"{name}{s}")
 
     def _set_flag(self, s: int, name: str) -> None:
-        self._flag_reg(s).set(**{f"{name}{s}": 1})
+        (self.lisr if s < 4 else self.hisr).value |= 1 << (GROUP_SHIFT[s % 4] + FLAG_BITS[name])
 
     def _update_irq(self, s: int) -> None:
-        cr = self.cr[s]
-        level = ((self.flag(s, "TCIF") and cr.TCIE) or (self.flag(s, "HTIF") and cr.HTIE)
-                 or (self.flag(s, "TEIF") and cr.TEIE) or (self.flag(s, "DMEIF") and cr.DMEIE)
-                 or (self.flag(s, "FEIF") and self.fcr[s].FEIE))
-        self.output(s).set(bool(level))
+        # raw words: flags of stream s shifted down to bit 0 (FEIF 0, DMEIF 2, TEIF 3, HTIF 4,
+        # TCIF 5); SxCR enables DMEIE 1, TEIE 2, HTIE 3, TCIE 4; FCR.FEIE 7
+        f = (self.lisr if s < 4 else self.hisr).value >> GROUP_SHIFT[s % 4]
+        c = self.cr[s].value
+        level = bool((f >> 5 & 1 and c >> 4 & 1) or (f >> 4 & 1 and c >> 3 & 1)
+                     or (f >> 3 & 1 and c >> 2 & 1) or (f >> 2 & 1 and c >> 1 & 1)
+                     or (f & 1 and self.fcr[s].value >> 7 & 1))
+        sig = self._irq_sig[s]
+        if level != sig.level:
+            sig.set(level)
 
     def _ifcr_written(self, reg: Register, old: int, data: int) -> None:
         target = self.lisr if reg.name == "LIFCR" else self.hisr
@@ -194,7 +203,7 @@ class Stm32Dma(Peripheral):
         """Request line of stream ``line`` (from DMAMUX1 channel line or line + 8)."""
         st = self.streams[line]
         st.request = bool(level)
-        if st.request and self.cr[line].EN:
+        if st.request and self.cr[line].value & 1:
             if self._servicing:
                 self._schedule_service(line)     # a request raised by our own bus access
             else:
@@ -203,7 +212,7 @@ class Stm32Dma(Peripheral):
     def _schedule_service(self, s: int) -> None:
         st = self.streams[s]
         if st.service_event is None:
-            st.service_event = self.schedule(0, self._service, s, name=f"{self.name}.S{s}")
+            st.service_event = self.schedule(0, self._service, s, name=self._svc_names[s])
 
     def _service(self, s: int) -> None:
         st = self.streams[s]
@@ -211,17 +220,19 @@ class Stm32Dma(Peripheral):
             st.service_event.cancel()
             st.service_event = None
         cr = self.cr[s]
-        m2m = cr.DIR == DIR_M2M
+        ndtr = self.ndtr[s]
+        m2m = (cr.value >> 6) & 3 == DIR_M2M
+        move_one = self._move_one
         self._servicing = True
         try:
             for _ in range(MAX_ITEMS_PER_SERVICE):
-                if not cr.EN or self.ndtr[s].NDT == 0 or not (m2m or st.request):
+                if not cr.value & 1 or not ndtr.value & 0xFFFF or not (m2m or st.request):
                     return
-                if not self._move_one(s):
+                if not move_one(s):
                     return
         finally:
             self._servicing = False
-        if cr.EN and self.ndtr[s].NDT and (m2m or st.request):
+        if cr.value & 1 and ndtr.value & 0xFFFF and (m2m or st.request):
             self._schedule_service(s)
 
     def _move_one(self, s: int) -> bool:
@@ -316,20 +327,48 @@ class Stm32Dma(Peripheral):
         self.machine.record("dma_transfer_error", dma=self.name, stream=s)
         self._update_irq(s)
 
+    def _peripheral_at(self, address: int):
+        """(peripheral, its read, its write) at ``address`` or None: machine.peripheral_at,
+        memoised per address (the memory map only grows while a machine is built; the memo is
+        dropped when it does). read/write are the register bank's own when the model does not
+        override Peripheral.read/write (one call less per item)."""
+        m = self.machine
+        n = len(m._mmio)
+        if n != self._periph_memo_n:
+            self._periph_memo.clear()
+            self._periph_memo_n = n
+        memo = self._periph_memo
+        if address in memo:
+            return memo[address]
+        p = m.peripheral_at(address)
+        if p is None:
+            hit = None
+        else:
+            cls = type(p)
+            hit = (p, p.regs.read if cls.read is Peripheral.read else p.read,
+                   p.regs.write if cls.write is Peripheral.write else p.write)
+        memo[address] = hit
+        return hit
+
     def _bus_read(self, address: int, size: int) -> bytes:
         """A peripheral register through the bus (side effects such as RXNE clearing happen),
         memory through the DMA port (the D-cache's bus view)."""
-        m = self.machine
-        if m.peripheral_at(address) is not None:
-            return m.bus_read(address, size).to_bytes(size, "little")
-        return m.dma_read(address, size)
+        hit = self._peripheral_at(address)
+        if hit is not None:                   # as machine.bus_read
+            p, read, _write = hit
+            return read(address - p.base, size).to_bytes(size, "little")
+        return self.machine.dma_port.read(address, size)
 
     def _bus_write(self, address: int, data: bytes) -> None:
         m = self.machine
-        if m.peripheral_at(address) is not None:
-            m.bus_write(address, len(data), int.from_bytes(data, "little"))
+        hit = self._peripheral_at(address)
+        if hit is not None:                   # as machine.bus_write
+            p, _read, write = hit
+            if m.cpu is not None:
+                m.cpu.note_write()
+            write(address - p.base, len(data), int.from_bytes(data, "little"))
         else:
-            m.dma_write(address, data)
+            m.dma_port.write(address, data)
 
     def _reachable(self, address: int, size: int) -> bool:
         end = address + size

@@ -132,6 +132,8 @@ class STM32_Timer(Peripheral):
         self._cr1, self._sr, self._dier = r.CR1, r.SR, r.DIER
         self._psc, self._arr = r.PSC, r.ARR
         self._ccrs = (r.CCR1, r.CCR2, r.CCR3, r.CCR4)
+        self._smcr, self._ccer, self._bdtr = r.SMCR, r.CCER, r.BDTR
+        self._ccmr = (r.CCMR1, r.CCMR2)
         self._irq = self.output("IRQ")
         self._ev_name = f"{name}.update"
         self._listeners: list[Callable[["STM32_Timer"], None]] = []
@@ -175,22 +177,31 @@ class STM32_Timer(Peripheral):
         self._listeners.append(fn)
 
     def output_enabled(self, ch: int) -> bool:
-        r = self.regs
-        if not r.CR1.CEN or not r.CCER.get(f"CC{ch}E"):
+        # raw words: CR1.CEN bit 0, CCER.CCxE bit 4*(ch-1), BDTR.MOE bit 15
+        if not self._cr1.value & 1 or not self._ccer.value >> (4 * (ch - 1)) & 1:
             return False
-        return bool(r.BDTR.MOE) if self.advanced else True
+        return bool(self._bdtr.value >> 15 & 1) if self.advanced else True
 
     def channel_duty(self, ch: int) -> float:
         """Fraction of time OCx is at its active (high) level, 0 while the output is off."""
         if not self.output_enabled(ch):
             return 0.0
-        ccmr = self.regs.CCMR1 if ch <= 2 else self.regs.CCMR2
-        mode = ccmr.get(f"OC{ch}M") | ccmr.get(f"OC{ch}M3") << 3
+        ccmr = self._ccmr[0 if ch <= 2 else 1].value
+        sh = 0 if ch & 1 else 8                       # OCxM at 4/12, OCxM3 at 16/24
+        mode = (ccmr >> (4 + sh) & 7) | (ccmr >> (16 + sh) & 1) << 3
         period = self._arr_active + 1
         raw = min(self._ccr_active[ch - 1], period) / period
-        duty = {OCM_PWM1: raw, OCM_PWM2: 1.0 - raw, OCM_FORCE_ACTIVE: 1.0,
-                OCM_FORCE_INACTIVE: 0.0, OCM_TOGGLE: 0.5}.get(mode, 0.0)
-        return 1.0 - duty if self.regs.CCER.get(f"CC{ch}P") else duty
+        if mode == OCM_PWM1:
+            duty = raw
+        elif mode == OCM_PWM2:
+            duty = 1.0 - raw
+        elif mode == OCM_FORCE_ACTIVE:
+            duty = 1.0
+        elif mode == OCM_TOGGLE:
+            duty = 0.5
+        else:                                         # force inactive, frozen, others
+            duty = 0.0
+        return 1.0 - duty if self._ccer.value >> (4 * (ch - 1) + 1) & 1 else duty     # CCxP
 
     @property
     def pwm_duty(self) -> float:
@@ -199,8 +210,8 @@ class STM32_Timer(Peripheral):
 
     @property
     def encoder_mode(self) -> bool:
-        smcr = self.regs.SMCR
-        return (smcr.SMS | smcr.SMS3 << 3) in ENCODER_MODES
+        v = self._smcr.value
+        return ((v & 7) | (v >> 16 & 1) << 3) in ENCODER_MODES
 
     def counter(self) -> int:
         """CNT now, as the firmware would read it."""
@@ -217,15 +228,16 @@ class STM32_Timer(Peripheral):
         """The axis is at ``position`` quadrature edges; count the change since the last call."""
         position = int(position)
         last, self._enc_pos = self._enc_pos, position
-        if last is None or not (self.encoder_mode and self.regs.CR1.CEN):
+        if last is None or not (self.encoder_mode and self._cr1.value & 1):
             return
-        sms = self.regs.SMCR.SMS
+        sms = self._smcr.value & 7
         delta = position - last if sms == 3 else (position >> 1) - (last >> 1)
-        if self.regs.CCER.CC1P != self.regs.CCER.CC2P:
+        ccer = self._ccer.value
+        if (ccer >> 1 & 1) != (ccer >> 5 & 1):        # CC1P != CC2P
             delta = -delta
         if delta == 0:
             return
-        self.regs.CR1.set(DIR=1 if delta < 0 else 0)
+        self._cr1.value = (self._cr1.value & ~CR1_DIR) | (CR1_DIR if delta < 0 else 0)
         modulus = self._arr_active + 1
         total = self._cnt + delta
         wraps = total // modulus

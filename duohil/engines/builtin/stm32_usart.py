@@ -74,6 +74,11 @@ class Stm32Usart(Peripheral):
         self._bit_val: int | None = None
         self._fhb_key: tuple | None = None
         self._fhb_val = 20
+        self._tm_key: tuple | None = None
+        self._tm_val: tuple = (None, 10, None, 8)
+        self._n_idle = f"{name}._idle_elapsed"
+        self._n_rto = f"{name}._rto_elapsed"
+        self._n_tx = f"{name}._tx_done"
         self._rx_req = self.output("ReceiveDmaRequest")
         self._tx_req = self.output("TransmitDmaRequest")
         #: Kernel clock in Hz (usart_ker_ck). The RCC model may assign it; it is read at every use.
@@ -142,6 +147,19 @@ class Stm32Usart(Peripheral):
         self._update()
 
     # -- timing ---------------------------------------------------------------------------------------
+    def _timing(self) -> tuple:
+        """(bit_ps, frame_bits, char_ps, data_bits), memoised on every register bit they depend
+        on (BRR, PRESC, CR1.OVER8/M1/M0, CR2.STOP, kernel_hz): asked for several times per
+        character."""
+        key = (self.brr.value, self.presc.value, self.cr1.value & 0x1000_9000,
+               self.cr2.value & 0x3000, self.kernel_hz)
+        if key != self._tm_key:
+            bit = self._compute_bit_ps()
+            fb = self.frame_bits()
+            self._tm_key = key
+            self._tm_val = (bit, fb, None if bit is None else round(fb * bit), self._data_bits())
+        return self._tm_val
+
     def _bit_ps(self) -> int | None:
         """One bit time from kernel_hz, PRESC, BRR and OVER8; None if the divider is invalid.
         Memoised on what it depends on: it is asked for several times per character."""
@@ -162,9 +180,9 @@ class Stm32Usart(Peripheral):
 
     def bit_time_ps(self) -> int | None:
         """The receiver's programmed bit time, or None when the receiver is disabled."""
-        if not (self.cr1.UE and self.cr1.RE):
+        if self.cr1.value & 5 != 5:                  # UE and RE
             return None
-        return self._bit_ps()
+        return self._timing()[0]
 
     def _data_bits(self) -> int:
         """Bits between start and stop (parity included), from CR1.M1:M0."""
@@ -189,8 +207,7 @@ class Stm32Usart(Peripheral):
 
     def char_time_ps(self) -> int | None:
         """One character on the line, rounded exactly as the link rounds it."""
-        bit = self._bit_ps()
-        return None if bit is None else round(self.frame_bits() * bit)
+        return self._timing()[2]
 
     # -- interrupt and DMA request outputs --------------------------------------------------------------
     def _update(self) -> None:
@@ -203,9 +220,15 @@ class Stm32Usart(Peripheral):
                or (s >> 11 & 1 and c1 >> 26 & 1)                    # RTOF & RTOIE
                or (s >> 3 & 1 and (c1 >> 5 & 1 or eie))             # ORE & (RXNEIE | EIE)
                or (s & 0x6 and eie))                                # FE/NE & EIE
-        self._irq_out.set(bool(irq))
-        self._rx_req.set(bool(c3 >> 6 & 1 and s >> 5 & 1))         # DMAR & RXNE
-        self._tx_req.set(bool(c3 >> 7 & 1 and s >> 7 & 1 and c1 & 1 and c1 >> 3 & 1))  # DMAT&TXE&UE&TE
+        sig = self._irq_out
+        if bool(irq) != sig.level:
+            sig.set(bool(irq))
+        sig = self._rx_req
+        if bool(c3 >> 6 & 1 and s >> 5 & 1) != sig.level:
+            sig.set(not sig.level)                                   # DMAR & RXNE
+        sig = self._tx_req
+        if bool(c3 >> 7 & 1 and s >> 7 & 1 and c1 & 9 == 9) != sig.level:
+            sig.set(not sig.level)                                   # DMAT & TXE & UE & TE
 
     def _update_write(self, reg: Register, old: int, data: int) -> None:
         self._update()
@@ -264,86 +287,98 @@ class Stm32Usart(Peripheral):
 
     # -- status reads -----------------------------------------------------------------------------------------
     def _isr_read(self, reg: Register) -> int:
-        s, c1 = self.isr, self.cr1
-        if c1.UE and ((c1.TE and not (s.TXE and s.TC)) or (c1.RE and not s.RXNE)):
-            # A firmware spinning here cannot see a change before our next event.
+        s, c1 = reg.value, self.cr1.value
+        if c1 & 1 and ((c1 & 8 and s & 0xC0 != 0xC0) or (c1 & 4 and not s & 0x20)):
+            # UE and ((TE and not (TXE and TC)) or (RE and not RXNE)):
+            # a firmware spinning here cannot see a change before our next event.
             pending = [ev.time for ev in (self._tx_event, self._idle_event, self._rto_event)
                        if ev is not None and not ev.cancelled]
             self.poll_hint(min(pending) if pending else None)
         return reg.value
 
     # -- transmit ---------------------------------------------------------------------------------------------
+    # Hot (one pass per character): raw register words, not field lookups.
     def _tdr_written(self, reg: Register, old: int, data: int) -> None:
-        if not self.cr1.UE:
+        if not self.cr1.value & 1:                # UE
             return
         self._tdr_full = True                     # a write with TXE=0 overwrites TDR (data lost)
-        self.isr.set(TXE=0, TC=0)
+        self.isr.value &= ~0xC0                   # TXE=0, TC=0
         self._tx_try_start()
         self._update()
 
     def _tx_try_start(self) -> None:
         """Move TDR into the shift register if it is free; the character starts now."""
-        if not (self._tdr_full and self.cr1.UE and self.cr1.TE):
+        c1 = self.cr1.value
+        if not (self._tdr_full and c1 & 9 == 9):  # UE and TE
             return
-        if self._tx_event is not None and not self._tx_event.cancelled:
+        ev = self._tx_event
+        if ev is not None and not ev.cancelled:
             return                                 # shift register busy: _tx_done starts it
-        char_ps = self.char_time_ps()
+        bit_ps, frame_bits, char_ps, data_bits = self._timing()
         if char_ps is None:
             return                                 # no valid baud rate: the character waits
-        byte = self.tdr.TDR & ((1 << self._data_bits()) - 1)
-        if self.cr1.PCE:
-            byte &= (1 << (self._data_bits() - 1)) - 1   # the MSB is the parity bit
-        t0 = max(self.now(), self._shift_free_at)
+        byte = self.tdr.value & 0x1FF & ((1 << data_bits) - 1)
+        if c1 & (1 << 10):                         # PCE
+            byte &= (1 << (data_bits - 1)) - 1     # the MSB is the parity bit
+        t0 = self.machine.now()
+        if t0 < self._shift_free_at:
+            t0 = self._shift_free_at
         self._tdr_full = False
-        self.isr.set(TXE=1)
+        self.isr.value |= 0x80                     # TXE=1
         self._shift_free_at = t0 + char_ps
         self.tx_count += 1
         if self.tx_sink is not None:
-            self.tx_sink(self, byte, t0, self._bit_ps(), self.frame_bits())
-        self._tx_event = self.schedule_at(self._shift_free_at, self._tx_done)
+            self.tx_sink(self, byte, t0, bit_ps, frame_bits)
+        self._tx_event = self.machine.scheduler.at(self._shift_free_at, self._tx_done,
+                                                   name=self._n_tx)
 
     def _tx_done(self) -> None:
         """Stop bit of the character in the shift register is out."""
         self._tx_event = None
-        if self._tdr_full and self.cr1.TE:
+        if self._tdr_full and self.cr1.value & 8:  # TE
             self._tx_try_start()
         if not self._tdr_full and self._tx_event is None:
-            self.isr.set(TC=1)
+            self.isr.value |= 0x40                 # TC=1
         self._update()
 
     # -- receive ------------------------------------------------------------------------------------------------
     def rx_char(self, byte: int, framing_error: bool = False) -> None:
         """A character whose stop bit arrives now (called by the link, inside an event)."""
-        c1, s = self.cr1, self.isr
-        if not (c1.UE and c1.RE):
+        if self.cr1.value & 5 != 5:                # UE and RE
             self.rx_dropped += 1
             return
         self.rx_count += 1
-        if s.RXNE and not self.cr3.OVRDIS:
-            s.set(ORE=1)                           # RDR keeps its data; this character is lost
+        isr = self.isr
+        _bit, _fb, char_ps, data_bits = self._timing()
+        if isr.value & 0x20 and not self.cr3.value & (1 << 12):     # RXNE and not OVRDIS
+            isr.value |= 0x08                      # ORE: RDR keeps its data; this character is lost
             self.rx_overruns += 1
         else:
-            self.rdr.set(RDR=byte & ((1 << self._data_bits()) - 1))
-            s.set(RXNE=1)
+            rdr = self.rdr
+            rdr.value = (rdr.value & ~0x1FF) | (byte & ((1 << data_bits) - 1) & 0x1FF)
+            isr.value |= 0x20                      # RXNE
             if framing_error:
-                s.set(FE=1)
+                isr.value |= 0x02                  # FE
                 self.rx_framing_errors += 1
         # IDLE: one timer per character, restarted by the next one, so it fires once per burst
-        char_ps = self.char_time_ps()
+        sched = self.machine.scheduler
+        now = self.machine.now()
         if self._idle_event is not None:
             self._idle_event.cancel()
-        self._idle_event = self.schedule(char_ps or 0, self._idle_elapsed)
+        self._idle_event = sched.at(now + max(0, int(char_ps or 0)), self._idle_elapsed,
+                                    name=self._n_idle)
         if self._rto_event is not None:
             self._rto_event.cancel()
             self._rto_event = None
-        if self.cr2.RTOEN:
-            self._rto_event = self.schedule(self.rtor.RTO * (self._bit_ps() or 0), self._rto_elapsed)
+        if self.cr2.value & (1 << 23):             # RTOEN
+            self._rto_event = sched.at(now + max(0, int((self.rtor.value & 0xFF_FFFF) * (_bit or 0))),
+                                       self._rto_elapsed, name=self._n_rto)
         self._update()
 
     def _idle_elapsed(self) -> None:
         self._idle_event = None
-        if self.cr1.UE and self.cr1.RE:
-            self.isr.set(IDLE=1)
+        if self.cr1.value & 5 == 5:                # UE and RE
+            self.isr.value |= 0x10                 # IDLE
             self._update()
 
     def _rto_elapsed(self) -> None:
@@ -354,7 +389,8 @@ class Stm32Usart(Peripheral):
 
     def _rdr_read(self, reg: Register) -> int:
         """Reading RDR (CPU or DMA) empties it."""
-        if self.isr.RXNE:
-            self.isr.set(RXNE=0)
+        isr = self.isr
+        if isr.value & 0x20:                       # RXNE
+            isr.value &= ~0x20
             self._update()
         return reg.value
