@@ -53,6 +53,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("  crash: " + (r.crash.get("pc") or ""))
         for s in r.crash.get("summary", []):
             print(f"    {s}")
+    for _t, kind, d in r.timeline.get("events", []):
+        if kind == "fault_not_applied":
+            print(f"  warning: fault {d.get('index')} was not applied: {d.get('reason')}")
     print(f"  fingerprint {r.fingerprint}")
     if r.error:
         print(f"  engine error: {r.error}", file=sys.stderr)

@@ -193,11 +193,19 @@ class Injector:
         direction, frame, field = p["direction"], p["frame"], p.get("field", "LEN")
         tr = self._tracker(direction, index)
         link = self.session.link
-        m = _PAYLOAD.match(field)
         done = [False]
 
         def on_byte(k: int, fld: str | None, frame_idx: int, length: int) -> None:
-            if done[0] or frame_idx != frame or fld != field:
+            if done[0] or frame_idx != frame:
+                return
+            if fld == "CRC_HI" and field != "CRC_HI":
+                # the frame ended without the field (payload[i] beyond its LEN): say so in the log
+                # rather than pass silently; the realised plan then has no time for this fault
+                done[0] = True
+                self.session.scheduler.record("fault_not_applied", index=index, fault=f.kind,
+                                              reason=f"frame {frame} has no {field} (LEN {length})")
+                return
+            if fld != field:
                 return
             done[0] = True
             action = p["action"]
@@ -217,8 +225,6 @@ class Injector:
             link.add_fault(direction, lf)
             self._record(index, f, byte_index=k)
 
-        if m is not None and m.group(1) is not None:
-            pass                                    # payload[i] beyond LEN simply never matches
         tr.byte_listeners.append(on_byte)
         return None
 
