@@ -13,7 +13,6 @@ Three traps this loop avoids (unicorn.md section 7):
 """
 from __future__ import annotations
 
-import heapq
 from heapq import heappop, heappush
 from typing import Any, Callable, Protocol
 
