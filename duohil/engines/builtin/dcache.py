@@ -453,31 +453,27 @@ class DCache:
         now = self._now() if timed else 0
         la = address & ~(LINE - 1)
         if self.enabled and size > 0 and (address + size - 1) & ~(LINE - 1) == la:
-            # fast path (one DMA item): the access stays within one line, so it is one piece
-            # and one line of the general loop below
+            # fast path (one DMA item): within one line, so one piece and one line
             r = self._fast_region(address)
             if r is not None:
-                nc = self._nc_cache.get(la)
-                if not nc if nc is not None else self._cacheable(la):
-                    if timed and self._expired(r, la, now):
-                        self._alloc[la] = now          # written back, then cached again
-                    i = address - r.base
-                    return bytes(r.bus[i:i + size])
-                return bytes(self.machine.cpu.uc.mem_read(address, size))
+                return self._read_line(r, la, address - la, size, now, timed)
         out = bytearray()
         for a, n, r in self._pieces(address, size):
             if r is None or not self.enabled:
                 out += self.machine.cpu.uc.mem_read(a, n)
             else:
                 for la, off, m in self._lines(a, n):
-                    if self._cacheable(la):
-                        if timed and self._expire(r, la, now):
-                            self._alloc[la] = now      # written back, then cached again
-                        i = la - r.base + off
-                        out += r.bus[i:i + m]
-                    else:
-                        out += self.machine.cpu.uc.mem_read(la + off, m)
+                    out += self._read_line(r, la, off, m, now, timed)
         return bytes(out)
+
+    def _read_line(self, r: _Region, la: int, off: int, m: int, now: int, timed: bool) -> bytes:
+        """What a DMA read of bytes [off, off+m) of line la sees."""
+        if not self._cacheable(la):
+            return bytes(self.machine.cpu.uc.mem_read(la + off, m))
+        if timed and self._expired(r, la, now):
+            self._alloc[la] = now                  # written back, then cached again
+        i = la - r.base + off
+        return bytes(r.bus[i:i + m])
 
     def write(self, address: int, data: bytes) -> None:
         data = bytes(data)
@@ -486,29 +482,11 @@ class DCache:
         m = len(data)
         la = address & ~(LINE - 1)
         if self.enabled and m > 0 and (address + m - 1) & ~(LINE - 1) == la:
-            # fast path (one DMA item): one piece, one line of the general loop below
+            # fast path (one DMA item): within one line, so one piece and one line
             r = self._fast_region(address)
             if r is not None:
                 self._gen += 1
-                i = la - r.base
-                off = address - la
-                nc = self._nc_cache.get(la)
-                if nc if nc is not None else not self._cacheable(la):
-                    # non-cacheable: both views (bus view kept in step)
-                    self.machine.cpu.uc.mem_write(address, data)
-                    r.bus[i + off:i + off + m] = data
-                elif timed and self._expired(r, la, now):
-                    self.machine.cpu.uc.mem_write(address, data)
-                    r.bus[i + off:i + off + m] = data
-                    self._alloc[la] = now
-                    self.fresh_writes += 1
-                else:
-                    if la not in self._stale:
-                        self._stale[la] = bytes(r.bus[i:i + LINE])
-                        if timed:
-                            self._schedule(la)
-                    r.bus[i + off:i + off + m] = data
-                    self.dma_stale_writes += 1
+                self._write_line(r, la, address - la, data, now, timed)
                 return
         pos = 0
         for a, n, r in self._pieces(address, len(data)):
@@ -520,25 +498,29 @@ class DCache:
             self._gen += 1
             cpos = 0
             for la, off, m in self._lines(a, n):
-                part = chunk[cpos:cpos + m]
+                self._write_line(r, la, off, chunk[cpos:cpos + m], now, timed)
                 cpos += m
-                i = la - r.base
-                if not self._cacheable(la):   # non-cacheable: both views (bus view kept in step)
-                    self.machine.cpu.uc.mem_write(la + off, part)
-                    r.bus[i + off:i + off + m] = part
-                elif timed and self._expire(r, la, now):
-                    # not resident: the CPU will fetch the line anew, so it sees the write
-                    self.machine.cpu.uc.mem_write(la + off, part)
-                    r.bus[i + off:i + off + m] = part
-                    self._alloc[la] = now
-                    self.fresh_writes += 1
-                else:
-                    if la not in self._stale:
-                        self._stale[la] = bytes(r.bus[i:i + LINE])
-                        if timed:
-                            self._schedule(la)
-                    r.bus[i + off:i + off + m] = part
-                    self.dma_stale_writes += 1
+
+    def _write_line(self, r: _Region, la: int, off: int, part: bytes, now: int, timed: bool) -> None:
+        """A DMA write of ``part`` at byte ``off`` of line la."""
+        i = la - r.base
+        m = len(part)
+        if not self._cacheable(la):               # non-cacheable: both views (bus view kept in step)
+            self.machine.cpu.uc.mem_write(la + off, part)
+            r.bus[i + off:i + off + m] = part
+        elif timed and self._expired(r, la, now):
+            # not resident: the CPU will fetch the line anew, so it sees the write
+            self.machine.cpu.uc.mem_write(la + off, part)
+            r.bus[i + off:i + off + m] = part
+            self._alloc[la] = now
+            self.fresh_writes += 1
+        else:
+            if la not in self._stale:
+                self._stale[la] = bytes(r.bus[i:i + LINE])
+                if timed:
+                    self._schedule(la)
+            r.bus[i + off:i + off + m] = part
+            self.dma_stale_writes += 1
 
     def _pieces(self, address: int, size: int):
         """Split [address, address+size) into (addr, n, region or None) runs."""
