@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from duohil.engines.base import DEFAULT_QUANTUM_PS
 from duohil.engines.builtin.cortexm import CortexM7Cpu
@@ -16,6 +15,7 @@ from duohil.engines.builtin.elf import ElfImage, load_segments, read_elf
 from duohil.engines.builtin.machine import Machine
 from duohil.engines.builtin.nvic import Nvic
 from duohil.engines.builtin.scheduler import Scheduler
+from model_helpers import MachineAccess
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTFW_M7 = ROOT / "build" / "testfw" / "m7"
@@ -31,7 +31,7 @@ M7_MEMORIES = (
 
 
 @dataclass
-class M7:
+class M7(MachineAccess):
     scheduler: Scheduler
     machine: Machine
     cpu: CortexM7Cpu
@@ -42,10 +42,6 @@ class M7:
         assert self.image is not None
         return self.image.symbol(name).address & ~1
 
-    def u32(self, addr_or_symbol: int | str, index: int = 0) -> int:
-        addr = self.sym(addr_or_symbol) if isinstance(addr_or_symbol, str) else addr_or_symbol
-        return int.from_bytes(self.machine.read_memory(addr + 4 * index, 4), "little")
-
     def words(self, symbol: str, n: int) -> list[int]:
         data = self.machine.read_memory(self.sym(symbol), 4 * n)
         return [int.from_bytes(data[i:i + 4], "little") for i in range(0, 4 * n, 4)]
@@ -53,14 +49,6 @@ class M7:
     def patch_u32(self, symbol: str, value: int) -> None:
         self.machine.write_memory(self.sym(symbol), value.to_bytes(4, "little"))
 
-    def run_until(self, pred: Callable[[], bool], limit_ps: int, step_ps: int = 100_000_000) -> bool:
-        """Advance in steps until ``pred()`` holds or ``limit_ps`` of virtual time has passed."""
-        end = self.scheduler.now + limit_ps
-        while not pred():
-            if self.scheduler.now >= end:
-                return False
-            self.scheduler.run_until(min(end, self.scheduler.now + step_ps))
-        return True
 
 
 def build_m7(elf: str | Path | None = None, *, quantum_ps: int = DEFAULT_QUANTUM_PS,

@@ -31,3 +31,21 @@ class FakeCpu:
 
     def advance_to(self, t: int) -> None:
         pass
+
+
+class MachineAccess:
+    """Memory and time helpers shared by the hand-built test machines (builtin_helpers.M7,
+    rv_helpers.Peer); subclasses provide ``scheduler``, ``machine`` and ``sym(name)``."""
+
+    def u32(self, addr_or_symbol: int | str, index: int = 0) -> int:
+        addr = self.sym(addr_or_symbol) if isinstance(addr_or_symbol, str) else addr_or_symbol
+        return int.from_bytes(self.machine.read_memory(addr + 4 * index, 4), "little")
+
+    def run_until(self, pred, limit_ps: int, step_ps: int = 100_000_000) -> bool:
+        """Advance in steps until ``pred()`` holds or ``limit_ps`` of virtual time has passed."""
+        end = self.scheduler.now + limit_ps
+        while not pred():
+            if self.scheduler.now >= end:
+                return False
+            self.scheduler.run_until(min(end, self.scheduler.now + step_ps))
+        return True

@@ -5,7 +5,6 @@ so these tests depend only on the models under test.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from duohil.engines.builtin.machine import Machine
 from duohil.engines.builtin.plic import PlatformLevelInterruptController
 from duohil.engines.builtin.riscv import RiscV32Cpu
 from duohil.engines.builtin.scheduler import Scheduler
+from model_helpers import MachineAccess
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTFW_RV = ROOT / "build" / "testfw" / "rv"
@@ -24,7 +24,7 @@ PEER_HZ = 160_000_000
 
 
 @dataclass
-class Peer:
+class Peer(MachineAccess):
     scheduler: Scheduler
     machine: Machine
     cpu: RiscV32Cpu
@@ -38,18 +38,6 @@ class Peer:
         assert self.image is not None
         return self.image.symbol(name).address
 
-    def u32(self, addr_or_symbol: int | str, index: int = 0) -> int:
-        addr = self.sym(addr_or_symbol) if isinstance(addr_or_symbol, str) else addr_or_symbol
-        return int.from_bytes(self.machine.read_memory(addr + 4 * index, 4), "little")
-
-    def run_until(self, pred: Callable[[], bool], limit_ps: int, step_ps: int = 100_000_000) -> bool:
-        """Advance in steps until ``pred()`` holds or ``limit_ps`` of virtual time has passed."""
-        end = self.scheduler.now + limit_ps
-        while not pred():
-            if self.scheduler.now >= end:
-                return False
-            self.scheduler.run_until(min(end, self.scheduler.now + step_ps))
-        return True
 
 
 def build_peer(elf: str | Path | None = None, *, quantum_ps: int = DEFAULT_QUANTUM_PS,
