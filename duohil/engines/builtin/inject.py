@@ -74,7 +74,6 @@ class Injector:
     def __init__(self, session: "BuiltinSession") -> None:
         self.session = session
         self.trackers: dict[str, SenderTracker] = {}
-        self.injected = 0
         self._fired_hooks: dict[int, list[Callable[[], None]]] = {}
         link = session.link
         if link is not None:
