@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,14 +123,20 @@ class CampaignResult:
         return "\n".join(rows)
 
 
-def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int = 1,
+def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int | None = 1,
                  shard: tuple[int, int] = (1, 1), engine: str = "builtin",
                  progress: Callable[[int, int], None] | None = None) -> CampaignResult:
+    """``jobs``: worker processes; None = one per CPU. Results never depend on it."""
     sc = scmod.load(path)
     if trials < 1:
         raise ConfigError(f"trials must be >= 1, got {trials}", field="--trials")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}", field="--jobs",
+                          expected="a number of worker processes (omit it: one per CPU)")
     base_seed = sc.seed if seed is None else seed
     todo = shard_trials(trials, shard)
+    if jobs is None:
+        jobs = max(1, min(os.cpu_count() or 1, len(todo)))
     args = [(str(path), base_seed, i, engine) for i in todo]
     results: list[dict[str, Any]] = []
     it: Iterable[dict[str, Any]]

@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("scenario")
     sp.add_argument("--trials", type=int, required=True)
     sp.add_argument("--seed", type=int)
-    sp.add_argument("-j", "--jobs", type=int, default=1)
+    sp.add_argument("-j", "--jobs", type=int, default=None,
+                    help="worker processes (default: one per CPU)")
     sp.add_argument("--shard")
     sp.add_argument("--json")
     engine_opt(sp)

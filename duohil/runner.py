@@ -6,6 +6,7 @@ around a run for the report and never enters it; the fingerprint covers virtual 
 """
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,23 @@ def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "b
         result = duo.result()
     if json_path is not None:
         result.write(json_path)
+    _settle_heap()
     return result
+
+
+_HEAP_SETTLED = False
+
+
+def _settle_heap() -> None:
+    """Once per process, after its first run: collect, then move every survivor (modules, the
+    parsed DWARF of the images, caches) out of the collector's sight (``gc.freeze``). Later runs
+    (a campaign's) then pay the collector for their own objects only: every full collection
+    used to walk the whole parsed DWARF again (~0.1 s per run, measured)."""
+    global _HEAP_SETTLED
+    if not _HEAP_SETTLED:
+        _HEAP_SETTLED = True
+        gc.collect()
+        gc.freeze()
 
 
 @dataclass
