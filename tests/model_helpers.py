@@ -32,6 +32,9 @@ class FakeCpu:
     def advance_to(self, t: int) -> None:
         pass
 
+    def settle(self, t: int) -> None:
+        pass
+
 
 class MachineAccess:
     """Memory and time helpers shared by the hand-built test machines (builtin_helpers.M7,

@@ -30,6 +30,9 @@ class FakeCpu:
             self.pending = False
         self.local = t
 
+    def settle(self, t: int) -> None:
+        self.local = max(self.local, t)
+
 
 def test_events_fire_in_time_then_schedule_order():
     s = Scheduler(quantum_ps=10 * PS_PER_US)
@@ -86,11 +89,14 @@ def test_sleeping_cpu_jumps_to_the_next_event():
 
     s.at(PS_PER_MS, wake)                                      # the 1 ms tick
     s.run_until(PS_PER_MS)
-    # one jump from 0 to the tick, not 100 quantum steps: idle time is skipped (trap (a))
-    assert cpu.steps == [(0, PS_PER_MS)]
+    # not one quantum step while it sleeps with nothing pending: idle time is skipped (trap
+    # (a)); its clock is settled to the tick when the loop returns
+    assert cpu.steps == []
+    assert cpu.local == PS_PER_MS
+    assert s.steps == 1                                        # one jump from 0 to the tick
     s.run_until(PS_PER_MS + 30 * PS_PER_US)
     # woken with an interrupt pending: bounded by the quantum again (trap (b))
-    assert cpu.steps[1] == (PS_PER_MS, PS_PER_MS + 10 * PS_PER_US)
+    assert cpu.steps[0] == (PS_PER_MS, PS_PER_MS + 10 * PS_PER_US)
 
 
 def test_deadline_in_the_past_is_not_a_tiny_step():

@@ -114,7 +114,19 @@ class CpuCore:
             return None
         return now + quantum
 
+    def settle(self, t: int) -> None:
+        """The scheduler skips a CPU that asked for no time (``next_deadline`` None); its clock
+        is brought up to ``t`` here, as advancing it through every step would have done."""
+        floor = -((-t * self.hz) // PS_PER_S)
+        if self.cycles < floor:
+            self.cycles = floor
+
     def advance_to(self, t: int) -> None:
+        # catch up the steps the scheduler skipped while this CPU asked for no time (settle):
+        # first, so that a clock already at t returns here exactly as if it had been stepped
+        floor = -((-self.machine.scheduler.now * self.hz) // PS_PER_S)
+        if self.cycles < floor:
+            self.cycles = floor
         target = -((-t * self.hz) // PS_PER_S)          # cycles_at(t), inlined (hot)
         if self.cycles >= target:
             return

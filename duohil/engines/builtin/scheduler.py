@@ -56,6 +56,9 @@ class Clocked(Protocol):
     def advance_to(self, t: int) -> None:
         """Run (or sleep) until local time >= t."""
 
+    def settle(self, t: int) -> None:
+        """Bring a clock left behind (the CPU asked for no time) up to t without running."""
+
 
 class Scheduler:
     def __init__(self, quantum_ps: int = DEFAULT_QUANTUM_PS) -> None:
@@ -158,33 +161,50 @@ class Scheduler:
         heap = self._heap
         cpus = self.cpus
         fire = self._fire_due
-        while True:
-            now = self.now
-            if (heap and heap[0][0] <= now) or self._lazy_min <= now:
-                fire(now)                        # (events at <= now never move now)
-            if now >= t_end:
-                return
-            horizon = t_end
-            nxt = self.next_event_time()
-            if nxt is not None and nxt < horizon:
-                horizon = nxt
-            quantum = self.quantum
-            for cpu in cpus:
-                d = cpu.next_deadline(now, quantum)
-                if d is not None:
-                    if d <= now:                 # trap (c): due now means awake, not a 1 ps step
-                        d = now + quantum
-                    if d < horizon:
-                        horizon = d
-            if horizon > now:
+        active: list[Clocked] = []
+        try:
+            while True:
+                now = self.now
+                if (heap and heap[0][0] <= now) or self._lazy_min <= now:
+                    fire(now)                    # (events at <= now never move now)
+                if now >= t_end:
+                    return
+                horizon = t_end
+                while heap and heap[0][2].cancelled:
+                    heappop(heap)
+                if self._lazy_min != _NEVER:
+                    nxt = self.next_event_time()
+                    if nxt is not None and nxt < horizon:
+                        horizon = nxt
+                elif heap and heap[0][0] < horizon:
+                    horizon = heap[0][0]
+                quantum = self.quantum
+                active.clear()
                 for cpu in cpus:
-                    cpu.advance_to(horizon)
-                self.steps += 1
-            # Events the CPUs scheduled inside this step (at their slice-start times) fire now,
-            # in (time, seq) order; then time is the horizon.
-            if (heap and heap[0][0] <= horizon) or self._lazy_min <= horizon:
-                fire(horizon)
-            self.now = horizon
+                    d = cpu.next_deadline(now, quantum)
+                    if d is not None:
+                        active.append(cpu)
+                        if d <= now:             # trap (c): due now means awake, not a 1 ps step
+                            d = now + quantum
+                        if d < horizon:
+                            horizon = d
+                if horizon > now:
+                    # A CPU that asked for no time (asleep with nothing pending, parked until
+                    # an event, halted) is not advanced step by step: its clock catches up
+                    # when it next runs (advance_to) or when the loop returns (settle). Nothing
+                    # can wake it inside this step: CPUs of different machines meet only
+                    # through events, which fire after the step.
+                    for cpu in active:
+                        cpu.advance_to(horizon)
+                    self.steps += 1
+                # Events the CPUs scheduled inside this step (at their slice-start times) fire
+                # now, in (time, seq) order; then time is the horizon.
+                if (heap and heap[0][0] <= horizon) or self._lazy_min <= horizon:
+                    fire(horizon)
+                self.now = horizon
+        finally:
+            for cpu in cpus:
+                cpu.settle(self.now)
 
     def _fire_due(self, upto: int) -> None:
         heap = self._heap
