@@ -7,6 +7,7 @@ blocks share a page (TIM6 at 0x40001000 and TIM7 at 0x40001400) and unicorn maps
 from __future__ import annotations
 
 import bisect
+import ctypes
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import ConfigError
@@ -17,6 +18,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .scheduler import Scheduler
 
 PAGE = 0x1000
+_MISS = object()
+# unicorn's uc_cb_mmio_read_t / uc_cb_mmio_write_t (engine handle, offset, size, [value,] user data)
+_MMIO_READ = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
+                              ctypes.c_void_p)
+_MMIO_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
+                               ctypes.c_uint64, ctypes.c_void_p)
 
 
 class DmaPort:
@@ -50,6 +57,8 @@ class Machine:
         # it replays that instruction with the first ``suppress_writes`` MMIO writes dropped.
         self.writing = False
         self.suppress_writes = 0
+        self._disp: dict[int, tuple | None] = {}      # address -> (read, write, offset) memo
+        self._mmio_cbs: list[tuple[Any, Any]] = []
 
     # -- time and the event log -----------------------------------------------------------------
     def now(self) -> int:
@@ -76,7 +85,6 @@ class Machine:
         if size % PAGE or any(a % PAGE for a in addresses):
             raise ConfigError(f"memory {name}: base and size must be multiples of 4 KiB",
                               file=self.platform, field=name)
-        import ctypes
         backing = ctypes.create_string_buffer(size)
         self._keep = getattr(self, "_keep", [])
         self._keep.append(backing)
@@ -94,6 +102,7 @@ class Machine:
                 if p.base < e and b < end:
                     raise ConfigError(f"{p.name} at {p.base:#x}+{p.size:#x} overlaps {q.name}",
                                       file=self.platform, field=p.name)
+            self._disp.clear()
             i = bisect.bisect(self._mmio_starts, p.base)
             self._mmio.insert(i, (p.base, end, p))
             self._mmio_starts.insert(i, p.base)
@@ -106,7 +115,87 @@ class Machine:
             pages.update(range(b & ~(PAGE - 1), e, PAGE))
         # merge runs of pages into single mmio_map calls
         for start, end in _runs(sorted(pages)):
-            self.cpu.uc.mmio_map(start, end - start, self._mmio_read, start, self._mmio_write, start)
+            self._map_mmio(start, end - start)
+
+    def _map_mmio(self, start: int, size: int) -> None:
+        """One run of MMIO pages. Through unicorn's C API with our own ctypes callbacks when we
+        can: the binding's callback wrappers were about a third of the cost of an MMIO access,
+        and a link byte costs several. Exceptions are handled as the binding does (kept on the
+        Uc object, emulation stopped; cpu._emu_start re-raises them)."""
+        from .cpu import RAW, U64
+        uc = self.cpu.uc
+        if RAW is None:  # pragma: no cover - other binding layouts
+            uc.mmio_map(start, size, self._mmio_read, start, self._mmio_write, start)
+            return
+
+        def on_read(_h: Any, offset: int, size: int, _ud: Any, base: int = start) -> int:
+            try:
+                return self._fast_read(base + offset, size)
+            except BaseException as exc:  # noqa: BLE001 - handed to _emu_start, as the binding does
+                self._hook_failed(exc)
+                return 0
+
+        def on_write(_h: Any, offset: int, size: int, value: int, _ud: Any,
+                     base: int = start) -> None:
+            try:
+                self._fast_write(base + offset, size, value)
+            except BaseException as exc:  # noqa: BLE001
+                self._hook_failed(exc)
+
+        rd, wr = _MMIO_READ(on_read), _MMIO_WRITE(on_write)
+        err = RAW.uc_mmio_map(uc._uch, U64(start), ctypes.c_size_t(size), rd, None, wr, None)
+        if err:
+            from unicorn import UcError
+            raise UcError(err)
+        self._mmio_cbs.append((rd, wr))            # ctypes callbacks must outlive the mapping
+
+    def _hook_failed(self, exc: BaseException) -> None:
+        uc = self.cpu.uc
+        if uc._hook_exception is None:
+            uc._hook_exception = exc
+        uc.emu_stop()
+
+    def _dispatch(self, address: int) -> tuple | None:
+        """(read, write, offset) for a CPU access at ``address``, memoised: the peripheral's own
+        read/write, or its register bank's when the model does not override them (one call
+        less per access). None: a hole in a mapped page."""
+        p = self.peripheral_at(address)
+        if p is None:
+            hit = None
+        else:
+            from .peripheral import Peripheral
+            cls = type(p)
+            hit = (p.regs.read if cls.read is Peripheral.read else p.read,
+                   p.regs.write if cls.write is Peripheral.write else p.write,
+                   address - p.base)
+        self._disp[address] = hit
+        return hit
+
+    def _fast_read(self, address: int, size: int) -> int:
+        hit = self._disp.get(address, _MISS)
+        if hit is _MISS:
+            hit = self._dispatch(address)
+        if hit is None:
+            return 0
+        return hit[0](hit[2], size)
+
+    def _fast_write(self, address: int, size: int, value: int) -> None:
+        if self.suppress_writes:
+            self.suppress_writes -= 1
+            return
+        hit = self._disp.get(address, _MISS)
+        if hit is _MISS:
+            hit = self._dispatch(address)
+        if hit is None:
+            return
+        cpu = self.cpu
+        cpu._poll_addr = None                      # cpu.note_write(), inlined (hot)
+        cpu._poll_count = 0
+        self.writing = True
+        try:
+            hit[1](hit[2], size, value)
+        finally:
+            self.writing = False
 
     def peripheral_at(self, address: int) -> "Peripheral | None":
         i = bisect.bisect(self._mmio_starts, address) - 1
