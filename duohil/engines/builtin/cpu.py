@@ -37,6 +37,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
 
 
+def _separate_ram_blocks(uc: "Uc") -> None:
+    """Work around a unicorn 2.1.4 bug that cost most of the CPU time of some images.
+
+    QEMU gives each RAM block a ``ram_addr`` range; translated code is tracked per ram_addr
+    page and a store to a page holding code invalidates that code. Until some block has been
+    freed, unicorn takes a new block's offset from the tail of its block list, which it keeps
+    sorted by *decreasing size*: once a block larger than the first one is mapped, later
+    blocks get ram_addr ranges that overlap earlier ones. With our memory maps every RAM
+    (DTCM, AXI SRAM, ...) overlapped the flash, so each store to the stack at offset X threw
+    away the translated code at flash offset X: the buggy STM32 image, whose stack sits at the
+    offsets of its main loop, retranslated that loop ~4000 times per virtual second (29 025
+    translations in a 1.1 s run instead of ~570; found with gdb on tb_gen_code). Once a block
+    has been freed, unicorn searches for a real gap instead, so: map one page and unmap it
+    before any memory is mapped. Nothing observable changes, only the cost."""
+    uc.mem_map(0, 0x1000)
+    uc.mem_unmap(0, 0x1000)
+
+
 POLL_PARK_AFTER = 4       # same-status-register reads in a row, with no write, before parking
 
 
@@ -49,6 +67,7 @@ class CpuCore:
         self.hz = int(hz)
         self.cycles = 0
         self.uc: "Uc" = self._create_uc()
+        _separate_ram_blocks(self.uc)
         self.sleeping = False              # in WFI, woken by an interrupt becoming pending
         self.stall_until: int | None = None    # halted by the harness (peer GC pause) until t
         self.halted = False                # stopped for good (lockup, or halted by a test)
