@@ -439,15 +439,25 @@ def struct_size(elf: str | Path, symbol: str) -> int:
 
 def decode_struct(elf: str | Path, symbol: str, data: bytes) -> Any:
     """Decode ``data`` (the bytes at ``symbol``) into nested dicts (structs) and lists (arrays)."""
+    return decoder(elf, symbol)(data)
+
+
+def decoder(elf: str | Path, symbol: str) -> Any:
+    """``decode_struct(elf, symbol, ·)`` as a function of the data alone, compiled once."""
     info = dwarf_info(elf)
-    t = info.type_of(symbol)
-    if len(data) < t.size:
-        raise ConfigError(f"{len(data)} bytes given for {symbol!r}, its type needs {t.size}",
-                          file=info.path, field=symbol)
     dec = info.decoders.get(symbol)
     if dec is None:
-        dec = info.decoders[symbol] = _compile(t, info.little)
-    return dec(bytes(data), 0)
+        t = info.type_of(symbol)
+        compiled = _compile(t, info.little)
+        need, path = t.size, info.path
+
+        def dec(data: bytes) -> Any:
+            if len(data) < need:
+                raise ConfigError(f"{len(data)} bytes given for {symbol!r}, its type needs "
+                                  f"{need}", file=path, field=symbol)
+            return compiled(bytes(data), 0)
+        info.decoders[symbol] = dec
+    return dec
 
 
 # -- encode (config patches) -----------------------------------------------------------------------------

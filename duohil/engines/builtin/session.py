@@ -160,6 +160,7 @@ class BuiltinMachine(MachineHandle):
         self.machine = machine
         self.image = image
         self.console_sink = console
+        self._blocks: dict[str, tuple[int, int, Any]] = {}   # symbol -> (address, size, decoder)
 
     @property
     def cpu(self) -> Any:
@@ -183,9 +184,15 @@ class BuiltinMachine(MachineHandle):
         self.machine.write_memory(address, data)
 
     def read_block(self, symbol: str) -> dict[str, object]:
-        addr = self.symbol(symbol)
-        size = dwarf.struct_size(self.image.path, symbol)
-        return dwarf.decode_struct(self.image.path, symbol, self.read_memory(addr, size))
+        # where and how, looked up once per session: the image a session runs cannot change
+        # under it, and status blocks are read every few ms
+        hit = self._blocks.get(symbol)
+        if hit is None:
+            path = self.image.path
+            hit = self._blocks[symbol] = (self.symbol(symbol), dwarf.struct_size(path, symbol),
+                                          dwarf.decoder(path, symbol))
+        addr, size, decode = hit
+        return decode(self.read_memory(addr, size))
 
     def console(self) -> list[ConsoleLine]:
         if self.console_sink is None:
