@@ -387,14 +387,32 @@ class DCache:
         return not nc
 
     def _cpu(self, line: int) -> bytes:
+        ptr = self._host_ptr(line, LINE)
+        if ptr is not None:
+            return ctypes.string_at(ptr, LINE)
+        return bytes(self.machine.cpu.uc.mem_read(line, LINE))
+
+    def _host_ptr(self, address: int, size: int) -> int | None:
+        """Host address of [address, address+size) in the CPU view, or None."""
         mems = self.machine.memories
         if self._host_n != len(mems):
             self._host = self._host_views()
             self._host_n = len(mems)
         for base, end, ptr in self._host:
-            if base <= line and line + LINE <= end:
-                return ctypes.string_at(ptr + (line - base), LINE)
-        return bytes(self.machine.cpu.uc.mem_read(line, LINE))
+            if base <= address and address + size <= end:
+                return ptr + (address - base)
+        return None
+
+    def _cpu_write(self, address: int, data: bytes) -> None:
+        """Write the CPU view. Straight into the host memory unicorn maps when we can (the
+        binding's mem_write was most of a DMA byte's cost on a non-resident line). Safe because
+        the D-cache tracks data memory only: no translated code lives there to invalidate (and
+        the RAM blocks no longer overlap the flash, cpu._separate_ram_blocks)."""
+        ptr = self._host_ptr(address, len(data))
+        if ptr is not None:
+            ctypes.memmove(ptr, bytes(data), len(data))
+        else:
+            self.machine.cpu.uc.mem_write(address, bytes(data))
 
     def _host_views(self) -> list[tuple[int, int, int]]:
         """(base, end, host address) of each memory, when the machine maps them with
@@ -417,7 +435,7 @@ class DCache:
         return out
 
     def _set_cpu(self, line: int, data: bytes) -> None:
-        self.machine.cpu.uc.mem_write(line, bytes(data))
+        self._cpu_write(line, data)
 
     def stale_lines(self) -> list[int]:
         """Lines the DMA wrote that the CPU has not yet invalidated (for tests and reports)."""
@@ -493,7 +511,7 @@ class DCache:
             chunk = data[pos:pos + n]
             pos += n
             if r is None or not self.enabled:
-                self.machine.cpu.uc.mem_write(a, chunk)
+                self._cpu_write(a, chunk)
                 continue
             self._gen += 1
             cpos = 0
@@ -506,11 +524,11 @@ class DCache:
         i = la - r.base
         m = len(part)
         if not self._cacheable(la):               # non-cacheable: both views (bus view kept in step)
-            self.machine.cpu.uc.mem_write(la + off, part)
+            self._cpu_write(la + off, part)
             r.bus[i + off:i + off + m] = part
         elif timed and self._expired(r, la, now):
             # not resident: the CPU will fetch the line anew, so it sees the write
-            self.machine.cpu.uc.mem_write(la + off, part)
+            self._cpu_write(la + off, part)
             r.bus[i + off:i + off + m] = part
             self._alloc[la] = now
             self.fresh_writes += 1
