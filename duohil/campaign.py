@@ -55,17 +55,22 @@ def shard_trials(trials: int, shard: tuple[int, int]) -> list[int]:
     return [i for i in range(trials) if i % n == k - 1]
 
 
-def _one_trial(args: tuple[str, int, int, str]) -> dict[str, Any]:
+def _one_trial(args: tuple[str, int, int, str, bool]) -> dict[str, Any]:
     from . import runner
-    path, base_seed, i, engine = args
+    path, base_seed, i, engine, full = args
     sc = scmod.load(path)
     seed = trial_seed(base_seed, i)
     labels = crash_labels(sc)
     out: dict[str, Any] = {"trial": i, "seed": seed}
     for v in CAMPAIGN_VARIANTS:
-        r = runner.run(sc, v, seed=seed, engine=engine)
+        # A trial needs one bit per variant: did it crash as this crash mode does. Once one of
+        # those labels is certain (a monotone oracle fired) the rest of the run cannot change
+        # the bit, so it stops there unless --full; its other labels are those seen so far.
+        r = runner.run(sc, v, seed=seed, engine=engine, timeline=False,
+                       stop_on=() if full else tuple(labels))
         out[v] = {"outcomes": r.outcomes, "crashed": any(lab in labels for lab in r.outcomes),
                   "fingerprint": r.fingerprint, "fault_plan": r.fault_plan,
+                  "stopped_ms": r.stopped["virtual_ms"] if r.stopped else None,
                   "wall_s": r.wall_s}
     return out
 
@@ -90,6 +95,7 @@ class CampaignResult:
     trials_total: int
     shard: tuple[int, int]
     trials: list[dict[str, Any]]
+    full: bool = False              # every trial ran to the end (--full)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -107,11 +113,13 @@ class CampaignResult:
 
     def to_json(self) -> dict[str, Any]:
         trials = [{"trial": t["trial"], "seed": t["seed"],
-                   **{v: {k: t[v][k] for k in ("outcomes", "crashed", "fingerprint", "fault_plan")}
+                   **{v: {k: t[v].get(k) for k in ("outcomes", "crashed", "fingerprint", "fault_plan",
+                                                   "stopped_ms")}
                       for v in CAMPAIGN_VARIANTS}} for t in sorted(self.trials, key=lambda t: t["trial"])]
         return {"scenario": self.scenario, "scenario_path": self.scenario_path, "engine": self.engine,
                 "base_seed": self.base_seed, "trials_total": self.trials_total,
-                "shard": list(self.shard), "trials": trials, "summary": self.summary()}
+                "shard": list(self.shard), "full": self.full, "trials": trials,
+                "summary": self.summary()}
 
     def table(self) -> str:
         s = self.summary()
@@ -125,8 +133,11 @@ class CampaignResult:
 
 def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int | None = 1,
                  shard: tuple[int, int] = (1, 1), engine: str = "builtin",
-                 progress: Callable[[int, int], None] | None = None) -> CampaignResult:
-    """``jobs``: worker processes; None = one per CPU. Results never depend on it."""
+                 progress: Callable[[int, int], None] | None = None,
+                 full: bool = False) -> CampaignResult:
+    """``jobs``: worker processes; None = one per CPU. Results never depend on it.
+    ``full``: run every trial to the scenario's end (default: a trial stops once the crash it
+    counts is certain, see _one_trial)."""
     sc = scmod.load(path)
     if trials < 1:
         raise ConfigError(f"trials must be >= 1, got {trials}", field="--trials")
@@ -137,7 +148,7 @@ def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int |
     todo = shard_trials(trials, shard)
     if jobs is None:
         jobs = max(1, min(os.cpu_count() or 1, len(todo)))
-    args = [(str(path), base_seed, i, engine) for i in todo]
+    args = [(str(path), base_seed, i, engine, full) for i in todo]
     results: list[dict[str, Any]] = []
     it: Iterable[dict[str, Any]]
     if jobs > 1:
@@ -154,7 +165,7 @@ def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int |
     finally:
         if pool is not None:
             pool.shutdown()
-    return CampaignResult(sc.name, str(path), engine, base_seed, trials, shard, results)
+    return CampaignResult(sc.name, str(path), engine, base_seed, trials, shard, results, full)
 
 
 def merge(paths: list[str | Path]) -> dict[str, Any]:
@@ -164,7 +175,7 @@ def merge(paths: list[str | Path]) -> dict[str, Any]:
         raise ConfigError("nothing to merge", field="files", expected="one or more campaign JSON files")
     head = docs[0]
     for p, d in zip(paths, docs):
-        for key in ("scenario", "engine", "base_seed", "trials_total"):
+        for key in ("scenario", "engine", "base_seed", "trials_total", "full"):
             if d.get(key) != head.get(key):
                 raise ConfigError(f"{key} differs from {paths[0]}", file=p, field=key,
                                   expected=repr(head.get(key)))
@@ -174,5 +185,6 @@ def merge(paths: list[str | Path]) -> dict[str, Any]:
         raise ConfigError(f"trials missing after merge: {missing[:10]}{'...' if len(missing) > 10 else ''}",
                           field="shards", expected="every shard K/N of the campaign")
     res = CampaignResult(head["scenario"], head["scenario_path"], head["engine"], head["base_seed"],
-                         head["trials_total"], (1, 1), list(trials.values()))
+                         head["trials_total"], (1, 1), list(trials.values()),
+                         bool(head.get("full", False)))
     return res.to_json()

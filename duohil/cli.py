@@ -121,7 +121,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     shard = campmod.parse_shard(args.shard)
     t0 = time.perf_counter()
     res = campmod.run_campaign(args.scenario, args.trials, seed=args.seed, jobs=args.jobs,
-                               shard=shard, engine=args.engine, progress=_progress("campaign"))
+                               shard=shard, engine=args.engine, progress=_progress("campaign"),
+                               full=args.full)
     wall = time.perf_counter() - t0
     print(f"{res.scenario}: {len(res.trials)} trials (shard {shard[0]}/{shard[1]}), "
           f"{wall:.1f} s wall")
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="worker processes (default: one per CPU)")
     sp.add_argument("--shard")
     sp.add_argument("--json")
+    sp.add_argument("--full", action="store_true",
+                    help="run every trial to the end (default: stop a trial once its crash is "
+                         "certain)")
     engine_opt(sp)
     sp.set_defaults(func=cmd_campaign)
     sp = sub.add_parser("merge", help="combine campaign shards into one result")

@@ -88,6 +88,8 @@ class RunResult:
     console: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
     timeline: dict[str, Any] = field(default_factory=dict)
+    #: a run stopped early once its crash was certain (campaigns): {label, virtual_ms}
+    stopped: dict[str, Any] | None = None
     images: dict[str, str] = field(default_factory=dict)      # machine -> ELF file name
 
     def run_name(self) -> str:
@@ -327,6 +329,10 @@ class Duo:
         self.link = Link(self)
         self._step = _ps(SAMPLE_MS)
         self._sampling = False        # starts with the first run, after the faults injected before it
+        #: build the report's timeline in result() (a campaign, which keeps no report, skips it)
+        self.with_timeline = True
+        #: set by run_to_first: the label that stopped the run early and the time it stopped
+        self.stopped: tuple[str, int] | None = None
 
     # -- starting ----------------------------------------------------------------------------------
     @classmethod
@@ -424,6 +430,34 @@ class Duo:
             raise ConfigError("run_to_end needs a scenario", field="duration_ms",
                               expected="Duo.from_scenario(...) or duo.run(ms=...)")
         return self.run_until_ps(self.scenario.duration_ps)
+
+    def run_to_first(self, labels: "list[str] | tuple[str, ...]", chunk_ms: int = 2 * SAMPLE_MS
+                     ) -> str | None:
+        """Run to the scenario's end, but stop at the first chunk boundary where one of
+        ``labels`` is certain: only labels whose oracle asks "did it ever happen"
+        (``oracle.MONOTONE``) can be, so the rest of the run could not remove them. Returns
+        that label (None: ran to the end). Chunk boundaries fall on the status-sampling
+        events, so chunking adds no scheduler step and the run is the one ``run_to_end``
+        makes, cut short (same fingerprint at any common time)."""
+        if self.scenario is None:
+            raise ConfigError("run_to_first needs a scenario", field="duration_ms",
+                              expected="Duo.from_scenario(...)")
+        watch = [lab for lab in labels if lab in oracle.MONOTONE]
+        end = self.scenario.duration_ps
+        chunk = _ps(chunk_ms)
+        if not watch or chunk <= 0:
+            self.run_until_ps(end)
+            return None
+        t = self.now_ps
+        while t < end:
+            t = min(end, (t // chunk + 1) * chunk)
+            self.run_until_ps(t)
+            seen = oracle.seen_monotone(watch, self.session.events(),
+                                        self.session.stm32.console())
+            if seen is not None:
+                self.stopped = (seen, t)
+                return seen
+        return None
 
     def run_until_ps(self, t_ps: int) -> Duo:
         if self._closed:
@@ -578,7 +612,8 @@ class Duo:
             wall_s=round(self._wall, 3),
             console={k: [f"{ln.t_ps / base.PS_PER_MS:10.3f} {ln.text}" for ln in v]
                      for k, v in obs.console.items()},
-            error=self.error, timeline=_timeline(obs, self.session.observations()),
+            error=self.error,
+            timeline=_timeline(obs, self.session.observations()) if self.with_timeline else {},
             images={"stm32": self.spec.stm32.elf.name, "peer": self.spec.peer.elf.name})
         self._result = (self.now_ps, result)
         return result

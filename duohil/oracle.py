@@ -321,6 +321,22 @@ ORACLES = {
 }
 
 
+#: Oracles that only ask "did X ever happen": once a run shows one, nothing later removes it
+#: (campaigns stop such a trial there: Duo.run_to_first).
+MONOTONE = ("runaway", "estop", "hardfault")
+
+
+def seen_monotone(labels: list[str], events: list[tuple[int, str, dict]],
+                  stm32_console: list[ConsoleLine]) -> str | None:
+    """The first of ``labels`` (all in MONOTONE) the run has shown so far, by the oracles
+    themselves on what they read (the event log and the STM32 console)."""
+    obs = Observations(duration_ps=0, events=events, console={"stm32": stm32_console})
+    for lab in labels:
+        if ORACLES[lab](obs, DEFAULTS) is not None:
+            return lab
+    return None
+
+
 def classify(obs: Observations, params: dict[str, Any] | None = None) -> Verdict:
     p = dict(DEFAULTS)
     p.update(params or {})

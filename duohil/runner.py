@@ -21,22 +21,34 @@ from .duo import (  # noqa: F401 - API
     RunResult,
     spec_for,
 )
+from .engines.base import PS_PER_MS
 from .errors import EngineError
 from .scenario import Scenario
 
 
 def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "builtin",
         quantum_us: float | None = None, json_path: str | Path | None = None,
-        engine_options: dict[str, Any] | None = None) -> RunResult:
+        engine_options: dict[str, Any] | None = None, stop_on: tuple[str, ...] = (),
+        timeline: bool = True) -> RunResult:
     """Execute one variant of a scenario. A crashing run still returns (and writes) its result:
-    whatever was observed before the engine failed is kept, with the error."""
+    whatever was observed before the engine failed is kept, with the error.
+
+    ``stop_on``: stop as soon as one of these labels is certain (``Duo.run_to_first``; the
+    result's ``stopped`` says where). ``timeline``: build the report's timeline."""
     with Duo.from_scenario(sc, variant, seed=seed, engine=engine, quantum_us=quantum_us,
                            engine_options=engine_options) as duo:
+        duo.with_timeline = timeline
         try:
-            duo.run_to_end()
+            if stop_on:
+                duo.run_to_first(stop_on)
+            else:
+                duo.run_to_end()
         except (EngineError, RuntimeError):
             pass                      # duo.error holds it; the result reports it
         result = duo.result()
+        if duo.stopped is not None:
+            result.stopped = {"label": duo.stopped[0],
+                              "virtual_ms": duo.stopped[1] / PS_PER_MS}
     if json_path is not None:
         result.write(json_path)
     _settle_heap()

@@ -66,3 +66,16 @@ def test_campaign_html_shows_rates_and_every_trial(tmp_path):
     assert "<td>buggy</td><td>8</td><td>6</td><td>75.0%</td>" in page
     assert "<td>fixed</td><td>8</td><td>0</td><td>0.0%</td>" in page
     assert page.count("kind=peer_stall") == 8
+
+
+def test_merge_refuses_shards_run_with_and_without_full(tmp_path):
+    trials = [fake_trial(i, True) for i in range(4)]
+    files = []
+    for k, full in ((1, False), (2, True)):
+        part = [t for t in trials if t["trial"] in campaign.shard_trials(4, (k, 2))]
+        doc = campaign.CampaignResult("cm1", "s.yaml", "builtin", 1, 4, (k, 2), part, full).to_json()
+        f = tmp_path / f"shard{k}.json"
+        f.write_text(json.dumps(doc))
+        files.append(f)
+    with pytest.raises(ConfigError, match="full differs"):
+        campaign.merge(files)
