@@ -222,6 +222,7 @@ class CpuCore:
         if self._poll_count >= POLL_PARK_AFTER and not self.interrupt_pending():
             self.parked = True
             self.park_until = wake_ps
+            self.machine.scheduler.park(self)
             self.uc.emu_stop()
 
     def note_write(self) -> None:

@@ -74,6 +74,9 @@ class Scheduler:
         self.log: list[tuple[int, str, dict]] = []
         self.steps = 0
         self._listeners: list[Callable[[Event], None]] = []
+        # CPUs parked on a status register (poll-skip): any fired event may change what they
+        # poll, so the next one unparks them (contract: Time / CPUs)
+        self._parked: list[Any] = []
         # Deferred events (``defer``): [t_lb, fn, alive] entries whose event is only computed
         # when time could reach t_lb; ``_lazy_min`` is the smallest live t_lb.
         self._lazy: list[list] = []
@@ -148,6 +151,10 @@ class Scheduler:
         """Append an observation to the event log (plant end stops, resets, injected faults...)."""
         self.log.append((self.now if t is None else int(t), kind, details))
 
+    def park(self, cpu: Any) -> None:
+        """``cpu`` parked itself: unpark it (``cpu.unpark()``) after the next event fires."""
+        self._parked.append(cpu)
+
     def on_event(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener(event)`` after each event fires (e.g. to unpark polling CPUs)."""
         self._listeners.append(listener)
@@ -220,6 +227,11 @@ class Scheduler:
             if ev.time > self.now:
                 self.now = ev.time
             ev.fn(*ev.args)
+            if self._parked:
+                for cpu in self._parked:
+                    if cpu.parked:
+                        cpu.unpark()
+                self._parked.clear()
             for listener in listeners:
                 listener(ev)
 

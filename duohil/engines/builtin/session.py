@@ -42,7 +42,7 @@ from . import dwarf
 from .elf import ElfImage, load_segments, read_elf
 from .machine import Machine
 from .platform import build_machine
-from .scheduler import Event, Scheduler
+from .scheduler import Scheduler
 
 UNICORN_VERSION = "2.1.4"
 ELF_MACHINE = {"arm": "EM_ARM", "rv": "EM_RISCV"}
@@ -262,16 +262,8 @@ class BuiltinSession(Session):
         # engine-level parameters
         params = dict(plant or {}) | dict(getattr(spec, "plant", None) or {})
         self.plant = attach_plant(machines["stm32"], params)
-        self.scheduler.on_event(self._unpark)
         self._injector: Any = None           # inject.Injector, created at the first fault
         self._injected = 0
-
-    def _unpark(self, _ev: Event) -> None:
-        # any fired event may change what a parked CPU was polling (contract: Time / CPUs)
-        for m in self._machines.values():
-            cpu = m.cpu
-            if cpu is not None and cpu.parked:
-                cpu.unpark()
 
     # -- access -----------------------------------------------------------------------------------------
     def machine(self, name: str) -> Machine:
@@ -469,11 +461,6 @@ def single(platform: str | Path, elf: str | Path, *, name: str | None = None,
     img = boot_machine(machine, MachineSpec(Path(platform), Path(elf), config_symbol, dict(config or {})))
     console = _attach_console(machine, console_uart) if console_uart else None
 
-    def unpark(_ev: Event) -> None:
-        if machine.cpu is not None and machine.cpu.parked:
-            machine.cpu.unpark()
-
-    sched.on_event(unpark)
     motor = None
     if plant is not False:
         motor = attach_plant(machine, plant if isinstance(plant, dict) else None)
