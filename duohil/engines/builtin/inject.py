@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import BuiltinSession
 
 _PAYLOAD = re.compile(r"^payload\[(\d+)\]$")
+_PAYLOAD_FIELD = "payload[i]"          # marker: the byte's index is filled in when someone listens
 
 
 class SenderTracker:
@@ -43,6 +44,7 @@ class SenderTracker:
         self.frame_listeners: list[Callable[[int, bytes, int], None]] = []
 
     def feed(self, k: int, byte: int, t_ps: int) -> None:
+        # every byte of the link passes here: field names are built only for byte listeners
         st = self._state
         if st == "idle":
             if byte == FRAME_SOF:
@@ -53,7 +55,7 @@ class SenderTracker:
             field, self._len, self._payload = "LEN", byte, bytearray()
             self._state = "payload" if byte else "crc_lo"
         elif st == "payload":
-            field = f"payload[{len(self._payload)}]"
+            field = _PAYLOAD_FIELD
             self._payload.append(byte)
             if len(self._payload) == self._len:
                 self._state = "crc_lo"
@@ -61,8 +63,11 @@ class SenderTracker:
             field, self._state = "CRC_LO", "crc_hi"
         else:
             field, self._state = "CRC_HI", "idle"
-        for fn in self.byte_listeners:
-            fn(k, field, self.frames, self._len)
+        if self.byte_listeners:
+            if field is _PAYLOAD_FIELD:
+                field = f"payload[{len(self._payload) - 1}]"
+            for fn in self.byte_listeners:
+                fn(k, field, self.frames, self._len)
         if field == "CRC_HI":
             idx = self.frames
             self.frames += 1
