@@ -9,7 +9,7 @@ REPORTS := reports
 
 FIRMWARE_DIRS := $(dir $(wildcard stm32_firmware/Makefile esp32_firmware/Makefile tests/fw/Makefile))
 
-.PHONY: all setup firmware test demo bench clean help
+.PHONY: all setup firmware test demo bench bench-campaign clean help
 
 all: firmware
 
@@ -30,6 +30,9 @@ demo: firmware
 
 bench: firmware
 	@$(PY) -m duohil.bench
+
+bench-campaign: firmware
+	@$(PY) -m duohil.bench --campaign
 
 clean:
 	rm -rf $(BUILD) $(REPORTS)

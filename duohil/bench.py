@@ -9,7 +9,9 @@ Measures, for each core and both together:
 plus engine start-up (build both machines, load and patch both ELFs) and peak memory.
 
 Targets (printed next to each number): 1 s virtual of both cores idle at 1 kHz in < 0.1 s wall
-(>= 10x real time); start-up < 0.5 s; peak RSS < 300 MB.
+(>= 10x real time); start-up < 0.5 s; peak RSS < 300 MB; both fixed firmwares with nominal traffic
+>= 5x real time. ``--campaign [N]`` (``make bench-campaign``) instead times the CM1 campaign as a
+user runs it: 200 trials in < 180 s on 2 cores.
 Test firmwares: build/testfw/m7/{idle,busy}.elf and build/testfw/rv/{idle,busy}.elf.
 """
 from __future__ import annotations
@@ -180,11 +182,46 @@ def bench_startup(rep: Report) -> None:
              warm < TARGET_STARTUP_S)
 
 
+TARGET_CAMPAIGN_S = 180.0            # issue: the CM1 campaign, 200 trials, on a 2-core machine
+CAMPAIGN_SCENARIO = ROOT / "scenarios" / "cm1_cmd_timeout.yaml"
+
+
+def bench_campaign(rep: Report, trials: int) -> None:
+    """`duohil campaign scenarios/cm1*.yaml --trials N` as a user runs it (one worker per CPU)."""
+    from . import campaign
+
+    missing = [p for p in (BUILD / "stm32" / "buggy.elf", *PRODUCT) if not p.is_file()]
+    if missing:
+        rep.skip("campaign", ", ".join(str(p.relative_to(ROOT)) for p in missing) + " not built")
+        return
+    wall, res = _wall(lambda: campaign.run_campaign(str(CAMPAIGN_SCENARIO), trials, jobs=None))
+    target = TARGET_CAMPAIGN_S * trials / 200
+    rep.line(f"campaign cm1, {trials} trials, {os.cpu_count()} workers", f"{wall:.1f} s wall",
+             f"< {target:g} s (200 trials: < {TARGET_CAMPAIGN_S:g} s)", wall < target)
+    s = res.summary()
+    for v in ("buggy", "fixed"):
+        lo, hi = s[v]["ci95"]
+        rep.line(f"campaign cm1: {v} crash rate", f"{100 * s[v]['rate']:.1f}%",
+                 f"95% CI [{100 * lo:.1f}%, {100 * hi:.1f}%]")
+    stopped = [t["buggy"].get("stopped_ms") for t in res.trials if t["buggy"].get("stopped_ms")]
+    if stopped:
+        rep.line("campaign cm1: buggy trials stopped at their crash", f"{len(stopped)}",
+                 f"mean at {sum(stopped) / len(stopped):.0f} ms virtual")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m duohil.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter virtual durations")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--campaign", type=int, metavar="TRIALS", nargs="?", const=200,
+                    help="only time the CM1 campaign (default 200 trials, the issue's command)")
     args = ap.parse_args(argv)
+    if args.campaign is not None:
+        rep = Report()
+        print(f"duohil campaign benchmark (host load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} CPUs)")
+        bench_campaign(rep, args.campaign)
+        return 1 if args.strict and rep.misses else 0
     idle_ps = (200 if args.quick else 1000) * PS_PER_MS
     busy_ps = (20 if args.quick else 100) * PS_PER_MS
     traffic_ps = (1000 if args.quick else 10_000) * PS_PER_MS   # issue: 10 s of nominal traffic
