@@ -431,7 +431,7 @@ class Duo:
                               expected="Duo.from_scenario(...) or duo.run(ms=...)")
         return self.run_until_ps(self.scenario.duration_ps)
 
-    def run_to_first(self, labels: "list[str] | tuple[str, ...]", chunk_ms: int = 2 * SAMPLE_MS
+    def run_to_first(self, labels: list[str] | tuple[str, ...], chunk_ms: int = 2 * SAMPLE_MS
                      ) -> str | None:
         """Run to the scenario's end, but stop at the first chunk boundary where one of
         ``labels`` is certain: only labels whose oracle asks "did it ever happen"

@@ -11,10 +11,10 @@ import ctypes
 import pytest
 
 unicorn = pytest.importorskip("unicorn")
-from unicorn import UC_ARCH_ARM, UC_HOOK_CODE, UC_MODE_MCLASS, UC_MODE_THUMB, Uc  # noqa: E402
-from unicorn.arm_const import UC_ARM_REG_R0, UC_ARM_REG_R1  # noqa: E402
+from unicorn import UC_ARCH_ARM, UC_HOOK_CODE, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
+from unicorn.arm_const import UC_ARM_REG_R0, UC_ARM_REG_R1
 
-from duohil.engines.builtin.cpu import _separate_ram_blocks  # noqa: E402
+from duohil.engines.builtin.cpu import _separate_ram_blocks
 
 CODE = 0x0800_0100          # two NOPs in flash
 STORE = 0x0800_1000         # str r1, [r0]

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
 
 
-def _separate_ram_blocks(uc: "Uc") -> None:
+def _separate_ram_blocks(uc: Uc) -> None:
     """Work around a unicorn 2.1.4 bug that cost most of the CPU time of some images.
 
     QEMU gives each RAM block a ``ram_addr`` range; translated code is tracked per ram_addr
