@@ -409,6 +409,9 @@ def _compile(t: Type, little: bool) -> Any:
         el = _compile(t.element, little)
         step, count = t.element.size, t.count
         return lambda data, off: [el(data, off + i * step) for i in range(count)]
+    flat = _compile_flat(t, order)
+    if flat is not None:
+        return flat
     parts: list[tuple[str, Any]] = []
     for i, m in enumerate(t.members):
         key = m.name or f"_anon{i}"
@@ -427,6 +430,43 @@ def _compile(t: Type, little: bool) -> Any:
             sub = _compile(m.type, little)
             parts.append((key, lambda data, off, o=m.offset, f=sub: f(data, off + o)))
     return lambda data, off: {k: f(data, off) for k, f in parts}
+
+
+def _compile_flat(t: Struct, order: str) -> Any:
+    """One ``struct.unpack_from`` for a struct whose members are all plain 1/2/4/8-byte integers,
+    bools or floats at increasing offsets (the status blocks): None when it is not one."""
+    fmt = order
+    pos = 0
+    keys: list[str] = []
+    bools: list[int] = []
+    for i, m in enumerate(t.members):
+        mt = m.type
+        if not isinstance(mt, Scalar) or m.bit_size is not None or m.offset < pos:
+            return None
+        if mt.kind == "float":
+            c = {4: "f", 8: "d"}.get(mt.size)
+        else:
+            c = _INT_FMT.get(mt.size)
+            if c is not None and not mt.signed:
+                c = c.upper()
+        if c is None:
+            return None
+        fmt += "x" * (m.offset - pos) + c
+        pos = m.offset + mt.size
+        if mt.kind == "bool":
+            bools.append(len(keys))
+        keys.append(m.name or f"_anon{i}")
+    if len(set(keys)) != len(keys):
+        return None
+    unpack = _struct.Struct(fmt).unpack_from
+    if bools:
+        def dec(data: bytes, off: int) -> dict[str, Any]:
+            vals = list(unpack(data, off))
+            for j in bools:
+                vals[j] = bool(vals[j])
+            return dict(zip(keys, vals))
+        return dec
+    return lambda data, off: dict(zip(keys, unpack(data, off)))
 
 
 def struct_layout(elf: str | Path, symbol: str) -> Type:
