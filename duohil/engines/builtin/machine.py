@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PAGE = 0x1000
 _MISS = object()
+_READ_BUF_SIZE = 0x1000
 # unicorn's uc_cb_mmio_read_t / uc_cb_mmio_write_t (engine handle, offset, size, [value,] user data)
 _MMIO_READ = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
                               ctypes.c_void_p)
@@ -59,6 +60,7 @@ class Machine:
         self.suppress_writes = 0
         self._disp: dict[int, tuple | None] = {}      # address -> (read, write, offset) memo
         self._mmio_cbs: list[tuple[Any, Any]] = []
+        self._read_buf: Any = None
 
     # -- time and the event log -----------------------------------------------------------------
     def now(self) -> int:
@@ -242,7 +244,19 @@ class Machine:
 
     # -- memory for the harness --------------------------------------------------------------------------
     def read_memory(self, address: int, size: int) -> bytes:
-        return bytes(self.cpu.uc.mem_read(address, size))
+        # status blocks are read every few ms: unicorn's C call into a buffer kept for it, not
+        # the binding's mem_read (which allocates a ctypes buffer and a bytearray per call)
+        from .cpu import RAW, U64
+        if RAW is None or size > _READ_BUF_SIZE:
+            return bytes(self.cpu.uc.mem_read(address, size))
+        buf = self._read_buf
+        if buf is None:
+            buf = self._read_buf = ctypes.create_string_buffer(_READ_BUF_SIZE)
+        err = RAW.uc_mem_read(self.cpu.uc._uch, U64(address), buf, U64(size))
+        if err:
+            from unicorn import UcError
+            raise UcError(err)
+        return buf.raw[:size]
 
     def write_memory(self, address: int, data: bytes) -> None:
         self.cpu.uc.mem_write(address, bytes(data))
