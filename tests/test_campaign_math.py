@@ -79,3 +79,10 @@ def test_merge_refuses_shards_run_with_and_without_full(tmp_path):
         files.append(f)
     with pytest.raises(ConfigError, match="full differs"):
         campaign.merge(files)
+
+
+def test_jobs_must_be_a_number_of_workers():
+    from pathlib import Path
+    cm1 = Path(__file__).resolve().parent.parent / "scenarios" / "cm1_cmd_timeout.yaml"
+    with pytest.raises(ConfigError, match="jobs must be >= 1"):
+        campaign.run_campaign(str(cm1), 2, jobs=0)

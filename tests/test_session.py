@@ -292,3 +292,30 @@ def test_inject_unknown_symbol_and_kind():
         s.inject(Fault("irq_at", {"symbol": "g_no_such_function", "irq": 39}))
     with pytest.raises(ConfigError, match="cosmic_ray"):
         s.inject(Fault("cosmic_ray", {}))
+
+
+def test_a_model_error_in_an_mmio_access_stops_the_run_with_that_error():
+    # MMIO goes through our own ctypes callbacks (machine._map_mmio): an exception raised by a
+    # model must stop emulation and come out of run_until as itself, as the binding's did
+    require(*PEER_MODULES, PEER_ELF)
+    r = single(PEER_PLATFORM, PEER_ELF, name="peer", console_uart="uart0")
+    uart = r.machine.peripherals["uart1"]
+
+    def broken(*_args):
+        raise RuntimeError("model bug in the FIFO")
+
+    uart.regs.FIFO.on_write = broken
+    with pytest.raises(RuntimeError, match="model bug in the FIFO"):
+        r.run_for(100 * PS_PER_MS)
+
+
+def test_skipped_cpus_are_settled_when_run_until_returns():
+    # an idle CPU is not stepped through every scheduler step (scheduler.run_until); when the
+    # loop returns, every clock stands at the end time all the same
+    require(*PEER_MODULES, *STM32_MODULES, STM32_ELF, PEER_ELF)
+    s = BuiltinEngine().start(pair())
+    for t_ms in (3, 7, 20):
+        s.run_until(t_ms * PS_PER_MS)
+        for name in ("stm32", "peer"):
+            cpu = s.machine(name).cpu
+            assert cpu.cycles == -((-t_ms * PS_PER_MS * cpu.hz) // 10**12), (name, t_ms)
