@@ -127,6 +127,11 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     print(f"{res.scenario}: {len(res.trials)} trials (shard {shard[0]}/{shard[1]}), "
           f"{wall:.1f} s wall")
     print(res.table())
+    stopped = [t[v]["stopped_ms"] for t in res.trials for v in campmod.CAMPAIGN_VARIANTS
+               if t[v].get("stopped_ms") is not None]
+    if stopped:
+        print(f"{len(stopped)} runs stopped once their crash was certain (mean at "
+              f"{sum(stopped) / len(stopped):.0f} ms virtual); --full runs them to the end")
     if args.json:
         from . import report
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
