@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -82,23 +83,27 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     paths = sorted(Path(args.dir).glob("*.yaml"))
     if not paths:
         raise ConfigError("no scenarios found", file=args.dir, expected="*.yaml scenario files")
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {args.jobs}", field="--jobs",
+                          expected="a number of worker processes (omit it: one per CPU)")
     scs = [scmod.load(p) for p in paths]
+    for sc in scs:
+        scmod.check_images(sc, sc.ab_variants())
+    jobs = args.jobs or os.cpu_count() or 1
     results, rows, skipped = [], [], []
     show = _progress("matrix")
-    for i, sc in enumerate(scs):
-        show(i, len(scs))
-        try:
-            scmod.check_images(sc, sc.ab_variants())
-            res = runner.ab(sc, engine=args.engine, json_dir=args.report)
-        except runner.CapabilityMissing as exc:
-            skipped.append(f"{sc.name}: skipped: {exc}")
+    show(0, 1)
+    outcome = runner.ab_many(scs, engine=args.engine, json_dir=args.report, jobs=jobs,
+                             progress=show)
+    for sc, res in zip(scs, outcome):
+        if isinstance(res, Exception):
+            skipped.append(f"{sc.name}: skipped: {res}")
             continue
         results.append(res)
         cells = {r.variant: ", ".join(r.outcomes) for r in res.runs}
         rows.append([sc.name, cells.get("buggy", "-"), cells.get("fixed", "-"),
                      next((c for v, c in cells.items() if v.startswith("fixed-no-")), "-"),
                      "PASS" if res.passed else "FAIL"])
-    show(len(scs), len(scs))
     widths = [max(len(r[i]) for r in rows + [["scenario", "buggy", "fixed", "fixed-no-<fix>", "A/B"]])
               for i in range(5)]
     head = ["scenario", "buggy", "fixed", "fixed-no-<fix>", "A/B"]
@@ -180,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("matrix", help="every scenario through ab; table + HTML report")
     sp.add_argument("dir", nargs="?", default="scenarios")
     sp.add_argument("--report", default="reports/matrix")
+    sp.add_argument("-j", "--jobs", type=int, default=None,
+                    help="worker processes (default: one per CPU)")
     engine_opt(sp)
     sp.set_defaults(func=cmd_matrix)
     sp = sub.add_parser("campaign", help="Monte Carlo crash rates with 95% confidence intervals")

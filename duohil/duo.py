@@ -61,8 +61,12 @@ class CapabilityMissing(DuohilError):
     def __init__(self, engine: str, missing: list[str], what: str = "") -> None:
         self.engine = engine
         self.missing = missing
+        self.what = what
         super().__init__(f"engine {engine} lacks capability {', '.join(missing)}"
                          + (f" (needed by {what})" if what else ""))
+
+    def __reduce__(self):   # pickled across worker processes (matrix) whole
+        return (type(self), (self.engine, self.missing, self.what))
 
 
 # -- the result of one run ----------------------------------------------------------------------

@@ -28,6 +28,9 @@ class ConfigError(DuohilError):
             text += f" (expected {expected})"
         super().__init__(text)
 
+    def __reduce__(self):   # pickled across worker processes (campaign, matrix) whole
+        return (_config_error, (self.detail, self.file, self.line, self.field, self.expected))
+
 
 class EngineError(DuohilError):
     """The engine itself failed (exit 1): an emulator error, an internal inconsistency."""
@@ -44,3 +47,11 @@ class EngineUnavailable(DuohilError):
         self.engine = engine
         self.reason = reason
         super().__init__(f"engine {engine!r} is not available: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.engine, self.reason))
+
+
+def _config_error(message: str, file: str | None, line: int | None, field: str | None,
+                  expected: str | None) -> ConfigError:
+    return ConfigError(message, file=file, line=line, field=field, expected=expected)

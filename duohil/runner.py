@@ -107,8 +107,55 @@ class AbResult:
 def ab(sc: Scenario, *, seed: int | None = None, engine: str = "builtin",
        json_dir: str | Path | None = None) -> AbResult:
     seed = sc.seed if seed is None else seed
-    runs = []
-    for variant in sc.ab_variants():
-        path = None if json_dir is None else Path(json_dir) / f"{sc.name}-{variant}-s{seed}.json"
-        runs.append(run(sc, variant, seed=seed, engine=engine, json_path=path))
+    runs = [ab_run(sc, variant, seed, engine, json_dir) for variant in sc.ab_variants()]
     return AbResult(sc.name, seed, runs)
+
+
+def ab_run(sc: Scenario, variant: str, seed: int, engine: str,
+           json_dir: str | Path | None) -> RunResult:
+    """One run of an A/B verdict (its JSON named ``<scenario>-<variant>-s<seed>.json``)."""
+    path = None if json_dir is None else Path(json_dir) / f"{sc.name}-{variant}-s{seed}.json"
+    return run(sc, variant, seed=seed, engine=engine, json_path=path)
+
+
+def _ab_run_in_worker(args: tuple[str, str, str, str | None]) -> RunResult:
+    from . import scenario as scmod
+    path, variant, engine, json_dir = args
+    sc = scmod.load(path)
+    return ab_run(sc, variant, sc.seed, engine, json_dir)
+
+
+def ab_many(scs: list[Scenario], *, engine: str = "builtin", json_dir: str | Path | None = None,
+            jobs: int = 1, progress: Any = None) -> list[AbResult | Exception]:
+    """``ab`` for each scenario (its own seed), the runs spread over ``jobs`` processes; results
+    do not depend on ``jobs``. Per scenario: its AbResult, or the exception that stopped one of
+    its runs (CapabilityMissing: the engine cannot do what the scenario needs)."""
+    tasks = [(i, v) for i, sc in enumerate(scs) for v in sc.ab_variants()]
+    done: dict[tuple[int, str], RunResult | Exception] = {}
+    jd = None if json_dir is None else str(json_dir)
+    if jobs > 1 and len(tasks) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+            futs = {pool.submit(_ab_run_in_worker, (str(scs[i].path), v, engine, jd)): (i, v)
+                    for i, v in tasks}
+            for fut in as_completed(futs):
+                try:
+                    done[futs[fut]] = fut.result()
+                except CapabilityMissing as exc:
+                    done[futs[fut]] = exc
+                if progress:
+                    progress(len(done), len(tasks))
+    else:
+        for i, v in tasks:
+            try:
+                done[(i, v)] = ab_run(scs[i], v, scs[i].seed, engine, jd)
+            except CapabilityMissing as exc:
+                done[(i, v)] = exc
+            if progress:
+                progress(len(done), len(tasks))
+    out: list[AbResult | Exception] = []
+    for i, sc in enumerate(scs):
+        runs = [done[(i, v)] for v in sc.ab_variants()]
+        failed = next((r for r in runs if isinstance(r, Exception)), None)
+        out.append(failed if failed is not None else AbResult(sc.name, sc.seed, runs))
+    return out

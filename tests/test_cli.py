@@ -61,3 +61,30 @@ def test_different_seed_different_realised_plan():
     sc = scenario.load(ROOT / "scenarios" / "cm1_cmd_timeout.yaml")
     plans = {json.dumps(faults.plan_as_json(faults.realise(sc.faults, s))) for s in range(5)}
     assert len(plans) == 5
+
+
+def test_matrix_runs_every_ab_in_parallel_with_the_serial_results(tmp_path):
+    # the README's main command on a small scenario directory: the table, the exit code, the
+    # report, one JSON per run; -j 2 gives the runs -j 1 gives (same fingerprints)
+    sdir = tmp_path / "scenarios"
+    sdir.mkdir()
+    for name in ("cm4_atomic.yaml", "cm6_layout.yaml"):
+        (sdir / name).write_text((ROOT / "scenarios" / name).read_text())
+    fingerprints = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"report-j{jobs}"
+        r = duohil("matrix", str(sdir), "--report", str(out), "-j", jobs)
+        assert r.returncode == 0, r.stdout + r.stderr
+        rows = [ln.split() for ln in r.stdout.splitlines() if ln.startswith(("cm4", "cm6"))]
+        assert [row[0] for row in rows] == ["cm4_atomic", "cm6_layout"]
+        assert all(row[-1] == "PASS" for row in rows), r.stdout
+        assert (out / "matrix.html").is_file()
+        runs = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+        assert len(runs) == 6                             # 2 scenarios x buggy/fixed/fixed-no-<fix>
+        fingerprints[jobs] = {k: v["fingerprint"] for k, v in runs.items()}
+    assert fingerprints["1"] == fingerprints["2"]
+
+
+def test_matrix_bad_jobs_is_exit_2():
+    r = duohil("matrix", "scenarios", "-j", "0")
+    assert r.returncode == 2 and "--jobs" in r.stderr
