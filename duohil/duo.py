@@ -440,9 +440,10 @@ class Duo:
         """Run to the scenario's end, but stop at the first chunk boundary where one of
         ``labels`` is certain: only labels whose oracle asks "did it ever happen"
         (``oracle.MONOTONE``) can be, so the rest of the run could not remove them. Returns
-        that label (None: ran to the end). Chunk boundaries fall on the status-sampling
-        events, so chunking adds no scheduler step and the run is the one ``run_to_end``
-        makes, cut short (same fingerprint at any common time)."""
+        that label (None: ran to the end). For a run started here at time 0 (as campaigns
+        do) the chunk boundaries fall on the status-sampling events (every SAMPLE_MS from 0),
+        so chunking adds no scheduler step and the run is the one ``run_to_end`` makes, cut
+        short (same fingerprint at any common time: tests/test_early_stop.py)."""
         if self.scenario is None:
             raise ConfigError("run_to_first needs a scenario", field="duration_ms",
                               expected="Duo.from_scenario(...)")
