@@ -60,7 +60,7 @@ class Machine:
         self.suppress_writes = 0
         self._disp: dict[int, tuple | None] = {}      # address -> (read, write, offset) memo
         self._mmio_cbs: list[tuple[Any, Any]] = []
-        self._read_buf: Any = None
+        self._read_port: Any = None                   # cpu.MemPort, made at the first read
 
     # -- time and the event log -----------------------------------------------------------------
     def now(self) -> int:
@@ -132,7 +132,7 @@ class Machine:
 
         def on_read(_h: Any, offset: int, size: int, _ud: Any, base: int = start) -> int:
             try:
-                return self._fast_read(base + offset, size)
+                return self.bus_read(base + offset, size)
             except BaseException as exc:  # noqa: BLE001 - handed to _emu_start, as the binding does
                 self._hook_failed(exc)
                 return 0
@@ -157,10 +157,14 @@ class Machine:
             uc._hook_exception = exc
         uc.emu_stop()
 
-    def _dispatch(self, address: int) -> tuple | None:
-        """(read, write, offset) for a CPU access at ``address``, memoised: the peripheral's own
-        read/write, or its register bank's when the model does not override them (one call
-        less per access). None: a hole in a mapped page."""
+    def bus_target(self, address: int) -> tuple | None:
+        """(read, write, offset) of the register at ``address``, memoised per address (the memo is
+        dropped when a peripheral is added): the peripheral's own read/write, or its register
+        bank's when the model does not override them (one call less per access). None: nothing
+        there (a hole in a mapped page). Every bus access goes through it: CPU MMIO and DMA."""
+        hit = self._disp.get(address, _MISS)
+        if hit is not _MISS:
+            return hit
         p = self.peripheral_at(address)
         if p is None:
             hit = None
@@ -173,29 +177,14 @@ class Machine:
         self._disp[address] = hit
         return hit
 
-    def _fast_read(self, address: int, size: int) -> int:
-        hit = self._disp.get(address, _MISS)
-        if hit is _MISS:
-            hit = self._dispatch(address)
-        if hit is None:
-            return 0
-        return hit[0](hit[2], size)
-
     def _fast_write(self, address: int, size: int, value: int) -> None:
+        """A CPU store to MMIO (the unicorn callback)."""
         if self.suppress_writes:
             self.suppress_writes -= 1
             return
-        hit = self._disp.get(address, _MISS)
-        if hit is _MISS:
-            hit = self._dispatch(address)
-        if hit is None:
-            return
-        cpu = self.cpu
-        cpu._poll_addr = None                      # cpu.note_write(), inlined (hot)
-        cpu._poll_count = 0
         self.writing = True
         try:
-            hit[1](hit[2], size, value)
+            self.bus_write(address, size, value)
         finally:
             self.writing = False
 
@@ -207,33 +196,32 @@ class Machine:
                 return p
         return None
 
-    # unicorn mmio callbacks: offset is relative to the mapped run whose base is the user data.
+    # unicorn mmio callbacks through the binding (only when cpu.RAW is unavailable): offset is
+    # relative to the mapped run whose base is the user data.
     def _mmio_read(self, uc: Any, offset: int, size: int, run_base: int) -> int:
         return self.bus_read(run_base + offset, size)
 
     def _mmio_write(self, uc: Any, offset: int, size: int, value: int, run_base: int) -> None:
-        if self.suppress_writes:
-            self.suppress_writes -= 1
-            return
-        self.writing = True
-        try:
-            self.bus_write(run_base + offset, size, value)
-        finally:
-            self.writing = False
+        self._fast_write(run_base + offset, size, value)
 
     def bus_read(self, address: int, size: int) -> int:
-        """A CPU-side read of any address (used by MMIO dispatch and by tests)."""
-        p = self.peripheral_at(address)
-        if p is None:
+        """A read of any address as the bus sees it (CPU MMIO, DMA, tests): 0 where nothing is."""
+        hit = self._disp.get(address, _MISS)
+        if hit is _MISS:
+            hit = self.bus_target(address)
+        if hit is None:
             return 0
-        return p.read(address - p.base, size)
+        return hit[0](hit[2], size)
 
     def bus_write(self, address: int, size: int, value: int) -> None:
-        p = self.peripheral_at(address)
-        if p is not None:
+        """A write to any address as the bus sees it; it breaks a CPU's polling run."""
+        hit = self._disp.get(address, _MISS)
+        if hit is _MISS:
+            hit = self.bus_target(address)
+        if hit is not None:
             if self.cpu is not None:
                 self.cpu.note_write()
-            p.write(address - p.base, size, value)
+            hit[1](hit[2], size, value)
 
     # -- DMA --------------------------------------------------------------------------------------------
     def dma_read(self, address: int, size: int) -> bytes:
@@ -244,19 +232,15 @@ class Machine:
 
     # -- memory for the harness --------------------------------------------------------------------------
     def read_memory(self, address: int, size: int) -> bytes:
-        # status blocks are read every few ms: unicorn's C call into a buffer kept for it, not
-        # the binding's mem_read (which allocates a ctypes buffer and a bytearray per call)
-        from .cpu import RAW, U64
-        if RAW is None or size > _READ_BUF_SIZE:
+        # status blocks are read every few ms: a MemPort (unicorn's C call into a kept buffer),
+        # not the binding's mem_read (a ctypes buffer and a bytearray per call)
+        port = self._read_port
+        if port is None:
+            from .cpu import MemPort
+            port = self._read_port = MemPort(self.cpu.uc, _READ_BUF_SIZE)
+        if size > port.size:
             return bytes(self.cpu.uc.mem_read(address, size))
-        buf = self._read_buf
-        if buf is None:
-            buf = self._read_buf = ctypes.create_string_buffer(_READ_BUF_SIZE)
-        err = RAW.uc_mem_read(self.cpu.uc._uch, U64(address), buf, U64(size))
-        if err:
-            from unicorn import UcError
-            raise UcError(err)
-        return buf.raw[:size]
+        return port.read(address, size)
 
     def write_memory(self, address: int, data: bytes) -> None:
         self.cpu.uc.mem_write(address, bytes(data))

@@ -113,8 +113,6 @@ class Stm32Dma(Peripheral):
         self.streams = [_Stream(s) for s in range(N_STREAMS)]
         self._irq_sig = [self.output(s) for s in range(N_STREAMS)]
         self._svc_names = [f"{self.name}.S{s}" for s in range(N_STREAMS)]
-        self._periph_memo: dict[int, object] = {}     # address -> peripheral or None
-        self._periph_memo_n = -1                      # len(machine._mmio) the memo is valid for
 
     # -- public knobs -------------------------------------------------------------------------------
     def set_completion_latency(self, stream: int, ps: int) -> None:
@@ -327,46 +325,19 @@ class Stm32Dma(Peripheral):
         self.machine.record("dma_transfer_error", dma=self.name, stream=s)
         self._update_irq(s)
 
-    def _peripheral_at(self, address: int):
-        """(peripheral, its read, its write) at ``address`` or None: machine.peripheral_at,
-        memoised per address (the memory map only grows while a machine is built; the memo is
-        dropped when it does). read/write are the register bank's own when the model does not
-        override Peripheral.read/write (one call less per item)."""
-        m = self.machine
-        n = len(m._mmio)
-        if n != self._periph_memo_n:
-            self._periph_memo.clear()
-            self._periph_memo_n = n
-        memo = self._periph_memo
-        if address in memo:
-            return memo[address]
-        p = m.peripheral_at(address)
-        if p is None:
-            hit = None
-        else:
-            cls = type(p)
-            hit = (p, p.regs.read if cls.read is Peripheral.read else p.read,
-                   p.regs.write if cls.write is Peripheral.write else p.write)
-        memo[address] = hit
-        return hit
-
     def _bus_read(self, address: int, size: int) -> bytes:
         """A peripheral register through the bus (side effects such as RXNE clearing happen),
         memory through the DMA port (the D-cache's bus view)."""
-        hit = self._peripheral_at(address)
-        if hit is not None:                   # as machine.bus_read
-            p, read, _write = hit
-            return read(address - p.base, size).to_bytes(size, "little")
-        return self.machine.dma_port.read(address, size)
+        m = self.machine
+        hit = m.bus_target(address)
+        if hit is not None:
+            return hit[0](hit[2], size).to_bytes(size, "little")
+        return m.dma_port.read(address, size)
 
     def _bus_write(self, address: int, data: bytes) -> None:
         m = self.machine
-        hit = self._peripheral_at(address)
-        if hit is not None:                   # as machine.bus_write
-            p, _read, write = hit
-            if m.cpu is not None:
-                m.cpu.note_write()
-            write(address - p.base, len(data), int.from_bytes(data, "little"))
+        if m.bus_target(address) is not None:
+            m.bus_write(address, len(data), int.from_bytes(data, "little"))
         else:
             m.dma_port.write(address, data)
 
