@@ -91,9 +91,9 @@ from unicorn import (UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_IN
                      UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE, UC_MEM_WRITE_PROT,
                      UC_MEM_WRITE_UNMAPPED, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError)
 from unicorn import arm_const as A
-from unicorn.unicorn_py3.unicorn import uclib
 
-from .cpu import RAW, U64, CpuCore
+from .cpu import LIB as _RAW
+from .cpu import CpuCore, MemPort
 from .nvic import (BFARVALID, BUSFAULT, DACCVIOL, DIVBYZERO, HARDFAULT, HFSR_FORCED, IACCVIOL,
                    IBUSERR, IMPRECISERR, INVPC, INVSTATE, MEMMANAGE, MMARVALID, MSTKERR, NMI, NOCP, P_R, P_W,
                    P_X, PRECISERR, STKERR, SVCALL, UNALIGNED, UNDEFINSTR, UNSTKERR, USAGEFAULT,
@@ -128,10 +128,6 @@ FRAME_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3
               R.UC_ARM_REG_R12, R.UC_ARM_REG_LR)
 
 
-_RAW = RAW if RAW is not None else uclib      # cpu.RAW: the C calls without argtypes conversion
-_FOUR = U64(4)
-_THIRTY_TWO = U64(32)
-_UNPACK8 = struct.Struct("<8I").unpack_from
 
 
 class RegBatch:
@@ -198,41 +194,6 @@ class FixedWriter:
     def write(self, values: Sequence[int]) -> None:
         self._pack(self.vals, 0, *values)
         err = self._fn(self.h, self.ids, self.ptrs, self.n)
-        if err:
-            raise UcError(err)
-
-
-class MemPort:
-    """``uc_mem_read``/``uc_mem_write`` through ctypes with a preallocated buffer (the binding's
-    ``mem_read`` allocates a buffer and a bytearray per call)."""
-
-    def __init__(self, uc: Uc, size: int = 0x80) -> None:
-        self.h = uc._uch
-        self.buf = ctypes.create_string_buffer(size)
-        self._rd = _RAW.uc_mem_read
-        self._wr = _RAW.uc_mem_write
-
-    def read(self, address: int, size: int) -> bytes:
-        err = self._rd(self.h, U64(address), self.buf, U64(size))
-        if err:
-            raise UcError(err)
-        return self.buf.raw[:size]
-
-    def words8(self, address: int) -> tuple[int, ...]:
-        """The 8 words at ``address`` (a basic exception frame)."""
-        err = self._rd(self.h, U64(address), self.buf, _THIRTY_TWO)
-        if err:
-            raise UcError(err)
-        return _UNPACK8(self.buf)
-
-    def word(self, address: int) -> int:
-        err = self._rd(self.h, U64(address & 0xFFFFFFFF), self.buf, _FOUR)
-        if err:
-            raise UcError(err)
-        return int.from_bytes(self.buf.raw[:4], "little")
-
-    def write(self, address: int, data: bytes) -> None:
-        err = self._wr(self.h, U64(address), data, U64(len(data)))
         if err:
             raise UcError(err)
 

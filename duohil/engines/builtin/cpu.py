@@ -13,6 +13,7 @@ every run's configuration.
 from __future__ import annotations
 
 import ctypes
+import struct
 from typing import TYPE_CHECKING
 
 from ..base import PS_PER_S
@@ -27,9 +28,16 @@ try:
     RAW = ctypes.CDLL(_uclib._name, handle=_uclib._handle)
 except (ImportError, AttributeError, OSError):  # pragma: no cover - other binding layouts
     RAW = None
+#: RAW, or the binding's own library object where RAW cannot be made (same C functions)
+LIB = RAW
+if LIB is None:  # pragma: no cover - other binding layouts
+    from unicorn.unicorn_py3.unicorn import uclib as LIB
 U64 = ctypes.c_uint64
 _UNTIL = U64(0xFFFF_FFFF)         # odd, so never a Thumb/RISC-V pc: slices end by count or stop
 _NO_TIMEOUT = U64(0)
+_FOUR = U64(4)
+_THIRTY_TWO = U64(32)
+_UNPACK8 = struct.Struct("<8I").unpack_from
 
 if TYPE_CHECKING:  # pragma: no cover
     from unicorn import Uc
@@ -53,6 +61,43 @@ def _separate_ram_blocks(uc: Uc) -> None:
     before any memory is mapped. Nothing observable changes, only the cost."""
     uc.mem_map(0, 0x1000)
     uc.mem_unmap(0, 0x1000)
+
+
+class MemPort:
+    """``uc_mem_read``/``uc_mem_write`` through ctypes with a preallocated buffer of ``size``
+    bytes (the binding's ``mem_read`` allocates a buffer and a bytearray per call). Reads are
+    at most ``size`` bytes."""
+
+    def __init__(self, uc: Uc, size: int = 0x80) -> None:
+        self.h = uc._uch
+        self.size = size
+        self.buf = ctypes.create_string_buffer(size)
+        self._rd = LIB.uc_mem_read
+        self._wr = LIB.uc_mem_write
+
+    def read(self, address: int, size: int) -> bytes:
+        err = self._rd(self.h, U64(address), self.buf, U64(size))
+        if err:
+            raise UcError(err)
+        return self.buf.raw[:size]
+
+    def words8(self, address: int) -> tuple[int, ...]:
+        """The 8 words at ``address`` (a basic exception frame)."""
+        err = self._rd(self.h, U64(address), self.buf, _THIRTY_TWO)
+        if err:
+            raise UcError(err)
+        return _UNPACK8(self.buf)
+
+    def word(self, address: int) -> int:
+        err = self._rd(self.h, U64(address & 0xFFFFFFFF), self.buf, _FOUR)
+        if err:
+            raise UcError(err)
+        return int.from_bytes(self.buf.raw[:4], "little")
+
+    def write(self, address: int, data: bytes) -> None:
+        err = self._wr(self.h, U64(address), data, U64(len(data)))
+        if err:
+            raise UcError(err)
 
 
 POLL_PARK_AFTER = 4       # same-status-register reads in a row, with no write, before parking
@@ -136,7 +181,7 @@ class CpuCore:
     def settle(self, t: int) -> None:
         """The scheduler skips a CPU that asked for no time (``next_deadline`` None); its clock
         is brought up to ``t`` here, as advancing it through every step would have done."""
-        floor = -((-t * self.hz) // PS_PER_S)
+        floor = self.cycles_at(t)
         if self.cycles < floor:
             self.cycles = floor
 
