@@ -33,6 +33,7 @@ volatile const config_t g_config = {
     100, -2, { -5, 500 }, { 1, 2, 3, 4 }, { { 1, 2 }, { 3, 4 } }, MODE_RUN, 5, 17, -3,
     0x1122334455667788ull, { { 1, 2, 3 }, { -4, -5, -6 } } };
 config_t g_status;
+struct limits g_limits = { -5, 500 };
 int g_scalar = 7;
 void _start(void) { for (;;) { } }
 """
@@ -81,6 +82,17 @@ def test_layout(elf):
     assert isinstance(members["gains"].type, dwarf.Array) and members["gains"].type.count == 4
     assert members["flag"].bit_size == 3
     assert members["mode"].type.kind == "enum" and members["mode"].type.enumerators[3] == "MODE_RUN"
+
+
+def test_flat_struct_decodes_in_one_unpack_with_the_same_values(elf):
+    # a struct of plain scalars (the firmware status blocks) takes the one-struct.unpack path
+    t = dwarf.struct_layout(elf, "g_limits")
+    assert dwarf._compile_flat(t, "<") is not None
+    assert dwarf._compile_flat(dwarf.struct_layout(elf, "g_config"), "<") is None   # bitfields
+    data = dwarf.initial_bytes(elf, "g_limits")
+    assert dwarf.decode_struct(elf, "g_limits", data) == {"soft_min": -5, "soft_max": 500}
+    assert dwarf.decode_struct(elf, "g_limits", bytes.fromhex("ffff" "ffff")) == \
+        {"soft_min": -1, "soft_max": 0xFFFF}
 
 
 def test_bss_block_is_zero(elf):

@@ -352,40 +352,13 @@ def _int_from(data: bytes, offset: int, size: int, signed: bool, little: bool) -
     return int.from_bytes(data[offset:offset + size], "little" if little else "big", signed=signed)
 
 
-def _decode(t: Type, data: bytes, off: int, little: bool) -> Any:
-    if isinstance(t, Scalar):
-        if t.size == 0:
-            return None
-        if t.kind == "float":
-            fmt = ("<" if little else ">") + {4: "f", 8: "d"}.get(t.size, "")
-            if len(fmt) == 1:
-                return _int_from(data, off, t.size, False, little)
-            return _struct.unpack_from(fmt, data, off)[0]
-        v = _int_from(data, off, t.size, t.signed, little)
-        return bool(v) if t.kind == "bool" else v
-    if isinstance(t, Array):
-        return [_decode(t.element, data, off + i * t.element.size, little) for i in range(t.count)]
-    out: dict[str, Any] = {}
-    for i, m in enumerate(t.members):
-        key = m.name or f"_anon{i}"
-        if m.bit_size is not None and isinstance(m.type, Scalar):
-            storage = max(m.type.size, (m.bit_offset + m.bit_size + 7) // 8)
-            raw = _int_from(data, off + m.offset, storage, False, little)
-            v = (raw >> m.bit_offset) & ((1 << m.bit_size) - 1)
-            if m.type.signed and v >> (m.bit_size - 1):
-                v -= 1 << m.bit_size
-            out[key] = v
-        else:
-            out[key] = _decode(m.type, data, off + m.offset, little)
-    return out
-
-
 _INT_FMT = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
 def _compile(t: Type, little: bool) -> Any:
-    """A decoder ``f(data, off)`` for ``t`` giving exactly what ``_decode`` gives: the layout is
-    walked once per type instead of once per decode (status blocks are sampled every 5 ms)."""
+    """A decoder ``f(data, off)`` for ``t``: dicts for structs, lists for arrays, bools for bool
+    members, bitfields extracted; the layout is walked once per type, not once per decode
+    (status blocks are sampled every 5 ms)."""
     order = "<" if little else ">"
     if isinstance(t, Scalar):
         if t.size == 0:
