@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from . import runner
 from . import scenario as scmod
 from .errors import ConfigError
 
@@ -56,7 +56,6 @@ def shard_trials(trials: int, shard: tuple[int, int]) -> list[int]:
 
 
 def _one_trial(args: tuple[str, int, int, str, bool]) -> dict[str, Any]:
-    from . import runner
     path, base_seed, i, engine, full = args
     sc = scmod.load(path)
     seed = trial_seed(base_seed, i)
@@ -141,13 +140,9 @@ def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int |
     sc = scmod.load(path)
     if trials < 1:
         raise ConfigError(f"trials must be >= 1, got {trials}", field="--trials")
-    if jobs is not None and jobs < 1:
-        raise ConfigError(f"jobs must be >= 1, got {jobs}", field="--jobs",
-                          expected="a number of worker processes (omit it: one per CPU)")
     base_seed = sc.seed if seed is None else seed
     todo = shard_trials(trials, shard)
-    if jobs is None:
-        jobs = max(1, min(os.cpu_count() or 1, len(todo)))
+    jobs = runner.workers(jobs, len(todo))
     args = [(str(path), base_seed, i, engine, full) for i in todo]
     results: list[dict[str, Any]] = []
     it: Iterable[dict[str, Any]]

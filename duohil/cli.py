@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -83,17 +82,14 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     paths = sorted(Path(args.dir).glob("*.yaml"))
     if not paths:
         raise ConfigError("no scenarios found", file=args.dir, expected="*.yaml scenario files")
-    if args.jobs is not None and args.jobs < 1:
-        raise ConfigError(f"jobs must be >= 1, got {args.jobs}", field="--jobs",
-                          expected="a number of worker processes (omit it: one per CPU)")
+    runner.workers(args.jobs, 1)                  # a bad -j is an error before anything runs
     scs = [scmod.load(p) for p in paths]
     for sc in scs:
         scmod.check_images(sc, sc.ab_variants())
-    jobs = args.jobs or os.cpu_count() or 1
     results, rows, skipped = [], [], []
     show = _progress("matrix")
     show(0, 1)
-    outcome = runner.ab_many(scs, engine=args.engine, json_dir=args.report, jobs=jobs,
+    outcome = runner.ab_many(scs, engine=args.engine, json_dir=args.report, jobs=args.jobs,
                              progress=show)
     for sc, res in zip(scs, outcome):
         if isinstance(res, Exception):

@@ -7,6 +7,7 @@ around a run for the report and never enters it; the fingerprint covers virtual 
 from __future__ import annotations
 
 import gc
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from .duo import (  # noqa: F401 - API
     spec_for,
 )
 from .engines.base import PS_PER_MS
-from .errors import EngineError
+from .errors import ConfigError, EngineError
 from .scenario import Scenario
 
 
@@ -125,17 +126,29 @@ def _ab_run_in_worker(args: tuple[str, str, str, str | None]) -> RunResult:
     return ab_run(sc, variant, sc.seed, engine, json_dir)
 
 
+def workers(jobs: int | None, tasks: int) -> int:
+    """Worker processes for ``tasks`` independent runs (campaign, matrix): ``jobs``, or one per
+    CPU when None; never more than there are tasks. Results never depend on it."""
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}", field="--jobs",
+                          expected="a number of worker processes (omit it: one per CPU)")
+    n = jobs if jobs is not None else (os.cpu_count() or 1)
+    return max(1, min(n, tasks))
+
+
 def ab_many(scs: list[Scenario], *, engine: str = "builtin", json_dir: str | Path | None = None,
-            jobs: int = 1, progress: Any = None) -> list[AbResult | Exception]:
-    """``ab`` for each scenario (its own seed), the runs spread over ``jobs`` processes; results
-    do not depend on ``jobs``. Per scenario: its AbResult, or the exception that stopped one of
-    its runs (CapabilityMissing: the engine cannot do what the scenario needs)."""
+            jobs: int | None = 1, progress: Any = None) -> list[AbResult | Exception]:
+    """``ab`` for each scenario (its own seed), the runs spread over ``jobs`` processes (None:
+    one per CPU); results do not depend on ``jobs``. Per scenario: its AbResult, or the
+    exception that stopped one of its runs (CapabilityMissing: the engine cannot do what the
+    scenario needs)."""
     tasks = [(i, v) for i, sc in enumerate(scs) for v in sc.ab_variants()]
+    jobs = workers(jobs, len(tasks))
     done: dict[tuple[int, str], RunResult | Exception] = {}
     jd = None if json_dir is None else str(json_dir)
-    if jobs > 1 and len(tasks) > 1:
+    if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
             futs = {pool.submit(_ab_run_in_worker, (str(scs[i].path), v, engine, jd)): (i, v)
                     for i, v in tasks}
             for fut in as_completed(futs):
