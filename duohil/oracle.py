@@ -70,14 +70,16 @@ def sender_frames(link: list[LinkByte], direction: str) -> list[tuple[int, bytes
 
 
 def _sender_frames(link: list[LinkByte], direction: str) -> list[tuple[int, bytes]]:
-    dec = protocol.FrameDecoder(resync=True)
+    push = protocol.FrameDecoder(resync=True).push
     out: list[tuple[int, bytes]] = []
+    done: list[bytes] = []
     for b in link:
         if b.direction != direction or b.fault == "insert":
             continue
-        value = b.sent if b.sent is not None else b.value
-        for payload in dec.feed(bytes([value])):
-            out.append((b.t_ps, payload))
+        push(b.sent if b.sent is not None else b.value, done)
+        if done:
+            out.extend((b.t_ps, payload) for payload in done)
+            done.clear()
     return out
 
 

@@ -186,15 +186,27 @@ class FrameDecoder:
         out: list[bytes] = []
         if self.resync:
             for b in data:
-                if not self._raw and b != SOF:           # fast path while hunting
-                    self.bytes_discarded += 1
-                    continue
-                self._raw.append(b)
-                self._scan(self._raw, 0, out)
+                self.push(b, out)
         else:
             for b in data:
                 self._feed_buggy(b, out)
         return out
+
+    def push(self, b: int, out: list[bytes]) -> None:
+        """One byte of ``feed`` in resync mode; completed payloads are appended to ``out``."""
+        raw = self._raw
+        if not raw:
+            if b != SOF:                                 # fast path while hunting
+                self.bytes_discarded += 1
+                return
+            raw.append(b)
+            return                                       # a lone SOF decides nothing yet
+        raw.append(b)
+        # Mid-frame (LEN read, CRC not yet due) the scan from SOF would walk the same candidate
+        # to the same state without deciding anything: skip it.
+        if 2 < len(raw) < self._len + OVERHEAD:
+            return
+        self._scan(raw, 0, out)
 
     def idle(self) -> list[bytes]:
         """The line went idle: the fixed decoder abandons partial frames; the buggy one ignores it."""
