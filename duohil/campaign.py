@@ -152,6 +152,8 @@ def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int |
     else:
         pool = None
         it = map(_one_trial, args)
+    if progress:
+        progress(0, len(todo))
     try:
         for r in it:
             results.append(r)

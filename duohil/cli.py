@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from . import campaign as campmod
 from . import runner
@@ -18,14 +19,39 @@ from .engines import registry
 from .errors import ConfigError, DuohilError, EngineUnavailable
 
 
-def _progress(prefix: str):
+def _clock_text(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _progress(prefix: str, stream: Any = None, clock: Callable[[], float] = time.monotonic,
+              tty: bool | None = None) -> Callable[[int, int], None]:
+    """A progress display for runs in worker processes: elapsed time and an estimate of what is
+    left (host time: the display only, never a run). On a terminal one line redrawn in place; in
+    a log (CI) a line at the start, at each tenth and at the end, so logs stay readable."""
+    out = stream if stream is not None else sys.stderr
+    if tty is None:
+        tty = bool(getattr(out, "isatty", lambda: False)())
+    t0 = clock()
+    last_tenth = [-1]
+
     def show(done: int, total: int) -> None:
+        total = max(total, 1)
+        elapsed = clock() - t0
         width = 30
-        filled = width * done // max(total, 1)
-        sys.stderr.write(f"\r{prefix} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        filled = width * done // total
+        text = f"{prefix} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {_clock_text(elapsed)}"
+        if 0 < done < total:
+            text += f", ~{_clock_text(elapsed * (total - done) / done)} left"
+        if tty:
+            out.write(f"\r{text}\x1b[K" + ("\n" if done >= total else ""))
+        else:
+            tenth = 10 * done // total
+            if tenth == last_tenth[0] and done < total:
+                return
+            last_tenth[0] = tenth
+            out.write(text + "\n")
+        out.flush()
     return show
 
 
@@ -88,7 +114,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         scmod.check_images(sc, sc.ab_variants())
     results, rows, skipped = [], [], []
     show = _progress("matrix")
-    show(0, 1)
+    show(0, sum(len(sc.ab_variants()) for sc in scs))
     outcome = runner.ab_many(scs, engine=args.engine, json_dir=args.report, jobs=args.jobs,
                              progress=show)
     for sc, res in zip(scs, outcome):

@@ -88,3 +88,42 @@ def test_matrix_runs_every_ab_in_parallel_with_the_serial_results(tmp_path):
 def test_matrix_bad_jobs_is_exit_2():
     r = duohil("matrix", "scenarios", "-j", "0")
     assert r.returncode == 2 and "--jobs" in r.stderr
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_progress_in_a_log_writes_whole_lines_at_each_tenth_with_an_estimate() -> None:
+    import io
+
+    from duohil.cli import _progress
+    out, clock = io.StringIO(), _Clock()
+    show = _progress("campaign", stream=out, clock=clock, tty=False)
+    for done in range(0, 201):
+        clock.t = 1.5 * done                        # 1.5 s per trial
+        show(done, 200)
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue()
+    assert len(lines) == 11                         # start, 10 %, ..., 90 %, done
+    assert lines[0].startswith("campaign [") and lines[0].endswith("0/200 0:00")
+    assert lines[5] == "campaign [###############...............] 100/200 2:30, ~2:30 left"
+    assert lines[-1] == "campaign [##############################] 200/200 5:00"
+
+
+def test_progress_on_a_terminal_redraws_one_line() -> None:
+    import io
+
+    from duohil.cli import _progress
+    out, clock = io.StringIO(), _Clock()
+    show = _progress("matrix", stream=out, clock=clock, tty=True)
+    for done in range(0, 23):
+        clock.t = 2.0 * done
+        show(done, 22)
+    text = out.getvalue()
+    assert text.count("\r") == 23 and text.endswith("22/22 0:44\x1b[K\n") and text.count("\n") == 1
+    assert "11/22 0:22, ~0:22 left" in text
