@@ -31,7 +31,7 @@ from . import crash as crashmod
 from . import faults as faultmod
 from . import oracle
 from .engines import base, registry
-from .errors import ConfigError, DuohilError, EngineError
+from .errors import ConfigError, DuohilError, EngineError, EngineUnavailable
 from .scenario import BUILD, PEER_IMAGES, REPO, Scenario
 
 STM32_PLATFORM = REPO / "platforms" / "stm32h743.repl"
@@ -364,10 +364,7 @@ class Duo:
             peer=base.MachineSpec(PEER_PLATFORM, elfs["peer"], BLOCKS["peer"]["config"],
                                   dict(config.get("peer", {}))),
             quantum_ps=round(float(quantum_us) * base.PS_PER_US), seed=seed)
-        eng, name = _engine(engine, plant, engine_options)
-        missing = eng.missing(requires)
-        if missing:
-            raise CapabilityMissing(name, missing)
+        eng, name = _engine(engine, plant, engine_options, requires)
         return cls(eng, spec, engine_name=name, oracle_params=oracle_params,
                    variant=Path(str(stm32)).stem)
 
@@ -381,10 +378,7 @@ class Duo:
         ``stm32`` replaces the variant's STM32 image (e.g. to run the ``fixed`` expectation
         against a ``fixed-no-<fix>`` build)."""
         seed = sc.seed if seed is None else seed
-        eng, name = _engine(engine, sc.plant, engine_options)
-        missing = eng.missing(sc.requires)
-        if missing:
-            raise CapabilityMissing(name, missing, what=f"scenario {sc.name}")
+        eng, name = _engine(engine, sc.plant, engine_options, sc.requires, f"scenario {sc.name}")
         plan = faultmod.realise(sc.faults, seed)
         q_ps = round(quantum_us * base.PS_PER_US) if quantum_us else sc.quantum_ps
         spec = spec_for(sc, variant, seed, q_ps)
@@ -713,11 +707,26 @@ class Duo:
 
 
 def _engine(engine: str | base.Engine, plant: dict[str, Any] | None,
-            options: dict[str, Any] | None) -> tuple[base.Engine, str]:
+            options: dict[str, Any] | None, requires: Iterable[str] = (),
+            what: str = "") -> tuple[base.Engine, str]:
+    """The engine for a run, made with the plant parameters. An engine that cannot run here says
+    why (EngineUnavailable); one that lacks a capability in ``requires`` (or the plant, given
+    plant parameters) raises CapabilityMissing before it is made."""
+    needed = set(requires) | ({base.PLANT} if plant else set())
     if isinstance(engine, base.Engine):
+        missing = engine.missing(needed)
+        if missing:
+            raise CapabilityMissing(engine.name, missing, what=what)
         if not plant and not options:
             return engine, engine.name
         engine = engine.name
+    cls = registry.engine_class(engine)
+    ok, reason = cls.availability()
+    if not ok:
+        raise EngineUnavailable(engine, reason)
+    missing = sorted(needed - set(cls.capabilities))
+    if missing:
+        raise CapabilityMissing(engine, missing, what=what)
     opts = ({"plant": dict(plant)} if plant else {}) | dict(options or {})
     return registry.get_engine(engine, **opts), engine
 

@@ -243,6 +243,11 @@ def from_dict(raw: Any, path: Path) -> Scenario:
         if variant not in sc.expect:
             raise ConfigError(f"no expected outcome for variant {variant}", file=path,
                               field=f"expect.{variant}", expected="an outcome label or list")
+    # plant parameters, or an expectation about runaways (the plant's end stops), need a plant
+    said = [lab for want in sc.expect.values()
+            for labs in (want.values() if isinstance(want, dict) else [want]) for lab in labs]
+    if sc.plant or "runaway" in said:
+        sc.requires = sorted(set(sc.requires) | {base.PLANT})
     return sc
 
 

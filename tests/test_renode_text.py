@@ -546,6 +546,26 @@ def test_capabilities_are_honest():
     assert renode_engine.RenodeEngine.name == "renode"
 
 
+def test_a_scenario_with_a_plant_is_skipped_on_renode_before_the_engine_is_made(monkeypatch):
+    """CM1 sets plant parameters and expects runaways; Renode has no plant. The run is refused
+    with the capability (a skip reason), not with a TypeError from the engine's constructor."""
+    from duohil import scenario as scmod
+    from duohil.duo import CapabilityMissing, Duo
+    from duohil.errors import EngineUnavailable
+    sc = scmod.load(scmod.REPO / "scenarios" / "cm1_cmd_timeout.yaml")
+    monkeypatch.setattr(renode_engine.RenodeEngine, "availability", classmethod(lambda cls: (True, "test")))
+    with pytest.raises(CapabilityMissing) as info:
+        Duo.from_scenario(sc, "buggy", engine="renode")
+    assert info.value.missing == ["plant"] and "scenario cm1_cmd_timeout" in str(info.value)
+    with pytest.raises(CapabilityMissing) as info:
+        Duo.start(engine="renode", plant={"limit_max": 9000})
+    assert info.value.missing == ["plant"]
+    # where Renode cannot run at all, that stays the reason given
+    monkeypatch.setattr(renode_engine.RenodeEngine, "availability", classmethod(lambda cls: (False, "no Renode")))
+    with pytest.raises(EngineUnavailable, match="no Renode"):
+        Duo.from_scenario(sc, "buggy", engine="renode")
+
+
 # -- fault plan -> monitor commands (the session's inject, with the monitor replaced) ---------------------------
 def _bare_session():
     s = object.__new__(renode_engine.RenodeSession)

@@ -73,7 +73,7 @@ def test_good_scenario_and_variants():
     sc = scenario.from_dict(GOOD, Path("cm1.yaml"))
     assert sc.fix == "cmd_timeout"
     assert sc.ab_variants() == ["buggy", "fixed", "fixed-no-cmd_timeout"]
-    assert sc.requires == ["link_faults", "peer_stall"]
+    assert sc.requires == ["link_faults", "peer_stall", "plant"]     # plant: it expects runaway
     assert sc.expect["fixed"] == ["ok"]
     assert sc.stm32_image("fixed-no-cmd_timeout").name == "fixed-no-cmd_timeout.elf"
     assert sc.peer_image("buggy").name == "pooled-packed.elf"
@@ -103,3 +103,14 @@ def test_missing_image_names_the_build_command(tmp_path):
                             tmp_path / "cm1.yaml")
     with pytest.raises(ConfigError, match="make firmware"):
         scenario.check_images(sc, ["fixed"])
+
+
+def test_plant_is_required_by_plant_parameters_or_a_runaway_expectation():
+    base = {"name": "x", "crash_mode": "CM2", "duration_ms": 100, "expect": {
+        "buggy": "desync", "fixed": "ok", "fixed-no-resync": "desync"}}
+    assert "plant" not in scenario.from_dict(base, Path("x.yaml")).requires
+    assert "plant" in scenario.from_dict(base | {"plant": {"limit_max": 9000}}, Path("x.yaml")).requires
+    none_runaway = base | {"expect": {"buggy": "desync", "fixed": {"any": ["ok"], "none": ["runaway"]},
+                                      "fixed-no-resync": "desync"}}
+    assert "plant" in scenario.from_dict(none_runaway, Path("x.yaml")).requires
+    assert "plant" in scenario.load(scenario.REPO / "scenarios" / "cm1_cmd_timeout.yaml").requires

@@ -29,8 +29,11 @@ DCACHE = "dcache"
 IRQ_AT_PC = "irq_at_pc"
 NESTED_IRQ = "nested_irq"
 CRASH_RECORD = "crash_record"
+#: a motor plant: TIM1's duty and the direction pin move an axis whose encoder counts reach TIM2,
+#: with end stops recorded as events (the ground truth of the runaway oracle)
+PLANT = "plant"
 ALL_CAPABILITIES = frozenset({LINK_FAULTS, PEER_STALL, DMA_LATENCY, DCACHE, IRQ_AT_PC, NESTED_IRQ,
-                              CRASH_RECORD})
+                              CRASH_RECORD, PLANT})
 
 MachineName = Literal["stm32", "peer"]
 Direction = Literal["stm32->peer", "peer->stm32"]

@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from ...errors import ConfigError, EngineError
 from ..base import (CRASH_RECORD, DCACHE, DMA_LATENCY, IRQ_AT_PC, LINK_FAULTS, NESTED_IRQ, PEER_STALL,
-                    PS_PER_MS, PS_PER_US, ConsoleLine, Engine, LinkByte, MachineHandle, RunSpec, Session)
+                    PLANT, PS_PER_MS, PS_PER_US, ConsoleLine, Engine, LinkByte, MachineHandle, RunSpec, Session)
 from . import script
 
 PYRENODE_VARS = ("PYRENODE_PKG", "PYRENODE_BUILD_DIR", "PYRENODE_BIN")
@@ -54,6 +54,8 @@ NOT_MODELLED = {
                 "latency; nested-interrupt timing is not modelled (renode.md 1.5)",
     IRQ_AT_PC: "a cpu AddHook interrupt is taken at the end of the hooked translation block, not at the "
                "instruction, so interleavings inside a block cannot be forced",
+    PLANT: "no motor plant is modelled on Renode: TIM2's encoder inputs never move, so every run "
+           "ends in a following-error ESTOP and a runaway cannot be observed (docs/renode.md, CM1)",
 }
 
 _KIND_CAPABILITY = {"dma_latency": DMA_LATENCY, "irq_at": IRQ_AT_PC}
