@@ -165,6 +165,27 @@ def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int |
     return CampaignResult(sc.name, str(path), engine, base_seed, trials, shard, results, full)
 
 
+def check(doc: dict[str, Any]) -> list[str]:
+    """What a campaign result (``CampaignResult.to_json()`` or a merged one) says against the
+    scenario's claim, as one line per problem (empty: it holds). The fixed build must not crash
+    as this crash mode in any trial, and the buggy one must crash in at least one: a fault
+    distribution that no longer reproduces the bug proves nothing about the fix."""
+    s = doc["summary"]
+    problems = []
+    fx, bg = s["fixed"], s["buggy"]
+    if fx["crashes"]:
+        bad = [t["trial"] for t in doc["trials"] if t["fixed"]["crashed"]]
+        problems.append(f"fixed crashed in {fx['crashes']}/{fx['trials']} trials "
+                        f"({100 * fx['rate']:.1f}%, 95% CI {100 * fx['ci95'][0]:.1f}-"
+                        f"{100 * fx['ci95'][1]:.1f}%); first trials: {bad[:5]} "
+                        f"(replay: duohil run {doc['scenario_path']} --variant fixed --seed "
+                        f"{next(t['seed'] for t in doc['trials'] if t['trial'] == bad[0])})")
+    if not bg["crashes"]:
+        problems.append(f"buggy did not crash in any of {bg['trials']} trials: the fault "
+                        f"distribution no longer reproduces {doc['scenario']}")
+    return problems
+
+
 def merge(paths: list[str | Path]) -> dict[str, Any]:
     """Combine shard results into the result an unsharded run would have written."""
     docs = [json.loads(Path(p).read_text()) for p in paths]

@@ -166,7 +166,17 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         page = report.write_campaign(doc, Path(args.json).with_suffix(".html"))
         print(f"result: {args.json}, report: {page}")
-    return 0
+    return _check(res.to_json()) if args.check else 0
+
+
+def _check(doc: dict) -> int:
+    """--check: exit 1 unless the campaign backs the scenario's claim (campaign.check)."""
+    problems = campmod.check(doc)
+    for p in problems:
+        print(f"check FAILED: {p}")
+    if not problems:
+        print("check passed: fixed never crashed, buggy reproduced")
+    return 1 if problems else 0
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -179,7 +189,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         print(f"{v}: {r['crashes']}/{r['trials']} crashed ({100 * r['rate']:.1f}%, "
               f"95% CI {100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}%)")
     print(f"merged: {args.out}")
-    return 0
+    return _check(doc) if args.check else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,11 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--full", action="store_true",
                     help="run every trial to the end (default: stop a trial once its crash is "
                          "certain)")
+    sp.add_argument("--check", action="store_true",
+                    help="exit 1 unless fixed never crashed and buggy crashed at least once")
     engine_opt(sp)
     sp.set_defaults(func=cmd_campaign)
     sp = sub.add_parser("merge", help="combine campaign shards into one result")
     sp.add_argument("files", nargs="+")
     sp.add_argument("-o", "--out", required=True)
+    sp.add_argument("--check", action="store_true",
+                    help="exit 1 unless fixed never crashed and buggy crashed at least once")
     sp.set_defaults(func=cmd_merge)
     return p
 

@@ -86,3 +86,21 @@ def test_jobs_must_be_a_number_of_workers():
     cm1 = Path(__file__).resolve().parent.parent / "scenarios" / "cm1_cmd_timeout.yaml"
     with pytest.raises(ConfigError, match="jobs must be >= 1"):
         campaign.run_campaign(str(cm1), 2, jobs=0)
+
+
+def test_check_holds_when_fixed_never_crashes_and_buggy_reproduces():
+    trials = [fake_trial(i, i % 4 != 0) for i in range(8)]
+    doc = campaign.CampaignResult("cm1", "s.yaml", "builtin", 1, 8, (1, 1), trials).to_json()
+    assert campaign.check(doc) == []
+
+
+def test_check_names_fixed_crashes_with_a_replay_command_and_a_toothless_distribution():
+    trials = [fake_trial(i, False) for i in range(6)]
+    trials[4]["fixed"]["crashed"] = True
+    doc = campaign.CampaignResult("cm1", "s.yaml", "builtin", 1, 6, (1, 1), trials).to_json()
+    problems = campaign.check(doc)
+    assert len(problems) == 2
+    assert problems[0].startswith("fixed crashed in 1/6 trials (16.7%")
+    assert f"duohil run s.yaml --variant fixed --seed {campaign.trial_seed(1, 4)}" in problems[0]
+    assert problems[1] == "buggy did not crash in any of 6 trials: the fault distribution no " \
+                          "longer reproduces cm1"

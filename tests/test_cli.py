@@ -127,3 +127,21 @@ def test_progress_on_a_terminal_redraws_one_line() -> None:
     text = out.getvalue()
     assert text.count("\r") == 23 and text.endswith("22/22 0:44\x1b[K\n") and text.count("\n") == 1
     assert "11/22 0:22, ~0:22 left" in text
+
+
+def test_campaign_and_merge_check_gate_the_exit_code(tmp_path) -> None:
+    from duohil import campaign
+    r = duohil("campaign", "scenarios/cm4_atomic.yaml", "--trials", "2", "-j", "1", "--check",
+               "--json", str(tmp_path / "c.json"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "check passed: fixed never crashed, buggy reproduced" in r.stdout
+    doc = json.loads((tmp_path / "c.json").read_text())
+    doc["trials"][1]["fixed"]["crashed"] = True         # as if the fix had regressed in trial 1
+    doc["summary"] = campaign.CampaignResult(
+        doc["scenario"], doc["scenario_path"], doc["engine"], doc["base_seed"], doc["trials_total"],
+        (1, 1), doc["trials"]).summary()
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    r = duohil("merge", str(tmp_path / "bad.json"), "-o", str(tmp_path / "m.json"), "--check")
+    assert r.returncode == 1 and "check FAILED: fixed crashed in 1/2 trials" in r.stdout, r.stdout
+    r = duohil("merge", str(tmp_path / "bad.json"), "-o", str(tmp_path / "m.json"))
+    assert r.returncode == 0                             # without --check: report only

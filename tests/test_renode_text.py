@@ -505,6 +505,29 @@ def test_builtin_workflow():
     assert "renode" not in runs.lower().replace("--exclude renode", "")
 
 
+def test_campaign_workflow_shards_every_crash_mode_and_gates_the_merge():
+    wf = _workflow("campaign.yml")
+    shard, merge = wf["jobs"]["shard"], wf["jobs"]["merge"]
+    n = int(wf["env"]["SHARDS"])
+    assert shard["strategy"]["matrix"]["shard"] == list(range(1, n + 1))
+    crash_modes = sorted(p.stem for p in (ROOT / "scenarios").glob("cm*.yaml"))
+    assert shard["strategy"]["matrix"]["scenario"] == crash_modes
+    assert merge["strategy"]["matrix"]["scenario"] == crash_modes
+    runs = _runs(shard)
+    assert "make firmware" in runs
+    assert re.search(r"duohil campaign scenarios/\$\{\{ matrix.scenario \}\}\.yaml --trials \"\$TRIALS\" "
+                     r"--shard \$\{\{ matrix.shard \}\}/\$SHARDS "
+                     r"--json reports/campaign/\$\{\{ matrix.scenario \}\}-\$\{\{ matrix.shard \}\}\.json", runs)
+    up = next(st for st in shard["steps"] if st.get("uses", "").startswith("actions/upload-artifact"))
+    down = next(st for st in merge["steps"] if st.get("uses", "").startswith("actions/download-artifact"))
+    assert up["with"]["name"] == "campaign-${{ matrix.scenario }}-${{ matrix.shard }}"
+    assert down["with"]["pattern"] == "campaign-${{ matrix.scenario }}-*" and down["with"]["merge-multiple"]
+    assert merge["needs"] == "shard"
+    assert re.search(r"duohil merge reports/campaign/\$\{\{ matrix.scenario \}\}-\*\.json "
+                     r"-o reports/campaign/\$\{\{ matrix.scenario \}\}\.json --check", _runs(merge))
+    assert wf["on"]["schedule"] and "workflow_dispatch" in wf["on"]
+
+
 # -- availability reasons (no Renode needed) ------------------------------------------------------------------
 @pytest.fixture
 def clean_env(monkeypatch):
