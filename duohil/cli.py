@@ -10,7 +10,8 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import campaign as campmod
 from . import runner
@@ -20,7 +21,7 @@ from .errors import ConfigError, DuohilError, EngineUnavailable
 
 
 def _clock_text(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 

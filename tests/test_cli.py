@@ -104,7 +104,7 @@ def test_progress_in_a_log_writes_whole_lines_at_each_tenth_with_an_estimate() -
     from duohil.cli import _progress
     out, clock = io.StringIO(), _Clock()
     show = _progress("campaign", stream=out, clock=clock, tty=False)
-    for done in range(0, 201):
+    for done in range(201):
         clock.t = 1.5 * done                        # 1.5 s per trial
         show(done, 200)
     lines = out.getvalue().splitlines()
@@ -121,7 +121,7 @@ def test_progress_on_a_terminal_redraws_one_line() -> None:
     from duohil.cli import _progress
     out, clock = io.StringIO(), _Clock()
     show = _progress("matrix", stream=out, clock=clock, tty=True)
-    for done in range(0, 23):
+    for done in range(23):
         clock.t = 2.0 * done
         show(done, 22)
     text = out.getvalue()
