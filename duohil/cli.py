@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from . import campaign as campmod

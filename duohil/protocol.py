@@ -184,16 +184,15 @@ class FrameDecoder:
         """Feed received bytes; returns the payloads of the frames they complete, in order."""
         data = _as_bytes(data, "data")
         out: list[bytes] = []
-        if self.resync:
-            for b in data:
-                self.push(b, out)
-        else:
-            for b in data:
-                self._feed_buggy(b, out)
+        for b in data:
+            self.push(b, out)
         return out
 
     def push(self, b: int, out: list[bytes]) -> None:
-        """One byte of ``feed`` in resync mode; completed payloads are appended to ``out``."""
+        """One byte of ``feed`` (0..255); the payloads it completes are appended to ``out``."""
+        if not self.resync:
+            self._feed_buggy(b, out)
+            return
         raw = self._raw
         if not raw:
             if b != SOF:                                 # fast path while hunting
