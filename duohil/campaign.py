@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -78,7 +78,10 @@ def crash_labels(sc: "scmod.Scenario") -> list[str]:
     """What counts as a crash of *this* crash mode: the labels the scenario expects on buggy.
     The buggy build carries every field bug, so it also shows others (e.g. stale reads from the
     D-cache bug on every run); counting those would measure the wrong bug. All labels are still
-    tallied per variant in the summary."""
+    tallied per variant in the summary. The nominal scenario claims that nothing happens: there
+    every label but ``ok`` counts."""
+    if sc.crash_mode == "nominal":
+        return [lab for lab in scmod.OUTCOMES if lab != "ok"]
     want = sc.expect.get("buggy", [])
     if isinstance(want, dict):
         want = want.get("any", [])
@@ -95,6 +98,8 @@ class CampaignResult:
     shard: tuple[int, int]
     trials: list[dict[str, Any]]
     full: bool = False              # every trial ran to the end (--full)
+    crash_mode: str = ""            # the scenario's (CM1 ... CM7, nominal)
+    crash_labels: list[str] = field(default_factory=list)    # what counted as a crash
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -116,6 +121,7 @@ class CampaignResult:
                                                    "stopped_ms")}
                       for v in CAMPAIGN_VARIANTS}} for t in sorted(self.trials, key=lambda t: t["trial"])]
         return {"scenario": self.scenario, "scenario_path": self.scenario_path, "engine": self.engine,
+                "crash_mode": self.crash_mode, "crash_labels": list(self.crash_labels),
                 "base_seed": self.base_seed, "trials_total": self.trials_total,
                 "shard": list(self.shard), "full": self.full, "trials": trials,
                 "summary": self.summary()}
@@ -162,7 +168,8 @@ def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int |
     finally:
         if pool is not None:
             pool.shutdown()
-    return CampaignResult(sc.name, str(path), engine, base_seed, trials, shard, results, full)
+    return CampaignResult(sc.name, str(path), engine, base_seed, trials, shard, results, full,
+                          sc.crash_mode, crash_labels(sc))
 
 
 def check(doc: dict[str, Any]) -> list[str]:
@@ -180,7 +187,7 @@ def check(doc: dict[str, Any]) -> list[str]:
                         f"{100 * fx['ci95'][1]:.1f}%); first trials: {bad[:5]} "
                         f"(replay: duohil run {doc['scenario_path']} --variant fixed --seed "
                         f"{next(t['seed'] for t in doc['trials'] if t['trial'] == bad[0])})")
-    if not bg["crashes"]:
+    if not bg["crashes"] and doc.get("crash_mode") != "nominal":     # nominal claims no crash
         problems.append(f"buggy did not crash in any of {bg['trials']} trials: the fault "
                         f"distribution no longer reproduces {doc['scenario']}")
     return problems
@@ -193,7 +200,7 @@ def merge(paths: list[str | Path]) -> dict[str, Any]:
         raise ConfigError("nothing to merge", field="files", expected="one or more campaign JSON files")
     head = docs[0]
     for p, d in zip(paths, docs):
-        for key in ("scenario", "engine", "base_seed", "trials_total", "full"):
+        for key in ("scenario", "engine", "base_seed", "trials_total", "full", "crash_labels"):
             if d.get(key) != head.get(key):
                 raise ConfigError(f"{key} differs from {paths[0]}", file=p, field=key,
                                   expected=repr(head.get(key)))
@@ -204,5 +211,6 @@ def merge(paths: list[str | Path]) -> dict[str, Any]:
                           field="shards", expected="every shard K/N of the campaign")
     res = CampaignResult(head["scenario"], head["scenario_path"], head["engine"], head["base_seed"],
                          head["trials_total"], (1, 1), list(trials.values()),
-                         bool(head.get("full", False)))
+                         bool(head.get("full", False)), head.get("crash_mode", ""),
+                         list(head.get("crash_labels", [])))
     return res.to_json()

@@ -176,7 +176,9 @@ def _check(doc: dict) -> int:
     for p in problems:
         print(f"check FAILED: {p}")
     if not problems:
-        print("check passed: fixed never crashed, buggy reproduced")
+        print("check passed: " + ("fixed showed nothing but ok in every trial"
+                                  if doc.get("crash_mode") == "nominal"
+                                  else "fixed never crashed, buggy reproduced"))
     return 1 if problems else 0
 
 

@@ -112,7 +112,9 @@ def write_campaign(doc: dict[str, Any], path: str | Path) -> Path:
         ".ok{color:green}.bad{color:#b00}</style>"
         f"<h1>Campaign: {e(doc['scenario'])}</h1><p>{doc['trials_total']} trials, base seed "
         f"{doc['base_seed']}, engine {e(doc['engine'])}. A trial crashes when it shows a label of "
-        "the crash mode under study (the scenario's buggy expectation).</p>"
+        "the crash mode under study (the scenario's buggy expectation; for the nominal scenario, any "
+        "label but ok)" + (f": {e(', '.join(doc['crash_labels']))}" if doc.get("crash_labels") else "")
+        + ".</p>"
         "<table border=1 cellspacing=0><tr><th>variant</th><th>trials</th><th>crashes</th>"
         f"<th>rate</th><th>95% CI (Wilson)</th><th>outcomes</th></tr>{rows}</table>"
         "<h2>Trials</h2><table border=1 cellspacing=0><tr><th>trial</th><th>seed</th>"

@@ -104,3 +104,18 @@ def test_check_names_fixed_crashes_with_a_replay_command_and_a_toothless_distrib
     assert f"duohil run s.yaml --variant fixed --seed {campaign.trial_seed(1, 4)}" in problems[0]
     assert problems[1] == "buggy did not crash in any of 6 trials: the fault distribution no " \
                           "longer reproduces cm1"
+
+
+def test_nominal_counts_every_label_but_ok_and_claims_no_buggy_crash(tmp_path):
+    from duohil import scenario
+    nominal = scenario.load(scenario.REPO / "scenarios" / "nominal.yaml")
+    labels = campaign.crash_labels(nominal)
+    assert "ok" not in labels and {"stale", "runaway", "estop", "hardfault"} <= set(labels)
+    cm1 = scenario.load(scenario.REPO / "scenarios" / "cm1_cmd_timeout.yaml")
+    assert campaign.crash_labels(cm1) == ["estop", "runaway"]
+    trials = [fake_trial(i, False) for i in range(4)]
+    doc = campaign.CampaignResult("nominal", "n.yaml", "builtin", 1, 4, (1, 1), trials,
+                                  crash_mode="nominal", crash_labels=labels).to_json()
+    assert campaign.check(doc) == [] and doc["crash_labels"] == labels
+    from duohil import report
+    assert "stale" in report.write_campaign(doc, tmp_path / "n.html").read_text()

@@ -505,12 +505,12 @@ def test_builtin_workflow():
     assert "renode" not in runs.lower().replace("--exclude renode", "")
 
 
-def test_campaign_workflow_shards_every_crash_mode_and_gates_the_merge():
+def test_campaign_workflow_shards_every_scenario_and_gates_the_merge():
     wf = _workflow("campaign.yml")
     shard, merge = wf["jobs"]["shard"], wf["jobs"]["merge"]
     n = int(wf["env"]["SHARDS"])
     assert shard["strategy"]["matrix"]["shard"] == list(range(1, n + 1))
-    crash_modes = sorted(p.stem for p in (ROOT / "scenarios").glob("cm*.yaml"))
+    crash_modes = sorted(p.stem for p in (ROOT / "scenarios").glob("cm*.yaml")) + ["nominal"]
     assert shard["strategy"]["matrix"]["scenario"] == crash_modes
     assert merge["strategy"]["matrix"]["scenario"] == crash_modes
     runs = _runs(shard)
