@@ -101,6 +101,12 @@ def cmd_ab(args: argparse.Namespace) -> int:
     print(f"{res.scenario} (seed {res.seed})")
     for line in res.verdict_lines():
         print("  " + line)
+    if res.runs and res.runs[0].fault_plan:
+        # the plan the seed drew, the same for every variant (when each fault fired, t_ps, is
+        # per run: an event-triggered fault fires when that run's event happens)
+        from .duo import faults_text
+        print("  faults: " + faults_text([{k: v for k, v in f.items() if k != "t_ps"}
+                                          for f in res.runs[0].fault_plan]))
     return 0 if res.passed else 1
 
 

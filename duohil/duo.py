@@ -816,6 +816,14 @@ def expectation_text(expected: list[str] | dict[str, list[str]] | None) -> str:
     return " or ".join(expected)
 
 
+def faults_text(plan: list[dict[str, Any]]) -> str:
+    """A realised fault plan on one line: ``peer_stall(at_ms=580.412, duration_ms=42.4, ...)``."""
+    def val(v: Any) -> Any:
+        return round(v, 3) if isinstance(v, float) else v
+    return "; ".join(f"{f['kind']}(" + ", ".join(f"{k}={val(v)}" for k, v in f.items() if k != "kind")
+                     + ")" for f in plan)
+
+
 def explain(r: RunResult, expected: list[str] | dict[str, list[str]] | None = None) -> str:
     """Why a run did or did not meet its expectation, in the words a reviewer needs."""
     want = expected if expected is not None else (r.expected or [])
@@ -838,9 +846,7 @@ def explain(r: RunResult, expected: list[str] | dict[str, list[str]] | None = No
     if r.error:
         lines.append(f"  engine error: {r.error}")
     if r.fault_plan:
-        lines.append("  faults: " + "; ".join(
-            f"{f['kind']}(" + ", ".join(f"{k}={v}" for k, v in f.items() if k != "kind") + ")"
-            for f in r.fault_plan))
+        lines.append("  faults: " + faults_text(r.fault_plan))
     tail = r.console.get("stm32", [])[-5:]
     if tail:
         lines.append("  last STM32 console lines:")

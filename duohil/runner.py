@@ -96,10 +96,14 @@ class AbResult:
                 else:
                     what = f"CRASHES on fixed: {', '.join(r.outcomes)}"
             else:
-                label = next((lab for lab in r.outcomes if lab in expected), r.outcomes[0])
-                when = r.evidence.get(label, "")
-                what = (f"reproduces on {r.variant}: {label}" + (f" ({when})" if when else "")
-                        if crashed else f"does NOT reproduce on {r.variant}")
+                label = next((lab for lab in r.outcomes if lab in expected), None)
+                if label is not None:
+                    when = r.evidence.get(label, "")
+                    what = f"reproduces on {r.variant}: {label}" + (f" ({when})" if when else "")
+                else:
+                    # e.g. a seed whose GC pause is too short to matter, or another bug's label
+                    what = (f"does NOT reproduce on {r.variant}: expected "
+                            f"{' or '.join(expected) or 'a crash'}, saw {', '.join(r.outcomes)}")
             mark = "ok " if r.matches else "BAD"
             out.append(f"[{mark}] {what}")
         return out

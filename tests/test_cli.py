@@ -145,3 +145,14 @@ def test_campaign_and_merge_check_gate_the_exit_code(tmp_path) -> None:
     assert r.returncode == 1 and "check FAILED: fixed crashed in 1/2 trials" in r.stdout, r.stdout
     r = duohil("merge", str(tmp_path / "bad.json"), "-o", str(tmp_path / "m.json"))
     assert r.returncode == 0                             # without --check: report only
+
+
+def test_ab_names_what_a_seed_drew_when_the_crash_does_not_reproduce() -> None:
+    # seed 3 draws a 2.6 ms GC pause: too short to matter, so buggy shows only another bug's label
+    r = duohil("ab", "scenarios/cm1_cmd_timeout.yaml", "--seed", "3")
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert "[BAD] does NOT reproduce on buggy: expected estop or runaway, saw " in r.stdout
+    assert "[ok ] holds on fixed" in lines[2]
+    assert lines[-1].startswith("  faults: peer_stall(at_ms=273.366, duration_ms=2.606")
+    assert "t_ps" not in lines[-1]
