@@ -193,9 +193,34 @@ def check(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
+_RESULT_KEYS = ("scenario", "scenario_path", "engine", "base_seed", "trials_total", "trials")
+
+
+def load_result(path: str | Path) -> dict[str, Any]:
+    """A campaign result file (``duohil campaign --json``), or a clear error naming the file."""
+    expected = "a campaign result written by `duohil campaign --json`"
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError("campaign result not found", file=path, expected=expected) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read it: {exc.strerror}", file=path, expected=expected) from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc.msg} at line {exc.lineno}", file=path,
+                          expected=expected) from None
+    if not isinstance(doc, dict):
+        raise ConfigError("not a campaign result", file=path, expected=expected)
+    for key in _RESULT_KEYS:
+        if key not in doc:
+            raise ConfigError("not a campaign result", file=path, field=key, expected=expected)
+    return doc
+
+
 def merge(paths: list[str | Path]) -> dict[str, Any]:
     """Combine shard results into the result an unsharded run would have written."""
-    docs = [json.loads(Path(p).read_text()) for p in paths]
+    docs = [load_result(p) for p in paths]
     if not docs:
         raise ConfigError("nothing to merge", field="files", expected="one or more campaign JSON files")
     head = docs[0]

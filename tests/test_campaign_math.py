@@ -119,3 +119,18 @@ def test_nominal_counts_every_label_but_ok_and_claims_no_buggy_crash(tmp_path):
     assert campaign.check(doc) == [] and doc["crash_labels"] == labels
     from duohil import report
     assert "stale" in report.write_campaign(doc, tmp_path / "n.html").read_text()
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "campaign result not found"),
+    ("{bad", "not JSON"),
+    ('{"a": 1}', "not a campaign result"),
+    ("[1, 2]", "not a campaign result"),
+])
+def test_merge_of_a_file_that_is_not_a_campaign_result_is_a_clear_error(tmp_path, content, words):
+    f = tmp_path / "shard.json"
+    if content is not None:
+        f.write_text(content)
+    with pytest.raises(ConfigError, match=words) as info:
+        campaign.merge([f])
+    assert str(f) in str(info.value) and "duohil campaign --json" in str(info.value)
