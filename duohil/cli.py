@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +58,31 @@ def _progress(prefix: str, stream: Any = None, clock: Callable[[], float] = time
     return show
 
 
+def _writable(path: str | None, option: str, is_dir: bool = False) -> None:
+    """Check an output path before anything runs: a result that cannot be written is bad input
+    found at the start, not a traceback after minutes of simulation."""
+    if not path:
+        return
+    p = Path(path)
+    d = p if is_dir else p.parent
+    expected = "a directory you can write to" if is_dir else "a file path you can write to"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {d}: {exc.strerror}", field=option,
+                          expected=expected) from None
+    if not is_dir and p.is_dir():
+        raise ConfigError(f"{p} is a directory", field=option, expected=expected)
+    try:                                    # a file made and removed again: the real test
+        with tempfile.NamedTemporaryFile(dir=d, prefix=".duohil-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write in {d}: {exc.strerror}", field=option,
+                          expected=expected) from None
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ConfigError(f"{p} is not writable", field=option, expected=expected)
+
+
 def cmd_engines(args: argparse.Namespace) -> int:
     for e in registry.describe():
         state = "available" if e["available"] else "unavailable"
@@ -72,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown variant {variant!r}", field="--variant",
                           expected="one of " + ", ".join(sorted(valid)))
     scmod.check_images(sc, [variant])
+    _writable(args.json, "--json")
     r = runner.run(sc, variant, seed=args.seed, engine=args.engine, json_path=args.json)
     print(r.headline())
     for k, v in r.evidence.items():
@@ -93,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _ab(path: str, seed: int | None, engine: str, json_dir: str | None) -> runner.AbResult:
     sc = scmod.load(path)
     scmod.check_images(sc, sc.ab_variants())
+    _writable(json_dir, "--json-dir", is_dir=True)
     return runner.ab(sc, seed=seed, engine=engine, json_dir=json_dir)
 
 
@@ -119,6 +148,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     scs = [scmod.load(p) for p in paths]
     for sc in scs:
         scmod.check_images(sc, sc.ab_variants())
+    _writable(args.report, "--report", is_dir=True)
     results, rows, skipped = [], [], []
     show = _progress("matrix")
     show(0, sum(len(sc.ab_variants()) for sc in scs))
@@ -153,6 +183,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 def cmd_campaign(args: argparse.Namespace) -> int:
     shard = campmod.parse_shard(args.shard)
+    _writable(args.json, "--json")
     t0 = time.perf_counter()
     res = campmod.run_campaign(args.scenario, args.trials, seed=args.seed, jobs=args.jobs,
                                shard=shard, engine=args.engine, progress=_progress("campaign"),
@@ -191,6 +222,7 @@ def _check(doc: dict) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from . import report
     doc = campmod.merge(args.files)
+    _writable(args.out, "--out")
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     report.write_campaign(doc, Path(args.out).with_suffix(".html"))
     s = doc["summary"]

@@ -156,3 +156,29 @@ def test_ab_names_what_a_seed_drew_when_the_crash_does_not_reproduce() -> None:
     assert "[ok ] holds on fixed" in lines[2]
     assert lines[-1].startswith("  faults: peer_stall(at_ms=273.366, duration_ms=2.606")
     assert "t_ps" not in lines[-1]
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "scenarios/cm4_atomic.yaml", "--json", "{blocked}/r.json"],
+    ["ab", "scenarios/cm4_atomic.yaml", "--json-dir", "{blocked}/ab"],
+    ["matrix", "scenarios", "--report", "{blocked}/m"],
+    ["campaign", "scenarios/cm4_atomic.yaml", "--trials", "2", "--json", "{blocked}/c.json"],
+    ["run", "scenarios/cm4_atomic.yaml", "--json", "{dir}"],
+])
+def test_an_output_that_cannot_be_written_is_bad_input_before_anything_runs(tmp_path, args) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    r = duohil(*[a.format(blocked=blocked, dir=tmp_path) for a in args])
+    assert r.returncode == 2, r.stdout + r.stderr
+    line = r.stderr.strip().splitlines()
+    assert len(line) == 1 and line[0].startswith("duohil: error: --") and "Traceback" not in r.stderr
+    assert "you can write to" in line[0] and r.stdout == ""         # nothing ran
+
+
+def test_merge_output_that_cannot_be_written(tmp_path) -> None:
+    from duohil import campaign
+    doc = campaign.CampaignResult("cm1", "s.yaml", "builtin", 1, 0, (1, 1), []).to_json()
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    (tmp_path / "a-file").write_text("")
+    r = duohil("merge", str(tmp_path / "s.json"), "-o", str(tmp_path / "a-file" / "m.json"))
+    assert r.returncode == 2 and r.stderr.startswith("duohil: error: --out: cannot create"), r.stderr
