@@ -300,6 +300,14 @@ class Link:
                 for t, p in oracle.sender_frames(self._duo.session.link_bytes(), direction)]
 
 
+def _quantum_ps(quantum_us: float) -> int:
+    q = round(float(quantum_us) * base.PS_PER_US)
+    if q <= 0:
+        raise ConfigError(f"quantum of {quantum_us} us", field="quantum_us",
+                          expected="a CPU slice bound > 0 us (e.g. 10)")
+    return q
+
+
 def _ps(ms: float) -> int:
     return round(float(ms) * base.PS_PER_MS)
 
@@ -363,7 +371,7 @@ class Duo:
                                    dict(config.get("stm32", {}))),
             peer=base.MachineSpec(PEER_PLATFORM, elfs["peer"], BLOCKS["peer"]["config"],
                                   dict(config.get("peer", {}))),
-            quantum_ps=round(float(quantum_us) * base.PS_PER_US), seed=seed)
+            quantum_ps=_quantum_ps(quantum_us), seed=seed)
         eng, name = _engine(engine, plant, engine_options, requires)
         return cls(eng, spec, engine_name=name, oracle_params=oracle_params,
                    variant=Path(str(stm32)).stem)
@@ -380,7 +388,7 @@ class Duo:
         seed = sc.seed if seed is None else seed
         eng, name = _engine(engine, sc.plant, engine_options, sc.requires, f"scenario {sc.name}")
         plan = faultmod.realise(sc.faults, seed)
-        q_ps = round(quantum_us * base.PS_PER_US) if quantum_us else sc.quantum_ps
+        q_ps = sc.quantum_ps if quantum_us is None else _quantum_ps(quantum_us)
         spec = spec_for(sc, variant, seed, q_ps)
         if stm32 is not None:
             spec = base.RunSpec(stm32=base.MachineSpec(spec.stm32.platform, image_path(stm32, "stm32"),

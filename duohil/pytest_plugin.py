@@ -196,7 +196,8 @@ class DuoFactory:
               **kw: Any) -> Duo:
         """``Duo.start`` with this session's engine, seed and quantum unless given."""
         seed = seed if seed is not None else (self.options.seed or 0)
-        quantum = quantum_us or self.options.quantum_us or base.DEFAULT_QUANTUM_PS / base.PS_PER_US
+        quantum = next((q for q in (quantum_us, self.options.quantum_us) if q is not None),
+                       base.DEFAULT_QUANTUM_PS / base.PS_PER_US)
         return self._keep(Duo.start(stm32, peer, engine=self.engine, seed=seed,
                                     quantum_us=quantum, **kw))
 

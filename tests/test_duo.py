@@ -112,3 +112,12 @@ def test_fixed_fault_handler_records_the_crash_and_recovers(duo: Duo) -> None:
     assert crash["pc_function"] == "main" and crash["exception"] == "BusFault"
     assert "hang" not in duo.outcomes().labels
     assert duo.stm32.crash_record.count >= 1
+
+
+@pytest.mark.parametrize("q", [0, -5, 1e-9])
+def test_a_quantum_that_is_not_positive_is_bad_input_not_a_silent_default(q: float) -> None:
+    with pytest.raises(ConfigError, match="quantum_us"):
+        Duo.start(quantum_us=q)
+    sc = scmod.load(scmod.REPO / "scenarios" / "nominal.yaml")
+    with pytest.raises(ConfigError, match="quantum_us"):          # 0 used to mean "the scenario's"
+        Duo.from_scenario(sc, "fixed", quantum_us=q)
