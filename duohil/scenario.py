@@ -213,6 +213,12 @@ def from_dict(raw: Any, path: Path) -> Scenario:
         _check_type(v, (int, float), path, f"plant.{k}")
     sc.faults = [faultmod.validate_fault(f, f"faults[{i}]", str(path))
                  for i, f in enumerate(raw.get("faults", []))]
+    for i, f in enumerate(sc.faults):
+        latest = _latest(f.params.get("at_ms"))
+        if latest is not None and latest >= sc.duration_ms:
+            raise ConfigError(f"the fault could never act: at_ms reaches {latest:g}, the run ends at "
+                              f"{sc.duration_ms:g}", file=path, field=f"faults[{i}].at_ms",
+                              expected=f"times before duration_ms ({sc.duration_ms:g})")
     caps = set(sc.requires) | {faultmod.capability_of(f.kind) for f in sc.faults}
     sc.requires = sorted(set(req) | caps)
     oracle = raw.get("oracle", {})
@@ -249,6 +255,21 @@ def from_dict(raw: Any, path: Path) -> Scenario:
     if sc.plant or "runaway" in said:
         sc.requires = sorted(set(sc.requires) | {base.PLANT})
     return sc
+
+
+def _latest(v: Any) -> float | None:
+    """The latest value a fault time can take: the number, or a distribution's upper end."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, dict) and len(v) == 1:
+        (name, args), = v.items()
+        nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)] \
+            if isinstance(args, list) else []
+        if name in ("uniform", "randint") and len(nums) == 2:
+            return float(nums[1])
+        if name == "choice" and nums:
+            return float(max(nums))
+    return None
 
 
 def _labels(want: Any, path: Path, where: str) -> list[str]:

@@ -27,6 +27,7 @@ EXPECTED = {
     "unknown_peer_image.yaml": ("peer.image", "unknown peer image 'gc-weird'"),
     "unknown_capability.yaml": ("requires[0]", "unknown capability 'l2cache'"),
     "stall_two_triggers.yaml": ("faults[0]", "exactly one trigger"),
+    "fault_after_the_end.yaml": ("faults[0].at_ms", "could never act: at_ms reaches 1200, the run ends at 1000"),
 }
 
 
