@@ -5,14 +5,13 @@ import json
 from pathlib import Path
 
 import pytest
+from fw_helpers import require_images
 
 from duohil import runner
 from duohil import scenario as scmod
 from duohil.duo import Block, CapabilityMissing, Duo, explain
 from duohil.engines.builtin.session import BuiltinEngine
 from duohil.errors import ConfigError
-
-BUILD = Path(__file__).resolve().parent.parent / "build"
 
 TINY = """\
 name: tiny_cm2
@@ -31,12 +30,6 @@ expect:
   fixed: ok
   fixed-no-resync: desync
 """
-
-
-def require_images(*names: str) -> None:
-    missing = [n for n in names if not (BUILD / n).is_file()]
-    if missing:
-        pytest.skip("firmware image(s) not built: " + ", ".join(missing) + " (run `make firmware`)")
 
 
 def test_runner_run_is_duo_from_scenario(tmp_path: Path) -> None:

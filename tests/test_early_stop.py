@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fw_helpers import require_images
 
 from duohil import oracle, runner
 from duohil import scenario as scmod
@@ -18,10 +19,7 @@ LABELS = ("estop", "runaway")
 
 @pytest.fixture(scope="module")
 def cm1():
-    missing = [n for n in ("stm32/fixed.elf", "stm32/buggy.elf", "esp32/pooled-packed.elf")
-               if not (ROOT / "build" / n).is_file()]
-    if missing:
-        pytest.skip("firmware image(s) not built: " + ", ".join(missing) + " (run `make firmware`)")
+    require_images("stm32/fixed.elf", "stm32/buggy.elf", "esp32/pooled-packed.elf")
     return scmod.load(CM1)
 
 

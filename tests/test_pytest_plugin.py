@@ -13,14 +13,13 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from fw_helpers import require_images
 
 from duohil import duo as duomod
 from duohil.duo import CapabilityMissing, Duo
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build"
 ROBOT_DEMO = Path(__file__).resolve().parent / "data" / "robot" / "broken_fix.robot"
 
 # CM6 in 120 ms: the peer serializes with natural alignment; FIX_LAYOUT rejects those frames (and
@@ -36,12 +35,6 @@ expect:
   fixed: ok
   fixed-no-layout: misparse
 """
-
-
-def require_images(*names: str) -> None:
-    missing = [n for n in names if not (BUILD / n).is_file()]
-    if missing:
-        pytest.skip("firmware image(s) not built: " + ", ".join(missing) + " (run `make firmware`)")
 
 
 # -- the Duo API through the plugin's own fixture ---------------------------------------------------
