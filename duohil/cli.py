@@ -197,14 +197,13 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if stopped:
         print(f"{len(stopped)} runs stopped once their crash was certain (mean at "
               f"{sum(stopped) / len(stopped):.0f} ms virtual); --full runs them to the end")
+    doc = res.to_json()
     if args.json:
         from . import report
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        doc = res.to_json()
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         page = report.write_campaign(doc, Path(args.json).with_suffix(".html"))
         print(f"result: {args.json}, report: {page}")
-    return _check(res.to_json()) if args.check else 0
+    return _check(doc) if args.check else 0
 
 
 def _check(doc: dict) -> int:
