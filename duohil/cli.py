@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="worker processes (default: one per CPU)")
     engine_opt(sp)
     sp.set_defaults(func=cmd_matrix)
-    sp = sub.add_parser("campaign", help="Monte Carlo crash rates with 95% confidence intervals")
+    sp = sub.add_parser("campaign", help="Monte Carlo crash rates with 95%% confidence intervals")
     sp.add_argument("scenario")
     sp.add_argument("--trials", type=int, required=True)
     sp.add_argument("--seed", type=int)

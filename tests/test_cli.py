@@ -182,3 +182,23 @@ def test_merge_output_that_cannot_be_written(tmp_path) -> None:
     (tmp_path / "a-file").write_text("")
     r = duohil("merge", str(tmp_path / "s.json"), "-o", str(tmp_path / "a-file" / "m.json"))
     assert r.returncode == 2 and r.stderr.startswith("duohil: error: --out: cannot create"), r.stderr
+
+
+def _commands() -> list[str]:
+    from duohil import cli
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    return sorted(sub.choices)
+
+
+def test_every_command_has_working_help():
+    """argparse formats help strings with %: a bare '%' in any of them crashed `duohil --help`."""
+    r = duohil("--help")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    names = _commands()
+    assert {"run", "ab", "matrix", "campaign", "merge", "engines"} <= set(names)
+    for name in names:
+        assert name in r.stdout
+    for name in names:
+        h = duohil(name, "--help")
+        assert h.returncode == 0 and "Traceback" not in h.stderr, (name, h.stderr)
+        assert h.stdout.startswith("usage: duohil " + name), (name, h.stdout)
