@@ -44,7 +44,7 @@ def test_downsample_keeps_the_extremes_and_the_end():
     assert report.downsample(pts[:10], 300) == pts[:10]
 
 
-def _matrix(tmp_path: Path, out: str) -> Path:
+def _matrix(tmp_path: Path, out: str) -> tuple[Path, str]:
     sdir = tmp_path / "scenarios"
     sdir.mkdir(exist_ok=True)
     for name in ("cm1_cmd_timeout.yaml", "cm6_layout.yaml"):
@@ -53,7 +53,7 @@ def _matrix(tmp_path: Path, out: str) -> Path:
                         str(tmp_path / out), "-j", "1"], cwd=ROOT, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    return tmp_path / out
+    return tmp_path / out, r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +61,12 @@ def two_runs(tmp_path_factory):
     from fw_helpers import require_images
     require_images("stm32/buggy.elf", "stm32/fixed.elf", "esp32/pooled-natural.elf")
     tmp = tmp_path_factory.mktemp("report")
-    return _matrix(tmp, "a"), _matrix(tmp, "b")      # two processes, same scenarios and seeds
+    (a, out), (b, _) = _matrix(tmp, "a"), _matrix(tmp, "b")   # two processes, same scenarios, seeds
+    return a, b, out
 
 
 def test_identical_runs_give_identical_files_but_for_the_wall_time(two_runs):
-    a, b = two_runs
+    a, b, _ = two_runs
     assert (a / "matrix.html").read_bytes() == (b / "matrix.html").read_bytes()
     names = sorted(p.name for p in a.glob("*.json"))
     assert len(names) == 6 and names == sorted(p.name for p in b.glob("*.json"))
@@ -95,3 +96,16 @@ def test_report_shows_limits_estop_setpoints_and_stays_small(two_runs):
     # the plots once embedded every sample and frame at 6 decimals: ~60 KB a run
     assert len(page) < 6 * 30_000, len(page)
     assert not re.search(r"\d\.\d{3,}", "".join(re.findall(r"<svg.*?</svg>", page, re.S)))
+
+
+def _cells(line: str) -> list[str]:
+    return re.split(r"\s{2,}", line.strip())
+
+
+def test_readme_verdict_table_rows_are_what_matrix_prints(two_runs):
+    printed = {c[0]: c for c in map(_cells, two_runs[2].splitlines()) if c[0].startswith("cm")}
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("```\nscenario "):]
+    rows = {c[0]: c for c in map(_cells, table[4:table.index("```", 4)].splitlines()) if c[0]}
+    for name in ("cm1_cmd_timeout", "cm6_layout"):
+        assert rows[name] == printed[name], (rows[name], printed[name])
