@@ -221,8 +221,8 @@ def _run_section(run: "RunResult") -> str:
     ev = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in run.evidence.items())
     console = "\n".join(run.console.get("stm32", [])[-15:])
     err = f"<p class=bad>engine error: {e(run.error)}</p>" if run.error else ""
-    verdict = ("" if run.matches is None else
-               "<span class=ok>as expected</span>" if run.matches else "<span class=bad>NOT as expected</span>")
+    verdict = ("" if run.matches is None else "<span class=ok>as expected</span>" if run.matches
+               else "<span class=bad>NOT as expected</span>")
     return (f"<section><h3>{e(run.scenario)} — {e(run.variant)} — "
             f"{_labels_html(run.outcomes, run.expected)}</h3>{err}"
             f"<p>expected: {e(_expect_text(run.expected))}: {verdict}<br>"
@@ -266,6 +266,10 @@ def write_matrix(results: list["AbResult"], path: str | Path, rows: list[list[st
     return path
 
 
+def _campaign_plan(plan: list[dict[str, Any]]) -> str:
+    return "; ".join(", ".join(f"{k}={_value(k, v)}" for k, v in f.items()) for f in plan)
+
+
 def write_campaign(doc: dict[str, Any], path: str | Path) -> Path:
     """HTML for a campaign result (the JSON of ``CampaignResult.to_json``): the crash-rate table
     with 95% confidence intervals, outcome counts, and every trial's realised fault plan."""
@@ -280,7 +284,7 @@ def write_campaign(doc: dict[str, Any], path: str | Path) -> Path:
         for v, r in s.items())
     trials = "".join(
         f"<tr><td>{t['trial']}</td><td>{t['seed']}</td>"
-        f"<td>{e('; '.join(', '.join(f'{k}={v}' for k, v in f.items()) for f in t['buggy']['fault_plan']))}</td>"
+        f"<td>{e(_campaign_plan(t['buggy']['fault_plan']))}</td>"
         + "".join(f"<td class={'bad' if t[v]['crashed'] else 'ok'}>{e(', '.join(t[v]['outcomes']))}</td>"
                   for v in s) + "</tr>"
         for t in doc["trials"])
