@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .oracle import EXCEPTION_NAMES
+
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import AbResult, RunResult
 
@@ -163,7 +165,9 @@ def _figure(run: "RunResult", plt: Any) -> Any:
             ax1.annotate("end stop", (t, 0), color="red", fontsize=7, xycoords=("data", "axes fraction"))
         elif kind in ("cpu_fault", "lockup", "reset"):
             ax1.axvline(t, color="purple", lw=1, ls="--")
-            ax1.annotate(str(d.get("exception", kind)), (t, 0.02), color="purple", fontsize=7,
+            exc = d.get("exception", kind)
+            name = EXCEPTION_NAMES.get(exc, f"exception {exc}") if isinstance(exc, int) else str(exc)
+            ax1.annotate(f"{d.get('machine', 'stm32')} {name}", (t, 0.02), color="purple", fontsize=7,
                          xycoords=("data", "axes fraction"))
     for y, (direction, colour) in enumerate((("peer->stm32", "tab:green"),
                                              ("stm32->peer", "tab:orange"))):
@@ -251,7 +255,9 @@ def write_matrix(results: list["AbResult"], path: str | Path, rows: list[list[st
             return f"<td class={'ok' if row[4] == 'PASS' else 'bad'}>{e(row[4])}</td>"
         pick = ((lambda v: v == "buggy"), (lambda v: v == "fixed"),
                 (lambda v: v.startswith("fixed-no-")))[col - 1] if 1 <= col <= 3 else None
-        run = next((r for r in runs.get(row[0], []) if pick and pick(r.variant)), None)
+        # a single run's page (the pytest plugin) names the row after the run, not the scenario
+        mine = runs.get(row[0]) or (results[0].runs if len(results) == 1 else [])
+        run = next((r for r in mine if pick and pick(r.variant)), None)
         if run is None or ", ".join(run.outcomes) != row[col]:
             return f"<td>{e(row[col])}</td>"
         return f"<td>{_labels_html(run.outcomes, run.expected)}</td>"
