@@ -109,3 +109,19 @@ def test_readme_verdict_table_rows_are_what_matrix_prints(two_runs):
     rows = {c[0]: c for c in map(_cells, table[4:table.index("```", 4)].splitlines()) if c[0]}
     for name in ("cm1_cmd_timeout", "cm6_layout"):
         assert rows[name] == printed[name], (rows[name], printed[name])
+
+
+def test_single_failed_run_page_without_timeline(tmp_path):
+    # what the pytest plugin writes for a failing run: its own row name, maybe no timeline at all
+    # (an engine error); the page still says which label broke the expectation
+    from duohil import pytest_plugin
+    from duohil.runner import RunResult
+    r = RunResult(
+        scenario="cm1", scenario_path="", crash_mode="CM1", variant="fixed", seed=1, engine="builtin",
+        quantum_us=10, outcomes=["estop"], evidence={"estop": "ESTOP at 5 ms"}, expected=["ok"],
+        matches=False, fault_plan=[{"kind": "bus_fault", "address": 0x24000000, "t_ps": 5_000_000_000}],
+        crash=None, counters={}, fingerprint="0" * 64, virtual_ms=10.0, wall_s=1.5)
+    page = pytest_plugin.write_timeline(r, tmp_path / "one.html").read_text()
+    assert "<td><span class=wrong>estop</span></td>" in page and "<td class=bad>FAIL</td>" in page
+    assert "NOT as expected" in page and "address=0x24000000" in page and "@ 5.000 ms" in page
+    assert "no plant position; the STM32 applied no setpoint" in page and "wall" not in page
