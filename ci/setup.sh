@@ -22,8 +22,10 @@ command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_pkgs[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+    # ci/apt-get.sh waits (up to 600 s) while another apt/dpkg holds the lock instead of failing
+    as_root sh ci/apt-get.sh update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive sh ci/apt-get.sh install -y -qq --no-install-recommends \
+        "${need_pkgs[@]}"
 else
     say "toolchains present: $(arm-none-eabi-gcc -dumpversion) (arm), $(riscv64-unknown-elf-gcc -dumpversion) (riscv)"
 fi

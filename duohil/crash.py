@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 # (bit, name, sentence); "{mmfar}" / "{bfar}" are filled in when the VALID bit says they hold
@@ -85,7 +86,10 @@ class ElfSymbolizer:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._funcs: list[tuple[int, int, str]] = []
-        self._lines: list[tuple[int, str, int]] = []
+        # (start, end, file, line): each line-table row covers the addresses up to the next row of
+        # its sequence, the last row up to the sequence's end. An address in no range has no line
+        # (as addr2line says ??:0): a wild PC must not borrow the line of the nearest row below it.
+        self._lines: list[tuple[int, int, str, int]] = []
         with self.path.open("rb") as fh:
             elf = ELFFile(fh)
             symtab = elf.get_section_by_name(".symtab")
@@ -95,23 +99,19 @@ class ElfSymbolizer:
                         start = s["st_value"] & ~1
                         self._funcs.append((start, start + s["st_size"], s.name))
             self._funcs.sort()
+            # sequences of functions the linker dropped (--gc-sections) stay in the line table,
+            # relocated to 0: only code inside a loaded section counts
+            loaded = [(sec["sh_addr"], sec["sh_addr"] + sec["sh_size"]) for sec in elf.iter_sections()
+                      if sec["sh_flags"] & SH_FLAGS.SHF_ALLOC and sec["sh_size"]]
             if elf.has_dwarf_info():
                 dwarf = elf.get_dwarf_info()
                 for cu in dwarf.iter_CUs():
                     lp = dwarf.line_program_for_CU(cu)
-                    if lp is None:
-                        continue
-                    files = lp["file_entry"]
-                    version = lp.header["version"]
-                    for entry in lp.get_entries():
-                        st = entry.state
-                        if st is None or st.end_sequence:
-                            continue
-                        idx = st.file if version >= 5 else st.file - 1
-                        name = files[idx].name.decode() if 0 <= idx < len(files) else "?"
-                        self._lines.append((st.address, name, st.line))
+                    if lp is not None:
+                        self._lines += [r for r in _line_ranges(lp)
+                                        if any(lo <= r[0] < hi for lo, hi in loaded)]
         self._lines.sort()
-        self._line_addrs = [a for a, _, _ in self._lines]
+        self._line_addrs = [a for a, _, _, _ in self._lines]
 
     def locate(self, address: int) -> SourceLocation:
         address &= ~1
@@ -122,13 +122,36 @@ class ElfSymbolizer:
                 break
         file = line = None
         i = bisect.bisect_right(self._line_addrs, address) - 1
-        if i >= 0:
-            _, file, line = self._lines[i]
+        if i >= 0 and address < self._lines[i][1]:
+            _, _, file, line = self._lines[i]
         return SourceLocation(address, func, file, line)
 
     def is_code(self, address: int) -> bool:
         address &= ~1
         return any(s <= address < e for s, e, _ in self._funcs)
+
+
+def _line_ranges(lp: Any) -> list[tuple[int, int, str, int]]:
+    """One CU's line program as address ranges. Rows sharing an address: the last one holds (the
+    earlier ones cover nothing), as in the DWARF line-table model."""
+    files = lp["file_entry"]
+    version = lp.header["version"]
+    out: list[tuple[int, int, str, int]] = []
+    seq: list[tuple[int, str, int]] = []
+    for entry in lp.get_entries():
+        st = entry.state
+        if st is None:
+            continue
+        if st.end_sequence:
+            for (a, f, n), nxt in zip(seq, [r[0] for r in seq[1:]] + [st.address]):
+                if nxt > a:
+                    out.append((a, nxt, f, n))
+            seq = []
+            continue
+        idx = st.file if version >= 5 else st.file - 1
+        name = files[idx].name.decode() if 0 <= idx < len(files) else "?"
+        seq.append((st.address, name, st.line))
+    return out
 
 
 @lru_cache(maxsize=16)

@@ -109,7 +109,11 @@ class RunResult:
             (f" ({first})" if first else "")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Everything but the host's wall time depends only on scenario, variant and seed; the wall
+        time goes last, under ``host``, so two identical runs differ in that one field only."""
+        doc = asdict(self)
+        doc["host"] = {"wall_s": doc.pop("wall_s")}
+        return doc
 
     def write(self, path: str | Path) -> None:
         path = Path(path)
@@ -620,7 +624,8 @@ class Duo:
             console={k: [f"{ln.t_ps / base.PS_PER_MS:10.3f} {ln.text}" for ln in v]
                      for k, v in obs.console.items()},
             error=self.error,
-            timeline=_timeline(obs, self.session.observations()) if self.with_timeline else {},
+            timeline=_timeline(obs, self.session.observations(), self._soft_limits())
+            if self.with_timeline else {},
             images={"stm32": self.spec.stm32.elf.name, "peer": self.spec.peer.elf.name})
         self._result = (self.now_ps, result)
         return result
@@ -656,6 +661,14 @@ class Duo:
         if not oracle.matches(verdict, want):
             raise AssertionError(explain(r, want))
         return r
+
+    def _soft_limits(self) -> list[int] | None:
+        """[min, max] position the STM32's config allows (the report draws them), None if unreadable."""
+        try:
+            cfg = self.stm32.config
+            return [int(cfg.soft_limit_min), int(cfg.soft_limit_max)]
+        except (ConfigError, AttributeError):
+            return None
 
     def limit_violations(self) -> list[str]:
         """Why the motor controller left its limits so far (empty when it stayed inside): the
@@ -764,17 +777,32 @@ def _crash(session: base.Session, spec: base.RunSpec,
     return None
 
 
-def _timeline(obs: oracle.Observations, extras: dict[str, Any]) -> dict[str, Any]:
-    """Compact data for the HTML report: frames per direction, faults, plant position, console."""
+def _timeline(obs: oracle.Observations, extras: dict[str, Any],
+              soft_limits: list[int] | None = None) -> dict[str, Any]:
+    """Compact data for the HTML report: frames per direction, faults, plant position, the STM32's
+    soft limits and ESTOP lines, and each setpoint the STM32 applied next to what the peer meant
+    (CM6's axis never moves: the misparse shows there, not in the position)."""
     frames = {}
     for d in ("peer->stm32", "stm32->peer"):
         frames[d] = [(round(t / base.PS_PER_MS, 3), p[0] if p else None)
                      for t, p in oracle.sender_frames(obs.link, d)]
+    meant = oracle._meant_setpoints(oracle.sender_frames(obs.link, "peer->stm32"), obs.peer_layout)
+    setpoints, last = [], None
+    for t, st in obs.samples.get("stm32", []):
+        if st.get("setpoints") and "sp_seq" in st and st["sp_seq"] != last:
+            last = st["sp_seq"]
+            want = meant.get(last)
+            setpoints.append((round(t / base.PS_PER_MS, 3), last, st["sp_velocity"], st["sp_flags"],
+                              want[0] if want else None, want[1] if want else None))
     return {
         "frames": frames,
         "faults": obs.faults,
         "events": [(round(t / base.PS_PER_MS, 3), k, d) for t, k, d in obs.events],
         "plant": extras.get("plant", []),
+        "soft_limits": soft_limits,
+        "estops": [(round(ln.t_ps / base.PS_PER_MS, 3), ln.text)
+                   for ln in obs.console.get("stm32", []) if ln.text.startswith("ESTOP")],
+        "setpoints": setpoints,
     }
 
 

@@ -52,7 +52,7 @@ def test_same_scenario_and_seed_same_fingerprint(tmp_path):
     assert a.fingerprint == b.fingerprint and a.outcomes == b.outcomes
     doc = json.loads((tmp_path / "a.json").read_text())
     for key in ("scenario", "variant", "seed", "engine", "outcomes", "fault_plan", "counters",
-                "fingerprint", "virtual_ms", "wall_s", "crash"):
+                "fingerprint", "virtual_ms", "host", "crash"):
         assert key in doc, key
     assert doc["fault_plan"][0]["kind"] == "link" and "t_ps" in doc["fault_plan"][0]
 
