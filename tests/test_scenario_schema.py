@@ -99,11 +99,44 @@ def test_adding_a_fault_keeps_earlier_draws():
     assert first == both
 
 
-def test_missing_image_names_the_build_command(tmp_path):
+def test_missing_image_names_the_build_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(scenario, "BUILD", tmp_path / "build")        # nothing built there
+    sc = scenario.from_dict(GOOD, tmp_path / "cm1.yaml")
+    with pytest.raises(ConfigError, match="make firmware") as info:
+        scenario.check_images(sc, ["fixed"])
+    assert info.value.field == "stm32.image" and info.value.file == str(tmp_path / "cm1.yaml")
+
+
+def test_missing_user_image_is_named_as_the_stm32_one(tmp_path):
+    """A user's own STM32 ELF that is missing: the stm32 field (it was reported as peer.image),
+    and no advice to build ours."""
     sc = scenario.from_dict(dict(GOOD, stm32={"image": str(tmp_path / "none.elf")}),
                             tmp_path / "cm1.yaml")
-    with pytest.raises(ConfigError, match="make firmware"):
+    with pytest.raises(ConfigError) as info:
         scenario.check_images(sc, ["fixed"])
+    assert info.value.field == "stm32.image", str(info.value)
+    assert "none.elf" in str(info.value) and "make firmware" not in str(info.value)
+
+
+def test_missing_variant_image_names_the_variant_override(tmp_path):
+    raw = dict(GOOD, variants={"fixed": {"peer": {"image": "fw/peer.elf"}}})
+    sc = scenario.from_dict(raw, tmp_path / "cm1.yaml")
+    with pytest.raises(ConfigError) as info:
+        scenario.check_images(sc, ["fixed"])
+    assert info.value.field == "variants.fixed.peer.image", str(info.value)
+
+
+def test_relative_image_paths_are_relative_to_the_scenario_file(tmp_path, monkeypatch):
+    (tmp_path / "fw").mkdir()
+    (tmp_path / "fw" / "mine.elf").write_bytes(b"\x7fELF")
+    sc = scenario.from_dict(dict(GOOD, stm32={"image": "fw/mine.elf"}), tmp_path / "cm1.yaml")
+    monkeypatch.chdir(scenario.REPO)                       # the working directory does not matter
+    assert sc.stm32_image("fixed") == tmp_path / "fw" / "mine.elf"
+    assert sc.stm32_image("fixed").is_file()
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    sc2 = scenario.from_dict(dict(GOOD, stm32={"image": "../fw/mine.elf"}), sub / "cm1.yaml")
+    assert sc2.stm32_image("fixed").resolve() == (tmp_path / "fw" / "mine.elf").resolve()
 
 
 def test_plant_is_required_by_plant_parameters_or_a_runaway_expectation():
