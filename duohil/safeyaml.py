@@ -42,7 +42,7 @@ def key_text(key: Any) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with a nesting bound while composing and duplicate keys as errors."""
+    """SafeLoader with a nesting bound while composing (the composer recurses per level)."""
 
     file: str = ""
     _depth = 0
@@ -58,66 +58,67 @@ class _Loader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict:  # type: ignore[override]
-        if isinstance(node, MappingNode):
-            seen: set[Any] = set()
-            for key_node, _value in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue                     # `<<: *base` merges may be overridden
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    dup = key in seen
-                    seen.add(key)
-                except TypeError:
-                    continue                     # unhashable: the base class says so
-                if dup:
-                    raise ConfigError(f"duplicate key {short(key)}", file=self.file,
-                                      line=key_node.start_mark.line + 1,
-                                      expected="each key once per mapping (YAML would keep the last)")
-        return super().construct_mapping(node, deep=deep)
+
+_MERGE = "tag:yaml.org,2002:merge"
 
 
-def _check_expansion(root: Node, file: str) -> None:
-    """Refuse a node graph whose aliases expand beyond MAX_NODES nodes or MAX_DEPTH levels, or
-    refer to themselves. Sizes and heights are memoised per node, so this is linear in the
-    graph's size, not in its expansion; the recursion is bounded by MAX_DEPTH."""
+def _check_graph(root: Node, file: str) -> None:
+    """Before anything is constructed: refuse duplicate keys (YAML keeps the last one silently),
+    and a node graph whose aliases expand beyond MAX_NODES values or MAX_DEPTH levels, or refer
+    to themselves. Sizes and heights are memoised per node, so this is linear in the graph's
+    size, not in its expansion; the recursion is bounded by MAX_DEPTH."""
     memo: dict[int, tuple[int, int]] = {}         # id(node) -> (expanded size, height)
     active: set[int] = set()
 
-    def fail(node: Node, what: str, expected: str) -> None:
-        raise ConfigError(what, file=file, line=node.start_mark.line + 1, expected=expected)
+    def fail(node: Node, what: str, expected: str, where: str) -> None:
+        raise ConfigError(what, file=file, line=node.start_mark.line + 1, field=where or None,
+                          expected=expected)
 
-    def walk(node: Node, depth: int) -> tuple[int, int]:
+    def children(node: Node, where: str) -> list[tuple[Node, str]]:
+        if isinstance(node, SequenceNode):
+            return [(n, f"{where}[{i}]") for i, n in enumerate(node.value)]
+        out: list[tuple[Node, str]] = []
+        seen: set[tuple[str, str]] = set()
+        for k, v in node.value:
+            name = key_text(k.value) if isinstance(k, ScalarNode) else "?"
+            sub = f"{where}.{name}" if where else name
+            if isinstance(k, ScalarNode) and k.tag != _MERGE:
+                if (k.tag, k.value) in seen:
+                    fail(k, f"duplicate key {short(k.value)}",
+                         "each key once per mapping; YAML would silently keep the last", sub)
+                seen.add((k.tag, k.value))
+            out += [(k, sub), (v, sub)]
+        return out
+
+    def walk(node: Node, depth: int, where: str) -> tuple[int, int]:
+        deep = (f"nested more than {MAX_DEPTH} levels deep once aliases are expanded",
+                f"at most {MAX_DEPTH} levels")
         if depth > MAX_DEPTH:
-            fail(node, f"nested more than {MAX_DEPTH} levels deep once aliases are expanded",
-                 f"at most {MAX_DEPTH} levels")
+            fail(node, *deep, where)
         key = id(node)
         if key in active:
             fail(node, "an alias refers to the collection that contains it",
-                 "aliases to earlier, complete values only")
+                 "aliases to earlier, complete values only", where)
         if key in memo:
             size, height = memo[key]
         else:
             size, height = 1, 0
             if isinstance(node, (SequenceNode, MappingNode)):
                 active.add(key)
-                children = node.value if isinstance(node, SequenceNode) \
-                    else [n for pair in node.value for n in pair]
-                for child in children:
-                    s, h = walk(child, depth + 1)
+                for child, sub in children(node, where):
+                    s, h = walk(child, depth + 1, sub)
                     size += s
                     height = max(height, h + 1)
                     if size > MAX_NODES:
                         fail(node, f"expands to more than {MAX_NODES} values (aliases)",
-                             f"at most {MAX_NODES} values once aliases are expanded")
+                             f"at most {MAX_NODES} values once aliases are expanded", where)
                 active.discard(key)
             memo[key] = (size, height)
         if depth + height > MAX_DEPTH:
-            fail(node, f"nested more than {MAX_DEPTH} levels deep once aliases are expanded",
-                 f"at most {MAX_DEPTH} levels")
+            fail(node, *deep, where)
         return size, height
 
-    walk(root, 0)
+    walk(root, 0, "")
 
 
 def _one_line(text: str, limit: int = 160) -> str:
@@ -151,22 +152,27 @@ def read_text(path: Path, what: str = "a YAML file") -> str:
 def loads(text: str, file: str | Path) -> Any:
     """Parse one YAML document with the bounds above; any failure is one ConfigError line."""
     file = str(file)
-    loader = _Loader(text)
-    loader.file = file
+    loader = None
     try:
+        loader = _Loader(text)                    # the reader checks the characters here
+        loader.file = file
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_expansion(node, file)
+        _check_graph(node, file)
         return loader.construct_document(node)
     except ConfigError:
         raise
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"not valid YAML: {_one_line(exc.problem or exc.context or exc)}",
-                          file=file, line=line) from None
-    except yaml.YAMLError as exc:                 # ReaderError: a character YAML does not allow
+        what = ", ".join(str(x) for x in (exc.context, exc.problem) if x) or str(exc)
+        raise ConfigError(f"not valid YAML: {_one_line(what)}", file=file, line=line) from None
+    except yaml.reader.ReaderError as exc:        # a character YAML does not allow
+        line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
+        raise ConfigError(f"not valid YAML: character {exc.character:#06x} is not allowed", file=file,
+                          line=line, expected="printable text; tab and newline are allowed") from None
+    except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {_one_line(exc)}", file=file) from None
     except (ValueError, OverflowError) as exc:    # e.g. an integer of more than 4300 digits
         raise ConfigError(f"a value YAML cannot represent: {_one_line(exc)}", file=file) from None
@@ -174,7 +180,8 @@ def loads(text: str, file: str | Path) -> Any:
         raise ConfigError("nested too deeply", file=file,
                           expected=f"at most {MAX_DEPTH} levels") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_file(path: str | Path, what: str = "a YAML file") -> Any:
