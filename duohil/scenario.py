@@ -291,7 +291,7 @@ def _check_oracle_value(k: str, v: Any, path: Path) -> None:
             lo_open=lo_open)
 
 
-def _check_image_names(sc: "Scenario", path: Path) -> None:
+def _check_image_names(sc: Scenario, path: Path) -> None:
     """An image is a known build name or a path to an .elf: nothing else reaches a path."""
     parts = [("stm32", sc.stm32), ("peer", sc.peer)] + [
         (f"variants.{v}.{m}", p) for v, ps in sc.variants.items() for m, p in ps.items()]
@@ -306,7 +306,7 @@ def _check_image_names(sc: "Scenario", path: Path) -> None:
                               expected="one of " + ", ".join(known) + " or a path to an .elf")
 
 
-def content_hash(sc: "Scenario") -> str:
+def content_hash(sc: Scenario) -> str:
     """sha256 of what the scenario makes a run do (everything but its path, title and
     description): two campaign shards belong together only if this is equal, whatever the
     scenarios' names."""
@@ -535,7 +535,7 @@ class naming_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
         if isinstance(exc, ConfigError) and exc.file != str(self.sc.path):
             raise blame(self.sc, self.variant, exc) from None
         return False
