@@ -131,3 +131,13 @@ def test_shipped_scenarios_still_load():
     assert len(paths) >= 8
     for p in paths:
         assert scenario.load(p).name == p.stem            # each shipped name is its file's
+
+
+def test_crash_mode_discovery_survives_the_bad_corpus():
+    """The crash-mode suites sort $DUOHIL_SCENARIOS by crash_mode before loading anything: that
+    pass reads hostile files too (a non-UTF-8 file or a laugh in crash_mode was a traceback)."""
+    from duohil import duo
+    found = duo.crash_mode_scenarios(BAD)
+    assert sum(len(v) for v in found.values()) == len(list(BAD.glob("*.yaml")))
+    assert all(isinstance(k, str) and len(k) < 20 for k in found)
+    assert BAD / "non_utf8_byte.yaml" in found["None"]
