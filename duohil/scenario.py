@@ -7,6 +7,7 @@ docs/scenarios.md documents the schema for users.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -296,12 +297,13 @@ def _check_image_names(sc: Scenario, path: Path) -> None:
     parts = [("stm32", sc.stm32), ("peer", sc.peer)] + [
         (f"variants.{v}.{m}", p) for v, ps in sc.variants.items() for m, p in ps.items()]
     for where, part in parts:
-        if part.image is None or part.image.endswith(".elf"):
+        image = getattr(part, "image", None)          # a machine may be absent (no part at all)
+        if not isinstance(image, str) or image.endswith(".elf"):
             continue
         stm32 = where.endswith("stm32")
         known = STM32_IMAGES if stm32 else PEER_IMAGES
-        if part.image not in known:
-            raise ConfigError(f"unknown {'stm32' if stm32 else 'peer'} image {short(part.image)}",
+        if image not in known:
+            raise ConfigError(f"unknown {'stm32' if stm32 else 'peer'} image {short(image)}",
                               file=path, field=f"{where}.image",
                               expected="one of " + ", ".join(known) + " or a path to an .elf")
 
@@ -310,16 +312,18 @@ def content_hash(sc: Scenario) -> str:
     """sha256 of what the scenario makes a run do (everything but its path, title and
     description): two campaign shards belong together only if this is equal, whatever the
     scenarios' names."""
+    def part(p: Any) -> Any:
+        return None if p is None else [getattr(p, "image", None), getattr(p, "config", None)]
+
     doc = {
         "name": sc.name, "crash_mode": sc.crash_mode, "fix": sc.fix, "requires": sc.requires,
         "duration_ms": sc.duration_ms, "quantum_us": sc.quantum_us, "seed": sc.seed,
-        "stm32": [sc.stm32.image, sc.stm32.config], "peer": [sc.peer.image, sc.peer.config],
+        "stm32": part(sc.stm32), "peer": part(sc.peer),
         "plant": sc.plant, "faults": faultmod.plan_as_json(sc.faults), "oracle": sc.oracle,
-        "variants": {v: {m: [p.image, p.config] for m, p in ps.items()}
+        "variants": {v: {m: part(p) for m, p in ps.items()}
                      for v, ps in sc.variants.items()},
         "expect": sc.expect,
     }
-    import hashlib
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
