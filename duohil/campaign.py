@@ -17,8 +17,10 @@ from typing import Any, Callable, Iterable
 from . import runner
 from . import scenario as scmod
 from .errors import ConfigError
+from .safeyaml import short
 
 CAMPAIGN_VARIANTS = ("buggy", "fixed")
+MAX_TRIALS = 1_000_000          # trial seeds stay below scenario.MAX_RUN_SEED (trial_seed)
 
 
 def trial_seed(base: int, i: int) -> int:
@@ -100,6 +102,7 @@ class CampaignResult:
     full: bool = False              # every trial ran to the end (--full)
     crash_mode: str = ""            # the scenario's (CM1 ... CM7, nominal)
     crash_labels: list[str] = field(default_factory=list)    # what counted as a crash
+    scenario_sha256: str = ""       # scenario.content_hash: what the runs did, not the file's name
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -120,7 +123,8 @@ class CampaignResult:
                    **{v: {k: t[v].get(k) for k in ("outcomes", "crashed", "fingerprint", "fault_plan",
                                                    "stopped_ms")}
                       for v in CAMPAIGN_VARIANTS}} for t in sorted(self.trials, key=lambda t: t["trial"])]
-        return {"scenario": self.scenario, "scenario_path": self.scenario_path, "engine": self.engine,
+        return {"scenario": self.scenario, "scenario_path": self.scenario_path,
+                "scenario_sha256": self.scenario_sha256, "engine": self.engine,
                 "crash_mode": self.crash_mode, "crash_labels": list(self.crash_labels),
                 "base_seed": self.base_seed, "trials_total": self.trials_total,
                 "shard": list(self.shard), "full": self.full, "trials": trials,
@@ -169,7 +173,7 @@ def run_campaign(path: str, trials: int, *, seed: int | None = None, jobs: int |
         if pool is not None:
             pool.shutdown()
     return CampaignResult(sc.name, str(path), engine, base_seed, trials, shard, results, full,
-                          sc.crash_mode, crash_labels(sc))
+                          sc.crash_mode, crash_labels(sc), scmod.content_hash(sc))
 
 
 def check(doc: dict[str, Any]) -> list[str]:
@@ -225,10 +229,15 @@ def merge(paths: list[str | Path]) -> dict[str, Any]:
         raise ConfigError("nothing to merge", field="files", expected="one or more campaign JSON files")
     head = docs[0]
     for p, d in zip(paths, docs):
-        for key in ("scenario", "engine", "base_seed", "trials_total", "full", "crash_labels"):
+        # the scenario's content, not only its name: two files may share a name (a shard of
+        # each would otherwise merge into one result that describes neither)
+        for key in ("scenario", "scenario_sha256", "engine", "base_seed", "trials_total", "full",
+                    "crash_labels"):
             if d.get(key) != head.get(key):
-                raise ConfigError(f"{key} differs from {paths[0]}", file=p, field=key,
-                                  expected=repr(head.get(key)))
+                what = ("the scenario's content differs (another file, or the file changed)"
+                        if key == "scenario_sha256" else f"{key} differs")
+                raise ConfigError(f"{what} from {paths[0]}", file=p, field=key,
+                                  expected=short(head.get(key)))
     trials = {t["trial"]: t for d in docs for t in d["trials"]}
     missing = sorted(set(range(head["trials_total"])) - set(trials))
     if missing:
@@ -237,5 +246,5 @@ def merge(paths: list[str | Path]) -> dict[str, Any]:
     res = CampaignResult(head["scenario"], head["scenario_path"], head["engine"], head["base_seed"],
                          head["trials_total"], (1, 1), list(trials.values()),
                          bool(head.get("full", False)), head.get("crash_mode", ""),
-                         list(head.get("crash_labels", [])))
+                         list(head.get("crash_labels", [])), head.get("scenario_sha256") or "")
     return res.to_json()

@@ -20,6 +20,7 @@ from . import runner
 from . import scenario as scmod
 from .engines import registry
 from .errors import ConfigError, DuohilError, EngineUnavailable
+from .safeyaml import short
 
 
 def _clock_text(seconds: float) -> str:
@@ -83,6 +84,21 @@ def _writable(path: str | None, option: str, is_dir: bool = False) -> None:
         raise ConfigError(f"{p} is not writable", field=option, expected=expected)
 
 
+def _int_option(text: str | None, option: str, lo: int, hi: int, what: str) -> int | None:
+    """An integer option checked against its documented range, as one error line (argparse's
+    own errors print the usage too; and `--seed -1` used to pass though no scenario allows it)."""
+    if text is None:
+        return None
+    expected = f"{what}, an integer {lo}..{hi}"
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ConfigError(f"{short(text)} is not an integer", field=option, expected=expected) from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{value} is out of range", field=option, expected=expected)
+    return value
+
+
 def cmd_engines(args: argparse.Namespace) -> int:
     for e in registry.describe():
         state = "available" if e["available"] else "unavailable"
@@ -92,6 +108,7 @@ def cmd_engines(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    seed = _int_option(args.seed, "--seed", 0, scmod.MAX_RUN_SEED, "a run's seed")
     sc = scmod.load(args.scenario)
     variant = args.variant or ("buggy" if sc.fix else "fixed")
     valid = set(sc.ab_variants()) | {"fixed"}
@@ -100,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           expected="one of " + ", ".join(sorted(valid)))
     scmod.check_images(sc, [variant])
     _writable(args.json, "--json")
-    r = runner.run(sc, variant, seed=args.seed, engine=args.engine, json_path=args.json)
+    r = runner.run(sc, variant, seed=seed, engine=args.engine, json_path=args.json)
     print(r.headline())
     for k, v in r.evidence.items():
         print(f"  {k}: {v}")
@@ -126,7 +143,8 @@ def _ab(path: str, seed: int | None, engine: str, json_dir: str | None) -> runne
 
 
 def cmd_ab(args: argparse.Namespace) -> int:
-    res = _ab(args.scenario, args.seed, args.engine, args.json_dir)
+    seed = _int_option(args.seed, "--seed", 0, scmod.MAX_RUN_SEED, "a run's seed")
+    res = _ab(args.scenario, seed, args.engine, args.json_dir)
     print(f"{res.scenario} (seed {res.seed})")
     for line in res.verdict_lines():
         print("  " + line)
@@ -183,9 +201,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 def cmd_campaign(args: argparse.Namespace) -> int:
     shard = campmod.parse_shard(args.shard)
+    seed = _int_option(args.seed, "--seed", 0, scmod.MAX_SEED, "a campaign's base seed")
+    trials = _int_option(args.trials, "--trials", 1, campmod.MAX_TRIALS, "a number of trials")
     _writable(args.json, "--json")
     t0 = time.perf_counter()
-    res = campmod.run_campaign(args.scenario, args.trials, seed=args.seed, jobs=args.jobs,
+    res = campmod.run_campaign(args.scenario, trials, seed=seed, jobs=args.jobs,
                                shard=shard, engine=args.engine, progress=_progress("campaign"),
                                full=args.full)
     wall = time.perf_counter() - t0
@@ -244,13 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="one run of one variant")
     sp.add_argument("scenario")
     sp.add_argument("--variant")
-    sp.add_argument("--seed", type=int)
+    sp.add_argument("--seed", help="the run's seed (default: the scenario's)")
     sp.add_argument("--json")
     engine_opt(sp)
     sp.set_defaults(func=cmd_run)
     sp = sub.add_parser("ab", help="buggy, fixed and fixed-no-<fix> on one seed; the verdict")
     sp.add_argument("scenario")
-    sp.add_argument("--seed", type=int)
+    sp.add_argument("--seed", help="the run's seed (default: the scenario's)")
     sp.add_argument("--json-dir")
     engine_opt(sp)
     sp.set_defaults(func=cmd_ab)
@@ -263,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_matrix)
     sp = sub.add_parser("campaign", help="Monte Carlo crash rates with 95%% confidence intervals")
     sp.add_argument("scenario")
-    sp.add_argument("--trials", type=int, required=True)
-    sp.add_argument("--seed", type=int)
+    sp.add_argument("--trials", required=True, help="how many trials (seeds) in the whole campaign")
+    sp.add_argument("--seed", help="the base seed trial seeds derive from (default: the scenario's)")
     sp.add_argument("-j", "--jobs", type=int, default=None,
                     help="worker processes (default: one per CPU)")
     sp.add_argument("--shard")

@@ -813,14 +813,15 @@ def scenarios_dir() -> Path:
 
 def crash_mode_scenarios(root: Path | None = None) -> dict[str, list[Path]]:
     """Scenario files by crash mode (``CM1``.. and ``nominal``), from ``<root>/*.yaml``."""
-    import yaml
+    from . import safeyaml
     out: dict[str, list[Path]] = {}
     for p in sorted((root or scenarios_dir()).glob("*.yaml")):
-        try:
-            mode = (yaml.safe_load(p.read_text()) or {}).get("crash_mode")
-        except (yaml.YAMLError, AttributeError):
+        try:                                # the bounded loader: any file may be hostile
+            raw = safeyaml.load_file(p)
+            mode = raw.get("crash_mode") if isinstance(raw, dict) else None
+        except ConfigError:
             mode = None                     # scenario.load reports it properly when it is used
-        out.setdefault(str(mode), []).append(p)
+        out.setdefault(mode if isinstance(mode, str) else "None", []).append(p)
     return out
 
 

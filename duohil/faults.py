@@ -14,6 +14,7 @@ from typing import Any
 
 from .engines import base
 from .errors import ConfigError
+from .safeyaml import short
 
 DIRECTIONS = ("peer->stm32", "stm32->peer")
 FRAME_FIELDS_RE = re.compile(r"^(SOF|LEN|CRC_LO|CRC_HI|payload\[(\d+)\])$")
@@ -125,8 +126,8 @@ def validate_fault(raw: Any, where: str, file: str | None) -> Fault:
         raise ConfigError("a fault must be a mapping", file=file, field=where,
                           expected="{kind: ..., parameters...}")
     kind = raw.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(f"unknown fault kind {kind!r}", file=file, field=f"{where}.kind",
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ConfigError(f"unknown fault kind {short(kind)}", file=file, field=f"{where}.kind",
                           expected="one of " + ", ".join(sorted(KINDS)))
     spec = KINDS[kind][1]
     params: dict[str, Any] = {}
@@ -134,7 +135,7 @@ def validate_fault(raw: Any, where: str, file: str | None) -> Fault:
         if key == "kind":
             continue
         if key not in spec:
-            raise ConfigError(f"unknown parameter {key!r} for fault kind {kind}", file=file,
+            raise ConfigError(f"unknown parameter {short(key)} for fault kind {kind}", file=file,
                               field=f"{where}.{key}", expected="one of " + ", ".join(sorted(spec)))
         types, _req, _default, check, expected = spec[key]
         if _is_distribution(value):
@@ -161,7 +162,7 @@ def _check_value(value: Any, types: tuple, check: Any, expected: str, where: str
         raise ConfigError(f"wrong type {type(value).__name__}", file=file, field=where,
                           expected=expected)
     if check is not None and not check(value):
-        raise ConfigError(f"value {value!r} out of range", file=file, field=where, expected=expected)
+        raise ConfigError(f"value {short(value)} out of range", file=file, field=where, expected=expected)
 
 
 def _check_distribution(dist: dict, types: tuple, where: str, file: str | None) -> None:
@@ -173,7 +174,7 @@ def _check_distribution(dist: dict, types: tuple, where: str, file: str | None) 
         if name == "randint":
             ok = ok and all(isinstance(a, int) for a in args)
         if not ok:
-            raise ConfigError(f"bad {name} distribution {args!r}", file=file, field=where,
+            raise ConfigError(f"bad {name} distribution {short(args)}", file=file, field=where,
                               expected=f"{name}: [low, high] with low <= high")
     else:
         if not isinstance(args, list) or not args:

@@ -24,7 +24,7 @@ from .duo import (  # noqa: F401 - API
 )
 from .engines.base import PS_PER_MS
 from .errors import ConfigError, EngineError
-from .scenario import Scenario
+from .scenario import Scenario, naming_errors
 
 
 def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "builtin",
@@ -36,8 +36,9 @@ def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "b
 
     ``stop_on``: stop as soon as one of these labels is certain (``Duo.run_to_first``; the
     result's ``stopped`` says where). ``timeline``: build the report's timeline."""
-    with Duo.from_scenario(sc, variant, seed=seed, engine=engine, quantum_us=quantum_us,
-                           engine_options=engine_options) as duo:
+    with naming_errors(sc, variant), \
+            Duo.from_scenario(sc, variant, seed=seed, engine=engine, quantum_us=quantum_us,
+                              engine_options=engine_options) as duo:
         duo.with_timeline = timeline
         try:
             if stop_on:

@@ -7,15 +7,20 @@ docs/scenarios.md documents the schema for users.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import faults as faultmod
+from . import safeyaml
 from .engines import base
 from .errors import ConfigError
+from .protocol import MAX_PAYLOAD
+from .safeyaml import key_text, short
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
@@ -26,6 +31,19 @@ CRASH_MODES = {"CM1": "cmd_timeout", "CM2": "resync", "CM3": "dcache", "CM4": "a
 OUTCOMES = ("ok", "runaway", "estop", "hardfault", "hang", "desync", "misparse", "stale",
             "stack_overflow")
 PEER_IMAGES = ("gc-natural", "gc-packed", "pooled-natural", "pooled-packed")
+STM32_IMAGES = ("buggy", "fixed") + tuple(f"fixed-no-{f}" for f in FIXES)
+
+# Upper bounds (docs/scenarios.md): a run is virtual time the host must simulate, so a typo of a
+# few zeros must be an error, not a run of days. Raise them here if a real test needs more.
+MAX_DURATION_MS = 600_000          # 10 minutes of virtual time per run
+MAX_QUANTUM_US = 10_000.0          # a CPU slice of at most 10 ms ...
+MIN_QUANTUM_PS = 1                 # ... and at least 1 ps (virtual time is integer picoseconds)
+MAX_SEED = 2**32 - 1               # a scenario's seed and a campaign's base seed
+MAX_RUN_SEED = 2**64 - 1           # any one run's seed (covers every campaign trial's seed)
+MAX_COUNT = 1_000_000              # frame indexes, setpoint counts, nth arrival, frames lost
+MAX_FAULTS = 256                   # faults in one plan
+MAX_OFFSET = 0x10000               # irq_at byte offset into a function
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")    # names that become file names
 
 _TOP = {
     "name": (str, True), "crash_mode": (str, True), "title": (str, False),
@@ -101,9 +119,12 @@ class Scenario:
 
 
 def _image_path(image: str, sub: str, scenario_path: Path) -> Path:
+    """A build name is build/<sub>/<name>.elf; a path to an .elf is taken as written when
+    absolute, else relative to the scenario file's directory (as includes are), so a scenario and
+    its images can move together and the working directory never matters."""
     p = Path(image)
     if p.suffix == ".elf":
-        return p if p.is_absolute() else (REPO / p)
+        return p if p.is_absolute() else (scenario_path.parent / p)
     return BUILD / sub / f"{image}.elf"
 
 
@@ -126,7 +147,7 @@ def _machine_part(raw: Any, file: Path, where: str) -> MachinePart:
     _check_type(raw, dict, file, where)
     for k in raw:
         if k not in _MACHINE:
-            raise ConfigError(f"unknown key {k!r}", file=file, field=f"{where}.{k}",
+            raise ConfigError(f"unknown key {short(k)}", file=file, field=f"{where}.{key_text(k)}",
                               expected="one of " + ", ".join(_MACHINE))
     part = MachinePart()
     if "image" in raw:
@@ -137,21 +158,180 @@ def _machine_part(raw: Any, file: Path, where: str) -> MachinePart:
     for k, v in cfg.items():
         _check_type(k, str, file, f"{where}.config")
         _check_type(v, int, file, f"{where}.config.{k}")
+        _within(v, -2**63, 2**64 - 1, file, f"{where}.config.{k}", "an integer that fits in 64 bits")
     part.config = dict(cfg)
     return part
 
 
+# -- bounds and shapes (hostile input: docs/scenarios.md "Limits") --------------------------------
+
+def _non_finite(raw: Any, where: str, file: Path, depth: int = 0) -> None:
+    """.nan and .inf anywhere (a duration, a quantum, a fault or oracle parameter, a distribution
+    bound) are errors naming the field: no time or count is infinite or undefined."""
+    if depth > safeyaml.MAX_DEPTH:
+        raise ConfigError("nested too deeply", file=file, field=where,
+                          expected=f"at most {safeyaml.MAX_DEPTH} levels")
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise ConfigError(f"{raw} is not a finite number", file=file, field=where,
+                          expected="a finite number")
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            _non_finite(v, f"{where}.{key_text(k)}" if where else key_text(k), file, depth + 1)
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            _non_finite(v, f"{where}[{i}]", file, depth + 1)
+
+
+def _within(value: Any, lo: float, hi: float, file: Path, where: str, expected: str,
+            lo_open: bool = False) -> None:
+    """A number between lo and hi (an int of any size is compared exactly, never converted)."""
+    below = value <= lo if lo_open else value < lo
+    if below or value > hi:
+        raise ConfigError(f"value {short(value)} out of range", file=file, field=where,
+                          expected=expected)
+
+
+def _check_top(raw: dict, path: Path) -> None:
+    """Top-level values whose type is right but whose value would hurt: a name that would become a
+    path outside the output directory, a non-finite or unbounded time, a sub-picosecond quantum."""
+    _non_finite(raw, "", path)
+    if not NAME_RE.match(raw["name"]):
+        raise ConfigError(f"name {short(raw['name'])} cannot be used in file names", file=path,
+                          field="name", expected="1-64 of A-Z a-z 0-9 . _ -, not starting with . _ -")
+    _within(raw["duration_ms"], 0, MAX_DURATION_MS, path, "duration_ms",
+            f"a number of ms > 0 and <= {MAX_DURATION_MS}", lo_open=True)
+    if "quantum_us" in raw:
+        q = raw["quantum_us"]
+        _within(q, 0, MAX_QUANTUM_US, path, "quantum_us",
+                f"a number of us, at least 1 ps (0.000001) and <= {MAX_QUANTUM_US:g}", lo_open=True)
+        if round(q * base.PS_PER_US) < MIN_QUANTUM_PS:
+            raise ConfigError(f"a quantum of {q:g} us is below 1 ps", file=path, field="quantum_us",
+                              expected="at least 0.000001 us (virtual time is integer picoseconds)")
+    if "seed" in raw:
+        _within(raw["seed"], 0, MAX_SEED, path, "seed", f"an integer 0..{MAX_SEED}")
+    for i, cap in enumerate(raw.get("requires", [])):
+        if not isinstance(cap, str):
+            raise ConfigError(f"wrong type {type(cap).__name__}", file=path, field=f"requires[{i}]",
+                              expected="a capability name (a string)")
+    for k, v in raw.get("plant", {}).items():
+        if not isinstance(k, str):
+            raise ConfigError(f"wrong type {type(k).__name__}", file=path, field="plant",
+                              expected="parameter names (strings)")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            _within(v, -1e12, 1e12, path, f"plant.{k}", "a number of magnitude <= 1e12")
+    n = len(raw.get("faults", []))
+    if n > MAX_FAULTS:
+        raise ConfigError(f"{n} faults", file=path, field="faults", expected=f"at most {MAX_FAULTS}")
+
+
+def _check_fault_entries(raw: list, path: Path) -> None:
+    """What faults.validate_fault assumes of an entry: a mapping whose kind is a string."""
+    for i, f in enumerate(raw):
+        if isinstance(f, dict) and "kind" in f and not isinstance(f["kind"], str):
+            raise ConfigError(f"wrong type {type(f['kind']).__name__}", file=path,
+                              field=f"faults[{i}].kind", expected="a fault kind name (a string)")
+
+
+#: per fault parameter: the largest value it may take, and in what unit (counts and lengths;
+#: fault times must lie before the run's end, checked separately)
+_FAULT_MAX = {
+    "duration_ms": (MAX_DURATION_MS, "ms"), "latency_us": (MAX_DURATION_MS * 1000, "us"),
+    "delay_us": (MAX_DURATION_MS * 1000, "us"), "frame": (MAX_COUNT, ""),
+    "after_setpoints": (MAX_COUNT, ""), "nth": (MAX_COUNT, ""), "address": (0xFFFFFFFF, ""),
+}
+
+
+def _check_fault_bounds(fs: list[faultmod.Fault], path: Path) -> None:
+    """Every value a fault parameter can take (a fixed value, both ends of a range, each choice)
+    passes the kind's own check and the bounds above, at load time: a drawn value out of range
+    would otherwise surface mid-campaign without the file's name. A frame field past the longest
+    payload, and a chain to a fault that is not an earlier irq_at, can never act: errors too."""
+    for i, f in enumerate(fs):
+        spec = faultmod.KINDS[f.kind][1]
+        for key, v in f.params.items():
+            where = f"faults[{i}].{key}"
+            types, _req, _default, check, expected = spec[key]
+            if faultmod._is_distribution(v):
+                (dname, args), = v.items()
+                values = args if dname == "choice" else [args[0], args[1]]
+            else:
+                values = [v]
+            for x in values:
+                faultmod._check_value(x, types, check, expected, where, str(path))
+                if key in _FAULT_MAX and isinstance(x, (int, float)):
+                    hi, unit = _FAULT_MAX[key]
+                    _within(x, 0, hi, path, where, f"{expected}, at most {hi}{(' ' + unit) if unit else ''}")
+                if key == "offset" and isinstance(x, int):
+                    _within(x, 0, MAX_OFFSET, path, where, f"a byte offset 0..{MAX_OFFSET} or body")
+                if key == "field" and isinstance(x, str):
+                    m = faultmod.FRAME_FIELDS_RE.match(x)
+                    if m and m.group(2) is not None and int(m.group(2)) >= MAX_PAYLOAD:
+                        raise ConfigError(f"{short(x)} can never exist: a frame carries at most "
+                                          f"{MAX_PAYLOAD} payload bytes", file=path, field=where,
+                                          expected=f"payload[0] .. payload[{MAX_PAYLOAD - 1}]")
+        after = f.params.get("after")
+        if after is not None and not (isinstance(after, int) and after < i
+                                      and fs[after].kind == "irq_at"):
+            raise ConfigError(f"the chain refers to fault {short(after)}, which is not an earlier "
+                              f"irq_at fault", file=path, field=f"faults[{i}].after",
+                              expected=f"the index of an irq_at fault before this one (< {i})")
+
+
+_ORACLE_LIMITS = {
+    # name: (lowest, lowest excluded, highest)
+    "recovery_ms": (0, True, MAX_DURATION_MS), "hang_ms": (0, True, MAX_DURATION_MS),
+    "desync_ms": (0, True, MAX_DURATION_MS), "settle_ms": (0, False, MAX_DURATION_MS),
+    "max_frames_lost": (0, False, MAX_COUNT), "stack_limit": (0, False, 0xFFFFFFFF),
+}
+
+
+def _check_oracle_value(k: str, v: Any, path: Path) -> None:
+    lo, lo_open, hi = _ORACLE_LIMITS[k]
+    _within(v, lo, hi, path, f"oracle.{k}",
+            f"{'> ' if lo_open else '>= '}{lo} and <= {hi}" + (" ms" if k.endswith("_ms") else ""),
+            lo_open=lo_open)
+
+
+def _check_image_names(sc: Scenario, path: Path) -> None:
+    """An image is a known build name or a path to an .elf: nothing else reaches a path."""
+    parts = [("stm32", sc.stm32), ("peer", sc.peer)] + [
+        (f"variants.{v}.{m}", p) for v, ps in sc.variants.items() for m, p in ps.items()]
+    for where, part in parts:
+        image = getattr(part, "image", None)          # a machine may be absent (no part at all)
+        if not isinstance(image, str) or image.endswith(".elf"):
+            continue
+        stm32 = where.endswith("stm32")
+        known = STM32_IMAGES if stm32 else PEER_IMAGES
+        if image not in known:
+            raise ConfigError(f"unknown {'stm32' if stm32 else 'peer'} image {short(image)}",
+                              file=path, field=f"{where}.image",
+                              expected="one of " + ", ".join(known) + " or a path to an .elf")
+
+
+def content_hash(sc: Scenario) -> str:
+    """sha256 of what the scenario makes a run do (everything but its path, title and
+    description): two campaign shards belong together only if this is equal, whatever the
+    scenarios' names."""
+    def part(p: Any) -> Any:
+        return None if p is None else [getattr(p, "image", None), getattr(p, "config", None)]
+
+    doc = {
+        "name": sc.name, "crash_mode": sc.crash_mode, "fix": sc.fix, "requires": sc.requires,
+        "duration_ms": sc.duration_ms, "quantum_us": sc.quantum_us, "seed": sc.seed,
+        "stm32": part(sc.stm32), "peer": part(sc.peer),
+        "plant": sc.plant, "faults": faultmod.plan_as_json(sc.faults), "oracle": sc.oracle,
+        "variants": {v: {m: part(p) for m, p in ps.items()}
+                     for v, ps in sc.variants.items()},
+        "expect": sc.expect,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def load(path: str | Path) -> Scenario:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError("scenario file not found", file=path, expected="a YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=path,
-                          line=line) from None
+    raw = safeyaml.load_file(path, "a scenario YAML file")       # size, depth, aliases, UTF-8
     return from_dict(raw, path)
 
 
@@ -161,17 +341,18 @@ def from_dict(raw: Any, path: Path) -> Scenario:
                           expected="keys such as name, crash_mode, duration_ms, expect")
     for k, v in raw.items():
         if k not in _TOP:
-            raise ConfigError(f"unknown key {k!r}", file=path, field=str(k),
+            raise ConfigError(f"unknown key {short(k)}", file=path, field=key_text(k),
                               expected="one of " + ", ".join(_TOP))
         _check_type(v, _TOP[k][0], path, k)
     for k, (_t, req) in _TOP.items():
         if req and k not in raw:
             raise ConfigError("missing required key", file=path, field=k,
                               expected=_type_name(_t))
+    _check_top(raw, path)
     sc = Scenario(path=path, name=raw["name"], crash_mode=raw["crash_mode"],
                   duration_ms=float(raw["duration_ms"]), expect={})
     if sc.crash_mode not in CRASH_MODES and sc.crash_mode != "nominal":
-        raise ConfigError(f"unknown crash mode {sc.crash_mode!r}", file=path, field="crash_mode",
+        raise ConfigError(f"unknown crash mode {short(sc.crash_mode)}", file=path, field="crash_mode",
                           expected="CM1..CM7 or nominal")
     if sc.duration_ms <= 0:
         raise ConfigError("duration must be positive", file=path, field="duration_ms",
@@ -181,7 +362,7 @@ def from_dict(raw: Any, path: Path) -> Scenario:
     if sc.crash_mode != "nominal":
         fix = raw.get("fix", CRASH_MODES[sc.crash_mode])
         if fix not in FIXES:
-            raise ConfigError(f"unknown fix {fix!r}", file=path, field="fix",
+            raise ConfigError(f"unknown fix {short(fix)}", file=path, field="fix",
                               expected="one of " + ", ".join(FIXES))
         sc.fix = fix
     elif "fix" in raw:
@@ -189,8 +370,8 @@ def from_dict(raw: Any, path: Path) -> Scenario:
                           expected="no fix key for crash_mode: nominal")
     req = raw.get("requires", [])
     for i, cap in enumerate(req):
-        if cap not in base.ALL_CAPABILITIES:
-            raise ConfigError(f"unknown capability {cap!r}", file=path, field=f"requires[{i}]",
+        if not isinstance(cap, str) or cap not in base.ALL_CAPABILITIES:
+            raise ConfigError(f"unknown capability {short(cap)}", file=path, field=f"requires[{i}]",
                               expected="one of " + ", ".join(sorted(base.ALL_CAPABILITIES)))
     sc.quantum_us = float(raw.get("quantum_us", 10))
     if sc.quantum_us <= 0:
@@ -206,13 +387,15 @@ def from_dict(raw: Any, path: Path) -> Scenario:
         if sc.peer.image is None:
             sc.peer.image = "pooled-packed"
     if sc.peer.image and not sc.peer.image.endswith(".elf") and sc.peer.image not in PEER_IMAGES:
-        raise ConfigError(f"unknown peer image {sc.peer.image!r}", file=path, field="peer.image",
+        raise ConfigError(f"unknown peer image {short(sc.peer.image)}", file=path, field="peer.image",
                           expected="one of " + ", ".join(PEER_IMAGES) + " or a path to an .elf")
     sc.plant = dict(raw.get("plant", {}))
     for k, v in sc.plant.items():
         _check_type(v, (int, float), path, f"plant.{k}")
+    _check_fault_entries(raw.get("faults", []), path)
     sc.faults = [faultmod.validate_fault(f, f"faults[{i}]", str(path))
                  for i, f in enumerate(raw.get("faults", []))]
+    _check_fault_bounds(sc.faults, path)
     for i, f in enumerate(sc.faults):
         latest = _latest(f.params.get("at_ms"))
         if latest is not None and latest >= sc.duration_ms:
@@ -224,27 +407,32 @@ def from_dict(raw: Any, path: Path) -> Scenario:
     oracle = raw.get("oracle", {})
     for k, v in oracle.items():
         if k not in _ORACLE:
-            raise ConfigError(f"unknown oracle parameter {k!r}", file=path, field=f"oracle.{k}",
-                              expected="one of " + ", ".join(_ORACLE))
+            raise ConfigError(f"unknown oracle parameter {short(k)}", file=path,
+                              field=f"oracle.{key_text(k)}", expected="one of " + ", ".join(_ORACLE))
         _check_type(v, _ORACLE[k], path, f"oracle.{k}")
+        _check_oracle_value(k, v, path)
     sc.oracle = dict(oracle)
     valid_variants = set(sc.ab_variants()) | {"fixed"}
     for variant, parts in raw.get("variants", {}).items():
         if variant not in valid_variants:
-            raise ConfigError(f"unknown variant {variant!r}", file=path, field=f"variants.{variant}",
+            raise ConfigError(f"unknown variant {short(variant)}", file=path,
+                              field=f"variants.{key_text(variant)}",
                               expected="one of " + ", ".join(sorted(valid_variants)))
         _check_type(parts, dict, path, f"variants.{variant}")
         sc.variants[variant] = {}
         for m, part in parts.items():
             if m not in ("stm32", "peer"):
-                raise ConfigError(f"unknown machine {m!r}", file=path, field=f"variants.{variant}.{m}",
+                raise ConfigError(f"unknown machine {short(m)}", file=path,
+                                  field=f"variants.{variant}.{key_text(m)}",
                                   expected="stm32 or peer")
             sc.variants[variant][m] = _machine_part(part, path, f"variants.{variant}.{m}")
     for variant, want in raw["expect"].items():
         if variant not in valid_variants:
-            raise ConfigError(f"unknown variant {variant!r}", file=path, field=f"expect.{variant}",
+            raise ConfigError(f"unknown variant {short(variant)}", file=path,
+                              field=f"expect.{key_text(variant)}",
                               expected="one of " + ", ".join(sorted(valid_variants)))
         sc.expect[variant] = _expectation(want, path, f"expect.{variant}")
+    _check_image_names(sc, path)
     for variant in sc.ab_variants():
         if variant not in sc.expect:
             raise ConfigError(f"no expected outcome for variant {variant}", file=path,
@@ -279,7 +467,7 @@ def _labels(want: Any, path: Path, where: str) -> list[str]:
                           file=path, field=where, expected="e.g. ok or [runaway, estop]")
     for lab in labels:
         if lab not in OUTCOMES:
-            raise ConfigError(f"unknown outcome {lab!r}", file=path, field=where,
+            raise ConfigError(f"unknown outcome {short(lab)}", file=path, field=where,
                               expected="one of " + ", ".join(OUTCOMES))
     return list(labels)
 
@@ -289,7 +477,7 @@ def _expectation(want: Any, path: Path, where: str) -> "list[str] | dict[str, li
     if isinstance(want, dict):
         for k in want:
             if k not in ("any", "none"):
-                raise ConfigError(f"unknown key {k!r}", file=path, field=f"{where}.{k}",
+                raise ConfigError(f"unknown key {short(k)}", file=path, field=f"{where}.{key_text(k)}",
                                   expected="any and/or none")
         if not want:
             raise ConfigError("empty expectation", file=path, field=where,
@@ -301,8 +489,57 @@ def _expectation(want: Any, path: Path, where: str) -> "list[str] | dict[str, li
 def check_images(sc: Scenario, variants: list[str]) -> None:
     """A missing image is a clear error naming the scenario and the file to build."""
     for v in variants:
-        for img in (sc.stm32_image(v), sc.peer_image(v)):
+        for machine, img in (("stm32", sc.stm32_image(v)), ("peer", sc.peer_image(v))):
             if not img.is_file():
+                over = sc.variants.get(v, {}).get(machine)
+                where = f"variants.{v}.{machine}.image" if over is not None and over.image \
+                    else f"{machine}.image"
+                built = img.is_relative_to(BUILD)
                 raise ConfigError(f"firmware image {img} for variant {v} is missing", file=sc.path,
-                                  field="stm32.image" if "stm32" in str(img) else "peer.image",
-                                  expected="a built image (run `make firmware`)")
+                                  field=where, expected="a built image (run `make firmware`)" if built
+                                  else "an existing .elf (a relative path is relative to the "
+                                       "scenario file's directory)")
+
+
+def blame(sc: Scenario, variant: str, exc: ConfigError) -> ConfigError:
+    """The same error, naming the scenario file and the scenario field that caused it: an unknown
+    config field or symbol is found while loading the image, so the error first names the ELF,
+    which the user did not write; the ELF stays in the message."""
+    if exc.file == str(sc.path):
+        return exc
+    machine = next((m for m, img in (("stm32", sc.stm32_image(variant)),
+                                     ("peer", sc.peer_image(variant)))
+                    if exc.file is not None and Path(exc.file) == img), None)
+    where = exc.field
+    if where and not where.startswith(("faults[", "stm32.", "peer.", "plant.", "oracle.")):
+        head = where.split(".")[0]
+        over = sc.variants.get(variant, {})
+        symbols = [i for i, f in enumerate(sc.faults)
+                   if f.kind == "irq_at" and f"'{f.params.get('symbol')}'" in exc.detail]
+        if machine and head in sc.config_for(machine, variant):
+            part = f"variants.{variant}.{machine}" if head in getattr(over.get(machine), "config", {}) \
+                else machine
+            where = f"{part}.config.{where}"
+        elif where == "symbol" and symbols:
+            where = f"faults[{symbols[0]}].symbol"
+        elif exc.file is None and head in sc.plant:
+            where = f"plant.{where}"
+    detail = exc.detail
+    if exc.file is not None:
+        detail = f"{machine + ' image ' if machine else ''}{Path(exc.file).name}: {detail}"
+    return ConfigError(detail, file=sc.path, field=where, expected=exc.expected)
+
+
+class naming_errors:
+    """``with naming_errors(sc, variant):`` re-raises a ConfigError of a run with ``blame``."""
+
+    def __init__(self, sc: Scenario, variant: str) -> None:
+        self.sc, self.variant = sc, variant
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, ConfigError) and exc.file != str(self.sc.path):
+            raise blame(self.sc, self.variant, exc) from None
+        return False

@@ -134,3 +134,33 @@ def test_merge_of_a_file_that_is_not_a_campaign_result_is_a_clear_error(tmp_path
     with pytest.raises(ConfigError, match=words) as info:
         campaign.merge([f])
     assert str(f) in str(info.value) and "duohil campaign --json" in str(info.value)
+
+
+def test_merge_refuses_shards_of_two_scenario_files_that_share_a_name(tmp_path):
+    """Same name, different content: the shards describe different experiments."""
+    trials = [fake_trial(i, True) for i in range(4)]
+    files = []
+    for k, sha in ((1, "a" * 64), (2, "b" * 64)):
+        part = [t for t in trials if t["trial"] in campaign.shard_trials(4, (k, 2))]
+        doc = campaign.CampaignResult("cm1", f"dir{k}/s.yaml", "builtin", 1, 4, (k, 2), part,
+                                      scenario_sha256=sha).to_json()
+        f = tmp_path / f"shard{k}.json"
+        f.write_text(json.dumps(doc))
+        files.append(f)
+    with pytest.raises(ConfigError, match="scenario's content differs") as info:
+        campaign.merge(files)
+    assert info.value.field == "scenario_sha256" and info.value.file == str(files[1])
+
+
+def test_content_hash_follows_what_the_run_does_not_the_file(tmp_path):
+    from duohil import scenario
+    src = (scenario.REPO / "scenarios" / "cm1_cmd_timeout.yaml").read_text()
+    a, b, c, d = (tmp_path / n for n in ("a.yaml", "b.yaml", "c.yaml", "d.yaml"))
+    a.write_text(src)
+    b.write_text(src.replace("title: A GC pause", "title: Another words for a GC pause"))
+    c.write_text(src.replace("duration_ms: {uniform: [2, 50]}", "duration_ms: {uniform: [2, 51]}"))
+    d.write_text(src.replace("seed: 19", "seed: 20"))
+    h = {p.name: scenario.content_hash(scenario.load(p)) for p in (a, b, c, d)}
+    assert h["a.yaml"] == h["b.yaml"]                       # title and path do not matter
+    assert len({h["a.yaml"], h["c.yaml"], h["d.yaml"]}) == 3   # a fault range, a seed do
+    assert scenario.load(c).name == scenario.load(a).name     # ... though the names agree

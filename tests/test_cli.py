@@ -35,7 +35,7 @@ def test_unknown_variant_and_missing_image_are_exit_2(tmp_path):
     sc.write_text((ROOT / "scenarios" / "nominal.yaml").read_text()
                   + f"stm32: {{image: {tmp_path / 'missing.elf'}}}\n")
     r = duohil("run", str(sc))
-    assert r.returncode == 2 and "missing.elf" in r.stderr and "make firmware" in r.stderr
+    assert r.returncode == 2 and "missing.elf" in r.stderr and "stm32.image" in r.stderr, r.stderr
 
 
 def test_engines_lists_both_with_reasons():
@@ -202,3 +202,68 @@ def test_every_command_has_working_help():
         h = duohil(name, "--help")
         assert h.returncode == 0 and "Traceback" not in h.stderr, (name, h.stderr)
         assert h.stdout.startswith("usage: duohil " + name), (name, h.stdout)
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "scenarios/nominal.yaml", "--seed", "-1"],
+    ["ab", "scenarios/nominal.yaml", "--seed", "-1"],
+    ["campaign", "scenarios/nominal.yaml", "--trials", "2", "--seed", "-1"],
+    ["run", "scenarios/nominal.yaml", "--seed", "twelve"],
+    ["run", "scenarios/nominal.yaml", "--seed", str(2**64)],
+    ["campaign", "scenarios/nominal.yaml", "--trials", "2", "--seed", str(2**32)],
+    ["campaign", "scenarios/nominal.yaml", "--trials", "0"],
+    ["campaign", "scenarios/nominal.yaml", "--trials", "10000000"],
+])
+def test_cli_seeds_and_trials_are_checked_in_one_line(args) -> None:
+    """The schema refuses a negative seed; so does every command (`--seed -1` used to run)."""
+    r = duohil(*args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    option = args[-2]
+    assert len(lines) == 1 and lines[0].startswith(f"duohil: error: {option}: "), r.stderr
+    assert "an integer" in lines[0] and r.stdout == ""
+
+
+def _short_nominal(path: Path, extra: str = "") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("name: nominal\ncrash_mode: nominal\nduration_ms: 30\n"
+                    "expect: {fixed: ok}\n" + extra)
+    return path
+
+
+def test_an_error_found_in_the_image_names_the_scenario_file_and_field(tmp_path) -> None:
+    """An unknown config field is found in the ELF's DWARF; the error names the scenario the
+    user wrote (and the field in it), and keeps the ELF in the words."""
+    sc = _short_nominal(tmp_path / "cfg.yaml", "stm32: {config: {freshnes_ms: 5}}\n")
+    r = duohil("run", str(sc))
+    assert r.returncode == 2, r.stdout + r.stderr
+    line = r.stderr.strip()
+    assert line.startswith(f"duohil: error: {sc}: stm32.config.freshnes_ms: stm32 image fixed.elf")
+    assert "\n" not in line
+
+
+def test_matrix_names_the_failing_scenario_file(tmp_path) -> None:
+    good = _short_nominal(tmp_path / "m" / "a_good.yaml")
+    bad = _short_nominal(tmp_path / "m" / "b_bad.yaml",
+                         "faults:\n  - {kind: irq_at, symbol: NoSuchHandler, irq: 11}\n")
+    bad.write_text(bad.read_text().replace("name: nominal", "name: other"))
+    assert good.exists()
+    r = duohil("matrix", str(tmp_path / "m"), "-j", "1", "--report", str(tmp_path / "rep"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"duohil: error: {bad}: faults[0].symbol: "), r.stderr
+    assert "NoSuchHandler" in line
+
+
+def test_merge_check_refuses_shards_of_two_files_that_share_a_name(tmp_path) -> None:
+    one = _short_nominal(tmp_path / "one" / "s.yaml")
+    two = _short_nominal(tmp_path / "two" / "s.yaml", "oracle: {settle_ms: 10}\n")   # same name
+    for k, sc in ((1, one), (2, two)):
+        r = duohil("campaign", str(sc), "--trials", "2", "--shard", f"{k}/2", "-j", "1",
+                   "--json", str(tmp_path / f"s{k}.json"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert len(json.loads((tmp_path / f"s{k}.json").read_text())["scenario_sha256"]) == 64
+    r = duohil("merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "-o",
+               str(tmp_path / "m.json"), "--check")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "scenario_sha256: the scenario's content differs" in r.stderr
