@@ -108,6 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("  crash: " + (r.crash.get("pc") or ""))
         for s in r.crash.get("summary", []):
             print(f"    {s}")
+    for line in r.diagnosis:                      # what went wrong, in words (duohil.diagnose)
+        print(f"  {line}")
+    for why in sorted(set(r.not_applicable.values())):
+        print(f"  {why}: " + ", ".join(k for k, v in r.not_applicable.items() if v == why))
     for _t, kind, d in r.timeline.get("events", []):
         if kind == "fault_not_applied":
             print(f"  warning: fault {d.get('index')} was not applied: {d.get('reason')}")
