@@ -144,7 +144,7 @@ def spec_for(sc: Scenario, variant: str, seed: int, quantum_ps: int | None = Non
 def image_path(image: str | Path, machine: str) -> Path:
     """A variant/image name (``fixed``, ``fixed-no-resync``, ``gc-packed``) or a path to an ELF."""
     p = Path(image)
-    if p.suffix == ".elf":
+    if p.suffix == ".elf" or p.is_absolute():
         if p.is_absolute():
             return p
         # relative: to the working directory when the file is there (a user's app.elf), else

@@ -107,6 +107,10 @@ class MachineHandle(abc.ABC):
 
     name: str
 
+    def uarts(self) -> list[str]:
+        """Names of this MCU's UARTs (those ``uart()`` can open), platform order."""
+        return []
+
     def uart(self, name: str) -> HostUart:
         """The host's end of UART ``name`` (e.g. "usart3"). Engines that cannot attach one say so."""
         from ..errors import ConfigError

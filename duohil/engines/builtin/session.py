@@ -214,6 +214,9 @@ class BuiltinMachine(MachineHandle):
     def pc(self) -> int:
         return _cpu_pc(self.cpu)
 
+    def uarts(self) -> list[str]:
+        return [n for n, q in self.machine.peripherals.items() if hasattr(q, "rx_char")]
+
     def uart(self, name: str) -> Any:
         """The host's end of UART ``name`` (host_uart.BuiltinHostUart), made at the first call."""
         ports = self.__dict__.setdefault("_uarts", {})
