@@ -11,6 +11,8 @@ from its counters. A UART joined to the link belongs to the link: it can be read
 """
 from __future__ import annotations
 
+from array import array
+from collections.abc import Callable
 from typing import Any
 
 from ...errors import ConfigError
@@ -19,34 +21,41 @@ from .link import BAUD_TOLERANCE, sample_mismatched
 
 
 class BuiltinHostUart(HostUart):
-    def __init__(self, machine: Any, uart: Any, linked: bool = False) -> None:
+    """``linked``: a callable giving what this UART sent on the link so far (the link's taps hold
+    it already, so the port keeps no copy), or None for a UART of its own."""
+
+    def __init__(self, machine: Any, uart: Any, linked: Callable[[], bytes] | None = None) -> None:
         self.name = uart.name
         self.machine = machine
         self.uart = uart
         self.linked = linked
-        self._rx: list[tuple[int, int]] = []        # (time the stop bit is out, byte)
+        self._rx = bytearray()                      # bytes the MCU sent, and when each stop bit
+        self._rx_t = array("q")                     # is out (ps): compact for long runs
         self._line_free = 0                         # arrival time of the host's last character
         self.sent = 0
         self.mismatched = 0                         # characters garbled by a baud mismatch
         self.mismatch_rates: tuple[int, int] | None = None     # (host baud, MCU baud), last seen
         self.dropped: dict[str, int] = {}           # reason -> characters lost
-        self._chain = uart.tx_sink
-        uart.tx_sink = self._on_tx
+        self._chain = None
+        if linked is None:
+            self._chain = uart.tx_sink
+            uart.tx_sink = self._on_tx
 
     # -- MCU -> host ------------------------------------------------------------------------------
     def _on_tx(self, src: Any, byte: int, t_start: int, bit_time: int, frame_bits: float) -> None:
-        self._rx.append((t_start + round(frame_bits * bit_time), byte))
+        self._rx.append(byte)
+        self._rx_t.append(t_start + round(frame_bits * bit_time))
         if self._chain is not None:
             self._chain(src, byte, t_start, bit_time, frame_bits)
 
     def received(self) -> bytes:
+        if self.linked is not None:
+            return self.linked()
         now = self.machine.now()
-        return bytes(b for t, b in self._rx if t <= now)
-
-    def received_at(self) -> list[tuple[int, int]]:
-        """(time in ps, byte) of every byte received so far."""
-        now = self.machine.now()
-        return [(t, b) for t, b in self._rx if t <= now]
+        n = len(self._rx_t)
+        while n and self._rx_t[n - 1] > now:      # the last few may still be on the line
+            n -= 1
+        return bytes(self._rx[:n])
 
     # -- host -> MCU ------------------------------------------------------------------------------
     def write(self, data: bytes, baud: int | None = None) -> None:

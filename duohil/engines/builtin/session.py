@@ -167,6 +167,7 @@ class BuiltinMachine(MachineHandle):
         self.image = image
         self.console_sink = console
         self.linked: tuple[str, ...] = ()          # UARTs joined to the link (host may not write)
+        self.link_sent: Callable[[], bytes] | None = None    # what this MCU sent on the link
         self._blocks: dict[str, tuple[int, int, Any]] = {}   # symbol -> (address, size, decoder)
 
     @property
@@ -229,7 +230,10 @@ class BuiltinMachine(MachineHandle):
                                   file=self.machine.platform, field=f"uart({name!r})",
                                   expected="one of " + ", ".join(uarts))
             from .host_uart import BuiltinHostUart
-            port = ports[name] = BuiltinHostUart(self.machine, p, linked=name in self.linked)
+            linked = None
+            if name in self.linked and self.link_sent is not None:
+                linked = self.link_sent
+            port = ports[name] = BuiltinHostUart(self.machine, p, linked=linked)
         return port
 
     def cpu_state(self) -> dict[str, Any]:
@@ -274,6 +278,7 @@ class AbsentMachine(MachineHandle):
     def __init__(self, name: str) -> None:
         self.name = name
         self.machine = None
+        self.linked: tuple[str, ...] = ()
 
     def _none(self, what: str) -> ConfigError:
         return ConfigError(f"this run has no {self.name} (started with {self.name}=None): cannot "
@@ -360,6 +365,14 @@ class BuiltinSession(Session):
                                        _attach_console(machines["peer"], spec.console_uarts[1]))
         if self.link is not None:
             self.stm32.linked, self.peer.linked = (spec.link_uarts[0],), (spec.link_uarts[1],)
+            self.stm32.link_sent = lambda: self._link_sent("stm32->peer")
+            self.peer.link_sent = lambda: self._link_sent("peer->stm32")
+        # the host's end of every other UART from the start, so nothing a firmware prints before
+        # a test opens it is lost (a tap only: no event, no change to the run)
+        for handle in (self.stm32, self.peer):
+            for uart in handle.uarts():
+                if uart not in handle.linked:
+                    handle.uart(uart)
         # the motor plant on the STM32 side; a future RunSpec.plant (recommended) overrides the
         # engine-level parameters
         params = dict(plant or {}) | dict(getattr(spec, "plant", None) or {})
@@ -417,6 +430,12 @@ class BuiltinSession(Session):
 
     def link_bytes(self) -> list[LinkByte]:
         return [] if self.link is None else list(self.link.taps)
+
+    def _link_sent(self, direction: str) -> bytes:
+        """The bytes one side put on the link, as sent (before any fault), in order."""
+        return bytes(b.sent if b.sent is not None else b.value for b in self.link_bytes()
+                     if b.direction == direction and b.fault not in ("insert", "duplicate")
+                     and (b.value is not None or b.sent is not None))
 
     def events(self) -> list[tuple[int, str, dict]]:
         return [(t, k, dict(d)) for t, k, d in self.scheduler.log]
