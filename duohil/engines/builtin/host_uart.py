@@ -71,8 +71,8 @@ class BuiltinHostUart(HostUart):
         for byte in bytes(data):
             bit = round(PS_PER_S / baud) if baud else self.uart.bit_time_ps()
             if bit is None:                          # a matching terminal cannot match "off"
-                self.dropped["receiver off when the host sent"] = \
-                    self.dropped.get("receiver off when the host sent", 0) + 1
+                why = "the UART was off (no baud rate programmed) when the host sent"
+                self.dropped[why] = self.dropped.get(why, 0) + 1
                 continue
             frame = round(frame_bits * bit)
             arrive = max(sched.now + frame, self._line_free + frame)
@@ -86,7 +86,8 @@ class BuiltinHostUart(HostUart):
     def _arrive(self, byte: int, bit: int) -> None:
         rx_bit = self.uart.bit_time_ps()
         if rx_bit is None:
-            self.dropped["receiver disabled"] = self.dropped.get("receiver disabled", 0) + 1
+            why = "the receiver was disabled when they arrived"
+            self.dropped[why] = self.dropped.get(why, 0) + 1
             return
         framing = False
         if abs(rx_bit - bit) > BAUD_TOLERANCE * bit:
