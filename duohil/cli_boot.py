@@ -41,7 +41,7 @@ def parse_send(text: str) -> tuple[str, bytes, float]:
         data = codecs.decode(body, "unicode_escape").encode("latin-1")
     except (UnicodeDecodeError, UnicodeEncodeError) as exc:
         raise ConfigError(f"{text!r}: {exc.reason}", field="--send",
-                          expected="text with Python escapes (\\n, \\r, \\x21), 8-bit characters only") from None
+                          expected="text with Python escapes (\\n, \\r, \\x21), 8-bit only") from None
     return uart, data, when
 
 

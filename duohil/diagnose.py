@@ -2,11 +2,13 @@
 
 ``diagnose`` reads what the engine recorded and the cores' state now and returns lines such as
 
-    stm32 BusFault (taken as HardFault) at 12.087 ms in main (echo.c:62)
+    stm32 BusFault (taken as HardFault) at 5.261 ms at pc 0x080001fc main (echo.c:64)
       PRECISERR: precise data bus error at 0x90000000 (QUADSPI memory-mapped window: not modelled)
-    stm32 end state at 20.000 ms: pc 0x08000100 in Default_Handler (startup.c:7), in the HardFault handler (IPSR 3)
-    stm32 usart3: baud mismatch: 3 character(s) from the host at 9600 baud reached a receiver set to 115163 baud
-    stm32 CPU spinning at PC 0x080001ea in main (echo.c:47) polling usart3.ISR (0x4000481c)
+    stm32 end state at 20.000 ms: pc 0x08000100 Default_Handler (startup.c:7),
+        in the HardFault handler (IPSR 3)                                  [one line]
+    stm32 usart3: baud mismatch: 2 character(s) from the host at 9600 baud reached a
+        receiver set to 115163 baud (garbled, framing errors)              [one line]
+    stm32 CPU spinning at PC 0x080001ea main (echo.c:49) polling usart3.ISR (0x4000481c)
 
 The poll loop is found from the pc samples the Duo takes every SAMPLE_MS (the last few must lie in
 one small loop) and the loop's code: a backward branch at or after the pc whose body holds a load
@@ -99,7 +101,9 @@ def fault_lines(machine: str, handle: base.MachineHandle, elf: Any,
         # CFSR says so and it is the only kind of fault seen
         bfar = state.get("bfar") if len(seen) == 1 else None
         mmfar = state.get("mmfar") if len(seen) == 1 else None
-        for s in crashmod.describe_cfsr(cfsr, mmfar, bfar) + crashmod.describe_hfsr(int(d.get("hfsr", 0) or 0)):
+        words = crashmod.describe_cfsr(cfsr, mmfar, bfar) + \
+            crashmod.describe_hfsr(int(d.get("hfsr", 0) or 0))
+        for s in words:
             addr = bfar if "PRECISERR" in s else mmfar if "DACCVIOL" in s else None
             if addr is not None and f"{addr:#010x}" in s:
                 s += f" ({region_name(handle, addr)})"

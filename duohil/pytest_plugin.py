@@ -26,11 +26,12 @@ test); ``duo`` (one Duo started from the test's ``duohil`` marker).
 
 Marker ``duohil(variant=, peer=, requires=[...], scenario=, stm32=, seed=, quantum_us=, config=,
 plant=, stm32_platform=, peer_platform=)``: ``stm32`` any ELF (relative paths: to the rootdir, the
-test file or this repository), ``peer="none"`` runs the STM32 alone; a test needing a capability the engine lacks is skipped naming the capability (a
-CapabilityMissing raised inside a test becomes the same skip). A failing test that started a Duo
-gets a "duohil" report section: the outcome with evidence, the decoded crash record, what went
-wrong in words (decoded faults, end state, poll loops, UART problems), and the paths
-of the run's timeline (HTML) and result JSON, which are kept.
+test file or this repository), ``peer="none"`` runs the STM32 alone; a test needing a
+capability the engine lacks is skipped naming the capability (a CapabilityMissing raised inside
+a test becomes the same skip). A failing test that started a Duo gets a "duohil" report section:
+the outcome with evidence, the decoded crash record, what went wrong in words (decoded faults,
+end state, poll loops, UART problems), and the paths of the run's timeline (HTML) and result
+JSON, which are kept.
 """
 from __future__ import annotations
 

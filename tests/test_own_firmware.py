@@ -207,7 +207,8 @@ def test_boot_names_a_baud_mismatch(echo: str) -> None:
     (["nothere.elf"], "nothere.elf: firmware image not found"),
     ([ECHO, "--send", "usart3hi"], "--send: 'usart3hi' (expected UART:TEXT@MS"),
     ([ECHO, "--send", "usart3:hi@soon"], "--send: 'usart3:hi@soon': 'soon' is not a time in ms"),
-    ([ECHO, "--send", "usart9:hi@1"], "--send: no UART 'usart9' on this platform (expected one of usart1, usart3)"),
+    ([ECHO, "--send", "usart9:hi@1"],
+     "--send: no UART 'usart9' on this platform (expected one of usart1, usart3)"),
     ([ECHO, "--baud", "usart3:fast"], "--baud: 'usart3:fast' (expected UART:RATE"),
     ([ECHO, "--ms", "0"], "--ms: --ms 0 (expected a virtual time > 0 ms)"),
 ])
@@ -266,5 +267,6 @@ def test_poll_loop_decoder() -> None:
     regs[3] = 0x40004000
     assert diagnose.poll_loop(_Code(code), {"pc": 0x1000, "regs": regs}) == (0x1000, 0x1006, [0x4000481C])
     # b . : a loop that reads nothing
-    assert diagnose.poll_loop(_Code(bytes.fromhex("fee7")), {"pc": 0x1000, "regs": regs}) == (0x1000, 0x1000, [])
+    spin = diagnose.poll_loop(_Code(bytes.fromhex("fee7")), {"pc": 0x1000, "regs": regs})
+    assert spin == (0x1000, 0x1000, [])
     assert diagnose.region_name(None, 0x90000000) == "QUADSPI memory-mapped window: not modelled"
