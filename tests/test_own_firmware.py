@@ -18,6 +18,8 @@ from duohil.duo import Duo
 from duohil.engines import base
 from duohil.errors import ConfigError
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 ECHO = "build/testfw/m7/echo.elf"
 SCENARIO = ROOT / "tests" / "data" / "own" / "echo_alone.yaml"
@@ -170,6 +172,30 @@ def test_through_the_pytest_fixture(duo: Duo) -> None:
     u3.write(b"from pytest\r\n")
     assert u3.wait_for(b"from pytest\r\n", timeout_ms=5)
     assert duo.spec.peer is None and duo.outcomes().ok
+
+
+def test_a_failing_own_image_test_says_what_went_wrong(echo: str, pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine=f"""
+        import pytest
+
+        @pytest.mark.duohil(stm32={str(ROOT / ECHO)!r}, peer="none")
+        def test_survives_a_bang(duo):
+            u3 = duo.stm32.uart("usart3")
+            u3.wait_for(b"READY", timeout_ms=20)
+            u3.write(b"!")
+            u3.wait_for(b"!", timeout_ms=5)
+    """)
+    res = pytester.runpytest("-p", "no:cacheprovider")
+    res.assert_outcomes(failed=1)
+    res.stdout.fnmatch_lines([
+        "*stm32.usart3: no b'!' within 5 ms of virtual time*",
+        "*- duohil -*",
+        "*outcome hardfault*",
+        "what went wrong:",
+        "  stm32 BusFault (taken as HardFault) at * ms at pc 0x* main (echo.c:*)",
+        "    PRECISERR: precise data bus error at 0x90000000 (QUADSPI memory-mapped window: not modelled)",
+        "not applicable: g_status missing: hang, desync, misparse, stale, stack_overflow",
+    ])
 
 
 # -- duohil boot ------------------------------------------------------------------------------------------
