@@ -48,10 +48,15 @@ def region_name(handle: base.MachineHandle | None, address: int) -> str:
         name = handle.describe_address(address)
         if name:
             return name
+    below = None
     for lo, hi, name in H743_REGIONS:
         if lo <= address < hi:
             return f"{name}: not modelled"
-    return "no region of the memory map"
+        if hi <= address:
+            below = (hi, name)
+    if below is not None and address - below[0] < 0x0100_0000:
+        return f"reserved: {address - below[0]:#x} past the end of {below[1]} ({below[0]:#010x})"
+    return "reserved: no memory or peripheral there"
 
 
 def _where(handle: base.MachineHandle, elf: Any, pc: int) -> str:
@@ -264,7 +269,7 @@ def diagnose(session: base.Session, spec: base.RunSpec, pcs: dict[str, list[int]
             out.append(f"{name}: cannot read the core's state: {exc}")
             continue
         out += fault_lines(name, handle, mspec.elf, events, state)
-        if state.get("lockup") or state.get("halted") or state.get("ipsr") or any(
+        if state.get("lockup") or state.get("halted") or state.get("ipsr") in FAULT_HANDLERS or any(
                 k in ("cpu_fault", "lockup") and d.get("machine", "stm32") == name for _t, k, d in events):
             out.append(end_state(name, handle, mspec.elf, state, session.now_ps))
         spin = spin_line(name, handle, mspec.elf, state, pcs.get(name, []))

@@ -974,6 +974,11 @@ def explain(r: RunResult, expected: list[str] | dict[str, list[str]] | None = No
         lines.append(f"  {k}: {v}")
     if r.crash:
         lines.append("  crash: " + crash_text(r.crash).replace("\n", "\n  "))
+    if r.diagnosis:
+        lines.append("  what went wrong:")
+        lines += [f"    {ln}" for ln in r.diagnosis]
+    for why in sorted(set(r.not_applicable.values())):
+        lines.append(f"  {why}: " + ", ".join(k for k, v in r.not_applicable.items() if v == why))
     if r.error:
         lines.append(f"  engine error: {r.error}")
     if r.fault_plan:

@@ -14,7 +14,7 @@ from fw_helpers import require_images
 
 from duohil import cli_boot, diagnose, runner
 from duohil import scenario as scmod
-from duohil.duo import Duo
+from duohil.duo import Duo, explain
 from duohil.engines import base
 from duohil.errors import ConfigError
 
@@ -77,6 +77,10 @@ def test_a_fault_is_decoded_in_words(echo: str) -> None:
     assert "in the HardFault handler (IPSR 3)" in text
     assert diagnose.fatal(state) == "stuck in the HardFault handler"
     assert r.outcomes == ["hardfault"] and r.crash["pc_function"] == "main"
+    msg = explain(r, ["ok"])            # what a failed should_match says: in words too
+    assert "should hold (ok) but crashed: hardfault" in msg and "  what went wrong:" in msg
+    assert "PRECISERR: precise data bus error at 0x90000000" in msg
+    assert "not applicable: g_status missing: hang, desync" in msg
 
 
 def test_wrong_host_baud_garbles_and_is_named(echo: str) -> None:
@@ -296,3 +300,5 @@ def test_poll_loop_decoder() -> None:
     spin = diagnose.poll_loop(_Code(bytes.fromhex("fee7")), {"pc": 0x1000, "regs": regs})
     assert spin == (0x1000, 0x1000, [])
     assert diagnose.region_name(None, 0x90000000) == "QUADSPI memory-mapped window: not modelled"
+    assert diagnose.region_name(None, 0x20020000) == "reserved: 0x0 past the end of DTCM RAM (0x20020000)"
+    assert diagnose.region_name(None, 0xF0000000) == "reserved: no memory or peripheral there"
