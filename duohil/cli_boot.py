@@ -72,8 +72,10 @@ def boot(elf: str, platform: str | None = None, ms: float = DEFAULT_MS,
     if ms <= 0:
         raise ConfigError(f"--ms {ms:g}", field="--ms", expected="a virtual time > 0 ms")
     path = Path(elf)
-    if platform is None and read_elf(path).machine == "EM_RISCV":   # missing file: one clear error
+    riscv = read_elf(path).machine == "EM_RISCV"          # a missing file: one clear error
+    if platform is None and riscv:
         platform = str(PEER_PLATFORM)
+    label = "rv32" if riscv else "stm32"   # the one machine runs in the Duo's stm32 slot
     w0 = time.perf_counter()
     duo = Duo.start(stm32=path.resolve(), peer=None, engine=engine, stm32_platform=platform)
     with duo:
@@ -103,10 +105,10 @@ def boot(elf: str, platform: str | None = None, ms: float = DEFAULT_MS,
         if not any(p.received() for p in ports.values()):
             out("no UART sent anything")
         state = handle.cpu_state()
-        out(diagnose.end_state("stm32", handle, duo.spec.stm32.elf, state, duo.now_ps))
+        out(diagnose.end_state(label, handle, duo.spec.stm32.elf, state, duo.now_ps))
         for line in duo.diagnosis():
             if " end state at " not in line:
-                out(line)
+                out(label + line[len("stm32"):] if line.startswith("stm32") else line)
         if error:
             out(f"engine error: {error}")
             return 1

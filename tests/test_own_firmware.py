@@ -227,6 +227,16 @@ def test_boot_exits_1_when_the_core_is_stuck_in_a_fault_handler(echo: str) -> No
     assert r.stdout.rstrip().endswith("the core is stuck in the HardFault handler: exit 1")
 
 
+def test_boot_runs_a_riscv_image_on_the_peer_platform() -> None:
+    require_images("testfw/rv/uart_echo.elf")
+    r = _boot("build/testfw/rv/uart_echo.elf", "--ms", "10", "--send", "uart1:riscv@3")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "on esp32c3_peer.repl" in r.stdout
+    assert "uart0 (23 bytes):\n  BOOT uart_echo\n  READY\n" in r.stdout
+    assert "uart1 (5 bytes):\n  riscv\n" in r.stdout
+    assert re.search(r"rv32 end state at 10\.000 ms: pc 0x[0-9a-f]+ \w+ \(uart_echo\.c:\d+\)", r.stdout)
+
+
 def test_boot_names_a_baud_mismatch(echo: str) -> None:
     r = _boot(echo, "--ms", "20", "--send", "usart3:hi@5", "--baud", "usart3:9600")
     assert r.returncode == 0
@@ -302,3 +312,72 @@ def test_poll_loop_decoder() -> None:
     assert diagnose.region_name(None, 0x90000000) == "QUADSPI memory-mapped window: not modelled"
     assert diagnose.region_name(None, 0x20020000) == "reserved: 0x0 past the end of DTCM RAM (0x20020000)"
     assert diagnose.region_name(None, 0xF0000000) == "reserved: no memory or peripheral there"
+
+
+# -- the host end of a UART, on a stand-in UART model --------------------------------------------------------
+class _Uart:
+    """A UART model's face to the host (peripheral.UartEndpoint) with a settable bit time."""
+
+    name = "usart9"
+
+    def __init__(self, sched, bit_ps: int | None) -> None:
+        self.sched = sched
+        self.bit_ps = bit_ps
+        self.tx_sink = None
+        self.got: list[tuple[int, int, bool]] = []
+
+    def bit_time_ps(self) -> int | None:
+        return self.bit_ps
+
+    def frame_bits(self) -> float:
+        return 10.0
+
+    def rx_char(self, byte: int, framing_error: bool = False) -> None:
+        self.got.append((self.sched.now, byte, framing_error))
+
+
+class _Mach:
+    name = "stm32"
+
+    def __init__(self, sched) -> None:
+        self.scheduler = sched
+
+    def now(self) -> int:
+        return self.scheduler.now
+
+
+def test_host_uart_paces_samples_and_drops() -> None:
+    from duohil.engines.builtin.host_uart import BuiltinHostUart
+    from duohil.engines.builtin.scheduler import Scheduler
+    sched = Scheduler(base.DEFAULT_QUANTUM_PS)
+    bit = 8_680_556                                   # 115200 baud
+    uart = _Uart(sched, bit)
+    seen = []
+    uart.tx_sink = lambda *a: seen.append(a[1])       # the console sink that was there first
+    port = BuiltinHostUart(_Mach(sched), uart)
+    port.write(b"ab")
+    port.write(b"c")                                  # queued behind the first two
+    sched.run_until(base.PS_PER_MS)
+    frame = 10 * bit
+    assert uart.got == [(frame, ord("a"), False), (2 * frame, ord("b"), False),
+                        (3 * frame, ord("c"), False)]
+    # the MCU's transmissions reach the host and still the sink it had
+    uart.tx_sink(uart, ord("Z"), sched.now, bit, 10.0)
+    assert seen == [ord("Z")] and port.received() == b""          # not out until its stop bit
+    sched.run_until(sched.now + frame)
+    assert port.received() == b"Z"
+    # 9600 baud into a 115200 receiver: garbled, with a framing error, and counted
+    port.write(b"U", baud=9600)
+    sched.run_until(sched.now + base.PS_PER_MS * 2)
+    assert uart.got[-1][2] is True and uart.got[-1][1] != ord("U")
+    assert port.problems() == ["baud mismatch: 1 character(s) from the host at 9600 baud reached "
+                               "a receiver set to 115200 baud (garbled, framing errors)"]
+    # a receiver switched off before they arrive
+    port.write(b"xy")
+    uart.bit_ps = None
+    sched.run_until(sched.now + base.PS_PER_MS)
+    assert port.problems()[-1] == ("2 character(s) from the host dropped: the receiver was disabled "
+                                   "when they arrived")
+    port.write(b"z")                                  # off when sent: no rate to follow
+    assert port.problems()[-1] == ("1 character(s) from the host dropped: the UART was off (no baud "
+                                   "rate programmed) when the host sent")
