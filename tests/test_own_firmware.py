@@ -381,3 +381,33 @@ def test_host_uart_paces_samples_and_drops() -> None:
     port.write(b"z")                                  # off when sent: no rate to follow
     assert port.problems()[-1] == ("1 character(s) from the host dropped: the UART was off (no baud "
                                    "rate programmed) when the host sent")
+
+
+def test_two_own_images_on_the_link(echo: str) -> None:
+    """Both sides contract-less: the M7 echo's banner goes over the link to the RV32 echo, which
+    sends it back, and so on; each side's link UART reads what that side sent."""
+    require_images("testfw/rv/uart_echo.elf")
+    with Duo.start(stm32=echo, peer="build/testfw/rv/uart_echo.elf") as duo:
+        duo.run(ms=10)
+        sent_by_stm32 = duo.stm32.uart("usart3").received()
+        sent_by_peer = duo.peer.uart("uart1").received()
+        assert sent_by_stm32.startswith(b"ECHO READY\r\nECHO READY\r\n")
+        assert sent_by_peer.startswith(b"ECHO READY\r\nECHO READY\r\n")
+        assert duo.peer.console == ["BOOT uart_echo", "READY"]
+        r = duo.result()
+    assert r.outcomes == ["ok"] and r.images == {"stm32": "echo.elf", "peer": "uart_echo.elf"}
+
+
+def test_link_lines_name_mismatches_and_drops() -> None:
+    lb = base.LinkByte
+    link = [lb(1, "stm32->peer", 0x12, sent=0x55, fault="baud_mismatch"),
+            lb(2, "stm32->peer", 0x13, sent=0x55, fault="baud_mismatch"),
+            lb(3, "peer->stm32", None, sent=0x41, fault="receiver_off"),
+            lb(4, "peer->stm32", None, sent=0x42, fault="drop"),
+            lb(5, "peer->stm32", 0x43)]
+    assert diagnose.link_lines(link, ("usart3", "uart1")) == [
+        "link stm32->peer (usart3 -> uart1): 2 character(s) garbled by a baud mismatch (sender and "
+        "receiver more than 3 % apart)",
+        "link peer->stm32 (uart1 -> usart3): 1 character(s) dropped: the receiver was disabled",
+        "link peer->stm32 (uart1 -> usart3): 1 character(s) dropped: injected fault drop",
+    ]
