@@ -76,6 +76,9 @@ def boot(elf: str, platform: str | None = None, ms: float = DEFAULT_MS,
     if platform is None and riscv:
         platform = str(PEER_PLATFORM)
     label = "rv32" if riscv else "stm32"   # the one machine runs in the Duo's stm32 slot
+    if platform is not None and not Path(platform).is_file():
+        raise ConfigError(f"platform file {platform} not found", field="--platform",
+                          expected="a .repl file (e.g. platforms/stm32h743.repl)")
     w0 = time.perf_counter()
     duo = Duo.start(stm32=path.resolve(), peer=None, engine=engine, stm32_platform=platform)
     with duo:

@@ -251,6 +251,8 @@ def test_boot_names_a_baud_mismatch(echo: str) -> None:
      "--send: no UART 'usart9' on this platform (expected one of usart1, usart3)"),
     ([ECHO, "--baud", "usart3:fast"], "--baud: 'usart3:fast' (expected UART:RATE"),
     ([ECHO, "--ms", "0"], "--ms: --ms 0 (expected a virtual time > 0 ms)"),
+    ([ECHO, "--platform", "nope.repl"], "--platform: platform file nope.repl not found"),
+    (["README.md"], "README.md: not a valid ELF file"),
 ])
 def test_boot_bad_input_is_one_line_exit_2(args: list[str], msg: str) -> None:
     if args[0] == ECHO:
