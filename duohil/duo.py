@@ -775,6 +775,11 @@ class Duo:
                 raise ConfigError(f"unknown outcome {lab!r}", field="expected",
                                   expected="ok or one of " + ", ".join(oracle.ORACLES))
         r = self.result()
+        moot = [lab for lab in labels if lab in r.not_applicable]
+        if moot:                            # never judged, so neither met nor missed
+            raise ConfigError(f"{self.label}: cannot expect {', '.join(moot)}: "
+                              + "; ".join(f"{lab} {r.not_applicable[lab]}" for lab in moot),
+                              field="expected", expected="outcomes this image can show")
         verdict = oracle.Verdict(r.outcomes, r.evidence)
         if not oracle.matches(verdict, want):
             raise AssertionError(explain(r, want))

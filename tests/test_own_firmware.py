@@ -55,6 +55,9 @@ def test_contract_less_image_boots_alone_and_echoes(echo: str) -> None:
     assert r.not_applicable["hang"] == "not applicable: g_status missing"
     assert set(r.not_applicable) == {"hang", "desync", "misparse", "stale", "stack_overflow"}
     assert r.crash is None
+    with pytest.raises(ConfigError, match="cannot expect stale: stale not applicable: g_status missing"):
+        duo.should_match(["hardfault", "stale"])
+    duo.should_match("ok")
     assert any(re.search(r"stm32 CPU spinning at PC 0x[0-9a-f]+ main \(echo\.c:\d+\) polling "
                          r"usart3\.ISR \(0x4000481c\)", ln) for ln in r.diagnosis), r.diagnosis
 
