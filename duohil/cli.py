@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import campaign as campmod
+from . import cli_boot
 from . import runner
 from . import scenario as scmod
 from .engines import registry
@@ -125,6 +126,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("  crash: " + (r.crash.get("pc") or ""))
         for s in r.crash.get("summary", []):
             print(f"    {s}")
+    for line in r.diagnosis:                      # what went wrong, in words (duohil.diagnose)
+        print(f"  {line}")
+    for why in sorted(set(r.not_applicable.values())):
+        print(f"  {why}: " + ", ".join(k for k, v in r.not_applicable.items() if v == why))
     for _t, kind, d in r.timeline.get("events", []):
         if kind == "fault_not_applied":
             print(f"  warning: fault {d.get('index')} was not applied: {d.get('reason')}")
@@ -302,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--check", action="store_true",
                     help="exit 1 unless fixed never crashed and buggy crashed at least once")
     sp.set_defaults(func=cmd_merge)
+    cli_boot.register(sub, engine_opt)
     return p
 
 

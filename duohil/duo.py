@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from . import crash as crashmod
+from . import diagnose as diagmod
 from . import faults as faultmod
 from . import oracle
 from .engines import base, registry
@@ -95,6 +97,10 @@ class RunResult:
     #: a run stopped early once its crash was certain (campaigns): {label, virtual_ms}
     stopped: dict[str, Any] | None = None
     images: dict[str, str] = field(default_factory=dict)      # machine -> ELF file name
+    #: what went wrong, in words (decoded faults, end state, poll loops, UART problems)
+    diagnosis: list[str] = field(default_factory=list)
+    #: oracles that could not judge this run: label -> "not applicable: <symbol> missing"
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
     def run_name(self) -> str:
         """``scenario [variant]``, naming the STM32 image when it is not the variant's own."""
@@ -130,23 +136,41 @@ def _json_default(o: Any) -> Any:
 
 
 def spec_for(sc: Scenario, variant: str, seed: int, quantum_ps: int | None = None) -> base.RunSpec:
+    peer_elf = sc.peer_image(variant)
     return base.RunSpec(
         stm32=base.MachineSpec(STM32_PLATFORM, sc.stm32_image(variant), BLOCKS["stm32"]["config"],
                                sc.config_for("stm32", variant)),
-        peer=base.MachineSpec(PEER_PLATFORM, sc.peer_image(variant), BLOCKS["peer"]["config"],
-                              sc.config_for("peer", variant)),
+        peer=None if peer_elf is None else
+        base.MachineSpec(PEER_PLATFORM, peer_elf, BLOCKS["peer"]["config"], sc.config_for("peer", variant)),
         quantum_ps=quantum_ps or sc.quantum_ps, seed=seed)
 
 
 def image_path(image: str | Path, machine: str) -> Path:
     """A variant/image name (``fixed``, ``fixed-no-resync``, ``gc-packed``) or a path to an ELF."""
     p = Path(image)
-    if p.suffix == ".elf":
-        return p if p.is_absolute() else (REPO / p)
+    if p.suffix == ".elf" or p.is_absolute():
+        if p.is_absolute():
+            return p
+        # relative: to the working directory when the file is there (a user's app.elf), else
+        # to the repository (tests name build/... paths)
+        return p.resolve() if p.is_file() else REPO / p
     if machine == "peer" and str(image) not in PEER_IMAGES:
         raise ConfigError(f"unknown peer image {image!r}", field="peer",
                           expected="one of " + ", ".join(PEER_IMAGES) + " or a path to an .elf")
     return BUILD / ("stm32" if machine == "stm32" else "esp32") / f"{image}.elf"
+
+
+def _platform(given: str | Path | None, default: Path, field_name: str) -> Path:
+    """A platform file (.repl) for a machine: ours unless given; a missing one is bad input."""
+    if given is None:
+        return default
+    p = Path(given)
+    if not p.is_absolute() and not p.is_file():
+        p = REPO / p
+    if not p.is_file():
+        raise ConfigError(f"platform file {given} not found", field=field_name,
+                          expected="a .repl file (e.g. platforms/stm32h743.repl)")
+    return p
 
 
 def _check_image(path: Path, machine: str) -> None:
@@ -197,6 +221,7 @@ class Machine:
         self.name = name
         self.handle = handle
         self._cursor = 0                 # console lines already matched by wait_for_line
+        self._uarts: dict[str, UartPort] = {}
 
     def block(self, symbol: str) -> Block:
         """Any struct at an ELF symbol, decoded through the image's DWARF."""
@@ -224,6 +249,14 @@ class Machine:
 
     def pc(self) -> int:
         return self.handle.pc()
+
+    def uart(self, name: str) -> UartPort:
+        """The host's end of UART ``name`` of this MCU (``duo.stm32.uart("usart3")``): write to the
+        firmware, read what it sent, wait for it in virtual time. Any UART, any firmware."""
+        port = self._uarts.get(name)
+        if port is None:
+            port = self._uarts[name] = UartPort(self._duo, self.name, self.handle.uart(name))
+        return port
 
     def wait_for_line(self, text: str, timeout_ms: float = DEFAULT_WAIT_MS,
                       step_ms: float = WAIT_STEP_MS) -> base.ConsoleLine:
@@ -265,7 +298,64 @@ class Machine:
         return self._duo.inject(raw, where="peer.stall")
 
     def __repr__(self) -> str:
-        return f"<duo.{self.name} {self._duo.spec.stm32.elf.name if self.name == 'stm32' else self._duo.spec.peer.elf.name}>"
+        ms = self._duo.spec.stm32 if self.name == "stm32" else self._duo.spec.peer
+        return f"<duo.{self.name} {ms.elf.name if ms else 'none'}>"
+
+
+class UartPort:
+    """The host's end of one MCU UART: ``write``, ``received``, ``wait_for`` (virtual time).
+
+    Bytes go out paced at the MCU's programmed baud unless ``baud`` is given (then a rate more than
+    3 % off garbles them, as on the wire, and the run's diagnosis says so)."""
+
+    def __init__(self, duo: Duo, machine: str, port: base.HostUart) -> None:
+        self._duo = duo
+        self.machine = machine
+        self.port = port
+        self.name = port.name
+        self._cursor = 0                 # received bytes already consumed by wait_for
+
+    def write(self, data: bytes | str, baud: int | None = None) -> UartPort:
+        """Send ``data`` (str is encoded as UTF-8) to the firmware, starting now."""
+        self.port.write(data.encode() if isinstance(data, str) else bytes(data), baud=baud)
+        return self
+
+    def received(self) -> bytes:
+        """Everything the firmware sent on this UART so far."""
+        return self.port.received()
+
+    def wait_for(self, pattern: bytes | str | re.Pattern[bytes], timeout_ms: float = DEFAULT_WAIT_MS,
+                 step_ms: float = WAIT_STEP_MS) -> bytes:
+        """Run until the bytes received after the last match contain ``pattern`` (bytes or str:
+        a substring; a compiled bytes regex: a search) and return what matched; at most
+        ``timeout_ms`` of virtual time. AssertionError with what did arrive otherwise."""
+        duo = self._duo
+        if isinstance(pattern, str):
+            pattern = pattern.encode()
+        rx = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(bytes(pattern)))
+        t0 = duo.now_ps
+        deadline = t0 + _ps(timeout_ms)
+        step = max(1, _ps(step_ms))
+        while True:
+            data = self.port.received()
+            m = rx.search(data, self._cursor)
+            if m is not None:
+                self._cursor = m.end()
+                return m.group(0)
+            if duo.now_ps >= deadline:
+                break
+            duo.run_until_ps(min(deadline, duo.now_ps + step))
+        got = self.port.received()[self._cursor:]
+        problems = self.port.problems()
+        raise AssertionError(
+            f"{self.machine}.{self.name}: no {rx.pattern!r} within {timeout_ms:g} ms of virtual time "
+            f"(waited from {t0 / base.PS_PER_MS:.3f} to {duo.now_ps / base.PS_PER_MS:.3f} ms); "
+            f"received since the last match: {bytes(got[-200:])!r}"
+            + "".join(f"\n  {ln}" for ln in problems)
+            + "".join(f"\n  {ln}" for ln in duo.diagnosis()))
+
+    def __repr__(self) -> str:
+        return f"<uart {self.machine}.{self.name}: {len(self.port.received())} bytes received>"
 
 
 class Link:
@@ -329,11 +419,12 @@ class Duo:
         self.scenario = scenario
         self.variant = variant or spec.stm32.elf.stem
         self.label = label or (scenario.name if scenario else
-                               f"{spec.stm32.elf.stem}+{spec.peer.elf.stem}")
+                               f"{spec.stm32.elf.stem}+{spec.peer.elf.stem if spec.peer else 'none'}")
         self.oracle_params = dict(oracle_params or {})
         self.error: str | None = None
         self._faults: list[dict[str, Any]] = []
         self._samples: dict[str, list[tuple[int, dict[str, Any]]]] = {"stm32": [], "peer": []}
+        self._pcs: dict[str, list[int]] = {"stm32": [], "peer": []}    # last pcs, every SAMPLE_MS
         self._wall = 0.0
         self._closed = False
         self._result: tuple[int, RunResult] | None = None
@@ -352,29 +443,42 @@ class Duo:
 
     # -- starting ----------------------------------------------------------------------------------
     @classmethod
-    def start(cls, stm32: str | Path = "fixed", peer: str | Path = "pooled-packed",
+    def start(cls, stm32: str | Path = "fixed", peer: str | Path | None = "pooled-packed",
               engine: str | base.Engine = registry.DEFAULT_ENGINE, seed: int = 0,
               quantum_us: float = base.DEFAULT_QUANTUM_PS / base.PS_PER_US,
               config: dict[str, dict[str, int]] | None = None,
               plant: dict[str, Any] | None = None, oracle_params: dict[str, Any] | None = None,
-              requires: Iterable[str] = (), engine_options: dict[str, Any] | None = None) -> Duo:
+              requires: Iterable[str] = (), engine_options: dict[str, Any] | None = None,
+              stm32_platform: str | Path | None = None, peer_platform: str | Path | None = None
+              ) -> Duo:
         """Both machines booted: ``stm32`` a build variant (``fixed``, ``buggy``,
-        ``fixed-no-<fix>``) or an ELF path, ``peer`` a peer image name or an ELF path, ``config``
-        config-block overrides per machine (``{"stm32": {"freshness_ms": 20}}``), ``plant`` motor
-        parameters. CapabilityMissing when the engine lacks one of ``requires``."""
+        ``fixed-no-<fix>``) or a path to any ELF, ``peer`` a peer image name, an ELF path or None
+        (the STM32 alone), ``config`` config-block overrides per machine
+        (``{"stm32": {"freshness_ms": 20}}``; only for images that have the block), ``plant``
+        motor parameters, ``*_platform`` a .repl (default: ours). The firmware<->harness contract
+        (config/status/crash blocks, log lines) is used where the image has it. CapabilityMissing
+        when the engine lacks one of ``requires``."""
         config = dict(config or {})
         for m in config:
             if m not in BLOCKS:
                 raise ConfigError(f"config for unknown machine {m!r}", field=f"config.{m}",
                                   expected="stm32 or peer")
-        elfs = {"stm32": image_path(stm32, "stm32"), "peer": image_path(peer, "peer")}
+        elfs = {"stm32": image_path(stm32, "stm32")}
+        if peer is not None:
+            elfs["peer"] = image_path(peer, "peer")
+        elif config.get("peer"):
+            raise ConfigError("config for the peer, but peer=None", field="config.peer",
+                              expected="a peer image, or no peer config")
         for m, p in elfs.items():
             _check_image(p, m)
+        plats = {"stm32": _platform(stm32_platform, STM32_PLATFORM, "stm32_platform"),
+                 "peer": _platform(peer_platform, PEER_PLATFORM, "peer_platform")}
         spec = base.RunSpec(
-            stm32=base.MachineSpec(STM32_PLATFORM, elfs["stm32"], BLOCKS["stm32"]["config"],
+            stm32=base.MachineSpec(plats["stm32"], elfs["stm32"], BLOCKS["stm32"]["config"],
                                    dict(config.get("stm32", {}))),
-            peer=base.MachineSpec(PEER_PLATFORM, elfs["peer"], BLOCKS["peer"]["config"],
-                                  dict(config.get("peer", {}))),
+            peer=None if peer is None else
+            base.MachineSpec(plats["peer"], elfs["peer"], BLOCKS["peer"]["config"],
+                             dict(config.get("peer", {}))),
             quantum_ps=_quantum_ps(quantum_us), seed=seed)
         eng, name = _engine(engine, plant, engine_options, requires)
         return cls(eng, spec, engine_name=name, oracle_params=oracle_params,
@@ -399,8 +503,8 @@ class Duo:
                                                        spec.stm32.config_symbol, spec.stm32.config),
                                 peer=spec.peer, quantum_ps=spec.quantum_ps, seed=spec.seed,
                                 link_uarts=spec.link_uarts, console_uarts=spec.console_uarts)
-        for m, p in (("stm32", spec.stm32.elf), ("peer", spec.peer.elf)):
-            if not p.is_file():
+        for m, p in (("stm32", spec.stm32.elf), ("peer", spec.peer.elf if spec.peer else None)):
+            if p is not None and not p.is_file():
                 raise ConfigError(f"firmware image {p} for variant {variant} is missing",
                                   file=sc.path, field=f"{m}.image",
                                   expected="a built image (run `make firmware`)")
@@ -495,6 +599,12 @@ class Duo:
                 self._samples[name].append((now, handle.read_block(BLOCKS[name]["status"])))
             except ConfigError:
                 pass
+            try:                      # for the diagnosis of a run that ends in a poll loop
+                pcs = self._pcs[name]
+                pcs.append(handle.pc())
+                del pcs[:-4]
+            except (ConfigError, EngineError):
+                pass
         self.session.at(now + self._step, self._sample, name="sample")
 
     # -- faults ----------------------------------------------------------------------------------------
@@ -570,7 +680,13 @@ class Duo:
             duration = max(duration, self.scenario.duration_ps)   # the run was meant to last
         obs = oracle.Observations(
             duration_ps=duration,
-            peer_layout="natural" if "natural" in self.spec.peer.elf.name else "packed")
+            peer_layout="natural" if self.spec.peer and "natural" in self.spec.peer.elf.name
+            else "packed")
+        for sym in {need for need in oracle.NEEDS.values()}:
+            try:
+                s.stm32.symbol(sym)
+            except ConfigError:
+                obs.missing.add(sym)
         obs.console = {"stm32": s.stm32.console(), "peer": s.peer.console()}
         obs.link = s.link_bytes()
         obs.events = s.events()
@@ -593,6 +709,11 @@ class Duo:
         """The oracles' verdict on the run so far (ok, or labels each with one line of evidence)."""
         obs, _ = self._observe()
         return oracle.classify(obs, self.oracle_params)
+
+    def diagnosis(self) -> list[str]:
+        """What went wrong so far, in words: decoded faults with the end state, a poll loop the
+        run ends in, baud mismatches and dropped characters per UART (duohil.diagnose)."""
+        return diagmod.diagnose(self.session, self.spec, self._pcs)
 
     def crash(self) -> dict[str, Any] | None:
         """The decoded crash: the STM32's crash record if its firmware wrote one, else the CPU's own
@@ -626,7 +747,9 @@ class Duo:
             error=self.error,
             timeline=_timeline(obs, self.session.observations(), self._soft_limits())
             if self.with_timeline else {},
-            images={"stm32": self.spec.stm32.elf.name, "peer": self.spec.peer.elf.name})
+            images={"stm32": self.spec.stm32.elf.name,
+                    "peer": self.spec.peer.elf.name if self.spec.peer else "none"},
+            diagnosis=self.diagnosis(), not_applicable=verdict.not_applicable)
         self._result = (self.now_ps, result)
         return result
 
@@ -657,6 +780,11 @@ class Duo:
                 raise ConfigError(f"unknown outcome {lab!r}", field="expected",
                                   expected="ok or one of " + ", ".join(oracle.ORACLES))
         r = self.result()
+        moot = [lab for lab in labels if lab in r.not_applicable]
+        if moot:                            # never judged, so neither met nor missed
+            raise ConfigError(f"{self.label}: cannot expect {', '.join(moot)}: "
+                              + "; ".join(f"{lab} {r.not_applicable[lab]}" for lab in moot),
+                              field="expected", expected="outcomes this image can show")
         verdict = oracle.Verdict(r.outcomes, r.evidence)
         if not oracle.matches(verdict, want):
             raise AssertionError(explain(r, want))
@@ -880,6 +1008,11 @@ def explain(r: RunResult, expected: list[str] | dict[str, list[str]] | None = No
         lines.append(f"  {k}: {v}")
     if r.crash:
         lines.append("  crash: " + crash_text(r.crash).replace("\n", "\n  "))
+    if r.diagnosis:
+        lines.append("  what went wrong:")
+        lines += [f"    {ln}" for ln in r.diagnosis]
+    for why in sorted(set(r.not_applicable.values())):
+        lines.append(f"  {why}: " + ", ".join(k for k, v in r.not_applicable.items() if v == why))
     if r.error:
         lines.append(f"  engine error: {r.error}")
     if r.fault_plan:

@@ -26,6 +26,10 @@ DEFAULTS = {
 }
 
 FAULT_EVENTS = ("cpu_fault", "lockup")
+#: the firmware<->harness contract symbol an oracle reads; an image without it (a user's own
+#: firmware) leaves that oracle "not applicable", never judged on absent data
+NEEDS = {"hang": "g_status", "desync": "g_status", "misparse": "g_status", "stale": "g_status",
+         "stack_overflow": "g_status"}
 
 
 @dataclass
@@ -40,12 +44,14 @@ class Observations:
     stack: dict[str, int] = field(default_factory=dict)   # size, high_water (RAM scan), guard_ok
     faults: list[dict[str, Any]] = field(default_factory=list)  # realised plan with t_ps
     error: str | None = None                          # the engine failed: what it said
+    missing: set[str] = field(default_factory=set)    # contract symbols the images lack
 
 
 @dataclass
 class Verdict:
     labels: list[str]
     evidence: dict[str, str]
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -344,7 +350,11 @@ def classify(obs: Observations, params: dict[str, Any] | None = None) -> Verdict
     p.update(params or {})
     labels: list[str] = []
     evidence: dict[str, str] = {}
+    not_applicable: dict[str, str] = {}
     for name, fn in ORACLES.items():
+        if NEEDS.get(name) in obs.missing:
+            not_applicable[name] = f"not applicable: {NEEDS[name]} missing"
+            continue
         why = fn(obs, p)
         if why is not None:
             labels.append(name)
@@ -352,7 +362,7 @@ def classify(obs: Observations, params: dict[str, Any] | None = None) -> Verdict
     if obs.error is not None and not labels:
         labels.append("hang")
         evidence["hang"] = f"the engine stopped the run: {obs.error}"
-    return Verdict(labels or ["ok"], evidence)
+    return Verdict(labels or ["ok"], evidence, not_applicable)
 
 
 def matches(verdict: Verdict, expected: "list[str] | dict[str, list[str]]") -> bool:

@@ -7,6 +7,10 @@
         duo.run(ms=200)
         assert duo.stm32.status.estops == 0
 
+    @pytest.mark.duohil(stm32="path/to/app.elf", peer="none")     # your own image, alone
+    def test_banner(duo):
+        assert duo.stm32.uart("usart3").wait_for(b"READY", timeout_ms=20)
+
     @pytest.mark.duohil(scenario="scenarios/cm1_gc_pause.yaml", variant="buggy")
     def test_cm1_reproduces(duo):
         duo.run_to_end()
@@ -21,10 +25,13 @@ here); ``duo_factory`` (``start(**kw)`` / ``scenario(path, variant, ...)``, ever
 test); ``duo`` (one Duo started from the test's ``duohil`` marker).
 
 Marker ``duohil(variant=, peer=, requires=[...], scenario=, stm32=, seed=, quantum_us=, config=,
-plant=)``: a test needing a capability the engine lacks is skipped naming the capability (a
-CapabilityMissing raised inside a test becomes the same skip). A failing test that started a Duo
-gets a "duohil" report section: the outcome with evidence, the decoded crash record, and the paths
-of the run's timeline (HTML) and result JSON, which are kept.
+plant=, stm32_platform=, peer_platform=)``: ``stm32`` any ELF (relative paths: to the rootdir, the
+test file or this repository), ``peer="none"`` runs the STM32 alone; a test needing a
+capability the engine lacks is skipped naming the capability (a CapabilityMissing raised inside
+a test becomes the same skip). A failing test that started a Duo gets a "duohil" report section:
+the outcome with evidence, the decoded crash record, what went wrong in words (decoded faults,
+end state, poll loops, UART problems), and the paths of the run's timeline (HTML) and result
+JSON, which are kept.
 """
 from __future__ import annotations
 
@@ -43,7 +50,8 @@ from .engines import base, registry
 from .errors import ConfigError, EngineUnavailable
 
 MARKER = ("duohil(variant=None, peer=None, requires=None, scenario=None, stm32=None, seed=None, "
-          "quantum_us=None, config=None, plant=None): start the `duo` fixture with these firmware "
+          "quantum_us=None, config=None, plant=None, stm32_platform=None, peer_platform=None): "
+          "start the `duo` fixture with these firmware "
           "images / scenario; skip when the engine lacks a required capability")
 _DUOS = pytest.StashKey[list]()
 _OPTIONS = pytest.StashKey["DuohilOptions"]()
@@ -191,15 +199,28 @@ class DuoFactory:
         self._item.stash[_DUOS].append(duo)
         return duo
 
-    def start(self, stm32: str | Path = "fixed", peer: str | Path = "pooled-packed", *,
+    def start(self, stm32: str | Path = "fixed", peer: str | Path | None = "pooled-packed", *,
               seed: int | None = None, quantum_us: float | None = None,
               **kw: Any) -> Duo:
-        """``Duo.start`` with this session's engine, seed and quantum unless given."""
+        """``Duo.start`` with this session's engine, seed and quantum unless given; ``peer``
+        None or "none": the STM32 alone. Relative ELF paths are found as scenario paths are."""
+        if peer == "none":
+            peer = None
+        stm32 = self._elf(stm32)
+        peer = None if peer is None else self._elf(peer)
         seed = seed if seed is not None else (self.options.seed or 0)
         quantum = next((q for q in (quantum_us, self.options.quantum_us) if q is not None),
                        base.DEFAULT_QUANTUM_PS / base.PS_PER_US)
         return self._keep(Duo.start(stm32, peer, engine=self.engine, seed=seed,
                                     quantum_us=quantum, **kw))
+
+    def _elf(self, image: str | Path) -> str | Path:
+        """An ELF path relative to the rootdir, the test file or this repository (names of our
+        build variants pass through)."""
+        p = Path(image)
+        if p.suffix != ".elf" or p.is_absolute():
+            return image
+        return _scenario_path(p, self._item)
 
     def scenario(self, path: str | Path | scmod.Scenario, variant: str, *,
                  seed: int | None = None, quantum_us: float | None = None,
@@ -235,11 +256,11 @@ def duo(request: pytest.FixtureRequest, duo_factory: DuoFactory) -> Duo:
     """Both machines booted as the test's ``duohil`` marker says (default: fixed + pooled-packed)."""
     kw = _marker_kwargs(request.node) or {}
     unknown = set(kw) - {"variant", "peer", "requires", "scenario", "stm32", "seed", "quantum_us",
-                         "config", "plant", "oracle"}
+                         "config", "plant", "oracle", "stm32_platform", "peer_platform"}
     if unknown:
         pytest.fail(f"unknown @pytest.mark.duohil argument(s) {', '.join(sorted(unknown))} "
                     f"(expected variant, peer, requires, scenario, stm32, seed, quantum_us, config, "
-                    f"plant, oracle)", pytrace=False)
+                    f"plant, oracle, stm32_platform, peer_platform)", pytrace=False)
     try:
         if kw.get("scenario"):
             return duo_factory.scenario(kw["scenario"], kw.get("variant") or "fixed",
@@ -249,7 +270,9 @@ def duo(request: pytest.FixtureRequest, duo_factory: DuoFactory) -> Duo:
                                  kw.get("peer") or "pooled-packed", seed=kw.get("seed"),
                                  quantum_us=kw.get("quantum_us"), config=kw.get("config"),
                                  plant=kw.get("plant"), oracle_params=kw.get("oracle"),
-                                 requires=kw.get("requires") or ())
+                                 requires=kw.get("requires") or (),
+                                 stm32_platform=kw.get("stm32_platform"),
+                                 peer_platform=kw.get("peer_platform"))
     except ConfigError as exc:        # bad input: one line naming file, field and expectation
         pytest.fail(f"cannot start the simulation: {exc}", pytrace=False)
 
@@ -297,6 +320,11 @@ def _report_section(item: pytest.Item, duos: list[Duo], failed: bool,
                  + (f" (expected {expectation_text(r.expected)})" if r.expected else "")]
         lines += [f"  {k}: {v}" for k, v in r.evidence.items()]
         lines.append("crash record: " + crash_text(r.crash).replace("\n", "\n  "))
+        if r.diagnosis:
+            lines.append("what went wrong:")
+            lines += [f"  {ln}" for ln in r.diagnosis]
+        for why in sorted(set(r.not_applicable.values())):
+            lines.append(f"{why}: " + ", ".join(k for k, v in r.not_applicable.items() if v == why))
         if r.error:
             lines.append(f"engine error: {r.error}")
         if html is not None:

@@ -49,7 +49,8 @@ _TOP = {
     "name": (str, True), "crash_mode": (str, True), "title": (str, False),
     "description": (str, False), "fix": (str, False), "requires": (list, False),
     "duration_ms": ((int, float), True), "quantum_us": ((int, float), False),
-    "seed": (int, False), "stm32": (dict, False), "peer": (dict, False), "plant": (dict, False),
+    "seed": (int, False), "stm32": (dict, False), "peer": ((dict, str, type(None)), False),
+    "plant": (dict, False),
     "faults": (list, False), "expect": (dict, True), "oracle": (dict, False),
     "variants": (dict, False),
 }
@@ -86,6 +87,7 @@ class Scenario:
     oracle: dict[str, Any] = field(default_factory=dict)
     # per-variant overrides of stm32/peer parts (e.g. CM6 pairs the fixed STM32 with a peer image)
     variants: dict[str, dict[str, MachinePart]] = field(default_factory=dict)
+    peer_none: bool = False                      # `peer: none`: the STM32 image runs alone
 
     @property
     def quantum_ps(self) -> int:
@@ -105,8 +107,12 @@ class Scenario:
         part = self.variants.get(variant, {}).get("stm32") or self.stm32
         return _image_path(part.image or variant, "stm32", self.path)
 
-    def peer_image(self, variant: str) -> Path:
-        part = self.variants.get(variant, {}).get("peer") or self.peer
+    def peer_image(self, variant: str) -> Path | None:
+        """The peer's ELF for ``variant``; None for ``peer: none`` (no peer in the run)."""
+        part = self.variants.get(variant, {}).get("peer")
+        if part is None and self.peer_none:
+            return None
+        part = part or self.peer
         return _image_path(part.image or "pooled-packed", "esp32", self.path)
 
     def config_for(self, machine: str, variant: str) -> dict[str, int]:
@@ -132,7 +138,7 @@ def _type_name(t: Any) -> str:
     if isinstance(t, tuple):
         return " or ".join(_type_name(x) for x in t)
     return {int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a mapping", bool: "true/false"}.get(t, t.__name__)
+            dict: "a mapping", bool: "true/false", type(None): "none"}.get(t, t.__name__)
 
 
 def _check_type(value: Any, t: Any, file: Path, where: str) -> None:
@@ -382,7 +388,12 @@ def from_dict(raw: Any, path: Path) -> Scenario:
         raise ConfigError("seed must be >= 0", file=path, field="seed", expected="an integer >= 0")
     if "stm32" in raw:
         sc.stm32 = _machine_part(raw["stm32"], path, "stm32")
-    if "peer" in raw:
+    if "peer" in raw and (raw["peer"] is None or isinstance(raw["peer"], str)):
+        if raw["peer"] not in (None, "none"):
+            raise ConfigError(f"peer: {raw['peer']!r}", file=path, field="peer",
+                              expected="a mapping (image, config) or none (the STM32 alone)")
+        sc.peer_none = True
+    elif "peer" in raw:
         sc.peer = _machine_part(raw["peer"], path, "peer")
         if sc.peer.image is None:
             sc.peer.image = "pooled-packed"
@@ -490,7 +501,7 @@ def check_images(sc: Scenario, variants: list[str]) -> None:
     """A missing image is a clear error naming the scenario and the file to build."""
     for v in variants:
         for machine, img in (("stm32", sc.stm32_image(v)), ("peer", sc.peer_image(v))):
-            if not img.is_file():
+            if img is not None and not img.is_file():
                 over = sc.variants.get(v, {}).get(machine)
                 where = f"variants.{v}.{machine}.image" if over is not None and over.image \
                     else f"{machine}.image"

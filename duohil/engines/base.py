@@ -54,7 +54,7 @@ class RunSpec:
     """Everything an engine needs to start a run. Same RunSpec => same result (determinism)."""
 
     stm32: MachineSpec
-    peer: MachineSpec
+    peer: MachineSpec | None            # None: the STM32 runs alone (a user's image, no peer)
     quantum_ps: int = DEFAULT_QUANTUM_PS
     seed: int = 0
     link_uarts: tuple[str, str] = ("usart3", "uart1")       # (stm32 side, peer side)
@@ -79,10 +79,55 @@ class LinkByte:
     fault: str | None = None       # name of the fault that touched it, if any
 
 
+class HostUart(abc.ABC):
+    """The host's end of one UART of an MCU (a terminal on its pins), in virtual time.
+
+    Bytes written are paced like the link: one character per frame time, at ``baud`` when given,
+    else at the MCU's own programmed rate (a terminal set to match); a rate more than 3 % off the
+    MCU's garbles them as the wire would, and that is counted. ``received()`` is what the MCU has
+    sent so far (each byte counted once its stop bit is out)."""
+
+    name: str
+
+    @abc.abstractmethod
+    def write(self, data: bytes, baud: int | None = None) -> None:
+        """Start sending ``data`` to the MCU now (after anything still being sent)."""
+
+    @abc.abstractmethod
+    def received(self) -> bytes:
+        """Every byte the MCU sent on this UART so far."""
+
+    def problems(self) -> list[str]:
+        """What went wrong on this UART, in words (baud mismatches, bytes dropped and why)."""
+        return []
+
+
 class MachineHandle(abc.ABC):
     """One MCU inside a running session."""
 
     name: str
+
+    def uarts(self) -> list[str]:
+        """Names of this MCU's UARTs (those ``uart()`` can open), platform order."""
+        return []
+
+    def uart(self, name: str) -> HostUart:
+        """The host's end of UART ``name`` (e.g. "usart3"). Engines that cannot attach one say so."""
+        from ..errors import ConfigError
+        raise ConfigError(f"engine {type(self).__name__} has no host-side UART endpoints",
+                          field=f"uart({name!r})", expected="the builtin engine")
+
+    def cpu_state(self) -> dict[str, object]:
+        """The core now: at least ``pc``; engines add registers, IPSR, halted/lockup, CFSR/HFSR."""
+        return {"pc": self.pc()}
+
+    def describe_address(self, address: int) -> str | None:
+        """The peripheral register (``usart3.ISR``) or memory at ``address``; None when unknown."""
+        return None
+
+    def uart_problems(self) -> dict[str, list[str]]:
+        """Per UART of this MCU, what went wrong (baud mismatches, bytes dropped with the reason)."""
+        return {}
 
     @abc.abstractmethod
     def symbol(self, name: str) -> int:

@@ -16,6 +16,13 @@
         Run Scenario ${CM1} With Variant buggy
         Outcome Should Match The Scenario
 
+    My Image Echoes                                    # any ELF, no duohil symbols needed
+        Start Firmware    build/app.elf
+        Wait For Bytes On UART    usart3    READY    timeout=20 ms
+        Write To UART    usart3    ping
+        Wait For Bytes On UART    usart3    ping    timeout=5 ms
+        Firmware Should Not Have Faulted
+
 Times are Robot time strings (``200 ms``, ``1.5 s``; a bare number is seconds) of *virtual* time.
 Library arguments: ``engine`` (default $DUOHIL_ENGINE or builtin), ``seed``, ``quantum_us``.
 When a test fails after starting a simulation, its message gets the outcome, the decoded crash and
@@ -105,6 +112,7 @@ class DuoHil:
                   f"outcome {', '.join(r.outcomes)}")]
         lines += [f"  {k}: {v}" for k, v in r.evidence.items() if v not in message]
         lines.append("crash record: " + crash_text(r.crash).replace("\n", "\n  "))
+        lines += [f"  {ln}" for ln in r.diagnosis]
         if html is not None:
             lines.append(f"timeline: {html}")
         lines.append(f"result JSON: {json_path}")
@@ -129,7 +137,8 @@ class DuoHil:
     def _started(self, duo: Duo) -> Duo:
         self._runs.append(duo)
         self._duo = duo
-        logger.info(f"started {duo!r}: STM32 {duo.spec.stm32.elf.name}, peer {duo.spec.peer.elf.name}")
+        peer = duo.spec.peer.elf.name if duo.spec.peer else "none"
+        logger.info(f"started {duo!r}: STM32 {duo.spec.stm32.elf.name}, peer {peer}")
         return duo
 
     def _skip_missing(self, exc: CapabilityMissing | EngineUnavailable) -> None:
@@ -140,8 +149,10 @@ class DuoHil:
     @keyword("Start Dual MCU Simulation")
     def start_dual_mcu_simulation(self, stm32: str = "fixed", peer: str = "pooled-packed",
                                   seed: int | None = None, quantum_us: float | None = None,
-                                  **config: str) -> None:
-        """Boot both MCUs: ``stm32`` a build variant or ELF path, ``peer`` a peer image.
+                                  stm32_platform: str | None = None,
+                                  peer_platform: str | None = None, **config: str) -> None:
+        """Boot both MCUs: ``stm32`` a build variant or any ELF path, ``peer`` a peer image, an
+        ELF path or ``none`` (the STM32 alone); ``*_platform`` a .repl (default: ours).
         Extra ``stm32.<field>=N`` / ``peer.<field>=N`` arguments override config-block fields."""
         cfg: dict[str, dict[str, int]] = {}
         for key, value in config.items():
@@ -153,11 +164,27 @@ class DuoHil:
         seed = seed if seed is not None else self.seed
         quantum = quantum_us or self.quantum_us or base.DEFAULT_QUANTUM_PS / base.PS_PER_US
         try:
-            self._started(Duo.start(stm32, peer, engine=self.engine_name,
+            self._started(Duo.start(self._elf(stm32), None if peer == "none" else self._elf(peer),
+                                    engine=self.engine_name,
                                     seed=0 if seed is None else _int(seed, "seed"),
-                                    quantum_us=float(quantum), config=cfg))
+                                    quantum_us=float(quantum), config=cfg,
+                                    stm32_platform=stm32_platform, peer_platform=peer_platform))
         except (CapabilityMissing, EngineUnavailable) as exc:
             self._skip_missing(exc)
+
+    @keyword("Start Firmware")
+    def start_firmware(self, elf: str, platform: str | None = None, seed: int | None = None) -> None:
+        """Boot any STM32 ELF alone (no peer; no duohil symbols needed) on ``platform`` (ours by
+        default). Drive it with the UART keywords."""
+        self.start_dual_mcu_simulation(stm32=elf, peer="none", seed=seed, stm32_platform=platform)
+
+    @staticmethod
+    def _elf(image: str) -> str:
+        """An .elf path relative to the working directory or this repository; names pass."""
+        p = Path(image)
+        if p.suffix != ".elf" or p.is_absolute():
+            return image
+        return str(p.resolve()) if p.is_file() else str(scmod.REPO / p)
 
     @keyword("Start Scenario ${path:\\S+} With Variant ${variant:[\\w-]+}")
     def start_scenario(self, path: str, variant: str, image: str | None = None) -> None:
@@ -248,6 +275,64 @@ class DuoHil:
         if name not in ("stm32", "peer"):
             raise ConfigError(f"unknown machine {name!r}", field="machine", expected="stm32 or peer")
         return getattr(self.duo, name)
+
+    # -- UARTs: the host's end of any UART -----------------------------------------------------------------
+    @keyword("Write To UART")
+    def write_to_uart(self, uart: str, text: str, machine: str = "stm32",
+                      baud: int | str | None = None) -> None:
+        """Send ``text`` (UTF-8; Robot escapes such as ``\\r\\n`` work) to ``uart`` of ``machine``,
+        starting now, at the firmware's own baud unless ``baud`` is given."""
+        self._machine(machine).uart(uart).write(text, baud=None if baud in (None, "") else
+                                                _int(baud, "baud"))
+
+    @keyword("Wait For Bytes On UART")
+    def wait_for_bytes_on_uart(self, uart: str, text: str, timeout: str = "1 s",
+                               machine: str = "stm32", regexp: bool | str = False) -> str:
+        """Run until ``uart`` has sent ``text`` (after the previous match; ``regexp=True``: a
+        regular expression), at most ``timeout`` of virtual time. Returns what matched."""
+        pattern: Any = text
+        if str(regexp).lower() in ("true", "yes", "1"):
+            pattern = re.compile(text.encode())
+        got = self._machine(machine).uart(uart).wait_for(pattern, timeout_ms=_ms(timeout))
+        return got.decode("latin-1")
+
+    @keyword("Get UART Output")
+    def get_uart_output(self, uart: str, machine: str = "stm32") -> str:
+        """Everything ``uart`` has sent so far, as text (latin-1)."""
+        return self._machine(machine).uart(uart).received().decode("latin-1")
+
+    @keyword("UART Output Should Contain")
+    def uart_output_should_contain(self, uart: str, text: str, machine: str = "stm32") -> None:
+        got = self.get_uart_output(uart, machine)
+        if text not in got:
+            raise AssertionError(f"{machine}.{uart} sent {got[-200:]!r}, which does not contain {text!r}")
+
+    @keyword("Get Diagnosis")
+    def get_diagnosis(self) -> list[str]:
+        """What went wrong so far, in words: decoded faults, end state, poll loop, UART problems."""
+        lines = self.duo.diagnosis()
+        logger.info("\n".join(lines) or "nothing to report")
+        return lines
+
+    @keyword("Diagnosis Should Contain")
+    def diagnosis_should_contain(self, text: str) -> None:
+        lines = self.duo.diagnosis()
+        if not any(text in ln for ln in lines):
+            raise AssertionError(f"no diagnosis line contains {text!r}:\n" + ("\n".join(lines) or
+                                                                              "(nothing to report)"))
+
+    @keyword("Firmware Should Not Have Faulted")
+    def firmware_should_not_have_faulted(self, machine: str = "stm32") -> None:
+        """No fault or lockup recorded for ``machine`` and its core is not stuck in a handler."""
+        from .. import diagnose
+        handle = self._machine(machine).handle
+        state = handle.cpu_state()
+        dead = diagnose.fatal(state)
+        faulted = [ln for ln in self.duo.diagnosis() if ln.startswith(machine) and
+                   ("Fault" in ln or "LOCKED" in ln or "halted" in ln or "end state" in ln)]
+        if dead or faulted:
+            raise AssertionError(f"the {machine} faulted" + (f" ({dead})" if dead else "") + ":\n"
+                                 + "\n".join(self.duo.diagnosis()))
 
     # -- faults ---------------------------------------------------------------------------------------------
     @keyword("Inject GC Pause On Peer")

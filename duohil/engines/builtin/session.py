@@ -98,7 +98,13 @@ def boot_machine(machine: Machine, spec: MachineSpec) -> ElfImage:
     if spec.config and not spec.config_symbol:
         raise ConfigError("config overrides given without a config symbol", file=spec.elf,
                           field="config", expected="config_symbol naming the firmware's config block")
-    if spec.config_symbol:
+    if spec.config and spec.config_symbol and spec.config_symbol not in img.symbols:
+        raise ConfigError(f"config overrides {', '.join(spec.config)} given, but the image has no "
+                          f"config block {spec.config_symbol}", file=spec.elf, field="config",
+                          expected=f"no overrides, or an image that defines {spec.config_symbol}")
+    if spec.config_symbol and (spec.config or spec.config_symbol in img.symbols):
+        # the config block is part of the firmware<->harness contract: used where present; only
+        # overrides for a block the image does not have are an error (patch_config names it)
         patch_config(machine, img, spec.config_symbol, spec.config)
     if str(cpu.arch).startswith("rv"):
         cpu.reset_pc = img.entry          # the M7 boots from its vector table at VTOR instead
@@ -160,6 +166,8 @@ class BuiltinMachine(MachineHandle):
         self.machine = machine
         self.image = image
         self.console_sink = console
+        self.linked: tuple[str, ...] = ()          # UARTs joined to the link (host may not write)
+        self.link_sent: Callable[[], bytes] | None = None    # what this MCU sent on the link
         self._blocks: dict[str, tuple[int, int, Any]] = {}   # symbol -> (address, size, decoder)
 
     @property
@@ -207,6 +215,99 @@ class BuiltinMachine(MachineHandle):
     def pc(self) -> int:
         return _cpu_pc(self.cpu)
 
+    def uarts(self) -> list[str]:
+        return [n for n, q in self.machine.peripherals.items() if hasattr(q, "rx_char")]
+
+    def uart(self, name: str) -> Any:
+        """The host's end of UART ``name`` (host_uart.BuiltinHostUart), made at the first call."""
+        ports = self.__dict__.setdefault("_uarts", {})
+        port = ports.get(name)
+        if port is None:
+            p = self.machine.peripherals.get(name)
+            if p is None or not hasattr(p, "rx_char"):
+                uarts = [n for n, q in self.machine.peripherals.items() if hasattr(q, "rx_char")]
+                raise ConfigError(f"machine {self.name} has no UART {name!r}",
+                                  file=self.machine.platform, field=f"uart({name!r})",
+                                  expected="one of " + ", ".join(uarts))
+            from .host_uart import BuiltinHostUart
+            linked = None
+            if name in self.linked and self.link_sent is not None:
+                linked = self.link_sent
+            port = ports[name] = BuiltinHostUart(self.machine, p, linked=linked)
+        return port
+
+    def cpu_state(self) -> dict[str, Any]:
+        """The core at this moment, for the end-of-run diagnosis: pc, core registers, IPSR,
+        halted/lockup and (Cortex-M) the fault status registers."""
+        cpu = self.cpu
+        st: dict[str, Any] = {"pc": _cpu_pc(cpu), "halted": bool(getattr(cpu, "halted", False)),
+                              "halt_reason": getattr(cpu, "halt_reason", None),
+                              "lockup": getattr(cpu, "lockup", None)}
+        nvic = getattr(cpu, "nvic", None)
+        if nvic is not None and hasattr(cpu, "read_reg"):
+            from unicorn import arm_const as A
+            st["regs"] = [cpu.read_reg(getattr(A, f"UC_ARM_REG_R{i}")) for i in range(13)]
+            st["ipsr"] = cpu.read_reg(A.UC_ARM_REG_XPSR) & 0x1FF
+            st |= {k: getattr(nvic, k) for k in ("cfsr", "hfsr", "mmfar", "bfar")}
+        return st
+
+    def describe_address(self, address: int) -> str | None:
+        """``usart3.ISR``, ``RAM_D1``: the model or memory at ``address`` (None: nothing)."""
+        p = self.machine.peripheral_at(address)
+        if p is not None:
+            off = address - p.base
+            reg = getattr(p.regs, "_regs", {}).get(off & ~3)
+            return f"{p.name}.{reg.name}" if reg is not None else f"{p.name}+{off:#x}"
+        for name, b, n in self.machine.memories:
+            if b <= address < b + n:
+                return name
+        return None
+
+    def uart_problems(self) -> dict[str, list[str]]:
+        from .host_uart import uart_problems
+        out = uart_problems(self.machine)
+        for name, port in self.__dict__.get("_uarts", {}).items():
+            if port.problems():
+                out[name] = port.problems() + out.get(name, [])
+        return out
+
+
+class AbsentMachine(MachineHandle):
+    """The peer of a run that has none (``RunSpec.peer`` None): it says so when used."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.machine = None
+        self.linked: tuple[str, ...] = ()
+
+    def _none(self, what: str) -> ConfigError:
+        return ConfigError(f"this run has no {self.name} (started with {self.name}=None): cannot "
+                           f"{what}", field=self.name, expected=f"an ELF for the {self.name}")
+
+    def symbol(self, name: str) -> int:
+        raise self._none(f"look up {name}")
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        raise self._none("read its memory")
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        raise self._none("write its memory")
+
+    def read_block(self, symbol: str) -> dict[str, object]:
+        raise self._none(f"read {symbol}")
+
+    def console(self) -> list[ConsoleLine]:
+        return []
+
+    def stall(self, duration_ps: int) -> None:
+        raise self._none("stall it")
+
+    def pc(self) -> int:
+        raise self._none("read its pc")
+
+    def uart(self, name: str) -> Any:
+        raise self._none(f"open its {name}")
+
 
 def _cpu_pc(cpu: Any) -> int:
     """The core's pc, whether the core class offers ``pc`` as a property or a method."""
@@ -238,15 +339,17 @@ class BuiltinSession(Session):
         self._closed = False
         machines: dict[str, Machine] = {}
         images: dict[str, ElfImage] = {}
-        for name, mspec in (("stm32", spec.stm32), ("peer", spec.peer)):
+        # the peer is optional (spec.peer None: a user's STM32 image alone)
+        parts = [(n, m) for n, m in (("stm32", spec.stm32), ("peer", spec.peer)) if m is not None]
+        for name, mspec in parts:
             machines[name] = build_machine(mspec.platform, self.scheduler, name)
-        for name, mspec in (("stm32", spec.stm32), ("peer", spec.peer)):
+        for name, mspec in parts:
             images[name] = boot_machine(machines[name], mspec)
         self._machines = machines
         # link and consoles
         self.link = None
         a = machines["stm32"].peripherals.get(spec.link_uarts[0])
-        b = machines["peer"].peripherals.get(spec.link_uarts[1])
+        b = machines["peer"].peripherals.get(spec.link_uarts[1]) if "peer" in machines else None
         if a is not None and b is not None:
             link_cls = _optional("link", "UartLink")
             if link_cls is None:
@@ -254,10 +357,22 @@ class BuiltinSession(Session):
                                   "missing")
             # direction names are base.Direction's: "stm32->peer", "peer->stm32"
             self.link = link_cls(self.scheduler, a, b, names=("stm32", "peer"), seed=spec.seed)
-        consoles = {"stm32": _attach_console(machines["stm32"], spec.console_uarts[0]),
-                    "peer": _attach_console(machines["peer"], spec.console_uarts[1])}
-        self.stm32 = BuiltinMachine("stm32", machines["stm32"], images["stm32"], consoles["stm32"])
-        self.peer = BuiltinMachine("peer", machines["peer"], images["peer"], consoles["peer"])
+        self.stm32 = BuiltinMachine("stm32", machines["stm32"], images["stm32"],
+                                    _attach_console(machines["stm32"], spec.console_uarts[0]))
+        self.peer: BuiltinMachine | AbsentMachine = AbsentMachine("peer")
+        if "peer" in machines:
+            self.peer = BuiltinMachine("peer", machines["peer"], images["peer"],
+                                       _attach_console(machines["peer"], spec.console_uarts[1]))
+        if self.link is not None:
+            self.stm32.linked, self.peer.linked = (spec.link_uarts[0],), (spec.link_uarts[1],)
+            self.stm32.link_sent = lambda: self._link_sent("stm32->peer")
+            self.peer.link_sent = lambda: self._link_sent("peer->stm32")
+        # the host's end of every other UART from the start, so nothing a firmware prints before
+        # a test opens it is lost (a tap only: no event, no change to the run)
+        for handle in (self.stm32, self.peer):
+            for uart in handle.uarts():
+                if uart not in handle.linked:
+                    handle.uart(uart)
         # the motor plant on the STM32 side; a future RunSpec.plant (recommended) overrides the
         # engine-level parameters
         params = dict(plant or {}) | dict(getattr(spec, "plant", None) or {})
@@ -316,6 +431,12 @@ class BuiltinSession(Session):
     def link_bytes(self) -> list[LinkByte]:
         return [] if self.link is None else list(self.link.taps)
 
+    def _link_sent(self, direction: str) -> bytes:
+        """The bytes one side put on the link, as sent (before any fault), in order."""
+        return bytes(b.sent if b.sent is not None else b.value for b in self.link_bytes()
+                     if b.direction == direction and b.fault not in ("insert", "duplicate")
+                     and (b.value is not None or b.sent is not None))
+
     def events(self) -> list[tuple[int, str, dict]]:
         return [(t, k, dict(d)) for t, k, d in self.scheduler.log]
 
@@ -332,7 +453,9 @@ class BuiltinSession(Session):
 
         put("now", str(self.scheduler.now).encode())
         for name in ("stm32", "peer"):
-            m = self._machines[name]
+            m = self._machines.get(name)
+            if m is None:                      # no peer in this run
+                continue
             for region, base, size in m.ram_regions():
                 put(f"mem:{name}:{region}:{base:#x}:{size:#x}", m.read_memory(base, size))
             cache = getattr(m, "cache", None)

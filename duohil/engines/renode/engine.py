@@ -138,6 +138,9 @@ class RenodeEngine(Engine):
         if not ok:
             from ...errors import EngineUnavailable
             raise EngineUnavailable(self.name, reason)
+        if spec.peer is None:          # the session and its script build both machines
+            raise ConfigError("the renode engine runs both MCUs; a run without a peer is not "
+                              "supported there", field="peer", expected="a peer image, or --engine builtin")
         return RenodeSession(spec)
 
 
