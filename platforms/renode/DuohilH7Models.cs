@@ -1,0 +1,180 @@
+//
+// duohil: Renode peripherals for the STM32H743's link path, wrapping the cores in DuohilCores.cs:
+//   DMA.DuohilH7DMA      replaces DMA.STM32DMA (no circular mode, no HT/TE, EN never cleared, instant
+//                        copies: renode-infrastructure 0c7d076 src/Emulator/Peripherals/Peripherals/DMA/
+//                        STM32DMA.cs) with circular/HT/TC/TE, EN cleared at the end, paced M2P and a
+//                        completion latency per stream (`dma1 CompletionLatencyNs 0 5000`).
+//   UART.DuohilH7USART   replaces UART.STM32F7_USART (no IDLE, no ORE, TX not paced, RTOEN ignored:
+//                        .../UART/STM32F7_USART.cs at the same commit) for the link UART.
+// Loaded with `include @platforms/renode/DuohilCores.cs` and this file before the platform
+// (platforms/renode/stm32h743.duohil-models.repl swaps them in). Interfaces as in Renode's sources
+// (tests/renode_stubs/RenodeApi.cs names each file); compiled against that stub in `make test`.
+//
+// Time: the cores count picoseconds; Renode's virtual time has 1 ns ticks (TimeInterval.cs), so delays
+// are rounded up to the next nanosecond and machine.ScheduleAction runs them in virtual time.
+//
+using System;
+using System.Collections.Generic;
+
+using Antmicro.Renode.Core;
+using Antmicro.Renode.Logging;
+using Antmicro.Renode.Peripherals;
+using Antmicro.Renode.Peripherals.Bus;
+using Antmicro.Renode.Peripherals.UART;
+using Antmicro.Renode.Time;
+
+namespace Antmicro.Renode.Duohil
+{
+    // IDuohilClock on a Renode machine's virtual time.
+    public sealed class RenodeMachineClock : IDuohilClock
+    {
+        public RenodeMachineClock(IMachine machine)
+        {
+            this.machine = machine;
+        }
+
+        public ulong NowPs => machine.ElapsedVirtualTime.TimeElapsed.Ticks * 1000UL;
+
+        public void After(ulong delayPs, Action action)
+        {
+            var ns = (delayPs + 999UL) / 1000UL;
+            machine.ScheduleAction(TimeInterval.FromNanoseconds(ns), _ => action(), "duohil");
+        }
+
+        private readonly IMachine machine;
+    }
+}
+
+namespace Antmicro.Renode.Peripherals.DMA
+{
+    using Antmicro.Renode.Duohil;
+
+    public sealed class DuohilH7DMA : IDoubleWordPeripheral, IKnownSize, IGPIOReceiver, INumberedGPIOOutput, IDuohilDmaBus
+    {
+        public DuohilH7DMA(IMachine machine)
+        {
+            this.machine = machine;
+            var outputs = new Dictionary<int, IGPIO>();
+            for(var i = 0; i < H7DmaCore.Streams; i++)
+            {
+                outputs[i] = new GPIO();
+            }
+            Connections = outputs;
+            core = new H7DmaCore(new RenodeMachineClock(machine), this, (s, level) => Connections[s].Set(level));
+        }
+
+        public uint ReadDoubleWord(long offset) => core.Read(offset);
+
+        public void WriteDoubleWord(long offset, uint value) => core.Write(offset, value);
+
+        public void Reset() => core.Reset();
+
+        // DMAMUX1 output channel n -> request of stream n (`[0-7] -> dma1@[0-7]` in the platform).
+        public void OnGPIO(int number, bool value)
+        {
+            if(number < 0 || number >= H7DmaCore.Streams)
+            {
+                this.Log(LogLevel.Warning, "Request line {0} does not exist (streams 0..7)", number);
+                return;
+            }
+            core.OnRequest(number, value);
+        }
+
+        // `sysbus.dma1 SetCompletionLatencyNs 0 5000`: HTIF/TCIF/EN-clear of stream 0 land 5 us after the data.
+        public void SetCompletionLatencyNs(int stream, ulong nanoseconds) => core.SetCompletionLatency(stream, nanoseconds * 1000UL);
+
+        public ulong GetCompletionLatencyNs(int stream) => core.CompletionLatency(stream) / 1000UL;
+
+        public long Size => 0x400;
+
+        public IReadOnlyDictionary<int, IGPIO> Connections { get; }
+
+        uint IDuohilDmaBus.Read(ulong address, int size)
+        {
+            var bus = machine.GetSystemBus(this);
+            return size == 1 ? bus.ReadByte(address) : size == 2 ? bus.ReadWord(address) : bus.ReadDoubleWord(address);
+        }
+
+        void IDuohilDmaBus.Write(ulong address, int size, uint value)
+        {
+            var bus = machine.GetSystemBus(this);
+            if(size == 1) bus.WriteByte(address, (byte)value);
+            else if(size == 2) bus.WriteWord(address, (ushort)value);
+            else bus.WriteDoubleWord(address, value);
+        }
+
+        // ITCM (0x0000_0000, 64 KiB) and DTCM (0x2000_0000, 128 KiB) are not on DMA1/2's bus (RM0433
+        // "System architecture"); elsewhere, anything registered on the sysbus.
+        bool IDuohilDmaBus.Reachable(ulong address, int size)
+        {
+            var end = address + (ulong)size;
+            if(address < 0x10000UL || (address < 0x20020000UL && end > 0x20000000UL))
+            {
+                return false;
+            }
+            return machine.GetSystemBus(this).WhatIsAt(address) != null;
+        }
+
+        private readonly IMachine machine;
+        private readonly H7DmaCore core;
+    }
+}
+
+namespace Antmicro.Renode.Peripherals.UART
+{
+    using Antmicro.Renode.Duohil;
+
+    public sealed class DuohilH7USART : IDoubleWordPeripheral, IKnownSize, IUART
+    {
+        public DuohilH7USART(IMachine machine, ulong frequency)
+        {
+            IRQ = new GPIO();
+            ReceiveDmaRequest = new GPIO();
+            TransmitDmaRequest = new GPIO();
+            clock = new RenodeMachineClock(machine);
+            core = new H7UsartCore(clock, frequency, level => IRQ.Set(level), level => ReceiveDmaRequest.Set(level),
+                                   level => TransmitDmaRequest.Set(level), OnTransmit);
+        }
+
+        public uint ReadDoubleWord(long offset) => core.Read(offset);
+
+        public void WriteDoubleWord(long offset, uint value) => core.Write(offset, value);
+
+        public void Reset() => core.Reset();
+
+        // A character received (the link calls this at the stop bit's arrival time).
+        public void WriteChar(byte value) => core.ReceiveChar(value);
+
+        public event Action<byte> CharReceived;
+
+        public uint BaudRate => core.BaudRate;
+
+        public Bits StopBits => Bits.One;
+
+        public Parity ParityBit => Parity.None;
+
+        public GPIO IRQ { get; }
+
+        public GPIO ReceiveDmaRequest { get; }
+
+        public GPIO TransmitDmaRequest { get; }
+
+        public long Size => 0x400;
+
+        // The core starts a character at `startPs` (now, or when the shift register frees). The link stamps
+        // a byte with the sender's time at CharReceived, so a later start is handed over at that time.
+        private void OnTransmit(byte value, ulong startPs)
+        {
+            var now = clock.NowPs;
+            if(startPs <= now)
+            {
+                CharReceived?.Invoke(value);
+                return;
+            }
+            clock.After(startPs - now, () => CharReceived?.Invoke(value));
+        }
+
+        private readonly RenodeMachineClock clock;
+        private readonly H7UsartCore core;
+    }
+}
