@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from duohil.engines.builtin.esp32c3_uart import ESP32C3Uart
 from duohil.engines.builtin.machine import Machine
 from duohil.engines.builtin.scheduler import Scheduler
 from duohil.engines.builtin.stm32_dma import Stm32Dma
@@ -38,7 +39,7 @@ def _mcs(args: list[str]) -> subprocess.CompletedProcess:
 
 def test_there_is_csharp_to_check():
     names = {p.name for p in CS_DIR.glob("*.cs")}
-    assert {"DuohilUartLink.cs", "DuohilCores.cs", "DuohilH7Models.cs"} <= names
+    assert {"DuohilUartLink.cs", "DuohilCores.cs", "DuohilModels.cs"} <= names
     assert len(VECTORS) >= 5
 
 
@@ -78,7 +79,7 @@ def runner(tmp_path_factory):
 
 
 # -- the same vector on the builtin Python models --------------------------------------------------------------
-USART3, DMA1, DMAMUX1, AXISRAM = 0x4000_4800, 0x4002_0000, 0x4002_0800, 0x2400_0000
+USART3, DMA1, DMAMUX1, AXISRAM, ESP_UART = 0x4000_4800, 0x4002_0000, 0x4002_0800, 0x2400_0000, 0x6001_0000
 
 
 def python_transcript(vector: str) -> list[str]:
@@ -87,7 +88,8 @@ def python_transcript(vector: str) -> list[str]:
     m.attach_cpu(FakeCpu())
     m.add_memory("axisram", [AXISRAM], 0x8_0000)
     usart, dma, mux = Stm32Usart(m, "usart3", USART3), Stm32Dma(m, "dma1", DMA1), Stm32Dmamux(m, "dmamux1", DMAMUX1)
-    for p in (usart, dma, mux):
+    esp = ESP32C3Uart(m, "uart1", ESP_UART)
+    for p in (usart, dma, mux, esp):
         m.add_peripheral(p)
     m.finish()
     usart.output("ReceiveDmaRequest").connect(mux, 45)
@@ -96,11 +98,12 @@ def python_transcript(vector: str) -> list[str]:
         mux.output(c).connect(dma, c)
     out: list[str] = []
     usart.tx_sink = lambda u, b, t, bit, n: out.append(f"tx {b} {t}")
+    esp.tx_sink = lambda u, b, t, bit, n: out.append(f"etx {b} {t}")
     for line in vector.splitlines():
         p = line.split()
         if not p or p[0].startswith("#"):
             continue
-        n = [int(x, 0) for x in p[1:]]
+        n = [int(x, 0) for x in p[1:] if x != "fe"]
         if p[0] == "w" and AXISRAM <= n[0] < AXISRAM + 0x8_0000:
             m.write_memory(n[0], n[1].to_bytes(4, "little"))
         elif p[0] == "w":
@@ -109,6 +112,8 @@ def python_transcript(vector: str) -> list[str]:
             out.append(f"r {p[1]} {m.bus_read(n[0], 4)}")
         elif p[0] == "rx":
             usart.rx_char(n[0], False)
+        elif p[0] == "erx":
+            esp.rx_char(int(p[1], 0), p[2:] == ["fe"])
         elif p[0] == "run":
             sched.run_until(sched.now + n[0])
         elif p[0] == "lat":
@@ -117,7 +122,8 @@ def python_transcript(vector: str) -> list[str]:
             out.append(f"mem {p[1]} " + ",".join(str(b) for b in m.read_memory(n[0], n[1])))
         elif p[0] == "irqs":
             out.append("irqs " + "".join("1" if dma.output(s).level else "0" for s in range(8))
-                       + " " + ("1" if usart.output("IRQ").level else "0"))
+                       + " " + ("1" if usart.output("IRQ").level else "0")
+                       + " " + ("1" if esp.output("IRQ").level else "0"))
         else:
             raise AssertionError(f"unknown vector op {p[0]!r}")
     return out

@@ -592,5 +592,239 @@ namespace Antmicro.Renode.Duohil
         ulong shiftFreeAt;
         int txGen, idleGen, rtoGen;
     }
+
+    // ESP32-C3 UART (ESP-IDF soc/esp32c3/register/soc/uart_reg.h names): 128-byte RX and TX FIFOs with
+    // live STATUS counts, INT_RAW/INT_ST/INT_ENA/INT_CLR driving IRQ, TX drained one character time per
+    // byte at the programmed baud (CLK_CONF source and divider, CLKDIV + FRAG/16), RXFIFO_FULL and
+    // TXFIFO_EMPTY as level conditions, RXFIFO_TOUT / RXFIFO_OVF / FRM_ERR / TX_DONE latched until
+    // INT_CLR, FIFO resets and LOOPBACK. The same behaviour as duohil/engines/builtin/esp32c3_uart.py.
+    // Not modelled: parity, break, flow control, autobaud, RS485, AT_CMD, glitch filter, wake-up.
+    public sealed class Esp32C3UartCore
+    {
+        public const int FifoLength = 128;
+        public const uint RxFifoFull = 1u << 0, TxFifoEmpty = 1u << 1, FrmErr = 1u << 3, RxFifoOvf = 1u << 4,
+                          RxFifoTout = 1u << 8, TxDone = 1u << 14, IntAll = 0x7FFFF;
+        const ulong PsPerS = 1000000000000UL;
+
+        public Esp32C3UartCore(IDuohilClock clock, Action<bool> irq, Action<byte, ulong> transmit)
+        {
+            this.clock = clock;
+            this.irq = irq;
+            this.transmit = transmit;
+            Reset();
+        }
+
+        public ulong RxOverruns { get; private set; }
+        public ulong TxOverflows { get; private set; }
+
+        public void Reset()
+        {
+            regs = new Dictionary<long, uint>
+            {
+                { 0x0C, 0 }, { 0x14, 694 }, { 0x18, 8 }, { 0x20, 0x1000001C }, { 0x24, 0xC060 },
+                { 0x34, 0 }, { 0x38, 0xF0 }, { 0x3C, 0x13E0 }, { 0x40, 0x1100 }, { 0x44, 0xA },
+                { 0x48, 0x40100 }, { 0x4C, 0 }, { 0x60, 0xA0012 }, { 0x78, 0x3701000 },
+                { 0x7C, 0x02008270 }, { 0x80, 0x40000500 },
+            };
+            rx.Clear();
+            tx.Clear();
+            latched = 0;
+            txBusy = false;
+            txGen++; toutGen++;
+            irqLevel = true;
+            Update();
+        }
+
+        public uint Read(long offset)
+        {
+            switch(offset)
+            {
+                case 0x00:
+                    if(rx.Count == 0) return 0;
+                    var b = rx.Dequeue();
+                    Update();
+                    return b;
+                case 0x04: return IntRaw();
+                case 0x08: return IntRaw() & regs[0x0C];
+                case 0x10: return 0;
+                case 0x1C: return 0xE000C000u | (uint)Math.Min(rx.Count, 0x3FF) | ((uint)tx.Count << 16);
+                case 0x6C: return txBusy ? 0x10u : 0u;
+            }
+            uint v;
+            return regs.TryGetValue(offset, out v) ? v : 0;
+        }
+
+        public void Write(long offset, uint value)
+        {
+            switch(offset)
+            {
+                case 0x00: WriteFifo(value); return;
+                case 0x04: case 0x08: case 0x1C: case 0x6C: return;          // read-only
+                case 0x10: latched &= ~value; Update(); return;             // INT_CLR
+            }
+            if(!regs.ContainsKey(offset)) return;
+            regs[offset] = value;
+            if(offset == 0x20)
+            {
+                if((value >> 17 & 1) != 0) rx.Clear();
+                if((value >> 18 & 1) != 0) tx.Clear();
+                Update();
+            }
+            else if(offset == 0x0C || offset == 0x24)
+            {
+                Update();
+            }
+            else if(offset == 0x14 || offset == 0x78)
+            {
+                if(!txBusy && tx.Count > 0) { TxStart(clock.NowPs); Update(); }
+            }
+        }
+
+        // A character whose stop bit arrives now.
+        public void ReceiveChar(byte value, bool framingError = false)
+        {
+            if(RxBitPs() == null) return;
+            var c0 = regs[0x20];
+            if(framingError) latched |= FrmErr;
+            if((c0 >> 17 & 1) != 0 || (framingError && (c0 >> 26 & 1) != 0))
+            {
+            }
+            else if(rx.Count >= FifoLength)
+            {
+                RxOverruns++;
+                if((regs[0x24] >> 18 & 1) == 0) latched |= RxFifoOvf;
+            }
+            else
+            {
+                rx.Enqueue(value);
+            }
+            var g = ++toutGen;
+            var thr = regs[0x60] >> 16 & 0x3FF;
+            var bt = RxBitPs();
+            if((regs[0x24] >> 21 & 1) != 0 && thr != 0 && bt != null)
+            {
+                clock.After(thr * bt.Value, () =>
+                {
+                    if(g != toutGen) return;
+                    if(rx.Count > 0 && (regs[0x24] >> 21 & 1) != 0) { latched |= RxFifoTout; Update(); }
+                });
+            }
+            Update();
+        }
+
+        // The transmitter's bit time in ps (null: clock off or divider 0).
+        public ulong? BitPs()
+        {
+            var clk = regs[0x78];
+            ulong sclk;
+            switch(clk >> 20 & 3)
+            {
+                case 1: sclk = 80000000; break;
+                case 2: sclk = 17500000; break;
+                case 3: sclk = 40000000; break;
+                default: return null;
+            }
+            var div = regs[0x14];
+            var clkdiv = div & 0xFFF;
+            var frag = div >> 20 & 0xF;
+            if((clk >> 22 & 1) == 0 || (clkdiv == 0 && frag == 0)) return null;
+            decimal b = clk & 0x3F, a = clk >> 6 & 0x3F, num = (clk >> 12 & 0xFF) + 1;
+            decimal pre = b != 0 ? num * b + a : num, preDen = b != 0 ? b : 1;
+            var n = pre * (16 * (decimal)clkdiv + frag) * PsPerS;
+            var d = preDen * 16 * sclk;
+            return RoundHalfEven(n, d);
+        }
+
+        public ulong? RxBitPs()
+        {
+            return (regs[0x78] >> 25 & 1) == 0 ? null : BitPs();
+        }
+
+        public uint BaudRate { get { var b = BitPs(); return b == null ? 0 : (uint)(PsPerS / b.Value); } }
+
+        public ulong? CharPs()
+        {
+            var bt = BitPs();
+            if(bt == null) return null;
+            var c0 = regs[0x20];
+            var half = 2 * (1 + 5 + (c0 >> 2 & 3) + (c0 >> 1 & 1)) + new uint[] { 2, 2, 3, 4 }[c0 >> 4 & 3];
+            return RoundHalfEven((decimal)half * bt.Value, 2);
+        }
+
+        public int RxCount => rx.Count;
+
+        static ulong RoundHalfEven(decimal n, decimal d)
+        {
+            var q = decimal.Floor(n / d);
+            var r = n - q * d;
+            if(2 * r > d || (2 * r == d && q % 2 == 1)) q += 1;
+            return (ulong)q;
+        }
+
+        uint IntRaw()
+        {
+            var c1 = regs[0x24];
+            var raw = latched;
+            if(rx.Count > 0 && rx.Count >= (c1 & 0x1FF)) raw |= RxFifoFull;
+            if(tx.Count <= (c1 >> 9 & 0x1FF)) raw |= TxFifoEmpty;
+            return raw;
+        }
+
+        void WriteFifo(uint value)
+        {
+            if((regs[0x20] >> 18 & 1) != 0) return;
+            if(tx.Count >= FifoLength) { TxOverflows++; return; }
+            tx.Enqueue((byte)value);
+            if(!txBusy) TxStart(clock.NowPs);
+            Update();
+        }
+
+        void TxStart(ulong t)
+        {
+            var charPs = CharPs();
+            if(tx.Count == 0 || charPs == null || (regs[0x78] >> 24 & 1) == 0)
+            {
+                txBusy = false;
+                return;
+            }
+            var b = tx.Dequeue();
+            txBusy = true;
+            txEnd = t + charPs.Value;
+            var now = clock.NowPs;
+            if((regs[0x20] >> 14 & 1) != 0)
+            {
+                clock.After(txEnd - now, () => ReceiveChar(b));
+            }
+            else
+            {
+                transmit(b, t);
+            }
+            var g = ++txGen;
+            clock.After(txEnd - now, () =>
+            {
+                if(g != txGen) return;
+                txBusy = false;
+                if(tx.Count > 0) TxStart(txEnd); else latched |= TxDone;
+                Update();
+            });
+        }
+
+        void Update()
+        {
+            var level = (IntRaw() & regs[0x0C] & IntAll) != 0;
+            if(level != irqLevel) { irqLevel = level; irq(level); }
+        }
+
+        readonly IDuohilClock clock;
+        readonly Action<bool> irq;
+        readonly Action<byte, ulong> transmit;
+        readonly Queue<byte> rx = new Queue<byte>();
+        readonly Queue<byte> tx = new Queue<byte>();
+        Dictionary<long, uint> regs;
+        uint latched;
+        bool txBusy, irqLevel;
+        ulong txEnd;
+        int txGen, toutGen;
+    }
 }
 

@@ -3,7 +3,9 @@
 // map + AXI SRAM. Prints one line per observation; tests/test_renode_cs.py replays the same vector on
 // the builtin Python models and compares the two transcripts line by line. Our own tiny runner: no NUnit.
 //
-// Vector lines:  w ADDR VALUE | r ADDR | rx BYTE | run PS | lat STREAM PS | mem ADDR N | irqs
+// An ESP32-C3 UART sits at 0x6001_0000 in the same rig (its own vectors use only it).
+// Vector lines:  w ADDR VALUE | r ADDR | rx BYTE (USART3) | erx BYTE [fe] (ESP32-C3 UART) | run PS |
+//                lat STREAM PS | mem ADDR N | irqs
 using System;
 using System.Collections.Generic;
 using System.Globalization;
@@ -34,7 +36,8 @@ public sealed class TestClock : IDuohilClock
 
 public sealed class Rig : IDuohilDmaBus
 {
-    public const ulong Usart3 = 0x40004800, Dma1 = 0x40020000, Dmamux1 = 0x40020800, AxiSram = 0x24000000;
+    public const ulong Usart3 = 0x40004800, Dma1 = 0x40020000, Dmamux1 = 0x40020800, AxiSram = 0x24000000,
+                       EspUart = 0x60010000;
 
     public Rig()
     {
@@ -42,7 +45,10 @@ public sealed class Rig : IDuohilDmaBus
         Dma = new H7DmaCore(Clock, this, (s, level) => dmaIrq[s] = level);
         Usart = new H7UsartCore(Clock, 120000000, level => usartIrq = level, level => Request(45, level),
                                 level => Request(46, level), (b, t) => Console.WriteLine($"tx {b} {t}"));
+        Esp = new Esp32C3UartCore(Clock, level => espIrq = level, (b, t) => Console.WriteLine($"etx {b} {t}"));
     }
+
+    public Esp32C3UartCore Esp { get; }
 
     public TestClock Clock { get; }
     public H7DmaCore Dma { get; }
@@ -58,6 +64,7 @@ public sealed class Rig : IDuohilDmaBus
     public uint BusRead(ulong a, int size)
     {
         if(a >= Usart3 && a < Usart3 + 0x400) return Usart.Read((long)(a - Usart3));
+        if(a >= EspUart && a < EspUart + 0x100) return Esp.Read((long)(a - EspUart));
         if(a >= Dma1 && a < Dma1 + 0x400) return Dma.Read((long)(a - Dma1));
         if(a >= Dmamux1 && a < Dmamux1 + 0x20) return (uint)muxCcr[(a - Dmamux1) / 4];
         uint v = 0;
@@ -68,6 +75,7 @@ public sealed class Rig : IDuohilDmaBus
     public void BusWrite(ulong a, int size, uint value)
     {
         if(a >= Usart3 && a < Usart3 + 0x400) { Usart.Write((long)(a - Usart3), value); return; }
+        if(a >= EspUart && a < EspUart + 0x100) { Esp.Write((long)(a - EspUart), value); return; }
         if(a >= Dma1 && a < Dma1 + 0x400) { Dma.Write((long)(a - Dma1), value); return; }
         if(a >= Dmamux1 && a < Dmamux1 + 0x20)
         {
@@ -92,11 +100,11 @@ public sealed class Rig : IDuohilDmaBus
 
     public string Irqs()
     {
-        return string.Concat(dmaIrq.Select(x => x ? "1" : "0")) + " " + (usartIrq ? "1" : "0");
+        return string.Concat(dmaIrq.Select(x => x ? "1" : "0")) + " " + (usartIrq ? "1" : "0") + " " + (espIrq ? "1" : "0");
     }
 
     readonly bool[] dmaIrq = new bool[8];
-    bool usartIrq;
+    bool usartIrq, espIrq;
     readonly int[] muxCcr = new int[8];
     readonly Dictionary<int, bool> reqLevel = new Dictionary<int, bool>();
     readonly Dictionary<ulong, byte> memory = new Dictionary<ulong, byte>();
@@ -121,6 +129,7 @@ public static class CoreTests
                 case "w": rig.BusWrite(N(p[1]), 4, (uint)N(p[2])); break;
                 case "r": Console.WriteLine($"r {p[1]} {rig.BusRead(N(p[1]), 4)}"); break;
                 case "rx": rig.Usart.ReceiveChar((byte)N(p[1])); break;
+                case "erx": rig.Esp.ReceiveChar((byte)N(p[1]), p.Length > 2 && p[2] == "fe"); break;
                 case "run": rig.Clock.RunUntil(rig.Clock.NowPs + N(p[1])); break;
                 case "lat": rig.Dma.SetCompletionLatency((int)N(p[1]), N(p[2])); break;
                 case "mem":

@@ -1,13 +1,16 @@
 //
-// duohil: Renode peripherals for the STM32H743's link path, wrapping the cores in DuohilCores.cs:
+// duohil: Renode peripherals for both ends of the link, wrapping the cores in DuohilCores.cs:
 //   DMA.DuohilH7DMA      replaces DMA.STM32DMA (no circular mode, no HT/TE, EN never cleared, instant
 //                        copies: renode-infrastructure 0c7d076 src/Emulator/Peripherals/Peripherals/DMA/
 //                        STM32DMA.cs) with circular/HT/TC/TE, EN cleared at the end, paced M2P and a
-//                        completion latency per stream (`dma1 CompletionLatencyNs 0 5000`).
+//                        completion latency per stream (`sysbus.dma1d SetCompletionLatencyNs 0 5000`).
 //   UART.DuohilH7USART   replaces UART.STM32F7_USART (no IDLE, no ORE, TX not paced, RTOEN ignored:
 //                        .../UART/STM32F7_USART.cs at the same commit) for the link UART.
-// Loaded with `include @platforms/renode/DuohilCores.cs` and this file before the platform
-// (platforms/renode/stm32h743.duohil-models.repl swaps them in). Interfaces as in Renode's sources
+//   UART.DuohilESP32C3UART (at the end of this file) replaces UART.ESP32_UART on the peer.
+// Loaded with `include @platforms/renode/DuohilCores.cs`, then `include` of this file, before the
+// platforms (the platforms/renode/*.repl overlays swap them in). A second include can use the types of
+// the first: Renode loads each compiled assembly into the process (renode-infrastructure 0c7d076
+// src/Emulator/Extensions/UserInterface/Monitor.cs:433-440, TryCompilePlugin; the same in add012a). Interfaces as in Renode's sources
 // (tests/renode_stubs/RenodeApi.cs names each file); compiled against that stub in `make test`.
 //
 // Time: the cores count picoseconds; Renode's virtual time has 1 ns ticks (TimeInterval.cs), so delays
@@ -176,5 +179,57 @@ namespace Antmicro.Renode.Peripherals.UART
 
         private readonly RenodeMachineClock clock;
         private readonly H7UsartCore core;
+    }
+}
+
+namespace Antmicro.Renode.Peripherals.UART
+{
+    using Antmicro.Renode.Duohil;
+
+    //   UART.DuohilESP32C3UART replaces UART.ESP32_UART (raw interrupt bits only ever cleared, INT_ST not
+    //                          mapped, RXFIFO_CNT reads 0, always 115200: renode-infrastructure 0c7d076
+    //                          src/Emulator/Peripherals/Peripherals/UART/ESP32_UART.cs) on the peer.
+    public sealed class DuohilESP32C3UART : IDoubleWordPeripheral, IKnownSize, IUART
+    {
+        public DuohilESP32C3UART(IMachine machine)
+        {
+            IRQ = new GPIO();
+            clock = new RenodeMachineClock(machine);
+            core = new Esp32C3UartCore(clock, level => IRQ.Set(level), OnTransmit);
+        }
+
+        public uint ReadDoubleWord(long offset) => core.Read(offset);
+
+        public void WriteDoubleWord(long offset, uint value) => core.Write(offset, value);
+
+        public void Reset() => core.Reset();
+
+        public void WriteChar(byte value) => core.ReceiveChar(value);
+
+        public event Action<byte> CharReceived;
+
+        public uint BaudRate => core.BaudRate;
+
+        public Bits StopBits => Bits.One;
+
+        public Parity ParityBit => Parity.None;
+
+        public GPIO IRQ { get; }
+
+        public long Size => 0x100;
+
+        private void OnTransmit(byte value, ulong startPs)
+        {
+            var now = clock.NowPs;
+            if(startPs <= now)
+            {
+                CharReceived?.Invoke(value);
+                return;
+            }
+            clock.After(startPs - now, () => CharReceived?.Invoke(value));
+        }
+
+        private readonly RenodeMachineClock clock;
+        private readonly Esp32C3UartCore core;
     }
 }
