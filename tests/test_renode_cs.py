@@ -49,7 +49,10 @@ def test_stub_cites_a_renode_source_for_every_type():
     for i, line in enumerate(lines):
         m = re.match(r"\s*public (?:sealed |static )?(?:class|interface|struct|enum) (\w+)", line)
         if m:
-            above = lines[i - 1]
+            j = i - 1
+            while lines[j].strip().startswith("["):          # attributes sit between comment and type
+                j -= 1
+            above = lines[j]
             assert re.search(r"//.*(Main|Peripherals)/\S+\.cs", above), f"{m.group(1)}: no source path"
     assert "0c7d076" in text and "add012a" in text
 

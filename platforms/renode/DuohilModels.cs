@@ -52,6 +52,9 @@ namespace Antmicro.Renode.Peripherals.DMA
 {
     using Antmicro.Renode.Duohil;
 
+    // Byte and half-word accesses become double-word ones (the sysbus translates them; without this
+    // attribute it refuses them), as Renode's own STM32 peripherals declare.
+    [AllowedTranslations(AllowedTranslation.ByteToDoubleWord | AllowedTranslation.WordToDoubleWord)]
     public sealed class DuohilH7DMA : IDoubleWordPeripheral, IKnownSize, IGPIOReceiver, INumberedGPIOOutput, IDuohilDmaBus
     {
         public DuohilH7DMA(IMachine machine)
@@ -127,6 +130,9 @@ namespace Antmicro.Renode.Peripherals.UART
 {
     using Antmicro.Renode.Duohil;
 
+    // The DMA reads RDR and writes TDR with PSIZE = byte: as STM32F7_USART, byte and half-word accesses
+    // are translated to double-word ones (renode-infrastructure 0c7d076 .../UART/STM32F7_USART.cs:18).
+    [AllowedTranslations(AllowedTranslation.ByteToDoubleWord | AllowedTranslation.WordToDoubleWord)]
     public sealed class DuohilH7USART : IDoubleWordPeripheral, IKnownSize, IUART
     {
         public DuohilH7USART(IMachine machine, ulong frequency)
@@ -189,6 +195,9 @@ namespace Antmicro.Renode.Peripherals.UART
     //   UART.DuohilESP32C3UART replaces UART.ESP32_UART (raw interrupt bits only ever cleared, INT_ST not
     //                          mapped, RXFIFO_CNT reads 0, always 115200: renode-infrastructure 0c7d076
     //                          src/Emulator/Peripherals/Peripherals/UART/ESP32_UART.cs) on the peer.
+    // As ESP32_UART (.../UART/ESP32_UART.cs:17): byte accesses become double-word ones. A byte *write*
+    // is a read-modify-write there, and reading FIFO pops a byte: the peer writes FIFO with 32-bit stores.
+    [AllowedTranslations(AllowedTranslation.ByteToDoubleWord)]
     public sealed class DuohilESP32C3UART : IDoubleWordPeripheral, IKnownSize, IUART
     {
         public DuohilESP32C3UART(IMachine machine)

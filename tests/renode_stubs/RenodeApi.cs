@@ -120,6 +120,21 @@ namespace Antmicro.Renode.Peripherals.Bus
         void WriteDoubleWord(long offset, uint value);
     }
 
+    // Main/Peripherals/Bus/AllowedTranslation.cs:13 (M, V)
+    [Flags]
+    public enum AllowedTranslation
+    {
+        ByteToWord = 1 << 0, ByteToDoubleWord = 1 << 1, ByteToQuadWord = 1 << 2, WordToByte = 1 << 3,
+        WordToDoubleWord = 1 << 4, WordToQuadWord = 1 << 5, DoubleWordToByte = 1 << 6, DoubleWordToWord = 1 << 7,
+        DoubleWordToQuadWord = 1 << 8, QuadWordToByte = 1 << 9, QuadWordToWord = 1 << 10, QuadWordToDoubleWord = 1 << 11,
+    }
+
+    // Main/Peripherals/Bus/AllowedTranslationsAttribute.cs:6,8 (M, V)
+    public class AllowedTranslationsAttribute : Attribute
+    {
+        public AllowedTranslationsAttribute(AllowedTranslation allowedTranslations) { }
+    }
+
     // Main/Peripherals/Bus/IBusRegistered.cs:15 (M, V), reduced to the marker the models test for null
     public interface IBusRegistered<out T> where T : IBusPeripheral { }
 
