@@ -14,7 +14,8 @@
 // (tests/renode_stubs/RenodeApi.cs names each file); compiled against that stub in `make test`.
 //
 // Time: the cores count picoseconds; Renode's virtual time has 1 ns ticks (TimeInterval.cs), so delays
-// are rounded up to the next nanosecond and machine.ScheduleAction runs them in virtual time.
+// are rounded up to the next nanosecond (at least 1 ns) and machine.ScheduleAction runs them in virtual
+// time (RenodeMachineClock below).
 //
 using System;
 using System.Collections.Generic;
@@ -38,9 +39,14 @@ namespace Antmicro.Renode.Duohil
 
         public ulong NowPs => machine.ElapsedVirtualTime.TimeElapsed.Ticks * 1000UL;
 
+        // machine.ScheduleAction adds a one-shot entry to the machine's clock source, which the CPU
+        // advances as it executes (renode-infrastructure 0c7d076 src/Emulator/Main/Core/Machine.cs:588-617),
+        // so the action runs at its virtual time on the CPU thread, not at the next quantum boundary.
+        // A zero delay (the cores' "later at the same instant") becomes 1 ns: a clock entry's period is
+        // its delay, and a zero period is not something to rely on.
         public void After(ulong delayPs, Action action)
         {
-            var ns = (delayPs + 999UL) / 1000UL;
+            var ns = Math.Max(1UL, (delayPs + 999UL) / 1000UL);
             machine.ScheduleAction(TimeInterval.FromNanoseconds(ns), _ => action(), "duohil");
         }
 
