@@ -143,6 +143,9 @@ class RenodeEngine(Engine):
         except ConfigError as exc:             # too old: one line naming the version and what is missing
             cls._loaded = (False, str(exc))
             return cls._loaded
+        except Exception as exc:  # noqa: BLE001 - pythonnet reflection errors
+            cls._loaded = (False, f"could not read the loaded Renode's types: {type(exc).__name__}: {exc}")
+            return cls._loaded
         runtime = os.environ.get("PYRENODE_RUNTIME", "mono")
         cls._loaded = (True, f"Renode {features.version or '(version unknown)'} via pyrenode3 ({_var}, "
                              f"runtime {runtime}); platforms for Renode {cls.level}")
@@ -173,11 +176,14 @@ def _probe_features() -> script.RenodeFeatures:
               for p in c.GetParameters()}
     version = ""
     manager = find("Antmicro.Renode.Core.EmulationManager")
-    if manager is not None:
-        attr = System.Reflection.AssemblyInformationalVersionAttribute
-        found = manager.Assembly.GetCustomAttributes(attr, False)
-        version = (str(found[0].InformationalVersion) if len(found)
-                   else str(manager.Assembly.GetName().Version))
+    if manager is not None:                  # for messages only: never let it fail the probe
+        try:
+            attr = System.Type.GetType("System.Reflection.AssemblyInformationalVersionAttribute")
+            found = manager.Assembly.GetCustomAttributes(attr, False)
+            version = (str(found[0].InformationalVersion) if len(found)
+                       else str(manager.Assembly.GetName().Version))
+        except Exception:  # noqa: BLE001 - reflection through pythonnet; the version is cosmetic
+            version = ""
     return script.RenodeFeatures(
         version=version, dmamux=dmamux is not None,
         dmamux_input_channels="numberOfInputRequestChannels" in params,
