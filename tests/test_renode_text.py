@@ -834,3 +834,27 @@ def test_bus_fault_pends_busfault_or_escalates(shcsr, exception):
     assert s.sent == ['mach set "stm32"', "sysbus ReadDoubleWord 0xe000ed24", 'mach set "stm32"',
                       "sysbus.cpu FaultStatus 0x400", f"sysbus.nvic SetPendingIRQ {exception}", "mach clear"]
     assert s._events[-1][1] == "bus_fault"
+
+
+@pytest.mark.parametrize("features, ok, words", [
+    (script.RenodeFeatures("1.15.3.1", False, False, False, False), False, ["1.15.3.1", "older than 1.16.1"]),
+    (script.RenodeFeatures("1.16.1.7", True, False, True, True), True, ["platforms for Renode 1.16.1"]),
+    (script.RenodeFeatures("1.16.1+nightly", True, True, True, True), True, ["platforms for Renode master"]),
+])
+def test_availability_picks_the_level_or_refuses_an_old_renode(clean_env, features, ok, words):
+    import sys
+    import types
+    clean_env.setattr(renode_engine.importlib.util, "find_spec", lambda name: object())
+    clean_env.setenv("PYRENODE_RUNTIME", "coreclr")
+    clean_env.setenv("PYRENODE_BIN", "/bin/sh")
+    fake, wrappers = types.ModuleType("pyrenode3"), types.ModuleType("pyrenode3.wrappers")
+    wrappers.Emulation = wrappers.Monitor = object
+    clean_env.setitem(sys.modules, "pyrenode3", fake)
+    clean_env.setitem(sys.modules, "pyrenode3.wrappers", wrappers)
+    clean_env.setattr(renode_engine, "_probe_features", lambda: features)
+    clean_env.setattr(renode_engine.RenodeEngine, "level", None)
+    got, reason = renode_engine.RenodeEngine.availability()
+    assert got == ok and "\n" not in reason
+    for w in words:
+        assert w in reason, reason
+    assert renode_engine.RenodeEngine.level == (script.renode_level(features) if ok else None)
