@@ -486,6 +486,13 @@ namespace Antmicro.Renode.Duohil
             get { var b = BitPs(); return b == null ? 0 : (uint)(PsPerS / b.Value); }
         }
 
+        // CR2.STOP: 0 = 1, 1 = 0.5, 2 = 2, 3 = 1.5 stop bits.
+        public int StopCode => (int)(cr2 >> 12 & 3);
+
+        // CR1.PCE and CR1.PS (1 = odd).
+        public bool ParityEnabled => (cr1 >> 10 & 1) != 0;
+        public bool ParityOdd => (cr1 >> 9 & 1) != 0;
+
         ulong? CharPs(ulong? bit)
         {
             if(bit == null) return null;
@@ -752,6 +759,11 @@ namespace Antmicro.Renode.Duohil
         }
 
         public int RxCount => rx.Count;
+
+        // CONF0.STOP_BIT_NUM: 1 = 1, 2 = 1.5, 3 = 2 stop bits (0 behaves as 1). CONF0.PARITY_EN, PARITY (1 = odd).
+        public int StopCode => (int)(regs[0x20] >> 4 & 3);
+        public bool ParityEnabled => (regs[0x20] >> 1 & 1) != 0;
+        public bool ParityOdd => (regs[0x20] & 1) != 0;
 
         static ulong RoundHalfEven(decimal n, decimal d)
         {

@@ -164,9 +164,10 @@ namespace Antmicro.Renode.Peripherals.UART
 
         public uint BaudRate => core.BaudRate;
 
-        public Bits StopBits => Bits.One;
+        public Bits StopBits => core.StopCode == 1 ? Bits.Half : core.StopCode == 2 ? Bits.Two
+                                : core.StopCode == 3 ? Bits.OneAndAHalf : Bits.One;
 
-        public Parity ParityBit => Parity.None;
+        public Parity ParityBit => !core.ParityEnabled ? Parity.None : core.ParityOdd ? Parity.Odd : Parity.Even;
 
         public GPIO IRQ { get; }
 
@@ -225,9 +226,9 @@ namespace Antmicro.Renode.Peripherals.UART
 
         public uint BaudRate => core.BaudRate;
 
-        public Bits StopBits => Bits.One;
+        public Bits StopBits => core.StopCode == 2 ? Bits.OneAndAHalf : core.StopCode == 3 ? Bits.Two : Bits.One;
 
-        public Parity ParityBit => Parity.None;
+        public Parity ParityBit => !core.ParityEnabled ? Parity.None : core.ParityOdd ? Parity.Odd : Parity.Even;
 
         public GPIO IRQ { get; }
 
