@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine (root, or sudo when not root):
-#   1. Debian toolchains for both MCUs (installed only when missing),
+#   1. Debian toolchains for both MCUs and mono (mcs, mono) for the Renode C# (installed only when missing),
 #   2. a virtualenv in .venv with duohil and its test extras (reinstalled only when pyproject.toml changed).
 # A second run does no network work and takes about a second.
 set -euo pipefail
@@ -19,6 +19,9 @@ command -v arm-none-eabi-gcc >/dev/null 2>&1 || need_pkgs+=(gcc-arm-none-eabi)
 command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || need_pkgs+=(gcc-riscv64-unknown-elf)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+# C# for the Renode models: tests/test_renode_cs.py compiles platforms/renode/*.cs and runs their cores.
+command -v mcs >/dev/null 2>&1 || need_pkgs+=(mono-mcs)
+command -v mono >/dev/null 2>&1 || need_pkgs+=(mono-runtime)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_pkgs[*]}"

@@ -80,39 +80,74 @@ def spec(tmp_path):
 
 def test_commands_golden(spec):
     p = lambda path: "@" + str(Path(path).resolve())  # noqa: E731
+    renode = ROOT / "platforms" / "renode"
     assert script.commands(spec) == [
+        f"include {p(renode / 'DuohilCores.cs')}",
+        f"include {p(renode / 'DuohilModels.cs')}",
         f"include {p(LINK_CS)}",
         "emulation SetSeed 1234",
         "emulation SetGlobalSerialExecution true",
-        "emulation SetGlobalAdvanceImmediately true",
         'mach create "stm32"',
-        f"machine LoadPlatformDescription {p(spec.stm32.platform)}",
+        f"machine LoadPlatformDescription {p(renode / 'stm32h743.renode-master.repl')}",
         'machine LoadPlatformDescriptionFromString """\n'
         "// duohil overlay for Renode, machine 'stm32' (duohil/engines/renode/script.py)\n"
-        "usart3:\n"
+        "usart3Duohil:\n"
         "    ReceiveDmaRequest -> dmamux1@45\n"
         "\n"
         "cpu:\n"
         "    PerformanceInMips: 480\n"
         '"""',
         f"sysbus LoadELF {p(spec.stm32.elf)}",
+        f'macro reset """\nsysbus LoadELF {p(spec.stm32.elf)}\n"""',
         'mach create "peer"',
-        f"machine LoadPlatformDescription {p(spec.peer.platform)}",
+        f"machine LoadPlatformDescription {p(renode / 'esp32c3_peer.renode-master.repl')}",
         'machine LoadPlatformDescriptionFromString """\n'
         "// duohil overlay for Renode, machine 'peer' (duohil/engines/renode/script.py)\n"
         "cpu:\n"
         "    PerformanceInMips: 160\n"
         '"""',
         f"sysbus LoadELF {p(spec.peer.elf)}",
+        f'macro reset """\nsysbus LoadELF {p(spec.peer.elf)}\n"""',
         'emulation CreateDuohilUartLink "link"',
         'mach set "stm32"',
-        "connector Connect sysbus.usart3 link",
+        "connector Connect sysbus.usart3Duohil link",
         'mach set "peer"',
-        "connector Connect sysbus.uart1 link",
+        "connector Connect sysbus.uart1Duohil link",
         "link Seed 1234",
         'emulation SetGlobalQuantum "0.000010000"',
         "mach clear",
     ]
+    # SetGlobalAdvanceImmediately only prints its argument (renode-infrastructure TimeSourceBase.cs:59,311)
+    assert not any("AdvanceImmediately" in c for c in script.commands(spec))
+
+
+@pytest.mark.parametrize("level", script.RENODE_LEVELS)
+def test_commands_load_the_overlay_of_the_level(spec, level):
+    cmds = script.commands(spec, level=level)
+    loads = [c for c in cmds if c.startswith("machine LoadPlatformDescription @")]
+    assert [Path(c.split("@", 1)[1]).name for c in loads] == [f"stm32h743.renode-{level}.repl",
+                                                            f"esp32c3_peer.renode-{level}.repl"]
+
+
+def test_a_users_own_platform_is_loaded_as_given(spec, tmp_path):
+    from dataclasses import replace
+    own = tmp_path / "board.repl"
+    own.write_text((ROOT / "platforms" / "stm32h743.repl").read_text())
+    cmds = script.commands(replace(spec, stm32=MachineSpec(own, spec.stm32.elf)))
+    assert f"machine LoadPlatformDescription @{own.resolve()}" in cmds
+    assert "connector Connect sysbus.usart3 link" in cmds          # no renaming on a user platform
+    assert script.platform_for(own, "1.16.1") == own
+
+
+def test_reset_macro_reloads_the_elf_and_the_config_patch():
+    m = MachineSpec(ROOT / "platforms" / "stm32h743.repl", ROOT / "x.elf")
+    assert script.reset_macro(m) == f'macro reset """\nsysbus LoadELF @{ROOT / "x.elf"}\n"""'
+    if BUILT_STM32.is_file():
+        patched = MachineSpec(m.platform, BUILT_STM32, "g_config", {"stat_period_ms": 100})
+        macro = script.reset_macro(patched)
+        writes = [w.command() for w in script.config_writes(patched)]
+        lines = macro.splitlines()
+        assert writes and lines[1].startswith("sysbus LoadELF") and lines[2:-1] == writes
 
 
 def test_quantum_follows_the_spec(spec):
@@ -127,20 +162,20 @@ def test_resc_has_determinism_settings_and_seconds_only(spec):
     assert "emulation SetSeed 1234" in text
     assert 'emulation SetGlobalQuantum "0.000010000"' in text
     assert text.rstrip().endswith('emulation RunFor "0.250000000"')
-    assert "usart3:\n    ReceiveDmaRequest -> dmamux1@45" in text
+    assert "usart3Duohil:\n    ReceiveDmaRequest -> dmamux1@45" in text
     for quoted_time in re.findall(r'(?:RunFor|Quantum) "([^"]*)"', text):
         assert re.fullmatch(r"\d+\.\d{9}5?", quoted_time), quoted_time
 
 
 def test_overlay_is_valid_repl_on_top_of_the_platform(spec):
     for machine, platform in (("stm32", spec.stm32.platform), ("peer", spec.peer.platform)):
-        merged = parse_file(platform)
+        merged = parse_file(script.platform_for(platform, "master"))
         parse_text(script.overlay(machine, spec), f"<{machine} overlay>", into=merged)
         assert merged["cpu"].prop("PerformanceInMips") == script.PERFORMANCE_IN_MIPS[machine]
-    merged = parse_file(spec.stm32.platform)
+    merged = parse_file(script.platform_for(spec.stm32.platform, "master"))
     parse_text(script.overlay("stm32", spec), "<overlay>", into=merged)
-    wire = merged["usart3"].connections["ReceiveDmaRequest"]
-    assert [t.dest for t in wire.targets] == ["dmamux1@45"] or "45" in str(wire.targets)
+    wire = merged["usart3Duohil"].connections["ReceiveDmaRequest"]
+    assert "dmamux1@45" in str(wire.targets) or "45" in str(wire.targets)
 
 
 def test_overlay_rejects_a_uart_without_dma_request(spec):
@@ -209,23 +244,63 @@ def test_robot_variables_file(tmp_path):
 def test_hand_resc_joins_both_machines_at_a_fixed_quantum():
     text = RESC.read_text()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    for needed in ("include $ORIGIN/renode/DuohilUartLink.cs",
+    for needed in ("include $ORIGIN/renode/DuohilCores.cs",
+                   "include $ORIGIN/renode/DuohilModels.cs",
+                   "include $ORIGIN/renode/DuohilUartLink.cs",
                    "emulation SetGlobalSerialExecution true",
                    "emulation SetSeed 0",
                    'mach create "stm32"', 'mach create "peer"',
-                   "machine LoadPlatformDescription $ORIGIN/stm32h743.repl",
-                   "machine LoadPlatformDescription $ORIGIN/esp32c3_peer.repl",
-                   'machine LoadPlatformDescriptionFromString "usart3: { ReceiveDmaRequest -> dmamux1@45 }"',
+                   "$stm32_platform?=@platforms/renode/stm32h743.renode-master.repl",
+                   "$peer_platform?=@platforms/renode/esp32c3_peer.renode-master.repl",
+                   "machine LoadPlatformDescription $stm32_platform",
+                   "machine LoadPlatformDescription $peer_platform",
                    'emulation CreateDuohilUartLink "link"',
-                   "connector Connect sysbus.usart3 link", "connector Connect sysbus.uart1 link",
+                   "connector Connect sysbus.usart3Duohil link", "connector Connect sysbus.uart1Duohil link",
                    'emulation SetGlobalQuantum "0.000010"'):
         assert needed in lines, needed
-    assert lines.index("connector Connect sysbus.usart3 link") > lines.index('mach set "stm32"')
-    assert lines.index("connector Connect sysbus.uart1 link") > lines.index('mach set "peer"')
+    assert lines.index("include $ORIGIN/renode/DuohilCores.cs") < \
+        lines.index("include $ORIGIN/renode/DuohilModels.cs")
+    assert lines.index("connector Connect sysbus.usart3Duohil link") > lines.index('mach set "stm32"')
+    assert lines.index("connector Connect sysbus.uart1Duohil link") > lines.index('mach set "peer"')
+    assert "SetGlobalAdvanceImmediately" not in text
     for quoted_time in re.findall(r'(?:RunFor|Quantum) "([^"]*)"', text):
         assert re.fullmatch(r"\d+(\.\d+)?", quoted_time), f"{quoted_time!r} is not plain seconds"
     for rel in re.findall(r"\$ORIGIN/(\S+)", text):
         assert (RESC.parent / rel).is_file(), rel
+    for rel in re.findall(r"@(platforms/\S+\.repl)", text):
+        assert (ROOT / rel).is_file(), rel
+
+
+def test_hand_resc_reset_macros_reload_each_image():
+    text = RESC.read_text()
+    macros = re.findall(r'^macro reset\n"""\n(.*?)\n"""', text, flags=re.M | re.S)
+    assert macros == ["sysbus LoadELF $stm32_bin", "sysbus LoadELF $peer_bin"]
+    assert text.index('mach create "stm32"') < text.index(macros[0]) < text.index('mach create "peer"')
+
+
+def test_e_usage_sets_variables_before_including_the_script():
+    """`renode -e CMD file.resc` runs CMD after the file (renode-infrastructure src/UI/Options.cs,
+    CommandLineInterface.cs), so a `$x=` there loses to the file's `$x?=` default."""
+    texts = {p: p.read_text()
+             for p in (RESC, ROOT / "platforms" / "duohil-1.16.1.resc", ROOT / "docs" / "renode.md")}
+    uses = [(p, u) for p, t in texts.items() for u in re.findall(r"renode -e '([^']*)'(\s+\S+)?", t)]
+    assert uses
+    good = 0
+    for p, (cmds, after) in uses:
+        if after.strip().rstrip("`").endswith(".resc"):
+            # a script after -e: only as the counter-example, which the text says keeps the defaults
+            assert "keep the defaults" in texts[p], (p.name, cmds, after)
+        else:
+            assert re.search(r";\s*i @platforms/duohil(-1\.16\.1)?\.resc$", cmds), (p.name, cmds)
+            good += 1
+    assert good >= 3
+
+
+def test_the_1_16_1_resc_sets_the_1_16_1_platforms_then_includes_the_main_one():
+    text = (ROOT / "platforms" / "duohil-1.16.1.resc").read_text()
+    assert "$stm32_platform?=@platforms/renode/stm32h743.renode-1.16.1.repl" in text
+    assert "$peer_platform?=@platforms/renode/esp32c3_peer.renode-1.16.1.repl" in text
+    assert text.rstrip().endswith("include $ORIGIN/duohil.resc")
 
 
 # -- platform files against Renode's types --------------------------------------------------------------------
@@ -275,6 +350,20 @@ RENODE_TYPES: dict[str, tuple[str, set[str], set[str]]] = {
         "src/Emulator/Cores/RiscV/PlatformLevelInterruptController.cs",
         {"numberOfSources", "numberOfContexts", "prioritiesEnabled"}, {"#"}),
 }
+# duohil's own peripherals (platforms/renode/DuohilModels.cs), used by platforms/renode/*.models.repl.
+OWN_TYPES: dict[str, tuple[str, set[str], set[str]]] = {
+    "UART.DuohilH7USART": ("platforms/renode/DuohilModels.cs", {"frequency"},
+                           {"IRQ", "ReceiveDmaRequest", "TransmitDmaRequest"}),
+    "DMA.DuohilH7DMA": ("platforms/renode/DuohilModels.cs", set(), {"#"}),
+    "UART.DuohilESP32C3UART": ("platforms/renode/DuohilModels.cs", set(), {"IRQ"}),
+}
+# Constructor parameters and properties that exist on Renode master only (renode-infrastructure 0c7d076
+# vs add012a, the commit v1.16.1 pins): STM32_DMAMUX.cs:20 vs :19, STM32H7_RCC.cs:26 vs :18 (no
+# arguments), CortexM.cs:226 (InitVectorTableOffset) vs absent. Master *requires* the DMAMUX one.
+MASTER_ONLY = {("Miscellaneous.STM32_DMAMUX", "numberOfInputRequestChannels"),
+               ("Miscellaneous.STM32H7_RCC", "systick"), ("Miscellaneous.STM32H7_RCC", "hseFrequency"),
+               ("Miscellaneous.STM32H7_RCC", "csiFrequency"), ("CPU.CortexM", "InitVectorTableOffset")}
+REQUIRED_ON_MASTER = {("Miscellaneous.STM32_DMAMUX", "numberOfInputRequestChannels")}
 # Enum values used in the repl files, with where they are declared.
 RENODE_ENUMS = {"PrivilegedArchitecture.Priv1_10": "src/Emulator/Cores/RiscV/BaseRiscV.cs"}
 
@@ -321,6 +410,99 @@ def test_repl_enum_values_exist():
     text = (ROOT / "platforms" / "esp32c3_peer.repl").read_text()
     for value in re.findall(r"\b(PrivilegedArchitecture\.\w+)", text):
         assert value in RENODE_ENUMS, value
+
+
+PLATFORMS = ("stm32h743", "esp32c3_peer")
+
+
+def _used_params(platform) -> set[tuple[str, str]]:
+    return {(e.type, k) for e in platform if e.type for k in e.props}
+
+
+@pytest.mark.parametrize("level", script.RENODE_LEVELS)
+@pytest.mark.parametrize("name", PLATFORMS)
+def test_renode_platform_per_level_uses_only_names_that_level_has(name, level):
+    wrapper = script.platform_for(ROOT / "platforms" / f"{name}.repl", level)
+    assert wrapper == ROOT / "platforms" / "renode" / f"{name}.renode-{level}.repl"
+    merged = parse_file(wrapper)
+    types = {**RENODE_TYPES, **OWN_TYPES}
+    for e in merged:
+        if e.type is None:
+            continue
+        assert e.type in types, f"{wrapper.name}: {e.name}: {e.type} unknown"
+        _src, params, _outs = types[e.type]
+        for k in e.props:
+            assert k in params, f"{wrapper.name}: {e.name}.{k} not a parameter of {e.type}"
+    used = _used_params(merged)
+    if level == "master":
+        assert REQUIRED_ON_MASTER & {(t, k) for t, k in MASTER_ONLY if t in {e.type for e in merged}} <= used
+    else:
+        assert not used & MASTER_ONLY, f"{wrapper.name} uses master-only {sorted(used & MASTER_ONLY)}"
+
+
+def test_the_shared_platforms_use_nothing_master_only():
+    for name in PLATFORMS:
+        assert not _used_params(parse_file(ROOT / "platforms" / f"{name}.repl")) & MASTER_ONLY, name
+    master = parse_file(ROOT / "platforms" / "renode" / "stm32h743.renode-master.repl")
+    assert master["dmamux1"].prop("numberOfInputRequestChannels") == 115
+
+
+@pytest.mark.parametrize("name", PLATFORMS)
+def test_our_models_take_the_stock_blocks_places(name):
+    base = parse_file(ROOT / "platforms" / f"{name}.repl")
+    models = parse_file(ROOT / "platforms" / "renode" / f"{name}.models.repl")
+    swapped = {old: new for old, new in script.RENODE_NAMES.items() if any(e.name == old for e in base)}
+    assert swapped
+    for old, new in swapped.items():
+        assert models[old].registrations == [], f"{old} still registered on the sysbus"
+        assert models[new].base == base[old].base and models[new].type in OWN_TYPES
+        old_irqs = {k: str(v.targets) for k, v in base[old].connections.items()}
+        new_irqs = {k: str(v.targets) for k, v in models[new].connections.items()}
+        for k, v in old_irqs.items():
+            assert new_irqs.get(k) == v, (old, k)
+    if name == "stm32h743":
+        wires = {k: str(v.targets) for k, v in models["dmamux1"].connections.items()}
+        assert any("dma1Duohil" in v for v in wires.values())
+        assert any("dma2Duohil" in v for v in wires.values())
+        tx = models["usart3Duohil"].connections["TransmitDmaRequest"].targets
+        assert [(t.dest, t.line) for t in tx] == [("dmamux1", 46)]
+
+
+def test_own_types_are_declared_in_the_csharp():
+    cs = (ROOT / "platforms" / "renode" / "DuohilModels.cs").read_text()
+    for rtype, (_src, params, outputs) in OWN_TYPES.items():
+        ns, cls = rtype.rsplit(".", 1)
+        block = cs[cs.index(f"namespace Antmicro.Renode.Peripherals.{ns}"):]
+        assert re.search(rf"public sealed class {cls}\b", block), rtype
+        ctor = re.search(rf"public {cls}\(IMachine machine([^)]*)\)", cs)
+        assert ctor, rtype
+        assert {a.split()[-1] for a in ctor.group(1).split(",") if a.strip()} == params, rtype
+        for out in outputs - {"#"}:
+            assert re.search(rf"public GPIO {out} {{ get; }}", cs), (rtype, out)
+        if "#" in outputs:
+            assert "IReadOnlyDictionary<int, IGPIO> Connections" in cs
+
+
+@pytest.mark.parametrize("features, level", [
+    (script.RenodeFeatures("1.16.1+20260821git06854d4", True, True, True, True), "master"),
+    (script.RenodeFeatures("1.16.1.12345", True, False, True, True), "1.16.1"),
+])
+def test_renode_level_from_the_loaded_types(features, level):
+    assert script.renode_level(features) == level
+
+
+@pytest.mark.parametrize("features, missing", [
+    (script.RenodeFeatures("1.16.0.1", False, False, False, True), ["STM32_DMAMUX", "flash controller"]),
+    (script.RenodeFeatures("1.15.3.1", False, False, False, False), ["STM32_DMAMUX", "ESP32_UART"]),
+])
+def test_older_renode_is_refused_in_one_line(features, missing):
+    from duohil.errors import ConfigError
+    with pytest.raises(ConfigError) as info:
+        script.renode_level(features)
+    text = str(info.value)
+    assert "\n" not in text and features.version in text and "1.16.1" in text
+    for m in missing:
+        assert m in text
 
 
 def test_link_uart_rx_dma_request_is_wired_in_the_platform():
@@ -564,7 +746,7 @@ def test_availability_reasons_for_pyrenode_variables(clean_env, env, words):
 
 def test_capabilities_are_honest():
     caps = renode_engine.RenodeEngine.capabilities
-    assert caps == {base.LINK_FAULTS, base.PEER_STALL, base.CRASH_RECORD}
+    assert caps == {base.LINK_FAULTS, base.PEER_STALL, base.CRASH_RECORD, base.DMA_LATENCY}
     assert set(renode_engine.NOT_MODELLED) == base.ALL_CAPABILITIES - caps
     assert renode_engine.RenodeEngine.name == "renode"
 
@@ -625,5 +807,54 @@ def test_noise_and_stall_faults():
     from duohil.errors import ConfigError
     with pytest.raises(ConfigError, match="at_ms"):
         s.inject(Fault("peer_stall", {"after_setpoints": 5, "duration_ms": 20}))
-    with pytest.raises(ConfigError, match="zero virtual time"):
-        s.inject(Fault("dma_latency", {"stream": 0, "latency_us": 5}))
+    with pytest.raises(ConfigError, match="irq_at"):
+        s.inject(Fault("irq_at", {"symbol": "main", "irq": 11}))
+
+
+def test_dma_latency_sets_our_models_knob_at_its_time():
+    from duohil.faults import Fault
+    s = _bare_session()
+    t = s.inject(Fault("dma_latency", {"controller": "dma1", "stream": 0, "latency_us": 2000, "at_ms": 3}))
+    assert t == 3 * PS_PER_MS and s.sent == []
+    s._pending[0][3]()
+    assert s.sent == ['mach set "stm32"', "sysbus.dma1Duohil SetCompletionLatencyNs 0 2000000", "mach clear"]
+    assert script.dma_latency_commands("dma2", 7, 1500)[1] == "sysbus.dma2Duohil SetCompletionLatencyNs 7 2"
+    from duohil.errors import ConfigError
+    with pytest.raises(ConfigError, match="dma1 or dma2"):
+        script.dma_latency_commands("bdma", 0, 0)
+
+
+@pytest.mark.parametrize("shcsr, exception", [(0x0007_0000, 5), (0x0001_0000, 3), (0, 3)])
+def test_bus_fault_pends_busfault_or_escalates(shcsr, exception):
+    from duohil.faults import Fault
+    s = _bare_session()
+    s.execute = lambda cmd: s.sent.append(cmd) or (f"{shcsr:#010x}" if "ReadDoubleWord" in cmd else "")
+    assert s.inject(Fault("bus_fault", {"at_ms": 150, "address": 0x2400_0000})) == 150 * PS_PER_MS
+    s._pending[0][3]()
+    assert s.sent == ['mach set "stm32"', "sysbus ReadDoubleWord 0xe000ed24", 'mach set "stm32"',
+                      "sysbus.cpu FaultStatus 0x400", f"sysbus.nvic SetPendingIRQ {exception}", "mach clear"]
+    assert s._events[-1][1] == "bus_fault"
+
+
+@pytest.mark.parametrize("features, ok, words", [
+    (script.RenodeFeatures("1.15.3.1", False, False, False, False), False, ["1.15.3.1", "older than 1.16.1"]),
+    (script.RenodeFeatures("1.16.1.7", True, False, True, True), True, ["platforms for Renode 1.16.1"]),
+    (script.RenodeFeatures("1.16.1+nightly", True, True, True, True), True, ["platforms for Renode master"]),
+])
+def test_availability_picks_the_level_or_refuses_an_old_renode(clean_env, features, ok, words):
+    import sys
+    import types
+    clean_env.setattr(renode_engine.importlib.util, "find_spec", lambda name: object())
+    clean_env.setenv("PYRENODE_RUNTIME", "coreclr")
+    clean_env.setenv("PYRENODE_BIN", "/bin/sh")
+    fake, wrappers = types.ModuleType("pyrenode3"), types.ModuleType("pyrenode3.wrappers")
+    wrappers.Emulation = wrappers.Monitor = object
+    clean_env.setitem(sys.modules, "pyrenode3", fake)
+    clean_env.setitem(sys.modules, "pyrenode3.wrappers", wrappers)
+    clean_env.setattr(renode_engine, "_probe_features", lambda: features)
+    clean_env.setattr(renode_engine.RenodeEngine, "level", None)
+    got, reason = renode_engine.RenodeEngine.availability()
+    assert got == ok and "\n" not in reason
+    for w in words:
+        assert w in reason, reason
+    assert renode_engine.RenodeEngine.level == (script.renode_level(features) if ok else None)

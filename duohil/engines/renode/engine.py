@@ -7,20 +7,27 @@
         s.run_until(200 * PS_PER_MS)
         s.stm32.read_block("g_status")
 
-What it does and what it honestly cannot (docs/renode.md; renode.md section 9):
+What it does and what it honestly cannot (docs/renode.md has the table per crash mode and version):
+  * Renode 1.16.1 or master (script.MIN_RENODE): availability() reads the loaded Renode's types and
+    picks platforms/renode/<platform>.renode-<level>.repl (script.renode_level); older ones are refused
+    with one line naming what they lack.
+  * Our own models replace Renode's on the link path (platforms/renode/DuohilModels.cs): the H7 DMA
+    (circular, HT/TC/TE, EN cleared at the end, paced M2P, completion latency), the H7 USART (IDLE,
+    ORE, RTO, paced TX) and the ESP32-C3 UART (FIFO counts, interrupts).
   * link_faults: platforms/renode/DuohilUartLink.cs (flip, drop, insert, duplicate, delay, truncate,
     noise; frame-addressed too), baud-paced delivery in virtual time, rounded up to the quantum.
   * peer_stall: ``cpu IsHalted true`` / ``false`` between ``RunFor`` slices; virtual time keeps flowing
     for both machines and the peer's peripherals (renode/renode#463: ``machine Pause`` would stop all).
-  * crash_record: the record is plain RAM read through the sysbus and decoded with the ELF's DWARF;
-    STM32_IndependentWatchdog resets the machine (``machine.RequestReset()``) and MappedMemory keeps its
-    contents across a reset, so the firmware's no-init record survives as on silicon.
-  * Not claimed: ``dcache`` (Renode has no cache model), ``dma_latency`` (STM32DMA copies inside the
-    request, zero virtual time), ``nested_irq`` (instruction-count time, no cycle-accurate ISR
-    latency; the timing a nesting bug needs is not modelled), ``irq_at_pc``: ``cpu AddHook`` runs at
-    the start of a translation block and a pending NVIC line is taken only at a block boundary, so an
-    interrupt "at" an address inside a block lands after the block, not between the two loads CM4
-    needs; claiming it would make CM4 pass vacuously.
+  * dma_latency: ``SetCompletionLatencyNs`` on our DMA model, data first, flags/IRQ/EN-clear later.
+  * crash_record: ``bus_fault`` sets CFSR.IMPRECISERR and pends BusFault (HardFault when BusFault is
+    disabled); the IWDG reset runs the machine's ``macro reset``, which reloads the ELF (and the config
+    patch) so the Cortex-M finds its vector table again; MappedMemory keeps the no-init record.
+  * Not claimed: ``dcache`` (Renode has no cache model), ``nested_irq`` (instruction-count time, no
+    cycle-accurate ISR latency), ``irq_at_pc``: a ``cpu AddHook`` ends translation at the hooked
+    instruction and pending interrupts are checked before each block (tlib translate-all.c, cpu-exec.c),
+    so an interrupt raised in the hook is taken *before* the hooked instruction; CM5's chain needs the
+    interrupt after a given instruction of the handler body, and a hook-based trigger has not been
+    built and checked against the builtin engine's irq_at, so it is not claimed.
 
 One Renode per process (pyrenode3 loads it into the interpreter): sessions run one after another;
 each starts by clearing the emulation.
@@ -48,17 +55,16 @@ INSTALL_HINT = ("pip install 'pyrenode3 @ git+https://github.com/antmicro/pyreno
 NOT_MODELLED = {
     DCACHE: "Renode has no functional cache model: memory is always coherent, stale D-cache lines "
             "cannot occur (renode.md 1.5)",
-    DMA_LATENCY: "Renode's STM32DMA copies inside the request or register write, in zero virtual time "
-                 "(renode.md 1.4)",
     NESTED_IRQ: "Renode's time is instruction counts (PerformanceInMips), not cycle-accurate ISR "
                 "latency; nested-interrupt timing is not modelled (renode.md 1.5)",
-    IRQ_AT_PC: "a cpu AddHook interrupt is taken at the end of the hooked translation block, not at the "
-               "instruction, so interleavings inside a block cannot be forced",
+    IRQ_AT_PC: "an interrupt raised from a cpu AddHook is taken before the hooked instruction (tlib ends "
+               "the block there and checks interrupts before each block); no hook-based irq_at that "
+               "matches the builtin engine's has been built, so interleavings are not forced",
     PLANT: "no motor plant is modelled on Renode: TIM2's encoder inputs never move, so every run "
            "ends in a following-error ESTOP and a runaway cannot be observed (docs/renode.md, CM1)",
 }
 
-_KIND_CAPABILITY = {"dma_latency": DMA_LATENCY, "irq_at": IRQ_AT_PC}
+_KIND_CAPABILITY = {"irq_at": IRQ_AT_PC}
 
 
 def _which_pyrenode_source() -> tuple[str | None, str]:
@@ -104,9 +110,10 @@ class RenodeEngine(Engine):
     """Renode through pyrenode3; capabilities limited to what Renode really models (module doc)."""
 
     name = "renode"
-    capabilities = frozenset({LINK_FAULTS, PEER_STALL, CRASH_RECORD})
+    capabilities = frozenset({LINK_FAULTS, PEER_STALL, CRASH_RECORD, DMA_LATENCY})
     not_modelled = NOT_MODELLED
     _loaded: tuple[bool, str] | None = None
+    level: str | None = None                 # script.RENODE_LEVELS entry of the loaded Renode
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
@@ -118,8 +125,9 @@ class RenodeEngine(Engine):
         _var, problem = _which_pyrenode_source()
         if problem:
             return False, problem
-        if not script.LINK_CS.is_file():
-            return False, f"the link model {script.LINK_CS} is missing"
+        for cs in script.INCLUDES:
+            if not cs.is_file():
+                return False, f"the Renode model {cs} is missing"
         try:                                   # loads Renode into this process (once)
             import pyrenode3  # noqa: F401
             from pyrenode3.wrappers import Emulation, Monitor  # noqa: F401
@@ -129,8 +137,18 @@ class RenodeEngine(Engine):
         except Exception as exc:  # noqa: BLE001 - ImportError, pythonnet/clr_loader errors, ...
             cls._loaded = (False, f"pyrenode3 could not load Renode: {type(exc).__name__}: {exc}")
             return cls._loaded
-        cls._loaded = (True, f"Renode via pyrenode3 ({_var}, runtime "
-                             f"{os.environ.get('PYRENODE_RUNTIME', 'mono')})")
+        try:
+            features = _probe_features()
+            cls.level = script.renode_level(features)
+        except ConfigError as exc:             # too old: one line naming the version and what is missing
+            cls._loaded = (False, str(exc))
+            return cls._loaded
+        except Exception as exc:  # noqa: BLE001 - pythonnet reflection errors
+            cls._loaded = (False, f"could not read the loaded Renode's types: {type(exc).__name__}: {exc}")
+            return cls._loaded
+        runtime = os.environ.get("PYRENODE_RUNTIME", "mono")
+        cls._loaded = (True, f"Renode {features.version or '(version unknown)'} via pyrenode3 ({_var}, "
+                             f"runtime {runtime}); platforms for Renode {cls.level}")
         return cls._loaded
 
     def start(self, spec: RunSpec) -> "RenodeSession":
@@ -142,6 +160,38 @@ class RenodeEngine(Engine):
             raise ConfigError("the renode engine runs both MCUs; a run without a peer is not "
                               "supported there", field="peer", expected="a peer image, or --engine builtin")
         return RenodeSession(spec)
+
+
+def _probe_features() -> script.RenodeFeatures:
+    """Read what the loaded Renode has from its .NET types (pythonnet, after pyrenode3 loaded it)."""
+    import System  # noqa: F401 - pythonnet's CLR namespace
+
+    def find(name: str) -> Any:
+        for asm in System.AppDomain.CurrentDomain.GetAssemblies():
+            t = asm.GetType(name)
+            if t is not None:
+                return t
+        return None
+
+    dmamux = find("Antmicro.Renode.Peripherals.Miscellaneous.STM32_DMAMUX")
+    flash = find("Antmicro.Renode.Peripherals.MTD.STM32H7_FlashController")
+    params = {str(p.Name) for c in (dmamux.GetConstructors() if dmamux is not None else [])
+              for p in c.GetParameters()}
+    version = ""
+    manager = find("Antmicro.Renode.Core.EmulationManager")
+    if manager is not None:                  # for messages only: never let it fail the probe
+        try:
+            attr = System.Type.GetType("System.Reflection.AssemblyInformationalVersionAttribute")
+            found = manager.Assembly.GetCustomAttributes(attr, False)
+            version = (str(found[0].InformationalVersion) if len(found)
+                       else str(manager.Assembly.GetName().Version))
+        except Exception:  # noqa: BLE001 - reflection through pythonnet; the version is cosmetic
+            version = ""
+    return script.RenodeFeatures(
+        version=version, dmamux=dmamux is not None,
+        dmamux_input_channels="numberOfInputRequestChannels" in params,
+        flash_irq=flash is not None and flash.GetProperty("IRQ") is not None,
+        esp32_uart=find("Antmicro.Renode.Peripherals.UART.ESP32_UART") is not None)
 
 
 # -- handles ------------------------------------------------------------------------------------------------
@@ -229,7 +279,8 @@ class RenodeSession(Session):
         self._pending: list[tuple[int, int, str, Callable[[], None]]] = []
         self._events: list[tuple[int, str, dict]] = []
         self._link_bytes: list[LinkByte] = []
-        self.commands = script.commands(spec)
+        self.level = RenodeEngine.level or script.RENODE_LEVELS[0]
+        self.commands = script.commands(spec, level=self.level)
         for cmd in self.commands:
             self.execute(cmd)
         self.stm32 = RenodeMachine(self, "stm32", self._emu.get_mach("stm32"), spec.stm32.elf,
@@ -258,8 +309,8 @@ class RenodeSession(Session):
     def inject(self, fault: Any) -> int | None:
         """Schedule one realised fault (duohil.faults.Fault), the kinds this engine's capabilities
         cover: ``link`` (FrameFault on the C# link, resolved as the frame passes), ``noise`` (a
-        time window on the link) and ``peer_stall`` at ``at_ms``. Returns the time it takes effect
-        when known now."""
+        time window on the link), ``peer_stall``, ``bus_fault`` and ``dma_latency`` at ``at_ms``.
+        Returns the time it takes effect when known now."""
         kind, p = getattr(fault, "kind", None), dict(getattr(fault, "params", {}) or {})
         if kind == "link":
             action = p["action"]
@@ -274,6 +325,21 @@ class RenodeSession(Session):
             self.link_fault("Noise", p["direction"], int(round(float(p["ber"]) * 1_000_000)),
                             t0 // PS_PER_US, dur // PS_PER_US)
             return t0
+        if kind == "bus_fault":
+            t = int(round(float(p["at_ms"]) * PS_PER_MS))
+            self.at(t, self._bus_fault, name="bus_fault")
+            return t
+        if kind == "dma_latency":
+            t = int(round(float(p.get("at_ms", 0)) * PS_PER_MS))
+            cmds = script.dma_latency_commands(p.get("controller", "dma1"), int(p["stream"]),
+                                               int(round(float(p["latency_us"]) * PS_PER_US)))
+
+            def arm() -> None:
+                for cmd in cmds:
+                    self.execute(cmd)
+                self._events.append((self._now_ps, "dma_latency", dict(p)))
+            self.at(t, arm, name="dma_latency")
+            return t
         if kind == "peer_stall":
             if "at_ms" not in p or p.get("at_ms") is None:
                 raise ConfigError("the renode engine stalls the peer at a time only (at_ms): "
@@ -286,7 +352,14 @@ class RenodeSession(Session):
             return t
         raise ConfigError(f"the renode engine cannot inject fault kind {kind!r}: "
                           f"{NOT_MODELLED.get(_KIND_CAPABILITY.get(kind, ''), 'unknown kind')}",
-                          field="faults", expected="link, noise or peer_stall")
+                          field="faults", expected="link, noise, peer_stall, bus_fault or dma_latency")
+
+    def _bus_fault(self) -> None:
+        self.execute('mach set "stm32"')
+        shcsr = int(self.execute(f"sysbus ReadDoubleWord {script.SHCSR:#x}").split()[0], 0)
+        for cmd in script.bus_fault_commands(shcsr):
+            self.execute(cmd)
+        self._events.append((self._now_ps, "bus_fault", {"shcsr": shcsr}))
 
     # time
     @property

@@ -30,9 +30,66 @@ from ...errors import ConfigError
 from ..base import MachineSpec, RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-LINK_CS = REPO_ROOT / "platforms" / "renode" / "DuohilUartLink.cs"
+RENODE_DIR = REPO_ROOT / "platforms" / "renode"
+LINK_CS = RENODE_DIR / "DuohilUartLink.cs"
+# Included in this order before any platform: the plain cores, the Renode peripherals that wrap them
+# (a later include can use an earlier one's types: renode-infrastructure Monitor.cs TryCompilePlugin
+# loads each compiled assembly into the process), then the link.
+MODEL_CS = (RENODE_DIR / "DuohilCores.cs", RENODE_DIR / "DuohilModels.cs")
+INCLUDES = (*MODEL_CS, LINK_CS)
 LINK_NAME = "link"
 MACHINES = ("stm32", "peer")
+
+# -- Renode versions ------------------------------------------------------------------------------------
+# The oldest release the platforms load on, and what each older one lacks (renode-audit.md; checked in
+# renode-infrastructure at the tags' pinned commits: v1.16.1 add012a, v1.16.0 7edd96d, v1.15.3 9736cf5).
+MIN_RENODE = "1.16.1"
+# Levels the platforms/renode/<platform>.renode-<level>.repl overlays exist for, newest first.
+RENODE_LEVELS = ("master", "1.16.1")
+# Our own peripherals replace these stock blocks in platforms/renode/*.models.repl, under new names.
+RENODE_NAMES = {"usart3": "usart3Duohil", "dma1": "dma1Duohil", "dma2": "dma2Duohil", "uart1": "uart1Duohil"}
+
+
+@dataclass(frozen=True)
+class RenodeFeatures:
+    """What the loaded Renode provides, read from its types (engine._probe_features), not from its
+    version number: master's tools/version still says 1.16.1, so only the types tell them apart."""
+    version: str                    # the informational version, for messages only
+    dmamux: bool                    # Miscellaneous.STM32_DMAMUX exists (from 1.16.1)
+    dmamux_input_channels: bool     # ...and its constructor takes numberOfInputRequestChannels (master)
+    flash_irq: bool                 # MTD.STM32H7_FlashController has an IRQ output (from 1.16.1)
+    esp32_uart: bool                # UART.ESP32_UART exists (from 1.16.0)
+
+
+def renode_level(f: RenodeFeatures) -> str:
+    """The overlay level for a Renode ("master" or "1.16.1"), or ConfigError with one line naming the
+    version and what it lacks when it is older than MIN_RENODE."""
+    missing = [what for ok, what in (
+        (f.dmamux, "Miscellaneous.STM32_DMAMUX (added in 1.16.1)"),
+        (f.flash_irq, "the STM32H7 flash controller's IRQ (added in 1.16.1)"),
+        (f.esp32_uart, "UART.ESP32_UART (added in 1.16.0)")) if not ok]
+    if missing:
+        raise ConfigError(f"Renode {f.version or '(unknown version)'} is older than {MIN_RENODE}, the oldest "
+                          f"duohil's platforms load on: it lacks {'; '.join(missing)}",
+                          expected=f"Renode {MIN_RENODE} or a master nightly")
+    return "master" if f.dmamux_input_channels else "1.16.1"
+
+
+def platform_for(platform: str | Path, level: str) -> Path:
+    """The file Renode loads for ``platform`` at ``level``: platforms/renode/<stem>.renode-<level>.repl
+    when duohil ships one (it `using`s the platform and swaps in our models), else the file itself (a
+    user's own platform is loaded as given)."""
+    if level not in RENODE_LEVELS:
+        raise ConfigError(f"unknown Renode level {level!r}", expected=" or ".join(RENODE_LEVELS))
+    p = Path(platform)
+    wrapper = p.parent / "renode" / f"{p.stem}.renode-{level}.repl"
+    return wrapper if wrapper.is_file() else p
+
+
+def renode_name(platform: str | Path, name: str) -> str:
+    """A peripheral's name on the sysbus as loaded: ours when platforms/renode swapped it in."""
+    wrapped = platform_for(platform, RENODE_LEVELS[0]) != Path(platform)
+    return RENODE_NAMES.get(name, name) if wrapped else name
 
 # RM0433 DMAMUX1 request numbers of the U(S)ART receivers (renode.md 1.3, renode/renode#994).
 DMAMUX1_RX_REQUEST = {"usart1": 41, "usart2": 43, "usart3": 45, "uart4": 63, "uart5": 65,
@@ -110,7 +167,8 @@ def overlay(machine: str, spec: RunSpec) -> str:
         if request is None:
             raise ConfigError(f"no DMAMUX1 RX request number known for {uart!r}", field="link_uarts",
                               expected="one of " + ", ".join(sorted(DMAMUX1_RX_REQUEST)))
-        lines += [f"{uart}:", f"    ReceiveDmaRequest -> dmamux1@{request}", ""]
+        lines += [f"{renode_name(spec.stm32.platform, uart)}:",
+                  f"    ReceiveDmaRequest -> dmamux1@{request}", ""]
     lines += ["cpu:", f"    PerformanceInMips: {PERFORMANCE_IN_MIPS[machine]}"]
     return "\n".join(lines) + "\n"
 
@@ -157,33 +215,49 @@ def words(address: int, data: bytes) -> list[Write]:
 
 
 # -- the command sequence -----------------------------------------------------------------------------------
-def machine_commands(name: str, m: MachineSpec, spec: RunSpec) -> list[str]:
+def reset_macro(m: MachineSpec) -> str:
+    """``macro reset``: what the monitor runs after this machine resets (renode-infrastructure
+    Monitor.cs ResetMachine runs the selected machine's `reset` macro; Renode's own scripts reload the
+    ELF there, e.g. renode scripts/single-node/ramn.resc). A system reset (the IWDG, SYSRESETREQ)
+    clears the bus's ELF lookup and tlib zeroes VTOR, so without it the Cortex-M boots from 0x0
+    (renode-audit.md). LoadELF writes only the ELF's load segments: no-init RAM (the crash record)
+    keeps its contents; the config block lives in flash, so its patch is written again."""
+    body = [f"sysbus LoadELF {at_path(m.elf)}", *(w.command() for w in config_writes(m))]
+    # one command: `macro NAME VALUE` with a multi-line string value (Monitor SetCommand's
+    # Run(LiteralToken, Token) overload, renode-infrastructure 0c7d076 Commands/SetCommand.cs:57)
+    return "macro reset " + multiline("\n".join(body))
+
+
+def machine_commands(name: str, m: MachineSpec, spec: RunSpec, level: str = RENODE_LEVELS[0]) -> list[str]:
     return [
         f"mach create {quoted(name)}",
-        f"machine LoadPlatformDescription {at_path(m.platform)}",
+        f"machine LoadPlatformDescription {at_path(platform_for(m.platform, level))}",
         f"machine LoadPlatformDescriptionFromString {multiline(overlay(name, spec))}",
         f"sysbus LoadELF {at_path(m.elf)}",
         *(w.command() for w in config_writes(m)),
+        reset_macro(m),
     ]
 
 
-def commands(spec: RunSpec, *, link_cs: Path = LINK_CS) -> list[str]:
-    """Every monitor command that builds a run, in order. Nothing here starts the emulation."""
+def commands(spec: RunSpec, *, level: str = RENODE_LEVELS[0],
+             includes: Iterable[Path] = INCLUDES) -> list[str]:
+    """Every monitor command that builds a run on a Renode of ``level`` (renode_level), in order.
+    Nothing here starts the emulation."""
     for m in (spec.stm32, spec.peer):
         for p in (m.platform, m.elf):
             if not Path(p).is_file():
                 raise ConfigError("file not found", file=p, expected="an existing platform / ELF file")
     if spec.quantum_ps <= 0:
         raise ConfigError(f"quantum {spec.quantum_ps} ps", field="quantum_ps", expected="> 0")
-    stm32_uart, peer_uart = spec.link_uarts
-    out = [
-        f"include {at_path(link_cs)}",
+    stm32_uart = renode_name(spec.stm32.platform, spec.link_uarts[0])
+    peer_uart = renode_name(spec.peer.platform, spec.link_uarts[1])
+    out = [f"include {at_path(p)}" for p in includes]
+    out += [
         f"emulation SetSeed {renode_seed(spec.seed)}",
         "emulation SetGlobalSerialExecution true",
-        "emulation SetGlobalAdvanceImmediately true",
     ]
-    out += machine_commands("stm32", spec.stm32, spec)
-    out += machine_commands("peer", spec.peer, spec)
+    out += machine_commands("stm32", spec.stm32, spec, level)
+    out += machine_commands("peer", spec.peer, spec, level)
     out += [
         f"emulation CreateDuohilUartLink {quoted(LINK_NAME)}",
         f"mach set {quoted('stm32')}",
@@ -203,16 +277,43 @@ def stall_commands(machine: str, halted: bool) -> list[str]:
             "mach clear"]
 
 
+# SCB_SHCSR (RM0433 / ARMv7-M): BUSFAULTENA is bit 17. CFSR.IMPRECISERR is bit 10.
+SHCSR, SHCSR_BUSFAULTENA, CFSR_IMPRECISERR = 0xE000ED24, 1 << 17, 1 << 10
+EXC_HARDFAULT, EXC_BUSFAULT = 3, 5
+
+
+def bus_fault_commands(shcsr: int) -> list[str]:
+    """An asynchronous bus error on the STM32, as the builtin engine's ``inject_bus_error``:
+    CFSR.IMPRECISERR, then BusFault pending, or HardFault when the firmware left BusFault disabled
+    (SHCSR.BUSFAULTENA; master's NVIC would escalate by itself, 1.16.1's SetPendingIRQ does not:
+    renode-infrastructure NVIC.cs SetPending at 0c7d076 vs add012a). Writing FaultStatus replaces the
+    whole CFSR (a fresh CFSR is 0). HFSR.FORCED is not set for the escalated case."""
+    exc = EXC_BUSFAULT if shcsr & SHCSR_BUSFAULTENA else EXC_HARDFAULT
+    return [f"mach set {quoted('stm32')}", f"sysbus.cpu FaultStatus {CFSR_IMPRECISERR:#x}",
+            f"sysbus.nvic SetPendingIRQ {exc}", "mach clear"]
+
+
+def dma_latency_commands(controller: str, stream: int, latency_ps: int) -> list[str]:
+    """The completion latency of one stream of our DMA model (DuohilModels.cs SetCompletionLatencyNs)."""
+    if controller not in ("dma1", "dma2"):
+        raise ConfigError(f"no DMA controller {controller!r}", field="controller", expected="dma1 or dma2")
+    ns = -(-int(latency_ps) // 1000)
+    return [f"mach set {quoted('stm32')}",
+            f"sysbus.{RENODE_NAMES[controller]} SetCompletionLatencyNs {int(stream)} {ns}", "mach clear"]
+
+
 def run_for(duration_ps: int) -> str:
     return f"emulation RunFor {quoted(seconds(duration_ps))}"
 
 
-def resc(spec: RunSpec, *, duration_ps: int | None = None, name: str = "duohil run") -> str:
+def resc(spec: RunSpec, *, duration_ps: int | None = None, name: str = "duohil run",
+         level: str = RENODE_LEVELS[0]) -> str:
     """A complete .resc for ``spec`` (what the engine runs, for a user to replay in Renode)."""
     lines = [f":name: {name}",
-             ":description: generated by duohil/engines/renode/script.py; replays one duohil run",
+             ":description: generated by duohil/engines/renode/script.py; replays one duohil run "
+             f"on Renode {level}",
              ""]
-    lines += commands(spec)
+    lines += commands(spec, level=level)
     lines += ["", f"# consoles: stm32 sysbus.{spec.console_uarts[0]}, peer sysbus.{spec.console_uarts[1]}"]
     if duration_ps is not None:
         lines.append(run_for(duration_ps))
@@ -263,7 +364,8 @@ def robot_variables(build: Path = REPO_ROOT / "build") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m duohil.engines.renode.script robot-vars [OUT]`` (default build/renode/duohil_vars.py)
-    or ``resc STM32_ELF PEER_ELF [SECONDS]`` (prints a .resc replaying a default run)."""
+    or ``resc STM32_ELF PEER_ELF [SECONDS] [--level master|1.16.1]`` (prints a .resc replaying a
+    default run on that Renode)."""
     import sys
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["robot-vars"]:
@@ -272,11 +374,19 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(robot_variables())
         print(out)
         return 0
+    level = RENODE_LEVELS[0]
+    if "--level" in args:
+        i = args.index("--level")
+        level = args[i + 1] if i + 1 < len(args) else ""
+        del args[i:i + 2]
+        if level not in RENODE_LEVELS:
+            print(f"--level: expected {' or '.join(RENODE_LEVELS)}, got {level!r}", file=sys.stderr)
+            return 2
     if args[:1] == ["resc"] and len(args) in (3, 4):
         spec = RunSpec(MachineSpec(REPO_ROOT / "platforms" / "stm32h743.repl", Path(args[1])),
                        MachineSpec(REPO_ROOT / "platforms" / "esp32c3_peer.repl", Path(args[2])))
         duration = None if len(args) == 3 else round(float(args[3]) * 1e9) * 1000
-        sys.stdout.write(resc(spec, duration_ps=duration))
+        sys.stdout.write(resc(spec, duration_ps=duration, level=level))
         return 0
     print(main.__doc__, file=sys.stderr)
     return 2
