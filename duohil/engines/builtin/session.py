@@ -240,6 +240,10 @@ class BuiltinSession(Session):
         images: dict[str, ElfImage] = {}
         for name, mspec in (("stm32", spec.stm32), ("peer", spec.peer)):
             machines[name] = build_machine(mspec.platform, self.scheduler, name)
+        for m in machines.values():       # the D-cache's residency draws follow the run's seed
+            if getattr(m, "cache", None) is not None:
+                from .dcache import dcache_seed
+                m.cache.seed = dcache_seed(spec.seed)
         for name, mspec in (("stm32", spec.stm32), ("peer", spec.peer)):
             images[name] = boot_machine(machines[name], mspec)
         self._machines = machines
