@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fw_helpers import require_images
+
 from duohil import faults as faultmod
 from duohil import scenario as scmod
 from duohil.duo import Duo
 from duohil.engines.builtin.dcache import LINE, dcache_seed
-from fw_helpers import require_images
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"
 
