@@ -26,10 +26,11 @@ Residency (the environment knob; ``set_residency``). 16 KiB of cache cannot hold
 when a line is evicted depends on the CPU's access stream, which the model does not see. Instead
 each tracked line gets a *residency time* r(line) in [r_min, r_max] ps, drawn once per line from
 ``random.Random(k)`` where k is an integer built from (``seed``, line address) -- never ``hash()``,
-never the global RNG; ``seed`` is ``dcache_seed(run seed)``, set by the session -- so a run is reproducible for a given seed and the spread of r across
-lines is what makes staleness partial. A line's CPU copy is *allocated* at ``alloc_time``: when
-the cache was enabled, and again at every resolution of the line (maintenance by address or
-set/way, an eviction, a fresh DMA write, a write-back before a DMA read). The line is *resident*
+never the global RNG; ``seed`` is ``dcache_seed(run seed)``, set by the session -- so a run is
+reproducible for a given seed and the spread of r across lines is what makes staleness partial.
+A line's CPU copy is *allocated* at ``alloc_time``: when the cache was enabled, and again at
+every resolution of the line (maintenance by address or set/way, an eviction, a fresh DMA write,
+a write-back before a DMA read). The line is *resident*
 at t while t < alloc_time + r(line):
   - DMA write, line resident: bus view only, the line goes (or stays) stale for the CPU, and one
     eviction event is scheduled at alloc_time + r(line);
@@ -149,8 +150,9 @@ class _Region:
 class DCache:
     """D-cache coherency model; installs itself as ``machine.cache`` and ``machine.dma_port``.
 
-    ``seed``: the residency draws' seed (a session sets ``dcache_seed(run seed)``); ``residency``: ``(r_min_ps, r_max_ps)``, ``None``
-    (every line resident for ever), or omitted for ``DEFAULT_RESIDENCY_PS``."""
+    ``seed``: the residency draws' seed (a session sets ``dcache_seed(run seed)``);
+    ``residency``: ``(r_min_ps, r_max_ps)``, ``None`` (every line resident for ever), or omitted
+    for ``DEFAULT_RESIDENCY_PS``."""
 
     def __init__(self, machine: Machine,
                  regions: Iterable[tuple[str, int, int]] = H743_DMA_SRAMS, *,
