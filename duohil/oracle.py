@@ -301,20 +301,23 @@ def _loss_runs(fates: list[SetpointFate]) -> int:
 
 
 def _desync(obs: Observations, p: dict) -> str | None:
-    """The STM32's frame decoder lost step with the wire because of a corrupted frame: the last
-    intact setpoint before that frame was applied (the decoder was in step), then the intact
-    setpoints after it were lost one after the other, more of them than max_frames_lost (or
-    none applied for desync_ms), and more than the build lost in a row before the fault (a
-    build that already loses frames without it, e.g. to stale cache lines, shows that as
-    ``stale``, not here). Faults on the other wire cannot disturb this decoder: not evidence."""
+    """The STM32's frame decoder lost step with the wire because of a corrupted frame: an intact
+    setpoint just before that frame was applied (at most max_frames_lost lost in between: the
+    decoder was in step), then the intact setpoints after it were lost one after the other,
+    swallowed without a CRC error each (more than max_frames_lost of them, or none applied for
+    desync_ms), and more than the build lost in a row before the fault (a build that already
+    loses frames without it, e.g. to stale cache lines, shows that as ``stale``, not here).
+    Faults on the other wire cannot disturb this decoder: not evidence."""
     fates = setpoint_fates(obs, p)
     frames = wire_frames(obs.link, "peer->stm32")
     bound_t = p["desync_ms"] * PS_PER_MS
     for bad in (f for f in frames if not f.intact):
         before = [f for f in fates if f.frame.t_ps < bad.t0_ps]
         intact_before = [f for f in before if f.frame.intact]
-        if not intact_before or intact_before[-1].applied is not True:
-            continue
+        last_ok = next((k for k in range(len(intact_before) - 1, -1, -1)
+                        if intact_before[k].applied), None)
+        if last_ok is None or len(intact_before) - 1 - last_ok > p["max_frames_lost"]:
+            continue                             # the decoder was not in step when it came
         lost: list[SetpointFate] = []
         recovered: SetpointFate | None = None
         for f in fates:
@@ -329,17 +332,32 @@ def _desync(obs: Observations, p: dict) -> str | None:
         if not lost:
             continue
         baseline = _loss_runs(before)
-        silent = (recovered.t_applied if recovered else obs.duration_ps) - bad.t_ps
-        if len(lost) <= baseline or (len(lost) <= p["max_frames_lost"] and silent <= bound_t):
+        t_back = recovered.t_applied if recovered else obs.duration_ps
+        silent = t_back - bad.t_ps
+        # a decoder in step parses each frame and counts a CRC error for each bad one (stale
+        # reads); one that lost step swallows frames whole, counting one error for the span
+        errors = _crc_errors_between(obs, bad.t0_ps, t_back)
+        swallowed = len(lost) - errors
+        if len(lost) <= baseline or swallowed <= 0 or \
+                (swallowed <= p["max_frames_lost"] and silent <= bound_t):
             continue
         end = (f"applied again from seq {recovered.seq}" if recovered
                else "none applied again by the end")
         return (f"frame decoder lost step at the frame corrupted at {bad.t0_ps / PS_PER_MS:.3f} ms: "
                 f"{len(lost)} intact setpoints after it lost in a row (seq {lost[0].seq}-"
-                f"{lost[-1].seq}, bound {p['max_frames_lost']}), {end}; seq "
-                f"{intact_before[-1].seq} before it was applied (longest loss run before: "
-                f"{baseline})")
+                f"{lost[-1].seq}) with {errors} CRC error(s), {swallowed} swallowed unparsed "
+                f"(bound {p['max_frames_lost']}), {end}; seq {intact_before[last_ok].seq} before "
+                f"it was applied (longest loss run before: {baseline})")
     return None
+
+
+def _crc_errors_between(obs: Observations, t0: int, t1: int) -> int:
+    """CRC errors the STM32 counted from its last sample at or before t0 to its first at or
+    after t1 (0 across a reboot, whose counters start again)."""
+    samples = [(t, s.get("crc_errors", 0)) for t, s in obs.samples.get("stm32", [])]
+    start = next((n for t, n in reversed(samples) if t <= t0), 0)
+    end = next((n for t, n in samples if t >= t1), samples[-1][1] if samples else 0)
+    return max(0, end - start)
 
 
 def _misparse(obs: Observations, p: dict) -> str | None:

@@ -142,8 +142,16 @@ def test_desync_controls_the_label_must_not_fire_on():
     assert "desync" not in oracle.classify(desync_obs(set(range(30, 40)),
                                                       direction="stm32->peer", bad=15)).labels
     assert "desync" not in oracle.classify(desync_obs(set(range(30, 40)), bad=None)).labels
-    # the decoder was not in step when the fault came (the frame before was lost already)
-    assert "desync" not in oracle.classify(desync_obs(set(range(29, 40)))).labels
+    # the decoder was not in step when the fault came (more than max_frames_lost lost before)
+    assert "desync" not in oracle.classify(desync_obs(set(range(27, 40)))).labels
+    # one stale loss just before the fault does not hide the lost step after it
+    v = oracle.classify(desync_obs({29} | set(range(30, 40))))
+    assert "desync" in v.labels and "seq 28 before it was applied" in v.evidence["desync"]
+    # frames lost after it each with its own CRC error: a decoder in step reading bad data
+    # (stale cache lines), not one that lost step and swallowed them
+    assert "desync" not in oracle.classify(desync_obs(set(range(30, 34)),
+                                                      crc={31: 1, 32: 2, 33: 3})).labels
+    assert "desync" in oracle.classify(desync_obs(set(range(30, 36)), crc={35: 1})).labels
     # a build that lost as many frames in a row before the fault: not the fault's doing
     assert "desync" not in oracle.classify(desync_obs({10, 11, 12, 13, 31, 32, 33})).labels
     assert "desync" in oracle.classify(desync_obs({10, 11, 31, 32, 33})).labels
