@@ -130,12 +130,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {line}")
     for why in sorted(set(r.not_applicable.values())):
         print(f"  {why}: " + ", ".join(k for k, v in r.not_applicable.items() if v == why))
-    for _t, kind, d in r.timeline.get("events", []):
-        if kind == "fault_not_applied":
-            print(f"  warning: fault {d.get('index')} was not applied: {d.get('reason')}")
+    idle = runner.not_acted(r)
+    for w in idle:
+        print(f"  warning: {w}")
     print(f"  fingerprint {r.fingerprint}")
     if r.error:
         print(f"  engine error: {r.error}", file=sys.stderr)
+        return 1
+    return _strict(args, idle)
+
+
+def _strict(args: argparse.Namespace, idle: list[str]) -> int:
+    """--strict: a planned fault that never acted fails the command (exit 1)."""
+    if idle and args.strict:
+        print(f"strict: {len(idle)} planned fault(s) never acted", file=sys.stderr)
         return 1
     return 0
 
@@ -159,7 +167,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
         from .duo import faults_text
         print("  faults: " + faults_text([{k: v for k, v in f.items() if k != "t_ps"}
                                           for f in res.runs[0].fault_plan]))
-    return 0 if res.passed else 1
+    strict = _strict(args, res.not_acted())
+    return 0 if res.passed and not strict else 1
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -271,12 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--variant")
     sp.add_argument("--seed", help="the run's seed (default: the scenario's)")
     sp.add_argument("--json")
+    sp.add_argument("--strict", action="store_true",
+                    help="exit 1 when a planned fault never acted (its target never occurred)")
     engine_opt(sp)
     sp.set_defaults(func=cmd_run)
     sp = sub.add_parser("ab", help="buggy, fixed and fixed-no-<fix> on one seed; the verdict")
     sp.add_argument("scenario")
     sp.add_argument("--seed", help="the run's seed (default: the scenario's)")
     sp.add_argument("--json-dir")
+    sp.add_argument("--strict", action="store_true",
+                    help="exit 1 when a planned fault never acted (its target never occurred)")
     engine_opt(sp)
     sp.set_defaults(func=cmd_ab)
     sp = sub.add_parser("matrix", help="every scenario through ab; table + HTML report")

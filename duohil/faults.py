@@ -209,5 +209,34 @@ def has_distributions(faults: list[Fault]) -> bool:
     return any(_is_distribution(v) for f in faults for v in f.params.values())
 
 
+def describe(f: dict[str, Any]) -> str:
+    """A fault in a few words: ``link flip peer->stm32 frame 60 LEN``, ``peer_stall``."""
+    if f.get("kind") == "link":
+        return f"link {f.get('action')} {f.get('direction')} frame {f.get('frame')} {f.get('field')}"
+    if f.get("kind") == "irq_at":
+        return f"irq_at {f.get('symbol')}+{f.get('offset', 0)} irq {f.get('irq')}"
+    return str(f.get("kind", "?"))
+
+
+def never_acted(plan: list[dict[str, Any]], events: list[tuple[Any, str, dict]],
+                end_ms: float) -> list[str]:
+    """One line per planned fault that never acted in a run: the engine records a ``fault`` event
+    with the fault's index when it acts, and ``fault_not_applied`` (with a reason) when it
+    found that it cannot (e.g. ``payload[999]`` of a 10-byte frame). A fault with neither
+    waited for a trigger the run never reached (a frame, a setpoint count, an address, a time
+    past the end). ``events``: (time, kind, data) as in a run's event log or timeline."""
+    acted = {d.get("index") for _t, kind, d in events if kind == "fault"}
+    why = {d.get("index"): d.get("reason") for _t, kind, d in events
+           if kind == "fault_not_applied"}
+    out = []
+    for i, f in enumerate(plan):
+        if i in acted:
+            continue
+        what = f"fault {i} ({describe(f)})"
+        reason = why.get(i) or f"its trigger did not occur in the run ({end_ms:g} ms)"
+        out.append(f"{what} never acted: {reason}")
+    return out
+
+
 def plan_as_json(faults: list[Fault]) -> list[dict[str, Any]]:
     return [f.to_dict() for f in faults]

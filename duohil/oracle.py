@@ -61,31 +61,55 @@ class Verdict:
 # -- wire decoding ------------------------------------------------------------------------------
 #: (direction) -> (the tap list, its length then, the frames): the oracles, the timeline and the
 #: report each decode the same wire; decoding it once per run saves ~5% of a campaign trial
-_FRAMES_MEMO: dict[str, tuple[list[LinkByte], int, list[tuple[int, bytes]]]] = {}
+_FRAMES_MEMO: dict[str, tuple[list[LinkByte], int, list[WireFrame]]] = {}
+
+
+@dataclass(frozen=True)
+class WireFrame:
+    """One frame as its sender put it on the wire: when its first and last bytes arrived, its
+    payload, and whether a fault touched any byte of it (or the garbage just before it)."""
+    t0_ps: int
+    t_ps: int
+    payload: bytes
+    intact: bool
+
+
+def wire_frames(link: list[LinkByte], direction: str) -> list[WireFrame]:
+    """Frames as the sender put them on the wire (faults undone), each marked intact or not.
+    Inserted bytes are not the sender's (they mark the next frame touched); dropped ones were."""
+    hit = _FRAMES_MEMO.get(direction)
+    if hit is not None and hit[0] is link and hit[1] == len(link):
+        return list(hit[2])
+    out = _wire_frames(link, direction)
+    _FRAMES_MEMO[direction] = (link, len(link), out)
+    return list(out)
 
 
 def sender_frames(link: list[LinkByte], direction: str) -> list[tuple[int, bytes]]:
     """Frames as the sender put them on the wire (faults undone), with the arrival time of their
     last byte. Inserted bytes are not the sender's; dropped ones were."""
-    hit = _FRAMES_MEMO.get(direction)
-    if hit is not None and hit[0] is link and hit[1] == len(link):
-        return list(hit[2])
-    out = _sender_frames(link, direction)
-    _FRAMES_MEMO[direction] = (link, len(link), out)
-    return list(out)
+    return [(f.t_ps, f.payload) for f in wire_frames(link, direction)]
 
 
-def _sender_frames(link: list[LinkByte], direction: str) -> list[tuple[int, bytes]]:
+def _wire_frames(link: list[LinkByte], direction: str) -> list[WireFrame]:
     push = protocol.FrameDecoder(resync=True).push
-    out: list[tuple[int, bytes]] = []
+    out: list[WireFrame] = []
     done: list[bytes] = []
+    t0: int | None = None
+    touched = False
     for b in link:
-        if b.direction != direction or b.fault == "insert":
+        if b.direction != direction:
             continue
+        touched = touched or b.fault is not None
+        if b.fault == "insert":
+            continue
+        if t0 is None:
+            t0 = b.t_ps
         push(b.sent if b.sent is not None else b.value, done)
         if done:
-            out.extend((b.t_ps, payload) for payload in done)
+            out.extend(WireFrame(t0, b.t_ps, payload, not touched) for payload in done)
             done.clear()
+            t0, touched = None, False
     return out
 
 
@@ -185,44 +209,161 @@ def _hang(obs: Observations, p: dict) -> str | None:
     return f"no telemetry from the STM32 since {since} (run ended at {obs.duration_ps / PS_PER_MS:.0f} ms)"
 
 
-def _link_fault_end(obs: Observations) -> int | None:
-    ts = [f["t_ps"] + int(f.get("duration_ms", 0) * PS_PER_MS) for f in obs.faults
-          if f.get("kind") in ("link", "noise") and "t_ps" in f]
-    return max(ts) if ts else None
+@dataclass
+class SetpointFate:
+    """One setpoint frame the peer sent, and what became of it at the STM32: ``applied`` True or
+    False, None when the samples cannot tell; ``t_applied``: the sample that showed it applied."""
+    frame: WireFrame
+    seq: int
+    applied: bool | None = None
+    t_applied: int | None = None
+
+
+def setpoint_fates(obs: Observations, p: dict) -> list[SetpointFate]:
+    """Each setpoint on the peer->stm32 wire, applied or lost, from the STM32's own counters
+    sampled in virtual time: between two samples ``setpoints`` grew by d and ``last_seq`` moved
+    to the frame s, so of the frames sent after the previous sample's frame up to s, d were
+    applied (s and, when fewer than all, the ones just before it: a decoder that recovers
+    applies the latest) and the rest lost. A frame never applied by the end is lost unless it
+    was sent within ``settle_ms`` of the end. Counters that fall (a reboot) or a sequence that
+    goes back (stale data) leave those frames unknown."""
+    samples_in = obs.samples.get("stm32", [])
+    key = (len(obs.link), len(samples_in), obs.peer_layout, p["settle_ms"])
+    hit = _FATES_MEMO.get("fates")
+    if hit is not None and hit[0] is obs.link and hit[1] is samples_in and hit[2] == key:
+        return hit[3]
+    fates = _setpoint_fates(obs, p)
+    _FATES_MEMO["fates"] = (obs.link, samples_in, key, fates)
+    return fates
+
+
+#: the last run's setpoint fates (desync and stale both read them): (link, samples, key, fates)
+_FATES_MEMO: dict[str, tuple[list[LinkByte], list, tuple, list[SetpointFate]]] = {}
+
+
+def _setpoint_fates(obs: Observations, p: dict) -> list[SetpointFate]:
+    fates: list[SetpointFate] = []
+    for f in wire_frames(obs.link, "peer->stm32"):
+        sp = _decode_setpoint(f.payload, obs.peer_layout)
+        if sp is not None:
+            fates.append(SetpointFate(f, sp))
+    samples = [(t, s) for t, s in obs.samples.get("stm32", []) if "last_seq" in s]
+    if not fates or not samples:
+        return fates
+    where: dict[int, list[int]] = {}                     # seq -> positions in fates
+    for i, f in enumerate(fates):
+        where.setdefault(f.seq, []).append(i)
+    prev_n, prev_pos = 0, -1
+    last_t = samples[-1][0]
+    for t, smp in samples:
+        n = smp.get("setpoints", 0)
+        if n < prev_n:                                   # rebooted: counters start again
+            prev_n, prev_pos = n, None
+            continue
+        if n == prev_n:
+            continue
+        d, prev_n = n - prev_n, n
+        pos = next((i for i in reversed(where.get(smp["last_seq"], []))
+                    if fates[i].frame.t_ps <= t), None)
+        if pos is None or prev_pos is None or pos <= prev_pos:
+            if pos is not None and prev_pos is None:     # known again from here on
+                prev_pos = pos
+                fates[pos].applied, fates[pos].t_applied = True, t
+            continue
+        cand = fates[prev_pos + 1:pos + 1]
+        for k, f in enumerate(cand):
+            f.applied = k >= len(cand) - d
+            f.t_applied = t if f.applied else None
+        prev_pos = pos
+    settle = p["settle_ms"] * PS_PER_MS
+    if prev_pos is not None:
+        for f in fates[prev_pos + 1:]:
+            if f.frame.t_ps <= last_t - settle:
+                f.applied = False
+    return fates
+
+
+def _decode_setpoint(payload: bytes, layout: str) -> int | None:
+    if not payload or payload[0] != protocol.MSG_SETPOINT:
+        return None
+    try:
+        sp = (protocol.decode_setpoint_natural(payload) if layout == "natural"
+              else protocol.Setpoint.decode(payload))
+    except ValueError:
+        return None
+    return sp.seq
+
+
+def _loss_runs(fates: list[SetpointFate]) -> int:
+    """The longest run of intact setpoints lost one after the other."""
+    longest = run = 0
+    for f in fates:
+        if f.frame.intact and f.applied is False:
+            run += 1
+            longest = max(longest, run)
+        else:
+            run = 0
+    return longest
 
 
 def _desync(obs: Observations, p: dict) -> str | None:
-    """Link dead beyond the recovery bound after a link fault: too many setpoint frames the peer
-    sent were never applied, or none was applied for desync_ms after the fault."""
-    t_fault = _link_fault_end(obs)
-    if t_fault is None:
-        return None
-    samples = obs.samples.get("stm32", [])
-    if not samples:
-        return None
-    settle = p["settle_ms"] * PS_PER_MS
-    sent = [t for t, pl in sender_frames(obs.link, "peer->stm32")
-            if pl and pl[0] == protocol.MSG_SETPOINT and t >= t_fault]
-    before = [s for t, s in samples if t <= t_fault]
-    base = before[-1]["setpoints"] if before else 0
-    end_t, end = samples[-1]
-    sent_n = sum(1 for t in sent if t <= end_t - settle)
-    applied = end["setpoints"] - base
-    lost = sent_n - applied
-    if sent_n and lost > p["max_frames_lost"]:
-        return (f"{lost} of {sent_n} setpoints sent after the link fault at "
-                f"{t_fault / PS_PER_MS:.3f} ms were never applied (bound {p['max_frames_lost']})")
-    # recovery time: the first sample after the fault with a new applied setpoint
-    bound = p["desync_ms"] * PS_PER_MS
-    for t, s in samples:
-        if t > t_fault and s["setpoints"] > base:
-            if t - t_fault > bound:
-                return (f"no setpoint applied for {(t - t_fault) / PS_PER_MS:.1f} ms after the link "
-                        f"fault (bound {p['desync_ms']} ms)")
-            return None
-    if end_t - t_fault > bound and sent_n:
-        return f"no setpoint applied after the link fault at {t_fault / PS_PER_MS:.3f} ms"
+    """The STM32's frame decoder lost step with the wire because of a corrupted frame: an intact
+    setpoint just before that frame was applied (at most max_frames_lost lost in between: the
+    decoder was in step), then the intact setpoints after it were lost one after the other,
+    swallowed without a CRC error each (more than max_frames_lost of them, or none applied for
+    desync_ms), and more than the build lost in a row before the fault (a build that already
+    loses frames without it, e.g. to stale cache lines, shows that as ``stale``, not here).
+    Faults on the other wire cannot disturb this decoder: not evidence."""
+    fates = setpoint_fates(obs, p)
+    frames = wire_frames(obs.link, "peer->stm32")
+    bound_t = p["desync_ms"] * PS_PER_MS
+    for bad in (f for f in frames if not f.intact):
+        before = [f for f in fates if f.frame.t_ps < bad.t0_ps]
+        intact_before = [f for f in before if f.frame.intact]
+        last_ok = next((k for k in range(len(intact_before) - 1, -1, -1)
+                        if intact_before[k].applied), None)
+        if last_ok is None or len(intact_before) - 1 - last_ok > p["max_frames_lost"]:
+            continue                             # the decoder was not in step when it came
+        lost: list[SetpointFate] = []
+        recovered: SetpointFate | None = None
+        for f in fates:
+            if f.frame.t0_ps <= bad.t_ps:
+                continue
+            if not f.frame.intact or f.applied is None:
+                break
+            if f.applied:
+                recovered = f
+                break
+            lost.append(f)
+        if not lost:
+            continue
+        baseline = _loss_runs(before)
+        t_back = recovered.t_applied if recovered else obs.duration_ps
+        silent = t_back - bad.t_ps
+        # a decoder in step parses each frame and counts a CRC error for each bad one (stale
+        # reads); one that lost step swallows frames whole, counting one error for the span
+        errors = _crc_errors_between(obs, bad.t0_ps, t_back)
+        swallowed = len(lost) - errors
+        if len(lost) <= baseline or swallowed <= 0 or \
+                (swallowed <= p["max_frames_lost"] and silent <= bound_t):
+            continue
+        end = (f"applied again from seq {recovered.seq}" if recovered
+               else "none applied again by the end")
+        return (f"frame decoder lost step at the frame corrupted at {bad.t0_ps / PS_PER_MS:.3f} ms: "
+                f"{len(lost)} intact setpoints after it lost in a row (seq {lost[0].seq}-"
+                f"{lost[-1].seq}) with {errors} CRC error(s), {swallowed} swallowed unparsed "
+                f"(bound {p['max_frames_lost']}), {end}; seq {intact_before[last_ok].seq} before "
+                f"it was applied (longest loss run before: {baseline})")
     return None
+
+
+def _crc_errors_between(obs: Observations, t0: int, t1: int) -> int:
+    """CRC errors the STM32 counted from its last sample at or before t0 to its first at or
+    after t1 (0 across a reboot, whose counters start again)."""
+    samples = [(t, s.get("crc_errors", 0)) for t, s in obs.samples.get("stm32", [])]
+    start = next((n for t, n in reversed(samples) if t <= t0), 0)
+    end = next((n for t, n in samples if t >= t1), samples[-1][1] if samples else 0)
+    return max(0, end - start)
 
 
 def _misparse(obs: Observations, p: dict) -> str | None:
@@ -256,25 +397,42 @@ def _seq_regressed(prev: int, cur: int) -> bool:
     return cur != prev and ((cur - prev) & 0xFFFF) > 0x8000
 
 
+def _disturbed(obs: Observations, p: dict) -> list[tuple[int, int]]:
+    """Spans in which the STM32's decoder may count errors of a corrupted frame: from the first
+    byte of a frame a fault touched on the peer->stm32 wire to the first sample showing an
+    intact setpoint sent after it applied (the decoder back in step), else the end."""
+    fates = setpoint_fates(obs, p)
+    spans = []
+    for bad in (f for f in wire_frames(obs.link, "peer->stm32") if not f.intact):
+        back = next((f.t_applied for f in fates if f.frame.t0_ps > bad.t_ps and f.frame.intact
+                     and f.t_applied is not None), obs.duration_ps)
+        spans.append((bad.t0_ps, back))
+    return spans
+
+
 def _stale(obs: Observations, p: dict) -> str | None:
-    # The STM32 counted CRC errors although every frame on the wire arrived intact and no link
-    # fault was injected: it parsed memory other than what the DMA wrote (stale cache lines).
-    # A (re)boot starts listening mid-frame: errors within settle_ms of a BOOT are not stale.
+    """The STM32 read memory other than what the DMA wrote (stale cache lines): it counted CRC
+    errors on frames that were intact on the wire (outside every span a corrupted frame can
+    explain, and not while joining the wire mid-frame at a (re)boot), re-applied an older
+    setpoint, or sent stale telemetry."""
     boots = sorted(ln.t_ps for ln in obs.console.get("stm32", []) if ln.text.startswith("BOOT"))
     settle = p["settle_ms"] * PS_PER_MS
-    if not any(f.get("kind") in ("link", "noise") for f in obs.faults):
-        samples = obs.samples.get("stm32", [])
-        bad_wire = any(b.fault for b in obs.link if b.direction == "peer->stm32")
-        if samples and not bad_wire:
-            prev_t, prev_n = 0, 0
-            for t, s in samples:
-                n = s.get("crc_errors", 0)
-                booted = any(prev_t - settle < b <= t for b in boots)
-                if n > prev_n and not booted:
-                    return (f"STM32 counted {n - prev_n} CRC error(s) between "
-                            f"{prev_t / PS_PER_MS:.3f} and {t / PS_PER_MS:.3f} ms on a clean wire: "
-                            f"it read stale data, not what the DMA received")
-                prev_t, prev_n = t, n
+    samples = obs.samples.get("stm32", [])
+    spans = _disturbed(obs, p) if samples else []
+
+    def explained(t0: int, t1: int) -> bool:      # a corrupted frame or a boot in (t0, t1]
+        return (any(w0 < t1 and t0 < w1 for w0, w1 in spans)
+                or any(t0 - settle < b <= t1 for b in boots))
+
+    prev_t, prev_n = 0, 0
+    for t, s in samples:
+        n = s.get("crc_errors", 0)
+        if n > prev_n and not explained(prev_t, t):
+            why = "on a clean wire" if not spans else "on frames intact on the wire"
+            return (f"STM32 counted {n - prev_n} CRC error(s) between {prev_t / PS_PER_MS:.3f} and "
+                    f"{t / PS_PER_MS:.3f} ms {why}: it read stale data, not what the DMA received")
+        prev_t, prev_n = t, n
+
     def rebooted(t0: int, t1: int) -> bool:       # sequences legitimately restart at a reboot
         return any(t0 < b <= t1 for b in boots)
 
@@ -285,9 +443,10 @@ def _stale(obs: Observations, p: dict) -> str | None:
             continue
         if rebooted(prev_t, t):
             prev = None
-        prev_t = t
+        prev_t0, prev_t = prev_t, t
         cur = s["last_seq"]
-        if prev is not None and _seq_regressed(prev, cur):
+        if prev is not None and _seq_regressed(prev, cur) and \
+                not any(w0 < t and prev_t0 < w1 for w0, w1 in spans):
             return (f"applied setpoint sequence went back from {prev} to {cur} at "
                     f"{t / PS_PER_MS:.3f} ms (an old command re-executed)")
         prev = cur

@@ -83,6 +83,8 @@ class AbResult:
         return all(r.matches for r in self.runs)
 
     def verdict_lines(self) -> list[str]:
+        """Per variant: the verdict, then one indented line per label with the evidence it
+        rests on, and one per planned fault that never acted in that run."""
         out = []
         for r in self.runs:
             crashed = r.outcomes != ["ok"]
@@ -99,15 +101,28 @@ class AbResult:
             else:
                 label = next((lab for lab in r.outcomes if lab in expected), None)
                 if label is not None:
-                    when = r.evidence.get(label, "")
-                    what = f"reproduces on {r.variant}: {label}" + (f" ({when})" if when else "")
+                    what = f"reproduces on {r.variant}: {label}"
                 else:
                     # e.g. a seed whose GC pause is too short to matter, or another bug's label
                     what = (f"does NOT reproduce on {r.variant}: expected "
                             f"{' or '.join(expected) or 'a crash'}, saw {', '.join(r.outcomes)}")
             mark = "ok " if r.matches else "BAD"
             out.append(f"[{mark}] {what}")
+            for lab in r.outcomes:
+                if lab in r.evidence:
+                    out.append(f"      {lab}: {r.evidence[lab]}")
+            out.extend(f"      warning: {w}" for w in not_acted(r))
         return out
+
+    def not_acted(self) -> list[str]:
+        """Faults that never acted, per variant: ``<variant>: fault i ... never acted: why``."""
+        return [f"{r.variant}: {w}" for r in self.runs for w in not_acted(r)]
+
+
+def not_acted(r: RunResult) -> list[str]:
+    """The planned faults of one run that never acted (duohil.faults.never_acted)."""
+    from .faults import never_acted
+    return never_acted(r.fault_plan, r.timeline.get("events", []), r.virtual_ms)
 
 
 def ab(sc: Scenario, *, seed: int | None = None, engine: str = "builtin",

@@ -153,7 +153,7 @@ def test_ab_names_what_a_seed_drew_when_the_crash_does_not_reproduce() -> None:
     assert r.returncode == 1, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert "[BAD] does NOT reproduce on buggy: expected estop or runaway, saw " in r.stdout
-    assert "[ok ] holds on fixed" in lines[2]
+    assert any(ln.startswith("  [ok ] holds on fixed") for ln in lines)
     assert lines[-1].startswith("  faults: peer_stall(at_ms=273.366, duration_ms=2.606")
     assert "t_ps" not in lines[-1]
 

@@ -82,17 +82,91 @@ def setpoint_wire(n: int, t0: int = 0) -> list[LinkByte]:
     return wire("peer->stm32", t0, [protocol.Setpoint(i, 1000, 1).encode() for i in range(n)])
 
 
-def test_desync_counts_lost_frames_after_a_link_fault():
-    link = setpoint_wire(100) + telemetry_stream(50)
-    fault = {"kind": "link", "t_ps": 100 * MS}
-    samples = [(t * MS, {"setpoints": min(t // 5, 20)}) for t in range(0, 500, 10)]   # stuck at 20
-    obs = oracle.Observations(duration_ps=500 * MS, link=link, faults=[fault],
-                              samples={"stm32": samples})
-    v = oracle.classify(obs)
-    assert "desync" in v.labels and "never applied" in v.evidence["desync"]
-    good = [(t * MS, {"setpoints": max(0, t // 5 - (1 if t > 100 else 0))}) for t in range(0, 500, 10)]
-    obs.samples = {"stm32": good}
-    assert "desync" not in oracle.classify(obs).labels
+def corrupt(link: list[LinkByte], direction: str, frame: int, offset: int = 1,
+            mask: int = 0x80) -> list[LinkByte]:
+    """Flip bits of byte ``offset`` (1 = LEN) of the ``frame``-th frame in ``direction`` (frames
+    are told apart by the idle time between them)."""
+    out, k, last, pos = [], -1, None, 0
+    for b in sorted(link, key=lambda b: b.t_ps):
+        if b.direction == direction:
+            if last is None or b.t_ps - last > 1 * MS:
+                k, pos = k + 1, 0
+            if k == frame and pos == offset:
+                b = LinkByte(b.t_ps, b.direction, b.value ^ mask, sent=b.value, fault="flip")
+            last, pos = b.t_ps, pos + 1
+        out.append(b)
+    assert k >= frame, f"no frame {frame} in {direction}"
+    return out
+
+
+def applied_samples(n: int, lost: set[int], t0: int = 0, crc: dict[int, int] | None = None
+                    ) -> list[tuple[int, dict]]:
+    """STM32 samples 3 ms after each setpoint frame i (seq i, every 5 ms): frames in ``lost``
+    were never applied; ``crc``: seq -> CRC errors counted by that sample."""
+    out, count, last, errors = [], 0, 0, 0
+    for i in range(n):
+        if i not in lost:
+            count, last = count + 1, i
+        errors = (crc or {}).get(i, errors)
+        out.append((t0 + i * 5 * MS + 3 * MS, {"setpoints": count, "last_seq": last,
+                                                "crc_errors": errors}))
+    return out
+
+
+def desync_obs(lost: set[int], bad: int | None = 30, direction: str = "peer->stm32",
+               crc: dict[int, int] | None = None) -> oracle.Observations:
+    link = sorted(setpoint_wire(60) + telemetry_stream(30), key=lambda b: b.t_ps)
+    if bad is not None:
+        link = corrupt(link, direction, bad)
+        assert sum(1 for b in link if b.fault and b.direction == direction) == 1
+    return oracle.Observations(duration_ps=300 * MS, link=link, samples={"stm32":
+                               applied_samples(60, lost, crc=crc)})
+
+
+def test_desync_is_a_decoder_that_lost_step_at_a_corrupted_frame():
+    v = oracle.classify(desync_obs(set(range(30, 40))))
+    assert v.labels == ["desync"], v
+    assert "9 intact setpoints after it lost in a row (seq 31-39" in v.evidence["desync"]
+    assert "applied again from seq 40" in v.evidence["desync"]
+    assert "seq 29 before it was applied" in v.evidence["desync"]
+    # never applied again: still desync
+    v = oracle.classify(desync_obs(set(range(30, 60))))
+    assert "none applied again by the end" in v.evidence["desync"]
+
+
+def test_desync_controls_the_label_must_not_fire_on():
+    # the patched decoder drops the broken frame only
+    assert oracle.classify(desync_obs({30})).labels == ["ok"]
+    # the same losses with nothing corrupted on the STM32's wire: the fault on the other wire
+    # cannot disturb its decoder, and no fault at all neither
+    assert "desync" not in oracle.classify(desync_obs(set(range(30, 40)),
+                                                      direction="stm32->peer", bad=15)).labels
+    assert "desync" not in oracle.classify(desync_obs(set(range(30, 40)), bad=None)).labels
+    # the decoder was not in step when the fault came (more than max_frames_lost lost before)
+    assert "desync" not in oracle.classify(desync_obs(set(range(27, 40)))).labels
+    # one stale loss just before the fault does not hide the lost step after it
+    v = oracle.classify(desync_obs({29} | set(range(30, 40))))
+    assert "desync" in v.labels and "seq 28 before it was applied" in v.evidence["desync"]
+    # frames lost after it each with its own CRC error: a decoder in step reading bad data
+    # (stale cache lines), not one that lost step and swallowed them
+    assert "desync" not in oracle.classify(desync_obs(set(range(30, 34)),
+                                                      crc={31: 1, 32: 2, 33: 3})).labels
+    assert "desync" in oracle.classify(desync_obs(set(range(30, 36)), crc={35: 1})).labels
+    # a build that lost as many frames in a row before the fault: not the fault's doing
+    assert "desync" not in oracle.classify(desync_obs({10, 11, 12, 13, 31, 32, 33})).labels
+    assert "desync" in oracle.classify(desync_obs({10, 11, 31, 32, 33})).labels
+
+
+def test_crc_errors_of_a_corrupted_frame_are_not_stale():
+    # the corrupted frame's CRC error, counted while the decoder was out of step: explained
+    obs = desync_obs(set(range(30, 40)), crc={38: 1})
+    assert "stale" not in oracle.classify(obs).labels
+    # an error once the decoder was back in step, on frames intact on the wire: stale reads
+    v = oracle.classify(desync_obs(set(range(30, 40)), crc={38: 1, 50: 2}))
+    assert "stale" in v.labels and "on frames intact on the wire" in v.evidence["stale"]
+    # the same error with the fault on the other wire: nothing explains it
+    v = oracle.classify(desync_obs(set(range(30, 40)), direction="stm32->peer", bad=15, crc={38: 1}))
+    assert v.labels == ["stale"] and "on a clean wire" in v.evidence["stale"]
 
 
 def test_stale_telemetry_on_the_wire():
@@ -154,5 +228,7 @@ def test_crc_errors_on_a_clean_wire_are_stale_reads():
     obs.console = {"stm32": [ConsoleLine(15 * MS, "stm32", "BOOT fw=stm32 build=fixed")]}
     assert "stale" not in oracle.classify(obs).labels
     obs.console = {}
-    obs.faults = [{"kind": "link", "t_ps": 5 * MS}]           # a corrupted wire explains them
+    obs.faults = [{"kind": "link", "t_ps": 5 * MS}]   # a planned fault that corrupted nothing
+    assert oracle.classify(obs).labels == ["stale"]   # explains nothing
+    obs.link = corrupt(setpoint_wire(4), "peer->stm32", 1)   # a corrupted frame does
     assert "stale" not in oracle.classify(obs).labels

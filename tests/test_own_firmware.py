@@ -192,7 +192,9 @@ def test_a_failing_own_image_test_says_what_went_wrong(echo: str, pytester: pyte
             u3.write(b"!")
             u3.wait_for(b"!", timeout_ms=5)
     """)
-    res = pytester.runpytest("-p", "no:cacheprovider")
+    # in a subprocess: an in-process run drops numpy (imported by the report) from sys.modules
+    # afterwards, and numpy cannot be imported twice in one process
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     res.assert_outcomes(failed=1)
     res.stdout.fnmatch_lines([
         "*stm32.usart3: no b'!' within 5 ms of virtual time*",

@@ -26,10 +26,11 @@ Residency (the environment knob; ``set_residency``). 16 KiB of cache cannot hold
 when a line is evicted depends on the CPU's access stream, which the model does not see. Instead
 each tracked line gets a *residency time* r(line) in [r_min, r_max] ps, drawn once per line from
 ``random.Random(k)`` where k is an integer built from (``seed``, line address) -- never ``hash()``,
-never the global RNG -- so a run is reproducible for a given seed and the spread of r across
-lines is what makes staleness partial. A line's CPU copy is *allocated* at ``alloc_time``: when
-the cache was enabled, and again at every resolution of the line (maintenance by address or
-set/way, an eviction, a fresh DMA write, a write-back before a DMA read). The line is *resident*
+never the global RNG; ``seed`` is ``dcache_seed(run seed)``, set by the session -- so a run is
+reproducible for a given seed and the spread of r across lines is what makes staleness partial.
+A line's CPU copy is *allocated* at ``alloc_time``: when the cache was enabled, and again at
+every resolution of the line (maintenance by address or set/way, an eviction, a fresh DMA write,
+a write-back before a DMA read). The line is *resident*
 at t while t < alloc_time + r(line):
   - DMA write, line resident: bus view only, the line goes (or stays) stale for the CPU, and one
     eviction event is scheduled at alloc_time + r(line);
@@ -84,6 +85,7 @@ which this object serves once installed as ``machine.dma_port``.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -121,6 +123,14 @@ def residency_key(seed: int, line: int) -> int:
     return (z << 32) | (int(line) & 0xFFFF_FFFF)
 
 
+def dcache_seed(run_seed: int) -> int:
+    """The D-cache's own seed, derived from the run's seed (``RunSpec.seed``): a stream of its
+    own, so its residency draws never coincide with the link noise's or the fault plan's, and a
+    pure function of the run's seed (sha256, never ``hash()``)."""
+    digest = hashlib.sha256(b"duohil/dcache-residency/%d" % int(run_seed)).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
 def residency_draw(seed: int, line: int, r_min: int, r_max: int) -> int:
     """r(line) in [r_min, r_max] ps: a function of (seed, line, range) only."""
     return random.Random(residency_key(seed, line)).randint(r_min, r_max)
@@ -140,8 +150,9 @@ class _Region:
 class DCache:
     """D-cache coherency model; installs itself as ``machine.cache`` and ``machine.dma_port``.
 
-    ``seed``: the run's seed (residency draws); ``residency``: ``(r_min_ps, r_max_ps)``, ``None``
-    (every line resident for ever), or omitted for ``DEFAULT_RESIDENCY_PS``."""
+    ``seed``: the residency draws' seed (a session sets ``dcache_seed(run seed)``);
+    ``residency``: ``(r_min_ps, r_max_ps)``, ``None`` (every line resident for ever), or omitted
+    for ``DEFAULT_RESIDENCY_PS``."""
 
     def __init__(self, machine: Machine,
                  regions: Iterable[tuple[str, int, int]] = H743_DMA_SRAMS, *,

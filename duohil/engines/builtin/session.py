@@ -343,6 +343,10 @@ class BuiltinSession(Session):
         parts = [(n, m) for n, m in (("stm32", spec.stm32), ("peer", spec.peer)) if m is not None]
         for name, mspec in parts:
             machines[name] = build_machine(mspec.platform, self.scheduler, name)
+        for m in machines.values():       # the D-cache's residency draws follow the run's seed
+            if getattr(m, "cache", None) is not None:
+                from .dcache import dcache_seed
+                m.cache.seed = dcache_seed(spec.seed)
         for name, mspec in parts:
             images[name] = boot_machine(machines[name], mspec)
         self._machines = machines
