@@ -52,6 +52,8 @@ class Machine:
         self._mmio_starts: list[int] = []
         self.dma_port: DmaPort = DmaPort(self)
         self.reset_hooks: list[Callable[[str], None]] = []
+        #: called once at the end of ``finish()`` (the RCC pushes its reset clock tree then)
+        self.finish_hooks: list[Callable[[], None]] = []
         self.resets = 0
         # A CPU that stops emulation from inside an MMIO write callback finds its PC back at the
         # storing instruction (unicorn rolls the instruction back, the device write stays done);
@@ -118,6 +120,8 @@ class Machine:
         # merge runs of pages into single mmio_map calls
         for start, end in _runs(sorted(pages)):
             self._map_mmio(start, end - start)
+        for hook in self.finish_hooks:
+            hook()
 
     def _map_mmio(self, start: int, size: int) -> None:
         """One run of MMIO pages. Through unicorn's C API with our own ctypes callbacks when we

@@ -274,16 +274,23 @@ class _Builder:
     def _build_cpu(self, e: Entry) -> None:
         assert e.type is not None and e.type_pos is not None
         cls = self.registry.cpu_class(e.type, e.type_pos)
-        mips = e.prop("PerformanceInMips", DEFAULT_MIPS)
+        # PerformanceInMips (Renode's name; performanceInMips accepted too): the instruction rate,
+        # and the cap on it when a clock model (the RCC) sets the core clock.
+        mips_keys = [k for k in ("PerformanceInMips", "performanceInMips") if k in e.props]
+        if len(mips_keys) > 1:
+            raise self.err(e.props[mips_keys[1]].pos, "PerformanceInMips given twice",
+                           field=mips_keys[1])
+        mips_key = mips_keys[0] if mips_keys else "PerformanceInMips"
+        mips = e.prop(mips_key, DEFAULT_MIPS)
         if not isinstance(mips, (int, float)) or isinstance(mips, bool) or mips <= 0:
-            raise self.err(e.props["PerformanceInMips"].pos, "PerformanceInMips must be a positive "
-                           "number", field="PerformanceInMips")
+            raise self.err(e.props[mips_key].pos, "PerformanceInMips must be a positive "
+                           "number", field=mips_key, expected="e.g. PerformanceInMips: 480")
         hz = int(round(mips * 1_000_000))
         params = inspect.signature(cls.__init__).parameters
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         kwargs: dict[str, Any] = {}
         for key, prop in e.props.items():
-            if key == "PerformanceInMips":
+            if key in ("PerformanceInMips", "performanceInMips"):
                 continue
             pname = key if key in params else _snake(key)
             if pname in params and pname not in ("self", "machine", "name", "hz"):
@@ -300,6 +307,8 @@ class _Builder:
         except TypeError as exc:
             raise self.err(e.pos, f"cannot create CPU {e.name} ({cls.__name__}): {exc}") from None
         cpu.repl_props = {k: p.value for k, p in e.props.items()}
+        if mips_keys:
+            cpu.hz_cap = hz
         if self.machine.cpu is None:
             self.machine.attach_cpu(cpu)
         elif self.machine.cpu is not cpu:
