@@ -96,6 +96,46 @@ def test_stm32_platform_builds():
     assert m.bus_read(0x5C001000, 4) == 0x20036450
 
 
+
+# RM0433: every USART/UART of the H743 with its NVIC line and DMAMUX1 RX/TX request ids
+H743_UARTS = {"usart1": (0x40011000, 37, 41), "usart2": (0x40004400, 38, 43),
+              "usart3": (0x40004800, 39, 45), "uart4": (0x40004C00, 52, 63),
+              "uart5": (0x40005000, 53, 65), "usart6": (0x40011400, 71, 71),
+              "uart7": (0x40007800, 82, 79), "uart8": (0x40007C00, 83, 81)}
+
+
+def test_stm32_platform_declares_every_uart_gpio_port_syscfg_and_fmc():
+    require_models(*STM32_MODELS, "stm32_syscfg", "stm32_fmc")
+    m = build_machine(PLATFORMS / "stm32h743.repl", Scheduler(), "stm32")
+    w = set(m.wiring)
+    for name, (base, irq, rx) in H743_UARTS.items():
+        assert m.peripherals[name].base == base, name
+        assert {(name, "IRQ", "nvic", irq), (name, "ReceiveDmaRequest", "dmamux1", rx),
+                (name, "TransmitDmaRequest", "dmamux1", rx + 1)} <= w, name
+        assert m.peripherals[name].kernel_hz == 64_000_000          # HSI at reset, APB /1
+    lp = m.peripherals["lpuart1"]
+    assert lp.base == 0x58000C00 and lp.low_power and ("lpuart1", "IRQ", "nvic", 142) in w
+    for k in range(11):
+        port = m.peripherals["gpioPort" + "ABCDEFGHIJK"[k]]
+        assert port.base == 0x58020000 + 0x400 * k
+    assert type(m.peripherals["syscfg"]).__name__ == "STM32H7_SYSCFG"
+    assert type(m.peripherals["fmc"]).__name__ == "STM32H7_FMC"
+    # SYSCFG: PWRCR.ODEN read/write, compensation cell ready follows EN, PMCR reset value
+    assert m.bus_read(0x5800042C, 4) == 0
+    m.bus_write(0x5800042C, 4, 1)
+    assert m.bus_read(0x5800042C, 4) == 1
+    assert m.bus_read(0x58000404, 4) == 0x0F000000
+    m.bus_write(0x58000420, 4, 1)
+    assert m.bus_read(0x58000420, 4) == 0x101
+    m.bus_write(0x58000408, 4, 0x3210)                              # EXTICR1 stored
+    assert m.bus_read(0x58000408, 4) == 0x3210
+    # FMC: reset values, SystemInit's BCR1 write kept
+    assert [m.bus_read(0x52004000 + o, 4) for o in (0x00, 0x04, 0x08, 0x84, 0x140)] == [
+        0x30DB, 0x0FFFFFFF, 0x30D2, 0x40, 0x2D0]
+    m.bus_write(0x52004000, 4, 0x30D2)
+    assert m.bus_read(0x52004000, 4) == 0x30D2
+
+
 def test_stm32_without_builtin_overlay_has_no_tx_request():
     require_models(*STM32_MODELS)
     m = build_machine(PLATFORMS / "stm32h743.repl", Scheduler(), "stm32", builtin_overlay=False)

@@ -54,6 +54,8 @@ TYPE_HINTS: dict[str, str] = {
     "Timers.STM32_Timer": "stm32_timer",
     "GPIOPort.STM32_GPIOPort": "stm32_gpio",
     "Timers.STM32_IndependentWatchdog": "stm32_iwdg",
+    "Miscellaneous.STM32H7_SYSCFG": "stm32_syscfg",
+    "Miscellaneous.STM32H7_FMC": "stm32_fmc",
 }
 # CPU classes by Renode type (a CPU class may also list `renode_types` itself).
 CPU_CLASSES: dict[str, tuple[str, str]] = {
