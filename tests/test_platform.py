@@ -217,3 +217,32 @@ def test_unaligned_memory(tmp_path):
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "ram: Memory.MappedMemory @ sysbus 0x100\n    size: 0x1000\n", tmp_path)
     assert info.value.line == 3 and "4 KiB" in str(info.value)
+
+
+def test_user_platform_using_ours_keeps_the_builtin_extras(tmp_path):
+    require_models(*STM32_MODELS, "stm32_syscfg", "stm32_fmc")
+    (tmp_path / "board.repl").write_text(
+        f'using "{PLATFORMS / "stm32h743.repl"}"\n'
+        "usart2:\n    TransmitDmaRequest -> none\n"         # the user's line after `using` wins
+        "sysbus:\n    unmapped: warn\n")
+    plat = load_platform(tmp_path / "board.repl")
+    assert str(PLATFORMS / "stm32h743.builtin.repl") in plat.files
+    m = build_machine(tmp_path / "board.repl", Scheduler(), "stm32")
+    assert ("usart3", "TransmitDmaRequest", "dmamux1", 46) in m.wiring
+    assert ("usart1", "TransmitDmaRequest", "dmamux1", 42) in m.wiring
+    assert not any(w[:2] == ("usart2", "TransmitDmaRequest") for w in m.wiring)
+    assert {"syscfg", "fmc"} <= set(m.peripherals)
+    assert m.unmapped_mode == "warn" and m.memory_map == "stm32h743"
+    # without the builtin overlays (as Renode would see it) none of it is there
+    m2 = build_machine(tmp_path / "board.repl", Scheduler(), "stm32", builtin_overlay=False)
+    assert ("usart3", "TransmitDmaRequest", "dmamux1", 46) not in m2.wiring
+    assert "syscfg" not in m2.peripherals
+
+
+def test_sysbus_unmapped_mode_must_be_fault_or_warn(tmp_path):
+    require_models("riscv")
+    with pytest.raises(ConfigError) as info:
+        build(RV_HEADER + "sysbus:\n    unmapped: ignore\n", tmp_path)
+    assert info.value.field == "unmapped" and "fault" in str(info.value)
+    m = build(RV_HEADER + "sysbus:\n    unmapped: warn\n", tmp_path)
+    assert m.unmapped_mode == "warn" and m.memory_map == "esp32c3"

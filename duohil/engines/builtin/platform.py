@@ -11,7 +11,10 @@ model for a cortex-m7 (no repl entry: Renode has no cache model), peripherals in
 made is kept as ``machine.wiring`` = [(source entry, output, target entry, line)] for tests.
 
 Builtin-only overlays: ``<name>.builtin.repl`` next to ``<name>.repl`` is applied after it (wiring
-Renode's models lack, e.g. the USART TX DMA request; see platforms/stm32h743.builtin.repl).
+Renode's models lack, e.g. the USART TX DMA request; see platforms/stm32h743.builtin.repl). The
+same holds for a platform pulled in with `using`: a user's ``board.repl`` that starts with
+``using "stm32h743.repl"`` gets stm32h743.builtin.repl right after that line, so it keeps the DMA
+request wiring, SYSCFG and FMC, and its own later lines still override them.
 """
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ HERE = Path(__file__).resolve().parent
 
 MEMORY_TYPE = "Memory.MappedMemory"
 DEFAULT_MIPS = 100                     # Renode's BaseCPU default PerformanceInMips
+UNMAPPED_MODES = ("fault", "warn")     # sysbus `unmapped:` (machine.py, unmapped addresses)
+#: the chip memory map (memmap.MAPS) that names unmapped addresses, by CPU type
+MEMORY_MAPS = {"CPU.CortexM": "stm32h743", "CPU.RiscV32": "esp32c3"}
 
 # Where each type our platforms use is expected to live: only for error messages (a missing module
 # is named) and for import order; the registry itself comes from the classes' `renode_types`.
@@ -64,7 +70,7 @@ CPU_CLASSES: dict[str, tuple[str, str]] = {
 }
 # Engine infrastructure, never scanned for models.
 _NOT_MODELS = {"__init__", "scheduler", "cpu", "machine", "peripheral", "regs", "elf", "repl",
-               "platform", "dwarf", "session"}
+               "platform", "dwarf", "session", "memmap"}
 
 
 @dataclass(frozen=True)
@@ -213,13 +219,14 @@ def builtin_overlay_path(platform: str | Path) -> Path:
 
 def load_platform(path: str | Path, overlays: tuple[str | Path, ...] = (),
                   builtin_overlay: bool = True) -> Platform:
-    """Parse a platform, then its ``.builtin.repl`` overlay (if present), then ``overlays``."""
-    plat = parse_file(path)
+    """Parse a platform, then its ``.builtin.repl`` overlay (if present), then ``overlays``. With
+    ``builtin_overlay``, a platform pulled in with `using` brings its own overlay too (repl.py)."""
+    plat = parse_file(path, include_overlays=builtin_overlay)
     extra = builtin_overlay_path(path)
     if builtin_overlay and extra.is_file() and not Path(path).name.endswith(".builtin.repl"):
-        parse_file(extra, into=plat)
+        parse_file(extra, into=plat, include_overlays=True)
     for ov in overlays:
-        parse_file(ov, into=plat)
+        parse_file(ov, into=plat, include_overlays=builtin_overlay)
     return plat
 
 
@@ -259,6 +266,7 @@ class _Builder:
                 raise self.err(e.init[0].pos, f"{e.name}: init statements are not supported by the "
                                               f"builtin engine", expected="no init block")
         self._build_cpu(cpus[0])
+        self.machine.memory_map = MEMORY_MAPS.get(cpus[0].type or "")
         for e in entries:
             if e.type == MEMORY_TYPE and e.name not in self.objects:
                 self._build_memory(e)
@@ -468,8 +476,16 @@ class _Builder:
     # -- sysbus: Tag ranges ----------------------------------------------------------------------------
     def _build_sysbus(self, e: Entry) -> None:
         for key, prop in e.props.items():
+            if key == "unmapped":
+                v = prop.value.name if isinstance(prop.value, Ref) else prop.value
+                if v not in UNMAPPED_MODES:
+                    raise self.err(prop.pos, f"sysbus unmapped: {v!r} is not a mode",
+                                   field="unmapped", expected="unmapped: fault (a BusFault/access "
+                                   "fault, as silicon) or unmapped: warn (read 0, write dropped)")
+                self.machine.unmapped_mode = str(v)
+                continue
             raise self.err(prop.pos, f"sysbus property {key!r} is not supported by the builtin engine",
-                           field=key)
+                           field=key, expected="only `unmapped: fault|warn`")
         if e.connections:
             c = next(iter(e.connections.values()))
             raise self.err(c.pos, "sysbus has no outputs")
