@@ -246,3 +246,19 @@ def test_sysbus_unmapped_mode_must_be_fault_or_warn(tmp_path):
     assert info.value.field == "unmapped" and "fault" in str(info.value)
     m = build(RV_HEADER + "sysbus:\n    unmapped: warn\n", tmp_path)
     assert m.unmapped_mode == "warn" and m.memory_map == "esp32c3"
+
+
+def test_performance_in_mips_caps_the_core_clock_either_spelling(tmp_path):
+    require_models("riscv")
+    m = build("cpu: CPU.RiscV32 @ sysbus\n    performanceInMips: 50\n", tmp_path)
+    assert m.cpu.hz == 50_000_000 and m.cpu.hz_cap == 50_000_000
+    m.cpu.set_core_clock(80_000_000)
+    assert m.cpu.hz == 50_000_000
+    m.cpu.set_core_clock(20_000_000)
+    assert m.cpu.hz == 20_000_000
+    with pytest.raises(ConfigError) as info:
+        build("cpu: CPU.RiscV32 @ sysbus\n    PerformanceInMips: 50\n    performanceInMips: 60\n",
+              tmp_path)
+    assert info.value.field == "performanceInMips"
+    m = build("cpu: CPU.RiscV32 @ sysbus\n", tmp_path)              # no knob: Renode's 100, no cap
+    assert m.cpu.hz == 100_000_000 and m.cpu.hz_cap is None
