@@ -364,3 +364,14 @@ def test_lpuart_baud_is_256_fck_over_brr():
     m.bus_write(0x5800_0C00 + BRR, 4, 0x2FF)                         # below 0x300: invalid
     m.bus_write(0x5800_0C00 + CR1, 4, UE | RE)
     assert u.bit_time_ps() is None
+
+
+def test_dma_enable_without_a_wired_request_line_warns_once(rig):
+    sched, m, u, _peer, _ = rig                      # the rig wires no DMA request lines
+    setup(m, cr3=DMAT)
+    wr(m, CR3, 0)
+    wr(m, CR3, DMAT | DMAR)
+    warnings = [d for _t, k, d in sched.log if k == "warning"]
+    assert [w["what"] for w in warnings] == ["dma_request_not_wired"] * 2
+    assert "TransmitDmaRequest" in warnings[0]["message"] and "builtin.repl" in warnings[0]["message"]
+    assert "ReceiveDmaRequest" in warnings[1]["message"]

@@ -12,7 +12,8 @@ What this model does that Renode's STM32F7_USART does not (renode.md section 1.3
   - ISR.RTOF after CR2.RTOEN and RTOR.RTO bit times (Renode: RTOEN ignored, 8x the delay);
   - ISR.FE from the link's framing-error flag;
   - DMA request lines for RX (``ReceiveDmaRequest``, while CR3.DMAR and RXNE) and TX
-    (``TransmitDmaRequest``, while CR3.DMAT and TXE; Renode raises no TX request).
+    (``TransmitDmaRequest``, while CR3.DMAT and TXE; Renode raises no TX request); setting DMAR
+    or DMAT when the platform wires no such line records one ``warning`` event per line.
 
   - FIFO mode (CR1.FIFOEN, which HAL_UART_Init turns on): 16-deep TX and RX FIFOs; ISR bit 7
     reads TXFNF (TX FIFO not full) and bit 5 RXFNE (RX FIFO not empty); TXFE, RXFF and the
@@ -98,6 +99,7 @@ class Stm32Usart(Peripheral):
         self._n_tx = f"{name}._tx_done"
         self._rx_req = self.output("ReceiveDmaRequest")
         self._tx_req = self.output("TransmitDmaRequest")
+        self._dma_warned: set[str] = set()
         #: Kernel clock in Hz (usart_ker_ck). The RCC model may assign it; it is read at every use.
         self.kernel_hz: int = int(self.props["frequency"])
         #: LPUART1: the 256 x f_ck / BRR baud formula
@@ -132,7 +134,7 @@ class Stm32Usart(Peripheral):
             Field("CTSIE", 10), Field("ONEBIT", 11), Field("OVRDIS", 12), Field("DDRE", 13),
             Field("DEM", 14), Field("DEP", 15), Field("SCARCNT", 17, 3), Field("WUS", 20, 2),
             Field("WUFIE", 22), Field("TXFTIE", 23), Field("TCBGTIE", 24), Field("RXFTCFG", 25, 3),
-            Field("RXFTIE", 28), Field("TXFTCFG", 29, 3)], on_write=self._update_write)
+            Field("RXFTIE", 28), Field("TXFTCFG", 29, 3)], on_write=self._cr3_written)
         self.brr = r.define(0x0C, "BRR", fields=[Field("BRR", 0, 20 if self.low_power else 16)],
                             on_write=self._locked_write)
         self.gtpr = r.define(0x10, "GTPR", fields=[Field("PSC", 0, 8), Field("GT", 8, 8)])
@@ -262,6 +264,27 @@ class Stm32Usart(Peripheral):
         sig = self._tx_req
         if bool(c3 >> 7 & 1 and s >> 7 & 1 and c1 & 9 == 9) != sig.level:
             sig.set(not sig.level)                                   # DMAT & TXE & UE & TE
+
+    def _cr3_written(self, reg: Register, old: int, data: int) -> None:
+        rising = reg.value & ~old
+        if rising & 0xC0:                            # DMAR / DMAT turned on
+            self._check_dma_wiring(rising)
+        self._update_write(reg, old, data)
+
+    def _check_dma_wiring(self, rising: int) -> None:
+        """A firmware that asks for a DMA request the platform does not wire would wait forever
+        for a transfer: say so once per line (a user platform that copied ours without its
+        builtin overlay lost the TX request lines, platforms/stm32h743.builtin.repl)."""
+        for bit, sig, out in ((6, self._rx_req, "ReceiveDmaRequest"),
+                              (7, self._tx_req, "TransmitDmaRequest")):
+            if rising >> bit & 1 and not sig.connected and out not in self._dma_warned:
+                self._dma_warned.add(out)
+                self.machine.record(
+                    "warning", source=self.name, what="dma_request_not_wired",
+                    message=f"{self.name}: the firmware set CR3.{'DMAR' if bit == 6 else 'DMAT'} "
+                            f"but the platform wires no {out} for it: no DMA transfer will happen "
+                            f"(add `{self.name}: {out} -> dmamux1@<request id>`, or pull our "
+                            f"platform in with `using` so its .builtin.repl overlay comes along)")
 
     def _update_write(self, reg: Register, old: int, data: int) -> None:
         if self.cr1.value >> 29 & 1:
