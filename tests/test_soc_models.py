@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = ROOT / "platforms" / "stm32h743.repl"
 ELF = ROOT / "build" / "testfw" / "m7" / "socfw.elf"
 DONE = 0xD0E5D0E5
-T_HAL_CLOCK, T_RESET_CLOCK, T_SYSCFG_FMC, T_FIFO, T_UNMAPPED_READ, T_UNMAPPED_WRITE = range(1, 7)
+T_HAL_CLOCK, T_RESET_CLOCK, T_SYSCFG_FMC, T_FIFO, T_UNMAPPED_READ, T_UNMAPPED_WRITE, T_POLL_HOLE = \
+    range(1, 8)
 BUSFAULT = 5
 PRECISERR, BFARVALID, IMPRECISERR = 1 << 9, 1 << 15, 1 << 10
 
@@ -182,6 +183,17 @@ def test_unmapped_warn_mode_reads_zero_drops_writes_and_logs_once(tmp_path, test
     assert not b.events("cpu_fault")
     if test == T_UNMAPPED_READ:
         assert b.m.unmapped[0x4000_1800] == 3
+
+
+def test_polling_a_hole_in_warn_mode_parks_the_core_and_logs_once(tmp_path):
+    b = Board(T_POLL_HOLE, user_platform(tmp_path, "sysbus:", "    unmapped: warn"))
+    b.run_ms(10)
+    assert b.u32("g_done") == DONE
+    ev = b.events("unmapped_access")
+    assert [(e["address"], e["block"], e["action"]) for e in ev] == [(0x4000_1818, "TIM12", "read 0")]
+    # 10 ms at 64 MHz would be 640 000 instructions of spinning; the core parked after a few reads
+    assert b.m.cpu.parked and b.m.cpu.instructions < 64_000
+    assert b.m.unmapped[0x4000_1818] < 100
 
 
 # -- the RV32 peer --------------------------------------------------------------------------------------

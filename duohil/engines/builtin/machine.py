@@ -259,6 +259,10 @@ class Machine:
             fault = getattr(cpu, "bus_error", None)
             if fault is not None:
                 fault(address, access)
+        elif by_cpu and access == "read":
+            # warn mode: nothing will ever change what this address reads, so a firmware
+            # polling it can park until some event fires (cpu.poll_hint, as status registers do)
+            cpu.poll_hint(address, None)
 
     def unmapped_access(self, address: int, access: str, pc: int | None = None,
                         by_cpu: bool = True) -> bool:

@@ -7,7 +7,8 @@
 #include "m7.h"
 
 #define DONE 0xD0E5D0E5u
-enum { T_HAL_CLOCK = 1, T_RESET_CLOCK, T_SYSCFG_FMC, T_FIFO, T_UNMAPPED_READ, T_UNMAPPED_WRITE };
+enum { T_HAL_CLOCK = 1, T_RESET_CLOCK, T_SYSCFG_FMC, T_FIFO, T_UNMAPPED_READ, T_UNMAPPED_WRITE,
+       T_POLL_HOLE };
 
 __attribute__((section(".config"), used)) volatile const uint32_t g_test = 0;
 
@@ -225,6 +226,10 @@ int main(void)
     case T_FIFO: fifo(); break;
     case T_UNMAPPED_READ: unmapped(0); break;
     case T_UNMAPPED_WRITE: unmapped(1); break;
+    case T_POLL_HOLE:                    /* a status register nothing models, polled for ever */
+        g_done = DONE;
+        while (REG32(0x40001818u) == 0u) { g_progress++; }
+        break;
     default: break;
     }
     for (;;) { g_progress++; }
