@@ -133,6 +133,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     idle = runner.not_acted(r)
     for w in idle:
         print(f"  warning: {w}")
+    for _t, kind, d in r.timeline.get("events", []):
+        if kind == "warning":                     # model warnings (HSE without hseFrequency...)
+            print(f"  warning: {d.get('message')}")
+        elif kind == "unmapped_access":
+            print(f"  unmapped {d.get('access')} at {d.get('address', 0):#010x} ({d.get('block')}) "
+                  f"pc {d.get('pc', 0):#010x}: {d.get('action')}")
     print(f"  fingerprint {r.fingerprint}")
     if r.error:
         print(f"  engine error: {r.error}", file=sys.stderr)

@@ -7,7 +7,7 @@
     stm32 end state at 20.000 ms: pc 0x08000100 Default_Handler (startup.c:7),
         in the HardFault handler (IPSR 3)                                  [one line]
     stm32 usart3: baud mismatch: 2 character(s) from the host at 9600 baud reached a
-        receiver set to 115163 baud (garbled, framing errors)              [one line]
+        receiver set to 115108 baud (garbled, framing errors)              [one line]
     stm32 CPU spinning at PC 0x080001ea main (echo.c:49) polling usart3.ISR (0x4000481c)
 
 The poll loop is found from the pc samples the Duo takes every SAMPLE_MS (the last few must lie in

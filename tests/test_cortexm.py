@@ -415,3 +415,27 @@ def test_unicorn_facts_the_core_relies_on():
     with pytest.raises(UcError):
         uc.emu_start(0x0800_0001, 0xFFFF_FFFF, 0, 10)
     assert uc.reg_read(UC_ARM_REG_PC) == 0x0800_0000
+
+
+def test_systick_and_core_follow_a_core_clock_change_mid_count():
+    """The RCC model pushes a new core clock (set_core_clock): a running SysTick keeps its current
+    value and counts on at the new rate; the CPU's instruction rate follows, up to its cap."""
+    b = build_m7()
+    m, nv, cpu = b.machine, b.nvic, b.cpu
+    nv.set_core_clock(64_000_000)
+    m.bus_write(0xE000E014, 4, 64_000 - 1)           # RVR: 1 ms at 64 MHz
+    m.bus_write(0xE000E018, 4, 0)
+    m.bus_write(0xE000E010, 4, 7)                    # ENABLE, TICKINT, CLKSOURCE=core
+    b.scheduler.run_until(250 * PS_PER_US)
+    assert m.bus_read(0xE000E018, 4) == 64_000 - 16_000
+    nv.set_core_clock(128_000_000)                   # twice as fast from here
+    assert m.bus_read(0xE000E018, 4) == 48_000
+    b.scheduler.run_until(250 * PS_PER_US + 375 * PS_PER_US - 1)
+    assert not nv.pending & (1 << 15)
+    b.scheduler.run_until(250 * PS_PER_US + 375 * PS_PER_US)
+    assert nv.pending & (1 << 15)                    # 48 000 ticks at 128 MHz = 375 us
+    cpu.hz_cap = 480_000_000
+    cpu.set_core_clock(400_000_000)
+    assert cpu.hz == 400_000_000 and cpu.now_ps() >= 625 * PS_PER_US
+    cpu.set_core_clock(600_000_000)                  # capped by PerformanceInMips
+    assert cpu.hz == 480_000_000

@@ -114,7 +114,8 @@ def test_bytes_sent_before_the_firmware_listens_are_dropped_with_the_reason(echo
 
 def test_uart_errors_are_one_clear_line(echo: str) -> None:
     with Duo.start(stm32=echo, peer=None) as duo:
-        with pytest.raises(ConfigError, match=r"no UART 'usart9' \(expected one of usart1, usart3\)"):
+        with pytest.raises(ConfigError, match=r"no UART 'usart9' \(expected one of usart1, usart2, usart3, "
+                                              r"uart4, uart5, usart6, uart7, uart8, lpuart1\)"):
             duo.stm32.uart("usart9")
         with pytest.raises(ConfigError, match=r"no peer \(started with peer=None\)"):
             duo.peer.uart("uart0")
@@ -254,7 +255,8 @@ def test_boot_names_a_baud_mismatch(echo: str) -> None:
     ([ECHO, "--send", "usart3hi"], "--send: 'usart3hi' (expected UART:TEXT@MS"),
     ([ECHO, "--send", "usart3:hi@soon"], "--send: 'usart3:hi@soon': 'soon' is not a time in ms"),
     ([ECHO, "--send", "usart9:hi@1"],
-     "--send: no UART 'usart9' on this platform (expected one of usart1, usart3)"),
+     "--send: no UART 'usart9' on this platform (expected one of usart1, usart2, usart3, uart4, "
+     "uart5, usart6, uart7, uart8, lpuart1)"),
     ([ECHO, "--baud", "usart3:fast"], "--baud: 'usart3:fast' (expected UART:RATE"),
     ([ECHO, "--ms", "0"], "--ms: --ms 0 (expected a virtual time > 0 ms)"),
     ([ECHO, "--platform", "nope.repl"], "--platform: platform file nope.repl not found"),

@@ -66,7 +66,10 @@ def test_peer_platform_builds():
 def test_stm32_platform_builds():
     require_models(*STM32_MODELS)
     m = build_machine(PLATFORMS / "stm32h743.repl", Scheduler(), "stm32")
-    assert type(m.cpu).__name__ == "CortexM7Cpu" and m.cpu.hz == 480_000_000
+    assert type(m.cpu).__name__ == "CortexM7Cpu"
+    # the core runs at the RCC's reset clock (HSI 64 MHz) until the firmware reprograms it, at
+    # most at PerformanceInMips
+    assert m.cpu.hz == 64_000_000 and m.cpu.hz_cap == 480_000_000
     assert [(n, b, s) for n, b, s in m.memories][:10] == [
         ("itcm", 0x0, 0x10000), ("flashBank1", 0x08000000, 0x100000),
         ("flashBank2", 0x08100000, 0x100000), ("dtcm", 0x20000000, 0x20000),
@@ -91,6 +94,46 @@ def test_stm32_platform_builds():
         assert wire in w, wire
     # the sysbus Tag reads its constant
     assert m.bus_read(0x5C001000, 4) == 0x20036450
+
+
+
+# RM0433: every USART/UART of the H743 with its NVIC line and DMAMUX1 RX/TX request ids
+H743_UARTS = {"usart1": (0x40011000, 37, 41), "usart2": (0x40004400, 38, 43),
+              "usart3": (0x40004800, 39, 45), "uart4": (0x40004C00, 52, 63),
+              "uart5": (0x40005000, 53, 65), "usart6": (0x40011400, 71, 71),
+              "uart7": (0x40007800, 82, 79), "uart8": (0x40007C00, 83, 81)}
+
+
+def test_stm32_platform_declares_every_uart_gpio_port_syscfg_and_fmc():
+    require_models(*STM32_MODELS, "stm32_syscfg", "stm32_fmc")
+    m = build_machine(PLATFORMS / "stm32h743.repl", Scheduler(), "stm32")
+    w = set(m.wiring)
+    for name, (base, irq, rx) in H743_UARTS.items():
+        assert m.peripherals[name].base == base, name
+        assert {(name, "IRQ", "nvic", irq), (name, "ReceiveDmaRequest", "dmamux1", rx),
+                (name, "TransmitDmaRequest", "dmamux1", rx + 1)} <= w, name
+        assert m.peripherals[name].kernel_hz == 64_000_000          # HSI at reset, APB /1
+    lp = m.peripherals["lpuart1"]
+    assert lp.base == 0x58000C00 and lp.low_power and ("lpuart1", "IRQ", "nvic", 142) in w
+    for k in range(11):
+        port = m.peripherals["gpioPort" + "ABCDEFGHIJK"[k]]
+        assert port.base == 0x58020000 + 0x400 * k
+    assert type(m.peripherals["syscfg"]).__name__ == "STM32H7_SYSCFG"
+    assert type(m.peripherals["fmc"]).__name__ == "STM32H7_FMC"
+    # SYSCFG: PWRCR.ODEN read/write, compensation cell ready follows EN, PMCR reset value
+    assert m.bus_read(0x5800042C, 4) == 0
+    m.bus_write(0x5800042C, 4, 1)
+    assert m.bus_read(0x5800042C, 4) == 1
+    assert m.bus_read(0x58000404, 4) == 0x0F000000
+    m.bus_write(0x58000420, 4, 1)
+    assert m.bus_read(0x58000420, 4) == 0x101
+    m.bus_write(0x58000408, 4, 0x3210)                              # EXTICR1 stored
+    assert m.bus_read(0x58000408, 4) == 0x3210
+    # FMC: reset values, SystemInit's BCR1 write kept
+    assert [m.bus_read(0x52004000 + o, 4) for o in (0x00, 0x04, 0x08, 0x84, 0x140)] == [
+        0x30DB, 0x0FFFFFFF, 0x30D2, 0x40, 0x2D0]
+    m.bus_write(0x52004000, 4, 0x30D2)
+    assert m.bus_read(0x52004000, 4) == 0x30D2
 
 
 def test_stm32_without_builtin_overlay_has_no_tx_request():
@@ -174,3 +217,48 @@ def test_unaligned_memory(tmp_path):
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "ram: Memory.MappedMemory @ sysbus 0x100\n    size: 0x1000\n", tmp_path)
     assert info.value.line == 3 and "4 KiB" in str(info.value)
+
+
+def test_user_platform_using_ours_keeps_the_builtin_extras(tmp_path):
+    require_models(*STM32_MODELS, "stm32_syscfg", "stm32_fmc")
+    (tmp_path / "board.repl").write_text(
+        f'using "{PLATFORMS / "stm32h743.repl"}"\n'
+        "usart2:\n    TransmitDmaRequest -> none\n"         # the user's line after `using` wins
+        "sysbus:\n    unmapped: warn\n")
+    plat = load_platform(tmp_path / "board.repl")
+    assert str(PLATFORMS / "stm32h743.builtin.repl") in plat.files
+    m = build_machine(tmp_path / "board.repl", Scheduler(), "stm32")
+    assert ("usart3", "TransmitDmaRequest", "dmamux1", 46) in m.wiring
+    assert ("usart1", "TransmitDmaRequest", "dmamux1", 42) in m.wiring
+    assert not any(w[:2] == ("usart2", "TransmitDmaRequest") for w in m.wiring)
+    assert {"syscfg", "fmc"} <= set(m.peripherals)
+    assert m.unmapped_mode == "warn" and m.memory_map == "stm32h743"
+    # without the builtin overlays (as Renode would see it) none of it is there
+    m2 = build_machine(tmp_path / "board.repl", Scheduler(), "stm32", builtin_overlay=False)
+    assert ("usart3", "TransmitDmaRequest", "dmamux1", 46) not in m2.wiring
+    assert "syscfg" not in m2.peripherals
+
+
+def test_sysbus_unmapped_mode_must_be_fault_or_warn(tmp_path):
+    require_models("riscv")
+    with pytest.raises(ConfigError) as info:
+        build(RV_HEADER + "sysbus:\n    unmapped: ignore\n", tmp_path)
+    assert info.value.field == "unmapped" and "fault" in str(info.value)
+    m = build(RV_HEADER + "sysbus:\n    unmapped: warn\n", tmp_path)
+    assert m.unmapped_mode == "warn" and m.memory_map == "esp32c3"
+
+
+def test_performance_in_mips_caps_the_core_clock_either_spelling(tmp_path):
+    require_models("riscv")
+    m = build("cpu: CPU.RiscV32 @ sysbus\n    performanceInMips: 50\n", tmp_path)
+    assert m.cpu.hz == 50_000_000 and m.cpu.hz_cap == 50_000_000
+    m.cpu.set_core_clock(80_000_000)
+    assert m.cpu.hz == 50_000_000
+    m.cpu.set_core_clock(20_000_000)
+    assert m.cpu.hz == 20_000_000
+    with pytest.raises(ConfigError) as info:
+        build("cpu: CPU.RiscV32 @ sysbus\n    PerformanceInMips: 50\n    performanceInMips: 60\n",
+              tmp_path)
+    assert info.value.field == "performanceInMips"
+    m = build("cpu: CPU.RiscV32 @ sysbus\n", tmp_path)              # no knob: Renode's 100, no cap
+    assert m.cpu.hz == 100_000_000 and m.cpu.hz_cap is None

@@ -43,11 +43,29 @@ class KernelClockUser(Peripheral):
         self.kernel_hz = self.repl_hz
 
 
-def make(timer_repl_hz: int = 250_000_000):
+class ClockedCpu(FakeCpu):
+    """A FakeCpu that keeps the core clock the RCC pushes."""
+
+    hz = 480_000_000
+
+    def set_core_clock(self, hz: int) -> None:
+        self.hz = hz
+
+
+class SysTickStandIn:
+    """Only what the RCC calls on the NVIC given as ``systick``."""
+
+    hz = 0
+
+    def set_core_clock(self, hz: int) -> None:
+        self.hz = hz
+
+
+def make(timer_repl_hz: int = 250_000_000, hse: int | None = 8_000_000, apply: bool = True):
     sched = Scheduler()
     m = Machine("stm32", sched)
-    m.attach_cpu(FakeCpu())
-    rcc = STM32H7_RCC(m, "rcc", RCC, None, {})
+    m.attach_cpu(ClockedCpu())
+    rcc = STM32H7_RCC(m, "rcc", RCC, None, {"hseFrequency": hse, "systick": SysTickStandIn()})
     pwr = STM32H7_PWR(m, "pwr", PWR, 0x400, {})
     flash = STM32H7_FlashController(m, "flashController", FLASH, None, {})
     for p in (rcc, pwr, flash):
@@ -62,6 +80,8 @@ def make(timer_repl_hz: int = 250_000_000):
     usart3 = KernelClockUser(m, "usart3", 0x4000_4800, 125_000_000)
     m.add_peripheral(usart1)
     m.add_peripheral(usart3)
+    if apply:
+        rcc.apply_clocks()              # what machine.finish() does through finish_hooks
     return sched, m, rcc, tims, usart1, usart3
 
 
@@ -135,19 +155,87 @@ def test_firmware_clock_init_gives_480_240_120_and_pushes_kernel_clocks():
     assert tims["timer6"].timer_hz == 4 * 30_000_000
 
 
-def test_clocks_stay_at_repl_values_until_the_tree_changes_and_after_a_reset():
-    sched, m, rcc, tims, u1, u3 = make(timer_repl_hz=240_000_000)
+def test_reset_tree_is_pushed_at_build_and_after_every_system_reset():
+    sched, m, rcc, tims, u1, u3 = make(timer_repl_hz=240_000_000, apply=False)
+    assert tims["timer6"].timer_hz == 240_000_000 and u3.kernel_hz == 125_000_000   # repl values
+    assert rcc.apply_clocks in m.finish_hooks
+    rcc.apply_clocks()
+    # reset: HSI 64 MHz, every prescaler /1, so every kernel clock, the core and SysTick are 64 MHz
+    assert {t.timer_hz for t in tims.values()} == {64_000_000}
+    assert (u1.kernel_hz, u3.kernel_hz) == (64_000_000, 64_000_000)
+    assert m.cpu.hz == 64_000_000 and rcc.props["systick"].hz == 64_000_000
     w(m, RCC + AHB4ENR, 0x1F)                            # clock enables alone change nothing
     w(m, RCC + APB1LENR, 0x31)
-    w(m, RCC + CR, HSION | HSEON)
-    assert tims["timer6"].timer_hz == 240_000_000 and u3.kernel_hz == 125_000_000
     w(m, RCC + D1CFGR, 8)                                # still on HSI: HCLK 32 MHz
     assert tims["timer6"].timer_hz == 32_000_000 and u3.kernel_hz == 32_000_000
+    assert m.cpu.hz == 64_000_000                        # the core clock is before HPRE
+    firmware_clock_init(m)
+    assert m.cpu.hz == 480_000_000 and rcc.props["systick"].hz == 480_000_000
     m.system_reset("test")
-    assert tims["timer6"].timer_hz == 240_000_000 and u3.kernel_hz == 125_000_000
+    assert tims["timer6"].timer_hz == 64_000_000 and u3.kernel_hz == 64_000_000
+    assert m.cpu.hz == 64_000_000 and rcc.props["systick"].hz == 64_000_000
     assert r(m, RCC + D1CFGR) == 0 and r(m, RCC + CR) == 0x25
     firmware_clock_init(m)                               # and it works a second time
     assert tims["timer2"].timer_hz == 240_000_000
+
+
+def test_hal_style_25mhz_hse_pll1_400mhz_with_fracn_and_d1cpre():
+    sched, m, rcc, tims, u1, u3 = make(hse=25_000_000)
+    w(m, RCC + CR, r(m, RCC + CR) | HSEON)
+    w(m, RCC + PLLCKSELR, 2 | (5 << 4))                  # HSE / 5 = 5 MHz reference
+    w(m, RCC + PLLCFGR, (2 << 2) | (7 << 16))            # RGE 4-8 MHz, DIVP1/Q1/R1EN
+    w(m, RCC + PLL1DIVR, (160 - 1) | ((2 - 1) << 9) | ((4 - 1) << 16) | ((2 - 1) << 24))
+    w(m, RCC + CR, r(m, RCC + CR) | PLL1ON)
+    w(m, RCC + D1CFGR, 8 | (4 << 4))                     # HPRE /2, D1PPRE /2
+    w(m, RCC + D2CFGR, (4 << 4) | (4 << 8))
+    w(m, RCC + D3CFGR, 4 << 4)
+    w(m, RCC + CFGR, 3)
+    c = rcc.clocks()
+    assert (c.sysclk, c.cpu, c.hclk, c.pclk1, c.pclk2, c.pclk4) == (
+        400_000_000, 400_000_000, 200_000_000, 100_000_000, 100_000_000, 100_000_000)
+    assert m.cpu.hz == 400_000_000 and rcc.props["systick"].hz == 400_000_000
+    assert u3.kernel_hz == 100_000_000 and tims["timer6"].timer_hz == 200_000_000
+    # FRACN: VCO = 5 MHz x (159 + 1 + 4096/8192) = 802.5 MHz, P /2 = 401.25 MHz
+    w(m, RCC + PLLCFGR, (2 << 2) | (7 << 16) | 1)        # PLL1FRACEN
+    w(m, RCC + PLL1DIVR + 4, 4096 << 3)                  # PLL1FRACR.FRACN1
+    assert rcc.clocks().sysclk == 401_250_000
+    w(m, RCC + D1CFGR, 8 | (4 << 4) | (8 << 8))          # D1CPRE /2: core and SysTick halve
+    assert m.cpu.hz == 200_625_000 and rcc.props["systick"].hz == 200_625_000
+
+
+def test_usart_kernel_muxes_and_lpuart1_from_d3ccipr():
+    sched, m, rcc, tims, u1, u3 = make()
+    lp = KernelClockUser(m, "lpuart1", 0x5800_0C00, 125_000_000)
+    u2 = KernelClockUser(m, "usart2", 0x4000_4400, 125_000_000)
+    for p in (lp, u2):
+        m.add_peripheral(p)
+    rcc.apply_clocks()
+    assert lp.kernel_hz == 64_000_000 and u2.kernel_hz == 64_000_000
+    w(m, RCC + D3CFGR, 5 << 4)                           # D3PPRE /4: PCLK4 16 MHz
+    assert lp.kernel_hz == 16_000_000 and u2.kernel_hz == 64_000_000
+    w(m, RCC + 0x58, 4)                                  # D3CCIPR.LPUART1SEL = csi_ker
+    assert lp.kernel_hz == 4_000_000
+    w(m, RCC + D2CCIP2R, 5 << 3)                         # USART16SEL = lse
+    assert u1.kernel_hz == 32_768 and u3.kernel_hz == 64_000_000
+
+
+def test_hse_without_a_board_frequency_warns_once_and_pushes_nothing_from_it():
+    sched, m, rcc, tims, u1, u3 = make(hse=None)
+    firmware_clock_init(m)                               # HSE -> PLL1 -> SYSCLK
+    warnings = [d for _t, k, d in sched.log if k == "warning"]
+    assert len(warnings) == 1 and warnings[0]["what"] == "hse_frequency_missing"
+    assert "hseFrequency" in warnings[0]["message"]
+    assert rcc.clocks().sysclk == 0
+    assert m.cpu.hz == 64_000_000                        # the last clock that was not 0 stays
+    w(m, RCC + CR, r(m, RCC + CR) & ~HSEON)
+    w(m, RCC + CR, r(m, RCC + CR) | HSEON)
+    assert len([k for _t, k, _d in sched.log if k == "warning"]) == 1
+
+
+def test_hse_frequency_must_be_a_positive_integer():
+    from duohil.errors import ConfigError
+    with pytest.raises(ConfigError, match="hseFrequency"):
+        make(hse=-5)
 
 
 @pytest.mark.parametrize("cause, flag", [("iwdg", IWDG1RSTF), ("sysresetreq", SFTRSTF),

@@ -268,3 +268,110 @@ def test_rxfrq_flushes(rig):
     sched.run_until(stops[0])
     wr(m, RQR, 1 << 3)
     assert rd(m, ISR) & RXNE == 0
+
+
+# -- FIFO mode (CR1.FIFOEN) -----------------------------------------------------------------------------
+FIFOEN, TXFEIE, RXFFIE = 1 << 29, 1 << 30, 1 << 31
+TXFTIE, RXFTIE = 1 << 23, 1 << 28
+TXFNF, RXFNE, TXFE, RXFF, RXFT, TXFT = TXE, RXNE, 1 << 23, 1 << 24, 1 << 26, 1 << 27
+TXFRQ, RXFRQ = 1 << 4, 1 << 3
+
+
+def txftcfg(code):
+    return code << 29
+
+
+def rxftcfg(code):
+    return code << 25
+
+
+def test_fifo_tx_queues_16_and_paces_them(rig):
+    sched, m, u, peer, _ = rig
+    setup(m, cr1=UE | TE | FIFOEN)
+    assert rd(m, ISR) & (TXFNF | TXFE | TC) == TXFNF | TXFE | TC
+    for k in range(17):                      # 1 to the shift register + 16 in the FIFO
+        wr(m, TDR, 0x30 + k)
+    s = rd(m, ISR)
+    assert not s & TXFNF and not s & TXFE and not s & TC
+    wr(m, TDR, 0x99)                         # FIFO full: lost
+    sched.run_until(17 * CHAR_PS)
+    assert [b for b, *_ in peer.sent] == [0x30 + k for k in range(17)]
+    assert [t for _b, t, *_ in peer.sent] == [k * CHAR_PS for k in range(17)]
+    assert rd(m, ISR) & (TXFNF | TXFE | TC) == TXFNF | TXFE | TC
+
+
+def test_fifo_tx_threshold_flag_and_interrupt(rig):
+    sched, m, u, peer, _ = rig
+    setup(m, cr1=UE | TE | FIFOEN, cr3=txftcfg(2) | TXFTIE)   # TXFT: at least 8 of 16 free
+    assert rd(m, ISR) & TXFT and u.output("IRQ").level
+    for k in range(1 + 9):                   # 9 in the FIFO: 7 free
+        wr(m, TDR, k)
+    assert not rd(m, ISR) & TXFT and not u.output("IRQ").level
+    sched.run_until(CHAR_PS)                 # one more leaves the FIFO: 8 free
+    assert rd(m, ISR) & TXFT and u.output("IRQ").level
+
+
+def test_fifo_rx_holds_16_then_overruns_and_thresholds(rig):
+    sched, m, u, peer, _ = rig
+    setup(m, cr1=UE | RE | FIFOEN | RXFFIE, cr3=rxftcfg(1) | RXFTIE)   # RXFT at 4 of 16
+    stops = peer.send(bytes(range(0x40, 0x40 + 18)), 0)
+    sched.run_until(stops[2])
+    s = rd(m, ISR)
+    assert s & RXFNE and not s & RXFT and not u.output("IRQ").level
+    sched.run_until(stops[3])
+    assert rd(m, ISR) & RXFT and u.output("IRQ").level
+    sched.run_until(stops[15])
+    assert rd(m, ISR) & RXFF and not rd(m, ISR) & ORE
+    sched.run_until(stops[17])
+    assert rd(m, ISR) & ORE and u.rx_overruns == 2
+    assert [rd(m, RDR) for _ in range(16)] == list(range(0x40, 0x50))   # the first 16, in order
+    s = rd(m, ISR)
+    assert not s & (RXFNE | RXFF | RXFT)
+    wr(m, ICR, ORECF)
+    assert not u.output("IRQ").level
+
+
+def test_fifo_flush_requests_and_disable(rig):
+    sched, m, u, peer, _ = rig
+    setup(m, cr1=UE | RE | TE | FIFOEN)
+    stops = peer.send(b"abc", 0)
+    sched.run_until(stops[-1])
+    for k in range(5):
+        wr(m, TDR, k)
+    wr(m, RQR, RXFRQ | TXFRQ)
+    s = rd(m, ISR)
+    assert not s & RXFNE and s & TXFE and u._txq == [] and u._rxq == []
+    wr(m, CR1, 0)                            # FIFOEN may change only with UE=0
+    wr(m, CR1, UE | RE | TE)                 # FIFO off again: one RDR/TDR
+    wr(m, CR1, UE | RE | TE | FIFOEN)        # ignored while UE=1
+    assert not rd(m, CR1) & FIFOEN
+
+
+def test_lpuart_baud_is_256_fck_over_brr():
+    sched = Scheduler()
+    m = Machine("stm32", sched)
+    m.attach_cpu(FakeCpu())
+    u = Stm32Usart(m, "lpuart1", 0x5800_0C00, props={"frequency": 64_000_000, "lowPowerMode": True})
+    m.add_peripheral(u)
+    m.finish()
+    peer = Peer(sched, u)
+    brr = 256 * 64_000_000 // 115200                                # 142_222 (20-bit BRR)
+    m.bus_write(0x5800_0C00 + BRR, 4, brr)
+    m.bus_write(0x5800_0C00 + CR1, 4, UE | TE)
+    m.bus_write(0x5800_0C00 + TDR, 4, 0x55)
+    assert peer.sent[0][2] == brr * 10**12 // (256 * 64_000_000) == 8_680_541
+    m.bus_write(0x5800_0C00 + CR1, 4, 0)
+    m.bus_write(0x5800_0C00 + BRR, 4, 0x2FF)                         # below 0x300: invalid
+    m.bus_write(0x5800_0C00 + CR1, 4, UE | RE)
+    assert u.bit_time_ps() is None
+
+
+def test_dma_enable_without_a_wired_request_line_warns_once(rig):
+    sched, m, u, _peer, _ = rig                      # the rig wires no DMA request lines
+    setup(m, cr3=DMAT)
+    wr(m, CR3, 0)
+    wr(m, CR3, DMAT | DMAR)
+    warnings = [d for _t, k, d in sched.log if k == "warning"]
+    assert [w["what"] for w in warnings] == ["dma_request_not_wired"] * 2
+    assert "TransmitDmaRequest" in warnings[0]["message"] and "builtin.repl" in warnings[0]["message"]
+    assert "ReceiveDmaRequest" in warnings[1]["message"]

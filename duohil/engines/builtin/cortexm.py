@@ -726,8 +726,19 @@ class CortexM7Cpu(CpuCore):
                      _ud: Any) -> bool:
         kind = "fetch" if access == UC_MEM_FETCH_UNMAPPED else (
             "write" if access == UC_MEM_WRITE_UNMAPPED else "read")
+        m = self.machine
+        if kind != "fetch" and m.unmapped_mode == "warn" and m.map_hole(address):
+            return True              # retried: the access reaches bus_read/bus_write as a hole
+        m.unmapped_access(address, kind, pc=address if kind == "fetch" else self._pcb.read()[0])
         self._mem_fault = ("bus_" + kind, address)
         return False
+
+    def bus_error(self, address: int, access: str) -> None:
+        """A bus error on an MMIO access inside a slice (machine.py: a hole in ``fault`` mode):
+        the slice stops and the fault is taken as for an unmapped address (_after_slice)."""
+        self._mem_fault = ("bus_" + access, address)
+        self._stop = "bus"
+        self.uc.emu_stop()
 
     def _on_prot(self, uc: Uc, access: int, address: int, size: int, value: int,
                  _ud: Any) -> bool:
@@ -853,6 +864,13 @@ class CortexM7Cpu(CpuCore):
                 self.sleeping = True
             elif stop == "irq" and self._replay:
                 self._replay_store(pc)
+            elif stop == "bus":
+                kind, addr = self._mem_fault
+                self._mem_fault = None
+                if kind == "bus_write":
+                    self._imprecise_bus_fault(pc, addr)
+                else:
+                    self._raise_fault(BUSFAULT, PRECISERR | BFARVALID, pc, bfar=addr)
             elif stop == "mpu":
                 if self._guard_restore is not None:
                     self.uc.mem_write(*self._guard_restore)

@@ -122,6 +122,9 @@ class CpuCore:
         self.slice_start_ps = 0
         self.slices = 0
         self.instructions = 0              # charged cycles of slices that ran code
+        #: instructions per second at most (the platform's PerformanceInMips), None: no cap
+        self.hz_cap: int | None = None
+        self._pending_hz: int | None = None
         self._poll_addr: int | None = None
         self._poll_count = 0
 
@@ -161,6 +164,28 @@ class CpuCore:
             raise exc
 
     # -- time ------------------------------------------------------------------------------------------
+    def set_core_clock(self, hz: int) -> None:
+        """The core clock changed (the RCC model): 1 instruction = 1 cycle, so the instruction rate
+        becomes ``hz``, capped by ``hz_cap``. Inside a slice the change waits for its end (the
+        slice's instruction count was computed at the old rate)."""
+        hz = int(hz)
+        if self.hz_cap:
+            hz = min(hz, self.hz_cap)
+        if hz <= 0:
+            return
+        if self.executing:
+            self._pending_hz = hz
+            return
+        self._apply_hz(hz)
+
+    def _apply_hz(self, hz: int) -> None:
+        self._pending_hz = None
+        if hz == self.hz:
+            return
+        t = self.now_ps()
+        self.hz = hz
+        self.cycles = self.cycles_at(t)                # the same instant at the new rate
+
     def now_ps(self) -> int:
         return self.cycles * PS_PER_S // self.hz
 
@@ -246,6 +271,9 @@ class CpuCore:
             self.cycles = cycles + n
             self.instructions += n
             self.slices += 1
+            if self._pending_hz is not None:
+                self._apply_hz(self._pending_hz)
+                target = self.cycles_at(t)
 
     # -- harness controls --------------------------------------------------------------------------------
     def stall(self, until_ps: int) -> None:

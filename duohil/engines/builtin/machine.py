@@ -3,6 +3,18 @@
 Built from a platform file by ``platform.py`` (repl -> Machine); used by the session to load ELFs,
 patch config blocks and reset. Peripheral MMIO is dispatched per 4 KiB page, because several STM32
 blocks share a page (TIM6 at 0x40001000 and TIM7 at 0x40001400) and unicorn maps whole pages.
+
+Unmapped addresses: an access to an address no memory and no model claims, whether its page is
+shared with a model (a hole: ``bus_read``/``bus_write`` find nothing) or not mapped at all (the
+core's unmapped-memory hook), goes to ``unmapped_access``. It records one ``unmapped_access``
+event per address and kind of access (address, the block of the chip's memory map it falls in,
+memmap.py, the PC, the mode) and counts every access in ``unmapped``. What the access then does
+is the platform's ``unmapped`` option (sysbus property, ``unmapped_mode``):
+  - ``fault`` (default): the bus error silicon gives for a hole; the core takes it as its own
+    access fault (Cortex-M7: precise BusFault for a load, imprecise for a store, IBUSERR for a
+    fetch; RV32: load/store/instruction access fault);
+  - ``warn``: a read returns 0 and a write is dropped (an unmapped page is mapped as a hole on
+    its first access); a fetch still faults. DMA and harness accesses to a hole always read 0.
 """
 from __future__ import annotations
 
@@ -52,6 +64,8 @@ class Machine:
         self._mmio_starts: list[int] = []
         self.dma_port: DmaPort = DmaPort(self)
         self.reset_hooks: list[Callable[[str], None]] = []
+        #: called once at the end of ``finish()`` (the RCC pushes its reset clock tree then)
+        self.finish_hooks: list[Callable[[], None]] = []
         self.resets = 0
         # A CPU that stops emulation from inside an MMIO write callback finds its PC back at the
         # storing instruction (unicorn rolls the instruction back, the device write stays done);
@@ -61,6 +75,14 @@ class Machine:
         self._disp: dict[int, tuple | None] = {}      # address -> (read, write, offset) memo
         self._mmio_cbs: list[tuple[Any, Any]] = []
         self._read_port: Any = None                   # cpu.MemPort, made at the first read
+        #: "fault" or "warn": what an access to an address no model claims does (module docstring)
+        self.unmapped_mode = "fault"
+        #: the chip's memory map for naming addresses (memmap.MAPS key), set by the platform builder
+        self.memory_map: str | None = None
+        #: address -> number of accesses to it that no model claimed
+        self.unmapped: dict[int, int] = {}
+        self._unmapped_seen: set[tuple[int, str]] = set()
+        self._hole_pages: set[int] = set()
 
     # -- time and the event log -----------------------------------------------------------------
     def now(self) -> int:
@@ -118,6 +140,8 @@ class Machine:
         # merge runs of pages into single mmio_map calls
         for start, end in _runs(sorted(pages)):
             self._map_mmio(start, end - start)
+        for hook in self.finish_hooks:
+            hook()
 
     def _map_mmio(self, start: int, size: int) -> None:
         """One run of MMIO pages. Through unicorn's C API with our own ctypes callbacks when we
@@ -210,6 +234,7 @@ class Machine:
         if hit is _MISS:
             hit = self.bus_target(address)
         if hit is None:
+            self._hole(address, "read")
             return 0
         return hit[0](hit[2], size)
 
@@ -222,6 +247,59 @@ class Machine:
             if self.cpu is not None:
                 self.cpu.note_write()
             hit[1](hit[2], size, value)
+        else:
+            self._hole(address, "write")
+
+    # -- unmapped addresses (module docstring) ------------------------------------------------------
+    def _hole(self, address: int, access: str) -> None:
+        """An access inside a mapped MMIO page that no model claims."""
+        cpu = self.cpu
+        by_cpu = cpu is not None and cpu.executing
+        if not self.unmapped_access(address, access, by_cpu=by_cpu) and by_cpu:
+            fault = getattr(cpu, "bus_error", None)
+            if fault is not None:
+                fault(address, access)
+        elif by_cpu and access == "read":
+            # warn mode: nothing will ever change what this address reads, so a firmware
+            # polling it can park until some event fires (cpu.poll_hint, as status registers do)
+            cpu.poll_hint(address, None)
+
+    def unmapped_access(self, address: int, access: str, pc: int | None = None,
+                        by_cpu: bool = True) -> bool:
+        """Count and report an access (``read``/``write``/``fetch``) to an address no model
+        claims. True when it completes (``warn``: read 0, write dropped), False when the core
+        must fault (``fault`` mode, or any fetch)."""
+        address &= 0xFFFF_FFFF
+        self.unmapped[address] = self.unmapped.get(address, 0) + 1
+        complete = self.unmapped_mode == "warn" and access != "fetch"
+        if (address, access) not in self._unmapped_seen:
+            self._unmapped_seen.add((address, access))
+            from .memmap import block_name
+            if pc is None and by_cpu and self.cpu is not None:
+                pc_of = getattr(self.cpu, "pc", None)      # a method (M7) or a property (RV32)
+                pc = pc_of() if callable(pc_of) else pc_of
+            details: dict[str, Any] = {"address": address, "access": access,
+                                       "block": block_name(self.memory_map, address),
+                                       "mode": self.unmapped_mode if by_cpu else "bus",
+                                       "action": ("read 0" if access == "read" else "dropped")
+                                       if complete or not by_cpu else "bus error"}
+            if pc is not None:
+                details["pc"] = pc & 0xFFFF_FFFF
+            self.record("unmapped_access", **details)
+        return complete or not by_cpu
+
+    def map_hole(self, address: int) -> bool:
+        """``warn`` mode: map the unmapped page holding ``address`` as MMIO with no model in it,
+        so its accesses come to ``bus_read``/``bus_write`` as holes. False if it cannot be."""
+        page = address & ~(PAGE - 1)
+        if page in self._hole_pages:
+            return False
+        self._hole_pages.add(page)
+        try:
+            self._map_mmio(page, PAGE)
+        except Exception:  # noqa: BLE001 - unicorn refuses (overlap): the access faults instead
+            return False
+        return True
 
     # -- DMA --------------------------------------------------------------------------------------------
     def dma_read(self, address: int, size: int) -> bytes:

@@ -18,7 +18,8 @@ Facts and choices:
     pending IRQ, a peripheral raising its line during an MMIO access) that can preempt right now
     stop the running slice (``CortexM7Cpu.kick``), so the exception is taken right after the
     instruction that caused it (virtual time: the slice is still charged in full).
-  - SysTick counts the core clock (CLKSOURCE=1, ``systickFrequency`` or the CPU clock) or core/8
+  - SysTick counts the core clock (CLKSOURCE=1: the clock the RCC model pushed with
+    ``set_core_clock``, else ``systickFrequency``, else the CPU clock) or core/8
     (CLKSOURCE=0, unverified on the H743). The counter is computed from virtual time; the wrap that
     pends the exception is a scheduler event (only while ENABLE and TICKINT). COUNTFLAG is computed
     lazily, and a CTRL read that finds it clear gives the CPU a poll hint up to the next wrap.
@@ -385,6 +386,7 @@ class Nvic(Peripheral):
         self._st_event = None
         self._st_name = f"{name}.systick"
         self._st_hz_cache: int | None = None      # _st_hz for CLKSOURCE = _st_hz_csr
+        self._st_core_hz: int | None = None       # the core clock the RCC model pushed
         self._st_hz_csr = 0
         self._define()
         self._init_state()
@@ -778,13 +780,29 @@ class Nvic(Peripheral):
         f = self._st_hz_cache
         if f is not None and self._st_hz_csr == self._csr_reg.value & 4:
             return f
-        f = self.props.get("systickFrequency") or (self.cpu.hz if self.cpu else 0)
+        f = self._st_core_hz or self.props.get("systickFrequency") or (self.cpu.hz if self.cpu else 0)
         if not self._csr_reg.value & 4:               # CLKSOURCE=0: reference clock, core/8
             f //= 8
         f = int(f)
         if self.cpu is not None or self.props.get("systickFrequency"):
             self._st_hz_cache, self._st_hz_csr = f, self._csr_reg.value & 4
         return f
+
+    def set_core_clock(self, hz: int) -> None:
+        """The core clock changed (the RCC model): SysTick counts it (CLKSOURCE=1) or it /8 from
+        now on. A running counter keeps its current value and continues at the new rate."""
+        hz = int(hz)
+        if hz <= 0 or hz == self._st_core_hz:
+            return
+        now = self.now()
+        k = self._st_ticks(now)
+        self._st_update(k)
+        val = self._st_value(k)
+        self._st_core_hz = hz
+        self._st_hz_cache = None
+        if self._st_running:
+            self._st_zero = self._st_ticks(now) + (val if val else self._st_period())
+            self._st_schedule()
 
     def _st_ticks(self, t_ps: int) -> int:
         return t_ps * self._st_hz() // PS_PER_S

@@ -11,7 +11,10 @@ model for a cortex-m7 (no repl entry: Renode has no cache model), peripherals in
 made is kept as ``machine.wiring`` = [(source entry, output, target entry, line)] for tests.
 
 Builtin-only overlays: ``<name>.builtin.repl`` next to ``<name>.repl`` is applied after it (wiring
-Renode's models lack, e.g. the USART TX DMA request; see platforms/stm32h743.builtin.repl).
+Renode's models lack, e.g. the USART TX DMA request; see platforms/stm32h743.builtin.repl). The
+same holds for a platform pulled in with `using`: a user's ``board.repl`` that starts with
+``using "stm32h743.repl"`` gets stm32h743.builtin.repl right after that line, so it keeps the DMA
+request wiring, SYSCFG and FMC, and its own later lines still override them.
 """
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ HERE = Path(__file__).resolve().parent
 
 MEMORY_TYPE = "Memory.MappedMemory"
 DEFAULT_MIPS = 100                     # Renode's BaseCPU default PerformanceInMips
+UNMAPPED_MODES = ("fault", "warn")     # sysbus `unmapped:` (machine.py, unmapped addresses)
+#: the chip memory map (memmap.MAPS) that names unmapped addresses, by CPU type
+MEMORY_MAPS = {"CPU.CortexM": "stm32h743", "CPU.RiscV32": "esp32c3"}
 
 # Where each type our platforms use is expected to live: only for error messages (a missing module
 # is named) and for import order; the registry itself comes from the classes' `renode_types`.
@@ -54,6 +60,8 @@ TYPE_HINTS: dict[str, str] = {
     "Timers.STM32_Timer": "stm32_timer",
     "GPIOPort.STM32_GPIOPort": "stm32_gpio",
     "Timers.STM32_IndependentWatchdog": "stm32_iwdg",
+    "Miscellaneous.STM32H7_SYSCFG": "stm32_syscfg",
+    "Miscellaneous.STM32H7_FMC": "stm32_fmc",
 }
 # CPU classes by Renode type (a CPU class may also list `renode_types` itself).
 CPU_CLASSES: dict[str, tuple[str, str]] = {
@@ -62,7 +70,7 @@ CPU_CLASSES: dict[str, tuple[str, str]] = {
 }
 # Engine infrastructure, never scanned for models.
 _NOT_MODELS = {"__init__", "scheduler", "cpu", "machine", "peripheral", "regs", "elf", "repl",
-               "platform", "dwarf", "session"}
+               "platform", "dwarf", "session", "memmap"}
 
 
 @dataclass(frozen=True)
@@ -211,13 +219,14 @@ def builtin_overlay_path(platform: str | Path) -> Path:
 
 def load_platform(path: str | Path, overlays: tuple[str | Path, ...] = (),
                   builtin_overlay: bool = True) -> Platform:
-    """Parse a platform, then its ``.builtin.repl`` overlay (if present), then ``overlays``."""
-    plat = parse_file(path)
+    """Parse a platform, then its ``.builtin.repl`` overlay (if present), then ``overlays``. With
+    ``builtin_overlay``, a platform pulled in with `using` brings its own overlay too (repl.py)."""
+    plat = parse_file(path, include_overlays=builtin_overlay)
     extra = builtin_overlay_path(path)
     if builtin_overlay and extra.is_file() and not Path(path).name.endswith(".builtin.repl"):
-        parse_file(extra, into=plat)
+        parse_file(extra, into=plat, include_overlays=True)
     for ov in overlays:
-        parse_file(ov, into=plat)
+        parse_file(ov, into=plat, include_overlays=builtin_overlay)
     return plat
 
 
@@ -257,6 +266,7 @@ class _Builder:
                 raise self.err(e.init[0].pos, f"{e.name}: init statements are not supported by the "
                                               f"builtin engine", expected="no init block")
         self._build_cpu(cpus[0])
+        self.machine.memory_map = MEMORY_MAPS.get(cpus[0].type or "")
         for e in entries:
             if e.type == MEMORY_TYPE and e.name not in self.objects:
                 self._build_memory(e)
@@ -274,16 +284,23 @@ class _Builder:
     def _build_cpu(self, e: Entry) -> None:
         assert e.type is not None and e.type_pos is not None
         cls = self.registry.cpu_class(e.type, e.type_pos)
-        mips = e.prop("PerformanceInMips", DEFAULT_MIPS)
+        # PerformanceInMips (Renode's name; performanceInMips accepted too): the instruction rate,
+        # and the cap on it when a clock model (the RCC) sets the core clock.
+        mips_keys = [k for k in ("PerformanceInMips", "performanceInMips") if k in e.props]
+        if len(mips_keys) > 1:
+            raise self.err(e.props[mips_keys[1]].pos, "PerformanceInMips given twice",
+                           field=mips_keys[1])
+        mips_key = mips_keys[0] if mips_keys else "PerformanceInMips"
+        mips = e.prop(mips_key, DEFAULT_MIPS)
         if not isinstance(mips, (int, float)) or isinstance(mips, bool) or mips <= 0:
-            raise self.err(e.props["PerformanceInMips"].pos, "PerformanceInMips must be a positive "
-                           "number", field="PerformanceInMips")
+            raise self.err(e.props[mips_key].pos, "PerformanceInMips must be a positive "
+                           "number", field=mips_key, expected="e.g. PerformanceInMips: 480")
         hz = int(round(mips * 1_000_000))
         params = inspect.signature(cls.__init__).parameters
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         kwargs: dict[str, Any] = {}
         for key, prop in e.props.items():
-            if key == "PerformanceInMips":
+            if key in ("PerformanceInMips", "performanceInMips"):
                 continue
             pname = key if key in params else _snake(key)
             if pname in params and pname not in ("self", "machine", "name", "hz"):
@@ -300,6 +317,8 @@ class _Builder:
         except TypeError as exc:
             raise self.err(e.pos, f"cannot create CPU {e.name} ({cls.__name__}): {exc}") from None
         cpu.repl_props = {k: p.value for k, p in e.props.items()}
+        if mips_keys:
+            cpu.hz_cap = hz
         if self.machine.cpu is None:
             self.machine.attach_cpu(cpu)
         elif self.machine.cpu is not cpu:
@@ -457,8 +476,16 @@ class _Builder:
     # -- sysbus: Tag ranges ----------------------------------------------------------------------------
     def _build_sysbus(self, e: Entry) -> None:
         for key, prop in e.props.items():
+            if key == "unmapped":
+                v = prop.value.name if isinstance(prop.value, Ref) else prop.value
+                if v not in UNMAPPED_MODES:
+                    raise self.err(prop.pos, f"sysbus unmapped: {v!r} is not a mode",
+                                   field="unmapped", expected="unmapped: fault (a BusFault/access "
+                                   "fault, as silicon) or unmapped: warn (read 0, write dropped)")
+                self.machine.unmapped_mode = str(v)
+                continue
             raise self.err(prop.pos, f"sysbus property {key!r} is not supported by the builtin engine",
-                           field=key)
+                           field=key, expected="only `unmapped: fault|warn`")
         if e.connections:
             c = next(iter(e.connections.values()))
             raise self.err(c.pos, "sysbus has no outputs")

@@ -334,9 +334,11 @@ class _Cursor:
 
 # -- the parser -------------------------------------------------------------------------------------------
 class _Parser:
-    def __init__(self, platform: Platform, include_stack: tuple[str, ...]) -> None:
+    def __init__(self, platform: Platform, include_stack: tuple[str, ...],
+                 include_overlays: bool = False) -> None:
         self.platform = platform
         self.include_stack = include_stack
+        self.include_overlays = include_overlays
 
     def parse(self, text: str, file: str, base_dir: Path | None) -> None:
         lines = [ln for ln in _split_lines(text, file) if ln.code]
@@ -395,9 +397,19 @@ class _Parser:
         if not path.is_file():
             raise ConfigError(f"included file {rel} not found (looked for {path})", file=file,
                               line=cur.pos.line, expected="a path relative to the including file")
-        sub = _Parser(self.platform, self.include_stack + (str(path),))
+        sub = _Parser(self.platform, self.include_stack + (str(path),), self.include_overlays)
         sub.parse(path.read_text(), str(path), path.parent)
         self.platform.files.append(str(path))
+        # The builtin engine's overlay of an included platform (stm32h743.builtin.repl next to
+        # stm32h743.repl) goes with it, right after it: a user platform that pulls ours in with
+        # `using` keeps our builtin-only wiring, and what the user writes after `using` still wins.
+        overlay = path.with_name(path.name[:-len(".repl")] + ".builtin.repl")
+        if self.include_overlays and path.name.endswith(".repl") \
+                and not path.name.endswith(".builtin.repl") and overlay.is_file() \
+                and str(overlay) not in self.include_stack:
+            sub = _Parser(self.platform, self.include_stack + (str(overlay),), True)
+            sub.parse(overlay.read_text(), str(overlay), overlay.parent)
+            self.platform.files.append(str(overlay))
 
     # an entry: header line + body
     def _entry(self, cur: _Cursor, pos: Pos, body: list[_Line], comment: str, file: str) -> None:
@@ -693,13 +705,16 @@ def parse_text(text: str, file: str = "<string>", *, into: Platform | None = Non
     return platform
 
 
-def parse_file(path: str | Path, *, into: Platform | None = None) -> Platform:
-    """Parse a .repl file (optionally as an overlay onto ``into``); `using` resolves next to it."""
+def parse_file(path: str | Path, *, into: Platform | None = None,
+               include_overlays: bool = False) -> Platform:
+    """Parse a .repl file (optionally as an overlay onto ``into``); `using` resolves next to it.
+    ``include_overlays``: a file pulled in with `using` brings its ``.builtin.repl`` overlay."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("platform file not found", file=path, expected="a .repl file")
     resolved = path.resolve()
     platform = into if into is not None else Platform()
-    _Parser(platform, (str(resolved),)).parse(path.read_text(), str(path), resolved.parent)
+    _Parser(platform, (str(resolved),), include_overlays).parse(path.read_text(), str(path),
+                                                                resolved.parent)
     platform.files.append(str(path))
     return platform

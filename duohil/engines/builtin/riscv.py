@@ -224,6 +224,7 @@ class RiscV32Cpu(CpuCore):
         #: callable returning the CLINT's mtime for ``csrr time`` (set by clint.py)
         self.time_source: Callable[[], int] | None = None
         self._fault: tuple[int, int, int] | None = None     # (cause, epc, tval) from a hook
+        self._bus_fault: tuple[int, int, int] | None = None  # the same, from an MMIO hole
         self._ebreak_taken = False
         self._stop_pc: int | None = None    # pc of the store whose MMIO write stopped the slice
         self._counter_hooks: list[int] = []
@@ -293,6 +294,7 @@ class RiscV32Cpu(CpuCore):
         self._wfi_after.clear()
         self._fault = None
         self._ebreak_taken = False
+        self._bus_fault = None
         self._stop_pc = None
         self._hook_counter_reads()
 
@@ -483,12 +485,26 @@ class RiscV32Cpu(CpuCore):
 
     def _on_unmapped(self, uc: Uc, access: int, address: int, _size: int, _value: int,
                      _data: object) -> bool:
+        m = self.machine
         if access == UC_MEM_FETCH_UNMAPPED:
+            m.unmapped_access(address, "fetch", pc=address)
             self._fault = (CAUSE_FETCH_ACCESS, address, address)
-        else:
-            cause = CAUSE_LOAD_ACCESS if access == UC_MEM_READ_UNMAPPED else CAUSE_STORE_ACCESS
-            self._fault = (cause, self._rd(rv.UC_RISCV_REG_PC), address)
+            return False
+        kind = "read" if access == UC_MEM_READ_UNMAPPED else "write"
+        if m.unmapped_mode == "warn" and m.map_hole(address):
+            return True              # retried: the access reaches bus_read/bus_write as a hole
+        pc = self._rd(rv.UC_RISCV_REG_PC)
+        m.unmapped_access(address, kind, pc=pc)
+        cause = CAUSE_LOAD_ACCESS if kind == "read" else CAUSE_STORE_ACCESS
+        self._fault = (cause, pc, address)
         return False
+
+    def bus_error(self, address: int, access: str) -> None:
+        """A bus error on an MMIO access inside a slice (machine.py: a hole in ``fault`` mode):
+        a load/store access fault at the accessing instruction, taken when the slice stops."""
+        cause = CAUSE_LOAD_ACCESS if access == "read" else CAUSE_STORE_ACCESS
+        self._bus_fault = (cause, self._rd(rv.UC_RISCV_REG_PC), address)
+        self.uc.emu_stop()
 
     def _insn_at(self, pc: int) -> int:
         try:
@@ -545,6 +561,13 @@ class RiscV32Cpu(CpuCore):
             raise EngineError(f"{self.machine.name}/{self.name}: unicorn stopped with {exc} at "
                               f"pc={self._rd(rv.UC_RISCV_REG_PC):#010x}") from None
         self._ebreak_taken = False
+        bus_fault = self._bus_fault
+        if bus_fault is not None:                        # a hole in `fault` mode (bus_error)
+            self._bus_fault = None
+            self._stop_pc = None
+            self.exceptions_taken += 1
+            self._enter_trap(*bus_fault)
+            return
         st = self._state_cache = self._trap_in.read()    # mie, priv, mstatus, pc, mtvec
         pc = self._next_pc = st[3]
         stop_pc, self._stop_pc = self._stop_pc, None

@@ -12,11 +12,23 @@ What this model does that Renode's STM32F7_USART does not (renode.md section 1.3
   - ISR.RTOF after CR2.RTOEN and RTOR.RTO bit times (Renode: RTOEN ignored, 8x the delay);
   - ISR.FE from the link's framing-error flag;
   - DMA request lines for RX (``ReceiveDmaRequest``, while CR3.DMAR and RXNE) and TX
-    (``TransmitDmaRequest``, while CR3.DMAT and TXE; Renode raises no TX request).
+    (``TransmitDmaRequest``, while CR3.DMAT and TXE; Renode raises no TX request); setting DMAR
+    or DMAT when the platform wires no such line records one ``warning`` event per line.
+
+  - FIFO mode (CR1.FIFOEN, which HAL_UART_Init turns on): 16-deep TX and RX FIFOs; ISR bit 7
+    reads TXFNF (TX FIFO not full) and bit 5 RXFNE (RX FIFO not empty); TXFE, RXFF and the
+    threshold flags TXFT (at least TXFTCFG's share of the TX FIFO free) and RXFT (at least
+    RXFTCFG's share of the RX FIFO filled; codes 0..5 = 1/8, 1/4, 1/2, 3/4, 7/8, full/empty) with
+    their interrupts CR1.TXFNFIE/RXFNEIE/TXFEIE/RXFFIE and CR3.TXFTIE/RXFTIE; a character that
+    arrives with the RX FIFO full is lost and sets ORE (with OVRDIS it is dropped silently);
+    RQR.TXFRQ/RXFRQ flush the FIFOs; DMA requests follow TXFNF/RXFNE.
+  - LPUART1 (repl ``lowPowerMode: true``, Renode's flag of the same name): the baud rate is
+    256 x f_ck / (PRESC x BRR) with BRR[19:0] >= 0x300, and no OVER8.
 
 Not modelled (documented, nothing is rejected):
-  - FIFO mode: CR1.FIFOEN is stored but the model always behaves as with the FIFO off (one RDR,
-    one TDR); RXFT/TXFT/RXFF/TXFE and the FIFO thresholds never change. The firmware uses FIFO off.
+  - FIFO mode: PE/FE/NE are set when the character enters the RX FIFO (silicon: when it reaches
+    its head); the TX/RX FIFO threshold configuration takes effect at once (silicon: RM0433 says
+    change it only with the FIFO in a known state).
   - Parity checking (PE never set; with PCE the parity bit just counts in the frame length),
     noise (NE), break (SBKRQ), LIN, smartcard, IrDA, synchronous mode, auto-baud, mute/address
     match (CMF), wake-up from Stop, RS-485 driver enable, hardware flow control, ISR.BUSY.
@@ -39,6 +51,12 @@ from .regs import RO, W1T, Field, Register
 PRESC_DIV = (1, 2, 4, 6, 8, 10, 12, 16, 32, 64, 128, 256)
 #: BRR values below this are invalid (RM0433: BRR must be >= 16); the USART then does not run.
 BRR_MIN = 16
+#: LPUART: BRR below 0x300 is invalid (RM0433).
+LPUART_BRR_MIN = 0x300
+#: Both FIFOs are 16 deep (stm32h7-registers.md s.3).
+FIFO_DEPTH = 16
+#: CR3.TXFTCFG/RXFTCFG code -> number of FIFO slots (free for TX, filled for RX) that sets TXFT/RXFT.
+FIFO_THRESHOLD = (2, 4, 8, 12, 14, 16)
 
 # ISR bit positions (also the bit positions of the matching ICR clear bits, except where noted).
 _ISR_FIELDS = [Field("PE", 0), Field("FE", 1), Field("NE", 2), Field("ORE", 3), Field("IDLE", 4),
@@ -65,7 +83,7 @@ class Stm32Usart(Peripheral):
 
     renode_types: ClassVar[tuple[str, ...]] = ("UART.STM32F7_USART",)
     default_size: ClassVar[int] = 0x400
-    properties: ClassVar[dict[str, Any]] = {"frequency": 120_000_000}
+    properties: ClassVar[dict[str, Any]] = {"frequency": 120_000_000, "lowPowerMode": False}
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
@@ -81,8 +99,11 @@ class Stm32Usart(Peripheral):
         self._n_tx = f"{name}._tx_done"
         self._rx_req = self.output("ReceiveDmaRequest")
         self._tx_req = self.output("TransmitDmaRequest")
+        self._dma_warned: set[str] = set()
         #: Kernel clock in Hz (usart_ker_ck). The RCC model may assign it; it is read at every use.
         self.kernel_hz: int = int(self.props["frequency"])
+        #: LPUART1: the 256 x f_ck / BRR baud formula
+        self.low_power = bool(self.props["lowPowerMode"])
         #: Set by the link or a console sink: fn(uart, byte, t_start_ps, bit_time_ps, frame_bits).
         self.tx_sink: Callable[..., None] | None = None
         # counters for the harness (not registers)
@@ -113,8 +134,9 @@ class Stm32Usart(Peripheral):
             Field("CTSIE", 10), Field("ONEBIT", 11), Field("OVRDIS", 12), Field("DDRE", 13),
             Field("DEM", 14), Field("DEP", 15), Field("SCARCNT", 17, 3), Field("WUS", 20, 2),
             Field("WUFIE", 22), Field("TXFTIE", 23), Field("TCBGTIE", 24), Field("RXFTCFG", 25, 3),
-            Field("RXFTIE", 28), Field("TXFTCFG", 29, 3)], on_write=self._update_write)
-        self.brr = r.define(0x0C, "BRR", fields=[Field("BRR", 0, 16)], on_write=self._locked_write)
+            Field("RXFTIE", 28), Field("TXFTCFG", 29, 3)], on_write=self._cr3_written)
+        self.brr = r.define(0x0C, "BRR", fields=[Field("BRR", 0, 20 if self.low_power else 16)],
+                            on_write=self._locked_write)
         self.gtpr = r.define(0x10, "GTPR", fields=[Field("PSC", 0, 8), Field("GT", 8, 8)])
         self.rtor = r.define(0x14, "RTOR", fields=[Field("RTO", 0, 24), Field("BLEN", 24, 8)])
         self.rqr = r.define(0x18, "RQR", access=W1T, fields=[
@@ -132,6 +154,8 @@ class Stm32Usart(Peripheral):
     # -- state --------------------------------------------------------------------------------------
     def _init_state(self) -> None:
         self._tdr_full = False          # TDR holds a character not yet in the shift register
+        self._txq: list[int] = []       # FIFO mode: the TX FIFO (oldest first)
+        self._rxq: list[tuple[int, bool]] = []   # FIFO mode: the RX FIFO (byte, framing error)
         self._shift_free_at = 0         # end (ps) of the character in the shift register
         self._tx_event = None
         self._idle_event = None
@@ -170,9 +194,15 @@ class Stm32Usart(Peripheral):
 
     def _compute_bit_ps(self) -> int | None:
         brr = self.brr.BRR
-        if brr < BRR_MIN or self.kernel_hz <= 0:
+        if self.kernel_hz <= 0:
             return None
         presc = PRESC_DIV[min(self.presc.PRESCALER, len(PRESC_DIV) - 1)]
+        if self.low_power:
+            if brr < LPUART_BRR_MIN:
+                return None
+            return brr * presc * PS_PER_S // (256 * self.kernel_hz)
+        if brr < BRR_MIN:
+            return None
         if self.cr1.OVER8:
             usartdiv = (brr & 0xFFF0) | ((brr & 0x7) << 1)     # BRR[2:0] = USARTDIV[3:0] >> 1
             return usartdiv * presc * PS_PER_S // (2 * self.kernel_hz)
@@ -220,6 +250,11 @@ class Stm32Usart(Peripheral):
                or (s >> 11 & 1 and c1 >> 26 & 1)                    # RTOF & RTOIE
                or (s >> 3 & 1 and (c1 >> 5 & 1 or eie))             # ORE & (RXNEIE | EIE)
                or (s & 0x6 and eie))                                # FE/NE & EIE
+        if c1 >> 29 & 1 and not irq:                                 # FIFOEN
+            irq = ((s >> 23 & 1 and c1 >> 30 & 1)                    # TXFE & TXFEIE
+                   or (s >> 24 & 1 and c1 >> 31 & 1)                 # RXFF & RXFFIE
+                   or (s >> 27 & 1 and c3 >> 23 & 1)                 # TXFT & TXFTIE
+                   or (s >> 26 & 1 and c3 >> 28 & 1))                # RXFT & RXFTIE
         sig = self._irq_out
         if bool(irq) != sig.level:
             sig.set(bool(irq))
@@ -230,8 +265,51 @@ class Stm32Usart(Peripheral):
         if bool(c3 >> 7 & 1 and s >> 7 & 1 and c1 & 9 == 9) != sig.level:
             sig.set(not sig.level)                                   # DMAT & TXE & UE & TE
 
+    def _cr3_written(self, reg: Register, old: int, data: int) -> None:
+        rising = reg.value & ~old
+        if rising & 0xC0:                            # DMAR / DMAT turned on
+            self._check_dma_wiring(rising)
+        self._update_write(reg, old, data)
+
+    def _check_dma_wiring(self, rising: int) -> None:
+        """A firmware that asks for a DMA request the platform does not wire would wait forever
+        for a transfer: say so once per line (a user platform that copied ours without its
+        builtin overlay lost the TX request lines, platforms/stm32h743.builtin.repl)."""
+        for bit, sig, out in ((6, self._rx_req, "ReceiveDmaRequest"),
+                              (7, self._tx_req, "TransmitDmaRequest")):
+            if rising >> bit & 1 and not sig.connected and out not in self._dma_warned:
+                self._dma_warned.add(out)
+                self.machine.record(
+                    "warning", source=self.name, what="dma_request_not_wired",
+                    message=f"{self.name}: the firmware set CR3.{'DMAR' if bit == 6 else 'DMAT'} "
+                            f"but the platform wires no {out} for it: no DMA transfer will happen "
+                            f"(add `{self.name}: {out} -> dmamux1@<request id>`, or pull our "
+                            f"platform in with `using` so its .builtin.repl overlay comes along)")
+
     def _update_write(self, reg: Register, old: int, data: int) -> None:
+        if self.cr1.value >> 29 & 1:
+            self._fifo_flags()                       # CR3 thresholds may have changed
         self._update()
+
+    def _fifo_flags(self) -> None:
+        """FIFO mode: ISR.TXFNF/TXFE/TXFT and RXFNE/RXFF/RXFT from the FIFO levels."""
+        c3 = self.cr3.value
+        ntx, nrx = len(self._txq), len(self._rxq)
+        free = FIFO_DEPTH - ntx
+        s = self.isr.value & ~((1 << 7) | (1 << 23) | (1 << 27) | (1 << 5) | (1 << 24) | (1 << 26))
+        if free:
+            s |= 1 << 7                                              # TXFNF
+        if not ntx:
+            s |= 1 << 23                                             # TXFE
+        if free >= FIFO_THRESHOLD[min(c3 >> 29 & 7, 5)]:
+            s |= 1 << 27                                             # TXFT
+        if nrx:
+            s |= 1 << 5                                              # RXFNE
+        if nrx >= FIFO_DEPTH:
+            s |= 1 << 24                                             # RXFF
+        if nrx >= FIFO_THRESHOLD[min(c3 >> 25 & 7, 5)]:
+            s |= 1 << 26                                             # RXFT
+        self.isr.value = s
 
     # -- configuration writes ------------------------------------------------------------------------------
     def _locked_write(self, reg: Register, old: int, data: int) -> None:
@@ -251,6 +329,8 @@ class Stm32Usart(Peripheral):
                 self._disable()
         else:
             self.isr.set(TEACK=c1.TE, REACK=c1.RE)
+            if c1.FIFOEN:
+                self._fifo_flags()
             if c1.TE:
                 self._tx_try_start()
         self._update()
@@ -269,9 +349,19 @@ class Stm32Usart(Peripheral):
                 ev.cancel()
         self._tx_event = self._idle_event = self._rto_event = None
         self._tdr_full = False
+        self._txq.clear()
+        self._rxq.clear()
         self.isr.reset()
 
     def _rqr_written(self, reg: Register, old: int, data: int) -> None:
+        if self.cr1.value >> 29 & 1:                 # FIFO mode: flush the FIFOs
+            if data & (1 << 3):
+                self._rxq.clear()
+            if data & (1 << 4):
+                self._txq.clear()
+            self._fifo_flags()
+            self._update()
+            return
         if data & (1 << 3):                          # RXFRQ: drop RDR, clear RXNE
             self.isr.set(RXNE=0)
         if data & (1 << 4) and self._tdr_full:       # TXFRQ: drop the character waiting in TDR
@@ -299,7 +389,16 @@ class Stm32Usart(Peripheral):
     # -- transmit ---------------------------------------------------------------------------------------------
     # Hot (one pass per character): raw register words, not field lookups.
     def _tdr_written(self, reg: Register, old: int, data: int) -> None:
-        if not self.cr1.value & 1:                # UE
+        c1 = self.cr1.value
+        if not c1 & 1:                            # UE
+            return
+        if c1 >> 29 & 1:                          # FIFOEN: into the TX FIFO (lost when full)
+            if len(self._txq) < FIFO_DEPTH:
+                self._txq.append(self.tdr.value & 0x1FF)
+            self.isr.value &= ~0x40               # TC=0
+            self._fifo_flags()
+            self._tx_try_start()
+            self._update()
             return
         self._tdr_full = True                     # a write with TXE=0 overwrites TDR (data lost)
         self.isr.value &= ~0xC0                   # TXE=0, TC=0
@@ -309,7 +408,8 @@ class Stm32Usart(Peripheral):
     def _tx_try_start(self) -> None:
         """Move TDR into the shift register if it is free; the character starts now."""
         c1 = self.cr1.value
-        if not (self._tdr_full and c1 & 9 == 9):  # UE and TE
+        fifo = c1 >> 29 & 1
+        if not ((self._txq if fifo else self._tdr_full) and c1 & 9 == 9):  # UE and TE
             return
         ev = self._tx_event
         if ev is not None and not ev.cancelled:
@@ -317,14 +417,18 @@ class Stm32Usart(Peripheral):
         bit_ps, frame_bits, char_ps, data_bits = self._timing()
         if char_ps is None:
             return                                 # no valid baud rate: the character waits
-        byte = self.tdr.value & 0x1FF & ((1 << data_bits) - 1)
+        byte = (self._txq[0] if fifo else self.tdr.value) & 0x1FF & ((1 << data_bits) - 1)
         if c1 & (1 << 10):                         # PCE
             byte &= (1 << (data_bits - 1)) - 1     # the MSB is the parity bit
         t0 = self.machine.now()
         if t0 < self._shift_free_at:
             t0 = self._shift_free_at
-        self._tdr_full = False
-        self.isr.value |= 0x80                     # TXE=1
+        if fifo:
+            del self._txq[0]
+            self._fifo_flags()
+        else:
+            self._tdr_full = False
+            self.isr.value |= 0x80                 # TXE=1
         self._shift_free_at = t0 + char_ps
         self.tx_count += 1
         if self.tx_sink is not None:
@@ -335,9 +439,11 @@ class Stm32Usart(Peripheral):
     def _tx_done(self) -> None:
         """Stop bit of the character in the shift register is out."""
         self._tx_event = None
-        if self._tdr_full and self.cr1.value & 8:  # TE
+        waiting = self._txq if self.cr1.value >> 29 & 1 else self._tdr_full
+        if waiting and self.cr1.value & 8:         # TE
             self._tx_try_start()
-        if not self._tdr_full and self._tx_event is None:
+            waiting = self._txq if self.cr1.value >> 29 & 1 else self._tdr_full
+        if not waiting and self._tx_event is None:
             self.isr.value |= 0x40                 # TC=1
         self._update()
 
@@ -350,7 +456,20 @@ class Stm32Usart(Peripheral):
         self.rx_count += 1
         isr = self.isr
         _bit, _fb, char_ps, data_bits = self._timing()
-        if isr.value & 0x20 and not self.cr3.value & (1 << 12):     # RXNE and not OVRDIS
+        if self.cr1.value >> 29 & 1:               # FIFOEN
+            if len(self._rxq) >= FIFO_DEPTH:
+                self.rx_overruns += 1
+                if not self.cr3.value & (1 << 12):  # OVRDIS: dropped without ORE
+                    isr.value |= 0x08              # ORE: this character is lost
+            else:
+                self._rxq.append((byte & ((1 << data_bits) - 1) & 0x1FF, framing_error))
+                if len(self._rxq) == 1:
+                    self.rdr.value = self._rxq[0][0]
+                if framing_error:
+                    isr.value |= 0x02              # FE
+                    self.rx_framing_errors += 1
+            self._fifo_flags()
+        elif isr.value & 0x20 and not self.cr3.value & (1 << 12):     # RXNE and not OVRDIS
             isr.value |= 0x08                      # ORE: RDR keeps its data; this character is lost
             self.rx_overruns += 1
         else:
@@ -388,7 +507,15 @@ class Stm32Usart(Peripheral):
             self._update()
 
     def _rdr_read(self, reg: Register) -> int:
-        """Reading RDR (CPU or DMA) empties it."""
+        """Reading RDR (CPU or DMA) empties it (FIFO mode: pops the RX FIFO's head)."""
+        if self.cr1.value >> 29 & 1:
+            if not self._rxq:
+                return reg.value
+            value = self._rxq.pop(0)[0]
+            reg.value = self._rxq[0][0] if self._rxq else value
+            self._fifo_flags()
+            self._update()
+            return value
         isr = self.isr
         if isr.value & 0x20:                       # RXNE
             isr.value &= ~0x20
