@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine (root, or sudo when not root):
 #   1. Debian toolchains for both MCUs (installed only when missing),
-#   2. a virtualenv in .venv with duohil and its test extras (reinstalled only when pyproject.toml changed).
+#   2. a virtualenv in .venv with duohil and its test extras (reinstalled only when pyproject.toml,
+#      setup.py or the native core's C sources changed; the C extension is built by that install).
 # A second run does no network work and takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,10 @@ command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || need_pkgs+=(gcc-riscv64-un
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
+# Python.h: the native core (setup.py's C extension) is compiled against it at install time.
+if ! "${PYTHON:-python3}" -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' \
+        >/dev/null 2>&1; then need_pkgs+=(python3-dev); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_pkgs[*]}"
     as_root apt-get update -qq
@@ -38,7 +43,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.duohil-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# reinstalled (and the native core recompiled) when the package metadata or a C source changed
+want=$(cat pyproject.toml setup.py duohil/engines/builtin/native/*.[ch] | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     say "installing duohil[test,report] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
