@@ -1,0 +1,224 @@
+"""Differential tests: the C scheduler (native/_core.c) against the Python one (scheduler.py).
+
+Hypothesis draws programs of schedule / cancel / defer / record / run operations, with event
+callbacks that schedule and cancel more events and fake CPUs that run, sleep, park and schedule
+from inside their slices; both schedulers must give the same trace (what fired, when, with which
+sequence number), the same log, steps and clock.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from duohil.engines.builtin import native
+from duohil.engines.builtin.scheduler import PythonScheduler
+
+CORE = native.core()
+pytestmark = pytest.mark.skipif(CORE is None, reason=f"no native core: {native.note()}")
+
+REACT = st.one_of(
+    st.none(),
+    st.tuples(st.just("after"), st.integers(0, 50)),
+    st.tuples(st.just("at_past"), st.integers(0, 30)),
+    st.tuples(st.just("cancel"), st.integers(0, 1000)),
+    st.tuples(st.just("record"), st.integers(0, 9)),
+    st.tuples(st.just("defer"), st.integers(0, 40)),
+    st.tuples(st.just("park"), st.integers(0, 1)),
+)
+OP = st.one_of(
+    st.tuples(st.just("at"), st.integers(-5, 300), REACT),
+    st.tuples(st.just("after"), st.integers(-5, 300), REACT),
+    st.tuples(st.just("cancel"), st.integers(0, 1000)),
+    st.tuples(st.just("defer"), st.integers(0, 300)),
+    st.tuples(st.just("cancel_deferred"), st.integers(0, 100)),
+    st.tuples(st.just("record"), st.integers(0, 9)),
+    st.tuples(st.just("run_for"), st.integers(0, 120)),
+    st.tuples(st.just("next")),
+)
+CPU_SCRIPT = st.lists(st.sampled_from(["run", "run", "sleep", "park", "park_until", "emit", "stall"]),
+                      min_size=1, max_size=6)
+
+
+class FakeCpu:
+    """A CPU whose behaviour at each slice follows a script (cycled)."""
+
+    def __init__(self, sched, name: str, script: list[str], trace: list) -> None:
+        self.sched, self.name, self.script, self.trace = sched, name, script, trace
+        self.i = 0
+        self.mode = "run"
+        self.until: int | None = None
+        self.parked = False
+        self.local = 0
+
+    def next_deadline(self, now: int, quantum: int) -> int | None:
+        if self.mode == "sleep" or (self.parked and self.until is None):
+            return None
+        if self.parked or self.mode == "stall":
+            return self.until
+        return now + quantum
+
+    def advance_to(self, t: int) -> None:
+        self.trace.append(("adv", self.name, self.sched.now, t))
+        act = self.script[self.i % len(self.script)]
+        self.i += 1
+        self.mode, self.until = "run", None
+        if act == "sleep":
+            self.mode = "sleep"
+        elif act in ("park", "park_until"):
+            self.parked = True
+            self.until = t + 7 if act == "park_until" else None
+            self.sched.park(self)
+        elif act == "stall":
+            self.mode, self.until = "stall", t + 13
+        elif act == "emit":
+            self.sched.at(self.local + 3, self.trace.append, ("emitted", self.name), name=self.name)
+        self.local = t
+
+    def settle(self, t: int) -> None:
+        self.trace.append(("settle", self.name, t))
+
+    def unpark(self) -> None:
+        self.trace.append(("unpark", self.name, self.sched.now))
+        self.parked = False
+        self.until = None
+
+
+def run_program(sched, ops: list, scripts: list[list[str]]) -> dict:
+    trace: list = []
+    events: list = []
+    deferred: list = []
+    cpus = [FakeCpu(sched, f"cpu{i}", s, trace) for i, s in enumerate(scripts)]
+    for c in cpus:
+        sched.add_cpu(c)
+    sched.on_event(lambda ev: trace.append(("listen", ev.seq, ev.time)))
+
+    def fire(i: int, react) -> None:
+        trace.append(("fire", i, sched.now))
+        if react is None:
+            return
+        kind, arg = react
+        if kind == "after":
+            events.append(sched.after(arg, fire, len(events), None, name=f"ev{len(events)}"))
+        elif kind == "at_past":
+            events.append(sched.at(sched.now - arg, fire, len(events), None))
+        elif kind == "cancel" and events:
+            events[arg % len(events)].cancel()
+        elif kind == "record":
+            sched.record("rec", i=i, arg=arg)
+        elif kind == "defer":
+            defer(sched.now + arg)
+        elif kind == "park" and cpus:
+            c = cpus[arg % len(cpus)]
+            c.parked = True
+            sched.park(c)
+
+    def defer(t_lb: int) -> None:
+        seq = sched.reserve_seq()
+        k = len(deferred)
+
+        def materialize() -> None:
+            trace.append(("materialize", k, sched.now))
+            events.append(sched.at_seq(t_lb + 2, seq, fire, len(events), None, name="lazy"))
+        deferred.append(sched.defer(t_lb, materialize))
+
+    for op in ops:
+        kind = op[0]
+        if kind == "at":
+            events.append(sched.at(op[1], fire, len(events), op[2]))
+        elif kind == "after":
+            events.append(sched.after(op[1], fire, len(events), op[2]))
+        elif kind == "cancel" and events:
+            events[op[1] % len(events)].cancel()
+        elif kind == "defer":
+            defer(sched.now + op[1])
+        elif kind == "cancel_deferred" and deferred:
+            sched.cancel_deferred(deferred[op[1] % len(deferred)])
+        elif kind == "record":
+            sched.record("op", t=sched.now + op[1], n=op[1])
+        elif kind == "run_for":
+            sched.run_for(op[1])
+        elif kind == "next":
+            trace.append(("next", sched.next_event_time()))
+    sched.run_for(400)
+    return {"trace": trace, "seqs": [(e.seq, e.time, e.cancelled, e.name) for e in events],
+            "log": sched.log, "steps": sched.steps, "now": sched.now,
+            "next": sched.next_event_time()}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(OP, max_size=40), scripts=st.lists(CPU_SCRIPT, max_size=3),
+       quantum=st.integers(1, 40))
+def test_same_firing_order_times_and_log_as_the_python_scheduler(ops, scripts, quantum) -> None:
+    want = run_program(PythonScheduler(quantum), ops, scripts)
+    got = run_program(CORE.Scheduler(quantum), ops, scripts)
+    assert got == want
+
+
+def test_many_same_time_events_come_out_in_scheduling_order() -> None:
+    for cls in (PythonScheduler, CORE.Scheduler):
+        s = cls(10)
+        out: list[int] = []
+        for i in range(500):
+            s.at((i * 7919) % 13, out.append, i)
+        s.run_until(20)
+        assert out == sorted(range(500), key=lambda i: ((i * 7919) % 13, i))
+
+
+def test_the_heap_alone_pops_in_time_then_sequence_order() -> None:
+    assert CORE.heap_selftest(200_000, 12345) is True
+
+
+def test_an_exception_in_an_event_propagates_and_the_cpus_are_settled() -> None:
+    for cls in (PythonScheduler, CORE.Scheduler):
+        s = cls(10)
+        trace: list = []
+        s.add_cpu(FakeCpu(s, "c", ["run"], trace))
+
+        def boom() -> None:
+            raise KeyError("boom")
+        s.at(25, boom)
+        with pytest.raises(KeyError, match="boom"):
+            s.run_until(100)
+        assert s.now == 25 and trace[-1] == ("settle", "c", 25)     # the event set now, then raised
+
+
+def test_event_objects_behave_alike() -> None:
+    for cls in (PythonScheduler, CORE.Scheduler):
+        s = cls(10)
+        a = s.at(5, print, name="a")
+        b = s.at(5, print)
+        assert a < b and not b < a and a != b and a == a
+        assert repr(a) == "Event(a @ 5 ps)" and repr(b) == "Event(print @ 5 ps)"
+        b.args = (b,)
+        assert b.args == (b,)
+        assert (a.time, a.seq, a.cancelled) == (5, 1, False)
+        a.cancel()
+        assert a.cancelled
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            s.at(1, print, nmae="x")
+
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+@pytest.mark.parametrize("scenario_name, variant", [("nominal", "fixed"), ("cm1_cmd_timeout", "buggy")])
+def test_a_scenario_run_is_the_same_under_both_switches(scenario_name: str, variant: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from duohil import runner, scenario
+    from duohil.errors import ConfigError
+    sc = scenario.load(SCENARIOS / f"{scenario_name}.yaml")
+    try:
+        scenario.check_images(sc, [variant])
+    except ConfigError as exc:
+        pytest.skip(f"firmware not built (make firmware): {exc}")
+    runs = {}
+    for m in ("python", "native"):
+        monkeypatch.setenv(native.ENV, m)
+        runs[m] = runner.run(sc, variant)
+    assert os.environ[native.ENV] == "native"
+    assert runs["python"].fingerprint == runs["native"].fingerprint
+    assert runs["python"].outcomes == runs["native"].outcomes
