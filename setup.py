@@ -28,6 +28,11 @@ def _unicorn_include() -> str | None:
     return None
 
 
+# A compile that fails (optional=True) must not leave an older build of the core in place beside
+# the sources (editable installs put it there): drop it first, so such an install runs Python.
+for _old in NATIVE.glob("_core*.so"):
+    _old.unlink()
+
 ext_modules = []
 _inc = _unicorn_include()
 if _inc is None:

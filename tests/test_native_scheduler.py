@@ -143,6 +143,8 @@ def run_program(sched, ops: list, scripts: list[list[str]]) -> dict:
             sched.run_for(op[1])
         elif kind == "next":
             trace.append(("next", sched.next_event_time()))
+        # the heap's array itself: same sift algorithm as heapq, entry for entry
+        trace.append(("heap", [(t, q) for t, q, _ in sched._heap]))
     sched.run_for(400)
     return {"trace": trace, "seqs": [(e.seq, e.time, e.cancelled, e.name) for e in events],
             "log": sched.log, "steps": sched.steps, "now": sched.now,

@@ -32,7 +32,10 @@ def _load() -> tuple[ModuleType | None, str]:
     try:
         from . import _core
     except ImportError as exc:
-        _state = (None, f"native core not built ({exc}); run `make setup` with gcc and Python.h")
+        if "cannot import name '_core'" in str(exc):
+            _state = (None, "native core not built: run `make setup` with gcc and Python.h present")
+        else:                               # built, but e.g. for another Python
+            _state = (None, f"native core cannot be loaded: {exc}")
         return _state
     try:
         from unicorn.unicorn_py3.unicorn import uclib

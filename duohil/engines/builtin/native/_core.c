@@ -788,6 +788,30 @@ static PyObject *sched_pending(SchedObject *s, PyObject *Py_UNUSED(ignored))
     return PyLong_FromSize_t(s->heap.n);
 }
 
+/* `_heap`: a snapshot list of (time, seq, event) in heap-array order, the Python scheduler's own
+ * representation, for tests that look inside. */
+static PyObject *sched_get_heap(SchedObject *s, void *Py_UNUSED(c))
+{
+    PyObject *out = PyList_New((Py_ssize_t)s->heap.n);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < s->heap.n; i++) {
+        dh_entry *e = &s->heap.v[i];
+        PyObject *row = Py_BuildValue("(LLO)", (long long)e->t, (long long)e->seq, (PyObject *)e->item);
+        if (!row) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, (Py_ssize_t)i, row);
+    }
+    return out;
+}
+
+static PyGetSetDef sched_getset[] = {
+    {"_heap", (getter)sched_get_heap, NULL, "snapshot of the heap: [(time, seq, event)]", NULL},
+    {NULL},
+};
+
 static PyMethodDef sched_methods[] = {
     {"at", (PyCFunction)(void (*)(void))sched_at, METH_FASTCALL | METH_KEYWORDS,
      "at(t, fn, *args, name='') -> Event: fn(*args) at absolute time t (clamped to now)."},
@@ -831,6 +855,7 @@ static PyTypeObject SchedType = {
     .tp_clear = (inquiry)sched_clear,
     .tp_methods = sched_methods,
     .tp_members = sched_members,
+    .tp_getset = sched_getset,
 };
 
 /* -- unicorn ---------------------------------------------------------------------------------------- */
