@@ -3,7 +3,9 @@
 Hypothesis draws programs of schedule / cancel / defer / record / run operations, with event
 callbacks that schedule and cancel more events and fake CPUs that run, sleep, park and schedule
 from inside their slices; both schedulers must give the same trace (what fired, when, with which
-sequence number), the same log, steps and clock.
+sequence number), the same log, steps and clock. The slice driver (CpuCore's next_deadline /
+advance_to / settle, in C under the C scheduler) is compared the same way with scripted CpuCore
+subclasses that sleep, park, stall, halt and take interrupts.
 """
 from __future__ import annotations
 
@@ -224,3 +226,125 @@ def test_a_scenario_run_is_the_same_under_both_switches(scenario_name: str, vari
     assert os.environ[native.ENV] == "native"
     assert runs["python"].fingerprint == runs["native"].fingerprint
     assert runs["python"].outcomes == runs["native"].outcomes
+
+
+# -- the slice driver: CpuCore's next_deadline / advance_to / settle, in C under the C scheduler --------
+from duohil.engines.builtin.cpu import CpuCore  # noqa: E402
+
+SLICE_ACT = st.sampled_from(["none", "none", "wfi", "park", "park_for", "stall", "halt", "irq_later",
+                             "raise"])
+
+
+class _Machine:
+    def __init__(self, sched) -> None:
+        self.scheduler = sched
+
+    def record(self, kind: str, t: int | None = None, **details) -> None:
+        self.scheduler.record(kind, t=t, machine="m", **details)
+
+
+class ScriptedCpu(CpuCore):
+    """CpuCore's own time methods around a scripted architecture: no unicorn, slices follow a script."""
+
+    def __init__(self, sched, name: str, hz: int, script: list[str], trace: list) -> None:   # noqa: D107
+        self.machine, self.name, self.hz = _Machine(sched), name, hz
+        self.cycles = self.slices = self.instructions = self.slice_start_ps = 0
+        self.sleeping = self.halted = self.parked = self.executing = False
+        self.stall_until = self.park_until = None
+        self._poll_addr, self._poll_count = None, 0
+        self.script, self.trace, self.i, self.pending = script, trace, 0, False
+
+    def interrupt_pending(self) -> bool:
+        return self.pending
+
+    def take_interrupts(self) -> bool:
+        self.trace.append(("take", self.name, self.cycles))
+        if self.pending and self.i % 3 != 1:        # sometimes masked
+            self.pending = False
+            self.trace.append(("irq", self.name, self.cycles))
+            return True
+        return False
+
+    def unpark(self) -> None:
+        self.trace.append(("unpark", self.name, self.cycles))
+        super().unpark()
+
+    def raise_irq(self) -> None:
+        self.pending = True
+        self.trace.append(("raise", self.name, self.machine.scheduler.now))
+
+    def _run_slice(self, count: int) -> None:
+        sched = self.machine.scheduler
+        act = self.script[self.i % len(self.script)]
+        self.i += 1
+        self.trace.append(("slice", self.name, count, self.cycles, self.slice_start_ps, act))
+        if act == "wfi":
+            self.sleeping = True
+        elif act in ("park", "park_for"):
+            self.parked = True
+            self.park_until = self.slice_start_ps + 5_000 if act == "park_for" else None
+            sched.park(self)
+        elif act == "stall":
+            self.stall(self.slice_start_ps + 20_000)
+        elif act == "halt" and self.i > 6:
+            self.halted = True
+        elif act == "irq_later":
+            sched.at(self.slice_start_ps + 3_000, self.raise_irq, name="irq")
+        elif act == "raise":
+            self.pending = True
+
+
+def run_cpus(sched, scripts: list[list[str]], hzs: list[int], kicks: list[int], until: int) -> dict:
+    trace: list = []
+    cpus = [ScriptedCpu(sched, f"c{i}", hz, s, trace) for i, (s, hz) in enumerate(zip(scripts, hzs))]
+    for c in cpus:
+        sched.add_cpu(c)
+    for k, t in enumerate(kicks):                     # outside interrupts, wake-ups of parked CPUs
+        if cpus:
+            sched.at(t, cpus[k % len(cpus)].raise_irq, name="kick")
+    for step in range(1, 5):
+        sched.run_until(until * step // 4)
+    state = [(c.cycles, c.slices, c.instructions, c.sleeping, c.parked, c.park_until, c.stall_until,
+              c.halted, c.executing, c.slice_start_ps, c.pending) for c in cpus]
+    return {"trace": trace, "state": state, "log": sched.log, "steps": sched.steps, "now": sched.now}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scripts=st.lists(st.lists(SLICE_ACT, min_size=1, max_size=8), min_size=1, max_size=2),
+       hzs=st.lists(st.sampled_from([1_000_000, 64_000_000, 160_000_000, 480_000_000, 7_000_003]),
+                    min_size=2, max_size=2),
+       kicks=st.lists(st.integers(0, 200_000), max_size=6),
+       quantum=st.sampled_from([1_000, 10_000, 33_333]))
+def test_the_c_slice_driver_moves_cpus_like_cpu_py(scripts, hzs, kicks, quantum) -> None:
+    want = run_cpus(PythonScheduler(quantum), scripts, hzs, kicks, 200_000)
+    s = CORE.Scheduler(quantum)
+    got = run_cpus(s, scripts, hzs, kicks, 200_000)
+    assert all(CORE.drives_natively(c) for c in s.cpus)
+    assert got == want
+
+
+def test_only_cpus_that_keep_cpucores_time_methods_are_driven_in_c() -> None:
+    s = CORE.Scheduler(10)
+    plain = ScriptedCpu(s, "a", 1_000_000, ["none"], [])
+
+    class Own(ScriptedCpu):
+        def advance_to(self, t: int) -> None:
+            super().advance_to(t)
+    own = Own(s, "b", 1_000_000, ["none"], [])
+    shadow = ScriptedCpu(s, "c", 1_000_000, ["none"], [])
+    shadow.settle = lambda t: None
+    assert [CORE.drives_natively(c) for c in (plain, own, shadow)] == [True, False, False]
+
+
+def test_an_exception_in_a_slice_clears_executing_and_propagates() -> None:
+    for cls in (PythonScheduler, CORE.Scheduler):
+        s = cls(1_000)
+        c = ScriptedCpu(s, "a", 1_000_000, ["none"], [])
+
+        def boom(count: int) -> None:
+            raise ValueError("slice")
+        c._run_slice = boom
+        s.add_cpu(c)
+        with pytest.raises(ValueError, match="slice"):
+            s.run_until(10_000)
+        assert c.executing is False and c.cycles == 0

@@ -643,7 +643,366 @@ static int fire_due(SchedObject *s, int64_t upto)
     }
 }
 
-static int run_loop(SchedObject *s, int64_t t_end, PyObject *active)
+
+/* -- the slice driver: CpuCore.next_deadline / advance_to / settle (cpu.py) in C ----------------------
+ *
+ * The C scheduler calls these instead of the Python methods for a CPU whose class kept CpuCore's
+ * own methods (register_cpu_class). Same reads and writes of the CPU's attributes in the same
+ * order as cpu.py, so a CPU cannot tell which loop drove it; what stays Python is what the
+ * architecture provides (take_interrupts, interrupt_pending, _run_slice, unpark) and the machine's
+ * record. cpu.py stays the reference (DUOHIL_MODELS=python runs it).
+ */
+
+#define PS_PER_S 1000000000000LL
+
+static PyObject *cpu_fns[5];      /* CpuCore's next_deadline, advance_to, settle, cycles_at, now_ps */
+static PyObject *str_cycles_at, *str_now_ps, *str_halted, *str_stall_until, *str_sleeping,
+    *str_park_until, *str_interrupt_pending, *str_take_interrupts, *str_cycles, *str_hz,
+    *str_executing, *str_slice_start_ps, *str_poll_addr, *str_poll_count, *str_run_slice,
+    *str_instructions, *str_slices, *str_machine, *str_record, *str_stall_end, *str_cpu, *str_name,
+    *str_scheduler, *str_now;
+
+static PyObject *mod_register_cpu_class(PyObject *Py_UNUSED(m), PyObject *cls)
+{
+    PyObject *names[5] = {str_next_deadline, str_advance_to, str_settle, str_cycles_at, str_now_ps};
+    if (!PyType_Check(cls))
+        return PyErr_Format(PyExc_TypeError, "register_cpu_class needs a class");
+    for (int i = 0; i < 5; i++) {
+        PyObject *f = _PyType_Lookup((PyTypeObject *)cls, names[i]);
+        if (!f)
+            return PyErr_Format(PyExc_TypeError, "%R has no %S", cls, names[i]);
+        Py_INCREF(f);
+        Py_XSETREF(cpu_fns[i], f);
+    }
+    Py_RETURN_NONE;
+}
+
+/* 1 when the C driver may stand in for the CPU's methods: its class did not override them and the
+ * instance does not shadow them. */
+static int cpu_is_native(PyObject *cpu)
+{
+    PyObject *names[5] = {str_next_deadline, str_advance_to, str_settle, str_cycles_at, str_now_ps};
+    if (!cpu_fns[0])
+        return 0;
+    for (int i = 0; i < 5; i++)
+        if (_PyType_Lookup(Py_TYPE(cpu), names[i]) != cpu_fns[i])
+            return 0;
+    PyObject *d = PyObject_GenericGetDict(cpu, NULL);
+    if (!d) {
+        PyErr_Clear();
+        return 0;
+    }
+    int shadowed = 0;
+    for (int i = 0; i < 5 && !shadowed; i++)
+        shadowed = PyDict_Contains(d, names[i]) != 0;
+    Py_DECREF(d);
+    return !shadowed;
+}
+
+typedef __int128 i128;
+
+static int64_t floordiv(i128 a, i128 b)           /* Python's a // b for b > 0 */
+{
+    i128 q = a / b;
+    if ((a % b) != 0 && a < 0)
+        q -= 1;
+    return (int64_t)q;
+}
+
+static int get_i64(PyObject *o, PyObject *name, int64_t *out)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    int rc = as_i64(v, out);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* 1 true, 0 false, -1 error */
+static int get_truth(PyObject *o, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    int rc = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* *is_none = 1 when the attribute is None; else its value in *out. */
+static int get_opt_i64(PyObject *o, PyObject *name, int64_t *out, int *is_none)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    *is_none = v == Py_None;
+    int rc = *is_none ? 0 : as_i64(v, out);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int set_i64(PyObject *o, PyObject *name, int64_t v)
+{
+    PyObject *x = PyLong_FromLongLong(v);
+    if (!x)
+        return -1;
+    int rc = PyObject_SetAttr(o, name, x);
+    Py_DECREF(x);
+    return rc;
+}
+
+static int call_truth(PyObject *o, PyObject *name)
+{
+    PyObject *r = PyObject_CallMethodNoArgs(o, name);
+    if (!r)
+        return -1;
+    int rc = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return rc;
+}
+
+/* cycles_at(t) = -((-t * hz) // PS_PER_S) */
+static int cycles_at(PyObject *cpu, int64_t t, int64_t *out)
+{
+    int64_t hz;
+    if (get_i64(cpu, str_hz, &hz) < 0)
+        return -1;
+    *out = -floordiv(-(i128)t * hz, PS_PER_S);
+    return 0;
+}
+
+/* next_deadline: *none = 1 for "asks for no time". */
+static int c_next_deadline(PyObject *cpu, int64_t now, int64_t quantum, int64_t *d, int *none)
+{
+    int b = get_truth(cpu, str_halted);
+    if (b)
+        return b < 0 ? -1 : (*none = 1, 0);
+    int is_none;
+    if (get_opt_i64(cpu, str_stall_until, d, &is_none) < 0)
+        return -1;
+    if (!is_none)
+        return *none = 0, 0;
+    if ((b = get_truth(cpu, str_parked)) < 0)
+        return -1;
+    if (b)
+        return get_opt_i64(cpu, str_park_until, d, none);
+    if ((b = get_truth(cpu, str_sleeping)) < 0)
+        return -1;
+    if (b) {
+        int ip = call_truth(cpu, str_interrupt_pending);
+        if (ip < 0)
+            return -1;
+        if (!ip)
+            return *none = 1, 0;
+    }
+    *d = now + quantum;
+    *none = 0;
+    return 0;
+}
+
+static int c_settle(PyObject *cpu, int64_t t)
+{
+    int64_t floor, cycles;
+    if (cycles_at(cpu, t, &floor) < 0 || get_i64(cpu, str_cycles, &cycles) < 0)
+        return -1;
+    return cycles < floor ? set_i64(cpu, str_cycles, floor) : 0;
+}
+
+static int add_to(PyObject *cpu, PyObject *name, int64_t n)
+{
+    int64_t v;
+    return get_i64(cpu, name, &v) < 0 ? -1 : set_i64(cpu, name, v + n);
+}
+
+static int record_stall_end(PyObject *cpu)
+{
+    int64_t cycles, hz;
+    if (get_i64(cpu, str_cycles, &cycles) < 0 || get_i64(cpu, str_hz, &hz) < 0)
+        return -1;
+    int64_t now_ps = floordiv((i128)cycles * PS_PER_S, hz);
+    PyObject *machine = PyObject_GetAttr(cpu, str_machine);
+    if (!machine)
+        return -1;
+    PyObject *record = PyObject_GetAttr(machine, str_record);
+    Py_DECREF(machine);
+    PyObject *name = PyObject_GetAttr(cpu, str_name);
+    PyObject *t = PyLong_FromLongLong(now_ps);
+    PyObject *kw = PyDict_New();
+    PyObject *args = PyTuple_Pack(1, str_stall_end);
+    PyObject *r = NULL;
+    if (record && name && t && kw && args && PyDict_SetItem(kw, str_t, t) == 0
+        && PyDict_SetItem(kw, str_cpu, name) == 0)
+        r = PyObject_Call(record, args, kw);
+    Py_XDECREF(record);
+    Py_XDECREF(name);
+    Py_XDECREF(t);
+    Py_XDECREF(kw);
+    Py_XDECREF(args);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* CpuCore.advance_to(t), the scheduler's clock being sched_now. */
+static int c_advance_to(PyObject *cpu, int64_t t, int64_t sched_now)
+{
+    int64_t floor, target, cycles;
+    if (cycles_at(cpu, sched_now, &floor) < 0 || get_i64(cpu, str_cycles, &cycles) < 0)
+        return -1;
+    if (cycles < floor && set_i64(cpu, str_cycles, floor) < 0)
+        return -1;
+    if (cycles_at(cpu, t, &target) < 0 || get_i64(cpu, str_cycles, &cycles) < 0)
+        return -1;
+    if (cycles >= target)
+        return 0;
+    int took = 0, b;
+    int64_t v;
+    int is_none;
+    if ((b = get_truth(cpu, str_sleeping)) < 0)
+        return -1;
+    if (b) {
+        if (get_opt_i64(cpu, str_stall_until, &v, &is_none) < 0)
+            return -1;
+        int fast = is_none;
+        if (fast && (b = get_truth(cpu, str_parked)) != 0)
+            fast = b < 0 ? -1 : 0;
+        if (fast == 1 && (b = get_truth(cpu, str_halted)) != 0)
+            fast = b < 0 ? -1 : 0;
+        if (fast < 0)
+            return -1;
+        if (fast) {
+            if ((b = call_truth(cpu, str_take_interrupts)) < 0)
+                return -1;
+            if (b) {
+                if (PyObject_SetAttr(cpu, str_sleeping, Py_False) < 0)
+                    return -1;
+                took = 1;
+            } else {
+                if ((b = call_truth(cpu, str_interrupt_pending)) < 0)
+                    return -1;
+                if (!b)
+                    return set_i64(cpu, str_cycles, target);
+            }
+        }
+    }
+    for (;;) {
+        if (get_i64(cpu, str_cycles, &cycles) < 0)
+            return -1;
+        if (cycles >= target)
+            return 0;
+        if ((b = get_truth(cpu, str_halted)) < 0)
+            return -1;
+        if (b)
+            return set_i64(cpu, str_cycles, target);
+        if (get_opt_i64(cpu, str_stall_until, &v, &is_none) < 0)
+            return -1;
+        if (!is_none) {
+            if (v >= t)
+                return set_i64(cpu, str_cycles, target);
+            int64_t ca;
+            if (get_i64(cpu, str_cycles, &cycles) < 0 || cycles_at(cpu, v, &ca) < 0
+                || set_i64(cpu, str_cycles, cycles > ca ? cycles : ca) < 0
+                || PyObject_SetAttr(cpu, str_stall_until, Py_None) < 0 || record_stall_end(cpu) < 0)
+                return -1;
+            continue;
+        }
+        if ((b = get_truth(cpu, str_parked)) < 0)
+            return -1;
+        if (b) {
+            if (get_opt_i64(cpu, str_park_until, &v, &is_none) < 0)
+                return -1;
+            if (is_none || v >= t)
+                return set_i64(cpu, str_cycles, target);
+            int64_t ca;
+            if (get_i64(cpu, str_cycles, &cycles) < 0 || cycles_at(cpu, v, &ca) < 0
+                || set_i64(cpu, str_cycles, cycles > ca ? cycles : ca) < 0)
+                return -1;
+            PyObject *r = PyObject_CallMethodNoArgs(cpu, str_unpark);
+            if (!r)
+                return -1;
+            Py_DECREF(r);
+            continue;
+        }
+        if (took) {
+            took = 0;
+        } else {
+            if ((b = call_truth(cpu, str_take_interrupts)) < 0)
+                return -1;
+            if (b && PyObject_SetAttr(cpu, str_sleeping, Py_False) < 0)
+                return -1;
+        }
+        if ((b = get_truth(cpu, str_sleeping)) < 0)
+            return -1;
+        if (b) {
+            if ((b = call_truth(cpu, str_interrupt_pending)) < 0)
+                return -1;
+            if (!b)
+                return set_i64(cpu, str_cycles, target);
+            if (PyObject_SetAttr(cpu, str_sleeping, Py_False) < 0)
+                return -1;
+            continue;
+        }
+        int64_t hz;
+        if (get_i64(cpu, str_cycles, &cycles) < 0 || get_i64(cpu, str_hz, &hz) < 0)
+            return -1;
+        int64_t n = target - cycles;
+        if (PyObject_SetAttr(cpu, str_executing, Py_True) < 0
+            || set_i64(cpu, str_slice_start_ps, floordiv((i128)cycles * PS_PER_S, hz)) < 0
+            || PyObject_SetAttr(cpu, str_poll_addr, Py_None) < 0 || set_i64(cpu, str_poll_count, 0) < 0)
+            return -1;
+        PyObject *pn = PyLong_FromLongLong(n);
+        if (!pn)
+            return -1;
+        PyObject *r = PyObject_CallMethodOneArg(cpu, str_run_slice, pn);
+        Py_DECREF(pn);
+        /* finally: executing = False, keeping _run_slice's exception */
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        int rc = PyObject_SetAttr(cpu, str_executing, Py_False);
+        if (rc < 0) {
+            Py_XDECREF(et);
+            Py_XDECREF(ev);
+            Py_XDECREF(etb);
+            Py_XDECREF(r);
+            return -1;
+        }
+        PyErr_Restore(et, ev, etb);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+        if (set_i64(cpu, str_cycles, cycles + n) < 0 || add_to(cpu, str_instructions, n) < 0
+            || add_to(cpu, str_slices, 1) < 0)
+            return -1;
+    }
+}
+
+static PyObject *mod_drives_natively(PyObject *Py_UNUSED(m), PyObject *cpu)
+{
+    return PyBool_FromLong(cpu_is_native(cpu));
+}
+
+/* The scheduler's clock as the CPU sees it: cpu.machine.scheduler.now. */
+static int cpu_sched_now(PyObject *cpu, SchedObject *s, int64_t *now)
+{
+    PyObject *m = PyObject_GetAttr(cpu, str_machine);
+    if (!m)
+        return -1;
+    PyObject *sc = PyObject_GetAttr(m, str_scheduler);
+    Py_DECREF(m);
+    if (!sc)
+        return -1;
+    int rc = 0;
+    if (sc == (PyObject *)s)
+        *now = s->now;
+    else
+        rc = get_i64(sc, str_now, now);
+    Py_DECREF(sc);
+    return rc;
+}
+
+/* flags[i]: cpus[i] is driven by the C slice driver (fixed when run_until starts). */
+static int run_loop(SchedObject *s, int64_t t_end, PyObject *active, const char *flags, Py_ssize_t nflags,
+                    char *active_flags)
 {
     PyObject *callargs[3];
     for (;;) {
@@ -666,6 +1025,10 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active)
         int64_t quantum = s->quantum;
         if (PyList_SetSlice(active, 0, PY_SSIZE_T_MAX, NULL) < 0)
             return -1;
+        if (PyList_GET_SIZE(s->cpus) > nflags) {     /* active_flags has room for nflags CPUs */
+            PyErr_SetString(PyExc_RuntimeError, "a CPU was added to the scheduler inside run_until");
+            return -1;
+        }
         PyObject *pnow = PyLong_FromLongLong(now);
         PyObject *pq = PyLong_FromLongLong(quantum);
         if (!pnow || !pq) {
@@ -675,6 +1038,27 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active)
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(s->cpus); i++) {
             PyObject *cpu = PyList_GET_ITEM(s->cpus, i);
+            if (i < nflags && flags[i]) {
+                int64_t dl;
+                int none;
+                Py_INCREF(cpu);
+                int rc = c_next_deadline(cpu, now, quantum, &dl, &none);
+                if (rc == 0 && !none) {
+                    active_flags[PyList_GET_SIZE(active)] = 1;
+                    rc = PyList_Append(active, cpu);
+                    if (dl <= now)          /* trap (c) */
+                        dl = now + quantum;
+                    if (dl < horizon)
+                        horizon = dl;
+                }
+                Py_DECREF(cpu);
+                if (rc < 0) {
+                    Py_DECREF(pnow);
+                    Py_DECREF(pq);
+                    return -1;
+                }
+                continue;
+            }
             callargs[0] = cpu;
             callargs[1] = pnow;
             callargs[2] = pq;
@@ -686,6 +1070,7 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active)
                 rc = -1;
             } else if (d != Py_None) {
                 int64_t dl;
+                active_flags[PyList_GET_SIZE(active)] = 0;
                 if (as_i64(d, &dl) < 0 || PyList_Append(active, cpu) < 0) {
                     rc = -1;
                 } else {
@@ -710,7 +1095,21 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active)
             if (!ph)
                 return -1;
             for (Py_ssize_t i = 0; i < PyList_GET_SIZE(active); i++) {
-                callargs[0] = PyList_GET_ITEM(active, i);
+                PyObject *cpu = PyList_GET_ITEM(active, i);
+                if (active_flags[i]) {
+                    int64_t sched_now;
+                    Py_INCREF(cpu);
+                    int rc = cpu_sched_now(cpu, s, &sched_now);
+                    if (rc == 0)
+                        rc = c_advance_to(cpu, horizon, sched_now);
+                    Py_DECREF(cpu);
+                    if (rc < 0) {
+                        Py_DECREF(ph);
+                        return -1;
+                    }
+                    continue;
+                }
+                callargs[0] = cpu;
                 callargs[1] = ph;
                 PyObject *r = PyObject_VectorcallMethod(str_advance_to, callargs,
                                                         2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
@@ -738,7 +1137,15 @@ static PyObject *sched_run_until(SchedObject *s, PyObject *arg)
     PyObject *active = PyList_New(0);
     if (!active)
         return NULL;
-    int rc = run_loop(s, t_end, active);
+    Py_ssize_t ncpu = PyList_GET_SIZE(s->cpus);
+    char *flags = PyMem_Calloc((size_t)ncpu + 1, 2);    /* flags[ncpu], then active_flags[ncpu] */
+    if (!flags) {
+        Py_DECREF(active);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < ncpu; i++)
+        flags[i] = (char)cpu_is_native(PyList_GET_ITEM(s->cpus, i));
+    int rc = run_loop(s, t_end, active, flags, ncpu, flags + ncpu + 1);
     Py_DECREF(active);
     /* finally: bring every CPU's clock up to now, as the Python loop's finally clause does */
     PyObject *exc_type = NULL, *exc_val = NULL, *exc_tb = NULL;
@@ -747,6 +1154,17 @@ static PyObject *sched_run_until(SchedObject *s, PyObject *arg)
     PyObject *pnow = PyLong_FromLongLong(s->now);
     int settle_failed = pnow == NULL;
     for (Py_ssize_t i = 0; pnow && i < PyList_GET_SIZE(s->cpus); i++) {
+        if (i < ncpu && flags[i]) {
+            PyObject *cpu = PyList_GET_ITEM(s->cpus, i);
+            Py_INCREF(cpu);
+            int src = c_settle(cpu, s->now);
+            Py_DECREF(cpu);
+            if (src < 0) {
+                settle_failed = 1;
+                break;
+            }
+            continue;
+        }
         PyObject *callargs[2] = {PyList_GET_ITEM(s->cpus, i), pnow};
         PyObject *r = PyObject_VectorcallMethod(str_settle, callargs,
                                                 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
@@ -757,6 +1175,7 @@ static PyObject *sched_run_until(SchedObject *s, PyObject *arg)
         Py_DECREF(r);
     }
     Py_XDECREF(pnow);
+    PyMem_Free(flags);
     if (settle_failed) {            /* the finally clause's exception replaces the loop's */
         Py_XDECREF(exc_type);
         Py_XDECREF(exc_val);
@@ -947,6 +1366,11 @@ static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
      "check its version; ImportError with one line on a mismatch."},
+    {"drives_natively", mod_drives_natively, METH_O,
+     "drives_natively(cpu) -> True when the C scheduler runs cpu's time methods in C."},
+    {"register_cpu_class", mod_register_cpu_class, METH_O,
+     "register_cpu_class(CpuCore): the C scheduler drives CPUs that keep this class's next_deadline, "
+     "advance_to, settle, cycles_at and now_ps with its C slice driver."},
     {"built_for", mod_built_for, METH_NOARGS, "The unicorn version of the headers we were built with."},
     {"emu_start", (PyCFunction)(void (*)(void))mod_emu_start, METH_FASTCALL, NULL},
     {"bench_slices", (PyCFunction)(void (*)(void))mod_bench_slices, METH_FASTCALL, NULL},
@@ -975,6 +1399,30 @@ PyMODINIT_FUNC PyInit__core(void)
     INTERN(str_unpark, "unpark");
     INTERN(str_t, "t");
     INTERN(str_empty, "");
+    INTERN(str_cycles_at, "cycles_at");
+    INTERN(str_now_ps, "now_ps");
+    INTERN(str_halted, "halted");
+    INTERN(str_stall_until, "stall_until");
+    INTERN(str_sleeping, "sleeping");
+    INTERN(str_park_until, "park_until");
+    INTERN(str_interrupt_pending, "interrupt_pending");
+    INTERN(str_take_interrupts, "take_interrupts");
+    INTERN(str_cycles, "cycles");
+    INTERN(str_hz, "hz");
+    INTERN(str_executing, "executing");
+    INTERN(str_slice_start_ps, "slice_start_ps");
+    INTERN(str_poll_addr, "_poll_addr");
+    INTERN(str_poll_count, "_poll_count");
+    INTERN(str_run_slice, "_run_slice");
+    INTERN(str_instructions, "instructions");
+    INTERN(str_slices, "slices");
+    INTERN(str_machine, "machine");
+    INTERN(str_record, "record");
+    INTERN(str_stall_end, "stall_end");
+    INTERN(str_cpu, "cpu");
+    INTERN(str_name, "name");
+    INTERN(str_scheduler, "scheduler");
+    INTERN(str_now, "now");
 #undef INTERN
     if (PyType_Ready(&EventType) < 0 || PyType_Ready(&SchedType) < 0)
         return NULL;
