@@ -193,6 +193,10 @@ def bench_native_ops(rep: Report) -> None:
     rep.line("scheduler event at()+fire, no-op callback: python", f"{py:.0f} ns")
     rep.line("scheduler event at()+fire, no-op callback: native", f"{nat:.0f} ns", f"{py / nat:.1f}x less")
 
+    py, nat = (_per_op_ns(_slice_steps(cls), 20_000) for cls in (PythonScheduler, core.Scheduler))
+    rep.line("step of 2 running CpuCores (1-insn slices): python", f"{py:.0f} ns")
+    rep.line("step of 2 running CpuCores (1-insn slices): native", f"{nat:.0f} ns", f"{py / nat:.1f}x less")
+
     from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
     from .engines.builtin.cpu import RAW, U64, _NO_TIMEOUT, _UNTIL
     uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
@@ -208,6 +212,42 @@ def bench_native_ops(rep: Report) -> None:
     uch = uc._uch.value
     from_c = _per_op_ns(lambda: core.bench_slices(uch, 0x1001, k, 1), k)
     rep.line("slice start/stop (1 insn): from C", f"{from_c:.0f} ns")
+
+
+def _slice_steps(sched_cls: Any, steps: int = 20_000) -> Callable[[], None]:
+    """``steps`` scheduler steps of two CpuCores whose slices do nothing: the slice driver's own
+    cost (next_deadline + advance_to + the slice bookkeeping), without unicorn."""
+    from .engines.builtin.cpu import CpuCore
+
+    class _Idle:
+        def record(self, *a: Any, **k: Any) -> None:
+            pass
+
+    class NullCpu(CpuCore):
+        def __init__(self, sched: Any, name: str) -> None:     # no unicorn: only the time state
+            self.machine = _Idle()
+            self.machine.scheduler = sched
+            self.name, self.hz = name, 1_000_000
+            self.cycles = self.slices = self.instructions = self.slice_start_ps = 0
+            self.sleeping = self.halted = self.parked = self.executing = False
+            self.stall_until = self.park_until = None
+            self._poll_addr, self._poll_count = None, 0
+
+        def interrupt_pending(self) -> bool:
+            return False
+
+        def take_interrupts(self) -> bool:
+            return False
+
+        def _run_slice(self, count: int) -> None:
+            pass
+
+    def go() -> None:
+        s = sched_cls(1_000_000)                  # 1 us quantum = one 1-cycle slice at 1 MHz
+        for n in ("a", "b"):
+            s.add_cpu(NullCpu(s, n))
+        s.run_until(steps * 1_000_000)
+    return go
 
 
 def bench_models(rep: Report, traffic_ps: int) -> None:
