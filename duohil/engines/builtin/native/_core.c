@@ -388,9 +388,10 @@ static int lazy_split(SchedObject *s, int64_t upto, int keep_all, PyObject *due)
     if (!keep)
         return -1;
     int64_t mn = NEVER;
-    Py_ssize_t n = PyList_GET_SIZE(s->lazy);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = PyList_GET_ITEM(s->lazy, i);
+    PyObject *old = s->lazy;            /* held: nothing below may free it under us */
+    Py_INCREF(old);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(old); i++) {
+        PyObject *it = PyList_GET_ITEM(old, i);
         int64_t t_lb;
         int alive;
         if (lazy_item(it, &t_lb, &alive) < 0)
@@ -409,8 +410,10 @@ static int lazy_split(SchedObject *s, int64_t upto, int keep_all, PyObject *due)
     }
     Py_SETREF(s->lazy, keep);
     s->lazy_min = mn;
+    Py_DECREF(old);
     return 0;
 fail:
+    Py_DECREF(old);
     Py_DECREF(keep);
     return -1;
 }
@@ -1038,6 +1041,12 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active, const char 
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(s->cpus); i++) {
             PyObject *cpu = PyList_GET_ITEM(s->cpus, i);
+            if (PyList_GET_SIZE(active) >= nflags) {     /* add_cpu from inside this step */
+                Py_DECREF(pnow);
+                Py_DECREF(pq);
+                PyErr_SetString(PyExc_RuntimeError, "a CPU was added to the scheduler inside run_until");
+                return -1;
+            }
             if (i < nflags && flags[i]) {
                 int64_t dl;
                 int none;
