@@ -198,7 +198,8 @@ def bench_native_ops(rep: Report) -> None:
     rep.line("step of 2 running CpuCores (1-insn slices): native", f"{nat:.0f} ns", f"{py / nat:.1f}x less")
 
     from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
-    from .engines.builtin.cpu import RAW, U64, _NO_TIMEOUT, _UNTIL
+
+    from .engines.builtin.cpu import _NO_TIMEOUT, _UNTIL, RAW, U64
     uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
     uc.mem_map(0x1000, 0x1000)
     uc.mem_write(0x1000, b"\xfe\xe7")                  # b . : a one-instruction slice, forever

@@ -109,3 +109,19 @@ def test_the_setup_stamp_covers_the_c_sources() -> None:
     assert "duohil/engines/builtin/native/*.[ch]" in setup and "python3-dev" in setup
     assert sorted(p.name for p in (ROOT / "duohil/engines/builtin/native").glob("*.[ch]")) == \
         ["_core.c", "evheap.c", "evheap.h", "ucapi.c", "ucapi.h"]
+
+
+def test_the_c_sources_compile_without_warnings(tmp_path: Path) -> None:
+    """The flags setup.py uses, plus -Werror: a warning is a defect to fix, not build noise."""
+    import sysconfig
+
+    import unicorn
+    native_dir = ROOT / "duohil/engines/builtin/native"
+    inc = Path(unicorn.__file__).parent / "include"
+    for src in ("_core.c", "evheap.c", "ucapi.c"):
+        r = subprocess.run(["gcc", "-c", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                            "-Wno-unused-parameter", "-Wno-missing-field-initializers",
+                            "-Wno-cast-function-type", "-fPIC", f"-I{inc}",
+                            f"-I{sysconfig.get_paths()['include']}", str(native_dir / src),
+                            "-o", str(tmp_path / (src + ".o"))], capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr

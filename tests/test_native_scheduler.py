@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
+from duohil.engines.builtin.cpu import CpuCore
 from duohil.engines.builtin.scheduler import PythonScheduler
 
 CORE = native.core()
@@ -195,7 +196,7 @@ def test_event_objects_behave_alike() -> None:
         s = cls(10)
         a = s.at(5, print, name="a")
         b = s.at(5, print)
-        assert a < b and not b < a and a != b and a == a
+        assert a < b and not b < a and a != b
         assert repr(a) == "Event(a @ 5 ps)" and repr(b) == "Event(print @ 5 ps)"
         b.args = (b,)
         assert b.args == (b,)
@@ -229,7 +230,6 @@ def test_a_scenario_run_is_the_same_under_both_switches(scenario_name: str, vari
 
 
 # -- the slice driver: CpuCore's next_deadline / advance_to / settle, in C under the C scheduler --------
-from duohil.engines.builtin.cpu import CpuCore  # noqa: E402
 
 SLICE_ACT = st.sampled_from(["none", "none", "wfi", "park", "park_for", "stall", "halt", "irq_later",
                              "raise"])
@@ -246,7 +246,7 @@ class _Machine:
 class ScriptedCpu(CpuCore):
     """CpuCore's own time methods around a scripted architecture: no unicorn, slices follow a script."""
 
-    def __init__(self, sched, name: str, hz: int, script: list[str], trace: list) -> None:   # noqa: D107
+    def __init__(self, sched, name: str, hz: int, script: list[str], trace: list) -> None:
         self.machine, self.name, self.hz = _Machine(sched), name, hz
         self.cycles = self.slices = self.instructions = self.slice_start_ps = 0
         self.sleeping = self.halted = self.parked = self.executing = False
