@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine (root, or sudo when not root):
-#   1. Debian toolchains for both MCUs and mono (mcs, mono) for the Renode C# (installed only when missing),
-#   2. a virtualenv in .venv with duohil and its test extras (reinstalled only when pyproject.toml changed).
+#   1. Debian toolchains for both MCUs, Python headers for the native core, and mono (mcs, mono)
+#      for the Renode C# (each installed only when missing),
+#   2. a virtualenv in .venv with duohil and its test extras (reinstalled only when pyproject.toml,
+#      setup.py or the native core's C sources changed; the C extension is built by that install).
 # A second run does no network work and takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,10 @@ command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v mcs >/dev/null 2>&1 || need_pkgs+=(mono-mcs)
 command -v mono >/dev/null 2>&1 || need_pkgs+=(mono-runtime)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
+# Python.h: the native core (setup.py's C extension) is compiled against it at install time.
+if ! "${PYTHON:-python3}" -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' \
+        >/dev/null 2>&1; then need_pkgs+=(python3-dev); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_pkgs[*]}"
     # ci/apt-get.sh waits (up to 600 s) while another apt/dpkg holds the lock instead of failing
@@ -43,7 +49,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.duohil-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# reinstalled (and the native core recompiled) when the package metadata or a C source changed
+want=$(cat pyproject.toml setup.py duohil/engines/builtin/native/*.[ch] | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     say "installing duohil[test,report] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip

@@ -6,7 +6,9 @@ Measures, for each core and both together:
   (b) busy: CPU-bound loop with the same tick      -> virtual/wall ratio and MIPS
   (c) both cores in one scheduler (idle+idle, busy+busy) and, when the product images are built,
       build/stm32/fixed.elf + build/esp32/pooled-packed.elf talking over the link
-plus engine start-up (build both machines, load and patch both ELFs) and peak memory.
+plus engine start-up (build both machines, load and patch both ELFs) and peak memory, and
+  (d) the native core's per-operation costs (event heap push+pop, scheduler event, slice start/stop)
+      against today's Python path, and the product traffic run under DUOHIL_MODELS=python and native.
 
 Targets (printed next to each number): 1 s virtual of both cores idle at 1 kHz in < 0.1 s wall
 (>= 10x real time); start-up < 0.5 s; peak RSS < 300 MB; both fixed firmwares with nominal traffic
@@ -154,6 +156,144 @@ def bench_pair(rep: Report, name: str, stm32_elf: Path, peer_elf: Path, virtual_
         rep.line(f"{name}: console lines", f"{len(s.console())}")
 
 
+def _per_op_ns(fn: Callable[[], Any], n: int, repeat: int = 3) -> float:
+    """Best of ``repeat`` process-CPU timings of ``fn()``, per operation, in ns."""
+    best = float("inf")
+    for _ in range(repeat):
+        c0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - c0)
+    return best / n * 1e9
+
+
+def bench_native_ops(rep: Report) -> None:
+    """Per-operation costs of what is native so far, next to the Python path it replaces."""
+    from .engines.builtin import native
+    from .engines.builtin.scheduler import PythonScheduler
+
+    core = native.core()
+    if core is None:
+        rep.skip("native core", native.note())
+        return
+    def heap_rounds() -> None:            # 1 000 entries deep: a run's heap holds tens to hundreds
+        for r in range(200):
+            core.heap_selftest(1000, r)
+    rep.line("event heap push+pop (C heap alone, 1 000 deep)", f"{_per_op_ns(heap_rounds, 200_000):.0f} ns")
+
+    def events(cls: Any, k: int = 50_000) -> Callable[[], None]:
+        def go() -> None:
+            s = cls(10_000)
+            nop = int
+            for i in range(k):
+                s.at((i * 7919) % 100_000, nop)
+            s.run_until(100_000)
+        return go
+    py = _per_op_ns(events(PythonScheduler), 50_000)
+    nat = _per_op_ns(events(core.Scheduler), 50_000)
+    rep.line("scheduler event at()+fire, no-op callback: python", f"{py:.0f} ns")
+    rep.line("scheduler event at()+fire, no-op callback: native", f"{nat:.0f} ns", f"{py / nat:.1f}x less")
+
+    py, nat = (_per_op_ns(_slice_steps(cls), 20_000) for cls in (PythonScheduler, core.Scheduler))
+    rep.line("step of 2 running CpuCores (1-insn slices): python", f"{py:.0f} ns")
+    rep.line("step of 2 running CpuCores (1-insn slices): native", f"{nat:.0f} ns", f"{py / nat:.1f}x less")
+
+    from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
+
+    from .engines.builtin.cpu import _NO_TIMEOUT, _UNTIL, RAW, U64
+    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+    uc.mem_map(0x1000, 0x1000)
+    uc.mem_write(0x1000, b"\xfe\xe7")                  # b . : a one-instruction slice, forever
+    k = 20_000
+    if RAW is not None:
+        def ctypes_slices() -> None:
+            for _ in range(k):
+                RAW.uc_emu_start(uc._uch, U64(0x1001), _UNTIL, _NO_TIMEOUT, U64(1))
+        today = _per_op_ns(ctypes_slices, k)
+        rep.line("slice start/stop (1 insn): Python + ctypes, today", f"{today:.0f} ns")
+    uch = uc._uch.value
+    from_c = _per_op_ns(lambda: core.bench_slices(uch, 0x1001, k, 1), k)
+    rep.line("slice start/stop (1 insn): from C", f"{from_c:.0f} ns")
+
+
+def _slice_steps(sched_cls: Any, steps: int = 20_000) -> Callable[[], None]:
+    """``steps`` scheduler steps of two CpuCores whose slices do nothing: the slice driver's own
+    cost (next_deadline + advance_to + the slice bookkeeping), without unicorn."""
+    from .engines.builtin.cpu import CpuCore
+
+    class _Idle:
+        def record(self, *a: Any, **k: Any) -> None:
+            pass
+
+    class NullCpu(CpuCore):
+        def __init__(self, sched: Any, name: str) -> None:     # no unicorn: only the time state
+            self.machine = _Idle()
+            self.machine.scheduler = sched
+            self.name, self.hz = name, 1_000_000
+            self.cycles = self.slices = self.instructions = self.slice_start_ps = 0
+            self.sleeping = self.halted = self.parked = self.executing = False
+            self.stall_until = self.park_until = None
+            self._poll_addr, self._poll_count = None, 0
+
+        def interrupt_pending(self) -> bool:
+            return False
+
+        def take_interrupts(self) -> bool:
+            return False
+
+        def _run_slice(self, count: int) -> None:
+            pass
+
+    def go() -> None:
+        s = sched_cls(1_000_000)                  # 1 us quantum = one 1-cycle slice at 1 MHz
+        for n in ("a", "b"):
+            s.add_cpu(NullCpu(s, n))
+        s.run_until(steps * 1_000_000)
+    return go
+
+
+def bench_models(rep: Report, traffic_ps: int) -> None:
+    """The product traffic run under each DUOHIL_MODELS value: the end-to-end effect of the port."""
+    from .engines.builtin import native
+
+    if native.core() is None:
+        rep.skip("python vs native models", native.note())
+        return
+    import gc
+    old = os.environ.get(native.ENV)
+    walls: dict[str, float] = {}
+    try:
+        for _ in range(2):                      # interleaved, best of two: the host's load drifts
+            for m in ("python", "native"):
+                os.environ[native.ENV] = m
+                gc.collect()
+                cpu = _bench_traffic_cpu(rep, m, traffic_ps)
+                walls[m] = min(walls.get(m, cpu), cpu)
+    finally:
+        if old is None:
+            os.environ.pop(native.ENV, None)
+        else:
+            os.environ[native.ENV] = old
+    if all(walls.values()):
+        rep.line("end-to-end speed-up, native vs python models", f"{walls['python'] / walls['native']:.2f}x",
+                 "(process CPU time, best of 2 each)")
+
+
+def _bench_traffic_cpu(rep: Report, models: str, virtual_ps: int) -> float:
+    from .engines.builtin.session import BuiltinEngine
+
+    if not all(p.is_file() for p in PRODUCT):
+        rep.skip(f"traffic, {models} models", "product images not built")
+        return 0.0
+    spec = RunSpec(stm32=MachineSpec(CORES["m7"], PRODUCT[0], "g_config"),
+                   peer=MachineSpec(CORES["rv"], PRODUCT[1], "g_peer_config"))
+    s = BuiltinEngine().start(spec)
+    wall, _ = _wall(lambda: s.run_until(virtual_ps))
+    vs = virtual_ps / PS_PER_S
+    rep.line(f"traffic {vs:g} s virtual, {models} models", f"{_CPU[0]:.3f} s CPU",
+             f"{vs / _CPU[0]:.2f}x real time by CPU ({wall:.2f} s wall)")
+    return _CPU[0]
+
+
 def bench_startup(rep: Report) -> None:
     from .engines.builtin.session import BuiltinEngine
 
@@ -219,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m duohil.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter virtual durations")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--native", action="store_true",
+                    help="only (d): the native core's per-operation costs and python vs native models")
     ap.add_argument("--campaign", type=int, metavar="TRIALS", nargs="?", const=200,
                     help="only time the CM1 campaign (default 200 trials, the issue's command)")
     args = ap.parse_args(argv)
@@ -241,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  builtin engine not available: {reason}")
         return 1
     rep = Report()
+    models_ps = (1000 if args.quick else 3000) * PS_PER_MS
+    if args.native:
+        print("(d) native core")
+        bench_native_ops(rep)
+        bench_models(rep, models_ps)
+        return 0
     print("start-up")
     bench_startup(rep)
     print("(a) each core idle in WFI, 1 kHz tick")
@@ -256,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     bench_pair(rep, "product fixed + pooled-packed (traffic)", *PRODUCT, traffic_ps,
                target_wall=TARGET_TRAFFIC_WALL_S,
                configs=("g_config", "g_peer_config"))
+    print("(d) native core")
+    bench_native_ops(rep)
+    bench_models(rep, models_ps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
     print("memory")
     rep.line("peak RSS (whole benchmark)", f"{peak_mb:.0f} MB", f"< {TARGET_PEAK_MB:g} MB",

@@ -308,3 +308,15 @@ class CpuCore:
         self.park_until = None
         self._poll_addr = None
         self._poll_count = 0
+
+
+def _register_native() -> None:
+    """Under DUOHIL_MODELS=native the C scheduler runs CpuCore's time methods (next_deadline,
+    advance_to, settle) in C for CPUs that keep them; this file stays their reference."""
+    from . import native
+    core = native.core()
+    if core is not None:
+        core.register_cpu_class(CpuCore)
+
+
+_register_native()

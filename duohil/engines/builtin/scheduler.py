@@ -10,6 +10,11 @@ Three traps this loop avoids (unicorn.md section 7):
   (a) timers are heap events, so their expiry is seen before any CPU is let sleep past it;
   (b) a sleeping CPU with an interrupt pending is awake and bounds the step by the quantum;
   (c) a wake-up at or before ``now`` is treated as awake, never as a 1 ps step.
+
+This file is the reference: ``Scheduler(...)`` gives the same scheduler with its heap and loop in C
+(``native/_core.c``) when ``DUOHIL_MODELS`` selects the native models (the default once built).
+Both give the same firing order, sequence numbers and event log; ``PythonScheduler`` is this one
+whatever the switch says.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from heapq import heappop, heappush
 from typing import Any, Callable, Protocol
 
 from ..base import DEFAULT_QUANTUM_PS
+from . import native
 
 
 _NEVER = float("inf")
@@ -61,6 +67,11 @@ class Clocked(Protocol):
 
 
 class Scheduler:
+    def __new__(cls, quantum_ps: int = DEFAULT_QUANTUM_PS) -> "Scheduler":
+        if cls is Scheduler and native.models() == "native":
+            return native.core().Scheduler(quantum_ps)      # same interface, heap and loop in C
+        return super().__new__(cls)
+
     def __init__(self, quantum_ps: int = DEFAULT_QUANTUM_PS) -> None:
         if quantum_ps <= 0:
             raise ValueError(f"quantum must be a positive number of picoseconds, got {quantum_ps}")
@@ -237,3 +248,7 @@ class Scheduler:
 
     def run_for(self, duration: int) -> None:
         self.run_until(self.now + duration)
+
+
+class PythonScheduler(Scheduler):
+    """The Python scheduler whatever ``DUOHIL_MODELS`` says (differential tests, the diverge tool)."""

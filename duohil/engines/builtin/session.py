@@ -539,7 +539,8 @@ class BuiltinEngine(Engine):
             import elftools  # noqa: F401
         except ImportError:
             return False, "the Python package pyelftools is not installed (run `make setup`)"
-        return True, f"unicorn {version}"
+        from . import native
+        return True, f"unicorn {version}; {native.note()}"
 
     def start(self, spec: RunSpec) -> BuiltinSession:
         return BuiltinSession(spec, plant=self.plant)

@@ -1,0 +1,76 @@
+"""The builtin engine's native core (C) and the switch between it and the Python models.
+
+``DUOHIL_MODELS=python|native`` picks, for every part that exists in both languages, which one a
+run uses; unset means native when the extension is built and usable, python otherwise. Both must
+give the same run (same event log, same memory, same fingerprint): the differential tests and
+``python -m duohil.engines.builtin.native.diverge`` check that while both exist.
+
+What is native so far: the scheduler's event heap and time loop (``_core.Scheduler``).
+
+The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
+``ucapi.c``: the unicorn C API resolved with dlsym on the library the ``unicorn`` package loaded).
+setup.py builds them at ``pip install -e .`` (``make setup``).
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from ....errors import ConfigError
+
+ENV = "DUOHIL_MODELS"
+CHOICES = ("python", "native")
+
+_state: tuple[ModuleType | None, str] | None = None
+
+
+def _load() -> tuple[ModuleType | None, str]:
+    """(the bound _core module or None, one line saying what is usable and why)."""
+    global _state
+    if _state is not None:
+        return _state
+    try:
+        from . import _core
+    except ImportError as exc:
+        if "cannot import name '_core'" in str(exc):
+            _state = (None, "native core not built: run `make setup` with gcc and Python.h present")
+        else:                               # built, but e.g. for another Python
+            _state = (None, f"native core cannot be loaded: {exc}")
+        return _state
+    try:
+        from unicorn.unicorn_py3.unicorn import uclib
+        _core.bind_unicorn(uclib._handle)
+    except ImportError as exc:          # bind_unicorn's one line: a unicorn version mismatch
+        _state = (None, f"native core unusable: {exc}")
+        return _state
+    except AttributeError as exc:       # a unicorn package laid out differently from 2.1.4's
+        _state = (None, f"native core unusable: cannot find the loaded libunicorn ({exc})")
+        return _state
+    _state = (_core, f"native core built for unicorn {_core.built_for()}")
+    return _state
+
+
+def core() -> ModuleType | None:
+    """The bound ``_core`` module, or None when it is not built or not usable here."""
+    return _load()[0]
+
+
+def note() -> str:
+    """One line for ``duohil engines``: which models a run uses by default, and why."""
+    mod, why = _load()
+    return f"models: {'native' if mod is not None else 'python'} by default ({why})"
+
+
+def models() -> str:
+    """``python`` or ``native``: what ``DUOHIL_MODELS`` asks for, or the default."""
+    want = os.environ.get(ENV, "").strip()
+    mod, why = _load()
+    if not want:
+        return "native" if mod is not None else "python"
+    if want not in CHOICES:
+        raise ConfigError(f"{want!r} is not a model set", field=ENV,
+                          expected=" or ".join(CHOICES))
+    if want == "native" and mod is None:
+        raise ConfigError(f"native asked for, but {why}", field=ENV,
+                          expected="python, or a built native core")
+    return want

@@ -1,0 +1,1467 @@
+/* duohil.engines.builtin.native._core: the CPython face of the native core.
+ *
+ * Hand-written against the CPython C API (no Cython, no cffi: nothing to install but gcc and
+ * Python.h). What lives here:
+ *   - Event and Scheduler: the scheduler of scheduler.py with its event heap (evheap.c) and its
+ *     time loop in C. Same (time_ps, seq) order, same sequence numbers, same clamping, same
+ *     firing, unparking and listener order, so a run's event log is the Python scheduler's.
+ *     Devices and CPUs are still Python objects: the loop calls them.
+ *   - bind_unicorn(): resolve the unicorn C API on the library the `unicorn` package loaded
+ *     (ucapi.c) and refuse a version other than the headers'.
+ *   - emu_start() and two measuring helpers for `make bench`.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <stdint.h>
+
+#include "evheap.h"
+#include "ucapi.h"
+
+#define NEVER INT64_MAX      /* "no deferred event": scheduler.py's float("inf") */
+
+static int uc_bound = 0;
+
+/* -- helpers ------------------------------------------------------------------------------------ */
+
+/* int(o) as a 64-bit count of picoseconds (or a sequence number). */
+static int as_i64(PyObject *o, int64_t *out)
+{
+    long long v;
+    if (PyLong_Check(o)) {
+        v = PyLong_AsLongLong(o);
+    } else {
+        PyObject *i = PyNumber_Long(o);
+        if (!i)
+            return -1;
+        v = PyLong_AsLongLong(i);
+        Py_DECREF(i);
+    }
+    if (v == -1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_OverflowError,
+                            "time or sequence number beyond 2**63-1 ps (106 days of virtual time)");
+        }
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* -- Event ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    int64_t time;
+    int64_t seq;
+    PyObject *fn;
+    PyObject *args;      /* a tuple */
+    PyObject *name;
+    char cancelled;
+} EventObject;
+
+static PyTypeObject EventType;
+
+static EventObject *event_new(int64_t t, int64_t seq, PyObject *fn, PyObject *args, PyObject *name)
+{
+    EventObject *ev = PyObject_GC_New(EventObject, &EventType);
+    if (!ev)
+        return NULL;
+    ev->time = t;
+    ev->seq = seq;
+    Py_INCREF(fn);
+    ev->fn = fn;
+    Py_INCREF(args);
+    ev->args = args;
+    Py_INCREF(name);
+    ev->name = name;
+    ev->cancelled = 0;
+    PyObject_GC_Track(ev);
+    return ev;
+}
+
+static int event_traverse(EventObject *ev, visitproc visit, void *arg)
+{
+    Py_VISIT(ev->fn);
+    Py_VISIT(ev->args);
+    Py_VISIT(ev->name);
+    return 0;
+}
+
+static int event_clear(EventObject *ev)
+{
+    Py_CLEAR(ev->fn);
+    Py_CLEAR(ev->args);
+    Py_CLEAR(ev->name);
+    return 0;
+}
+
+static void event_dealloc(EventObject *ev)
+{
+    PyObject_GC_UnTrack(ev);
+    event_clear(ev);
+    Py_TYPE(ev)->tp_free((PyObject *)ev);
+}
+
+static PyObject *event_cancel(EventObject *ev, PyObject *Py_UNUSED(ignored))
+{
+    ev->cancelled = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *event_repr(EventObject *ev)
+{
+    int has_name = PyObject_IsTrue(ev->name);
+    if (has_name < 0)
+        return NULL;
+    if (has_name)
+        return PyUnicode_FromFormat("Event(%S @ %lld ps)", ev->name, (long long)ev->time);
+    PyObject *fname = PyObject_GetAttrString(ev->fn, "__name__");
+    if (!fname)
+        return NULL;
+    PyObject *r = PyUnicode_FromFormat("Event(%S @ %lld ps)", fname, (long long)ev->time);
+    Py_DECREF(fname);
+    return r;
+}
+
+static PyObject *event_richcompare(PyObject *a, PyObject *b, int op)
+{
+    if (op != Py_LT || !PyObject_TypeCheck(a, &EventType) || !PyObject_TypeCheck(b, &EventType))
+        Py_RETURN_NOTIMPLEMENTED;
+    EventObject *x = (EventObject *)a, *y = (EventObject *)b;
+    return PyBool_FromLong(x->time < y->time || (x->time == y->time && x->seq < y->seq));
+}
+
+static PyObject *event_get_args(EventObject *ev, void *Py_UNUSED(c))
+{
+    Py_INCREF(ev->args);
+    return ev->args;
+}
+
+static int event_set_args(EventObject *ev, PyObject *v, void *Py_UNUSED(c))
+{
+    if (!v || !PyTuple_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "Event.args must be a tuple");
+        return -1;
+    }
+    Py_INCREF(v);
+    Py_SETREF(ev->args, v);
+    return 0;
+}
+
+static PyMemberDef event_members[] = {
+    {"time", T_LONGLONG, offsetof(EventObject, time), READONLY, "virtual time, ps"},
+    {"seq", T_LONGLONG, offsetof(EventObject, seq), READONLY, "scheduling order"},
+    {"fn", T_OBJECT, offsetof(EventObject, fn), READONLY, NULL},
+    {"name", T_OBJECT, offsetof(EventObject, name), READONLY, NULL},
+    {"cancelled", T_BOOL, offsetof(EventObject, cancelled), 0, NULL},
+    {NULL},
+};
+
+static PyGetSetDef event_getset[] = {
+    {"args", (getter)event_get_args, (setter)event_set_args, NULL, NULL},
+    {NULL},
+};
+
+static PyMethodDef event_methods[] = {
+    {"cancel", (PyCFunction)event_cancel, METH_NOARGS, "Do not fire this event."},
+    {NULL},
+};
+
+static PyTypeObject EventType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Event",
+    .tp_basicsize = sizeof(EventObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A scheduled call fn(*args) at time (ps); made by Scheduler.at/after/at_seq.",
+    .tp_dealloc = (destructor)event_dealloc,
+    .tp_traverse = (traverseproc)event_traverse,
+    .tp_clear = (inquiry)event_clear,
+    .tp_repr = (reprfunc)event_repr,
+    .tp_richcompare = event_richcompare,
+    .tp_members = event_members,
+    .tp_getset = event_getset,
+    .tp_methods = event_methods,
+};
+
+/* -- Scheduler ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    int64_t quantum;
+    int64_t now;
+    int64_t seq;
+    int64_t steps;
+    int64_t lazy_min;     /* smallest live t_lb of the deferred list, NEVER when none */
+    dh_heap heap;         /* items: owned EventObject references */
+    PyObject *cpus;       /* list */
+    PyObject *log;        /* list of (t_ps, kind, details) */
+    PyObject *listeners;  /* list */
+    PyObject *parked;     /* list */
+    PyObject *lazy;       /* list of [t_lb, fn, alive] */
+} SchedObject;
+
+static PyObject *str_next_deadline, *str_advance_to, *str_settle, *str_parked, *str_unpark, *str_t,
+    *str_empty;
+
+static PyObject *sched_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"quantum_ps", NULL};
+    PyObject *q = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Scheduler", kwlist, &q))
+        return NULL;
+    int64_t quantum = 10 * 1000 * 1000;    /* DEFAULT_QUANTUM_PS; the Python wrapper passes it */
+    if (q && as_i64(q, &quantum) < 0)
+        return NULL;
+    if (quantum <= 0)
+        return PyErr_Format(PyExc_ValueError,
+                            "quantum must be a positive number of picoseconds, got %lld",
+                            (long long)quantum);
+    SchedObject *s = (SchedObject *)type->tp_alloc(type, 0);
+    if (!s)
+        return NULL;
+    s->quantum = quantum;
+    s->lazy_min = NEVER;
+    s->cpus = PyList_New(0);
+    s->log = PyList_New(0);
+    s->listeners = PyList_New(0);
+    s->parked = PyList_New(0);
+    s->lazy = PyList_New(0);
+    if (!s->cpus || !s->log || !s->listeners || !s->parked || !s->lazy) {
+        Py_DECREF(s);
+        return NULL;
+    }
+    return (PyObject *)s;
+}
+
+static int sched_traverse(SchedObject *s, visitproc visit, void *arg)
+{
+    for (size_t i = 0; i < s->heap.n; i++)
+        Py_VISIT((PyObject *)s->heap.v[i].item);
+    Py_VISIT(s->cpus);
+    Py_VISIT(s->log);
+    Py_VISIT(s->listeners);
+    Py_VISIT(s->parked);
+    Py_VISIT(s->lazy);
+    return 0;
+}
+
+static int sched_clear(SchedObject *s)
+{
+    while (s->heap.n) {
+        dh_entry e = dh_pop(&s->heap);
+        Py_DECREF((PyObject *)e.item);
+    }
+    Py_CLEAR(s->cpus);
+    Py_CLEAR(s->log);
+    Py_CLEAR(s->listeners);
+    Py_CLEAR(s->parked);
+    Py_CLEAR(s->lazy);
+    return 0;
+}
+
+static void sched_dealloc(SchedObject *s)
+{
+    PyObject_GC_UnTrack(s);
+    sched_clear(s);
+    dh_free(&s->heap);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static int push_event(SchedObject *s, EventObject *ev)
+{
+    if (dh_push(&s->heap, ev->time, ev->seq, ev) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_INCREF(ev);
+    return 0;
+}
+
+/* Drop cancelled events from the top (the Python loop's `while heap and heap[0][2].cancelled`). */
+static void drop_cancelled(SchedObject *s)
+{
+    while (s->heap.n && ((EventObject *)s->heap.v[0].item)->cancelled) {
+        dh_entry e = dh_pop(&s->heap);
+        Py_DECREF((PyObject *)e.item);
+    }
+}
+
+/* Parse (t, [seq,] fn, *args, name="") of at/at_seq. */
+static PyObject *schedule(SchedObject *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                          int mode)   /* 0: at, 1: after, 2: at_seq */
+{
+    Py_ssize_t nfixed = mode == 2 ? 3 : 2;
+    static const char *names[] = {"at", "after", "at_seq"};
+    if (nargs < nfixed)
+        return PyErr_Format(PyExc_TypeError, "%s() takes at least %zd positional arguments",
+                            names[mode], nfixed);
+    PyObject *name = str_empty;
+    if (kwnames) {
+        Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t i = 0; i < nk; i++) {
+            PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+            if (PyUnicode_CompareWithASCIIString(k, "name") != 0)
+                return PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R",
+                                    names[mode], k);
+            name = args[nargs + i];
+        }
+    }
+    int64_t t, seq;
+    if (as_i64(args[0], &t) < 0)
+        return NULL;
+    if (mode == 0) {
+        if (t < s->now)
+            t = s->now;
+        seq = ++s->seq;
+    } else if (mode == 1) {
+        if (t < 0)
+            t = 0;
+        t += s->now;
+        seq = ++s->seq;
+    } else if (as_i64(args[1], &seq) < 0) {
+        return NULL;
+    }
+    PyObject *fn = args[nfixed - 1];
+    PyObject *fargs = PyTuple_New(nargs - nfixed);
+    if (!fargs)
+        return NULL;
+    for (Py_ssize_t i = nfixed; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(fargs, i - nfixed, args[i]);
+    }
+    EventObject *ev = event_new(t, seq, fn, fargs, name);
+    Py_DECREF(fargs);
+    if (!ev)
+        return NULL;
+    if (push_event(s, ev) < 0) {
+        Py_DECREF(ev);
+        return NULL;
+    }
+    return (PyObject *)ev;
+}
+
+static PyObject *sched_at(SchedObject *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
+{
+    return schedule(s, args, nargs, kw, 0);
+}
+
+static PyObject *sched_after(SchedObject *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
+{
+    return schedule(s, args, nargs, kw, 1);
+}
+
+static PyObject *sched_at_seq(SchedObject *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kw)
+{
+    return schedule(s, args, nargs, kw, 2);
+}
+
+static PyObject *sched_reserve_seq(SchedObject *s, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(++s->seq);
+}
+
+/* -- deferred events (scheduler.py's defer/_materialize), kept as Python lists: rare and cheap -- */
+
+static int lazy_item(PyObject *it, int64_t *t_lb, int *alive)
+{
+    if (!PyList_Check(it) || PyList_GET_SIZE(it) != 3) {
+        PyErr_SetString(PyExc_TypeError, "deferred entries are [t_lb, fn, alive] lists");
+        return -1;
+    }
+    if (as_i64(PyList_GET_ITEM(it, 0), t_lb) < 0)
+        return -1;
+    int a = PyObject_IsTrue(PyList_GET_ITEM(it, 2));
+    if (a < 0)
+        return -1;
+    *alive = a;
+    return 0;
+}
+
+/* Keep the live entries with t_lb > upto (all live ones for upto = NEVER + 1 semantics via
+ * keep_all); put the due ones in *due when due != NULL. Sets s->lazy and s->lazy_min. */
+static int lazy_split(SchedObject *s, int64_t upto, int keep_all, PyObject *due)
+{
+    PyObject *keep = PyList_New(0);
+    if (!keep)
+        return -1;
+    int64_t mn = NEVER;
+    PyObject *old = s->lazy;            /* held: nothing below may free it under us */
+    Py_INCREF(old);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(old); i++) {
+        PyObject *it = PyList_GET_ITEM(old, i);
+        int64_t t_lb;
+        int alive;
+        if (lazy_item(it, &t_lb, &alive) < 0)
+            goto fail;
+        if (!alive)
+            continue;
+        if (!keep_all && t_lb <= upto) {
+            if (due && PyList_Append(due, it) < 0)
+                goto fail;
+            continue;
+        }
+        if (PyList_Append(keep, it) < 0)
+            goto fail;
+        if (t_lb < mn)
+            mn = t_lb;
+    }
+    Py_SETREF(s->lazy, keep);
+    s->lazy_min = mn;
+    Py_DECREF(old);
+    return 0;
+fail:
+    Py_DECREF(old);
+    Py_DECREF(keep);
+    return -1;
+}
+
+static PyObject *sched_defer(SchedObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "defer() takes 2 arguments (t_lb, fn)");
+    int64_t t_lb;
+    if (as_i64(args[0], &t_lb) < 0)
+        return NULL;
+    PyObject *item = PyList_New(3);
+    if (!item)
+        return NULL;
+    Py_INCREF(args[0]);
+    PyList_SET_ITEM(item, 0, args[0]);
+    Py_INCREF(args[1]);
+    PyList_SET_ITEM(item, 1, args[1]);
+    Py_INCREF(Py_True);
+    PyList_SET_ITEM(item, 2, Py_True);
+    if (PyList_GET_SIZE(s->lazy) >= 64 && lazy_split(s, 0, 1, NULL) < 0) {  /* drop cancelled */
+        Py_DECREF(item);
+        return NULL;
+    }
+    if (PyList_Append(s->lazy, item) < 0) {
+        Py_DECREF(item);
+        return NULL;
+    }
+    if (t_lb < s->lazy_min)
+        s->lazy_min = t_lb;
+    return item;
+}
+
+static PyObject *sched_cancel_deferred(SchedObject *Py_UNUSED(s), PyObject *item)
+{
+    PyObject *two = PyLong_FromLong(2);
+    if (!two)
+        return NULL;
+    int rc = PyObject_SetItem(item, two, Py_False);     /* item[2] = False */
+    Py_DECREF(two);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int materialize(SchedObject *s, int64_t upto)
+{
+    PyObject *due = PyList_New(0);
+    if (!due)
+        return -1;
+    if (lazy_split(s, upto, 0, due) < 0) {
+        Py_DECREF(due);
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(due);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PyList_GET_ITEM(due, i);
+        Py_INCREF(Py_False);
+        if (PyList_SetItem(it, 2, Py_False) < 0)
+            goto fail;
+        PyObject *r = PyObject_CallNoArgs(PyList_GET_ITEM(it, 1));
+        if (!r)
+            goto fail;
+        Py_DECREF(r);
+    }
+    Py_DECREF(due);
+    return 0;
+fail:
+    Py_DECREF(due);
+    return -1;
+}
+
+/* next_event_time() as an int64 (NEVER: none); -1 on error with an exception set. */
+static int next_event(SchedObject *s, int64_t *out)
+{
+    drop_cancelled(s);
+    if (s->lazy_min != NEVER) {
+        int64_t top = s->heap.n ? s->heap.v[0].t : NEVER;
+        if (s->lazy_min <= top) {
+            if (materialize(s, top) < 0)
+                return -1;
+            drop_cancelled(s);
+        }
+    }
+    *out = s->heap.n ? s->heap.v[0].t : NEVER;
+    return 0;
+}
+
+static PyObject *sched_next_event_time(SchedObject *s, PyObject *Py_UNUSED(ignored))
+{
+    int64_t t;
+    if (next_event(s, &t) < 0)
+        return NULL;
+    if (!s->heap.n)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(t);
+}
+
+static PyObject *sched_record(SchedObject *s, PyObject *args, PyObject *kwargs)
+{
+    PyObject *kind, *t = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O:record", &kind, &t))
+        return NULL;
+    PyObject *details = kwargs ? PyDict_Copy(kwargs) : PyDict_New();
+    if (!details)
+        return NULL;
+    if (kwargs) {
+        PyObject *kt = PyDict_GetItemWithError(details, str_t);
+        if (kt) {
+            if (PyTuple_GET_SIZE(args) > 1) {
+                Py_DECREF(details);
+                return PyErr_Format(PyExc_TypeError, "record() got multiple values for argument 't'");
+            }
+            t = kt;
+        } else if (PyErr_Occurred()) {
+            Py_DECREF(details);
+            return NULL;
+        }
+    }
+    Py_INCREF(t);       /* keep it alive across the deletion below */
+    if (kwargs && PyDict_DelItem(details, str_t) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+            Py_DECREF(t);
+            Py_DECREF(details);
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    PyObject *tt;
+    if (t == Py_None) {
+        tt = PyLong_FromLongLong(s->now);
+    } else {
+        tt = PyNumber_Long(t);
+    }
+    Py_DECREF(t);
+    if (!tt) {
+        Py_DECREF(details);
+        return NULL;
+    }
+    PyObject *row = PyTuple_Pack(3, tt, kind, details);
+    Py_DECREF(tt);
+    Py_DECREF(details);
+    if (!row)
+        return NULL;
+    int rc = PyList_Append(s->log, row);
+    Py_DECREF(row);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *sched_park(SchedObject *s, PyObject *cpu)
+{
+    if (PyList_Append(s->parked, cpu) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *sched_on_event(SchedObject *s, PyObject *listener)
+{
+    if (PyList_Append(s->listeners, listener) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *sched_add_cpu(SchedObject *s, PyObject *cpu)
+{
+    if (PyList_Append(s->cpus, cpu) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* scheduler.py's _fire_due: fire every event at <= upto in (time, seq) order. */
+static int fire_due(SchedObject *s, int64_t upto)
+{
+    for (;;) {
+        if (s->lazy_min <= upto && materialize(s, upto) < 0)
+            return -1;
+        if (!s->heap.n || s->heap.v[0].t > upto)
+            return 0;
+        EventObject *ev = (EventObject *)dh_pop(&s->heap).item;     /* our reference */
+        if (ev->cancelled) {
+            Py_DECREF(ev);
+            continue;
+        }
+        if (ev->time > s->now)
+            s->now = ev->time;
+        PyObject *r = PyObject_Call(ev->fn, ev->args, NULL);
+        if (!r) {
+            Py_DECREF(ev);
+            return -1;
+        }
+        Py_DECREF(r);
+        if (PyList_GET_SIZE(s->parked)) {
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(s->parked); i++) {
+                PyObject *cpu = PyList_GET_ITEM(s->parked, i);
+                Py_INCREF(cpu);
+                PyObject *p = PyObject_GetAttr(cpu, str_parked);
+                int is = p ? PyObject_IsTrue(p) : -1;
+                Py_XDECREF(p);
+                if (is > 0) {
+                    PyObject *u = PyObject_CallMethodNoArgs(cpu, str_unpark);
+                    Py_XDECREF(u);
+                    if (!u)
+                        is = -1;
+                }
+                Py_DECREF(cpu);
+                if (is < 0) {
+                    Py_DECREF(ev);
+                    return -1;
+                }
+            }
+            if (PyList_SetSlice(s->parked, 0, PY_SSIZE_T_MAX, NULL) < 0) {
+                Py_DECREF(ev);
+                return -1;
+            }
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(s->listeners); i++) {
+            PyObject *l = PyList_GET_ITEM(s->listeners, i);
+            Py_INCREF(l);
+            PyObject *r2 = PyObject_CallOneArg(l, (PyObject *)ev);
+            Py_DECREF(l);
+            if (!r2) {
+                Py_DECREF(ev);
+                return -1;
+            }
+            Py_DECREF(r2);
+        }
+        Py_DECREF(ev);
+    }
+}
+
+
+/* -- the slice driver: CpuCore.next_deadline / advance_to / settle (cpu.py) in C ----------------------
+ *
+ * The C scheduler calls these instead of the Python methods for a CPU whose class kept CpuCore's
+ * own methods (register_cpu_class). Same reads and writes of the CPU's attributes in the same
+ * order as cpu.py, so a CPU cannot tell which loop drove it; what stays Python is what the
+ * architecture provides (take_interrupts, interrupt_pending, _run_slice, unpark) and the machine's
+ * record. cpu.py stays the reference (DUOHIL_MODELS=python runs it).
+ */
+
+#define PS_PER_S 1000000000000LL
+
+static PyObject *cpu_fns[5];      /* CpuCore's next_deadline, advance_to, settle, cycles_at, now_ps */
+static PyObject *str_cycles_at, *str_now_ps, *str_halted, *str_stall_until, *str_sleeping,
+    *str_park_until, *str_interrupt_pending, *str_take_interrupts, *str_cycles, *str_hz,
+    *str_executing, *str_slice_start_ps, *str_poll_addr, *str_poll_count, *str_run_slice,
+    *str_instructions, *str_slices, *str_machine, *str_record, *str_stall_end, *str_cpu, *str_name,
+    *str_scheduler, *str_now, *str_pending_hz, *str_apply_hz;
+
+static PyObject *mod_register_cpu_class(PyObject *Py_UNUSED(m), PyObject *cls)
+{
+    PyObject *names[5] = {str_next_deadline, str_advance_to, str_settle, str_cycles_at, str_now_ps};
+    if (!PyType_Check(cls))
+        return PyErr_Format(PyExc_TypeError, "register_cpu_class needs a class");
+    for (int i = 0; i < 5; i++) {
+        PyObject *f = _PyType_Lookup((PyTypeObject *)cls, names[i]);
+        if (!f)
+            return PyErr_Format(PyExc_TypeError, "%R has no %S", cls, names[i]);
+        Py_INCREF(f);
+        Py_XSETREF(cpu_fns[i], f);
+    }
+    Py_RETURN_NONE;
+}
+
+/* 1 when the C driver may stand in for the CPU's methods: its class did not override them and the
+ * instance does not shadow them. */
+static int cpu_is_native(PyObject *cpu)
+{
+    PyObject *names[5] = {str_next_deadline, str_advance_to, str_settle, str_cycles_at, str_now_ps};
+    if (!cpu_fns[0])
+        return 0;
+    for (int i = 0; i < 5; i++)
+        if (_PyType_Lookup(Py_TYPE(cpu), names[i]) != cpu_fns[i])
+            return 0;
+    PyObject *d = PyObject_GenericGetDict(cpu, NULL);
+    if (!d) {
+        PyErr_Clear();
+        return 0;
+    }
+    int shadowed = 0;
+    for (int i = 0; i < 5 && !shadowed; i++)
+        shadowed = PyDict_Contains(d, names[i]) != 0;
+    Py_DECREF(d);
+    return !shadowed;
+}
+
+typedef __int128 i128;
+
+static int64_t floordiv(i128 a, i128 b)           /* Python's a // b for b > 0 */
+{
+    i128 q = a / b;
+    if ((a % b) != 0 && a < 0)
+        q -= 1;
+    return (int64_t)q;
+}
+
+static int get_i64(PyObject *o, PyObject *name, int64_t *out)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    int rc = as_i64(v, out);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* 1 true, 0 false, -1 error */
+static int get_truth(PyObject *o, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    int rc = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* *is_none = 1 when the attribute is None; else its value in *out. */
+static int get_opt_i64(PyObject *o, PyObject *name, int64_t *out, int *is_none)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    *is_none = v == Py_None;
+    int rc = *is_none ? 0 : as_i64(v, out);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int set_i64(PyObject *o, PyObject *name, int64_t v)
+{
+    PyObject *x = PyLong_FromLongLong(v);
+    if (!x)
+        return -1;
+    int rc = PyObject_SetAttr(o, name, x);
+    Py_DECREF(x);
+    return rc;
+}
+
+static int call_truth(PyObject *o, PyObject *name)
+{
+    PyObject *r = PyObject_CallMethodNoArgs(o, name);
+    if (!r)
+        return -1;
+    int rc = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return rc;
+}
+
+/* cycles_at(t) = -((-t * hz) // PS_PER_S) */
+static int cycles_at(PyObject *cpu, int64_t t, int64_t *out)
+{
+    int64_t hz;
+    if (get_i64(cpu, str_hz, &hz) < 0)
+        return -1;
+    *out = -floordiv(-(i128)t * hz, PS_PER_S);
+    return 0;
+}
+
+/* next_deadline: *none = 1 for "asks for no time". */
+static int c_next_deadline(PyObject *cpu, int64_t now, int64_t quantum, int64_t *d, int *none)
+{
+    int b = get_truth(cpu, str_halted);
+    if (b)
+        return b < 0 ? -1 : (*none = 1, 0);
+    int is_none;
+    if (get_opt_i64(cpu, str_stall_until, d, &is_none) < 0)
+        return -1;
+    if (!is_none)
+        return *none = 0, 0;
+    if ((b = get_truth(cpu, str_parked)) < 0)
+        return -1;
+    if (b)
+        return get_opt_i64(cpu, str_park_until, d, none);
+    if ((b = get_truth(cpu, str_sleeping)) < 0)
+        return -1;
+    if (b) {
+        int ip = call_truth(cpu, str_interrupt_pending);
+        if (ip < 0)
+            return -1;
+        if (!ip)
+            return *none = 1, 0;
+    }
+    *d = now + quantum;
+    *none = 0;
+    return 0;
+}
+
+static int c_settle(PyObject *cpu, int64_t t)
+{
+    int64_t floor, cycles;
+    if (cycles_at(cpu, t, &floor) < 0 || get_i64(cpu, str_cycles, &cycles) < 0)
+        return -1;
+    return cycles < floor ? set_i64(cpu, str_cycles, floor) : 0;
+}
+
+static int add_to(PyObject *cpu, PyObject *name, int64_t n)
+{
+    int64_t v;
+    return get_i64(cpu, name, &v) < 0 ? -1 : set_i64(cpu, name, v + n);
+}
+
+static int record_stall_end(PyObject *cpu)
+{
+    int64_t cycles, hz;
+    if (get_i64(cpu, str_cycles, &cycles) < 0 || get_i64(cpu, str_hz, &hz) < 0)
+        return -1;
+    int64_t now_ps = floordiv((i128)cycles * PS_PER_S, hz);
+    PyObject *machine = PyObject_GetAttr(cpu, str_machine);
+    if (!machine)
+        return -1;
+    PyObject *record = PyObject_GetAttr(machine, str_record);
+    Py_DECREF(machine);
+    PyObject *name = PyObject_GetAttr(cpu, str_name);
+    PyObject *t = PyLong_FromLongLong(now_ps);
+    PyObject *kw = PyDict_New();
+    PyObject *args = PyTuple_Pack(1, str_stall_end);
+    PyObject *r = NULL;
+    if (record && name && t && kw && args && PyDict_SetItem(kw, str_t, t) == 0
+        && PyDict_SetItem(kw, str_cpu, name) == 0)
+        r = PyObject_Call(record, args, kw);
+    Py_XDECREF(record);
+    Py_XDECREF(name);
+    Py_XDECREF(t);
+    Py_XDECREF(kw);
+    Py_XDECREF(args);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* CpuCore.advance_to(t), the scheduler's clock being sched_now. */
+static int c_advance_to(PyObject *cpu, int64_t t, int64_t sched_now)
+{
+    int64_t floor, target, cycles;
+    if (cycles_at(cpu, sched_now, &floor) < 0 || get_i64(cpu, str_cycles, &cycles) < 0)
+        return -1;
+    if (cycles < floor && set_i64(cpu, str_cycles, floor) < 0)
+        return -1;
+    if (cycles_at(cpu, t, &target) < 0 || get_i64(cpu, str_cycles, &cycles) < 0)
+        return -1;
+    if (cycles >= target)
+        return 0;
+    int took = 0, b;
+    int64_t v;
+    int is_none;
+    if ((b = get_truth(cpu, str_sleeping)) < 0)
+        return -1;
+    if (b) {
+        if (get_opt_i64(cpu, str_stall_until, &v, &is_none) < 0)
+            return -1;
+        int fast = is_none;
+        if (fast && (b = get_truth(cpu, str_parked)) != 0)
+            fast = b < 0 ? -1 : 0;
+        if (fast == 1 && (b = get_truth(cpu, str_halted)) != 0)
+            fast = b < 0 ? -1 : 0;
+        if (fast < 0)
+            return -1;
+        if (fast) {
+            if ((b = call_truth(cpu, str_take_interrupts)) < 0)
+                return -1;
+            if (b) {
+                if (PyObject_SetAttr(cpu, str_sleeping, Py_False) < 0)
+                    return -1;
+                took = 1;
+            } else {
+                if ((b = call_truth(cpu, str_interrupt_pending)) < 0)
+                    return -1;
+                if (!b)
+                    return set_i64(cpu, str_cycles, target);
+            }
+        }
+    }
+    for (;;) {
+        if (get_i64(cpu, str_cycles, &cycles) < 0)
+            return -1;
+        if (cycles >= target)
+            return 0;
+        if ((b = get_truth(cpu, str_halted)) < 0)
+            return -1;
+        if (b)
+            return set_i64(cpu, str_cycles, target);
+        if (get_opt_i64(cpu, str_stall_until, &v, &is_none) < 0)
+            return -1;
+        if (!is_none) {
+            if (v >= t)
+                return set_i64(cpu, str_cycles, target);
+            int64_t ca;
+            if (get_i64(cpu, str_cycles, &cycles) < 0 || cycles_at(cpu, v, &ca) < 0
+                || set_i64(cpu, str_cycles, cycles > ca ? cycles : ca) < 0
+                || PyObject_SetAttr(cpu, str_stall_until, Py_None) < 0 || record_stall_end(cpu) < 0)
+                return -1;
+            continue;
+        }
+        if ((b = get_truth(cpu, str_parked)) < 0)
+            return -1;
+        if (b) {
+            if (get_opt_i64(cpu, str_park_until, &v, &is_none) < 0)
+                return -1;
+            if (is_none || v >= t)
+                return set_i64(cpu, str_cycles, target);
+            int64_t ca;
+            if (get_i64(cpu, str_cycles, &cycles) < 0 || cycles_at(cpu, v, &ca) < 0
+                || set_i64(cpu, str_cycles, cycles > ca ? cycles : ca) < 0)
+                return -1;
+            PyObject *r = PyObject_CallMethodNoArgs(cpu, str_unpark);
+            if (!r)
+                return -1;
+            Py_DECREF(r);
+            continue;
+        }
+        if (took) {
+            took = 0;
+        } else {
+            if ((b = call_truth(cpu, str_take_interrupts)) < 0)
+                return -1;
+            if (b && PyObject_SetAttr(cpu, str_sleeping, Py_False) < 0)
+                return -1;
+        }
+        if ((b = get_truth(cpu, str_sleeping)) < 0)
+            return -1;
+        if (b) {
+            if ((b = call_truth(cpu, str_interrupt_pending)) < 0)
+                return -1;
+            if (!b)
+                return set_i64(cpu, str_cycles, target);
+            if (PyObject_SetAttr(cpu, str_sleeping, Py_False) < 0)
+                return -1;
+            continue;
+        }
+        int64_t hz;
+        if (get_i64(cpu, str_cycles, &cycles) < 0 || get_i64(cpu, str_hz, &hz) < 0)
+            return -1;
+        int64_t n = target - cycles;
+        if (PyObject_SetAttr(cpu, str_executing, Py_True) < 0
+            || set_i64(cpu, str_slice_start_ps, floordiv((i128)cycles * PS_PER_S, hz)) < 0
+            || PyObject_SetAttr(cpu, str_poll_addr, Py_None) < 0 || set_i64(cpu, str_poll_count, 0) < 0)
+            return -1;
+        PyObject *pn = PyLong_FromLongLong(n);
+        if (!pn)
+            return -1;
+        PyObject *r = PyObject_CallMethodOneArg(cpu, str_run_slice, pn);
+        Py_DECREF(pn);
+        /* finally: executing = False, keeping _run_slice's exception */
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        int rc = PyObject_SetAttr(cpu, str_executing, Py_False);
+        if (rc < 0) {
+            Py_XDECREF(et);
+            Py_XDECREF(ev);
+            Py_XDECREF(etb);
+            Py_XDECREF(r);
+            return -1;
+        }
+        PyErr_Restore(et, ev, etb);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+        if (set_i64(cpu, str_cycles, cycles + n) < 0 || add_to(cpu, str_instructions, n) < 0
+            || add_to(cpu, str_slices, 1) < 0)
+            return -1;
+        /* a core clock change inside the slice (the RCC model) takes effect at its end */
+        PyObject *pending = PyObject_GetAttr(cpu, str_pending_hz);
+        if (!pending)
+            return -1;
+        if (pending != Py_None) {
+            r = PyObject_CallMethodOneArg(cpu, str_apply_hz, pending);
+            Py_DECREF(pending);
+            if (!r)
+                return -1;
+            Py_DECREF(r);
+            if (cycles_at(cpu, t, &target) < 0)
+                return -1;
+        } else {
+            Py_DECREF(pending);
+        }
+    }
+}
+
+static PyObject *mod_drives_natively(PyObject *Py_UNUSED(m), PyObject *cpu)
+{
+    return PyBool_FromLong(cpu_is_native(cpu));
+}
+
+/* The scheduler's clock as the CPU sees it: cpu.machine.scheduler.now. */
+static int cpu_sched_now(PyObject *cpu, SchedObject *s, int64_t *now)
+{
+    PyObject *m = PyObject_GetAttr(cpu, str_machine);
+    if (!m)
+        return -1;
+    PyObject *sc = PyObject_GetAttr(m, str_scheduler);
+    Py_DECREF(m);
+    if (!sc)
+        return -1;
+    int rc = 0;
+    if (sc == (PyObject *)s)
+        *now = s->now;
+    else
+        rc = get_i64(sc, str_now, now);
+    Py_DECREF(sc);
+    return rc;
+}
+
+/* flags[i]: cpus[i] is driven by the C slice driver (fixed when run_until starts). */
+static int run_loop(SchedObject *s, int64_t t_end, PyObject *active, const char *flags, Py_ssize_t nflags,
+                    char *active_flags)
+{
+    PyObject *callargs[3];
+    for (;;) {
+        int64_t now = s->now;
+        if (((s->heap.n && s->heap.v[0].t <= now) || s->lazy_min <= now) && fire_due(s, now) < 0)
+            return -1;
+        if (now >= t_end)
+            return 0;
+        int64_t horizon = t_end;
+        drop_cancelled(s);
+        if (s->lazy_min != NEVER) {
+            int64_t nxt;
+            if (next_event(s, &nxt) < 0)
+                return -1;
+            if (nxt < horizon)
+                horizon = nxt;
+        } else if (s->heap.n && s->heap.v[0].t < horizon) {
+            horizon = s->heap.v[0].t;
+        }
+        int64_t quantum = s->quantum;
+        if (PyList_SetSlice(active, 0, PY_SSIZE_T_MAX, NULL) < 0)
+            return -1;
+        if (PyList_GET_SIZE(s->cpus) > nflags) {     /* active_flags has room for nflags CPUs */
+            PyErr_SetString(PyExc_RuntimeError, "a CPU was added to the scheduler inside run_until");
+            return -1;
+        }
+        PyObject *pnow = PyLong_FromLongLong(now);
+        PyObject *pq = PyLong_FromLongLong(quantum);
+        if (!pnow || !pq) {
+            Py_XDECREF(pnow);
+            Py_XDECREF(pq);
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(s->cpus); i++) {
+            PyObject *cpu = PyList_GET_ITEM(s->cpus, i);
+            if (PyList_GET_SIZE(active) >= nflags) {     /* add_cpu from inside this step */
+                Py_DECREF(pnow);
+                Py_DECREF(pq);
+                PyErr_SetString(PyExc_RuntimeError, "a CPU was added to the scheduler inside run_until");
+                return -1;
+            }
+            if (i < nflags && flags[i]) {
+                int64_t dl;
+                int none;
+                Py_INCREF(cpu);
+                int rc = c_next_deadline(cpu, now, quantum, &dl, &none);
+                if (rc == 0 && !none) {
+                    active_flags[PyList_GET_SIZE(active)] = 1;
+                    rc = PyList_Append(active, cpu);
+                    if (dl <= now)          /* trap (c) */
+                        dl = now + quantum;
+                    if (dl < horizon)
+                        horizon = dl;
+                }
+                Py_DECREF(cpu);
+                if (rc < 0) {
+                    Py_DECREF(pnow);
+                    Py_DECREF(pq);
+                    return -1;
+                }
+                continue;
+            }
+            callargs[0] = cpu;
+            callargs[1] = pnow;
+            callargs[2] = pq;
+            Py_INCREF(cpu);
+            PyObject *d = PyObject_VectorcallMethod(str_next_deadline, callargs,
+                                                    3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            int rc = 0;
+            if (!d) {
+                rc = -1;
+            } else if (d != Py_None) {
+                int64_t dl;
+                active_flags[PyList_GET_SIZE(active)] = 0;
+                if (as_i64(d, &dl) < 0 || PyList_Append(active, cpu) < 0) {
+                    rc = -1;
+                } else {
+                    if (dl <= now)          /* trap (c): due now means awake, not a 1 ps step */
+                        dl = now + quantum;
+                    if (dl < horizon)
+                        horizon = dl;
+                }
+            }
+            Py_XDECREF(d);
+            Py_DECREF(cpu);
+            if (rc < 0) {
+                Py_DECREF(pnow);
+                Py_DECREF(pq);
+                return -1;
+            }
+        }
+        Py_DECREF(pnow);
+        Py_DECREF(pq);
+        if (horizon > now) {
+            PyObject *ph = PyLong_FromLongLong(horizon);
+            if (!ph)
+                return -1;
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(active); i++) {
+                PyObject *cpu = PyList_GET_ITEM(active, i);
+                if (active_flags[i]) {
+                    int64_t sched_now;
+                    Py_INCREF(cpu);
+                    int rc = cpu_sched_now(cpu, s, &sched_now);
+                    if (rc == 0)
+                        rc = c_advance_to(cpu, horizon, sched_now);
+                    Py_DECREF(cpu);
+                    if (rc < 0) {
+                        Py_DECREF(ph);
+                        return -1;
+                    }
+                    continue;
+                }
+                callargs[0] = cpu;
+                callargs[1] = ph;
+                PyObject *r = PyObject_VectorcallMethod(str_advance_to, callargs,
+                                                        2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+                if (!r) {
+                    Py_DECREF(ph);
+                    return -1;
+                }
+                Py_DECREF(r);
+            }
+            Py_DECREF(ph);
+            s->steps++;
+        }
+        if (((s->heap.n && s->heap.v[0].t <= horizon) || s->lazy_min <= horizon)
+            && fire_due(s, horizon) < 0)
+            return -1;
+        s->now = horizon;
+    }
+}
+
+static PyObject *sched_run_until(SchedObject *s, PyObject *arg)
+{
+    int64_t t_end;
+    if (as_i64(arg, &t_end) < 0)
+        return NULL;
+    PyObject *active = PyList_New(0);
+    if (!active)
+        return NULL;
+    Py_ssize_t ncpu = PyList_GET_SIZE(s->cpus);
+    char *flags = PyMem_Calloc((size_t)ncpu + 1, 2);    /* flags[ncpu], then active_flags[ncpu] */
+    if (!flags) {
+        Py_DECREF(active);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < ncpu; i++)
+        flags[i] = (char)cpu_is_native(PyList_GET_ITEM(s->cpus, i));
+    int rc = run_loop(s, t_end, active, flags, ncpu, flags + ncpu + 1);
+    Py_DECREF(active);
+    /* finally: bring every CPU's clock up to now, as the Python loop's finally clause does */
+    PyObject *exc_type = NULL, *exc_val = NULL, *exc_tb = NULL;
+    if (rc < 0)
+        PyErr_Fetch(&exc_type, &exc_val, &exc_tb);
+    PyObject *pnow = PyLong_FromLongLong(s->now);
+    int settle_failed = pnow == NULL;
+    for (Py_ssize_t i = 0; pnow && i < PyList_GET_SIZE(s->cpus); i++) {
+        if (i < ncpu && flags[i]) {
+            PyObject *cpu = PyList_GET_ITEM(s->cpus, i);
+            Py_INCREF(cpu);
+            int src = c_settle(cpu, s->now);
+            Py_DECREF(cpu);
+            if (src < 0) {
+                settle_failed = 1;
+                break;
+            }
+            continue;
+        }
+        PyObject *callargs[2] = {PyList_GET_ITEM(s->cpus, i), pnow};
+        PyObject *r = PyObject_VectorcallMethod(str_settle, callargs,
+                                                2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (!r) {
+            settle_failed = 1;
+            break;
+        }
+        Py_DECREF(r);
+    }
+    Py_XDECREF(pnow);
+    PyMem_Free(flags);
+    if (settle_failed) {            /* the finally clause's exception replaces the loop's */
+        Py_XDECREF(exc_type);
+        Py_XDECREF(exc_val);
+        Py_XDECREF(exc_tb);
+        return NULL;
+    }
+    if (rc < 0) {
+        PyErr_Restore(exc_type, exc_val, exc_tb);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *sched_run_for(SchedObject *s, PyObject *arg)
+{
+    int64_t d;
+    if (as_i64(arg, &d) < 0)
+        return NULL;
+    PyObject *t = PyLong_FromLongLong(s->now + d);
+    if (!t)
+        return NULL;
+    PyObject *r = sched_run_until(s, t);
+    Py_DECREF(t);
+    return r;
+}
+
+static PyObject *sched_pending(SchedObject *s, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSize_t(s->heap.n);
+}
+
+/* `_heap`: a snapshot list of (time, seq, event) in heap-array order, the Python scheduler's own
+ * representation, for tests that look inside. */
+static PyObject *sched_get_heap(SchedObject *s, void *Py_UNUSED(c))
+{
+    PyObject *out = PyList_New((Py_ssize_t)s->heap.n);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < s->heap.n; i++) {
+        dh_entry *e = &s->heap.v[i];
+        PyObject *row = Py_BuildValue("(LLO)", (long long)e->t, (long long)e->seq, (PyObject *)e->item);
+        if (!row) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, (Py_ssize_t)i, row);
+    }
+    return out;
+}
+
+static PyGetSetDef sched_getset[] = {
+    {"_heap", (getter)sched_get_heap, NULL, "snapshot of the heap: [(time, seq, event)]", NULL},
+    {NULL},
+};
+
+static PyMethodDef sched_methods[] = {
+    {"at", (PyCFunction)(void (*)(void))sched_at, METH_FASTCALL | METH_KEYWORDS,
+     "at(t, fn, *args, name='') -> Event: fn(*args) at absolute time t (clamped to now)."},
+    {"after", (PyCFunction)(void (*)(void))sched_after, METH_FASTCALL | METH_KEYWORDS,
+     "after(delay, fn, *args, name='') -> Event"},
+    {"at_seq", (PyCFunction)(void (*)(void))sched_at_seq, METH_FASTCALL | METH_KEYWORDS,
+     "at_seq(t, seq, fn, *args, name='') -> Event with a reserved sequence number"},
+    {"reserve_seq", (PyCFunction)sched_reserve_seq, METH_NOARGS, NULL},
+    {"defer", (PyCFunction)(void (*)(void))sched_defer, METH_FASTCALL, NULL},
+    {"cancel_deferred", (PyCFunction)sched_cancel_deferred, METH_O, NULL},
+    {"next_event_time", (PyCFunction)sched_next_event_time, METH_NOARGS, NULL},
+    {"record", (PyCFunction)(void (*)(void))sched_record, METH_VARARGS | METH_KEYWORDS, NULL},
+    {"park", (PyCFunction)sched_park, METH_O, NULL},
+    {"on_event", (PyCFunction)sched_on_event, METH_O, NULL},
+    {"add_cpu", (PyCFunction)sched_add_cpu, METH_O, NULL},
+    {"run_until", (PyCFunction)sched_run_until, METH_O, NULL},
+    {"run_for", (PyCFunction)sched_run_for, METH_O, NULL},
+    {"pending", (PyCFunction)sched_pending, METH_NOARGS,
+     "Number of entries in the heap, cancelled ones included (tests, bench)."},
+    {NULL},
+};
+
+static PyMemberDef sched_members[] = {
+    {"quantum", T_LONGLONG, offsetof(SchedObject, quantum), 0, NULL},
+    {"now", T_LONGLONG, offsetof(SchedObject, now), 0, NULL},
+    {"steps", T_LONGLONG, offsetof(SchedObject, steps), 0, NULL},
+    {"cpus", T_OBJECT, offsetof(SchedObject, cpus), READONLY, NULL},
+    {"log", T_OBJECT, offsetof(SchedObject, log), READONLY, NULL},
+    {NULL},
+};
+
+static PyTypeObject SchedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Scheduler",
+    .tp_basicsize = sizeof(SchedObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The builtin engine's scheduler (scheduler.py) with its heap and time loop in C.",
+    .tp_new = sched_new,
+    .tp_dealloc = (destructor)sched_dealloc,
+    .tp_traverse = (traverseproc)sched_traverse,
+    .tp_clear = (inquiry)sched_clear,
+    .tp_methods = sched_methods,
+    .tp_members = sched_members,
+    .tp_getset = sched_getset,
+};
+
+/* -- unicorn ---------------------------------------------------------------------------------------- */
+
+static PyObject *mod_bind_unicorn(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    void *handle = PyLong_AsVoidPtr(arg);
+    if (!handle && PyErr_Occurred())
+        return NULL;
+    char why[256];
+    if (duohil_uc_bind(handle, why, sizeof why) < 0) {   /* refused: a good earlier binding stays */
+        PyErr_SetString(PyExc_ImportError, why);
+        return NULL;
+    }
+    uc_bound = 1;
+    Py_RETURN_NONE;
+}
+
+static int need_uc(void)
+{
+    if (!uc_bound) {
+        PyErr_SetString(PyExc_RuntimeError, "the native core is not bound to unicorn (bind_unicorn)");
+        return -1;
+    }
+    return 0;
+}
+
+/* emu_start(uch, begin, until, timeout, count) -> unicorn error code (0: OK).
+ * Runs with the GIL held: Python hooks on the engine run inside it. */
+static PyObject *mod_emu_start(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "emu_start(uch, begin, until, timeout, count)");
+    if (need_uc() < 0)
+        return NULL;
+    void *uch = PyLong_AsVoidPtr(args[0]);
+    unsigned long long v[4];
+    for (int i = 0; i < 4; i++) {
+        v[i] = PyLong_AsUnsignedLongLong(args[i + 1]);
+        if (v[i] == (unsigned long long)-1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (!uch && PyErr_Occurred())
+        return NULL;
+    uc_err err = UC.emu_start((uc_engine *)uch, v[0], v[1], v[2], (size_t)v[3]);
+    return PyLong_FromLong((long)err);
+}
+
+/* bench_slices(uch, begin, n, count) -> n slices of `count` instructions from `begin`, all from C:
+ * the fixed cost of a slice start/stop without Python around it. Returns the last error code. */
+static PyObject *mod_bench_slices(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "bench_slices(uch, begin, n, count)");
+    if (need_uc() < 0)
+        return NULL;
+    void *uch = PyLong_AsVoidPtr(args[0]);
+    unsigned long long begin = PyLong_AsUnsignedLongLong(args[1]);
+    long long n = PyLong_AsLongLong(args[2]);
+    long long count = PyLong_AsLongLong(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    uc_err err = UC_ERR_OK;
+    for (long long i = 0; i < n && err == UC_ERR_OK; i++)
+        err = UC.emu_start((uc_engine *)uch, begin, 0xFFFFFFFFull, 0, (size_t)count);
+    return PyLong_FromLong((long)err);
+}
+
+static PyObject *mod_heap_selftest(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "heap_selftest(n, seed)");
+    Py_ssize_t n = PyLong_AsSsize_t(args[0]);
+    unsigned long long seed = PyLong_AsUnsignedLongLong(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    int rc = dh_selftest((size_t)n, seed);
+    if (rc < 0)
+        return PyErr_NoMemory();
+    return PyBool_FromLong(rc == 0);
+}
+
+static PyObject *mod_built_for(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    return PyUnicode_FromString(duohil_uc_built_for());
+}
+
+static PyMethodDef module_methods[] = {
+    {"bind_unicorn", mod_bind_unicorn, METH_O,
+     "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
+     "check its version; ImportError with one line on a mismatch."},
+    {"drives_natively", mod_drives_natively, METH_O,
+     "drives_natively(cpu) -> True when the C scheduler runs cpu's time methods in C."},
+    {"register_cpu_class", mod_register_cpu_class, METH_O,
+     "register_cpu_class(CpuCore): the C scheduler drives CPUs that keep this class's next_deadline, "
+     "advance_to, settle, cycles_at and now_ps with its C slice driver."},
+    {"built_for", mod_built_for, METH_NOARGS, "The unicorn version of the headers we were built with."},
+    {"emu_start", (PyCFunction)(void (*)(void))mod_emu_start, METH_FASTCALL, NULL},
+    {"bench_slices", (PyCFunction)(void (*)(void))mod_bench_slices, METH_FASTCALL, NULL},
+    {"heap_selftest", (PyCFunction)(void (*)(void))mod_heap_selftest, METH_FASTCALL,
+     "heap_selftest(n, seed) -> True when n pushes then n pops came out in (time, seq) order."},
+    {NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "duohil.engines.builtin.native._core",
+    .m_doc = "duohil's native core (C): scheduler heap and loop, unicorn C API binding.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+#define INTERN(var, s)                                      \
+    if (!(var = PyUnicode_InternFromString(s)))             \
+        return NULL;
+    INTERN(str_next_deadline, "next_deadline");
+    INTERN(str_advance_to, "advance_to");
+    INTERN(str_settle, "settle");
+    INTERN(str_parked, "parked");
+    INTERN(str_unpark, "unpark");
+    INTERN(str_t, "t");
+    INTERN(str_empty, "");
+    INTERN(str_cycles_at, "cycles_at");
+    INTERN(str_now_ps, "now_ps");
+    INTERN(str_halted, "halted");
+    INTERN(str_stall_until, "stall_until");
+    INTERN(str_sleeping, "sleeping");
+    INTERN(str_park_until, "park_until");
+    INTERN(str_interrupt_pending, "interrupt_pending");
+    INTERN(str_take_interrupts, "take_interrupts");
+    INTERN(str_cycles, "cycles");
+    INTERN(str_hz, "hz");
+    INTERN(str_executing, "executing");
+    INTERN(str_slice_start_ps, "slice_start_ps");
+    INTERN(str_poll_addr, "_poll_addr");
+    INTERN(str_poll_count, "_poll_count");
+    INTERN(str_run_slice, "_run_slice");
+    INTERN(str_instructions, "instructions");
+    INTERN(str_slices, "slices");
+    INTERN(str_machine, "machine");
+    INTERN(str_record, "record");
+    INTERN(str_stall_end, "stall_end");
+    INTERN(str_cpu, "cpu");
+    INTERN(str_name, "name");
+    INTERN(str_scheduler, "scheduler");
+    INTERN(str_now, "now");
+    INTERN(str_pending_hz, "_pending_hz");
+    INTERN(str_apply_hz, "_apply_hz");
+#undef INTERN
+    if (PyType_Ready(&EventType) < 0 || PyType_Ready(&SchedType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&core_module);
+    if (!m)
+        return NULL;
+    Py_INCREF(&EventType);
+    Py_INCREF(&SchedType);
+    if (PyModule_AddObject(m, "Event", (PyObject *)&EventType) < 0
+        || PyModule_AddObject(m, "Scheduler", (PyObject *)&SchedType) < 0
+        || PyModule_AddStringConstant(m, "UNICORN_HEADERS", duohil_uc_built_for()) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,53 @@
+"""Build of duohil's native core: one C extension, duohil.engines.builtin.native._core.
+
+Everything else about the package is in pyproject.toml. The extension compiles against the unicorn
+headers shipped in the unicorn wheel (pinned in [build-system] requires, so the headers are the ones
+of the version duohil runs with) and links nothing from unicorn: it resolves the C API at run time on
+the library the `unicorn` package loaded. It is optional: without a C compiler or Python.h the
+install still succeeds and duohil runs its Python models (`duohil engines` says why).
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+NATIVE = Path("duohil/engines/builtin/native")
+
+
+def _unicorn_include() -> str | None:
+    """The include directory of the unicorn wheel in the build environment, without importing it
+    (importing would load libunicorn for nothing)."""
+    spec = importlib.util.find_spec("unicorn")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        inc = Path(loc) / "include"
+        if (inc / "unicorn" / "unicorn.h").is_file():
+            return str(inc)
+    return None
+
+
+# A compile that fails (optional=True) must not leave an older build of the core in place beside
+# the sources (editable installs put it there): drop it first, so such an install runs Python.
+for _old in NATIVE.glob("_core*.so"):
+    _old.unlink()
+
+ext_modules = []
+_inc = _unicorn_include()
+if _inc is None:
+    print("duohil: no unicorn headers in the build environment; the native core is not built",
+          file=sys.stderr)
+else:
+    ext_modules.append(Extension(
+        "duohil.engines.builtin.native._core",
+        sources=[str(NATIVE / f) for f in ("_core.c", "evheap.c", "ucapi.c")],
+        depends=[str(NATIVE / f) for f in ("evheap.h", "ucapi.h")],
+        include_dirs=[_inc],
+        extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                            "-Wno-missing-field-initializers", "-Wno-cast-function-type"],
+        libraries=["dl"],
+        optional=True,          # a failed compile leaves the Python models, never a failed install
+    ))
+
+setup(ext_modules=ext_modules)

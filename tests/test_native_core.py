@@ -1,0 +1,127 @@
+"""The native core's build, its binding to the loaded libunicorn, and the DUOHIL_MODELS switch."""
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from duohil.engines.builtin import native
+from duohil.engines.builtin.scheduler import PythonScheduler, Scheduler
+from duohil.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _core():
+    core = native.core()
+    assert core is not None, f"the native core should be built by `make setup`: {native.note()}"
+    return core
+
+
+def test_the_extension_is_built_and_bound_to_the_unicorn_the_package_loaded() -> None:
+    core = _core()
+    import unicorn
+    assert core.built_for() == unicorn.__version__ == "2.1.4"
+    # no second copy of libunicorn in the process: one mapping of the wheel's library
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    libs = {line.split()[-1] for line in maps if "libunicorn" in line}
+    assert len(libs) == 1, libs
+
+
+def test_emu_start_from_c_runs_the_engine_the_python_object_owns() -> None:
+    from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
+    from unicorn.arm_const import UC_ARM_REG_PC, UC_ARM_REG_R0
+    core = _core()
+    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+    uc.mem_map(0x1000, 0x1000)
+    uc.mem_write(0x1000, bytes.fromhex("4ff02a00") + b"\x00\xbf" * 8)    # mov.w r0, #42; nops
+    assert core.emu_start(uc._uch.value, 0x1001, 0xFFFFFFFF, 0, 1) == 0
+    assert uc.reg_read(UC_ARM_REG_R0) == 42 and uc.reg_read(UC_ARM_REG_PC) == 0x1004
+    assert core.bench_slices(uc._uch.value, 0x1005, 100, 2) == 0
+
+
+@pytest.fixture
+def fake_unicorn(tmp_path: Path):
+    """A shared library exporting the uc_* symbols the core resolves, with uc_version() of
+    unicorn 2.1.3: what a wheel change would look like to the version check."""
+    syms = ["uc_strerror", "uc_emu_start", "uc_emu_stop", "uc_reg_read", "uc_reg_write",
+            "uc_mem_read", "uc_mem_write", "uc_hook_add", "uc_hook_del"]
+    src = tmp_path / "fake.c"
+    src.write_text("unsigned uc_version(unsigned *a, unsigned *b) { if (a) *a = 2; if (b) *b = 1;\n"
+                   "  return 0x020103ff; }\n" + "".join(f"int {s}(void) {{ return 0; }}\n" for s in syms))
+    lib = tmp_path / "libfake.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    return ctypes.CDLL(str(lib))
+
+
+def test_a_different_libunicorn_version_is_refused_with_one_line(fake_unicorn) -> None:
+    core = _core()
+    with pytest.raises(ImportError) as exc:
+        core.bind_unicorn(fake_unicorn._handle)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert "built for unicorn 2.1.4" in msg and "2.1.3" in msg
+    # the refusal leaves the good binding in place
+    test_emu_start_from_c_runs_the_engine_the_python_object_owns()
+
+
+def test_a_library_without_the_unicorn_api_is_refused(tmp_path: Path) -> None:
+    core = _core()
+    libc = ctypes.CDLL(None)
+    with pytest.raises(ImportError, match="has no uc_version"):
+        core.bind_unicorn(libc._handle)
+
+
+def test_the_switch_picks_the_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+    core = _core()
+    monkeypatch.delenv(native.ENV, raising=False)
+    assert native.models() == "native"
+    assert type(Scheduler()) is core.Scheduler
+    monkeypatch.setenv(native.ENV, "python")
+    assert native.models() == "python"
+    assert type(Scheduler()) is Scheduler
+    monkeypatch.setenv(native.ENV, "native")
+    assert type(Scheduler(5)) is core.Scheduler and Scheduler(5).quantum == 5
+    assert type(PythonScheduler()) is PythonScheduler
+    monkeypatch.setenv(native.ENV, "fast")
+    with pytest.raises(ConfigError, match="DUOHIL_MODELS: 'fast' is not a model set"):
+        Scheduler()
+
+
+def test_bad_quantum_is_refused_the_same_way_by_both() -> None:
+    for cls in (PythonScheduler, _core().Scheduler):
+        with pytest.raises(ValueError, match="quantum must be a positive number of picoseconds, got 0"):
+            cls(0)
+
+
+def test_duohil_engines_says_which_models_run() -> None:
+    out = subprocess.run([sys.executable, "-m", "duohil.cli", "engines"], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("builtin"))
+    assert "models: native by default (native core built for unicorn 2.1.4)" in line
+
+
+def test_the_setup_stamp_covers_the_c_sources() -> None:
+    setup = (ROOT / "ci" / "setup.sh").read_text()
+    assert "duohil/engines/builtin/native/*.[ch]" in setup and "python3-dev" in setup
+    assert sorted(p.name for p in (ROOT / "duohil/engines/builtin/native").glob("*.[ch]")) == \
+        ["_core.c", "evheap.c", "evheap.h", "ucapi.c", "ucapi.h"]
+
+
+def test_the_c_sources_compile_without_warnings(tmp_path: Path) -> None:
+    """The flags setup.py uses, plus -Werror: a warning is a defect to fix, not build noise."""
+    import sysconfig
+
+    import unicorn
+    native_dir = ROOT / "duohil/engines/builtin/native"
+    inc = Path(unicorn.__file__).parent / "include"
+    for src in ("_core.c", "evheap.c", "ucapi.c"):
+        r = subprocess.run(["gcc", "-c", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                            "-Wno-unused-parameter", "-Wno-missing-field-initializers",
+                            "-Wno-cast-function-type", "-fPIC", f"-I{inc}",
+                            f"-I{sysconfig.get_paths()['include']}", str(native_dir / src),
+                            "-o", str(tmp_path / (src + ".o"))], capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
