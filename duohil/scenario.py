@@ -399,7 +399,7 @@ def from_dict(raw: Any, path: Path) -> Scenario:
             raise ConfigError(f"peer: {raw['peer']!r}", file=path, field="peer",
                               expected="a mapping (image, config) or none (the STM32 alone)")
         sc.peer_none = True
-    elif isinstance(raw["peer"], dict) and "replay" in raw["peer"]:
+    elif isinstance(raw.get("peer"), dict) and "replay" in raw["peer"]:
         _replay_part(sc, raw["peer"], path)
     elif "peer" in raw:
         sc.peer = _machine_part(raw["peer"], path, "peer")
