@@ -113,15 +113,15 @@ def run_and_compare(path: Path, elf: Path, rep: rp.FieldReport, dec: rp.Decoded,
     from .duo import Duo
     sc = scmod.load(path)
     variant = elf.stem if elf.stem in STM32_IMAGES else "buggy"
-    with scmod.naming_errors(sc, variant):
-        with Duo.from_scenario(sc, variant, engine=engine, stm32=elf) as duo:
-            duo.with_timeline = False
-            try:
-                duo.run_to_end()
-            except EngineError:      # a run the engine stopped is still compared (result says so)
-                pass
-            result = duo.result()
-            events = duo.session.events()
+    with scmod.naming_errors(sc, variant), Duo.from_scenario(sc, variant, engine=engine,
+                                                             stm32=elf) as duo:
+        duo.with_timeline = False
+        try:
+            duo.run_to_end()
+        except EngineError:          # a run the engine stopped is still compared (result says so)
+            pass
+        result = duo.result()
+        events = duo.session.events()
     field_sig = rp.field_signature(rep, dec if rep.has_fault else None, cands)
     emu = rp.run_signature(result, events, elf)
     print(f"emulated run: {', '.join(result.outcomes)} ({result.virtual_ms:.0f} ms virtual"

@@ -9,6 +9,7 @@ run on the crashed build and the emulated crash is compared with the field one.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import struct
@@ -43,11 +44,11 @@ RX_RING = 256                       # the STM32's RX ring (stm32_firmware/README
 RX_PATH = ("link_poll", "link_rx_snapshot", "link_rx_pending", "link_rx_dma_offset")
 TS_LINE = re.compile(r"^\s*(?:\[?\s*(\d+(?:\.\d+)?)\s*(?:ms)?\s*\]?\s+)?([A-Z][A-Z0-9]+)(?:\s(.*))?$")
 KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S+)")
-REG_LINE = re.compile(r"\b(r0|r1|r2|r3|r12|lr|pc|xpsr|psr|cfsr|hfsr|mmfar|bfar)\s*[:=]\s*(0x[0-9a-fA-F]+|\d+)\b",
-                      re.IGNORECASE)
+REG_LINE = re.compile(r"\b(r0|r1|r2|r3|r12|lr|pc|xpsr|psr|cfsr|hfsr|mmfar|bfar)\s*[:=]\s*"
+                      r"(0x[0-9a-fA-F]+|\d+)\b", re.IGNORECASE)
 
 
-# -- the report ----------------------------------------------------------------------------------------
+# -- the report -----------------------------------------------------------------------------------------
 @dataclass
 class FieldReport:
     """What the field unit left: a fault (exception + registers), an ESTOP, or only its console."""
@@ -255,7 +256,8 @@ def _after_call(elf: Path, lr: int) -> bool:
     with elf.open("rb") as fh:
         for sec in ELFFile(fh).iter_sections():
             lo = sec["sh_addr"]
-            if sec["sh_type"] != "SHT_PROGBITS" or not lo <= a - 4 < lo + sec["sh_size"] or not a <= lo + sec["sh_size"]:
+            hi = lo + sec["sh_size"]
+            if sec["sh_type"] != "SHT_PROGBITS" or not lo <= a - 4 or not a <= hi:
                 continue
             data = sec.data()
             hw1, hw2 = struct.unpack_from("<HH", data, a - 4 - lo)
@@ -314,7 +316,7 @@ def decode(rep: FieldReport, elf: str | Path) -> Decoded:
     return Decoded(exc, words, pc, lr, checks)
 
 
-# -- the capture ----------------------------------------------------------------------------------------------
+# -- the capture ----------------------------------------------------------------------------------------
 @dataclass
 class FrameIssue:
     frame: int            # index among the sender's frames (as link faults count them)
@@ -371,7 +373,7 @@ def _crc_ok(length: int, body: list[int]) -> bool:
 
 
 def _gaps(data: list[capmod.CapturedByte], over_ms: float) -> list[tuple[int, int]]:
-    return [(a.t_ps, b.t_ps) for a, b in zip(data, data[1:]) if b.t_ps - a.t_ps > over_ms * PS_PER_MS]
+    return [(a.t_ps, b.t_ps) for a, b in itertools.pairwise(data) if b.t_ps - a.t_ps > over_ms * PS_PER_MS]
 
 
 def _seq_stall(s2p: list[tuple[int, bytes]], max_lost: int = 2) -> str | None:
@@ -395,7 +397,7 @@ def _seq_stall(s2p: list[tuple[int, bytes]], max_lost: int = 2) -> str | None:
     return None
 
 
-# -- inference ---------------------------------------------------------------------------------------------------
+# -- inference ------------------------------------------------------------------------------------------
 @dataclass
 class Candidate:
     mode: str
@@ -431,13 +433,13 @@ def infer(rep: FieldReport, dec: Decoded | None, cap: capmod.Capture | None,
     fresh = rep.config.get("freshness_ms", DEFAULT_FRESH_MS)
     p2s = cap.direction(capmod.P2S) if cap else []
     s2p = cap.direction(capmod.S2P) if cap else []
-    frames, issues, _ = scan_frames(p2s) if p2s else ([], [], [])
+    issues = scan_frames(p2s)[1] if p2s else []
     # CM1: the peer went quiet longer than the freshness window, and the axis was not stopped
     gaps = _gaps(p2s, fresh)
     if gaps and not rep.has_fault:
         a, b = max(gaps, key=lambda g: g[1] - g[0])
-        ev = [f"the peer->STM32 stream stops for {(b - a) / PS_PER_MS:.1f} ms at {a / PS_PER_MS:.1f} ms, "
-              f"longer than the freshness window ({fresh} ms)"]
+        ev = [(f"the peer->STM32 stream stops for {(b - a) / PS_PER_MS:.1f} ms at {a / PS_PER_MS:.1f} ms, "
+              f"longer than the freshness window ({fresh} ms)")]
         for end, pause in gc or []:
             if pause > fresh and a / PS_PER_MS - 5 <= end <= b / PS_PER_MS + 5:
                 ev.append(f"the peer log reports a GC pause of {pause:.1f} ms ending at {end:.1f} ms")
@@ -448,8 +450,8 @@ def infer(rep: FieldReport, dec: Decoded | None, cap: capmod.Capture | None,
     corrupt = [x for x in issues if x.kind == "corrupt_len"]
     if corrupt and not rep.has_fault:
         x = corrupt[0]
-        ev = [f"peer frame {x.frame} (type {x.msg_type:#04x}) arrived with LEN {x.got}; its type "
-              f"has LEN {x.want} and its CRC checks with {x.want}: LEN was corrupted on the wire"]
+        ev = [(f"peer frame {x.frame} (type {x.msg_type:#04x}) arrived with LEN {x.got}; its type "
+              f"has LEN {x.want} and its CRC checks with {x.want}: LEN was corrupted on the wire")]
         stall = _seq_stall(scan_frames(s2p)[0]) if s2p else None
         if stall:
             ev.append(stall)
@@ -460,10 +462,10 @@ def infer(rep: FieldReport, dec: Decoded | None, cap: capmod.Capture | None,
     layout = [x for x in issues if x.kind == "layout"]
     if layout:
         x = layout[0]
-        out.append(Candidate("CM6", [f"{len(layout)} peer frame(s) with a good CRC but a LEN their "
+        out.append(Candidate("CM6", [(f"{len(layout)} peer frame(s) with a good CRC but a LEN their "
                                      f"type does not have (first: frame {x.frame}, type "
                                      f"{x.msg_type:#04x}, LEN {x.got}, packed {x.want}): the peer "
-                                     f"serializes another layout"]))
+                                     f"serializes another layout")]))
     if rep.has_fault and dec is not None:
         r = rep.regs
         fn = dec.function or "?"
@@ -480,8 +482,8 @@ def infer(rep: FieldReport, dec: Decoded | None, cap: capmod.Capture | None,
             out.append(Candidate("CM4", ev, [{"kind": "dma_latency", "controller": "dma1", "stream": 0,
                                               "latency_us": 2000}]))
         elif copy and dec.lr is None and "r2" in r and r["r2"] > RX_RING:
-            out.append(Candidate("CM4", [f"a {fn} of r2={r['r2']:#x} bytes (more than the {RX_RING}-byte "
-                                         f"RX ring) ran off the end of RAM"],
+            out.append(Candidate("CM4", [(f"a {fn} of r2={r['r2']:#x} bytes (more than the {RX_RING}-byte "
+                                         f"RX ring) ran off the end of RAM")],
                                  [{"kind": "dma_latency", "controller": "dma1", "stream": 0,
                                    "latency_us": 2000}]))
         cfsr = r.get("cfsr", 0)
@@ -504,7 +506,7 @@ def infer(rep: FieldReport, dec: Decoded | None, cap: capmod.Capture | None,
     return out
 
 
-# -- the scenario -----------------------------------------------------------------------------------------------
+# -- the scenario ---------------------------------------------------------------------------------------
 EXPECT = {
     "CM1": ({"buggy": ["estop", "runaway"], "fixed": "ok", "fixed-no-cmd_timeout": ["estop", "runaway"]}),
     "CM2": {"buggy": "desync", "fixed": "ok", "fixed-no-resync": "desync"},
@@ -544,7 +546,7 @@ def scenario_text(name: str, cand: Candidate, rep: FieldReport, capture_name: st
     return "\n".join(lines) + "\n"
 
 
-# -- signatures --------------------------------------------------------------------------------------------------
+# -- signatures -----------------------------------------------------------------------------------------
 @dataclass
 class Signature:
     kind: str                  # fault, estop, desync, none
@@ -554,7 +556,8 @@ class Signature:
 
     def text(self) -> str:
         if self.kind == "fault":
-            return f"{self.exception} in {self.function or '??'}" + (f" ({self.detail})" if self.detail else "")
+            detail = f" ({self.detail})" if self.detail else ""
+            return f"{self.exception} in {self.function or '??'}{detail}"
         if self.kind == "estop":
             return f"ESTOP reason={self.detail}"
         if self.kind == "desync":

@@ -5,7 +5,8 @@ what is recorded is only what a field engineer could have: the STM32 console (or
 register dump of a silent unit, or g_crash_record read out of RAM), the link as a logic analyser
 decodes it (start-bit times, the bytes as they arrived, faults included), and the peer's console.
 The injected peer stall of CM1 stands for a GC pause: its peer log carries the GC line a GC peer
-prints after such a pause (esp32_firmware/README.md), with the pause the stall lasted.
+prints after such a pause (esp32_firmware/README.md), with the pause the stall lasted; the heap
+figures a real GC line also carries (live, freed, alloc) are left out, as nothing measured them.
 
     .venv/bin/python tools/make_field_examples.py        # rewrites scenarios/field/examples/
 """
@@ -18,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from duohil import scenario as scmod  # noqa: E402
-from duohil.duo import Duo  # noqa: E402
-from duohil.engines.base import PS_PER_MS, PS_PER_S  # noqa: E402
+from duohil import scenario as scmod
+from duohil.duo import Duo
+from duohil.engines.base import PS_PER_MS, PS_PER_S
 
 OUT = REPO / "scenarios" / "field" / "examples"
 FRAME_BITS = 10
@@ -83,7 +84,7 @@ def main() -> None:
     stall = next(f for f in duo.fault_plan if f["kind"] == "peer_stall")
     end_ms = stall["t_ps"] / PS_PER_MS + stall["duration_ms"]
     pause_us = round(stall["duration_ms"] * 1000)
-    gc = f"{end_ms:10.3f} GC n=1 pause_us={pause_us} model_us={pause_us} live=9216 freed=7168 alloc=16384 reason=pacer\n"
+    gc = f"{end_ms:10.3f} GC n=1 pause_us={pause_us} model_us={pause_us} reason=pacer\n"
     peer = [ln for ln in _console(duo, "peer").splitlines(keepends=True)]
     (OUT / "cm1.peer.log").write_text("".join(sorted(peer + [gc], key=lambda s: float(s.split()[0]))))
     duo.close()
