@@ -501,6 +501,8 @@ def infer(rep: FieldReport, dec: Decoded | None, cap: capmod.Capture | None,
                 ev.append("the fault handler recorded it and the device rebooted (this build has the "
                           "CM7 fix; the scenario checks the others still die silently)")
             if ev and imprecise:
+                # uptime counts whole SysTick ms from shortly after reset: a fault at 150.0 ms
+                # records 149 (measured on the CM7 example)
                 at = max(0.0, (rep.t_ms or 0.0) + 1.0)
                 out.append(Candidate("CM7", ev, [{"kind": "bus_fault", "at_ms": round(at, 3)}]))
     return out
@@ -517,7 +519,7 @@ EXPECT = {
 }
 
 
-def scenario_text(name: str, cand: Candidate, rep: FieldReport, capture_name: str,
+def scenario_text(name: str, cand: Candidate, rep: FieldReport, capture_name: str | None,
                   duration_ms: float) -> str:
     """An ordinary scenario (docs/scenarios.md) as YAML text."""
     import json
@@ -535,7 +537,10 @@ def scenario_text(name: str, cand: Candidate, rep: FieldReport, capture_name: st
     if rep.config:
         lines.append("stm32:")
         lines.append("  config: {" + ", ".join(f"{k}: {v}" for k, v in sorted(rep.config.items())) + "}")
-    lines.append(f"peer: {{replay: {y(capture_name)}}}")
+    if capture_name is None:
+        lines.append("peer: {image: pooled-packed}    # no capture: a live peer of ours instead")
+    else:
+        lines.append(f"peer: {{replay: {y(capture_name)}}}")
     if cand.faults:
         lines.append("faults:")
         for f in cand.faults:

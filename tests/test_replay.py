@@ -215,3 +215,15 @@ def test_scenario_replay_path_must_stay_next_to_it(tmp_path: Path) -> None:
     p = tmp_path / "s.yaml"
     p.write_text(base.replace('"field_cm4_torn_dma.capture.csv"', '"c.csv"'))
     assert scmod.load(p).peer_replay
+
+
+def test_without_capture_a_live_peer_stands_in(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The raw record alone (no capture): the scenario runs our peer, and the crash still matches."""
+    out_yaml = tmp_path / "rec.yaml"
+    rc, out, err = _replay([str(EX / "cm7.record.bin"), "--elf", str(BUILD / "fixed.elf"),
+                            "-o", str(out_yaml)], capsys)
+    assert rc == 0 and "\nreproduced:" in out, out + err
+    sc = scmod.load(out_yaml)
+    assert sc.peer_replay is None and sc.peer.image == "pooled-packed"
+    assert [f.kind for f in sc.faults] == ["bus_fault"]
+    assert not (tmp_path / "rec.capture.csv").exists()
