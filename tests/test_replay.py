@@ -227,3 +227,23 @@ def test_without_capture_a_live_peer_stands_in(tmp_path: Path, capsys: pytest.Ca
     assert sc.peer_replay is None and sc.peer.image == "pooled-packed"
     assert [f.kind for f in sc.faults] == ["bus_fault"]
     assert not (tmp_path / "rec.capture.csv").exists()
+
+
+def test_recorded_peer_puts_each_byte_on_the_wire_when_the_live_peer_did() -> None:
+    """CM2's capture replayed: every peer->STM32 byte arrives at the picosecond the live peer's did,
+    the corrupted LEN included (sent as the peer meant it, flipped by the scenario's link fault),
+    and the STM32 prints the same console."""
+    from duohil.duo import Duo
+
+    def wire(path: Path) -> tuple[list, list[str]]:
+        with Duo.from_scenario(scmod.load(path), "buggy") as duo:
+            duo.run_to_end()
+            return ([(b.t_ps, b.value, b.sent, b.fault) for b in duo.session.link_bytes()
+                     if b.direction == "peer->stm32"], duo.stm32.console)
+
+    live, live_console = wire(ROOT / "scenarios" / "cm2_resync.yaml")
+    replayed, replayed_console = wire(FIELD / "field_cm2_len_flip.yaml")
+    assert len(live) > 1000 and replayed == live
+    flips = [b for b in replayed if b[3]]
+    assert len(flips) == 1 and flips[0][1:] == (138, 10, "flip")
+    assert replayed_console == live_console

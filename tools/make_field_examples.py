@@ -42,12 +42,14 @@ def _console(duo: Duo, machine: str) -> str:
 
 def _wire(duo: Duo) -> list[tuple[int, str, int]]:
     """Every byte that arrived, as (start-bit time ps, p2s/s2p, value): arrival minus one frame."""
+    bits = {"p2s": duo.session.peer.machine.peripherals["uart1"].bit_time_ps(),
+            "s2p": duo.session.stm32.machine.peripherals["usart3"].bit_time_ps()}
     out = []
     for b in duo.session.link_bytes():
         if b.value is None:
             continue
-        bit = duo.session.stm32.machine.peripherals["usart3"].bit_time_ps()
-        out.append((b.t_ps - FRAME_BITS * bit, "p2s" if b.direction == "peer->stm32" else "s2p", b.value))
+        d = "p2s" if b.direction == "peer->stm32" else "s2p"
+        out.append((b.t_ps - FRAME_BITS * bits[d], d, b.value))     # the sender's start bit
     out.sort(key=lambda r: (r[0], r[1]))
     return out
 
@@ -90,7 +92,7 @@ def main() -> None:
     duo.close()
     # CM2: buggy, LEN of setpoint frame 60 flipped; console log + Saleae 2 capture of both lines
     duo = _run("cm2_resync", "buggy")
-    bit = duo.session.stm32.machine.peripherals["usart3"].bit_time_ps()
+    bit = duo.session.peer.machine.peripherals["uart1"].bit_time_ps()
     (OUT / "cm2.console.log").write_text(_console(duo, "stm32"))
     (OUT / "cm2.saleae2.csv").write_text(saleae2(_wire(duo), {"p2s": "Async Serial p2s",
                                                               "s2p": "Async Serial s2p"}, bit))
@@ -126,7 +128,8 @@ def main() -> None:
     hexd = [f"0x{m_addr + 16 * i:08x}:\t" + "\t".join(f"0x{w:08x}" for w in words[4 * i:4 * i + 4])
             for i in range(5)]
     (OUT / "cm7.record.hex").write_text("\n".join(hexd) + "\n")
-    (OUT / "cm7.saleae2.csv").write_text(saleae2(_wire(duo), {"p2s": "Async Serial"}, bit))
+    (OUT / "cm7.saleae2.csv").write_text(saleae2(_wire(duo), {"p2s": "Async Serial"},
+                                                    duo.session.peer.machine.peripherals["uart1"].bit_time_ps()))
     duo.close()
     print(f"wrote {len(list(OUT.iterdir()))} files in {OUT}")
 
