@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,8 @@ def test_capture_layouts_read_the_same_bytes(tmp_path: Path) -> None:
 
 # -- bad input: one line, exit 2 -----------------------------------------------------------------------
 def _one_error_line(argv: list[str], capsys: pytest.CaptureFixture, *words: str) -> str:
+    if "-o" not in argv:                  # should the error not come, write nothing into the repo
+        argv = [*argv, "-o", str(Path(tempfile.mkdtemp()) / "x.yaml")]
     rc, out, err = _replay(argv, capsys)
     assert rc == 2, out + err
     lines = err.strip().splitlines()
@@ -247,3 +250,31 @@ def test_recorded_peer_puts_each_byte_on_the_wire_when_the_live_peer_did() -> No
     flips = [b for b in replayed if b[3]]
     assert len(flips) == 1 and flips[0][1:] == (138, 10, "flip")
     assert replayed_console == live_console
+
+
+def test_hardfault_line_with_no_boot_after_is_cm7_silent_death(tmp_path: Path) -> None:
+    """A console that ends in HARDFAULT (no BOOT after it): the device stayed down."""
+    rec = rp.parse_report(EX / "cm7.crashrec.txt").regs
+    log = tmp_path / "console.log"
+    log.write_text("     3.320 BOOT fw=stm32 build=fixed fixes=0x7f\n"
+                   f"   159.725 HARDFAULT pc={rec['pc']:#010x} lr={rec['lr']:#010x} cfsr={rec['cfsr']:#010x} "
+                   "hfsr=0x00000000 bfar=0x00000000 mmfar=0x00000000 exc=5\n")
+    rep = rp.parse_report(log)
+    assert rep.form == "hardfault" and rep.recovered is False and rep.build == "fixed"
+    dec = rp.decode(rep, BUILD / "fixed.elf")
+    cands = rp.infer(rep, dec, None)
+    assert [c.mode for c in cands] == ["CM7"]
+    assert any("no BOOT after it" in ev for ev in cands[0].evidence)
+    log.write_text(log.read_text() + "   192.526 BOOT fw=stm32 build=fixed fixes=0x7f\n")
+    assert rp.parse_report(log).recovered is True
+
+
+def test_unknown_report_and_peer_log_without_time(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    junk = tmp_path / "junk.txt"
+    junk.write_text("the robot stopped, please fix\n")
+    _one_error_line([str(junk), "--elf", str(BUILD / "fixed.elf")], capsys, "junk.txt",
+                    "not a report duohil knows")
+    plog = tmp_path / "peer.log"
+    plog.write_text("GC n=1 pause_us=42000 model_us=42000 reason=pacer\n")
+    _one_error_line([str(EX / "cm1.console.log"), "--capture", str(EX / "cm1.logic1.csv"),
+                     "--peer-log", str(plog), "--no-run"], capsys, "peer.log:1", "timestamp")
