@@ -101,10 +101,10 @@ def parse_report(path: str | Path) -> FieldReport:
         raise _bad(path, "empty report", "report", "a CRASHREC/HARDFAULT line, console log, "
                    "g_crash_record bytes or a register dump")
     try:
-        text = raw.decode("ascii")
+        text = raw.decode("utf-8")
         binary = any(c < 9 or 13 < c < 32 for c in raw)
     except UnicodeDecodeError:
-        binary = True
+        text, binary = "", True
     if binary or path.suffix == ".bin":
         return _from_record(raw, path, "record")
     lines = text.splitlines()
