@@ -589,7 +589,8 @@ def run_signature(result: Any, events: list, elf: Path) -> Signature:
             cfsr = int(d.get("cfsr") or 0)
             exc = d.get("exception")
             exc_n = exc if isinstance(exc, int) else next((k for k, v in EXC_NAMES.items() if v == exc), 3)
-            words = crashmod.describe_cfsr(cfsr)
+            addr = d.get("address")
+            words = crashmod.describe_cfsr(cfsr, addr, addr)
             return Signature("fault", fault_class(exc_n, cfsr), sym.locate(int(d["pc"])).function,
                              words[0] if words else "")
     for line in result.console.get("stm32", []):
