@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import campaign as campmod
-from . import cli_boot
+from . import cli_boot, cli_replay
 from . import runner
 from . import scenario as scmod
 from .engines import registry
@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exit 1 unless fixed never crashed and buggy crashed at least once")
     sp.set_defaults(func=cmd_merge)
     cli_boot.register(sub, engine_opt)
+    cli_replay.register(sub, engine_opt)
     return p
 
 

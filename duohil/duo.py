@@ -142,7 +142,7 @@ def spec_for(sc: Scenario, variant: str, seed: int, quantum_ps: int | None = Non
                                sc.config_for("stm32", variant)),
         peer=None if peer_elf is None else
         base.MachineSpec(PEER_PLATFORM, peer_elf, BLOCKS["peer"]["config"], sc.config_for("peer", variant)),
-        quantum_ps=quantum_ps or sc.quantum_ps, seed=seed)
+        quantum_ps=quantum_ps or sc.quantum_ps, seed=seed, peer_replay=sc.peer_replay)
 
 
 def image_path(image: str | Path, machine: str) -> Path:
@@ -502,7 +502,8 @@ class Duo:
             spec = base.RunSpec(stm32=base.MachineSpec(spec.stm32.platform, image_path(stm32, "stm32"),
                                                        spec.stm32.config_symbol, spec.stm32.config),
                                 peer=spec.peer, quantum_ps=spec.quantum_ps, seed=spec.seed,
-                                link_uarts=spec.link_uarts, console_uarts=spec.console_uarts)
+                                link_uarts=spec.link_uarts, console_uarts=spec.console_uarts,
+                                peer_replay=spec.peer_replay)
         for m, p in (("stm32", spec.stm32.elf), ("peer", spec.peer.elf if spec.peer else None)):
             if p is not None and not p.is_file():
                 raise ConfigError(f"firmware image {p} for variant {variant} is missing",

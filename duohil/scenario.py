@@ -88,6 +88,10 @@ class Scenario:
     # per-variant overrides of stm32/peer parts (e.g. CM6 pairs the fixed STM32 with a peer image)
     variants: dict[str, dict[str, MachinePart]] = field(default_factory=dict)
     peer_none: bool = False                      # `peer: none`: the STM32 image runs alone
+    #: `peer: {replay: capture.csv, offset_ms: 0}`: a recorded peer (duohil replay), its
+    #: peer->STM32 bytes as (start time ps, byte); the file is relative to the scenario file
+    peer_replay: tuple[tuple[int, int], ...] | None = None
+    replay_file: str | None = None
 
     @property
     def quantum_ps(self) -> int:
@@ -330,6 +334,8 @@ def content_hash(sc: Scenario) -> str:
                      for v, ps in sc.variants.items()},
         "expect": sc.expect,
     }
+    if sc.peer_replay:                  # a recorded peer: what it replays is part of the run
+        doc["replay"] = hashlib.sha256(repr(sc.peer_replay).encode()).hexdigest()
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -393,6 +399,8 @@ def from_dict(raw: Any, path: Path) -> Scenario:
             raise ConfigError(f"peer: {raw['peer']!r}", file=path, field="peer",
                               expected="a mapping (image, config) or none (the STM32 alone)")
         sc.peer_none = True
+    elif isinstance(raw.get("peer"), dict) and "replay" in raw["peer"]:
+        _replay_part(sc, raw["peer"], path)
     elif "peer" in raw:
         sc.peer = _machine_part(raw["peer"], path, "peer")
         if sc.peer.image is None:
@@ -414,7 +422,7 @@ def from_dict(raw: Any, path: Path) -> Scenario:
                               f"{sc.duration_ms:g}", file=path, field=f"faults[{i}].at_ms",
                               expected=f"times before duration_ms ({sc.duration_ms:g})")
     caps = set(sc.requires) | {faultmod.capability_of(f.kind) for f in sc.faults}
-    sc.requires = sorted(set(req) | caps)
+    sc.requires = sorted(set(req) | caps | ({base.LINK_REPLAY} if sc.peer_replay else set()))
     oracle = raw.get("oracle", {})
     for k, v in oracle.items():
         if k not in _ORACLE:
@@ -454,6 +462,30 @@ def from_dict(raw: Any, path: Path) -> Scenario:
     if sc.plant or "runaway" in said:
         sc.requires = sorted(set(sc.requires) | {base.PLANT})
     return sc
+
+
+def _replay_part(sc: Scenario, raw: dict, path: Path) -> None:
+    """``peer: {replay: FILE, offset_ms: N}``: the peer replaced by a capture of its bytes."""
+    from .capture import replay_schedule
+    for k in raw:
+        if k not in ("replay", "offset_ms"):
+            raise ConfigError(f"unknown key {short(k)}", file=path, field=f"peer.{key_text(k)}",
+                              expected="replay and optionally offset_ms")
+    name, offset = raw["replay"], raw.get("offset_ms", 0)
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ConfigError(f"replay {short(name)}", file=path, field="peer.replay",
+                          expected="a capture file next to the scenario (a relative path, no ..)")
+    _check_type(offset, (int, float), path, "peer.offset_ms")
+    if not math.isfinite(offset) or abs(offset) > MAX_DURATION_MS:
+        raise ConfigError(f"offset_ms {short(offset)}", file=path, field="peer.offset_ms",
+                          expected=f"a finite shift within +-{MAX_DURATION_MS} ms")
+    capture = path.parent / name
+    if not capture.is_file():
+        raise ConfigError(f"capture {capture} not found", file=path, field="peer.replay",
+                          expected="a capture file (relative to the scenario file's directory)")
+    sc.peer_none = True
+    sc.replay_file = name
+    sc.peer_replay = replay_schedule(capture, float(offset), path, "peer.replay")
 
 
 def _latest(v: Any) -> float | None:

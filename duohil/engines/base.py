@@ -32,8 +32,10 @@ CRASH_RECORD = "crash_record"
 #: a motor plant: TIM1's duty and the direction pin move an axis whose encoder counts reach TIM2,
 #: with end stops recorded as events (the ground truth of the runaway oracle)
 PLANT = "plant"
+#: a recorded peer: captured peer->STM32 bytes replayed on the link at their times (duohil replay)
+LINK_REPLAY = "link_replay"
 ALL_CAPABILITIES = frozenset({LINK_FAULTS, PEER_STALL, DMA_LATENCY, DCACHE, IRQ_AT_PC, NESTED_IRQ,
-                              CRASH_RECORD, PLANT})
+                              CRASH_RECORD, PLANT, LINK_REPLAY})
 
 MachineName = Literal["stm32", "peer"]
 Direction = Literal["stm32->peer", "peer->stm32"]
@@ -59,6 +61,8 @@ class RunSpec:
     seed: int = 0
     link_uarts: tuple[str, str] = ("usart3", "uart1")       # (stm32 side, peer side)
     console_uarts: tuple[str, str] = ("usart1", "uart0")
+    #: with peer None: (start-bit time ps, byte) the link's peer side replays (LINK_REPLAY)
+    peer_replay: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -354,6 +354,9 @@ class BuiltinSession(Session):
         self.link = None
         a = machines["stm32"].peripherals.get(spec.link_uarts[0])
         b = machines["peer"].peripherals.get(spec.link_uarts[1]) if "peer" in machines else None
+        if a is not None and b is None and spec.peer_replay is not None:   # a recorded peer
+            from .replay_source import ReplaySource
+            b = ReplaySource(self.scheduler, a, spec.peer_replay)
         if a is not None and b is not None:
             link_cls = _optional("link", "UartLink")
             if link_cls is None:

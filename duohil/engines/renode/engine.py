@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ...errors import ConfigError, EngineError
-from ..base import (CRASH_RECORD, DCACHE, DMA_LATENCY, IRQ_AT_PC, LINK_FAULTS, NESTED_IRQ, PEER_STALL,
-                    PLANT, PS_PER_MS, PS_PER_US, ConsoleLine, Engine, LinkByte, MachineHandle, RunSpec, Session)
+from ..base import (CRASH_RECORD, DCACHE, DMA_LATENCY, IRQ_AT_PC, LINK_FAULTS, LINK_REPLAY, NESTED_IRQ,
+                    PEER_STALL, PLANT, PS_PER_MS, PS_PER_US, ConsoleLine, Engine, LinkByte, MachineHandle, RunSpec, Session)
 from . import script
 
 PYRENODE_VARS = ("PYRENODE_PKG", "PYRENODE_BUILD_DIR", "PYRENODE_BIN")
@@ -62,6 +62,8 @@ NOT_MODELLED = {
                "matches the builtin engine's has been built, so interleavings are not forced",
     PLANT: "no motor plant is modelled on Renode: TIM2's encoder inputs never move, so every run "
            "ends in a following-error ESTOP and a runaway cannot be observed (docs/renode.md, CM1)",
+    LINK_REPLAY: "no recorded-peer source is built for Renode's link: a `peer: {replay: ...}` scenario "
+                 "(duohil replay, docs/replay.md) runs on the builtin engine only",
 }
 
 _KIND_CAPABILITY = {"irq_at": IRQ_AT_PC}
