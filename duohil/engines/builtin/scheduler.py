@@ -21,6 +21,24 @@ from ..base import DEFAULT_QUANTUM_PS
 
 _NEVER = float("inf")
 
+# Event-log bounds (a wild firmware must not grow the log without end): each distinct event
+# (kind + details, time left out) is logged individually LOG_REPEATS times; after that, and for
+# every event once the log holds LOG_MAX entries, occurrences are only counted (count, first and
+# last time) under their key; past AGG_MAX keys, under (kind, machine) alone. A run with no event
+# repeated more than LOG_REPEATS times logs exactly what it always did (same fingerprint).
+LOG_REPEATS = 64
+LOG_MAX = 20_000
+AGG_MAX = 4_096
+
+
+def _event_key(kind: str, details: dict) -> Any:
+    try:
+        key = (kind, tuple(sorted(details.items())))
+        hash(key)
+        return key
+    except TypeError:                              # a list/dict detail: its repr is stable
+        return (kind, repr(sorted(details.items(), key=lambda kv: kv[0])))
+
 
 class Event:
     __slots__ = ("time", "seq", "fn", "args", "name", "cancelled")
@@ -72,6 +90,10 @@ class Scheduler:
         self.cpus: list[Clocked] = []
         # (t_ps, kind, details): the run's observable event log; part of the fingerprint.
         self.log: list[tuple[int, str, dict]] = []
+        # key -> occurrences logged so far; key -> [kind, details, count, first_t, last_t] for
+        # the occurrences only counted (see LOG_REPEATS)
+        self._seen: dict[Any, int] = {}
+        self._aggregated: dict[Any, list] = {}
         self.steps = 0
         self._listeners: list[Callable[[Event], None]] = []
         # CPUs parked on a status register (poll-skip): any fired event may change what they
@@ -148,8 +170,37 @@ class Scheduler:
         return heap[0][0] if heap else None
 
     def record(self, kind: str, t: int | None = None, **details: Any) -> None:
-        """Append an observation to the event log (plant end stops, resets, injected faults...)."""
-        self.log.append((self.now if t is None else int(t), kind, details))
+        """Append an observation to the event log (plant end stops, resets, injected faults...);
+        an event repeated more than LOG_REPEATS times is counted instead (``aggregated``)."""
+        t = self.now if t is None else int(t)
+        key = _event_key(kind, details)
+        n = self._seen.get(key, 0)
+        if n < LOG_REPEATS and len(self.log) < LOG_MAX:
+            self._seen[key] = n + 1
+            self.log.append((t, kind, details))
+            return
+        agg = self._aggregated.get(key)
+        if agg is None:
+            if len(self._aggregated) >= AGG_MAX:
+                details = {"machine": details["machine"]} if "machine" in details else {}
+                key = (kind, "*", details.get("machine"))
+                agg = self._aggregated.get(key)
+            if agg is None:
+                agg = self._aggregated[key] = [kind, details, 0, t, t]
+        agg[2] += 1
+        agg[4] = t
+
+    def aggregated(self) -> list[tuple[int, str, dict]]:
+        """The occurrences only counted, one ``repeated`` event per key (at its last time, in
+        order of first occurrence): ``{"of": kind, **details, "count", "first_ps", "last_ps"}``
+        (``count`` excludes the LOG_REPEATS occurrences logged individually)."""
+        return [(last, "repeated", {"of": kind, **details, "count": count, "first_ps": first,
+                                    "last_ps": last})
+                for kind, details, count, first, last in self._aggregated.values()]
+
+    def events(self) -> list[tuple[int, str, dict]]:
+        """The log, then the aggregated repeats (none for most runs)."""
+        return self.log + self.aggregated() if self._aggregated else list(self.log)
 
     def park(self, cpu: Any) -> None:
         """``cpu`` parked itself: unpark it (``cpu.unpark()``) after the next event fires."""

@@ -31,6 +31,7 @@ import hashlib
 import importlib
 import json
 import random
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -39,7 +40,7 @@ from ...errors import ConfigError, EngineError
 from ..base import (ALL_CAPABILITIES, DEFAULT_QUANTUM_PS, PS_PER_MS, ConsoleLine, Engine, LinkByte,
                     MachineHandle, MachineSpec, RunSpec, Session)
 from . import dwarf
-from .elf import ElfImage, load_segments, read_elf
+from .elf import ElfImage, load_segments, loaded_bytes, read_elf
 from .machine import Machine
 from .platform import build_machine
 from .scheduler import Scheduler
@@ -60,10 +61,36 @@ def _optional(module: str, attr: str) -> Any:
 
 
 # -- loading one machine ----------------------------------------------------------------------------------
+def _spans(machine: Machine) -> list[tuple[int, int]]:
+    """The memories as (start, end) spans, adjacent ones merged (flash bank 1 + bank 2)."""
+    spans: list[list[int]] = []
+    for _name, b, n in sorted(machine.memories, key=lambda m: m[1]):
+        if spans and b <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], b + n)
+        else:
+            spans.append([b, b + n])
+    return [(a, e) for a, e in spans]
+
+
 def _mapped(machine: Machine) -> Callable[[int, int], bool]:
+    spans = _spans(machine)
+
     def inside(addr: int, size: int) -> bool:
-        return any(b <= addr and addr + size <= b + n for _name, b, n in machine.memories)
+        return any(a <= addr and addr + size <= e for a, e in spans)
     return inside
+
+
+def _writer(machine: Machine) -> Callable[[int, bytes], None]:
+    """``machine.write_memory`` split at memory boundaries (a segment may span two banks)."""
+    mems = sorted((b, b + n) for _name, b, n in machine.memories)
+
+    def write(addr: int, data: bytes) -> None:
+        end = addr + len(data)
+        for b, e in mems:
+            lo, hi = max(addr, b), min(end, e)
+            if lo < hi:
+                machine.write_memory(lo, data[lo - addr:hi - addr])
+    return write
 
 
 _ELF_CACHE: dict[tuple[str, int, int], ElfImage] = {}
@@ -94,7 +121,10 @@ def boot_machine(machine: Machine, spec: MachineSpec) -> ElfImage:
     if img.machine != want:
         raise ConfigError(f"firmware is built for {img.machine} but the platform {machine.platform} "
                           f"has a {cpu.arch} core", file=spec.elf, expected=f"an {want} ELF")
-    load_segments(img, machine.write_memory, _mapped(machine))
+    load_segments(img, _writer(machine), _mapped(machine))
+    if not loaded_bytes(img):
+        machine.record("warning", t=0, text=f"{Path(spec.elf).name} loads nothing (no PT_LOAD "
+                       f"segment with bytes): the CPU boots from whatever is in memory")
     if spec.config and not spec.config_symbol:
         raise ConfigError("config overrides given without a config symbol", file=spec.elf,
                           field="config", expected="config_symbol naming the firmware's config block")
@@ -103,6 +133,16 @@ def boot_machine(machine: Machine, spec: MachineSpec) -> ElfImage:
     if str(cpu.arch).startswith("rv"):
         cpu.reset_pc = img.entry          # the M7 boots from its vector table at VTOR instead
     cpu.reset()
+    if not str(cpu.arch).startswith("rv"):
+        vtor = getattr(getattr(cpu, "nvic", None), "vtor", 0x0800_0000)
+        try:
+            sp, pc = struct.unpack("<II", machine.read_memory(vtor, 8))
+        except Exception:  # noqa: BLE001 - an unreadable table is the same finding
+            sp = pc = 0
+        if pc in (0, 0xFFFFFFFF) or sp in (0, 0xFFFFFFFF):
+            machine.record("warning", t=0, text=f"the vector table at {vtor:#010x} is empty "
+                           f"(initial SP {sp:#010x}, reset vector {pc:#010x}): "
+                           f"{Path(spec.elf).name} was not linked for this boot address")
     return img
 
 
@@ -317,7 +357,7 @@ class BuiltinSession(Session):
         return [] if self.link is None else list(self.link.taps)
 
     def events(self) -> list[tuple[int, str, dict]]:
-        return [(t, k, dict(d)) for t, k, d in self.scheduler.log]
+        return [(t, k, dict(d)) for t, k, d in self.scheduler.events()]
 
     def console(self) -> list[ConsoleLine]:
         lines = self.stm32.console() + self.peer.console()
@@ -444,7 +484,7 @@ class Single:
         self.scheduler.run_until(self.scheduler.now + int(duration_ps))
 
     def events(self) -> list[tuple[int, str, dict]]:
-        return list(self.scheduler.log)
+        return self.scheduler.events()
 
 
 def single(platform: str | Path, elf: str | Path, *, name: str | None = None,
