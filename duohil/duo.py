@@ -754,7 +754,8 @@ def _crash(session: base.Session, spec: base.RunSpec,
     for t, kind, d in events:
         if kind in oracle.FAULT_EVENTS and d.get("machine", "stm32") == "stm32" and "pc" in d:
             rep = crashmod.decode_cortexm(d, spec.stm32.elf, exception=d.get("exception", "HardFault"))
-            return rep.to_json() | {"source": "cpu", "t_ms": t / base.PS_PER_MS}
+            return rep.to_json() | {"source": "cpu", "t_ms": t / base.PS_PER_MS,
+                                    "faults": crashmod.fault_history(events, spec.stm32.elf)}
     try:
         prec = session.peer.read_block(BLOCKS["peer"]["crash"])
     except ConfigError:
@@ -807,6 +808,8 @@ def crash_text(c: dict[str, Any] | None) -> str:
     if c.get("lr"):
         lines.append(f"  lr {c['lr']}")
     lines += [f"  #{i} {b}" for i, b in enumerate(c.get("backtrace", []))]
+    if len(c.get("faults") or []) > 1:                    # the first is the one decoded above
+        lines += ["  all faults:"] + [f"    {f}" for f in c["faults"]]
     return "\n".join(lines)
 
 

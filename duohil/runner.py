@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,31 +31,80 @@ from .errors import ConfigError, EngineError
 from .scenario import Scenario
 
 
+#: the default wall-clock budget of one run (``--max-wall-s``): generous, a nominal run takes ~10 s
+DEFAULT_MAX_WALL_S = 600.0
+
+
+class WallBudgetSpent(BaseException):
+    """Raised (from a SIGALRM handler) when a run's wall-clock budget is spent. A BaseException
+    like KeyboardInterrupt, so no model's ``except Exception`` swallows it."""
+
+
+@contextmanager
+def _wall_budget(seconds: float | None):
+    """Raise WallBudgetSpent in the main thread after ``seconds`` of wall time (no budget off the
+    main thread or without SIGALRM: the run is then bounded by its virtual duration only)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def spent(_sig: int, _frame: Any) -> None:
+        raise WallBudgetSpent()
+    old = signal.signal(signal.SIGALRM, spent)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "builtin",
         quantum_us: float | None = None, json_path: str | Path | None = None,
         engine_options: dict[str, Any] | None = None, stop_on: tuple[str, ...] = (),
-        timeline: bool = True) -> RunResult:
+        timeline: bool = True, max_wall_s: float | None = None) -> RunResult:
     """Execute one variant of a scenario. A crashing run still returns (and writes) its result:
     whatever was observed before the engine failed is kept, with the error.
 
     ``stop_on``: stop as soon as one of these labels is certain (``Duo.run_to_first``; the
-    result's ``stopped`` says where). ``timeline``: build the report's timeline."""
+    result's ``stopped`` says where). ``timeline``: build the report's timeline.
+    ``max_wall_s``: the wall-clock budget in seconds (None: $DUOHIL_MAX_WALL_S, which the CLI's
+    ``--max-wall-s`` sets so worker processes inherit it, else DEFAULT_MAX_WALL_S; 0: none). When it is spent, or on Ctrl-C, the run
+    stops where it is and its partial result is returned and written, with ``stopped`` saying
+    why and ``reproducible: false`` (where a host clock cut a run depends on the host); a
+    Ctrl-C is raised again after the JSON is written."""
+    if max_wall_s is None:
+        max_wall_s = float(os.environ.get("DUOHIL_MAX_WALL_S") or DEFAULT_MAX_WALL_S)
+    interrupted = False
     with Duo.from_scenario(sc, variant, seed=seed, engine=engine, quantum_us=quantum_us,
                            engine_options=engine_options) as duo:
         duo.with_timeline = timeline
+        cut: str | None = None
         try:
-            if stop_on:
-                duo.run_to_first(stop_on)
-            else:
-                duo.run_to_end()
+            with _wall_budget(max_wall_s):
+                if stop_on:
+                    duo.run_to_first(stop_on)
+                else:
+                    duo.run_to_end()
         except (EngineError, RuntimeError):
             pass                      # duo.error holds it; the result reports it
+        except WallBudgetSpent:
+            cut = f"wall-clock budget of {max_wall_s:g} s spent (--max-wall-s)"
+        except KeyboardInterrupt:
+            cut, interrupted = "interrupted (Ctrl-C)", True
         result = duo.result()
-        if duo.stopped is not None:
+        if cut is not None:
+            result.stopped = {"label": "wall_budget" if not interrupted else "interrupted",
+                              "reason": cut, "virtual_ms": duo.now_ps / PS_PER_MS,
+                              "reproducible": False}
+        elif duo.stopped is not None:
             result.stopped = {"label": duo.stopped[0],
                               "virtual_ms": duo.stopped[1] / PS_PER_MS}
     if json_path is not None:
         result.write(json_path)
+    if interrupted:
+        raise KeyboardInterrupt(result)
     _settle_heap()
     return result
 
