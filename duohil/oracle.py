@@ -317,9 +317,30 @@ def _stack_overflow(obs: Observations, p: dict) -> str | None:
     return None
 
 
+def _peer_fault(obs: Observations, p: dict) -> str | None:
+    """The peer's CPU took a synchronous exception (access fault, illegal instruction...): the
+    engine's own ``cpu_trap`` event, whatever the firmware did about it (a peer stuck in a trap
+    loop, or one that never started, is not ok)."""
+    n = 0
+    first = None
+    for t, kind, d in obs.events:
+        of = d.get("of") if kind == "repeated" else kind
+        if of == "cpu_trap" and d.get("machine") != "stm32":
+            n += int(d.get("count", 1)) if kind == "repeated" else 1
+            if first is None:
+                first = (t, d)
+    if first is None:
+        return None
+    t, d = first
+    more = f" ({n} traps in all)" if n > 1 else ""
+    return (f"peer took {d.get('what', 'a trap')} at mepc={d.get('mepc', 0):#010x} "
+            f"(mtval={d.get('mtval', 0):#010x}) at {t / PS_PER_MS:.3f} ms{more}")
+
+
 ORACLES = {
     "runaway": _runaway, "estop": _estop, "hardfault": _hardfault, "hang": _hang,
     "desync": _desync, "misparse": _misparse, "stale": _stale, "stack_overflow": _stack_overflow,
+    "peer_fault": _peer_fault,
 }
 
 

@@ -115,6 +115,11 @@ CAUSE_BREAKPOINT = 3
 CAUSE_LOAD_ACCESS = 5
 CAUSE_STORE_ACCESS = 7
 CAUSE_ECALL_U = 8                                    # + privilege: 11 = ECALL from M
+#: synchronous exceptions recorded as ``cpu_trap`` events (ECALL is a call, not a fault)
+TRAP_NAMES = {0: "instruction address misaligned", CAUSE_FETCH_ACCESS: "instruction access fault",
+              CAUSE_ILLEGAL: "illegal instruction", CAUSE_BREAKPOINT: "breakpoint",
+              4: "load address misaligned", CAUSE_LOAD_ACCESS: "load access fault",
+              6: "store/AMO address misaligned", CAUSE_STORE_ACCESS: "store/AMO access fault"}
 
 # QEMU exception numbers seen in UC_HOOK_INTR (they equal the RISC-V cause codes)
 QEMU_EXCP_ILLEGAL = 2
@@ -454,6 +459,10 @@ class RiscV32Cpu(CpuCore):
             self._trap_out_pc.write((mstatus, epc, cause, tval, target))
             self._next_pc = target
         self.last_trap = (cause, epc, tval)
+        if not cause & MCAUSE_INTERRUPT and cause in TRAP_NAMES:
+            # a fault is observable (the event log aggregates a trap loop: scheduler.LOG_REPEATS)
+            self.machine.record("cpu_trap", cpu=self.name, cause=cause, what=TRAP_NAMES[cause],
+                                mepc=epc, mtval=tval)
 
     # -- synchronous exceptions ---------------------------------------------------------------------
     def _on_intr(self, uc: Uc, intno: int, _data: object) -> None:
