@@ -294,6 +294,8 @@ class RiscV32Cpu(CpuCore):
         self._next_pc = None
         self._state_cache = None
         self.sleeping = False
+        self.halted = False                  # a reset ends a stop (storm) as it does on the M7
+        self.halt_reason = None
         self.unpark()
         self._wfi_after.clear()
         self._fault = None

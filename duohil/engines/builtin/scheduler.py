@@ -29,6 +29,10 @@ _NEVER = float("inf")
 LOG_REPEATS = 64
 LOG_MAX = 20_000
 AGG_MAX = 4_096
+# A storm: STORM_EVENTS more occurrences of one counted event within STORM_WINDOW_PS of virtual
+# time (>= 10 kHz for 100 ms). ``record`` says so; the machine then stops its CPU (cpu.storm).
+STORM_EVENTS = 1_000
+STORM_WINDOW_PS = 100 * 1_000_000_000
 
 
 def _event_key(kind: str, details: dict) -> Any:
@@ -169,16 +173,17 @@ class Scheduler:
                     heappop(heap)
         return heap[0][0] if heap else None
 
-    def record(self, kind: str, t: int | None = None, **details: Any) -> None:
+    def record(self, kind: str, t: int | None = None, **details: Any) -> bool:
         """Append an observation to the event log (plant end stops, resets, injected faults...);
-        an event repeated more than LOG_REPEATS times is counted instead (``aggregated``)."""
+        an event repeated more than LOG_REPEATS times is counted instead (``aggregated``).
+        Returns True when this occurrence shows a storm (STORM_EVENTS within STORM_WINDOW_PS)."""
         t = self.now if t is None else int(t)
         key = _event_key(kind, details)
         n = self._seen.get(key, 0)
         if n < LOG_REPEATS and len(self.log) < LOG_MAX:
             self._seen[key] = n + 1
             self.log.append((t, kind, details))
-            return
+            return False
         agg = self._aggregated.get(key)
         if agg is None:
             if len(self._aggregated) >= AGG_MAX:
@@ -186,9 +191,15 @@ class Scheduler:
                 key = (kind, "*", details.get("machine"))
                 agg = self._aggregated.get(key)
             if agg is None:
-                agg = self._aggregated[key] = [kind, details, 0, t, t]
+                # kind, details, count, first, last; then the storm window: its start, count
+                agg = self._aggregated[key] = [kind, details, 0, t, t, t, 0]
         agg[2] += 1
         agg[4] = t
+        if agg[2] - agg[6] >= STORM_EVENTS:
+            storm = t - agg[5] <= STORM_WINDOW_PS
+            agg[5], agg[6] = t, agg[2]
+            return storm
+        return False
 
     def aggregated(self) -> list[tuple[int, str, dict]]:
         """The occurrences only counted, one ``repeated`` event per key (at its last time, in
@@ -196,7 +207,7 @@ class Scheduler:
         (``count`` excludes the LOG_REPEATS occurrences logged individually)."""
         return [(last, "repeated", {"of": kind, **details, "count": count, "first_ps": first,
                                     "last_ps": last})
-                for kind, details, count, first, last in self._aggregated.values()]
+                for kind, details, count, first, last, _w, _n in self._aggregated.values()]
 
     def events(self) -> list[tuple[int, str, dict]]:
         """The log, then the aggregated repeats (none for most runs)."""
