@@ -210,7 +210,7 @@ def decode_riscv(rec: dict[str, Any], elf: str | Path) -> CrashReport:
     return CrashReport("peer", "trap", summary, pc, None, [pc] if pc else [], dict(rec))
 
 
-FAULT_KINDS = ("cpu_fault", "lockup", "cpu_halt", "cpu_trap")
+FAULT_KINDS = ("cpu_fault", "lockup", "cpu_halt", "cpu_trap", "cpu_hung", "cpu_stopped")
 HISTORY_MAX = 16
 
 

@@ -756,6 +756,11 @@ def _crash(session: base.Session, spec: base.RunSpec,
             rep = crashmod.decode_cortexm(d, spec.stm32.elf, exception=d.get("exception", "HardFault"))
             return rep.to_json() | {"source": "cpu", "t_ms": t / base.PS_PER_MS,
                                     "faults": crashmod.fault_history(events, spec.stm32.elf)}
+    for t, kind, d in events:                   # no fault, but the engine stopped the core
+        if kind in oracle.STOP_EVENTS and d.get("machine", "stm32") == "stm32" and "pc" in d:
+            rep = crashmod.decode_cortexm(d, spec.stm32.elf, exception=d.get("reason", kind))
+            return rep.to_json() | {"source": "cpu", "t_ms": t / base.PS_PER_MS,
+                                    "faults": crashmod.fault_history(events, spec.stm32.elf)}
     try:
         prec = session.peer.read_block(BLOCKS["peer"]["crash"])
     except ConfigError:
