@@ -488,7 +488,8 @@ class Duo:
         now = self.session.now_ps
         for name, handle in (("stm32", self.session.stm32), ("peer", self.session.peer)):
             try:
-                self._samples[name].append((now, handle.read_block(BLOCKS[name]["status"])))
+                st = handle.read_block(BLOCKS[name]["status"])      # only what the oracles read:
+                self._samples[name].append((now, {f: st[f] for f in STATUS_KEYS if f in st}))
             except ConfigError:
                 pass
         self.session.at(now + self._step, self._sample, name="sample")

@@ -256,6 +256,7 @@ class CortexM7Cpu(CpuCore):
         self.lockup: dict[str, Any] | None = None
         self.halt_reason: str | None = None
         self.faults = 0
+        self._fetch_faults = 0
         self._hang_reset()
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
@@ -934,6 +935,11 @@ class CortexM7Cpu(CpuCore):
         elif kind == "bus_write":
             self._imprecise_bus_fault(pc, addr)
         elif kind == "bus_fetch":
+            self._fetch_faults += 1
+            if self._fetch_faults % 1024 == 0:
+                # unicorn 2.1.4 keeps ~200 B of translation state per fetch from unmapped memory
+                # until its translation cache is flushed (measured; see riscv.FLUSH_TB_EVERY)
+                self.uc.ctl_flush_tb()
             self._raise_fault(BUSFAULT, IBUSERR, addr)
         elif kind.startswith("bus_"):
             self._raise_fault(BUSFAULT, PRECISERR | BFARVALID, pc, bfar=addr)

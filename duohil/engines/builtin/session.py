@@ -46,6 +46,7 @@ from .platform import build_machine
 from .scheduler import Scheduler
 
 UNICORN_VERSION = "2.1.4"
+PLANT_POINTS = 6_000          # plant samples in a report's timeline, at most (6 s at 1 ms)
 ELF_MACHINE = {"arm": "EM_ARM", "rv": "EM_RISCV"}
 
 
@@ -347,11 +348,14 @@ class BuiltinSession(Session):
         return self._injector.inject(fault, index)
 
     def observations(self) -> dict:
-        """Extras for reports: the plant position, (t_ms, counts), at most one sample per ms."""
+        """Extras for reports: the plant position, (t_ms, counts), at most one sample per ms and
+        at most PLANT_POINTS in all (evenly decimated: a long soak's report stays small)."""
         if self.plant is None:
             return {}
+        smps = self.plant.samples()
+        step = -(-len(smps) // PLANT_POINTS) if len(smps) > PLANT_POINTS else 1
         return {"plant": [(round(smp.t_ps / PS_PER_MS, 3), round(smp.position, 1))
-                          for smp in self.plant.samples()]}
+                          for smp in smps[::step]]}
 
     def link_bytes(self) -> list[LinkByte]:
         return [] if self.link is None else list(self.link.taps)
