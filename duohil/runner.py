@@ -70,10 +70,10 @@ def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "b
     ``stop_on``: stop as soon as one of these labels is certain (``Duo.run_to_first``; the
     result's ``stopped`` says where). ``timeline``: build the report's timeline.
     ``max_wall_s``: the wall-clock budget in seconds (None: $DUOHIL_MAX_WALL_S, which the CLI's
-    ``--max-wall-s`` sets so worker processes inherit it, else DEFAULT_MAX_WALL_S; 0: none). When it is spent, or on Ctrl-C, the run
-    stops where it is and its partial result is returned and written, with ``stopped`` saying
-    why and ``reproducible: false`` (where a host clock cut a run depends on the host); a
-    Ctrl-C is raised again after the JSON is written."""
+    ``--max-wall-s`` sets so worker processes inherit it, else DEFAULT_MAX_WALL_S; 0: none).
+    When it is spent, or on Ctrl-C, the run stops where it is and its partial result is
+    returned and written, with ``stopped`` saying why and ``reproducible: false`` (where a host
+    clock cut a run depends on the host); a Ctrl-C is raised again after the JSON is written."""
     if max_wall_s is None:
         max_wall_s = float(os.environ.get("DUOHIL_MAX_WALL_S") or DEFAULT_MAX_WALL_S)
     interrupted = False

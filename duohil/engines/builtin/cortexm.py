@@ -95,9 +95,9 @@ from unicorn import arm_const as A
 from .cpu import LIB as _RAW
 from .cpu import CpuCore, MemPort
 from .nvic import (BFARVALID, BUSFAULT, DACCVIOL, DIVBYZERO, HARDFAULT, HFSR_FORCED, IACCVIOL,
-                   IBUSERR, IMPRECISERR, INVPC, INVSTATE, MEMMANAGE, MMARVALID, MSTKERR, NMI, NOCP, P_R, P_W,
-                   P_X, PENDSV, PRECISERR, STKERR, SVCALL, SYSTICK, UNALIGNED, UNDEFINSTR, UNSTKERR, USAGEFAULT,
-                   Nvic)
+                   IBUSERR, IMPRECISERR, INVPC, INVSTATE, MEMMANAGE, MMARVALID, MSTKERR, NMI, NOCP,
+                   P_R, P_W, P_X, PENDSV, PRECISERR, STKERR, SVCALL, SYSTICK, UNALIGNED, UNDEFINSTR,
+                   UNSTKERR, USAGEFAULT, Nvic)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine

@@ -13,7 +13,7 @@ Three traps this loop avoids (unicorn.md section 7):
 """
 from __future__ import annotations
 
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any, Callable, Protocol
 
 from ..base import DEFAULT_QUANTUM_PS
@@ -90,6 +90,7 @@ class Scheduler:
         self.now = 0
         # entries (time, seq, event): tuples compare in C, which matters at ~30 events per ms
         self._heap: list[tuple[int, int, Event]] = []
+        self._compact_at = 1024                 # heap length that triggers _compact
         self._seq = 0
         self.cpus: list[Clocked] = []
         # (t_ps, kind, details): the run's observable event log; part of the fingerprint.
@@ -116,8 +117,21 @@ class Scheduler:
         seq = self._seq = self._seq + 1
         t = int(t)
         ev = Event(t, seq, fn, args, name)
-        heappush(self._heap, (t, seq, ev))
+        heap = self._heap
+        heappush(heap, (t, seq, ev))
+        if len(heap) > self._compact_at:
+            self._compact()
         return ev
+
+    def _compact(self) -> None:
+        """Drop cancelled events from the heap. A cancelled event stays in the heap until it
+        reaches the top, and one re-armed far in the future (a CLINT compare written high word
+        first, once per tick) would never get there: the heap grew ~0.3 MB per virtual second.
+        (time, seq) keys are unique, so the pop order does not depend on the heap's layout."""
+        live = [e for e in self._heap if not e[2].cancelled]
+        heapify(live)
+        self._heap[:] = live                    # the same list: run_until holds a reference
+        self._compact_at = max(1024, 2 * len(live))
 
     def after(self, delay: int, fn: Callable[..., Any], *args: Any, name: str = "") -> Event:
         return self.at(self.now + max(0, int(delay)), fn, *args, name=name)
