@@ -317,3 +317,35 @@ def test_peer_fetch_fault_loop_does_not_grow_native_memory(monkeypatch):
     s.run_until(s.now_ps + 400 * PS_PER_MS)
     assert s.cpu.exceptions_taken >= 40_000 and not s.cpu.halted
     assert _rss_kb() - before < 3 * 1024, f"RSS grew {_rss_kb() - before} KiB"
+
+
+def test_crash_summary_keeps_every_fault_bounded():
+    from duohil import crash
+    require_images("testfw/m7/wild.elf")
+    elf = ROOT / "build" / "testfw" / "m7" / "wild.elf"
+    main = next(s for s in sessmod.read_elf(elf).symbols.values() if s.name == "main")
+    ev = [(PS_PER_MS, "cpu_fault", {"machine": "stm32", "exception": 5, "pc": main.address & ~1,
+                                    "cfsr": 1 << 9 | 1 << 15}),
+          (2 * PS_PER_MS, "cpu_fault", {"machine": "stm32", "exception": 3, "pc": 0x20001000,
+                                        "cfsr": 1 << 12, "stacking": True}),
+          (3 * PS_PER_MS, "lockup", {"machine": "stm32", "pc": 0x20001000, "reason": "stacking fault"}),
+          (9 * PS_PER_MS, "repeated", {"of": "cpu_fault", "machine": "stm32", "exception": 5,
+                                       "pc": 0x08000100, "count": 5000, "first_ps": 4 * PS_PER_MS,
+                                       "last_ps": 9 * PS_PER_MS})]
+    lines = crash.fault_history(ev, elf)
+    assert len(lines) == 4
+    assert "BusFault" in lines[0] and "main" in lines[0] and "PRECISERR" in lines[0]
+    assert "STKERR" in lines[1] and "lockup: stacking fault" in lines[2]
+    assert "repeated 5000 more times" in lines[3]
+    many = crash.fault_history(ev[:1] * 40, elf)
+    assert len(many) == crash.HISTORY_MAX + 1 and "24 more" in many[-1]
+
+
+def test_stopped_stm32_core_is_a_hang():
+    from duohil import oracle
+    obs = oracle.Observations(duration_ps=500 * PS_PER_MS, events=[
+        (120 * PS_PER_MS, "cpu_hung", {"machine": "stm32", "pc": 0x08000200,
+                                       "reason": "spinning with interrupts masked and no peripheral "
+                                                 "access for 100 ms"})])
+    v = oracle.classify(obs)
+    assert "hang" in v.labels and "spinning with interrupts masked" in v.evidence["hang"]
