@@ -68,7 +68,7 @@ class ConsoleLine:
     text: str
 
 
-@dataclass(frozen=True, slots=True)       # slots: a long run keeps one per byte on the wire
+@dataclass(frozen=True)
 class LinkByte:
     """One byte on the wire as the receiver saw it (after faults), with its arrival time."""
 
