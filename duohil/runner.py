@@ -10,7 +10,6 @@ import gc
 import os
 import signal
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from .duo import (  # noqa: F401 - API
     spec_for,
 )
 from .engines.base import PS_PER_MS
+from .engines.builtin.scheduler import Scheduler, StopRequested
 from .errors import ConfigError, EngineError
 from .scenario import Scenario
 
@@ -35,29 +35,60 @@ from .scenario import Scenario
 DEFAULT_MAX_WALL_S = 600.0
 
 
-class WallBudgetSpent(BaseException):
-    """Raised (from a SIGALRM handler) when a run's wall-clock budget is spent. A BaseException
-    like KeyboardInterrupt, so no model's ``except Exception`` swallows it."""
+#: a stop request raised from a signal handler (engines without a step-boundary check) is
+#: raised again this often until the run has stopped: one raised inside an emulator callback
+#: can be lost
+STOP_RETRY_S = 0.5
+
+
+class RunStopped(BaseException):
+    """Raised from a signal handler to stop a run; ``args[0]``: ``"wall_budget"`` or
+    ``"interrupted"``. A BaseException like KeyboardInterrupt: no ``except Exception`` in a model
+    swallows it."""
 
 
 @contextmanager
-def _wall_budget(seconds: float | None):
-    """Raise WallBudgetSpent in the main thread after ``seconds`` of wall time (no budget off the
-    main thread or without SIGALRM: the run is then bounded by its virtual duration only)."""
-    if not seconds or threading.current_thread() is not threading.main_thread() \
-            or not hasattr(signal, "setitimer"):
-        yield
+def _stoppable(seconds: float | None):
+    """While a run runs: SIGALRM after ``seconds`` of wall time (0/None: no budget) and SIGINT
+    (Ctrl-C) stop it. The builtin engine is asked to stop at its next scheduler step
+    (``Scheduler.stop_request``); otherwise RunStopped is raised in the handler, and again every
+    STOP_RETRY_S until caught. Yields a list that holds the reason once a stop was requested.
+    Off the main thread (or without setitimer) nothing is installed: the run is bounded by its
+    virtual duration. An ignored SIGINT (a background job) stays ignored."""
+    why: list[str] = []
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield why
         return
+    sched = Scheduler
 
-    def spent(_sig: int, _frame: Any) -> None:
-        raise WallBudgetSpent()
-    old = signal.signal(signal.SIGALRM, spent)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    def stop(reason: str) -> None:
+        if not why or reason == "interrupted":
+            why[:] = [reason]
+        if sched.stop_request is None:
+            sched.stop_request = why[0]
+        signal.setitimer(signal.ITIMER_REAL, STOP_RETRY_S)
+        if reason == "retry":               # the scheduler did not stop within STOP_RETRY_S
+            raise RunStopped(why[0])
+
+    def alarm(_sig: int, _frame: Any) -> None:
+        stop("retry" if why else "wall_budget")
+
+    def interrupt(_sig: int, _frame: Any) -> None:
+        stop("interrupted")
+    old_alarm = signal.signal(signal.SIGALRM, alarm)
+    old_int = signal.getsignal(signal.SIGINT)
+    if old_int is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, interrupt)
+    if seconds:
+        signal.setitimer(signal.ITIMER_REAL, float(seconds))
     try:
-        yield
+        yield why
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGALRM, old_alarm)
+        if old_int is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, old_int)
+        sched.stop_request = None
 
 
 def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "builtin",
@@ -81,18 +112,23 @@ def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "b
                            engine_options=engine_options) as duo:
         duo.with_timeline = timeline
         cut: str | None = None
+        why: list[str] = []
         try:
-            with _wall_budget(max_wall_s):
+            with _stoppable(max_wall_s) as why:
                 if stop_on:
                     duo.run_to_first(stop_on)
                 else:
                     duo.run_to_end()
         except (EngineError, RuntimeError):
             pass                      # duo.error holds it; the result reports it
-        except WallBudgetSpent:
-            cut = f"wall-clock budget of {max_wall_s:g} s spent (--max-wall-s)"
+        except (RunStopped, StopRequested):
+            pass                      # why says which
         except KeyboardInterrupt:
-            cut, interrupted = "interrupted (Ctrl-C)", True
+            why = ["interrupted"]
+        if why:
+            interrupted = why[0] == "interrupted"
+            cut = ("interrupted (Ctrl-C)" if interrupted
+                   else f"wall-clock budget of {max_wall_s:g} s spent (--max-wall-s)")
         result = duo.result()
         if cut is not None:
             result.stopped = {"label": "wall_budget" if not interrupted else "interrupted",

@@ -263,7 +263,10 @@ def test_ctrl_c_writes_the_partial_result(tmp_path):
     sc.write_text((ROOT / "scenarios" / "nominal.yaml").read_text()
                   .replace("duration_ms: 1500", "duration_ms: 600000"))
     out = tmp_path / "r.json"
-    p = _cli("run", str(sc), "--json", str(out))
+    # a child inherits an ignored SIGINT (a background job's): give it the default, as a shell
+    # in the foreground does, so Python installs its KeyboardInterrupt handler
+    p = _cli("run", str(sc), "--json", str(out),
+             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:        # wait until the run is under way (it has imported)
         time.sleep(0.5)

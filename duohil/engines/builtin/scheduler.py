@@ -44,6 +44,12 @@ def _event_key(kind: str, details: dict) -> Any:
         return (kind, repr(sorted(details.items(), key=lambda kv: kv[0])))
 
 
+class StopRequested(BaseException):
+    """Raised by ``run_until`` at a step boundary when ``Scheduler.stop_request`` is set (by a
+    signal handler: Ctrl-C, a wall-clock budget). Raising there, never inside an emulator
+    callback, means the request cannot be lost and prints no ctypes traceback."""
+
+
 class Event:
     __slots__ = ("time", "seq", "fn", "args", "name", "cancelled")
 
@@ -83,6 +89,10 @@ class Clocked(Protocol):
 
 
 class Scheduler:
+    #: set (to a reason) from outside a run, e.g. a signal handler: every scheduler raises
+    #: StopRequested at its next step (the host's request, not part of any run's state)
+    stop_request: str | None = None
+
     def __init__(self, quantum_ps: int = DEFAULT_QUANTUM_PS) -> None:
         if quantum_ps <= 0:
             raise ValueError(f"quantum must be a positive number of picoseconds, got {quantum_ps}")
@@ -247,6 +257,8 @@ class Scheduler:
         active: list[Clocked] = []
         try:
             while True:
+                if Scheduler.stop_request is not None:
+                    raise StopRequested(Scheduler.stop_request)
                 now = self.now
                 if (heap and heap[0][0] <= now) or self._lazy_min <= now:
                     fire(now)                    # (events at <= now never move now)
