@@ -282,7 +282,7 @@ def test_ctrl_c_writes_the_partial_result(tmp_path):
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode == 130, (stdout, stderr)
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr
     assert "interrupted (Ctrl-C)" in stdout
     doc = json.loads(out.read_text())
     assert doc["stopped"]["label"] == "interrupted" and doc["stopped"]["reproducible"] is False
