@@ -126,6 +126,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  warning: fault {d.get('index')} was not applied: {d.get('reason')}")
         elif kind == "warning":
             print(f"  warning: {d.get('machine', '?')}: {d.get('text')}")
+        elif kind in ("cpu_hung", "cpu_stopped"):
+            pc = d.get("pc")
+            print(f"  {d.get('machine', '?')}: CPU {d.get('reason')}"
+                  + (f" (pc {pc:#010x})" if isinstance(pc, int) else "") + f" at {_t:.3f} ms")
         elif kind == "repeated":
             print(f"  {d.get('of')} on {d.get('machine', '?')} repeated {d.get('count')} more times "
                   f"({d.get('first_ps', 0) / 1e9:.3f}-{d.get('last_ps', 0) / 1e9:.3f} ms), "
