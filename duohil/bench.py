@@ -13,7 +13,8 @@ plus engine start-up (build both machines, load and patch both ELFs) and peak me
 Targets (printed next to each number): 1 s virtual of both cores idle at 1 kHz in < 0.1 s wall
 (>= 10x real time); start-up < 0.5 s; peak RSS < 300 MB; both fixed firmwares with nominal traffic
 >= 5x real time. ``--campaign [N]`` (``make bench-campaign``) instead times the CM1 campaign as a
-user runs it: 200 trials in < 180 s on 2 cores.
+user runs it: 200 trials in < 180 s on 2 cores. ``--soak`` compares the peak RSS of a 60 s
+nominal run with a 6 s one (target: within 10 %) and prints both result JSON sizes.
 Test firmwares: build/testfw/m7/{idle,busy}.elf and build/testfw/rv/{idle,busy}.elf.
 """
 from __future__ import annotations
@@ -349,6 +350,45 @@ def bench_campaign(rep: Report, trials: int) -> None:
                  f"mean at {sum(stopped) / len(stopped):.0f} ms virtual")
 
 
+TARGET_SOAK_RSS_RATIO = 1.10        # peak RSS of a 60 s nominal run over a 6 s one (issue 14)
+
+
+def _soak_child(ms: int) -> None:
+    """In a child process: `duohil run scenarios/nominal.yaml` stretched to ``ms``, result JSON
+    built and written; print the peak RSS (KiB) and the JSON's size (bytes)."""
+    import tempfile
+
+    from . import runner, scenario
+    text = (ROOT / "scenarios" / "nominal.yaml").read_text()
+    with tempfile.TemporaryDirectory() as d:
+        sc_path = Path(d) / "soak.yaml"
+        sc_path.write_text(text.replace("duration_ms: 1500", f"duration_ms: {ms}"))
+        out = Path(d) / "soak.json"
+        runner.run(scenario.load(sc_path), "fixed", json_path=out, max_wall_s=0)
+        size = out.stat().st_size
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, size)
+
+
+def bench_soak(rep: Report, short_ms: int = 6_000, long_ms: int = 60_000) -> None:
+    """Peak RSS of a long nominal run against a short one, each in its own process: what a run
+    keeps must not grow with its duration (issue 14). Prints the ratio and both JSON sizes."""
+    import subprocess
+    if not all(p.is_file() for p in PRODUCT):
+        rep.skip("soak RSS", "product images not built")
+        return
+    res = {}
+    for ms in (short_ms, long_ms):
+        out = subprocess.run([sys.executable, "-m", "duohil.bench", "--soak-child", str(ms)],
+                             capture_output=True, text=True, check=True, cwd=ROOT)
+        kib, size = (int(x) for x in out.stdout.split()[-2:])
+        res[ms] = (kib / 1024, size / 1e6)
+        rep.line(f"nominal {ms / 1000:g} s: peak RSS, result JSON", f"{kib / 1024:.0f} MB, "
+                 f"{size / 1e6:.2f} MB")
+    ratio = res[long_ms][0] / res[short_ms][0]
+    rep.line(f"peak RSS {long_ms / 1000:g} s / {short_ms / 1000:g} s", f"{ratio:.2f}",
+             f"<= {TARGET_SOAK_RSS_RATIO:.2f}", ratio <= TARGET_SOAK_RSS_RATIO)
+
+
 def _explain_misses(rep: Report) -> None:
     if rep.misses:
         print("why, and what would meet them: docs/performance.md (the time is the Python models' "
@@ -363,7 +403,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="only (d): the native core's per-operation costs and python vs native models")
     ap.add_argument("--campaign", type=int, metavar="TRIALS", nargs="?", const=200,
                     help="only time the CM1 campaign (default 200 trials, the issue's command)")
+    ap.add_argument("--soak", action="store_true",
+                    help="only compare the peak RSS of a 60 s and a 6 s nominal run (~3 min)")
+    ap.add_argument("--soak-child", type=int, metavar="MS", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.soak_child:
+        _soak_child(args.soak_child)
+        return 0
+    if args.soak:
+        rep = Report()
+        print("duohil soak memory benchmark")
+        bench_soak(rep)
+        return 1 if args.strict and rep.misses else 0
     if args.campaign is not None:
         rep = Report()
         print(f"duohil campaign benchmark (host load average {os.getloadavg()[0]:.1f} on "

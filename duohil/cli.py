@@ -118,14 +118,27 @@ def cmd_run(args: argparse.Namespace) -> int:
                           expected="one of " + ", ".join(sorted(valid)))
     scmod.check_images(sc, [variant])
     _writable(args.json, "--json")
-    r = runner.run(sc, variant, seed=seed, engine=args.engine, json_path=args.json)
+    interrupted = False
+    try:
+        r = runner.run(sc, variant, seed=seed, engine=args.engine, json_path=args.json)
+    except KeyboardInterrupt as exc:
+        if not (exc.args and isinstance(exc.args[0], runner.RunResult)):
+            raise
+        r, interrupted = exc.args[0], True
     print(r.headline())
+    if r.stopped and r.stopped.get("reason"):
+        print(f"  STOPPED at {r.stopped['virtual_ms']:.3f} ms virtual: {r.stopped['reason']}; "
+              f"the result is partial" + (f" (written to {args.json})" if args.json else ""))
     for k, v in r.evidence.items():
         print(f"  {k}: {v}")
     if r.crash:
         print("  crash: " + (r.crash.get("pc") or ""))
         for s in r.crash.get("summary", []):
             print(f"    {s}")
+        if len(r.crash.get("faults") or []) > 1:
+            print("  all faults:")
+            for s in r.crash["faults"]:
+                print(f"    {s}")
     for line in r.diagnosis:                      # what went wrong, in words (duohil.diagnose)
         print(f"  {line}")
     for why in sorted(set(r.not_applicable.values())):
@@ -134,14 +147,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     for w in idle:
         print(f"  warning: {w}")
     for _t, kind, d in r.timeline.get("events", []):
-        if kind == "warning":                     # model warnings (HSE without hseFrequency...)
+        if kind == "warning":                     # model and loader warnings, in words
             print(f"  warning: {d.get('message')}")
         elif kind == "unmapped_access":
             print(f"  unmapped {d.get('access')} at {d.get('address', 0):#010x} ({d.get('block')}) "
                   f"pc {d.get('pc', 0):#010x}: {d.get('action')}")
+        elif kind in ("cpu_hung", "cpu_stopped"):
+            pc = d.get("pc")
+            print(f"  {d.get('machine', '?')}: CPU {d.get('reason')}"
+                  + (f" (pc {pc:#010x})" if isinstance(pc, int) else "") + f" at {_t:.3f} ms")
+        elif kind == "repeated":
+            print(f"  {d.get('of')} on {d.get('machine', '?')} repeated {d.get('count')} more times "
+                  f"({d.get('first_ps', 0) / 1e9:.3f}-{d.get('last_ps', 0) / 1e9:.3f} ms), "
+                  f"counted, not logged one by one")
     print(f"  fingerprint {r.fingerprint}")
+    if interrupted:
+        return 130
     if r.error:
         print(f"  engine error: {r.error}", file=sys.stderr)
+        return 1
+    if r.stopped and r.stopped.get("reason"):
+        return 1
+    if r.matches is False:
+        print(f"  expected {r.expected}, got {', '.join(r.outcomes)}: the run does not match its "
+              f"scenario's expectation", file=sys.stderr)
         return 1
     return _strict(args, idle)
 
@@ -278,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def engine_opt(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--engine", default=registry.DEFAULT_ENGINE, choices=registry.ENGINES)
+        if sp.prog.split()[-1] in ("run", "ab", "matrix", "campaign"):
+            sp.add_argument("--max-wall-s", type=float, default=runner.DEFAULT_MAX_WALL_S,
+                            help="wall-clock budget per run in seconds (default %(default)g; 0: "
+                                 "none): a run that spends it stops with its partial result")
 
     sp = sub.add_parser("engines", help="list engines, availability and capabilities")
     sp.set_defaults(func=cmd_engines)
@@ -334,7 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        wall = getattr(args, "max_wall_s", None)
+        if wall is not None:
+            if wall < 0:
+                raise ConfigError(f"--max-wall-s {wall:g} is negative", field="--max-wall-s",
+                                  expected="seconds >= 0 (0: no budget)")
+            os.environ["DUOHIL_MAX_WALL_S"] = repr(float(wall))   # worker processes inherit it
         return args.func(args)
+    except KeyboardInterrupt:
+        print("duohil: interrupted (Ctrl-C); runs that were under way wrote their partial "
+              "results", file=sys.stderr)
+        return 130
     except EngineUnavailable as exc:
         print(f"duohil: {exc}", file=sys.stderr)
         return 1

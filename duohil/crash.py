@@ -231,3 +231,47 @@ def decode_riscv(rec: dict[str, Any], elf: str | Path) -> CrashReport:
     sym = symbolizer(str(elf))
     pc = sym.locate(int(rec["mepc"])) if "mepc" in rec else None
     return CrashReport("peer", "trap", summary, pc, None, [pc] if pc else [], dict(rec))
+
+
+FAULT_KINDS = ("cpu_fault", "lockup", "cpu_halt", "cpu_trap", "cpu_hung", "cpu_stopped")
+HISTORY_MAX = 16
+
+
+def fault_history(events: list[tuple[int, str, dict]], elf: str | Path | None = None,
+                  limit: int = HISTORY_MAX, ps_per_ms: int = 1_000_000_000) -> list[str]:
+    """Every fault-like event of a run as one line each (time, machine, what, where), so a
+    lockup or a stacking fault after the first fault is shown too; at most ``limit`` lines plus
+    one saying how many more there were. Aggregated repeats (``repeated``) say their count."""
+    out: list[str] = []
+    more = 0
+    sym = None
+    if elf is not None:
+        try:
+            sym = symbolizer(str(elf))
+        except (OSError, ValueError):
+            sym = None
+    for t, kind, d in events:
+        of = d.get("of") if kind == "repeated" else kind
+        if of not in FAULT_KINDS:
+            continue
+        if len(out) >= limit:
+            more += 1 if kind != "repeated" else int(d.get("count", 1))
+            continue
+        what = d.get("exception", d.get("what", d.get("reason", of)))
+        if isinstance(what, int):
+            what = {2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault"}.get(
+                what, f"exception {what}")
+        line = f"{t / ps_per_ms:.3f} ms {d.get('machine', '?')} {of}: {what}"
+        pc = d.get("pc", d.get("mepc"))
+        if isinstance(pc, int):
+            line += f" at {sym.locate(pc) if sym is not None and d.get('machine') == 'stm32' else hex(pc)}"
+        words = describe_cfsr(int(d["cfsr"])) if isinstance(d.get("cfsr"), int) else []
+        if words:
+            line += " (" + "; ".join(w.split(":")[0] for w in words) + ")"
+        if kind == "repeated":
+            line += (f", repeated {d.get('count')} more times until "
+                     f"{int(d.get('last_ps', t)) / ps_per_ms:.3f} ms")
+        out.append(line)
+    if more:
+        out.append(f"... and {more} more fault events")
+    return out

@@ -597,7 +597,8 @@ class Duo:
         now = self.session.now_ps
         for name, handle in (("stm32", self.session.stm32), ("peer", self.session.peer)):
             try:
-                self._samples[name].append((now, handle.read_block(BLOCKS[name]["status"])))
+                st = handle.read_block(BLOCKS[name]["status"])      # only what the oracles read:
+                self._samples[name].append((now, {f: st[f] for f in STATUS_KEYS if f in st}))
             except ConfigError:
                 pass
             try:                      # for the diagnosis of a run that ends in a poll loop
@@ -896,7 +897,13 @@ def _crash(session: base.Session, spec: base.RunSpec,
     for t, kind, d in events:
         if kind in oracle.FAULT_EVENTS and d.get("machine", "stm32") == "stm32" and "pc" in d:
             rep = crashmod.decode_cortexm(d, spec.stm32.elf, exception=d.get("exception", "HardFault"))
-            return rep.to_json() | {"source": "cpu", "t_ms": t / base.PS_PER_MS}
+            return rep.to_json() | {"source": "cpu", "t_ms": t / base.PS_PER_MS,
+                                    "faults": crashmod.fault_history(events, spec.stm32.elf)}
+    for t, kind, d in events:                   # no fault, but the engine stopped the core
+        if kind in oracle.STOP_EVENTS and d.get("machine", "stm32") == "stm32" and "pc" in d:
+            rep = crashmod.decode_cortexm(d, spec.stm32.elf, exception=d.get("reason", kind))
+            return rep.to_json() | {"source": "cpu", "t_ms": t / base.PS_PER_MS,
+                                    "faults": crashmod.fault_history(events, spec.stm32.elf)}
     try:
         prec = session.peer.read_block(BLOCKS["peer"]["crash"])
     except ConfigError:
@@ -965,6 +972,8 @@ def crash_text(c: dict[str, Any] | None) -> str:
     if c.get("lr"):
         lines.append(f"  lr {c['lr']}")
     lines += [f"  #{i} {b}" for i, b in enumerate(c.get("backtrace", []))]
+    if len(c.get("faults") or []) > 1:                    # the first is the one decoded above
+        lines += ["  all faults:"] + [f"    {f}" for f in c["faults"]]
     return "\n".join(lines)
 
 

@@ -30,6 +30,8 @@ FAULT_EVENTS = ("cpu_fault", "lockup")
 #: firmware) leaves that oracle "not applicable", never judged on absent data
 NEEDS = {"hang": "g_status", "desync": "g_status", "misparse": "g_status", "stale": "g_status",
          "stack_overflow": "g_status"}
+#: the engine stopped or found stuck a CPU (hang detection, storms): the core makes no progress
+STOP_EVENTS = ("cpu_hung", "cpu_stopped")
 
 
 @dataclass
@@ -187,6 +189,11 @@ def _hang(obs: Observations, p: dict) -> str | None:
     """Silent death: no telemetry frame on the wire for hang_ms before the end of the run, and no
     BOOT after the last one (a run that is rebooting is not silent); or, after the STM32 took a
     fault, no BOOT within recovery_ms (CM7: a patched device recovers within 100 ms)."""
+    for t, kind, d in obs.events:
+        if kind in STOP_EVENTS and d.get("machine", "stm32") == "stm32":
+            pc = d.get("pc")
+            pcs = f" at pc={pc:#010x}" if isinstance(pc, int) else ""
+            return f"STM32 CPU {d.get('reason', kind)}{pcs} at {t / PS_PER_MS:.3f} ms"
     boots = [ln.t_ps for ln in obs.console.get("stm32", []) if ln.text.startswith("BOOT")]
     bound = p["recovery_ms"] * PS_PER_MS
     for t, kind, d in obs.events:
@@ -482,9 +489,32 @@ def _stack_overflow(obs: Observations, p: dict) -> str | None:
     return None
 
 
+def _peer_fault(obs: Observations, p: dict) -> str | None:
+    """The peer's CPU took a synchronous exception (access fault, illegal instruction...): the
+    engine's own ``cpu_trap`` event, whatever the firmware did about it (a peer stuck in a trap
+    loop, or one that never started, is not ok)."""
+    n = 0
+    first = None
+    for t, kind, d in obs.events:
+        of = d.get("of") if kind == "repeated" else kind
+        if (of == "cpu_trap" or of in STOP_EVENTS) and d.get("machine") != "stm32":
+            n += int(d.get("count", 1)) if kind == "repeated" else 1
+            if first is None:
+                first = (t, d)
+    if first is None:
+        return None
+    t, d = first
+    if "mepc" not in d:
+        return f"peer CPU {d.get('reason', 'stopped')} at pc={d.get('pc', 0):#010x} at {t / PS_PER_MS:.3f} ms"
+    more = f" ({n} traps in all)" if n > 1 else ""
+    return (f"peer took {d.get('what', 'a trap')} at mepc={d.get('mepc', 0):#010x} "
+            f"(mtval={d.get('mtval', 0):#010x}) at {t / PS_PER_MS:.3f} ms{more}")
+
+
 ORACLES = {
     "runaway": _runaway, "estop": _estop, "hardfault": _hardfault, "hang": _hang,
     "desync": _desync, "misparse": _misparse, "stale": _stale, "stack_overflow": _stack_overflow,
+    "peer_fault": _peer_fault,
 }
 
 

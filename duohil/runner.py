@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,36 +26,122 @@ from .duo import (  # noqa: F401 - API
     spec_for,
 )
 from .engines.base import PS_PER_MS
+from .engines.builtin.scheduler import Scheduler, StopRequested
 from .errors import ConfigError, EngineError
 from .scenario import Scenario, naming_errors
+
+
+#: the default wall-clock budget of one run (``--max-wall-s``): generous, a nominal run takes ~10 s
+DEFAULT_MAX_WALL_S = 600.0
+
+
+#: a stop request raised from a signal handler (engines without a step-boundary check) is
+#: raised again this often until the run has stopped: one raised inside an emulator callback
+#: can be lost
+STOP_RETRY_S = 0.5
+
+
+class RunStopped(BaseException):
+    """Raised from a signal handler to stop a run; ``args[0]``: ``"wall_budget"`` or
+    ``"interrupted"``. A BaseException like KeyboardInterrupt: no ``except Exception`` in a model
+    swallows it."""
+
+
+@contextmanager
+def _stoppable(seconds: float | None):
+    """While a run runs: SIGALRM after ``seconds`` of wall time (0/None: no budget) and SIGINT
+    (Ctrl-C) stop it. The builtin engine is asked to stop at its next scheduler step
+    (``Scheduler.stop_request``); otherwise RunStopped is raised in the handler, and again every
+    STOP_RETRY_S until caught. Yields a list that holds the reason once a stop was requested.
+    Off the main thread (or without setitimer) nothing is installed: the run is bounded by its
+    virtual duration. An ignored SIGINT (a background job) stays ignored."""
+    why: list[str] = []
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield why
+        return
+    sched = Scheduler
+
+    def stop(reason: str) -> None:
+        if not why or reason == "interrupted":
+            why[:] = [reason]
+        if sched.stop_request is None:
+            sched.stop_request = why[0]
+        signal.setitimer(signal.ITIMER_REAL, STOP_RETRY_S)
+        if reason == "retry":               # the scheduler did not stop within STOP_RETRY_S
+            raise RunStopped(why[0])
+
+    def alarm(_sig: int, _frame: Any) -> None:
+        stop("retry" if why else "wall_budget")
+
+    def interrupt(_sig: int, _frame: Any) -> None:
+        stop("interrupted")
+    old_alarm = signal.signal(signal.SIGALRM, alarm)
+    old_int = signal.getsignal(signal.SIGINT)
+    if old_int is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, interrupt)
+    if seconds:
+        signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield why
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_alarm)
+        if old_int is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, old_int)
+        sched.stop_request = None
 
 
 def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "builtin",
         quantum_us: float | None = None, json_path: str | Path | None = None,
         engine_options: dict[str, Any] | None = None, stop_on: tuple[str, ...] = (),
-        timeline: bool = True) -> RunResult:
+        timeline: bool = True, max_wall_s: float | None = None) -> RunResult:
     """Execute one variant of a scenario. A crashing run still returns (and writes) its result:
     whatever was observed before the engine failed is kept, with the error.
 
     ``stop_on``: stop as soon as one of these labels is certain (``Duo.run_to_first``; the
-    result's ``stopped`` says where). ``timeline``: build the report's timeline."""
+    result's ``stopped`` says where). ``timeline``: build the report's timeline.
+    ``max_wall_s``: the wall-clock budget in seconds (None: $DUOHIL_MAX_WALL_S, which the CLI's
+    ``--max-wall-s`` sets so worker processes inherit it, else DEFAULT_MAX_WALL_S; 0: none).
+    When it is spent, or on Ctrl-C, the run stops where it is and its partial result is
+    returned and written, with ``stopped`` saying why and ``reproducible: false`` (where a host
+    clock cut a run depends on the host); a Ctrl-C is raised again after the JSON is written."""
+    if max_wall_s is None:
+        max_wall_s = float(os.environ.get("DUOHIL_MAX_WALL_S") or DEFAULT_MAX_WALL_S)
+    interrupted = False
     with naming_errors(sc, variant), \
             Duo.from_scenario(sc, variant, seed=seed, engine=engine, quantum_us=quantum_us,
                               engine_options=engine_options) as duo:
         duo.with_timeline = timeline
+        cut: str | None = None
+        why: list[str] = []
         try:
-            if stop_on:
-                duo.run_to_first(stop_on)
-            else:
-                duo.run_to_end()
+            with _stoppable(max_wall_s) as why:
+                if stop_on:
+                    duo.run_to_first(stop_on)
+                else:
+                    duo.run_to_end()
         except (EngineError, RuntimeError):
             pass                      # duo.error holds it; the result reports it
+        except (RunStopped, StopRequested):
+            pass                      # why says which
+        except KeyboardInterrupt:
+            why = ["interrupted"]
+        if why:
+            interrupted = why[0] == "interrupted"
+            cut = ("interrupted (Ctrl-C)" if interrupted
+                   else f"wall-clock budget of {max_wall_s:g} s spent (--max-wall-s)")
         result = duo.result()
-        if duo.stopped is not None:
+        if cut is not None:
+            result.stopped = {"label": "wall_budget" if not interrupted else "interrupted",
+                              "reason": cut, "virtual_ms": duo.now_ps / PS_PER_MS,
+                              "reproducible": False}
+        elif duo.stopped is not None:
             result.stopped = {"label": duo.stopped[0],
                               "virtual_ms": duo.stopped[1] / PS_PER_MS}
     if json_path is not None:
         result.write(json_path)
+    if interrupted:
+        raise KeyboardInterrupt(result)
     _settle_heap()
     return result
 

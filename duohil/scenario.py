@@ -29,7 +29,7 @@ FIXES = ("cmd_timeout", "resync", "dcache", "atomic", "stack", "layout", "fault_
 CRASH_MODES = {"CM1": "cmd_timeout", "CM2": "resync", "CM3": "dcache", "CM4": "atomic",
                "CM5": "stack", "CM6": "layout", "CM7": "fault_handler"}
 OUTCOMES = ("ok", "runaway", "estop", "hardfault", "hang", "desync", "misparse", "stale",
-            "stack_overflow")
+            "stack_overflow", "peer_fault")
 PEER_IMAGES = ("gc-natural", "gc-packed", "pooled-natural", "pooled-packed")
 STM32_IMAGES = ("buggy", "fixed") + tuple(f"fixed-no-{f}" for f in FIXES)
 

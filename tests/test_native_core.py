@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.scheduler import PythonScheduler, Scheduler
+from duohil.engines.builtin.scheduler import PythonScheduler, Scheduler, native_scheduler
 from duohil.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +79,12 @@ def test_the_switch_picks_the_scheduler(monkeypatch: pytest.MonkeyPatch) -> None
     core = _core()
     monkeypatch.delenv(native.ENV, raising=False)
     assert native.models() == "native"
-    assert type(Scheduler()) is core.Scheduler
+    assert type(Scheduler()) is native_scheduler() and isinstance(Scheduler(), core.Scheduler)
     monkeypatch.setenv(native.ENV, "python")
     assert native.models() == "python"
     assert type(Scheduler()) is Scheduler
     monkeypatch.setenv(native.ENV, "native")
-    assert type(Scheduler(5)) is core.Scheduler and Scheduler(5).quantum == 5
+    assert type(Scheduler(5)) is native_scheduler() and Scheduler(5).quantum == 5
     assert type(PythonScheduler()) is PythonScheduler
     monkeypatch.setenv(native.ENV, "fast")
     with pytest.raises(ConfigError, match="DUOHIL_MODELS: 'fast' is not a model set"):

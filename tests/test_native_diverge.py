@@ -1,7 +1,6 @@
 """The diverge tool: one scenario under both model sets, the first difference named."""
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from duohil.engines.builtin.native import diverge
 from duohil.errors import ConfigError
 
 CORE = native.core()
+NATIVE = scheduler.native_scheduler() if CORE is not None else None   # C heap + loop, EventLog
 pytestmark = pytest.mark.skipif(CORE is None, reason=f"no native core: {native.note()}")
 CM1 = Path(__file__).resolve().parent.parent / "scenarios" / "cm1_cmd_timeout.yaml"
 
@@ -35,13 +35,13 @@ def test_same_run_under_both_switches_exits_0(capsys: pytest.CaptureFixture[str]
 def test_a_native_difference_is_named_at_its_first_event(monkeypatch: pytest.MonkeyPatch) -> None:
     sc = _scenario()
 
-    class Skewed(CORE.Scheduler):
+    class Skewed(NATIVE):
         """A native scheduler that logs every observation 1 ps late: a planted divergence."""
 
         def record(self, kind, t=None, **details):
             super().record(kind, t=(self.now if t is None else t) + 1, **details)
 
-    monkeypatch.setattr(scheduler.native, "core", lambda: types.SimpleNamespace(Scheduler=Skewed))
+    monkeypatch.setattr(scheduler, "native_scheduler", lambda: Skewed)
     a = diverge.capture(sc, "buggy", None, "python")
     b = diverge.capture(sc, "buggy", None, "native")
     d = diverge.first_divergence(a, b)

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
 from duohil.engines.builtin.cpu import CpuCore
-from duohil.engines.builtin.scheduler import PythonScheduler
+from duohil.engines.builtin.scheduler import PythonScheduler, native_scheduler
 
 CORE = native.core()
+NATIVE = native_scheduler() if CORE is not None else None   # C heap + loop, EventLog
 pytestmark = pytest.mark.skipif(CORE is None, reason=f"no native core: {native.note()}")
 
 REACT = st.one_of(
@@ -159,12 +160,12 @@ def run_program(sched, ops: list, scripts: list[list[str]]) -> dict:
        quantum=st.integers(1, 40))
 def test_same_firing_order_times_and_log_as_the_python_scheduler(ops, scripts, quantum) -> None:
     want = run_program(PythonScheduler(quantum), ops, scripts)
-    got = run_program(CORE.Scheduler(quantum), ops, scripts)
+    got = run_program(NATIVE(quantum), ops, scripts)
     assert got == want
 
 
 def test_many_same_time_events_come_out_in_scheduling_order() -> None:
-    for cls in (PythonScheduler, CORE.Scheduler):
+    for cls in (PythonScheduler, NATIVE):
         s = cls(10)
         out: list[int] = []
         for i in range(500):
@@ -178,7 +179,7 @@ def test_the_heap_alone_pops_in_time_then_sequence_order() -> None:
 
 
 def test_an_exception_in_an_event_propagates_and_the_cpus_are_settled() -> None:
-    for cls in (PythonScheduler, CORE.Scheduler):
+    for cls in (PythonScheduler, NATIVE):
         s = cls(10)
         trace: list = []
         s.add_cpu(FakeCpu(s, "c", ["run"], trace))
@@ -192,7 +193,7 @@ def test_an_exception_in_an_event_propagates_and_the_cpus_are_settled() -> None:
 
 
 def test_event_objects_behave_alike() -> None:
-    for cls in (PythonScheduler, CORE.Scheduler):
+    for cls in (PythonScheduler, NATIVE):
         s = cls(10)
         a = s.at(5, print, name="a")
         b = s.at(5, print)
@@ -320,14 +321,14 @@ def run_cpus(sched, scripts: list[list[str]], hzs: list[int], kicks: list[int], 
        quantum=st.sampled_from([1_000, 10_000, 33_333]))
 def test_the_c_slice_driver_moves_cpus_like_cpu_py(scripts, hzs, kicks, quantum) -> None:
     want = run_cpus(PythonScheduler(quantum), scripts, hzs, kicks, 200_000)
-    s = CORE.Scheduler(quantum)
+    s = NATIVE(quantum)
     got = run_cpus(s, scripts, hzs, kicks, 200_000)
     assert all(CORE.drives_natively(c) for c in s.cpus)
     assert got == want
 
 
 def test_only_cpus_that_keep_cpucores_time_methods_are_driven_in_c() -> None:
-    s = CORE.Scheduler(10)
+    s = NATIVE(10)
     plain = ScriptedCpu(s, "a", 1_000_000, ["none"], [])
 
     class Own(ScriptedCpu):
@@ -340,7 +341,7 @@ def test_only_cpus_that_keep_cpucores_time_methods_are_driven_in_c() -> None:
 
 
 def test_an_exception_in_a_slice_clears_executing_and_propagates() -> None:
-    for cls in (PythonScheduler, CORE.Scheduler):
+    for cls in (PythonScheduler, NATIVE):
         s = cls(1_000)
         c = ScriptedCpu(s, "a", 1_000_000, ["none"], [])
 
@@ -351,3 +352,37 @@ def test_an_exception_in_a_slice_clears_executing_and_propagates() -> None:
         with pytest.raises(ValueError, match="slice"):
             s.run_until(10_000)
         assert c.executing is False and c.cycles == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1025, 3000), keep_every=st.integers(2, 9), seed=st.integers(0, 2**16))
+def test_cancelled_events_are_compacted_to_the_same_heap(n: int, keep_every: int, seed: int) -> None:
+    """Scheduler._compact (drop cancelled events once the heap doubles, heapify the rest) in C gives
+    the very heap array the Python one does, and the same firing order after it."""
+    runs = []
+    for cls in (PythonScheduler, NATIVE):
+        s = cls(10)
+        fired: list[tuple[int, int]] = []
+        evs = []
+        for i in range(n):
+            t = (i * 7919 + seed) % 5000
+            evs.append(s.at(t, lambda i=i: fired.append((s.now, i)), name="e"))
+            if i % keep_every:
+                evs[-1].cancel()
+        heap = [(t, q) for t, q, _ev in s._heap]
+        s.run_until(10_000)
+        runs.append((heap, fired, len(s._heap)))
+    assert runs[0][0] == runs[1][0] and len(runs[0][0]) < n
+    assert runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2] == 0
+
+
+def test_a_stop_request_stops_both_schedulers_at_their_next_step(monkeypatch) -> None:
+    from duohil.engines.builtin.scheduler import Scheduler, StopRequested
+    for cls in (PythonScheduler, NATIVE):
+        s = cls(10)
+        s.at(5, lambda: setattr(Scheduler, "stop_request", "wall-clock budget spent"), name="stop")
+        s.at(50, lambda: pytest.fail("an event after the stop request fired"), name="late")
+        with pytest.raises(StopRequested, match="wall-clock budget spent"):
+            s.run_until(100)
+        assert s.now < 50
+        monkeypatch.setattr(Scheduler, "stop_request", None)

@@ -95,9 +95,9 @@ from unicorn import arm_const as A
 from .cpu import LIB as _RAW
 from .cpu import CpuCore, MemPort
 from .nvic import (BFARVALID, BUSFAULT, DACCVIOL, DIVBYZERO, HARDFAULT, HFSR_FORCED, IACCVIOL,
-                   IBUSERR, IMPRECISERR, INVPC, INVSTATE, MEMMANAGE, MMARVALID, MSTKERR, NMI, NOCP, P_R, P_W,
-                   P_X, PRECISERR, STKERR, SVCALL, UNALIGNED, UNDEFINSTR, UNSTKERR, USAGEFAULT,
-                   Nvic)
+                   IBUSERR, IMPRECISERR, INVPC, INVSTATE, MEMMANAGE, MMARVALID, MSTKERR, NMI, NOCP,
+                   P_R, P_W, P_X, PENDSV, PRECISERR, STKERR, SVCALL, SYSTICK, UNALIGNED, UNDEFINSTR,
+                   UNSTKERR, USAGEFAULT, Nvic)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -123,6 +123,19 @@ RETURN_REGS = (R.UC_ARM_REG_PC, R.UC_ARM_REG_MSP, R.UC_ARM_REG_PSP, R.UC_ARM_REG
                R.UC_ARM_REG_XPSR, R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI,
                R.UC_ARM_REG_FAULTMASK)
 MASK_REGS = (R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI, R.UC_ARM_REG_FAULTMASK)
+# Hang: interrupts masked (PRIMASK/FAULTMASK), no MMIO read or write, PC within HANG_PC_SPAN
+# bytes, for HANG_PS of virtual time: the core can only be left by a reset or an NMI. It is
+# stopped then (fast-forward to the next reset) and ``cpu_hung`` says where.
+HANG_PS = 100 * 1_000_000_000
+HANG_PC_SPAN = 256
+# Interrupt storm, either of: STORM_ENTRIES exception entries (tail-chains included) without
+# thread mode running for STORM_STARVE_PS (the thread is starved); or STORM_RATE_ENTRIES entries
+# within STORM_RATE_PS (>= 2 MHz, e.g. SysTick at reload 1). The core is then stopped until a
+# reset, and ``cpu_stopped`` says why: silicon would go on taking them (not modelled).
+STORM_ENTRIES = 10_000
+STORM_STARVE_PS = 10 * 1_000_000_000
+STORM_RATE_ENTRIES = 20_000
+STORM_RATE_PS = 10 * 1_000_000_000
 FP_REGS = tuple(R.UC_ARM_REG_S0 + i for i in range(16)) + (R.UC_ARM_REG_FPSCR,)
 FRAME_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3,
               R.UC_ARM_REG_R12, R.UC_ARM_REG_LR)
@@ -243,6 +256,8 @@ class CortexM7Cpu(CpuCore):
         self.lockup: dict[str, Any] | None = None
         self.halt_reason: str | None = None
         self.faults = 0
+        self._fetch_faults = 0
+        self._hang_reset()
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
@@ -293,6 +308,7 @@ class CortexM7Cpu(CpuCore):
         self.halted = False
         self.lockup = None
         self.halt_reason = None
+        self._hang_reset()
         self.unpark()
         self.parked = False
 
@@ -408,6 +424,17 @@ class CortexM7Cpu(CpuCore):
             pc = cur_pc
         fp = control & CONTROL_FPCA
         handler = xpsr & 0x1FF
+        self._rate_n += 1
+        if self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(exc):
+            return
+        if not handler:
+            self._thread_ps = self.machine.now()
+            self._thread_pc = pc
+            self._entries = 0
+        else:
+            self._entries += 1
+            if self._entries >= STORM_ENTRIES and self._starved(exc):
+                return
         size = 0x68 if fp else 0x20
         frame_sp = (sp - size) & ~7
         stacked_xpsr = (xpsr & ~0x200) | (0x200 if (sp - size) & 4 else 0)
@@ -493,6 +520,11 @@ class CortexM7Cpu(CpuCore):
             vals.append(0)
         n, g = nv.best_pending() if nv.pending & nv.enabled else (0, 256)
         if n and g < nv.execution_priority(primask, basepri, faultmask):
+            self._entries += 1
+            self._rate_n += 1
+            if self._entries >= STORM_ENTRIES and self._starved(n) or \
+                    self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(n):
+                return
             # tail-chain: the frame stays, the new handler gets the same EXC_RETURN
             vec = self._vector(n)
             if vec is None:
@@ -504,6 +536,9 @@ class CortexM7Cpu(CpuCore):
             self._w.write(regs, vals)
             return
         to_thread = exc_ret & 8
+        if to_thread:
+            self._thread_ps = self.machine.now()
+            self._entries = 0
         use_psp = exc_ret & 4
         fp = not exc_ret & 0x10
         sp = psp if use_psp else msp
@@ -658,6 +693,82 @@ class CortexM7Cpu(CpuCore):
             self._stop = "halt"
             self.uc.emu_stop()
 
+    # -- hangs and storms ---------------------------------------------------------------------------------
+    def _hang_reset(self) -> None:
+        self._hang_since: int | None = None
+        self._hang_pc = 0
+        self._hang_reads = 0
+        self._hang_wrote = False
+        self._hung_reported = False
+        self._thread_ps = 0
+        self._thread_pc = 0
+        self._entries = 0
+        self._rate_n = 0
+        self._rate_ps = 0
+
+    def note_write(self) -> None:
+        super().note_write()
+        self._hang_wrote = True
+
+    def _check_masked_spin(self) -> None:
+        """Called after a slice that ended with PRIMASK or FAULTMASK set."""
+        pc = self._pc or 0
+        reads = self.machine.mmio_reads
+        t = self.slice_start_ps
+        if self._hang_since is None or self._hang_wrote or reads != self._hang_reads \
+                or abs(pc - self._hang_pc) > HANG_PC_SPAN:
+            self._hang_since, self._hang_pc, self._hang_reads = t, pc, reads
+            self._hang_wrote = False
+            return
+        if t - self._hang_since >= HANG_PS:
+            self._hang_since = None
+            self.machine.record("cpu_hung", cpu=self.name, pc=pc,
+                                reason=f"spinning with interrupts masked and no peripheral access "
+                                       f"for {HANG_PS // 1_000_000_000} ms")
+            self.halt_for("hung: spinning with interrupts masked", {"pc": pc})
+
+    def _check_wfi_hang(self) -> None:
+        """Asleep with nothing that could ever wake the core: no IRQ line enabled, SysTick not
+        interrupting, nothing pending. Recorded once (the core sleeps at no cost anyway)."""
+        nv = self.nvic
+        if nv is None or nv.pending or nv.enabled & nv._irq_bits:
+            return
+        if nv.regs.SYST_CSR.value & 3 == 3:             # ENABLE + TICKINT
+            return
+        self._hung_reported = True
+        self.machine.record("cpu_hung", cpu=self.name, pc=self._pc or 0,
+                            reason="asleep in WFI with no interrupt enabled: nothing can wake it")
+
+    def _too_fast(self, exc: int) -> bool:
+        """Storm test every STORM_RATE_ENTRIES exception entries: were they within STORM_RATE_PS?"""
+        now = self.machine.now()
+        fast = now - self._rate_ps < STORM_RATE_PS
+        self._rate_n, self._rate_ps = 0, now
+        if not fast:
+            return False
+        return self._storm_stop(exc, f"{STORM_RATE_ENTRIES} exception entries within "
+                                     f"{STORM_RATE_PS // 1_000_000_000} ms")
+
+    def _starved(self, exc: int) -> bool:
+        """Storm test at an exception entry: thread mode has not run for STORM_STARVE_PS."""
+        self._entries = 0
+        if self.machine.now() - self._thread_ps < STORM_STARVE_PS:
+            return False                         # busy, not starved (yet): count again
+        return self._storm_stop(exc, f"thread mode starved for {STORM_STARVE_PS // 1_000_000_000} "
+                                     f"ms by {STORM_ENTRIES} exception entries")
+
+    def _storm_stop(self, exc: int, why: str) -> bool:
+        name = {SYSTICK: "SysTick", HARDFAULT: "HardFault", PENDSV: "PendSV"}.get(
+            exc, f"IRQ {exc - 16}" if exc >= 16 else f"exception {exc}")
+        self.machine.record("cpu_stopped", cpu=self.name, pc=self._thread_pc, exception=exc,
+                            reason=f"interrupt storm ({name}): {why}")
+        self.halted = True
+        self.halt_reason = "interrupt storm"
+        if self.executing:
+            self._stop = "halt"
+            self.uc.emu_stop()
+        return True
+
     # -- unicorn hooks ------------------------------------------------------------------------------------
     def _on_intr(self, uc: Uc, intno: int, _ud: Any) -> None:
         if intno == 8:
@@ -682,6 +793,11 @@ class CortexM7Cpu(CpuCore):
             self.machine.record("bkpt", cpu=self.name, pc=pc)
             self._stop = "halt"
             uc.emu_stop()
+        elif intno == 3:
+            # QEMU's prefetch abort: a fetch from an Execute Never region of the default memory
+            # map (0xA0000000-0xDFFFFFFF device, 0xE0000000+ system): MemManage IACCVIOL
+            pc = self._pcb.read()[0]
+            self._raise_fault(MEMMANAGE, IACCVIOL, pc)
         elif intno in (17, 22, 23):                     # NOCP, UNALIGNED, DIVBYZERO
             pc = self._pcb.read()[0]
             bits = {17: NOCP, 22: UNALIGNED, 23: DIVBYZERO}[intno]
@@ -798,6 +914,15 @@ class CortexM7Cpu(CpuCore):
             while self._pending_hook_removal:
                 self.uc.hook_del(self._pending_hook_removal.pop())
         self._after_slice()
+        if self.sleeping:
+            if not self._hung_reported:
+                self._check_wfi_hang()
+        else:
+            m = self._mask_cache
+            if m is not None and (m[0] & 1 or m[2] & 1) and not self.parked:
+                self._check_masked_spin()
+            elif self._hang_since is not None:
+                self._hang_since = None
 
     def _after_error(self, exc: UcError) -> None:
         if self._reset_pending:
@@ -821,6 +946,11 @@ class CortexM7Cpu(CpuCore):
         elif kind == "bus_write":
             self._imprecise_bus_fault(pc, addr)
         elif kind == "bus_fetch":
+            self._fetch_faults += 1
+            if self._fetch_faults % 1024 == 0:
+                # unicorn 2.1.4 keeps ~200 B of translation state per fetch from unmapped memory
+                # until its translation cache is flushed (measured; see riscv.FLUSH_TB_EVERY)
+                self.uc.ctl_flush_tb()
             self._raise_fault(BUSFAULT, IBUSERR, addr)
         elif kind.startswith("bus_"):
             self._raise_fault(BUSFAULT, PRECISERR | BFARVALID, pc, bfar=addr)

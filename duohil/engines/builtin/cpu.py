@@ -116,6 +116,7 @@ class CpuCore:
         self.sleeping = False              # in WFI, woken by an interrupt becoming pending
         self.stall_until: int | None = None    # halted by the harness (peer GC pause) until t
         self.halted = False                # stopped for good (lockup, or halted by a test)
+        self.halt_reason: str | None = None
         self.parked = False                # poll-skip: spinning on a register that cannot change
         self.park_until: int | None = None
         self.executing = False
@@ -274,6 +275,33 @@ class CpuCore:
             if self._pending_hz is not None:
                 self._apply_hz(self._pending_hz)
                 target = self.cycles_at(t)
+
+    # -- storms ---------------------------------------------------------------------------------------
+    def storm(self, kind: str, details: dict) -> None:
+        """The machine saw the same event (reset, fault, trap) at >= 10 kHz for 100 ms
+        (scheduler.STORM_EVENTS): the CPU is stopped, after the current step, until a reset
+        from outside it (a watchdog); the run goes on at the cost of the peripherals only.
+        Silicon would go on storming: what it would do in that time is not modelled."""
+        if not self.halted:
+            self.machine.scheduler.at(self.machine.now(), self.halt_for, f"{kind} storm", details)
+
+    def halt_for(self, what: str, details: dict | None = None) -> None:
+        """Stop this CPU for ``what`` (a storm, a hang) and record it once, with the PC."""
+        if self.halted:
+            return
+        d = details or {}
+        pc = d.get("pc", d.get("mepc"))
+        self.halted = True
+        self.halt_reason = what
+        self.machine.record("cpu_stopped", cpu=self.name, reason=what,
+                            pc=pc if isinstance(pc, int) else self.pc_now())
+        if self.executing:
+            self.uc.emu_stop()
+
+    def pc_now(self) -> int:
+        """The PC (for reports)."""
+        pc = getattr(self, "pc")
+        return int(pc() if callable(pc) else pc)
 
     # -- harness controls --------------------------------------------------------------------------------
     def stall(self, until_ps: int) -> None:

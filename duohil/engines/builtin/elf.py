@@ -31,6 +31,10 @@ class ElfImage:
     segments: list[tuple[int, bytes, int]] = field(default_factory=list)   # (paddr, data, memsz)
     symbols: dict[str, Symbol] = field(default_factory=dict)
     sections: dict[str, tuple[int, int]] = field(default_factory=dict)     # name -> (addr, size)
+    # (vaddr, memsz) of each PT_LOAD segment: where it runs, .bss included (checked against RAM)
+    runtime: list[tuple[int, int]] = field(default_factory=list)
+    # SHF_ALLOC sections: name -> (addr, size), to name what does not fit
+    alloc: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def symbol(self, name: str) -> Symbol:
         sym = self.symbols.get(name)
@@ -64,9 +68,12 @@ def read_elf(path: str | Path) -> ElfImage:
                 if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0 and seg["p_memsz"] == 0:
                     continue
                 img.segments.append((seg["p_paddr"], seg.data(), seg["p_memsz"]))
+                img.runtime.append((seg["p_vaddr"], seg["p_memsz"]))
             for sec in elf.iter_sections():
                 if sec.name:
                     img.sections[sec.name] = (sec["sh_addr"], sec["sh_size"])
+                    if sec["sh_flags"] & 0x2 and sec["sh_size"]:          # SHF_ALLOC
+                        img.alloc[sec.name] = (sec["sh_addr"], sec["sh_size"])
             symtab = elf.get_section_by_name(".symtab")
             if symtab is not None:
                 for s in symtab.iter_symbols():
@@ -84,7 +91,9 @@ def read_elf(path: str | Path) -> ElfImage:
 
 def load_segments(img: ElfImage, write: "callable", mapped: "callable") -> None:
     """Write each PT_LOAD segment's file bytes at its LMA. ``mapped(addr, size)`` says whether the
-    target memory exists; an unmapped segment is an error naming the image and address."""
+    target memory exists (adjacent memories count as one: the H743's two flash banks hold one
+    image); an unmapped segment, or one whose run-time extent (.data + .bss at its VMA) does not
+    fit the memory there, is an error naming the image, the section and the address."""
     for paddr, data, _memsz in img.segments:
         if not data:
             continue
@@ -93,3 +102,17 @@ def load_segments(img: ElfImage, write: "callable", mapped: "callable") -> None:
                               f"of the platform", file=img.path,
                               expected="a firmware linked for this platform's memory map")
         write(paddr, data)
+    for vaddr, memsz in img.runtime:
+        if memsz and not mapped(vaddr, memsz):
+            inside = [f"{n} ({a:#x}, {sz} bytes)" for n, (a, sz) in img.alloc.items()
+                      if vaddr <= a < vaddr + memsz and not mapped(a, sz)]
+            raise ConfigError(f"segment at {vaddr:#010x} needs {memsz} bytes at run time but the "
+                              f"memory there is smaller or absent"
+                              + (f": {', '.join(inside)} does not fit" if inside else ""),
+                              file=img.path, field=".bss/.data",
+                              expected="sections that fit the platform's RAM (check the linker script)")
+
+
+def loaded_bytes(img: ElfImage) -> int:
+    """How many bytes the image loads (0: nothing to run)."""
+    return sum(len(data) for _p, data, _m in img.segments)

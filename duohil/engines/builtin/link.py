@@ -36,7 +36,8 @@ dropped bytes appear with ``value=None`` at the time they would have arrived.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,7 @@ class UartLink:
                            f"{nb}->{na}": _Direction(f"{nb}->{na}", b, a)}
         self._by_src = {id(a): self.directions[f"{na}->{nb}"], id(b): self.directions[f"{nb}->{na}"]}
         self.rng = random.Random(seed)
-        self.taps: list[LinkByte] = []
+        self.taps = TapLog()
         self._tx_observers: list[Callable[[str, int, int, int], None]] = []
         a.tx_sink = self._on_tx
         b.tx_sink = self._on_tx
@@ -209,6 +210,62 @@ class UartLink:
 
     def bytes(self, direction: str | None = None) -> list[LinkByte]:
         return [b for b in self.taps if direction is None or b.direction == direction]
+
+
+class TapLog(Sequence):
+    """The link's taps, one LinkByte per byte, stored in columns (~14 bytes per byte instead of
+    ~200 for the objects): a long soak keeps every byte on the wire for the fingerprint and the
+    wire oracles. Reads give LinkByte objects made on the fly; equal to a list of the same."""
+
+    def __init__(self) -> None:
+        self._t = array("q")
+        self._dir = bytearray()
+        self._value = array("h")               # -1: None (dropped)
+        self._sent = array("h")                # -1: None
+        self._faults: dict[int, str] = {}      # index -> fault name (most bytes have none)
+        self._names: list[str] = []
+
+    def append(self, b: LinkByte) -> None:
+        try:
+            d = self._names.index(b.direction)
+        except ValueError:
+            d = len(self._names)
+            self._names.append(b.direction)
+        if b.fault is not None:
+            self._faults[len(self._t)] = b.fault
+        self._t.append(b.t_ps)
+        self._dir.append(d)
+        self._value.append(-1 if b.value is None else b.value)
+        self._sent.append(-1 if b.sent is None else b.sent)
+
+    def _at(self, i: int) -> LinkByte:
+        v, s = self._value[i], self._sent[i]
+        return LinkByte(t_ps=self._t[i], direction=self._names[self._dir[i]],
+                        value=None if v < 0 else v, sent=None if s < 0 else s,
+                        fault=self._faults.get(i))
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._at(k) for k in range(*i.indices(len(self._t)))]
+        n = len(self._t)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("tap index out of range")
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[LinkByte]:
+        return (self._at(k) for k in range(len(self._t)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def sample_mismatched(byte: int, tx_bit: int, rx_bit: int) -> int:

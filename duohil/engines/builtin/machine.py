@@ -83,6 +83,7 @@ class Machine:
         self.unmapped: dict[int, int] = {}
         self._unmapped_seen: set[tuple[int, str]] = set()
         self._hole_pages: set[int] = set()
+        self.mmio_reads = 0                           # CPU reads of MMIO (cortexm hang detection)
 
     # -- time and the event log -----------------------------------------------------------------
     def now(self) -> int:
@@ -92,7 +93,9 @@ class Machine:
         return self.scheduler.now
 
     def record(self, kind: str, t: int | None = None, **details: Any) -> None:
-        self.scheduler.record(kind, t=self.now() if t is None else t, machine=self.name, **details)
+        if self.scheduler.record(kind, t=self.now() if t is None else t, machine=self.name,
+                                 **details) and self.cpu is not None:
+            self.cpu.storm(kind, details)       # the same event >= 10 kHz: stop the CPU, say why
 
     # -- building ---------------------------------------------------------------------------------
     def attach_cpu(self, cpu: "CpuCore") -> None:
@@ -155,6 +158,7 @@ class Machine:
             return
 
         def on_read(_h: Any, offset: int, size: int, _ud: Any, base: int = start) -> int:
+            self.mmio_reads += 1                   # hang detection: a loop that reads MMIO waits
             try:
                 return self.bus_read(base + offset, size)
             except BaseException as exc:  # noqa: BLE001 - handed to _emu_start, as the binding does

@@ -415,6 +415,7 @@ class Nvic(Peripheral):
         if self._st_event is not None:
             self._st_event.cancel()
         self._st_event = None
+        self._st_waiting = False           # a wrap found SysTick still pending: no event until taken
         self.exceptions_taken = 0
 
     def reset(self) -> None:
@@ -477,6 +478,8 @@ class Nvic(Peripheral):
         self.active |= bit
         self.stack.append(exc)
         self.exceptions_taken += 1
+        if self._st_waiting and exc == SYSTICK:
+            self._st_resume()
 
     def deactivate(self, exc: int) -> bool:
         """Exception return from ``exc``; False if it was not active (INVPC on silicon)."""
@@ -506,6 +509,8 @@ class Nvic(Peripheral):
         self.pending &= ~bit
         if self.level & bit:
             self.pending |= bit
+        if self._st_waiting and exc == SYSTICK:
+            self._st_resume()
 
     def _kick(self) -> None:
         cpu = self.cpu
@@ -830,6 +835,7 @@ class Nvic(Peripheral):
         return (self._st_zero - k) % self._st_period()
 
     def _st_schedule(self) -> None:
+        self._st_waiting = False
         if self._st_event is not None:
             self._st_event.cancel()
             self._st_event = None
@@ -837,11 +843,19 @@ class Nvic(Peripheral):
             self._st_event = self.machine.scheduler.at(self._st_time(self._st_zero),
                                                        self._st_wrap, name=self._st_name)
 
+    def _st_resume(self) -> None:
+        """SysTick's pending bit cleared after wraps were coalesced: the next wrap pends it."""
+        self._st_waiting = False
+        if self._st_running:
+            self._st_update(self._st_ticks(self.now()))
+            self._st_schedule()
+
     def _st_wrap(self) -> None:
         # once per tick: _st_ticks/_st_update/_st_schedule/_st_time inlined
         self._st_event = None
         if not self._st_running:
             return
+        was_pending = self.pending >> SYSTICK & 1
         hz = self._st_hz()
         k = self.machine.now() * hz // PS_PER_S
         zero = self._st_zero
@@ -856,6 +870,13 @@ class Nvic(Peripheral):
                 self._countflag = True
         tickint = self._csr_reg.value & 2
         if due and tickint:
+            if was_pending:
+                # Coalesce: the pending bit holds one tick; wraps while it is still set change
+                # nothing but COUNTFLAG and the counter (both computed from time), so no event
+                # until it is taken or cleared (bounded work for a core that never takes it, or
+                # SysTick at reload 1)
+                self._st_waiting = True
+                return
             self.set_pending(SYSTICK)
         if self._st_running and tickint:
             self._st_event = self.machine.scheduler.at(-((-zero * PS_PER_S) // hz),

@@ -18,7 +18,9 @@ whatever the switch says.
 """
 from __future__ import annotations
 
-from heapq import heappop, heappush
+import functools
+
+from heapq import heapify, heappop, heappush
 from typing import Any, Callable, Protocol
 
 from ..base import DEFAULT_QUANTUM_PS
@@ -26,6 +28,34 @@ from . import native
 
 
 _NEVER = float("inf")
+
+# Event-log bounds (a wild firmware must not grow the log without end): each distinct event
+# (kind + details, time left out) is logged individually LOG_REPEATS times; after that, and for
+# every event once the log holds LOG_MAX entries, occurrences are only counted (count, first and
+# last time) under their key; past AGG_MAX keys, under (kind, machine) alone. A run with no event
+# repeated more than LOG_REPEATS times logs exactly what it always did (same fingerprint).
+LOG_REPEATS = 64
+LOG_MAX = 20_000
+AGG_MAX = 4_096
+# A storm: STORM_EVENTS more occurrences of one counted event within STORM_WINDOW_PS of virtual
+# time (>= 10 kHz for 100 ms). ``record`` says so; the machine then stops its CPU (cpu.storm).
+STORM_EVENTS = 1_000
+STORM_WINDOW_PS = 100 * 1_000_000_000
+
+
+def _event_key(kind: str, details: dict) -> Any:
+    try:
+        key = (kind, tuple(sorted(details.items())))
+        hash(key)
+        return key
+    except TypeError:                              # a list/dict detail: its repr is stable
+        return (kind, repr(sorted(details.items(), key=lambda kv: kv[0])))
+
+
+class StopRequested(BaseException):
+    """Raised by ``run_until`` at a step boundary when ``Scheduler.stop_request`` is set (by a
+    signal handler: Ctrl-C, a wall-clock budget). Raising there, never inside an emulator
+    callback, means the request cannot be lost and prints no ctypes traceback."""
 
 
 class Event:
@@ -66,10 +96,66 @@ class Clocked(Protocol):
         """Bring a clock left behind (the CPU asked for no time) up to t without running."""
 
 
-class Scheduler:
+class EventLog:
+    """The run's event log with repeats bounded (LOG_REPEATS, LOG_MAX, AGG_MAX) and storms seen:
+    one implementation for both schedulers (the native one keeps its heap and loop in C and
+    this in Python: ``record`` runs a few thousand times per virtual second, not per event)."""
+
+    log: list[tuple[int, str, dict]]
+    now: int
+    _seen: dict[Any, int]
+    _aggregated: dict[Any, list]
+
+    def record(self, kind: str, t: int | None = None, **details: Any) -> bool:
+        """Append an observation to the event log (plant end stops, resets, injected faults...);
+        an event repeated more than LOG_REPEATS times is counted instead (``aggregated``).
+        Returns True when this occurrence shows a storm (STORM_EVENTS within STORM_WINDOW_PS)."""
+        t = self.now if t is None else int(t)
+        key = _event_key(kind, details)
+        n = self._seen.get(key, 0)
+        if n < LOG_REPEATS and len(self.log) < LOG_MAX:
+            self._seen[key] = n + 1
+            self.log.append((t, kind, details))
+            return False
+        agg = self._aggregated.get(key)
+        if agg is None:
+            if len(self._aggregated) >= AGG_MAX:
+                details = {"machine": details["machine"]} if "machine" in details else {}
+                key = (kind, "*", details.get("machine"))
+                agg = self._aggregated.get(key)
+            if agg is None:
+                # kind, details, count, first, last; then the storm window: its start, count
+                agg = self._aggregated[key] = [kind, details, 0, t, t, t, 0]
+        agg[2] += 1
+        agg[4] = t
+        if agg[2] - agg[6] >= STORM_EVENTS:
+            storm = t - agg[5] <= STORM_WINDOW_PS
+            agg[5], agg[6] = t, agg[2]
+            return storm
+        return False
+
+    def aggregated(self) -> list[tuple[int, str, dict]]:
+        """The occurrences only counted, one ``repeated`` event per key (at its last time, in
+        order of first occurrence): ``{"of": kind, **details, "count", "first_ps", "last_ps"}``
+        (``count`` excludes the LOG_REPEATS occurrences logged individually)."""
+        return [(last, "repeated", {"of": kind, **details, "count": count, "first_ps": first,
+                                    "last_ps": last})
+                for kind, details, count, first, last, _w, _n in self._aggregated.values()]
+
+    def events(self) -> list[tuple[int, str, dict]]:
+        """The log, then the aggregated repeats (none for most runs)."""
+        return self.log + self.aggregated() if self._aggregated else list(self.log)
+
+
+class Scheduler(EventLog):
+    #: set (to a reason) from outside a run, e.g. a signal handler: every scheduler raises
+    #: StopRequested at its next step (the host's request, not part of any run's state). The
+    #: native scheduler reads this same attribute (native.core().Scheduler is told of it).
+    stop_request: str | None = None
+
     def __new__(cls, quantum_ps: int = DEFAULT_QUANTUM_PS) -> "Scheduler":
         if cls is Scheduler and native.models() == "native":
-            return native.core().Scheduler(quantum_ps)      # same interface, heap and loop in C
+            return native_scheduler()(quantum_ps)      # same interface, heap and loop in C
         return super().__new__(cls)
 
     def __init__(self, quantum_ps: int = DEFAULT_QUANTUM_PS) -> None:
@@ -79,10 +165,15 @@ class Scheduler:
         self.now = 0
         # entries (time, seq, event): tuples compare in C, which matters at ~30 events per ms
         self._heap: list[tuple[int, int, Event]] = []
+        self._compact_at = 1024                 # heap length that triggers _compact
         self._seq = 0
         self.cpus: list[Clocked] = []
         # (t_ps, kind, details): the run's observable event log; part of the fingerprint.
         self.log: list[tuple[int, str, dict]] = []
+        # key -> occurrences logged so far; key -> [kind, details, count, first_t, last_t] for
+        # the occurrences only counted (see LOG_REPEATS)
+        self._seen: dict[Any, int] = {}
+        self._aggregated: dict[Any, list] = {}
         self.steps = 0
         self._listeners: list[Callable[[Event], None]] = []
         # CPUs parked on a status register (poll-skip): any fired event may change what they
@@ -101,8 +192,21 @@ class Scheduler:
         seq = self._seq = self._seq + 1
         t = int(t)
         ev = Event(t, seq, fn, args, name)
-        heappush(self._heap, (t, seq, ev))
+        heap = self._heap
+        heappush(heap, (t, seq, ev))
+        if len(heap) > self._compact_at:
+            self._compact()
         return ev
+
+    def _compact(self) -> None:
+        """Drop cancelled events from the heap. A cancelled event stays in the heap until it
+        reaches the top, and one re-armed far in the future (a CLINT compare written high word
+        first, once per tick) would never get there: the heap grew ~0.3 MB per virtual second.
+        (time, seq) keys are unique, so the pop order does not depend on the heap's layout."""
+        live = [e for e in self._heap if not e[2].cancelled]
+        heapify(live)
+        self._heap[:] = live                    # the same list: run_until holds a reference
+        self._compact_at = max(1024, 2 * len(live))
 
     def after(self, delay: int, fn: Callable[..., Any], *args: Any, name: str = "") -> Event:
         return self.at(self.now + max(0, int(delay)), fn, *args, name=name)
@@ -158,10 +262,6 @@ class Scheduler:
                     heappop(heap)
         return heap[0][0] if heap else None
 
-    def record(self, kind: str, t: int | None = None, **details: Any) -> None:
-        """Append an observation to the event log (plant end stops, resets, injected faults...)."""
-        self.log.append((self.now if t is None else int(t), kind, details))
-
     def park(self, cpu: Any) -> None:
         """``cpu`` parked itself: unpark it (``cpu.unpark()``) after the next event fires."""
         self._parked.append(cpu)
@@ -182,6 +282,8 @@ class Scheduler:
         active: list[Clocked] = []
         try:
             while True:
+                if Scheduler.stop_request is not None:
+                    raise StopRequested(Scheduler.stop_request)
                 now = self.now
                 if (heap and heap[0][0] <= now) or self._lazy_min <= now:
                     fire(now)                    # (events at <= now never move now)
@@ -252,3 +354,19 @@ class Scheduler:
 
 class PythonScheduler(Scheduler):
     """The Python scheduler whatever ``DUOHIL_MODELS`` says (differential tests, the diverge tool)."""
+
+
+@functools.cache
+def native_scheduler() -> type:
+    """The C scheduler with this file's event log (``EventLog``) and stop request."""
+    core = native.core()
+    core.set_stop_source(Scheduler, StopRequested)
+
+    class NativeScheduler(EventLog, core.Scheduler):
+        """``_core.Scheduler`` (heap, time loop, slice driver in C) + ``EventLog``."""
+
+        def __init__(self, quantum_ps: int = DEFAULT_QUANTUM_PS) -> None:
+            self._seen = {}
+            self._aggregated = {}
+
+    return NativeScheduler

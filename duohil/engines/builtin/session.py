@@ -31,6 +31,7 @@ import hashlib
 import importlib
 import json
 import random
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -39,12 +40,14 @@ from ...errors import ConfigError, EngineError
 from ..base import (ALL_CAPABILITIES, DEFAULT_QUANTUM_PS, PS_PER_MS, ConsoleLine, Engine, LinkByte,
                     MachineHandle, MachineSpec, RunSpec, Session)
 from . import dwarf
-from .elf import ElfImage, load_segments, read_elf
+from .elf import ElfImage, load_segments, loaded_bytes, read_elf
 from .machine import Machine
 from .platform import build_machine
 from .scheduler import Scheduler
 
 UNICORN_VERSION = "2.1.4"
+_FP_CHUNK = 4096              # link rows encoded at a time for the fingerprint
+PLANT_POINTS = 6_000          # plant samples in a report's timeline, at most (6 s at 1 ms)
 ELF_MACHINE = {"arm": "EM_ARM", "rv": "EM_RISCV"}
 
 
@@ -60,10 +63,36 @@ def _optional(module: str, attr: str) -> Any:
 
 
 # -- loading one machine ----------------------------------------------------------------------------------
+def _spans(machine: Machine) -> list[tuple[int, int]]:
+    """The memories as (start, end) spans, adjacent ones merged (flash bank 1 + bank 2)."""
+    spans: list[list[int]] = []
+    for _name, b, n in sorted(machine.memories, key=lambda m: m[1]):
+        if spans and b <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], b + n)
+        else:
+            spans.append([b, b + n])
+    return [(a, e) for a, e in spans]
+
+
 def _mapped(machine: Machine) -> Callable[[int, int], bool]:
+    spans = _spans(machine)
+
     def inside(addr: int, size: int) -> bool:
-        return any(b <= addr and addr + size <= b + n for _name, b, n in machine.memories)
+        return any(a <= addr and addr + size <= e for a, e in spans)
     return inside
+
+
+def _writer(machine: Machine) -> Callable[[int, bytes], None]:
+    """``machine.write_memory`` split at memory boundaries (a segment may span two banks)."""
+    mems = sorted((b, b + n) for _name, b, n in machine.memories)
+
+    def write(addr: int, data: bytes) -> None:
+        end = addr + len(data)
+        for b, e in mems:
+            lo, hi = max(addr, b), min(end, e)
+            if lo < hi:
+                machine.write_memory(lo, data[lo - addr:hi - addr])
+    return write
 
 
 _ELF_CACHE: dict[tuple[str, int, int], ElfImage] = {}
@@ -94,7 +123,11 @@ def boot_machine(machine: Machine, spec: MachineSpec) -> ElfImage:
     if img.machine != want:
         raise ConfigError(f"firmware is built for {img.machine} but the platform {machine.platform} "
                           f"has a {cpu.arch} core", file=spec.elf, expected=f"an {want} ELF")
-    load_segments(img, machine.write_memory, _mapped(machine))
+    load_segments(img, _writer(machine), _mapped(machine))
+    if not loaded_bytes(img):
+        machine.record("warning", t=0, what="empty_image",
+                       message=f"{machine.name}: {Path(spec.elf).name} loads nothing (no PT_LOAD "
+                       f"segment with bytes): the CPU boots from whatever is in memory")
     if spec.config and not spec.config_symbol:
         raise ConfigError("config overrides given without a config symbol", file=spec.elf,
                           field="config", expected="config_symbol naming the firmware's config block")
@@ -109,6 +142,17 @@ def boot_machine(machine: Machine, spec: MachineSpec) -> ElfImage:
     if str(cpu.arch).startswith("rv"):
         cpu.reset_pc = img.entry          # the M7 boots from its vector table at VTOR instead
     cpu.reset()
+    if not str(cpu.arch).startswith("rv"):
+        vtor = getattr(getattr(cpu, "nvic", None), "vtor", 0x0800_0000)
+        try:
+            sp, pc = struct.unpack("<II", machine.read_memory(vtor, 8))
+        except Exception:  # noqa: BLE001 - an unreadable table is the same finding
+            sp = pc = 0
+        if pc in (0, 0xFFFFFFFF) or sp in (0, 0xFFFFFFFF):
+            machine.record("warning", t=0, what="empty_vector_table",
+                           message=f"{machine.name}: the vector table at {vtor:#010x} is empty "
+                           f"(initial SP {sp:#010x}, reset vector {pc:#010x}): "
+                           f"{Path(spec.elf).name} was not linked for this boot address")
     return img
 
 
@@ -429,14 +473,19 @@ class BuiltinSession(Session):
         return self._injector.inject(fault, index)
 
     def observations(self) -> dict:
-        """Extras for reports: the plant position, (t_ms, counts), at most one sample per ms."""
+        """Extras for reports: the plant position, (t_ms, counts), at most one sample per ms and
+        at most PLANT_POINTS in all (evenly decimated: a long soak's report stays small)."""
         if self.plant is None:
             return {}
+        smps = self.plant.samples()
+        step = -(-len(smps) // PLANT_POINTS) if len(smps) > PLANT_POINTS else 1
         return {"plant": [(round(smp.t_ps / PS_PER_MS, 3), round(smp.position, 1))
-                          for smp in self.plant.samples()]}
+                          for smp in smps[::step]]}
 
     def link_bytes(self) -> list[LinkByte]:
-        return [] if self.link is None else list(self.link.taps)
+        # the link's own TapLog (a Sequence of LinkByte, not a copy): a soak's wire is not
+        # materialised as objects all at once
+        return [] if self.link is None else self.link.taps  # type: ignore[return-value]
 
     def _link_sent(self, direction: str) -> bytes:
         """The bytes one side put on the link, as sent (before any fault), in order."""
@@ -445,7 +494,7 @@ class BuiltinSession(Session):
                      and (b.value is not None or b.sent is not None))
 
     def events(self) -> list[tuple[int, str, dict]]:
-        return [(t, k, dict(d)) for t, k, d in self.scheduler.log]
+        return [(t, k, dict(d)) for t, k, d in self.scheduler.events()]
 
     def console(self) -> list[ConsoleLine]:
         lines = self.stm32.console() + self.peer.console()
@@ -476,8 +525,20 @@ class BuiltinSession(Session):
         put("events", _canon(self.events()))
         # lists of plain ints/strings/None: json gives the bytes _canon would, without its walk
         put("console", _canon_flat([[ln.t_ps, ln.machine, ln.text] for ln in self.console()]))
-        put("link", _canon_flat([[b.t_ps, b.direction, b.value, b.sent, b.fault]
-                                 for b in self.link_bytes()]))
+        # the link's rows in chunks: the same bytes as _canon_flat of all rows, without holding
+        # them all (a long soak has ~6000 bytes on the wire per virtual second)
+        taps = self.link.taps if self.link is not None else []
+        chunks = range(0, len(taps), _FP_CHUNK)
+
+        def encoded(i: int) -> bytes:
+            return _canon_flat([[b.t_ps, b.direction, b.value, b.sent, b.fault]
+                                for b in taps[i:i + _FP_CHUNK]])[1:-1]
+        size = 2 + max(0, len(chunks) - 1) + sum(len(encoded(i)) for i in chunks)
+        t = b"link"
+        h.update(len(t).to_bytes(4, "little") + t + size.to_bytes(8, "little") + b"[")
+        for k, i in enumerate(chunks):
+            h.update((b"," if k else b"") + encoded(i))
+        h.update(b"]")
         return h.hexdigest()
 
     def close(self) -> None:
@@ -575,7 +636,7 @@ class Single:
         self.scheduler.run_until(self.scheduler.now + int(duration_ps))
 
     def events(self) -> list[tuple[int, str, dict]]:
-        return list(self.scheduler.log)
+        return self.scheduler.events()
 
 
 def single(platform: str | Path, elf: str | Path, *, name: str | None = None,

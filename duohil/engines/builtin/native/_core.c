@@ -195,6 +195,7 @@ typedef struct {
     int64_t seq;
     int64_t steps;
     int64_t lazy_min;     /* smallest live t_lb of the deferred list, NEVER when none */
+    size_t compact_at;    /* heap length past which `at` drops cancelled events (scheduler.py) */
     dh_heap heap;         /* items: owned EventObject references */
     PyObject *cpus;       /* list */
     PyObject *log;        /* list of (t_ps, kind, details) */
@@ -224,6 +225,7 @@ static PyObject *sched_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     s->quantum = quantum;
     s->lazy_min = NEVER;
+    s->compact_at = 1024;
     s->cpus = PyList_New(0);
     s->log = PyList_New(0);
     s->listeners = PyList_New(0);
@@ -278,6 +280,23 @@ static int push_event(SchedObject *s, EventObject *ev)
     }
     Py_INCREF(ev);
     return 0;
+}
+
+/* Scheduler._compact: drop every cancelled event, keep the live ones in array order, heapify. A
+ * cancelled event re-armed far ahead (a CLINT compare, once per tick) would never reach the top. */
+static void compact(SchedObject *s)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < s->heap.n; i++) {
+        dh_entry e = s->heap.v[i];
+        if (((EventObject *)e.item)->cancelled)
+            Py_DECREF((PyObject *)e.item);
+        else
+            s->heap.v[live++] = e;
+    }
+    s->heap.n = live;
+    dh_heapify(&s->heap);
+    s->compact_at = 2 * live > 1024 ? 2 * live : 1024;
 }
 
 /* Drop cancelled events from the top (the Python loop's `while heap and heap[0][2].cancelled`). */
@@ -340,6 +359,8 @@ static PyObject *schedule(SchedObject *s, PyObject *const *args, Py_ssize_t narg
         Py_DECREF(ev);
         return NULL;
     }
+    if (mode != 2 && s->heap.n > s->compact_at)     /* at/after compact, at_seq does not */
+        compact(s);
     return (PyObject *)ev;
 }
 
@@ -512,58 +533,6 @@ static PyObject *sched_next_event_time(SchedObject *s, PyObject *Py_UNUSED(ignor
     return PyLong_FromLongLong(t);
 }
 
-static PyObject *sched_record(SchedObject *s, PyObject *args, PyObject *kwargs)
-{
-    PyObject *kind, *t = Py_None;
-    if (!PyArg_ParseTuple(args, "O|O:record", &kind, &t))
-        return NULL;
-    PyObject *details = kwargs ? PyDict_Copy(kwargs) : PyDict_New();
-    if (!details)
-        return NULL;
-    if (kwargs) {
-        PyObject *kt = PyDict_GetItemWithError(details, str_t);
-        if (kt) {
-            if (PyTuple_GET_SIZE(args) > 1) {
-                Py_DECREF(details);
-                return PyErr_Format(PyExc_TypeError, "record() got multiple values for argument 't'");
-            }
-            t = kt;
-        } else if (PyErr_Occurred()) {
-            Py_DECREF(details);
-            return NULL;
-        }
-    }
-    Py_INCREF(t);       /* keep it alive across the deletion below */
-    if (kwargs && PyDict_DelItem(details, str_t) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
-            Py_DECREF(t);
-            Py_DECREF(details);
-            return NULL;
-        }
-        PyErr_Clear();
-    }
-    PyObject *tt;
-    if (t == Py_None) {
-        tt = PyLong_FromLongLong(s->now);
-    } else {
-        tt = PyNumber_Long(t);
-    }
-    Py_DECREF(t);
-    if (!tt) {
-        Py_DECREF(details);
-        return NULL;
-    }
-    PyObject *row = PyTuple_Pack(3, tt, kind, details);
-    Py_DECREF(tt);
-    Py_DECREF(details);
-    if (!row)
-        return NULL;
-    int rc = PyList_Append(s->log, row);
-    Py_DECREF(row);
-    if (rc < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
 
 static PyObject *sched_park(SchedObject *s, PyObject *cpu)
 {
@@ -1019,11 +988,46 @@ static int cpu_sched_now(PyObject *cpu, SchedObject *s, int64_t *now)
 }
 
 /* flags[i]: cpus[i] is driven by the C slice driver (fixed when run_until starts). */
+/* Scheduler.stop_request (scheduler.py): the host asks every run to stop at its next step. */
+static PyObject *stop_source, *stop_exception, *str_stop_request;
+
+static PyObject *mod_set_stop_source(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    PyObject *src, *exc;
+    if (!PyArg_ParseTuple(args, "OO:set_stop_source", &src, &exc))
+        return NULL;
+    if (!PyExceptionClass_Check(exc))
+        return PyErr_Format(PyExc_TypeError, "set_stop_source needs an exception class");
+    Py_INCREF(src);
+    Py_INCREF(exc);
+    Py_XSETREF(stop_source, src);
+    Py_XSETREF(stop_exception, exc);
+    Py_RETURN_NONE;
+}
+
+static int check_stop(void)
+{
+    if (!stop_source)
+        return 0;
+    PyObject *v = PyObject_GetAttr(stop_source, str_stop_request);
+    if (!v)
+        return -1;
+    if (v == Py_None) {
+        Py_DECREF(v);
+        return 0;
+    }
+    PyErr_SetObject(stop_exception, v);
+    Py_DECREF(v);
+    return -1;
+}
+
 static int run_loop(SchedObject *s, int64_t t_end, PyObject *active, const char *flags, Py_ssize_t nflags,
                     char *active_flags)
 {
     PyObject *callargs[3];
     for (;;) {
+        if (check_stop() < 0)
+            return -1;
         int64_t now = s->now;
         if (((s->heap.n && s->heap.v[0].t <= now) || s->lazy_min <= now) && fire_due(s, now) < 0)
             return -1;
@@ -1266,7 +1270,6 @@ static PyMethodDef sched_methods[] = {
     {"defer", (PyCFunction)(void (*)(void))sched_defer, METH_FASTCALL, NULL},
     {"cancel_deferred", (PyCFunction)sched_cancel_deferred, METH_O, NULL},
     {"next_event_time", (PyCFunction)sched_next_event_time, METH_NOARGS, NULL},
-    {"record", (PyCFunction)(void (*)(void))sched_record, METH_VARARGS | METH_KEYWORDS, NULL},
     {"park", (PyCFunction)sched_park, METH_O, NULL},
     {"on_event", (PyCFunction)sched_on_event, METH_O, NULL},
     {"add_cpu", (PyCFunction)sched_add_cpu, METH_O, NULL},
@@ -1395,6 +1398,9 @@ static PyMethodDef module_methods[] = {
     {"register_cpu_class", mod_register_cpu_class, METH_O,
      "register_cpu_class(CpuCore): the C scheduler drives CPUs that keep this class's next_deadline, "
      "advance_to, settle, cycles_at and now_ps with its C slice driver."},
+    {"set_stop_source", mod_set_stop_source, METH_VARARGS,
+     "set_stop_source(holder, exc): every run_until step raises exc(holder.stop_request) once that "
+     "attribute is not None (scheduler.py's Scheduler.stop_request)."},
     {"built_for", mod_built_for, METH_NOARGS, "The unicorn version of the headers we were built with."},
     {"emu_start", (PyCFunction)(void (*)(void))mod_emu_start, METH_FASTCALL, NULL},
     {"bench_slices", (PyCFunction)(void (*)(void))mod_bench_slices, METH_FASTCALL, NULL},
@@ -1448,6 +1454,7 @@ PyMODINIT_FUNC PyInit__core(void)
     INTERN(str_scheduler, "scheduler");
     INTERN(str_now, "now");
     INTERN(str_pending_hz, "_pending_hz");
+    INTERN(str_stop_request, "stop_request");
     INTERN(str_apply_hz, "_apply_hz");
 #undef INTERN
     if (PyType_Ready(&EventType) < 0 || PyType_Ready(&SchedType) < 0)

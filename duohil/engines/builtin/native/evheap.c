@@ -68,6 +68,12 @@ dh_entry dh_pop(dh_heap *h)
     return top;
 }
 
+void dh_heapify(dh_heap *h)
+{
+    for (size_t i = h->n / 2; i-- > 0;)
+        sift_to_leaf(h->v, h->n, i);
+}
+
 void dh_free(dh_heap *h)
 {
     free(h->v);

@@ -28,6 +28,8 @@ int dh_push(dh_heap *h, int64_t t, int64_t seq, void *item);
 /* Removes and returns the smallest entry; the heap must not be empty. */
 dh_entry dh_pop(dh_heap *h);
 void dh_free(dh_heap *h);
+/* Restores the heap order of v[0..n) as heapq.heapify does (the same layout, not just an order). */
+void dh_heapify(dh_heap *h);
 
 static inline const dh_entry *dh_top(const dh_heap *h) { return h->n ? &h->v[0] : NULL; }
 
