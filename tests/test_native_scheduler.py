@@ -378,6 +378,7 @@ def test_cancelled_events_are_compacted_to_the_same_heap(n: int, keep_every: int
 
 def test_a_stop_request_stops_both_schedulers_at_their_next_step(monkeypatch) -> None:
     from duohil.engines.builtin.scheduler import Scheduler, StopRequested
+    monkeypatch.setattr(Scheduler, "stop_request", None)     # and back to None at teardown
     for cls in (PythonScheduler, NATIVE):
         s = cls(10)
         s.at(5, lambda: setattr(Scheduler, "stop_request", "wall-clock budget spent"), name="stop")
@@ -385,4 +386,4 @@ def test_a_stop_request_stops_both_schedulers_at_their_next_step(monkeypatch) ->
         with pytest.raises(StopRequested, match="wall-clock budget spent"):
             s.run_until(100)
         assert s.now < 50
-        monkeypatch.setattr(Scheduler, "stop_request", None)
+        Scheduler.stop_request = None
