@@ -50,6 +50,19 @@ namespace Antmicro.Renode.Duohil
             machine.ScheduleAction(TimeInterval.FromNanoseconds(ns), _ => action(), "duohil");
         }
 
+        // `action` at `startPs`: now when that is not in the future (the UART wrappers hand a
+        // character to the link at the time the core started it, never earlier than now).
+        public void AtOrNow(ulong startPs, Action action)
+        {
+            var now = NowPs;
+            if(startPs <= now)
+            {
+                action();
+                return;
+            }
+            After(startPs - now, action);
+        }
+
         private readonly IMachine machine;
     }
 }
@@ -179,16 +192,7 @@ namespace Antmicro.Renode.Peripherals.UART
 
         // The core starts a character at `startPs` (now, or when the shift register frees). The link stamps
         // a byte with the sender's time at CharReceived, so a later start is handed over at that time.
-        private void OnTransmit(byte value, ulong startPs)
-        {
-            var now = clock.NowPs;
-            if(startPs <= now)
-            {
-                CharReceived?.Invoke(value);
-                return;
-            }
-            clock.After(startPs - now, () => CharReceived?.Invoke(value));
-        }
+        private void OnTransmit(byte value, ulong startPs) => clock.AtOrNow(startPs, () => CharReceived?.Invoke(value));
 
         private readonly RenodeMachineClock clock;
         private readonly H7UsartCore core;
@@ -234,16 +238,7 @@ namespace Antmicro.Renode.Peripherals.UART
 
         public long Size => 0x100;
 
-        private void OnTransmit(byte value, ulong startPs)
-        {
-            var now = clock.NowPs;
-            if(startPs <= now)
-            {
-                CharReceived?.Invoke(value);
-                return;
-            }
-            clock.After(startPs - now, () => CharReceived?.Invoke(value));
-        }
+        private void OnTransmit(byte value, ulong startPs) => clock.AtOrNow(startPs, () => CharReceived?.Invoke(value));
 
         private readonly RenodeMachineClock clock;
         private readonly Esp32C3UartCore core;
