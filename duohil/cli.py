@@ -1,4 +1,4 @@
-"""The `duohil` command: run, ab, matrix, campaign, merge, engines.
+"""The `duohil` command: run scenarios, A/B verdicts, campaigns; boot and replay firmware images.
 
 Exit codes: 0 the command did what was asked (for `ab`/`matrix`: every verdict as expected),
 1 an engine failure or an unmet expectation, 2 bad input (scenario, option, missing image).
