@@ -494,7 +494,15 @@ class Duo:
         ``stm32`` replaces the variant's STM32 image (e.g. to run the ``fixed`` expectation
         against a ``fixed-no-<fix>`` build)."""
         seed = sc.seed if seed is None else seed
-        eng, name = _engine(engine, sc.plant, engine_options, sc.requires, f"scenario {sc.name}")
+        script = getattr(sc, "peer_script", None)
+        eng, name = _engine(engine, sc.plant, engine_options,
+                            [] if script else sc.requires, f"scenario {sc.name}")
+        if script is not None:                  # the peer is duohil.peer_script on the link UART
+            from .peer_script import ScriptedPeerEngine
+            eng = ScriptedPeerEngine(eng, script)
+            missing = eng.missing(sc.requires)
+            if missing:
+                raise CapabilityMissing(name, missing, what=f"scenario {sc.name}")
         plan = faultmod.realise(sc.faults, seed)
         q_ps = sc.quantum_ps if quantum_us is None else _quantum_ps(quantum_us)
         spec = spec_for(sc, variant, seed, q_ps)
@@ -680,8 +688,8 @@ class Duo:
             duration = max(duration, self.scenario.duration_ps)   # the run was meant to last
         obs = oracle.Observations(
             duration_ps=duration,
-            peer_layout="natural" if self.spec.peer and "natural" in self.spec.peer.elf.name
-            else "packed")
+            peer_layout=getattr(s, "peer_layout", None) or (
+                "natural" if self.spec.peer and "natural" in self.spec.peer.elf.name else "packed"))
         for sym in {need for need in oracle.NEEDS.values()}:
             try:
                 s.stm32.symbol(sym)

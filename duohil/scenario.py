@@ -88,6 +88,8 @@ class Scenario:
     # per-variant overrides of stm32/peer parts (e.g. CM6 pairs the fixed STM32 with a peer image)
     variants: dict[str, dict[str, MachinePart]] = field(default_factory=dict)
     peer_none: bool = False                      # `peer: none`: the STM32 image runs alone
+    #: `peer: {script: packed|natural, ...}`: the peer is duohil.peer_script (no peer image)
+    peer_script: Any = None
 
     @property
     def quantum_ps(self) -> int:
@@ -393,6 +395,10 @@ def from_dict(raw: Any, path: Path) -> Scenario:
             raise ConfigError(f"peer: {raw['peer']!r}", file=path, field="peer",
                               expected="a mapping (image, config) or none (the STM32 alone)")
         sc.peer_none = True
+    elif isinstance(raw["peer"] if "peer" in raw else None, dict) and "script" in raw["peer"]:
+        from .peer_script import parse_spec
+        sc.peer_script = parse_spec(raw["peer"], path, "peer")
+        sc.peer_none = True                      # no peer image: the script plays the peer
     elif "peer" in raw:
         sc.peer = _machine_part(raw["peer"], path, "peer")
         if sc.peer.image is None:
