@@ -118,7 +118,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                           expected="one of " + ", ".join(sorted(valid)))
     scmod.check_images(sc, [variant])
     _writable(args.json, "--json")
-    r = runner.run(sc, variant, seed=seed, engine=args.engine, json_path=args.json)
+    if getattr(args, "pty", None):
+        from . import pty as ptymod
+        realtime = ptymod.parse_realtime(args.realtime)
+        r = ptymod.run_scenario(sc, variant, args.pty, realtime=realtime, seed=seed,
+                                engine=args.engine, json_path=args.json,
+                                announce=lambda s: print(s, flush=True))
+    else:
+        r = runner.run(sc, variant, seed=seed, engine=args.engine, json_path=args.json)
     print(r.headline())
     for k, v in r.evidence.items():
         print(f"  {k}: {v}")
@@ -134,6 +141,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if kind == "fault_not_applied":
             print(f"  warning: fault {d.get('index')} was not applied: {d.get('reason')}")
     print(f"  fingerprint {r.fingerprint}")
+    if r.host_timing:
+        print(f"  not reproducible: host timing entered ({r.host_timing['why']})")
     if r.error:
         print(f"  engine error: {r.error}", file=sys.stderr)
         return 1
@@ -272,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", help="the run's seed (default: the scenario's)")
     sp.add_argument("--json")
     engine_opt(sp)
+    from . import pty as ptymod
+    ptymod.add_options(sp)
     sp.set_defaults(func=cmd_run)
     sp = sub.add_parser("ab", help="buggy, fixed and fixed-no-<fix> on one seed; the verdict")
     sp.add_argument("scenario")

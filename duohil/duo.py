@@ -101,6 +101,9 @@ class RunResult:
     diagnosis: list[str] = field(default_factory=list)
     #: oracles that could not judge this run: label -> "not applicable: <symbol> missing"
     not_applicable: dict[str, str] = field(default_factory=dict)
+    #: None, or how host timing entered the run (a PTY's input, a real board): then it is not
+    #: reproducible: {reproducible: false, since_ms, realtime, why}
+    host_timing: dict[str, Any] | None = None
 
     def run_name(self) -> str:
         """``scenario [variant]``, naming the STM32 image when it is not the variant's own."""
@@ -112,7 +115,8 @@ class RunResult:
         labels = ", ".join(self.outcomes)
         first = next(iter(self.evidence.values()), "")
         return f"{self.scenario} [{self.variant}] seed={self.seed}: {labels}" + \
-            (f" ({first})" if first else "")
+            (f" ({first})" if first else "") + \
+            (" [not reproducible: host timing entered]" if self.host_timing else "")
 
     def to_json(self) -> dict[str, Any]:
         """Everything but the host's wall time depends only on scenario, variant and seed; the wall
