@@ -615,7 +615,9 @@ class ScriptDriver:
             s.receive(self.rx.received(data, now, self.taps), now)
         else:
             self._quiet += 1
-            if self._quiet == 1:
+            # idle after IDLE_MS of silence: the firmware's RX timeout is 2 characters, but over a
+            # PTY or USB serial bytes come in bursts, and a gap inside a frame is not an idle line
+            if self._quiet == IDLE_MS:
                 pend = self.rx.flush(now, self.taps)
                 if pend:
                     s.receive(pend, now)
@@ -693,6 +695,7 @@ class ScriptDriver:
 
 
 PEER_FAULTS = ("peer_stall", "link", "noise")
+IDLE_MS = 3
 
 
 class ScriptedPeerSession:

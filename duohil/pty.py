@@ -173,6 +173,59 @@ class Pacer:
                 "realtime": self.factor, "why": self.reasons[0]}
 
 
+class ClockFile:
+    """A stand-in's virtual time shared with a ``serial`` engine that follows it (``board_clock``)
+    instead of the host's clock, in a 16-byte file: the stand-in's time (ps, little-endian), then
+    the board time the engine has served up to, plus one (0: no engine attached). The stand-in
+    runs at most ``SLACK_PS`` ahead of an attached engine, so on a machine too loaded to run both
+    at their pace they slow down together (lockstep) instead of drifting apart; an engine that
+    stops advancing for ``DETACH_S`` host seconds is taken as gone."""
+
+    SLACK_PS = 2 * PS_PER_MS
+    DETACH_S = 2.0
+
+    def __init__(self, path: str) -> None:
+        import mmap
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < 16:
+                os.ftruncate(fd, 16)
+            self.map = mmap.mmap(fd, 16)
+        finally:
+            os.close(fd)
+
+    def publish(self, t_ps: int) -> None:
+        self.map[0:8] = int(t_ps).to_bytes(8, "little")
+
+    def read(self) -> int:
+        return int.from_bytes(self.map[0:8], "little")
+
+    def served(self, t_ps: int) -> None:
+        """The engine side: it has served the board's time up to ``t_ps``."""
+        self.map[8:16] = (int(t_ps) + 1).to_bytes(8, "little")
+
+    def follower(self) -> int | None:
+        v = int.from_bytes(self.map[8:16], "little")
+        return None if v == 0 else v - 1
+
+    def wait_for_follower(self, t_ps: int) -> None:
+        """The stand-in side: before running to ``t_ps``, let an attached engine catch up."""
+        last, since = self.follower(), time.monotonic()
+        while True:
+            f = self.follower()
+            if f is None or f >= t_ps - self.SLACK_PS:
+                return
+            if f != last:
+                last, since = f, time.monotonic()
+            elif time.monotonic() - since > self.DETACH_S:
+                self.map[8:16] = bytes(8)           # the engine went away: run free again
+                return
+            time.sleep(0.0002)
+
+    def close(self) -> None:
+        self.map.close()
+
+
 class PtySet:
     """The PTYs of one run: opened on a Duo's UARTs, serviced between chunks of virtual time."""
 
@@ -182,6 +235,7 @@ class PtySet:
         self.duo = duo
         self.ports: list[PtyPort] = []
         self.pacer = Pacer(realtime)
+        self.clock_file: ClockFile | None = None
         seen = set()
         try:
             for text in specs:
@@ -226,8 +280,12 @@ class PtySet:
         while t < end_ps:
             chunk = PACED_CHUNK_PS if self.pacer.engaged_at_ps is not None else CHUNK_PS
             t = min(end_ps, (t // chunk + 1) * chunk)
+            if self.clock_file is not None:
+                self.clock_file.wait_for_follower(t)
             advance(t)
             self.pump()
+            if self.clock_file is not None:
+                self.clock_file.publish(t)
             self.pacer.wait(t)
         self.pump()
 
