@@ -61,6 +61,7 @@ _LIMITS = {  # key -> (lo, hi): config.c's checks, refused here instead of repla
 GC_HDR = 8           # gcheap.h GC_HDR_SIZE / GC_ALIGN
 GC_ALIGN = 8
 HISTORY_CAP = 128    # rt.h PEER_HISTORY_CAP bound on retained objects
+IDLE_MS = 3          # silence that makes the line idle for the script (see ScriptDriver.tick)
 
 
 @dataclass(frozen=True)
@@ -695,7 +696,6 @@ class ScriptDriver:
 
 
 PEER_FAULTS = ("peer_stall", "link", "noise")
-IDLE_MS = 3
 
 
 class ScriptedPeerSession:

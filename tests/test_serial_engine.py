@@ -18,7 +18,6 @@ from duohil import cli
 from duohil import scenario as scmod
 from duohil.engines import registry
 from duohil.engines.serial import run as serial_run
-from duohil.errors import EngineError
 
 REPO = Path(__file__).resolve().parents[1]
 SC = REPO / "scenarios"
@@ -196,7 +195,27 @@ def test_run_needs_a_port(capsys):
     assert "--port" in capsys.readouterr().err
 
 
-def test_wire_desync_needs_a_link_fault():
-    assert serial_run.wire_desync([], [], "packed", {}) is None
-    with pytest.raises(EngineError):
-        raise EngineError("x")
+def _taps(frozen: bool) -> list:
+    """Setpoints every 5 ms from the peer, telemetry every 10 ms from the STM32 whose last_seq
+    follows them, or (frozen) stands still from 100 to 160 ms."""
+    from duohil import protocol
+    from duohil.engines.base import PS_PER_MS, LinkByte
+    taps = []
+    for ms in range(5, 300, 5):
+        seq = ms // 5
+        frame = protocol.encode_frame(protocol.Setpoint(seq, 100, 1).encode())
+        taps += [LinkByte(ms * PS_PER_MS, "peer->stm32", b) for b in frame]
+        if ms % 10 == 0:
+            last = 19 if frozen and 100 <= ms <= 160 else seq - 1
+            tm = protocol.Telemetry(ms // 10, 0, 0, 2, 0, last, 0, 0, 0, 0).encode()
+            taps += [LinkByte(ms * PS_PER_MS + 1, "stm32->peer", b)
+                     for b in protocol.encode_frame(tm)]
+    return sorted(taps, key=lambda b: b.t_ps)
+
+
+def test_wire_desync_from_telemetry():
+    fault = [{"kind": "link", "t_ps": 95 * 10**9}]
+    why = serial_run.wire_desync(_taps(True), fault, "packed", {})
+    assert why is not None and "stayed at seq 19" in why and "bound 2" in why
+    assert serial_run.wire_desync(_taps(False), fault, "packed", {}) is None
+    assert serial_run.wire_desync(_taps(True), [], "packed", {}) is None     # no link fault
