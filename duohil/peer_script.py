@@ -60,7 +60,7 @@ _LIMITS = {  # key -> (lo, hi): config.c's checks, refused here instead of repla
 }
 GC_HDR = 8           # gcheap.h GC_HDR_SIZE / GC_ALIGN
 GC_ALIGN = 8
-HISTORY_CAP = 128    # rt.h PEER_HISTORY_CAP bound on retained objects
+HISTORY_CAP = 256    # config.h PEER_HISTORY_CAP: bound on retained objects
 IDLE_MS = 3          # silence that makes the line idle for the script (see ScriptDriver.tick)
 
 
