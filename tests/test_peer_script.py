@@ -125,3 +125,38 @@ def test_link_fault_on_the_scripted_peer_wire_is_recorded():
     # the STM32 lost that frame (the fixed decoder rescans: only that one), the wire shows the flip
     assert clean.counters["stm32"]["frames_ok"] - r.counters["stm32"]["frames_ok"] == 1
     assert r.fingerprint != clean.fingerprint
+
+
+@needs_fw
+def test_script_matches_the_peer_firmware_on_the_wire():
+    """The same setpoint stream (seq, velocity, flags) and sensor reports as the emulated
+    pooled-packed peer, and the gc model's pauses close to gc-packed's own GC lines."""
+    from duohil import oracle
+    from duohil.duo import Duo
+    with Duo.start(stm32="fixed", peer="pooled-packed") as duo:
+        duo.run(ms=600)
+        frames = oracle.sender_frames(duo.session.link_bytes(), "peer->stm32")
+    fw = [protocol.decode_message(p) for _t, p in frames]
+    s = PeerScript(ScriptSpec("packed"))
+    mine = []
+    for ms in range(0, 600):
+        mine += [protocol.decode_message(protocol.FrameDecoder().feed(f)[0]) for f in
+                 s.step(ms * PS_PER_MS)]
+    fw_sp = [m for m in fw if isinstance(m, protocol.Setpoint)]
+    my_sp = [m for m in mine if isinstance(m, protocol.Setpoint)][:len(fw_sp)]
+    assert len(fw_sp) > 100 and my_sp == fw_sp
+    fw_sr = [m for m in fw if isinstance(m, protocol.SensorReport)]
+    assert [m for m in mine if isinstance(m, protocol.SensorReport)][:len(fw_sr)] == fw_sr
+
+    with Duo.start(stm32="fixed", peer="gc-packed") as duo:
+        duo.run(ms=1500)
+        fw_gc = [ln for ln in duo.peer.console if ln.startswith("GC ")]
+    s = PeerScript(ScriptSpec("packed", gc=True))
+    for ms in range(1500):
+        s.step(ms * PS_PER_MS)
+    my_gc = [ln.text for ln in s.lines if ln.text.startswith("GC ")]
+    assert abs(len(my_gc) - len(fw_gc)) <= 2, (my_gc, fw_gc)
+
+    def pause(line: str) -> int:
+        return int(line.split("pause_us=")[1].split()[0])
+    assert abs(pause(my_gc[0]) - pause(fw_gc[0])) <= 0.05 * pause(fw_gc[0])
