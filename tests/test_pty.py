@@ -174,3 +174,20 @@ def test_bad_pty_options_are_one_line(spec, expected, capsys):
 def test_bad_realtime():
     with pytest.raises(ConfigError, match="--realtime"):
         ptymod.parse_realtime("fast")
+
+
+def test_a_peer_uart_as_a_pty():
+    duo = Duo.start(stm32="fixed")                    # both MCUs: the peer's console too
+    try:
+        s = ptymod.PtySet(duo, ["peer:uart0", "stm32:usart1"], announce=None)
+        fds = {p.label: os.open(p.path, os.O_RDWR | os.O_NOCTTY) for p in s.ports}
+        s.run_until_ps(30 * PS_PER_MS)
+        got = {k: os.read(fd, 4096) for k, fd in fds.items()}
+        for fd in fds.values():
+            os.close(fd)
+        s.close()
+    finally:
+        duo.close()
+    assert got["peer:uart0"].startswith(b"BOOT duohil-peer")
+    assert b"BOOT fw=stm32 build=fixed" in got["stm32:usart1"]
+    assert s.pacer.note() is None                     # nothing came from the host
