@@ -63,9 +63,10 @@ def parse_realtime(text: str | float | None) -> float:
 class PtyPort:
     """One UART's host end bridged to a pseudo-terminal."""
 
-    def __init__(self, label: str, port: Any) -> None:
+    def __init__(self, label: str, port: Any, read_only: str | None = None) -> None:
         self.label = label
         self.port = port
+        self.read_only = read_only                     # why host bytes may not go to the MCU
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave, termios.TCSANOW)        # bytes pass as they are: no echo, no CR/LF
         os.set_blocking(self.master, False)
@@ -114,6 +115,8 @@ class PtyPort:
         if got:
             self.from_host += len(got)
             try:
+                if self.read_only:
+                    raise ConfigError(self.read_only)
                 self.port.write(bytes(got))
             except ConfigError as exc:
                 self.refused = str(exc).split(" (")[0]
@@ -252,7 +255,11 @@ class PtySet:
                     raise ConfigError(f"{text!r}: {machine} has no UART {uart!r}", field="--pty",
                                       expected="one of " + ", ".join(f"{machine}:{n}" for n in names))
                 port = handle.uart(uart)
-                self.ports.append(PtyPort(f"{machine}:{uart}", port))
+                ro = None
+                if getattr(duo.session, "driver", None) is not None and machine == "stm32" and \
+                        uart == duo.spec.link_uarts[0]:
+                    ro = f"stm32.{uart} is the link to the scripted peer: the host can read it only"
+                self.ports.append(PtyPort(f"{machine}:{uart}", port, ro))
         except BaseException:
             self.close()
             raise

@@ -191,3 +191,18 @@ def test_a_peer_uart_as_a_pty():
     assert got["peer:uart0"].startswith(b"BOOT duohil-peer")
     assert b"BOOT fw=stm32 build=fixed" in got["stm32:usart1"]
     assert s.pacer.note() is None                     # nothing came from the host
+
+
+def test_scripted_peer_link_pty_is_read_only():
+    sc = scmod.load(REPO / "tests" / "data" / "peer_script" / "nominal_script.yaml")
+    with Duo.from_scenario(sc, "fixed") as duo:
+        s = ptymod.PtySet(duo, ["stm32:usart3"], announce=None)
+        fd = os.open(s.ports[0].path, os.O_RDWR | os.O_NOCTTY)
+        os.write(fd, b"zz")
+        s.run_until_ps(20 * PS_PER_MS)
+        seen = os.read(fd, 4096)
+        os.close(fd)
+        s.close()
+        assert b"\xfe" in seen                                   # the STM32's telemetry
+        assert any("link to the scripted peer" in p for p in s.problems())
+        assert duo.session.driver.script.status["frames_unexpected"] == 0   # nothing injected
