@@ -447,7 +447,8 @@ class Duo:
 
     # -- starting ----------------------------------------------------------------------------------
     @classmethod
-    def start(cls, stm32: str | Path = "fixed", peer: str | Path | None = "pooled-packed",
+    def start(cls, stm32: str | Path = "fixed",
+              peer: str | Path | dict[str, Any] | None = "pooled-packed",
               engine: str | base.Engine = registry.DEFAULT_ENGINE, seed: int = 0,
               quantum_us: float = base.DEFAULT_QUANTUM_PS / base.PS_PER_US,
               config: dict[str, dict[str, int]] | None = None,
@@ -456,12 +457,16 @@ class Duo:
               stm32_platform: str | Path | None = None, peer_platform: str | Path | None = None
               ) -> Duo:
         """Both machines booted: ``stm32`` a build variant (``fixed``, ``buggy``,
-        ``fixed-no-<fix>``) or a path to any ELF, ``peer`` a peer image name, an ELF path or None
-        (the STM32 alone), ``config`` config-block overrides per machine
-        (``{"stm32": {"freshness_ms": 20}}``; only for images that have the block), ``plant``
-        motor parameters, ``*_platform`` a .repl (default: ours). The firmware<->harness contract
-        (config/status/crash blocks, log lines) is used where the image has it. CapabilityMissing
-        when the engine lacks one of ``requires``."""
+        ``fixed-no-<fix>``) or a path to any ELF, ``peer`` a peer image name, an ELF path, None
+        (the STM32 alone) or ``{"script": "packed", ...}`` (duohil.peer_script), ``config``
+        config-block overrides per machine (``{"stm32": {"freshness_ms": 20}}``; only for images
+        that have the block), ``plant`` motor parameters, ``*_platform`` a .repl (default: ours).
+        The firmware<->harness contract (config/status/crash blocks, log lines) is used where the
+        image has it. CapabilityMissing when the engine lacks one of ``requires``."""
+        script = None
+        if isinstance(peer, dict):              # {"script": "packed", ...}: duohil.peer_script
+            from .peer_script import parse_spec
+            script, peer = parse_spec(peer, None, "peer"), None
         config = dict(config or {})
         for m in config:
             if m not in BLOCKS:
@@ -484,7 +489,12 @@ class Duo:
             base.MachineSpec(plats["peer"], elfs["peer"], BLOCKS["peer"]["config"],
                              dict(config.get("peer", {}))),
             quantum_ps=_quantum_ps(quantum_us), seed=seed)
-        eng, name = _engine(engine, plant, engine_options, requires)
+        eng, name = _engine(engine, plant, engine_options, [] if script else requires)
+        if script is not None:
+            from .peer_script import ScriptedPeerEngine
+            eng = ScriptedPeerEngine(eng, script)
+            if eng.missing(requires):
+                raise CapabilityMissing(name, eng.missing(requires))
         return cls(eng, spec, engine_name=name, oracle_params=oracle_params,
                    variant=Path(str(stm32)).stem)
 

@@ -160,3 +160,18 @@ def test_script_matches_the_peer_firmware_on_the_wire():
     def pause(line: str) -> int:
         return int(line.split("pause_us=")[1].split()[0])
     assert abs(pause(my_gc[0]) - pause(fw_gc[0])) <= 0.05 * pause(fw_gc[0])
+
+
+@needs_fw
+def test_duo_start_with_a_scripted_peer():
+    from duohil.duo import Duo
+    peer = {"script": "natural", "config": {"profile_stroke": 4000}}
+    with Duo.start(stm32="fixed", peer=peer) as duo:
+        duo.run(ms=120)
+        assert duo.peer.console[0].startswith("BOOT duohil-peer-script variant=script-pooled-natural")
+        assert duo.peer.status.setpoints_sent >= 20            # g_peer_status: the script's counters
+        assert duo.stm32.status.setpoints == 0 and duo.stm32.status.rejected >= 18   # CM6 fix: refused
+        frames = duo.link.frames("peer->stm32")
+        assert len(frames[0][1]) == 2 + protocol.SETPOINT_BODY_NATURAL
+    with pytest.raises(ConfigError, match="peer.script"):
+        Duo.start(stm32="fixed", peer={"script": "bent"})
