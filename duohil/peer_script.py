@@ -228,7 +228,8 @@ class GcModel:
 
     def retain(self, setpoints: int) -> None:
         p = self.p
-        self.alloc(p["garbage_per_setpoint"]) if p["garbage_per_setpoint"] else None
+        if p["garbage_per_setpoint"]:
+            self.alloc(p["garbage_per_setpoint"])
         if self.hist_cap and setpoints % p["retain_every"] == 0:
             self.alloc(p["retain_bytes"])
             self.history.append(_block(p["retain_bytes"]))
@@ -443,7 +444,7 @@ class Wire:
         self.frames += 1
         length = frame[1] if len(frame) > 1 else 0
         edits: dict[int, tuple[str, dict[str, Any], int]] = {}
-        for n, (index, p) in enumerate(list(self.armed)):
+        for index, p in list(self.armed):
             if p["frame"] != idx:
                 continue
             self.armed.remove((index, p))
