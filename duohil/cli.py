@@ -105,6 +105,8 @@ def cmd_engines(args: argparse.Namespace) -> int:
         state = "available" if e["available"] else "unavailable"
         print(f"{e['name']:8} {state}: {e['reason']}")
         print(f"{'':8} capabilities: {', '.join(e['capabilities']) or '-'}")
+        for opt, what in dict(e.get("options") or {}).items():
+            print(f"{'':8} --{opt.replace('_', '-')}: {what}")
     return 0
 
 
@@ -116,11 +118,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if variant not in valid:
         raise ConfigError(f"unknown variant {variant!r}", field="--variant",
                           expected="one of " + ", ".join(sorted(valid)))
-    scmod.check_images(sc, [variant])
+    if args.engine != "serial":                  # on a board the image is already flashed
+        scmod.check_images(sc, [variant])
     _writable(args.json, "--json")
     interrupted = False
     try:
-        r = runner.run(sc, variant, seed=seed, engine=args.engine, json_path=args.json)
+        if args.engine == "serial":                  # a real board: duohil plays the peer on --port
+            from .engines.serial import cli as serial_cli
+            r = serial_cli.run(args, sc, variant, seed)
+        elif getattr(args, "pty", None):
+            from . import pty as ptymod
+            realtime = ptymod.parse_realtime(args.realtime)
+            r = ptymod.run_scenario(sc, variant, args.pty, realtime=realtime, seed=seed,
+                                    engine=args.engine, json_path=args.json,
+                                    announce=lambda s: print(s, flush=True))
+        else:
+            r = runner.run(sc, variant, seed=seed, engine=args.engine, json_path=args.json)
     except KeyboardInterrupt as exc:
         if not (exc.args and isinstance(exc.args[0], runner.RunResult)):
             raise
@@ -161,6 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"({d.get('first_ps', 0) / 1e9:.3f}-{d.get('last_ps', 0) / 1e9:.3f} ms), "
                   f"counted, not logged one by one")
     print(f"  fingerprint {r.fingerprint}")
+    if r.host_timing:
+        print(f"  not reproducible: host timing entered ({r.host_timing['why']})")
     if interrupted:
         return 130
     if r.error:
@@ -192,6 +207,9 @@ def _ab(path: str, seed: int | None, engine: str, json_dir: str | None) -> runne
 
 def cmd_ab(args: argparse.Namespace) -> int:
     seed = _int_option(args.seed, "--seed", 0, scmod.MAX_RUN_SEED, "a run's seed")
+    if args.engine == "serial":
+        from .engines.serial import cli as serial_cli
+        serial_cli.refuse_ab(args.scenario)
     res = _ab(args.scenario, seed, args.engine, args.json_dir)
     print(f"{res.scenario} (seed {res.seed})")
     for line in res.verdict_lines():
@@ -322,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--strict", action="store_true",
                     help="exit 1 when a planned fault never acted (its target never occurred)")
     engine_opt(sp)
+    from . import pty as ptymod
+    ptymod.add_options(sp)
+    from .engines.serial import cli as serial_cli
+    serial_cli.add_options(sp)
     sp.set_defaults(func=cmd_run)
     sp = sub.add_parser("ab", help="buggy, fixed and fixed-no-<fix> on one seed; the verdict")
     sp.add_argument("scenario")
@@ -361,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_merge)
     cli_boot.register(sub, engine_opt)
     cli_replay.register(sub, engine_opt)
+    from . import cli_serve
+    cli_serve.register(sub, engine_opt)
     return p
 
 

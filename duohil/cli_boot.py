@@ -65,7 +65,8 @@ def uart_text(data: bytes) -> list[str]:
 
 def boot(elf: str, platform: str | None = None, ms: float = DEFAULT_MS,
          sends: list[tuple[str, bytes, float]] | None = None, engine: str = "builtin",
-         bauds: dict[str, int] | None = None, out: Callable[[str], None] = print) -> int:
+         bauds: dict[str, int] | None = None, out: Callable[[str], None] = print,
+         ptys: list[str] | None = None, realtime: float = 1.0) -> int:
     """Boot ``elf`` alone, print what happened; the exit code (0 ok, 1 the core is dead)."""
     from .duo import PEER_PLATFORM, Duo
     from .engines.builtin.elf import read_elf
@@ -92,10 +93,20 @@ def boot(elf: str, platform: str | None = None, ms: float = DEFAULT_MS,
             duo.session.at(round(when * base.PS_PER_MS),
                            lambda p=port, d=data, b=baud: p.write(d, baud=b), name=f"send.{uart}")
         error = None
+        ptyset = None
+        if ptys:                                  # duohil.pty: UARTs as pseudo-terminals
+            from .pty import PtySet
+            ptyset = PtySet(duo, ptys, realtime, announce=out)
         try:
-            duo.run(ms=ms)
+            if ptyset is not None:
+                ptyset.run_until_ps(duo.now_ps + round(ms * base.PS_PER_MS))
+            else:
+                duo.run(ms=ms)
         except (EngineError, RuntimeError) as exc:
             error = str(exc)
+        finally:
+            if ptyset is not None:
+                ptyset.close()
         out(f"boot {path} on {duo.spec.stm32.platform.name}: {duo.now_ms:g} ms of virtual time "
             f"({time.perf_counter() - w0:.1f} s wall)")
         for name, port in ports.items():
@@ -112,6 +123,12 @@ def boot(elf: str, platform: str | None = None, ms: float = DEFAULT_MS,
         for line in duo.diagnosis():
             if " end state at " not in line:
                 out(label + line[len("stm32"):] if line.startswith("stm32") else line)
+        if ptyset is not None:
+            for line in ptyset.problems():
+                out(line)
+            note = ptyset.pacer.note()
+            if note:
+                out(f"not reproducible: host timing entered ({note['why']})")
         if error:
             out(f"engine error: {error}")
             return 1
@@ -125,8 +142,10 @@ def boot(elf: str, platform: str | None = None, ms: float = DEFAULT_MS,
 def cmd_boot(args: argparse.Namespace) -> int:
     sends = [parse_send(s) for s in args.send or []]
     bauds = dict(parse_baud(b) for b in args.baud or [])
+    from . import pty as ptymod
     return boot(args.elf, platform=args.platform, ms=args.ms, sends=sends, engine=args.engine,
-                bauds=bauds)
+                bauds=bauds, ptys=args.pty, realtime=ptymod.parse_realtime(args.realtime),
+                out=lambda s: print(s, flush=True))
 
 
 def register(sub: argparse._SubParsersAction, engine_opt: Callable[[argparse.ArgumentParser], None]
@@ -141,4 +160,6 @@ def register(sub: argparse._SubParsersAction, engine_opt: Callable[[argparse.Arg
     sp.add_argument("--baud", action="append", metavar="UART:RATE",
                     help="send on UART at RATE baud (default: the rate the firmware programmed)")
     engine_opt(sp)
+    from . import pty as ptymod
+    ptymod.add_options(sp)
     sp.set_defaults(func=cmd_boot)

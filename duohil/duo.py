@@ -101,6 +101,9 @@ class RunResult:
     diagnosis: list[str] = field(default_factory=list)
     #: oracles that could not judge this run: label -> "not applicable: <symbol> missing"
     not_applicable: dict[str, str] = field(default_factory=dict)
+    #: None, or how host timing entered the run (a PTY's input, a real board): then it is not
+    #: reproducible: {reproducible: false, since_ms, realtime, why}
+    host_timing: dict[str, Any] | None = None
 
     def run_name(self) -> str:
         """``scenario [variant]``, naming the STM32 image when it is not the variant's own."""
@@ -112,7 +115,8 @@ class RunResult:
         labels = ", ".join(self.outcomes)
         first = next(iter(self.evidence.values()), "")
         return f"{self.scenario} [{self.variant}] seed={self.seed}: {labels}" + \
-            (f" ({first})" if first else "")
+            (f" ({first})" if first else "") + \
+            (" [not reproducible: host timing entered]" if self.host_timing else "")
 
     def to_json(self) -> dict[str, Any]:
         """Everything but the host's wall time depends only on scenario, variant and seed; the wall
@@ -443,7 +447,8 @@ class Duo:
 
     # -- starting ----------------------------------------------------------------------------------
     @classmethod
-    def start(cls, stm32: str | Path = "fixed", peer: str | Path | None = "pooled-packed",
+    def start(cls, stm32: str | Path = "fixed",
+              peer: str | Path | dict[str, Any] | None = "pooled-packed",
               engine: str | base.Engine = registry.DEFAULT_ENGINE, seed: int = 0,
               quantum_us: float = base.DEFAULT_QUANTUM_PS / base.PS_PER_US,
               config: dict[str, dict[str, int]] | None = None,
@@ -452,12 +457,16 @@ class Duo:
               stm32_platform: str | Path | None = None, peer_platform: str | Path | None = None
               ) -> Duo:
         """Both machines booted: ``stm32`` a build variant (``fixed``, ``buggy``,
-        ``fixed-no-<fix>``) or a path to any ELF, ``peer`` a peer image name, an ELF path or None
-        (the STM32 alone), ``config`` config-block overrides per machine
-        (``{"stm32": {"freshness_ms": 20}}``; only for images that have the block), ``plant``
-        motor parameters, ``*_platform`` a .repl (default: ours). The firmware<->harness contract
-        (config/status/crash blocks, log lines) is used where the image has it. CapabilityMissing
-        when the engine lacks one of ``requires``."""
+        ``fixed-no-<fix>``) or a path to any ELF, ``peer`` a peer image name, an ELF path, None
+        (the STM32 alone) or ``{"script": "packed", ...}`` (duohil.peer_script), ``config``
+        config-block overrides per machine (``{"stm32": {"freshness_ms": 20}}``; only for images
+        that have the block), ``plant`` motor parameters, ``*_platform`` a .repl (default: ours).
+        The firmware<->harness contract (config/status/crash blocks, log lines) is used where the
+        image has it. CapabilityMissing when the engine lacks one of ``requires``."""
+        script = None
+        if isinstance(peer, dict):              # {"script": "packed", ...}: duohil.peer_script
+            from .peer_script import parse_spec
+            script, peer = parse_spec(peer, None, "peer"), None
         config = dict(config or {})
         for m in config:
             if m not in BLOCKS:
@@ -480,7 +489,12 @@ class Duo:
             base.MachineSpec(plats["peer"], elfs["peer"], BLOCKS["peer"]["config"],
                              dict(config.get("peer", {}))),
             quantum_ps=_quantum_ps(quantum_us), seed=seed)
-        eng, name = _engine(engine, plant, engine_options, requires)
+        eng, name = _engine(engine, plant, engine_options, [] if script else requires)
+        if script is not None:
+            from .peer_script import ScriptedPeerEngine
+            eng = ScriptedPeerEngine(eng, script)
+            if eng.missing(requires):
+                raise CapabilityMissing(name, eng.missing(requires))
         return cls(eng, spec, engine_name=name, oracle_params=oracle_params,
                    variant=Path(str(stm32)).stem)
 
@@ -494,7 +508,15 @@ class Duo:
         ``stm32`` replaces the variant's STM32 image (e.g. to run the ``fixed`` expectation
         against a ``fixed-no-<fix>`` build)."""
         seed = sc.seed if seed is None else seed
-        eng, name = _engine(engine, sc.plant, engine_options, sc.requires, f"scenario {sc.name}")
+        script = getattr(sc, "peer_script", None)
+        eng, name = _engine(engine, sc.plant, engine_options,
+                            [] if script else sc.requires, f"scenario {sc.name}")
+        if script is not None:                  # the peer is duohil.peer_script on the link UART
+            from .peer_script import ScriptedPeerEngine
+            eng = ScriptedPeerEngine(eng, script)
+            missing = eng.missing(sc.requires)
+            if missing:
+                raise CapabilityMissing(name, missing, what=f"scenario {sc.name}")
         plan = faultmod.realise(sc.faults, seed)
         q_ps = sc.quantum_ps if quantum_us is None else _quantum_ps(quantum_us)
         spec = spec_for(sc, variant, seed, q_ps)
@@ -682,8 +704,8 @@ class Duo:
             duration = max(duration, self.scenario.duration_ps)   # the run was meant to last
         obs = oracle.Observations(
             duration_ps=duration,
-            peer_layout="natural" if self.spec.peer and "natural" in self.spec.peer.elf.name
-            else "packed")
+            peer_layout=getattr(s, "peer_layout", None) or (
+                "natural" if self.spec.peer and "natural" in self.spec.peer.elf.name else "packed"))
         for sym in {need for need in oracle.NEEDS.values()}:
             try:
                 s.stm32.symbol(sym)

@@ -207,7 +207,7 @@ class DuoFactory:
         if peer == "none":
             peer = None
         stm32 = self._elf(stm32)
-        peer = None if peer is None else self._elf(peer)
+        peer = None if peer is None else peer if isinstance(peer, dict) else self._elf(peer)
         seed = seed if seed is not None else (self.options.seed or 0)
         quantum = next((q for q in (quantum_us, self.options.quantum_us) if q is not None),
                        base.DEFAULT_QUANTUM_PS / base.PS_PER_US)

@@ -92,6 +92,8 @@ class Scenario:
     #: peer->STM32 bytes as (start time ps, byte); the file is relative to the scenario file
     peer_replay: tuple[tuple[int, int], ...] | None = None
     replay_file: str | None = None
+    #: `peer: {script: packed|natural, ...}`: the peer is duohil.peer_script (no peer image)
+    peer_script: Any = None
 
     @property
     def quantum_ps(self) -> int:
@@ -401,6 +403,10 @@ def from_dict(raw: Any, path: Path) -> Scenario:
         sc.peer_none = True
     elif isinstance(raw.get("peer"), dict) and "replay" in raw["peer"]:
         _replay_part(sc, raw["peer"], path)
+    elif isinstance(raw["peer"] if "peer" in raw else None, dict) and "script" in raw["peer"]:
+        from .peer_script import parse_spec
+        sc.peer_script = parse_spec(raw["peer"], path, "peer")
+        sc.peer_none = True                      # no peer image: the script plays the peer
     elif "peer" in raw:
         sc.peer = _machine_part(raw["peer"], path, "peer")
         if sc.peer.image is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .base import Engine
 from ..errors import ConfigError, EngineUnavailable
 
-ENGINES = ("builtin", "renode")
+ENGINES = ("builtin", "renode", "serial")
 DEFAULT_ENGINE = "builtin"
 
 
@@ -15,6 +15,9 @@ def engine_class(name: str) -> type[Engine]:
     if name == "renode":
         from .renode.engine import RenodeEngine
         return RenodeEngine
+    if name == "serial":
+        from .serial.engine import SerialEngine
+        return SerialEngine
     raise ConfigError(f"unknown engine {name!r}", field="engine", expected=" or ".join(ENGINES))
 
 
@@ -37,5 +40,10 @@ def describe() -> list[dict[str, object]]:
             caps = sorted(cls.capabilities)
         except ImportError as exc:          # a broken install: say so instead of crashing
             ok, reason, caps = False, f"cannot import the engine: {exc}", []
-        out.append({"name": name, "available": ok, "reason": reason, "capabilities": caps})
+        entry: dict[str, object] = {"name": name, "available": ok, "reason": reason,
+                                    "capabilities": caps}
+        if name == "serial":                # options an engine takes from the command line
+            from .serial.engine import OPTIONS
+            entry["options"] = dict(OPTIONS)
+        out.append(entry)
     return out
