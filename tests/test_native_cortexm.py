@@ -203,3 +203,13 @@ def test_a_frame_is_stacked_and_unstacked_by_c() -> None:
     assert uc.reg_read(A.UC_ARM_REG_XPSR) & 0x1FF == 0
     assert uc.reg_read(A.UC_ARM_REG_CONTROL) & 4
     assert b.nvic.active == 0
+
+
+def test_the_bench_takes_and_returns_every_interrupt_under_both_switches() -> None:
+    """`make bench`'s M7 interrupt figures come from loops that really enter and return (the bench
+    raises when an interrupt was not taken or not returned from, e.g. a storm stop)."""
+    from duohil.bench import Report, bench_exceptions
+    rep = Report()
+    costs = bench_exceptions(rep, k=100)
+    assert set(costs) == {"python", "native"}
+
