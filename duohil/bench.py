@@ -295,7 +295,8 @@ def bench_exceptions(rep: Report, k: int = 10_000) -> dict[str, float]:
         rep.line(f"M7 interrupt entry+return, core work: {models}", f"{work / 1000:.2f} us",
                  "" if models == "python" else f"{out['python'] / work:.1f}x less; target <= 2 us",
                  None if models == "python" else work <= 2000)
-        rep.line(f"M7 interrupt, pend to return incl. a bx-lr handler slice: {models}", f"{full / 1000:.2f} us")
+        rep.line(f"M7 interrupt, pend to return incl. a bx-lr handler slice: {models}",
+                 f"{full / 1000:.2f} us")
     return out
 
 
