@@ -213,3 +213,55 @@ def test_the_bench_takes_and_returns_every_interrupt_under_both_switches() -> No
     costs = bench_exceptions(rep, k=100)
     assert set(costs) == {"python", "native"}
 
+
+
+def _returning_board():
+    """A native M7 inside IRQ0's handler, about to run its ``bx lr`` (EXC_RETURN 0xFFFFFFF9)."""
+    b = board("native")
+    b.machine.write_memory(VTOR + 4 * 16, (0x0800_0401).to_bytes(4, "little"))
+    b.machine.write_memory(0x0800_0300, b"\xfe\xe7")          # thread: b .
+    b.machine.write_memory(0x0800_0400, b"\x70\x47")          # handler: bx lr
+    uc = b.cpu.uc
+    uc.reg_write(A.UC_ARM_REG_MSP, DTCM + 0x400)
+    uc.reg_write(A.UC_ARM_REG_PC, 0x0800_0301)
+    b.cpu.registers_changed()
+    b.nvic.enabled |= 1 << 16
+    b.nvic.set_pending(16)
+    assert b.cpu.take_interrupts()
+    return b
+
+
+def test_the_c_intr_hook_returns_and_passes_hook_exceptions_on() -> None:
+    """The exception return runs from the C UC_HOOK_INTR hook; an exception raised under it ends
+    emu_start and is re-raised by the caller, as with the binding's own hook wrapper."""
+    b = _returning_board()
+    b.cpu._emu_start(0x0800_0401, 1)
+    assert b.cpu.uc.reg_read(A.UC_ARM_REG_PC) == 0x0800_0300 and b.nvic.active == 0
+    b.nvic.set_pending(16)
+    assert b.cpu.take_interrupts()
+
+    def broken(exc: int) -> bool:
+        raise ZeroDivisionError("from the return hook")
+    b.nvic.deactivate = broken
+    with pytest.raises(ZeroDivisionError, match="from the return hook"):
+        b.cpu._emu_start(0x0800_0401, 1)
+
+
+def test_dropped_cores_are_collected_and_new_ones_work() -> None:
+    """The C hook holds the core's bound methods (a cycle through the CPU object): the collector
+    must still free dropped machines (a campaign worker builds hundreds), closing their engines
+    around the hook without touching freed memory."""
+    import gc
+    import weakref
+    cores, engines = [], []
+    for _ in range(20):
+        b = _returning_board()
+        b.cpu._emu_start(0x0800_0401, 1)
+        cores.append(weakref.ref(b.cpu))
+        engines.append(weakref.ref(b.cpu.uc))
+        del b
+    gc.collect()
+    assert not any(c() for c in cores) and not any(e() for e in engines), "dropped cores leaked"
+    b = _returning_board()
+    b.cpu._emu_start(0x0800_0401, 1)
+    assert b.cpu.uc.reg_read(A.UC_ARM_REG_PC) == 0x0800_0300

@@ -266,7 +266,10 @@ class CortexM7Cpu(CpuCore):
         self.faults = 0
         self._fetch_faults = 0
         self._hang_reset()
-        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        if self._cm is not None:        # exception returns without the binding's ctypes wrapper
+            self._cm.hook_intr(uc, self._exc_return_native, self._on_intr)
+        else:
+            uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot)

@@ -1395,6 +1395,12 @@ static PyObject *mod_built_for(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignor
 typedef struct {
     PyObject_HEAD
     dh_cm cm;
+    /* the UC_HOOK_INTR hook registered from C (hook_intr): the Uc object (its _hook_exception
+     * carries an exception out of the hook, as the binding's own wrapper does), the exception
+     * return to call for intno 8 and the Python handler for every other intno */
+    PyObject *uc_obj, *on_return, *on_intr;
+    uc_hook intr_hook;
+    int hooked;
 } CortexMObject;
 
 static PyObject *cm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -1412,6 +1418,112 @@ static PyObject *cm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (c)
         c->cm.uc = (uc_engine *)uch;
     return (PyObject *)c;
+}
+
+static int cm_traverse(CortexMObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->uc_obj);
+    Py_VISIT(c->on_return);
+    Py_VISIT(c->on_intr);
+    return 0;
+}
+
+/* Whether the Uc's engine is still open: the binding closes it from a weakref.finalize, which
+ * the garbage collector may run before it clears us (a cycle through the CPU object). */
+static int engine_open(PyObject *uc_obj)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    int open = 0;
+    PyObject *f = PyObject_GetAttrString(uc_obj, "_Uc__finalizer");
+    if (f) {
+        PyObject *alive = PyObject_GetAttrString(f, "alive");
+        open = alive && PyObject_IsTrue(alive) == 1;
+        Py_XDECREF(alive);
+        Py_DECREF(f);
+    }
+    PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+    return open;
+}
+
+static int cm_clear(CortexMObject *c)
+{
+    /* an open engine may outlive us: never leave it a hook into freed memory */
+    if (c->hooked && c->uc_obj && engine_open(c->uc_obj))
+        UC.hook_del(c->cm.uc, c->intr_hook);
+    c->hooked = 0;
+    Py_CLEAR(c->uc_obj);
+    Py_CLEAR(c->on_return);
+    Py_CLEAR(c->on_intr);
+    return 0;
+}
+
+static void cm_dealloc(CortexMObject *c)
+{
+    PyObject_GC_UnTrack(c);
+    cm_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+/* UC_HOOK_INTR: an exception return (intno 8) goes straight to on_return(), anything else to
+ * on_intr(uc, intno, None); an exception either raises is kept in uc._hook_exception (the first
+ * one wins) and stops the engine, as the unicorn binding's callback wrapper does. */
+static void cm_intr_cb(uc_engine *uc, uint32_t intno, void *ud)
+{
+    CortexMObject *c = (CortexMObject *)ud;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r;
+    if (intno == 8) {
+        r = PyObject_CallNoArgs(c->on_return);
+    } else {
+        PyObject *n = PyLong_FromUnsignedLong(intno);
+        r = n ? PyObject_CallFunctionObjArgs(c->on_intr, c->uc_obj, n, Py_None, NULL) : NULL;
+        Py_XDECREF(n);
+    }
+    if (r) {
+        Py_DECREF(r);
+    } else {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb && value)
+            PyException_SetTraceback(value, tb);
+        PyObject *prev = PyObject_GetAttrString(c->uc_obj, "_hook_exception");
+        if (!prev || prev == Py_None) {
+            PyErr_Clear();
+            if (PyObject_SetAttrString(c->uc_obj, "_hook_exception", value ? value : Py_None) < 0)
+                PyErr_WriteUnraisable(c->uc_obj);
+        }
+        Py_XDECREF(prev);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        UC.emu_stop(uc);
+    }
+    PyGILState_Release(g);
+}
+
+/* hook_intr(uc, on_return, on_intr): register the C UC_HOOK_INTR hook (once). */
+static PyObject *cm_hook_intr(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "hook_intr(uc, on_return, on_intr)");
+    if (c->hooked)
+        return PyErr_Format(PyExc_RuntimeError, "hook_intr: already registered");
+    if (!PyCallable_Check(args[1]) || !PyCallable_Check(args[2]))
+        return PyErr_Format(PyExc_TypeError, "hook_intr: on_return and on_intr must be callable");
+    uc_err err = UC.hook_add(c->cm.uc, &c->intr_hook, UC_HOOK_INTR, (void *)cm_intr_cb, c, 1, 0);
+    if (err != UC_ERR_OK)
+        return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(err));
+    c->hooked = 1;
+    Py_INCREF(args[0]);
+    Py_INCREF(args[1]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(c->uc_obj, args[0]);
+    Py_XSETREF(c->on_return, args[1]);
+    Py_XSETREF(c->on_intr, args[2]);
+    Py_RETURN_NONE;
 }
 
 static PyObject *cm_fail(CortexMObject *c, int rc)
@@ -1548,6 +1660,8 @@ static PyMethodDef cm_methods[] = {
      "tail_chain(exc, exc_return, vtor, clear_faultmask) -> vector or -2"},
     {"unstack", (PyCFunction)(void (*)(void))cm_unstack, METH_FASTCALL,
      "unstack(sp, exc_return, control, clear_faultmask) -> [r0..lr, pc, sp, xpsr] or None"},
+    {"hook_intr", (PyCFunction)(void (*)(void))cm_hook_intr, METH_FASTCALL,
+     "hook_intr(uc, on_return, on_intr): UC_HOOK_INTR in C; intno 8 calls on_return() directly"},
     {NULL},
 };
 
@@ -1555,7 +1669,10 @@ static PyTypeObject CortexMType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "duohil.engines.builtin.native._core.CortexM",
     .tp_basicsize = sizeof(CortexMObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)cm_traverse,
+    .tp_clear = (inquiry)cm_clear,
+    .tp_dealloc = (destructor)cm_dealloc,
     .tp_doc = "CortexM(uch): one Cortex-M7 core's exception entry, tail-chain and return in C.",
     .tp_new = cm_new,
     .tp_methods = cm_methods,
