@@ -1,5 +1,10 @@
 """Cortex-M7 core on unicorn 2.1.4: exception entry/return, faults, sleep, written in Python.
 
+Under ``DUOHIL_MODELS=native`` the register and memory side of exception entry, tail-chain and
+return (frames, vector, the register write sequences) runs in C (native/cortexm.c) from
+``_enter_native``/``_exc_return_native``, which share this file's decisions; ``_enter`` and
+``_exc_return`` are the reference (tests/test_native_cortexm.py compares them).
+
 What unicorn 2.1.4 does on its own (read in its sources at tag v2.1.4 -- ``qemu/accel/tcg/
 cpu-exec.c``, ``qemu/accel/tcg/cputlb.c``, ``qemu/target/arm/unicorn_arm.c`` -- and measured with
 probes; the tests in tests/test_cortexm.py pin the behaviour this module relies on):
