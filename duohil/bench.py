@@ -8,7 +8,8 @@ Measures, for each core and both together:
       build/stm32/fixed.elf + build/esp32/pooled-packed.elf talking over the link
 plus engine start-up (build both machines, load and patch both ELFs) and peak memory, and
   (d) the native core's per-operation costs (event heap push+pop, scheduler event, slice start/stop)
-      against today's Python path, and the product traffic run under DUOHIL_MODELS=python and native.
+      against today's Python path, the Cortex-M7 interrupt entry+return under DUOHIL_MODELS=python
+      and native (target <= 2 us), and the product traffic run under both (the end-to-end ratio).
 
 Targets (printed next to each number): 1 s virtual of both cores idle at 1 kHz in < 0.1 s wall
 (>= 10x real time); start-up < 0.5 s; peak RSS < 300 MB; both fixed firmwares with nominal traffic
@@ -216,6 +217,89 @@ def bench_native_ops(rep: Report) -> None:
     rep.line("slice start/stop (1 insn): from C", f"{from_c:.0f} ns")
 
 
+def _m7_for_exceptions(models: str) -> Any:
+    """A bare M7 (flash, DTCM, SCS) under ``models``, in thread mode on MSP, IRQ0 enabled, its
+    handler a ``bx lr`` (the exception return fires the core's intno-8 hook)."""
+    from unicorn import arm_const as A
+
+    from .engines.builtin import native
+    from .engines.builtin.cortexm import CortexM7Cpu
+    from .engines.builtin.machine import Machine
+    from .engines.builtin.nvic import Nvic
+    from .engines.builtin.scheduler import Scheduler
+
+    old = os.environ.get(native.ENV)
+    os.environ[native.ENV] = models
+    try:
+        m = Machine("bench", Scheduler(10_000_000), platform=__file__)
+        nvic = Nvic(m, "nvic", 0xE000_E000, 0x1000, {"priorityMask": 0xF0, "systickFrequency": 480_000_000})
+        cpu = CortexM7Cpu(m, "cpu", 480_000_000, nvic=nvic)
+    finally:
+        if old is None:
+            os.environ.pop(native.ENV, None)
+        else:
+            os.environ[native.ENV] = old
+    m.attach_cpu(cpu)
+    m.add_memory("flash", [0x0800_0000], 0x1_0000)
+    m.add_memory("dtcm", [0x2000_0000], 0x1_0000)
+    m.add_peripheral(nvic)
+    m.finish()
+    m.write_memory(0x0800_0000, (0x2000_8000).to_bytes(4, "little") + (0x0800_0301).to_bytes(4, "little"))
+    m.write_memory(0x0800_0040, (0x0800_0401).to_bytes(4, "little"))     # IRQ0 -> bx lr
+    m.write_memory(0x0800_0300, b"\xfe\xe7")                              # thread: b .
+    m.write_memory(0x0800_0400, b"\x70\x47")                              # bx lr
+    cpu.reset()
+    nvic.enabled |= 1 << 16
+    return cpu, A
+
+
+def bench_exceptions(rep: Report, k: int = 10_000) -> dict[str, float]:
+    """Cortex-M7 interrupt entry + return under each DUOHIL_MODELS value: the core's work alone
+    (take the pended IRQ, then the return the intno-8 hook performs; a loop doing only the PC write
+    that the hook would find is subtracted) and the whole interrupt (pend, take, a one-instruction
+    ``bx lr`` handler run by unicorn, its return hook)."""
+    from .engines.builtin import native
+
+    out: dict[str, float] = {}
+    for models in ("python", "native") if native.core() is not None else ("python",):
+        cpu, A = _m7_for_exceptions(models)
+        nv, uc = cpu.nvic, cpu.uc
+        pc_reg, ret = A.UC_ARM_REG_PC, 0xFFFF_FFF8
+
+        def core_work() -> None:
+            cpu._rate_n = 0       # virtual time stands still here: not an interrupt storm
+            for _ in range(k):
+                nv.set_pending(16)
+                cpu.take_interrupts()
+                uc.reg_write(pc_reg, ret)
+                cpu.registers_changed()
+                cpu._exc_return()
+
+        def baseline() -> None:
+            for _ in range(k):
+                uc.reg_write(pc_reg, 0x0800_0301)
+                cpu.registers_changed()
+
+        def whole() -> None:
+            cpu._rate_n = 0
+            for _ in range(k):
+                nv.set_pending(16)
+                cpu.take_interrupts()
+                cpu._emu_start(0x0800_0401, 1)
+
+        work = _per_op_ns(core_work, k) - _per_op_ns(baseline, k)
+        full = _per_op_ns(whole, k)
+        if cpu.halted or nv.exceptions_taken < 6 * k or nv.active:
+            raise RuntimeError(f"exception bench ({models}): the interrupts were not all taken and returned")
+        out[models] = work
+        rep.line(f"M7 interrupt entry+return, core work: {models}", f"{work / 1000:.2f} us",
+                 "" if models == "python" else f"{out['python'] / work:.1f}x less; target <= 2 us",
+                 None if models == "python" else work <= 2000)
+        rep.line(f"M7 interrupt, pend to return incl. a bx-lr handler slice: {models}",
+                 f"{full / 1000:.2f} us")
+    return out
+
+
 def _slice_steps(sched_cls: Any, steps: int = 20_000) -> Callable[[], None]:
     """``steps`` scheduler steps of two CpuCores whose slices do nothing: the slice driver's own
     cost (next_deadline + advance_to + the slice bookkeeping), without unicorn."""
@@ -234,6 +318,7 @@ def _slice_steps(sched_cls: Any, steps: int = 20_000) -> Callable[[], None]:
             self.sleeping = self.halted = self.parked = self.executing = False
             self.stall_until = self.park_until = None
             self._poll_addr, self._poll_count = None, 0
+            self.hz_cap = self._pending_hz = None
 
         def interrupt_pending(self) -> bool:
             return False
@@ -438,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.native:
         print("(d) native core")
         bench_native_ops(rep)
+        bench_exceptions(rep)
         bench_models(rep, models_ps)
         return 0
     print("start-up")
@@ -457,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                configs=("g_config", "g_peer_config"))
     print("(d) native core")
     bench_native_ops(rep)
+    bench_exceptions(rep)
     bench_models(rep, models_ps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
     print("memory")

@@ -48,6 +48,7 @@ def fake_unicorn(tmp_path: Path):
     """A shared library exporting the uc_* symbols the core resolves, with uc_version() of
     unicorn 2.1.3: what a wheel change would look like to the version check."""
     syms = ["uc_strerror", "uc_emu_start", "uc_emu_stop", "uc_reg_read", "uc_reg_write",
+            "uc_reg_read_batch", "uc_reg_write_batch",
             "uc_mem_read", "uc_mem_write", "uc_hook_add", "uc_hook_del"]
     src = tmp_path / "fake.c"
     src.write_text("unsigned uc_version(unsigned *a, unsigned *b) { if (a) *a = 2; if (b) *b = 1;\n"
@@ -108,7 +109,7 @@ def test_the_setup_stamp_covers_the_c_sources() -> None:
     setup = (ROOT / "ci" / "setup.sh").read_text()
     assert "duohil/engines/builtin/native/*.[ch]" in setup and "python3-dev" in setup
     assert sorted(p.name for p in (ROOT / "duohil/engines/builtin/native").glob("*.[ch]")) == \
-        ["_core.c", "evheap.c", "evheap.h", "ucapi.c", "ucapi.h"]
+        ["_core.c", "cortexm.c", "cortexm.h", "evheap.c", "evheap.h", "ucapi.c", "ucapi.h"]
 
 
 def test_the_c_sources_compile_without_warnings(tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_the_c_sources_compile_without_warnings(tmp_path: Path) -> None:
     import unicorn
     native_dir = ROOT / "duohil/engines/builtin/native"
     inc = Path(unicorn.__file__).parent / "include"
-    for src in ("_core.c", "evheap.c", "ucapi.c"):
+    for src in ("_core.c", "cortexm.c", "evheap.c", "ucapi.c"):
         r = subprocess.run(["gcc", "-c", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
                             "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                             "-Wno-cast-function-type", "-fPIC", f"-I{inc}",

@@ -1,5 +1,10 @@
 """Cortex-M7 core on unicorn 2.1.4: exception entry/return, faults, sleep, written in Python.
 
+Under ``DUOHIL_MODELS=native`` the register and memory side of exception entry, tail-chain and
+return (frames, vector, the register write sequences) runs in C (native/cortexm.c) from
+``_enter_native``/``_exc_return_native``, which share this file's decisions; ``_enter`` and
+``_exc_return`` are the reference (tests/test_native_cortexm.py compares them).
+
 What unicorn 2.1.4 does on its own (read in its sources at tag v2.1.4 -- ``qemu/accel/tcg/
 cpu-exec.c``, ``qemu/accel/tcg/cputlb.c``, ``qemu/target/arm/unicorn_arm.c`` -- and measured with
 probes; the tests in tests/test_cortexm.py pin the behaviour this module relies on):
@@ -92,6 +97,7 @@ from unicorn import (UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_IN
                      UC_MEM_WRITE_UNMAPPED, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError)
 from unicorn import arm_const as A
 
+from . import native
 from .cpu import LIB as _RAW
 from .cpu import CpuCore, MemPort
 from .nvic import (BFARVALID, BUSFAULT, DACCVIOL, DIVBYZERO, HARDFAULT, HFSR_FORCED, IACCVIOL,
@@ -243,6 +249,13 @@ class CortexM7Cpu(CpuCore):
         self._w_ret = FixedWriter(uc, (R.UC_ARM_REG_XPSR, R.UC_ARM_REG_SP) + FRAME_REGS +
                                   (R.UC_ARM_REG_PC,))
         self._mem = MemPort(uc)
+        # the exception path in C under DUOHIL_MODELS=native (native/cortexm.c); this file's
+        # _enter/_exc_return stay the reference under python
+        self._cm: Any = None
+        if native.models() == "native":
+            self._cm = native.core().CortexM(uc._uch.value)
+            self._enter = self._enter_native            # type: ignore[method-assign]
+            self._exc_return = self._exc_return_native  # type: ignore[method-assign]
         self._pc: int | None = None          # PC at the end of the last slice, if nothing moved it
         self._stop: str | None = None        # why we stopped the running slice
         self._mem_fault: tuple[str, int] | None = None
@@ -258,7 +271,10 @@ class CortexM7Cpu(CpuCore):
         self.faults = 0
         self._fetch_faults = 0
         self._hang_reset()
-        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        if self._cm is not None:        # exception returns without the binding's ctypes wrapper
+            self._cm.hook_intr(uc, self._exc_return_native, self._on_intr)
+        else:
+            uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot)
@@ -596,6 +612,114 @@ class CortexM7Cpu(CpuCore):
         regs.append(A.UC_ARM_REG_PC)
         vals.append(f[6] | 1)
         self._w.write(regs, vals)
+
+    # -- entry and return in C (DUOHIL_MODELS=native) -------------------------------------------------
+    # The same decisions as _enter/_exc_return above, which stay the reference: the register reads,
+    # the frame in memory, the vector read and the register write sequences are done by the native
+    # core (native/cortexm.c) in one call each instead of four to six ctypes calls.
+    def _enter_native(self, exc: int, pc: int | None = None) -> None:
+        nv = self.nvic
+        regs0 = self._entry_cache
+        if regs0 is None:
+            regs0 = self._cm.read_entry()
+        else:
+            self._entry_cache = None
+        xpsr, sp, control = regs0[7], regs0[8], regs0[9]
+        if pc is None:
+            pc = regs0[6]
+        fp = control & CONTROL_FPCA
+        handler = xpsr & 0x1FF
+        self._rate_n += 1
+        if self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(exc):
+            return
+        if not handler:
+            self._thread_ps = self.machine.now()
+            self._thread_pc = pc
+            self._entries = 0
+        else:
+            self._entries += 1
+            if self._entries >= STORM_ENTRIES and self._starved(exc):
+                return
+        size = 0x68 if fp else 0x20
+        frame_sp = (sp - size) & ~7
+        if fp:
+            nv.regs.FPCAR.value = frame_sp + 0x20
+        stack = True
+        mpu = nv.mpu
+        if mpu.enabled and mpu.denies(frame_sp, size, P_W) and not self._mpu_bypassed():
+            nv.cfsr |= MSTKERR
+            self._stacking_fault(MEMMANAGE, pc)
+            exc = self._fault_target(MEMMANAGE)
+            if exc is None:
+                self._lockup("stacking fault", pc)
+                return
+            stack = False
+        vec = self._cm.stack_enter(regs0, pc, exc, nv.vtor, stack)
+        if vec == -1:
+            nv.cfsr |= STKERR
+            self._stacking_fault(BUSFAULT, pc)
+            exc = self._fault_target(BUSFAULT)
+            if exc is None:
+                self._lockup("stacking fault", pc)
+                return
+            vec = self._cm.stack_enter(regs0, pc, exc, nv.vtor, False)
+        if vec == -2:
+            nv.hfsr |= 1 << 1                     # VECTTBL
+            self._lockup("vector table read", pc)
+            return
+        nv.activate(exc)
+        self._pc = vec & ~1
+        self._returned_to = None
+        self._ret_state = None
+
+    def _stacking_fault(self, kind: int, pc: int) -> None:
+        """A derived fault on stacking: the SP has moved, the original exception is not taken."""
+        self.machine.record("cpu_fault", cpu=self.name, exception=kind, pc=pc & 0xFFFFFFFF,
+                            cfsr=self.nvic.cfsr, stacking=True)
+
+    def _exc_return_native(self) -> None:
+        nv = self.nvic
+        pc, msp, psp, control, xpsr, primask, basepri, faultmask = self._cm.read_return()
+        exc_ret = pc | 1
+        cur = xpsr & 0x1FF
+        if not cur:
+            self._raise_fault(MEMMANAGE, IACCVIOL, pc)
+            return
+        if exc_ret not in EXC_RETURN_OK or not nv.deactivate(cur):
+            self._raise_fault(USAGEFAULT, INVPC, pc)
+            return
+        if nv.mpu.suspended and nv.execution_priority(primask, basepri, 0) >= 0:
+            nv.mpu.apply()
+        clear_fm = bool(faultmask & 1 and cur != NMI)
+        if clear_fm:
+            faultmask = 0
+        n, g = nv.best_pending() if nv.pending & nv.enabled else (0, 256)
+        if n and g < nv.execution_priority(primask, basepri, faultmask):
+            self._entries += 1
+            self._rate_n += 1
+            if self._entries >= STORM_ENTRIES and self._starved(n) or \
+                    self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(n):
+                return
+            vec = self._cm.tail_chain(n, exc_ret, nv.vtor, clear_fm)
+            if vec == -2:
+                self._lockup("vector table read", pc)
+                return
+            nv.activate(n)
+            return
+        to_thread = exc_ret & 8
+        if to_thread:
+            self._thread_ps = self.machine.now()
+            self._entries = 0
+        u = self._cm.unstack(psp if exc_ret & 4 else msp, exc_ret, control, clear_fm)
+        if u is None:
+            nv.cfsr |= UNSTKERR
+            self._raise_fault(BUSFAULT, 0, pc)
+            return
+        self._returned_to = u[6] & ~1
+        self._ret_state = (u[0], u[1], u[2], u[3], u[4], u[5], u[7], u[8] >> 27)
+        if to_thread and nv._scr_reg.value & 2 and not nv.active:         # SCR.SLEEPONEXIT
+            self._stop = "sleep"
+            self.uc.emu_stop()
 
     # -- faults -------------------------------------------------------------------------------------------
     def _mpu_bypassed(self) -> bool:

@@ -5,10 +5,13 @@ run uses; unset means native when the extension is built and usable, python othe
 give the same run (same event log, same memory, same fingerprint): the differential tests and
 ``python -m duohil.engines.builtin.native.diverge`` check that while both exist.
 
-What is native so far: the scheduler's event heap and time loop (``_core.Scheduler``).
+What is native so far: the scheduler's event heap, time loop and slice driver
+(``_core.Scheduler``) and the Cortex-M7's exception entry, tail-chain and return
+(``_core.CortexM``, used by cortexm.py's ``_enter_native``/``_exc_return_native``).
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
-``ucapi.c``: the unicorn C API resolved with dlsym on the library the ``unicorn`` package loaded).
+``cortexm.c``: the M7 exception frames and register sequences; ``ucapi.c``: the unicorn C API
+resolved with dlsym on the library the ``unicorn`` package loaded).
 setup.py builds them at ``pip install -e .`` (``make setup``).
 """
 from __future__ import annotations

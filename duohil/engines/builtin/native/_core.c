@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "cortexm.h"
 #include "evheap.h"
 #include "ucapi.h"
 
@@ -1389,6 +1390,294 @@ static PyObject *mod_built_for(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignor
     return PyUnicode_FromString(duohil_uc_built_for());
 }
 
+/* -- CortexM: the Cortex-M7 exception path (cortexm.c) for one core ---------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    dh_cm cm;
+    /* the UC_HOOK_INTR hook registered from C (hook_intr): the Uc object (its _hook_exception
+     * carries an exception out of the hook, as the binding's own wrapper does), the exception
+     * return to call for intno 8 and the Python handler for every other intno */
+    PyObject *uc_obj, *on_return, *on_intr;
+    uc_hook intr_hook;
+    int hooked;
+} CortexMObject;
+
+static PyObject *cm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *h;
+    static char *kwlist[] = {"uch", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:CortexM", kwlist, &h))
+        return NULL;
+    if (need_uc() < 0)
+        return NULL;
+    void *uch = PyLong_AsVoidPtr(h);
+    if (!uch)
+        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "CortexM: null uc handle");
+    CortexMObject *c = (CortexMObject *)type->tp_alloc(type, 0);
+    if (c)
+        c->cm.uc = (uc_engine *)uch;
+    return (PyObject *)c;
+}
+
+static int cm_traverse(CortexMObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->uc_obj);
+    Py_VISIT(c->on_return);
+    Py_VISIT(c->on_intr);
+    return 0;
+}
+
+/* Whether the Uc's engine is still open: the binding closes it from a weakref.finalize, which
+ * the garbage collector may run before it clears us (a cycle through the CPU object). */
+static int engine_open(PyObject *uc_obj)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    int open = 0;
+    PyObject *f = PyObject_GetAttrString(uc_obj, "_Uc__finalizer");
+    if (f) {
+        PyObject *alive = PyObject_GetAttrString(f, "alive");
+        open = alive && PyObject_IsTrue(alive) == 1;
+        Py_XDECREF(alive);
+        Py_DECREF(f);
+    }
+    PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+    return open;
+}
+
+static int cm_clear(CortexMObject *c)
+{
+    /* an open engine may outlive us: never leave it a hook into freed memory */
+    if (c->hooked && c->uc_obj && engine_open(c->uc_obj))
+        UC.hook_del(c->cm.uc, c->intr_hook);
+    c->hooked = 0;
+    Py_CLEAR(c->uc_obj);
+    Py_CLEAR(c->on_return);
+    Py_CLEAR(c->on_intr);
+    return 0;
+}
+
+static void cm_dealloc(CortexMObject *c)
+{
+    PyObject_GC_UnTrack(c);
+    cm_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+/* UC_HOOK_INTR: an exception return (intno 8) goes straight to on_return(), anything else to
+ * on_intr(uc, intno, None); an exception either raises is kept in uc._hook_exception (the first
+ * one wins) and stops the engine, as the unicorn binding's callback wrapper does. */
+static void cm_intr_cb(uc_engine *uc, uint32_t intno, void *ud)
+{
+    CortexMObject *c = (CortexMObject *)ud;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r;
+    if (intno == 8) {
+        r = PyObject_CallNoArgs(c->on_return);
+    } else {
+        PyObject *n = PyLong_FromUnsignedLong(intno);
+        r = n ? PyObject_CallFunctionObjArgs(c->on_intr, c->uc_obj, n, Py_None, NULL) : NULL;
+        Py_XDECREF(n);
+    }
+    if (r) {
+        Py_DECREF(r);
+    } else {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb && value)
+            PyException_SetTraceback(value, tb);
+        PyObject *prev = PyObject_GetAttrString(c->uc_obj, "_hook_exception");
+        if (!prev || prev == Py_None) {
+            PyErr_Clear();
+            if (PyObject_SetAttrString(c->uc_obj, "_hook_exception", value ? value : Py_None) < 0)
+                PyErr_WriteUnraisable(c->uc_obj);
+        }
+        Py_XDECREF(prev);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        UC.emu_stop(uc);
+    }
+    PyGILState_Release(g);
+}
+
+/* hook_intr(uc, on_return, on_intr): register the C UC_HOOK_INTR hook (once). */
+static PyObject *cm_hook_intr(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "hook_intr(uc, on_return, on_intr)");
+    if (c->hooked)
+        return PyErr_Format(PyExc_RuntimeError, "hook_intr: already registered");
+    if (!PyCallable_Check(args[1]) || !PyCallable_Check(args[2]))
+        return PyErr_Format(PyExc_TypeError, "hook_intr: on_return and on_intr must be callable");
+    uc_err err = UC.hook_add(c->cm.uc, &c->intr_hook, UC_HOOK_INTR, (void *)cm_intr_cb, c, 1, 0);
+    if (err != UC_ERR_OK)
+        return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(err));
+    c->hooked = 1;
+    Py_INCREF(args[0]);
+    Py_INCREF(args[1]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(c->uc_obj, args[0]);
+    Py_XSETREF(c->on_return, args[1]);
+    Py_XSETREF(c->on_intr, args[2]);
+    Py_RETURN_NONE;
+}
+
+static PyObject *cm_fail(CortexMObject *c, int rc)
+{
+    if (rc == CM_ERR_UC)
+        return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(c->cm.uc_err));
+    return PyErr_Format(PyExc_SystemError, "cortexm: unexpected code %d", rc);
+}
+
+static PyObject *u32_list(const uint32_t *v, int n)
+{
+    PyObject *l = PyList_New(n);
+    if (!l)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        PyObject *x = PyLong_FromUnsignedLong(v[i]);
+        if (!x) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, i, x);
+    }
+    return l;
+}
+
+static int arg_u32(PyObject *o, uint32_t *out)
+{
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int arg_regs(PyObject *o, uint32_t regs[CM_ENTRY_N])
+{
+    PyObject *seq = PySequence_Fast(o, "entry registers: a sequence of 10 ints");
+    if (!seq)
+        return -1;
+    int rc = 0;
+    if (PySequence_Fast_GET_SIZE(seq) != CM_ENTRY_N) {
+        PyErr_SetString(PyExc_ValueError, "entry registers: a sequence of 10 ints");
+        rc = -1;
+    }
+    for (int i = 0; !rc && i < CM_ENTRY_N; i++)
+        rc = arg_u32(PySequence_Fast_GET_ITEM(seq, i), &regs[i]);
+    Py_DECREF(seq);
+    return rc;
+}
+
+static int cm_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage)
+{
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "%s", usage);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *cm_read_entry(CortexMObject *c, PyObject *Py_UNUSED(ignored))
+{
+    uint32_t r[CM_ENTRY_N];
+    int rc = dh_cm_read_entry(&c->cm, r);
+    return rc ? cm_fail(c, rc) : u32_list(r, CM_ENTRY_N);
+}
+
+static PyObject *cm_read_return(CortexMObject *c, PyObject *Py_UNUSED(ignored))
+{
+    uint32_t r[CM_RET_N];
+    int rc = dh_cm_read_return(&c->cm, r);
+    return rc ? cm_fail(c, rc) : u32_list(r, CM_RET_N);
+}
+
+/* stack_enter(regs, pc, exc, vtor, stack) -> vector, -1 (stacking failed, nothing done) or -2
+ * (vector unreadable, frame written if asked, no register written). */
+static PyObject *cm_stack_enter(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t regs[CM_ENTRY_N], pc, exc, vtor, vec = 0;
+    if (cm_args(args, nargs, 5, "stack_enter(regs, pc, exc, vtor, stack)") < 0 || arg_regs(args[0], regs) < 0
+        || arg_u32(args[1], &pc) < 0 || arg_u32(args[2], &exc) < 0 || arg_u32(args[3], &vtor) < 0)
+        return NULL;
+    int stack = PyObject_IsTrue(args[4]);
+    if (stack < 0)
+        return NULL;
+    int rc = stack ? dh_cm_stack(&c->cm, regs, pc) : 0;
+    if (!rc)
+        rc = dh_cm_enter(&c->cm, regs, exc, vtor, &vec);
+    if (rc == CM_ERR_STACK || rc == CM_ERR_VECTOR)
+        return PyLong_FromLong(rc);
+    return rc ? cm_fail(c, rc) : PyLong_FromUnsignedLong(vec);
+}
+
+/* tail_chain(exc, exc_return, vtor, clear_faultmask) -> vector or -2 (nothing written). */
+static PyObject *cm_tail_chain(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t exc, ret, vtor, vec = 0;
+    if (cm_args(args, nargs, 4, "tail_chain(exc, exc_return, vtor, clear_faultmask)") < 0
+        || arg_u32(args[0], &exc) < 0 || arg_u32(args[1], &ret) < 0 || arg_u32(args[2], &vtor) < 0)
+        return NULL;
+    int fm = PyObject_IsTrue(args[3]);
+    if (fm < 0)
+        return NULL;
+    int rc = dh_cm_tail_chain(&c->cm, exc, ret, vtor, fm, &vec);
+    if (rc == CM_ERR_VECTOR)
+        return PyLong_FromLong(rc);
+    return rc ? cm_fail(c, rc) : PyLong_FromUnsignedLong(vec);
+}
+
+/* unstack(sp, exc_return, control, clear_faultmask) -> [r0, r1, r2, r3, r12, lr, pc, new_sp,
+ * new_xpsr] or None when the frame could not be read (nothing written). */
+static PyObject *cm_unstack(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t sp, ret, control, out[CM_UN_N];
+    if (cm_args(args, nargs, 4, "unstack(sp, exc_return, control, clear_faultmask)") < 0
+        || arg_u32(args[0], &sp) < 0 || arg_u32(args[1], &ret) < 0 || arg_u32(args[2], &control) < 0)
+        return NULL;
+    int fm = PyObject_IsTrue(args[3]);
+    if (fm < 0)
+        return NULL;
+    int rc = dh_cm_unstack(&c->cm, sp, ret, control, fm, out);
+    if (rc == CM_ERR_UNSTACK)
+        Py_RETURN_NONE;
+    return rc ? cm_fail(c, rc) : u32_list(out, CM_UN_N);
+}
+
+static PyMethodDef cm_methods[] = {
+    {"read_entry", (PyCFunction)cm_read_entry, METH_NOARGS,
+     "read_entry() -> [r0, r1, r2, r3, r12, lr, pc, xpsr, sp, control]"},
+    {"read_return", (PyCFunction)cm_read_return, METH_NOARGS,
+     "read_return() -> [pc, msp, psp, control, xpsr, primask, basepri, faultmask]"},
+    {"stack_enter", (PyCFunction)(void (*)(void))cm_stack_enter, METH_FASTCALL,
+     "stack_enter(regs, pc, exc, vtor, stack) -> vector, -1 (stacking failed) or -2 (no vector)"},
+    {"tail_chain", (PyCFunction)(void (*)(void))cm_tail_chain, METH_FASTCALL,
+     "tail_chain(exc, exc_return, vtor, clear_faultmask) -> vector or -2"},
+    {"unstack", (PyCFunction)(void (*)(void))cm_unstack, METH_FASTCALL,
+     "unstack(sp, exc_return, control, clear_faultmask) -> [r0..lr, pc, sp, xpsr] or None"},
+    {"hook_intr", (PyCFunction)(void (*)(void))cm_hook_intr, METH_FASTCALL,
+     "hook_intr(uc, on_return, on_intr): UC_HOOK_INTR in C; intno 8 calls on_return() directly"},
+    {NULL},
+};
+
+static PyTypeObject CortexMType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.CortexM",
+    .tp_basicsize = sizeof(CortexMObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)cm_traverse,
+    .tp_clear = (inquiry)cm_clear,
+    .tp_dealloc = (destructor)cm_dealloc,
+    .tp_doc = "CortexM(uch): one Cortex-M7 core's exception entry, tail-chain and return in C.",
+    .tp_new = cm_new,
+    .tp_methods = cm_methods,
+};
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -1457,15 +1746,17 @@ PyMODINIT_FUNC PyInit__core(void)
     INTERN(str_stop_request, "stop_request");
     INTERN(str_apply_hz, "_apply_hz");
 #undef INTERN
-    if (PyType_Ready(&EventType) < 0 || PyType_Ready(&SchedType) < 0)
+    if (PyType_Ready(&EventType) < 0 || PyType_Ready(&SchedType) < 0 || PyType_Ready(&CortexMType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (!m)
         return NULL;
     Py_INCREF(&EventType);
     Py_INCREF(&SchedType);
+    Py_INCREF(&CortexMType);
     if (PyModule_AddObject(m, "Event", (PyObject *)&EventType) < 0
         || PyModule_AddObject(m, "Scheduler", (PyObject *)&SchedType) < 0
+        || PyModule_AddObject(m, "CortexM", (PyObject *)&CortexMType) < 0
         || PyModule_AddStringConstant(m, "UNICORN_HEADERS", duohil_uc_built_for()) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -35,6 +35,8 @@ int duohil_uc_bind(void *handle, char *why, size_t why_len)
     RESOLVE(emu_stop, uc_emu_stop);
     RESOLVE(reg_read, uc_reg_read);
     RESOLVE(reg_write, uc_reg_write);
+    RESOLVE(reg_read_batch, uc_reg_read_batch);
+    RESOLVE(reg_write_batch, uc_reg_write_batch);
     RESOLVE(mem_read, uc_mem_read);
     RESOLVE(mem_write, uc_mem_write);
     RESOLVE(hook_add, uc_hook_add);

@@ -16,6 +16,8 @@ typedef struct {
     __typeof__(uc_emu_stop) *emu_stop;
     __typeof__(uc_reg_read) *reg_read;
     __typeof__(uc_reg_write) *reg_write;
+    __typeof__(uc_reg_read_batch) *reg_read_batch;
+    __typeof__(uc_reg_write_batch) *reg_write_batch;
     __typeof__(uc_mem_read) *mem_read;
     __typeof__(uc_mem_write) *mem_write;
     __typeof__(uc_hook_add) *hook_add;

@@ -1,0 +1,267 @@
+"""Differential tests: Cortex-M7 exception entry, tail-chain and return in C (native/cortexm.c)
+against the Python reference (cortexm.py's _enter/_exc_return).
+
+Two hand-built M7 machines (tests/builtin_helpers.build_m7), one per DUOHIL_MODELS value, get the
+same synthetic register state (thread or handler mode, MSP or PSP, privileged or not, FP context
+active or not, masks, a stack that may run off the bottom of the DTCM) and the same NVIC state;
+Hypothesis then drives both with the same sequence of exception entries, pends + takes, handler
+register changes and returns (good and bad EXC_RETURN values). After every step both must hold
+the same core registers (FP included), the same stack memory, the same NVIC state (pending,
+active, the active stack, CFSR, HFSR, FPCAR), the same core state (halt, lockup, where the next
+slice starts, what a return restored) and the same event log.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from builtin_helpers import build_m7
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from unicorn import arm_const as A
+
+from duohil.engines.builtin import native
+from duohil.engines.builtin.nvic import BUSFAULT, HARDFAULT, MEMMANAGE, NMI, PENDSV, SVCALL, SYSTICK
+
+pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")
+
+DTCM = 0x2000_0000
+STACK_LO, STACK_HI = DTCM, DTCM + 0x800           # compared byte for byte
+VTOR = 0x0800_0000
+COMPARED = ([A.UC_ARM_REG_R0 + i for i in range(13)] +
+            [A.UC_ARM_REG_SP, A.UC_ARM_REG_MSP, A.UC_ARM_REG_PSP, A.UC_ARM_REG_LR, A.UC_ARM_REG_PC,
+             A.UC_ARM_REG_XPSR, A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_PRIMASK, A.UC_ARM_REG_BASEPRI,
+             A.UC_ARM_REG_FAULTMASK, A.UC_ARM_REG_FPSCR] +
+            [A.UC_ARM_REG_S0 + i for i in range(32)])
+EXCS = (NMI, HARDFAULT, MEMMANAGE, BUSFAULT, 6, SVCALL, PENDSV, SYSTICK, 16, 17, 18, 19)
+PRIOS = (0x00, 0x40, 0x80, 0xC0, 0xF0)
+
+u32 = st.integers(0, 0xFFFF_FFFF)
+# stack pointers: well inside the DTCM, or close enough to its bottom that a frame (0x20/0x68
+# bytes) runs into unmapped memory (STKERR), word-aligned or only 4-aligned
+SP = st.one_of(st.integers((DTCM + 0x300) // 4, (DTCM + 0x7F0) // 4).map(lambda w: 4 * w),
+               st.integers(DTCM // 4, (DTCM + 0x80) // 4).map(lambda w: 4 * w))
+STATE = st.fixed_dictionaries({
+    "gpr": st.lists(u32, min_size=13, max_size=13),
+    "lr": u32,
+    "pc": st.integers(0x0800_0200 // 2, 0x0800_0400 // 2).map(lambda h: 2 * h),
+    "apsr": st.integers(0, 31).map(lambda f: f << 27),
+    "ipsr": st.sampled_from((0, 0, 0, SVCALL, 16, 17)),
+    "msp": SP, "psp": SP,
+    "control": st.integers(0, 15),
+    "primask": st.integers(0, 1), "basepri": st.sampled_from((0, 0x40, 0x80)),
+    "faultmask": st.sampled_from((0, 0, 0, 1)),
+    "fp": st.lists(u32, min_size=16, max_size=16), "fpscr": st.integers(0, 0xF7C0009F),
+    "prio": st.lists(st.sampled_from(PRIOS), min_size=len(EXCS), max_size=len(EXCS)),
+    "prigroup_mask": st.sampled_from((0xF0, 0xC0, 0x80)),
+    "enabled": st.integers(0, 0xF).map(lambda b: (b << 16) | (1 << 4) | (1 << 5) | (1 << 6)),
+    "vtor_bad": st.sampled_from((False,) * 9 + (True,)),
+    "mpu_guard": st.sampled_from((False,) * 4 + (True,)),
+})
+OP = st.one_of(
+    st.tuples(st.just("enter"), st.sampled_from(EXCS), st.one_of(st.none(), st.integers(0x0800_0200 // 2,
+                                                                                          0x0800_0300 // 2))),
+    st.tuples(st.just("pend_take"), st.sampled_from(EXCS)),
+    st.tuples(st.just("pend"), st.sampled_from(EXCS)),
+    st.tuples(st.just("work"), st.lists(u32, min_size=4, max_size=4), st.booleans()),
+    st.tuples(st.just("return"),),
+    st.tuples(st.just("return_to"), st.sampled_from((0xFFFFFFF1, 0xFFFFFFF9, 0xFFFFFFFD, 0xFFFFFFE1,
+                                                     0xFFFFFFE9, 0xFFFFFFED, 0xFFFFFFF5, 0xFFFFFF01))),
+)
+
+
+def board(models: str):
+    old = os.environ.get(native.ENV)
+    os.environ[native.ENV] = models
+    try:
+        b = build_m7()
+    finally:
+        if old is None:
+            os.environ.pop(native.ENV, None)
+        else:
+            os.environ[native.ENV] = old
+    assert (b.cpu._cm is not None) == (models == "native")
+    return b
+
+
+def setup(b, s) -> None:
+    uc, nv = b.cpu.uc, b.nvic
+    table = b"".join((0x0800_1001 + 0x40 * i).to_bytes(4, "little") for i in range(64))
+    b.machine.write_memory(VTOR, table)
+    nv.vtor = 0x9000_0000 if s["vtor_bad"] else VTOR
+    for exc, p in zip(EXCS, s["prio"]):
+        if exc >= 4:
+            nv.prio[exc] = p
+    nv.group_mask = s["prigroup_mask"]
+    nv.enabled |= s["enabled"]
+    if s["mpu_guard"]:          # the MPU's no-access guard over the lowest 256 bytes of the DTCM
+        nv.mpu.write_rbar(DTCM | 0x10)                  # region 0
+        nv.mpu.write_rasr(1 | 7 << 1)                   # enabled, 256 bytes, AP = no access
+        nv.mpu.write_ctrl(1 | 4)                        # ENABLE, PRIVDEFENA
+    uc.reg_write(A.UC_ARM_REG_XPSR, (1 << 24) | s["apsr"] | s["ipsr"])
+    for exc in (s["ipsr"],) if s["ipsr"] else ():
+        nv.active |= 1 << exc
+        nv.stack.append(exc)
+    uc.reg_write(A.UC_ARM_REG_MSP, s["msp"])
+    uc.reg_write(A.UC_ARM_REG_PSP, s["psp"])
+    for i, v in enumerate(s["gpr"]):
+        uc.reg_write(A.UC_ARM_REG_R0 + i, v)
+    for i, v in enumerate(s["fp"]):
+        uc.reg_write(A.UC_ARM_REG_S0 + i, v)
+    uc.reg_write(A.UC_ARM_REG_FPSCR, s["fpscr"])
+    uc.reg_write(A.UC_ARM_REG_LR, s["lr"])
+    uc.reg_write(A.UC_ARM_REG_PC, s["pc"] | 1)
+    uc.reg_write(A.UC_ARM_REG_BASEPRI, s["basepri"])
+    uc.reg_write(A.UC_ARM_REG_FAULTMASK, s["faultmask"])
+    uc.reg_write(A.UC_ARM_REG_PRIMASK, s["primask"])
+    uc.reg_write(A.UC_ARM_REG_CONTROL, s["control"])     # last: it may drop privilege
+    b.cpu.registers_changed()
+
+
+def apply(b, op) -> None:
+    cpu, nv, uc = b.cpu, b.nvic, b.cpu.uc
+    if cpu.halted:
+        return
+    kind = op[0]
+    if kind == "enter":
+        cpu._enter(op[1], pc=None if op[2] is None else 2 * op[2])
+    elif kind == "pend_take":
+        nv.set_pending(op[1])
+        cpu.take_interrupts()
+    elif kind == "pend":
+        nv.set_pending(op[1])
+    elif kind == "work":                 # the handler ran: changed r0-r3, maybe used the FPU
+        for i, v in enumerate(op[1]):
+            uc.reg_write(A.UC_ARM_REG_R0 + i, v)
+        if op[2]:
+            ctl = uc.reg_read(A.UC_ARM_REG_CONTROL)
+            uc.reg_write(A.UC_ARM_REG_CONTROL, ctl | 4)
+        cpu.registers_changed()
+    elif kind in ("return", "return_to"):   # what the intno-8 hook sees: PC = EXC_RETURN & ~1
+        target = uc.reg_read(A.UC_ARM_REG_LR) if kind == "return" else op[1]
+        uc.reg_write(A.UC_ARM_REG_PC, target & ~1)
+        cpu.registers_changed()
+        cpu._exc_return()
+    cpu.registers_changed()
+
+
+def state(b) -> dict:
+    cpu, nv, uc = b.cpu, b.nvic, b.cpu.uc
+    return {
+        "regs": [uc.reg_read(r) for r in COMPARED],
+        "stack": bytes(uc.mem_read(STACK_LO, STACK_HI - STACK_LO)),
+        "nvic": (nv.pending, nv.active, list(nv.stack), nv.cfsr, nv.hfsr, nv.regs.FPCAR.value,
+                 nv.exceptions_taken),
+        "cpu": (cpu.halted, cpu.halt_reason, cpu.lockup, cpu._pc, cpu._returned_to, cpu._ret_state,
+                cpu._stop, cpu._entries, cpu._rate_n, cpu.faults),
+        "log": list(b.scheduler.log),
+    }
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s=STATE, ops=st.lists(OP, min_size=1, max_size=12))
+def test_entry_and_return_in_c_equal_the_python_reference(s, ops) -> None:
+    py, nat = board("python"), board("native")
+    for b in (py, nat):
+        setup(b, s)
+    assert state(py) == state(nat)
+    for i, op in enumerate(ops):
+        for b in (py, nat):
+            apply(b, op)
+        a, c = state(py), state(nat)
+        for key in a:
+            assert a[key] == c[key], f"step {i} {op}: {key} differs"
+
+
+def test_a_frame_is_stacked_and_unstacked_by_c() -> None:
+    """The native path is the one under test (not the Python methods by another name): a basic and
+    an FP-extended frame land in memory where the architecture puts them, and come back."""
+    b = board("native")
+    assert b.cpu._enter.__func__ is type(b.cpu)._enter_native
+    s = {"gpr": list(range(0x100, 0x10D)), "lr": 0x0800_0201, "pc": 0x0800_0300, "apsr": 0,
+         "ipsr": 0, "msp": DTCM + 0x404, "psp": DTCM + 0x600, "control": 4, "primask": 0,
+         "basepri": 0, "faultmask": 0, "fp": [0x3F80_0000 + i for i in range(16)], "fpscr": 0x0300_0000,
+         "prio": [0] * len(EXCS), "prigroup_mask": 0xF0, "enabled": 1 << 16, "vtor_bad": False,
+         "mpu_guard": False}
+    setup(b, s)
+    b.cpu._enter(16)
+    uc = b.cpu.uc
+    sp = uc.reg_read(A.UC_ARM_REG_MSP)
+    assert sp == (DTCM + 0x404 - 0x68) & ~7                       # aligned: 4 bytes of padding
+    words = [int.from_bytes(uc.mem_read(sp + 4 * i, 4), "little") for i in range(26)]
+    assert words[:7] == [0x100, 0x101, 0x102, 0x103, 0x10C, 0x0800_0201, 0x0800_0300]
+    assert words[7] & 0x200 and words[7] & 0x1FF == 0             # realigned, from thread mode
+    assert words[8:24] == s["fp"] and words[24] == 0x0300_0000
+    assert uc.reg_read(A.UC_ARM_REG_LR) == 0xFFFFFFE9             # FP frame, MSP, thread
+    assert uc.reg_read(A.UC_ARM_REG_PC) == 0x0800_1000 + 0x40 * 16
+    assert uc.reg_read(A.UC_ARM_REG_XPSR) & 0x1FF == 16
+    uc.reg_write(A.UC_ARM_REG_PC, 0xFFFFFFE8)
+    b.cpu.registers_changed()
+    b.cpu._exc_return()
+    assert uc.reg_read(A.UC_ARM_REG_MSP) == DTCM + 0x404
+    assert uc.reg_read(A.UC_ARM_REG_PC) == 0x0800_0300
+    assert uc.reg_read(A.UC_ARM_REG_XPSR) & 0x1FF == 0
+    assert uc.reg_read(A.UC_ARM_REG_CONTROL) & 4
+    assert b.nvic.active == 0
+
+
+def test_the_bench_takes_and_returns_every_interrupt_under_both_switches() -> None:
+    """`make bench`'s M7 interrupt figures come from loops that really enter and return (the bench
+    raises when an interrupt was not taken or not returned from, e.g. a storm stop)."""
+    from duohil.bench import Report, bench_exceptions
+    rep = Report()
+    costs = bench_exceptions(rep, k=100)
+    assert set(costs) == {"python", "native"}
+
+
+
+def _returning_board():
+    """A native M7 inside IRQ0's handler, about to run its ``bx lr`` (EXC_RETURN 0xFFFFFFF9)."""
+    b = board("native")
+    b.machine.write_memory(VTOR + 4 * 16, (0x0800_0401).to_bytes(4, "little"))
+    b.machine.write_memory(0x0800_0300, b"\xfe\xe7")          # thread: b .
+    b.machine.write_memory(0x0800_0400, b"\x70\x47")          # handler: bx lr
+    uc = b.cpu.uc
+    uc.reg_write(A.UC_ARM_REG_MSP, DTCM + 0x400)
+    uc.reg_write(A.UC_ARM_REG_PC, 0x0800_0301)
+    b.cpu.registers_changed()
+    b.nvic.enabled |= 1 << 16
+    b.nvic.set_pending(16)
+    assert b.cpu.take_interrupts()
+    return b
+
+
+def test_the_c_intr_hook_returns_and_passes_hook_exceptions_on() -> None:
+    """The exception return runs from the C UC_HOOK_INTR hook; an exception raised under it ends
+    emu_start and is re-raised by the caller, as with the binding's own hook wrapper."""
+    b = _returning_board()
+    b.cpu._emu_start(0x0800_0401, 1)
+    assert b.cpu.uc.reg_read(A.UC_ARM_REG_PC) == 0x0800_0300 and b.nvic.active == 0
+    b.nvic.set_pending(16)
+    assert b.cpu.take_interrupts()
+
+    def broken(exc: int) -> bool:
+        raise ZeroDivisionError("from the return hook")
+    b.nvic.deactivate = broken
+    with pytest.raises(ZeroDivisionError, match="from the return hook"):
+        b.cpu._emu_start(0x0800_0401, 1)
+
+
+def test_dropped_cores_are_collected_and_new_ones_work() -> None:
+    """The C hook holds the core's bound methods (a cycle through the CPU object): the collector
+    must still free dropped machines (a campaign worker builds hundreds), closing their engines
+    around the hook without touching freed memory."""
+    import gc
+    import weakref
+    cores, engines = [], []
+    for _ in range(20):
+        b = _returning_board()
+        b.cpu._emu_start(0x0800_0401, 1)
+        cores.append(weakref.ref(b.cpu))
+        engines.append(weakref.ref(b.cpu.uc))
+        del b
+    gc.collect()
+    assert not any(c() for c in cores) and not any(e() for e in engines), "dropped cores leaked"
+    b = _returning_board()
+    b.cpu._emu_start(0x0800_0401, 1)
+    assert b.cpu.uc.reg_read(A.UC_ARM_REG_PC) == 0x0800_0300
