@@ -52,8 +52,11 @@ _TOP = {
     "seed": (int, False), "stm32": (dict, False), "peer": ((dict, str, type(None)), False),
     "plant": (dict, False),
     "faults": (list, False), "expect": (dict, True), "oracle": (dict, False),
-    "variants": (dict, False),
+    "variants": (dict, False), "on_hang": (str, False),
 }
+#: what a run does once the engine reports a CPU hung or stopped (cpu_hung / cpu_stopped):
+#: go on in virtual time with that core stopped, or end the run there with its partial result
+ON_HANG = ("fast_forward", "stop")
 _MACHINE = {"image": (str, False), "config": (dict, False)}
 _ORACLE = {
     "recovery_ms": (int, float), "max_frames_lost": int, "hang_ms": (int, float),
@@ -92,6 +95,7 @@ class Scenario:
     #: peer->STM32 bytes as (start time ps, byte); the file is relative to the scenario file
     peer_replay: tuple[tuple[int, int], ...] | None = None
     replay_file: str | None = None
+    on_hang: str = "fast_forward"                # ON_HANG
 
     @property
     def quantum_ps(self) -> int:
@@ -334,6 +338,8 @@ def content_hash(sc: Scenario) -> str:
                      for v, ps in sc.variants.items()},
         "expect": sc.expect,
     }
+    if sc.on_hang != "fast_forward":    # where the run ends (the default keeps older hashes)
+        doc["on_hang"] = sc.on_hang
     if sc.peer_replay:                  # a recorded peer: what it replays is part of the run
         doc["replay"] = hashlib.sha256(repr(sc.peer_replay).encode()).hexdigest()
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
@@ -369,6 +375,10 @@ def from_dict(raw: Any, path: Path) -> Scenario:
     if sc.duration_ms <= 0:
         raise ConfigError("duration must be positive", file=path, field="duration_ms",
                           expected="a number of ms > 0")
+    sc.on_hang = raw.get("on_hang", "fast_forward")
+    if sc.on_hang not in ON_HANG:
+        raise ConfigError(f"unknown on_hang {short(sc.on_hang)}", file=path, field="on_hang",
+                          expected="fast_forward or stop")
     sc.title = raw.get("title", "")
     sc.description = raw.get("description", "")
     if sc.crash_mode != "nominal":
