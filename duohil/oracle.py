@@ -185,15 +185,23 @@ def _hardfault(obs: Observations, p: dict) -> str | None:
     return None
 
 
-def _hang(obs: Observations, p: dict) -> str | None:
-    """Silent death: no telemetry frame on the wire for hang_ms before the end of the run, and no
-    BOOT after the last one (a run that is rebooting is not silent); or, after the STM32 took a
-    fault, no BOOT within recovery_ms (CM7: a patched device recovers within 100 ms)."""
+def _stm32_stopped(obs: Observations) -> str | None:
+    """The engine found the STM32's CPU hung or stopped it (a storm): needs no contract symbol."""
     for t, kind, d in obs.events:
         if kind in STOP_EVENTS and d.get("machine", "stm32") == "stm32":
             pc = d.get("pc")
             pcs = f" at pc={pc:#010x}" if isinstance(pc, int) else ""
             return f"STM32 CPU {d.get('reason', kind)}{pcs} at {t / PS_PER_MS:.3f} ms"
+    return None
+
+
+def _hang(obs: Observations, p: dict) -> str | None:
+    """Silent death: no telemetry frame on the wire for hang_ms before the end of the run, and no
+    BOOT after the last one (a run that is rebooting is not silent); or, after the STM32 took a
+    fault, no BOOT within recovery_ms (CM7: a patched device recovers within 100 ms)."""
+    stopped = _stm32_stopped(obs)
+    if stopped is not None:
+        return stopped
     boots = [ln.t_ps for ln in obs.console.get("stm32", []) if ln.text.startswith("BOOT")]
     bound = p["recovery_ms"] * PS_PER_MS
     for t, kind, d in obs.events:
@@ -556,6 +564,11 @@ def classify(obs: Observations, params: dict[str, Any] | None = None) -> Verdict
     not_applicable: dict[str, str] = {}
     for name, fn in ORACLES.items():
         if NEEDS.get(name) in obs.missing:
+            why = _stm32_stopped(obs) if name == "hang" else None    # the engine's own word
+            if why is not None:
+                labels.append(name)
+                evidence[name] = why
+                continue
             not_applicable[name] = f"not applicable: {NEEDS[name]} missing"
             continue
         why = fn(obs, p)

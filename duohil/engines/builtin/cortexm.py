@@ -123,19 +123,9 @@ RETURN_REGS = (R.UC_ARM_REG_PC, R.UC_ARM_REG_MSP, R.UC_ARM_REG_PSP, R.UC_ARM_REG
                R.UC_ARM_REG_XPSR, R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI,
                R.UC_ARM_REG_FAULTMASK)
 MASK_REGS = (R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI, R.UC_ARM_REG_FAULTMASK)
-# Hang: interrupts masked (PRIMASK/FAULTMASK), no MMIO read or write, PC within HANG_PC_SPAN
-# bytes, for HANG_PS of virtual time: the core can only be left by a reset or an NMI. It is
-# stopped then (fast-forward to the next reset) and ``cpu_hung`` says where.
-HANG_PS = 100 * 1_000_000_000
-HANG_PC_SPAN = 256
-# Interrupt storm, either of: STORM_ENTRIES exception entries (tail-chains included) without
-# thread mode running for STORM_STARVE_PS (the thread is starved); or STORM_RATE_ENTRIES entries
-# within STORM_RATE_PS (>= 2 MHz, e.g. SysTick at reload 1). The core is then stopped until a
-# reset, and ``cpu_stopped`` says why: silicon would go on taking them (not modelled).
-STORM_ENTRIES = 10_000
-STORM_STARVE_PS = 10 * 1_000_000_000
-STORM_RATE_ENTRIES = 20_000
-STORM_RATE_PS = 10 * 1_000_000_000
+# Hang and storm thresholds: one home for both cores (limits.py, where they are explained)
+from .limits import (HANG_PC_SPAN, HANG_PS, STORM_ENTRIES, STORM_RATE_ENTRIES,  # noqa: E402
+                     STORM_RATE_PS, STORM_STARVE_PS)
 FP_REGS = tuple(R.UC_ARM_REG_S0 + i for i in range(16)) + (R.UC_ARM_REG_FPSCR,)
 FRAME_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3,
               R.UC_ARM_REG_R12, R.UC_ARM_REG_LR)
