@@ -508,6 +508,8 @@ class Duo:
         ``stm32`` replaces the variant's STM32 image (e.g. to run the ``fixed`` expectation
         against a ``fixed-no-<fix>`` build)."""
         seed = sc.seed if seed is None else seed
+        if sc.hang_window_ms is not None:        # the builtin engine's hang detection window
+            engine_options = {"hang_ms": sc.hang_window_ms} | dict(engine_options or {})
         eng, name = _engine(engine, sc.plant, engine_options, sc.requires, f"scenario {sc.name}")
         plan = faultmod.realise(sc.faults, seed)
         q_ps = sc.quantum_ps if quantum_us is None else _quantum_ps(quantum_us)

@@ -188,3 +188,27 @@ def test_plant_trace_keeps_short_runs_whole_and_bounds_long_ones():
     steps = {b[0] - a[0] for a, b in zip(pts, pts[1:])}
     assert len(steps) == 1, steps                            # evenly spaced over the whole run
     assert pts[-1][0] > 9_000                                # up to the end of the run
+
+
+def test_hang_window_is_a_scenario_knob(tmp_path, monkeypatch):
+    """A user whose firmware masks interrupts longer on purpose sets hang_window_ms."""
+    require_images("testfw/m7/wild.elf")
+    sc = _scenario(tmp_path, on_hang="stop", hang_window_ms=30)
+    orig = Duo.from_scenario
+    monkeypatch.setattr(Duo, "from_scenario",
+                        lambda *a, **k: _poke_case(orig(*a, **k), W_MASKED_SPIN))
+    r = runner.run(sc, "fixed", max_wall_s=0)
+    assert r.stopped["label"] == "cpu_hung" and 30 <= r.stopped["virtual_ms"] <= 40, r.stopped
+    assert "for 30 ms" in r.stopped["reason"]
+    assert scenario.content_hash(sc) != scenario.content_hash(_scenario(tmp_path, on_hang="stop"))
+
+
+@pytest.mark.parametrize("value", [0, -5, 10**9])
+def test_hang_window_is_validated_in_one_line(tmp_path, value):
+    p = tmp_path / "bad.yaml"
+    p.write_text(json.dumps({"name": "x", "crash_mode": "nominal", "duration_ms": 10,
+                             "hang_window_ms": value, "expect": {"fixed": "ok"}}))
+    with pytest.raises(ConfigError) as ei:
+        scenario.load(p)
+    msg = str(ei.value)
+    assert "hang_window_ms" in msg and "out of range" in msg and "\n" not in msg, msg

@@ -684,6 +684,9 @@ class CortexM7Cpu(CpuCore):
             self.uc.emu_stop()
 
     # -- hangs and storms ---------------------------------------------------------------------------------
+    #: virtual time a masked spin must last to be a hang (limits.HANG_PS; engine option hang_ms)
+    hang_ps = HANG_PS
+
     def _hang_reset(self) -> None:
         self._hang_since: int | None = None
         self._hang_pc = 0
@@ -710,11 +713,11 @@ class CortexM7Cpu(CpuCore):
             self._hang_since, self._hang_pc, self._hang_reads = t, pc, reads
             self._hang_wrote = False
             return
-        if t - self._hang_since >= HANG_PS:
+        if t - self._hang_since >= self.hang_ps:
             self._hang_since = None
             self.machine.record("cpu_hung", cpu=self.name, pc=pc,
                                 reason=f"spinning with interrupts masked and no peripheral access "
-                                       f"for {HANG_PS // 1_000_000_000} ms")
+                                       f"for {self.hang_ps // 1_000_000_000} ms")
             self.halt_for("hung: spinning with interrupts masked", {"pc": pc})
 
     def _check_wfi_hang(self) -> None:

@@ -586,8 +586,10 @@ class BuiltinEngine(Engine):
     name = "builtin"
     capabilities = ALL_CAPABILITIES
 
-    def __init__(self, plant: dict[str, Any] | None = None) -> None:
+    def __init__(self, plant: dict[str, Any] | None = None, hang_ms: float | None = None) -> None:
         self.plant = dict(plant or {})
+        #: how long a masked spin lasts before it is a hang (limits.HANG_PS when None)
+        self.hang_ms = hang_ms
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
@@ -612,7 +614,12 @@ class BuiltinEngine(Engine):
         return True, f"unicorn {version}; {native.note()}"
 
     def start(self, spec: RunSpec) -> BuiltinSession:
-        return BuiltinSession(spec, plant=self.plant)
+        session = BuiltinSession(spec, plant=self.plant)
+        if self.hang_ms is not None:
+            for m in session._machines.values():
+                if m is not None and m.cpu is not None:
+                    m.cpu.hang_ps = round(float(self.hang_ms) * PS_PER_MS)
+        return session
 
 
 # -- one machine alone (model tests, benchmarks) --------------------------------------------------------
