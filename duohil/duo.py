@@ -975,11 +975,13 @@ def _timeline(obs: oracle.Observations, extras: dict[str, Any],
     """Compact data for the HTML report: frames per direction, faults, plant position, the STM32's
     soft limits and ESTOP lines, and each setpoint the STM32 applied next to what the peer meant
     (CM6's axis never moves: the misparse shows there, not in the position)."""
-    frames = {}
+    frames = {}                 # from the oracles' decoded wire, without another copy of it
     for d in ("peer->stm32", "stm32->peer"):
-        frames[d] = [(round(t / base.PS_PER_MS, 3), p[0] if p else None)
-                     for t, p in oracle.sender_frames(obs.link, d)]
-    meant = oracle._meant_setpoints(oracle.sender_frames(obs.link, "peer->stm32"), obs.peer_layout)
+        frames[d] = [(round(f.t_ps / base.PS_PER_MS, 3), f.payload[0] if f.payload else None)
+                     for f in oracle.wire_frames(obs.link, d)]
+    meant = oracle._meant_setpoints([(f.t_ps, f.payload) for f in oracle.wire_frames(
+        obs.link, "peer->stm32") if f.payload and f.payload[0] == oracle.protocol.MSG_SETPOINT],
+        obs.peer_layout)
     setpoints, last = [], None
     for t, st in obs.samples.get("stm32", []):
         if st.get("setpoints") and "sp_seq" in st and st["sp_seq"] != last:
