@@ -509,6 +509,11 @@ class Duo:
         against a ``fixed-no-<fix>`` build)."""
         seed = sc.seed if seed is None else seed
         if sc.hang_window_ms is not None:        # the builtin engine's hang detection window
+            ename = engine if isinstance(engine, str) else engine.name
+            if ename != "builtin":
+                raise ConfigError(f"hang_window_ms is a builtin-engine setting, not {ename}'s",
+                                  file=sc.path, field="hang_window_ms",
+                                  expected="no hang_window_ms, or --engine builtin")
             engine_options = {"hang_ms": sc.hang_window_ms} | dict(engine_options or {})
         eng, name = _engine(engine, sc.plant, engine_options, sc.requires, f"scenario {sc.name}")
         plan = faultmod.realise(sc.faults, seed)

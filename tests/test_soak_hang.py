@@ -237,3 +237,11 @@ def test_tap_log_reads_as_the_list_it_replaces():
     assert log[::7] == rows[::7] and log[10:2:-1] == rows[10:2:-1]
     with pytest.raises(IndexError):
         log[3000]
+
+
+def test_hang_window_on_another_engine_is_one_error_line(tmp_path):
+    require_images("testfw/m7/wild.elf")
+    sc = _scenario(tmp_path, hang_window_ms=30)
+    with pytest.raises(ConfigError) as ei:
+        Duo.from_scenario(sc, "fixed", engine="renode")
+    assert "hang_window_ms" in str(ei.value) and "\n" not in str(ei.value)
