@@ -181,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if r.error:
         print(f"  engine error: {r.error}", file=sys.stderr)
         return 1
-    if r.stopped and r.stopped.get("reason"):
+    if r.stopped and r.stopped.get("reproducible") is False:     # wall budget: not a verdict
         return 1
     if r.matches is False:
         print(f"  expected {r.expected}, got {', '.join(r.outcomes)}: the run does not match its "

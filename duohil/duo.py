@@ -19,12 +19,13 @@ measured for the report only; it never decides anything in a run.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -34,6 +35,7 @@ from . import faults as faultmod
 from . import oracle
 from .engines import base, registry
 from .errors import ConfigError, DuohilError, EngineError, EngineUnavailable
+from .samplelog import SampleLog
 from .scenario import BUILD, PEER_IMAGES, REPO, Scenario
 
 STM32_PLATFORM = REPO / "platforms" / "stm32h743.repl"
@@ -126,12 +128,20 @@ class RunResult:
         return doc
 
     def write(self, path: str | Path) -> None:
+        """The JSON of ``to_json``, streamed to the file from the result's own lists (no deep
+        copy, no whole-document string: a soak's timeline is most of a result)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1, default=_json_default) + "\n")
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "wall_s"}
+        doc["host"] = {"wall_s": self.wall_s}
+        with path.open("w") as fp:
+            json.dump(doc, fp, indent=1, default=_json_default)
+            fp.write("\n")
 
 
 def _json_default(o: Any) -> Any:
+    if is_dataclass(o) and not isinstance(o, type):
+        return asdict(o)
     if isinstance(o, bytes):
         return o.hex()
     if isinstance(o, Path):
@@ -427,7 +437,8 @@ class Duo:
         self.oracle_params = dict(oracle_params or {})
         self.error: str | None = None
         self._faults: list[dict[str, Any]] = []
-        self._samples: dict[str, list[tuple[int, dict[str, Any]]]] = {"stm32": [], "peer": []}
+        #: status samples in columns (a soak keeps them all: the oracles read the whole run)
+        self._samples: dict[str, SampleLog] = {"stm32": SampleLog(), "peer": SampleLog()}
         self._pcs: dict[str, list[int]] = {"stm32": [], "peer": []}    # last pcs, every SAMPLE_MS
         self._wall = 0.0
         self._closed = False
@@ -444,6 +455,9 @@ class Duo:
         self.with_timeline = True
         #: set by run_to_first: the label that stopped the run early and the time it stopped
         self.stopped: tuple[str, int] | None = None
+        #: why, in words, when a scenario's ``on_hang: stop`` stopped the run at a hung CPU
+        self.stopped_reason: str | None = None
+        self._hang_seen = 0           # event-log entries already looked at for a hung CPU
 
     # -- starting ----------------------------------------------------------------------------------
     @classmethod
@@ -508,6 +522,13 @@ class Duo:
         ``stm32`` replaces the variant's STM32 image (e.g. to run the ``fixed`` expectation
         against a ``fixed-no-<fix>`` build)."""
         seed = sc.seed if seed is None else seed
+        if sc.hang_window_ms is not None:        # the builtin engine's hang detection window
+            ename = engine if isinstance(engine, str) else engine.name
+            if ename != "builtin":
+                raise ConfigError(f"hang_window_ms is a builtin-engine setting, not {ename}'s",
+                                  file=sc.path, field="hang_window_ms",
+                                  expected="no hang_window_ms, or --engine builtin")
+            engine_options = {"hang_ms": sc.hang_window_ms} | dict(engine_options or {})
         script = getattr(sc, "peer_script", None)
         eng, name = _engine(engine, sc.plant, engine_options,
                             [] if script else sc.requires, f"scenario {sc.name}")
@@ -566,7 +587,39 @@ class Duo:
         if self.scenario is None:
             raise ConfigError("run_to_end needs a scenario", field="duration_ms",
                               expected="Duo.from_scenario(...) or duo.run(ms=...)")
+        if self.scenario.on_hang == "stop":
+            self.run_to_first(())
+            return self
         return self.run_until_ps(self.scenario.duration_ps)
+
+    def _hung(self) -> tuple[str, int, dict[str, Any]] | None:
+        """The first CPU the engine reported hung or stopped (``cpu_hung``, ``cpu_stopped``)
+        since the last call, looking only at the new part of the event log."""
+        sched = getattr(self.session, "scheduler", None)
+        log = getattr(sched, "log", None)
+        if not isinstance(log, list):                     # another engine: its whole log
+            log = self.session.events()
+        start, self._hang_seen = self._hang_seen, len(log)
+        for t, kind, d in log[start:]:
+            if kind in oracle.STOP_EVENTS:
+                return kind, t, d
+        for agg in getattr(sched, "_aggregated", {}).values():   # a log already full
+            if agg[0] in oracle.STOP_EVENTS:
+                return agg[0], agg[3], agg[1]
+        return None
+
+    def _hang_words(self, kind: str, t: int, d: dict[str, Any]) -> str:
+        """``stm32 CPU hung: <reason> at pc 0x... main (app.c:12), 123.000 ms``."""
+        machine = d.get("machine", "stm32")
+        pc = d.get("pc", d.get("mepc"))
+        where = ""
+        if isinstance(pc, int):
+            spec = self.spec.stm32 if machine == "stm32" else self.spec.peer
+            handle = self.session.stm32 if machine == "stm32" else self.session.peer
+            where = " at " + diagmod._where(handle, spec.elf if spec else None, pc)
+        what = "hung" if kind == "cpu_hung" else "stopped"
+        return (f"{machine} CPU {what}: {d.get('reason', kind)}{where}, {t / base.PS_PER_MS:.3f} ms "
+                f"(scenario on_hang: stop)")
 
     def run_to_first(self, labels: list[str] | tuple[str, ...], chunk_ms: int = 2 * SAMPLE_MS
                      ) -> str | None:
@@ -583,15 +636,21 @@ class Duo:
         watch = [lab for lab in labels if lab in oracle.MONOTONE]
         end = self.scenario.duration_ps
         chunk = _ps(chunk_ms)
-        if not watch or chunk <= 0:
+        on_hang_stop = self.scenario.on_hang == "stop"
+        if not (watch or on_hang_stop) or chunk <= 0:
             self.run_until_ps(end)
             return None
         t = self.now_ps
         while t < end:
             t = min(end, (t // chunk + 1) * chunk)
             self.run_until_ps(t)
+            hung = self._hung() if on_hang_stop else None
+            if hung is not None:           # the scenario says: stop at a hung CPU
+                self.stopped = (hung[0], t)
+                self.stopped_reason = self._hang_words(*hung)
+                return hung[0]
             seen = oracle.seen_monotone(watch, self.session.events(),
-                                        self.session.stm32.console())
+                                        self.session.stm32.console()) if watch else None
             if seen is not None:
                 self.stopped = (seen, t)
                 return seen
@@ -620,7 +679,7 @@ class Duo:
         for name, handle in (("stm32", self.session.stm32), ("peer", self.session.peer)):
             try:
                 st = handle.read_block(BLOCKS[name]["status"])      # only what the oracles read:
-                self._samples[name].append((now, {f: st[f] for f in STATUS_KEYS if f in st}))
+                self._samples[name].append(now, {f: st[f] for f in STATUS_KEYS if f in st})
             except ConfigError:
                 pass
             try:                      # for the diagnosis of a run that ends in a poll loop
@@ -715,8 +774,7 @@ class Duo:
         obs.link = s.link_bytes()
         obs.events = s.events()
         obs.faults = self.fault_plan
-        obs.samples = {k: [(t, {f: v[f] for f in STATUS_KEYS if f in v}) for t, v in smp]
-                       for k, smp in self._samples.items()}
+        obs.samples = dict(self._samples)      # read-only views: the oracles copy nothing
         obs.error = self.error
         final: dict[str, dict[str, Any]] = {}
         for name, handle in (("stm32", s.stm32), ("peer", s.peer)):
@@ -752,6 +810,9 @@ class Duo:
         """The run so far as a RunResult (what `duohil run` writes as JSON)."""
         if self._result is not None and self._result[0] == self.now_ps:
             return self._result[1]
+        # the fingerprint first: its transient (RAM images, the link encoded in chunks) is the
+        # largest of a result's, and then it does not stack on the oracles' views of a soak
+        fingerprint = self.session.fingerprint()
         obs, final = self._observe()
         verdict = oracle.classify(obs, self.oracle_params)
         crash_json = _crash(self.session, self.spec, obs.events)
@@ -764,7 +825,7 @@ class Duo:
             outcomes=verdict.labels, evidence=verdict.evidence, expected=expected,
             matches=None if expected is None else oracle.matches(verdict, expected),
             fault_plan=obs.faults, crash=crash_json, counters=final,
-            fingerprint=self.session.fingerprint(), virtual_ms=obs.duration_ps / base.PS_PER_MS,
+            fingerprint=fingerprint, virtual_ms=obs.duration_ps / base.PS_PER_MS,
             wall_s=round(self._wall, 3),
             console={k: [f"{ln.t_ps / base.PS_PER_MS:10.3f} {ln.text}" for ln in v]
                      for k, v in obs.console.items()},
@@ -774,6 +835,7 @@ class Duo:
             images={"stm32": self.spec.stm32.elf.name,
                     "peer": self.spec.peer.elf.name if self.spec.peer else "none"},
             diagnosis=self.diagnosis(), not_applicable=verdict.not_applicable)
+        oracle.release()
         self._result = (self.now_ps, result)
         return result
 
@@ -841,7 +903,7 @@ class Duo:
         except (ConfigError, AttributeError):
             return problems
         now = self.session.stm32.read_block(BLOCKS["stm32"]["status"])
-        for t, st in self._samples["stm32"] + [(self.now_ps, now)]:
+        for t, st in itertools.chain(self._samples["stm32"], [(self.now_ps, now)]):
             pos = st.get("position")
             if isinstance(pos, int) and not lo <= pos <= hi:
                 problems.append(f"position {pos} outside the soft limits [{lo}, {hi}] at "
@@ -940,11 +1002,13 @@ def _timeline(obs: oracle.Observations, extras: dict[str, Any],
     """Compact data for the HTML report: frames per direction, faults, plant position, the STM32's
     soft limits and ESTOP lines, and each setpoint the STM32 applied next to what the peer meant
     (CM6's axis never moves: the misparse shows there, not in the position)."""
-    frames = {}
+    frames = {}                 # from the oracles' decoded wire, without another copy of it
     for d in ("peer->stm32", "stm32->peer"):
-        frames[d] = [(round(t / base.PS_PER_MS, 3), p[0] if p else None)
-                     for t, p in oracle.sender_frames(obs.link, d)]
-    meant = oracle._meant_setpoints(oracle.sender_frames(obs.link, "peer->stm32"), obs.peer_layout)
+        frames[d] = [(round(f.t_ps / base.PS_PER_MS, 3), f.payload[0] if f.payload else None)
+                     for f in oracle.wire_frames(obs.link, d)]
+    meant = oracle._meant_setpoints([(f.t_ps, f.payload) for f in oracle.wire_frames(
+        obs.link, "peer->stm32") if f.payload and f.payload[0] == oracle.protocol.MSG_SETPOINT],
+        obs.peer_layout)
     setpoints, last = [], None
     for t, st in obs.samples.get("stm32", []):
         if st.get("setpoints") and "sp_seq" in st and st["sp_seq"] != last:

@@ -66,7 +66,7 @@ class Verdict:
 _FRAMES_MEMO: dict[str, tuple[list[LinkByte], int, list[WireFrame]]] = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WireFrame:
     """One frame as its sender put it on the wire: when its first and last bytes arrived, its
     payload, and whether a fault touched any byte of it (or the garbage just before it)."""
@@ -185,15 +185,23 @@ def _hardfault(obs: Observations, p: dict) -> str | None:
     return None
 
 
-def _hang(obs: Observations, p: dict) -> str | None:
-    """Silent death: no telemetry frame on the wire for hang_ms before the end of the run, and no
-    BOOT after the last one (a run that is rebooting is not silent); or, after the STM32 took a
-    fault, no BOOT within recovery_ms (CM7: a patched device recovers within 100 ms)."""
+def _stm32_stopped(obs: Observations) -> str | None:
+    """The engine found the STM32's CPU hung or stopped it (a storm): needs no contract symbol."""
     for t, kind, d in obs.events:
         if kind in STOP_EVENTS and d.get("machine", "stm32") == "stm32":
             pc = d.get("pc")
             pcs = f" at pc={pc:#010x}" if isinstance(pc, int) else ""
             return f"STM32 CPU {d.get('reason', kind)}{pcs} at {t / PS_PER_MS:.3f} ms"
+    return None
+
+
+def _hang(obs: Observations, p: dict) -> str | None:
+    """Silent death: no telemetry frame on the wire for hang_ms before the end of the run, and no
+    BOOT after the last one (a run that is rebooting is not silent); or, after the STM32 took a
+    fault, no BOOT within recovery_ms (CM7: a patched device recovers within 100 ms)."""
+    stopped = _stm32_stopped(obs)
+    if stopped is not None:
+        return stopped
     boots = [ln.t_ps for ln in obs.console.get("stm32", []) if ln.text.startswith("BOOT")]
     bound = p["recovery_ms"] * PS_PER_MS
     for t, kind, d in obs.events:
@@ -216,7 +224,7 @@ def _hang(obs: Observations, p: dict) -> str | None:
     return f"no telemetry from the STM32 since {since} (run ended at {obs.duration_ps / PS_PER_MS:.0f} ms)"
 
 
-@dataclass
+@dataclass(slots=True)
 class SetpointFate:
     """One setpoint frame the peer sent, and what became of it at the STM32: ``applied`` True or
     False, None when the samples cannot tell; ``t_applied``: the sample that showed it applied."""
@@ -254,23 +262,26 @@ def _setpoint_fates(obs: Observations, p: dict) -> list[SetpointFate]:
         sp = _decode_setpoint(f.payload, obs.peer_layout)
         if sp is not None:
             fates.append(SetpointFate(f, sp))
-    samples = [(t, s) for t, s in obs.samples.get("stm32", []) if "last_seq" in s]
-    if not fates or not samples:
+    # the samples are walked, never copied (a soak's run has ~200 per virtual second)
+    smp = obs.samples.get("stm32", [])
+    last_t = next((t for t, s in reversed(smp) if "last_seq" in s), None) if fates else None
+    if last_t is None:
         return fates
     where: dict[int, list[int]] = {}                     # seq -> positions in fates
     for i, f in enumerate(fates):
         where.setdefault(f.seq, []).append(i)
     prev_n, prev_pos = 0, -1
-    last_t = samples[-1][0]
-    for t, smp in samples:
-        n = smp.get("setpoints", 0)
+    for t, smp_ in smp:
+        if "last_seq" not in smp_:
+            continue
+        n = smp_.get("setpoints", 0)
         if n < prev_n:                                   # rebooted: counters start again
             prev_n, prev_pos = n, None
             continue
         if n == prev_n:
             continue
         d, prev_n = n - prev_n, n
-        pos = next((i for i in reversed(where.get(smp["last_seq"], []))
+        pos = next((i for i in reversed(where.get(smp_["last_seq"], []))
                     if fates[i].frame.t_ps <= t), None)
         if pos is None or prev_pos is None or pos <= prev_pos:
             if pos is not None and prev_pos is None:     # known again from here on
@@ -367,10 +378,14 @@ def _desync(obs: Observations, p: dict) -> str | None:
 def _crc_errors_between(obs: Observations, t0: int, t1: int) -> int:
     """CRC errors the STM32 counted from its last sample at or before t0 to its first at or
     after t1 (0 across a reboot, whose counters start again)."""
-    samples = [(t, s.get("crc_errors", 0)) for t, s in obs.samples.get("stm32", [])]
-    start = next((n for t, n in reversed(samples) if t <= t0), 0)
-    end = next((n for t, n in samples if t >= t1), samples[-1][1] if samples else 0)
-    return max(0, end - start)
+    start, end, last = 0, None, 0
+    for t, s in obs.samples.get("stm32", []):          # in time order; walked, not copied
+        n = last = s.get("crc_errors", 0)
+        if t <= t0:
+            start = n
+        if end is None and t >= t1:
+            end = n
+    return max(0, (last if end is None else end) - start)
 
 
 def _misparse(obs: Observations, p: dict) -> str | None:
@@ -511,6 +526,13 @@ def _peer_fault(obs: Observations, p: dict) -> str | None:
             f"(mtval={d.get('mtval', 0):#010x}) at {t / PS_PER_MS:.3f} ms{more}")
 
 
+def release() -> None:
+    """Drop the last run's decoded wire and setpoint fates (the memos above): a result, once
+    built, needs them no more, and a soak's are a few MB."""
+    _FRAMES_MEMO.clear()
+    _FATES_MEMO.clear()
+
+
 ORACLES = {
     "runaway": _runaway, "estop": _estop, "hardfault": _hardfault, "hang": _hang,
     "desync": _desync, "misparse": _misparse, "stale": _stale, "stack_overflow": _stack_overflow,
@@ -542,6 +564,11 @@ def classify(obs: Observations, params: dict[str, Any] | None = None) -> Verdict
     not_applicable: dict[str, str] = {}
     for name, fn in ORACLES.items():
         if NEEDS.get(name) in obs.missing:
+            why = _stm32_stopped(obs) if name == "hang" else None    # the engine's own word
+            if why is not None:
+                labels.append(name)
+                evidence[name] = why
+                continue
             not_applicable[name] = f"not applicable: {NEEDS[name]} missing"
             continue
         why = fn(obs, p)

@@ -138,6 +138,8 @@ def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "b
         elif duo.stopped is not None:
             result.stopped = {"label": duo.stopped[0],
                               "virtual_ms": duo.stopped[1] / PS_PER_MS}
+            if duo.stopped_reason is not None:         # on_hang: stop
+                result.stopped["reason"] = duo.stopped_reason
     if json_path is not None:
         result.write(json_path)
     if interrupted:

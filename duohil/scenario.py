@@ -52,8 +52,12 @@ _TOP = {
     "seed": (int, False), "stm32": (dict, False), "peer": ((dict, str, type(None)), False),
     "plant": (dict, False),
     "faults": (list, False), "expect": (dict, True), "oracle": (dict, False),
-    "variants": (dict, False),
+    "variants": (dict, False), "on_hang": (str, False), "hang_window_ms": ((int, float), False),
 }
+MAX_HANG_WINDOW_MS = 60_000        # a masked spin this long is a hang whatever the firmware
+#: what a run does once the engine reports a CPU hung or stopped (cpu_hung / cpu_stopped):
+#: go on in virtual time with that core stopped, or end the run there with its partial result
+ON_HANG = ("fast_forward", "stop")
 _MACHINE = {"image": (str, False), "config": (dict, False)}
 _ORACLE = {
     "recovery_ms": (int, float), "max_frames_lost": int, "hang_ms": (int, float),
@@ -94,6 +98,9 @@ class Scenario:
     replay_file: str | None = None
     #: `peer: {script: packed|natural, ...}`: the peer is duohil.peer_script (no peer image)
     peer_script: Any = None
+    on_hang: str = "fast_forward"                # ON_HANG
+    #: how long a CPU spins with interrupts masked before it is hung (None: limits.HANG_PS)
+    hang_window_ms: float | None = None
 
     @property
     def quantum_ps(self) -> int:
@@ -336,6 +343,10 @@ def content_hash(sc: Scenario) -> str:
                      for v, ps in sc.variants.items()},
         "expect": sc.expect,
     }
+    if sc.on_hang != "fast_forward":    # where the run ends (the default keeps older hashes)
+        doc["on_hang"] = sc.on_hang
+    if sc.hang_window_ms is not None:
+        doc["hang_window_ms"] = sc.hang_window_ms
     if sc.peer_replay:                  # a recorded peer: what it replays is part of the run
         doc["replay"] = hashlib.sha256(repr(sc.peer_replay).encode()).hexdigest()
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
@@ -371,6 +382,14 @@ def from_dict(raw: Any, path: Path) -> Scenario:
     if sc.duration_ms <= 0:
         raise ConfigError("duration must be positive", file=path, field="duration_ms",
                           expected="a number of ms > 0")
+    sc.on_hang = raw.get("on_hang", "fast_forward")
+    if sc.on_hang not in ON_HANG:
+        raise ConfigError(f"unknown on_hang {short(sc.on_hang)}", file=path, field="on_hang",
+                          expected="fast_forward or stop")
+    if "hang_window_ms" in raw:
+        _within(raw["hang_window_ms"], 0, MAX_HANG_WINDOW_MS, path, "hang_window_ms",
+                f"a number of ms > 0 and <= {MAX_HANG_WINDOW_MS}", lo_open=True)
+        sc.hang_window_ms = float(raw["hang_window_ms"])
     sc.title = raw.get("title", "")
     sc.description = raw.get("description", "")
     if sc.crash_mode != "nominal":

@@ -129,19 +129,9 @@ RETURN_REGS = (R.UC_ARM_REG_PC, R.UC_ARM_REG_MSP, R.UC_ARM_REG_PSP, R.UC_ARM_REG
                R.UC_ARM_REG_XPSR, R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI,
                R.UC_ARM_REG_FAULTMASK)
 MASK_REGS = (R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI, R.UC_ARM_REG_FAULTMASK)
-# Hang: interrupts masked (PRIMASK/FAULTMASK), no MMIO read or write, PC within HANG_PC_SPAN
-# bytes, for HANG_PS of virtual time: the core can only be left by a reset or an NMI. It is
-# stopped then (fast-forward to the next reset) and ``cpu_hung`` says where.
-HANG_PS = 100 * 1_000_000_000
-HANG_PC_SPAN = 256
-# Interrupt storm, either of: STORM_ENTRIES exception entries (tail-chains included) without
-# thread mode running for STORM_STARVE_PS (the thread is starved); or STORM_RATE_ENTRIES entries
-# within STORM_RATE_PS (>= 2 MHz, e.g. SysTick at reload 1). The core is then stopped until a
-# reset, and ``cpu_stopped`` says why: silicon would go on taking them (not modelled).
-STORM_ENTRIES = 10_000
-STORM_STARVE_PS = 10 * 1_000_000_000
-STORM_RATE_ENTRIES = 20_000
-STORM_RATE_PS = 10 * 1_000_000_000
+# Hang and storm thresholds: one home for both cores (limits.py, where they are explained)
+from .limits import (HANG_PC_SPAN, HANG_PS, STORM_ENTRIES, STORM_RATE_ENTRIES,  # noqa: E402
+                     STORM_RATE_PS, STORM_STARVE_PS)
 FP_REGS = tuple(R.UC_ARM_REG_S0 + i for i in range(16)) + (R.UC_ARM_REG_FPSCR,)
 FRAME_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3,
               R.UC_ARM_REG_R12, R.UC_ARM_REG_LR)
@@ -818,6 +808,9 @@ class CortexM7Cpu(CpuCore):
             self.uc.emu_stop()
 
     # -- hangs and storms ---------------------------------------------------------------------------------
+    #: virtual time a masked spin must last to be a hang (limits.HANG_PS; engine option hang_ms)
+    hang_ps = HANG_PS
+
     def _hang_reset(self) -> None:
         self._hang_since: int | None = None
         self._hang_pc = 0
@@ -844,11 +837,11 @@ class CortexM7Cpu(CpuCore):
             self._hang_since, self._hang_pc, self._hang_reads = t, pc, reads
             self._hang_wrote = False
             return
-        if t - self._hang_since >= HANG_PS:
+        if t - self._hang_since >= self.hang_ps:
             self._hang_since = None
             self.machine.record("cpu_hung", cpu=self.name, pc=pc,
                                 reason=f"spinning with interrupts masked and no peripheral access "
-                                       f"for {HANG_PS // 1_000_000_000} ms")
+                                       f"for {self.hang_ps // 1_000_000_000} ms")
             self.halt_for("hung: spinning with interrupts masked", {"pc": pc})
 
     def _check_wfi_hang(self) -> None:

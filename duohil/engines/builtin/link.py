@@ -212,16 +212,27 @@ class UartLink:
         return [b for b in self.taps if direction is None or b.direction == direction]
 
 
+#: TapLog keeps the absolute time of every _T_BLOCK-th byte and 32-bit steps in between
+_T_BLOCK = 256
+_T_ESC = 0xFFFF_FFFF              # a step that does not fit (> 4.29 ms): its time is in _t_abs
+
+
 class TapLog(Sequence):
-    """The link's taps, one LinkByte per byte, stored in columns (~14 bytes per byte instead of
+    """The link's taps, one LinkByte per byte, stored in columns (~7 bytes per byte instead of
     ~200 for the objects): a long soak keeps every byte on the wire for the fingerprint and the
-    wire oracles. Reads give LinkByte objects made on the fly; equal to a list of the same."""
+    wire oracles. Times are 32-bit steps from the byte before (with the absolute time of every
+    _T_BLOCK-th byte, and of any byte after a longer gap); ``sent`` and ``fault`` are kept only
+    where a byte has them. Reads give LinkByte objects made on the fly; equal to a list of the
+    same."""
 
     def __init__(self) -> None:
-        self._t = array("q")
+        self._dt = array("I")                  # ps since the byte before; _T_ESC: see _t_abs
+        self._t_abs: dict[int, int] = {}       # index -> time, where the step does not fit
+        self._marks = array("q")               # time of byte k * _T_BLOCK
+        self._last_t = 0
         self._dir = bytearray()
         self._value = array("h")               # -1: None (dropped)
-        self._sent = array("h")                # -1: None
+        self._sent: dict[int, int] = {}        # index -> sent, where not None (a byte changed)
         self._faults: dict[int, str] = {}      # index -> fault name (most bytes have none)
         self._names: list[str] = []
 
@@ -231,34 +242,66 @@ class TapLog(Sequence):
         except ValueError:
             d = len(self._names)
             self._names.append(b.direction)
+        i = len(self._dt)
         if b.fault is not None:
-            self._faults[len(self._t)] = b.fault
-        self._t.append(b.t_ps)
+            self._faults[i] = b.fault
+        t = b.t_ps
+        step = t - self._last_t
+        if 0 <= step < _T_ESC:
+            self._dt.append(step)
+        else:
+            self._dt.append(_T_ESC)
+            self._t_abs[i] = t
+        if i % _T_BLOCK == 0:
+            self._marks.append(t)
+        self._last_t = t
         self._dir.append(d)
         self._value.append(-1 if b.value is None else b.value)
-        self._sent.append(-1 if b.sent is None else b.sent)
+        if b.sent is not None:
+            self._sent[i] = b.sent
 
-    def _at(self, i: int) -> LinkByte:
-        v, s = self._value[i], self._sent[i]
-        return LinkByte(t_ps=self._t[i], direction=self._names[self._dir[i]],
-                        value=None if v < 0 else v, sent=None if s < 0 else s,
+    def _times(self, start: int, stop: int) -> Iterator[int]:
+        """The times of bytes start..stop-1, walked from the block mark before start."""
+        if start >= stop:
+            return
+        dt, t_abs = self._dt, self._t_abs
+        k = start - start % _T_BLOCK
+        t = self._marks[k // _T_BLOCK]
+        if k == start:
+            yield t
+        for j in range(k + 1, stop):
+            step = dt[j]
+            t = t_abs[j] if step == _T_ESC else t + step
+            if j >= start:
+                yield t
+
+    def _row(self, i: int, t: int) -> LinkByte:
+        v = self._value[i]
+        return LinkByte(t_ps=t, direction=self._names[self._dir[i]],
+                        value=None if v < 0 else v, sent=self._sent.get(i),
                         fault=self._faults.get(i))
 
+    def _rows(self, start: int, stop: int) -> Iterator[LinkByte]:
+        return (self._row(i, t) for i, t in zip(range(start, stop), self._times(start, stop)))
+
     def __len__(self) -> int:
-        return len(self._t)
+        return len(self._dt)
 
     def __getitem__(self, i: Any) -> Any:
+        n = len(self._dt)
         if isinstance(i, slice):
-            return [self._at(k) for k in range(*i.indices(len(self._t)))]
-        n = len(self._t)
+            start, stop, step = i.indices(n)
+            if step == 1:
+                return list(self._rows(start, stop))
+            return [self[k] for k in range(start, stop, step)]
         if i < 0:
             i += n
         if not 0 <= i < n:
             raise IndexError("tap index out of range")
-        return self._at(i)
+        return self._row(i, next(self._times(i, i + 1)))
 
     def __iter__(self) -> Iterator[LinkByte]:
-        return (self._at(k) for k in range(len(self._t)))
+        return self._rows(0, len(self._dt))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence):

@@ -29,11 +29,13 @@ firmware believes.
 The plant is physics, not a peripheral: a machine reset does not move it (the timer and GPIO
 resets drop the drive to 0 and the axis coasts to rest). Float arithmetic (IEEE double, math.exp)
 makes results bit-identical on one platform; the run stays deterministic because nothing else
-enters. History is a bounded ring (``history_len`` samples).
+enters. History is a bounded ring (``history_len`` samples); the position trace for reports is
+a decimated record of the whole run, bounded whatever its length (``Trace``).
 """
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -45,6 +47,42 @@ if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
     from .stm32_gpio import STM32_GPIOPort
     from .stm32_timer import STM32_Timer
+
+
+#: plant samples a Trace keeps at most (then every other one is dropped and the stride doubles)
+TRACE_POINTS = 12_000
+
+
+class Trace:
+    """The plant position over the whole run for reports, bounded: every sample is kept until
+    TRACE_POINTS, then every other one is dropped and only every 2nd (4th, ...) sample is kept
+    from then on, so a soak of any length holds at most TRACE_POINTS evenly spaced points
+    (16 bytes each). Runs of up to TRACE_POINTS samples keep them all."""
+
+    def __init__(self, cap: int = TRACE_POINTS) -> None:
+        self.cap = max(2, cap)
+        self.stride = 1
+        self._n = 0                               # samples offered so far
+        self.t = array("q")
+        self.x = array("d")
+
+    def append(self, t_ps: int, x: float) -> None:
+        n, self._n = self._n, self._n + 1
+        if n % self.stride:
+            return
+        if len(self.t) >= self.cap:
+            self.t, self.x = self.t[::2], self.x[::2]
+            self.stride *= 2
+            if n % self.stride:
+                return
+        self.t.append(t_ps)
+        self.x.append(x)
+
+    def points(self, limit: int) -> list[tuple[int, float]]:
+        """At most ``limit`` (t_ps, position) points, evenly decimated from what is kept."""
+        n = len(self.t)
+        step = -(-n // limit) if n > limit else 1
+        return list(zip(self.t[::step], self.x[::step]))
 
 
 @dataclass(frozen=True)
@@ -59,7 +97,7 @@ class MotorParams:
     initial_position: float = 0.0
     direction_positive_level: int = 1  # direction-pin level that drives towards +counts
     sample_period_ps: int = PS_PER_MS  # periodic evaluation + history sample
-    history_len: int = 120_000         # samples kept (2 min at 1 ms)
+    history_len: int = 1_000           # recent samples kept whole (1 s at 1 ms); see Trace
 
     def __post_init__(self) -> None:
         def bad(field: str, expected: str) -> ConfigError:
@@ -112,6 +150,7 @@ class DcMotorPlant:
         self.pinned: str | None = None            # "min" / "max" while resting against a stop
         self.end_stops: list[dict[str, Any]] = []
         self.history: deque[Sample] = deque(maxlen=p.history_len)
+        self.trace = Trace()                      # (t, position) of the whole run, decimated
         self.drive = 0.0                          # signed duty in effect
         self._vt = 0.0                            # target velocity in effect
         self._cross_ev = None
@@ -233,6 +272,7 @@ class DcMotorPlant:
         now = self.machine.now()
         self.advance(now)
         self.history.append(Sample(now, self.x, self.v, self.drive))
+        self.trace.append(now, self.x)
         if self.encoder is not None:
             self.encoder.set_encoder_count(self.count)
         self._sample_ev = self.machine.scheduler.at(now + self.params.sample_period_ps, self._sample,

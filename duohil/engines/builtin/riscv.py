@@ -97,6 +97,7 @@ from unicorn import riscv_const as rv
 
 from ...errors import EngineError
 from .cpu import RAW, CpuCore
+from .limits import HANG_PC_SPAN, HANG_PS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -309,6 +310,7 @@ class RiscV32Cpu(CpuCore):
         self._fetch_faults = 0
         self._flush_tb = False
         self._stop_pc = None
+        self._hang_reset()
         self._hook_counter_reads()
 
     def _hook_counter_reads(self) -> None:
@@ -622,6 +624,65 @@ class RiscV32Cpu(CpuCore):
             self._wfi_after[pc] = wfi
         if wfi:
             self.sleeping = True
+            if not st[0] and not self._hung_reported:       # mie = 0: nothing can wake it
+                self._hung_reported = True
+                self.machine.record("cpu_hung", cpu=self.name, pc=pc - 4,
+                                    reason="asleep in WFI with no interrupt enabled (mie = 0): "
+                                           "nothing can wake it")
+        elif st[1] == PRIV_M and not st[2] & MSTATUS_MIE and not self.parked:
+            self._check_masked_spin(pc)
+        elif self._hang_since is not None:
+            self._hang_since = None
+
+    # -- hangs (limits.py) ------------------------------------------------------------------------
+    #: virtual time a masked spin must last to be a hang (limits.HANG_PS; engine option hang_ms)
+    hang_ps = HANG_PS
+
+    def _hang_reset(self) -> None:
+        self._hang_since: int | None = None
+        self._hang_pc = 0
+        self._hang_reads = 0
+        self._hang_wrote = False
+        self._hang_regs: list[int] | None = None
+        self._hung_reported = False
+
+    def note_write(self) -> None:
+        super().note_write()
+        self._hang_wrote = True
+
+    def _regs(self) -> list[int]:
+        rd = self._rd
+        return [rd(r) for r in range(rv.UC_RISCV_REG_X1, rv.UC_RISCV_REG_X31 + 1)]
+
+    def _check_masked_spin(self, pc: int) -> None:
+        """After a slice that ended in M-mode with mstatus.MIE clear: the same test as the M7's
+        (no peripheral read or write, pc within HANG_PC_SPAN, for hang_ps), and the registers
+        x1..x31 unchanged over that time: MIE is clear from reset, so a delay loop that counts
+        (or any loop that computes) is not a hang, only one that can never leave. The registers
+        are read once the conditions held for a whole slice (a polling loop never gets there)."""
+        reads = self.machine.mmio_reads
+        t = self.slice_start_ps
+        if self._hang_since is None or self._hang_wrote or reads != self._hang_reads \
+                or abs(pc - self._hang_pc) > HANG_PC_SPAN:
+            self._hang_since, self._hang_pc, self._hang_reads = t, pc, reads
+            self._hang_wrote = False
+            self._hang_regs = None
+            return
+        if self._hang_regs is None:
+            self._hang_since, self._hang_regs = t, self._regs()
+            return
+        if t - self._hang_since < self.hang_ps:
+            return
+        regs = self._regs()
+        if regs != self._hang_regs:        # it computes: a new window from these registers
+            self._hang_since, self._hang_regs = t, regs
+            return
+        self._hang_since = None
+        self._hang_regs = None
+        self.machine.record("cpu_hung", cpu=self.name, pc=pc,
+                            reason=f"spinning with interrupts masked (mstatus.MIE = 0) and no "
+                                   f"peripheral access for {self.hang_ps // 1_000_000_000} ms")
+        self.halt_for("hung: spinning with interrupts masked", {"pc": pc})
 
     def _fetch_unmapped(self, pc: int) -> bool:
         """True when no memory or MMIO region of unicorn holds ``pc`` (regions as at the first

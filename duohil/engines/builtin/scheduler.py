@@ -29,18 +29,14 @@ from . import native
 
 _NEVER = float("inf")
 
-# Event-log bounds (a wild firmware must not grow the log without end): each distinct event
-# (kind + details, time left out) is logged individually LOG_REPEATS times; after that, and for
-# every event once the log holds LOG_MAX entries, occurrences are only counted (count, first and
-# last time) under their key; past AGG_MAX keys, under (kind, machine) alone. A run with no event
-# repeated more than LOG_REPEATS times logs exactly what it always did (same fingerprint).
-LOG_REPEATS = 64
-LOG_MAX = 20_000
-AGG_MAX = 4_096
-# A storm: STORM_EVENTS more occurrences of one counted event within STORM_WINDOW_PS of virtual
-# time (>= 10 kHz for 100 ms). ``record`` says so; the machine then stops its CPU (cpu.storm).
-STORM_EVENTS = 1_000
-STORM_WINDOW_PS = 100 * 1_000_000_000
+# Event-log bounds and event storms (limits.py explains them): each distinct event (kind +
+# details, time left out) is logged individually LOG_REPEATS times; after that, and for every event
+# once the log holds LOG_MAX entries, occurrences are only counted (count, first and last time)
+# under their key; past AGG_MAX keys, under (kind, machine) alone. A run with no event repeated
+# more than LOG_REPEATS times logs exactly what it always did (same fingerprint). A storm:
+# STORM_EVENTS more occurrences of one counted event within STORM_WINDOW_PS; ``record`` says so
+# and the machine then stops its CPU (cpu.storm).
+from .limits import AGG_MAX, LOG_MAX, LOG_REPEATS, STORM_EVENTS, STORM_WINDOW_PS  # noqa: E402,F401
 
 
 def _event_key(kind: str, details: dict) -> Any:

@@ -47,6 +47,7 @@ from .scheduler import Scheduler
 
 UNICORN_VERSION = "2.1.4"
 _FP_CHUNK = 4096              # link rows encoded at a time for the fingerprint
+_FP_MEM_CHUNK = 1 << 18       # memory bytes read at a time for the fingerprint
 PLANT_POINTS = 6_000          # plant samples in a report's timeline, at most (6 s at 1 ms)
 ELF_MACHINE = {"arm": "EM_ARM", "rv": "EM_RISCV"}
 
@@ -477,10 +478,8 @@ class BuiltinSession(Session):
         at most PLANT_POINTS in all (evenly decimated: a long soak's report stays small)."""
         if self.plant is None:
             return {}
-        smps = self.plant.samples()
-        step = -(-len(smps) // PLANT_POINTS) if len(smps) > PLANT_POINTS else 1
-        return {"plant": [(round(smp.t_ps / PS_PER_MS, 3), round(smp.position, 1))
-                          for smp in smps[::step]]}
+        return {"plant": [(round(t / PS_PER_MS, 3), round(x, 1))
+                          for t, x in self.plant.trace.points(PLANT_POINTS)]}
 
     def link_bytes(self) -> list[LinkByte]:
         # the link's own TapLog (a Sequence of LinkByte, not a copy): a soak's wire is not
@@ -513,7 +512,13 @@ class BuiltinSession(Session):
             if m is None:                      # no peer in this run
                 continue
             for region, base, size in m.ram_regions():
-                put(f"mem:{name}:{region}:{base:#x}:{size:#x}", m.read_memory(base, size))
+                # the same bytes as put(tag, whole region), read 256 KiB at a time: the peer's
+                # 8 MiB IROM was copied twice, and a freed block that large leaves glibc
+                # serving every later allocation from a heap it does not give back
+                t = f"mem:{name}:{region}:{base:#x}:{size:#x}".encode()
+                h.update(len(t).to_bytes(4, "little") + t + size.to_bytes(8, "little"))
+                for off in range(0, size, _FP_MEM_CHUNK):
+                    h.update(m.read_memory(base + off, min(_FP_MEM_CHUNK, size - off)))
             cache = getattr(m, "cache", None)
             if cache is not None:
                 for r in getattr(cache, "regions", []):
@@ -581,8 +586,10 @@ class BuiltinEngine(Engine):
     name = "builtin"
     capabilities = ALL_CAPABILITIES
 
-    def __init__(self, plant: dict[str, Any] | None = None) -> None:
+    def __init__(self, plant: dict[str, Any] | None = None, hang_ms: float | None = None) -> None:
         self.plant = dict(plant or {})
+        #: how long a masked spin lasts before it is a hang (limits.HANG_PS when None)
+        self.hang_ms = hang_ms
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
@@ -607,7 +614,12 @@ class BuiltinEngine(Engine):
         return True, f"unicorn {version}; {native.note()}"
 
     def start(self, spec: RunSpec) -> BuiltinSession:
-        return BuiltinSession(spec, plant=self.plant)
+        session = BuiltinSession(spec, plant=self.plant)
+        if self.hang_ms is not None:
+            for m in session._machines.values():
+                if m is not None and m.cpu is not None:
+                    m.cpu.hang_ps = round(float(self.hang_ms) * PS_PER_MS)
+        return session
 
 
 # -- one machine alone (model tests, benchmarks) --------------------------------------------------------
