@@ -113,11 +113,7 @@ def cmd_engines(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     seed = _int_option(args.seed, "--seed", 0, scmod.MAX_RUN_SEED, "a run's seed")
     sc = scmod.load(args.scenario)
-    variant = args.variant or ("buggy" if sc.fix else "fixed")
-    valid = set(sc.ab_variants()) | {"fixed"}
-    if variant not in valid:
-        raise ConfigError(f"unknown variant {variant!r}", field="--variant",
-                          expected="one of " + ", ".join(sorted(valid)))
+    variant = sc.variant(args.variant or None, "--variant")
     if args.engine != "serial":                  # on a board the image is already flashed
         scmod.check_images(sc, [variant])
     _writable(args.json, "--json")

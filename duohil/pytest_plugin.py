@@ -229,10 +229,7 @@ class DuoFactory:
         ``run_to_end``); ``stm32`` swaps the STM32 image (a broken-fix build, say)."""
         sc = path if isinstance(path, scmod.Scenario) else \
             scmod.load(_scenario_path(path, self._item))
-        valid = set(sc.ab_variants()) | {"fixed"}
-        if variant not in valid:
-            raise ConfigError(f"unknown variant {variant!r} for scenario {sc.name}", file=sc.path,
-                              field="variant", expected="one of " + ", ".join(sorted(valid)))
+        sc.variant(variant)
         seed = seed if seed is not None else self.options.seed
         return self._keep(Duo.from_scenario(sc, variant, seed=seed, engine=self.engine,
                                             quantum_us=quantum_us or self.options.quantum_us,

@@ -116,6 +116,18 @@ class Scenario:
             return ["fixed"]
         return ["buggy", "fixed", f"fixed-no-{self.fix}"]
 
+    def variant(self, name: str | None, field: str = "variant") -> str:
+        """``name`` checked against the variants this scenario can run (its A/B variants and
+        ``fixed``); None means its default, ``buggy`` for a crash mode, else ``fixed``. ``field``
+        is what an error names (``--variant`` on the command line)."""
+        if name is None:
+            return "buggy" if self.fix else "fixed"
+        valid = set(self.ab_variants()) | {"fixed"}
+        if name not in valid:
+            raise ConfigError(f"unknown variant {name!r} for scenario {self.name}", file=self.path,
+                              field=field, expected="one of " + ", ".join(sorted(valid)))
+        return name
+
     def stm32_image(self, variant: str) -> Path:
         part = self.variants.get(variant, {}).get("stm32") or self.stm32
         return _image_path(part.image or variant, "stm32", self.path)

@@ -210,3 +210,17 @@ def test_plant_is_required_by_plant_parameters_or_a_runaway_expectation():
                                       "fixed-no-resync": "desync"}}
     assert "plant" in scenario.from_dict(none_runaway, Path("x.yaml")).requires
     assert "plant" in scenario.load(scenario.REPO / "scenarios" / "cm1_cmd_timeout.yaml").requires
+
+
+def test_a_scenarios_variant_defaults_and_is_checked_in_one_place():
+    """cli run, the diverge tool, the pytest plugin and the Robot library all resolve a variant
+    through Scenario.variant: the default, and one error naming the scenario file."""
+    scenarios = Path(__file__).parent.parent / "scenarios"
+    cm2 = scenario.load(scenarios / "cm2_resync.yaml")
+    nominal = scenario.load(scenarios / "nominal.yaml")
+    assert cm2.variant(None) == "buggy" and nominal.variant(None) == "fixed"
+    assert cm2.variant("fixed-no-resync") == "fixed-no-resync"
+    with pytest.raises(ConfigError) as err:
+        cm2.variant("fixed-no-dcache", "--variant")
+    msg = str(err.value)
+    assert "cm2_resync.yaml" in msg and "--variant" in msg and "fixed-no-resync" in msg

@@ -104,11 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if core() is None:
             raise ConfigError(f"nothing to compare: {note()}", field=ENV, expected="a built native core")
         sc = scmod.load(args.scenario)
-        variant = args.variant or ("buggy" if sc.fix else "fixed")
-        valid = set(sc.ab_variants()) | {"fixed"}
-        if variant not in valid:
-            raise ConfigError(f"unknown variant {variant!r}", field="--variant",
-                              expected="one of " + ", ".join(sorted(valid)))
+        variant = sc.variant(args.variant or None, "--variant")
         scmod.check_images(sc, [variant])
         runs = {m: capture(sc, variant, args.seed, m) for m in ORDER}
     except ConfigError as exc:
