@@ -404,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     except DuohilError as exc:
         print(f"duohil: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # the reader went away (`duohil engines | head -1`): stop quietly; stdout points at
+        # /dev/null so the interpreter's final flush cannot raise the same error again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

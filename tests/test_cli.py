@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -267,3 +268,15 @@ def test_merge_check_refuses_shards_of_two_files_that_share_a_name(tmp_path) -> 
                str(tmp_path / "m.json"), "--check")
     assert r.returncode == 2, r.stdout + r.stderr
     assert "scenario_sha256: the scenario's content differs" in r.stderr
+
+
+def test_a_reader_that_goes_away_is_no_traceback():
+    """`duohil engines | head -1`: the pipe closes under the command; it stops without a word."""
+    r, w = os.pipe()
+    os.close(r)                                  # the reader is gone before the first write
+    try:
+        p = subprocess.run([sys.executable, "-m", "duohil.cli", "engines"], cwd=ROOT, stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert p.returncode == 1 and p.stderr == "", p.stderr
