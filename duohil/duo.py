@@ -1006,7 +1006,7 @@ def _timeline(obs: oracle.Observations, extras: dict[str, Any],
     for d in ("peer->stm32", "stm32->peer"):
         frames[d] = [(round(f.t_ps / base.PS_PER_MS, 3), f.payload[0] if f.payload else None)
                      for f in oracle.wire_frames(obs.link, d)]
-    meant = oracle._meant_setpoints([(f.t_ps, f.payload) for f in oracle.wire_frames(
+    meant = oracle.meant_setpoints([(f.t_ps, f.payload) for f in oracle.wire_frames(
         obs.link, "peer->stm32") if f.payload and f.payload[0] == oracle.protocol.MSG_SETPOINT],
         obs.peer_layout)
     setpoints, last = [], None

@@ -115,7 +115,7 @@ def _wire_frames(link: list[LinkByte], direction: str) -> list[WireFrame]:
     return out
 
 
-def _meant_setpoints(frames: list[tuple[int, bytes]], layout: str) -> dict[int, tuple[int, int]]:
+def meant_setpoints(frames: list[tuple[int, bytes]], layout: str) -> dict[int, tuple[int, int]]:
     """seq -> (velocity, flags) as the peer meant them, decoding its own layout."""
     meant: dict[int, tuple[int, int]] = {}
     for _t, p in frames:
@@ -390,7 +390,7 @@ def _crc_errors_between(obs: Observations, t0: int, t1: int) -> int:
 
 def _misparse(obs: Observations, p: dict) -> str | None:
     frames = sender_frames(obs.link, "peer->stm32")
-    sp = _meant_setpoints(frames, obs.peer_layout)
+    sp = meant_setpoints(frames, obs.peer_layout)
     sr = _meant_sensors(frames, obs.peer_layout)
     for t, s in obs.samples.get("stm32", []):
         if s.get("setpoints", 0) and "sp_seq" in s:
