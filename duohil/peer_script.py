@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol
-from .engines.base import PS_PER_MS, PS_PER_US, ConsoleLine
+from .engines.base import PS_PER_MS, PS_PER_US, ConsoleLine, MachineHandle
 from .errors import ConfigError
 
 LAYOUTS = ("packed", "natural")
@@ -532,7 +532,7 @@ class Wire:
 
 
 # -- the scripted peer in a session -------------------------------------------------------------------
-class ScriptPeerHandle:
+class ScriptPeerHandle(MachineHandle):
     """``session.peer`` when the peer is a script: its console, its status dict, stalls. It has
     no CPU or memory, and says so."""
 
@@ -570,19 +570,10 @@ class ScriptPeerHandle:
     def pc(self) -> int:
         raise self._none("CPU (no pc)")
 
-    def uarts(self) -> list[str]:
-        return []
-
     def uart(self, name: str) -> Any:
         raise self._none(f"UART {name} of its own (it speaks on the STM32's link UART)")
 
     def cpu_state(self) -> dict[str, object]:
-        return {}
-
-    def describe_address(self, address: int) -> str | None:
-        return None
-
-    def uart_problems(self) -> dict[str, list[str]]:
         return {}
 
 

@@ -31,7 +31,8 @@ from typing import Any, Callable
 
 from ...errors import ConfigError, EngineError
 from ...peer_script import PEER_FAULTS, PeerScript, ScriptDriver, ScriptPeerHandle, ScriptSpec
-from ..base import LINK_FAULTS, PEER_STALL, PS_PER_MS, PS_PER_S, ConsoleLine, Engine, RunSpec
+from ..base import (LINK_FAULTS, PEER_STALL, PS_PER_MS, PS_PER_S, ConsoleLine, Engine, MachineHandle,
+                    RunSpec)
 
 DEFAULT_BAUD = 115200
 #: engine options (``duohil engines`` prints them; the CLI passes them as --port, ...)
@@ -69,7 +70,7 @@ def _open(path: str, baud: int, what: str, timeout: float = 2.0) -> Any:
         raise EngineError(f"serial port {path} ({what}): {why}") from None
 
 
-class BoardHandle:
+class BoardHandle(MachineHandle):
     """The STM32 on the board: its console lines. RAM, symbols and the core are out of reach."""
 
     name = "stm32"
@@ -103,20 +104,12 @@ class BoardHandle:
     def pc(self) -> int:
         raise self._none("read the pc")
 
-    def uarts(self) -> list[str]:
-        return []
-
     def uart(self, name: str) -> Any:
         raise self._none(f"open {name} (use --console-port)")
 
     def cpu_state(self) -> dict[str, object]:
         return {}
 
-    def describe_address(self, address: int) -> str | None:
-        return None
-
-    def uart_problems(self) -> dict[str, list[str]]:
-        return {}
 
 
 class SerialSession:
