@@ -111,7 +111,6 @@ class BoardHandle(MachineHandle):
         return {}
 
 
-
 class SerialSession:
     """One run against the board: the scripted peer on the link port, the console port read."""
 
