@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "cortexm.h"
+#include "riscv.h"
 #include "evheap.h"
 #include "ucapi.h"
 
@@ -1678,6 +1679,122 @@ static PyTypeObject CortexMType = {
     .tp_methods = cm_methods,
 };
 
+/* -- RiscV: the RV32 trap entry (riscv.c) for one core --------------------------------------------
+ * (rvtrap block: the RV32 peer's register access and trap entry; kept apart from the M7's) */
+
+typedef struct {
+    PyObject_HEAD
+    dh_rv rv;
+} RiscVObject;
+
+static PyObject *rv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *h;
+    static char *kwlist[] = {"uch", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:RiscV", kwlist, &h))
+        return NULL;
+    if (need_uc() < 0)
+        return NULL;
+    void *uch = PyLong_AsVoidPtr(h);
+    if (!uch)
+        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "RiscV: null uc handle");
+    RiscVObject *r = (RiscVObject *)type->tp_alloc(type, 0);
+    if (r)
+        r->rv.uc = (uc_engine *)uch;
+    return (PyObject *)r;
+}
+
+static PyObject *rv_fail(RiscVObject *r)
+{
+    return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(r->rv.uc_err));
+}
+
+/* rd(reg) -> the register's value (as riscv.py's ctypes rd: zero-extended, unmasked) */
+static PyObject *rv_rd(RiscVObject *r, PyObject *arg)
+{
+    long reg = PyLong_AsLong(arg);
+    if (reg == -1 && PyErr_Occurred())
+        return NULL;
+    uint64_t v;
+    if (dh_rv_read(&r->rv, (int)reg, &v) < 0)
+        return rv_fail(r);
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+/* wr(reg, value): the low 32 bits of value */
+static PyObject *rv_wr(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "wr(reg, value)");
+    long reg = PyLong_AsLong(args[0]);
+    if (reg == -1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(args[1]);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (dh_rv_write(&r->rv, (int)reg, v) < 0)
+        return rv_fail(r);
+    Py_RETURN_NONE;
+}
+
+/* read() -> [mie, priv, mstatus, pc, mtvec] */
+static PyObject *rv_read(RiscVObject *r, PyObject *Py_UNUSED(ignored))
+{
+    uint64_t st[RV_ST_N];
+    if (dh_rv_read_state(&r->rv, st) < 0)
+        return rv_fail(r);
+    PyObject *l = PyList_New(RV_ST_N);
+    if (!l)
+        return NULL;
+    for (int i = 0; i < RV_ST_N; i++) {
+        PyObject *x = PyLong_FromUnsignedLongLong(st[i]);
+        if (!x) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, i, x);
+    }
+    return l;
+}
+
+/* enter(cause, epc, tval, priv, mstatus, mtvec, in_hook) -> the pc it went to */
+static PyObject *rv_enter(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t v[6], target;
+    if (nargs != 7)
+        return PyErr_Format(PyExc_TypeError, "enter(cause, epc, tval, priv, mstatus, mtvec, in_hook)");
+    for (int i = 0; i < 6; i++)
+        if (arg_u32(args[i], &v[i]) < 0)
+            return NULL;
+    int in_hook = PyObject_IsTrue(args[6]);
+    if (in_hook < 0)
+        return NULL;
+    if (dh_rv_enter(&r->rv, v[0], v[1], v[2], v[3], v[4], v[5], in_hook, &target) < 0)
+        return rv_fail(r);
+    return PyLong_FromUnsignedLong(target);
+}
+
+static PyMethodDef rv_methods[] = {
+    {"rd", (PyCFunction)rv_rd, METH_O, "rd(reg) -> value"},
+    {"wr", (PyCFunction)(void (*)(void))rv_wr, METH_FASTCALL, "wr(reg, value): low 32 bits"},
+    {"read", (PyCFunction)rv_read, METH_NOARGS, "read() -> [mie, priv, mstatus, pc, mtvec]"},
+    {"enter", (PyCFunction)(void (*)(void))rv_enter, METH_FASTCALL,
+     "enter(cause, epc, tval, priv, mstatus, mtvec, in_hook) -> target pc: the trap-entry writes"},
+    {NULL},
+};
+
+static PyTypeObject RiscVType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.RiscV",
+    .tp_basicsize = sizeof(RiscVObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "RiscV(uch): one RV32 core's register access and machine-mode trap entry in C.",
+    .tp_new = rv_new,
+    .tp_methods = rv_methods,
+};
+
+/* -- end of the RiscV block ----------------------------------------------------------------------- */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -1758,6 +1875,16 @@ PyMODINIT_FUNC PyInit__core(void)
         || PyModule_AddObject(m, "Scheduler", (PyObject *)&SchedType) < 0
         || PyModule_AddObject(m, "CortexM", (PyObject *)&CortexMType) < 0
         || PyModule_AddStringConstant(m, "UNICORN_HEADERS", duohil_uc_built_for()) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* rvtrap: the RV32 core */
+    if (PyType_Ready(&RiscVType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&RiscVType);
+    if (PyModule_AddObject(m, "RiscV", (PyObject *)&RiscVType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
