@@ -219,3 +219,18 @@ def test_an_interrupt_from_user_mode_is_entered_and_returned_from(models) -> Non
     assert uc.reg_read(rv.UC_RISCV_REG_PC) == CODE
     assert uc.reg_read(rv.UC_RISCV_REG_PRIV) == 0
     assert regs(uc)[COMPARED.index(rv.UC_RISCV_REG_MSTATUS)] & (1 << 3)     # MIE back from MPIE
+
+
+def test_the_bench_takes_and_returns_every_rv32_interrupt_under_both_switches() -> None:
+    """`make bench`'s RV32 trap figures come from loops that really enter and return (the bench
+    raises when an interrupt was not taken or the mret did not come back to the loop)."""
+    from duohil.bench import Report, _rv_for_traps, bench_rv_traps
+    costs = bench_rv_traps(Report(), k=100)
+    assert set(costs) == {"python", "native"}
+    cpu = _rv_for_traps("native")
+    cpu.set_input(7, True)
+    cpu.executing = True
+    assert cpu.take_interrupts()
+    assert cpu.pc == 0x4200_0100 and not cpu.take_interrupts()     # in the handler, MIE clear
+    cpu._run_slice(1)
+    assert cpu.pc == 0x4200_0000 and cpu.take_interrupts()         # mret: back, MIE set again
