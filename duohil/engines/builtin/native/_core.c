@@ -18,6 +18,7 @@
 
 #include "cortexm.h"
 #include "riscv.h"
+#include "clint.h"
 #include "evheap.h"
 #include "ucapi.h"
 
@@ -1795,6 +1796,223 @@ static PyTypeObject RiscVType = {
 
 /* -- end of the RiscV block ----------------------------------------------------------------------- */
 
+/* -- Clint: the RISC-V CLINT's timer state (clint.c) for one CLINT ----------------------------------
+ * (rvtrap block: mtime/mtimecmp and the MTIP decision; clint.py keeps registers, signals, events) */
+
+typedef struct {
+    PyObject_HEAD
+    dh_clint cl;
+} ClintObject;
+
+static PyObject *clint_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    long long f, div;
+    int harts;
+    static char *kwlist[] = {"frequency", "divider", "harts", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "LLi:Clint", kwlist, &f, &div, &harts))
+        return NULL;
+    if (f <= 0 || div <= 0 || harts < 0)
+        return PyErr_Format(PyExc_ValueError, "Clint: frequency and divider must be > 0, harts >= 0");
+    ClintObject *c = (ClintObject *)type->tp_alloc(type, 0);
+    if (c && dh_clint_init(&c->cl, f, div, harts) < 0) {
+        Py_DECREF(c);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)c;
+}
+
+static void clint_dealloc(ClintObject *c)
+{
+    dh_clint_free(&c->cl);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static int clint_i64(PyObject *o, int64_t *out)
+{
+    long long v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int clint_hart(ClintObject *c, PyObject *o, int *n)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < 0 || v >= c->cl.harts) {
+        PyErr_Format(PyExc_IndexError, "Clint: hart %ld out of range", v);
+        return -1;
+    }
+    *n = (int)v;
+    return 0;
+}
+
+static int clint_shift(PyObject *o, int *shift)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v != 0 && v != 32) {
+        PyErr_SetString(PyExc_ValueError, "Clint: shift must be 0 or 32");
+        return -1;
+    }
+    *shift = (int)v;
+    return 0;
+}
+
+/* mtime(now) */
+static PyObject *clint_mtime(ClintObject *c, PyObject *arg)
+{
+    int64_t now;
+    if (clint_i64(arg, &now) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(dh_clint_mtime(&c->cl, now));
+}
+
+/* set_mtime(value, shift, now) */
+static PyObject *clint_set_mtime(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t v;
+    int shift;
+    int64_t now;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "set_mtime(value, shift, now)");
+    if (arg_u32(args[0], &v) < 0 || clint_shift(args[1], &shift) < 0 || clint_i64(args[2], &now) < 0)
+        return NULL;
+    dh_clint_set_mtime(&c->cl, v, shift, now);
+    Py_RETURN_NONE;
+}
+
+/* set_cmp(n, value, shift) */
+static PyObject *clint_set_cmp(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    int n, shift;
+    uint32_t v;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "set_cmp(n, value, shift)");
+    if (clint_hart(c, args[0], &n) < 0 || arg_u32(args[1], &v) < 0 || clint_shift(args[2], &shift) < 0)
+        return NULL;
+    dh_clint_set_cmp(&c->cl, n, v, shift);
+    Py_RETURN_NONE;
+}
+
+/* cmp(n) -> hart n's mtimecmp */
+static PyObject *clint_cmp(ClintObject *c, PyObject *arg)
+{
+    int n;
+    if (clint_hart(c, arg, &n) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(c->cl.mtimecmp[n]);
+}
+
+/* reset(now) */
+static PyObject *clint_reset(ClintObject *c, PyObject *arg)
+{
+    int64_t now;
+    if (clint_i64(arg, &now) < 0)
+        return NULL;
+    dh_clint_reset(&c->cl, now);
+    Py_RETURN_NONE;
+}
+
+/* update(n, now, level, ev_time or None) -> (CL_* flags, t or 0) */
+static PyObject *clint_update(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    int n;
+    int64_t now, ev_time = 0, t = 0;
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "update(n, now, level, ev_time)");
+    if (clint_hart(c, args[0], &n) < 0 || clint_i64(args[1], &now) < 0)
+        return NULL;
+    int level = PyObject_IsTrue(args[2]);
+    if (level < 0)
+        return NULL;
+    int has_ev = args[3] != Py_None;
+    if (has_ev && clint_i64(args[3], &ev_time) < 0)
+        return NULL;
+    int act = dh_clint_update(&c->cl, n, now, level, has_ev, ev_time, &t);
+    return Py_BuildValue("(iL)", act, (long long)t);
+}
+
+/* write_cmp(n, value, shift, now, level, ev_time) -> (CL_* flags, t): set_cmp then update, one call
+ * (the firmware's mtimecmp stores) */
+static PyObject *clint_write_cmp(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    int n, shift;
+    uint32_t v;
+    int64_t now, ev_time = 0, t = 0;
+    if (nargs != 6)
+        return PyErr_Format(PyExc_TypeError, "write_cmp(n, value, shift, now, level, ev_time)");
+    if (clint_hart(c, args[0], &n) < 0 || arg_u32(args[1], &v) < 0 || clint_shift(args[2], &shift) < 0
+        || clint_i64(args[3], &now) < 0)
+        return NULL;
+    int level = PyObject_IsTrue(args[4]);
+    if (level < 0)
+        return NULL;
+    int has_ev = args[5] != Py_None;
+    if (has_ev && clint_i64(args[5], &ev_time) < 0)
+        return NULL;
+    dh_clint_set_cmp(&c->cl, n, v, shift);
+    int act = dh_clint_update(&c->cl, n, now, level, has_ev, ev_time, &t);
+    return Py_BuildValue("(iL)", act, (long long)t);
+}
+
+static PyObject *clint_get_offset(ClintObject *c, void *Py_UNUSED(x))
+{
+    /* |offset| < 2**65: as a Python int via two halves */
+    __int128 o = c->cl.offset;
+    PyObject *hi = PyLong_FromLongLong((long long)(o >> 32));
+    PyObject *lo = PyLong_FromUnsignedLongLong((unsigned long long)(o & 0xFFFFFFFFu));
+    PyObject *sh = PyLong_FromLong(32), *r = NULL;
+    if (hi && lo && sh) {
+        PyObject *h2 = PyNumber_Lshift(hi, sh);
+        if (h2) {
+            r = PyNumber_Or(h2, lo);
+            Py_DECREF(h2);
+        }
+    }
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    Py_XDECREF(sh);
+    return r;
+}
+
+static PyGetSetDef clint_getset[] = {
+    {"offset", (getter)clint_get_offset, NULL, "mtime = offset + ticks(t), mod 2**64", NULL},
+    {NULL},
+};
+
+static PyMethodDef clint_methods[] = {
+    {"mtime", (PyCFunction)clint_mtime, METH_O, "mtime(now) -> mtime"},
+    {"set_mtime", (PyCFunction)(void (*)(void))clint_set_mtime, METH_FASTCALL,
+     "set_mtime(value, shift, now): a 32-bit half of mtime written"},
+    {"set_cmp", (PyCFunction)(void (*)(void))clint_set_cmp, METH_FASTCALL,
+     "set_cmp(n, value, shift): a 32-bit half of hart n's mtimecmp written"},
+    {"write_cmp", (PyCFunction)(void (*)(void))clint_write_cmp, METH_FASTCALL,
+     "write_cmp(n, value, shift, now, level, ev_time) -> (flags, t): set_cmp, then update"},
+    {"cmp", (PyCFunction)clint_cmp, METH_O, "cmp(n) -> hart n's mtimecmp"},
+    {"reset", (PyCFunction)clint_reset, METH_O, "reset(now): mtime 0 from now, mtimecmp all ones"},
+    {"update", (PyCFunction)(void (*)(void))clint_update, METH_FASTCALL,
+     "update(n, now, level, ev_time) -> (flags, t): what MTIP of hart n needs (clint.h CL_*)"},
+    {NULL},
+};
+
+static PyTypeObject ClintType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Clint",
+    .tp_basicsize = sizeof(ClintObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Clint(frequency, divider, harts): a CLINT's mtime/mtimecmp state and MTIP decision in C.",
+    .tp_new = clint_new,
+    .tp_dealloc = (destructor)clint_dealloc,
+    .tp_methods = clint_methods,
+    .tp_getset = clint_getset,
+};
+
+/* -- end of the Clint block ------------------------------------------------------------------------ */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -1885,6 +2103,20 @@ PyMODINIT_FUNC PyInit__core(void)
     }
     Py_INCREF(&RiscVType);
     if (PyModule_AddObject(m, "RiscV", (PyObject *)&RiscVType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* rvtrap: the CLINT's timer state */
+    if (PyType_Ready(&ClintType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&ClintType);
+    if (PyModule_AddObject(m, "Clint", (PyObject *)&ClintType) < 0
+        || PyModule_AddIntConstant(m, "CL_LOWER", CL_LOWER) < 0
+        || PyModule_AddIntConstant(m, "CL_CANCEL", CL_CANCEL) < 0
+        || PyModule_AddIntConstant(m, "CL_RAISE", CL_RAISE) < 0
+        || PyModule_AddIntConstant(m, "CL_SCHEDULE", CL_SCHEDULE) < 0) {
         Py_DECREF(m);
         return NULL;
     }
