@@ -15,10 +15,12 @@
 #include <structmember.h>
 
 #include <stdint.h>
+#include <string.h>
 
 #include "cortexm.h"
 #include "riscv.h"
 #include "clint.h"
+#include "plic.h"
 #include "evheap.h"
 #include "ucapi.h"
 
@@ -2013,6 +2015,218 @@ static PyTypeObject ClintType = {
 
 /* -- end of the Clint block ------------------------------------------------------------------------ */
 
+/* -- Plic: the RISC-V PLIC's state (plic.c) for one PLIC -----------------------------------------
+ * (rvtrap block: gateways, priorities, enables, thresholds, claim/complete; plic.py keeps the
+ * register map and the outputs) */
+
+typedef struct {
+    PyObject_HEAD
+    dh_plic pl;
+} PlicObject;
+
+static PyObject *plic_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    int sources, contexts, prio;
+    static char *kwlist[] = {"sources", "contexts", "priorities_enabled", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iip:Plic", kwlist, &sources, &contexts, &prio))
+        return NULL;
+    if (sources < 1 || sources > PL_MAX_SOURCES || contexts < 0)
+        return PyErr_Format(PyExc_ValueError, "Plic: sources must be 1..%d, contexts >= 0", PL_MAX_SOURCES);
+    PlicObject *o = (PlicObject *)type->tp_alloc(type, 0);
+    if (o && dh_plic_init(&o->pl, sources, contexts, prio) < 0) {
+        Py_DECREF(o);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)o;
+}
+
+static void plic_dealloc(PlicObject *o)
+{
+    dh_plic_free(&o->pl);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static int plic_int(PyObject *o, int lo, int hi, const char *what, int *out)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < lo || v > hi) {
+        PyErr_Format(PyExc_IndexError, "Plic: %s %ld out of range", what, v);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static PyObject *plic_set_input(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_input(line, level)");
+    long line = PyLong_AsLong(args[0]);
+    if (line == -1 && PyErr_Occurred())
+        return NULL;
+    int level = PyObject_IsTrue(args[1]);
+    if (level < 0)
+        return NULL;
+    int changed = (line >= 1 && line <= o->pl.sources) ? dh_plic_set_input(&o->pl, (int)line, level) : 0;
+    return PyBool_FromLong(changed);
+}
+
+static PyObject *plic_set_priority(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int i;
+    uint32_t v;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_priority(i, value)");
+    if (plic_int(args[0], 1, o->pl.sources, "source", &i) < 0 || arg_u32(args[1], &v) < 0)
+        return NULL;
+    return PyBool_FromLong(dh_plic_set_priority(&o->pl, i, v));
+}
+
+static PyObject *plic_set_enable(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int c, w;
+    uint32_t v;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "set_enable(c, w, value)");
+    if (plic_int(args[0], 0, o->pl.contexts - 1, "context", &c) < 0
+        || plic_int(args[1], 0, PL_WORDS - 1, "word", &w) < 0 || arg_u32(args[2], &v) < 0)
+        return NULL;
+    return PyBool_FromLong(dh_plic_set_enable(&o->pl, c, w, v));
+}
+
+static PyObject *plic_set_threshold(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int c;
+    uint32_t v;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_threshold(c, value)");
+    if (plic_int(args[0], 0, o->pl.contexts - 1, "context", &c) < 0 || arg_u32(args[1], &v) < 0)
+        return NULL;
+    return PyBool_FromLong(dh_plic_set_threshold(&o->pl, c, v));
+}
+
+static PyObject *plic_complete(PlicObject *o, PyObject *arg)
+{
+    uint32_t v;
+    if (arg_u32(arg, &v) < 0)
+        return NULL;
+    return PyBool_FromLong(dh_plic_complete(&o->pl, v));
+}
+
+static PyObject *plic_claim(PlicObject *o, PyObject *arg)
+{
+    int c;
+    if (plic_int(arg, 0, o->pl.contexts - 1, "context", &c) < 0)
+        return NULL;
+    return PyLong_FromLong(dh_plic_claim(&o->pl, c));
+}
+
+static PyObject *plic_best(PlicObject *o, PyObject *arg)
+{
+    int c;
+    if (plic_int(arg, 0, o->pl.contexts - 1, "context", &c) < 0)
+        return NULL;
+    return PyLong_FromLong(dh_plic_best(&o->pl, c));
+}
+
+static PyObject *plic_reset(PlicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    dh_plic_reset(&o->pl);
+    Py_RETURN_NONE;
+}
+
+static PyObject *plic_priority(PlicObject *o, PyObject *arg)
+{
+    int i;
+    if (plic_int(arg, 0, o->pl.sources, "source", &i) < 0)
+        return NULL;
+    return PyLong_FromLong(o->pl.priority[i]);
+}
+
+static PyObject *plic_threshold(PlicObject *o, PyObject *arg)
+{
+    int c;
+    if (plic_int(arg, 0, o->pl.contexts - 1, "context", &c) < 0)
+        return NULL;
+    return PyLong_FromLong(o->pl.threshold[c]);
+}
+
+/* words as one Python int, bit n = source n */
+static PyObject *bits_int(const uint32_t *words)
+{
+    unsigned char b[4 * PL_WORDS];
+    for (int w = 0; w < PL_WORDS; w++)
+        for (int k = 0; k < 4; k++)
+            b[4 * w + k] = (unsigned char)(words[w] >> (8 * k));
+    return _PyLong_FromByteArray(b, sizeof b, 1, 0);
+}
+
+/* bits(name) -> "level", "pending", "in_flight" or ("enable", c) as an int, bit n = source n */
+static PyObject *plic_bits(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || !PyUnicode_Check(args[0]))
+        return PyErr_Format(PyExc_TypeError, "bits(name[, context])");
+    const char *n = PyUnicode_AsUTF8(args[0]);
+    if (!n)
+        return NULL;
+    if (!strcmp(n, "level"))
+        return bits_int(o->pl.level);
+    if (!strcmp(n, "pending"))
+        return bits_int(o->pl.pending);
+    if (!strcmp(n, "in_flight"))
+        return bits_int(o->pl.in_flight);
+    if (!strcmp(n, "enable") && nargs == 2) {
+        int c;
+        if (plic_int(args[1], 0, o->pl.contexts - 1, "context", &c) < 0)
+            return NULL;
+        return bits_int(&o->pl.enable[c * PL_WORDS]);
+    }
+    return PyErr_Format(PyExc_ValueError, "bits: unknown %s", n);
+}
+
+static PyObject *plic_get_bad(PlicObject *o, void *Py_UNUSED(x))
+{
+    return PyLong_FromLongLong(o->pl.bad_completions);
+}
+
+static PyGetSetDef plic_getset[] = {
+    {"bad_completions", (getter)plic_get_bad, NULL, "completions of ids not in flight", NULL},
+    {NULL},
+};
+
+static PyMethodDef plic_methods[] = {
+    {"set_input", (PyCFunction)(void (*)(void))plic_set_input, METH_FASTCALL,
+     "set_input(line, level) -> whether the outputs need re-evaluating"},
+    {"set_priority", (PyCFunction)(void (*)(void))plic_set_priority, METH_FASTCALL, "set_priority(i, v) -> bool"},
+    {"set_enable", (PyCFunction)(void (*)(void))plic_set_enable, METH_FASTCALL, "set_enable(c, w, v) -> bool"},
+    {"set_threshold", (PyCFunction)(void (*)(void))plic_set_threshold, METH_FASTCALL,
+     "set_threshold(c, v) -> bool"},
+    {"complete", (PyCFunction)plic_complete, METH_O, "complete(value) -> False when not in flight"},
+    {"claim", (PyCFunction)plic_claim, METH_O, "claim(c) -> id or 0"},
+    {"best", (PyCFunction)plic_best, METH_O, "best(c) -> the id context c would claim, or 0"},
+    {"reset", (PyCFunction)plic_reset, METH_NOARGS, "reset(): lines still high pending again"},
+    {"priority", (PyCFunction)plic_priority, METH_O, "priority(i)"},
+    {"threshold", (PyCFunction)plic_threshold, METH_O, "threshold(c)"},
+    {"bits", (PyCFunction)(void (*)(void))plic_bits, METH_FASTCALL, "bits(name[, c]) -> int"},
+    {NULL},
+};
+
+static PyTypeObject PlicType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Plic",
+    .tp_basicsize = sizeof(PlicObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Plic(sources, contexts, priorities_enabled): a PLIC's state and claim/complete in C.",
+    .tp_new = plic_new,
+    .tp_dealloc = (destructor)plic_dealloc,
+    .tp_methods = plic_methods,
+    .tp_getset = plic_getset,
+};
+
+/* -- end of the Plic block ------------------------------------------------------------------------- */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -2117,6 +2331,16 @@ PyMODINIT_FUNC PyInit__core(void)
         || PyModule_AddIntConstant(m, "CL_CANCEL", CL_CANCEL) < 0
         || PyModule_AddIntConstant(m, "CL_RAISE", CL_RAISE) < 0
         || PyModule_AddIntConstant(m, "CL_SCHEDULE", CL_SCHEDULE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* rvtrap: the PLIC's state */
+    if (PyType_Ready(&PlicType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&PlicType);
+    if (PyModule_AddObject(m, "Plic", (PyObject *)&PlicType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
