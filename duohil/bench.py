@@ -9,7 +9,8 @@ Measures, for each core and both together:
 plus engine start-up (build both machines, load and patch both ELFs) and peak memory, and
   (d) the native core's per-operation costs (event heap push+pop, scheduler event, slice start/stop)
       against today's Python path, the Cortex-M7 interrupt entry+return under DUOHIL_MODELS=python
-      and native (target <= 2 us), and the product traffic run under both (the end-to-end ratio).
+      and native (target <= 2 us), the RV32 interrupt entry + mret the same way, and the product
+      traffic run under both (the end-to-end ratio).
 
 Targets (printed next to each number): 1 s virtual of both cores idle at 1 kHz in < 0.1 s wall
 (>= 10x real time); start-up < 0.5 s; peak RSS < 300 MB; both fixed firmwares with nominal traffic
@@ -300,6 +301,79 @@ def bench_exceptions(rep: Report, k: int = 10_000) -> dict[str, float]:
     return out
 
 
+def _rv_for_traps(models: str) -> Any:
+    """A bare RV32 peer core (IROM only) under ``models``, in M-mode with MIE set and MTIE enabled,
+    spinning on ``j .``; mtvec (direct) points at an ``mret``."""
+    from unicorn import riscv_const as R
+
+    from .engines.builtin import native
+    from .engines.builtin.machine import Machine
+    from .engines.builtin.riscv import RiscV32Cpu
+    from .engines.builtin.scheduler import Scheduler
+
+    old = os.environ.get(native.ENV)
+    os.environ[native.ENV] = models
+    try:
+        m = Machine("bench", Scheduler(10_000_000), platform=__file__)
+        cpu = RiscV32Cpu(m, "cpu", 160_000_000)
+    finally:
+        if old is None:
+            os.environ.pop(native.ENV, None)
+        else:
+            os.environ[native.ENV] = old
+    m.attach_cpu(cpu)
+    m.add_memory("irom", [0x4200_0000], 0x1_0000)
+    m.finish()
+    m.write_memory(0x4200_0000, (0x0000_006F).to_bytes(4, "little"))        # j .
+    m.write_memory(0x4200_0100, (0x3020_0073).to_bytes(4, "little"))        # mret
+    cpu.reset_pc = 0x4200_0000
+    cpu.reset()
+    uc = cpu.uc
+    uc.reg_write(R.UC_RISCV_REG_MTVEC, 0x4200_0100)
+    uc.reg_write(R.UC_RISCV_REG_MIE, 1 << 7)
+    uc.reg_write(R.UC_RISCV_REG_MSTATUS, 1 << 3)
+    cpu.registers_changed()
+    return cpu
+
+
+def bench_rv_traps(rep: Report, k: int = 10_000) -> dict[str, float]:
+    """RV32 machine timer interrupt entry + return under each DUOHIL_MODELS value: MTIP held high,
+    ``take_interrupts`` enters the trap (mstatus/mepc/mcause/mtval, pc <- mtvec), then a
+    one-instruction slice runs the handler's ``mret`` (unicorn executes it; the slice's end reads
+    the state the next take uses). A loop of the same one-instruction slices on ``j .`` alone is
+    subtracted for the core's work."""
+    from .engines.builtin import native
+
+    out: dict[str, float] = {}
+    for models in ("python", "native") if native.core() is not None else ("python",):
+        cpu = _rv_for_traps(models)
+        cpu.set_input(7, True)
+
+        def trap_loop() -> None:
+            cpu.executing = True
+            for _ in range(k):
+                cpu.take_interrupts()
+                cpu._run_slice(1)
+            cpu.executing = False
+
+        def slice_loop() -> None:
+            cpu.executing = True
+            for _ in range(k):
+                cpu._run_slice(1)
+            cpu.executing = False
+
+        full = _per_op_ns(trap_loop, k)
+        work = full - _per_op_ns(slice_loop, k)
+        if cpu.interrupts_taken < 3 * k or cpu.pc != 0x4200_0000:
+            raise RuntimeError(f"RV32 trap bench ({models}): the interrupts were not all taken and returned")
+        out[models] = work
+        rep.line(f"RV32 interrupt entry+return, core work: {models}", f"{work / 1000:.2f} us",
+                 "" if models == "python" else f"{out['python'] / work:.1f}x less; target <= 2 us",
+                 None if models == "python" else work <= 2000)
+        rep.line(f"RV32 interrupt, take + mret slice: {models}", f"{full / 1000:.2f} us")
+    return out
+
+
 def _slice_steps(sched_cls: Any, steps: int = 20_000) -> Callable[[], None]:
     """``steps`` scheduler steps of two CpuCores whose slices do nothing: the slice driver's own
     cost (next_deadline + advance_to + the slice bookkeeping), without unicorn."""
@@ -524,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         print("(d) native core")
         bench_native_ops(rep)
         bench_exceptions(rep)
+        bench_rv_traps(rep)
         bench_models(rep, models_ps)
         return 0
     print("start-up")
@@ -544,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     print("(d) native core")
     bench_native_ops(rep)
     bench_exceptions(rep)
+    bench_rv_traps(rep)
     bench_models(rep, models_ps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
     print("memory")

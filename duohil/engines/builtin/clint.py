@@ -9,6 +9,11 @@ Outputs: ``output(2n)`` = hart n MSIP, ``output(2n + 1)`` = MTIP (repl ``[0,1] -
 As in Renode, writing either half of mtimecmp re-evaluates MTIP at once, so on RV32 write the high
 word as all ones first. The first CPU of the machine gets ``time_source`` (the ``time`` CSR, repl
 ``timeProvider: clint``). Reset: mtime restarts at 0, mtimecmp = all ones, msip = 0.
+
+Under ``DUOHIL_MODELS=native`` the timer state (offset, mtimecmp) lives in C (native/clint.c,
+``_core.Clint``) and only there: the ``*_native`` methods read and write it and ask it what MTIP
+needs; the register map, the outputs and the scheduler events stay here. tests/test_native_clint.py
+compares the two.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from typing import Any, ClassVar
 
 from ...errors import ConfigError
 from ..base import PS_PER_S
+from . import native
 from .peripheral import Peripheral
 from .regs import Field
 
@@ -28,6 +34,12 @@ FAR_TICKS = 1 << 40
 #: a due tick at least this far counts as far without computing mtime: virtual time stays below
 #: 2**61 ticks (73 years at 1 GHz), so due - now > FAR_TICKS holds
 HUGE_TICKS = 1 << 62
+#: a due time past this picosecond (106 days) is not scheduled either: virtual time never gets
+#: there, and the native scheduler keeps times in 64 bits (a slow mtime, e.g. 32 kHz, reaches it
+#: within FAR_TICKS)
+MAX_PS = (1 << 63) - 1
+#: what _core.Clint.update asks for (native/clint.h), done in this order
+CL_LOWER, CL_CANCEL, CL_RAISE, CL_SCHEDULE = 1, 2, 4, 8
 
 
 class CoreLevelInterruptor(Peripheral):
@@ -43,8 +55,19 @@ class CoreLevelInterruptor(Peripheral):
         self.frequency = int(self.props["frequency"])
         self.divider = int(self.props["divider"])
         self.harts = int(self.props["numberOfTargets"])
-        self.offset = 0                         # mtime = offset + ticks(t)
-        self.mtimecmp = [MASK64] * self.harts
+        #: the timer state in C under DUOHIL_MODELS=native (then offset/mtimecmp exist only there)
+        self._c = None
+        if native.models() == "native":
+            self._c = native.core().Clint(self.frequency, self.divider, self.harts)
+            self.mtime = self._mtime_native                     # type: ignore[method-assign]
+            self._set_mtime = self._set_mtime_native            # type: ignore[method-assign]
+            self._set_cmp = self._set_cmp_native                # type: ignore[method-assign]
+            self._update_mtip = self._update_mtip_native        # type: ignore[method-assign]
+            self.write = self._write_native                     # type: ignore[method-assign]
+            self.compare = self._c.cmp                          # type: ignore[method-assign]
+        else:
+            self.offset = 0                     # mtime = offset + ticks(t)
+            self.mtimecmp = [MASK64] * self.harts
         self._events: list[Any] = [None] * self.harts
         self._ev_names = [f"{name}.mtip{n}" for n in range(self.harts)]
         self._ps_per_tick_div = self.divider * PS_PER_S
@@ -56,10 +79,10 @@ class CoreLevelInterruptor(Peripheral):
             self.regs.define(4 * n, f"MSIP{n}", fields=[Field("MSIP", 0)],
                              on_write=lambda r, old, new, n=n: self._msip[n].set(r.MSIP))
             lo = self.regs.define(MTIMECMP_BASE + 8 * n, f"MTIMECMP{n}_LO",
-                             on_read=lambda r, n=n: self.mtimecmp[n] & 0xFFFF_FFFF,
+                             on_read=lambda r, n=n: self.compare(n) & 0xFFFF_FFFF,
                              on_write=lambda r, old, new, n=n: self._set_cmp(n, new, 0))
             hi = self.regs.define(MTIMECMP_BASE + 8 * n + 4, f"MTIMECMP{n}_HI",
-                             on_read=lambda r, n=n: self.mtimecmp[n] >> 32,
+                             on_read=lambda r, n=n: self.compare(n) >> 32,
                              on_write=lambda r, old, new, n=n: self._set_cmp(n, new, 32))
             self._cmp_regs[MTIMECMP_BASE + 8 * n] = (lo, n, 0, ~0xFFFF_FFFF & MASK64)
             self._cmp_regs[MTIMECMP_BASE + 8 * n + 4] = (hi, n, 32, 0xFFFF_FFFF)
@@ -82,6 +105,10 @@ class CoreLevelInterruptor(Peripheral):
         reg.value = value = value & 0xFFFF_FFFF
         self.mtimecmp[n] = (self.mtimecmp[n] & keep) | (value << shift)     # = _set_cmp
         self._update_mtip(n)
+
+    def compare(self, n: int) -> int:
+        """Hart n's mtimecmp (64 bits)."""
+        return self.mtimecmp[n]
 
     # -- time ------------------------------------------------------------------------------------------
     def _ticks(self, t_ps: int) -> int:
@@ -129,6 +156,8 @@ class CoreLevelInterruptor(Peripheral):
         if due_tick - now_tick > FAR_TICKS:
             return             # an event already scheduled re-checks when it fires (see _fire)
         t = self._time_of_tick(due_tick)
+        if t > MAX_PS:
+            return             # as far as FAR_TICKS: an event already scheduled re-checks
         if ev is not None:
             if ev.time == t:
                 return
@@ -141,8 +170,57 @@ class CoreLevelInterruptor(Peripheral):
 
     def reset(self) -> None:
         super().reset()
-        self.offset = -self._ticks(self.now())
+        if self._c is not None:
+            self._c.reset(self.now())
+        else:
+            self.offset = -self._ticks(self.now())
         for n in range(self.harts):
-            self.mtimecmp[n] = MASK64
+            if self._c is None:
+                self.mtimecmp[n] = MASK64
             self.output(2 * n).set(False)
             self._update_mtip(n)
+
+    # -- the same with the state in C (DUOHIL_MODELS=native) ------------------------------------------
+    def _write_native(self, offset: int, size: int, value: int) -> None:
+        hit = self._cmp_regs.get(offset) if size == 4 else None
+        if hit is None:
+            self.regs.write(offset, size, value)
+            return
+        reg, n, shift, _keep = hit
+        reg.value = value = value & 0xFFFF_FFFF
+        sig, ev = self._mtip[n], self._events[n]
+        act, t = self._c.write_cmp(n, value, shift, self.machine.now(), sig.level,
+                                   None if ev is None else ev.time)
+        if act:
+            self._act(n, act, t, sig, ev)
+
+    def _mtime_native(self) -> int:
+        return self._c.mtime(self.now())
+
+    def _set_mtime_native(self, value: int, shift: int) -> None:
+        self._c.set_mtime(value & 0xFFFF_FFFF, shift, self.now())
+        for n in range(self.harts):
+            self._update_mtip_native(n)
+
+    def _set_cmp_native(self, n: int, value: int, shift: int) -> None:
+        self._c.set_cmp(n, value & 0xFFFF_FFFF, shift)
+        self._update_mtip_native(n)
+
+    def _update_mtip_native(self, n: int) -> None:
+        """``_update_mtip``'s actions, in its order, as the C state decides them."""
+        sig = self._mtip[n]
+        ev = self._events[n]
+        act, t = self._c.update(n, self.machine.now(), sig.level, None if ev is None else ev.time)
+        if act:
+            self._act(n, act, t, sig, ev)
+
+    def _act(self, n: int, act: int, t: int, sig: Any, ev: Any) -> None:
+        if act & CL_LOWER:
+            sig.set(False)
+        if act & CL_CANCEL:
+            ev.cancel()
+            self._events[n] = None
+        if act & CL_RAISE:
+            sig.set(True)
+        if act & CL_SCHEDULE:
+            self._events[n] = self.machine.scheduler.at(t, self._fire, n, name=self._ev_names[n])

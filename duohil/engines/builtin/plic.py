@@ -13,12 +13,18 @@ Beyond Renode: the threshold is implemented (Renode ignores it and behaves as 0)
 notified of, and claims, only sources with priority > threshold. Completion of an id that is not in
 flight is ignored, as the spec says (Renode logs an error when it does not match its LIFO top);
 the count is kept in ``bad_completions``. Ties: the lowest id wins (as Renode).
+
+Under ``DUOHIL_MODELS=native`` the state (lines, pending, in flight, priorities, enables,
+thresholds, bad completions) lives only in C (native/plic.c, ``_core.Plic``): the ``*_native``
+methods change it there and this model sets the context outputs; ``level``, ``pending``... read
+back from C. tests/test_native_plic.py compares the two.
 """
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 from ...errors import ConfigError
+from . import native
 from .peripheral import Peripheral
 from .regs import RO
 
@@ -46,30 +52,51 @@ class PlatformLevelInterruptController(Peripheral):
             raise ConfigError(f"{name}: numberOfSources {self.sources}", field="numberOfSources",
                               expected="1..1023")
         words = (self.sources + 1 + 31) // 32
-        self.level = 0            # input lines (bit n = source n)
-        self.pending = 0
-        self.in_flight = 0
-        self.bad_completions = 0
-        self.priority = [1] * (self.sources + 1)
-        self.enable = [0] * self.contexts
-        self.threshold = [0] * self.contexts
         self._valid = ((1 << (self.sources + 1)) - 1) & ~1
+        #: the state in C under DUOHIL_MODELS=native (then the attributes below exist only there)
+        self._c = None
+        if native.models() == "native":
+            self._c = native.core().Plic(self.sources, self.contexts, self.priorities_enabled)
+            for name in ("set_input", "_set_priority", "_set_enable", "_set_threshold", "_best", "claim",
+                         "complete", "_update", "reset"):
+                setattr(self, name, getattr(self, f"{name}_native"))
+        else:
+            self.level = 0            # input lines (bit n = source n)
+            self.pending = 0
+            self.in_flight = 0
+            self.bad_completions = 0
+            self.priority = [1] * (self.sources + 1)
+            self.enable = [0] * self.contexts
+            self.threshold = [0] * self.contexts
         for i in range(1, self.sources + 1):
-            self.regs.define(4 * i, f"PRIORITY{i}", on_read=lambda r, i=i: self.priority[i],
+            self.regs.define(4 * i, f"PRIORITY{i}", on_read=lambda r, i=i: self._priority(i),
                              on_write=lambda r, old, new, i=i: self._set_priority(i, new))
         for w in range(words):
             self.regs.define(PENDING_BASE + 4 * w, f"PENDING{w}", access=RO,
-                             on_read=lambda r, w=w: (self.pending >> (32 * w)) & 0xFFFF_FFFF)
+                             on_read=lambda r, w=w: (self._bits("pending") >> (32 * w)) & 0xFFFF_FFFF)
         for c in range(self.contexts):
             for w in range(words):
                 self.regs.define(ENABLE_BASE + ENABLE_STRIDE * c + 4 * w, f"ENABLE{c}_{w}",
-                                 on_read=lambda r, c=c, w=w: (self.enable[c] >> (32 * w)) & 0xFFFF_FFFF,
+                                 on_read=lambda r, c=c, w=w: (self._enable(c) >> (32 * w)) & 0xFFFF_FFFF,
                                  on_write=lambda r, old, new, c=c, w=w: self._set_enable(c, w, new))
             base = CONTEXT_BASE + CONTEXT_STRIDE * c
-            self.regs.define(base, f"THRESHOLD{c}", on_read=lambda r, c=c: self.threshold[c],
+            self.regs.define(base, f"THRESHOLD{c}", on_read=lambda r, c=c: self._threshold(c),
                              on_write=lambda r, old, new, c=c: self._set_threshold(c, new))
             self.regs.define(base + 4, f"CLAIM{c}", on_read=lambda r, c=c: self.claim(c),
                              on_write=lambda r, old, new, c=c: self.complete(c, new))
+
+    # -- register reads, either state ------------------------------------------------------------------
+    def _priority(self, i: int) -> int:
+        return self._c.priority(i) if self._c is not None else self.priority[i]
+
+    def _bits(self, name: str) -> int:
+        return self._c.bits(name) if self._c is not None else getattr(self, name)
+
+    def _enable(self, c: int) -> int:
+        return self._c.bits("enable", c) if self._c is not None else self.enable[c]
+
+    def _threshold(self, c: int) -> int:
+        return self._c.threshold(c) if self._c is not None else self.threshold[c]
 
     # -- inputs ----------------------------------------------------------------------------------------
     def set_input(self, line: int, level: bool) -> None:
@@ -140,3 +167,61 @@ class PlatformLevelInterruptController(Peripheral):
         self.enable = [0] * self.contexts
         self.threshold = [0] * self.contexts
         self._update()
+
+    # -- the same with the state in C (DUOHIL_MODELS=native) ------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        """Read-only views of the C state under native (tests, inspection): ``level``,
+        ``pending``, ``in_flight`` as ints, ``priority``/``enable``/``threshold`` as lists."""
+        c = self.__dict__.get("_c")
+        if c is None:
+            raise AttributeError(name)
+        if name in ("level", "pending", "in_flight"):
+            return c.bits(name)
+        if name == "bad_completions":
+            return c.bad_completions
+        if name == "priority":
+            return [c.priority(i) for i in range(self.sources + 1)]
+        if name == "enable":
+            return [c.bits("enable", k) for k in range(self.contexts)]
+        if name == "threshold":
+            return [c.threshold(k) for k in range(self.contexts)]
+        raise AttributeError(name)
+
+    def set_input_native(self, line: int, level: bool) -> None:
+        if self._c.set_input(line, level):
+            self._update_native()
+
+    def _set_priority_native(self, i: int, value: int) -> None:
+        if self._c.set_priority(i, value):
+            self._update_native()
+
+    def _set_enable_native(self, c: int, w: int, value: int) -> None:
+        self._c.set_enable(c, w, value)
+        self._update_native()
+
+    def _set_threshold_native(self, c: int, value: int) -> None:
+        self._c.set_threshold(c, value)
+        self._update_native()
+
+    def _best_native(self, c: int) -> int:
+        return self._c.best(c)
+
+    def claim_native(self, c: int) -> int:
+        i = self._c.claim(c)
+        if i:
+            self._update_native()
+        return i
+
+    def complete_native(self, c: int, value: int) -> None:
+        if self._c.complete(value):
+            self._update_native()
+
+    def _update_native(self) -> None:
+        best = self._c.best
+        for c in range(self.contexts):
+            self.output(c).set(best(c) != 0)
+
+    def reset_native(self) -> None:
+        Peripheral.reset(self)
+        self._c.reset()
+        self._update_native()

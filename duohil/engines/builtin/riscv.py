@@ -1,5 +1,9 @@
 """RV32IMC core (the ESP32-C3-class peer) on unicorn, with machine-mode traps written in Python.
 
+Under ``DUOHIL_MODELS=native`` the register side (single reads/writes, the trap-state batch, the
+trap-entry writes) runs in C (native/riscv.c) from ``_enter_trap_native``, which shares this
+file's decisions; ``_enter_trap`` is the reference (tests/test_native_riscv.py compares them).
+
 What unicorn 2.1.4 does on its own, measured with throw-away probes (and read in its sources,
 ``qemu/accel/tcg/cpu-exec.c`` and ``qemu/target/riscv/unicorn.c`` at tag 2.1.4):
 
@@ -25,6 +29,11 @@ What unicorn 2.1.4 does on its own, measured with throw-away probes (and read in
   callback the load is likewise re-executed (the device is read twice). This core therefore steps
   over the store when it stopped itself from a write (pc read in the callback is exact while
   ``count`` is set). Any model calling ``emu_stop`` from a write callback must do the same.
+- Below M-mode (priv 0/1), reading a machine CSR through ``uc_reg_read`` fails silently and
+  leaves the output untouched by the CSR (measured: ``reg_read(MSTATUS)`` in U-mode returns a
+  different garbage value from run to run), and ``uc_reg_write`` of one is dropped: QEMU's CSR
+  privilege check applies to unicorn's register API. This core therefore reads the trap state
+  at M privilege (``_StateReader``) and raises the privilege to M *before* writing the trap CSRs.
 - ``mip`` is not writable from outside (``reg_write(MIP)`` is masked to nothing), so ``mip`` is
   a Python shadow driven by ``set_input`` and QEMU never takes an interrupt itself; a firmware
   ``csrr mip`` reads 0 (deviation). ``mtvec`` keeps MODE 0/1 and ignores writes with MODE >= 2.
@@ -96,6 +105,7 @@ from unicorn import (
 from unicorn import riscv_const as rv
 
 from ...errors import EngineError
+from . import native
 from .cpu import RAW, CpuCore
 from .limits import HANG_PC_SPAN, HANG_PS
 
@@ -220,6 +230,24 @@ class _RegBatch:
                 self.uc.reg_write(r, v)
 
 
+class _StateReader:
+    """mie, priv, mstatus, pc, mtvec in one batch, the CSRs read at M privilege: below M, unicorn
+    2.1.4's register API reads machine CSRs as garbage (see the module docstring)."""
+
+    def __init__(self, batch: _RegBatch, wr: Callable[[int, int], None]) -> None:
+        self.batch, self.wr = batch, wr
+
+    def read(self) -> list[int]:
+        st = self.batch.read()
+        priv = st[1]
+        if priv != PRIV_M:
+            self.wr(rv.UC_RISCV_REG_PRIV, PRIV_M)
+            st = self.batch.read()
+            self.wr(rv.UC_RISCV_REG_PRIV, priv)
+            st[1] = priv
+        return st
+
+
 class RiscV32Cpu(CpuCore):
     arch = "rv32"
 
@@ -268,7 +296,15 @@ class RiscV32Cpu(CpuCore):
         #: _trap_in's registers as read at the end of the last slice (None: read them); valid
         #: while nothing has run or been written since (interrupt_pending, take_interrupts)
         self._state_cache: list[int] | None = None
-        if _uclib is not None:
+        #: DUOHIL_MODELS=native: register access and the trap-entry writes in C (native/riscv.c);
+        #: the decisions stay here, shared with the reference (_enter_trap under python)
+        self._rv = None
+        if native.models() == "native":
+            rvc = self._rv = native.core().RiscV(uc._uch.value)
+            self._rd, self._wr = rvc.rd, rvc.wr
+            self._trap_in = rvc                      # .read() -> [mie, priv, mstatus, pc, mtvec]
+            self._enter_trap = self._enter_trap_native    # type: ignore[method-assign]
+        elif _uclib is not None:
             handle, buf = uc._uch, ctypes.c_uint64()
             ref, raw_read, raw_write = ctypes.byref(buf), _uclib.uc_reg_read, _uclib.uc_reg_write
 
@@ -286,6 +322,8 @@ class RiscV32Cpu(CpuCore):
             self._rd, self._wr = rd, wr
         else:  # pragma: no cover
             self._rd, self._wr = uc.reg_read, uc.reg_write
+        if self._rv is None:
+            self._trap_in = _StateReader(self._trap_in, self._wr)    # type: ignore[assignment]
         return uc
 
     def reset(self) -> None:
@@ -357,10 +395,10 @@ class RiscV32Cpu(CpuCore):
                            | (MSTATUS_MIE if mstatus & MSTATUS_MPIE else 0) | MSTATUS_MPIE)
             if not self._takeable(self.mip & mie, mpp, new_mstatus):
                 return
+            epc = self._rd(rv.UC_RISCV_REG_MEPC)          # at M: mret runs in M-mode
             self._wr(rv.UC_RISCV_REG_MSTATUS, new_mstatus)
             if mpp != priv:
                 self._wr(rv.UC_RISCV_REG_PRIV, mpp)
-            epc = self._rd(rv.UC_RISCV_REG_MEPC)
         else:
             csr = _unmask_csr(insn)
             if csr is None:                       # the code changed since reset
@@ -417,10 +455,8 @@ class RiscV32Cpu(CpuCore):
             self.mip &= ~bit
 
     def _can_take(self, bits: int) -> bool:
-        if not bits & self._rd(rv.UC_RISCV_REG_MIE):
-            return False
-        return (self._rd(rv.UC_RISCV_REG_PRIV) < PRIV_M
-                or bool(self._rd(rv.UC_RISCV_REG_MSTATUS) & MSTATUS_MIE))
+        mie, priv, mstatus, _pc, _mtvec = self._trap_in.read()
+        return self._takeable(bits & mie, priv, mstatus)
 
     def interrupt_pending(self) -> bool:
         """Pending and enabled in ``mie``: what wakes WFI (mstatus.MIE does not matter there)."""
@@ -428,7 +464,7 @@ class RiscV32Cpu(CpuCore):
         if not mip:
             return False
         st = self._state_cache
-        return bool(mip & (st[0] if st is not None else self._rd(rv.UC_RISCV_REG_MIE)))
+        return bool(mip & (st[0] if st is not None else self._trap_in.read()[0]))
 
     def take_interrupts(self) -> bool:
         if not self.mip:
@@ -461,9 +497,9 @@ class RiscV32Cpu(CpuCore):
         tval &= 0xFFFF_FFFF
         self._state_cache = None
         if self.executing or priv != PRIV_M:
-            self._trap_out.write((mstatus, epc, cause, tval))
-            if priv != PRIV_M:
+            if priv != PRIV_M:        # first: below M the CSR writes would be dropped (see above)
                 self._wr(rv.UC_RISCV_REG_PRIV, PRIV_M)
+            self._trap_out.write((mstatus, epc, cause, tval))
             self._wr(rv.UC_RISCV_REG_PC, target)
             self._next_pc = None
         else:
@@ -473,6 +509,25 @@ class RiscV32Cpu(CpuCore):
         self.last_trap = (cause, epc, tval)
         if not cause & MCAUSE_INTERRUPT and cause in TRAP_NAMES:
             # a fault is observable (the event log aggregates a trap loop: scheduler.LOG_REPEATS)
+            self.machine.record("cpu_trap", cpu=self.name, cause=cause, what=TRAP_NAMES[cause],
+                                mepc=epc, mtval=tval)
+
+    def _enter_trap_native(self, cause: int, epc: int, tval: int,
+                           state: tuple[int, int, int] | None = None) -> None:
+        """``_enter_trap`` with the register work in C (native/riscv.c): the same writes in the
+        same order, one call instead of a ctypes batch plus up to two single writes."""
+        if state is None:
+            _mie, priv, mstatus, _pc, mtvec = self._rv.read()
+        else:
+            priv, mstatus, mtvec = state
+        epc &= 0xFFFF_FFFE
+        tval &= 0xFFFF_FFFF
+        self._state_cache = None
+        in_hook = self.executing or priv != PRIV_M
+        target = self._rv.enter(cause, epc, tval, priv, mstatus, mtvec, in_hook)
+        self._next_pc = None if in_hook else target
+        self.last_trap = (cause, epc, tval)
+        if not cause & MCAUSE_INTERRUPT and cause in TRAP_NAMES:
             self.machine.record("cpu_trap", cpu=self.name, cause=cause, what=TRAP_NAMES[cause],
                                 mepc=epc, mtval=tval)
 

@@ -6,11 +6,15 @@ give the same run (same event log, same memory, same fingerprint): the different
 ``python -m duohil.engines.builtin.native.diverge`` check that while both exist.
 
 What is native so far: the scheduler's event heap, time loop and slice driver
-(``_core.Scheduler``) and the Cortex-M7's exception entry, tail-chain and return
-(``_core.CortexM``, used by cortexm.py's ``_enter_native``/``_exc_return_native``).
+(``_core.Scheduler``), the Cortex-M7's exception entry, tail-chain and return
+(``_core.CortexM``, used by cortexm.py's ``_enter_native``/``_exc_return_native``) and the RV32
+peer's register access and trap entry (``_core.RiscV``, used by riscv.py's ``_enter_trap_native``)
+the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision) and the
+PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete).
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
-``cortexm.c``: the M7 exception frames and register sequences; ``ucapi.c``: the unicorn C API
+``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC;
+``ucapi.c``: the unicorn C API
 resolved with dlsym on the library the ``unicorn`` package loaded).
 setup.py builds them at ``pip install -e .`` (``make setup``).
 """

@@ -15,8 +15,12 @@
 #include <structmember.h>
 
 #include <stdint.h>
+#include <string.h>
 
 #include "cortexm.h"
+#include "riscv.h"
+#include "clint.h"
+#include "plic.h"
 #include "evheap.h"
 #include "ucapi.h"
 
@@ -1678,6 +1682,551 @@ static PyTypeObject CortexMType = {
     .tp_methods = cm_methods,
 };
 
+/* -- RiscV: the RV32 trap entry (riscv.c) for one core --------------------------------------------
+ * (rvtrap block: the RV32 peer's register access and trap entry; kept apart from the M7's) */
+
+typedef struct {
+    PyObject_HEAD
+    dh_rv rv;
+} RiscVObject;
+
+static PyObject *rv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *h;
+    static char *kwlist[] = {"uch", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:RiscV", kwlist, &h))
+        return NULL;
+    if (need_uc() < 0)
+        return NULL;
+    void *uch = PyLong_AsVoidPtr(h);
+    if (!uch)
+        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "RiscV: null uc handle");
+    RiscVObject *r = (RiscVObject *)type->tp_alloc(type, 0);
+    if (r)
+        r->rv.uc = (uc_engine *)uch;
+    return (PyObject *)r;
+}
+
+static PyObject *rv_fail(RiscVObject *r)
+{
+    return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(r->rv.uc_err));
+}
+
+/* rd(reg) -> the register's value (as riscv.py's ctypes rd: zero-extended, unmasked) */
+static PyObject *rv_rd(RiscVObject *r, PyObject *arg)
+{
+    long reg = PyLong_AsLong(arg);
+    if (reg == -1 && PyErr_Occurred())
+        return NULL;
+    uint64_t v;
+    if (dh_rv_read(&r->rv, (int)reg, &v) < 0)
+        return rv_fail(r);
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+/* wr(reg, value): the low 32 bits of value */
+static PyObject *rv_wr(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "wr(reg, value)");
+    long reg = PyLong_AsLong(args[0]);
+    if (reg == -1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(args[1]);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (dh_rv_write(&r->rv, (int)reg, v) < 0)
+        return rv_fail(r);
+    Py_RETURN_NONE;
+}
+
+/* read() -> [mie, priv, mstatus, pc, mtvec] */
+static PyObject *rv_read(RiscVObject *r, PyObject *Py_UNUSED(ignored))
+{
+    uint64_t st[RV_ST_N];
+    if (dh_rv_read_state(&r->rv, st) < 0)
+        return rv_fail(r);
+    PyObject *l = PyList_New(RV_ST_N);
+    if (!l)
+        return NULL;
+    for (int i = 0; i < RV_ST_N; i++) {
+        PyObject *x = PyLong_FromUnsignedLongLong(st[i]);
+        if (!x) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, i, x);
+    }
+    return l;
+}
+
+/* enter(cause, epc, tval, priv, mstatus, mtvec, in_hook) -> the pc it went to */
+static PyObject *rv_enter(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t v[6], target;
+    if (nargs != 7)
+        return PyErr_Format(PyExc_TypeError, "enter(cause, epc, tval, priv, mstatus, mtvec, in_hook)");
+    for (int i = 0; i < 6; i++)
+        if (arg_u32(args[i], &v[i]) < 0)
+            return NULL;
+    int in_hook = PyObject_IsTrue(args[6]);
+    if (in_hook < 0)
+        return NULL;
+    if (dh_rv_enter(&r->rv, v[0], v[1], v[2], v[3], v[4], v[5], in_hook, &target) < 0)
+        return rv_fail(r);
+    return PyLong_FromUnsignedLong(target);
+}
+
+static PyMethodDef rv_methods[] = {
+    {"rd", (PyCFunction)rv_rd, METH_O, "rd(reg) -> value"},
+    {"wr", (PyCFunction)(void (*)(void))rv_wr, METH_FASTCALL, "wr(reg, value): low 32 bits"},
+    {"read", (PyCFunction)rv_read, METH_NOARGS, "read() -> [mie, priv, mstatus, pc, mtvec]"},
+    {"enter", (PyCFunction)(void (*)(void))rv_enter, METH_FASTCALL,
+     "enter(cause, epc, tval, priv, mstatus, mtvec, in_hook) -> target pc: the trap-entry writes"},
+    {NULL},
+};
+
+static PyTypeObject RiscVType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.RiscV",
+    .tp_basicsize = sizeof(RiscVObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "RiscV(uch): one RV32 core's register access and machine-mode trap entry in C.",
+    .tp_new = rv_new,
+    .tp_methods = rv_methods,
+};
+
+/* -- end of the RiscV block ----------------------------------------------------------------------- */
+
+/* -- Clint: the RISC-V CLINT's timer state (clint.c) for one CLINT ----------------------------------
+ * (rvtrap block: mtime/mtimecmp and the MTIP decision; clint.py keeps registers, signals, events) */
+
+typedef struct {
+    PyObject_HEAD
+    dh_clint cl;
+} ClintObject;
+
+static PyObject *clint_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    long long f, div;
+    int harts;
+    static char *kwlist[] = {"frequency", "divider", "harts", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "LLi:Clint", kwlist, &f, &div, &harts))
+        return NULL;
+    if (f <= 0 || div <= 0 || harts < 0)
+        return PyErr_Format(PyExc_ValueError, "Clint: frequency and divider must be > 0, harts >= 0");
+    ClintObject *c = (ClintObject *)type->tp_alloc(type, 0);
+    if (c && dh_clint_init(&c->cl, f, div, harts) < 0) {
+        Py_DECREF(c);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)c;
+}
+
+static void clint_dealloc(ClintObject *c)
+{
+    dh_clint_free(&c->cl);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static int clint_i64(PyObject *o, int64_t *out)
+{
+    long long v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int clint_hart(ClintObject *c, PyObject *o, int *n)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < 0 || v >= c->cl.harts) {
+        PyErr_Format(PyExc_IndexError, "Clint: hart %ld out of range", v);
+        return -1;
+    }
+    *n = (int)v;
+    return 0;
+}
+
+static int clint_shift(PyObject *o, int *shift)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v != 0 && v != 32) {
+        PyErr_SetString(PyExc_ValueError, "Clint: shift must be 0 or 32");
+        return -1;
+    }
+    *shift = (int)v;
+    return 0;
+}
+
+/* mtime(now) */
+static PyObject *clint_mtime(ClintObject *c, PyObject *arg)
+{
+    int64_t now;
+    if (clint_i64(arg, &now) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(dh_clint_mtime(&c->cl, now));
+}
+
+/* set_mtime(value, shift, now) */
+static PyObject *clint_set_mtime(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t v;
+    int shift;
+    int64_t now;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "set_mtime(value, shift, now)");
+    if (arg_u32(args[0], &v) < 0 || clint_shift(args[1], &shift) < 0 || clint_i64(args[2], &now) < 0)
+        return NULL;
+    dh_clint_set_mtime(&c->cl, v, shift, now);
+    Py_RETURN_NONE;
+}
+
+/* set_cmp(n, value, shift) */
+static PyObject *clint_set_cmp(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    int n, shift;
+    uint32_t v;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "set_cmp(n, value, shift)");
+    if (clint_hart(c, args[0], &n) < 0 || arg_u32(args[1], &v) < 0 || clint_shift(args[2], &shift) < 0)
+        return NULL;
+    dh_clint_set_cmp(&c->cl, n, v, shift);
+    Py_RETURN_NONE;
+}
+
+/* cmp(n) -> hart n's mtimecmp */
+static PyObject *clint_cmp(ClintObject *c, PyObject *arg)
+{
+    int n;
+    if (clint_hart(c, arg, &n) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(c->cl.mtimecmp[n]);
+}
+
+/* reset(now) */
+static PyObject *clint_reset(ClintObject *c, PyObject *arg)
+{
+    int64_t now;
+    if (clint_i64(arg, &now) < 0)
+        return NULL;
+    dh_clint_reset(&c->cl, now);
+    Py_RETURN_NONE;
+}
+
+/* update(n, now, level, ev_time or None) -> (CL_* flags, t or 0) */
+static PyObject *clint_update(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    int n;
+    int64_t now, ev_time = 0, t = 0;
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "update(n, now, level, ev_time)");
+    if (clint_hart(c, args[0], &n) < 0 || clint_i64(args[1], &now) < 0)
+        return NULL;
+    int level = PyObject_IsTrue(args[2]);
+    if (level < 0)
+        return NULL;
+    int has_ev = args[3] != Py_None;
+    if (has_ev && clint_i64(args[3], &ev_time) < 0)
+        return NULL;
+    int act = dh_clint_update(&c->cl, n, now, level, has_ev, ev_time, &t);
+    return Py_BuildValue("(iL)", act, (long long)t);
+}
+
+/* write_cmp(n, value, shift, now, level, ev_time) -> (CL_* flags, t): set_cmp then update, one call
+ * (the firmware's mtimecmp stores) */
+static PyObject *clint_write_cmp(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    int n, shift;
+    uint32_t v;
+    int64_t now, ev_time = 0, t = 0;
+    if (nargs != 6)
+        return PyErr_Format(PyExc_TypeError, "write_cmp(n, value, shift, now, level, ev_time)");
+    if (clint_hart(c, args[0], &n) < 0 || arg_u32(args[1], &v) < 0 || clint_shift(args[2], &shift) < 0
+        || clint_i64(args[3], &now) < 0)
+        return NULL;
+    int level = PyObject_IsTrue(args[4]);
+    if (level < 0)
+        return NULL;
+    int has_ev = args[5] != Py_None;
+    if (has_ev && clint_i64(args[5], &ev_time) < 0)
+        return NULL;
+    dh_clint_set_cmp(&c->cl, n, v, shift);
+    int act = dh_clint_update(&c->cl, n, now, level, has_ev, ev_time, &t);
+    return Py_BuildValue("(iL)", act, (long long)t);
+}
+
+static PyObject *clint_get_offset(ClintObject *c, void *Py_UNUSED(x))
+{
+    /* |offset| < 2**65: as a Python int via two halves */
+    __int128 o = c->cl.offset;
+    PyObject *hi = PyLong_FromLongLong((long long)(o >> 32));
+    PyObject *lo = PyLong_FromUnsignedLongLong((unsigned long long)(o & 0xFFFFFFFFu));
+    PyObject *sh = PyLong_FromLong(32), *r = NULL;
+    if (hi && lo && sh) {
+        PyObject *h2 = PyNumber_Lshift(hi, sh);
+        if (h2) {
+            r = PyNumber_Or(h2, lo);
+            Py_DECREF(h2);
+        }
+    }
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    Py_XDECREF(sh);
+    return r;
+}
+
+static PyGetSetDef clint_getset[] = {
+    {"offset", (getter)clint_get_offset, NULL, "mtime = offset + ticks(t), mod 2**64", NULL},
+    {NULL},
+};
+
+static PyMethodDef clint_methods[] = {
+    {"mtime", (PyCFunction)clint_mtime, METH_O, "mtime(now) -> mtime"},
+    {"set_mtime", (PyCFunction)(void (*)(void))clint_set_mtime, METH_FASTCALL,
+     "set_mtime(value, shift, now): a 32-bit half of mtime written"},
+    {"set_cmp", (PyCFunction)(void (*)(void))clint_set_cmp, METH_FASTCALL,
+     "set_cmp(n, value, shift): a 32-bit half of hart n's mtimecmp written"},
+    {"write_cmp", (PyCFunction)(void (*)(void))clint_write_cmp, METH_FASTCALL,
+     "write_cmp(n, value, shift, now, level, ev_time) -> (flags, t): set_cmp, then update"},
+    {"cmp", (PyCFunction)clint_cmp, METH_O, "cmp(n) -> hart n's mtimecmp"},
+    {"reset", (PyCFunction)clint_reset, METH_O, "reset(now): mtime 0 from now, mtimecmp all ones"},
+    {"update", (PyCFunction)(void (*)(void))clint_update, METH_FASTCALL,
+     "update(n, now, level, ev_time) -> (flags, t): what MTIP of hart n needs (clint.h CL_*)"},
+    {NULL},
+};
+
+static PyTypeObject ClintType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Clint",
+    .tp_basicsize = sizeof(ClintObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Clint(frequency, divider, harts): a CLINT's mtime/mtimecmp state and MTIP decision in C.",
+    .tp_new = clint_new,
+    .tp_dealloc = (destructor)clint_dealloc,
+    .tp_methods = clint_methods,
+    .tp_getset = clint_getset,
+};
+
+/* -- end of the Clint block ------------------------------------------------------------------------ */
+
+/* -- Plic: the RISC-V PLIC's state (plic.c) for one PLIC -----------------------------------------
+ * (rvtrap block: gateways, priorities, enables, thresholds, claim/complete; plic.py keeps the
+ * register map and the outputs) */
+
+typedef struct {
+    PyObject_HEAD
+    dh_plic pl;
+} PlicObject;
+
+static PyObject *plic_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    int sources, contexts, prio;
+    static char *kwlist[] = {"sources", "contexts", "priorities_enabled", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iip:Plic", kwlist, &sources, &contexts, &prio))
+        return NULL;
+    if (sources < 1 || sources > PL_MAX_SOURCES || contexts < 0)
+        return PyErr_Format(PyExc_ValueError, "Plic: sources must be 1..%d, contexts >= 0", PL_MAX_SOURCES);
+    PlicObject *o = (PlicObject *)type->tp_alloc(type, 0);
+    if (o && dh_plic_init(&o->pl, sources, contexts, prio) < 0) {
+        Py_DECREF(o);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)o;
+}
+
+static void plic_dealloc(PlicObject *o)
+{
+    dh_plic_free(&o->pl);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static int plic_int(PyObject *o, int lo, int hi, const char *what, int *out)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < lo || v > hi) {
+        PyErr_Format(PyExc_IndexError, "Plic: %s %ld out of range", what, v);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static PyObject *plic_set_input(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_input(line, level)");
+    long line = PyLong_AsLong(args[0]);
+    if (line == -1 && PyErr_Occurred())
+        return NULL;
+    int level = PyObject_IsTrue(args[1]);
+    if (level < 0)
+        return NULL;
+    int changed = (line >= 1 && line <= o->pl.sources) ? dh_plic_set_input(&o->pl, (int)line, level) : 0;
+    return PyBool_FromLong(changed);
+}
+
+static PyObject *plic_set_priority(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int i;
+    uint32_t v;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_priority(i, value)");
+    if (plic_int(args[0], 1, o->pl.sources, "source", &i) < 0 || arg_u32(args[1], &v) < 0)
+        return NULL;
+    return PyBool_FromLong(dh_plic_set_priority(&o->pl, i, v));
+}
+
+static PyObject *plic_set_enable(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int c, w;
+    uint32_t v;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "set_enable(c, w, value)");
+    if (plic_int(args[0], 0, o->pl.contexts - 1, "context", &c) < 0
+        || plic_int(args[1], 0, PL_WORDS - 1, "word", &w) < 0 || arg_u32(args[2], &v) < 0)
+        return NULL;
+    return PyBool_FromLong(dh_plic_set_enable(&o->pl, c, w, v));
+}
+
+static PyObject *plic_set_threshold(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int c;
+    uint32_t v;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_threshold(c, value)");
+    if (plic_int(args[0], 0, o->pl.contexts - 1, "context", &c) < 0 || arg_u32(args[1], &v) < 0)
+        return NULL;
+    return PyBool_FromLong(dh_plic_set_threshold(&o->pl, c, v));
+}
+
+static PyObject *plic_complete(PlicObject *o, PyObject *arg)
+{
+    uint32_t v;
+    if (arg_u32(arg, &v) < 0)
+        return NULL;
+    return PyBool_FromLong(dh_plic_complete(&o->pl, v));
+}
+
+static PyObject *plic_claim(PlicObject *o, PyObject *arg)
+{
+    int c;
+    if (plic_int(arg, 0, o->pl.contexts - 1, "context", &c) < 0)
+        return NULL;
+    return PyLong_FromLong(dh_plic_claim(&o->pl, c));
+}
+
+static PyObject *plic_best(PlicObject *o, PyObject *arg)
+{
+    int c;
+    if (plic_int(arg, 0, o->pl.contexts - 1, "context", &c) < 0)
+        return NULL;
+    return PyLong_FromLong(dh_plic_best(&o->pl, c));
+}
+
+static PyObject *plic_reset(PlicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    dh_plic_reset(&o->pl);
+    Py_RETURN_NONE;
+}
+
+static PyObject *plic_priority(PlicObject *o, PyObject *arg)
+{
+    int i;
+    if (plic_int(arg, 0, o->pl.sources, "source", &i) < 0)
+        return NULL;
+    return PyLong_FromLong(o->pl.priority[i]);
+}
+
+static PyObject *plic_threshold(PlicObject *o, PyObject *arg)
+{
+    int c;
+    if (plic_int(arg, 0, o->pl.contexts - 1, "context", &c) < 0)
+        return NULL;
+    return PyLong_FromLong(o->pl.threshold[c]);
+}
+
+/* words as one Python int, bit n = source n */
+static PyObject *bits_int(const uint32_t *words)
+{
+    unsigned char b[4 * PL_WORDS];
+    for (int w = 0; w < PL_WORDS; w++)
+        for (int k = 0; k < 4; k++)
+            b[4 * w + k] = (unsigned char)(words[w] >> (8 * k));
+    return _PyLong_FromByteArray(b, sizeof b, 1, 0);
+}
+
+/* bits(name) -> "level", "pending", "in_flight" or ("enable", c) as an int, bit n = source n */
+static PyObject *plic_bits(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || !PyUnicode_Check(args[0]))
+        return PyErr_Format(PyExc_TypeError, "bits(name[, context])");
+    const char *n = PyUnicode_AsUTF8(args[0]);
+    if (!n)
+        return NULL;
+    if (!strcmp(n, "level"))
+        return bits_int(o->pl.level);
+    if (!strcmp(n, "pending"))
+        return bits_int(o->pl.pending);
+    if (!strcmp(n, "in_flight"))
+        return bits_int(o->pl.in_flight);
+    if (!strcmp(n, "enable") && nargs == 2) {
+        int c;
+        if (plic_int(args[1], 0, o->pl.contexts - 1, "context", &c) < 0)
+            return NULL;
+        return bits_int(&o->pl.enable[c * PL_WORDS]);
+    }
+    return PyErr_Format(PyExc_ValueError, "bits: unknown %s", n);
+}
+
+static PyObject *plic_get_bad(PlicObject *o, void *Py_UNUSED(x))
+{
+    return PyLong_FromLongLong(o->pl.bad_completions);
+}
+
+static PyGetSetDef plic_getset[] = {
+    {"bad_completions", (getter)plic_get_bad, NULL, "completions of ids not in flight", NULL},
+    {NULL},
+};
+
+static PyMethodDef plic_methods[] = {
+    {"set_input", (PyCFunction)(void (*)(void))plic_set_input, METH_FASTCALL,
+     "set_input(line, level) -> whether the outputs need re-evaluating"},
+    {"set_priority", (PyCFunction)(void (*)(void))plic_set_priority, METH_FASTCALL, "set_priority(i, v) -> bool"},
+    {"set_enable", (PyCFunction)(void (*)(void))plic_set_enable, METH_FASTCALL, "set_enable(c, w, v) -> bool"},
+    {"set_threshold", (PyCFunction)(void (*)(void))plic_set_threshold, METH_FASTCALL,
+     "set_threshold(c, v) -> bool"},
+    {"complete", (PyCFunction)plic_complete, METH_O, "complete(value) -> False when not in flight"},
+    {"claim", (PyCFunction)plic_claim, METH_O, "claim(c) -> id or 0"},
+    {"best", (PyCFunction)plic_best, METH_O, "best(c) -> the id context c would claim, or 0"},
+    {"reset", (PyCFunction)plic_reset, METH_NOARGS, "reset(): lines still high pending again"},
+    {"priority", (PyCFunction)plic_priority, METH_O, "priority(i)"},
+    {"threshold", (PyCFunction)plic_threshold, METH_O, "threshold(c)"},
+    {"bits", (PyCFunction)(void (*)(void))plic_bits, METH_FASTCALL, "bits(name[, c]) -> int"},
+    {NULL},
+};
+
+static PyTypeObject PlicType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Plic",
+    .tp_basicsize = sizeof(PlicObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Plic(sources, contexts, priorities_enabled): a PLIC's state and claim/complete in C.",
+    .tp_new = plic_new,
+    .tp_dealloc = (destructor)plic_dealloc,
+    .tp_methods = plic_methods,
+    .tp_getset = plic_getset,
+};
+
+/* -- end of the Plic block ------------------------------------------------------------------------- */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -1758,6 +2307,40 @@ PyMODINIT_FUNC PyInit__core(void)
         || PyModule_AddObject(m, "Scheduler", (PyObject *)&SchedType) < 0
         || PyModule_AddObject(m, "CortexM", (PyObject *)&CortexMType) < 0
         || PyModule_AddStringConstant(m, "UNICORN_HEADERS", duohil_uc_built_for()) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* rvtrap: the RV32 core */
+    if (PyType_Ready(&RiscVType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&RiscVType);
+    if (PyModule_AddObject(m, "RiscV", (PyObject *)&RiscVType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* rvtrap: the CLINT's timer state */
+    if (PyType_Ready(&ClintType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&ClintType);
+    if (PyModule_AddObject(m, "Clint", (PyObject *)&ClintType) < 0
+        || PyModule_AddIntConstant(m, "CL_LOWER", CL_LOWER) < 0
+        || PyModule_AddIntConstant(m, "CL_CANCEL", CL_CANCEL) < 0
+        || PyModule_AddIntConstant(m, "CL_RAISE", CL_RAISE) < 0
+        || PyModule_AddIntConstant(m, "CL_SCHEDULE", CL_SCHEDULE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* rvtrap: the PLIC's state */
+    if (PyType_Ready(&PlicType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&PlicType);
+    if (PyModule_AddObject(m, "Plic", (PyObject *)&PlicType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

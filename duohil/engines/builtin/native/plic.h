@@ -1,0 +1,47 @@
+/* RISC-V PLIC state: gateways (level, pending, in flight), priorities, enables, thresholds and the
+ * claim/complete protocol (plic.py's model under DUOHIL_MODELS=native).
+ *
+ * Plain C, no Python: the CPython binding (_core.c's Plic) owns one dh_plic per PLIC; plic.py
+ * keeps the register map and the output signals (one per context) and sets them from
+ * dh_plic_best() after every change this state reports. Semantics are plic.py's: a source whose
+ * input is high becomes pending unless pending or in flight; a claim takes the enabled pending
+ * source of highest priority above the context's threshold, lowest id on ties; a completion of
+ * an id not in flight is counted and ignored; one still high is pending again at once.
+ */
+#ifndef DUOHIL_PLIC_H
+#define DUOHIL_PLIC_H
+
+#include <stdint.h>
+
+#define PL_MAX_SOURCES 1023
+#define PL_WORDS 32                     /* bit n = source n, n = 0..1023 */
+
+typedef struct {
+    int sources, contexts, priorities_enabled;
+    uint32_t level[PL_WORDS], pending[PL_WORDS], in_flight[PL_WORDS], valid[PL_WORDS];
+    uint8_t priority[PL_MAX_SOURCES + 1];
+    uint32_t *enable;                   /* contexts * PL_WORDS */
+    uint8_t *threshold;                 /* contexts */
+    int64_t bad_completions;
+} dh_plic;
+
+/* 0, or -1 when the per-context arrays cannot be allocated. Then reset state. */
+int dh_plic_init(dh_plic *p, int sources, int contexts, int priorities_enabled);
+void dh_plic_free(dh_plic *p);
+
+/* Each returns 1 when the outputs must be re-evaluated (plic.py's _update), else 0. */
+int dh_plic_set_input(dh_plic *p, int line, int level);
+int dh_plic_set_priority(dh_plic *p, int i, uint32_t value);
+int dh_plic_set_enable(dh_plic *p, int c, int w, uint32_t value);
+int dh_plic_set_threshold(dh_plic *p, int c, uint32_t value);
+/* complete: 0 (and counted) when `value` is not in flight */
+int dh_plic_complete(dh_plic *p, uint32_t value);
+void dh_plic_reset(dh_plic *p);
+
+/* The source context c would claim now, or 0. */
+int dh_plic_best(const dh_plic *p, int c);
+
+/* Claim for context c: the id (pending -> in flight), or 0 (nothing changed). */
+int dh_plic_claim(dh_plic *p, int c);
+
+#endif
