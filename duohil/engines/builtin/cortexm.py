@@ -343,7 +343,7 @@ class CortexM7Cpu(CpuCore):
     def interrupt_pending(self) -> bool:
         """A pending exception that could preempt if PRIMASK were clear (the WFI wake rule)."""
         nv = self.nvic
-        if nv is None or not nv.pending & nv.enabled:
+        if nv is None or not nv.any_pending():
             return False
         _n, g = nv.best_pending()
         _pm, bp, _fm = self._mask_regs()
@@ -359,10 +359,10 @@ class CortexM7Cpu(CpuCore):
 
     def take_interrupts(self) -> bool:
         nv = self.nvic
-        if nv is None or not nv.pending & nv.enabled or self.halted:
+        if nv is None or self.halted or not nv.any_pending():
             return False
         taken = False
-        while nv.pending & nv.enabled:
+        while True:
             n, g = nv.best_pending()
             if not n:
                 break
@@ -524,7 +524,7 @@ class CortexM7Cpu(CpuCore):
             faultmask = 0
             regs.append(A.UC_ARM_REG_FAULTMASK)
             vals.append(0)
-        n, g = nv.best_pending() if nv.pending & nv.enabled else (0, 256)
+        n, g = nv.best_pending()
         if n and g < nv.execution_priority(primask, basepri, faultmask):
             self._entries += 1
             self._rate_n += 1
@@ -683,7 +683,7 @@ class CortexM7Cpu(CpuCore):
         clear_fm = bool(faultmask & 1 and cur != NMI)
         if clear_fm:
             faultmask = 0
-        n, g = nv.best_pending() if nv.pending & nv.enabled else (0, 256)
+        n, g = nv.best_pending()
         if n and g < nv.execution_priority(primask, basepri, faultmask):
             self._entries += 1
             self._rate_n += 1
@@ -725,7 +725,7 @@ class CortexM7Cpu(CpuCore):
         nv = self.nvic
         pm, bp, fm = self._masks.read()
         ep = nv.execution_priority(pm, bp, fm)
-        if exc != HARDFAULT and (not nv.fault_enabled(exc) or nv.group(nv.prio[exc]) >= ep):
+        if exc != HARDFAULT and (not nv.fault_enabled(exc) or nv.group(nv.prio_of(exc)) >= ep):
             exc = HARDFAULT
             nv.hfsr |= HFSR_FORCED
         if exc == HARDFAULT and ep <= -1:
@@ -894,7 +894,7 @@ class CortexM7Cpu(CpuCore):
             pc = self._pcb.read()[0]
             nv = self.nvic
             pm, bp, fm = self._masks.read()
-            if nv.group(nv.prio[SVCALL]) < nv.execution_priority(pm, bp, fm):
+            if nv.group(nv.prio_of(SVCALL)) < nv.execution_priority(pm, bp, fm):
                 self._enter(SVCALL, pc=pc)
             else:                                         # SVC that cannot preempt: HardFault
                 nv.hfsr |= HFSR_FORCED

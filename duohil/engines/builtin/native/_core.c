@@ -18,6 +18,7 @@
 
 #include "cortexm.h"
 #include "evheap.h"
+#include "nvic.h"
 #include "ucapi.h"
 
 #define NEVER INT64_MAX      /* "no deferred event": scheduler.py's float("inf") */
@@ -1678,6 +1679,295 @@ static PyTypeObject CortexMType = {
     .tp_methods = cm_methods,
 };
 
+/* == Nvic: the Cortex-M7 NVIC's exception state (nvic.c) [nvicc] ================================ */
+
+typedef struct {
+    PyObject_HEAD
+    dh_nvic v;
+} NvicObject;
+
+static PyTypeObject NvicType;
+
+static PyObject *nv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    int prio_mask;
+    static char *kwlist[] = {"prio_mask", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i:Nvic", kwlist, &prio_mask))
+        return NULL;
+    NvicObject *o = (NvicObject *)type->tp_alloc(type, 0);
+    if (o && dh_nvic_init(&o->v, prio_mask) < 0) {
+        Py_DECREF(o);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)o;
+}
+
+static void nv_dealloc(NvicObject *o)
+{
+    dh_nvic_free(&o->v);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+/* An exception number argument: 0..255 (ValueError otherwise, never a write out of the maps). */
+static int nv_exc(PyObject *o, int *out)
+{
+    long n = PyLong_AsLong(o);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < 0 || n >= DH_NVIC_MAX) {
+        PyErr_Format(PyExc_ValueError, "Nvic: exception number %ld outside 0..%d", n, DH_NVIC_MAX - 1);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+static PyObject *nv_best_pending(NvicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    int32_t g;
+    int n = dh_nvic_best_pending(&o->v, &g);
+    return Py_BuildValue("(ii)", n, (int)g);
+}
+
+static PyObject *nv_execution_priority(NvicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "execution_priority(primask, basepri, faultmask)");
+    uint32_t m[3];
+    for (int i = 0; i < 3; i++) {
+        m[i] = (uint32_t)PyLong_AsUnsignedLongMask(args[i]);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return PyLong_FromLong(dh_nvic_execution_priority(&o->v, m[0], m[1], m[2]));
+}
+
+static PyObject *nv_activate(NvicObject *o, PyObject *arg)
+{
+    int n, rc;
+    if (nv_exc(arg, &n) < 0)
+        return NULL;
+    if ((rc = dh_nvic_activate(&o->v, n)) < 0)
+        return PyErr_NoMemory();
+    return PyBool_FromLong(rc);
+}
+
+#define NV_EXC_METHOD(name, fn)                                         \
+    static PyObject *name(NvicObject *o, PyObject *arg)                 \
+    {                                                                   \
+        int n;                                                          \
+        if (nv_exc(arg, &n) < 0)                                        \
+            return NULL;                                                \
+        return PyBool_FromLong(fn(&o->v, n));                           \
+    }
+NV_EXC_METHOD(nv_deactivate, dh_nvic_deactivate)
+NV_EXC_METHOD(nv_set_pending, dh_nvic_set_pending)
+NV_EXC_METHOD(nv_clear_pending, dh_nvic_clear_pending)
+#undef NV_EXC_METHOD
+
+static PyObject *nv_any_pending(NvicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(dh_nvic_any_pending_enabled(&o->v));
+}
+
+static PyObject *nv_get_prio(NvicObject *o, PyObject *arg)
+{
+    int n;
+    if (nv_exc(arg, &n) < 0)
+        return NULL;
+    return PyLong_FromLong(o->v.prio[n]);
+}
+
+static PyObject *nv_set_prio(NvicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int n;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_prio(exc, priority)");
+    if (nv_exc(args[0], &n) < 0)
+        return NULL;
+    long p = PyLong_AsLong(args[1]);
+    if (p == -1 && PyErr_Occurred())
+        return NULL;
+    if (p < -3 || p > 255)
+        return PyErr_Format(PyExc_ValueError, "Nvic: priority %ld outside -3..255", p);
+    o->v.prio[n] = (int32_t)p;
+    Py_RETURN_NONE;
+}
+
+static PyObject *nv_reset(NvicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (dh_nvic_init(&o->v, o->v.prio_mask) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* The bitmaps as Python ints (bit n = exception n), as nvic.py keeps them. */
+static PyObject *nv_get_map(NvicObject *o, void *which)
+{
+    const uint32_t *map = (const uint32_t *)((char *)&o->v + (size_t)which);
+    unsigned char b[4 * DH_NVIC_WORDS];
+    for (int i = 0; i < 4 * DH_NVIC_WORDS; i++)
+        b[i] = (unsigned char)(map[i >> 2] >> (8 * (i & 3)));
+    return _PyLong_FromByteArray(b, sizeof(b), 1, 0);
+}
+
+static int nv_set_map(NvicObject *o, PyObject *val, void *which)
+{
+    uint32_t *map = (uint32_t *)((char *)&o->v + (size_t)which);
+    unsigned char b[4 * DH_NVIC_WORDS];
+    if (!val || !PyLong_Check(val) || _PyLong_Sign(val) < 0) {
+        PyErr_SetString(PyExc_TypeError, "Nvic: an exception bit set is a non-negative int");
+        return -1;
+    }
+    if (_PyLong_AsByteArray((PyLongObject *)val, b, sizeof(b), 1, 0) < 0)
+        return -1;
+    for (int w = 0; w < DH_NVIC_WORDS; w++)
+        map[w] = (uint32_t)b[4 * w] | (uint32_t)b[4 * w + 1] << 8 | (uint32_t)b[4 * w + 2] << 16
+                 | (uint32_t)b[4 * w + 3] << 24;
+    return 0;
+}
+
+static PyObject *nv_get_int(NvicObject *o, void *which)
+{
+    const int32_t *p = (const int32_t *)((char *)&o->v + (size_t)which);
+    return PyLong_FromLong(*p);
+}
+
+static int nv_set_int(NvicObject *o, PyObject *val, void *which)
+{
+    int32_t *p = (int32_t *)((char *)&o->v + (size_t)which);
+    long x = val ? PyLong_AsLong(val) : -1;
+    if (!val || (x == -1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "Nvic: cannot delete this attribute");
+        return -1;
+    }
+    *p = (int32_t)x;
+    return 0;
+}
+
+static PyObject *nv_get_taken(NvicObject *o, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(o->v.exceptions_taken);
+}
+
+static int nv_set_taken(NvicObject *o, PyObject *val, void *Py_UNUSED(c))
+{
+    unsigned long long x = val ? PyLong_AsUnsignedLongLong(val) : 0;
+    if (!val || PyErr_Occurred()) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "Nvic: cannot delete exceptions_taken");
+        return -1;
+    }
+    o->v.exceptions_taken = x;
+    return 0;
+}
+
+static PyObject *nv_get_stack(NvicObject *o, void *Py_UNUSED(c))
+{
+    PyObject *l = PyList_New(o->v.depth);
+    for (int i = 0; l && i < o->v.depth; i++) {
+        PyObject *x = PyLong_FromLong(o->v.stack[i]);
+        if (!x) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, i, x);
+    }
+    return l;
+}
+
+/* Replace the active stack (tests build nested states this way). */
+static int nv_set_stack(NvicObject *o, PyObject *val, void *Py_UNUSED(c))
+{
+    PyObject *seq = val ? PySequence_Fast(val, "Nvic.stack: a sequence of exception numbers") : NULL;
+    if (!seq)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > o->v.cap) {
+        int32_t *s = realloc(o->v.stack, sizeof(int32_t) * n);
+        if (!s) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
+        o->v.stack = s;
+        o->v.cap = (int32_t)n;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int e;
+        if (nv_exc(PySequence_Fast_GET_ITEM(seq, i), &e) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        o->v.stack[i] = e;
+    }
+    o->v.depth = (int32_t)n;
+    Py_DECREF(seq);
+    return 0;
+}
+
+#define NV_OFF(f) ((void *)offsetof(dh_nvic, f))
+static PyGetSetDef nv_getset[] = {
+    {"pending", (getter)nv_get_map, (setter)nv_set_map, "pending exceptions (bit n)", NV_OFF(pending)},
+    {"enabled", (getter)nv_get_map, (setter)nv_set_map, "enabled exceptions (bit n)", NV_OFF(enabled)},
+    {"active", (getter)nv_get_map, (setter)nv_set_map, "active exceptions (bit n)", NV_OFF(active)},
+    {"level", (getter)nv_get_map, (setter)nv_set_map, "IRQ input lines that are high", NV_OFF(level)},
+    {"group_mask", (getter)nv_get_int, (setter)nv_set_int, "AIRCR.PRIGROUP's group bits",
+     NV_OFF(group_mask)},
+    {"prio_mask", (getter)nv_get_int, (setter)nv_set_int, "implemented priority bits", NV_OFF(prio_mask)},
+    {"st_waiting", (getter)nv_get_int, (setter)nv_set_int, "SysTick wraps coalesced", NV_OFF(st_waiting)},
+    {"exceptions_taken", (getter)nv_get_taken, (setter)nv_set_taken, "exception entries", NULL},
+    {"stack", (getter)nv_get_stack, (setter)nv_set_stack, "active exceptions, innermost last", NULL},
+    {NULL},
+};
+#undef NV_OFF
+
+static PyMethodDef nv_methods[] = {
+    {"best_pending", (PyCFunction)nv_best_pending, METH_NOARGS,
+     "best_pending() -> (exception, group priority); (0, 256) when nothing pending is enabled"},
+    {"execution_priority", (PyCFunction)(void (*)(void))nv_execution_priority, METH_FASTCALL,
+     "execution_priority(primask, basepri, faultmask) -> ARMv7-M ExecutionPriority()"},
+    {"activate", (PyCFunction)nv_activate, METH_O,
+     "activate(exc) -> True when SysTick's coalesced wraps must resume"},
+    {"deactivate", (PyCFunction)nv_deactivate, METH_O, "deactivate(exc) -> False if it was not active"},
+    {"set_pending", (PyCFunction)nv_set_pending, METH_O,
+     "set_pending(exc) -> True when it became pending and is enabled"},
+    {"clear_pending", (PyCFunction)nv_clear_pending, METH_O,
+     "clear_pending(exc) -> True when SysTick's coalesced wraps must resume"},
+    {"any_pending", (PyCFunction)nv_any_pending, METH_NOARGS, "any_pending() -> pending & enabled != 0"},
+    {"get_prio", (PyCFunction)nv_get_prio, METH_O, "get_prio(exc) -> priority byte (or -3..-1)"},
+    {"set_prio", (PyCFunction)(void (*)(void))nv_set_prio, METH_FASTCALL, "set_prio(exc, priority)"},
+    {"reset", (PyCFunction)nv_reset, METH_NOARGS, "reset(): the state at reset (prio_mask kept)"},
+    {NULL},
+};
+
+static PyTypeObject NvicType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Nvic",
+    .tp_basicsize = sizeof(NvicObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)nv_dealloc,
+    .tp_doc = "Nvic(prio_mask): the Cortex-M7 NVIC's exception state in C (nvic.c).",
+    .tp_new = nv_new,
+    .tp_methods = nv_methods,
+    .tp_getset = nv_getset,
+};
+
+static int add_nvic_type(PyObject *m)
+{
+    if (PyType_Ready(&NvicType) < 0)
+        return -1;
+    Py_INCREF(&NvicType);
+    if (PyModule_AddObject(m, "Nvic", (PyObject *)&NvicType) < 0) {
+        Py_DECREF(&NvicType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of Nvic [nvicc] ========================================================================= */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -1757,7 +2047,8 @@ PyMODINIT_FUNC PyInit__core(void)
     if (PyModule_AddObject(m, "Event", (PyObject *)&EventType) < 0
         || PyModule_AddObject(m, "Scheduler", (PyObject *)&SchedType) < 0
         || PyModule_AddObject(m, "CortexM", (PyObject *)&CortexMType) < 0
-        || PyModule_AddStringConstant(m, "UNICORN_HEADERS", duohil_uc_built_for()) < 0) {
+        || PyModule_AddStringConstant(m, "UNICORN_HEADERS", duohil_uc_built_for()) < 0
+        || add_nvic_type(m) < 0) {                       /* [nvicc] */
         Py_DECREF(m);
         return NULL;
     }
