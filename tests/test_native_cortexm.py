@@ -67,7 +67,12 @@ OP = st.one_of(
     st.tuples(st.just("return"),),
     st.tuples(st.just("return_to"), st.sampled_from((0xFFFFFFF1, 0xFFFFFFF9, 0xFFFFFFFD, 0xFFFFFFE1,
                                                      0xFFFFFFE9, 0xFFFFFFED, 0xFFFFFFF5, 0xFFFFFF01))),
+    # the handler's own ``bx lr`` run by unicorn: the return comes through the UC_HOOK_INTR hook
+    # (decided in C under native, cortexm.py's _on_intr under python)
+    st.tuples(st.just("bx_lr"), st.sampled_from((None, 0xFFFFFFF1, 0xFFFFFFF9, 0xFFFFFFFD, 0xFFFFFFE1,
+                                                 0xFFFFFFE9, 0xFFFFFFED, 0xFFFFFFF5))),
 )
+BX_LR = 0x0800_0180                                # a ``bx lr`` just past the vector table
 
 
 def board(models: str):
@@ -88,6 +93,7 @@ def setup(b, s) -> None:
     uc, nv = b.cpu.uc, b.nvic
     table = b"".join((0x0800_1001 + 0x40 * i).to_bytes(4, "little") for i in range(64))
     b.machine.write_memory(VTOR, table)
+    b.machine.write_memory(BX_LR, b"\x70\x47")
     nv.vtor = 0x9000_0000 if s["vtor_bad"] else VTOR
     for exc, p in zip(EXCS, s["prio"]):
         if exc >= 4:
@@ -142,6 +148,12 @@ def apply(b, op) -> None:
         uc.reg_write(A.UC_ARM_REG_PC, target & ~1)
         cpu.registers_changed()
         cpu._exc_return()
+    elif kind == "bx_lr" and uc.reg_read(A.UC_ARM_REG_XPSR) & 0x1FF:    # in a handler
+        if op[1] is not None:
+            uc.reg_write(A.UC_ARM_REG_LR, op[1])
+        if (uc.reg_read(A.UC_ARM_REG_LR) >> 24) == 0xFF:             # an EXC_RETURN value
+            cpu.registers_changed()
+            cpu._emu_start(BX_LR | 1, 1)
     cpu.registers_changed()
 
 
@@ -240,11 +252,28 @@ def test_the_c_intr_hook_returns_and_passes_hook_exceptions_on() -> None:
     b.nvic.set_pending(16)
     assert b.cpu.take_interrupts()
 
-    def broken(exc: int) -> bool:
+    assert b.cpu._emu_start(0x0800_0401, 1) is None and b.cpu._returned_to == 0x0800_0300
+
+    # the plain return is decided in C: Python's rest of the return is not called; a return that
+    # tail-chains is handed to it, and an exception it raises ends emu_start and is re-raised
+    calls = []
+
+    def broken(*args: int) -> None:
+        calls.append(args)
         raise ZeroDivisionError("from the return hook")
-    b.nvic.deactivate = broken
+    b.cpu._exc_return_rest = broken
+    b.cpu.attach_nvic(b.nvic)
+    b.nvic.set_pending(16)
+    assert b.cpu.take_interrupts()
+    b.cpu._emu_start(0x0800_0401, 1)
+    assert calls == [] and b.nvic.active == 0
+    b.nvic.set_pending(16)
+    assert b.cpu.take_interrupts()
+    b.nvic.enabled |= 1 << 17
+    b.nvic.set_pending(17)                          # pending at return: a tail-chain
     with pytest.raises(ZeroDivisionError, match="from the return hook"):
         b.cpu._emu_start(0x0800_0401, 1)
+    assert len(calls) == 1 and calls[0][-1] == 16
 
 
 def test_dropped_cores_are_collected_and_new_ones_work() -> None:

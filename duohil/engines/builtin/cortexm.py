@@ -279,6 +279,9 @@ class CortexM7Cpu(CpuCore):
     def attach_nvic(self, nvic: Nvic) -> None:
         self.nvic = nvic
         nvic.cpu = self
+        c = getattr(nvic, "_c", None)           # NvicNative: the plain exception return in C
+        if self._cm is not None and c is not None:
+            self._cm.fast_return(c, self, self._exc_return_rest, nvic.mpu, nvic._scr_reg, self.machine.now)
 
     # -- reset --------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -678,6 +681,15 @@ class CortexM7Cpu(CpuCore):
         if exc_ret not in EXC_RETURN_OK or not nv.deactivate(cur):
             self._raise_fault(USAGEFAULT, INVPC, pc)
             return
+        self._exc_return_rest(pc, msp, psp, control, primask, basepri, faultmask, cur)
+
+    def _exc_return_rest(self, pc: int, msp: int, psp: int, control: int, primask: int, basepri: int,
+                         faultmask: int, cur: int) -> None:
+        """An exception return after ``cur`` was deactivated. The C hook (CortexM.fast_return)
+        does the plain case itself and calls this for the others: the MPU to re-enable, a
+        tail-chain (storm checks), a frame that cannot be read."""
+        nv = self.nvic
+        exc_ret = pc | 1
         if nv.mpu.suspended and nv.execution_priority(primask, basepri, 0) >= 0:
             nv.mpu.apply()
         clear_fm = bool(faultmask & 1 and cur != NMI)

@@ -1402,7 +1402,14 @@ typedef struct {
     PyObject *uc_obj, *on_return, *on_intr;
     uc_hook intr_hook;
     int hooked;
+    /* [nvicc] the exception return decided in C (fast_return): the NVIC's state, the CPU, its
+     * _exc_return_rest for the rare cases, the MPU (suspended?), SCR (SLEEPONEXIT), machine.now */
+    PyObject *fr_nvic, *fr_cpu, *fr_rest, *fr_mpu, *fr_scr, *fr_now;
 } CortexMObject;
+
+/* [nvicc] defined with the Nvic binding below */
+static PyObject *cm_fast_return(CortexMObject *c);
+static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs);
 
 static PyObject *cm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1426,6 +1433,12 @@ static int cm_traverse(CortexMObject *c, visitproc visit, void *arg)
     Py_VISIT(c->uc_obj);
     Py_VISIT(c->on_return);
     Py_VISIT(c->on_intr);
+    Py_VISIT(c->fr_nvic);                  /* [nvicc] */
+    Py_VISIT(c->fr_cpu);
+    Py_VISIT(c->fr_rest);
+    Py_VISIT(c->fr_mpu);
+    Py_VISIT(c->fr_scr);
+    Py_VISIT(c->fr_now);
     return 0;
 }
 
@@ -1457,6 +1470,12 @@ static int cm_clear(CortexMObject *c)
     Py_CLEAR(c->uc_obj);
     Py_CLEAR(c->on_return);
     Py_CLEAR(c->on_intr);
+    Py_CLEAR(c->fr_nvic);                  /* [nvicc] */
+    Py_CLEAR(c->fr_cpu);
+    Py_CLEAR(c->fr_rest);
+    Py_CLEAR(c->fr_mpu);
+    Py_CLEAR(c->fr_scr);
+    Py_CLEAR(c->fr_now);
     return 0;
 }
 
@@ -1476,7 +1495,7 @@ static void cm_intr_cb(uc_engine *uc, uint32_t intno, void *ud)
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *r;
     if (intno == 8) {
-        r = PyObject_CallNoArgs(c->on_return);
+        r = c->fr_nvic ? cm_fast_return(c) : PyObject_CallNoArgs(c->on_return);   /* [nvicc] */
     } else {
         PyObject *n = PyLong_FromUnsignedLong(intno);
         r = n ? PyObject_CallFunctionObjArgs(c->on_intr, c->uc_obj, n, Py_None, NULL) : NULL;
@@ -1663,6 +1682,8 @@ static PyMethodDef cm_methods[] = {
      "unstack(sp, exc_return, control, clear_faultmask) -> [r0..lr, pc, sp, xpsr] or None"},
     {"hook_intr", (PyCFunction)(void (*)(void))cm_hook_intr, METH_FASTCALL,
      "hook_intr(uc, on_return, on_intr): UC_HOOK_INTR in C; intno 8 calls on_return() directly"},
+    {"fast_return", (PyCFunction)(void (*)(void))cm_set_fast_return, METH_FASTCALL,   /* [nvicc] */
+     "fast_return(nvic, cpu, rest, mpu, scr, now): intno 8 decides the plain exception return in C"},
     {NULL},
 };
 
@@ -1964,6 +1985,137 @@ static int add_nvic_type(PyObject *m)
         return -1;
     }
     return 0;
+}
+
+
+/* -- [nvicc] the exception return decided in C (cortexm.py's _exc_return_native) --------------- */
+
+static PyObject *str_fr_thread_ps, *str_fr_entries, *str_fr_returned_to, *str_fr_ret_state,
+    *str_fr_suspended, *str_fr_value, *str_fr_stop, *str_fr_sleep;
+
+static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyObject_TypeCheck(args[0], &NvicType))
+        return PyErr_Format(PyExc_TypeError, "fast_return(nvic: Nvic, cpu, rest, mpu, scr, now)");
+    if (!c->hooked)
+        return PyErr_Format(PyExc_RuntimeError, "fast_return: hook_intr first");
+    if (!str_fr_thread_ps) {
+#define FR_INTERN(var, s)                                      \
+        if (!(var = PyUnicode_InternFromString(s)))            \
+            return NULL;
+        FR_INTERN(str_fr_thread_ps, "_thread_ps");
+        FR_INTERN(str_fr_entries, "_entries");
+        FR_INTERN(str_fr_returned_to, "_returned_to");
+        FR_INTERN(str_fr_ret_state, "_ret_state");
+        FR_INTERN(str_fr_suspended, "suspended");
+        FR_INTERN(str_fr_value, "value");
+        FR_INTERN(str_fr_stop, "_stop");
+        FR_INTERN(str_fr_sleep, "sleep");
+#undef FR_INTERN
+    }
+    PyObject **slots[6] = {&c->fr_nvic, &c->fr_cpu, &c->fr_rest, &c->fr_mpu, &c->fr_scr, &c->fr_now};
+    for (int i = 0; i < 6; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static int fr_exc_return_ok(uint32_t r)
+{
+    return r == 0xFFFFFFF1 || r == 0xFFFFFFF9 || r == 0xFFFFFFFD || r == 0xFFFFFFE1
+           || r == 0xFFFFFFE9 || r == 0xFFFFFFED;
+}
+
+/* The whole of _exc_return_native for the plain return (valid EXC_RETURN of an active exception,
+ * MPU not suspended, nothing to tail-chain into, the frame readable): deactivate, unstack, the
+ * CPU's bookkeeping. The rest goes to Python: an invalid return to on_return() before anything
+ * changed, the other cases to rest(...) right after the deactivation, as the Python path does. */
+static PyObject *cm_fast_return(CortexMObject *c)
+{
+    dh_nvic *nv = &((NvicObject *)c->fr_nvic)->v;
+    uint32_t r[CM_RET_N], u[CM_UN_N];
+    if (dh_cm_read_return(&c->cm, r) < 0)
+        return PyObject_CallNoArgs(c->on_return);
+    uint32_t pc = r[CM_RET_PC], exc_ret = pc | 1, cur = r[CM_RET_XPSR] & 0x1FF;
+    if (!cur || !fr_exc_return_ok(exc_ret) || !dh_nvic_test(nv->active, (int)cur))
+        return PyObject_CallNoArgs(c->on_return);
+    dh_nvic_deactivate(nv, (int)cur);
+    uint32_t faultmask = r[CM_RET_FAULTMASK];
+    int clear_fm = (faultmask & 1) && cur != 2;
+    int32_t g;
+    int n = dh_nvic_best_pending(nv, &g);
+    int rest = n && g < dh_nvic_execution_priority(nv, r[CM_RET_PRIMASK], r[CM_RET_BASEPRI],
+                                                       clear_fm ? 0 : faultmask);
+    if (!rest) {
+        PyObject *susp = PyObject_GetAttr(c->fr_mpu, str_fr_suspended);
+        if (!susp)
+            return NULL;
+        rest = PyObject_IsTrue(susp);
+        Py_DECREF(susp);
+        if (rest < 0)
+            return NULL;
+    }
+    if (!rest) {
+        uint32_t sp = exc_ret & 4 ? r[CM_RET_PSP] : r[CM_RET_MSP];
+        int rc = dh_cm_unstack(&c->cm, sp, exc_ret, r[CM_RET_CONTROL], clear_fm, u);
+        if (rc == CM_ERR_UNSTACK)
+            rest = 1;           /* nothing was written: Python's path reads it again and faults */
+        else if (rc)
+            return cm_fail(c, rc);
+    }
+    if (rest)
+        return PyObject_CallFunction(c->fr_rest, "kkkkkkkk", (unsigned long)pc,
+                                     (unsigned long)r[CM_RET_MSP], (unsigned long)r[CM_RET_PSP],
+                                     (unsigned long)r[CM_RET_CONTROL], (unsigned long)r[CM_RET_PRIMASK],
+                                     (unsigned long)r[CM_RET_BASEPRI], (unsigned long)faultmask,
+                                     (unsigned long)cur);
+    PyObject *cpu = c->fr_cpu;
+    int to_thread = (exc_ret & 8) != 0;
+    if (to_thread) {
+        PyObject *now = PyObject_CallNoArgs(c->fr_now);
+        if (!now)
+            return NULL;
+        int e = PyObject_SetAttr(cpu, str_fr_thread_ps, now);
+        Py_DECREF(now);
+        PyObject *zero = PyLong_FromLong(0);
+        if (e < 0 || !zero || PyObject_SetAttr(cpu, str_fr_entries, zero) < 0) {
+            Py_XDECREF(zero);
+            return NULL;
+        }
+        Py_DECREF(zero);
+    }
+    PyObject *to = PyLong_FromUnsignedLong(u[CM_UN_PC] & ~1u);
+    PyObject *st = Py_BuildValue("(kkkkkkkk)", (unsigned long)u[0], (unsigned long)u[1],
+                                 (unsigned long)u[2], (unsigned long)u[3], (unsigned long)u[4],
+                                 (unsigned long)u[5], (unsigned long)u[CM_UN_SP],
+                                 (unsigned long)(u[CM_UN_XPSR] >> 27));
+    int e = !to || !st || PyObject_SetAttr(cpu, str_fr_returned_to, to) < 0
+            || PyObject_SetAttr(cpu, str_fr_ret_state, st) < 0;
+    Py_XDECREF(to);
+    Py_XDECREF(st);
+    if (e)
+        return NULL;
+    if (to_thread) {
+        int any_active = 0;
+        for (int w = 0; w < DH_NVIC_WORDS; w++)
+            any_active |= nv->active[w] != 0;
+        if (!any_active) {
+            PyObject *scr = PyObject_GetAttr(c->fr_scr, str_fr_value);
+            if (!scr)
+                return NULL;
+            long v = PyLong_AsLong(scr);
+            Py_DECREF(scr);
+            if (v == -1 && PyErr_Occurred())
+                return NULL;
+            if (v & 2) {                                        /* SCR.SLEEPONEXIT */
+                if (PyObject_SetAttr(cpu, str_fr_stop, str_fr_sleep) < 0)
+                    return NULL;
+                UC.emu_stop(c->cm.uc);
+            }
+        }
+    }
+    Py_RETURN_NONE;
 }
 
 /* == end of Nvic [nvicc] ========================================================================= */
