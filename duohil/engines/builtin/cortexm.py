@@ -279,9 +279,11 @@ class CortexM7Cpu(CpuCore):
     def attach_nvic(self, nvic: Nvic) -> None:
         self.nvic = nvic
         nvic.cpu = self
-        c = getattr(nvic, "_c", None)           # NvicNative: the plain exception return in C
+        c = getattr(nvic, "_c", None)           # NvicNative: plain entries and returns in C
         if self._cm is not None and c is not None:
             self._cm.fast_return(c, self, self._exc_return_rest, nvic.mpu, nvic._scr_reg, self.machine.now)
+            self._cm.fast_entry(nvic, self._enter_native, self._enter_after)
+            self.take_interrupts = self._cm.take            # type: ignore[method-assign]
 
     # -- reset --------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -648,6 +650,12 @@ class CortexM7Cpu(CpuCore):
                 return
             stack = False
         vec = self._cm.stack_enter(regs0, pc, exc, nv.vtor, stack)
+        self._enter_after(regs0, pc, exc, vec)
+
+    def _enter_after(self, regs0: list[int], pc: int, exc: int, vec: int) -> None:
+        """Entry once the frame was (or could not be) written: the C take (CortexM.take) calls
+        this when stack_enter failed (-1 STKERR, -2 no vector) and does the plain case itself."""
+        nv = self.nvic
         if vec == -1:
             nv.cfsr |= STKERR
             self._stacking_fault(BUSFAULT, pc)

@@ -1405,11 +1405,16 @@ typedef struct {
     /* [nvicc] the exception return decided in C (fast_return): the NVIC's state, the CPU, its
      * _exc_return_rest for the rare cases, the MPU (suspended?), SCR (SLEEPONEXIT), machine.now */
     PyObject *fr_nvic, *fr_cpu, *fr_rest, *fr_mpu, *fr_scr, *fr_now;
+    /* [nvicc] take_interrupts and the plain entry in C (fast_entry, take): the Python Nvic (vtor,
+     * _st_resume), the full Python entry for the rare cases and its second half (_enter_after) */
+    PyObject *fe_nvic, *fe_enter, *fe_after;
 } CortexMObject;
 
 /* [nvicc] defined with the Nvic binding below */
 static PyObject *cm_fast_return(CortexMObject *c);
 static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *cm_take(CortexMObject *c, PyObject *Py_UNUSED(ignored));
 
 static PyObject *cm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1439,6 +1444,9 @@ static int cm_traverse(CortexMObject *c, visitproc visit, void *arg)
     Py_VISIT(c->fr_mpu);
     Py_VISIT(c->fr_scr);
     Py_VISIT(c->fr_now);
+    Py_VISIT(c->fe_nvic);
+    Py_VISIT(c->fe_enter);
+    Py_VISIT(c->fe_after);
     return 0;
 }
 
@@ -1476,6 +1484,9 @@ static int cm_clear(CortexMObject *c)
     Py_CLEAR(c->fr_mpu);
     Py_CLEAR(c->fr_scr);
     Py_CLEAR(c->fr_now);
+    Py_CLEAR(c->fe_nvic);
+    Py_CLEAR(c->fe_enter);
+    Py_CLEAR(c->fe_after);
     return 0;
 }
 
@@ -1684,6 +1695,10 @@ static PyMethodDef cm_methods[] = {
      "hook_intr(uc, on_return, on_intr): UC_HOOK_INTR in C; intno 8 calls on_return() directly"},
     {"fast_return", (PyCFunction)(void (*)(void))cm_set_fast_return, METH_FASTCALL,   /* [nvicc] */
      "fast_return(nvic, cpu, rest, mpu, scr, now): intno 8 decides the plain exception return in C"},
+    {"fast_entry", (PyCFunction)(void (*)(void))cm_set_fast_entry, METH_FASTCALL,    /* [nvicc] */
+     "fast_entry(nvic_py, enter, after): what take() needs (after fast_return)"},
+    {"take", (PyCFunction)cm_take, METH_NOARGS,                                      /* [nvicc] */
+     "take() -> cortexm.py's take_interrupts(): plain entries in C, the others by enter(exc)"},
     {NULL},
 };
 
@@ -2116,6 +2131,256 @@ static PyObject *cm_fast_return(CortexMObject *c)
         }
     }
     Py_RETURN_NONE;
+}
+
+
+/* -- [nvicc] take_interrupts and the plain exception entry in C (cortexm.py's _enter_native) ----- */
+
+#define FE_STORM_ENTRIES 10000           /* limits.py STORM_ENTRIES */
+#define FE_STORM_RATE_ENTRIES 20000      /* limits.py STORM_RATE_ENTRIES */
+
+static PyObject *str_fe_halted, *str_fe_executing, *str_fe_mask_cache, *str_fe_entry_cache,
+    *str_fe_rate_n, *str_fe_thread_pc, *str_fe_pc, *str_fe_vtor, *str_fe_ctrl, *str_fe_st_resume;
+
+static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "fast_entry(nvic_py, enter, after)");
+    if (!c->fr_nvic)
+        return PyErr_Format(PyExc_RuntimeError, "fast_entry: fast_return first");
+    if (!str_fe_halted) {
+#define FE_INTERN(var, s)                                      \
+        if (!(var = PyUnicode_InternFromString(s)))            \
+            return NULL;
+        FE_INTERN(str_fe_halted, "halted");
+        FE_INTERN(str_fe_executing, "executing");
+        FE_INTERN(str_fe_mask_cache, "_mask_cache");
+        FE_INTERN(str_fe_entry_cache, "_entry_cache");
+        FE_INTERN(str_fe_rate_n, "_rate_n");
+        FE_INTERN(str_fe_thread_pc, "_thread_pc");
+        FE_INTERN(str_fe_pc, "_pc");
+        FE_INTERN(str_fe_vtor, "vtor");
+        FE_INTERN(str_fe_ctrl, "ctrl");
+        FE_INTERN(str_fe_st_resume, "_st_resume");
+#undef FE_INTERN
+    }
+    PyObject **slots[3] = {&c->fe_nvic, &c->fe_enter, &c->fe_after};
+    for (int i = 0; i < 3; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static int fe_truth(PyObject *o, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    int t = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return t;
+}
+
+static int fe_get_long(PyObject *o, PyObject *name, long *out)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    *out = PyLong_AsLong(v);
+    Py_DECREF(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int fe_set_long(PyObject *o, PyObject *name, long v)
+{
+    PyObject *x = PyLong_FromLong(v);
+    if (!x)
+        return -1;
+    int rc = PyObject_SetAttr(o, name, x);
+    Py_DECREF(x);
+    return rc;
+}
+
+static int fe_set_u32(PyObject *o, PyObject *name, uint32_t v)
+{
+    PyObject *x = PyLong_FromUnsignedLong(v);
+    if (!x)
+        return -1;
+    int rc = PyObject_SetAttr(o, name, x);
+    Py_DECREF(x);
+    return rc;
+}
+
+/* _mask_regs(): PRIMASK, BASEPRI, FAULTMASK; between slices through the CPU's _mask_cache. */
+static int fe_masks(CortexMObject *c, uint32_t m[3])
+{
+    PyObject *cpu = c->fr_cpu;
+    int executing = fe_truth(cpu, str_fe_executing);
+    if (executing < 0)
+        return -1;
+    if (!executing) {
+        PyObject *cache = PyObject_GetAttr(cpu, str_fe_mask_cache);
+        if (!cache)
+            return -1;
+        if (cache != Py_None) {
+            int rc = 0;
+            for (int i = 0; i < 3 && !rc; i++) {
+                PyObject *x = PySequence_GetItem(cache, i);
+                rc = x ? arg_u32(x, &m[i]) : -1;
+                Py_XDECREF(x);
+            }
+            Py_DECREF(cache);
+            return rc;
+        }
+        Py_DECREF(cache);
+    }
+    int ids[3] = {UC_ARM_REG_PRIMASK, UC_ARM_REG_BASEPRI, UC_ARM_REG_FAULTMASK};
+    void *ptrs[3] = {&m[0], &m[1], &m[2]};
+    m[0] = m[1] = m[2] = 0;
+    uc_err err = UC.reg_read_batch(c->cm.uc, ids, ptrs, 3);
+    if (err != UC_ERR_OK) {
+        PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(err));
+        return -1;
+    }
+    if (!executing) {
+        PyObject *l = u32_list(m, 3);
+        if (!l)
+            return -1;
+        int rc = PyObject_SetAttr(cpu, str_fe_mask_cache, l);
+        Py_DECREF(l);
+        return rc;
+    }
+    return 0;
+}
+
+/* One entry into `exc`: in C when nothing but the plain case can happen (no storm test due, no
+ * FP frame, the MPU off, the frame written), else by the Python entry. 0, or -1 with an error. */
+static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
+{
+    PyObject *cpu = c->fr_cpu, *r;
+    PyObject *cache = PyObject_GetAttr(cpu, str_fe_entry_cache);
+    if (!cache)
+        return -1;
+    uint32_t regs[CM_ENTRY_N];
+    int rc = cache == Py_None ? dh_cm_read_entry(&c->cm, regs) : arg_regs(cache, regs);
+    if (rc) {
+        Py_DECREF(cache);
+        if (rc > 0 || !PyErr_Occurred())
+            cm_fail(c, rc);
+        return -1;
+    }
+    long rate_n, entries = 0, mpu_ctrl;
+    uint32_t handler = regs[CM_XPSR] & 0x1FF;
+    int plain = fe_get_long(cpu, str_fe_rate_n, &rate_n) == 0
+                && (handler ? fe_get_long(cpu, str_fr_entries, &entries) == 0 : 1)
+                && fe_get_long(c->fr_mpu, str_fe_ctrl, &mpu_ctrl) == 0;
+    if (!plain) {
+        Py_DECREF(cache);
+        return -1;
+    }
+    plain = rate_n + 1 < FE_STORM_RATE_ENTRIES && !(regs[CM_CONTROL] & 4) && !(mpu_ctrl & 1)
+            && (!handler || entries + 1 < FE_STORM_ENTRIES);
+    if (!plain) {               /* nothing has changed: the Python entry does it all */
+        Py_DECREF(cache);
+        PyObject *n = PyLong_FromLong(exc);
+        r = n ? PyObject_CallOneArg(c->fe_enter, n) : NULL;
+        Py_XDECREF(n);
+        Py_XDECREF(r);
+        return r ? 0 : -1;
+    }
+    /* _entry_cache consumed; the storm counters and the thread-mode marks */
+    if ((cache != Py_None && PyObject_SetAttr(cpu, str_fe_entry_cache, Py_None) < 0)
+        || fe_set_long(cpu, str_fe_rate_n, rate_n + 1) < 0) {
+        Py_DECREF(cache);
+        return -1;
+    }
+    uint32_t pc = regs[CM_PC];
+    if (!handler) {
+        PyObject *now = PyObject_CallNoArgs(c->fr_now);
+        int e = !now || PyObject_SetAttr(cpu, str_fr_thread_ps, now) < 0
+                || fe_set_u32(cpu, str_fe_thread_pc, pc) < 0 || fe_set_long(cpu, str_fr_entries, 0) < 0;
+        Py_XDECREF(now);
+        if (e) {
+            Py_DECREF(cache);
+            return -1;
+        }
+    } else if (fe_set_long(cpu, str_fr_entries, entries + 1) < 0) {
+        Py_DECREF(cache);
+        return -1;
+    }
+    long vtor;
+    if (fe_get_long(c->fe_nvic, str_fe_vtor, &vtor) < 0) {
+        Py_DECREF(cache);
+        return -1;
+    }
+    uint32_t vec = 0;
+    rc = dh_cm_stack(&c->cm, regs, pc);
+    if (!rc)
+        rc = dh_cm_enter(&c->cm, regs, (uint32_t)exc, (uint32_t)vtor, &vec);
+    if (rc == CM_ERR_STACK || rc == CM_ERR_VECTOR) {     /* _enter_after: STKERR, VECTTBL */
+        PyObject *regs_l = cache != Py_None ? (Py_INCREF(cache), cache) : u32_list(regs, CM_ENTRY_N);
+        Py_DECREF(cache);
+        if (!regs_l)
+            return -1;
+        r = PyObject_CallFunction(c->fe_after, "Okil", regs_l, (unsigned long)pc, exc, (long)rc);
+        Py_DECREF(regs_l);
+        Py_XDECREF(r);
+        return r ? 0 : -1;
+    }
+    Py_DECREF(cache);
+    if (rc) {
+        cm_fail(c, rc);
+        return -1;
+    }
+    int resume = dh_nvic_activate(nv, exc);
+    if (resume < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (resume) {
+        r = PyObject_CallMethodNoArgs(c->fe_nvic, str_fe_st_resume);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+    }
+    if (fe_set_u32(cpu, str_fe_pc, vec & ~1u) < 0 || PyObject_SetAttr(cpu, str_fr_returned_to, Py_None) < 0
+        || PyObject_SetAttr(cpu, str_fr_ret_state, Py_None) < 0)
+        return -1;
+    return 0;
+}
+
+static PyObject *cm_take(CortexMObject *c, PyObject *Py_UNUSED(ignored))
+{
+    if (!c->fe_nvic)
+        return PyErr_Format(PyExc_RuntimeError, "take: fast_entry first");
+    dh_nvic *nv = &((NvicObject *)c->fr_nvic)->v;
+    int halted = fe_truth(c->fr_cpu, str_fe_halted);
+    if (halted < 0)
+        return NULL;
+    if (halted || !dh_nvic_any_pending_enabled(nv))
+        Py_RETURN_FALSE;
+    int taken = 0;
+    for (;;) {
+        int32_t g;
+        int n = dh_nvic_best_pending(nv, &g);
+        if (!n)
+            break;
+        uint32_t m[3];
+        if (fe_masks(c, m) < 0)
+            return NULL;
+        if (g >= dh_nvic_execution_priority(nv, m[0], m[1], m[2]))
+            break;
+        if (fe_enter(c, nv, n) < 0)
+            return NULL;
+        taken = 1;
+        if ((halted = fe_truth(c->fr_cpu, str_fe_halted)) != 0) {
+            if (halted < 0)
+                return NULL;
+            break;
+        }
+    }
+    return PyBool_FromLong(taken);
 }
 
 /* == end of Nvic [nvicc] ========================================================================= */
