@@ -297,9 +297,10 @@ def bench_exceptions(rep: Report, k: int = 10_000) -> dict[str, float]:
         if cpu.halted or nv.exceptions_taken < 6 * k or nv.active:
             raise RuntimeError(f"exception bench ({models}): the interrupts were not all taken and returned")
         out[models] = work
+        # (the return called from Python: under native the firmware's returns take the C hook,
+        # measured below with the target)
         rep.line(f"M7 interrupt entry+return, core work: {models}", f"{work / 1000:.2f} us",
-                 "" if models == "python" else f"{out['python'] / work:.1f}x less; target <= 2 us",
-                 None if models == "python" else work <= 2000)
+                 "" if models == "python" else f"{out['python'] / work:.1f}x less; return from Python")
         rep.line(f"M7 interrupt, pend to return incl. a bx-lr handler slice: {models}",
                  f"{full / 1000:.2f} us")
         # the same, less a one-instruction slice without an exception: the entry (take_interrupts)

@@ -3,7 +3,11 @@
 Under ``DUOHIL_MODELS=native`` the register and memory side of exception entry, tail-chain and
 return (frames, vector, the register write sequences) runs in C (native/cortexm.c) from
 ``_enter_native``/``_exc_return_native``, which share this file's decisions; ``_enter`` and
-``_exc_return`` are the reference (tests/test_native_cortexm.py compares them).
+``_exc_return`` are the reference (tests/test_native_cortexm.py compares them). The NVIC's state
+is in C too (nvic.py's NvicNative), and the plain cases are decided there without Python:
+``take_interrupts`` is ``CortexM.take`` and the intno-8 hook returns by itself, handing the rare
+cases (storm tests, FP frames, the MPU, faults, lockup) to ``_enter_native``/``_enter_after``
+and ``_exc_return_native``/``_exc_return_rest``.
 
 What unicorn 2.1.4 does on its own (read in its sources at tag v2.1.4 -- ``qemu/accel/tcg/
 cpu-exec.c``, ``qemu/accel/tcg/cputlb.c``, ``qemu/target/arm/unicorn_arm.c`` -- and measured with
@@ -282,7 +286,8 @@ class CortexM7Cpu(CpuCore):
         c = getattr(nvic, "_c", None)           # NvicNative: plain entries and returns in C
         if self._cm is not None and c is not None:
             self._cm.fast_return(c, self, self._exc_return_rest, nvic.mpu, nvic._scr_reg, self.machine.now)
-            self._cm.fast_entry(nvic, self._enter_native, self._enter_after)
+            self._cm.fast_entry(nvic, self._enter_native, self._enter_after, STORM_ENTRIES,
+                                STORM_RATE_ENTRIES)
             self.take_interrupts = self._cm.take            # type: ignore[method-assign]
 
     # -- reset --------------------------------------------------------------------------------------

@@ -1408,6 +1408,7 @@ typedef struct {
     /* [nvicc] take_interrupts and the plain entry in C (fast_entry, take): the Python Nvic (vtor,
      * _st_resume), the full Python entry for the rare cases and its second half (_enter_after) */
     PyObject *fe_nvic, *fe_enter, *fe_after;
+    long storm_entries, storm_rate_entries;      /* limits.py's STORM_ENTRIES, STORM_RATE_ENTRIES */
 } CortexMObject;
 
 /* [nvicc] defined with the Nvic binding below */
@@ -1696,7 +1697,7 @@ static PyMethodDef cm_methods[] = {
     {"fast_return", (PyCFunction)(void (*)(void))cm_set_fast_return, METH_FASTCALL,   /* [nvicc] */
      "fast_return(nvic, cpu, rest, mpu, scr, now): intno 8 decides the plain exception return in C"},
     {"fast_entry", (PyCFunction)(void (*)(void))cm_set_fast_entry, METH_FASTCALL,    /* [nvicc] */
-     "fast_entry(nvic_py, enter, after): what take() needs (after fast_return)"},
+     "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries): what take() needs"},
     {"take", (PyCFunction)cm_take, METH_NOARGS,                                      /* [nvicc] */
      "take() -> cortexm.py's take_interrupts(): plain entries in C, the others by enter(exc)"},
     {NULL},
@@ -2136,16 +2137,20 @@ static PyObject *cm_fast_return(CortexMObject *c)
 
 /* -- [nvicc] take_interrupts and the plain exception entry in C (cortexm.py's _enter_native) ----- */
 
-#define FE_STORM_ENTRIES 10000           /* limits.py STORM_ENTRIES */
-#define FE_STORM_RATE_ENTRIES 20000      /* limits.py STORM_RATE_ENTRIES */
 
 static PyObject *str_fe_halted, *str_fe_executing, *str_fe_mask_cache, *str_fe_entry_cache,
     *str_fe_rate_n, *str_fe_thread_pc, *str_fe_pc, *str_fe_vtor, *str_fe_ctrl, *str_fe_st_resume;
 
 static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3)
-        return PyErr_Format(PyExc_TypeError, "fast_entry(nvic_py, enter, after)");
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError,
+                            "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries)");
+    long se = PyLong_AsLong(args[3]), sr = PyLong_AsLong(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    c->storm_entries = se;
+    c->storm_rate_entries = sr;
     if (!c->fr_nvic)
         return PyErr_Format(PyExc_RuntimeError, "fast_entry: fast_return first");
     if (!str_fe_halted) {
@@ -2279,8 +2284,8 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
         Py_DECREF(cache);
         return -1;
     }
-    plain = rate_n + 1 < FE_STORM_RATE_ENTRIES && !(regs[CM_CONTROL] & 4) && !(mpu_ctrl & 1)
-            && (!handler || entries + 1 < FE_STORM_ENTRIES);
+    plain = rate_n + 1 < c->storm_rate_entries && !(regs[CM_CONTROL] & 4) && !(mpu_ctrl & 1)
+            && (!handler || entries + 1 < c->storm_entries);
     if (!plain) {               /* nothing has changed: the Python entry does it all */
         Py_DECREF(cache);
         PyObject *n = PyLong_FromLong(exc);
