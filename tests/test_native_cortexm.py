@@ -172,7 +172,8 @@ def state(b) -> dict:
         "nvic": (nv.pending, nv.active, list(nv.stack), nv.cfsr, nv.hfsr, nv.regs.FPCAR.value,
                  nv.exceptions_taken),
         "cpu": (cpu.halted, cpu.halt_reason, cpu.lockup, cpu._pc, cpu._returned_to, cpu._ret_state,
-                cpu._stop, cpu._entries, cpu._rate_n, cpu.faults, getattr(cpu, "test_errors", None)),
+                cpu._stop, cpu._entries, cpu._rate_n, cpu.faults, getattr(cpu, "test_errors", None),
+                cpu._thread_pc, cpu._thread_ps, cpu._mask_cache, cpu._entry_cache),
         "log": list(b.scheduler.log),
     }
 
