@@ -41,9 +41,10 @@ if _inc is None:
 else:
     ext_modules.append(Extension(
         "duohil.engines.builtin.native._core",
-        sources=[str(NATIVE / f) for f in ("_core.c", "evheap.c", "ucapi.c", "cortexm.c",
+        sources=[str(NATIVE / f) for f in ("_core.c", "evheap.c", "ucapi.c", "cortexm.c", "nvic.c",
                                                      "riscv.c", "clint.c", "plic.c")],
-        depends=[str(NATIVE / f) for f in ("evheap.h", "ucapi.h", "riscv.h", "clint.h", "plic.h")],
+        depends=[str(NATIVE / f) for f in ("evheap.h", "ucapi.h", "cortexm.h", "nvic.h", "riscv.h",
+                                           "clint.h", "plic.h")],
         include_dirs=[_inc],
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                             "-Wno-missing-field-initializers", "-Wno-cast-function-type"],

@@ -3,7 +3,11 @@
 Under ``DUOHIL_MODELS=native`` the register and memory side of exception entry, tail-chain and
 return (frames, vector, the register write sequences) runs in C (native/cortexm.c) from
 ``_enter_native``/``_exc_return_native``, which share this file's decisions; ``_enter`` and
-``_exc_return`` are the reference (tests/test_native_cortexm.py compares them).
+``_exc_return`` are the reference (tests/test_native_cortexm.py compares them). The NVIC's state
+is in C too (nvic.py's NvicNative), and the plain cases are decided there without Python:
+``take_interrupts`` is ``CortexM.take`` and the intno-8 hook returns by itself, handing the rare
+cases (storm tests, FP frames, the MPU, faults, lockup) to ``_enter_native``/``_enter_after``
+and ``_exc_return_native``/``_exc_return_rest``.
 
 What unicorn 2.1.4 does on its own (read in its sources at tag v2.1.4 -- ``qemu/accel/tcg/
 cpu-exec.c``, ``qemu/accel/tcg/cputlb.c``, ``qemu/target/arm/unicorn_arm.c`` -- and measured with
@@ -279,6 +283,12 @@ class CortexM7Cpu(CpuCore):
     def attach_nvic(self, nvic: Nvic) -> None:
         self.nvic = nvic
         nvic.cpu = self
+        c = getattr(nvic, "_c", None)           # NvicNative: plain entries and returns in C
+        if self._cm is not None and c is not None:
+            self._cm.fast_return(c, self, self._exc_return_rest, nvic.mpu, nvic._scr_reg, self.machine.now)
+            self._cm.fast_entry(nvic, self._enter_native, self._enter_after, STORM_ENTRIES,
+                                STORM_RATE_ENTRIES)
+            self.take_interrupts = self._cm.take            # type: ignore[method-assign]
 
     # -- reset --------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -343,7 +353,7 @@ class CortexM7Cpu(CpuCore):
     def interrupt_pending(self) -> bool:
         """A pending exception that could preempt if PRIMASK were clear (the WFI wake rule)."""
         nv = self.nvic
-        if nv is None or not nv.pending & nv.enabled:
+        if nv is None or not nv.any_pending():
             return False
         _n, g = nv.best_pending()
         _pm, bp, _fm = self._mask_regs()
@@ -359,10 +369,10 @@ class CortexM7Cpu(CpuCore):
 
     def take_interrupts(self) -> bool:
         nv = self.nvic
-        if nv is None or not nv.pending & nv.enabled or self.halted:
+        if nv is None or self.halted or not nv.any_pending():
             return False
         taken = False
-        while nv.pending & nv.enabled:
+        while True:
             n, g = nv.best_pending()
             if not n:
                 break
@@ -524,7 +534,7 @@ class CortexM7Cpu(CpuCore):
             faultmask = 0
             regs.append(A.UC_ARM_REG_FAULTMASK)
             vals.append(0)
-        n, g = nv.best_pending() if nv.pending & nv.enabled else (0, 256)
+        n, g = nv.best_pending()
         if n and g < nv.execution_priority(primask, basepri, faultmask):
             self._entries += 1
             self._rate_n += 1
@@ -645,6 +655,12 @@ class CortexM7Cpu(CpuCore):
                 return
             stack = False
         vec = self._cm.stack_enter(regs0, pc, exc, nv.vtor, stack)
+        self._enter_after(regs0, pc, exc, vec)
+
+    def _enter_after(self, regs0: list[int], pc: int, exc: int, vec: int) -> None:
+        """Entry once the frame was (or could not be) written: the C take (CortexM.take) calls
+        this when stack_enter failed (-1 STKERR, -2 no vector) and does the plain case itself."""
+        nv = self.nvic
         if vec == -1:
             nv.cfsr |= STKERR
             self._stacking_fault(BUSFAULT, pc)
@@ -678,12 +694,21 @@ class CortexM7Cpu(CpuCore):
         if exc_ret not in EXC_RETURN_OK or not nv.deactivate(cur):
             self._raise_fault(USAGEFAULT, INVPC, pc)
             return
+        self._exc_return_rest(pc, msp, psp, control, primask, basepri, faultmask, cur)
+
+    def _exc_return_rest(self, pc: int, msp: int, psp: int, control: int, primask: int, basepri: int,
+                         faultmask: int, cur: int) -> None:
+        """An exception return after ``cur`` was deactivated. The C hook (CortexM.fast_return)
+        does the plain case itself and calls this for the others: the MPU to re-enable, a
+        tail-chain (storm checks), a frame that cannot be read."""
+        nv = self.nvic
+        exc_ret = pc | 1
         if nv.mpu.suspended and nv.execution_priority(primask, basepri, 0) >= 0:
             nv.mpu.apply()
         clear_fm = bool(faultmask & 1 and cur != NMI)
         if clear_fm:
             faultmask = 0
-        n, g = nv.best_pending() if nv.pending & nv.enabled else (0, 256)
+        n, g = nv.best_pending()
         if n and g < nv.execution_priority(primask, basepri, faultmask):
             self._entries += 1
             self._rate_n += 1
@@ -725,7 +750,7 @@ class CortexM7Cpu(CpuCore):
         nv = self.nvic
         pm, bp, fm = self._masks.read()
         ep = nv.execution_priority(pm, bp, fm)
-        if exc != HARDFAULT and (not nv.fault_enabled(exc) or nv.group(nv.prio[exc]) >= ep):
+        if exc != HARDFAULT and (not nv.fault_enabled(exc) or nv.group(nv.prio_of(exc)) >= ep):
             exc = HARDFAULT
             nv.hfsr |= HFSR_FORCED
         if exc == HARDFAULT and ep <= -1:
@@ -894,7 +919,7 @@ class CortexM7Cpu(CpuCore):
             pc = self._pcb.read()[0]
             nv = self.nvic
             pm, bp, fm = self._masks.read()
-            if nv.group(nv.prio[SVCALL]) < nv.execution_priority(pm, bp, fm):
+            if nv.group(nv.prio_of(SVCALL)) < nv.execution_priority(pm, bp, fm):
                 self._enter(SVCALL, pc=pc)
             else:                                         # SVC that cannot preempt: HardFault
                 nv.hfsr |= HFSR_FORCED

@@ -38,6 +38,7 @@ import bisect
 from typing import TYPE_CHECKING, Any
 
 from ..base import PS_PER_S
+from . import native
 from .peripheral import Peripheral
 from .regs import RO, W1C, WO, Field
 
@@ -370,6 +371,12 @@ class Nvic(Peripheral):
                                   "numberOfInterrupts": 150, "size": None}
     VTOR_RESET = 0x0800_0000          # H743 boot address (BOOT_ADD0 = 0x0800)
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Nvic":
+        # under DUOHIL_MODELS=native the exception state lives in C (NvicNative below)
+        if cls is Nvic and native.models() == "native":
+            cls = NvicNative
+        return super().__new__(cls)
+
     def __init__(self, machine: "Machine", name: str, base: int | None = 0xE000E000,
                  size: int | None = None, props: dict[str, Any] | None = None) -> None:
         super().__init__(machine, name, base, size or 0x1000, props)
@@ -467,6 +474,10 @@ class Nvic(Peripheral):
             m ^= low
         return best, self.group(bp)
 
+    def any_pending(self) -> bool:
+        """Some exception is both pending and enabled."""
+        return bool(self.pending & self.enabled)
+
     def fault_enabled(self, exc: int) -> bool:
         """SHCSR.MEMFAULTENA/BUSFAULTENA/USGFAULTENA for exceptions 4/5/6 (others: True)."""
         return bool(self.enabled & (1 << exc))
@@ -530,6 +541,9 @@ class Nvic(Peripheral):
     def pend_irq(self, irq: int) -> None:
         """Pend IRQn once (an edge, or a test poking the NVIC)."""
         self.set_pending(IRQ0 + irq)
+
+    def prio_of(self, exc: int) -> int:
+        return self.prio[exc]
 
     # -- registers -----------------------------------------------------------------------------------
     def _define(self) -> None:
@@ -929,3 +943,89 @@ class Nvic(Peripheral):
         k = self._st_ticks(self.now())
         self._st_update(k)
         return self._st_value(k)
+
+
+class _PrioView:
+    """``Nvic.prio`` of NvicNative: the priority bytes as they are in C, indexed like the list."""
+    __slots__ = ("_get", "_set", "_n")
+
+    def __init__(self, c: Any, n: int) -> None:
+        self._get, self._set, self._n = c.get_prio, c.set_prio, n
+
+    def __getitem__(self, exc: int) -> int:
+        if not 0 <= exc < self._n:
+            raise IndexError(exc)
+        return self._get(exc)
+
+    def __setitem__(self, exc: int, p: int) -> None:
+        if not 0 <= exc < self._n:
+            raise IndexError(exc)
+        self._set(exc, p)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        return (self._get(n) for n in range(self._n))
+
+
+def _c_attr(name: str, doc: str) -> property:
+    return property(lambda self: getattr(self._c, name),
+                    lambda self, v: setattr(self._c, name, v), doc=doc)
+
+
+class NvicNative(Nvic):
+    """The Nvic of DUOHIL_MODELS=native: pending/enabled/active/level, priorities, grouping, the
+    active stack, SysTick's coalescing flag and the entry count live in C (native/nvic.c, the
+    ``_core.Nvic`` object ``_c``), the one copy of that state. The SCS registers above read and
+    write it through these properties; the core's hot calls (best_pending, execution_priority,
+    deactivate) go straight to C. Nvic (Python ints and lists) stays the reference."""
+
+    renode_types = ()                   # Nvic claims the Renode type and picks this class itself
+    pending = _c_attr("pending", "pending exceptions (bit n)")
+    enabled = _c_attr("enabled", "enabled exceptions (bit n)")
+    active = _c_attr("active", "active exceptions (bit n)")
+    level = _c_attr("level", "IRQ input lines that are high (bit 16 + n)")
+    group_mask = _c_attr("group_mask", "AIRCR.PRIGROUP's group-priority bits")
+    stack = _c_attr("stack", "active exceptions, innermost last (a copy; assign to replace)")
+    exceptions_taken = _c_attr("exceptions_taken", "exception entries so far")
+    _st_waiting = _c_attr("st_waiting", "a wrap found SysTick still pending: no event until taken")
+
+    def __init__(self, machine: "Machine", name: str, base: int | None = 0xE000E000,
+                 size: int | None = None, props: dict[str, Any] | None = None) -> None:
+        c = self._c = native.core().Nvic(0xF0)
+        self.best_pending = c.best_pending                  # type: ignore[method-assign]
+        self.execution_priority = c.execution_priority      # type: ignore[method-assign]
+        self.deactivate = c.deactivate                      # type: ignore[method-assign]
+        self.any_pending = c.any_pending                    # type: ignore[method-assign]
+        self.prio_of = c.get_prio                           # type: ignore[method-assign]
+        super().__init__(machine, name, base, size, props)
+
+    @property
+    def prio(self) -> _PrioView:        # type: ignore[override]
+        return _PrioView(self._c, self.n_exc)
+
+    @prio.setter
+    def prio(self, values: list[int]) -> None:
+        for n, p in enumerate(values):
+            self._c.set_prio(n, p)
+
+    def _init_state(self) -> None:
+        c = self._c
+        level = c.level                     # the input lines are not part of the reset state
+        c.prio_mask = self.prio_mask
+        c.reset()
+        c.level = level
+        super()._init_state()
+
+    def activate(self, exc: int) -> None:
+        if self._c.activate(exc):
+            self._st_resume()
+
+    def set_pending(self, exc: int) -> None:
+        if self._c.set_pending(exc):
+            self._kick()
+
+    def clear_pending(self, exc: int) -> None:
+        if self._c.clear_pending(exc):
+            self._st_resume()

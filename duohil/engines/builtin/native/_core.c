@@ -22,6 +22,7 @@
 #include "clint.h"
 #include "plic.h"
 #include "evheap.h"
+#include "nvic.h"
 #include "ucapi.h"
 
 #define NEVER INT64_MAX      /* "no deferred event": scheduler.py's float("inf") */
@@ -1405,7 +1406,20 @@ typedef struct {
     PyObject *uc_obj, *on_return, *on_intr;
     uc_hook intr_hook;
     int hooked;
+    /* [nvicc] the exception return decided in C (fast_return): the NVIC's state, the CPU, its
+     * _exc_return_rest for the rare cases, the MPU (suspended?), SCR (SLEEPONEXIT), machine.now */
+    PyObject *fr_nvic, *fr_cpu, *fr_rest, *fr_mpu, *fr_scr, *fr_now;
+    /* [nvicc] take_interrupts and the plain entry in C (fast_entry, take): the Python Nvic (vtor,
+     * _st_resume), the full Python entry for the rare cases and its second half (_enter_after) */
+    PyObject *fe_nvic, *fe_enter, *fe_after;
+    long storm_entries, storm_rate_entries;      /* limits.py's STORM_ENTRIES, STORM_RATE_ENTRIES */
 } CortexMObject;
+
+/* [nvicc] defined with the Nvic binding below */
+static PyObject *cm_fast_return(CortexMObject *c);
+static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *cm_take(CortexMObject *c, PyObject *Py_UNUSED(ignored));
 
 static PyObject *cm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1429,6 +1443,15 @@ static int cm_traverse(CortexMObject *c, visitproc visit, void *arg)
     Py_VISIT(c->uc_obj);
     Py_VISIT(c->on_return);
     Py_VISIT(c->on_intr);
+    Py_VISIT(c->fr_nvic);                  /* [nvicc] */
+    Py_VISIT(c->fr_cpu);
+    Py_VISIT(c->fr_rest);
+    Py_VISIT(c->fr_mpu);
+    Py_VISIT(c->fr_scr);
+    Py_VISIT(c->fr_now);
+    Py_VISIT(c->fe_nvic);
+    Py_VISIT(c->fe_enter);
+    Py_VISIT(c->fe_after);
     return 0;
 }
 
@@ -1460,6 +1483,15 @@ static int cm_clear(CortexMObject *c)
     Py_CLEAR(c->uc_obj);
     Py_CLEAR(c->on_return);
     Py_CLEAR(c->on_intr);
+    Py_CLEAR(c->fr_nvic);                  /* [nvicc] */
+    Py_CLEAR(c->fr_cpu);
+    Py_CLEAR(c->fr_rest);
+    Py_CLEAR(c->fr_mpu);
+    Py_CLEAR(c->fr_scr);
+    Py_CLEAR(c->fr_now);
+    Py_CLEAR(c->fe_nvic);
+    Py_CLEAR(c->fe_enter);
+    Py_CLEAR(c->fe_after);
     return 0;
 }
 
@@ -1479,7 +1511,7 @@ static void cm_intr_cb(uc_engine *uc, uint32_t intno, void *ud)
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *r;
     if (intno == 8) {
-        r = PyObject_CallNoArgs(c->on_return);
+        r = c->fr_nvic ? cm_fast_return(c) : PyObject_CallNoArgs(c->on_return);   /* [nvicc] */
     } else {
         PyObject *n = PyLong_FromUnsignedLong(intno);
         r = n ? PyObject_CallFunctionObjArgs(c->on_intr, c->uc_obj, n, Py_None, NULL) : NULL;
@@ -1666,6 +1698,12 @@ static PyMethodDef cm_methods[] = {
      "unstack(sp, exc_return, control, clear_faultmask) -> [r0..lr, pc, sp, xpsr] or None"},
     {"hook_intr", (PyCFunction)(void (*)(void))cm_hook_intr, METH_FASTCALL,
      "hook_intr(uc, on_return, on_intr): UC_HOOK_INTR in C; intno 8 calls on_return() directly"},
+    {"fast_return", (PyCFunction)(void (*)(void))cm_set_fast_return, METH_FASTCALL,   /* [nvicc] */
+     "fast_return(nvic, cpu, rest, mpu, scr, now): intno 8 decides the plain exception return in C"},
+    {"fast_entry", (PyCFunction)(void (*)(void))cm_set_fast_entry, METH_FASTCALL,    /* [nvicc] */
+     "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries): what take() needs"},
+    {"take", (PyCFunction)cm_take, METH_NOARGS,                                      /* [nvicc] */
+     "take() -> cortexm.py's take_interrupts(): plain entries in C, the others by enter(exc)"},
     {NULL},
 };
 
@@ -2227,6 +2265,680 @@ static PyTypeObject PlicType = {
 
 /* -- end of the Plic block ------------------------------------------------------------------------- */
 
+/* == Nvic: the Cortex-M7 NVIC's exception state (nvic.c) [nvicc] ================================ */
+
+typedef struct {
+    PyObject_HEAD
+    dh_nvic v;
+} NvicObject;
+
+static PyTypeObject NvicType;
+
+static PyObject *nv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    int prio_mask;
+    static char *kwlist[] = {"prio_mask", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i:Nvic", kwlist, &prio_mask))
+        return NULL;
+    NvicObject *o = (NvicObject *)type->tp_alloc(type, 0);
+    if (o && dh_nvic_init(&o->v, prio_mask) < 0) {
+        Py_DECREF(o);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)o;
+}
+
+static void nv_dealloc(NvicObject *o)
+{
+    dh_nvic_free(&o->v);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+/* An exception number argument: 0..255 (ValueError otherwise, never a write out of the maps). */
+static int nv_exc(PyObject *o, int *out)
+{
+    long n = PyLong_AsLong(o);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < 0 || n >= DH_NVIC_MAX) {
+        PyErr_Format(PyExc_ValueError, "Nvic: exception number %ld outside 0..%d", n, DH_NVIC_MAX - 1);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+static PyObject *nv_best_pending(NvicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    int32_t g;
+    int n = dh_nvic_best_pending(&o->v, &g);
+    return Py_BuildValue("(ii)", n, (int)g);
+}
+
+static PyObject *nv_execution_priority(NvicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "execution_priority(primask, basepri, faultmask)");
+    uint32_t m[3];
+    for (int i = 0; i < 3; i++) {
+        m[i] = (uint32_t)PyLong_AsUnsignedLongMask(args[i]);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return PyLong_FromLong(dh_nvic_execution_priority(&o->v, m[0], m[1], m[2]));
+}
+
+static PyObject *nv_activate(NvicObject *o, PyObject *arg)
+{
+    int n, rc;
+    if (nv_exc(arg, &n) < 0)
+        return NULL;
+    if ((rc = dh_nvic_activate(&o->v, n)) < 0)
+        return PyErr_NoMemory();
+    return PyBool_FromLong(rc);
+}
+
+#define NV_EXC_METHOD(name, fn)                                         \
+    static PyObject *name(NvicObject *o, PyObject *arg)                 \
+    {                                                                   \
+        int n;                                                          \
+        if (nv_exc(arg, &n) < 0)                                        \
+            return NULL;                                                \
+        return PyBool_FromLong(fn(&o->v, n));                           \
+    }
+NV_EXC_METHOD(nv_deactivate, dh_nvic_deactivate)
+NV_EXC_METHOD(nv_set_pending, dh_nvic_set_pending)
+NV_EXC_METHOD(nv_clear_pending, dh_nvic_clear_pending)
+#undef NV_EXC_METHOD
+
+static PyObject *nv_any_pending(NvicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(dh_nvic_any_pending_enabled(&o->v));
+}
+
+static PyObject *nv_get_prio(NvicObject *o, PyObject *arg)
+{
+    int n;
+    if (nv_exc(arg, &n) < 0)
+        return NULL;
+    return PyLong_FromLong(o->v.prio[n]);
+}
+
+static PyObject *nv_set_prio(NvicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int n;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_prio(exc, priority)");
+    if (nv_exc(args[0], &n) < 0)
+        return NULL;
+    long p = PyLong_AsLong(args[1]);
+    if (p == -1 && PyErr_Occurred())
+        return NULL;
+    if (p < -3 || p > 255)
+        return PyErr_Format(PyExc_ValueError, "Nvic: priority %ld outside -3..255", p);
+    o->v.prio[n] = (int32_t)p;
+    Py_RETURN_NONE;
+}
+
+static PyObject *nv_reset(NvicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (dh_nvic_init(&o->v, o->v.prio_mask) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* The bitmaps as Python ints (bit n = exception n), as nvic.py keeps them. */
+static PyObject *nv_get_map(NvicObject *o, void *which)
+{
+    const uint32_t *map = (const uint32_t *)((char *)&o->v + (size_t)which);
+    unsigned char b[4 * DH_NVIC_WORDS];
+    for (int i = 0; i < 4 * DH_NVIC_WORDS; i++)
+        b[i] = (unsigned char)(map[i >> 2] >> (8 * (i & 3)));
+    return _PyLong_FromByteArray(b, sizeof(b), 1, 0);
+}
+
+static int nv_set_map(NvicObject *o, PyObject *val, void *which)
+{
+    uint32_t *map = (uint32_t *)((char *)&o->v + (size_t)which);
+    unsigned char b[4 * DH_NVIC_WORDS];
+    if (!val || !PyLong_Check(val) || _PyLong_Sign(val) < 0) {
+        PyErr_SetString(PyExc_TypeError, "Nvic: an exception bit set is a non-negative int");
+        return -1;
+    }
+    if (_PyLong_AsByteArray((PyLongObject *)val, b, sizeof(b), 1, 0) < 0)
+        return -1;
+    for (int w = 0; w < DH_NVIC_WORDS; w++)
+        map[w] = (uint32_t)b[4 * w] | (uint32_t)b[4 * w + 1] << 8 | (uint32_t)b[4 * w + 2] << 16
+                 | (uint32_t)b[4 * w + 3] << 24;
+    return 0;
+}
+
+static PyObject *nv_get_int(NvicObject *o, void *which)
+{
+    const int32_t *p = (const int32_t *)((char *)&o->v + (size_t)which);
+    return PyLong_FromLong(*p);
+}
+
+static int nv_set_int(NvicObject *o, PyObject *val, void *which)
+{
+    int32_t *p = (int32_t *)((char *)&o->v + (size_t)which);
+    long x = val ? PyLong_AsLong(val) : -1;
+    if (!val || (x == -1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "Nvic: cannot delete this attribute");
+        return -1;
+    }
+    *p = (int32_t)x;
+    return 0;
+}
+
+static PyObject *nv_get_taken(NvicObject *o, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(o->v.exceptions_taken);
+}
+
+static int nv_set_taken(NvicObject *o, PyObject *val, void *Py_UNUSED(c))
+{
+    unsigned long long x = val ? PyLong_AsUnsignedLongLong(val) : 0;
+    if (!val || PyErr_Occurred()) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "Nvic: cannot delete exceptions_taken");
+        return -1;
+    }
+    o->v.exceptions_taken = x;
+    return 0;
+}
+
+static PyObject *nv_get_stack(NvicObject *o, void *Py_UNUSED(c))
+{
+    PyObject *l = PyList_New(o->v.depth);
+    for (int i = 0; l && i < o->v.depth; i++) {
+        PyObject *x = PyLong_FromLong(o->v.stack[i]);
+        if (!x) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, i, x);
+    }
+    return l;
+}
+
+/* Replace the active stack (tests build nested states this way). */
+static int nv_set_stack(NvicObject *o, PyObject *val, void *Py_UNUSED(c))
+{
+    PyObject *seq = val ? PySequence_Fast(val, "Nvic.stack: a sequence of exception numbers") : NULL;
+    if (!seq)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > o->v.cap) {
+        int32_t *s = realloc(o->v.stack, sizeof(int32_t) * n);
+        if (!s) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
+        o->v.stack = s;
+        o->v.cap = (int32_t)n;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int e;
+        if (nv_exc(PySequence_Fast_GET_ITEM(seq, i), &e) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        o->v.stack[i] = e;
+    }
+    o->v.depth = (int32_t)n;
+    Py_DECREF(seq);
+    return 0;
+}
+
+#define NV_OFF(f) ((void *)offsetof(dh_nvic, f))
+static PyGetSetDef nv_getset[] = {
+    {"pending", (getter)nv_get_map, (setter)nv_set_map, "pending exceptions (bit n)", NV_OFF(pending)},
+    {"enabled", (getter)nv_get_map, (setter)nv_set_map, "enabled exceptions (bit n)", NV_OFF(enabled)},
+    {"active", (getter)nv_get_map, (setter)nv_set_map, "active exceptions (bit n)", NV_OFF(active)},
+    {"level", (getter)nv_get_map, (setter)nv_set_map, "IRQ input lines that are high", NV_OFF(level)},
+    {"group_mask", (getter)nv_get_int, (setter)nv_set_int, "AIRCR.PRIGROUP's group bits",
+     NV_OFF(group_mask)},
+    {"prio_mask", (getter)nv_get_int, (setter)nv_set_int, "implemented priority bits", NV_OFF(prio_mask)},
+    {"st_waiting", (getter)nv_get_int, (setter)nv_set_int, "SysTick wraps coalesced", NV_OFF(st_waiting)},
+    {"exceptions_taken", (getter)nv_get_taken, (setter)nv_set_taken, "exception entries", NULL},
+    {"stack", (getter)nv_get_stack, (setter)nv_set_stack, "active exceptions, innermost last", NULL},
+    {NULL},
+};
+#undef NV_OFF
+
+static PyMethodDef nv_methods[] = {
+    {"best_pending", (PyCFunction)nv_best_pending, METH_NOARGS,
+     "best_pending() -> (exception, group priority); (0, 256) when nothing pending is enabled"},
+    {"execution_priority", (PyCFunction)(void (*)(void))nv_execution_priority, METH_FASTCALL,
+     "execution_priority(primask, basepri, faultmask) -> ARMv7-M ExecutionPriority()"},
+    {"activate", (PyCFunction)nv_activate, METH_O,
+     "activate(exc) -> True when SysTick's coalesced wraps must resume"},
+    {"deactivate", (PyCFunction)nv_deactivate, METH_O, "deactivate(exc) -> False if it was not active"},
+    {"set_pending", (PyCFunction)nv_set_pending, METH_O,
+     "set_pending(exc) -> True when it became pending and is enabled"},
+    {"clear_pending", (PyCFunction)nv_clear_pending, METH_O,
+     "clear_pending(exc) -> True when SysTick's coalesced wraps must resume"},
+    {"any_pending", (PyCFunction)nv_any_pending, METH_NOARGS, "any_pending() -> pending & enabled != 0"},
+    {"get_prio", (PyCFunction)nv_get_prio, METH_O, "get_prio(exc) -> priority byte (or -3..-1)"},
+    {"set_prio", (PyCFunction)(void (*)(void))nv_set_prio, METH_FASTCALL, "set_prio(exc, priority)"},
+    {"reset", (PyCFunction)nv_reset, METH_NOARGS, "reset(): the state at reset (prio_mask kept)"},
+    {NULL},
+};
+
+static PyTypeObject NvicType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Nvic",
+    .tp_basicsize = sizeof(NvicObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)nv_dealloc,
+    .tp_doc = "Nvic(prio_mask): the Cortex-M7 NVIC's exception state in C (nvic.c).",
+    .tp_new = nv_new,
+    .tp_methods = nv_methods,
+    .tp_getset = nv_getset,
+};
+
+static int add_nvic_type(PyObject *m)
+{
+    if (PyType_Ready(&NvicType) < 0)
+        return -1;
+    Py_INCREF(&NvicType);
+    if (PyModule_AddObject(m, "Nvic", (PyObject *)&NvicType) < 0) {
+        Py_DECREF(&NvicType);
+        return -1;
+    }
+    return 0;
+}
+
+
+/* -- [nvicc] the exception return decided in C (cortexm.py's _exc_return_native) --------------- */
+
+static PyObject *str_fr_thread_ps, *str_fr_entries, *str_fr_returned_to, *str_fr_ret_state,
+    *str_fr_suspended, *str_fr_value, *str_fr_stop, *str_fr_sleep;
+
+static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyObject_TypeCheck(args[0], &NvicType))
+        return PyErr_Format(PyExc_TypeError, "fast_return(nvic: Nvic, cpu, rest, mpu, scr, now)");
+    if (!c->hooked)
+        return PyErr_Format(PyExc_RuntimeError, "fast_return: hook_intr first");
+    if (!str_fr_thread_ps) {
+#define FR_INTERN(var, s)                                      \
+        if (!(var = PyUnicode_InternFromString(s)))            \
+            return NULL;
+        FR_INTERN(str_fr_thread_ps, "_thread_ps");
+        FR_INTERN(str_fr_entries, "_entries");
+        FR_INTERN(str_fr_returned_to, "_returned_to");
+        FR_INTERN(str_fr_ret_state, "_ret_state");
+        FR_INTERN(str_fr_suspended, "suspended");
+        FR_INTERN(str_fr_value, "value");
+        FR_INTERN(str_fr_stop, "_stop");
+        FR_INTERN(str_fr_sleep, "sleep");
+#undef FR_INTERN
+    }
+    PyObject **slots[6] = {&c->fr_nvic, &c->fr_cpu, &c->fr_rest, &c->fr_mpu, &c->fr_scr, &c->fr_now};
+    for (int i = 0; i < 6; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static int fr_exc_return_ok(uint32_t r)
+{
+    return r == 0xFFFFFFF1 || r == 0xFFFFFFF9 || r == 0xFFFFFFFD || r == 0xFFFFFFE1
+           || r == 0xFFFFFFE9 || r == 0xFFFFFFED;
+}
+
+/* The whole of _exc_return_native for the plain return (valid EXC_RETURN of an active exception,
+ * MPU not suspended, nothing to tail-chain into, the frame readable): deactivate, unstack, the
+ * CPU's bookkeeping. The rest goes to Python: an invalid return to on_return() before anything
+ * changed, the other cases to rest(...) right after the deactivation, as the Python path does. */
+static PyObject *cm_fast_return(CortexMObject *c)
+{
+    dh_nvic *nv = &((NvicObject *)c->fr_nvic)->v;
+    uint32_t r[CM_RET_N], u[CM_UN_N];
+    if (dh_cm_read_return(&c->cm, r) < 0)
+        return PyObject_CallNoArgs(c->on_return);
+    uint32_t pc = r[CM_RET_PC], exc_ret = pc | 1, cur = r[CM_RET_XPSR] & 0x1FF;
+    if (!cur || !fr_exc_return_ok(exc_ret) || !dh_nvic_test(nv->active, (int)cur))
+        return PyObject_CallNoArgs(c->on_return);
+    dh_nvic_deactivate(nv, (int)cur);
+    uint32_t faultmask = r[CM_RET_FAULTMASK];
+    int clear_fm = (faultmask & 1) && cur != 2;
+    int32_t g;
+    int n = dh_nvic_best_pending(nv, &g);
+    int rest = n && g < dh_nvic_execution_priority(nv, r[CM_RET_PRIMASK], r[CM_RET_BASEPRI],
+                                                       clear_fm ? 0 : faultmask);
+    if (!rest) {
+        PyObject *susp = PyObject_GetAttr(c->fr_mpu, str_fr_suspended);
+        if (!susp)
+            return NULL;
+        rest = PyObject_IsTrue(susp);
+        Py_DECREF(susp);
+        if (rest < 0)
+            return NULL;
+    }
+    if (!rest) {
+        uint32_t sp = exc_ret & 4 ? r[CM_RET_PSP] : r[CM_RET_MSP];
+        int rc = dh_cm_unstack(&c->cm, sp, exc_ret, r[CM_RET_CONTROL], clear_fm, u);
+        if (rc == CM_ERR_UNSTACK)
+            rest = 1;           /* nothing was written: Python's path reads it again and faults */
+        else if (rc)
+            return cm_fail(c, rc);
+    }
+    if (rest)
+        return PyObject_CallFunction(c->fr_rest, "kkkkkkkk", (unsigned long)pc,
+                                     (unsigned long)r[CM_RET_MSP], (unsigned long)r[CM_RET_PSP],
+                                     (unsigned long)r[CM_RET_CONTROL], (unsigned long)r[CM_RET_PRIMASK],
+                                     (unsigned long)r[CM_RET_BASEPRI], (unsigned long)faultmask,
+                                     (unsigned long)cur);
+    PyObject *cpu = c->fr_cpu;
+    int to_thread = (exc_ret & 8) != 0;
+    if (to_thread) {
+        PyObject *now = PyObject_CallNoArgs(c->fr_now);
+        if (!now)
+            return NULL;
+        int e = PyObject_SetAttr(cpu, str_fr_thread_ps, now);
+        Py_DECREF(now);
+        PyObject *zero = PyLong_FromLong(0);
+        if (e < 0 || !zero || PyObject_SetAttr(cpu, str_fr_entries, zero) < 0) {
+            Py_XDECREF(zero);
+            return NULL;
+        }
+        Py_DECREF(zero);
+    }
+    PyObject *to = PyLong_FromUnsignedLong(u[CM_UN_PC] & ~1u);
+    PyObject *st = Py_BuildValue("(kkkkkkkk)", (unsigned long)u[0], (unsigned long)u[1],
+                                 (unsigned long)u[2], (unsigned long)u[3], (unsigned long)u[4],
+                                 (unsigned long)u[5], (unsigned long)u[CM_UN_SP],
+                                 (unsigned long)(u[CM_UN_XPSR] >> 27));
+    int e = !to || !st || PyObject_SetAttr(cpu, str_fr_returned_to, to) < 0
+            || PyObject_SetAttr(cpu, str_fr_ret_state, st) < 0;
+    Py_XDECREF(to);
+    Py_XDECREF(st);
+    if (e)
+        return NULL;
+    if (to_thread) {
+        int any_active = 0;
+        for (int w = 0; w < DH_NVIC_WORDS; w++)
+            any_active |= nv->active[w] != 0;
+        if (!any_active) {
+            PyObject *scr = PyObject_GetAttr(c->fr_scr, str_fr_value);
+            if (!scr)
+                return NULL;
+            long v = PyLong_AsLong(scr);
+            Py_DECREF(scr);
+            if (v == -1 && PyErr_Occurred())
+                return NULL;
+            if (v & 2) {                                        /* SCR.SLEEPONEXIT */
+                if (PyObject_SetAttr(cpu, str_fr_stop, str_fr_sleep) < 0)
+                    return NULL;
+                UC.emu_stop(c->cm.uc);
+            }
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+
+/* -- [nvicc] take_interrupts and the plain exception entry in C (cortexm.py's _enter_native) ----- */
+
+
+static PyObject *str_fe_halted, *str_fe_executing, *str_fe_mask_cache, *str_fe_entry_cache,
+    *str_fe_rate_n, *str_fe_thread_pc, *str_fe_pc, *str_fe_vtor, *str_fe_ctrl, *str_fe_st_resume;
+
+static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError,
+                            "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries)");
+    long se = PyLong_AsLong(args[3]), sr = PyLong_AsLong(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    c->storm_entries = se;
+    c->storm_rate_entries = sr;
+    if (!c->fr_nvic)
+        return PyErr_Format(PyExc_RuntimeError, "fast_entry: fast_return first");
+    if (!str_fe_halted) {
+#define FE_INTERN(var, s)                                      \
+        if (!(var = PyUnicode_InternFromString(s)))            \
+            return NULL;
+        FE_INTERN(str_fe_halted, "halted");
+        FE_INTERN(str_fe_executing, "executing");
+        FE_INTERN(str_fe_mask_cache, "_mask_cache");
+        FE_INTERN(str_fe_entry_cache, "_entry_cache");
+        FE_INTERN(str_fe_rate_n, "_rate_n");
+        FE_INTERN(str_fe_thread_pc, "_thread_pc");
+        FE_INTERN(str_fe_pc, "_pc");
+        FE_INTERN(str_fe_vtor, "vtor");
+        FE_INTERN(str_fe_ctrl, "ctrl");
+        FE_INTERN(str_fe_st_resume, "_st_resume");
+#undef FE_INTERN
+    }
+    PyObject **slots[3] = {&c->fe_nvic, &c->fe_enter, &c->fe_after};
+    for (int i = 0; i < 3; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static int fe_truth(PyObject *o, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    int t = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return t;
+}
+
+static int fe_get_long(PyObject *o, PyObject *name, long *out)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v)
+        return -1;
+    *out = PyLong_AsLong(v);
+    Py_DECREF(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int fe_set_long(PyObject *o, PyObject *name, long v)
+{
+    PyObject *x = PyLong_FromLong(v);
+    if (!x)
+        return -1;
+    int rc = PyObject_SetAttr(o, name, x);
+    Py_DECREF(x);
+    return rc;
+}
+
+static int fe_set_u32(PyObject *o, PyObject *name, uint32_t v)
+{
+    PyObject *x = PyLong_FromUnsignedLong(v);
+    if (!x)
+        return -1;
+    int rc = PyObject_SetAttr(o, name, x);
+    Py_DECREF(x);
+    return rc;
+}
+
+/* _mask_regs(): PRIMASK, BASEPRI, FAULTMASK; between slices through the CPU's _mask_cache. */
+static int fe_masks(CortexMObject *c, uint32_t m[3])
+{
+    PyObject *cpu = c->fr_cpu;
+    int executing = fe_truth(cpu, str_fe_executing);
+    if (executing < 0)
+        return -1;
+    if (!executing) {
+        PyObject *cache = PyObject_GetAttr(cpu, str_fe_mask_cache);
+        if (!cache)
+            return -1;
+        if (cache != Py_None) {
+            int rc = 0;
+            for (int i = 0; i < 3 && !rc; i++) {
+                PyObject *x = PySequence_GetItem(cache, i);
+                rc = x ? arg_u32(x, &m[i]) : -1;
+                Py_XDECREF(x);
+            }
+            Py_DECREF(cache);
+            return rc;
+        }
+        Py_DECREF(cache);
+    }
+    int ids[3] = {UC_ARM_REG_PRIMASK, UC_ARM_REG_BASEPRI, UC_ARM_REG_FAULTMASK};
+    void *ptrs[3] = {&m[0], &m[1], &m[2]};
+    m[0] = m[1] = m[2] = 0;
+    uc_err err = UC.reg_read_batch(c->cm.uc, ids, ptrs, 3);
+    if (err != UC_ERR_OK) {
+        PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(err));
+        return -1;
+    }
+    if (!executing) {
+        PyObject *l = u32_list(m, 3);
+        if (!l)
+            return -1;
+        int rc = PyObject_SetAttr(cpu, str_fe_mask_cache, l);
+        Py_DECREF(l);
+        return rc;
+    }
+    return 0;
+}
+
+/* One entry into `exc`: in C when nothing but the plain case can happen (no storm test due, no
+ * FP frame, the MPU off, the frame written), else by the Python entry. 0, or -1 with an error. */
+static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
+{
+    PyObject *cpu = c->fr_cpu, *r;
+    PyObject *cache = PyObject_GetAttr(cpu, str_fe_entry_cache);
+    if (!cache)
+        return -1;
+    uint32_t regs[CM_ENTRY_N];
+    int rc = cache == Py_None ? dh_cm_read_entry(&c->cm, regs) : arg_regs(cache, regs);
+    if (rc) {
+        Py_DECREF(cache);
+        if (rc > 0 || !PyErr_Occurred())
+            cm_fail(c, rc);
+        return -1;
+    }
+    long rate_n, entries = 0, mpu_ctrl;
+    uint32_t handler = regs[CM_XPSR] & 0x1FF;
+    int plain = fe_get_long(cpu, str_fe_rate_n, &rate_n) == 0
+                && (handler ? fe_get_long(cpu, str_fr_entries, &entries) == 0 : 1)
+                && fe_get_long(c->fr_mpu, str_fe_ctrl, &mpu_ctrl) == 0;
+    if (!plain) {
+        Py_DECREF(cache);
+        return -1;
+    }
+    plain = rate_n + 1 < c->storm_rate_entries && !(regs[CM_CONTROL] & 4) && !(mpu_ctrl & 1)
+            && (!handler || entries + 1 < c->storm_entries);
+    if (!plain) {               /* nothing has changed: the Python entry does it all */
+        Py_DECREF(cache);
+        PyObject *n = PyLong_FromLong(exc);
+        r = n ? PyObject_CallOneArg(c->fe_enter, n) : NULL;
+        Py_XDECREF(n);
+        Py_XDECREF(r);
+        return r ? 0 : -1;
+    }
+    /* _entry_cache consumed; the storm counters and the thread-mode marks */
+    if ((cache != Py_None && PyObject_SetAttr(cpu, str_fe_entry_cache, Py_None) < 0)
+        || fe_set_long(cpu, str_fe_rate_n, rate_n + 1) < 0) {
+        Py_DECREF(cache);
+        return -1;
+    }
+    uint32_t pc = regs[CM_PC];
+    if (!handler) {
+        PyObject *now = PyObject_CallNoArgs(c->fr_now);
+        int e = !now || PyObject_SetAttr(cpu, str_fr_thread_ps, now) < 0
+                || fe_set_u32(cpu, str_fe_thread_pc, pc) < 0 || fe_set_long(cpu, str_fr_entries, 0) < 0;
+        Py_XDECREF(now);
+        if (e) {
+            Py_DECREF(cache);
+            return -1;
+        }
+    } else if (fe_set_long(cpu, str_fr_entries, entries + 1) < 0) {
+        Py_DECREF(cache);
+        return -1;
+    }
+    long vtor;
+    if (fe_get_long(c->fe_nvic, str_fe_vtor, &vtor) < 0) {
+        Py_DECREF(cache);
+        return -1;
+    }
+    uint32_t vec = 0;
+    rc = dh_cm_stack(&c->cm, regs, pc);
+    if (!rc)
+        rc = dh_cm_enter(&c->cm, regs, (uint32_t)exc, (uint32_t)vtor, &vec);
+    if (rc == CM_ERR_STACK || rc == CM_ERR_VECTOR) {     /* _enter_after: STKERR, VECTTBL */
+        PyObject *regs_l = cache != Py_None ? (Py_INCREF(cache), cache) : u32_list(regs, CM_ENTRY_N);
+        Py_DECREF(cache);
+        if (!regs_l)
+            return -1;
+        r = PyObject_CallFunction(c->fe_after, "Okil", regs_l, (unsigned long)pc, exc, (long)rc);
+        Py_DECREF(regs_l);
+        Py_XDECREF(r);
+        return r ? 0 : -1;
+    }
+    Py_DECREF(cache);
+    if (rc) {
+        cm_fail(c, rc);
+        return -1;
+    }
+    int resume = dh_nvic_activate(nv, exc);
+    if (resume < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (resume) {
+        r = PyObject_CallMethodNoArgs(c->fe_nvic, str_fe_st_resume);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+    }
+    if (fe_set_u32(cpu, str_fe_pc, vec & ~1u) < 0 || PyObject_SetAttr(cpu, str_fr_returned_to, Py_None) < 0
+        || PyObject_SetAttr(cpu, str_fr_ret_state, Py_None) < 0)
+        return -1;
+    return 0;
+}
+
+static PyObject *cm_take(CortexMObject *c, PyObject *Py_UNUSED(ignored))
+{
+    if (!c->fe_nvic)
+        return PyErr_Format(PyExc_RuntimeError, "take: fast_entry first");
+    dh_nvic *nv = &((NvicObject *)c->fr_nvic)->v;
+    int halted = fe_truth(c->fr_cpu, str_fe_halted);
+    if (halted < 0)
+        return NULL;
+    if (halted || !dh_nvic_any_pending_enabled(nv))
+        Py_RETURN_FALSE;
+    int taken = 0;
+    for (;;) {
+        int32_t g;
+        int n = dh_nvic_best_pending(nv, &g);
+        if (!n)
+            break;
+        uint32_t m[3];
+        if (fe_masks(c, m) < 0)
+            return NULL;
+        if (g >= dh_nvic_execution_priority(nv, m[0], m[1], m[2]))
+            break;
+        if (fe_enter(c, nv, n) < 0)
+            return NULL;
+        taken = 1;
+        if ((halted = fe_truth(c->fr_cpu, str_fe_halted)) != 0) {
+            if (halted < 0)
+                return NULL;
+            break;
+        }
+    }
+    return PyBool_FromLong(taken);
+}
+
+/* == end of Nvic [nvicc] ========================================================================= */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -2306,7 +3018,8 @@ PyMODINIT_FUNC PyInit__core(void)
     if (PyModule_AddObject(m, "Event", (PyObject *)&EventType) < 0
         || PyModule_AddObject(m, "Scheduler", (PyObject *)&SchedType) < 0
         || PyModule_AddObject(m, "CortexM", (PyObject *)&CortexMType) < 0
-        || PyModule_AddStringConstant(m, "UNICORN_HEADERS", duohil_uc_built_for()) < 0) {
+        || PyModule_AddStringConstant(m, "UNICORN_HEADERS", duohil_uc_built_for()) < 0
+        || add_nvic_type(m) < 0) {                       /* [nvicc] */
         Py_DECREF(m);
         return NULL;
     }
