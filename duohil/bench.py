@@ -229,17 +229,10 @@ def _m7_for_exceptions(models: str) -> Any:
     from .engines.builtin.nvic import Nvic
     from .engines.builtin.scheduler import Scheduler
 
-    old = os.environ.get(native.ENV)
-    os.environ[native.ENV] = models
-    try:
+    with native.using(models):
         m = Machine("bench", Scheduler(10_000_000), platform=__file__)
         nvic = Nvic(m, "nvic", 0xE000_E000, 0x1000, {"priorityMask": 0xF0, "systickFrequency": 480_000_000})
         cpu = CortexM7Cpu(m, "cpu", 480_000_000, nvic=nvic)
-    finally:
-        if old is None:
-            os.environ.pop(native.ENV, None)
-        else:
-            os.environ[native.ENV] = old
     m.attach_cpu(cpu)
     m.add_memory("flash", [0x0800_0000], 0x1_0000)
     m.add_memory("dtcm", [0x2000_0000], 0x1_0000)
@@ -325,16 +318,9 @@ def _rv_for_traps(models: str) -> Any:
     from .engines.builtin.riscv import RiscV32Cpu
     from .engines.builtin.scheduler import Scheduler
 
-    old = os.environ.get(native.ENV)
-    os.environ[native.ENV] = models
-    try:
+    with native.using(models):
         m = Machine("bench", Scheduler(10_000_000), platform=__file__)
         cpu = RiscV32Cpu(m, "cpu", 160_000_000)
-    finally:
-        if old is None:
-            os.environ.pop(native.ENV, None)
-        else:
-            os.environ[native.ENV] = old
     m.attach_cpu(cpu)
     m.add_memory("irom", [0x4200_0000], 0x1_0000)
     m.finish()
@@ -433,20 +419,13 @@ def bench_models(rep: Report, traffic_ps: int) -> None:
         rep.skip("python vs native models", native.note())
         return
     import gc
-    old = os.environ.get(native.ENV)
     walls: dict[str, float] = {}
-    try:
-        for _ in range(2):                      # interleaved, best of two: the host's load drifts
-            for m in ("python", "native"):
-                os.environ[native.ENV] = m
+    for _ in range(2):                          # interleaved, best of two: the host's load drifts
+        for m in ("python", "native"):
+            with native.using(m):
                 gc.collect()
                 cpu = _bench_traffic_cpu(rep, m, traffic_ps)
-                walls[m] = min(walls.get(m, cpu), cpu)
-    finally:
-        if old is None:
-            os.environ.pop(native.ENV, None)
-        else:
-            os.environ[native.ENV] = old
+            walls[m] = min(walls.get(m, cpu), cpu)
     if all(walls.values()):
         rep.line("end-to-end speed-up, native vs python models", f"{walls['python'] / walls['native']:.2f}x",
                  "(process CPU time, best of 2 each)")

@@ -11,7 +11,6 @@ same picoseconds, hold the same pending MTIP events (time and name) and the same
 """
 from __future__ import annotations
 
-import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -40,18 +39,11 @@ class Lines:
 
 
 def board(models: str, freq: int, div: int):
-    old = os.environ.get(native.ENV)
-    os.environ[native.ENV] = models
-    try:
+    with native.using(models):
         sched = Scheduler(1_000_000)
         m = Machine("peer", sched, platform=__file__)
         c = CoreLevelInterruptor(m, "clint", 0x0200_0000,
                                  props={"frequency": freq, "divider": div, "numberOfTargets": 2})
-    finally:
-        if old is None:
-            os.environ.pop(native.ENV, None)
-        else:
-            os.environ[native.ENV] = old
     assert (c._c is not None) == (models == "native")
     lines = Lines(sched)
     for k in range(4):

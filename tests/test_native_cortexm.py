@@ -12,7 +12,6 @@ slice starts, what a return restored) and the same event log.
 """
 from __future__ import annotations
 
-import os
 
 import pytest
 from builtin_helpers import build_m7
@@ -78,15 +77,8 @@ BX_LR = 0x0800_0180                                # a ``bx lr`` just past the v
 
 
 def board(models: str):
-    old = os.environ.get(native.ENV)
-    os.environ[native.ENV] = models
-    try:
+    with native.using(models):
         b = build_m7()
-    finally:
-        if old is None:
-            os.environ.pop(native.ENV, None)
-        else:
-            os.environ[native.ENV] = old
     assert (b.cpu._cm is not None) == (models == "native")
     return b
 

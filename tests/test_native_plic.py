@@ -11,7 +11,6 @@ same output edges and hold the same state (lines, pending, in flight, bad comple
 """
 from __future__ import annotations
 
-import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -37,17 +36,10 @@ class Outputs:
 
 
 def board(models: str, prio_enabled: bool):
-    old = os.environ.get(native.ENV)
-    os.environ[native.ENV] = models
-    try:
+    with native.using(models):
         m = Machine("peer", Scheduler(1_000_000), platform=__file__)
         p = Plic(m, "plic", 0x0C00_0000, props={"numberOfSources": SOURCES, "numberOfContexts": CONTEXTS,
                                                "prioritiesEnabled": prio_enabled})
-    finally:
-        if old is None:
-            os.environ.pop(native.ENV, None)
-        else:
-            os.environ[native.ENV] = old
     assert (p._c is not None) == (models == "native")
     out = Outputs()
     for c in range(CONTEXTS):

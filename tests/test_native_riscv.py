@@ -14,7 +14,6 @@ same registers and CSRs (mstatus, mie, mepc, mcause, mtval, mtvec, priv, pc), th
 """
 from __future__ import annotations
 
-import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -101,15 +100,8 @@ def handler() -> bytes:
 
 
 def board(models: str):
-    old = os.environ.get(native.ENV)
-    os.environ[native.ENV] = models
-    try:
+    with native.using(models):
         p = build_peer()
-    finally:
-        if old is None:
-            os.environ.pop(native.ENV, None)
-        else:
-            os.environ[native.ENV] = old
     assert (p.cpu._rv is not None) == (models == "native")
     return p
 

@@ -21,6 +21,8 @@ setup.py builds them at ``pip install -e .`` (``make setup``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 from ....errors import ConfigError
@@ -81,3 +83,18 @@ def models() -> str:
         raise ConfigError(f"native asked for, but {why}", field=ENV,
                           expected="python, or a built native core")
     return want
+
+
+@contextmanager
+def using(models: str) -> Iterator[None]:
+    """``DUOHIL_MODELS=models`` for what is built inside the block (differential tests, the
+    benchmark's side-by-side runs); the variable is as it was afterwards."""
+    old = os.environ.get(ENV)
+    os.environ[ENV] = models
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = old
