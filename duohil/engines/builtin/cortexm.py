@@ -426,6 +426,21 @@ class CortexM7Cpu(CpuCore):
             self.uc.emu_stop()
 
     # -- entry --------------------------------------------------------------------------------------------
+    def _storm_at_entry(self, exc: int, pc: int, handler: int) -> bool:
+        """The entry rate and thread-mode starvation checks of every exception entry (both
+        entry paths): True when a storm stopped the CPU and the entry must not happen. Entered
+        from thread mode, the thread's time and pc are noted (what starvation is measured from)."""
+        self._rate_n += 1
+        if self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(exc):
+            return True
+        if not handler:
+            self._thread_ps = self.machine.now()
+            self._thread_pc = pc
+            self._entries = 0
+            return False
+        self._entries += 1
+        return self._entries >= STORM_ENTRIES and self._starved(exc)
+
     def _enter(self, exc: int, pc: int | None = None) -> None:
         """Stack a frame on the current stack and enter ``exc``. ``pc``: the return address to
         stack (the faulting instruction for a fault) instead of the current PC."""
@@ -440,17 +455,8 @@ class CortexM7Cpu(CpuCore):
             pc = cur_pc
         fp = control & CONTROL_FPCA
         handler = xpsr & 0x1FF
-        self._rate_n += 1
-        if self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(exc):
+        if self._storm_at_entry(exc, pc, handler):
             return
-        if not handler:
-            self._thread_ps = self.machine.now()
-            self._thread_pc = pc
-            self._entries = 0
-        else:
-            self._entries += 1
-            if self._entries >= STORM_ENTRIES and self._starved(exc):
-                return
         size = 0x68 if fp else 0x20
         frame_sp = (sp - size) & ~7
         stacked_xpsr = (xpsr & ~0x200) | (0x200 if (sp - size) & 4 else 0)
@@ -629,17 +635,8 @@ class CortexM7Cpu(CpuCore):
             pc = regs0[6]
         fp = control & CONTROL_FPCA
         handler = xpsr & 0x1FF
-        self._rate_n += 1
-        if self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(exc):
+        if self._storm_at_entry(exc, pc, handler):
             return
-        if not handler:
-            self._thread_ps = self.machine.now()
-            self._thread_pc = pc
-            self._entries = 0
-        else:
-            self._entries += 1
-            if self._entries >= STORM_ENTRIES and self._starved(exc):
-                return
         size = 0x68 if fp else 0x20
         frame_sp = (sp - size) & ~7
         if fp:
