@@ -41,10 +41,9 @@ if _inc is None:
 else:
     ext_modules.append(Extension(
         "duohil.engines.builtin.native._core",
-        sources=[str(NATIVE / f) for f in ("_core.c", "evheap.c", "ucapi.c", "cortexm.c", "nvic.c",
-                                                     "riscv.c", "clint.c", "plic.c")],
-        depends=[str(NATIVE / f) for f in ("evheap.h", "ucapi.h", "cortexm.h", "nvic.h", "riscv.h",
-                                           "clint.h", "plic.h")],
+        # every C file of the folder is part of the core (sorted: the same build everywhere)
+        sources=[str(p) for p in sorted(NATIVE.glob("*.c"))],
+        depends=[str(p) for p in sorted(NATIVE.glob("*.h"))],
         include_dirs=[_inc],
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                             "-Wno-missing-field-initializers", "-Wno-cast-function-type"],
