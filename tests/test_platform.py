@@ -14,21 +14,6 @@ from duohil.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORMS = ROOT / "platforms"
-BUILTIN = ROOT / "duohil" / "engines" / "builtin"
-
-
-def require_models(*modules: str) -> None:
-    """Skip (naming the module) only while a model file has not been written; an existing file
-    that fails to import is a failure, not a skip."""
-    missing = [m for m in modules if not (BUILTIN / f"{m}.py").is_file()]
-    if missing:
-        pytest.skip("model module(s) not written yet: "
-                    + ", ".join(f"duohil/engines/builtin/{m}.py" for m in missing))
-
-
-PEER_MODELS = ("riscv", "clint", "plic", "esp32c3_uart")
-STM32_MODELS = ("cortexm", "nvic", "dcache", "stm32_usart", "stm32_dma", "stm32_dmamux", "stm32_rcc",
-                "stm32_pwr", "stm32_flash", "stm32_timer", "stm32_gpio", "stm32_iwdg")
 
 RV_HEADER = "cpu: CPU.RiscV32 @ sysbus\n    PerformanceInMips: 160\n"
 
@@ -41,7 +26,6 @@ def build(text: str, tmp_path: Path, name: str = "t.repl", **kw):
 
 # -- the peer -----------------------------------------------------------------------------------------------
 def test_peer_platform_builds():
-    require_models(*PEER_MODELS)
     m = build_machine(PLATFORMS / "esp32c3_peer.repl", Scheduler(), "peer")
     assert type(m.cpu).__name__ == "RiscV32Cpu" and m.cpu.hz == 160_000_000
     assert m.memories == [("irom", 0x42000000, 0x800000), ("dram", 0x3FC80000, 0x60000),
@@ -64,7 +48,6 @@ def test_peer_platform_builds():
 
 # -- the STM32 ------------------------------------------------------------------------------------------------
 def test_stm32_platform_builds():
-    require_models(*STM32_MODELS)
     m = build_machine(PLATFORMS / "stm32h743.repl", Scheduler(), "stm32")
     assert type(m.cpu).__name__ == "CortexM7Cpu"
     # the core runs at the RCC's reset clock (HSI 64 MHz) until the firmware reprograms it, at
@@ -105,7 +88,6 @@ H743_UARTS = {"usart1": (0x40011000, 37, 41), "usart2": (0x40004400, 38, 43),
 
 
 def test_stm32_platform_declares_every_uart_gpio_port_syscfg_and_fmc():
-    require_models(*STM32_MODELS, "stm32_syscfg", "stm32_fmc")
     m = build_machine(PLATFORMS / "stm32h743.repl", Scheduler(), "stm32")
     w = set(m.wiring)
     for name, (base, irq, rx) in H743_UARTS.items():
@@ -137,7 +119,6 @@ def test_stm32_platform_declares_every_uart_gpio_port_syscfg_and_fmc():
 
 
 def test_stm32_without_builtin_overlay_has_no_tx_request():
-    require_models(*STM32_MODELS)
     m = build_machine(PLATFORMS / "stm32h743.repl", Scheduler(), "stm32", builtin_overlay=False)
     assert ("usart3", "TransmitDmaRequest", "dmamux1", 46) not in m.wiring
 
@@ -157,7 +138,6 @@ def test_builtin_overlay_generic_rule(tmp_path):
 
 # -- errors ---------------------------------------------------------------------------------------------------
 def test_unknown_type_names_file_line_and_type(tmp_path):
-    require_models("riscv")
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "\nmystery: Misc.Mystery @ sysbus 0x60020000\n", tmp_path)
     err = info.value
@@ -166,7 +146,6 @@ def test_unknown_type_names_file_line_and_type(tmp_path):
 
 
 def test_harmless_unknown_type_is_a_zero_range(tmp_path):
-    require_models("riscv")
     m = build(RV_HEADER + "\nmystery: Misc.Mystery @ sysbus 0x60020000 // duohil: tag\n"
               "ranged: Misc.Other @ sysbus <0x60030000, +0x100> // duohil: tag\n", tmp_path)
     assert isinstance(m.peripherals["mystery"], ConstantRange)
@@ -175,7 +154,6 @@ def test_harmless_unknown_type_is_a_zero_range(tmp_path):
 
 
 def test_python_peripheral_elsewhere_is_unknown(tmp_path):
-    require_models("riscv", "stm32_pwr")
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "py: Python.PythonPeripheral @ sysbus 0x60040000\n    size: 0x400\n",
               tmp_path)
@@ -183,14 +161,12 @@ def test_python_peripheral_elsewhere_is_unknown(tmp_path):
 
 
 def test_unknown_property_names_line(tmp_path):
-    require_models("riscv", "esp32c3_uart")
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "uart0: UART.ESP32_UART @ sysbus 0x60000000\n    baud: 9600\n", tmp_path)
     assert info.value.line == 4 and "baud" in str(info.value)
 
 
 def test_connection_to_unknown_target(tmp_path):
-    require_models("riscv", "esp32c3_uart")
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "uart0: UART.ESP32_UART @ sysbus 0x60000000\n    IRQ -> plic@21\n",
               tmp_path)
@@ -198,7 +174,6 @@ def test_connection_to_unknown_target(tmp_path):
 
 
 def test_missing_model_module_is_named(tmp_path, monkeypatch):
-    require_models("riscv")
     monkeypatch.setitem(plat.TYPE_HINTS, "Timers.Imaginary", "imaginary_timer")
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "t: Timers.Imaginary @ sysbus 0x60050000\n", tmp_path,
@@ -213,14 +188,12 @@ def test_platform_without_cpu(tmp_path):
 
 
 def test_unaligned_memory(tmp_path):
-    require_models("riscv")
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "ram: Memory.MappedMemory @ sysbus 0x100\n    size: 0x1000\n", tmp_path)
     assert info.value.line == 3 and "4 KiB" in str(info.value)
 
 
 def test_user_platform_using_ours_keeps_the_builtin_extras(tmp_path):
-    require_models(*STM32_MODELS, "stm32_syscfg", "stm32_fmc")
     (tmp_path / "board.repl").write_text(
         f'using "{PLATFORMS / "stm32h743.repl"}"\n'
         "usart2:\n    TransmitDmaRequest -> none\n"         # the user's line after `using` wins
@@ -240,7 +213,6 @@ def test_user_platform_using_ours_keeps_the_builtin_extras(tmp_path):
 
 
 def test_sysbus_unmapped_mode_must_be_fault_or_warn(tmp_path):
-    require_models("riscv")
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "sysbus:\n    unmapped: ignore\n", tmp_path)
     assert info.value.field == "unmapped" and "fault" in str(info.value)
@@ -249,7 +221,6 @@ def test_sysbus_unmapped_mode_must_be_fault_or_warn(tmp_path):
 
 
 def test_performance_in_mips_caps_the_core_clock_either_spelling(tmp_path):
-    require_models("riscv")
     m = build("cpu: CPU.RiscV32 @ sysbus\n    performanceInMips: 50\n", tmp_path)
     assert m.cpu.hz == 50_000_000 and m.cpu.hz_cap == 50_000_000
     m.cpu.set_core_clock(80_000_000)

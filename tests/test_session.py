@@ -18,27 +18,19 @@ from duohil.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORMS = ROOT / "platforms"
 BUILD = ROOT / "build"
-BUILTIN = ROOT / "duohil" / "engines" / "builtin"
 STM32_PLATFORM = PLATFORMS / "stm32h743.repl"
 PEER_PLATFORM = PLATFORMS / "esp32c3_peer.repl"
 STM32_ELF = BUILD / "stm32" / "fixed.elf"
 PEER_ELF = BUILD / "esp32" / "pooled-packed.elf"
 
 
-def require(*paths: Path) -> None:
-    """Skip, naming what is missing, while a model module is unwritten or an image unbuilt."""
-    modules = [str(p.relative_to(ROOT)) for p in paths if p.suffix == ".py" and not p.exists()]
-    images = [str(p.relative_to(ROOT)) for p in paths if p.suffix != ".py" and not p.exists()]
-    if modules:
-        pytest.skip("model module(s) not written yet: " + ", ".join(modules))
-    if images:
-        pytest.skip("firmware image(s) not built: " + ", ".join(images) + " (run `make firmware`)")
+def require(*images: Path) -> None:
+    """Fail, naming them, when firmware images are missing: every test command builds them first
+    (`make test`), so a missing image is a broken build, not a reason to skip."""
+    missing = [str(p.relative_to(ROOT)) for p in images if not p.exists()]
+    if missing:
+        pytest.fail("firmware image(s) not built: " + ", ".join(missing) + " (run `make firmware`)")
 
-
-PEER_MODULES = [BUILTIN / f"{m}.py" for m in ("riscv", "clint", "plic", "esp32c3_uart", "link")]
-STM32_MODULES = [BUILTIN / f"{m}.py" for m in ("cortexm", "nvic", "stm32_usart", "stm32_dma",
-                                                "stm32_dmamux", "stm32_timer", "stm32_gpio",
-                                                "plant")]
 
 
 def peer_spec(**kw) -> MachineSpec:
@@ -75,7 +67,7 @@ def run_fingerprint(spec: RunSpec, t_ps: int, setup=None) -> tuple[str, BuiltinS
 
 
 def test_two_peer_session_is_deterministic():
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     a, sa = run_fingerprint(two_peers(), 30 * PS_PER_MS)
     b, sb = run_fingerprint(two_peers(), 30 * PS_PER_MS)
     assert a == b
@@ -86,7 +78,7 @@ def test_two_peer_session_is_deterministic():
 
 
 def test_fingerprint_depends_on_config_and_seeded_faults():
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     base, _ = run_fingerprint(two_peers(), 20 * PS_PER_MS)
     patched, s = run_fingerprint(two_peers(config={"start_delay_ms": 11}), 20 * PS_PER_MS)
     assert patched != base
@@ -104,7 +96,7 @@ def test_fingerprint_depends_on_config_and_seeded_faults():
 
 
 def test_stall_is_logged_and_at_runs_in_virtual_time():
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     s = BuiltinEngine().start(two_peers())
     seen = []
     s.at(3 * PS_PER_MS, lambda: seen.append(s.now_ps), name="probe")
@@ -119,7 +111,7 @@ def test_stall_is_logged_and_at_runs_in_virtual_time():
 
 
 def test_machine_handle_access():
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     s = BuiltinEngine().start(two_peers())
     s.run_until(2 * PS_PER_MS)
     addr = s.peer.symbol("g_peer_config")
@@ -133,7 +125,6 @@ def test_machine_handle_access():
 
 # -- errors (each names the file, line, symbol or field) -------------------------------------------------------
 def test_missing_elf():
-    require(*PEER_MODULES)
     missing = BUILD / "esp32" / "no-such-image.elf"
     with pytest.raises(ConfigError) as info:
         single(PEER_PLATFORM, missing)
@@ -141,14 +132,14 @@ def test_missing_elf():
 
 
 def test_missing_config_symbol():
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     with pytest.raises(ConfigError) as info:
         single(PEER_PLATFORM, PEER_ELF, config_symbol="g_no_config", config={"x": 1})
     assert "g_no_config" in str(info.value) and str(PEER_ELF) in str(info.value)
 
 
 def test_unknown_config_field():
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     with pytest.raises(ConfigError) as info:
         single(PEER_PLATFORM, PEER_ELF, config_symbol="g_peer_config", config={"gogcc": 50})
     msg = str(info.value)
@@ -156,19 +147,19 @@ def test_unknown_config_field():
 
 
 def test_config_without_symbol():
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     with pytest.raises(ConfigError, match="config_symbol"):
         single(PEER_PLATFORM, PEER_ELF, config={"gogc": 50})
 
 
 def test_wrong_architecture_elf():
-    require(*PEER_MODULES, STM32_ELF)
+    require(STM32_ELF)
     with pytest.raises(ConfigError, match="EM_ARM"):
         single(PEER_PLATFORM, STM32_ELF)
 
 
 def test_bad_platform_file(tmp_path):
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     bad = tmp_path / "broken.repl"
     bad.write_text("cpu: CPU.RiscV32 @ sysbus\n\nuart0: UART.ESP32_UART @ sysbus 0x6000_0000\n")
     with pytest.raises(ConfigError) as info:
@@ -177,7 +168,7 @@ def test_bad_platform_file(tmp_path):
 
 
 def test_single_machine_helper():
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     r = single(PEER_PLATFORM, PEER_ELF, name="peer", console_uart="uart0")
     r.run_for(15 * PS_PER_MS)
     assert r.now_ps == 15 * PS_PER_MS
@@ -187,7 +178,7 @@ def test_single_machine_helper():
 
 # -- the real pair ---------------------------------------------------------------------------------------------------
 def test_pair_is_deterministic():
-    require(*PEER_MODULES, *STM32_MODULES, STM32_ELF, PEER_ELF)
+    require(STM32_ELF, PEER_ELF)
     a, sa = run_fingerprint(pair(), 20 * PS_PER_MS)
     b, _ = run_fingerprint(pair(), 20 * PS_PER_MS)
     assert a == b
@@ -197,7 +188,7 @@ def test_pair_is_deterministic():
 
 
 def test_pair_boots_and_talks():
-    require(*PEER_MODULES, *STM32_MODULES, STM32_ELF, PEER_ELF)
+    require(STM32_ELF, PEER_ELF)
     s = BuiltinEngine().start(pair())
     s.run_until(60 * PS_PER_MS)
     faults = [e for e in s.events() if e[1] in ("cpu_fault", "reset")]
@@ -211,7 +202,7 @@ def test_pair_boots_and_talks():
 
 
 def test_pair_fingerprint_depends_on_seeded_input():
-    require(*PEER_MODULES, *STM32_MODULES, STM32_ELF, PEER_ELF)
+    require(STM32_ELF, PEER_ELF)
 
     def seeded_stall(sess: BuiltinSession) -> None:
         t = sess.rng.randrange(2, 15) * PS_PER_MS
@@ -223,7 +214,7 @@ def test_pair_fingerprint_depends_on_seeded_input():
 
 
 def test_pair_missing_stm32_symbol():
-    require(*PEER_MODULES, *STM32_MODULES, STM32_ELF, PEER_ELF)
+    require(STM32_ELF, PEER_ELF)
     spec = pair()
     spec = replace(spec, stm32=replace(spec.stm32, config_symbol="g_not_there", config={"a": 1}))
     with pytest.raises(ConfigError) as info:
@@ -250,7 +241,7 @@ def _plan():
 
 
 def test_inject_every_fault_kind():
-    require(*PEER_MODULES, *STM32_MODULES, STM32_ELF, PEER_ELF)
+    require(STM32_ELF, PEER_ELF)
     s = BuiltinEngine().start(pair(seed=4))
     times = [s.inject(f) for f in _plan()]
     assert times[0] == 25 * PS_PER_MS and times[2] == 5 * PS_PER_MS and times[7] == 30 * PS_PER_MS
@@ -270,7 +261,7 @@ def test_inject_every_fault_kind():
 
 
 def test_injected_run_is_deterministic_and_reported():
-    require(*PEER_MODULES, *STM32_MODULES, STM32_ELF, PEER_ELF)
+    require(STM32_ELF, PEER_ELF)
     fps = []
     for _ in range(2):
         s = BuiltinEngine(plant={"limit_max": 60_000}).start(pair(seed=4))
@@ -285,7 +276,7 @@ def test_injected_run_is_deterministic_and_reported():
 
 
 def test_inject_unknown_symbol_and_kind():
-    require(*PEER_MODULES, *STM32_MODULES, STM32_ELF, PEER_ELF)
+    require(STM32_ELF, PEER_ELF)
     from duohil.faults import Fault
     s = BuiltinEngine().start(pair())
     with pytest.raises(ConfigError, match="g_no_such_function"):
@@ -297,7 +288,7 @@ def test_inject_unknown_symbol_and_kind():
 def test_a_model_error_in_an_mmio_access_stops_the_run_with_that_error():
     # MMIO goes through our own ctypes callbacks (machine._map_mmio): an exception raised by a
     # model must stop emulation and come out of run_until as itself, as the binding's did
-    require(*PEER_MODULES, PEER_ELF)
+    require(PEER_ELF)
     r = single(PEER_PLATFORM, PEER_ELF, name="peer", console_uart="uart0")
     uart = r.machine.peripherals["uart1"]
 
@@ -312,7 +303,7 @@ def test_a_model_error_in_an_mmio_access_stops_the_run_with_that_error():
 def test_skipped_cpus_are_settled_when_run_until_returns():
     # an idle CPU is not stepped through every scheduler step (scheduler.run_until); when the
     # loop returns, every clock stands at the end time all the same
-    require(*PEER_MODULES, *STM32_MODULES, STM32_ELF, PEER_ELF)
+    require(STM32_ELF, PEER_ELF)
     s = BuiltinEngine().start(pair())
     for t_ms in (3, 7, 20):
         s.run_until(t_ms * PS_PER_MS)
