@@ -79,7 +79,8 @@ class Rig:
 OFFSETS = st.sampled_from([FIFO, INT_RAW, INT_ST, INT_ENA, INT_CLR, CLKDIV, 0x18, STATUS, CONF0, CONF1,
                            0x34, 0x48, MEM_CONF, FSM_STATUS, CLK_CONF, 0x7C, 0x80, 0x50, 0x84, 0xF0])
 CLK = st.builds(lambda b, a, num, sel, en, tx, rx: b | a << 6 | num << 12 | sel << 20 | en << 22 | tx << 24
-                | rx << 25, st.sampled_from([0, 0, 3, 63]), st.integers(0, 63), st.sampled_from([0, 0, 1, 255]),
+                | rx << 25, st.sampled_from([0, 0, 3, 63]), st.integers(0, 63),
+                st.sampled_from([0, 0, 1, 255]),
                 st.integers(0, 3), st.sampled_from([1, 1, 0]), st.sampled_from([1, 1, 0]),
                 st.sampled_from([1, 1, 0]))
 DIV = st.one_of(st.just(694 | 7 << 20), st.builds(lambda d, f: d | f << 20, st.integers(0, 0xFFF),
@@ -89,7 +90,8 @@ CONF0_V = st.builds(lambda bits, par, stop, lb, rrst, trst, mask: 0x1000_0000 | 
                     st.integers(0, 3), st.integers(0, 1), st.integers(0, 3), st.sampled_from([0, 0, 1]),
                     st.sampled_from([0, 0, 0, 1]), st.sampled_from([0, 0, 0, 1]), st.integers(0, 1))
 CONF1_V = st.builds(lambda full, empty, dis, tout: full | empty << 9 | dis << 18 | tout << 21,
-                    st.sampled_from([0, 1, 2, 5, 0x60, 128, 0x1FF]), st.sampled_from([0, 1, 5, 0x60, 127, 128]),
+                    st.sampled_from([0, 1, 2, 5, 0x60, 128, 0x1FF]),
+                    st.sampled_from([0, 1, 5, 0x60, 127, 128]),
                     st.integers(0, 1), st.sampled_from([1, 1, 0]))
 MEM_V = st.builds(lambda thr: 0x12 | thr << 16, st.sampled_from([0, 1, 2, 10, 0x3FF]))
 OP = st.one_of(
@@ -103,7 +105,8 @@ OP = st.one_of(
     st.tuples(st.just("wr_sub"), OFFSETS, st.integers(0, 3), st.integers(0, 0xFF)),
     st.tuples(st.just("tx"), st.integers(1, 140), st.integers(0, 255)),
     st.tuples(st.just("rd"), OFFSETS, st.sampled_from([1, 2, 4]), st.integers(1, 3)),
-    st.tuples(st.just("rx"), st.integers(1, 140), st.integers(0, 255), st.booleans(), st.integers(0, 12 * BT)),
+    st.tuples(st.just("rx"), st.integers(1, 140), st.integers(0, 255), st.booleans(),
+              st.integers(0, 12 * BT)),
     st.tuples(st.just("start"), st.integers(0, 30 * BT)),
     st.tuples(st.just("run"), st.integers(0, 300 * BT)),
     st.tuples(st.just("slice"), st.integers(0, 5 * BT)),

@@ -44,6 +44,10 @@ INT_RAW always 0, STATUS always 0xE000C000, and reports 115200 whatever CLKDIV s
 Not modelled: parity generation/checking (the bit only lengthens the frame), break, flow control
 (RTS/CTS, XON/XOFF), autobaud, RS485, AT_CMD, glitch filter, wake-up, the shared-memory FIFO
 resizing of MEM_CONF.RX_SIZE/TX_SIZE.
+
+Under ``DUOHIL_MODELS=native`` ``ESP32C3Uart(...)`` is an ``ESP32C3UartNative``: this model in C
+(native/esp32c3_uart.c, ``_core.Esp32c3Uart``) with ``_native_mmio`` and ``_native_uart_rx``
+ports; the class above is the reference (tests/test_native_esp32c3_uart.py compares them).
 """
 from __future__ import annotations
 

@@ -32,6 +32,10 @@ hit by noise counts as a framing error.
 Every fault that touches a byte is recorded in the run's event log (``link_fault``) and named in
 its tap. Taps (``link.taps``): one ``LinkByte`` per byte, both directions, in arrival order;
 dropped bytes appear with ``value=None`` at the time they would have arrived.
+
+Under ``DUOHIL_MODELS=native`` ``UartLink(...)`` is a ``UartLinkNative``: the same wire in C
+(native/link.c, ``_core.UartLink``), the noise drawn from the same ``self.rng``; this file's
+``UartLink`` and ``TapLog`` are the reference (tests/test_native_link.py compares them).
 """
 from __future__ import annotations
 
