@@ -44,15 +44,21 @@ INT_RAW always 0, STATUS always 0xE000C000, and reports 115200 whatever CLKDIV s
 Not modelled: parity generation/checking (the bit only lengthens the frame), break, flow control
 (RTS/CTS, XON/XOFF), autobaud, RS485, AT_CMD, glitch filter, wake-up, the shared-memory FIFO
 resizing of MEM_CONF.RX_SIZE/TX_SIZE.
+
+Under ``DUOHIL_MODELS=native`` ``ESP32C3Uart(...)`` is an ``ESP32C3UartNative``: this model in C
+(native/esp32c3_uart.c, ``_core.Esp32c3Uart``) with ``_native_mmio`` and ``_native_uart_rx``
+ports; the class above is the reference (tests/test_native_esp32c3_uart.py compares them).
 """
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 from ..base import PS_PER_S
+from . import native
 from .peripheral import Peripheral
 from .regs import RO, W1T, Field
 
@@ -82,6 +88,13 @@ STATUS_IDLE_BITS = 0xE000_C000       # CTSN, RXD, DTRN, RTSN, TXD high (idle lin
 class ESP32C3Uart(Peripheral):
     renode_types = ("UART.ESP32_UART",)
     default_size = 0x100
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> ESP32C3Uart:
+        # under DUOHIL_MODELS=native the whole model is C (ESP32C3UartNative below)
+        if cls is ESP32C3Uart and native.models() == "native":
+            ncls = esp32c3_uart_native()
+            return ncls.__new__(ncls)
+        return super().__new__(cls)
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
@@ -368,3 +381,33 @@ class ESP32C3Uart(Peripheral):
         self.tx_busy = False
         self._rx_busy_until = 0
         self._update()
+
+
+@functools.cache
+def esp32c3_uart_native() -> type:
+    """The ESP32C3Uart of DUOHIL_MODELS=native: ``_core.Esp32c3Uart`` (native/esp32c3_uart.c)
+    holds the registers, FIFOs, interrupt state, RX timeout and TX pacing, and schedules its
+    events (``<name>.tx``, ``<name>.rx_tout``, ``<name>.loopback``) like the model above; its
+    ``read``/``write`` are C, and it exposes ``_native_mmio`` (for a C bus) and
+    ``_native_uart_rx`` (for the native link). A ``tx_sink`` that is a native link's ``tx_sink``
+    is called through the link's ``_native_tx_sink`` port."""
+    core = native.core()
+
+    class ESP32C3UartNative(core.Esp32c3Uart, ESP32C3Uart):
+        def __init__(self, machine, name, base, size=None, props=None) -> None:
+            Peripheral.__init__(self, machine, name, base, size, props)
+            self._irq = self.output("IRQ")
+            self._native_setup(machine, self._irq, name, base)
+
+        @property
+        def rx_fifo(self) -> deque[int]:
+            return deque(self._rx_bytes)
+
+        @property
+        def tx_fifo(self) -> deque[int]:
+            return deque(self._tx_bytes)
+
+        def frame_bits(self) -> Fraction:
+            return Fraction(self._frame2(), 2)
+
+    return ESP32C3UartNative

@@ -32,6 +32,10 @@ hit by noise counts as a framing error.
 Every fault that touches a byte is recorded in the run's event log (``link_fault``) and named in
 its tap. Taps (``link.taps``): one ``LinkByte`` per byte, both directions, in arrival order;
 dropped bytes appear with ``value=None`` at the time they would have arrived.
+
+Under ``DUOHIL_MODELS=native`` ``UartLink(...)`` is a ``UartLinkNative``: the same wire in C
+(native/link.c, ``_core.UartLink``), the noise drawn from the same ``self.rng``; this file's
+``UartLink`` and ``TapLog`` are the reference (tests/test_native_link.py compares them).
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..base import ConsoleLine, LinkByte
+from . import native
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peripheral import UartEndpoint
@@ -89,6 +94,12 @@ class _Direction:
 
 class UartLink:
     """Joins endpoints ``a`` and ``b``; direction names are ``"<na>-><nb>"`` and ``"<nb>-><na>"``."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> UartLink:
+        # under DUOHIL_MODELS=native the per-byte path is C (UartLinkNative below)
+        if cls is UartLink and native.models() == "native":
+            return super().__new__(UartLinkNative)
+        return super().__new__(cls)
 
     def __init__(self, scheduler: Scheduler, a: UartEndpoint, b: UartEndpoint,
                  names: tuple[str, str] | None = None, seed: int = 0) -> None:
@@ -210,6 +221,101 @@ class UartLink:
 
     def bytes(self, direction: str | None = None) -> list[LinkByte]:
         return [b for b in self.taps if direction is None or b.direction == direction]
+
+
+class _NativeDirection(_Direction):
+    """A direction of UartLinkNative: its counters live in C (read here for inspection)."""
+
+    def __init__(self, name: str, src: UartEndpoint, dst: UartEndpoint, c: Any, i: int) -> None:
+        super().__init__(name, src, dst)
+        self._c, self._i = c, i
+
+    sent = property(lambda self: self._c.dir_state(self._i)[0], lambda self, v: None)
+    shift_ps = property(lambda self: self._c.dir_state(self._i)[1], lambda self, v: None)
+    line_free = property(lambda self: self._c.dir_state(self._i)[2], lambda self, v: None)
+
+
+class UartLinkNative(UartLink):
+    """The UartLink of DUOHIL_MODELS=native: the per-byte path (directions' counters, faults,
+    seeded noise drawn from this link's ``rng``, arrivals as C events, receiver-off and baud
+    mismatch, the taps' columns) is ``_core.UartLink`` (native/link.c); this class keeps the
+    Python faces (``directions``, ``add_fault``, ``taps``). The UARTs call ``_c.tx_sink``, or the
+    ``_native_tx_sink`` port from C."""
+
+    def __init__(self, scheduler: Scheduler, a: UartEndpoint, b: UartEndpoint,
+                 names: tuple[str, str] | None = None, seed: int = 0) -> None:
+        self.scheduler = scheduler
+        na, nb = names or (a.name, b.name)
+        n_ab, n_ba = f"{na}->{nb}", f"{nb}->{na}"
+        self.rng = random.Random(seed)
+        self._tx_observers = []
+        f_ab: list[LinkFault] = []
+        f_ba: list[LinkFault] = []
+        c = self._c = native.core().UartLink(scheduler, a, b, n_ab, n_ba, self.rng, f_ab, f_ba,
+                                             self._tx_observers)
+        self.directions = {n_ab: _NativeDirection(n_ab, a, b, c, 0),
+                           n_ba: _NativeDirection(n_ba, b, a, c, 1)}
+        self.directions[n_ab].faults = f_ab
+        self.directions[n_ba].faults = f_ba
+        self.taps = _NativeTapLog(c, [n_ab, n_ba])
+        self._native_tx_sink = c._native_tx_sink
+        self.tx_sink = c.tx_sink
+        a.tx_sink = c.tx_sink
+        b.tx_sink = c.tx_sink
+
+    def add_fault(self, direction: str, fault: LinkFault) -> None:
+        super().add_fault(direction, fault)
+        self._c.sync_faults()
+
+    def clear_faults(self) -> None:
+        super().clear_faults()
+        self._c.sync_faults()
+
+    def _on_tx(self, src: Any, byte: int, t_start: int, bit_time: int, frame_bits: float) -> None:
+        self._c.tx_sink(src, byte, t_start, bit_time, frame_bits)
+
+
+class _NativeTapLog(Sequence):
+    """TapLog's read API over the C columns of ``_core.UartLink`` (times as 64-bit words, the
+    direction and value per byte; ``sent`` and ``fault`` only where a byte has them)."""
+
+    _CHUNK = 4096
+
+    def __init__(self, c: Any, names: list[str]) -> None:
+        self._c = c
+        self._names = names
+
+    def _rows(self, start: int, stop: int) -> Iterator[LinkByte]:
+        names = self._names
+        for lo in range(start, stop, self._CHUNK):
+            for t, d, v, s, f in self._c.taps(lo, min(stop, lo + self._CHUNK)):
+                yield LinkByte(t_ps=t, direction=names[d], value=v, sent=s, fault=f)
+
+    def __len__(self) -> int:
+        return self._c.ntaps()
+
+    def __getitem__(self, i: Any) -> Any:
+        n = self._c.ntaps()
+        if isinstance(i, slice):
+            start, stop, step = i.indices(n)
+            if step == 1:
+                return list(self._rows(start, stop))
+            return [self[k] for k in range(start, stop, step)]
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("tap index out of range")
+        return next(self._rows(i, i + 1))
+
+    def __iter__(self) -> Iterator[LinkByte]:
+        return self._rows(0, self._c.ntaps())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 #: TapLog keeps the absolute time of every _T_BLOCK-th byte and 32-bit steps in between

@@ -9,8 +9,10 @@ What is native so far: the scheduler's event heap, time loop and slice driver
 (``_core.Scheduler``), the Cortex-M7's exception entry, tail-chain and return
 (``_core.CortexM``, used by cortexm.py's ``_enter_native``/``_exc_return_native``) and the RV32
 peer's register access and trap entry (``_core.RiscV``, used by riscv.py's ``_enter_trap_native``)
-the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision) and the
-PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete).
+the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision), the
+PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete), the UART
+link's per-byte path (``_core.UartLink``, link.c: faults, seeded noise, arrivals, taps) and the
+ESP32-C3 UART (``_core.Esp32c3Uart``, esp32c3_uart.c).
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
 ``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC;

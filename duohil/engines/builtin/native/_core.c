@@ -2939,6 +2939,1405 @@ static PyObject *cm_take(CortexMObject *c, PyObject *Py_UNUSED(ignored))
 
 /* == end of Nvic [nvicc] ========================================================================= */
 
+/* == UartLink: link.py's per-byte path (link.c) [linkc] ========================================
+ *
+ * _core.UartLink holds the two directions' state (link.c), the taps as C columns and the
+ * arrival events (LinkArrival, a C callable the scheduler fires). link.py's UartLinkNative keeps
+ * the Python faces (directions, add_fault, TapLog's read API) and hands every byte to this. */
+
+#include <math.h>
+
+#include "link.h"
+#include "ports.h"
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *sched;             /* the scheduler (a _core.Scheduler: events pushed from C) */
+    PyObject *rng;               /* random.Random(seed): noise draws call its random() */
+    PyObject *observers;         /* list of fn(direction, k, byte, t_start) */
+    PyObject *faults[2];         /* the directions' LinkFault lists (link.py keeps them) */
+    PyObject *src[2], *dst[2];
+    PyObject *name[2], *ev_start[2], *ev_arrive[2];
+    const dh_uart_rx_ops *rx_ops[2];
+    void *rx_self[2];
+    dh_link_dir dir[2];
+    dh_port tx_port;
+    /* taps: one row per byte, in arrival order; sent and fault only where a byte has them */
+    int64_t *tap_t;
+    uint8_t *tap_dir;
+    int16_t *tap_val;            /* -1: dropped */
+    size_t ntap, tapcap;
+    int64_t *sent_i;
+    uint8_t *sent_v;
+    size_t nsent, sentcap;
+    int64_t *fault_i;
+    PyObject **fault_s;
+    size_t nfault, faultcap;
+} LinkObject;
+
+typedef struct {
+    PyObject_HEAD
+    LinkObject *link;
+    int d;
+    int framing;
+    int value;                  /* -1: dropped */
+    int sent;
+    int64_t k, bit_time;
+    PyObject *fault;            /* NULL: none */
+} ArrivalObject;
+
+static PyTypeObject LinkType, ArrivalType;
+static PyObject *lk_empty_tuple;
+static PyObject *str_lk_rx_start, *str_lk_rx_char, *str_lk_bit_time_ps, *str_lk_random, *str_lk_kind,
+    *str_lk_record, *str_lk_link_fault, *str_lk_receiver_off, *str_lk_baud_mismatch, *str_lk_at,
+    *str_lk_kw_record, *str_lk_kw_at, *str_lk_faultnames[LF_NKINDS];
+
+/* scheduler.at(t, fn, *args, name=name) -> the event (new reference): straight into the C heap
+ * for a _core.Scheduler (the same clamping, sequence number and compaction as `at`), else the
+ * Python method. */
+static PyObject *c_at(PyObject *sched, int64_t t, PyObject *fn, PyObject *args, PyObject *name)
+{
+    if (PyObject_TypeCheck(sched, &SchedType)) {
+        SchedObject *s = (SchedObject *)sched;
+        if (t < s->now)
+            t = s->now;
+        EventObject *ev = event_new(t, ++s->seq, fn, args, name);
+        if (!ev)
+            return NULL;
+        if (push_event(s, ev) < 0) {
+            Py_DECREF(ev);
+            return NULL;
+        }
+        if (s->heap.n > s->compact_at)
+            compact(s);
+        return (PyObject *)ev;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n > 4) {
+        PyErr_SetString(PyExc_ValueError, "c_at: too many arguments");
+        return NULL;
+    }
+    PyObject *stack[8], *tt = PyLong_FromLongLong(t);
+    if (!tt)
+        return NULL;
+    stack[0] = sched;
+    stack[1] = tt;
+    stack[2] = fn;
+    for (Py_ssize_t i = 0; i < n; i++)
+        stack[3 + i] = PyTuple_GET_ITEM(args, i);
+    stack[3 + n] = name;
+    PyObject *r = PyObject_VectorcallMethod(str_lk_at, stack, 3 + n, str_lk_kw_at);
+    Py_DECREF(tt);
+    return r;
+}
+
+static int link_at(PyObject *sched, int64_t t, PyObject *fn, PyObject *args, PyObject *name)
+{
+    PyObject *ev = c_at(sched, t, fn, args, name);
+    Py_XDECREF(ev);
+    return ev ? 0 : -1;
+}
+
+static int64_t link_now(PyObject *sched, int *err)
+{
+    if (PyObject_TypeCheck(sched, &SchedType))
+        return ((SchedObject *)sched)->now;
+    PyObject *o = PyObject_GetAttr(sched, str_now);
+    int64_t t = 0;
+    if (!o || as_i64(o, &t) < 0)
+        *err = 1;
+    Py_XDECREF(o);
+    return t;
+}
+
+/* -- taps ------------------------------------------------------------------------------------- */
+
+static int grow(void **v, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 256;
+    while (nc < need)
+        nc *= 2;
+    void *p = PyMem_Realloc(*v, nc * size);
+    if (!p) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *v = p;
+    return 0;
+}
+
+static int tap_append(LinkObject *l, int64_t t, int d, int value, int sent, PyObject *fault)
+{
+    size_t i = l->ntap, cap = l->tapcap;
+    if (i + 1 > cap) {
+        size_t c1 = cap, c2 = cap, c3 = cap;
+        if (grow((void **)&l->tap_t, &c1, i + 1, sizeof *l->tap_t) < 0
+            || grow((void **)&l->tap_dir, &c2, i + 1, sizeof *l->tap_dir) < 0
+            || grow((void **)&l->tap_val, &c3, i + 1, sizeof *l->tap_val) < 0)
+            return -1;
+        l->tapcap = c1;
+    }
+    if (sent >= 0) {
+        size_t c1 = l->sentcap, c2 = l->sentcap;
+        if (grow((void **)&l->sent_i, &c1, l->nsent + 1, sizeof *l->sent_i) < 0
+            || grow((void **)&l->sent_v, &c2, l->nsent + 1, sizeof *l->sent_v) < 0)
+            return -1;
+        l->sentcap = c1;
+        l->sent_i[l->nsent] = (int64_t)i;
+        l->sent_v[l->nsent++] = (uint8_t)sent;
+    }
+    if (fault) {
+        size_t c1 = l->faultcap, c2 = l->faultcap;
+        if (grow((void **)&l->fault_i, &c1, l->nfault + 1, sizeof *l->fault_i) < 0
+            || grow((void **)&l->fault_s, &c2, l->nfault + 1, sizeof *l->fault_s) < 0)
+            return -1;
+        l->faultcap = c1;
+        l->fault_i[l->nfault] = (int64_t)i;
+        Py_INCREF(fault);
+        l->fault_s[l->nfault++] = fault;
+    }
+    l->tap_t[i] = t;
+    l->tap_dir[i] = (uint8_t)d;
+    l->tap_val[i] = (int16_t)value;
+    l->ntap = i + 1;
+    return 0;
+}
+
+/* the position of row i in a sparse index column, or -1 */
+static Py_ssize_t sparse_find(const int64_t *idx, size_t n, int64_t i)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (idx[mid] < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && idx[lo] == i ? (Py_ssize_t)lo : -1;
+}
+
+/* taps(start, stop) -> [(t_ps, direction index, value|None, sent|None, fault|None)] */
+static PyObject *link_taps(LinkObject *l, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t start, stop;
+    if (nargs != 2 || (start = PyLong_AsSsize_t(args[0])) == -1 || (stop = PyLong_AsSsize_t(args[1])) == -1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "taps(start, stop)");
+        return NULL;
+    }
+    if (stop > (Py_ssize_t)l->ntap)
+        stop = (Py_ssize_t)l->ntap;
+    if (start < 0)
+        start = 0;
+    if (stop < start)
+        stop = start;
+    PyObject *out = PyList_New(stop - start);
+    if (!out)
+        return NULL;
+    Py_ssize_t si = sparse_find(l->sent_i, l->nsent, start), fi;
+    if (si < 0) {          /* the first sparse entry at or after start */
+        size_t lo = 0, hi = l->nsent;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (l->sent_i[mid] < start) lo = mid + 1; else hi = mid;
+        }
+        si = (Py_ssize_t)lo;
+    }
+    {
+        size_t lo = 0, hi = l->nfault;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (l->fault_i[mid] < start) lo = mid + 1; else hi = mid;
+        }
+        fi = (Py_ssize_t)lo;
+    }
+    for (Py_ssize_t i = start; i < stop; i++) {
+        PyObject *sent = Py_None, *fault = Py_None, *val = Py_None;
+        PyObject *sent_o = NULL, *val_o = NULL;
+        if (si < (Py_ssize_t)l->nsent && l->sent_i[si] == i)
+            sent = sent_o = PyLong_FromLong(l->sent_v[si++]);
+        if (fi < (Py_ssize_t)l->nfault && l->fault_i[fi] == i)
+            fault = l->fault_s[fi++];
+        if (l->tap_val[i] >= 0)
+            val = val_o = PyLong_FromLong(l->tap_val[i]);
+        PyObject *row = (sent && val) ? Py_BuildValue("(LiOOO)", (long long)l->tap_t[i],
+                                                      (int)l->tap_dir[i], val, sent, fault) : NULL;
+        Py_XDECREF(sent_o);
+        Py_XDECREF(val_o);
+        if (!row) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i - start, row);
+    }
+    return out;
+}
+
+static PyObject *link_ntaps(LinkObject *l, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSize_t(l->ntap);
+}
+
+/* -- the arrival (link.py's _arrive) -------------------------------------------------------------- */
+
+static int link_record_fault(LinkObject *l, ArrivalObject *a)
+{
+    PyObject *k = PyLong_FromLongLong(a->k), *sent = PyLong_FromLong(a->sent);
+    PyObject *val = a->value >= 0 ? PyLong_FromLong(a->value) : (Py_INCREF(Py_None), Py_None);
+    PyObject *r = NULL;
+    if (k && sent && val) {
+        PyObject *stack[] = {l->sched, str_lk_link_fault, l->name[a->d], k, a->fault, sent, val};
+        r = PyObject_VectorcallMethod(str_lk_record, stack, 2, str_lk_kw_record);
+    }
+    Py_XDECREF(k);
+    Py_XDECREF(sent);
+    Py_XDECREF(val);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* the receiver's bit time: 0 = None (off) */
+static int link_rx_bt(LinkObject *l, int d, int64_t *bt)
+{
+    if (l->rx_ops[d])
+        return l->rx_ops[d]->bit_time_ps(l->rx_self[d], bt);
+    PyObject *o = PyObject_CallMethodNoArgs(l->dst[d], str_lk_bit_time_ps);
+    if (!o)
+        return -1;
+    *bt = 0;
+    int rc = o == Py_None ? 0 : as_i64(o, bt);
+    Py_DECREF(o);
+    return rc;
+}
+
+static int link_rx_char(LinkObject *l, int d, int value, int framing)
+{
+    if (l->rx_ops[d])
+        return l->rx_ops[d]->rx_char(l->rx_self[d], value, framing);
+    PyObject *v = PyLong_FromLong(value);
+    if (!v)
+        return -1;
+    PyObject *stack[] = {l->dst[d], v, framing ? Py_True : Py_False};
+    PyObject *r = PyObject_VectorcallMethod(str_lk_rx_char, stack, 3, NULL);
+    Py_DECREF(v);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static PyObject *arrival_call(ArrivalObject *a, PyObject *args, PyObject *kw)
+{
+    LinkObject *l = a->link;
+    int d = a->d, err = 0;
+    int64_t t = link_now(l->sched, &err);
+    if (err)
+        return NULL;
+    if (a->fault && link_record_fault(l, a) < 0)
+        return NULL;
+    int value = a->value, framing = a->framing;
+    PyObject *fault = a->fault;
+    if (value >= 0) {
+        int64_t rx_bt;
+        if (link_rx_bt(l, d, &rx_bt) < 0)
+            return NULL;
+        if (!rx_bt) {
+            value = -1;
+            fault = str_lk_receiver_off;
+        } else if (dh_link_baud_mismatch(rx_bt, a->bit_time)) {
+            value = dh_link_sample_mismatched(value, a->bit_time, rx_bt);
+            framing = 1;
+            if (!fault)
+                fault = str_lk_baud_mismatch;
+        }
+    }
+    if (tap_append(l, t, d, value, value != a->sent ? a->sent : -1, fault) < 0)
+        return NULL;
+    if (value >= 0 && link_rx_char(l, d, value, framing) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int arrival_traverse(ArrivalObject *a, visitproc visit, void *arg)
+{
+    Py_VISIT(a->link);
+    Py_VISIT(a->fault);
+    return 0;
+}
+
+static int arrival_clear(ArrivalObject *a)
+{
+    Py_CLEAR(a->link);
+    Py_CLEAR(a->fault);
+    return 0;
+}
+
+static void arrival_dealloc(ArrivalObject *a)
+{
+    PyObject_GC_UnTrack(a);
+    arrival_clear(a);
+    Py_TYPE(a)->tp_free((PyObject *)a);
+}
+
+static PyObject *arrival_repr(ArrivalObject *a)
+{
+    return PyUnicode_FromFormat("<link arrival %S #%lld>", a->link ? a->link->name[a->d] : Py_None,
+                                (long long)a->k);
+}
+
+static PyTypeObject ArrivalType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.LinkArrival",
+    .tp_basicsize = sizeof(ArrivalObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_call = (ternaryfunc)arrival_call,
+    .tp_traverse = (traverseproc)arrival_traverse,
+    .tp_clear = (inquiry)arrival_clear,
+    .tp_dealloc = (destructor)arrival_dealloc,
+    .tp_repr = (reprfunc)arrival_repr,
+    .tp_doc = "One character's arrival on the link (link.py's _arrive), fired by the scheduler.",
+};
+
+/* -- the transmit side (link.py's _on_tx) ---------------------------------------------------------- */
+
+typedef struct {
+    LinkObject *l;
+    int d;
+    int64_t frame_ps, bit_time;
+} emit_ctx;
+
+static int link_draw(void *ctx, double *out)
+{
+    PyObject *r = PyObject_CallMethodNoArgs(((LinkObject *)ctx)->rng, str_lk_random);
+    if (!r)
+        return -1;
+    *out = PyFloat_AsDouble(r);
+    Py_DECREF(r);
+    return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int link_emit(void *vctx, int64_t k, int64_t t, int sent, int value, int framing, const char *fault)
+{
+    emit_ctx *c = vctx;
+    LinkObject *l = c->l;
+    PyObject *fo = NULL;
+    if (fault) {
+        for (int i = 0; i < LF_NKINDS && !fo; i++)
+            if (!strcmp(fault, dh_link_fault_names[i])) {
+                fo = str_lk_faultnames[i];
+                Py_INCREF(fo);
+            }
+        if (!fo && !(fo = PyUnicode_FromString(fault)))
+            return -1;
+    }
+    if (value >= 0) {
+        PyObject *rx_start;
+        if (_PyObject_LookupAttr(l->dst[c->d], str_lk_rx_start, &rx_start) < 0) {
+            Py_XDECREF(fo);
+            return -1;
+        }
+        if (rx_start) {             /* optional: the start bit reaches the receiver */
+            PyObject *tt = PyLong_FromLongLong(t);
+            PyObject *args = tt ? PyTuple_Pack(1, tt) : NULL;
+            int rc = args ? link_at(l->sched, t - c->frame_ps, rx_start, args, l->ev_start[c->d]) : -1;
+            Py_XDECREF(tt);
+            Py_XDECREF(args);
+            Py_DECREF(rx_start);
+            if (rc < 0) {
+                Py_XDECREF(fo);
+                return -1;
+            }
+        }
+    }
+    ArrivalObject *a = PyObject_GC_New(ArrivalObject, &ArrivalType);
+    if (!a) {
+        Py_XDECREF(fo);
+        return -1;
+    }
+    Py_INCREF(l);
+    a->link = l;
+    a->d = c->d;
+    a->k = k;
+    a->sent = sent;
+    a->value = value;
+    a->framing = framing;
+    a->bit_time = c->bit_time;
+    a->fault = fo;
+    PyObject_GC_Track(a);
+    int rc = link_at(l->sched, t, (PyObject *)a, lk_empty_tuple, l->ev_arrive[c->d]);
+    Py_DECREF(a);
+    return rc;
+}
+
+static int lk_get_i64(PyObject *o, const char *name, int64_t *out)
+{
+    PyObject *v = PyObject_GetAttrString(o, name);
+    if (!v)
+        return -1;
+    int rc = as_i64(v, out);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* read the direction's LinkFault list into the C table */
+static int link_sync(LinkObject *l, int d)
+{
+    PyObject *lst = l->faults[d];
+    Py_ssize_t n = PyList_GET_SIZE(lst);
+    dh_link_fault *v = n ? PyMem_Calloc((size_t)n, sizeof *v) : NULL;
+    if (n && !v) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int rc = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *f = PyList_GET_ITEM(lst, i);
+        dh_link_fault *x = &v[i];
+        PyObject *kind = PyObject_GetAttr(f, str_lk_kind);
+        if (!kind)
+            goto out;
+        x->kind = -1;
+        for (int j = 0; j < LF_NKINDS; j++)
+            if (PyUnicode_Check(kind) && !PyUnicode_CompareWithASCIIString(kind, dh_link_fault_names[j]))
+                x->kind = j;
+        Py_DECREF(kind);
+        if (x->kind < 0) {
+            PyErr_Format(PyExc_ValueError, "unknown link fault kind in %R", f);
+            goto out;
+        }
+        if (lk_get_i64(f, "index", &x->index) < 0 || lk_get_i64(f, "mask", &x->mask) < 0
+            || lk_get_i64(f, "value", &x->value) < 0 || lk_get_i64(f, "delay_ps", &x->delay_ps) < 0
+            || lk_get_i64(f, "t_start", &x->t_start) < 0 || lk_get_i64(f, "t_end", &x->t_end) < 0)
+            goto out;
+        PyObject *end = PyObject_GetAttrString(f, "end");
+        if (!end)
+            goto out;
+        x->has_end = end != Py_None;
+        int bad = x->has_end && as_i64(end, &x->end) < 0;
+        Py_DECREF(end);
+        if (bad)
+            goto out;
+        PyObject *ber = PyObject_GetAttrString(f, "ber");
+        if (!ber)
+            goto out;
+        x->ber = PyFloat_AsDouble(ber);
+        Py_DECREF(ber);
+        if (x->ber == -1.0 && PyErr_Occurred())
+            goto out;
+    }
+    if (dh_link_set_faults(&l->dir[d], v, (size_t)n) < 0) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    rc = 0;
+out:
+    PyMem_Free(v);
+    return rc;
+}
+
+static int link_tx(LinkObject *l, PyObject *src, int byte, int64_t t_start, int64_t bit_time,
+                   int64_t frame_ps, int nbits)
+{
+    int d = src == l->src[1] ? 1 : src == l->src[0] ? 0 : -1;
+    if (d < 0) {
+        PyErr_Format(PyExc_KeyError, "%R is not an end of this link", src);
+        return -1;
+    }
+    dh_link_dir *dir = &l->dir[d];
+    int64_t k = dir->sent++;
+    Py_ssize_t nobs = PyList_GET_SIZE(l->observers);
+    if (nobs) {
+        PyObject *kk = PyLong_FromLongLong(k), *bb = PyLong_FromLong(byte), *tt = PyLong_FromLongLong(t_start);
+        int rc = kk && bb && tt ? 0 : -1;
+        for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(l->observers); i++) {
+            PyObject *fn = PyList_GET_ITEM(l->observers, i);
+            Py_INCREF(fn);
+            PyObject *stack[] = {NULL, l->name[d], kk, bb, tt};
+            PyObject *r = PyObject_Vectorcall(fn, stack + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            Py_DECREF(fn);
+            if (!r)
+                rc = -1;
+            Py_XDECREF(r);
+        }
+        Py_XDECREF(kk);
+        Py_XDECREF(bb);
+        Py_XDECREF(tt);
+        if (rc < 0)
+            return -1;
+    }
+    if ((size_t)PyList_GET_SIZE(l->faults[d]) != dir->nfaults && link_sync(l, d) < 0)
+        return -1;
+    emit_ctx c = {l, d, frame_ps, bit_time};
+    int rc = dh_link_tx(dir, k, byte, t_start, frame_ps, nbits, link_draw, l, link_emit, &c);
+    if (rc == -2)
+        PyErr_NoMemory();
+    return rc < 0 ? -1 : 0;
+}
+
+/* round(frame_bits * bit_time) and int(frame_bits + 0.5) as link.py computes them */
+static int frame_of_double(double fb, int64_t bt, int64_t *frame_ps, int *nbits)
+{
+    *frame_ps = (int64_t)nearbyint(fb * (double)bt);
+    *nbits = (int)(fb + 0.5);
+    return 0;
+}
+
+/* the port a native UART calls (ports.h's dh_tx_sink_ops) */
+static int link_port_tx(void *self, void *src, int byte, int64_t t_start_ps, int64_t bit_time_ps,
+                        double frame_bits)
+{
+    int64_t frame_ps;
+    int nbits;
+    if (frame_bits == (double)(int64_t)frame_bits) {      /* an integral frame: exact, as int * int */
+        int64_t fb = (int64_t)frame_bits;
+        frame_ps = fb * bit_time_ps;
+        nbits = (int)fb;
+    } else {
+        frame_of_double(frame_bits, bit_time_ps, &frame_ps, &nbits);
+    }
+    return link_tx((LinkObject *)self, (PyObject *)src, byte, t_start_ps, bit_time_ps, frame_ps, nbits);
+}
+
+static const dh_tx_sink_ops link_tx_ops = {link_port_tx};
+
+/* tx_sink(src, byte, t_start, bit_time, frame_bits): what a Python UART calls */
+static PyObject *link_tx_sink(LinkObject *l, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "tx_sink(src, byte, t_start, bit_time, frame_bits), got %zd args",
+                            nargs);
+    int64_t t_start, bt, frame_ps;
+    int nbits;
+    long byte = PyLong_AsLong(args[1]);
+    if ((byte == -1 && PyErr_Occurred()) || as_i64(args[2], &t_start) < 0 || as_i64(args[3], &bt) < 0)
+        return NULL;
+    PyObject *fb = args[4];
+    if (PyLong_Check(fb)) {
+        int64_t f;
+        if (as_i64(fb, &f) < 0)
+            return NULL;
+        if (__builtin_mul_overflow(f, bt, &frame_ps))
+            return PyErr_Format(PyExc_OverflowError, "frame time beyond 2**63-1 ps");
+        nbits = (int)f;
+    } else {
+        double f = PyFloat_AsDouble(fb);
+        if (f == -1.0 && PyErr_Occurred())
+            return NULL;
+        frame_of_double(f, bt, &frame_ps, &nbits);
+    }
+    if (link_tx(l, args[0], (int)byte, t_start, bt, frame_ps, nbits) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *link_sync_faults(LinkObject *l, PyObject *Py_UNUSED(ignored))
+{
+    if (link_sync(l, 0) < 0 || link_sync(l, 1) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* dir_state(d) -> (sent, shift_ps, line_free) */
+static PyObject *link_dir_state(LinkObject *l, PyObject *arg)
+{
+    long d = PyLong_AsLong(arg);
+    if (d != 0 && d != 1)
+        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_IndexError, "direction 0 or 1");
+    dh_link_dir *x = &l->dir[d];
+    return Py_BuildValue("(LLL)", (long long)x->sent, (long long)x->shift_ps, (long long)x->line_free);
+}
+
+static void link_capsule_free(PyObject *cap)
+{
+    Py_XDECREF((PyObject *)PyCapsule_GetContext(cap));
+}
+
+static PyObject *link_get_tx_port(LinkObject *l, void *Py_UNUSED(c))
+{
+    PyObject *cap = PyCapsule_New(&l->tx_port, DH_TX_SINK_CAPSULE, link_capsule_free);
+    if (!cap)
+        return NULL;
+    Py_INCREF(l);
+    if (PyCapsule_SetContext(cap, l) < 0) {
+        Py_DECREF(l);
+        Py_DECREF(cap);
+        return NULL;
+    }
+    return cap;
+}
+
+static int link_rx_port(PyObject *dst, const dh_uart_rx_ops **ops, void **self)
+{
+    PyObject *cap;
+    *ops = NULL;
+    PyObject *nm = PyUnicode_FromString("_native_uart_rx");
+    int found = nm ? _PyObject_LookupAttr(dst, nm, &cap) : -1;
+    Py_XDECREF(nm);
+    if (found < 0)
+        return -1;
+    if (!cap)
+        return 0;
+    dh_port *p = PyCapsule_GetPointer(cap, DH_UART_RX_CAPSULE);
+    Py_DECREF(cap);          /* the dst (held) keeps the port alive */
+    if (!p)
+        return -1;
+    *ops = p->ops;
+    *self = p->self;
+    return 0;
+}
+
+/* UartLink(scheduler, a, b, name_ab, name_ba, rng, faults_ab, faults_ba, observers) */
+static PyObject *link_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *sched, *a, *b, *nab, *nba, *rng, *fab, *fba, *obs;
+    if (!PyArg_ParseTuple(args, "OOOUUOO!O!O!:UartLink", &sched, &a, &b, &nab, &nba, &rng,
+                          &PyList_Type, &fab, &PyList_Type, &fba, &PyList_Type, &obs))
+        return NULL;
+    LinkObject *l = (LinkObject *)type->tp_alloc(type, 0);
+    if (!l)
+        return NULL;
+    dh_link_dir_init(&l->dir[0]);
+    dh_link_dir_init(&l->dir[1]);
+    l->tx_port.ops = &link_tx_ops;
+    l->tx_port.self = l;
+#define KEEP(f, v) Py_INCREF(v); l->f = v;
+    KEEP(sched, sched) KEEP(rng, rng) KEEP(observers, obs) KEEP(faults[0], fab) KEEP(faults[1], fba)
+    KEEP(src[0], a) KEEP(dst[0], b) KEEP(src[1], b) KEEP(dst[1], a) KEEP(name[0], nab) KEEP(name[1], nba)
+#undef KEEP
+    for (int d = 0; d < 2; d++) {
+        l->ev_start[d] = PyUnicode_FromFormat("link.%U.start", l->name[d]);
+        l->ev_arrive[d] = PyUnicode_FromFormat("link.%U", l->name[d]);
+        if (!l->ev_start[d] || !l->ev_arrive[d] || link_rx_port(l->dst[d], &l->rx_ops[d], &l->rx_self[d]) < 0
+            || link_sync(l, d) < 0) {
+            Py_DECREF(l);
+            return NULL;
+        }
+    }
+    return (PyObject *)l;
+}
+
+static int link_traverse(LinkObject *l, visitproc visit, void *arg)
+{
+    Py_VISIT(l->sched);
+    Py_VISIT(l->rng);
+    Py_VISIT(l->observers);
+    for (int d = 0; d < 2; d++) {
+        Py_VISIT(l->faults[d]);
+        Py_VISIT(l->src[d]);
+        Py_VISIT(l->dst[d]);
+    }
+    return 0;
+}
+
+static int link_clear(LinkObject *l)
+{
+    Py_CLEAR(l->sched);
+    Py_CLEAR(l->rng);
+    Py_CLEAR(l->observers);
+    for (int d = 0; d < 2; d++) {
+        Py_CLEAR(l->faults[d]);
+        Py_CLEAR(l->src[d]);
+        Py_CLEAR(l->dst[d]);
+        l->rx_ops[d] = NULL;
+    }
+    return 0;
+}
+
+static void link_dealloc(LinkObject *l)
+{
+    PyObject_GC_UnTrack(l);
+    link_clear(l);
+    for (int d = 0; d < 2; d++) {
+        Py_CLEAR(l->name[d]);
+        Py_CLEAR(l->ev_start[d]);
+        Py_CLEAR(l->ev_arrive[d]);
+        dh_link_dir_free(&l->dir[d]);
+    }
+    for (size_t i = 0; i < l->nfault; i++)
+        Py_DECREF(l->fault_s[i]);
+    PyMem_Free(l->tap_t);
+    PyMem_Free(l->tap_dir);
+    PyMem_Free(l->tap_val);
+    PyMem_Free(l->sent_i);
+    PyMem_Free(l->sent_v);
+    PyMem_Free(l->fault_i);
+    PyMem_Free(l->fault_s);
+    Py_TYPE(l)->tp_free((PyObject *)l);
+}
+
+static PyMethodDef link_methods[] = {
+    {"tx_sink", (PyCFunction)(void (*)(void))link_tx_sink, METH_FASTCALL,
+     "tx_sink(src, byte, t_start, bit_time, frame_bits): a character starts leaving src."},
+    {"sync_faults", (PyCFunction)link_sync_faults, METH_NOARGS,
+     "Read both directions' LinkFault lists again (after add_fault / clear_faults)."},
+    {"dir_state", (PyCFunction)link_dir_state, METH_O, "dir_state(d) -> (sent, shift_ps, line_free)"},
+    {"taps", (PyCFunction)(void (*)(void))link_taps, METH_FASTCALL,
+     "taps(start, stop) -> [(t_ps, direction index, value, sent, fault)]"},
+    {"ntaps", (PyCFunction)link_ntaps, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyMemberDef link_members[] = {
+    {"rng", T_OBJECT, offsetof(LinkObject, rng), READONLY, NULL},
+    {"scheduler", T_OBJECT, offsetof(LinkObject, sched), READONLY, NULL},
+    {NULL},
+};
+
+static PyGetSetDef link_getset[] = {
+    {"_native_tx_sink", (getter)link_get_tx_port, NULL, "ports.h: dh_tx_sink_ops", NULL},
+    {NULL},
+};
+
+static PyTypeObject LinkType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.UartLink",
+    .tp_basicsize = sizeof(LinkObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = link_new,
+    .tp_traverse = (traverseproc)link_traverse,
+    .tp_clear = (inquiry)link_clear,
+    .tp_dealloc = (destructor)link_dealloc,
+    .tp_methods = link_methods,
+    .tp_members = link_members,
+    .tp_getset = link_getset,
+    .tp_doc = "link.py's UartLink per byte: directions, faults, noise, arrivals, taps (link.c).",
+};
+
+static int add_link_types(PyObject *m)
+{
+#define INTERN(var, s) if (!(var = PyUnicode_InternFromString(s))) return -1;
+    INTERN(str_lk_rx_start, "rx_start");
+    INTERN(str_lk_rx_char, "rx_char");
+    INTERN(str_lk_bit_time_ps, "bit_time_ps");
+    INTERN(str_lk_random, "random");
+    INTERN(str_lk_kind, "kind");
+    INTERN(str_lk_record, "record");
+    INTERN(str_lk_link_fault, "link_fault");
+    INTERN(str_lk_receiver_off, "receiver_off");
+    INTERN(str_lk_baud_mismatch, "baud_mismatch");
+    INTERN(str_lk_at, "at");
+    for (int i = 0; i < LF_NKINDS; i++)
+        INTERN(str_lk_faultnames[i], dh_link_fault_names[i]);
+#undef INTERN
+    if (!lk_empty_tuple && !(lk_empty_tuple = PyTuple_New(0)))
+        return -1;
+    if (!(str_lk_kw_record = Py_BuildValue("(sssss)", "direction", "index", "fault", "sent", "value"))
+        || !(str_lk_kw_at = Py_BuildValue("(s)", "name")))
+        return -1;
+    if (PyType_Ready(&ArrivalType) < 0 || PyType_Ready(&LinkType) < 0)
+        return -1;
+    Py_INCREF(&LinkType);
+    if (PyModule_AddObject(m, "UartLink", (PyObject *)&LinkType) < 0) {
+        Py_DECREF(&LinkType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of UartLink [linkc] ===================================================================== */
+
+/* == Esp32c3Uart: the ESP32-C3 UART (esp32c3_uart.c) [linkc] ===================================
+ *
+ * esp32c3_uart.py's ESP32C3UartNative is a Python subclass of this type and of Peripheral: the
+ * register block, FIFOs, interrupts and timing are dh_espu; this glue gives it the machine's time,
+ * the scheduler's events (C callables: bound methods of this type), the IRQ Signal, the TX wire
+ * (a native link's port, else the Python tx_sink) and the CPU's poll-skip. */
+
+#include "esp32c3_uart.h"
+
+typedef struct {
+    PyObject_HEAD
+    dh_espu u;
+    PyObject *machine, *sched, *irq, *base_obj;
+    PyObject *tx_sink;                 /* what the UART calls when a character starts leaving */
+    PyObject *tx_owner;                /* the object whose _native_tx_sink port is used */
+    const dh_tx_sink_ops *tx_ops;
+    void *tx_self;
+    PyObject *tx_event, *tout_event;   /* pending events, or NULL */
+    PyObject *n_tx, *n_tout, *n_loop;
+    PyObject *cb_tx_done, *cb_timeout, *cb_rx_char;
+    dh_port mmio_port, rx_port;
+} EspuObject;
+
+static PyTypeObject EspuType;
+static PyObject *str_eu_poll_hint, *str_eu_note_write, *str_eu_level, *str_eu_set, *str_eu_cancel,
+    *str_eu_self, *str_eu_native_tx;
+
+static int c_cancel(PyObject **slot)
+{
+    PyObject *ev = *slot;
+    if (!ev)
+        return 0;
+    *slot = NULL;
+    int rc = 0;
+    if (PyObject_TypeCheck(ev, &EventType)) {
+        ((EventObject *)ev)->cancelled = 1;
+    } else {
+        PyObject *r = PyObject_CallMethodNoArgs(ev, str_eu_cancel);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(ev);
+    return rc;
+}
+
+/* -- env ------------------------------------------------------------------------------------------ */
+
+static int eu_now(void *ctx, int64_t *t)
+{
+    EspuObject *o = ctx;
+    PyObject *r = PyObject_CallMethodNoArgs(o->machine, str_now);
+    if (!r)
+        return -1;
+    int rc = as_i64(r, t);
+    Py_DECREF(r);
+    return rc;
+}
+
+static int eu_at_tx_done(void *ctx, int64_t t)
+{
+    EspuObject *o = ctx;
+    PyObject *ev = c_at(o->sched, t, o->cb_tx_done, lk_empty_tuple, o->n_tx);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->tx_event, ev);
+    return 0;
+}
+
+static int eu_at_loopback(void *ctx, int64_t t, int byte)
+{
+    EspuObject *o = ctx;
+    PyObject *args = Py_BuildValue("(iO)", byte, Py_False);
+    if (!args)
+        return -1;
+    PyObject *ev = c_at(o->sched, t, o->cb_rx_char, args, o->n_loop);
+    Py_DECREF(args);
+    Py_XDECREF(ev);
+    return ev ? 0 : -1;
+}
+
+static int eu_at_timeout(void *ctx, int64_t t)
+{
+    EspuObject *o = ctx;
+    PyObject *ev = c_at(o->sched, t, o->cb_timeout, lk_empty_tuple, o->n_tout);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->tout_event, ev);
+    return 0;
+}
+
+static int eu_cancel_tx(void *ctx) { return c_cancel(&((EspuObject *)ctx)->tx_event); }
+static int eu_cancel_timeout(void *ctx) { return c_cancel(&((EspuObject *)ctx)->tout_event); }
+static int eu_has_timeout(void *ctx) { return ((EspuObject *)ctx)->tout_event != NULL; }
+
+static int eu_irq(void *ctx, int level)
+{
+    EspuObject *o = ctx;
+    PyObject *cur = PyObject_GetAttr(o->irq, str_eu_level);
+    if (!cur)
+        return -1;
+    int was = PyObject_IsTrue(cur);
+    Py_DECREF(cur);
+    if (was < 0)
+        return -1;
+    if (was == level)
+        return 0;
+    PyObject *r = PyObject_CallMethodOneArg(o->irq, str_eu_set, level ? Py_True : Py_False);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int eu_tx(void *ctx, int byte, int64_t t, int64_t bt, int frame2)
+{
+    EspuObject *o = ctx;
+    if (o->tx_ops)
+        return o->tx_ops->tx(o->tx_self, o, byte, t, bt, frame2 / 2.0);
+    if (o->tx_sink == Py_None)
+        return 0;
+    PyObject *fb = frame2 % 2 ? PyFloat_FromDouble(frame2 / 2.0) : PyLong_FromLong(frame2 / 2);
+    PyObject *bb = PyLong_FromLong(byte), *tt = PyLong_FromLongLong(t), *bts = PyLong_FromLongLong(bt);
+    PyObject *r = NULL;
+    if (fb && bb && tt && bts) {
+        PyObject *stack[] = {NULL, (PyObject *)o, bb, tt, bts, fb};
+        PyObject *fn = o->tx_sink;
+        Py_INCREF(fn);
+        r = PyObject_Vectorcall(fn, stack + 1, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(fn);
+    }
+    Py_XDECREF(fb);
+    Py_XDECREF(bb);
+    Py_XDECREF(tt);
+    Py_XDECREF(bts);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int eu_cpu(EspuObject *o, PyObject **cpu)
+{
+    *cpu = PyObject_GetAttr(o->machine, str_cpu);
+    return *cpu ? 0 : -1;
+}
+
+static int eu_poll_hint(void *ctx, int64_t wake, int has_wake)
+{
+    EspuObject *o = ctx;
+    PyObject *cpu;
+    if (eu_cpu(o, &cpu) < 0)
+        return -1;
+    PyObject *r = Py_None;
+    if (cpu != Py_None) {
+        PyObject *w = has_wake ? PyLong_FromLongLong(wake) : (Py_INCREF(Py_None), Py_None);
+        r = w ? PyObject_CallMethodObjArgs(cpu, str_eu_poll_hint, o->base_obj, w, NULL) : NULL;
+        Py_XDECREF(w);
+        Py_XDECREF(r);
+    }
+    Py_DECREF(cpu);
+    return r ? 0 : -1;
+}
+
+static int eu_note_write(void *ctx)
+{
+    EspuObject *o = ctx;
+    PyObject *cpu;
+    if (eu_cpu(o, &cpu) < 0)
+        return -1;
+    PyObject *r = Py_None;
+    if (cpu != Py_None) {
+        r = PyObject_CallMethodNoArgs(cpu, str_eu_note_write);
+        Py_XDECREF(r);
+    }
+    Py_DECREF(cpu);
+    return r ? 0 : -1;
+}
+
+/* -- ports ----------------------------------------------------------------------------------------- */
+
+static int eu_mmio_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
+{
+    return dh_espu_read(&((EspuObject *)self)->u, offset, size, value);
+}
+
+static int eu_mmio_write(void *self, uint32_t offset, unsigned size, uint64_t value)
+{
+    return dh_espu_write(&((EspuObject *)self)->u, offset, size, value);
+}
+
+static int eu_port_rx_char(void *self, int byte, int framing)
+{
+    return dh_espu_rx_char(&((EspuObject *)self)->u, byte & 0xFF, framing);
+}
+
+static int eu_port_bit_time(void *self, int64_t *out)
+{
+    *out = dh_espu_bit_time(&((EspuObject *)self)->u, 1);
+    return 0;
+}
+
+static const dh_mmio_ops eu_mmio_ops = {eu_mmio_read, eu_mmio_write};
+static const dh_uart_rx_ops eu_rx_ops = {eu_port_rx_char, eu_port_bit_time};
+
+static void eu_capsule_free(PyObject *cap)
+{
+    Py_XDECREF((PyObject *)PyCapsule_GetContext(cap));
+}
+
+static PyObject *eu_capsule(EspuObject *o, dh_port *port, const char *name)
+{
+    PyObject *cap = PyCapsule_New(port, name, eu_capsule_free);
+    if (!cap)
+        return NULL;
+    Py_INCREF(o);
+    if (PyCapsule_SetContext(cap, o) < 0) {
+        Py_DECREF(o);
+        Py_DECREF(cap);
+        return NULL;
+    }
+    return cap;
+}
+
+static PyObject *eu_get_mmio(EspuObject *o, void *Py_UNUSED(c))
+{
+    return eu_capsule(o, &o->mmio_port, DH_MMIO_CAPSULE);
+}
+
+static PyObject *eu_get_rx(EspuObject *o, void *Py_UNUSED(c))
+{
+    return eu_capsule(o, &o->rx_port, DH_UART_RX_CAPSULE);
+}
+
+/* -- the type -------------------------------------------------------------------------------------- */
+
+static PyObject *eu_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    EspuObject *o = (EspuObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    dh_espu_env env = {o, eu_now, eu_at_tx_done, eu_at_loopback, eu_at_timeout, eu_cancel_tx,
+                       eu_cancel_timeout, eu_has_timeout, eu_irq, eu_tx, eu_poll_hint, eu_note_write};
+    o->u.env = env;
+    dh_espu_init(&o->u);
+    o->mmio_port.ops = &eu_mmio_ops;
+    o->mmio_port.self = o;
+    o->rx_port.ops = &eu_rx_ops;
+    o->rx_port.self = o;
+    Py_INCREF(Py_None);
+    o->tx_sink = Py_None;
+    return (PyObject *)o;
+}
+
+/* _native_setup(machine, irq_signal, name, base): wired once from ESP32C3UartNative.__init__ */
+static PyObject *eu_setup(EspuObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyUnicode_Check(args[2]))
+        return PyErr_Format(PyExc_TypeError, "_native_setup(machine, irq, name, base)");
+    PyObject *sched = PyObject_GetAttr(args[0], str_scheduler);
+    if (!sched)
+        return NULL;
+    Py_XSETREF(o->sched, sched);
+    Py_INCREF(args[0]);
+    Py_XSETREF(o->machine, args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(o->irq, args[1]);
+    Py_INCREF(args[3]);
+    Py_XSETREF(o->base_obj, args[3]);
+    Py_XSETREF(o->n_tx, PyUnicode_FromFormat("%U.tx", args[2]));
+    Py_XSETREF(o->n_tout, PyUnicode_FromFormat("%U.rx_tout", args[2]));
+    Py_XSETREF(o->n_loop, PyUnicode_FromFormat("%U.loopback", args[2]));
+    Py_XSETREF(o->cb_tx_done, PyObject_GetAttrString((PyObject *)o, "_tx_done"));
+    Py_XSETREF(o->cb_timeout, PyObject_GetAttrString((PyObject *)o, "_timeout"));
+    Py_XSETREF(o->cb_rx_char, PyObject_GetAttrString((PyObject *)o, "rx_char"));
+    if (!o->n_tx || !o->n_tout || !o->n_loop || !o->cb_tx_done || !o->cb_timeout || !o->cb_rx_char)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int eu_ready(EspuObject *o)
+{
+    if (!o->machine) {
+        PyErr_SetString(PyExc_RuntimeError, "Esp32c3Uart used before _native_setup");
+        return -1;
+    }
+    return 0;
+}
+
+static int eu_u32(PyObject *o, uint64_t *out)
+{
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static PyObject *eu_read(EspuObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t off, size = 4, v;
+    if (nargs < 1 || nargs > 2)
+        return PyErr_Format(PyExc_TypeError, "read(offset, size=4)");
+    if (eu_ready(o) < 0 || eu_u32(args[0], &off) < 0 || (nargs == 2 && eu_u32(args[1], &size) < 0))
+        return NULL;
+    if (dh_espu_read(&o->u, (uint32_t)off, (unsigned)size, &v) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *eu_write(EspuObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t off, size, v;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "write(offset, size, value)");
+    if (eu_ready(o) < 0 || eu_u32(args[0], &off) < 0 || eu_u32(args[1], &size) < 0 || eu_u32(args[2], &v) < 0)
+        return NULL;
+    if (dh_espu_write(&o->u, (uint32_t)off, (unsigned)size, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *eu_rx_char(EspuObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2)
+        return PyErr_Format(PyExc_TypeError, "rx_char(byte, framing_error=False)");
+    long b = PyLong_AsLong(args[0]);
+    if (b == -1 && PyErr_Occurred())
+        return NULL;
+    int fe = nargs == 2 ? PyObject_IsTrue(args[1]) : 0;
+    if (fe < 0 || eu_ready(o) < 0 || dh_espu_rx_char(&o->u, (int)(b & 0xFF), fe) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *eu_rx_start(EspuObject *o, PyObject *arg)
+{
+    int64_t t;
+    if (as_i64(arg, &t) < 0 || dh_espu_rx_start(&o->u, t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *eu_tx_done(EspuObject *o, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(o->tx_event);
+    if (dh_espu_tx_done(&o->u) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *eu_timeout(EspuObject *o, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(o->tout_event);
+    if (dh_espu_timeout(&o->u) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *eu_reset(EspuObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (eu_ready(o) < 0 || dh_espu_reset(&o->u) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *opt_ps(int64_t v)
+{
+    if (!v)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(v);
+}
+
+static PyObject *eu_bit_time_ps(EspuObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return opt_ps(dh_espu_bit_time(&o->u, 1));
+}
+
+static PyObject *eu_bit_time(EspuObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return opt_ps(dh_espu_bit_time(&o->u, 0));
+}
+
+static PyObject *eu_char_time_ps(EspuObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return opt_ps(dh_espu_char_ps(&o->u));
+}
+
+static PyObject *eu_frame2(EspuObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(dh_espu_frame2(&o->u));
+}
+
+static PyObject *eu_int_raw(EspuObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLong(dh_espu_int_raw(&o->u));
+}
+
+static PyObject *eu_status(EspuObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLong(dh_espu_status(&o->u));
+}
+
+static PyObject *eu_reg(EspuObject *o, PyObject *arg)
+{
+    long off = PyLong_AsLong(arg);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    if (off < 0 || off >= ESPU_NREGS * 4 || off & 3)
+        return PyErr_Format(PyExc_IndexError, "no register word at %#lx", off);
+    return PyLong_FromUnsignedLong(o->u.reg[off >> 2]);
+}
+
+static PyObject *fifo_bytes(const uint8_t *v, int head, int n)
+{
+    PyObject *b = PyBytes_FromStringAndSize(NULL, n);
+    if (!b)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        PyBytes_AS_STRING(b)[i] = (char)v[(head + i) % ESPU_FIFO_LEN];
+    return b;
+}
+
+static PyObject *eu_get_rx_bytes(EspuObject *o, void *Py_UNUSED(c))
+{
+    return fifo_bytes(o->u.rx, o->u.rx_head, o->u.rx_n);
+}
+
+static PyObject *eu_get_tx_bytes(EspuObject *o, void *Py_UNUSED(c))
+{
+    return fifo_bytes(o->u.tx, o->u.tx_head, o->u.tx_n);
+}
+
+static PyObject *eu_get_tx_sink(EspuObject *o, void *Py_UNUSED(c))
+{
+    Py_INCREF(o->tx_sink);
+    return o->tx_sink;
+}
+
+/* a bound method of an object with a _native_tx_sink port (the native link's tx_sink) is called
+ * through the port, without Python; anything else through Python */
+static int eu_set_tx_sink(EspuObject *o, PyObject *v, void *Py_UNUSED(c))
+{
+    if (!v)
+        v = Py_None;
+    const dh_tx_sink_ops *ops = NULL;
+    void *self = NULL;
+    PyObject *owner = NULL, *cap = NULL;
+    if (v != Py_None) {
+        if (_PyObject_LookupAttr(v, str_eu_self, &owner) < 0)
+            return -1;
+        if (owner && _PyObject_LookupAttr(owner, str_eu_native_tx, &cap) < 0) {
+            Py_DECREF(owner);
+            return -1;
+        }
+        if (cap) {
+            dh_port *p = PyCapsule_GetPointer(cap, DH_TX_SINK_CAPSULE);
+            Py_DECREF(cap);
+            if (!p) {
+                Py_XDECREF(owner);
+                return -1;
+            }
+            ops = p->ops;
+            self = p->self;
+        } else {
+            Py_CLEAR(owner);
+        }
+    }
+    Py_INCREF(v);
+    Py_XSETREF(o->tx_sink, v);
+    Py_XSETREF(o->tx_owner, owner);
+    o->tx_ops = ops;
+    o->tx_self = self;
+    return 0;
+}
+
+static PyObject *eu_get_tx_busy(EspuObject *o, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(o->u.tx_busy);
+}
+
+static int eu_traverse(EspuObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->machine);
+    Py_VISIT(o->sched);
+    Py_VISIT(o->irq);
+    Py_VISIT(o->base_obj);
+    Py_VISIT(o->tx_sink);
+    Py_VISIT(o->tx_owner);
+    Py_VISIT(o->tx_event);
+    Py_VISIT(o->tout_event);
+    Py_VISIT(o->cb_tx_done);
+    Py_VISIT(o->cb_timeout);
+    Py_VISIT(o->cb_rx_char);
+    return 0;
+}
+
+static int eu_clear(EspuObject *o)
+{
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->sched);
+    Py_CLEAR(o->irq);
+    Py_CLEAR(o->base_obj);
+    Py_CLEAR(o->tx_sink);
+    Py_CLEAR(o->tx_owner);
+    o->tx_ops = NULL;
+    Py_CLEAR(o->tx_event);
+    Py_CLEAR(o->tout_event);
+    Py_CLEAR(o->cb_tx_done);
+    Py_CLEAR(o->cb_timeout);
+    Py_CLEAR(o->cb_rx_char);
+    return 0;
+}
+
+static void eu_dealloc(EspuObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    eu_clear(o);
+    Py_CLEAR(o->n_tx);
+    Py_CLEAR(o->n_tout);
+    Py_CLEAR(o->n_loop);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static PyMethodDef eu_methods[] = {
+    {"_native_setup", (PyCFunction)(void (*)(void))eu_setup, METH_FASTCALL, NULL},
+    {"read", (PyCFunction)(void (*)(void))eu_read, METH_FASTCALL, "read(offset, size=4) -> int"},
+    {"write", (PyCFunction)(void (*)(void))eu_write, METH_FASTCALL, "write(offset, size, value)"},
+    {"rx_char", (PyCFunction)(void (*)(void))eu_rx_char, METH_FASTCALL,
+     "rx_char(byte, framing_error=False): a character's stop bit has arrived (UartEndpoint)."},
+    {"rx_start", (PyCFunction)eu_rx_start, METH_O, "rx_start(arrival_ps): a start bit reached us."},
+    {"_tx_done", (PyCFunction)eu_tx_done, METH_NOARGS, NULL},
+    {"_timeout", (PyCFunction)eu_timeout, METH_NOARGS, NULL},
+    {"reset", (PyCFunction)eu_reset, METH_NOARGS, NULL},
+    {"bit_time_ps", (PyCFunction)eu_bit_time_ps, METH_NOARGS,
+     "The receiver's bit time; None while its clock is off (UartEndpoint)."},
+    {"_bit_time", (PyCFunction)eu_bit_time, METH_NOARGS, NULL},
+    {"char_time_ps", (PyCFunction)eu_char_time_ps, METH_NOARGS, NULL},
+    {"_frame2", (PyCFunction)eu_frame2, METH_NOARGS, NULL},
+    {"int_raw", (PyCFunction)eu_int_raw, METH_NOARGS, NULL},
+    {"status", (PyCFunction)eu_status, METH_NOARGS, NULL},
+    {"_reg", (PyCFunction)eu_reg, METH_O, "_reg(offset) -> the stored register word"},
+    {NULL},
+};
+
+static PyMemberDef eu_members[] = {
+    {"latched", T_UINT, offsetof(EspuObject, u.latched), 0, NULL},
+    {"tx_end_ps", T_LONGLONG, offsetof(EspuObject, u.tx_end_ps), READONLY, NULL},
+    {"rx_overruns", T_LONGLONG, offsetof(EspuObject, u.rx_overruns), 0, NULL},
+    {"tx_overflows", T_LONGLONG, offsetof(EspuObject, u.tx_overflows), 0, NULL},
+    {"frame_errors", T_LONGLONG, offsetof(EspuObject, u.frame_errors), 0, NULL},
+    {"_rx_busy_until", T_LONGLONG, offsetof(EspuObject, u.rx_busy_until), READONLY, NULL},
+    {"unmodeled_accesses", T_LONGLONG, offsetof(EspuObject, u.unmodeled), READONLY, NULL},
+    {"_tx_event", T_OBJECT, offsetof(EspuObject, tx_event), READONLY, NULL},
+    {"_tout_event", T_OBJECT, offsetof(EspuObject, tout_event), READONLY, NULL},
+    {NULL},
+};
+
+static PyGetSetDef eu_getset[] = {
+    {"_native_mmio", (getter)eu_get_mmio, NULL, "ports.h: dh_mmio_ops", NULL},
+    {"_native_uart_rx", (getter)eu_get_rx, NULL, "ports.h: dh_uart_rx_ops", NULL},
+    {"tx_sink", (getter)eu_get_tx_sink, (setter)eu_set_tx_sink, NULL, NULL},
+    {"tx_busy", (getter)eu_get_tx_busy, NULL, NULL, NULL},
+    {"_rx_bytes", (getter)eu_get_rx_bytes, NULL, "the RX FIFO's bytes, oldest first", NULL},
+    {"_tx_bytes", (getter)eu_get_tx_bytes, NULL, "the TX FIFO's bytes, oldest first", NULL},
+    {NULL},
+};
+
+static PyTypeObject EspuType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Esp32c3Uart",
+    .tp_basicsize = sizeof(EspuObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_new = eu_new,
+    .tp_traverse = (traverseproc)eu_traverse,
+    .tp_clear = (inquiry)eu_clear,
+    .tp_dealloc = (destructor)eu_dealloc,
+    .tp_methods = eu_methods,
+    .tp_members = eu_members,
+    .tp_getset = eu_getset,
+    .tp_doc = "esp32c3_uart.py's UART in C (esp32c3_uart.c); subclassed by ESP32C3UartNative.",
+};
+
+static int add_espu_type(PyObject *m)
+{
+#define INTERN(var, s) if (!(var = PyUnicode_InternFromString(s))) return -1;
+    INTERN(str_eu_poll_hint, "poll_hint");
+    INTERN(str_eu_note_write, "note_write");
+    INTERN(str_eu_level, "level");
+    INTERN(str_eu_set, "set");
+    INTERN(str_eu_cancel, "cancel");
+    INTERN(str_eu_self, "__self__");
+    INTERN(str_eu_native_tx, "_native_tx_sink");
+#undef INTERN
+    if (PyType_Ready(&EspuType) < 0)
+        return -1;
+    Py_INCREF(&EspuType);
+    if (PyModule_AddObject(m, "Esp32c3Uart", (PyObject *)&EspuType) < 0) {
+        Py_DECREF(&EspuType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of Esp32c3Uart [linkc] ================================================================== */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -3054,6 +4453,10 @@ PyMODINIT_FUNC PyInit__core(void)
     }
     Py_INCREF(&PlicType);
     if (PyModule_AddObject(m, "Plic", (PyObject *)&PlicType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_link_types(m) < 0 || add_espu_type(m) < 0) {  /* [linkc] */
         Py_DECREF(m);
         return NULL;
     }
