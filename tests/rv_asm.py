@@ -39,3 +39,13 @@ def jal(rd: int, offset: int) -> int:
 
 def code(words: list[int]) -> bytes:
     return b"".join(w.to_bytes(4, "little") for w in words)
+
+
+def andi(rd: int, rs1: int, imm: int) -> int:
+    return ((imm & 0xFFF) << 20) | (rs1 << 15) | (7 << 12) | (rd << 7) | 0x13
+
+
+def beq(rs1: int, rs2: int, offset: int) -> int:
+    imm = offset & 0x1FFF
+    return ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3F) << 25) | (rs2 << 20) | (rs1 << 15)
+            | (((imm >> 1) & 0xF) << 8) | (((imm >> 11) & 1) << 7) | 0x63)

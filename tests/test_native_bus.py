@@ -107,7 +107,7 @@ def peer(models: str, unmapped: str = "fault") -> Any:
 
 
 def run(board: Any, words: list[int], until_ps: int = 20_000_000) -> None:
-    m, cpu = board[0], board[1]
+    m = board[0]
     m.write_memory(IROM, code(words + [jal(0, 0)]))     # ... then j .
     m.scheduler.run_until(until_ps)
 

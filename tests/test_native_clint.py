@@ -73,7 +73,8 @@ OP = st.one_of(
     # through the bus, any size at any byte of a register, or where nothing is modelled
     st.tuples(st.just("bw"), st.sampled_from(REGS + UNMODELLED), st.integers(0, 3),
               st.sampled_from((1, 2, 4)), u32),
-    st.tuples(st.just("br"), st.sampled_from(REGS + UNMODELLED), st.integers(0, 3), st.sampled_from((1, 2, 4))),
+    st.tuples(st.just("br"), st.sampled_from(REGS + UNMODELLED), st.integers(0, 3),
+              st.sampled_from((1, 2, 4))),
 )
 
 
