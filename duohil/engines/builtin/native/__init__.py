@@ -9,11 +9,14 @@ What is native so far: the scheduler's event heap, time loop and slice driver
 (``_core.Scheduler``), the Cortex-M7's exception entry, tail-chain and return
 (``_core.CortexM``, used by cortexm.py's ``_enter_native``/``_exc_return_native``) and the RV32
 peer's register access and trap entry (``_core.RiscV``, used by riscv.py's ``_enter_trap_native``)
-the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision) and the
-PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete).
+the CLINT's timer state and register map (``_core.Clint``: mtime's offset, mtimecmp, the MTIP
+decision), the PLIC's state and register map (``_core.Plic``: gateways, priorities, enables,
+thresholds, claim/complete) and each machine's MMIO dispatch (``_core.Bus``: machine.py's
+MachineNative; native models through their ``_native_mmio`` port, Python models by vectorcall).
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
-``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC;
+``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT; ``plic.c``: the PLIC; ``bus.c``: the
+MMIO range table;
 ``ucapi.c``: the unicorn C API
 resolved with dlsym on the library the ``unicorn`` package loaded).
 setup.py builds them at ``pip install -e .`` (``make setup``).
