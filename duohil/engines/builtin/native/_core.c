@@ -2260,26 +2260,14 @@ static PyObject *clint_bind(ClintObject *c, PyObject *const *args, Py_ssize_t na
     Py_RETURN_NONE;
 }
 
-static void port_capsule_free(PyObject *cap)
-{
-    Py_XDECREF((PyObject *)PyCapsule_GetContext(cap));
-}
-
-/* the _native_mmio capsule (ports.h) of a bound model object `o` whose port is `port` */
+/* the _native_mmio capsule (ports.h) of a bound model object `o` whose port is `port`. It holds no
+ * reference (a capsule is not seen by the garbage collector, so one would make every model's cycle
+ * uncollectable): as ports.h says, a caller keeps the model's Python object while it uses it. */
 static PyObject *port_capsule(PyObject *o, dh_port *port)
 {
     if (!port->ops)
         return PyErr_Format(PyExc_RuntimeError, "%s: bind() first", Py_TYPE(o)->tp_name);
-    PyObject *cap = PyCapsule_New(port, DH_MMIO_CAPSULE, port_capsule_free);
-    if (!cap)
-        return NULL;
-    Py_INCREF(o);                               /* the capsule keeps the state alive */
-    if (PyCapsule_SetContext(cap, o) < 0) {
-        Py_DECREF(o);
-        Py_DECREF(cap);
-        return NULL;
-    }
-    return cap;
+    return PyCapsule_New(port, DH_MMIO_CAPSULE, NULL);
 }
 
 static PyObject *clint_port(ClintObject *c, PyObject *Py_UNUSED(ignored))
