@@ -216,6 +216,82 @@ def bench_native_ops(rep: Report) -> None:
     uch = uc._uch.value
     from_c = _per_op_ns(lambda: core.bench_slices(uch, 0x1001, k, 1), k)
     rep.line("slice start/stop (1 insn): from C", f"{from_c:.0f} ns")
+    bench_mmio(rep)
+
+
+TARGET_NATIVE_MMIO_NS = 100.0
+
+
+def _rv_for_mmio(models: str) -> Any:
+    """A bare RV32 peer under ``models`` with RAM, the CLINT and a Python model (one register in a
+    RegisterBank, as a user's peripheral), running 256 ``lw t0, 0(a0)`` then a jump back."""
+    from .engines.builtin import native
+    from .engines.builtin.clint import CoreLevelInterruptor
+    from .engines.builtin.machine import Machine
+    from .engines.builtin.peripheral import Peripheral
+    from .engines.builtin.riscv import RiscV32Cpu
+    from .engines.builtin.scheduler import Scheduler
+
+    class Reg(Peripheral):
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, **k)
+            self.regs.define(0, "DATA", reset=0x1234)
+
+    with native.using(models):
+        m = Machine("bench", Scheduler(10_000_000), platform=__file__)
+        cpu = RiscV32Cpu(m, "cpu", 160_000_000)
+        m.attach_cpu(cpu)
+        m.add_memory("irom", [0x4200_0000], 0x1_0000)
+        m.add_memory("dram", [0x3FC8_0000], 0x1_0000)
+        m.add_peripheral(Reg(m, "reg", 0x6000_0000, 0x100))
+        m.add_peripheral(CoreLevelInterruptor(m, "clint", 0x0200_0000, props={"frequency": 16_000_000}))
+        m.finish()
+    n = 256
+    jump = -4 * n & 0x1F_FFFF                          # j back to the first load
+    j = ((jump >> 20) & 1) << 31 | ((jump >> 1) & 0x3FF) << 21 | ((jump >> 11) & 1) << 20 \
+        | ((jump >> 12) & 0xFF) << 12 | 0x6F
+    m.write_memory(0x4200_0000, (0x0005_2283).to_bytes(4, "little") * n + j.to_bytes(4, "little"))
+    cpu.reset_pc = 0x4200_0000
+    cpu.reset()
+    return m, cpu, n
+
+
+def bench_mmio(rep: Report, loops: int = 300) -> dict[str, float]:
+    """One MMIO load by guest code (RV32 ``lw`` in a loop, the same loop on RAM subtracted): to a
+    Python model through the Python bus (ctypes callbacks) and through the C bus, and to a native
+    model (the CLINT's mtimecmp and mtime) through the C bus."""
+    from unicorn import riscv_const as R
+
+    from .engines.builtin import native
+
+    out: dict[str, float] = {}
+
+    def per_load(m: Any, cpu: Any, n: int, address: int) -> float:
+        cpu.uc.reg_write(R.UC_RISCV_REG_X10, address)
+
+        def go() -> None:
+            cpu.executing = True
+            cpu._emu_start(0x4200_0000, (n + 1) * loops)
+            cpu.executing = False
+        return _per_op_ns(go, n * loops)
+
+    for models in ("python", "native") if native.core() is not None else ("python",):
+        m, cpu, n = _rv_for_mmio(models)
+        ram = per_load(m, cpu, n, 0x3FC8_0000)
+        reads = m.mmio_reads
+        out[models] = per_load(m, cpu, n, 0x6000_0000) - ram
+        if m.mmio_reads - reads != 3 * n * loops:
+            raise RuntimeError(f"MMIO bench ({models}): the loads did not all reach the bus")
+        bus = "Python bus (ctypes)" if models == "python" else "C bus"
+        rep.line(f"MMIO load, Python model: {bus}", f"{out[models]:.0f} ns",
+                 "" if models == "python" else f"{out['python'] / out[models]:.1f}x less")
+        if models == "native":
+            for reg, off in (("mtimecmp", 0x4000), ("mtime", 0xBFF8)):
+                out[reg] = per_load(m, cpu, n, 0x0200_0000 + off) - ram
+                rep.line(f"MMIO load, native model (CLINT {reg}): C bus", f"{out[reg]:.0f} ns",
+                         f"target <= {TARGET_NATIVE_MMIO_NS:g} ns" if reg == "mtimecmp" else "",
+                         out[reg] <= TARGET_NATIVE_MMIO_NS if reg == "mtimecmp" else None)
+    return out
 
 
 def _m7_for_exceptions(models: str) -> Any:

@@ -8,6 +8,11 @@ written raw or the RV32 way, high word all ones first, to a compare a few ticks 
 mtime halves; msip), reads of every register, advances of virtual time (the MTIP events fire) and
 resets. After every step both read the same registers, raised and lowered the same lines at the
 same picoseconds, hold the same pending MTIP events (time and name) and the same event log.
+
+Register accesses also go through each machine's bus (``bus_read``/``bus_write``): the Python
+bus (``bus_target`` -> the register bank) for the reference, the C bus (``_core.Bus`` -> the
+model's ``_native_mmio`` port) for the native one, with byte, halfword and word accesses at every
+byte of a register and at offsets the map does not model (counted in ``regs.unmodeled`` by both).
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: 
 
 MSIP0, CMP_LO, CMP_HI, MTIME_LO, MTIME_HI = 0x0, 0x4000, 0x4004, 0xBFF8, 0xBFFC
 REGS = (MSIP0, CMP_LO, CMP_HI, 0x4 * 1, 0x4008, 0x400C, MTIME_LO, MTIME_HI)   # two harts
+BASE = 0x0200_0000
+UNMODELLED = (0x8, 0x4010, 0xBFF0, 0xC000)
 
 
 class Lines:
@@ -42,9 +49,13 @@ def board(models: str, freq: int, div: int):
     with native.using(models):
         sched = Scheduler(1_000_000)
         m = Machine("peer", sched, platform=__file__)
-        c = CoreLevelInterruptor(m, "clint", 0x0200_0000,
+        c = CoreLevelInterruptor(m, "clint", BASE,
                                  props={"frequency": freq, "divider": div, "numberOfTargets": 2})
+        m.add_peripheral(c)
     assert (c._c is not None) == (models == "native")
+    assert (m.bus_target(BASE) is not None) and (type(m).__name__ == "MachineNative") == (models == "native")
+    if models == "native":
+        assert m._bus.target(BASE + MTIME_LO) == (c, True)         # served by the C register map
     lines = Lines(sched)
     for k in range(4):
         c.output(k).connect(lines, k)
@@ -59,6 +70,11 @@ OP = st.one_of(
     st.tuples(st.just("r"),),
     st.tuples(st.just("adv"), st.integers(0, 3_000_000)),                    # up to 3 us
     st.tuples(st.just("reset"),),
+    # through the bus, any size at any byte of a register, or where nothing is modelled
+    st.tuples(st.just("bw"), st.sampled_from(REGS + UNMODELLED), st.integers(0, 3),
+              st.sampled_from((1, 2, 4)), u32),
+    st.tuples(st.just("br"), st.sampled_from(REGS + UNMODELLED), st.integers(0, 3),
+              st.sampled_from((1, 2, 4))),
 )
 
 
@@ -80,6 +96,12 @@ def apply(b, op) -> list[int] | None:
         sched.run_until(sched.now + op[1])
     elif kind == "reset":
         c.reset()
+    elif kind == "bw":
+        _, off, byte, size, value = op
+        c.machine.bus_write(BASE + off + byte, size, value & ((1 << (8 * size)) - 1))
+    elif kind == "br":
+        _, off, byte, size = op
+        return [c.machine.bus_read(BASE + off + byte, size)]
     return None
 
 
@@ -93,6 +115,7 @@ def state(b) -> dict:
         "events": [None if e is None else (e.time, e.name) for e in c._events],
         "next": sched.next_event_time(),
         "log": list(sched.log),
+        "unmodeled": dict(c.regs.unmodeled),
     }
 
 

@@ -8,6 +8,11 @@ re-pend after completion), priority, enable and threshold writes through the reg
 (reads of the claim register) and completions (writes, including ids not in flight and out of
 range), reads of every register, resets. After every step both returned the same values, made the
 same output edges and hold the same state (lines, pending, in flight, bad completions).
+
+Register accesses also go through each machine's bus (``bus_read``/``bus_write``): the Python
+bus (``bus_target`` -> the register bank) for the reference, the C bus (``_core.Bus`` -> the
+model's ``_native_mmio`` port) for the native one, with byte, halfword and word accesses at every
+byte of a register (a claim by a byte read claims) and at offsets the map does not model.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from duohil.engines.builtin.scheduler import Scheduler
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")
 
 SOURCES, CONTEXTS = 40, 2
+BASE = 0x0C00_0000
 
 
 class Outputs:
@@ -38,9 +44,12 @@ class Outputs:
 def board(models: str, prio_enabled: bool):
     with native.using(models):
         m = Machine("peer", Scheduler(1_000_000), platform=__file__)
-        p = Plic(m, "plic", 0x0C00_0000, props={"numberOfSources": SOURCES, "numberOfContexts": CONTEXTS,
-                                               "prioritiesEnabled": prio_enabled})
+        p = Plic(m, "plic", BASE, props={"numberOfSources": SOURCES, "numberOfContexts": CONTEXTS,
+                                         "prioritiesEnabled": prio_enabled})
+        m.add_peripheral(p)
     assert (p._c is not None) == (models == "native")
+    if models == "native":
+        assert m._bus.target(BASE + CONTEXT_BASE + 4) == (p, True)    # served by the C register map
     out = Outputs()
     for c in range(CONTEXTS):
         p.output(c).connect(out, c)
@@ -51,6 +60,9 @@ def board(models: str, prio_enabled: bool):
 REG_OFFSETS = ([4 * i for i in range(1, SOURCES + 1)] + [PENDING_BASE, PENDING_BASE + 4]
                + [ENABLE_BASE + ENABLE_STRIDE * c + 4 * w for c in range(CONTEXTS) for w in range(2)]
                + [CONTEXT_BASE + CONTEXT_STRIDE * c for c in range(CONTEXTS)])
+CLAIMS = [CONTEXT_BASE + CONTEXT_STRIDE * c + 4 for c in range(CONTEXTS)]
+UNMODELLED = [0, 4 * (SOURCES + 1), PENDING_BASE + 8, ENABLE_BASE + 8, ENABLE_BASE + ENABLE_STRIDE * CONTEXTS,
+              CONTEXT_BASE + 8, CONTEXT_BASE + CONTEXT_STRIDE * CONTEXTS]
 LINE = st.integers(0, SOURCES + 1)
 CTX = st.integers(0, CONTEXTS - 1)
 OP = st.one_of(
@@ -63,6 +75,11 @@ OP = st.one_of(
     st.tuples(st.just("complete"), CTX, st.integers(0, SOURCES + 3)),
     st.tuples(st.just("read"),),
     st.tuples(st.just("reset"),),
+    # through the bus, any size at any byte of a register, or where nothing is modelled
+    st.tuples(st.just("bw"), st.sampled_from(REG_OFFSETS + CLAIMS + UNMODELLED), st.integers(0, 3),
+              st.sampled_from((1, 2, 4)), st.integers(0, 0xFFFF_FFFF)),
+    st.tuples(st.just("br"), st.sampled_from(REG_OFFSETS + CLAIMS + UNMODELLED), st.integers(0, 3),
+              st.sampled_from((1, 2, 4))),
 )
 
 
@@ -88,6 +105,12 @@ def apply(b, op):
         return [p.read(off, 4) for off in REG_OFFSETS]
     elif kind == "reset":
         p.reset()
+    elif kind == "bw":
+        _, off, byte, size, value = op
+        p.machine.bus_write(BASE + off + byte, size, value & ((1 << (8 * size)) - 1))
+    elif kind == "br":
+        _, off, byte, size = op
+        return p.machine.bus_read(BASE + off + byte, size)
     return None
 
 
@@ -98,6 +121,7 @@ def state(b) -> dict:
         "state": (p.level, p.pending, p.in_flight, p.bad_completions, p.priority, p.enable, p.threshold),
         "outputs": [p.output(c).level for c in range(CONTEXTS)],
         "edges": list(out.edges),
+        "unmodeled": dict(p.regs.unmodeled),
     }
 
 

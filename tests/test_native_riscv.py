@@ -165,7 +165,7 @@ def state(p) -> dict:
         "regs": regs(uc),
         "cpu": (cpu.mip, cpu.interrupts_taken, cpu.exceptions_taken, cpu.last_trap, cpu.sleeping,
                 cpu._next_pc, cpu._state_cache),
-        "clint": (p.clint.regs.read(0, 4),),
+        "clint": (p.clint.read(0, 4),),
         "log": list(p.scheduler.log),
     }
 

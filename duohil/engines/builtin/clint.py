@@ -10,10 +10,12 @@ As in Renode, writing either half of mtimecmp re-evaluates MTIP at once, so on R
 word as all ones first. The first CPU of the machine gets ``time_source`` (the ``time`` CSR, repl
 ``timeProvider: clint``). Reset: mtime restarts at 0, mtimecmp = all ones, msip = 0.
 
-Under ``DUOHIL_MODELS=native`` the timer state (offset, mtimecmp) lives in C (native/clint.c,
-``_core.Clint``) and only there: the ``*_native`` methods read and write it and ask it what MTIP
-needs; the register map, the outputs and the scheduler events stay here. tests/test_native_clint.py
-compares the two.
+Under ``DUOHIL_MODELS=native`` the timer state (offset, mtimecmp) and the register map live in C
+(native/clint.c, ``_core.Clint``) and only there: a register access, from the C bus
+(``_native_mmio``, native/ports.h) or through ``read``/``write``, is decoded in C, which decides
+what MTIP needs and does it (the output signals and the scheduler events stay Python objects, called
+from C only when a line changes or an event moves); the register bank only counts unmodelled
+offsets. tests/test_native_clint.py compares the two, through both buses.
 """
 from __future__ import annotations
 
@@ -60,10 +62,7 @@ class CoreLevelInterruptor(Peripheral):
         if native.models() == "native":
             self._c = native.core().Clint(self.frequency, self.divider, self.harts)
             self.mtime = self._mtime_native                     # type: ignore[method-assign]
-            self._set_mtime = self._set_mtime_native            # type: ignore[method-assign]
-            self._set_cmp = self._set_cmp_native                # type: ignore[method-assign]
-            self._update_mtip = self._update_mtip_native        # type: ignore[method-assign]
-            self.write = self._write_native                     # type: ignore[method-assign]
+            self._update_mtip = self._c.update_hart             # type: ignore[method-assign]
             self.compare = self._c.cmp                          # type: ignore[method-assign]
         else:
             self.offset = 0                     # mtime = offset + ticks(t)
@@ -90,6 +89,14 @@ class CoreLevelInterruptor(Peripheral):
                          on_write=lambda r, old, new: self._set_mtime(new, 0))
         self.regs.define(MTIME_HI, "MTIME_HI", on_read=lambda r: self.mtime() >> 32,
                          on_write=lambda r, old, new: self._set_mtime(new, 32))
+        if self._c is not None:
+            # the register map in C: the bus calls it through _native_mmio (ports.h) and so do
+            # read/write; the register bank only counts unmodelled offsets
+            self._c.bind(machine, machine.scheduler, self._msip, self._mtip, self._events, self._fire,
+                         self._ev_names, self.regs.read, self.regs.write)
+            self.read = self._c.read                            # type: ignore[method-assign]
+            self.write = self._c.write                          # type: ignore[method-assign]
+            self._native_mmio = self._c.port()
         cpu = machine.cpu
         if cpu is not None and hasattr(cpu, "time_source"):
             cpu.time_source = self.mtime
@@ -181,46 +188,5 @@ class CoreLevelInterruptor(Peripheral):
             self._update_mtip(n)
 
     # -- the same with the state in C (DUOHIL_MODELS=native) ------------------------------------------
-    def _write_native(self, offset: int, size: int, value: int) -> None:
-        hit = self._cmp_regs.get(offset) if size == 4 else None
-        if hit is None:
-            self.regs.write(offset, size, value)
-            return
-        reg, n, shift, _keep = hit
-        reg.value = value = value & 0xFFFF_FFFF
-        sig, ev = self._mtip[n], self._events[n]
-        act, t = self._c.write_cmp(n, value, shift, self.machine.now(), sig.level,
-                                   None if ev is None else ev.time)
-        if act:
-            self._act(n, act, t, sig, ev)
-
     def _mtime_native(self) -> int:
         return self._c.mtime(self.now())
-
-    def _set_mtime_native(self, value: int, shift: int) -> None:
-        self._c.set_mtime(value & 0xFFFF_FFFF, shift, self.now())
-        for n in range(self.harts):
-            self._update_mtip_native(n)
-
-    def _set_cmp_native(self, n: int, value: int, shift: int) -> None:
-        self._c.set_cmp(n, value & 0xFFFF_FFFF, shift)
-        self._update_mtip_native(n)
-
-    def _update_mtip_native(self, n: int) -> None:
-        """``_update_mtip``'s actions, in its order, as the C state decides them."""
-        sig = self._mtip[n]
-        ev = self._events[n]
-        act, t = self._c.update(n, self.machine.now(), sig.level, None if ev is None else ev.time)
-        if act:
-            self._act(n, act, t, sig, ev)
-
-    def _act(self, n: int, act: int, t: int, sig: Any, ev: Any) -> None:
-        if act & CL_LOWER:
-            sig.set(False)
-        if act & CL_CANCEL:
-            ev.cancel()
-            self._events[n] = None
-        if act & CL_RAISE:
-            sig.set(True)
-        if act & CL_SCHEDULE:
-            self._events[n] = self.machine.scheduler.at(t, self._fire, n, name=self._ev_names[n])

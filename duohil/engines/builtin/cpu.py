@@ -105,6 +105,8 @@ POLL_PARK_AFTER = 4       # same-status-register reads in a row, with no write, 
 
 class CpuCore:
     arch = "?"
+    #: _core.emu_start under DUOHIL_MODELS=native (set in __init__), else None: ctypes
+    _emu_native = None
 
     def __init__(self, machine: "Machine", name: str, hz: int) -> None:
         self.machine = machine
@@ -113,6 +115,12 @@ class CpuCore:
         self.cycles = 0
         self.uc: "Uc" = self._create_uc()
         _separate_ram_blocks(self.uc)
+        from . import native
+        if native.models() == "native" and RAW is not None:
+            # slices start from C with the GIL held: the C MMIO bus (machine.MachineNative) then
+            # serves an access without taking the GIL back from ctypes
+            self._emu_native = native.core().emu_start
+            self._uch_int = self.uc._uch.value
         self.sleeping = False              # in WFI, woken by an interrupt becoming pending
         self.stall_until: int | None = None    # halted by the harness (peer GC pause) until t
         self.halted = False                # stopped for good (lockup, or halted by a test)
@@ -157,7 +165,11 @@ class CpuCore:
             uc.emu_start(begin, 0xFFFF_FFFF, 0, count)
             return
         uc._hook_exception = None
-        err = RAW.uc_emu_start(uc._uch, U64(begin), _UNTIL, _NO_TIMEOUT, U64(count))
+        start = self._emu_native
+        if start is not None:
+            err = start(self._uch_int, begin, 0xFFFF_FFFF, 0, count)
+        else:
+            err = RAW.uc_emu_start(uc._uch, U64(begin), _UNTIL, _NO_TIMEOUT, U64(count))
         if err:
             raise UcError(err)
         exc = uc._hook_exception

@@ -53,6 +53,15 @@ class DmaPort:
 
 
 class Machine:
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Machine":
+        # under DUOHIL_MODELS=native a Machine is a MachineNative (its MMIO dispatch in C); this
+        # class stays the Python reference
+        if cls is Machine:
+            from . import native
+            if native.models() == "native":
+                cls = MachineNative
+        return super().__new__(cls)
+
     def __init__(self, name: str, scheduler: "Scheduler", platform: str = "?") -> None:
         self.name = name
         self.scheduler = scheduler
@@ -352,6 +361,82 @@ class Machine:
         self.cpu.reset()
         if self.cpu.executing:
             self.cpu.uc.emu_stop()
+
+
+class MachineNative(Machine):
+    """The same machine with its MMIO dispatch in C (``_core.Bus``, native/bus.c): unicorn calls
+    C callbacks for every run of MMIO pages, the bus finds the block in a sorted table and calls
+    a native model's register map directly (its ``_native_mmio`` capsule, native/ports.h) or a
+    Python model's read/write, the same bound methods ``bus_target`` picks, without ctypes.
+    ``mmio_reads``, ``writing`` and ``suppress_writes`` live in the bus; holes, exceptions,
+    ``note_write`` and warn-mode holes behave as in Machine. The table is rebuilt whenever a
+    peripheral is added and at ``finish()``, so a model that gets ``_native_mmio`` (or replaces
+    its read/write) before then is served accordingly."""
+
+    def __init__(self, name: str, scheduler: "Scheduler", platform: str = "?") -> None:
+        from . import native
+        self._bus = native.core().Bus()
+        super().__init__(name, scheduler, platform)
+        self._bus.set_hooks(self._hole, None)
+
+    mmio_reads = property(lambda self: self._bus.reads,
+                          lambda self, v: setattr(self._bus, "reads", v),
+                          doc="CPU reads of MMIO (cortexm/riscv hang detection), counted in C")
+    writing = property(lambda self: self._bus.writing,
+                       lambda self, v: setattr(self._bus, "writing", v),
+                       doc="inside a CPU write to MMIO")
+    suppress_writes = property(lambda self: self._bus.suppress_writes,
+                               lambda self, v: setattr(self._bus, "suppress_writes", v),
+                               doc="CPU MMIO writes still to drop (a replayed store)")
+
+    def attach_cpu(self, cpu: "CpuCore") -> None:
+        super().attach_cpu(cpu)
+        self._bus.set_hooks(self._hole, cpu.note_write)
+
+    def add_peripheral(self, p: "Peripheral") -> None:
+        super().add_peripheral(p)
+        self._load_bus()
+
+    def finish(self) -> None:
+        self._load_bus()
+        super().finish()
+
+    @staticmethod
+    def _pick(p: "Peripheral") -> tuple[Any, Any]:
+        """``bus_target``'s choice, where a model's own read/write may also be set on the object
+        (a native model's register map: ``self.read = self._c.read``)."""
+        from .peripheral import Peripheral
+        cls, own = type(p), p.__dict__
+        return (p.read if "read" in own or cls.read is not Peripheral.read else p.regs.read,
+                p.write if "write" in own or cls.write is not Peripheral.write else p.regs.write)
+
+    def bus_target(self, address: int) -> tuple | None:
+        hit = self._disp.get(address, _MISS)
+        if hit is not _MISS:
+            return hit
+        p = self.peripheral_at(address)
+        hit = None if p is None else (*self._pick(p), address - p.base)
+        self._disp[address] = hit
+        return hit
+
+    def _load_bus(self) -> None:
+        """The C table from ``_mmio``: per block the target ``bus_target`` would pick, or the
+        model's native register map when it has one."""
+        self._disp.clear()
+        self._bus.set_ranges([(b, e, *self._pick(p), getattr(p, "_native_mmio", None), p)
+                              for b, e, p in self._mmio])
+        cpu = self.cpu
+        self._bus.set_hooks(self._hole, None if cpu is None else cpu.note_write)
+
+    def _map_mmio(self, start: int, size: int) -> None:
+        uc = self.cpu.uc
+        self._bus.map(uc, uc._uch.value, start, size)
+
+    def bus_read(self, address: int, size: int) -> int:
+        return self._bus.read(address, size)
+
+    def bus_write(self, address: int, size: int, value: int) -> None:
+        self._bus.write(address, size, value)
 
 
 def _runs(pages: list[int]) -> list[tuple[int, int]]:

@@ -37,6 +37,8 @@ PACKAGE = __name__.rsplit(".", 1)[0]
 HERE = Path(__file__).resolve().parent
 
 MEMORY_TYPE = "Memory.MappedMemory"
+#: repl types ``User.<module>.<Class>`` name a user's model class by its Python path
+USER_PREFIX = "User"
 DEFAULT_MIPS = 100                     # Renode's BaseCPU default PerformanceInMips
 UNMAPPED_MODES = ("fault", "warn")     # sysbus `unmapped:` (machine.py, unmapped addresses)
 #: the chip memory map (memmap.MAPS) that names unmapped addresses, by CPU type
@@ -155,7 +157,22 @@ class ModelRegistry:
         if type_name not in self.types:
             for m in self._all_modules():
                 self._scan(m)
+        if type_name not in self.types:
+            self._entry_points()
         return self.types.get(type_name, [])
+
+    def _entry_points(self) -> None:
+        """Model classes installed packages declare in the ``duohil.models`` entry-point group
+        (``[project.entry-points."duohil.models"] myblock = "mypkg.models:MyBlock"``), loaded once."""
+        if getattr(self, "_eps_loaded", False):
+            return
+        self._eps_loaded = True
+        from importlib.metadata import entry_points
+        for ep in entry_points(group="duohil.models"):
+            try:
+                self.register(ep.load())
+            except Exception as exc:  # noqa: BLE001 - reported when the type is needed
+                self.failures[f"entry point {ep.name}"] = f"failed to load: {type(exc).__name__}: {exc}"
 
     def resolve(self, type_name: str, base: int | None, props: dict[str, Any]) -> type | None:
         cands = self.candidates(type_name)
@@ -198,6 +215,76 @@ class ModelRegistry:
                               f"class {cls_name}", file=pos.file, line=pos.line)
         return cls
 
+    # -- a user's own models (docs/own-peripheral.md) --------------------------------------------------
+    def register(self, cls: type) -> type:
+        """Add a model class that lives outside duohil for the Renode type names in its
+        ``renode_types`` (usable as a class decorator). It must be a Peripheral subclass; a type a
+        builtin model claims, or another user class, is refused (say ``matches`` to share one)."""
+        if not (inspect.isclass(cls) and issubclass(cls, Peripheral)):
+            raise ConfigError(f"{cls!r} is not a model: a model class subclasses "
+                              f"duohil.engines.builtin.peripheral.Peripheral")
+        types = tuple(getattr(cls, "renode_types", ()) or ())
+        if not types or any(not isinstance(t, str) or "." not in t for t in types):
+            raise ConfigError(f"model {cls.__name__}: renode_types must name at least one type with a "
+                              f"namespace", expected="e.g. renode_types = (\"Miscellaneous.MyBlock\",)")
+        for t in types:
+            taken = [k for k in self.candidates(t) if k is not cls]
+            shares = callable(getattr(cls, "matches", None)) or callable(getattr(cls, "accepts", None))
+            if taken and not shares:
+                raise ConfigError(f"model {cls.__module__}.{cls.__name__}: type {t} is already claimed "
+                                  f"by " + ", ".join(f"{k.__module__}.{k.__name__}" for k in taken),
+                                  expected="another type name, or a matches() classmethod")
+        for t in types:
+            lst = self.types.setdefault(t, [])
+            if cls not in lst:
+                lst.append(cls)
+        return cls
+
+    def user_class(self, type_name: str, near: str | None = None) -> type:
+        """The class a repl type ``User.<module>.<Class>`` names: ``<module>`` imported as Python
+        imports it, else from ``<module>.py`` next to the platform file ``near``."""
+        parts = type_name.split(".")
+        if len(parts) < 3 or parts[0] != USER_PREFIX:
+            raise ConfigError(f"type {type_name!r}: a user model is named {USER_PREFIX}.<module>.<Class>",
+                              expected=f"e.g. {USER_PREFIX}.my_models.Scratch")
+        module, cls_name = ".".join(parts[1:-1]), parts[-1]
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            path = (Path(near).resolve().parent.joinpath(*module.split(".")).with_suffix(".py")
+                    if near else None)
+            if path is None or not path.is_file() or exc.name != module.split(".")[0]:
+                raise ConfigError(f"type {type_name!r}: cannot import {module!r} ({exc})",
+                                  expected=f"a module on the Python path or {module.replace('.', '/')}.py "
+                                           f"next to the platform file") from None
+            mod = self._load_file(module, path)
+        cls = getattr(mod, cls_name, None)
+        if cls is None:
+            raise ConfigError(f"type {type_name!r}: module {module!r} has no {cls_name!r}")
+        if not (inspect.isclass(cls) and issubclass(cls, Peripheral)):
+            raise ConfigError(f"type {type_name!r}: {module}.{cls_name} is not a Peripheral subclass")
+        return cls
+
+    @staticmethod
+    def _load_file(module: str, path: Path) -> Any:
+        import importlib.util
+        import sys
+        name = f"duohil_user_models.{module}"
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "__file__", None) == str(path):
+            return mod
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except Exception as exc:
+            del sys.modules[name]
+            raise ConfigError(f"user model module {path} failed to import: "
+                              f"{type(exc).__name__}: {exc}") from None
+        return mod
+
     def module_status(self) -> dict[str, str | None]:
         """module -> None (imported) or the reason it is unavailable (for tests and reports)."""
         out: dict[str, str | None] = {}
@@ -208,6 +295,14 @@ class ModelRegistry:
 
 
 REGISTRY = ModelRegistry()
+
+
+def register_model(cls: type) -> type:
+    """Make a user's model class (a Peripheral subclass with ``renode_types``) buildable from a
+    platform file by those type names: ``@register_model`` above the class, imported before the
+    machine is built (docs/own-peripheral.md). A repl type ``User.<module>.<Class>`` needs no
+    registration."""
+    return REGISTRY.register(cls)
 
 
 # -- loading the platform description -------------------------------------------------------------------
@@ -393,8 +488,14 @@ class _Builder:
         base = regs[0].address if regs else None
         size = regs[0].size if regs else None
         raw = {k: p.value for k, p in e.props.items()}
-        cls = self.registry.resolve(e.type, base, raw)
         tpos = e.type_pos or e.pos
+        if e.type.startswith(USER_PREFIX + "."):
+            try:
+                cls = self.registry.user_class(e.type, tpos.file)
+            except ConfigError as exc:
+                raise self.err(tpos, f"{e.name}: {exc.detail}", expected=exc.expected) from None
+        else:
+            cls = self.registry.resolve(e.type, base, raw)
         if cls is None:
             if e.harmless:
                 return self._tag_entry(e, base, size)

@@ -15,9 +15,11 @@ flight is ignored, as the spec says (Renode logs an error when it does not match
 the count is kept in ``bad_completions``. Ties: the lowest id wins (as Renode).
 
 Under ``DUOHIL_MODELS=native`` the state (lines, pending, in flight, priorities, enables,
-thresholds, bad completions) lives only in C (native/plic.c, ``_core.Plic``): the ``*_native``
-methods change it there and this model sets the context outputs; ``level``, ``pending``... read
-back from C. tests/test_native_plic.py compares the two.
+thresholds, bad completions) and the register map live only in C (native/plic.c, ``_core.Plic``):
+a register access, from the C bus (``_native_mmio``, native/ports.h) or through ``read``/``write``,
+is decoded in C (a claim or a completion included), which sets the context outputs where their
+level changes; the input lines come through the ``*_native`` methods; ``level``, ``pending``...
+read back from C. tests/test_native_plic.py compares the two, through both buses.
 """
 from __future__ import annotations
 
@@ -84,6 +86,13 @@ class PlatformLevelInterruptController(Peripheral):
                              on_write=lambda r, old, new, c=c: self._set_threshold(c, new))
             self.regs.define(base + 4, f"CLAIM{c}", on_read=lambda r, c=c: self.claim(c),
                              on_write=lambda r, old, new, c=c: self.complete(c, new))
+        if self._c is not None:
+            # the register map in C: the bus calls it through _native_mmio (ports.h) and so do
+            # read/write; the register bank only counts unmodelled offsets
+            self._c.bind([self.output(c) for c in range(self.contexts)], self.regs.read, self.regs.write)
+            self.read = self._c.read                            # type: ignore[method-assign]
+            self.write = self._c.write                          # type: ignore[method-assign]
+            self._native_mmio = self._c.port()
 
     # -- register reads, either state ------------------------------------------------------------------
     def _priority(self, i: int) -> int:
@@ -217,9 +226,7 @@ class PlatformLevelInterruptController(Peripheral):
             self._update_native()
 
     def _update_native(self) -> None:
-        best = self._c.best
-        for c in range(self.contexts):
-            self.output(c).set(best(c) != 0)
+        self._c.update()
 
     def reset_native(self) -> None:
         Peripheral.reset(self)

@@ -13,9 +13,14 @@ the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP dec
 PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete), the UART
 link's per-byte path (``_core.UartLink``, link.c: faults, seeded noise, arrivals, taps) and the
 ESP32-C3 UART (``_core.Esp32c3Uart``, esp32c3_uart.c).
+the CLINT's timer state and register map (``_core.Clint``: mtime's offset, mtimecmp, the MTIP
+decision), the PLIC's state and register map (``_core.Plic``: gateways, priorities, enables,
+thresholds, claim/complete) and each machine's MMIO dispatch (``_core.Bus``: machine.py's
+MachineNative; native models through their ``_native_mmio`` port, Python models by vectorcall).
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
-``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC;
+``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT; ``plic.c``: the PLIC; ``bus.c``: the
+MMIO range table;
 ``ucapi.c``: the unicorn C API
 resolved with dlsym on the library the ``unicorn`` package loaded).
 setup.py builds them at ``pip install -e .`` (``make setup``).

@@ -24,6 +24,8 @@
 #include "evheap.h"
 #include "nvic.h"
 #include "ucapi.h"
+#include "bus.h"              /* [cbus] */
+#include "ports.h"
 
 #define NEVER INT64_MAX      /* "no deferred event": scheduler.py's float("inf") */
 
@@ -1842,7 +1844,15 @@ static PyTypeObject RiscVType = {
 typedef struct {
     PyObject_HEAD
     dh_clint cl;
+    /* [cbus] the register map in C (bind): the bus port, the machine (now), the scheduler, the
+     * MSIP and MTIP signals, the list of pending MTIP events (clint.py's _events), the event's
+     * callable and names, scheduler.at, the register bank's read/write for unmodelled offsets */
+    dh_port port;
+    PyObject *machine, *sched, *msip, *mtip, *events, *fire, *names, *at, *fb_read, *fb_write;
+    PyObject *cpu;               /* machine.cpu once it has one (attach_cpu sets it once) */
 } ClintObject;
+
+static PyObject *str_level, *str_set, *str_cancel, *str_time, *str_name_kw;
 
 static PyObject *clint_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1861,8 +1871,42 @@ static PyObject *clint_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)c;
 }
 
+static int clint_traverse(ClintObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->machine);
+    Py_VISIT(c->sched);
+    Py_VISIT(c->msip);
+    Py_VISIT(c->mtip);
+    Py_VISIT(c->events);
+    Py_VISIT(c->fire);
+    Py_VISIT(c->names);
+    Py_VISIT(c->at);
+    Py_VISIT(c->fb_read);
+    Py_VISIT(c->fb_write);
+    Py_VISIT(c->cpu);
+    return 0;
+}
+
+static int clint_clear(ClintObject *c)
+{
+    Py_CLEAR(c->cpu);
+    Py_CLEAR(c->machine);
+    Py_CLEAR(c->sched);
+    Py_CLEAR(c->msip);
+    Py_CLEAR(c->mtip);
+    Py_CLEAR(c->events);
+    Py_CLEAR(c->fire);
+    Py_CLEAR(c->names);
+    Py_CLEAR(c->at);
+    Py_CLEAR(c->fb_read);
+    Py_CLEAR(c->fb_write);
+    return 0;
+}
+
 static void clint_dealloc(ClintObject *c)
 {
+    PyObject_GC_UnTrack(c);
+    clint_clear(c);
     dh_clint_free(&c->cl);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
@@ -2019,6 +2063,267 @@ static PyObject *clint_get_offset(ClintObject *c, void *Py_UNUSED(x))
     return r;
 }
 
+/* -- [cbus] the CLINT's register map in C, served to the bus through _native_mmio ------------- */
+
+/* machine.now(): the accessing CPU's slice start during a slice, else the scheduler's time */
+static int clint_now(ClintObject *c, int64_t *now)
+{
+    if (!c->machine) {
+        PyErr_SetString(PyExc_RuntimeError, "Clint: bind() first");
+        return -1;
+    }
+    PyObject *cpu = c->cpu;
+    if (!cpu) {
+        cpu = PyObject_GetAttr(c->machine, str_cpu);
+        if (!cpu)
+            return -1;
+        if (cpu == Py_None)
+            Py_DECREF(cpu);
+        else
+            c->cpu = cpu;
+    }
+    if (c->cpu) {
+        int ex = get_truth(cpu, str_executing);
+        if (ex != 0)
+            return ex < 0 ? -1 : get_i64(cpu, str_slice_start_ps, now);
+    }
+    if (Py_IS_TYPE(c->sched, &SchedType)) {
+        *now = ((SchedObject *)c->sched)->now;
+        return 0;
+    }
+    return get_i64(c->sched, str_now, now);
+}
+
+/* sig.set(level) */
+static int signal_set(PyObject *sig, int level)
+{
+    PyObject *r = PyObject_CallMethodOneArg(sig, str_set, level ? Py_True : Py_False);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* clint.py's _update_mtip(n): what C decides (dh_clint_update), done in its order */
+static int clint_update_hart(ClintObject *c, int n, int64_t now)
+{
+    PyObject *sig = PyList_GET_ITEM(c->mtip, n);
+    int level = get_truth(sig, str_level);
+    if (level < 0)
+        return -1;
+    PyObject *ev = PyList_GET_ITEM(c->events, n);
+    int has_ev = ev != Py_None;
+    int64_t ev_time = 0, t = 0;
+    if (has_ev && get_i64(ev, str_time, &ev_time) < 0)
+        return -1;
+    int act = dh_clint_update(&c->cl, n, now, level, has_ev, ev_time, &t);
+    if (!act)
+        return 0;
+    int rc = -1;
+    Py_INCREF(sig);
+    Py_INCREF(ev);
+    if ((act & CL_LOWER) && signal_set(sig, 0) < 0)
+        goto out;
+    if (act & CL_CANCEL) {
+        PyObject *r = PyObject_CallMethodNoArgs(ev, str_cancel);
+        if (!r)
+            goto out;
+        Py_DECREF(r);
+        Py_INCREF(Py_None);
+        if (PyList_SetItem(c->events, n, Py_None) < 0)
+            goto out;
+    }
+    if ((act & CL_RAISE) && signal_set(sig, 1) < 0)
+        goto out;
+    if (act & CL_SCHEDULE) {
+        PyObject *tt = PyLong_FromLongLong(t), *nn = PyLong_FromLong(n);
+        PyObject *e = NULL;
+        if (tt && nn) {
+            PyObject *argv[4] = {tt, c->fire, nn, PyList_GET_ITEM(c->names, n)};
+            e = PyObject_Vectorcall(c->at, argv, 3, str_name_kw);
+        }
+        Py_XDECREF(tt);
+        Py_XDECREF(nn);
+        if (!e || PyList_SetItem(c->events, n, e) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    Py_DECREF(sig);
+    Py_DECREF(ev);
+    return rc;
+}
+
+static int clint_fallback(PyObject *fn, uint32_t off, unsigned size, uint64_t *v, const uint64_t *value)
+{
+    PyObject *o = PyLong_FromUnsignedLong(off), *s = PyLong_FromUnsignedLong(size);
+    PyObject *x = value ? PyLong_FromUnsignedLongLong(*value) : NULL, *r = NULL;
+    if (o && s && (!value || x)) {
+        PyObject *argv[3] = {o, s, x};
+        r = PyObject_Vectorcall(fn, argv, value ? 3 : 2, NULL);
+    }
+    Py_XDECREF(o);
+    Py_XDECREF(s);
+    Py_XDECREF(x);
+    if (!r)
+        return -1;
+    if (v) {
+        unsigned long long u = PyLong_AsUnsignedLongLongMask(r);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            Py_DECREF(r);
+            return -1;
+        }
+        *v = u;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int clint_mmio_read(void *self, uint32_t off, unsigned size, uint64_t *v)
+{
+    ClintObject *c = (ClintObject *)self;
+    int n;
+    unsigned sh;
+    int reg = dh_clint_decode(&c->cl, off, &n, &sh);
+    if (reg == CLR_NONE)
+        return clint_fallback(c->fb_read, off, size, v, NULL);     /* counted as unmodelled */
+    int64_t now = 0;
+    if ((reg == CLR_MTIME_LO || reg == CLR_MTIME_HI) && clint_now(c, &now) < 0)
+        return -1;
+    *v = dh_reg_extract(dh_clint_reg_read(&c->cl, reg, n, now), sh, size);
+    return 0;
+}
+
+static int clint_mmio_write(void *self, uint32_t off, unsigned size, uint64_t value)
+{
+    ClintObject *c = (ClintObject *)self;
+    int n;
+    unsigned sh;
+    int64_t now;
+    int reg = dh_clint_decode(&c->cl, off, &n, &sh);
+    switch (reg) {
+    case CLR_MSIP: {
+        uint32_t v = c->cl.msip_reg[n] = dh_reg_merge(c->cl.msip_reg[n], sh, size, value);
+        return signal_set(PyList_GET_ITEM(c->msip, n), (int)(v & 1));
+    }
+    case CLR_CMP_LO:
+    case CLR_CMP_HI: {
+        int hi = reg == CLR_CMP_HI;
+        uint32_t *r = &c->cl.cmp_reg[2 * n + hi];
+        *r = dh_reg_merge(*r, sh, size, value);
+        dh_clint_set_cmp(&c->cl, n, *r, hi ? 32 : 0);
+        if (clint_now(c, &now) < 0)
+            return -1;
+        return clint_update_hart(c, n, now);
+    }
+    case CLR_MTIME_LO:
+    case CLR_MTIME_HI: {
+        int hi = reg == CLR_MTIME_HI;
+        uint32_t *r = &c->cl.mtime_reg[hi];
+        *r = dh_reg_merge(*r, sh, size, value);
+        if (clint_now(c, &now) < 0)
+            return -1;
+        dh_clint_set_mtime(&c->cl, *r, hi ? 32 : 0, now);
+        for (int k = 0; k < c->cl.harts; k++)
+            if (clint_update_hart(c, k, now) < 0)
+                return -1;
+        return 0;
+    }
+    }
+    return clint_fallback(c->fb_write, off, size, NULL, &value);
+}
+
+static const dh_mmio_ops clint_mmio_ops = {clint_mmio_read, clint_mmio_write};
+
+/* bind(machine, scheduler, msip, mtip, events, fire, names, bank_read, bank_write) */
+static PyObject *clint_bind(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9)
+        return PyErr_Format(PyExc_TypeError,
+                            "bind(machine, scheduler, msip, mtip, events, fire, names, bank_read, bank_write)");
+    for (int k = 2; k <= 6; k++)
+        if (k != 5 && (!PyList_Check(args[k]) || PyList_GET_SIZE(args[k]) != c->cl.harts))
+            return PyErr_Format(PyExc_ValueError, "bind: msip, mtip, events and names are lists of %d",
+                                c->cl.harts);
+    PyObject *at = PyObject_GetAttrString(args[1], "at");
+    if (!at)
+        return NULL;
+    PyObject **slots[] = {&c->machine, &c->sched, &c->msip, &c->mtip, &c->events, &c->fire, &c->names,
+                          &c->fb_read, &c->fb_write};
+    for (int k = 0; k < 9; k++) {
+        Py_INCREF(args[k]);
+        Py_XSETREF(*slots[k], args[k]);
+    }
+    Py_XSETREF(c->at, at);
+    c->port.ops = &clint_mmio_ops;
+    c->port.self = c;
+    Py_RETURN_NONE;
+}
+
+/* the _native_mmio capsule (ports.h) of a bound model object `o` whose port is `port`. It holds no
+ * reference (a capsule is not seen by the garbage collector, so one would make every model's cycle
+ * uncollectable): as ports.h says, a caller keeps the model's Python object while it uses it. */
+static PyObject *port_capsule(PyObject *o, dh_port *port)
+{
+    if (!port->ops)
+        return PyErr_Format(PyExc_RuntimeError, "%s: bind() first", Py_TYPE(o)->tp_name);
+    return PyCapsule_New(port, DH_MMIO_CAPSULE, NULL);
+}
+
+static PyObject *clint_port(ClintObject *c, PyObject *Py_UNUSED(ignored))
+{
+    return port_capsule((PyObject *)c, &c->port);
+}
+
+/* read(offset, size) / write(offset, size, value): the register map, as the bus calls it */
+static PyObject *clint_read(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    long size;
+    uint64_t v;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "read(offset, size)");
+    if (arg_u32(args[0], &off) < 0 || ((size = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred()))
+        return NULL;
+    if (!c->port.ops)
+        return PyErr_Format(PyExc_RuntimeError, "Clint: bind() first");
+    if (clint_mmio_read(c, off, (unsigned)size, &v) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *clint_write(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    long size;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "write(offset, size, value)");
+    if (arg_u32(args[0], &off) < 0 || ((size = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred()))
+        return NULL;
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(args[2]);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (!c->port.ops)
+        return PyErr_Format(PyExc_RuntimeError, "Clint: bind() first");
+    if (clint_mmio_write(c, off, (unsigned)size, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* update_hart(n): clint.py's _update_mtip(n) at machine.now() */
+static PyObject *clint_update_hart_py(ClintObject *c, PyObject *arg)
+{
+    int n;
+    int64_t now;
+    if (clint_hart(c, arg, &n) < 0)
+        return NULL;
+    if (!c->port.ops)
+        return PyErr_Format(PyExc_RuntimeError, "Clint: bind() first");
+    if (clint_now(c, &now) < 0 || clint_update_hart(c, n, now) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyGetSetDef clint_getset[] = {
     {"offset", (getter)clint_get_offset, NULL, "mtime = offset + ticks(t), mod 2**64", NULL},
     {NULL},
@@ -2036,6 +2341,15 @@ static PyMethodDef clint_methods[] = {
     {"reset", (PyCFunction)clint_reset, METH_O, "reset(now): mtime 0 from now, mtimecmp all ones"},
     {"update", (PyCFunction)(void (*)(void))clint_update, METH_FASTCALL,
      "update(n, now, level, ev_time) -> (flags, t): what MTIP of hart n needs (clint.h CL_*)"},
+    {"bind", (PyCFunction)(void (*)(void))clint_bind, METH_FASTCALL,
+     "bind(machine, scheduler, msip, mtip, events, fire, names, bank_read, bank_write): the register "
+     "map's Python side"},
+    {"port", (PyCFunction)clint_port, METH_NOARGS, "port() -> the _native_mmio capsule (ports.h)"},
+    {"read", (PyCFunction)(void (*)(void))clint_read, METH_FASTCALL, "read(offset, size): a register read"},
+    {"write", (PyCFunction)(void (*)(void))clint_write, METH_FASTCALL,
+     "write(offset, size, value): a register write"},
+    {"update_hart", (PyCFunction)clint_update_hart_py, METH_O,
+     "update_hart(n): MTIP of hart n brought up to date at machine.now() (lines, events)"},
     {NULL},
 };
 
@@ -2043,7 +2357,9 @@ static PyTypeObject ClintType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "duohil.engines.builtin.native._core.Clint",
     .tp_basicsize = sizeof(ClintObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)clint_traverse,
+    .tp_clear = (inquiry)clint_clear,
     .tp_doc = "Clint(frequency, divider, harts): a CLINT's mtime/mtimecmp state and MTIP decision in C.",
     .tp_new = clint_new,
     .tp_dealloc = (destructor)clint_dealloc,
@@ -2060,6 +2376,10 @@ static PyTypeObject ClintType = {
 typedef struct {
     PyObject_HEAD
     dh_plic pl;
+    /* [cbus] the register map in C (bind): the bus port, the context outputs (signals), the
+     * register bank's read/write for unmodelled offsets */
+    dh_port port;
+    PyObject *outputs, *fb_read, *fb_write;
 } PlicObject;
 
 static PyObject *plic_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -2078,8 +2398,26 @@ static PyObject *plic_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)o;
 }
 
+static int plic_traverse(PlicObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->outputs);
+    Py_VISIT(o->fb_read);
+    Py_VISIT(o->fb_write);
+    return 0;
+}
+
+static int plic_clear(PlicObject *o)
+{
+    Py_CLEAR(o->outputs);
+    Py_CLEAR(o->fb_read);
+    Py_CLEAR(o->fb_write);
+    return 0;
+}
+
 static void plic_dealloc(PlicObject *o)
 {
+    PyObject_GC_UnTrack(o);
+    plic_clear(o);
     dh_plic_free(&o->pl);
     Py_TYPE(o)->tp_free((PyObject *)o);
 }
@@ -2229,6 +2567,153 @@ static PyObject *plic_get_bad(PlicObject *o, void *Py_UNUSED(x))
     return PyLong_FromLongLong(o->pl.bad_completions);
 }
 
+/* -- [cbus] the PLIC's register map in C, served to the bus through _native_mmio -------------- */
+
+/* plic.py's _update: each context's output set to whether it has a claimable source (a Python
+ * call only where the level changes: Signal.set does nothing else) */
+static int plic_update(PlicObject *o)
+{
+    for (int k = 0; k < o->pl.contexts; k++) {
+        PyObject *sig = PyList_GET_ITEM(o->outputs, k);
+        int want = dh_plic_best(&o->pl, k) != 0;
+        int level = get_truth(sig, str_level);
+        if (level < 0)
+            return -1;
+        if (level != want && signal_set(sig, want) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int plic_mmio_read(void *self, uint32_t off, unsigned size, uint64_t *v)
+{
+    PlicObject *o = (PlicObject *)self;
+    int i, w;
+    unsigned sh;
+    uint32_t x;
+    switch (dh_plic_decode(&o->pl, off, &i, &w, &sh)) {
+    case PLR_PRIORITY:
+        x = o->pl.priority[i];
+        break;
+    case PLR_PENDING:
+        x = dh_plic_pending_word(&o->pl, i);
+        break;
+    case PLR_ENABLE:
+        x = o->pl.enable[i * PL_WORDS + w];
+        break;
+    case PLR_THRESHOLD:
+        x = o->pl.threshold[i];
+        break;
+    case PLR_CLAIM:
+        x = (uint32_t)dh_plic_claim(&o->pl, i);
+        if (x && plic_update(o) < 0)
+            return -1;
+        break;
+    default:
+        return clint_fallback(o->fb_read, off, size, v, NULL);      /* counted as unmodelled */
+    }
+    *v = dh_reg_extract(x, sh, size);
+    return 0;
+}
+
+static int plic_mmio_write(void *self, uint32_t off, unsigned size, uint64_t value)
+{
+    PlicObject *o = (PlicObject *)self;
+    int i, w;
+    unsigned sh;
+    int reg = dh_plic_decode(&o->pl, off, &i, &w, &sh);
+    if (reg == PLR_NONE)
+        return clint_fallback(o->fb_write, off, size, NULL, &value);
+    if (reg == PLR_PENDING)
+        return 0;                               /* read-only: the write changes nothing */
+    uint32_t *r = dh_plic_reg(&o->pl, reg, i, w);
+    uint32_t v = *r = dh_reg_merge(*r, sh, size, value);
+    int changed = 0;
+    switch (reg) {
+    case PLR_PRIORITY:
+        changed = dh_plic_set_priority(&o->pl, i, v);
+        break;
+    case PLR_ENABLE:
+        changed = dh_plic_set_enable(&o->pl, i, w, v);
+        break;
+    case PLR_THRESHOLD:
+        changed = dh_plic_set_threshold(&o->pl, i, v);
+        break;
+    case PLR_CLAIM:
+        changed = dh_plic_complete(&o->pl, v);
+        break;
+    }
+    return changed ? plic_update(o) : 0;
+}
+
+static const dh_mmio_ops plic_mmio_ops = {plic_mmio_read, plic_mmio_write};
+
+/* bind(outputs, bank_read, bank_write) */
+static PyObject *plic_bind(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0]) || PyList_GET_SIZE(args[0]) != o->pl.contexts)
+        return PyErr_Format(PyExc_TypeError, "bind(outputs: a list of %d signals, bank_read, bank_write)",
+                            o->pl.contexts);
+    Py_INCREF(args[0]);
+    Py_XSETREF(o->outputs, args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(o->fb_read, args[1]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(o->fb_write, args[2]);
+    o->port.ops = &plic_mmio_ops;
+    o->port.self = o;
+    Py_RETURN_NONE;
+}
+
+static PyObject *plic_port(PlicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return port_capsule((PyObject *)o, &o->port);
+}
+
+static PyObject *plic_read(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    long size;
+    uint64_t v;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "read(offset, size)");
+    if (arg_u32(args[0], &off) < 0 || ((size = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred()))
+        return NULL;
+    if (!o->port.ops)
+        return PyErr_Format(PyExc_RuntimeError, "Plic: bind() first");
+    if (plic_mmio_read(o, off, (unsigned)size, &v) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *plic_write(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    long size;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "write(offset, size, value)");
+    if (arg_u32(args[0], &off) < 0 || ((size = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred()))
+        return NULL;
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(args[2]);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (!o->port.ops)
+        return PyErr_Format(PyExc_RuntimeError, "Plic: bind() first");
+    if (plic_mmio_write(o, off, (unsigned)size, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* update(): the outputs brought up to date (plic.py's _update) */
+static PyObject *plic_update_py(PlicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!o->port.ops)
+        return PyErr_Format(PyExc_RuntimeError, "Plic: bind() first");
+    if (plic_update(o) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyGetSetDef plic_getset[] = {
     {"bad_completions", (getter)plic_get_bad, NULL, "completions of ids not in flight", NULL},
     {NULL},
@@ -2248,6 +2733,13 @@ static PyMethodDef plic_methods[] = {
     {"priority", (PyCFunction)plic_priority, METH_O, "priority(i)"},
     {"threshold", (PyCFunction)plic_threshold, METH_O, "threshold(c)"},
     {"bits", (PyCFunction)(void (*)(void))plic_bits, METH_FASTCALL, "bits(name[, c]) -> int"},
+    {"bind", (PyCFunction)(void (*)(void))plic_bind, METH_FASTCALL,
+     "bind(outputs, bank_read, bank_write): the register map's Python side"},
+    {"port", (PyCFunction)plic_port, METH_NOARGS, "port() -> the _native_mmio capsule (ports.h)"},
+    {"read", (PyCFunction)(void (*)(void))plic_read, METH_FASTCALL, "read(offset, size): a register read"},
+    {"write", (PyCFunction)(void (*)(void))plic_write, METH_FASTCALL,
+     "write(offset, size, value): a register write"},
+    {"update", (PyCFunction)plic_update_py, METH_NOARGS, "update(): the context outputs brought up to date"},
     {NULL},
 };
 
@@ -2255,7 +2747,9 @@ static PyTypeObject PlicType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "duohil.engines.builtin.native._core.Plic",
     .tp_basicsize = sizeof(PlicObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)plic_traverse,
+    .tp_clear = (inquiry)plic_clear,
     .tp_doc = "Plic(sources, contexts, priorities_enabled): a PLIC's state and claim/complete in C.",
     .tp_new = plic_new,
     .tp_dealloc = (destructor)plic_dealloc,
@@ -4338,6 +4832,550 @@ static int add_espu_type(PyObject *m)
 
 /* == end of Esp32c3Uart [linkc] ================================================================== */
 
+/* == Bus: the MMIO dispatch of one machine (bus.c) [cbus] ==========================================
+ * machine.py's MachineNative owns one. Runs of MMIO pages are mapped with uc_mmio_map and C
+ * callbacks; an access finds its range in the table (bus.c) and calls the target: a native
+ * model's dh_mmio_ops (ports.h) directly, a Python model's read/write (the bound methods
+ * bus_target would pick) with one vectorcall. Holes go to the machine's _hole. The CPU's reads
+ * are counted (mmio_reads, hang detection); its writes honour suppress_writes and set writing,
+ * as Machine._fast_write does. An exception from a target is kept in the Uc's _hook_exception
+ * (the first one wins) and stops the engine, as the unicorn binding does. */
+
+struct BusObject;
+typedef struct BusRun {
+    struct BusObject *bus;
+    uint64_t base, size;
+    struct BusRun *next;
+} BusRun;
+
+typedef struct BusObject {
+    PyObject_HEAD
+    dh_bus_table t;
+    PyObject *ranges;          /* the list given to set_ranges: owns every target reference */
+    PyObject *hole;            /* machine._hole(address, access) */
+    PyObject *note_write;      /* cpu.note_write, or NULL without a CPU */
+    PyObject *uc_obj;          /* the Uc whose engine holds our runs */
+    uc_engine *uc;
+    BusRun *runs;
+    unsigned long long reads;  /* CPU reads of MMIO */
+    long suppress;             /* CPU writes still to drop (a replayed store) */
+    int writing;               /* inside a CPU write */
+    int native_hits;           /* ranges served by a native model (for tests and reports) */
+} BusObject;
+
+static PyObject *str_bus_read, *str_bus_write, *str_hook_exception;
+
+static PyObject *bus_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) || (kwds && PyDict_GET_SIZE(kwds)))
+        return PyErr_Format(PyExc_TypeError, "Bus() takes no arguments");
+    BusObject *b = (BusObject *)type->tp_alloc(type, 0);
+    if (!b)
+        return NULL;
+    dh_bus_init(&b->t);
+    b->ranges = PyList_New(0);
+    if (!b->ranges) {
+        Py_DECREF(b);
+        return NULL;
+    }
+    return (PyObject *)b;
+}
+
+static int bus_traverse(BusObject *b, visitproc visit, void *arg)
+{
+    Py_VISIT(b->ranges);
+    Py_VISIT(b->hole);
+    Py_VISIT(b->note_write);
+    Py_VISIT(b->uc_obj);
+    return 0;
+}
+
+static int bus_clear(BusObject *b)
+{
+    /* an open engine may outlive us: never leave it callbacks into freed memory */
+    int open = b->uc_obj && engine_open(b->uc_obj);
+    while (b->runs) {
+        BusRun *r = b->runs;
+        b->runs = r->next;
+        if (open)
+            UC.mem_unmap(b->uc, r->base, r->size);
+        PyMem_Free(r);
+    }
+    dh_bus_clear(&b->t);
+    Py_CLEAR(b->ranges);
+    Py_CLEAR(b->hole);
+    Py_CLEAR(b->note_write);
+    Py_CLEAR(b->uc_obj);
+    return 0;
+}
+
+static void bus_dealloc(BusObject *b)
+{
+    PyObject_GC_UnTrack(b);
+    bus_clear(b);
+    dh_bus_free(&b->t);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+/* The exception set now goes to uc._hook_exception (unless one is there) and the engine stops. */
+static void bus_hand_on(BusObject *b)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value)
+        PyException_SetTraceback(value, tb);
+    PyObject *prev = PyObject_GetAttr(b->uc_obj, str_hook_exception);
+    if (!prev || prev == Py_None) {
+        PyErr_Clear();
+        if (PyObject_SetAttr(b->uc_obj, str_hook_exception, value ? value : Py_None) < 0)
+            PyErr_WriteUnraisable(b->uc_obj);
+    }
+    Py_XDECREF(prev);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    UC.emu_stop(b->uc);
+}
+
+static int bus_hole(BusObject *b, uint64_t address, PyObject *access)
+{
+    PyObject *a = PyLong_FromUnsignedLongLong(address);
+    if (!a)
+        return -1;
+    PyObject *argv[2] = {a, access};
+    PyObject *r = PyObject_Vectorcall(b->hole, argv, 2, NULL);
+    Py_DECREF(a);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* A read as the bus sees it: *out is the value (masked to 64 bits); for a Python target, *obj
+ * (when obj is not NULL) receives the model's own return value. */
+static int bus_do_read(BusObject *b, uint64_t address, unsigned size, uint64_t *out, PyObject **obj)
+{
+    const dh_bus_range *r = dh_bus_find(&b->t, address);
+    if (!r) {
+        *out = 0;
+        return bus_hole(b, address, str_bus_read);
+    }
+    if (r->ops)
+        return r->ops->read(r->self, (uint32_t)(address - r->base), size, out);
+    PyObject *fn = (PyObject *)r->rd;
+    PyObject *off = PyLong_FromUnsignedLongLong(address - r->base);
+    PyObject *sz = off ? PyLong_FromLong((long)size) : NULL;
+    PyObject *v = NULL;
+    if (sz) {
+        PyObject *argv[2] = {off, sz};
+        Py_INCREF(fn);                          /* a target may replace the table under us */
+        v = PyObject_Vectorcall(fn, argv, 2, NULL);
+        Py_DECREF(fn);
+    }
+    Py_XDECREF(off);
+    Py_XDECREF(sz);
+    if (!v)
+        return -1;
+    unsigned long long x = PyLong_AsUnsignedLongLongMask(v);   /* what ctypes' c_uint64 does */
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+        Py_DECREF(v);
+        return -1;
+    }
+    *out = x;
+    if (obj)
+        *obj = v;
+    else
+        Py_DECREF(v);
+    return 0;
+}
+
+/* A write as Machine.bus_write does it: the CPU's note_write, then the target; a hole to _hole.
+ * `vobj` is the value as a Python object when the caller has one. */
+static int bus_do_write(BusObject *b, uint64_t address, unsigned size, uint64_t value, PyObject *vobj)
+{
+    const dh_bus_range *r = dh_bus_find(&b->t, address);
+    if (!r)
+        return bus_hole(b, address, str_bus_write);
+    if (b->note_write) {
+        PyObject *n = PyObject_CallNoArgs(b->note_write);
+        if (!n)
+            return -1;
+        Py_DECREF(n);
+        r = dh_bus_find(&b->t, address);        /* note_write may have changed the table */
+        if (!r)
+            return bus_hole(b, address, str_bus_write);
+    }
+    if (r->ops)
+        return r->ops->write(r->self, (uint32_t)(address - r->base), size, value);
+    PyObject *fn = (PyObject *)r->wr;
+    PyObject *off = PyLong_FromUnsignedLongLong(address - r->base);
+    PyObject *sz = off ? PyLong_FromLong((long)size) : NULL;
+    PyObject *v = NULL;
+    if (vobj)
+        Py_INCREF(vobj);
+    else if (sz)
+        vobj = PyLong_FromUnsignedLongLong(value);
+    if (vobj) {
+        PyObject *argv[3] = {off, sz, vobj};
+        Py_INCREF(fn);
+        v = PyObject_Vectorcall(fn, argv, 3, NULL);
+        Py_DECREF(fn);
+        Py_DECREF(vobj);
+    }
+    Py_XDECREF(off);
+    Py_XDECREF(sz);
+    if (!v)
+        return -1;
+    Py_DECREF(v);
+    return 0;
+}
+
+static uint64_t bus_mmio_read(uc_engine *uc, uint64_t offset, unsigned size, void *ud)
+{
+    BusRun *run = (BusRun *)ud;
+    BusObject *b = run->bus;
+    PyGILState_STATE g = PyGILState_Ensure();
+    uint64_t v = 0;
+    b->reads++;                                  /* hang detection: a loop that reads MMIO waits */
+    if (bus_do_read(b, run->base + offset, size, &v, NULL) < 0) {
+        bus_hand_on(b);
+        v = 0;
+    }
+    PyGILState_Release(g);
+    return v;
+}
+
+static void bus_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *ud)
+{
+    BusRun *run = (BusRun *)ud;
+    BusObject *b = run->bus;
+    PyGILState_STATE g = PyGILState_Ensure();
+    if (b->suppress) {                           /* Machine._fast_write: a replayed store */
+        b->suppress--;
+    } else {
+        b->writing = 1;
+        int rc = bus_do_write(b, run->base + offset, size, value, NULL);
+        b->writing = 0;
+        if (rc < 0)
+            bus_hand_on(b);
+    }
+    PyGILState_Release(g);
+}
+
+static int bus_u64(PyObject *o, uint64_t *out)
+{
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* set_ranges([(base, end, read, write, native_capsule or None, owner), ...]) */
+static PyObject *bus_set_ranges(BusObject *b, PyObject *arg)
+{
+    if (!PyList_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "set_ranges: a list of (base, end, read, write, capsule, owner)");
+    PyObject *keep = PyList_GetSlice(arg, 0, PyList_GET_SIZE(arg));    /* our own copy */
+    if (!keep)
+        return NULL;
+    dh_bus_table t;
+    dh_bus_init(&t);
+    int native = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keep); i++) {
+        PyObject *it = PyList_GET_ITEM(keep, i);
+        dh_bus_range r;
+        memset(&r, 0, sizeof r);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 6) {
+            PyErr_Format(PyExc_TypeError, "set_ranges: item %zd is not (base, end, read, write, capsule, owner)", i);
+            goto fail;
+        }
+        if (bus_u64(PyTuple_GET_ITEM(it, 0), &r.base) < 0 || bus_u64(PyTuple_GET_ITEM(it, 1), &r.end) < 0)
+            goto fail;
+        PyObject *cap = PyTuple_GET_ITEM(it, 4);
+        if (cap != Py_None) {
+            dh_port *port = PyCapsule_GetPointer(cap, DH_MMIO_CAPSULE);
+            if (!port)
+                goto fail;
+            r.ops = (const dh_mmio_ops *)port->ops;
+            r.self = port->self;
+            native++;
+        } else if (!PyCallable_Check(PyTuple_GET_ITEM(it, 2)) || !PyCallable_Check(PyTuple_GET_ITEM(it, 3))) {
+            PyErr_Format(PyExc_TypeError, "set_ranges: item %zd: read and write must be callable", i);
+            goto fail;
+        }
+        r.rd = PyTuple_GET_ITEM(it, 2);
+        r.wr = PyTuple_GET_ITEM(it, 3);
+        r.owner = PyTuple_GET_ITEM(it, 5);
+        int why = 0;
+        if (dh_bus_add(&t, &r, &why) < 0) {
+            if (why == 2)
+                PyErr_NoMemory();
+            else
+                PyErr_Format(PyExc_ValueError, "set_ranges: %#llx..%#llx overlaps another range",
+                             (unsigned long long)r.base, (unsigned long long)r.end);
+            goto fail;
+        }
+    }
+    dh_bus_free(&b->t);
+    b->t = t;
+    b->native_hits = native;
+    Py_XSETREF(b->ranges, keep);
+    Py_RETURN_NONE;
+fail:
+    dh_bus_free(&t);
+    Py_DECREF(keep);
+    return NULL;
+}
+
+/* set_hooks(hole, note_write or None) */
+static PyObject *bus_set_hooks(BusObject *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyCallable_Check(args[0]) || (args[1] != Py_None && !PyCallable_Check(args[1])))
+        return PyErr_Format(PyExc_TypeError, "set_hooks(hole, note_write or None)");
+    Py_INCREF(args[0]);
+    Py_XSETREF(b->hole, args[0]);
+    if (args[1] == Py_None) {
+        Py_CLEAR(b->note_write);
+    } else {
+        Py_INCREF(args[1]);
+        Py_XSETREF(b->note_write, args[1]);
+    }
+    Py_RETURN_NONE;
+}
+
+/* map(uc, uch, start, size): a run of MMIO pages on the engine, with our C callbacks */
+static PyObject *bus_map(BusObject *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t start, size;
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "map(uc, uch, start, size)");
+    if (need_uc() < 0)
+        return NULL;
+    void *uch = PyLong_AsVoidPtr(args[1]);
+    if (!uch)
+        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "map: null uc handle");
+    if (bus_u64(args[2], &start) < 0 || bus_u64(args[3], &size) < 0)
+        return NULL;
+    if (!b->hole)
+        return PyErr_Format(PyExc_RuntimeError, "map: set_hooks first");
+    if (b->uc_obj && (b->uc_obj != args[0] || b->uc != (uc_engine *)uch))
+        return PyErr_Format(PyExc_ValueError, "map: this bus already serves another engine");
+    BusRun *run = PyMem_Malloc(sizeof *run);
+    if (!run)
+        return PyErr_NoMemory();
+    run->bus = b;
+    run->base = start;
+    run->size = size;
+    uc_err err = UC.mmio_map((uc_engine *)uch, start, size, bus_mmio_read, run, bus_mmio_write, run);
+    if (err != UC_ERR_OK) {
+        PyMem_Free(run);
+        PyObject *mod = PyImport_ImportModule("unicorn");
+        PyObject *cls = mod ? PyObject_GetAttrString(mod, "UcError") : NULL;
+        Py_XDECREF(mod);
+        if (cls) {
+            PyObject *e = PyObject_CallFunction(cls, "i", (int)err);
+            if (e) {
+                PyErr_SetObject(cls, e);
+                Py_DECREF(e);
+            }
+            Py_DECREF(cls);
+        }
+        return NULL;
+    }
+    run->next = b->runs;
+    b->runs = run;
+    if (!b->uc_obj) {
+        Py_INCREF(args[0]);
+        b->uc_obj = args[0];
+        b->uc = (uc_engine *)uch;
+    }
+    Py_RETURN_NONE;
+}
+
+static int bus_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, uint64_t *addr, unsigned *size)
+{
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, want == 2 ? "read(address, size)" : "write(address, size, value)");
+        return -1;
+    }
+    long s;
+    if (bus_u64(args[0], addr) < 0 || ((s = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred()))
+        return -1;
+    *size = (unsigned)s;
+    return 0;
+}
+
+/* read(address, size): Machine.bus_read (DMA, tests): not counted as a CPU read */
+static PyObject *bus_read(BusObject *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t addr, v = 0;
+    unsigned size;
+    PyObject *obj = NULL;
+    if (bus_args(args, nargs, 2, &addr, &size) < 0 || bus_do_read(b, addr, size, &v, &obj) < 0)
+        return NULL;
+    return obj ? obj : PyLong_FromUnsignedLongLong(v);
+}
+
+/* write(address, size, value): Machine.bus_write (no suppression, not a CPU write) */
+static PyObject *bus_write(BusObject *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t addr;
+    unsigned size;
+    if (bus_args(args, nargs, 3, &addr, &size) < 0)
+        return NULL;
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(args[2]);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (bus_do_write(b, addr, size, v, args[2]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* target(address) -> the owner of the range holding address and whether it is served natively,
+ * or None */
+static PyObject *bus_target(BusObject *b, PyObject *arg)
+{
+    uint64_t addr;
+    if (bus_u64(arg, &addr) < 0)
+        return NULL;
+    const dh_bus_range *r = dh_bus_find(&b->t, addr);
+    if (!r)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(OO)", (PyObject *)r->owner, r->ops ? Py_True : Py_False);
+}
+
+/* bench_reads(address, size, n): n CPU-style reads from C (the dispatch without the engine) */
+static PyObject *bus_bench_reads(BusObject *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t addr, v = 0;
+    unsigned size;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "bench_reads(address, size, n)");
+    long long n = PyLong_AsLongLong(args[2]);
+    if (bus_args(args, 2, 2, &addr, &size) < 0 || (n == -1 && PyErr_Occurred()))
+        return NULL;
+    for (long long i = 0; i < n; i++)
+        if (bus_do_read(b, addr, size, &v, NULL) < 0)
+            return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *bus_get_reads(BusObject *b, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(b->reads);
+}
+
+static int bus_set_reads(BusObject *b, PyObject *v, void *Py_UNUSED(c))
+{
+    uint64_t x;
+    if (!v)
+        return PyErr_Format(PyExc_AttributeError, "cannot delete reads"), -1;
+    if (bus_u64(v, &x) < 0)
+        return -1;
+    b->reads = x;
+    return 0;
+}
+
+static PyObject *bus_get_suppress(BusObject *b, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(b->suppress);
+}
+
+static int bus_set_suppress(BusObject *b, PyObject *v, void *Py_UNUSED(c))
+{
+    long x;
+    if (!v)
+        return PyErr_Format(PyExc_AttributeError, "cannot delete suppress_writes"), -1;
+    if ((x = PyLong_AsLong(v)) == -1 && PyErr_Occurred())
+        return -1;
+    b->suppress = x;
+    return 0;
+}
+
+static PyObject *bus_get_writing(BusObject *b, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(b->writing);
+}
+
+static int bus_set_writing(BusObject *b, PyObject *v, void *Py_UNUSED(c))
+{
+    int x;
+    if (!v)
+        return PyErr_Format(PyExc_AttributeError, "cannot delete writing"), -1;
+    if ((x = PyObject_IsTrue(v)) < 0)
+        return -1;
+    b->writing = x;
+    return 0;
+}
+
+static PyObject *bus_get_native(BusObject *b, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(b->native_hits);
+}
+
+static PyGetSetDef bus_getset[] = {
+    {"reads", (getter)bus_get_reads, (setter)bus_set_reads, "CPU reads of MMIO (Machine.mmio_reads)", NULL},
+    {"suppress_writes", (getter)bus_get_suppress, (setter)bus_set_suppress,
+     "CPU writes still to drop (Machine.suppress_writes)", NULL},
+    {"writing", (getter)bus_get_writing, (setter)bus_set_writing, "inside a CPU write (Machine.writing)", NULL},
+    {"native_ranges", (getter)bus_get_native, NULL, "how many ranges a native model serves", NULL},
+    {NULL},
+};
+
+static PyMethodDef bus_methods[] = {
+    {"set_ranges", (PyCFunction)bus_set_ranges, METH_O,
+     "set_ranges([(base, end, read, write, capsule or None, owner)]): the table, replaced whole"},
+    {"set_hooks", (PyCFunction)(void (*)(void))bus_set_hooks, METH_FASTCALL,
+     "set_hooks(hole, note_write or None)"},
+    {"map", (PyCFunction)(void (*)(void))bus_map, METH_FASTCALL,
+     "map(uc, uch, start, size): map a run of MMIO pages with the C callbacks"},
+    {"read", (PyCFunction)(void (*)(void))bus_read, METH_FASTCALL, "read(address, size) -> value"},
+    {"write", (PyCFunction)(void (*)(void))bus_write, METH_FASTCALL, "write(address, size, value)"},
+    {"target", (PyCFunction)bus_target, METH_O, "target(address) -> (owner, native) or None"},
+    {"bench_reads", (PyCFunction)(void (*)(void))bus_bench_reads, METH_FASTCALL,
+     "bench_reads(address, size, n) -> the last value: n reads dispatched from C"},
+    {NULL},
+};
+
+static PyTypeObject BusType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Bus",
+    .tp_basicsize = sizeof(BusObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Bus(): one machine's MMIO dispatch in C (machine.py's MachineNative).",
+    .tp_new = bus_new,
+    .tp_dealloc = (destructor)bus_dealloc,
+    .tp_traverse = (traverseproc)bus_traverse,
+    .tp_clear = (inquiry)bus_clear,
+    .tp_methods = bus_methods,
+    .tp_getset = bus_getset,
+};
+
+static int add_bus_type(PyObject *m)
+{
+    if (!(str_bus_read = PyUnicode_InternFromString("read"))
+        || !(str_bus_write = PyUnicode_InternFromString("write"))
+        || !(str_hook_exception = PyUnicode_InternFromString("_hook_exception"))
+        || !(str_level = PyUnicode_InternFromString("level"))
+        || !(str_set = PyUnicode_InternFromString("set"))
+        || !(str_cancel = PyUnicode_InternFromString("cancel"))
+        || !(str_time = PyUnicode_InternFromString("time"))
+        || !(str_name_kw = Py_BuildValue("(s)", "name")))
+        return -1;
+    if (PyType_Ready(&BusType) < 0)
+        return -1;
+    Py_INCREF(&BusType);
+    if (PyModule_AddObject(m, "Bus", (PyObject *)&BusType) < 0) {
+        Py_DECREF(&BusType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of Bus [cbus] ============================================================================ */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -4456,7 +5494,7 @@ PyMODINIT_FUNC PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (add_link_types(m) < 0 || add_espu_type(m) < 0) {  /* [linkc] */
+    if (add_link_types(m) < 0 || add_espu_type(m) < 0 || add_bus_type(m) < 0) {  /* [linkc, cbus] */
         Py_DECREF(m);
         return NULL;
     }

@@ -14,10 +14,20 @@
 
 typedef struct {
     int64_t frequency, divider;
+    uint64_t f_red, d_red;       /* frequency / (divider * 1e12), reduced: ticks in 64 bits */
+    int64_t t_max;               /* ... for 0 <= t_ps <= t_max (-1: never) */
     int harts;
     __int128 offset;             /* mtime = offset + ticks(t) (mod 2**64) */
     uint64_t *mtimecmp;          /* harts entries */
+    /* the register map (clint.py's RegisterBank under python): what the bus last wrote to each
+     * register, which a byte or halfword write merges with (reset 0) */
+    uint32_t *msip_reg;          /* harts */
+    uint32_t *cmp_reg;           /* 2 * harts: low, high */
+    uint32_t mtime_reg[2];
 } dh_clint;
+
+/* the registers of the map (dh_clint_decode) */
+enum { CLR_NONE, CLR_MSIP, CLR_CMP_LO, CLR_CMP_HI, CLR_MTIME_LO, CLR_MTIME_HI };
 
 /* what clint.py must do after dh_clint_update, in this order */
 #define CL_LOWER 1               /* MTIP low */
@@ -46,5 +56,19 @@ void dh_clint_reset(dh_clint *c, int64_t now);
  * ps; an event already scheduled re-checks when it fires. */
 int dh_clint_update(const dh_clint *c, int n, int64_t now, int level, int has_ev, int64_t ev_time,
                     int64_t *t);
+
+/* The register holding byte `offset` (all are 32-bit words): CLR_* with *n the hart, *shift the
+ * byte offset inside the word; CLR_NONE for an offset the map does not model. */
+int dh_clint_decode(const dh_clint *c, uint32_t offset, int *n, unsigned *shift);
+
+/* What a bus read of that register returns before the byte shift (mtime at `now`). */
+uint32_t dh_clint_reg_read(const dh_clint *c, int reg, int n, int64_t now);
+
+/* The 32-bit value a write of `size` bytes at byte `shift` leaves in register value `old`
+ * (RegisterBank.write for a plain read/write register). */
+uint32_t dh_reg_merge(uint32_t old, unsigned shift, unsigned size, uint64_t value);
+
+/* What a read of `size` bytes at byte `shift` of a register reading `v` returns. */
+uint64_t dh_reg_extract(uint32_t v, unsigned shift, unsigned size);
 
 #endif

@@ -14,9 +14,13 @@ int dh_plic_init(dh_plic *p, int sources, int contexts, int priorities_enabled)
     p->contexts = contexts;
     p->priorities_enabled = priorities_enabled;
     size_t nc = contexts > 0 ? (size_t)contexts : 1;
+    p->words = (sources + 1 + 31) / 32;
     p->enable = calloc(nc * PL_WORDS, sizeof(uint32_t));
     p->threshold = calloc(nc, 1);
-    if (!p->enable || !p->threshold) {
+    p->enable_reg = calloc(nc * (size_t)p->words, sizeof(uint32_t));
+    p->threshold_reg = calloc(nc, sizeof(uint32_t));
+    p->claim_reg = calloc(nc, sizeof(uint32_t));
+    if (!p->enable || !p->threshold || !p->enable_reg || !p->threshold_reg || !p->claim_reg) {
         dh_plic_free(p);
         return -1;
     }
@@ -30,8 +34,12 @@ void dh_plic_free(dh_plic *p)
 {
     free(p->enable);
     free(p->threshold);
+    free(p->enable_reg);
+    free(p->threshold_reg);
+    free(p->claim_reg);
     p->enable = NULL;
     p->threshold = NULL;
+    p->enable_reg = p->threshold_reg = p->claim_reg = NULL;
 }
 
 void dh_plic_reset(dh_plic *p)
@@ -43,6 +51,11 @@ void dh_plic_reset(dh_plic *p)
     memset(p->priority, 1, sizeof p->priority);
     memset(p->enable, 0, (size_t)(p->contexts > 0 ? p->contexts : 1) * PL_WORDS * sizeof(uint32_t));
     memset(p->threshold, 0, (size_t)(p->contexts > 0 ? p->contexts : 1));
+    size_t nc = (size_t)(p->contexts > 0 ? p->contexts : 1);
+    memset(p->prio_reg, 0, sizeof p->prio_reg);
+    memset(p->enable_reg, 0, nc * (size_t)p->words * sizeof(uint32_t));
+    memset(p->threshold_reg, 0, nc * sizeof(uint32_t));
+    memset(p->claim_reg, 0, nc * sizeof(uint32_t));
 }
 
 int dh_plic_set_input(dh_plic *p, int line, int level)
@@ -120,4 +133,63 @@ int dh_plic_complete(dh_plic *p, uint32_t value)
     if (p->level[WORD(value)] & BIT(value))
         p->pending[WORD(value)] |= BIT(value);
     return 1;
+}
+
+#define PENDING_BASE 0x1000u
+#define ENABLE_BASE 0x2000u
+#define ENABLE_STRIDE 0x80u
+#define CONTEXT_BASE 0x200000u
+#define CONTEXT_STRIDE 0x1000u
+
+int dh_plic_decode(const dh_plic *p, uint32_t offset, int *i, int *w, unsigned *shift)
+{
+    uint32_t a = offset & ~3u;
+    *shift = offset & 3u;
+    *i = *w = 0;
+    if (a >= 4 && a <= 4u * (uint32_t)p->sources) {
+        *i = (int)(a / 4);
+        return PLR_PRIORITY;
+    }
+    if (a >= PENDING_BASE && a < PENDING_BASE + 4u * (uint32_t)p->words) {
+        *i = (int)((a - PENDING_BASE) / 4);
+        return PLR_PENDING;
+    }
+    if (a >= ENABLE_BASE && a < ENABLE_BASE + ENABLE_STRIDE * (uint32_t)p->contexts) {
+        uint32_t k = (a - ENABLE_BASE) % ENABLE_STRIDE;
+        if (k < 4u * (uint32_t)p->words) {
+            *i = (int)((a - ENABLE_BASE) / ENABLE_STRIDE);
+            *w = (int)(k / 4);
+            return PLR_ENABLE;
+        }
+        return PLR_NONE;
+    }
+    if (a >= CONTEXT_BASE && a < CONTEXT_BASE + CONTEXT_STRIDE * (uint32_t)p->contexts) {
+        uint32_t k = (a - CONTEXT_BASE) % CONTEXT_STRIDE;
+        *i = (int)((a - CONTEXT_BASE) / CONTEXT_STRIDE);
+        if (k == 0)
+            return PLR_THRESHOLD;
+        if (k == 4)
+            return PLR_CLAIM;
+    }
+    return PLR_NONE;
+}
+
+uint32_t *dh_plic_reg(dh_plic *p, int reg, int i, int w)
+{
+    switch (reg) {
+    case PLR_PRIORITY:
+        return &p->prio_reg[i];
+    case PLR_ENABLE:
+        return &p->enable_reg[i * p->words + w];
+    case PLR_THRESHOLD:
+        return &p->threshold_reg[i];
+    case PLR_CLAIM:
+        return &p->claim_reg[i];
+    }
+    return NULL;
+}
+
+uint32_t dh_plic_pending_word(const dh_plic *p, int w)
+{
+    return p->pending[w];
 }

@@ -23,7 +23,16 @@ typedef struct {
     uint32_t *enable;                   /* contexts * PL_WORDS */
     uint8_t *threshold;                 /* contexts */
     int64_t bad_completions;
+    /* the register map (plic.py's RegisterBank under python): what the bus last wrote to each
+     * read/write register, which a byte or halfword write merges with (reset 0) */
+    int words;                          /* enable/pending words: (sources + 1 + 31) / 32 */
+    uint32_t prio_reg[PL_MAX_SOURCES + 1];
+    uint32_t *enable_reg;               /* contexts * words */
+    uint32_t *threshold_reg, *claim_reg;   /* contexts */
 } dh_plic;
+
+/* the registers of the map (dh_plic_decode) */
+enum { PLR_NONE, PLR_PRIORITY, PLR_PENDING, PLR_ENABLE, PLR_THRESHOLD, PLR_CLAIM };
 
 /* 0, or -1 when the per-context arrays cannot be allocated. Then reset state. */
 int dh_plic_init(dh_plic *p, int sources, int contexts, int priorities_enabled);
@@ -43,5 +52,16 @@ int dh_plic_best(const dh_plic *p, int c);
 
 /* Claim for context c: the id (pending -> in flight), or 0 (nothing changed). */
 int dh_plic_claim(dh_plic *p, int c);
+
+/* The register holding byte `offset` (all are 32-bit words): PLR_* with *i the source (priority),
+ * the word (pending) or the context (enable, threshold, claim), *w the enable word, *shift the
+ * byte inside the register; PLR_NONE for an offset the map does not model. */
+int dh_plic_decode(const dh_plic *p, uint32_t offset, int *i, int *w, unsigned *shift);
+
+/* The read/write register's stored value (NULL for the pending words, which are read-only). */
+uint32_t *dh_plic_reg(dh_plic *p, int reg, int i, int w);
+
+/* Pending word w as the register reads it. */
+uint32_t dh_plic_pending_word(const dh_plic *p, int w);
 
 #endif

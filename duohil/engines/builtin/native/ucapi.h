@@ -22,6 +22,9 @@ typedef struct {
     __typeof__(uc_mem_write) *mem_write;
     __typeof__(uc_hook_add) *hook_add;
     __typeof__(uc_hook_del) *hook_del;
+    /* [cbus] the MMIO bus (bus.c): runs of MMIO pages with C callbacks */
+    __typeof__(uc_mmio_map) *mmio_map;
+    __typeof__(uc_mem_unmap) *mem_unmap;
 } duohil_ucapi;
 
 /* The table, valid once duohil_uc_bind() returned 0. */
