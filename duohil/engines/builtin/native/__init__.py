@@ -11,6 +11,9 @@ What is native so far: the scheduler's event heap, time loop and slice driver
 peer's register access and trap entry (``_core.RiscV``, used by riscv.py's ``_enter_trap_native``)
 the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision) and the
 PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete).
+DMA1/DMA2's streams and DMAMUX1 are native whole (``_core.Dma``/``_core.Dmamux``, the C bases of
+stm32_dma.py's ``Stm32DmaNative`` and stm32_dmamux.py's ``Stm32DmamuxNative``: registers, counters,
+transfer engine and routing in ``dma.c``/``dmamux.c``).
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
 ``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC;
