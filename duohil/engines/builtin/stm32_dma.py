@@ -22,12 +22,19 @@ forced to PSIZE; FEIF/DMEIF never set), bursts, PINCOS, priorities and arbitrati
 (a request is served as an event at the time it rises, in request order), per-beat bus time, the
 "stream still busy after EN=0" window (EN reads 0 at once), and NDTR=0 at enable (no transfer).
 A software EN clear of an active stream sets TCIF (RM0090 wording; unverified for RM0433).
+
+Under ``DUOHIL_MODELS=native`` ``Stm32Dma(...)`` is a ``Stm32DmaNative``: the registers, the
+streams' counters and the transfer engine live only in C (native/dma.c, ``_core.Dma``, its base
+class), with the same bus accesses, scheduler events (times, names, order), IRQ edges and event log
+as this model, which stays the reference (tests/test_native_dma.py compares the two).
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
-from .peripheral import Peripheral
+from . import native
+from .peripheral import Peripheral, Signal
 from .regs import RO, W1T, Field, Register
 
 N_STREAMS = 8
@@ -65,6 +72,13 @@ class _Stream:
 class Stm32Dma(Peripheral):
     renode_types: ClassVar[tuple[str, ...]] = ("DMA.STM32DMA",)
     default_size: ClassVar[int] = 0x400
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Stm32Dma":
+        # under DUOHIL_MODELS=native the whole model lives in C (Stm32DmaNative below)
+        if cls is Stm32Dma and native.models() == "native":
+            native_cls = native_class()
+            return native_cls.__new__(native_cls)
+        return super().__new__(cls)
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
@@ -365,3 +379,42 @@ class Stm32Dma(Peripheral):
             st.request = req           # request lines are wires: the source resets them itself
         for s in range(N_STREAMS):
             self.output(s).set(False)
+
+
+_native_cls: type | None = None
+
+
+def native_class() -> type:
+    """Stm32DmaNative: _core.Dma (the registers, counters and transfer engine in C) under this
+    model's Python face (its knobs and views); made once the native core is loaded."""
+    global _native_cls
+    if _native_cls is None:
+        core = native.core()
+
+        class Stm32DmaNative(core.Dma, Stm32Dma):      # type: ignore[name-defined,misc]
+            """Stm32Dma with its state only in C: read/write/set_input/reset are C methods of
+            _core.Dma; ``streams`` and ``flag`` read the C state back."""
+
+            renode_types: ClassVar[tuple[str, ...]] = ()   # Stm32Dma claims the type and picks us
+
+            def __init__(self, machine, name, base, size=None, props=None) -> None:
+                Peripheral.__init__(self, machine, name, base, size, props)
+                self._bind(machine, self.name, [self.output(s) for s in range(N_STREAMS)], Signal)
+
+            def set_completion_latency(self, stream: int, ps: int) -> None:
+                if not 0 <= stream < N_STREAMS:
+                    raise ValueError(f"{self.name}: stream must be 0..{N_STREAMS - 1}, got {stream}")
+                if ps < 0:
+                    raise ValueError(f"{self.name}: completion latency must be >= 0 ps, got {ps}")
+                self._set_latency(stream, int(ps))
+
+            def completion_latency(self, stream: int) -> int:
+                return self.stream_state(stream)["latency_ps"]
+
+            @property
+            def streams(self) -> list[SimpleNamespace]:     # type: ignore[override]
+                """Snapshots of the streams' counters (read-only views of the C state)."""
+                return [SimpleNamespace(n=s, **self.stream_state(s)) for s in range(N_STREAMS)]
+
+        _native_cls = Stm32DmaNative
+    return _native_cls

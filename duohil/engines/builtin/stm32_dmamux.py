@@ -7,12 +7,17 @@ Inputs are numbered by RM0433 request id (usart3_rx 45, usart3_tx 46, usart1_rx 
 Register-only (stored, no behaviour): synchronisation (CxCR.SE/SPOL/NBREQ/SYNC_ID), event
 generation (EGE), the synchronisation-overrun flags (CSR/CFR, SOIE) and the request generators
 (RGxCR, RGSR, RGCFR): request ids 1..8 (the generators) never assert.
+
+Under ``DUOHIL_MODELS=native`` ``Stm32Dmamux(...)`` is a ``Stm32DmamuxNative``: registers, line
+levels and routing in C (native/dmamux.c, ``_core.Dmamux``, its base class); an output that feeds
+a native DMA stream is driven C to C. This model stays the reference (tests/test_native_dma.py).
 """
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .peripheral import Peripheral
+from . import native
+from .peripheral import Peripheral, Signal
 from .regs import RO, W1T, Field, Register
 
 
@@ -22,6 +27,13 @@ class Stm32Dmamux(Peripheral):
     properties: ClassVar[dict[str, Any]] = {"numberOfInputRequestChannels": 115,
                                             "numberOfOutputRequestChannels": 16,
                                             "numberOfRequestGeneratorChannels": 8}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Stm32Dmamux":
+        # under DUOHIL_MODELS=native the model lives in C (Stm32DmamuxNative below)
+        if cls is Stm32Dmamux and native.models() == "native":
+            native_cls = native_class()
+            return native_cls.__new__(native_cls)
+        return super().__new__(cls)
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
@@ -72,3 +84,34 @@ class Stm32Dmamux(Peripheral):
         self._rebuild_routes()
         for c in range(self.n_channels):
             self.output(c).set(False)
+
+
+_native_cls: type | None = None
+
+
+def native_class() -> type:
+    """Stm32DmamuxNative: _core.Dmamux (registers, levels, routing in C) under this model's name."""
+    global _native_cls
+    if _native_cls is None:
+        core = native.core()
+
+        class Stm32DmamuxNative(core.Dmamux, Stm32Dmamux):   # type: ignore[name-defined,misc]
+            renode_types: ClassVar[tuple[str, ...]] = ()    # Stm32Dmamux claims the type
+
+            def __init__(self, machine, name, base, size=None, props=None) -> None:
+                Peripheral.__init__(self, machine, name, base, size, props)
+                self.n_inputs = int(self.props["numberOfInputRequestChannels"])
+                self.n_channels = int(self.props["numberOfOutputRequestChannels"])
+                self.n_generators = int(self.props["numberOfRequestGeneratorChannels"])
+                # the layout the Python model's register map allows (it refuses overlaps)
+                if self.n_channels > 0x80 // 4:
+                    raise ValueError(f"{name}: register CSR redefines offset 0x80 "
+                                     f"(C32CR): at most 32 output channels")
+                if self.n_generators > 0x40 // 4:
+                    raise ValueError(f"{name}: register RGSR redefines offset 0x140 "
+                                     f"(RG16CR): at most 16 request generators")
+                self._bind([self.output(c) for c in range(self.n_channels)], self.n_generators,
+                           Signal)
+
+        _native_cls = Stm32DmamuxNative
+    return _native_cls

@@ -17,6 +17,11 @@ the CLINT's timer state and register map (``_core.Clint``: mtime's offset, mtime
 decision), the PLIC's state and register map (``_core.Plic``: gateways, priorities, enables,
 thresholds, claim/complete) and each machine's MMIO dispatch (``_core.Bus``: machine.py's
 MachineNative; native models through their ``_native_mmio`` port, Python models by vectorcall).
+the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision) and the
+PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete).
+DMA1/DMA2's streams and DMAMUX1 are native whole (``_core.Dma``/``_core.Dmamux``, the C bases of
+stm32_dma.py's ``Stm32DmaNative`` and stm32_dmamux.py's ``Stm32DmamuxNative``: registers, counters,
+transfer engine and routing in ``dma.c``/``dmamux.c``).
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
 ``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT; ``plic.c``: the PLIC; ``bus.c``: the

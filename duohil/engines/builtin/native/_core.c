@@ -5376,6 +5376,1098 @@ static int add_bus_type(PyObject *m)
 
 /* == end of Bus [cbus] ============================================================================ */
 
+/* == DMA streams and DMAMUX [dmac] ===============================================================
+ *
+ * _core.Dma and _core.Dmamux: the state of stm32_dma.py / stm32_dmamux.py lives in dma.c and
+ * dmamux.c; these types are the bases of the Python classes Stm32DmaNative / Stm32DmamuxNative
+ * (DUOHIL_MODELS=native), so read/write/set_input/reset are C methods of the peripheral itself.
+ * The hosts below give the models what stm32_dma.py reaches through Python: the bus
+ * (machine.bus_target / bus_write, machine.dma_port: its `_native_dma_port` capsule when it has
+ * one, looked up again whenever machine.dma_port is another object), the scheduler
+ * (scheduler.at(t, fn, name=...) with C callables, same times, names and order), the outputs (Signal
+ * objects: a plain peripheral.Signal is driven inline, with a DMA sink called in C; any other
+ * signal through its set method), and the event log (machine.record). Capsules `_native_mmio` and
+ * `_native_input` (ports.h) let other C units call them directly.
+ */
+#include "dma.h"
+#include "dmamux.h"
+#include "ports.h"
+
+static PyObject *dm_s_level, *dm_s_targets, *dm_s_set, *dm_s_set_input, *dm_s_bus_target,
+    *dm_s_bus_write, *dm_s_dma_port, *dm_s_read, *dm_s_write, *dm_s_native_dma_port,
+    *dm_s_peripheral_at, *dm_s_memories, *dm_s_now, *dm_s_scheduler, *dm_s_at, *dm_s_cancel,
+    *dm_s_record, *dm_s_kw_name, *dm_s_kw_dma_stream, *dm_s_te_kind;
+
+static PyTypeObject DmaType;
+
+/* -- outputs: Signal.set(level) (peripheral.py), a DMA sink in C ------------------------------- */
+
+static int dm_sink(PyObject *sink, PyObject *line, int level);
+
+static int dm_signal_set(PyObject *sig, int level, PyObject *sigcls)
+{
+    PyObject *lv = level ? Py_True : Py_False;
+    if (sigcls == NULL || (PyObject *)Py_TYPE(sig) != sigcls) {
+        PyObject *args[2] = {sig, lv};
+        PyObject *r = PyObject_VectorcallMethod(dm_s_set, args, 2, NULL);
+        Py_XDECREF(r);
+        return r ? 0 : -1;
+    }
+    /* peripheral.Signal.set, inline: same compare, same level store, same targets in order */
+    PyObject *cur = PyObject_GetAttr(sig, dm_s_level);
+    if (!cur)
+        return -1;
+    int same = PyObject_RichCompareBool(lv, cur, Py_EQ);
+    Py_DECREF(cur);
+    if (same)
+        return same < 0 ? -1 : 0;
+    if (PyObject_SetAttr(sig, dm_s_level, lv) < 0)
+        return -1;
+    PyObject *targets = PyObject_GetAttr(sig, dm_s_targets);
+    if (!targets)
+        return -1;
+    if (!PyList_Check(targets)) {
+        Py_DECREF(targets);
+        PyErr_SetString(PyExc_TypeError, "Signal._targets must be a list");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(targets); i++) {
+        PyObject *t = PyList_GET_ITEM(targets, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
+            Py_DECREF(targets);
+            PyErr_SetString(PyExc_TypeError, "Signal._targets holds (sink, line) pairs");
+            return -1;
+        }
+        Py_INCREF(t);
+        int r = dm_sink(PyTuple_GET_ITEM(t, 0), PyTuple_GET_ITEM(t, 1), level);
+        Py_DECREF(t);
+        if (r < 0) {
+            Py_DECREF(targets);
+            return -1;
+        }
+    }
+    Py_DECREF(targets);
+    return 0;
+}
+
+/* -- Dma ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    dh_dma m;
+    PyObject *machine, *name, *sigcls;
+    PyObject *irq[DH_DMA_STREAMS];
+    PyObject *svc_call[DH_DMA_STREAMS];       /* the callables of the service events */
+    PyObject *svc_event[DH_DMA_STREAMS];      /* the scheduled service event, or NULL */
+    PyObject *pending[DH_DMA_STREAMS];        /* delayed flag deliveries (events), oldest first */
+    PyObject *svc_name[DH_DMA_STREAMS];
+    PyObject *flag_name[DH_DMA_STREAMS][2];   /* ".S<s>.HTIF", ".S<s>.TCIF" */
+    PyObject *port;                           /* machine.dma_port as last seen */
+    const dh_dmaport_ops *port_ops;           /* its capsule's operations, or NULL */
+    void *port_self;
+    dh_port mmio_port, input_port;
+} DmaObject;
+
+/* a scheduled call into a Dma: its service (kind 0) or one delayed flag delivery (kind 1) */
+typedef struct {
+    PyObject_HEAD
+    PyObject *owner;
+    int kind, s, flag, end;
+    uint32_t gen;
+} DmaCallObject;
+
+static PyTypeObject DmaCallType;
+
+static PyObject *dmacall_new(PyObject *owner, int kind, int s, int flag, int end, uint32_t gen)
+{
+    DmaCallObject *c = PyObject_GC_New(DmaCallObject, &DmaCallType);
+    if (!c)
+        return NULL;
+    Py_INCREF(owner);
+    c->owner = owner;
+    c->kind = kind;
+    c->s = s;
+    c->flag = flag;
+    c->end = end;
+    c->gen = gen;
+    PyObject_GC_Track(c);
+    return (PyObject *)c;
+}
+
+static int dmacall_traverse(DmaCallObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->owner);
+    return 0;
+}
+
+static int dmacall_clear(DmaCallObject *c)
+{
+    Py_CLEAR(c->owner);
+    return 0;
+}
+
+static void dmacall_dealloc(DmaCallObject *c)
+{
+    PyObject_GC_UnTrack(c);
+    dmacall_clear(c);
+    PyObject_GC_Del(c);
+}
+
+static PyObject *dmacall_call(DmaCallObject *c, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw))
+{
+    if (!c->owner)
+        Py_RETURN_NONE;
+    DmaObject *o = (DmaObject *)c->owner;
+    Py_INCREF(o);
+    int r;
+    if (c->kind == 0) {
+        r = dh_dma_service(&o->m, c->s);
+    } else {
+        PyObject *p = o->pending[c->s];            /* the oldest delivery is this one */
+        r = 0;
+        if (p && PyList_GET_SIZE(p) && PyList_SetSlice(p, 0, 1, NULL) < 0)
+            r = -1;
+        if (r == 0)
+            r = dh_dma_deliver(&o->m, c->s, c->flag, c->end, c->gen, 1);
+    }
+    Py_DECREF(o);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyTypeObject DmaCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.DmaCall",
+    .tp_basicsize = sizeof(DmaCallObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A DMA stream's scheduled service or flag delivery (an event's fn).",
+    .tp_dealloc = (destructor)dmacall_dealloc,
+    .tp_traverse = (traverseproc)dmacall_traverse,
+    .tp_clear = (inquiry)dmacall_clear,
+    .tp_call = (ternaryfunc)dmacall_call,
+};
+
+/* machine.now() */
+static int dm_now(PyObject *machine, int64_t *t)
+{
+    PyObject *r = PyObject_VectorcallMethod(dm_s_now, &machine, 1, NULL);
+    if (!r)
+        return -1;
+    int rc = as_i64(r, t);
+    Py_DECREF(r);
+    return rc;
+}
+
+/* machine.scheduler.at(t, fn, name=name) */
+static PyObject *dm_at(PyObject *machine, int64_t t, PyObject *fn, PyObject *name)
+{
+    PyObject *sched = PyObject_GetAttr(machine, dm_s_scheduler);
+    if (!sched)
+        return NULL;
+    PyObject *pt = PyLong_FromLongLong(t);
+    if (!pt) {
+        Py_DECREF(sched);
+        return NULL;
+    }
+    PyObject *args[4] = {sched, pt, fn, name};
+    PyObject *ev = PyObject_VectorcallMethod(dm_s_at, args, 3, dm_s_kw_name);
+    Py_DECREF(pt);
+    Py_DECREF(sched);
+    return ev;
+}
+
+static int dm_cancel(PyObject *ev)
+{
+    PyObject *r = PyObject_VectorcallMethod(dm_s_cancel, &ev, 1, NULL);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* machine.bus_target(address): a new reference (None: no peripheral there) */
+static PyObject *dm_bus_target(PyObject *machine, uint32_t address)
+{
+    PyObject *a = PyLong_FromUnsignedLong(address);
+    if (!a)
+        return NULL;
+    PyObject *args[2] = {machine, a};
+    PyObject *hit = PyObject_VectorcallMethod(dm_s_bus_target, args, 2, NULL);
+    Py_DECREF(a);
+    return hit;
+}
+
+/* machine.dma_port, with its capsule's operations when it has one (re-read when it changed) */
+static int dm_port(DmaObject *o, PyObject **port)
+{
+    PyObject *p = PyObject_GetAttr(o->machine, dm_s_dma_port);
+    if (!p)
+        return -1;
+    if (p != o->port) {
+        PyObject *cap;
+        if (_PyObject_LookupAttr(p, dm_s_native_dma_port, &cap) < 0) {
+            Py_DECREF(p);
+            return -1;
+        }
+        const dh_port *dp = NULL;
+        if (cap) {
+            dp = PyCapsule_GetPointer(cap, DH_DMAPORT_CAPSULE);
+            Py_DECREF(cap);
+            if (!dp) {
+                Py_DECREF(p);
+                return -1;
+            }
+        }
+        Py_INCREF(p);
+        Py_XSETREF(o->port, p);
+        o->port_ops = dp ? dp->ops : NULL;
+        o->port_self = dp ? dp->self : NULL;
+    }
+    *port = p;
+    return 0;
+}
+
+static int dm_host_bus_read(void *h, uint32_t address, unsigned size, uint8_t *buf)
+{
+    DmaObject *o = h;
+    PyObject *hit = dm_bus_target(o->machine, address);
+    if (!hit)
+        return -1;
+    if (hit != Py_None) {                      /* a register: its read, side effects and all */
+        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) < 3) {
+            Py_DECREF(hit);
+            PyErr_SetString(PyExc_TypeError, "machine.bus_target must give (read, write, offset)");
+            return -1;
+        }
+        PyObject *sz = PyLong_FromUnsignedLong(size);
+        if (!sz) {
+            Py_DECREF(hit);
+            return -1;
+        }
+        PyObject *args[2] = {PyTuple_GET_ITEM(hit, 2), sz};
+        PyObject *v = PyObject_Vectorcall(PyTuple_GET_ITEM(hit, 0), args, 2, NULL);
+        Py_DECREF(sz);
+        Py_DECREF(hit);
+        if (!v)
+            return -1;
+        unsigned long long x = PyLong_AsUnsignedLongLong(v);   /* int.to_bytes(size, "little") */
+        Py_DECREF(v);
+        if (x == (unsigned long long)-1 && PyErr_Occurred())
+            return -1;
+        if (size < 8 && x >> (8 * size)) {
+            PyErr_SetString(PyExc_OverflowError, "int too big to convert");
+            return -1;
+        }
+        for (unsigned i = 0; i < size; i++)
+            buf[i] = (uint8_t)(x >> (8 * i));
+        return 0;
+    }
+    Py_DECREF(hit);
+    PyObject *port;
+    if (dm_port(o, &port) < 0)
+        return -1;
+    if (o->port_ops) {
+        int r = ((const dh_dmaport_ops *)o->port_ops)->read(o->port_self, address, buf, size);
+        Py_DECREF(port);
+        return r;
+    }
+    PyObject *a = PyLong_FromUnsignedLong(address), *sz = a ? PyLong_FromUnsignedLong(size) : NULL;
+    PyObject *data = NULL;
+    if (sz) {
+        PyObject *args[3] = {port, a, sz};
+        data = PyObject_VectorcallMethod(dm_s_read, args, 3, NULL);
+    }
+    Py_XDECREF(a);
+    Py_XDECREF(sz);
+    Py_DECREF(port);
+    if (!data)
+        return -1;
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        Py_DECREF(data);
+        return -1;
+    }
+    int rc = 0;
+    if (view.len != (Py_ssize_t)size) {
+        PyErr_Format(PyExc_ValueError, "dma_port.read(%#x, %u) gave %zd bytes", address, size, view.len);
+        rc = -1;
+    } else {
+        memcpy(buf, view.buf, size);
+    }
+    PyBuffer_Release(&view);
+    Py_DECREF(data);
+    return rc;
+}
+
+static int dm_host_bus_write(void *h, uint32_t address, unsigned size, const uint8_t *buf)
+{
+    DmaObject *o = h;
+    PyObject *hit = dm_bus_target(o->machine, address);
+    if (!hit)
+        return -1;
+    int reg = hit != Py_None;
+    Py_DECREF(hit);
+    if (reg) {                                 /* machine.bus_write(address, size, value) */
+        unsigned long long x = 0;
+        for (unsigned i = 0; i < size; i++)
+            x |= (unsigned long long)buf[i] << (8 * i);
+        PyObject *a = PyLong_FromUnsignedLong(address), *sz = PyLong_FromUnsignedLong(size),
+                 *v = PyLong_FromUnsignedLongLong(x);
+        PyObject *r = NULL;
+        if (a && sz && v) {
+            PyObject *args[4] = {o->machine, a, sz, v};
+            r = PyObject_VectorcallMethod(dm_s_bus_write, args, 4, NULL);
+        }
+        Py_XDECREF(a);
+        Py_XDECREF(sz);
+        Py_XDECREF(v);
+        Py_XDECREF(r);
+        return r ? 0 : -1;
+    }
+    PyObject *port;
+    if (dm_port(o, &port) < 0)
+        return -1;
+    if (o->port_ops) {
+        int r = ((const dh_dmaport_ops *)o->port_ops)->write(o->port_self, address, buf, size);
+        Py_DECREF(port);
+        return r;
+    }
+    PyObject *a = PyLong_FromUnsignedLong(address);
+    PyObject *data = a ? PyBytes_FromStringAndSize((const char *)buf, size) : NULL;
+    PyObject *r = NULL;
+    if (data) {
+        PyObject *args[3] = {port, a, data};
+        r = PyObject_VectorcallMethod(dm_s_write, args, 3, NULL);
+    }
+    Py_XDECREF(a);
+    Py_XDECREF(data);
+    Py_DECREF(port);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* stm32_dma.py's _reachable past the TCM check: a peripheral at address, or a memory holding it */
+static int dm_host_mapped(void *h, uint32_t address, int64_t size, int *ok)
+{
+    DmaObject *o = h;
+    PyObject *a = PyLong_FromUnsignedLong(address);
+    if (!a)
+        return -1;
+    PyObject *args[2] = {o->machine, a};
+    PyObject *p = PyObject_VectorcallMethod(dm_s_peripheral_at, args, 2, NULL);
+    Py_DECREF(a);
+    if (!p)
+        return -1;
+    int hit = p != Py_None;
+    Py_DECREF(p);
+    *ok = 1;
+    if (hit)
+        return 0;
+    PyObject *mems = PyObject_GetAttr(o->machine, dm_s_memories);
+    if (!mems)
+        return -1;
+    PyObject *seq = PySequence_Fast(mems, "machine.memories must be a sequence");
+    Py_DECREF(mems);
+    if (!seq)
+        return -1;
+    int64_t end = (int64_t)address + size;
+    int found = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && !found; i++) {
+        PyObject *m = PySequence_Fast_GET_ITEM(seq, i);
+        int64_t b, n;
+        if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 3) {
+            PyErr_SetString(PyExc_TypeError, "machine.memories holds (name, base, size)");
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (as_i64(PyTuple_GET_ITEM(m, 1), &b) < 0 || as_i64(PyTuple_GET_ITEM(m, 2), &n) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        found = b <= (int64_t)address && end <= b + n;
+    }
+    Py_DECREF(seq);
+    *ok = found;
+    return 0;
+}
+
+static int dm_host_now(void *h, int64_t *t)
+{
+    return dm_now(((DmaObject *)h)->machine, t);
+}
+
+static int dm_host_schedule_service(void *h, int s)
+{
+    DmaObject *o = h;
+    int64_t t;
+    if (dm_now(o->machine, &t) < 0)
+        return -1;
+    PyObject *ev = dm_at(o->machine, t, o->svc_call[s], o->svc_name[s]);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->svc_event[s], ev);
+    return 0;
+}
+
+static int dm_host_cancel_service(void *h, int s)
+{
+    DmaObject *o = h;
+    PyObject *ev = o->svc_event[s];
+    if (!ev)
+        return 0;
+    o->svc_event[s] = NULL;
+    int r = dm_cancel(ev);
+    Py_DECREF(ev);
+    return r;
+}
+
+static int dm_host_schedule_delivery(void *h, int s, int flag, int end, uint32_t gen, int64_t t)
+{
+    DmaObject *o = h;
+    PyObject *call = dmacall_new((PyObject *)o, 1, s, flag, end, gen);
+    if (!call)
+        return -1;
+    PyObject *ev = dm_at(o->machine, t, call, o->flag_name[s][flag == DH_DMA_TCIF]);
+    Py_DECREF(call);
+    if (!ev)
+        return -1;
+    int r = PyList_Append(o->pending[s], ev);
+    Py_DECREF(ev);
+    return r;
+}
+
+static int dm_host_irq(void *h, int s, int level)
+{
+    DmaObject *o = h;
+    PyObject *sig = o->irq[s];
+    PyObject *cur = PyObject_GetAttr(sig, dm_s_level);
+    if (!cur)
+        return -1;
+    int differs = PyObject_RichCompareBool(level ? Py_True : Py_False, cur, Py_NE);
+    Py_DECREF(cur);
+    if (differs <= 0)
+        return differs;
+    return dm_signal_set(sig, level, o->sigcls);
+}
+
+static int dm_host_transfer_error(void *h, int s)
+{
+    DmaObject *o = h;
+    PyObject *ps = PyLong_FromLong(s);
+    if (!ps)
+        return -1;
+    PyObject *args[4] = {o->machine, dm_s_te_kind, o->name, ps};
+    PyObject *r = PyObject_VectorcallMethod(dm_s_record, args, 2, dm_s_kw_dma_stream);
+    Py_DECREF(ps);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static const dh_dma_host dm_host = {
+    dm_host_bus_read, dm_host_bus_write, dm_host_mapped, dm_host_now, dm_host_schedule_service,
+    dm_host_cancel_service, dm_host_schedule_delivery, dm_host_irq, dm_host_transfer_error,
+};
+
+/* ports.h: the register block and the request lines, for other C units */
+static int dm_mmio_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
+{
+    int modelled;
+    *value = dh_dma_read(&((DmaObject *)self)->m, offset, size, &modelled);
+    return 0;
+}
+
+static int dm_mmio_write(void *self, uint32_t offset, unsigned size, uint64_t value)
+{
+    int modelled;
+    return dh_dma_write(&((DmaObject *)self)->m, offset, size, value, &modelled);
+}
+
+static int dm_input(void *self, int line, int level)
+{
+    if (line < 0 || line >= DH_DMA_STREAMS) {
+        PyErr_Format(PyExc_IndexError, "DMA request line %d out of range", line);
+        return -1;
+    }
+    return dh_dma_set_input(&((DmaObject *)self)->m, line, level);
+}
+
+static const dh_mmio_ops dm_mmio_ops = {dm_mmio_read, dm_mmio_write};
+static const dh_input_ops dm_input_ops = {dm_input};
+
+static PyObject *dma_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw))
+{
+    DmaObject *o = (DmaObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    dh_dma_init(&o->m, &dm_host, o);
+    o->mmio_port.ops = &dm_mmio_ops;
+    o->mmio_port.self = o;
+    o->input_port.ops = &dm_input_ops;
+    o->input_port.self = o;
+    return (PyObject *)o;
+}
+
+static int dma_traverse(DmaObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->machine);
+    Py_VISIT(o->name);
+    Py_VISIT(o->sigcls);
+    Py_VISIT(o->port);
+    for (int s = 0; s < DH_DMA_STREAMS; s++) {
+        Py_VISIT(o->irq[s]);
+        Py_VISIT(o->svc_call[s]);
+        Py_VISIT(o->svc_event[s]);
+        Py_VISIT(o->pending[s]);
+        Py_VISIT(o->svc_name[s]);
+        Py_VISIT(o->flag_name[s][0]);
+        Py_VISIT(o->flag_name[s][1]);
+    }
+    return 0;          /* a heap subclass's type is visited by subtype_traverse */
+}
+
+static int dma_clear(DmaObject *o)
+{
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->name);
+    Py_CLEAR(o->sigcls);
+    Py_CLEAR(o->port);
+    o->port_ops = NULL;
+    for (int s = 0; s < DH_DMA_STREAMS; s++) {
+        Py_CLEAR(o->irq[s]);
+        Py_CLEAR(o->svc_call[s]);
+        Py_CLEAR(o->svc_event[s]);
+        Py_CLEAR(o->pending[s]);
+        Py_CLEAR(o->svc_name[s]);
+        Py_CLEAR(o->flag_name[s][0]);
+        Py_CLEAR(o->flag_name[s][1]);
+    }
+    return 0;
+}
+
+static void dma_dealloc(DmaObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    dma_clear(o);
+    Py_TYPE(o)->tp_free((PyObject *)o);     /* subtype_dealloc drops a heap subclass's type */
+}
+
+static int dm_bound(DmaObject *o)
+{
+    if (o->machine)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Dma used before _bind(machine, name, irqs, Signal)");
+    return 0;
+}
+
+/* _bind(machine, name, irq_signals, signal_class) */
+static PyObject *dma_bind(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "_bind(machine, name, irqs, Signal)");
+    PyObject *irqs = PySequence_Fast(args[2], "irqs must be a sequence");
+    if (!irqs)
+        return NULL;
+    if (PySequence_Fast_GET_SIZE(irqs) != DH_DMA_STREAMS) {
+        Py_DECREF(irqs);
+        return PyErr_Format(PyExc_ValueError, "one IRQ signal per stream (%d)", DH_DMA_STREAMS);
+    }
+    dma_clear(o);
+    Py_INCREF(args[0]);
+    o->machine = args[0];
+    Py_INCREF(args[1]);
+    o->name = args[1];
+    Py_INCREF(args[3]);
+    o->sigcls = args[3];
+    for (int s = 0; s < DH_DMA_STREAMS; s++) {
+        Py_INCREF(PySequence_Fast_GET_ITEM(irqs, s));
+        o->irq[s] = PySequence_Fast_GET_ITEM(irqs, s);
+        o->svc_call[s] = dmacall_new((PyObject *)o, 0, s, 0, 0, 0);
+        o->pending[s] = PyList_New(0);
+        o->svc_name[s] = PyUnicode_FromFormat("%U.S%d", args[1], s);
+        o->flag_name[s][0] = PyUnicode_FromFormat("%U.S%d.HTIF", args[1], s);
+        o->flag_name[s][1] = PyUnicode_FromFormat("%U.S%d.TCIF", args[1], s);
+        if (!o->svc_call[s] || !o->pending[s] || !o->svc_name[s] || !o->flag_name[s][0]
+            || !o->flag_name[s][1]) {
+            Py_DECREF(irqs);
+            dma_clear(o);
+            return NULL;
+        }
+    }
+    Py_DECREF(irqs);
+    Py_RETURN_NONE;
+}
+
+static int dm_int_arg(PyObject *o, long lo, long hi, const char *what, long *out)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < lo || v > hi) {
+        PyErr_Format(PyExc_IndexError, "%s %ld out of range %ld..%ld", what, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int dm_access_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, uint32_t *offset,
+                          unsigned *size, uint64_t *value)
+{
+    if (nargs != want) {
+        PyErr_SetString(PyExc_TypeError, want == 2 ? "read(offset, size)" : "write(offset, size, value)");
+        return -1;
+    }
+    unsigned long long off = PyLong_AsUnsignedLongLong(args[0]);
+    if (off == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    long sz = PyLong_AsLong(args[1]);
+    if (sz == -1 && PyErr_Occurred())
+        return -1;
+    if (sz < 1 || sz > 8 || off > 0xFFFFFFFFull) {
+        PyErr_Format(PyExc_ValueError, "access of %ld bytes at offset %#llx", sz, off);
+        return -1;
+    }
+    *offset = (uint32_t)off;
+    *size = (unsigned)sz;
+    if (want == 3) {
+        *value = PyLong_AsUnsignedLongLongMask(args[2]);
+        if (*value == (uint64_t)-1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *dma_read(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    unsigned size;
+    int modelled;
+    if (dm_access_args(args, nargs, 2, &off, &size, NULL) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(dh_dma_read(&o->m, off, size, &modelled));
+}
+
+static PyObject *dma_write(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    unsigned size;
+    uint64_t value;
+    int modelled;
+    if (!dm_bound(o) || dm_access_args(args, nargs, 3, &off, &size, &value) < 0)
+        return NULL;
+    if (dh_dma_write(&o->m, off, size, value, &modelled) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *dma_set_input(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    long line;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_input(line, level)");
+    if (!dm_bound(o) || dm_int_arg(args[0], 0, DH_DMA_STREAMS - 1, "request line", &line) < 0)
+        return NULL;
+    int level = PyObject_IsTrue(args[1]);
+    if (level < 0 || dh_dma_set_input(&o->m, (int)line, level) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* stm32_dma.py's reset: events cancelled, registers and counters reset, every IRQ output low */
+static PyObject *dma_reset(DmaObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!dm_bound(o))
+        return NULL;
+    for (int s = 0; s < DH_DMA_STREAMS; s++) {
+        if (o->m.st[s].service && dm_host_cancel_service(o, s) < 0)
+            return NULL;
+        PyObject *p = o->pending[s];
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(p); i++)
+            if (dm_cancel(PyList_GET_ITEM(p, i)) < 0)
+                return NULL;
+        if (PyList_SetSlice(p, 0, PY_SSIZE_T_MAX, NULL) < 0)
+            return NULL;
+    }
+    dh_dma_reset(&o->m);
+    for (int s = 0; s < DH_DMA_STREAMS; s++)
+        if (dm_signal_set(o->irq[s], 0, o->sigcls) < 0)
+            return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *dma_set_latency(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    long s;
+    int64_t ps;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "_set_latency(stream, ps)");
+    if (dm_int_arg(args[0], 0, DH_DMA_STREAMS - 1, "stream", &s) < 0 || as_i64(args[1], &ps) < 0)
+        return NULL;
+    o->m.st[s].latency_ps = ps;
+    Py_RETURN_NONE;
+}
+
+static PyObject *dma_flag(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *names[] = {"FEIF", NULL, "DMEIF", "TEIF", "HTIF", "TCIF"};
+    long s;
+    if (nargs != 2 || !PyUnicode_Check(args[1]))
+        return PyErr_Format(PyExc_TypeError, "flag(stream, name)");
+    if (dm_int_arg(args[0], 0, DH_DMA_STREAMS - 1, "stream", &s) < 0)
+        return NULL;
+    for (int f = 0; f < 6; f++)
+        if (names[f] && PyUnicode_CompareWithASCIIString(args[1], names[f]) == 0)
+            return PyLong_FromLong(dh_dma_flag(&o->m, (int)s, f));
+    return PyErr_Format(PyExc_KeyError, "%U%ld", args[1], s);
+}
+
+/* the counters of stream s (stm32_dma.py's _Stream), for inspection and the differential tests */
+static PyObject *dma_stream_state(DmaObject *o, PyObject *arg)
+{
+    long s;
+    if (dm_int_arg(arg, 0, DH_DMA_STREAMS - 1, "stream", &s) < 0)
+        return NULL;
+    const dh_dma_stream *st = &o->m.st[s];
+    return Py_BuildValue("{s:N,s:N,s:k,s:K,s:K,s:L,s:L,s:i,s:K,s:k,s:N}",
+                         "request", PyBool_FromLong(st->request), "span_ok", PyBool_FromLong(st->span_ok),
+                         "reload", (unsigned long)st->reload, "p_off", (unsigned long long)st->p_off,
+                         "m_off", (unsigned long long)st->m_off, "latency_ps", (long long)st->latency_ps,
+                         "last_delivery", (long long)st->last_delivery, "pending", st->pending,
+                         "transfers", (unsigned long long)st->transfers, "gen", (unsigned long)st->gen,
+                         "service", PyBool_FromLong(st->service));
+}
+
+static PyObject *dma_get_servicing(DmaObject *o, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(o->m.servicing);
+}
+
+static PyObject *dm_capsule(dh_port *port, const char *name)
+{
+    return PyCapsule_New(port, name, NULL);
+}
+
+static PyObject *dma_get_mmio(DmaObject *o, void *Py_UNUSED(c))
+{
+    return dm_capsule(&o->mmio_port, DH_MMIO_CAPSULE);
+}
+
+static PyObject *dma_get_input(DmaObject *o, void *Py_UNUSED(c))
+{
+    return dm_capsule(&o->input_port, DH_INPUT_CAPSULE);
+}
+
+static PyGetSetDef dma_getset[] = {
+    {"_servicing", (getter)dma_get_servicing, NULL, "inside a service: requests are scheduled", NULL},
+    {"_native_mmio", (getter)dma_get_mmio, NULL, "ports.h: the register block", NULL},
+    {"_native_input", (getter)dma_get_input, NULL, "ports.h: the request lines", NULL},
+    {NULL},
+};
+
+static PyMethodDef dma_methods[] = {
+    {"_bind", (PyCFunction)(void (*)(void))dma_bind, METH_FASTCALL,
+     "_bind(machine, name, irq_signals, Signal): wire the model to its machine and outputs."},
+    {"read", (PyCFunction)(void (*)(void))dma_read, METH_FASTCALL, "read(offset, size) -> int"},
+    {"write", (PyCFunction)(void (*)(void))dma_write, METH_FASTCALL, "write(offset, size, value)"},
+    {"set_input", (PyCFunction)(void (*)(void))dma_set_input, METH_FASTCALL,
+     "set_input(stream, level): the stream's request line (from DMAMUX1)."},
+    {"reset", (PyCFunction)dma_reset, METH_NOARGS, "The chip reset (latencies survive)."},
+    {"_set_latency", (PyCFunction)(void (*)(void))dma_set_latency, METH_FASTCALL, NULL},
+    {"flag", (PyCFunction)(void (*)(void))dma_flag, METH_FASTCALL,
+     "flag(stream, name) -> the flag (TCIF, HTIF, TEIF, DMEIF, FEIF) of the stream."},
+    {"stream_state", (PyCFunction)dma_stream_state, METH_O, "stream_state(s) -> dict of counters"},
+    {NULL},
+};
+
+static PyTypeObject DmaType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Dma",
+    .tp_basicsize = sizeof(DmaObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "STM32H7 DMA1/DMA2 streams (native/dma.c): the base of stm32_dma.Stm32DmaNative.",
+    .tp_new = dma_new,
+    .tp_dealloc = (destructor)dma_dealloc,
+    .tp_traverse = (traverseproc)dma_traverse,
+    .tp_clear = (inquiry)dma_clear,
+    .tp_methods = dma_methods,
+    .tp_getset = dma_getset,
+};
+
+/* a Signal target: a Dma in C, anything else through its set_input */
+static int dm_sink(PyObject *sink, PyObject *line, int level)
+{
+    if (PyObject_TypeCheck(sink, &DmaType) && ((DmaObject *)sink)->machine) {
+        long l;
+        if (dm_int_arg(line, 0, DH_DMA_STREAMS - 1, "request line", &l) < 0)
+            return -1;
+        Py_INCREF(sink);
+        int r = dh_dma_set_input(&((DmaObject *)sink)->m, (int)l, level);
+        Py_DECREF(sink);
+        return r;
+    }
+    PyObject *args[3] = {sink, line, level ? Py_True : Py_False};
+    PyObject *r = PyObject_VectorcallMethod(dm_s_set_input, args, 3, NULL);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* -- Dmamux --------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    dh_dmamux m;
+    PyObject *sigcls;
+    PyObject *out[DH_DMAMUX_MAX_CHANNELS];
+    dh_port mmio_port, input_port;
+} MuxObject;
+
+static int mx_host_output(void *h, int c, int level)
+{
+    MuxObject *o = h;
+    return dm_signal_set(o->out[c], level, o->sigcls);
+}
+
+static const dh_dmamux_host mx_host = {mx_host_output};
+
+static int mx_mmio_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
+{
+    int modelled;
+    *value = dh_dmamux_read(&((MuxObject *)self)->m, offset, size, &modelled);
+    return 0;
+}
+
+static int mx_mmio_write(void *self, uint32_t offset, unsigned size, uint64_t value)
+{
+    int modelled;
+    return dh_dmamux_write(&((MuxObject *)self)->m, offset, size, value, &modelled);
+}
+
+static int mx_input(void *self, int line, int level)
+{
+    return dh_dmamux_set_input(&((MuxObject *)self)->m, line, level);
+}
+
+static const dh_mmio_ops mx_mmio_ops = {mx_mmio_read, mx_mmio_write};
+static const dh_input_ops mx_input_ops = {mx_input};
+
+static PyObject *mux_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw))
+{
+    MuxObject *o = (MuxObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    dh_dmamux_init(&o->m, 0, 0, &mx_host, o);
+    o->mmio_port.ops = &mx_mmio_ops;
+    o->mmio_port.self = o;
+    o->input_port.ops = &mx_input_ops;
+    o->input_port.self = o;
+    return (PyObject *)o;
+}
+
+static int mux_traverse(MuxObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->sigcls);
+    for (int c = 0; c < DH_DMAMUX_MAX_CHANNELS; c++)
+        Py_VISIT(o->out[c]);
+    return 0;          /* a heap subclass's type is visited by subtype_traverse */
+}
+
+static int mux_clear(MuxObject *o)
+{
+    Py_CLEAR(o->sigcls);
+    for (int c = 0; c < DH_DMAMUX_MAX_CHANNELS; c++)
+        Py_CLEAR(o->out[c]);
+    o->m.n_channels = 0;
+    return 0;
+}
+
+static void mux_dealloc(MuxObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    mux_clear(o);
+    Py_TYPE(o)->tp_free((PyObject *)o);     /* subtype_dealloc drops a heap subclass's type */
+}
+
+/* _bind(outputs, n_generators, Signal): one output signal per channel */
+static PyObject *mux_bind(MuxObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    long ngen;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "_bind(outputs, n_generators, Signal)");
+    PyObject *outs = PySequence_Fast(args[0], "outputs must be a sequence");
+    if (!outs)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(outs);
+    if (n > DH_DMAMUX_MAX_CHANNELS
+        || dm_int_arg(args[1], 0, DH_DMAMUX_MAX_GENERATORS, "request generators", &ngen) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "at most %d channels", DH_DMAMUX_MAX_CHANNELS);
+        Py_DECREF(outs);
+        return NULL;
+    }
+    mux_clear(o);
+    for (Py_ssize_t c = 0; c < n; c++) {
+        Py_INCREF(PySequence_Fast_GET_ITEM(outs, c));
+        o->out[c] = PySequence_Fast_GET_ITEM(outs, c);
+    }
+    Py_DECREF(outs);
+    Py_INCREF(args[2]);
+    o->sigcls = args[2];
+    dh_dmamux_init(&o->m, (int)n, (int)ngen, &mx_host, o);
+    Py_RETURN_NONE;
+}
+
+static int mx_bound(MuxObject *o)
+{
+    if (o->sigcls)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Dmamux used before _bind(outputs, n_generators, Signal)");
+    return 0;
+}
+
+static PyObject *mux_read(MuxObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    unsigned size;
+    int modelled;
+    if (dm_access_args(args, nargs, 2, &off, &size, NULL) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(dh_dmamux_read(&o->m, off, size, &modelled));
+}
+
+static PyObject *mux_write(MuxObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    unsigned size;
+    uint64_t value;
+    int modelled;
+    if (!mx_bound(o) || dm_access_args(args, nargs, 3, &off, &size, &value) < 0)
+        return NULL;
+    if (dh_dmamux_write(&o->m, off, size, value, &modelled) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *mux_set_input(MuxObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_input(line, level)");
+    if (!mx_bound(o))
+        return NULL;
+    int overflow;
+    long line = PyLong_AsLongAndOverflow(args[0], &overflow);
+    if (line == -1 && PyErr_Occurred())
+        return NULL;
+    int level = PyObject_IsTrue(args[1]);
+    if (level < 0)
+        return NULL;
+    if (!overflow && line >= 0 && line < DH_DMAMUX_IDS
+        && dh_dmamux_set_input(&o->m, (int)line, level) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *mux_reset(MuxObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!mx_bound(o) || dh_dmamux_reset(&o->m) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* level(line) -> the last level of request line `line` (False when never set) */
+static PyObject *mux_level(MuxObject *o, PyObject *arg)
+{
+    int overflow;
+    long line = PyLong_AsLongAndOverflow(arg, &overflow);
+    if (line == -1 && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(!overflow && line >= 0 && line < DH_DMAMUX_IDS && o->m.level[line]);
+}
+
+static PyObject *mux_get_mmio(MuxObject *o, void *Py_UNUSED(c))
+{
+    return dm_capsule(&o->mmio_port, DH_MMIO_CAPSULE);
+}
+
+static PyObject *mux_get_input(MuxObject *o, void *Py_UNUSED(c))
+{
+    return dm_capsule(&o->input_port, DH_INPUT_CAPSULE);
+}
+
+static PyGetSetDef mux_getset[] = {
+    {"_native_mmio", (getter)mux_get_mmio, NULL, "ports.h: the register block", NULL},
+    {"_native_input", (getter)mux_get_input, NULL, "ports.h: the request lines (by request id)", NULL},
+    {NULL},
+};
+
+static PyMethodDef mux_methods[] = {
+    {"_bind", (PyCFunction)(void (*)(void))mux_bind, METH_FASTCALL,
+     "_bind(outputs, n_generators, Signal): the channel outputs, in channel order."},
+    {"read", (PyCFunction)(void (*)(void))mux_read, METH_FASTCALL, "read(offset, size) -> int"},
+    {"write", (PyCFunction)(void (*)(void))mux_write, METH_FASTCALL, "write(offset, size, value)"},
+    {"set_input", (PyCFunction)(void (*)(void))mux_set_input, METH_FASTCALL,
+     "set_input(line, level): request line `line` (RM0433 request id)."},
+    {"reset", (PyCFunction)mux_reset, METH_NOARGS, "Registers reset, every output low."},
+    {"level", (PyCFunction)mux_level, METH_O, NULL},
+    {NULL},
+};
+
+static PyTypeObject MuxType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Dmamux",
+    .tp_basicsize = sizeof(MuxObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "STM32H7 DMAMUX1 (native/dmamux.c): the base of stm32_dmamux.Stm32DmamuxNative.",
+    .tp_new = mux_new,
+    .tp_dealloc = (destructor)mux_dealloc,
+    .tp_traverse = (traverseproc)mux_traverse,
+    .tp_clear = (inquiry)mux_clear,
+    .tp_methods = mux_methods,
+    .tp_getset = mux_getset,
+};
+
+static int add_dma_types(PyObject *m)
+{
+#define DM_INTERN(var, s)                                   \
+    if (!(var = PyUnicode_InternFromString(s)))             \
+        return -1;
+    DM_INTERN(dm_s_level, "level");
+    DM_INTERN(dm_s_targets, "_targets");
+    DM_INTERN(dm_s_set, "set");
+    DM_INTERN(dm_s_set_input, "set_input");
+    DM_INTERN(dm_s_bus_target, "bus_target");
+    DM_INTERN(dm_s_bus_write, "bus_write");
+    DM_INTERN(dm_s_dma_port, "dma_port");
+    DM_INTERN(dm_s_read, "read");
+    DM_INTERN(dm_s_write, "write");
+    DM_INTERN(dm_s_native_dma_port, "_native_dma_port");
+    DM_INTERN(dm_s_peripheral_at, "peripheral_at");
+    DM_INTERN(dm_s_memories, "memories");
+    DM_INTERN(dm_s_now, "now");
+    DM_INTERN(dm_s_scheduler, "scheduler");
+    DM_INTERN(dm_s_at, "at");
+    DM_INTERN(dm_s_cancel, "cancel");
+    DM_INTERN(dm_s_record, "record");
+    DM_INTERN(dm_s_te_kind, "dma_transfer_error");
+#undef DM_INTERN
+    if (!(dm_s_kw_name = Py_BuildValue("(s)", "name"))
+        || !(dm_s_kw_dma_stream = Py_BuildValue("(ss)", "dma", "stream")))
+        return -1;
+    if (PyType_Ready(&DmaCallType) < 0 || PyType_Ready(&DmaType) < 0 || PyType_Ready(&MuxType) < 0)
+        return -1;
+    Py_INCREF(&DmaType);
+    if (PyModule_AddObject(m, "Dma", (PyObject *)&DmaType) < 0) {
+        Py_DECREF(&DmaType);
+        return -1;
+    }
+    Py_INCREF(&MuxType);
+    if (PyModule_AddObject(m, "Dmamux", (PyObject *)&MuxType) < 0) {
+        Py_DECREF(&MuxType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of DMA streams and DMAMUX [dmac] ======================================================== */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -5494,7 +6586,7 @@ PyMODINIT_FUNC PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (add_link_types(m) < 0 || add_espu_type(m) < 0 || add_bus_type(m) < 0) {  /* [linkc, cbus] */
+    if (add_link_types(m) < 0 || add_espu_type(m) < 0 || add_bus_type(m) < 0 || add_dma_types(m) < 0) {  /* [dmac] */
         Py_DECREF(m);
         return NULL;
     }
