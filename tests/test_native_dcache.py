@@ -5,7 +5,8 @@ Two machines, one per DUOHIL_MODELS value, each with its own scheduler, a FakeCp
 memory: the CPU view), three tracked regions (two mapped at the start, one whose memory is added
 later) beside untracked RAM and flash. Hypothesis picks the seed, the residency (None or small
 ranges so that evictions happen) and a program of DMA writes and reads (aligned or not, crossing
-lines and regions, some run as scheduler events at the same time as evictions), CPU writes into
+lines and regions; on the native side some go through ports.h's capsule called from C; some run
+as scheduler events, some at the very picosecond a line's residency ends), CPU writes into
 unicorn's memory (dirtying lines), maintenance by address and set/way bursts (longer than one
 CMSIS loop), CCR.DC on/off, MPU windows made non-cacheable (with and without mpu_changed), time
 advances that fire eviction events, residency and seed changes, system resets and a memory that
@@ -115,6 +116,9 @@ OPS = {
     "dw": st.tuples(st.just("dw"), addr, data),
     "dw_at": st.tuples(st.just("dw_at"), dt, addr, data),                        # as an event
     "dr": st.tuples(st.just("dr"), addr, st.integers(0, 80)),
+    # the same through ports.h's capsule, called from C, on the native side
+    "dwc": st.tuples(st.just("dwc"), addr, data),
+    "drc": st.tuples(st.just("drc"), addr, st.integers(0, 80)),
     "cw": st.tuples(st.just("cw"), addr, st.binary(min_size=1, max_size=40)),
     "adv": st.tuples(st.just("adv"), dt),
     "mva": st.tuples(st.just("mva"), st.sampled_from(("invalidate", "clean", "clean_invalidate")),
@@ -144,7 +148,8 @@ OPS = {
     "reset": st.just(("reset",)),
     "late": st.just(("late",)),
 }
-OP = st.sampled_from(["dw"] * 6 + ["dw_at"] * 2 + ["dr"] * 4 + ["cw"] * 4 + ["adv"] * 4
+OP = st.sampled_from(["dw"] * 4 + ["dwc"] * 2 + ["dw_at"] * 2 + ["dr"] * 3 + ["drc"]
+                     + ["cw"] * 4 + ["adv"] * 4
                      + ["mva"] * 4 + ["mva_at"] * 2 + ["fw"] * 3 + ["mix"] * 3 + ["race"] * 3
                      + ["sw", "sw", "en", "mpu", "res", "seed", "reset", "late"]
                      ).flatmap(OPS.__getitem__)
@@ -158,6 +163,15 @@ def apply(b, op):
     elif kind == "dw_at":
         sched.at(sched.now + op[1], m.dma_write, op[2], op[3], name="dma")
     elif kind == "dr":
+        return m.dma_read(op[1], op[2])
+    elif kind == "dwc":
+        if isinstance(c, DCacheNative):
+            native.core().DCache.port_loop(m.dma_port, op[1], op[2], 1)
+        else:
+            m.dma_write(op[1], op[2])
+    elif kind == "drc":
+        if isinstance(c, DCacheNative):
+            return native.core().DCache.port_loop(m.dma_port, op[1], op[2], 1)
         return m.dma_read(op[1], op[2])
     elif kind == "cw":
         m.cpu.uc.mem_write(op[1], op[2])
@@ -289,6 +303,13 @@ def test_plain_dma_port_reads_and_writes_cpu_memory(models) -> None:
     m.dma_write(RAM + 5, bytearray(b"hello"))
     assert m.dma_read(RAM + 4, 7) == b"\0hello\0" and m.cpu.uc.mem_read(RAM + 5, 5) == b"hello"
     assert m.dma_read(RAM, 0) == b""
+    if models == "native":                            # the capsule, called from C
+        loop = native.core().DCache.port_loop
+        loop(m.dma_port, RAM + 0x10, b"via-capsule", 3)
+        assert m.cpu.uc.mem_read(RAM + 0x10, 11) == b"via-capsule"
+        assert loop(m.dma_port, RAM + 0x14, 4, 2) == b"capsule"[:4]
+        with pytest.raises(UcError):
+            loop(m.dma_port, 0x6000_0000, 4, 1)
     with pytest.raises(UcError) as err:
         m.dma_read(RAM + 0xFFE, 4)                    # runs off the end of the memory
     assert err.value.errno != 0

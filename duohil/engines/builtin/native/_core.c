@@ -3822,6 +3822,44 @@ out:
     return res;
 }
 
+/* port_loop(owner, address, data | size, iters): what a C DMA does through owner._native_dma_port
+ * (ports.h), iters times: write data, or read size bytes (returned, from the last read). For the
+ * tests (the capsule path against the Python calls) and the benchmark (per-byte cost from C). */
+static PyObject *dcg_port_loop(PyObject *Py_UNUSED(cls), PyObject *args)
+{
+    PyObject *owner, *what;
+    unsigned long address;
+    Py_ssize_t iters;
+    if (!PyArg_ParseTuple(args, "OkOn:port_loop", &owner, &address, &what, &iters))
+        return NULL;
+    PyObject *cap = PyObject_GetAttrString(owner, "_native_dma_port");
+    if (!cap)
+        return NULL;
+    dh_port *port = PyCapsule_GetPointer(cap, DH_DMAPORT_CAPSULE);
+    Py_DECREF(cap);                  /* the port lives as long as owner, which we hold */
+    if (!port)
+        return NULL;
+    const dh_dmaport_ops *ops = port->ops;
+    if (PyLong_Check(what)) {
+        Py_ssize_t n = PyLong_AsSsize_t(what);
+        if (n < 0)
+            return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "negative size");
+        PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+        for (Py_ssize_t k = 0; out && k < iters; k++)
+            if (ops->read(port->self, (uint32_t)address, (uint8_t *)PyBytes_AS_STRING(out), (size_t)n) < 0)
+                Py_CLEAR(out);
+        return out;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(what, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int rc = 0;
+    for (Py_ssize_t k = 0; rc == 0 && k < iters; k++)
+        rc = ops->write(port->self, (uint32_t)address, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return dcg_done(rc);
+}
+
 static PyObject *dcg_get_port(PyObject *o, void *Py_UNUSED(c))
 {
     return PyCapsule_New(&((DCacheObject *)o)->port, DH_DMAPORT_CAPSULE, NULL);
@@ -3892,6 +3930,8 @@ static PyMethodDef dcg_methods[] = {
     {"events", (PyCFunction)dcg_events, METH_NOARGS, "{stale line: its eviction event}"},
     {"bus", (PyCFunction)(void (*)(void))dcg_bus, METH_FASTCALL, "bus(address, size) -> bytes"},
     {"active_regions", (PyCFunction)dcg_active, METH_NOARGS, "[(base, size)] of mapped regions"},
+    {"port_loop", (PyCFunction)dcg_port_loop, METH_VARARGS | METH_STATIC,
+     "port_loop(owner, address, data | size, iters): owner's _native_dma_port called from C"},
     {"draw", (PyCFunction)dcg_draw, METH_VARARGS | METH_STATIC,
      "draw(key, lo, hi): random.Random(key).randint(lo, hi), computed in C"},
     {NULL},
