@@ -3095,15 +3095,15 @@ static int dcg_now(void *ctx, int64_t *out)
 static int dcg_cacheable(void *ctx, uint32_t line, int *cacheable, int *memo)
 {
     DCacheObject *o = ctx;
-    PyObject *mpu = PyObject_GetAttr(o->machine, dcs_mpu);
-    if (!mpu) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-            return -1;
-        PyErr_Clear();
-        mpu = Py_NewRef(Py_None);
-    }
-    if (mpu == Py_None) {
-        Py_DECREF(mpu);
+    PyObject *mpu;                      /* getattr(machine, "mpu", None), no exception made */
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyObject_GetOptionalAttr(o->machine, dcs_mpu, &mpu) < 0)
+#else
+    if (_PyObject_LookupAttr(o->machine, dcs_mpu, &mpu) < 0)
+#endif
+        return -1;
+    if (!mpu || mpu == Py_None) {
+        Py_XDECREF(mpu);
         *cacheable = 1;
         *memo = 0;
         return 0;
