@@ -81,6 +81,11 @@ Other simplifications, deterministic:
 Call sites: the SCS model calls set_enabled / invalidate / clean / clean_invalidate / *_all /
 mpu_changed on firmware writes; DMA models reach memory through ``machine.dma_read/dma_write``,
 which this object serves once installed as ``machine.dma_port``.
+
+Two implementations: ``DCache(...)`` is ``DCacheNative`` under ``DUOHIL_MODELS=native`` (the
+default when the native core is built): the same model with its state in C (native/dcache.c),
+its methods the C object's, and ``_native_dma_port`` (native/ports.h) for a DMA model in C. The
+class below is the reference; tests/test_native_dcache.py proves both equal.
 """
 from __future__ import annotations
 
