@@ -3284,20 +3284,19 @@ out:
     return rc;
 }
 
+static int dcg_env_sync(void *ctx)
+{
+    return dcg_sync(ctx);
+}
+
 static int dcg_port_read(void *self, uint32_t address, uint8_t *buf, size_t n)
 {
-    DCacheObject *o = self;
-    if (dcg_sync(o) < 0)
-        return -1;
-    return dc_read(&o->dc, address, buf, n);
+    return dc_read(&((DCacheObject *)self)->dc, address, buf, n);
 }
 
 static int dcg_port_write(void *self, uint32_t address, const uint8_t *buf, size_t n)
 {
-    DCacheObject *o = self;
-    if (dcg_sync(o) < 0)
-        return -1;
-    return dc_write(&o->dc, address, buf, n);
+    return dc_write(&((DCacheObject *)self)->dc, address, buf, n);
 }
 
 static const dh_dmaport_ops dcg_port_ops = {dcg_port_read, dcg_port_write};
@@ -3401,7 +3400,7 @@ static PyObject *dcg_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     o = (DCacheObject *)type->tp_alloc(type, 0);
     if (!o)
         goto fail;
-    dc_env env = {o, dcg_now, dcg_cacheable, dcg_schedule, dcg_ev_state, dcg_cancel, dcg_drop,
+    dc_env env = {o, dcg_env_sync, dcg_now, dcg_cacheable, dcg_schedule, dcg_ev_state, dcg_cancel, dcg_drop,
                   dcg_need_uc, dcg_uc_error, dcg_nomem};
     const char *why;
     if (dc_init(&o->dc, &env, b, s, (size_t)n, &why) < 0) {
@@ -3504,8 +3503,6 @@ static PyObject *dcg_read(DCacheObject *o, PyObject *const *args, Py_ssize_t nar
     n = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
     if (n == -1 && PyErr_Occurred())
         return NULL;
-    if (dcg_sync(o) < 0)
-        return NULL;
     if (n < 0)
         n = 0;
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
@@ -3531,21 +3528,16 @@ static PyObject *dcg_write(DCacheObject *o, PyObject *const *args, Py_ssize_t na
         Py_XDECREF(tmp);
         return NULL;
     }
-    int rc = dcg_sync(o);
-    if (rc == 0)
-        rc = dc_write(&o->dc, a, view.buf, (size_t)view.len);
+    int rc = dc_write(&o->dc, a, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     Py_XDECREF(tmp);
     return dcg_done(rc);
 }
 
-/* maintenance by address: the layout is looked at only when the cache is on (dcache.py's _mva) */
 static PyObject *dcg_by_address(DCacheObject *o, PyObject *arg, int (*op)(dc_cache *, uint64_t))
 {
     uint64_t a;
     if (dcs_addr(arg, &a) < 0)
-        return NULL;
-    if (o->dc.enabled && dcg_sync(o) < 0)
         return NULL;
     return dcg_done(op(&o->dc, a));
 }
@@ -3567,8 +3559,6 @@ static PyObject *dcg_clean_invalidate(DCacheObject *o, PyObject *arg)
 
 static PyObject *dcg_set_way(DCacheObject *o, int (*op)(dc_cache *))
 {
-    if (o->dc.enabled && dcg_sync(o) < 0)
-        return NULL;
     return dcg_done(op(&o->dc));
 }
 
@@ -3592,22 +3582,16 @@ static PyObject *dcg_set_enabled(DCacheObject *o, PyObject *arg)
     int on = PyObject_IsTrue(arg);
     if (on < 0)
         return NULL;
-    if (on != o->dc.enabled && dcg_sync(o) < 0)
-        return NULL;
     return dcg_done(dc_set_enabled(&o->dc, on));
 }
 
 static PyObject *dcg_mpu_changed(DCacheObject *o, PyObject *Py_UNUSED(x))
 {
-    if (o->dc.enabled && dcg_sync(o) < 0)
-        return NULL;
     return dcg_done(dc_mpu_changed(&o->dc));
 }
 
 static PyObject *dcg_on_reset(DCacheObject *o, PyObject *Py_UNUSED(cause))
 {
-    if (o->dc.enabled && dcg_sync(o) < 0)
-        return NULL;
     return dcg_done(dc_on_reset(&o->dc));
 }
 
@@ -3615,8 +3599,6 @@ static PyObject *dcg_on_evict(DCacheObject *o, PyObject *arg)
 {
     uint64_t la;
     if (dcs_addr(arg, &la) < 0)
-        return NULL;
-    if (o->dc.enabled && dcg_sync(o) < 0)
         return NULL;
     return dcg_done(dc_on_evict(&o->dc, la));
 }

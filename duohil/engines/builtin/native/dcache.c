@@ -370,6 +370,11 @@ static int deadline(dc_cache *c, dc_region *r, size_t i, uint64_t la, int64_t *t
     return 1;
 }
 
+static int layout_sync(dc_cache *c)
+{
+    return c->env.sync(c->env.ctx);
+}
+
 static int now(dc_cache *c, int64_t *t)
 {
     return c->env.now(c->env.ctx, t);
@@ -494,6 +499,8 @@ int dc_on_evict(dc_cache *c, uint64_t la)
     drop_event(c, w, i, 0);               /* the event that fires: popped, not cancelled */
     if (!c->enabled || !w->stale[i])
         return 0;
+    if (layout_sync(c) < 0)
+        return -1;
     dc_region *r = dc_region_of(c, la);
     int64_t t, t_now;
     if (!r || !deadline(c, r, i, la, &t))
@@ -674,6 +681,8 @@ int dc_read(dc_cache *c, uint64_t address, uint8_t *out, size_t n)
         return 0;
     if (c->timed && now(c, &t_now) < 0)
         return -1;
+    if (layout_sync(c) < 0)
+        return -1;
     uint64_t a = address, end = address + n;
     while (a < end) {                     /* _pieces */
         dc_region *r = dc_region_of(c, a);
@@ -701,6 +710,8 @@ int dc_write(dc_cache *c, uint64_t address, const uint8_t *data, size_t n)
     if (!n)
         return 0;
     if (c->timed && now(c, &t_now) < 0)
+        return -1;
+    if (layout_sync(c) < 0)
         return -1;
     uint64_t a = address, end = address + n;
     while (a < end) {
@@ -764,6 +775,8 @@ static int mva(dc_cache *c, uint64_t address, dc_region **rp, size_t *ip, uint64
 {
     if (!c->enabled)
         return 0;
+    if (layout_sync(c) < 0)
+        return -1;
     uint64_t la = address & ~(uint64_t)(DC_LINE - 1);
     dc_region *r = dc_region_of(c, la);
     if (!r)
@@ -862,7 +875,7 @@ static int set_way(dc_cache *c, int kind)
     c->burst_gen = c->gen;
     c->burst_calls = 1;
     c->set_way_runs++;
-    if (flush_due(c) < 0)
+    if (layout_sync(c) < 0 || flush_due(c) < 0)
         return -1;
     return 1;
 }
@@ -959,6 +972,8 @@ int dc_set_enabled(dc_cache *c, int on)
     on = !!on;
     if (on == c->enabled)
         return 0;
+    if (layout_sync(c) < 0)
+        return -1;
     c->gen++;
     if (on) {
         for (size_t k = 0; k < c->nrg; k++) {
@@ -985,7 +1000,7 @@ int dc_mpu_changed(dc_cache *c)
     c->gen++;
     if (!c->enabled)
         return 0;
-    if (flush_due(c) < 0 || resolve_all(c, 1) < 0)
+    if (layout_sync(c) < 0 || flush_due(c) < 0 || resolve_all(c, 1) < 0)
         return -1;
     return all_allocated(c);
 }

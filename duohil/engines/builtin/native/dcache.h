@@ -30,6 +30,9 @@ enum { DC_BURST_NONE = 0, DC_BURST_INV = 1, DC_BURST_CLEAN = 2, DC_BURST_CLEANIN
 
 typedef struct {
     void *ctx;
+    /* dcache.py's `regions` looked at: the binding calls dc_set_layout when the machine's
+     * memories changed since the last time (called where the Python model evaluates it) */
+    int (*sync)(void *ctx);
     /* machine.now() */
     int (*now)(void *ctx, int64_t *out);
     /* machine.mpu.attributes(line)[0]; *memo = 0 when there is no MPU (nothing memoised) */
