@@ -10,12 +10,15 @@ What is native so far: the scheduler's event heap, time loop and slice driver
 (``_core.CortexM``, used by cortexm.py's ``_enter_native``/``_exc_return_native``) and the RV32
 peer's register access and trap entry (``_core.RiscV``, used by riscv.py's ``_enter_trap_native``)
 the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision) and the
-PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete).
+PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete), the
+M7's D-cache line bookkeeping (``_core.DCache``, dcache.py's DCacheNative) and the plain DMA port
+(``_core.DmaPort``), both serving ports.h's ``_native_dma_port``.
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
-``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC;
-``ucapi.c``: the unicorn C API
-resolved with dlsym on the library the ``unicorn`` package loaded).
+``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry;
+``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC; ``dcache.c``: the D-cache;
+``ucapi.c``: the unicorn C API resolved with dlsym on the library the ``unicorn`` package
+loaded).
 setup.py builds them at ``pip install -e .`` (``make setup``).
 """
 from __future__ import annotations
