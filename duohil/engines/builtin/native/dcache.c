@@ -211,9 +211,6 @@ int dc_init(dc_cache *c, const dc_env *env, const uint64_t *bases, const uint64_
     c->env = *env;
     c->alloc_gen = c->r_gen = c->nc_gen = 1;
     *why = NULL;
-    c->key = calloc(1, sizeof *c->key);           /* seed 0: the key is the line address alone */
-    if (!c->key)
-        goto nomem;
     for (size_t k = 0; k < n; k++) {
         if (bases[k] % DC_LINE || sizes[k] % DC_LINE || bases[k] + sizes[k] > ((uint64_t)1 << 32)) {
             *why = "regions must be 32-byte aligned and below 4 GiB";
@@ -225,9 +222,10 @@ int dc_init(dc_cache *c, const dc_env *env, const uint64_t *bases, const uint64_
                 return -1;
             }
     }
+    c->key = calloc(1, sizeof *c->key);           /* seed 0: the key is the line address alone */
     c->rg = calloc(n ? n : 1, sizeof *c->rg);
     c->by_base = calloc(n ? n : 1, sizeof *c->by_base);
-    if (!c->rg || !c->by_base)
+    if (!c->key || !c->rg || !c->by_base)
         goto nomem;
     c->nrg = n;
     for (size_t k = 0; k < n; k++) {
@@ -679,6 +677,8 @@ int dc_read(dc_cache *c, uint64_t address, uint8_t *out, size_t n)
     int64_t t_now = 0;
     if (!n)
         return 0;
+    if (address + n < address)            /* past 2**64: nothing is mapped there */
+        return c->env.uc_error(c->env.ctx, UC_ERR_READ_UNMAPPED);
     if (c->timed && now(c, &t_now) < 0)
         return -1;
     if (layout_sync(c) < 0)
@@ -709,6 +709,8 @@ int dc_write(dc_cache *c, uint64_t address, const uint8_t *data, size_t n)
     int64_t t_now = 0;
     if (!n)
         return 0;
+    if (address + n < address)
+        return c->env.uc_error(c->env.ctx, UC_ERR_WRITE_UNMAPPED);
     if (c->timed && now(c, &t_now) < 0)
         return -1;
     if (layout_sync(c) < 0)
