@@ -81,6 +81,11 @@ Other simplifications, deterministic:
 Call sites: the SCS model calls set_enabled / invalidate / clean / clean_invalidate / *_all /
 mpu_changed on firmware writes; DMA models reach memory through ``machine.dma_read/dma_write``,
 which this object serves once installed as ``machine.dma_port``.
+
+Two implementations: ``DCache(...)`` is ``DCacheNative`` under ``DUOHIL_MODELS=native`` (the
+default when the native core is built): the same model with its state in C (native/dcache.c),
+its methods the C object's, and ``_native_dma_port`` (native/ports.h) for a DMA model in C. The
+class below is the reference; tests/test_native_dcache.py proves both equal.
 """
 from __future__ import annotations
 
@@ -91,6 +96,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..base import PS_PER_US
+from . import native
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -136,6 +142,55 @@ def residency_draw(seed: int, line: int, r_min: int, r_max: int) -> int:
     return random.Random(residency_key(seed, line)).randint(r_min, r_max)
 
 
+def _wanted_regions(regions: Iterable[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    wanted = []
+    for name, base, size in regions:
+        if base % LINE or size % LINE:
+            raise ValueError(f"D-cache region {name} at {base:#x}+{size:#x} must be "
+                             f"{LINE}-byte aligned")
+        wanted.append((name, base, size))
+    return wanted
+
+
+def _residency_range(min_ps: int | tuple[int, int] | None,
+                     max_ps: int | None = None) -> tuple[int, int] | None:
+    """``set_residency``'s argument forms -> (r_min, r_max) or None."""
+    if isinstance(min_ps, (tuple, list)):
+        if max_ps is not None:
+            raise ValueError("set_residency: give a (min, max) pair or two numbers, not both")
+        min_ps, max_ps = min_ps
+    if min_ps is None:
+        if max_ps is not None:
+            raise ValueError("set_residency(None) takes no maximum")
+        return None
+    lo = int(min_ps)
+    hi = lo if max_ps is None else int(max_ps)
+    if lo <= 0 or hi < lo:
+        raise ValueError(f"residency range must be 0 < min <= max ps, got [{lo}, {hi}]")
+    return (lo, hi)
+
+
+def host_views(machine: Machine) -> list[tuple[int, int, int]]:
+    """(base, end, host address) of each memory, when the machine maps them with
+    ``mem_map_ptr`` onto buffers it keeps (machine.add_memory): the CPU view is then read
+    straight from host memory (unicorn's mem_read costs ~20 us per call). Empty when the
+    layout is not the expected one: every read then goes through unicorn."""
+    keep = getattr(machine, "_keep", None)
+    names: list[str] = []
+    for name, _b, _n in machine.memories:
+        if name not in names:
+            names.append(name)
+    if not keep or len(keep) != len(names):
+        return []
+    out = []
+    for name, base, size in machine.memories:
+        buf = keep[names.index(name)]
+        if not isinstance(buf, ctypes.Array) or ctypes.sizeof(buf) != size:
+            return []
+        out.append((base, base + size, ctypes.addressof(buf)))
+    return out
+
+
 class _Region:
     __slots__ = ("base", "bus", "end", "name", "size")
 
@@ -154,16 +209,17 @@ class DCache:
     ``residency``: ``(r_min_ps, r_max_ps)``, ``None`` (every line resident for ever), or omitted
     for ``DEFAULT_RESIDENCY_PS``."""
 
+    def __new__(cls, *args: object, **kwargs: object) -> DCache:
+        # under DUOHIL_MODELS=native the line bookkeeping lives in C (DCacheNative below)
+        if cls is DCache and native.models() == "native":
+            cls = DCacheNative
+        return super().__new__(cls)
+
     def __init__(self, machine: Machine,
                  regions: Iterable[tuple[str, int, int]] = H743_DMA_SRAMS, *,
                  seed: int = 0, residency: tuple[int, int] | None | object = _DEFAULT) -> None:
         self.machine = machine
-        self._wanted = []
-        for name, base, size in regions:
-            if base % LINE or size % LINE:
-                raise ValueError(f"D-cache region {name} at {base:#x}+{size:#x} must be "
-                                 f"{LINE}-byte aligned")
-            self._wanted.append((name, base, size))
+        self._wanted = _wanted_regions(regions)
         self._regions: list[_Region] = []
         self._mem_count = -1                 # regions are matched to the machine's memories lazily
         self._host: list[tuple[int, int, int]] = []   # see _host_views
@@ -204,21 +260,7 @@ class DCache:
         ``set_residency((r_min, r_max))``, ``set_residency(r)`` (fixed), or ``set_residency(None)``
         (resident for ever: a DMA write is stale until the firmware invalidates). Lines keep their
         allocation times; their residency is drawn again from the new range."""
-        if isinstance(min_ps, (tuple, list)):
-            if max_ps is not None:
-                raise ValueError("set_residency: give a (min, max) pair or two numbers, not both")
-            min_ps, max_ps = min_ps
-        if min_ps is None:
-            if max_ps is not None:
-                raise ValueError("set_residency(None) takes no maximum")
-            rng = None
-        else:
-            lo = int(min_ps)
-            hi = lo if max_ps is None else int(max_ps)
-            if lo <= 0 or hi < lo:
-                raise ValueError(f"residency range must be 0 < min <= max ps, got [{lo}, {hi}]")
-            rng = (lo, hi)
-        self._residency = rng
+        self._residency = _residency_range(min_ps, max_ps)
         self._r.clear()
         self._reschedule_all()
 
@@ -426,24 +468,7 @@ class DCache:
             self.machine.cpu.uc.mem_write(address, bytes(data))
 
     def _host_views(self) -> list[tuple[int, int, int]]:
-        """(base, end, host address) of each memory, when the machine maps them with
-        ``mem_map_ptr`` onto buffers it keeps (machine.add_memory): the CPU view is then read
-        straight from host memory (unicorn's mem_read costs ~20 us per call). Empty when the
-        layout is not the expected one: every read then goes through unicorn."""
-        keep = getattr(self.machine, "_keep", None)
-        names: list[str] = []
-        for name, _b, _n in self.machine.memories:
-            if name not in names:
-                names.append(name)
-        if not keep or len(keep) != len(names):
-            return []
-        out = []
-        for name, base, size in self.machine.memories:
-            buf = keep[names.index(name)]
-            if not isinstance(buf, ctypes.Array) or ctypes.sizeof(buf) != size:
-                return []
-            out.append((base, base + size, ctypes.addressof(buf)))
-        return out
+        return host_views(self.machine)
 
     def _set_cpu(self, line: int, data: bytes) -> None:
         self._cpu_write(line, data)
@@ -728,3 +753,122 @@ class DCache:
         """CCR.DC resets to 0. Dirty lines are kept (as if written back): see the module notes."""
         self.set_enabled(False)
         self._nc_cache.clear()
+
+
+class _NativeRegion:
+    """A tracked region of DCacheNative: name, base, size, end, and ``bus``, a copy of its bus
+    view (the bytes live in C)."""
+
+    __slots__ = ("_c", "base", "end", "name", "size")
+
+    def __init__(self, c: object, name: str, base: int, size: int) -> None:
+        self._c = c
+        self.name = name
+        self.base = base
+        self.size = size
+        self.end = base + size
+
+    @property
+    def bus(self) -> bytes:
+        return self._c.bus(self.base, self.size)
+
+
+def _c_counter(name: str) -> property:
+    return property(lambda self: getattr(self._c, name), doc=f"{name} (kept in C)")
+
+
+class DCacheNative(DCache):
+    """The DCache of DUOHIL_MODELS=native: the bus views, stale lines with their base copies,
+    residency draws, allocation times, eviction events, MPU attribute memo, burst state and
+    counters live in C (native/dcache.c, the ``_core.DCache`` object ``_c``), the one copy of that
+    state; DCache above (Python dicts and bytearrays) stays the reference. The hot calls
+    (``read``/``write`` as machine.dma_port, the SCS's maintenance operations, the eviction
+    events) are the C object's own methods; ``_native_dma_port`` lets a C DMA call it without
+    Python (ports.h). The residency draws are Python's ``random.Random(key).randint`` computed in
+    C (same MT19937 seeding and rejection sampling: tests/test_native_dcache.py checks many keys).
+    Not supported here, unlike the reference: overlapping regions (refused) and residency times
+    or allocation times past 2**63 ps."""
+
+    def __init__(self, machine: Machine,
+                 regions: Iterable[tuple[str, int, int]] = H743_DMA_SRAMS, *,
+                 seed: int = 0, residency: tuple[int, int] | None | object = _DEFAULT) -> None:
+        from .machine import Machine as _Machine
+        self.machine = machine
+        self._wanted = _wanted_regions(regions)
+        inline_now = getattr(type(machine), "now", None) is _Machine.now
+        c = self._c = native.core().DCache(machine, [(b, n) for _name, b, n in self._wanted],
+                                           host_views, inline_now)
+        self._views: dict[int, _NativeRegion] = {}
+        # the C methods themselves, so that callers (the SCS, DMA models) reach C in one call
+        for name in ("read", "write", "invalidate", "clean", "clean_invalidate", "invalidate_all",
+                     "clean_all", "clean_invalidate_all", "set_enabled", "mpu_changed",
+                     "residency_of", "alloc_time", "stale_lines", "_on_reset", "_on_evict"):
+            setattr(self, name, getattr(c, name))
+        c.seed = seed
+        self.set_residency(*((DEFAULT_RESIDENCY_PS,) if residency is _DEFAULT else (residency,)))
+        machine.cache = self
+        machine.dma_port = self
+        machine.reset_hooks.append(self._on_reset)
+
+    def set_residency(self, min_ps: int | tuple[int, int] | None,
+                      max_ps: int | None = None) -> None:
+        self._c.set_range(_residency_range(min_ps, max_ps))
+
+    @property
+    def residency(self) -> tuple[int, int] | None:
+        return self._c.residency
+
+    @property
+    def seed(self) -> int:
+        return self._c.seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self._c.seed = value
+
+    @property
+    def enabled(self) -> bool:
+        return self._c.enabled
+
+    @property
+    def _native_dma_port(self) -> object:
+        """ports.h's capsule (duohil.native.dmaport); valid while this object lives."""
+        return self._c._native_dma_port
+
+    @property
+    def _evict_ev(self) -> dict[int, Event]:
+        """Stale line -> its pending eviction event (a snapshot)."""
+        return self._c.events()
+
+    @property
+    def _stale(self) -> dict[int, bytes]:
+        """Stale line -> its bytes before the first DMA write (a snapshot)."""
+        return self._c.stale_bases()
+
+    @property
+    def regions(self) -> list[_NativeRegion]:  # type: ignore[override]
+        names = {b: name for name, b, _n in self._wanted}
+        out = []
+        for base, size in self._c.active_regions():
+            v = self._views.get(base)
+            if v is None:
+                v = self._views[base] = _NativeRegion(self._c, names[base], base, size)
+            out.append(v)
+        return out
+
+    def stats(self) -> dict[str, int]:
+        c = self._c
+        return {"dma_stale_writes": c.dma_stale_writes, "fresh_writes": c.fresh_writes,
+                "stale_evictions": c.stale_evictions, "writebacks": c.writebacks,
+                "lines_invalidated": c.lines_invalidated,
+                "lines_written_back": c.lines_written_back, "set_way_runs": c.set_way_runs,
+                "stale_lines": len(c.stale_lines())}
+
+    dma_stale_writes = _c_counter("dma_stale_writes")
+    lines_invalidated = _c_counter("lines_invalidated")
+    lines_written_back = _c_counter("lines_written_back")
+    set_way_ops = _c_counter("set_way_ops")
+    set_way_runs = _c_counter("set_way_runs")
+    stale_evictions = _c_counter("stale_evictions")
+    writebacks = _c_counter("writebacks")
+    fresh_writes = _c_counter("fresh_writes")

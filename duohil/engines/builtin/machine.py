@@ -40,7 +40,18 @@ _MMIO_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_
 
 
 class DmaPort:
-    """How a DMA master sees memory. The D-cache model replaces this with its own bus view."""
+    """How a DMA master sees memory. The D-cache model replaces this with its own bus view.
+
+    Under DUOHIL_MODELS=native ``DmaPort(machine)`` is ``_core.DmaPort``: the same two calls
+    (uc_mem_read / uc_mem_write on machine.cpu.uc's engine, from C) plus ``_native_dma_port``,
+    the capsule by which a C DMA reaches memory without Python (native/ports.h)."""
+
+    def __new__(cls, machine: "Machine") -> Any:
+        if cls is DmaPort:
+            from . import native
+            if native.models() == "native":
+                return native.core().DmaPort(machine)
+        return super().__new__(cls)
 
     def __init__(self, machine: "Machine") -> None:
         self.machine = machine

@@ -28,6 +28,15 @@ The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c
 MMIO range table;
 ``ucapi.c``: the unicorn C API
 resolved with dlsym on the library the ``unicorn`` package loaded).
+PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete), the
+M7's D-cache line bookkeeping (``_core.DCache``, dcache.py's DCacheNative) and the plain DMA port
+(``_core.DmaPort``), both serving ports.h's ``_native_dma_port``.
+
+The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
+``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry;
+``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC; ``dcache.c``: the D-cache;
+``ucapi.c``: the unicorn C API resolved with dlsym on the library the ``unicorn`` package
+loaded).
 setup.py builds them at ``pip install -e .`` (``make setup``).
 """
 from __future__ import annotations

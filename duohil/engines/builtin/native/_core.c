@@ -6468,6 +6468,1222 @@ static int add_dma_types(PyObject *m)
 
 /* == end of DMA streams and DMAMUX [dmac] ======================================================== */
 
+/* == D-cache and DMA ports [dcachec] ================================================================
+ * _core.DCache: dcache.py's DCache with its state in C (native/dcache.c), chosen by DCache() under
+ * DUOHIL_MODELS=native (dcache.py's DCacheNative keeps the Python face: properties, set_residency's
+ * argument forms). _core.DmaPort: machine.py's plain DmaPort (no D-cache: the CPU's memory through
+ * uc_mem_read/uc_mem_write). Both expose `_native_dma_port` (ports.h) so that a C DMA moves bytes
+ * without Python. */
+
+#include "dcache.h"
+#include "ports.h"
+
+static PyObject *dcs_memories, *dcs_mpu, *dcs_attributes, *dcs_at, *dcs_time, *dcs_cancelled,
+    *dcs_cancel, *dcs_uc, *dcs_uch, *dcs_value, *dcs_name_kw, *dcs_evict_name, *dcs_cpu,
+    *dcs_executing, *dcs_slice_start_ps, *dcs_scheduler, *dcs_now;
+static PyObject *dcs_ucerror;          /* unicorn.UcError, imported at the first error */
+
+static int dcs_raise_uc(int err)
+{
+    if (!dcs_ucerror) {
+        PyObject *mod = PyImport_ImportModule("unicorn");
+        if (!mod)
+            return -1;
+        dcs_ucerror = PyObject_GetAttrString(mod, "UcError");
+        Py_DECREF(mod);
+        if (!dcs_ucerror)
+            return -1;
+    }
+    PyObject *e = PyObject_CallFunction(dcs_ucerror, "i", err);
+    if (e) {
+        PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+        Py_DECREF(e);
+    }
+    return -1;
+}
+
+/* machine.cpu.uc: the engine handle, a new reference to the Uc object in *uc_obj */
+static int dcs_machine_uc(PyObject *machine, PyObject **cpu_out, PyObject **uc_obj, uc_engine **uc)
+{
+    PyObject *cpu = PyObject_GetAttr(machine, dcs_cpu);
+    if (!cpu)
+        return -1;
+    PyObject *u = PyObject_GetAttr(cpu, dcs_uc);          /* None.uc: AttributeError, as Python */
+    PyObject *h = u ? PyObject_GetAttr(u, dcs_uch) : NULL;
+    PyObject *v = h ? PyObject_GetAttr(h, dcs_value) : NULL;
+    void *p = v ? PyLong_AsVoidPtr(v) : NULL;
+    Py_XDECREF(v);
+    Py_XDECREF(h);
+    if (!p) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "machine.cpu.uc has no open engine");
+        Py_XDECREF(u);
+        Py_DECREF(cpu);
+        return -1;
+    }
+    if (need_uc() < 0) {
+        Py_DECREF(u);
+        Py_DECREF(cpu);
+        return -1;
+    }
+    *uc = (uc_engine *)p;
+    *uc_obj = u;
+    if (cpu_out)
+        *cpu_out = cpu;
+    else
+        Py_DECREF(cpu);
+    return 0;
+}
+
+static int dcs_i64(PyObject *o, int64_t *out)
+{
+    if (!o)
+        return -1;
+    int rc = as_i64(o, out);
+    Py_DECREF(o);
+    return rc;
+}
+
+/* an address argument: a non-negative int below 2**64 */
+static int dcs_addr(PyObject *o, uint64_t *out)
+{
+    PyObject *i = PyNumber_Index(o);
+    if (!i)
+        return -1;
+    unsigned long long v = PyLong_AsUnsignedLongLong(i);
+    Py_DECREF(i);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* the bytes of a data argument (bytes(data) in Python): a buffer, released by the caller */
+static int dcs_data(PyObject *o, Py_buffer *view, PyObject **tmp)
+{
+    *tmp = NULL;
+    if (PyObject_CheckBuffer(o))
+        return PyObject_GetBuffer(o, view, PyBUF_SIMPLE);
+    *tmp = PyBytes_FromObject(o);
+    if (!*tmp)
+        return -1;
+    return PyObject_GetBuffer(*tmp, view, PyBUF_SIMPLE);
+}
+
+/* -- DCache ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    dc_cache dc;
+    int ready;
+    dh_port port;
+    PyObject *machine;
+    PyObject *on_evict;       /* our bound _on_evict: the eviction events' callable */
+    PyObject *views_fn;       /* dcache.py's host_views(machine) */
+    PyObject *uc_obj;         /* the Uc whose engine dc.uc is */
+    PyObject *seed;           /* the seed as given (an int) */
+    Py_ssize_t mem_count;     /* len(machine.memories) at the last layout, -1 before */
+    int inline_now;           /* machine.now is Machine.now: computed here without the call */
+} DCacheObject;
+
+static PyTypeObject DCacheType;
+
+static int dcg_now(void *ctx, int64_t *out)
+{
+    DCacheObject *o = ctx;
+    if (!o->inline_now)
+        return dcs_i64(PyObject_CallMethodNoArgs(o->machine, dcs_now), out);
+    /* Machine.now: the start of the running slice while the CPU executes, else scheduler.now */
+    PyObject *cpu = PyObject_GetAttr(o->machine, dcs_cpu);
+    if (!cpu)
+        return -1;
+    if (cpu != Py_None) {
+        PyObject *ex = PyObject_GetAttr(cpu, dcs_executing);
+        int running = ex ? PyObject_IsTrue(ex) : -1;
+        Py_XDECREF(ex);
+        if (running) {
+            int rc = running < 0 ? -1 : dcs_i64(PyObject_GetAttr(cpu, dcs_slice_start_ps), out);
+            Py_DECREF(cpu);
+            return rc;
+        }
+    }
+    Py_DECREF(cpu);
+    PyObject *s = PyObject_GetAttr(o->machine, dcs_scheduler);
+    if (!s)
+        return -1;
+    if (PyObject_TypeCheck(s, &SchedType)) {
+        *out = ((SchedObject *)s)->now;
+        Py_DECREF(s);
+        return 0;
+    }
+    int rc = dcs_i64(PyObject_GetAttr(s, dcs_now), out);
+    Py_DECREF(s);
+    return rc;
+}
+
+static int dcg_cacheable(void *ctx, uint32_t line, int *cacheable, int *memo)
+{
+    DCacheObject *o = ctx;
+    PyObject *mpu;                      /* getattr(machine, "mpu", None), no exception made */
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyObject_GetOptionalAttr(o->machine, dcs_mpu, &mpu) < 0)
+#else
+    if (_PyObject_LookupAttr(o->machine, dcs_mpu, &mpu) < 0)
+#endif
+        return -1;
+    if (!mpu || mpu == Py_None) {
+        Py_XDECREF(mpu);
+        *cacheable = 1;
+        *memo = 0;
+        return 0;
+    }
+    PyObject *la = PyLong_FromUnsignedLong(line);
+    PyObject *res = la ? PyObject_CallMethodOneArg(mpu, dcs_attributes, la) : NULL;
+    Py_XDECREF(la);
+    Py_DECREF(mpu);
+    if (!res)
+        return -1;
+    PyObject *seq = PySequence_Fast(res, "mpu.attributes() must return (cacheable, access_ok)");
+    Py_DECREF(res);
+    if (!seq)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != 2) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "mpu.attributes() must return (cacheable, access_ok)");
+        return -1;
+    }
+    int t = PyObject_IsTrue(PySequence_Fast_GET_ITEM(seq, 0));
+    Py_DECREF(seq);
+    if (t < 0)
+        return -1;
+    *cacheable = t;
+    *memo = 1;
+    return 0;
+}
+
+static int dcg_schedule(void *ctx, uint32_t la, int64_t t, void **ev)
+{
+    DCacheObject *o = ctx;
+    PyObject *s = PyObject_GetAttr(o->machine, dcs_scheduler);
+    if (!s)
+        return -1;
+    PyObject *pt = PyLong_FromLongLong(t), *pl = PyLong_FromUnsignedLong(la);
+    PyObject *r = NULL;
+    if (pt && pl) {
+        PyObject *args[6] = {NULL, s, pt, o->on_evict, pl, dcs_evict_name};
+        r = PyObject_VectorcallMethod(dcs_at, args + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      dcs_name_kw);
+    }
+    Py_XDECREF(pt);
+    Py_XDECREF(pl);
+    Py_DECREF(s);
+    if (!r)
+        return -1;
+    *ev = r;
+    return 0;
+}
+
+static int dcg_ev_state(void *ctx, void *ev, int64_t *t, int *cancelled)
+{
+    PyObject *e = ev;
+    if (PyObject_TypeCheck(e, &EventType)) {
+        *t = ((EventObject *)e)->time;
+        *cancelled = ((EventObject *)e)->cancelled;
+        return 0;
+    }
+    if (dcs_i64(PyObject_GetAttr(e, dcs_time), t) < 0)
+        return -1;
+    PyObject *c = PyObject_GetAttr(e, dcs_cancelled);
+    int v = c ? PyObject_IsTrue(c) : -1;
+    Py_XDECREF(c);
+    if (v < 0)
+        return -1;
+    *cancelled = v;
+    return 0;
+}
+
+static int dcg_cancel(void *ctx, void *ev)
+{
+    PyObject *e = ev;
+    if (Py_IS_TYPE(e, &EventType)) {
+        ((EventObject *)e)->cancelled = 1;
+        return 0;
+    }
+    PyObject *r = PyObject_CallMethodNoArgs(e, dcs_cancel);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static void dcg_drop(void *ctx, void *ev)
+{
+    Py_DECREF((PyObject *)ev);
+}
+
+static int dcg_need_uc(void *ctx, uc_engine **uc)
+{
+    DCacheObject *o = ctx;
+    PyObject *u;
+    if (dcs_machine_uc(o->machine, NULL, &u, uc) < 0)
+        return -1;
+    Py_XSETREF(o->uc_obj, u);
+    return 0;
+}
+
+static int dcg_uc_error(void *ctx, int err)
+{
+    return dcs_raise_uc(err);
+}
+
+static int dcg_nomem(void *ctx)
+{
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* dcache.py's `regions` and `_host_views`, redone when len(machine.memories) changes */
+static int dcg_sync(DCacheObject *o)
+{
+    PyObject *mems = PyObject_GetAttr(o->machine, dcs_memories);
+    if (!mems)
+        return -1;
+    Py_ssize_t n = PyObject_Length(mems);
+    if (n < 0 || n == o->mem_count) {
+        Py_DECREF(mems);
+        return n < 0 ? -1 : 0;
+    }
+    uint64_t *mb = PyMem_Calloc(n ? n : 1, sizeof *mb), *ms = PyMem_Calloc(n ? n : 1, sizeof *ms);
+    dc_view *views = NULL;
+    PyObject *vl = NULL, *seq = NULL;
+    int rc = -1;
+    if (!mb || !ms) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    seq = PySequence_Fast(mems, "machine.memories must be a list");
+    if (!seq)
+        goto out;
+    for (Py_ssize_t k = 0; k < n && k < PySequence_Fast_GET_SIZE(seq); k++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, k);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
+            PyErr_SetString(PyExc_TypeError, "machine.memories entries are (name, base, size)");
+            goto out;
+        }
+        if (dcs_addr(PyTuple_GET_ITEM(t, 1), &mb[k]) < 0 || dcs_addr(PyTuple_GET_ITEM(t, 2), &ms[k]) < 0)
+            goto out;
+    }
+    vl = PyObject_CallOneArg(o->views_fn, o->machine);
+    if (!vl)
+        goto out;
+    Py_ssize_t nv = PyObject_Length(vl);
+    if (nv < 0)
+        goto out;
+    views = PyMem_Calloc(nv ? nv : 1, sizeof *views);
+    if (!views) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t k = 0; k < nv; k++) {
+        PyObject *t = PySequence_GetItem(vl, k);
+        uint64_t b, e, p;
+        int bad = !t || !PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3
+                  || dcs_addr(PyTuple_GET_ITEM(t, 0), &b) < 0 || dcs_addr(PyTuple_GET_ITEM(t, 1), &e) < 0
+                  || dcs_addr(PyTuple_GET_ITEM(t, 2), &p) < 0;
+        Py_XDECREF(t);
+        if (bad) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "host views are (base, end, host address)");
+            goto out;
+        }
+        views[k] = (dc_view){b, e, (uint8_t *)(uintptr_t)p};
+    }
+    /* the CPU (and its engine) is looked up again at the next access that needs unicorn */
+    o->dc.uc = NULL;
+    Py_CLEAR(o->uc_obj);
+    if (dc_set_layout(&o->dc, mb, ms, (size_t)n, views, (size_t)nv) < 0)
+        goto out;
+    o->mem_count = n;
+    rc = 0;
+out:
+    PyMem_Free(mb);
+    PyMem_Free(ms);
+    PyMem_Free(views);
+    Py_XDECREF(vl);
+    Py_XDECREF(seq);
+    Py_DECREF(mems);
+    return rc;
+}
+
+static int dcg_env_sync(void *ctx)
+{
+    return dcg_sync(ctx);
+}
+
+static int dcg_port_read(void *self, uint32_t address, uint8_t *buf, size_t n)
+{
+    return dc_read(&((DCacheObject *)self)->dc, address, buf, n);
+}
+
+static int dcg_port_write(void *self, uint32_t address, const uint8_t *buf, size_t n)
+{
+    return dc_write(&((DCacheObject *)self)->dc, address, buf, n);
+}
+
+static const dh_dmaport_ops dcg_port_ops = {dcg_port_read, dcg_port_write};
+
+static int dcg_set_seed(DCacheObject *o, PyObject *value)
+{
+    /* residency_key's zig-zag: z = 2*seed if seed >= 0 else -2*seed - 1; its 32-bit words */
+    PyObject *seed = PyNumber_Long(value);
+    if (!seed)
+        return -1;
+    PyObject *zero = PyLong_FromLong(0), *one = PyLong_FromLong(1), *two = PyLong_FromLong(2);
+    PyObject *z = NULL, *mask = PyLong_FromUnsignedLong(0xFFFFFFFFul);
+    int neg = zero ? PyObject_RichCompareBool(seed, zero, Py_LT) : -1;
+    uint32_t *w = NULL;
+    size_t nw = 0, cap = 0;
+    int rc = -1;
+    if (neg < 0 || !one || !two || !mask)
+        goto out;
+    z = PyNumber_Multiply(seed, two);
+    if (z && neg) {
+        PyObject *t = PyNumber_Negative(z);
+        Py_SETREF(z, t);
+        if (z) {
+            t = PyNumber_Subtract(z, one);
+            Py_SETREF(z, t);
+        }
+    }
+    if (!z)
+        goto out;
+    for (;;) {
+        int nz = PyObject_IsTrue(z);
+        if (nz < 0)
+            goto out;
+        if (!nz)
+            break;
+        PyObject *lo = PyNumber_And(z, mask);
+        if (!lo)
+            goto out;
+        unsigned long v = PyLong_AsUnsignedLong(lo);
+        Py_DECREF(lo);
+        if (v == (unsigned long)-1 && PyErr_Occurred())
+            goto out;
+        if (nw == cap) {
+            cap = cap ? 2 * cap : 4;
+            uint32_t *nwp = PyMem_Realloc(w, cap * sizeof *w);
+            if (!nwp) {
+                PyErr_NoMemory();
+                goto out;
+            }
+            w = nwp;
+        }
+        w[nw++] = (uint32_t)v;
+        PyObject *sh = PyLong_FromLong(32), *t = sh ? PyNumber_Rshift(z, sh) : NULL;
+        Py_XDECREF(sh);
+        Py_SETREF(z, t);
+        if (!z)
+            goto out;
+    }
+    if (dc_set_seed(&o->dc, w, nw) < 0)
+        goto out;
+    Py_XSETREF(o->seed, Py_NewRef(seed));
+    rc = 0;
+out:
+    PyMem_Free(w);
+    Py_XDECREF(z);
+    Py_XDECREF(zero);
+    Py_XDECREF(one);
+    Py_XDECREF(two);
+    Py_XDECREF(mask);
+    Py_DECREF(seed);
+    return rc;
+}
+
+static PyObject *dcg_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"machine", "regions", "host_views", "inline_now", NULL};
+    PyObject *machine, *regions, *views_fn;
+    int inline_now = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|p:DCache", kwlist, &machine, &regions,
+                                     &views_fn, &inline_now))
+        return NULL;
+    PyObject *seq = PySequence_Fast(regions, "regions: a sequence of (base, size)");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint64_t *b = PyMem_Calloc(n ? n : 1, sizeof *b), *s = PyMem_Calloc(n ? n : 1, sizeof *s);
+    DCacheObject *o = NULL;
+    if (!b || !s) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, k);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
+            PyErr_SetString(PyExc_TypeError, "regions: a sequence of (base, size)");
+            goto fail;
+        }
+        if (dcs_addr(PyTuple_GET_ITEM(t, 0), &b[k]) < 0 || dcs_addr(PyTuple_GET_ITEM(t, 1), &s[k]) < 0)
+            goto fail;
+    }
+    o = (DCacheObject *)type->tp_alloc(type, 0);
+    if (!o)
+        goto fail;
+    dc_env env = {o, dcg_env_sync, dcg_now, dcg_cacheable, dcg_schedule, dcg_ev_state, dcg_cancel, dcg_drop,
+                  dcg_need_uc, dcg_uc_error, dcg_nomem};
+    const char *why;
+    if (dc_init(&o->dc, &env, b, s, (size_t)n, &why) < 0) {
+        PyErr_Format(PyExc_ValueError, "D-cache: %s", why);
+        goto fail;
+    }
+    o->ready = 1;
+    o->port = (dh_port){&dcg_port_ops, o};
+    o->machine = Py_NewRef(machine);
+    o->views_fn = Py_NewRef(views_fn);
+    o->mem_count = -1;
+    o->inline_now = inline_now;
+    o->seed = PyLong_FromLong(0);
+    o->on_evict = PyObject_GetAttrString((PyObject *)o, "_on_evict");
+    if (!o->seed || !o->on_evict)
+        goto fail;
+    PyMem_Free(b);
+    PyMem_Free(s);
+    Py_DECREF(seq);
+    return (PyObject *)o;
+fail:
+    PyMem_Free(b);
+    PyMem_Free(s);
+    Py_DECREF(seq);
+    Py_XDECREF(o);
+    return NULL;
+}
+
+static void dcg_drop_events(DCacheObject *o)
+{
+    if (!o->ready)
+        return;
+    for (size_t k = 0; k < o->dc.nrg; k++) {
+        dc_region *r = &o->dc.rg[k];
+        for (size_t i = 0; r->nev && i < r->nlines; i++)
+            if (r->ev[i]) {
+                PyObject *e = r->ev[i];
+                r->ev[i] = NULL;
+                r->nev--;
+                Py_DECREF(e);
+            }
+    }
+}
+
+static int dcg_traverse(DCacheObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->machine);
+    Py_VISIT(o->on_evict);
+    Py_VISIT(o->views_fn);
+    Py_VISIT(o->uc_obj);
+    Py_VISIT(o->seed);
+    if (o->ready)
+        for (size_t k = 0; k < o->dc.nrg; k++) {
+            dc_region *r = &o->dc.rg[k];
+            for (size_t i = 0, seen = 0; seen < r->nev && i < r->nlines; i++)
+                if (r->ev[i]) {
+                    seen++;
+                    Py_VISIT((PyObject *)r->ev[i]);
+                }
+        }
+    return 0;
+}
+
+static int dcg_clear(DCacheObject *o)
+{
+    dcg_drop_events(o);
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->on_evict);
+    Py_CLEAR(o->views_fn);
+    Py_CLEAR(o->uc_obj);
+    Py_CLEAR(o->seed);
+    return 0;
+}
+
+static void dcg_dealloc(DCacheObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    dcg_clear(o);
+    if (o->ready)
+        dc_free(&o->dc);
+    o->ready = 0;
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static PyObject *dcg_done(int rc)
+{
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *dcg_read(DCacheObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t a;
+    Py_ssize_t n;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "read(address, size) takes 2 arguments");
+    if (dcs_addr(args[0], &a) < 0)
+        return NULL;
+    n = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0)
+        n = 0;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out)
+        return NULL;
+    if (dc_read(&o->dc, a, (uint8_t *)PyBytes_AS_STRING(out), (size_t)n) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *dcg_write(DCacheObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t a;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "write(address, data) takes 2 arguments");
+    if (dcs_addr(args[0], &a) < 0)
+        return NULL;
+    Py_buffer view;
+    PyObject *tmp;
+    if (dcs_data(args[1], &view, &tmp) < 0) {
+        Py_XDECREF(tmp);
+        return NULL;
+    }
+    int rc = dc_write(&o->dc, a, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    Py_XDECREF(tmp);
+    return dcg_done(rc);
+}
+
+static PyObject *dcg_by_address(DCacheObject *o, PyObject *arg, int (*op)(dc_cache *, uint64_t))
+{
+    uint64_t a;
+    if (dcs_addr(arg, &a) < 0)
+        return NULL;
+    return dcg_done(op(&o->dc, a));
+}
+
+static PyObject *dcg_invalidate(DCacheObject *o, PyObject *arg)
+{
+    return dcg_by_address(o, arg, dc_invalidate);
+}
+
+static PyObject *dcg_clean(DCacheObject *o, PyObject *arg)
+{
+    return dcg_by_address(o, arg, dc_clean);
+}
+
+static PyObject *dcg_clean_invalidate(DCacheObject *o, PyObject *arg)
+{
+    return dcg_by_address(o, arg, dc_clean_invalidate);
+}
+
+static PyObject *dcg_set_way(DCacheObject *o, int (*op)(dc_cache *))
+{
+    return dcg_done(op(&o->dc));
+}
+
+static PyObject *dcg_invalidate_all(DCacheObject *o, PyObject *Py_UNUSED(x))
+{
+    return dcg_set_way(o, dc_invalidate_all);
+}
+
+static PyObject *dcg_clean_all(DCacheObject *o, PyObject *Py_UNUSED(x))
+{
+    return dcg_set_way(o, dc_clean_all);
+}
+
+static PyObject *dcg_clean_invalidate_all(DCacheObject *o, PyObject *Py_UNUSED(x))
+{
+    return dcg_set_way(o, dc_clean_invalidate_all);
+}
+
+static PyObject *dcg_set_enabled(DCacheObject *o, PyObject *arg)
+{
+    int on = PyObject_IsTrue(arg);
+    if (on < 0)
+        return NULL;
+    return dcg_done(dc_set_enabled(&o->dc, on));
+}
+
+static PyObject *dcg_mpu_changed(DCacheObject *o, PyObject *Py_UNUSED(x))
+{
+    return dcg_done(dc_mpu_changed(&o->dc));
+}
+
+static PyObject *dcg_on_reset(DCacheObject *o, PyObject *Py_UNUSED(cause))
+{
+    return dcg_done(dc_on_reset(&o->dc));
+}
+
+static PyObject *dcg_on_evict(DCacheObject *o, PyObject *arg)
+{
+    uint64_t la;
+    if (dcs_addr(arg, &la) < 0)
+        return NULL;
+    return dcg_done(dc_on_evict(&o->dc, la));
+}
+
+/* set_range(None) or set_range((lo, hi)): the residency range, validated by dcache.py */
+static PyObject *dcg_set_range(DCacheObject *o, PyObject *arg)
+{
+    if (arg == Py_None)
+        return dcg_done(dc_set_residency(&o->dc, 0, 0, 0));
+    int64_t lo, hi;
+    if (!PyArg_ParseTuple(arg, "LL:set_range", &lo, &hi))
+        return NULL;
+    if (lo <= 0 || hi < lo)
+        return PyErr_Format(PyExc_ValueError, "residency range must be 0 < min <= max ps, got [%lld, %lld]",
+                            (long long)lo, (long long)hi);
+    return dcg_done(dc_set_residency(&o->dc, 1, lo, hi));
+}
+
+static PyObject *dcg_get_residency(DCacheObject *o, void *Py_UNUSED(c))
+{
+    if (!o->dc.timed)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(LL)", (long long)o->dc.r_lo, (long long)o->dc.r_hi);
+}
+
+static PyObject *dcg_get_seed(DCacheObject *o, void *Py_UNUSED(c))
+{
+    return Py_NewRef(o->seed);
+}
+
+static int dcg_set_seed_attr(DCacheObject *o, PyObject *v, void *Py_UNUSED(c))
+{
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete seed");
+        return -1;
+    }
+    return dcg_set_seed(o, v);
+}
+
+static PyObject *dcg_residency_of(DCacheObject *o, PyObject *arg)
+{
+    uint64_t line;
+    if (dcs_addr(arg, &line) < 0)
+        return NULL;
+    int none;
+    int64_t r = dc_residency_of(&o->dc, (uint32_t)line, &none);
+    if (none)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(r);
+}
+
+static PyObject *dcg_alloc_time(DCacheObject *o, PyObject *arg)
+{
+    uint64_t line;
+    if (dcs_addr(arg, &line) < 0)
+        return NULL;
+    if (line >> 32)
+        return PyLong_FromLongLong(o->dc.epoch);
+    return PyLong_FromLongLong(dc_alloc_time(&o->dc, (uint32_t)line));
+}
+
+/* sorted stale lines: a list of addresses, or with bases=True a dict line -> its base bytes */
+static PyObject *dcg_stale(DCacheObject *o, int bases)
+{
+    PyObject *out = bases ? PyDict_New() : PyList_New(0);
+    if (!out)
+        return NULL;
+    for (size_t kk = 0; kk < o->dc.nrg; kk++) {
+        dc_region *r = &o->dc.rg[o->dc.by_base[kk]];
+        for (size_t i = 0; r->nstale && i < r->nlines; i++) {
+            if (!r->stale[i])
+                continue;
+            PyObject *la = PyLong_FromUnsignedLongLong(r->base + i * DC_LINE);
+            int rc = -1;
+            if (la && bases) {
+                PyObject *b = PyBytes_FromStringAndSize((char *)r->stale_base + i * DC_LINE, DC_LINE);
+                rc = b ? PyDict_SetItem(out, la, b) : -1;
+                Py_XDECREF(b);
+            } else if (la) {
+                rc = PyList_Append(out, la);
+            }
+            Py_XDECREF(la);
+            if (rc < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        }
+    }
+    return out;
+}
+
+static PyObject *dcg_stale_lines(DCacheObject *o, PyObject *Py_UNUSED(x))
+{
+    return dcg_stale(o, 0);
+}
+
+static PyObject *dcg_stale_bases(DCacheObject *o, PyObject *Py_UNUSED(x))
+{
+    return dcg_stale(o, 1);
+}
+
+static PyObject *dcg_events(DCacheObject *o, PyObject *Py_UNUSED(x))
+{
+    PyObject *out = PyDict_New();
+    if (!out)
+        return NULL;
+    for (size_t kk = 0; kk < o->dc.nrg; kk++) {
+        dc_region *r = &o->dc.rg[o->dc.by_base[kk]];
+        for (size_t i = 0; r->nev && i < r->nlines; i++) {
+            if (!r->ev[i])
+                continue;
+            PyObject *la = PyLong_FromUnsignedLongLong(r->base + i * DC_LINE);
+            if (!la || PyDict_SetItem(out, la, (PyObject *)r->ev[i]) < 0) {
+                Py_XDECREF(la);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(la);
+        }
+    }
+    return out;
+}
+
+/* bus(address, size): the bus view's bytes of one active region (tests, inspection) */
+static PyObject *dcg_bus(DCacheObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t a, n;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "bus(address, size) takes 2 arguments");
+    if (dcs_addr(args[0], &a) < 0 || dcs_addr(args[1], &n) < 0 || dcg_sync(o) < 0)
+        return NULL;
+    dc_region *r = dc_region_of(&o->dc, a);
+    if (!r || a + n > r->end)
+        return PyErr_Format(PyExc_ValueError, "bus(%#llx, %llu): not within one tracked region",
+                            (unsigned long long)a, (unsigned long long)n);
+    return PyBytes_FromStringAndSize((char *)r->bus + (a - r->base), (Py_ssize_t)n);
+}
+
+/* the active regions' (base, size), in the order given (dcache.py's `regions`) */
+static PyObject *dcg_active(DCacheObject *o, PyObject *Py_UNUSED(x))
+{
+    if (dcg_sync(o) < 0)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    for (size_t k = 0; out && k < o->dc.nrg; k++) {
+        dc_region *r = &o->dc.rg[k];
+        if (!r->active)
+            continue;
+        PyObject *t = Py_BuildValue("(KK)", (unsigned long long)r->base, (unsigned long long)r->size);
+        if (!t || PyList_Append(out, t) < 0) {
+            Py_XDECREF(t);
+            Py_CLEAR(out);
+            break;
+        }
+        Py_DECREF(t);
+    }
+    return out;
+}
+
+/* draw(key, lo, hi): random.Random(key).randint(lo, hi) for an int key >= 0, in C */
+static PyObject *dcg_draw(PyObject *Py_UNUSED(cls), PyObject *args)
+{
+    PyObject *key;
+    long long lo, hi;
+    if (!PyArg_ParseTuple(args, "O!LL:draw", &PyLong_Type, &key, &lo, &hi))
+        return NULL;
+    if (lo > hi)
+        return PyErr_Format(PyExc_ValueError, "draw: empty range");
+    PyObject *mask = PyLong_FromUnsignedLong(0xFFFFFFFFul), *sh = PyLong_FromLong(32);
+    PyObject *z = PyNumber_Absolute(key);
+    uint32_t w[64];
+    size_t nw = 0;
+    PyObject *res = NULL;
+    if (!mask || !sh || !z)
+        goto out;
+    for (;;) {
+        int nz = PyObject_IsTrue(z);
+        if (nz < 0)
+            goto out;
+        if (!nz)
+            break;
+        if (nw == 64) {
+            PyErr_SetString(PyExc_OverflowError, "draw: keys up to 2048 bits");
+            goto out;
+        }
+        PyObject *lw = PyNumber_And(z, mask);
+        if (!lw)
+            goto out;
+        w[nw++] = (uint32_t)PyLong_AsUnsignedLong(lw);
+        Py_DECREF(lw);
+        PyObject *t = PyNumber_Rshift(z, sh);
+        Py_SETREF(z, t);
+        if (!z)
+            goto out;
+    }
+    if (!nw)
+        w[nw++] = 0;
+    res = PyLong_FromLongLong(dc_draw(w, nw, lo, hi));
+out:
+    Py_XDECREF(mask);
+    Py_XDECREF(sh);
+    Py_XDECREF(z);
+    return res;
+}
+
+/* port_loop(owner, address, data | size, iters): what a C DMA does through owner._native_dma_port
+ * (ports.h), iters times: write data, or read size bytes (returned, from the last read). For the
+ * tests (the capsule path against the Python calls) and the benchmark (per-byte cost from C). */
+static PyObject *dcg_port_loop(PyObject *Py_UNUSED(cls), PyObject *args)
+{
+    PyObject *owner, *what;
+    unsigned long address;
+    Py_ssize_t iters;
+    if (!PyArg_ParseTuple(args, "OkOn:port_loop", &owner, &address, &what, &iters))
+        return NULL;
+    PyObject *cap = PyObject_GetAttrString(owner, "_native_dma_port");
+    if (!cap)
+        return NULL;
+    dh_port *port = PyCapsule_GetPointer(cap, DH_DMAPORT_CAPSULE);
+    Py_DECREF(cap);                  /* the port lives as long as owner, which we hold */
+    if (!port)
+        return NULL;
+    const dh_dmaport_ops *ops = port->ops;
+    if (PyLong_Check(what)) {
+        Py_ssize_t n = PyLong_AsSsize_t(what);
+        if (n < 0)
+            return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "negative size");
+        PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+        for (Py_ssize_t k = 0; out && k < iters; k++)
+            if (ops->read(port->self, (uint32_t)address, (uint8_t *)PyBytes_AS_STRING(out), (size_t)n) < 0)
+                Py_CLEAR(out);
+        return out;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(what, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int rc = 0;
+    for (Py_ssize_t k = 0; rc == 0 && k < iters; k++)
+        rc = ops->write(port->self, (uint32_t)address, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return dcg_done(rc);
+}
+
+static PyObject *dcg_get_port(PyObject *o, void *Py_UNUSED(c))
+{
+    return PyCapsule_New(&((DCacheObject *)o)->port, DH_DMAPORT_CAPSULE, NULL);
+}
+
+static PyObject *dcg_get_enabled(DCacheObject *o, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(o->dc.enabled);
+}
+
+static PyObject *dcg_get_epoch(DCacheObject *o, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(o->dc.epoch);
+}
+
+#define DCG_COUNTER(field)                                                                  \
+    static PyObject *dcg_get_##field(DCacheObject *o, void *Py_UNUSED(c))                   \
+    {                                                                                       \
+        return PyLong_FromLongLong(o->dc.field);                                            \
+    }
+DCG_COUNTER(dma_stale_writes)
+DCG_COUNTER(lines_invalidated)
+DCG_COUNTER(lines_written_back)
+DCG_COUNTER(set_way_ops)
+DCG_COUNTER(set_way_runs)
+DCG_COUNTER(stale_evictions)
+DCG_COUNTER(writebacks)
+DCG_COUNTER(fresh_writes)
+#undef DCG_COUNTER
+
+static PyGetSetDef dcg_getset[] = {
+    {"_native_dma_port", dcg_get_port, NULL, "ports.h's dh_port capsule (duohil.native.dmaport)", NULL},
+    {"enabled", (getter)dcg_get_enabled, NULL, "CCR.DC", NULL},
+    {"seed", (getter)dcg_get_seed, (setter)dcg_set_seed_attr, "the residency draws' seed", NULL},
+    {"residency", (getter)dcg_get_residency, NULL, "(r_min, r_max) in ps, or None", NULL},
+    {"epoch", (getter)dcg_get_epoch, NULL, "alloc time of every line without its own", NULL},
+    {"dma_stale_writes", (getter)dcg_get_dma_stale_writes, NULL, NULL, NULL},
+    {"lines_invalidated", (getter)dcg_get_lines_invalidated, NULL, NULL, NULL},
+    {"lines_written_back", (getter)dcg_get_lines_written_back, NULL, NULL, NULL},
+    {"set_way_ops", (getter)dcg_get_set_way_ops, NULL, NULL, NULL},
+    {"set_way_runs", (getter)dcg_get_set_way_runs, NULL, NULL, NULL},
+    {"stale_evictions", (getter)dcg_get_stale_evictions, NULL, NULL, NULL},
+    {"writebacks", (getter)dcg_get_writebacks, NULL, NULL, NULL},
+    {"fresh_writes", (getter)dcg_get_fresh_writes, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyMethodDef dcg_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))dcg_read, METH_FASTCALL,
+     "read(address, size) -> bytes: what a DMA master reads"},
+    {"write", (PyCFunction)(void (*)(void))dcg_write, METH_FASTCALL,
+     "write(address, data): a DMA master's write"},
+    {"invalidate", (PyCFunction)dcg_invalidate, METH_O, "DCIMVAC"},
+    {"clean", (PyCFunction)dcg_clean, METH_O, "DCCMVAC/DCCMVAU"},
+    {"clean_invalidate", (PyCFunction)dcg_clean_invalidate, METH_O, "DCCIMVAC"},
+    {"invalidate_all", (PyCFunction)dcg_invalidate_all, METH_NOARGS, "DCISW"},
+    {"clean_all", (PyCFunction)dcg_clean_all, METH_NOARGS, "DCCSW"},
+    {"clean_invalidate_all", (PyCFunction)dcg_clean_invalidate_all, METH_NOARGS, "DCCISW"},
+    {"set_enabled", (PyCFunction)dcg_set_enabled, METH_O, "CCR.DC written"},
+    {"mpu_changed", (PyCFunction)dcg_mpu_changed, METH_NOARGS, NULL},
+    {"_on_reset", (PyCFunction)dcg_on_reset, METH_O, "a machine reset hook"},
+    {"_on_evict", (PyCFunction)dcg_on_evict, METH_O, "the eviction event of a stale line"},
+    {"set_range", (PyCFunction)dcg_set_range, METH_O, "set_range(None | (lo, hi))"},
+    {"residency_of", (PyCFunction)dcg_residency_of, METH_O, NULL},
+    {"alloc_time", (PyCFunction)dcg_alloc_time, METH_O, NULL},
+    {"stale_lines", (PyCFunction)dcg_stale_lines, METH_NOARGS, NULL},
+    {"stale_bases", (PyCFunction)dcg_stale_bases, METH_NOARGS, "{stale line: its base bytes}"},
+    {"events", (PyCFunction)dcg_events, METH_NOARGS, "{stale line: its eviction event}"},
+    {"bus", (PyCFunction)(void (*)(void))dcg_bus, METH_FASTCALL, "bus(address, size) -> bytes"},
+    {"active_regions", (PyCFunction)dcg_active, METH_NOARGS, "[(base, size)] of mapped regions"},
+    {"port_loop", (PyCFunction)dcg_port_loop, METH_VARARGS | METH_STATIC,
+     "port_loop(owner, address, data | size, iters): owner's _native_dma_port called from C"},
+    {"draw", (PyCFunction)dcg_draw, METH_VARARGS | METH_STATIC,
+     "draw(key, lo, hi): random.Random(key).randint(lo, hi), computed in C"},
+    {NULL},
+};
+
+static PyTypeObject DCacheType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.DCache",
+    .tp_basicsize = sizeof(DCacheObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "DCache(machine, [(base, size)], host_views, inline_now): dcache.py's D-cache in C",
+    .tp_new = dcg_new,
+    .tp_dealloc = (destructor)dcg_dealloc,
+    .tp_traverse = (traverseproc)dcg_traverse,
+    .tp_clear = (inquiry)dcg_clear,
+    .tp_methods = dcg_methods,
+    .tp_getset = dcg_getset,
+};
+
+/* -- DmaPort: the CPU's memory as a DMA master sees it without a D-cache ------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    dh_port port;
+    PyObject *machine;
+    PyObject *cpu;          /* the machine.cpu whose engine uc is */
+    PyObject *uc_obj;
+    uc_engine *uc;
+} UcPortObject;
+
+static PyTypeObject UcPortType;
+
+/* machine.cpu.uc's engine, looked up again when machine.cpu is another object */
+static int ucp_engine(UcPortObject *o)
+{
+    PyObject *cpu = PyObject_GetAttr(o->machine, dcs_cpu);
+    if (!cpu)
+        return -1;
+    int same = cpu == o->cpu && o->uc;
+    Py_DECREF(cpu);
+    if (same)
+        return 0;
+    PyObject *c, *u;
+    uc_engine *uc;
+    if (dcs_machine_uc(o->machine, &c, &u, &uc) < 0)
+        return -1;
+    Py_XSETREF(o->cpu, c);
+    Py_XSETREF(o->uc_obj, u);
+    o->uc = uc;
+    return 0;
+}
+
+static int ucp_read(void *self, uint32_t address, uint8_t *buf, size_t n)
+{
+    UcPortObject *o = self;
+    if (ucp_engine(o) < 0)
+        return -1;
+    uc_err e = UC.mem_read(o->uc, address, buf, n);
+    return e == UC_ERR_OK ? 0 : dcs_raise_uc((int)e);
+}
+
+static int ucp_write(void *self, uint32_t address, const uint8_t *buf, size_t n)
+{
+    UcPortObject *o = self;
+    if (ucp_engine(o) < 0)
+        return -1;
+    uc_err e = UC.mem_write(o->uc, address, buf, n);
+    return e == UC_ERR_OK ? 0 : dcs_raise_uc((int)e);
+}
+
+static const dh_dmaport_ops ucp_ops = {ucp_read, ucp_write};
+
+static PyObject *ucp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"machine", NULL};
+    PyObject *machine;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:DmaPort", kwlist, &machine))
+        return NULL;
+    if (need_uc() < 0)
+        return NULL;
+    UcPortObject *o = (UcPortObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    o->port = (dh_port){&ucp_ops, o};
+    o->machine = Py_NewRef(machine);
+    return (PyObject *)o;
+}
+
+static int ucp_traverse(UcPortObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->machine);
+    Py_VISIT(o->cpu);
+    Py_VISIT(o->uc_obj);
+    return 0;
+}
+
+static int ucp_clear(UcPortObject *o)
+{
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->cpu);
+    Py_CLEAR(o->uc_obj);
+    o->uc = NULL;
+    return 0;
+}
+
+static void ucp_dealloc(UcPortObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    ucp_clear(o);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static PyObject *ucp_pyread(UcPortObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t a;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "read(address, size) takes 2 arguments");
+    if (dcs_addr(args[0], &a) < 0)
+        return NULL;
+    Py_ssize_t n = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0)
+        return PyErr_Format(PyExc_ValueError, "read: negative size");
+    if (ucp_engine(o) < 0)
+        return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out)
+        return NULL;
+    uc_err e = UC.mem_read(o->uc, a, PyBytes_AS_STRING(out), (size_t)n);
+    if (e != UC_ERR_OK) {
+        Py_DECREF(out);
+        dcs_raise_uc((int)e);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *ucp_pywrite(UcPortObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t a;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "write(address, data) takes 2 arguments");
+    if (dcs_addr(args[0], &a) < 0)
+        return NULL;
+    Py_buffer view;
+    PyObject *tmp;
+    if (dcs_data(args[1], &view, &tmp) < 0) {
+        Py_XDECREF(tmp);
+        return NULL;
+    }
+    int rc = ucp_engine(o);
+    if (rc == 0) {
+        uc_err e = UC.mem_write(o->uc, a, view.buf, (size_t)view.len);
+        if (e != UC_ERR_OK)
+            rc = dcs_raise_uc((int)e);
+    }
+    PyBuffer_Release(&view);
+    Py_XDECREF(tmp);
+    return dcg_done(rc);
+}
+
+static PyObject *ucp_get_port(PyObject *o, void *Py_UNUSED(c))
+{
+    return PyCapsule_New(&((UcPortObject *)o)->port, DH_DMAPORT_CAPSULE, NULL);
+}
+
+static PyGetSetDef ucp_getset[] = {
+    {"_native_dma_port", ucp_get_port, NULL, "ports.h's dh_port capsule (duohil.native.dmaport)", NULL},
+    {NULL},
+};
+
+static PyMemberDef ucp_members[] = {
+    {"machine", T_OBJECT, offsetof(UcPortObject, machine), READONLY, NULL},
+    {NULL},
+};
+
+static PyMethodDef ucp_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))ucp_pyread, METH_FASTCALL,
+     "read(address, size) -> bytes: the CPU's memory (uc_mem_read)"},
+    {"write", (PyCFunction)(void (*)(void))ucp_pywrite, METH_FASTCALL,
+     "write(address, data): into the CPU's memory (uc_mem_write)"},
+    {NULL},
+};
+
+static PyTypeObject UcPortType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.DmaPort",
+    .tp_basicsize = sizeof(UcPortObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "DmaPort(machine): machine.py's DmaPort in C (the CPU's memory through unicorn)",
+    .tp_new = ucp_new,
+    .tp_dealloc = (destructor)ucp_dealloc,
+    .tp_traverse = (traverseproc)ucp_traverse,
+    .tp_clear = (inquiry)ucp_clear,
+    .tp_methods = ucp_methods,
+    .tp_members = ucp_members,
+    .tp_getset = ucp_getset,
+};
+
+static int add_dcache_types(PyObject *m)
+{
+#define DCS_INTERN(var, s)                                  \
+    if (!(var = PyUnicode_InternFromString(s)))             \
+        return -1;
+    DCS_INTERN(dcs_memories, "memories");
+    DCS_INTERN(dcs_mpu, "mpu");
+    DCS_INTERN(dcs_attributes, "attributes");
+    DCS_INTERN(dcs_at, "at");
+    DCS_INTERN(dcs_time, "time");
+    DCS_INTERN(dcs_cancelled, "cancelled");
+    DCS_INTERN(dcs_cancel, "cancel");
+    DCS_INTERN(dcs_uc, "uc");
+    DCS_INTERN(dcs_uch, "_uch");
+    DCS_INTERN(dcs_value, "value");
+    DCS_INTERN(dcs_evict_name, "dcache-evict");
+    DCS_INTERN(dcs_cpu, "cpu");
+    DCS_INTERN(dcs_executing, "executing");
+    DCS_INTERN(dcs_slice_start_ps, "slice_start_ps");
+    DCS_INTERN(dcs_scheduler, "scheduler");
+    DCS_INTERN(dcs_now, "now");
+#undef DCS_INTERN
+    if (!(dcs_name_kw = Py_BuildValue("(s)", "name")))
+        return -1;
+    if (PyType_Ready(&DCacheType) < 0 || PyType_Ready(&UcPortType) < 0)
+        return -1;
+    Py_INCREF(&DCacheType);
+    if (PyModule_AddObject(m, "DCache", (PyObject *)&DCacheType) < 0) {
+        Py_DECREF(&DCacheType);
+        return -1;
+    }
+    Py_INCREF(&UcPortType);
+    if (PyModule_AddObject(m, "DmaPort", (PyObject *)&UcPortType) < 0) {
+        Py_DECREF(&UcPortType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of D-cache and DMA ports [dcachec] ======================================================= */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -6586,7 +7802,9 @@ PyMODINIT_FUNC PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (add_link_types(m) < 0 || add_espu_type(m) < 0 || add_bus_type(m) < 0 || add_dma_types(m) < 0) {  /* [dmac] */
+    /* each appended unit registers its types: [linkc] [cbus] [dmac] [dcachec] */
+    if (add_link_types(m) < 0 || add_espu_type(m) < 0 || add_bus_type(m) < 0 || add_dma_types(m) < 0
+        || add_dcache_types(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
