@@ -303,8 +303,10 @@ def test_signal_in_c_equals_the_python_reference(ops) -> None:
                 sig.connect(Grower(log, f"g{i}", sig), 7)
         (a, la), (c, lc) = sides
         assert la == lc, f"step {i} {op}"
-        assert (a.name, a.level, a.connected, type(a.level)) == (c.name, c.level, c.connected, type(c.level))
-        assert [(type(s).__name__, n) for s, n in a._targets] == [(type(s).__name__, n) for s, n in c._targets]
+        assert (a.name, a.level, a.connected, type(a.level)) == \
+            (c.name, c.level, c.connected, type(c.level))
+        assert [(type(s).__name__, n) for s, n in a._targets] == \
+            [(type(s).__name__, n) for s, n in c._targets]
 
 
 def test_signal_errors_are_handed_on() -> None:

@@ -158,7 +158,7 @@ class Stm32Usart(Peripheral):
                               on_write=self._locked_write)
         self._init_state()
 
-    # -- state --------------------------------------------------------------------------------------
+    # -- state -------------------------------------------------------------------------------------
     def _init_state(self) -> None:
         self._tdr_full = False          # TDR holds a character not yet in the shift register
         self._txq: list[int] = []       # FIFO mode: the TX FIFO (oldest first)
@@ -177,7 +177,7 @@ class Stm32Usart(Peripheral):
         self._init_state()
         self._update()
 
-    # -- timing ---------------------------------------------------------------------------------------
+    # -- timing ------------------------------------------------------------------------------------
     def _timing(self) -> tuple:
         """(bit_ps, frame_bits, char_ps, data_bits), memoised on every register bit they depend
         on (BRR, PRESC, CR1.OVER8/M1/M0, CR2.STOP, kernel_hz): asked for several times per
@@ -318,7 +318,7 @@ class Stm32Usart(Peripheral):
             s |= 1 << 26                                             # RXFT
         self.isr.value = s
 
-    # -- configuration writes ------------------------------------------------------------------------------
+    # -- configuration writes ----------------------------------------------------------------------
     def _locked_write(self, reg: Register, old: int, data: int) -> None:
         """BRR and PRESC can be written only while UE=0 (RM0433); writes with UE=1 are ignored."""
         if self.cr1.UE:
@@ -382,7 +382,7 @@ class Stm32Usart(Peripheral):
             self.isr.set(**clear)
             self._update()
 
-    # -- status reads -----------------------------------------------------------------------------------------
+    # -- status reads ------------------------------------------------------------------------------
     def _isr_read(self, reg: Register) -> int:
         s, c1 = reg.value, self.cr1.value
         if c1 & 1 and ((c1 & 8 and s & 0xC0 != 0xC0) or (c1 & 4 and not s & 0x20)):
@@ -393,7 +393,7 @@ class Stm32Usart(Peripheral):
             self.poll_hint(min(pending) if pending else None)
         return reg.value
 
-    # -- transmit ---------------------------------------------------------------------------------------------
+    # -- transmit ----------------------------------------------------------------------------------
     # Hot (one pass per character): raw register words, not field lookups.
     def _tdr_written(self, reg: Register, old: int, data: int) -> None:
         c1 = self.cr1.value
@@ -454,7 +454,7 @@ class Stm32Usart(Peripheral):
             self.isr.value |= 0x40                 # TC=1
         self._update()
 
-    # -- receive ------------------------------------------------------------------------------------------------
+    # -- receive -----------------------------------------------------------------------------------
     def rx_char(self, byte: int, framing_error: bool = False) -> None:
         """A character whose stop bit arrives now (called by the link, inside an event)."""
         if self.cr1.value & 5 != 5:                # UE and RE

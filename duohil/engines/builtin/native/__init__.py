@@ -10,7 +10,9 @@ What is native so far: the scheduler's event heap, time loop and slice driver
 (``_core.CortexM``, used by cortexm.py's ``_enter_native``/``_exc_return_native``) and the RV32
 peer's register access and trap entry (``_core.RiscV``, used by riscv.py's ``_enter_trap_native``)
 the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision) and the
-PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete).
+PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete),
+the STM32H7 USART (``_core.Usart``, model in ``usart.c``, behind stm32_usart.py's
+Stm32UsartNative) and the peripherals' output lines (``_core.Signal``, Peripheral.output()).
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
 ``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC;
