@@ -110,7 +110,8 @@ def test_the_setup_stamp_covers_the_c_sources() -> None:
     assert "duohil/engines/builtin/native/*.[ch]" in setup and "python3-dev" in setup
     assert sorted(p.name for p in (ROOT / "duohil/engines/builtin/native").glob("*.[ch]")) == \
         ["_core.c", "clint.c", "clint.h", "cortexm.c", "cortexm.h", "evheap.c", "evheap.h", "nvic.c",
-         "nvic.h", "plic.c", "plic.h", "riscv.c", "riscv.h", "ucapi.c", "ucapi.h"]
+         "nvic.h", "plic.c", "plic.h", "ports.h", "riscv.c", "riscv.h", "ucapi.c", "ucapi.h",
+         "usart.c", "usart.h"]
 
 
 def test_the_c_sources_compile_without_warnings(tmp_path: Path) -> None:
@@ -120,7 +121,8 @@ def test_the_c_sources_compile_without_warnings(tmp_path: Path) -> None:
     import unicorn
     native_dir = ROOT / "duohil/engines/builtin/native"
     inc = Path(unicorn.__file__).parent / "include"
-    for src in ("_core.c", "cortexm.c", "evheap.c", "nvic.c", "ucapi.c", "riscv.c", "clint.c", "plic.c"):
+    for src in ("_core.c", "cortexm.c", "evheap.c", "nvic.c", "ucapi.c", "riscv.c", "clint.c", "plic.c",
+                "usart.c"):
         r = subprocess.run(["gcc", "-c", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
                             "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                             "-Wno-cast-function-type", "-fPIC", f"-I{inc}",

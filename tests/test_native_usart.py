@@ -205,6 +205,53 @@ def test_usart_in_c_equals_the_python_reference(hz, lp, wired, setup, ops) -> No
             assert a[key] == c[key], f"step {i} {op}: {key} differs"
 
 
+class ThroughPorts:
+    """The native USART as a C unit sees it: reads, writes and arrivals through its ports.h
+    capsules (``_native_mmio``, ``_native_uart_rx``), everything else as it is."""
+
+    def __init__(self, u) -> None:
+        self.u = u
+        self._mmio, self._rx = u._native_mmio, u._native_uart_rx
+
+    def read(self, offset, size):
+        return native.core().port_call(self._mmio, offset, size)
+
+    def write(self, offset, size, value):
+        native.core().port_call(self._mmio, offset, size, value)
+
+    def rx_char(self, byte, framing_error=False):
+        native.core().port_call(self._rx, byte, bool(framing_error))
+
+    def bit_time_ps(self):
+        return native.core().port_call(self._rx) or None
+
+    def __getattr__(self, name):
+        return getattr(self.u, name)
+
+    def __setattr__(self, name, value):
+        if name in ("u", "_mmio", "_rx"):
+            object.__setattr__(self, name, value)
+        else:                                   # kernel_hz
+            setattr(self.u, name, value)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hz=st.sampled_from((120_000_000, 64_000_000)), setup=SETUP,
+       ops=st.lists(OP, min_size=20, max_size=60))
+def test_the_ports_h_capsules_are_the_same_model(hz, setup, ops) -> None:
+    """What the C MMIO bus and a native link will call: the same reads, edges, events, log."""
+    py, nat = board("python", hz, False, True), board("native", hz, False, True)
+    via = (nat[0], nat[1], ThroughPorts(nat[2]), nat[3], nat[4])
+    for i, op in enumerate(list(setup) + ops):
+        if op[0] == "rx":                      # the port takes the byte as C int, 9 bits kept
+            op = ("rx", op[1] & 0x1FF, op[2])
+        assert apply(py, op) == apply(via, op), f"step {i} {op}: reads differ"
+        assert py[2].bit_time_ps() == via[2].bit_time_ps()
+        a, c = state(py), state(nat)
+        for key in a:
+            assert a[key] == c[key], f"step {i} {op}: {key} differs"
+
+
 def _bring_up(u, fifo: bool) -> None:
     u.write(BRR, 4, 16)                                   # 120 MHz / 16: 133 ns per bit
     u.write(CR3, 4, (1 << 6) | (1 << 7))                  # DMAR, DMAT
@@ -328,3 +375,11 @@ def test_peripheral_outputs_follow_the_switch() -> None:
             m = Machine("stm32", sched, platform=__file__)
             u = Stm32Usart(m, "usart1", BASE)
         assert type(u.output("IRQ")) is cls and u.output("IRQ") is u.output("IRQ")
+
+
+def test_register_names_for_diagnostics_are_the_same() -> None:
+    """``polling usart3.ISR`` in a diagnosis: the native model names its registers like the bank."""
+    py, nat = board("python", 120_000_000, False, True)[2], board("native", 120_000_000, False, True)[2]
+    names = [py.register_name(off) for off in range(0x400)]
+    assert names == [nat.register_name(off) for off in range(0x400)]
+    assert names[0x1C] == names[0x1F] == "ISR" and names[0x30] is None

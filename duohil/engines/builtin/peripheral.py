@@ -103,6 +103,11 @@ class Peripheral:
     def reset(self) -> None:
         self.regs.reset()
 
+    def register_name(self, offset: int) -> str | None:
+        """The name of the register at ``offset`` (diagnostics: "polling usart3.ISR")."""
+        reg = self.regs._regs.get(offset & ~3)
+        return reg.name if reg is not None else None
+
     # -- time -----------------------------------------------------------------------------------------
     def now(self) -> int:
         return self.machine.now()

@@ -301,8 +301,8 @@ class BuiltinMachine(MachineHandle):
         p = self.machine.peripheral_at(address)
         if p is not None:
             off = address - p.base
-            reg = getattr(p.regs, "_regs", {}).get(off & ~3)
-            return f"{p.name}.{reg.name}" if reg is not None else f"{p.name}+{off:#x}"
+            reg = p.register_name(off)
+            return f"{p.name}.{reg}" if reg is not None else f"{p.name}+{off:#x}"
         for name, b, n in self.machine.memories:
             if b <= address < b + n:
                 return name

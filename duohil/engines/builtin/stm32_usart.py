@@ -576,6 +576,13 @@ class Stm32UsartNative(Stm32Usart):
     def write(self, offset: int, size: int, value: int) -> None:   # pragma: no cover - shadowed
         self._c.write(offset, size, value)
 
+    _REG_NAMES = ("CR1", "CR2", "CR3", "BRR", "GTPR", "RTOR", "RQR", "ISR", "ICR", "RDR", "TDR",
+                  "PRESC")
+
+    def register_name(self, offset: int) -> str | None:
+        i = offset >> 2
+        return self._REG_NAMES[i] if 0 <= i < len(self._REG_NAMES) else None
+
     # read-only views of the C state, for tests and inspection
     def _timing(self) -> tuple:
         return self._c.timing()

@@ -3267,8 +3267,8 @@ static PyObject *i128_long(dh_i128 v)
 
 static int us_now(void *h, int64_t *out)
 {
-    UsartObject *o = h;
-    PyObject *r = PyObject_VectorcallMethod(str_now, &o->machine, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *callargs[1] = {((UsartObject *)h)->machine};
+    PyObject *r = PyObject_VectorcallMethod(str_now, callargs, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (!r)
         return -1;
     int rc = as_i64(r, out);
@@ -3454,19 +3454,34 @@ static const dh_usart_host usart_host = {
     .dma_rising = us_dma_rising,
 };
 
+/* A model call that reached Python after us_clear (a collected cycle) has nothing to call. */
+static int us_alive(UsartObject *o)
+{
+    if (o->machine)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "this USART was cleared");
+    return 0;
+}
+
 /* ports.h: the MMIO block and the receiving UART endpoint */
 static int usp_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
 {
+    if (!us_alive(self))
+        return -1;
     return dh_usart_read(&((UsartObject *)self)->u, offset, size, value);
 }
 
 static int usp_write(void *self, uint32_t offset, unsigned size, uint64_t value)
 {
+    if (!us_alive(self))
+        return -1;
     return dh_usart_write(&((UsartObject *)self)->u, offset, size, value);
 }
 
 static int usp_rx_char(void *self, int byte, int framing_error)
 {
+    if (!us_alive(self))
+        return -1;
     return dh_usart_rx_char(&((UsartObject *)self)->u, (unsigned)byte & 0x1FF, framing_error);
 }
 
@@ -3577,15 +3592,6 @@ static void us_dealloc(UsartObject *o)
     PyObject_GC_UnTrack(o);
     us_clear(o);
     Py_TYPE(o)->tp_free((PyObject *)o);
-}
-
-/* A model call that reached Python after us_clear (a collected cycle) has nothing to call. */
-static int us_alive(UsartObject *o)
-{
-    if (o->machine)
-        return 1;
-    PyErr_SetString(PyExc_RuntimeError, "this USART was cleared");
-    return 0;
 }
 
 static int us_u32(PyObject *o, uint64_t *out)
@@ -3851,6 +3857,58 @@ static PyTypeObject UsartType = {
     .tp_methods = us_methods,
 };
 
+/* port_call(capsule, *args): a ports.h operation called from Python, the way a C unit calls it
+ * (tests of a model's capsules before its C callers exist). mmio: (offset, size) reads,
+ * (offset, size, value) writes; uart_rx: (byte, framing_error) delivers, () gives the bit time;
+ * input: (line, level). */
+static PyObject *mod_port_call(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1)
+        return PyErr_Format(PyExc_TypeError, "port_call(capsule, *args)");
+    PyObject *cap = args[0];
+    long long a[3] = {0, 0, 0};
+    for (Py_ssize_t i = 1; i < nargs && i <= 3; i++)
+        if ((a[i - 1] = PyLong_AsLongLong(args[i])) == -1 && PyErr_Occurred())
+            return NULL;
+    if (PyCapsule_IsValid(cap, DH_MMIO_CAPSULE)) {
+        dh_port *p = PyCapsule_GetPointer(cap, DH_MMIO_CAPSULE);
+        const dh_mmio_ops *ops = p->ops;
+        if (nargs == 3) {
+            uint64_t v;
+            if (ops->read(p->self, (uint32_t)a[0], (unsigned)a[1], &v) < 0)
+                return NULL;
+            return PyLong_FromUnsignedLongLong(v);
+        }
+        if (nargs == 4) {
+            if (ops->write(p->self, (uint32_t)a[0], (unsigned)a[1], (uint64_t)a[2]) < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+    } else if (PyCapsule_IsValid(cap, DH_UART_RX_CAPSULE)) {
+        dh_port *p = PyCapsule_GetPointer(cap, DH_UART_RX_CAPSULE);
+        const dh_uart_rx_ops *ops = p->ops;
+        if (nargs == 1) {
+            int64_t bit;
+            if (ops->bit_time_ps(p->self, &bit) < 0)
+                return NULL;
+            return PyLong_FromLongLong(bit);
+        }
+        if (nargs == 3) {
+            if (ops->rx_char(p->self, (int)a[0], a[1] != 0) < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+    } else if (PyCapsule_IsValid(cap, DH_INPUT_CAPSULE) && nargs == 3) {
+        dh_port *p = PyCapsule_GetPointer(cap, DH_INPUT_CAPSULE);
+        if (((const dh_input_ops *)p->ops)->set_input(p->self, (int)a[0], a[1] != 0) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    } else {
+        return PyErr_Format(PyExc_TypeError, "port_call: not a ports.h capsule: %R", cap);
+    }
+    return PyErr_Format(PyExc_TypeError, "port_call: %zd arguments do not fit this capsule", nargs - 1);
+}
+
 static int add_usart_types(PyObject *m)
 {
 #define INTERN(var, s)                                      \
@@ -3903,6 +3961,8 @@ static PyMethodDef module_methods[] = {
     {"built_for", mod_built_for, METH_NOARGS, "The unicorn version of the headers we were built with."},
     {"emu_start", (PyCFunction)(void (*)(void))mod_emu_start, METH_FASTCALL, NULL},
     {"bench_slices", (PyCFunction)(void (*)(void))mod_bench_slices, METH_FASTCALL, NULL},
+    {"port_call", (PyCFunction)(void (*)(void))mod_port_call, METH_FASTCALL,    /* [usartc] */
+     "port_call(capsule, *args): call a ports.h capsule's operation as a C unit would (tests)."},
     {"heap_selftest", (PyCFunction)(void (*)(void))mod_heap_selftest, METH_FASTCALL,
      "heap_selftest(n, seed) -> True when n pushes then n pops came out in (time, seq) order."},
     {NULL},
