@@ -21,8 +21,8 @@ as JSON with sorted keys. Length-prefixed sections keep the encoding unambiguous
 is not hashed: two seeds that lead to identical behaviour give identical fingerprints.
 
 Faults: ``inject(fault)`` hands each realised fault of a scenario's plan to ``inject.Injector``,
-which maps it onto the models' levers; motor-plant parameters come from ``BuiltinEngine(plant={...})`` (RunSpec has no
-field for them). ``single(platform, elf)`` builds one machine alone, for model tests and benchmarks.
+which maps it onto the models' levers; motor-plant parameters come from
+``BuiltinEngine(plant={...})`` (RunSpec has no field for them). ``single(platform, elf)`` builds one machine alone, for model tests and benchmarks.
 """
 from __future__ import annotations
 
@@ -577,7 +577,7 @@ def _canon_flat(rows: list[list[Any]]) -> bytes:
     return json.dumps(rows, separators=(",", ":")).encode()
 
 
-# -- the engine -----------------------------------------------------------------------------------------------
+# -- the engine --------------------------------------------------------------------------------------
 class BuiltinEngine(Engine):
     """Unicorn CPUs, Python SoC models, deterministic virtual time.
 
