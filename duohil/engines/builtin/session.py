@@ -22,7 +22,8 @@ is not hashed: two seeds that lead to identical behaviour give identical fingerp
 
 Faults: ``inject(fault)`` hands each realised fault of a scenario's plan to ``inject.Injector``,
 which maps it onto the models' levers; motor-plant parameters come from
-``BuiltinEngine(plant={...})`` (RunSpec has no field for them). ``single(platform, elf)`` builds one machine alone, for model tests and benchmarks.
+``BuiltinEngine(plant={...})`` (RunSpec has no field for them). ``single(platform, elf)`` builds
+one machine alone, for model tests and benchmarks.
 """
 from __future__ import annotations
 
