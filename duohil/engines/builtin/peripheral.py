@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
+from . import native
 from .regs import RegisterBank
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,7 +26,11 @@ class SignalSink(Protocol):
 
 
 class Signal:
-    """A wire from a peripheral output to a numbered input of another block (IRQ, DMA request)."""
+    """A wire from a peripheral output to a numbered input of another block (IRQ, DMA request).
+
+    The reference under DUOHIL_MODELS=python; under native ``Peripheral.output`` hands out
+    ``_core.Signal`` (native/_core.c): the same edges, each sink's ``set_input(line, level)`` called
+    from C (straight into C when the sink has a ports.h ``_native_input`` capsule)."""
 
     __slots__ = ("name", "level", "_targets")
 
@@ -80,7 +85,8 @@ class Peripheral:
         key = str(name)
         sig = self._outputs.get(key)
         if sig is None:
-            sig = self._outputs[key] = Signal(f"{self.name}.{key}")
+            cls = native.core().Signal if native.models() == "native" else Signal
+            sig = self._outputs[key] = cls(f"{self.name}.{key}")
         return sig
 
     def set_input(self, line: int, level: bool) -> None:
@@ -96,6 +102,11 @@ class Peripheral:
 
     def reset(self) -> None:
         self.regs.reset()
+
+    def register_name(self, offset: int) -> str | None:
+        """The name of the register at ``offset`` (diagnostics: "polling usart3.ISR")."""
+        reg = self.regs._regs.get(offset & ~3)
+        return reg.name if reg is not None else None
 
     # -- time -----------------------------------------------------------------------------------------
     def now(self) -> int:

@@ -21,8 +21,9 @@ as JSON with sorted keys. Length-prefixed sections keep the encoding unambiguous
 is not hashed: two seeds that lead to identical behaviour give identical fingerprints.
 
 Faults: ``inject(fault)`` hands each realised fault of a scenario's plan to ``inject.Injector``,
-which maps it onto the models' levers; motor-plant parameters come from ``BuiltinEngine(plant={...})`` (RunSpec has no
-field for them). ``single(platform, elf)`` builds one machine alone, for model tests and benchmarks.
+which maps it onto the models' levers; motor-plant parameters come from
+``BuiltinEngine(plant={...})`` (RunSpec has no field for them). ``single(platform, elf)`` builds
+one machine alone, for model tests and benchmarks.
 """
 from __future__ import annotations
 
@@ -301,8 +302,8 @@ class BuiltinMachine(MachineHandle):
         p = self.machine.peripheral_at(address)
         if p is not None:
             off = address - p.base
-            reg = getattr(p.regs, "_regs", {}).get(off & ~3)
-            return f"{p.name}.{reg.name}" if reg is not None else f"{p.name}+{off:#x}"
+            reg = p.register_name(off)
+            return f"{p.name}.{reg}" if reg is not None else f"{p.name}+{off:#x}"
         for name, b, n in self.machine.memories:
             if b <= address < b + n:
                 return name
@@ -577,7 +578,7 @@ def _canon_flat(rows: list[list[Any]]) -> bytes:
     return json.dumps(rows, separators=(",", ":")).encode()
 
 
-# -- the engine -----------------------------------------------------------------------------------------------
+# -- the engine --------------------------------------------------------------------------------------
 class BuiltinEngine(Engine):
     """Unicorn CPUs, Python SoC models, deterministic virtual time.
 

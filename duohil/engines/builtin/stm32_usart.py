@@ -44,6 +44,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..base import PS_PER_S
+from . import native
 from .peripheral import Peripheral
 from .regs import RO, W1T, Field, Register
 
@@ -84,6 +85,12 @@ class Stm32Usart(Peripheral):
     renode_types: ClassVar[tuple[str, ...]] = ("UART.STM32F7_USART",)
     default_size: ClassVar[int] = 0x400
     properties: ClassVar[dict[str, Any]] = {"frequency": 120_000_000, "lowPowerMode": False}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Stm32Usart":
+        # under DUOHIL_MODELS=native the whole state lives in C (Stm32UsartNative below)
+        if cls is Stm32Usart and native.models() == "native":
+            cls = Stm32UsartNative
+        return super().__new__(cls)
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
@@ -151,7 +158,7 @@ class Stm32Usart(Peripheral):
                               on_write=self._locked_write)
         self._init_state()
 
-    # -- state --------------------------------------------------------------------------------------
+    # -- state -------------------------------------------------------------------------------------
     def _init_state(self) -> None:
         self._tdr_full = False          # TDR holds a character not yet in the shift register
         self._txq: list[int] = []       # FIFO mode: the TX FIFO (oldest first)
@@ -170,7 +177,7 @@ class Stm32Usart(Peripheral):
         self._init_state()
         self._update()
 
-    # -- timing ---------------------------------------------------------------------------------------
+    # -- timing ------------------------------------------------------------------------------------
     def _timing(self) -> tuple:
         """(bit_ps, frame_bits, char_ps, data_bits), memoised on every register bit they depend
         on (BRR, PRESC, CR1.OVER8/M1/M0, CR2.STOP, kernel_hz): asked for several times per
@@ -311,7 +318,7 @@ class Stm32Usart(Peripheral):
             s |= 1 << 26                                             # RXFT
         self.isr.value = s
 
-    # -- configuration writes ------------------------------------------------------------------------------
+    # -- configuration writes ----------------------------------------------------------------------
     def _locked_write(self, reg: Register, old: int, data: int) -> None:
         """BRR and PRESC can be written only while UE=0 (RM0433); writes with UE=1 are ignored."""
         if self.cr1.UE:
@@ -375,7 +382,7 @@ class Stm32Usart(Peripheral):
             self.isr.set(**clear)
             self._update()
 
-    # -- status reads -----------------------------------------------------------------------------------------
+    # -- status reads ------------------------------------------------------------------------------
     def _isr_read(self, reg: Register) -> int:
         s, c1 = reg.value, self.cr1.value
         if c1 & 1 and ((c1 & 8 and s & 0xC0 != 0xC0) or (c1 & 4 and not s & 0x20)):
@@ -386,7 +393,7 @@ class Stm32Usart(Peripheral):
             self.poll_hint(min(pending) if pending else None)
         return reg.value
 
-    # -- transmit ---------------------------------------------------------------------------------------------
+    # -- transmit ----------------------------------------------------------------------------------
     # Hot (one pass per character): raw register words, not field lookups.
     def _tdr_written(self, reg: Register, old: int, data: int) -> None:
         c1 = self.cr1.value
@@ -447,7 +454,7 @@ class Stm32Usart(Peripheral):
             self.isr.value |= 0x40                 # TC=1
         self._update()
 
-    # -- receive ------------------------------------------------------------------------------------------------
+    # -- receive -----------------------------------------------------------------------------------
     def rx_char(self, byte: int, framing_error: bool = False) -> None:
         """A character whose stop bit arrives now (called by the link, inside an event)."""
         if self.cr1.value & 5 != 5:                # UE and RE
@@ -521,3 +528,90 @@ class Stm32Usart(Peripheral):
             isr.value &= ~0x20
             self._update()
         return reg.value
+
+
+def _c_attr(name: str, doc: str) -> property:
+    return property(lambda self: getattr(self._c, name),
+                    lambda self, v: setattr(self._c, name, v), doc=doc)
+
+
+class Stm32UsartNative(Stm32Usart):
+    """The Stm32Usart of DUOHIL_MODELS=native: registers, FIFOs, TX pacing, IDLE/RTO, the events
+    it holds, the counters and the kernel clock live in C (native/usart.c, the ``_core.Usart``
+    object ``_c``), the one copy of that state. The bus, the link and the scheduler call C
+    directly (``read``/``write``/``rx_char``/``bit_time_ps``/``reset`` are the C object's bound
+    methods; ``_native_mmio`` and ``_native_uart_rx`` are its ports.h capsules; the events'
+    functions are C methods). Stm32Usart above stays the reference."""
+
+    renode_types = ()                   # Stm32Usart claims the Renode type and picks this class
+    kernel_hz = _c_attr("kernel_hz", "kernel clock in Hz (usart_ker_ck); the RCC model assigns it")
+    tx_sink = _c_attr("tx_sink", "fn(uart, byte, t_start_ps, bit_time_ps, frame_bits) or None")
+    tx_count = _c_attr("tx_count", "characters started on the line")
+    rx_count = _c_attr("rx_count", "characters received with UE and RE set")
+    rx_overruns = _c_attr("rx_overruns", "characters lost to an overrun")
+    rx_framing_errors = _c_attr("rx_framing_errors", "characters received with a framing error")
+    rx_dropped = _c_attr("rx_dropped", "characters that arrived while UE=0 or RE=0")
+
+    def __init__(self, machine, name, base, size=None, props=None) -> None:
+        Peripheral.__init__(self, machine, name, base, size, props)
+        self._irq_out = self.output("IRQ")
+        self._rx_req = self.output("ReceiveDmaRequest")
+        self._tx_req = self.output("TransmitDmaRequest")
+        self.low_power = bool(self.props["lowPowerMode"])
+        c = self._c = native.core().Usart(self, machine, name, base, self.low_power,
+                                          int(self.props["frequency"]), self._irq_out,
+                                          self._rx_req, self._tx_req)
+        self.read = c.read                              # type: ignore[method-assign]
+        self.write = c.write                            # type: ignore[method-assign]
+        self.rx_char = c.rx_char                        # type: ignore[method-assign]
+        self.bit_time_ps = c.bit_time_ps                # type: ignore[method-assign]
+        self.reset = c.reset                            # type: ignore[method-assign]
+        self._native_mmio = c._native_mmio
+        self._native_uart_rx = c._native_uart_rx
+
+    # the bus finds these on the class (machine.bus_target), the instance's C methods answer
+    def read(self, offset: int, size: int) -> int:            # pragma: no cover - shadowed
+        return self._c.read(offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:   # pragma: no cover - shadowed
+        self._c.write(offset, size, value)
+
+    _REG_NAMES = ("CR1", "CR2", "CR3", "BRR", "GTPR", "RTOR", "RQR", "ISR", "ICR", "RDR", "TDR",
+                  "PRESC")
+
+    def register_name(self, offset: int) -> str | None:
+        i = offset >> 2
+        return self._REG_NAMES[i] if 0 <= i < len(self._REG_NAMES) else None
+
+    # read-only views of the C state, for tests and inspection
+    def _timing(self) -> tuple:
+        return self._c.timing()
+
+    def _bit_ps(self) -> int | None:
+        return self._c.timing()[0]
+
+    def frame_bits(self) -> float:
+        return self._c.timing()[1]
+
+    def char_time_ps(self) -> int | None:
+        return self._c.timing()[2]
+
+    @property
+    def _txq(self) -> list[int]:
+        return self._c.fifos()[0]
+
+    @property
+    def _rxq(self) -> list[tuple[int, bool]]:
+        return self._c.fifos()[1]
+
+    @property
+    def _tx_event(self):
+        return self._c.events[0]
+
+    @property
+    def _idle_event(self):
+        return self._c.events[1]
+
+    @property
+    def _rto_event(self):
+        return self._c.events[2]

@@ -22,6 +22,9 @@ PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/c
 DMA1/DMA2's streams and DMAMUX1 are native whole (``_core.Dma``/``_core.Dmamux``, the C bases of
 stm32_dma.py's ``Stm32DmaNative`` and stm32_dmamux.py's ``Stm32DmamuxNative``: registers, counters,
 transfer engine and routing in ``dma.c``/``dmamux.c``).
+PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete),
+the STM32H7 USART (``_core.Usart``, model in ``usart.c``, behind stm32_usart.py's
+Stm32UsartNative) and the peripherals' output lines (``_core.Signal``, Peripheral.output()).
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
 ``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT; ``plic.c``: the PLIC; ``bus.c``: the

@@ -7684,6 +7684,1013 @@ static int add_dcache_types(PyObject *m)
 
 /* == end of D-cache and DMA ports [dcachec] ======================================================= */
 
+/* == Usart and Signal [usartc] =================================================================== */
+/* stm32_usart.py's Stm32UsartNative keeps its whole state in a _core.Usart (model: usart.c);
+ * peripheral.py's Peripheral.output() hands out _core.Signal lines under DUOHIL_MODELS=native. */
+
+#include "usart.h"
+#include "ports.h"
+
+static PyObject *str_set_input, *str_native_input, *str_cancel, *str_cancelled, *str_time,
+    *str_poll_hint, *str_level, *str_set, *str_connected, *str_native_tx_sink, *kw_name,
+    *str_warning, *str_dma_not_wired;
+
+/* -- Signal ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject *sink;
+    PyObject *line;
+    PyObject *capsule;                /* the sink's _native_input, or NULL */
+    const dh_input_ops *ops;
+    void *self;
+    int line_c;
+} sig_target;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *name;
+    char level;
+    Py_ssize_t n, cap;
+    sig_target *t;
+} SignalObject;
+
+static PyTypeObject SignalType;
+
+static PyObject *sig_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"name", NULL};
+    PyObject *name;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Signal", kwlist, &name))
+        return NULL;
+    SignalObject *s = (SignalObject *)type->tp_alloc(type, 0);
+    if (!s)
+        return NULL;
+    Py_INCREF(name);
+    s->name = name;
+    return (PyObject *)s;
+}
+
+static int sig_traverse(SignalObject *s, visitproc visit, void *arg)
+{
+    Py_VISIT(s->name);
+    for (Py_ssize_t i = 0; i < s->n; i++) {
+        Py_VISIT(s->t[i].sink);
+        Py_VISIT(s->t[i].line);
+        Py_VISIT(s->t[i].capsule);
+    }
+    return 0;
+}
+
+static int sig_clear(SignalObject *s)
+{
+    Py_CLEAR(s->name);
+    Py_ssize_t n = s->n;
+    sig_target *t = s->t;
+    s->n = s->cap = 0;
+    s->t = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_XDECREF(t[i].sink);
+        Py_XDECREF(t[i].line);
+        Py_XDECREF(t[i].capsule);
+    }
+    PyMem_Free(t);
+    return 0;
+}
+
+static void sig_dealloc(SignalObject *s)
+{
+    PyObject_GC_UnTrack(s);
+    sig_clear(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+/* A getattr that is None on AttributeError (new reference, or NULL with an error set). */
+static PyObject *optional_attr(PyObject *o, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (!v && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return v;
+}
+
+static PyObject *sig_connect(SignalObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "connect(sink, line) takes 2 arguments (%zd given)", nargs);
+    PyObject *cap = optional_attr(args[0], str_native_input);
+    if (!cap)
+        return NULL;
+    const dh_input_ops *ops = NULL;
+    void *self = NULL;
+    int line_c = 0;
+    if (PyCapsule_IsValid(cap, DH_INPUT_CAPSULE) && PyLong_Check(args[1])) {
+        long l = PyLong_AsLong(args[1]);
+        if (l == -1 && PyErr_Occurred()) {
+            PyErr_Clear();                     /* a line C cannot hold: the Python call */
+        } else if (l >= INT_MIN && l <= INT_MAX) {
+            dh_port *p = PyCapsule_GetPointer(cap, DH_INPUT_CAPSULE);
+            if (!p) {
+                Py_DECREF(cap);
+                return NULL;
+            }
+            ops = p->ops;
+            self = p->self;
+            line_c = (int)l;
+        }
+    }
+    if (!ops)
+        Py_CLEAR(cap);
+    else if (cap == Py_None)
+        Py_CLEAR(cap);
+    if (s->n == s->cap) {
+        Py_ssize_t cap2 = s->cap ? 2 * s->cap : 2;
+        sig_target *t = PyMem_Realloc(s->t, (size_t)cap2 * sizeof *t);
+        if (!t) {
+            Py_XDECREF(cap);
+            return PyErr_NoMemory();
+        }
+        s->t = t;
+        s->cap = cap2;
+    }
+    sig_target *t = &s->t[s->n++];
+    Py_INCREF(args[0]);
+    Py_INCREF(args[1]);
+    t->sink = args[0];
+    t->line = args[1];
+    t->capsule = cap;
+    t->ops = ops;
+    t->self = self;
+    t->line_c = line_c;
+    Py_RETURN_NONE;
+}
+
+/* peripheral.py's Signal.set: edges only, each sink in connection order. */
+static int signal_set_level(SignalObject *s, int level)
+{
+    if (level == s->level)
+        return 0;
+    s->level = (char)level;
+    PyObject *lv = level ? Py_True : Py_False;
+    for (Py_ssize_t i = 0; i < s->n; i++) {        /* a sink may connect more: n is re-read */
+        sig_target t = s->t[i];
+        if (t.ops) {
+            Py_INCREF(t.sink);
+            int rc = t.ops->set_input(t.self, t.line_c, level);
+            Py_DECREF(t.sink);
+            if (rc < 0)
+                return -1;
+            continue;
+        }
+        Py_INCREF(t.sink);
+        Py_INCREF(t.line);
+        PyObject *callargs[3] = {t.sink, t.line, lv};
+        PyObject *r = PyObject_VectorcallMethod(str_set_input, callargs,
+                                                3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(t.sink);
+        Py_DECREF(t.line);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static PyObject *sig_set(SignalObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1)
+        return PyErr_Format(PyExc_TypeError, "set(level=True) takes at most 1 argument (%zd given)", nargs);
+    int level = 1;
+    if (nargs == 1 && (level = PyObject_IsTrue(args[0])) < 0)
+        return NULL;
+    if (signal_set_level(s, level) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *sig_pulse(SignalObject *s, PyObject *Py_UNUSED(ignored))
+{
+    if (signal_set_level(s, 1) < 0 || signal_set_level(s, 0) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *sig_get_level(SignalObject *s, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(s->level);
+}
+
+static int sig_set_level_attr(SignalObject *s, PyObject *v, void *Py_UNUSED(c))
+{
+    int l = v ? PyObject_IsTrue(v) : -1;
+    if (l < 0) {
+        if (!v)
+            PyErr_SetString(PyExc_AttributeError, "level cannot be deleted");
+        return -1;
+    }
+    s->level = (char)l;
+    return 0;
+}
+
+static PyObject *sig_get_name(SignalObject *s, void *Py_UNUSED(c))
+{
+    Py_INCREF(s->name);
+    return s->name;
+}
+
+static int sig_set_name(SignalObject *s, PyObject *v, void *Py_UNUSED(c))
+{
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "name cannot be deleted");
+        return -1;
+    }
+    Py_INCREF(v);
+    Py_SETREF(s->name, v);
+    return 0;
+}
+
+static PyObject *sig_get_connected(SignalObject *s, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(s->n > 0);
+}
+
+static PyObject *sig_get_targets(SignalObject *s, void *Py_UNUSED(c))
+{
+    PyObject *l = PyList_New(s->n);
+    if (!l)
+        return NULL;
+    for (Py_ssize_t i = 0; i < s->n; i++) {
+        PyObject *t = PyTuple_Pack(2, s->t[i].sink, s->t[i].line);
+        if (!t) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, i, t);
+    }
+    return l;
+}
+
+static PyObject *sig_repr(SignalObject *s)
+{
+    return PyUnicode_FromFormat("<Signal %S %s>", s->name, s->level ? "high" : "low");
+}
+
+static PyGetSetDef sig_getset[] = {
+    {"name", (getter)sig_get_name, (setter)sig_set_name, "the line's name (peripheral.output)", NULL},
+    {"level", (getter)sig_get_level, (setter)sig_set_level_attr, "the line's level", NULL},
+    {"connected", (getter)sig_get_connected, NULL, "True when some sink is connected", NULL},
+    {"_targets", (getter)sig_get_targets, NULL, "[(sink, line)] in connection order (a copy)", NULL},
+    {NULL},
+};
+
+static PyMethodDef sig_methods[] = {
+    {"connect", (PyCFunction)(void (*)(void))sig_connect, METH_FASTCALL,
+     "connect(sink, line): sink.set_input(line, level) at every edge (C call when the sink has a "
+     "_native_input capsule)."},
+    {"set", (PyCFunction)(void (*)(void))sig_set, METH_FASTCALL,
+     "set(level=True): on a change, every sink's set_input(line, level) in connection order."},
+    {"pulse", (PyCFunction)sig_pulse, METH_NOARGS, "Edge for edge-triggered inputs: high then low."},
+    {NULL},
+};
+
+static PyTypeObject SignalType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Signal",
+    .tp_basicsize = sizeof(SignalObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A wire from a peripheral output to numbered inputs (peripheral.py's Signal, in C).",
+    .tp_new = sig_new,
+    .tp_dealloc = (destructor)sig_dealloc,
+    .tp_traverse = (traverseproc)sig_traverse,
+    .tp_clear = (inquiry)sig_clear,
+    .tp_repr = (reprfunc)sig_repr,
+    .tp_getset = sig_getset,
+    .tp_methods = sig_methods,
+};
+
+/* -- Usart ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    dh_usart u;
+    PyObject *owner;                  /* the Python peripheral: tx_sink's src, poll_hint's owner */
+    PyObject *machine, *sched_at, *name, *base;
+    PyObject *sig[DH_USART_OUT_N];
+    PyObject *ev[DH_USART_EV_N];
+    PyObject *ev_fn[DH_USART_EV_N];
+    PyObject *ev_name[DH_USART_EV_N];
+    PyObject *tx_sink, *tx_capsule;
+    const dh_tx_sink_ops *tx_ops;
+    void *tx_self;
+    PyObject *mmio_capsule, *rx_capsule;
+    dh_port mmio_port, rx_port;
+    char warned[DH_USART_OUT_N];
+    int64_t frequency;                /* the repl frequency reset() returns kernel_hz to */
+} UsartObject;
+
+static PyObject *i128_long(dh_i128 v)
+{
+    if (v >= INT64_MIN && v <= INT64_MAX)
+        return PyLong_FromLongLong((long long)v);
+    PyObject *hi = PyLong_FromLongLong((long long)(int64_t)(v >> 64));
+    PyObject *lo = PyLong_FromUnsignedLongLong((unsigned long long)(uint64_t)v);
+    PyObject *sh = PyLong_FromLong(64);
+    PyObject *r = NULL;
+    if (hi && lo && sh) {
+        PyObject *h = PyNumber_Lshift(hi, sh);
+        if (h) {
+            r = PyNumber_Or(h, lo);
+            Py_DECREF(h);
+        }
+    }
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    Py_XDECREF(sh);
+    return r;
+}
+
+static int us_now(void *h, int64_t *out)
+{
+    PyObject *callargs[1] = {((UsartObject *)h)->machine};
+    PyObject *r = PyObject_VectorcallMethod(str_now, callargs, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (!r)
+        return -1;
+    int rc = as_i64(r, out);
+    Py_DECREF(r);
+    return rc;
+}
+
+static int us_schedule(void *h, int which, dh_i128 t)
+{
+    UsartObject *o = h;
+    PyObject *tt = i128_long(t);
+    if (!tt)
+        return -1;
+    PyObject *args[3] = {tt, o->ev_fn[which], o->ev_name[which]};
+    PyObject *ev = PyObject_Vectorcall(o->sched_at, args, 2, kw_name);
+    Py_DECREF(tt);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->ev[which], ev);
+    return 0;
+}
+
+static int us_cancel(void *h, int which)
+{
+    UsartObject *o = h;
+    PyObject *ev = o->ev[which];
+    if (!ev)
+        return 0;
+    o->ev[which] = NULL;
+    if (Py_TYPE(ev) == &EventType) {
+        ((EventObject *)ev)->cancelled = 1;
+    } else {
+        PyObject *r = PyObject_CallMethodNoArgs(ev, str_cancel);
+        if (!r) {
+            Py_DECREF(ev);
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(ev);
+    return 0;
+}
+
+static void us_forget(void *h, int which)
+{
+    Py_CLEAR(((UsartObject *)h)->ev[which]);
+}
+
+static int us_live(void *h, int which, int64_t *t)
+{
+    PyObject *ev = ((UsartObject *)h)->ev[which];
+    if (!ev)
+        return 0;
+    if (Py_TYPE(ev) == &EventType) {
+        if (((EventObject *)ev)->cancelled)
+            return 0;
+        *t = ((EventObject *)ev)->time;
+        return 1;
+    }
+    PyObject *c = PyObject_GetAttr(ev, str_cancelled);
+    if (!c)
+        return -1;
+    int cancelled = PyObject_IsTrue(c);
+    Py_DECREF(c);
+    if (cancelled)
+        return cancelled < 0 ? -1 : 0;
+    PyObject *tt = PyObject_GetAttr(ev, str_time);
+    if (!tt)
+        return -1;
+    int rc = as_i64(tt, t);
+    Py_DECREF(tt);
+    return rc < 0 ? -1 : 1;
+}
+
+static int us_output(void *h, int which, int level)
+{
+    PyObject *sig = ((UsartObject *)h)->sig[which];
+    if (Py_TYPE(sig) == &SignalType)
+        return signal_set_level((SignalObject *)sig, level);
+    PyObject *l = PyObject_GetAttr(sig, str_level);       /* a Python Signal */
+    if (!l)
+        return -1;
+    int cur = PyObject_IsTrue(l);
+    Py_DECREF(l);
+    if (cur < 0)
+        return -1;
+    if (cur == level)
+        return 0;
+    PyObject *r = PyObject_CallMethodOneArg(sig, str_set, level ? Py_True : Py_False);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int us_tx(void *h, int byte, int64_t t0, dh_i128 bit_ps, int frame_half)
+{
+    UsartObject *o = h;
+    if (o->tx_ops)
+        return o->tx_ops->tx(o->tx_self, o->owner, byte, t0, (int64_t)bit_ps, frame_half / 2.0);
+    if (o->tx_sink == Py_None)
+        return 0;
+    PyObject *b = PyLong_FromLong(byte), *t = PyLong_FromLongLong(t0), *bt = i128_long(bit_ps);
+    PyObject *fb = frame_half % 2 ? PyFloat_FromDouble(frame_half / 2.0) : PyLong_FromLong(frame_half / 2);
+    PyObject *r = NULL;
+    if (b && t && bt && fb) {
+        PyObject *sink = o->tx_sink;
+        Py_INCREF(sink);
+        PyObject *args[5] = {o->owner, b, t, bt, fb};
+        r = PyObject_Vectorcall(sink, args, 5, NULL);
+        Py_DECREF(sink);
+    }
+    Py_XDECREF(b);
+    Py_XDECREF(t);
+    Py_XDECREF(bt);
+    Py_XDECREF(fb);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int us_poll_hint(void *h, int has_wake, int64_t wake)
+{
+    UsartObject *o = h;
+    PyObject *cpu = PyObject_GetAttr(o->machine, str_cpu);
+    if (!cpu)
+        return -1;
+    if (cpu == Py_None) {
+        Py_DECREF(cpu);
+        return 0;
+    }
+    PyObject *w = has_wake ? PyLong_FromLongLong(wake) : Py_NewRef(Py_None);
+    PyObject *r = NULL;
+    if (w) {
+        PyObject *args[3] = {cpu, o->base, w};
+        r = PyObject_VectorcallMethod(str_poll_hint, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(w);
+    }
+    Py_DECREF(cpu);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int us_dma_rising(void *h, int which)
+{
+    UsartObject *o = h;
+    PyObject *sig = o->sig[which];
+    int connected;
+    if (Py_TYPE(sig) == &SignalType) {
+        connected = ((SignalObject *)sig)->n > 0;
+    } else {
+        PyObject *c = PyObject_GetAttr(sig, str_connected);
+        if (!c)
+            return -1;
+        connected = PyObject_IsTrue(c);
+        Py_DECREF(c);
+        if (connected < 0)
+            return -1;
+    }
+    if (connected || o->warned[which])
+        return 0;
+    o->warned[which] = 1;
+    const char *out = which == DH_USART_OUT_RXREQ ? "ReceiveDmaRequest" : "TransmitDmaRequest";
+    PyObject *msg = PyUnicode_FromFormat(
+        "%U: the firmware set CR3.%s but the platform wires no %s for it: no DMA transfer will happen "
+        "(add `%U: %s -> dmamux1@<request id>`, or pull our platform in with `using` so its "
+        ".builtin.repl overlay comes along)",
+        o->name, which == DH_USART_OUT_RXREQ ? "DMAR" : "DMAT", out, o->name, out);
+    if (!msg)
+        return -1;
+    PyObject *args[5] = {o->machine, str_warning, o->name, str_dma_not_wired, msg};
+    static PyObject *kwn = NULL;
+    if (!kwn && !(kwn = Py_BuildValue("(sss)", "source", "what", "message"))) {
+        Py_DECREF(msg);
+        return -1;
+    }
+    PyObject *r = PyObject_VectorcallMethod(str_record, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwn);
+    Py_DECREF(msg);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static const dh_usart_host usart_host = {
+    .now = us_now, .schedule = us_schedule, .cancel = us_cancel, .forget = us_forget,
+    .live = us_live, .output = us_output, .tx = us_tx, .poll_hint = us_poll_hint,
+    .dma_rising = us_dma_rising,
+};
+
+/* A model call that reached Python after us_clear (a collected cycle) has nothing to call. */
+static int us_alive(UsartObject *o)
+{
+    if (o->machine)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "this USART was cleared");
+    return 0;
+}
+
+/* ports.h: the MMIO block and the receiving UART endpoint */
+static int usp_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
+{
+    if (!us_alive(self))
+        return -1;
+    return dh_usart_read(&((UsartObject *)self)->u, offset, size, value);
+}
+
+static int usp_write(void *self, uint32_t offset, unsigned size, uint64_t value)
+{
+    if (!us_alive(self))
+        return -1;
+    return dh_usart_write(&((UsartObject *)self)->u, offset, size, value);
+}
+
+static int usp_rx_char(void *self, int byte, int framing_error)
+{
+    if (!us_alive(self))
+        return -1;
+    return dh_usart_rx_char(&((UsartObject *)self)->u, (unsigned)byte & 0x1FF, framing_error);
+}
+
+static int usp_bit_time(void *self, int64_t *out)
+{
+    dh_i128 bit;
+    *out = dh_usart_rx_bit_valid(&((UsartObject *)self)->u, &bit) ? (int64_t)bit : 0;
+    return 0;
+}
+
+static const dh_mmio_ops usart_mmio_ops = {usp_read, usp_write};
+static const dh_uart_rx_ops usart_rx_ops = {usp_rx_char, usp_bit_time};
+
+static PyObject *us_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"owner", "machine", "name", "base", "low_power", "frequency", "irq",
+                             "rx_request", "tx_request", NULL};
+    PyObject *owner, *machine, *name, *base, *irq, *rxr, *txr;
+    int low_power;
+    long long freq;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOUOpLOOO:Usart", kwlist, &owner, &machine, &name,
+                                     &base, &low_power, &freq, &irq, &rxr, &txr))
+        return NULL;
+    UsartObject *o = (UsartObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    dh_usart_init(&o->u, low_power, freq, &usart_host, o);
+    o->frequency = freq;
+    o->owner = Py_NewRef(owner);
+    o->machine = Py_NewRef(machine);
+    o->name = Py_NewRef(name);
+    o->base = Py_NewRef(base);
+    o->sig[DH_USART_OUT_IRQ] = Py_NewRef(irq);
+    o->sig[DH_USART_OUT_RXREQ] = Py_NewRef(rxr);
+    o->sig[DH_USART_OUT_TXREQ] = Py_NewRef(txr);
+    o->tx_sink = Py_NewRef(Py_None);
+    static const char *fn[DH_USART_EV_N] = {"_tx_done", "_idle_elapsed", "_rto_elapsed"};
+    for (int k = 0; k < DH_USART_EV_N; k++) {
+        if (!(o->ev_fn[k] = PyObject_GetAttrString((PyObject *)o, fn[k]))
+            || !(o->ev_name[k] = PyUnicode_FromFormat("%U.%s", name, fn[k])))
+            goto fail;
+    }
+    PyObject *sched = PyObject_GetAttr(machine, str_scheduler);
+    if (!sched)
+        goto fail;
+    o->sched_at = PyObject_GetAttrString(sched, "at");
+    Py_DECREF(sched);
+    if (!o->sched_at)
+        goto fail;
+    o->mmio_port.ops = &usart_mmio_ops;
+    o->mmio_port.self = o;
+    o->rx_port.ops = &usart_rx_ops;
+    o->rx_port.self = o;
+    if (!(o->mmio_capsule = PyCapsule_New(&o->mmio_port, DH_MMIO_CAPSULE, NULL))
+        || !(o->rx_capsule = PyCapsule_New(&o->rx_port, DH_UART_RX_CAPSULE, NULL)))
+        goto fail;
+    return (PyObject *)o;
+fail:
+    Py_DECREF(o);
+    return NULL;
+}
+
+static int us_traverse(UsartObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->owner);
+    Py_VISIT(o->machine);
+    Py_VISIT(o->sched_at);
+    Py_VISIT(o->name);
+    Py_VISIT(o->base);
+    for (int k = 0; k < DH_USART_OUT_N; k++)
+        Py_VISIT(o->sig[k]);
+    for (int k = 0; k < DH_USART_EV_N; k++) {
+        Py_VISIT(o->ev[k]);
+        Py_VISIT(o->ev_fn[k]);
+        Py_VISIT(o->ev_name[k]);
+    }
+    Py_VISIT(o->tx_sink);
+    Py_VISIT(o->tx_capsule);
+    Py_VISIT(o->mmio_capsule);
+    Py_VISIT(o->rx_capsule);
+    return 0;
+}
+
+static int us_clear(UsartObject *o)
+{
+    Py_CLEAR(o->owner);
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->sched_at);
+    Py_CLEAR(o->name);
+    Py_CLEAR(o->base);
+    for (int k = 0; k < DH_USART_OUT_N; k++)
+        Py_CLEAR(o->sig[k]);
+    for (int k = 0; k < DH_USART_EV_N; k++) {
+        Py_CLEAR(o->ev[k]);
+        Py_CLEAR(o->ev_fn[k]);
+        Py_CLEAR(o->ev_name[k]);
+    }
+    o->tx_ops = NULL;
+    Py_CLEAR(o->tx_sink);
+    Py_CLEAR(o->tx_capsule);
+    Py_CLEAR(o->mmio_capsule);
+    Py_CLEAR(o->rx_capsule);
+    return 0;
+}
+
+static void us_dealloc(UsartObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    us_clear(o);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static int us_u32(PyObject *o, uint64_t *out)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "an int is required, not %.100s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsUnsignedLongLongMask(o);       /* Python's & keeps the low bits likewise */
+    return *out == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *us_read(UsartObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t off, size = 4, v;
+    if (nargs < 1 || nargs > 2)
+        return PyErr_Format(PyExc_TypeError, "read(offset, size=4) takes 1 or 2 arguments");
+    if (!us_alive(o) || us_u32(args[0], &off) < 0 || (nargs == 2 && us_u32(args[1], &size) < 0))
+        return NULL;
+    if (dh_usart_read(&o->u, (uint32_t)off, (unsigned)size, &v) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *us_write(UsartObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t off, size, v;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "write(offset, size, value) takes 3 arguments");
+    if (!us_alive(o) || us_u32(args[0], &off) < 0 || us_u32(args[1], &size) < 0
+        || us_u32(args[2], &v) < 0)
+        return NULL;
+    if (dh_usart_write(&o->u, (uint32_t)off, (unsigned)size, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *us_rx_char(UsartObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t b;
+    int fe = 0;
+    if (nargs < 1 || nargs > 2)
+        return PyErr_Format(PyExc_TypeError, "rx_char(byte, framing_error=False) takes 1 or 2 arguments");
+    if (!us_alive(o) || us_u32(args[0], &b) < 0 || (nargs == 2 && (fe = PyObject_IsTrue(args[1])) < 0))
+        return NULL;
+    if (dh_usart_rx_char(&o->u, (unsigned)(b & 0x1FF), fe) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *us_bit_time_ps(UsartObject *o, PyObject *Py_UNUSED(ignored))
+{
+    dh_i128 bit;
+    if (!dh_usart_rx_bit_valid(&o->u, &bit))
+        Py_RETURN_NONE;
+    return i128_long(bit);
+}
+
+static PyObject *us_timing(UsartObject *o, PyObject *Py_UNUSED(ignored))
+{
+    dh_usart_timing t;
+    dh_usart_timing_of(&o->u, &t);
+    PyObject *fb = t.frame_half % 2 ? PyFloat_FromDouble(t.frame_half / 2.0)
+                                    : PyLong_FromLong(t.frame_half / 2);
+    PyObject *bit = t.bit_valid ? i128_long(t.bit_ps) : Py_NewRef(Py_None);
+    PyObject *ch = t.bit_valid ? i128_long(t.char_ps) : Py_NewRef(Py_None);
+    PyObject *r = fb && bit && ch ? Py_BuildValue("(OOOi)", bit, fb, ch, t.data_bits) : NULL;
+    Py_XDECREF(fb);
+    Py_XDECREF(bit);
+    Py_XDECREF(ch);
+    return r;
+}
+
+static PyObject *us_reset(UsartObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!us_alive(o) || dh_usart_reset(&o->u, o->frequency) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+#define US_EVENT(fname, cfn)                                                       \
+    static PyObject *fname(UsartObject *o, PyObject *Py_UNUSED(ignored))           \
+    {                                                                              \
+        if (!us_alive(o) || cfn(&o->u) < 0)                                        \
+            return NULL;                                                           \
+        Py_RETURN_NONE;                                                            \
+    }
+US_EVENT(us_tx_done, dh_usart_tx_done)
+US_EVENT(us_idle_elapsed, dh_usart_idle_elapsed)
+US_EVENT(us_rto_elapsed, dh_usart_rto_elapsed)
+#undef US_EVENT
+
+static PyObject *us_fifos(UsartObject *o, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *tx = PyList_New(o->u.ntx), *rx = PyList_New(o->u.nrx);
+    if (!tx || !rx)
+        goto fail;
+    for (int i = 0; i < o->u.ntx; i++) {
+        PyObject *v = PyLong_FromLong(o->u.txq[i]);
+        if (!v)
+            goto fail;
+        PyList_SET_ITEM(tx, i, v);
+    }
+    for (int i = 0; i < o->u.nrx; i++) {
+        PyObject *v = Py_BuildValue("(iO)", o->u.rxq[i], o->u.rxfe[i] ? Py_True : Py_False);
+        if (!v)
+            goto fail;
+        PyList_SET_ITEM(rx, i, v);
+    }
+    return Py_BuildValue("(NN)", tx, rx);
+fail:
+    Py_XDECREF(tx);
+    Py_XDECREF(rx);
+    return NULL;
+}
+
+static PyObject *us_peek(UsartObject *o, PyObject *arg)
+{
+    long r = PyLong_AsLong(arg);
+    if (r == -1 && PyErr_Occurred())
+        return NULL;
+    if (r < 0 || r >= DH_USART_NREG)
+        return PyErr_Format(PyExc_IndexError, "no register %ld", r);
+    return PyLong_FromUnsignedLong(o->u.reg[r]);
+}
+
+static PyObject *us_get_events(UsartObject *o, void *Py_UNUSED(c))
+{
+    PyObject *l = PyList_New(DH_USART_EV_N);
+    if (!l)
+        return NULL;
+    for (int k = 0; k < DH_USART_EV_N; k++)
+        PyList_SET_ITEM(l, k, Py_NewRef(o->ev[k] ? o->ev[k] : Py_None));
+    return l;
+}
+
+static PyObject *us_get_kernel_hz(UsartObject *o, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(o->u.kernel_hz);
+}
+
+static int us_set_kernel_hz(UsartObject *o, PyObject *v, void *Py_UNUSED(c))
+{
+    int64_t hz;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "kernel_hz cannot be deleted");
+        return -1;
+    }
+    PyObject *i = PyNumber_Long(v);                /* the Python model reads int(...) at reset */
+    if (!i)
+        return -1;
+    int rc = as_i64(i, &hz);
+    Py_DECREF(i);
+    if (rc < 0)
+        return -1;
+    o->u.kernel_hz = hz;
+    return 0;
+}
+
+static PyObject *us_get_tx_sink(UsartObject *o, void *Py_UNUSED(c))
+{
+    return Py_NewRef(o->tx_sink ? o->tx_sink : Py_None);
+}
+
+static int us_set_tx_sink(UsartObject *o, PyObject *v, void *Py_UNUSED(c))
+{
+    if (!v)
+        v = Py_None;
+    PyObject *cap = NULL;
+    const dh_tx_sink_ops *ops = NULL;
+    void *self = NULL;
+    if (v != Py_None) {
+        if (!(cap = optional_attr(v, str_native_tx_sink)))
+            return -1;
+        if (PyCapsule_IsValid(cap, DH_TX_SINK_CAPSULE)) {
+            dh_port *p = PyCapsule_GetPointer(cap, DH_TX_SINK_CAPSULE);
+            if (!p) {
+                Py_DECREF(cap);
+                return -1;
+            }
+            ops = p->ops;
+            self = p->self;
+        } else {
+            Py_CLEAR(cap);
+        }
+    }
+    Py_INCREF(v);
+    Py_XSETREF(o->tx_sink, v);
+    Py_XSETREF(o->tx_capsule, cap);
+    o->tx_ops = ops;
+    o->tx_self = self;
+    return 0;
+}
+
+static PyObject *us_get_capsule(UsartObject *o, void *which)
+{
+    PyObject *c = which ? o->rx_capsule : o->mmio_capsule;
+    return Py_NewRef(c ? c : Py_None);
+}
+
+static PyObject *us_get_count(UsartObject *o, void *which)
+{
+    return PyLong_FromUnsignedLongLong(*(uint64_t *)((char *)&o->u + (size_t)which));
+}
+
+static int us_set_count(UsartObject *o, PyObject *v, void *which)
+{
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "a counter cannot be deleted");
+        return -1;
+    }
+    unsigned long long n = PyLong_AsUnsignedLongLong(v);
+    if (n == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *(uint64_t *)((char *)&o->u + (size_t)which) = n;
+    return 0;
+}
+
+#define US_COUNT(f) {#f, (getter)us_get_count, (setter)us_set_count, "counter " #f, \
+                     (void *)offsetof(dh_usart, f)}
+static PyGetSetDef us_getset[] = {
+    {"kernel_hz", (getter)us_get_kernel_hz, (setter)us_set_kernel_hz, "usart_ker_ck in Hz", NULL},
+    {"tx_sink", (getter)us_get_tx_sink, (setter)us_set_tx_sink,
+     "fn(uart, byte, t_start_ps, bit_time_ps, frame_bits), or None; called in C when it has a "
+     "_native_tx_sink capsule", NULL},
+    {"events", (getter)us_get_events, NULL, "[TX done, IDLE, RTO] events held (or None)", NULL},
+    {"_native_mmio", (getter)us_get_capsule, NULL, "ports.h MMIO block", NULL},
+    {"_native_uart_rx", (getter)us_get_capsule, NULL, "ports.h UART receiver", (void *)1},
+    US_COUNT(tx_count), US_COUNT(rx_count), US_COUNT(rx_overruns), US_COUNT(rx_framing_errors),
+    US_COUNT(rx_dropped),
+    {NULL},
+};
+#undef US_COUNT
+
+static PyMethodDef us_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))us_read, METH_FASTCALL, "read(offset, size=4) -> int"},
+    {"write", (PyCFunction)(void (*)(void))us_write, METH_FASTCALL, "write(offset, size, value)"},
+    {"rx_char", (PyCFunction)(void (*)(void))us_rx_char, METH_FASTCALL,
+     "rx_char(byte, framing_error=False): a character whose stop bit arrives now"},
+    {"bit_time_ps", (PyCFunction)us_bit_time_ps, METH_NOARGS,
+     "The receiver's programmed bit time, or None when the receiver is disabled."},
+    {"timing", (PyCFunction)us_timing, METH_NOARGS, "(bit_ps, frame_bits, char_ps, data_bits)"},
+    {"reset", (PyCFunction)us_reset, METH_NOARGS, "reset(): registers, state, kernel clock"},
+    {"_tx_done", (PyCFunction)us_tx_done, METH_NOARGS, "event: the stop bit is out"},
+    {"_idle_elapsed", (PyCFunction)us_idle_elapsed, METH_NOARGS, "event: one idle character"},
+    {"_rto_elapsed", (PyCFunction)us_rto_elapsed, METH_NOARGS, "event: receiver timeout"},
+    {"fifos", (PyCFunction)us_fifos, METH_NOARGS, "([tx bytes], [(rx byte, framing error)])"},
+    {"peek", (PyCFunction)us_peek, METH_O, "peek(i): register i's raw word (offset 4 * i)"},
+    {NULL},
+};
+
+static PyTypeObject UsartType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Usart",
+    .tp_basicsize = sizeof(UsartObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The STM32H7 USART's state and logic (native/usart.c) for stm32_usart.py.",
+    .tp_new = us_new,
+    .tp_dealloc = (destructor)us_dealloc,
+    .tp_traverse = (traverseproc)us_traverse,
+    .tp_clear = (inquiry)us_clear,
+    .tp_getset = us_getset,
+    .tp_methods = us_methods,
+};
+
+/* port_call(capsule, *args): a ports.h operation called from Python, the way a C unit calls it
+ * (tests of a model's capsules before its C callers exist). mmio: (offset, size) reads,
+ * (offset, size, value) writes; uart_rx: (byte, framing_error) delivers, () gives the bit time;
+ * input: (line, level). */
+static PyObject *mod_port_call(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1)
+        return PyErr_Format(PyExc_TypeError, "port_call(capsule, *args)");
+    PyObject *cap = args[0];
+    long long a[3] = {0, 0, 0};
+    for (Py_ssize_t i = 1; i < nargs && i <= 3; i++)
+        if ((a[i - 1] = PyLong_AsLongLong(args[i])) == -1 && PyErr_Occurred())
+            return NULL;
+    if (PyCapsule_IsValid(cap, DH_MMIO_CAPSULE)) {
+        dh_port *p = PyCapsule_GetPointer(cap, DH_MMIO_CAPSULE);
+        const dh_mmio_ops *ops = p->ops;
+        if (nargs == 3) {
+            uint64_t v;
+            if (ops->read(p->self, (uint32_t)a[0], (unsigned)a[1], &v) < 0)
+                return NULL;
+            return PyLong_FromUnsignedLongLong(v);
+        }
+        if (nargs == 4) {
+            if (ops->write(p->self, (uint32_t)a[0], (unsigned)a[1], (uint64_t)a[2]) < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+    } else if (PyCapsule_IsValid(cap, DH_UART_RX_CAPSULE)) {
+        dh_port *p = PyCapsule_GetPointer(cap, DH_UART_RX_CAPSULE);
+        const dh_uart_rx_ops *ops = p->ops;
+        if (nargs == 1) {
+            int64_t bit;
+            if (ops->bit_time_ps(p->self, &bit) < 0)
+                return NULL;
+            return PyLong_FromLongLong(bit);
+        }
+        if (nargs == 3) {
+            if (ops->rx_char(p->self, (int)a[0], a[1] != 0) < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+    } else if (PyCapsule_IsValid(cap, DH_INPUT_CAPSULE) && nargs == 3) {
+        dh_port *p = PyCapsule_GetPointer(cap, DH_INPUT_CAPSULE);
+        if (((const dh_input_ops *)p->ops)->set_input(p->self, (int)a[0], a[1] != 0) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    } else {
+        return PyErr_Format(PyExc_TypeError, "port_call: not a ports.h capsule: %R", cap);
+    }
+    return PyErr_Format(PyExc_TypeError, "port_call: %zd arguments do not fit this capsule", nargs - 1);
+}
+
+static int add_usart_types(PyObject *m)
+{
+#define INTERN(var, s)                                      \
+    if (!(var = PyUnicode_InternFromString(s)))             \
+        return -1;
+    INTERN(str_set_input, "set_input");
+    INTERN(str_native_input, "_native_input");
+    INTERN(str_cancel, "cancel");
+    INTERN(str_cancelled, "cancelled");
+    INTERN(str_time, "time");
+    INTERN(str_poll_hint, "poll_hint");
+    INTERN(str_level, "level");
+    INTERN(str_set, "set");
+    INTERN(str_connected, "connected");
+    INTERN(str_native_tx_sink, "_native_tx_sink");
+    INTERN(str_warning, "warning");
+    INTERN(str_dma_not_wired, "dma_request_not_wired");
+#undef INTERN
+    if (!(kw_name = Py_BuildValue("(s)", "name")))
+        return -1;
+    if (PyType_Ready(&SignalType) < 0 || PyType_Ready(&UsartType) < 0)
+        return -1;
+    Py_INCREF(&SignalType);
+    if (PyModule_AddObject(m, "Signal", (PyObject *)&SignalType) < 0) {
+        Py_DECREF(&SignalType);
+        return -1;
+    }
+    Py_INCREF(&UsartType);
+    if (PyModule_AddObject(m, "Usart", (PyObject *)&UsartType) < 0) {
+        Py_DECREF(&UsartType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of Usart and Signal [usartc] ============================================================ */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -7699,6 +8706,8 @@ static PyMethodDef module_methods[] = {
     {"built_for", mod_built_for, METH_NOARGS, "The unicorn version of the headers we were built with."},
     {"emu_start", (PyCFunction)(void (*)(void))mod_emu_start, METH_FASTCALL, NULL},
     {"bench_slices", (PyCFunction)(void (*)(void))mod_bench_slices, METH_FASTCALL, NULL},
+    {"port_call", (PyCFunction)(void (*)(void))mod_port_call, METH_FASTCALL,    /* [usartc] */
+     "port_call(capsule, *args): call a ports.h capsule's operation as a C unit would (tests)."},
     {"heap_selftest", (PyCFunction)(void (*)(void))mod_heap_selftest, METH_FASTCALL,
      "heap_selftest(n, seed) -> True when n pushes then n pops came out in (time, seq) order."},
     {NULL},
@@ -7802,9 +8811,9 @@ PyMODINIT_FUNC PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-    /* each appended unit registers its types: [linkc] [cbus] [dmac] [dcachec] */
+    /* each appended unit registers its types: [linkc] [cbus] [dmac] [dcachec] [usartc] */
     if (add_link_types(m) < 0 || add_espu_type(m) < 0 || add_bus_type(m) < 0 || add_dma_types(m) < 0
-        || add_dcache_types(m) < 0) {
+        || add_dcache_types(m) < 0 || add_usart_types(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
