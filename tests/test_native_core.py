@@ -109,8 +109,9 @@ def test_the_setup_stamp_covers_the_c_sources() -> None:
     setup = (ROOT / "ci" / "setup.sh").read_text()
     assert "duohil/engines/builtin/native/*.[ch]" in setup and "python3-dev" in setup
     assert sorted(p.name for p in (ROOT / "duohil/engines/builtin/native").glob("*.[ch]")) == \
-        ["_core.c", "clint.c", "clint.h", "cortexm.c", "cortexm.h", "evheap.c", "evheap.h", "nvic.c",
-         "nvic.h", "plic.c", "plic.h", "riscv.c", "riscv.h", "ucapi.c", "ucapi.h"]
+        ["_core.c", "clint.c", "clint.h", "cortexm.c", "cortexm.h", "dma.c", "dma.h", "dmamux.c", "dmamux.h",
+         "evheap.c", "evheap.h", "nvic.c", "nvic.h", "plic.c", "plic.h", "ports.h", "riscv.c", "riscv.h",
+         "ucapi.c", "ucapi.h"]
 
 
 def test_the_c_sources_compile_without_warnings(tmp_path: Path) -> None:
