@@ -21,8 +21,9 @@ as JSON with sorted keys. Length-prefixed sections keep the encoding unambiguous
 is not hashed: two seeds that lead to identical behaviour give identical fingerprints.
 
 Faults: ``inject(fault)`` hands each realised fault of a scenario's plan to ``inject.Injector``,
-which maps it onto the models' levers; motor-plant parameters come from ``BuiltinEngine(plant={...})`` (RunSpec has no
-field for them). ``single(platform, elf)`` builds one machine alone, for model tests and benchmarks.
+which maps it onto the models' levers; motor-plant parameters come from
+``BuiltinEngine(plant={...})`` (RunSpec has no field for them). ``single(platform, elf)`` builds
+one machine alone, for model tests and benchmarks.
 """
 from __future__ import annotations
 
@@ -577,9 +578,10 @@ def _canon_flat(rows: list[list[Any]]) -> bytes:
     return json.dumps(rows, separators=(",", ":")).encode()
 
 
-# -- the engine -----------------------------------------------------------------------------------------------
+# -- the engine ----------------------------------------------------------------------------------------------
 class BuiltinEngine(Engine):
-    """Unicorn CPUs, Python SoC models, deterministic virtual time.
+    """Unicorn CPUs, the native core (scheduler, exception paths), Python SoC models,
+    deterministic virtual time.
 
     ``plant``: motor-plant parameters for the STM32 side (RunSpec has no field for them yet)."""
 
@@ -611,6 +613,8 @@ class BuiltinEngine(Engine):
         except ImportError:
             return False, "the Python package pyelftools is not installed (run `make setup`)"
         from . import native
+        if native.core() is None:           # the scheduler and both cores' exception paths are C
+            return False, native.why()
         return True, f"unicorn {version}; {native.note()}"
 
     def start(self, spec: RunSpec) -> BuiltinSession:

@@ -1,22 +1,27 @@
-"""The builtin engine's native core (C) and the switch between it and the Python models.
+"""The builtin engine's native core (C): required, and the switch for models still being ported.
 
-``DUOHIL_MODELS=python|native`` picks, for every part that exists in both languages, which one a
-run uses; unset means native when the extension is built and usable, python otherwise. Both must
-give the same run (same event log, same memory, same fingerprint): the differential tests and
-``python -m duohil.engines.builtin.native.diverge`` check that while both exist.
+The native core is the one implementation of what it holds; the builtin engine does not start
+without it (``require``: one line saying why and how to fix it, ``make setup`` with gcc and
+Python.h present). It holds: the scheduler's event heap, time loop and slice driver
+(``_core.Scheduler``, ``_core.Event``; CpuCore's next_deadline/advance_to/settle), the Cortex-M7's
+exception entry, tail-chain and return (``_core.CortexM``) with the NVIC's exception state
+(``_core.Nvic``), the RV32 peer's register access and trap entry (``_core.RiscV``). Their Python
+copies are deleted; what stays Python around them is Python by design (the event log, the SCS
+registers, SysTick's counter, the MPU, CFSR/HFSR, the fault and storm decisions).
 
-What is native so far: the scheduler's event heap, time loop and slice driver
-(``_core.Scheduler``), the Cortex-M7's exception entry, tail-chain and return
-(``_core.CortexM``, used by cortexm.py's ``_enter_native``/``_exc_return_native``) and the RV32
-peer's register access and trap entry (``_core.RiscV``, used by riscv.py's ``_enter_trap_native``)
-the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision) and the
-PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete).
+``DUOHIL_MODELS=python|native`` picks, for the models *still being ported* only, which version a
+run uses: today the CLINT's timer state (``_core.Clint``) and the PLIC's state (``_core.Plic``),
+and the byte path's models (USART, DMA, D-cache, link, ESP32-C3 UART) as they gain a C version.
+Unset means native. Both must give the same run (same event log, same memory, same
+fingerprint): their differential tests and
+``python -m duohil.engines.builtin.native.diverge`` check that while both exist; once equal,
+the Python copy is deleted.
 
 The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
-``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC;
-``ucapi.c``: the unicorn C API
-resolved with dlsym on the library the ``unicorn`` package loaded).
-setup.py builds them at ``pip install -e .`` (``make setup``).
+``cortexm.c``: the M7 exception frames and register sequences; ``nvic.c``: the NVIC's state;
+``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC;
+``ucapi.c``: the unicorn C API resolved with dlsym on the library the ``unicorn`` package
+loaded). setup.py builds them at ``pip install -e .`` (``make setup``).
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from ....errors import ConfigError
+from ....errors import ConfigError, EngineUnavailable
 
 ENV = "DUOHIL_MODELS"
 CHOICES = ("python", "native")
@@ -64,24 +69,39 @@ def core() -> ModuleType | None:
     return _load()[0]
 
 
+def why() -> str:
+    """One line: whether the core is usable here, and if not, why and how to fix it."""
+    mod, reason = _load()
+    if mod is not None:
+        return reason
+    return f"{reason}; the builtin engine needs it: install gcc and the Python headers " \
+           f"(python3-dev), then `make setup`"
+
+
+def require() -> ModuleType:
+    """The bound ``_core`` module; EngineUnavailable (one line, the fix in it) when it is not
+    built or not usable: the builtin engine has no Python copy of what it holds."""
+    mod = _load()[0]
+    if mod is None:
+        raise EngineUnavailable("builtin", why())
+    return mod
+
+
 def note() -> str:
-    """One line for ``duohil engines``: which models a run uses by default, and why."""
-    mod, why = _load()
-    return f"models: {'native' if mod is not None else 'python'} by default ({why})"
+    """One line for ``duohil engines``: the core, and what ``DUOHIL_MODELS=python`` still picks."""
+    return f"{why()}; models: native (DUOHIL_MODELS=python: the Python reference of the " \
+           f"models still being ported)"
 
 
 def models() -> str:
-    """``python`` or ``native``: what ``DUOHIL_MODELS`` asks for, or the default."""
+    """``python`` or ``native``: what ``DUOHIL_MODELS`` asks for (unset: native). It only
+    decides between the two versions of the models still being ported."""
     want = os.environ.get(ENV, "").strip()
-    mod, why = _load()
     if not want:
-        return "native" if mod is not None else "python"
+        return "native"
     if want not in CHOICES:
         raise ConfigError(f"{want!r} is not a model set", field=ENV,
                           expected=" or ".join(CHOICES))
-    if want == "native" and mod is None:
-        raise ConfigError(f"native asked for, but {why}", field=ENV,
-                          expected="python, or a built native core")
     return want
 
 
