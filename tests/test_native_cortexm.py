@@ -191,7 +191,7 @@ def check_entry(b, r: dict, exc: int, pc: int, cfsr: int, hfsr: int, log0: int,
     assert nv.cfsr == cfsr
     now = snap(b)
     if target is None:
-        assert cpu.halted and cpu.lockup["reason"] == "stacking fault" and nv.hfsr == hfsr, (nv.hfsr, hfsr, kind, exc, ep, r["xpsr"] & 0x1FF, nv.stack)
+        assert cpu.halted and cpu.lockup["reason"] == "stacking fault" and nv.hfsr == hfsr
         assert (now["msp"], now["psp"], now["pc"]) == (r["msp"], r["psp"], r["pc"])
         return
     vec = vector(b, target)
@@ -231,7 +231,7 @@ def raise_fault(b, r: dict, kind: int, bits: int, pc: int, cfsr: int, hfsr: int,
     target, hfsr2 = fault_target(b, r, kind, hfsr)
     log = b.scheduler.log[log0:]
     assert log[0][1] == "cpu_fault" and log[0][2]["exception"] == kind
-    assert log[0][2]["taken_as"] == (target or 0) and log[0][2]["cfsr"] == cfsr, (log, target, cfsr)
+    assert log[0][2]["taken_as"] == (target or 0) and log[0][2]["cfsr"] == cfsr
     if target is None:
         assert b.cpu.halted and b.cpu.lockup["reason"].startswith(f"fault {kind}")
         assert b.nvic.hfsr == hfsr2 and b.nvic.cfsr == cfsr
