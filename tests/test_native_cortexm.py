@@ -350,7 +350,8 @@ def apply(b, op) -> None:
     kind = op[0]
     r = snap(b)
     before = {"cfsr": nv.cfsr, "hfsr": nv.hfsr, "active": nv.active, "pending": nv.pending,
-              "level": nv.level, "stack": list(nv.stack), "taken": nv.exceptions_taken}
+              "level": nv.level, "stack": list(nv.stack), "taken": nv.exceptions_taken,
+              "rate_n": cpu._rate_n, "entries": cpu._entries}
     log0 = len(b.scheduler.log)
     stack, taken = before["stack"], before["taken"]
     if kind == "enter":
@@ -358,6 +359,14 @@ def apply(b, op) -> None:
         cpu._enter(op[1], pc=pc)
         check_entry(b, r, op[1], r["pc"] if pc is None else pc, before["cfsr"], before["hfsr"],
                     log0)
+        # the storm counters of every entry: the rate count, and entries since thread mode last
+        # ran (from thread mode: reset, with the thread's pc and time noted for starvation)
+        assert cpu._rate_n == before["rate_n"] + 1
+        if r["xpsr"] & 0x1FF:
+            assert cpu._entries == before["entries"] + 1
+        else:
+            want_pc = r["pc"] if pc is None else pc
+            assert (cpu._entries, cpu._thread_pc, cpu._thread_ps) == (0, want_pc, b.machine.now())
     elif kind == "pend_take":
         nv.set_pending(op[1])
         n, g = nv.best_pending()
