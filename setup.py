@@ -3,8 +3,11 @@
 Everything else about the package is in pyproject.toml. The extension compiles against the unicorn
 headers shipped in the unicorn wheel (pinned in [build-system] requires, so the headers are the ones
 of the version duohil runs with) and links nothing from unicorn: it resolves the C API at run time on
-the library the `unicorn` package loaded. It is optional: without a C compiler or Python.h the
-install still succeeds and duohil runs its Python models (`duohil engines` says why).
+the library the `unicorn` package loaded. The builtin engine requires it (the scheduler and both
+cores' exception paths exist only in C). The build stays ``optional`` so that an install without a
+C compiler or Python.h still succeeds for the other engines (renode, serial) and the tools; the
+builtin engine then refuses to start with one line saying why (`duohil engines`), and
+`ci/setup.sh` stops with that line.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ def _unicorn_include() -> str | None:
 
 
 # A compile that fails (optional=True) must not leave an older build of the core in place beside
-# the sources (editable installs put it there): drop it first, so such an install runs Python.
+# the sources (editable installs put it there): drop it first, so such an install says so.
 for _old in NATIVE.glob("_core*.so"):
     _old.unlink()
 
@@ -48,7 +51,7 @@ else:
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                             "-Wno-missing-field-initializers", "-Wno-cast-function-type"],
         libraries=["dl"],
-        optional=True,          # a failed compile leaves the Python models, never a failed install
+        optional=True,          # a failed compile: the builtin engine says why, the install succeeds
     ))
 
 setup(ext_modules=ext_modules)

@@ -59,3 +59,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 else
     say "virtualenv up to date"
 fi
+# the builtin engine needs the native core (no Python copy of the scheduler and the exception
+# paths is left): an install that could not compile it is a set-up failure, said in one line
+if ! why=$(.venv/bin/python -c 'from duohil.engines.builtin import native; import sys
+sys.exit(0) if native.core() is not None else sys.exit(native.why())' 2>&1); then
+    rm -f "$stamp"                       # the next run compiles again
+    echo "[setup] error: $why" >&2
+    exit 2
+fi

@@ -1,4 +1,5 @@
-"""The native core's build, its binding to the loaded libunicorn, and the DUOHIL_MODELS switch."""
+"""The native core's build, its binding to the loaded libunicorn, the refusal to start without it,
+and the DUOHIL_MODELS switch (models still being ported only)."""
 from __future__ import annotations
 
 import ctypes
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.scheduler import PythonScheduler, Scheduler, native_scheduler
-from duohil.errors import ConfigError
+from duohil.engines.builtin.scheduler import Scheduler
+from duohil.errors import ConfigError, EngineUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,33 +77,69 @@ def test_a_library_without_the_unicorn_api_is_refused(tmp_path: Path) -> None:
         core.bind_unicorn(libc._handle)
 
 
-def test_the_switch_picks_the_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_switch_picks_only_between_versions_of_models_being_ported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler is the C one whatever DUOHIL_MODELS says (no Python copy is left); the switch
+    still picks the CLINT's version (a model still being ported) and refuses a bad value."""
+    from duohil.engines.builtin.clint import CoreLevelInterruptor
+    from duohil.engines.builtin.machine import Machine
     core = _core()
-    monkeypatch.delenv(native.ENV, raising=False)
-    assert native.models() == "native"
-    assert type(Scheduler()) is native_scheduler() and isinstance(Scheduler(), core.Scheduler)
-    monkeypatch.setenv(native.ENV, "python")
-    assert native.models() == "python"
-    assert type(Scheduler()) is Scheduler
-    monkeypatch.setenv(native.ENV, "native")
-    assert type(Scheduler(5)) is native_scheduler() and Scheduler(5).quantum == 5
-    assert type(PythonScheduler()) is PythonScheduler
+    for want in ("", "python", "native"):
+        monkeypatch.setenv(native.ENV, want)
+        assert native.models() == (want or "native")
+        s = Scheduler(5)
+        assert isinstance(s, core.Scheduler) and type(s) is Scheduler and s.quantum == 5
+        clint = CoreLevelInterruptor(Machine("m", s, platform=__file__), "clint", 0x0200_0000,
+                                     props={"frequency": 16_000_000})
+        assert (clint._c is not None) == (want != "python")
     monkeypatch.setenv(native.ENV, "fast")
     with pytest.raises(ConfigError, match="DUOHIL_MODELS: 'fast' is not a model set"):
-        Scheduler()
+        native.models()
 
 
-def test_bad_quantum_is_refused_the_same_way_by_both() -> None:
-    for cls in (PythonScheduler, _core().Scheduler):
-        with pytest.raises(ValueError, match="quantum must be a positive number of picoseconds, got 0"):
-            cls(0)
+def test_without_the_core_the_builtin_engine_refuses_with_one_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not built (or unusable): no traceback, one line saying why and how to fix it, from the
+    engine's availability (``duohil engines``, get_engine) and from what would build a core or an
+    NVIC (``native.require``; the scheduler too: the fresh-interpreter test below)."""
+    from duohil.engines.builtin.session import BuiltinEngine
+    from duohil.engines.registry import get_engine
+    monkeypatch.setattr(native, "_state", (None, "native core not built: run `make setup` with gcc "
+                                                 "and Python.h present"))
+    ok, why = BuiltinEngine.availability()
+    assert not ok and "\n" not in why
+    assert "native core not built" in why and "make setup" in why and "python3-dev" in why
+    with pytest.raises(EngineUnavailable) as exc:
+        get_engine("builtin")
+    assert "\n" not in str(exc.value) and "make setup" in str(exc.value)
+    with pytest.raises(EngineUnavailable, match="gcc and the Python headers"):
+        native.require()
+
+
+def test_a_missing_core_is_reported_by_a_fresh_interpreter(tmp_path: Path) -> None:
+    """The same from a process that cannot import the extension at all (its file hidden): the
+    CLI prints the one line and exits 1, no traceback."""
+    code = ("import sys, importlib.abc\n"
+            "class Hide(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name.endswith('native._core'):\n"
+            "            raise ImportError('cannot import name \\'_core\\'')\n"
+            "sys.meta_path.insert(0, Hide())\n"
+            "from duohil.cli import main\n"
+            "sys.exit(main(['run', 'scenarios/nominal.yaml', '--variant', 'fixed']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "native core not built" in r.stderr
+    assert "make setup" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_duohil_engines_says_which_models_run() -> None:
     out = subprocess.run([sys.executable, "-m", "duohil.cli", "engines"], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("builtin"))
-    assert "models: native by default (native core built for unicorn 2.1.4)" in line
+    assert "native core built for unicorn 2.1.4; models: native (DUOHIL_MODELS=python: the Python " \
+        "reference of the models still being ported)" in line
 
 
 def test_the_setup_stamp_covers_the_c_sources() -> None:

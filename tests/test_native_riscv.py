@@ -1,16 +1,16 @@
-"""Differential tests: RV32 machine-mode trap entry in C (native/riscv.c) against the Python
-reference (riscv.py's _enter_trap and its ctypes register access).
+"""RV32 machine-mode trap entry (native/riscv.c, _core.c's RiscV; the decisions in riscv.py).
 
-Two hand-built peers (tests/rv_helpers.build_peer), one per DUOHIL_MODELS value, get the same
-synthetic core state (privilege M or U, mstatus MIE/MPIE/MPP, mie, mtvec direct or vectored,
-registers) and the same code: a strip of instructions Hypothesis picks (nop, ECALL, EBREAK,
-C.EBREAK, illegal words, ``csrr time``/0x7E2, CSR writes that unmask or mask, WFI, a store to
-the CLINT's msip, a load from an unmapped hole) and a handler area of ``mret``. Hypothesis then
-drives both with the same interrupt-line changes (MSIP/MTIP/MEIP), interrupt takes between
-slices, trap entries from inside a slice and between slices, and slices of real execution (which
-reach the traps through unicorn's hooks and return with ``mret``). After every step both hold the
-same registers and CSRs (mstatus, mie, mepc, mcause, mtval, mtvec, priv, pc), the same core state
-(mip shadow, trap counts, last trap, sleeping, where the next slice starts) and the same event log.
+One implementation; these tests state what it must do, from the RISC-V privileged spec. A
+hand-built peer (tests/rv_helpers.build_peer) gets a synthetic core state (privilege M or U,
+mstatus MIE/MPIE/MPP, mie, mtvec direct or vectored, registers) and a code strip Hypothesis picks
+(nop, ECALL, EBREAK, C.EBREAK, illegal words, ``csrr time``/0x7E2, CSR writes that unmask or mask,
+WFI, a store to the CLINT's msip, a load from an unmapped hole) with a handler area of ``mret``.
+Hypothesis drives it with interrupt-line changes (MSIP/MTIP/MEIP), interrupt takes between slices,
+trap entries from inside a slice and between slices, and slices of real execution. Every entry is
+checked against the spec: mstatus MPIE <- MIE, MIE <- 0, MPP <- privilege; mepc, mcause, mtval;
+M-mode; pc <- mtvec base (+ 4 * cause for a vectored interrupt); MEI > MSI > MTI; taken only when
+pending in mie and (below M, or mstatus.MIE); the event log's ``cpu_trap`` for faults. Each kind of
+instruction that traps is run alone with its exact CSR values (cause, mepc, mtval).
 """
 from __future__ import annotations
 
@@ -21,10 +21,7 @@ from hypothesis import strategies as st
 from rv_helpers import build_peer
 from unicorn import riscv_const as rv
 
-from duohil.engines.builtin import native
-from duohil.engines.builtin.riscv import MCAUSE_INTERRUPT
-
-pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")
+from duohil.engines.builtin.riscv import MCAUSE_INTERRUPT, TRAP_NAMES
 
 CODE = 0x4200_0000
 HANDLER = 0x4201_0000            # mtvec's base: see handler()
@@ -99,10 +96,9 @@ def handler() -> bytes:
     return b"".join(w.to_bytes(4, "little") for w in words)
 
 
-def board(models: str):
-    with native.using(models):
-        p = build_peer()
-    assert (p.cpu._rv is not None) == (models == "native")
+def board():
+    p = build_peer()
+    assert p.cpu._trap_in is p.cpu._rv              # the C register side, the only one
     return p
 
 
@@ -126,29 +122,6 @@ def setup(p, s) -> None:
     cpu.registers_changed()
 
 
-def apply(p, op) -> None:
-    cpu = p.cpu
-    kind = op[0]
-    if kind == "input":
-        cpu.set_input(op[1], op[2])
-    elif kind == "take":
-        cpu.take_interrupts()
-    elif kind == "trap":                # an exception entry, from a hook (in a slice) or between
-        _, cause, slot, tval, in_slice = op
-        cpu.executing = in_slice
-        try:
-            cpu._enter_trap(cause, CODE + 4 * slot, tval)
-        finally:
-            cpu.executing = False
-    elif kind == "run":
-        cpu.executing = True
-        try:
-            cpu._run_slice(op[1])
-        finally:
-            cpu.executing = False
-        cpu.sleeping = False
-
-
 def regs(uc) -> list[int]:
     """COMPARED, the CSRs read at M privilege (below M unicorn reads them as garbage)."""
     priv = uc.reg_read(rv.UC_RISCV_REG_PRIV)
@@ -159,41 +132,157 @@ def regs(uc) -> list[int]:
     return out
 
 
-def state(p) -> dict:
-    cpu, uc = p.cpu, p.cpu.uc
-    return {
-        "regs": regs(uc),
-        "cpu": (cpu.mip, cpu.interrupts_taken, cpu.exceptions_taken, cpu.last_trap, cpu.sleeping,
-                cpu._next_pc, cpu._state_cache),
-        "clint": (p.clint.read(0, 4),),
-        "log": list(p.scheduler.log),
-    }
+def csrs(p) -> dict:
+    v = regs(p.cpu.uc)
+    return {name: v[COMPARED.index(getattr(rv, f"UC_RISCV_REG_{name.upper()}"))]
+            for name in ("pc", "mstatus", "mie", "mepc", "mcause", "mtval", "mtvec", "priv")}
+
+
+def check_trap(p, before: dict, cause: int, epc: int, tval: int, log0: int, ran_on: bool = False) -> None:
+    """The core just entered a trap ``cause`` at ``epc`` (``tval``) from the CSRs ``before``."""
+    cpu, now = p.cpu, csrs(p)
+    ms = before["mstatus"]
+    want_ms = (ms & ~(0x8 | 0x80 | 0x1800)) | (0x80 if ms & 0x8 else 0) | before["priv"] << 11
+    assert now["mstatus"] == want_ms, (hex(now["mstatus"]), hex(want_ms))
+    assert (now["mepc"], now["mcause"], now["mtval"], now["priv"]) == \
+        (epc & 0xFFFF_FFFE, cause, tval & 0xFFFF_FFFF, 3)
+    target = before["mtvec"] & ~3
+    if before["mtvec"] & 3 == 1 and cause & MCAUSE_INTERRUPT:
+        target += 4 * (cause & 0x7FFF_FFFF)
+    # the handler's first instruction may run in the same slice (jal at the base)
+    assert now["pc"] in ((target, target + 0x100) if ran_on else (target,)), (hex(now["pc"]), hex(target))
+    assert cpu.last_trap == (cause, epc & 0xFFFF_FFFE, tval & 0xFFFF_FFFF)
+    log = p.scheduler.log[log0:]
+    if not cause & MCAUSE_INTERRUPT and cause in TRAP_NAMES:
+        assert log[-1][1:] == ("cpu_trap", {"machine": p.machine.name, "cpu": cpu.name, "cause": cause,
+                                            "what": TRAP_NAMES[cause], "mepc": epc & 0xFFFF_FFFE,
+                                            "mtval": tval & 0xFFFF_FFFF})
+    else:
+        assert not [e for e in log if e[1] == "cpu_trap"]
+
+
+def pick(pending: int) -> int:
+    for c in (11, 3, 7):                         # MEI > MSI > MTI
+        if pending >> c & 1:
+            return c
+    raise AssertionError(pending)
+
+
+def apply(p, op) -> None:
+    cpu = p.cpu
+    kind = op[0]
+    before = csrs(p)
+    log0 = len(p.scheduler.log)
+    taken, excs = cpu.interrupts_taken, cpu.exceptions_taken
+    if kind == "input":
+        cpu.set_input(op[1], op[2])
+        assert cpu.mip >> op[1] & 1 == int(op[2])
+        assert csrs(p) == before                     # between slices nothing is taken yet
+    elif kind == "take":
+        pending = cpu.mip & before["mie"]
+        can = bool(pending) and (before["priv"] < 3 or bool(before["mstatus"] & 0x8))
+        assert cpu.interrupt_pending() == bool(pending)
+        assert cpu.take_interrupts() == can
+        if can:
+            assert cpu.interrupts_taken == taken + 1
+            check_trap(p, before, MCAUSE_INTERRUPT | pick(pending), before["pc"], 0, log0)
+            # between slices from M-mode the next slice starts there (from below M: read again)
+            assert cpu._next_pc == (csrs(p)["pc"] if before["priv"] == 3 else None)
+        else:
+            assert csrs(p) == before and cpu.interrupts_taken == taken
+    elif kind == "trap":                # an exception entry, from a hook (in a slice) or between
+        _, cause, slot, tval, in_slice = op
+        cpu.executing = in_slice
+        try:
+            cpu._enter_trap(cause, CODE + 4 * slot, tval)
+        finally:
+            cpu.executing = False
+        check_trap(p, before, cause, CODE + 4 * slot, tval, log0)
+        assert cpu._next_pc == (None if in_slice or before["priv"] != 3 else csrs(p)["pc"])
+    elif kind == "run":
+        cpu.executing = True
+        try:
+            cpu._run_slice(op[1])
+        finally:
+            cpu.executing = False
+        cpu.sleeping = False
+        after = csrs(p)
+        # every fault the slice took is logged with what the instruction at mepc says it was
+        for _t, k, d in p.scheduler.log[log0:]:
+            if k != "cpu_trap":
+                continue
+            insn = int.from_bytes(p.machine.read_memory(d["mepc"], 4), "little")
+            if d["cause"] == 3:
+                assert insn & 0xFFFF in (0x9002, 0x0073) and d["mtval"] == d["mepc"]
+            elif d["cause"] == 2:                   # illegal, or a machine CSR written from U
+                assert d["mtval"] == insn
+            elif d["cause"] == 5:
+                assert insn == INSNS["lw_hole"] and d["mtval"] == 0x7000_0000
+        if cpu.exceptions_taken + cpu.interrupts_taken == excs + taken:
+            # no trap: mcause/mtval are only ever written by a trap entry (the strip and the
+            # handler only read them or write mepc)
+            assert (after["mcause"], after["mtval"]) == (before["mcause"], before["mtval"])
+        else:
+            assert after["mcause"] == cpu.last_trap[0] or after["priv"] == 0   # (mret back to U)
+        assert after["priv"] in (0, 3)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=STATE, ops=st.lists(OP, min_size=1, max_size=14))
-def test_trap_entry_in_c_equals_the_python_reference(s, ops) -> None:
-    py, nat = board("python"), board("native")
-    for p in (py, nat):
-        setup(p, s)
-    assert state(py) == state(nat)
-    for i, op in enumerate(ops):
-        for p in (py, nat):
-            apply(p, op)
-        a, c = state(py), state(nat)
-        for key in a:
-            assert a[key] == c[key], f"step {i} {op}: {key} differs"
+def test_traps_are_entered_as_the_privileged_spec_says(s, ops) -> None:
+    p = board()
+    setup(p, s)
+    for op in ops:
+        apply(p, op)
 
 
-@pytest.mark.parametrize("models", ["python", "native"])
-def test_an_interrupt_from_user_mode_is_entered_and_returned_from(models) -> None:
-    """Each path does what the privileged spec says (the native one is the C code, not the Python
-    methods by another name): a vectored MTI from U-mode stacks MIE/MPP, goes to mtvec + 4 * 7,
-    and mret comes back. From U-mode, unicorn's register API would read the trap CSRs as garbage
-    and drop their writes if the privilege were not raised first."""
-    p = board(models)
-    native_path = type(p.cpu)._enter_trap_native if models == "native" else type(p.cpu)._enter_trap
-    assert p.cpu._enter_trap.__func__ is native_path
+@pytest.mark.parametrize("name, priv, cause, tval", [
+    ("ecall", 3, 11, None), ("ecall", 0, 8, None),
+    ("ebreak", 3, 3, "pc"), ("c.ebreak", 3, 3, "pc"), ("ebreak", 0, 3, "pc"),
+    ("illegal", 3, 2, "insn"), ("illegal", 0, 2, "insn"),
+    ("csrsi_mie", 0, 2, "insn"),                       # a machine CSR written from U-mode
+    ("lw_hole", 3, 5, 0x7000_0000), ("lw_hole", 0, 5, 0x7000_0000),
+])
+def test_each_trapping_instruction_sets_the_spec_csrs(name, priv, cause, tval) -> None:
+    """One instruction run alone: ECALL 8 + privilege (mtval 0), EBREAK/C.EBREAK 3 (mtval = pc),
+    illegal 2 (mtval = the instruction), load access fault 5 (mtval = the address); mepc = the
+    instruction, MPP = the privilege it came from, MPIE = the MIE it had, M-mode, pc = mtvec."""
+    p = board()
+    setup(p, {"code": [name, "nop", "nop", "nop"], "priv": priv, "mstatus": 1 << 3, "mie": 0,
+              "vectored": False, "a4": 0, "gpr": [0, 0, 0, 0]})
+    before = csrs(p)
+    log0 = len(p.scheduler.log)
+    apply(p, ("run", 1))
+    want_tval = {None: 0, "pc": CODE, "insn": INSNS[name] & (0xFFFF if name == "c.ebreak" else
+                                                             0xFFFF_FFFF)}.get(tval, tval)
+    check_trap(p, before, cause, CODE, want_tval, log0, ran_on=True)
+    assert p.cpu.exceptions_taken == 1 and p.cpu.interrupts_taken == 0
+
+
+@pytest.mark.xfail(strict=True, reason="found by this spec test, before and after the Python copy was "
+                   "deleted: the emulated read's register write inside unicorn's UC_HOOK_INTR hook "
+                   "is lost (rd reads 0; the pc write takes effect); to be fixed on its own")
+@pytest.mark.parametrize("name, reg", [("csrr_time", 10), ("csrr_timeh", 11), ("csrr_pccr", 12)])
+def test_time_and_the_c3_cycle_counter_are_emulated_reads(name, reg) -> None:
+    """``csrr`` of time/timeh (the CLINT's mtime) and of CSR 0x7E2 (this core's cycles), as of the
+    slice start: no trap, the next instruction follows."""
+    p = board()
+    p.scheduler.run_until(5_000_000)                   # 5 us: mtime and the cycle count move on
+    setup(p, {"code": [name, "nop", "nop", "nop"], "priv": 3, "mstatus": 0, "mie": 0,
+              "vectored": False, "a4": 0, "gpr": [0, 0, 0, 0]})
+    apply(p, ("run", 1))
+    got = p.cpu.uc.reg_read(rv.UC_RISCV_REG_X0 + reg)
+    want = {"csrr_time": p.clint.mtime() & 0xFFFF_FFFF, "csrr_timeh": p.clint.mtime() >> 32,
+            "csrr_pccr": p.cpu.cycles_at(p.machine.now()) & 0xFFFF_FFFF}[name]
+    assert p.cpu.exceptions_taken == 0 and p.cpu.uc.reg_read(rv.UC_RISCV_REG_PC) == CODE + 4
+    assert got == want
+
+
+def test_an_interrupt_from_user_mode_is_entered_and_returned_from() -> None:
+    """A vectored MTI from U-mode stacks MIE/MPP, goes to mtvec + 4 * 7, and mret comes back.
+    From U-mode, unicorn's register API would read the trap CSRs as garbage and drop their writes
+    if the privilege were not raised first."""
+    p = board()
     setup(p, {"code": ["nop"] * 4, "priv": 0, "mstatus": 1 << 3, "mie": 1 << 7, "vectored": True,
               "a4": 0, "gpr": [0, 0, 0, 0]})
     p.cpu.set_input(7, True)
@@ -213,13 +302,13 @@ def test_an_interrupt_from_user_mode_is_entered_and_returned_from(models) -> Non
     assert regs(uc)[COMPARED.index(rv.UC_RISCV_REG_MSTATUS)] & (1 << 3)     # MIE back from MPIE
 
 
-def test_the_bench_takes_and_returns_every_rv32_interrupt_under_both_switches() -> None:
+def test_the_bench_takes_and_returns_every_rv32_interrupt() -> None:
     """`make bench`'s RV32 trap figures come from loops that really enter and return (the bench
     raises when an interrupt was not taken or the mret did not come back to the loop)."""
     from duohil.bench import Report, _rv_for_traps, bench_rv_traps
     costs = bench_rv_traps(Report(), k=100)
-    assert set(costs) == {"python", "native"}
-    cpu = _rv_for_traps("native")
+    assert set(costs) == {"native"} and costs["native"] > 0
+    cpu = _rv_for_traps()
     cpu.set_input(7, True)
     cpu.executing = True
     assert cpu.take_interrupts()

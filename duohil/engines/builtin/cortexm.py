@@ -1,13 +1,17 @@
-"""Cortex-M7 core on unicorn 2.1.4: exception entry/return, faults, sleep, written in Python.
+"""Cortex-M7 core on unicorn 2.1.4: exception entry/return, faults, sleep.
 
-Under ``DUOHIL_MODELS=native`` the register and memory side of exception entry, tail-chain and
-return (frames, vector, the register write sequences) runs in C (native/cortexm.c) from
-``_enter_native``/``_exc_return_native``, which share this file's decisions; ``_enter`` and
-``_exc_return`` are the reference (tests/test_native_cortexm.py compares them). The NVIC's state
-is in C too (nvic.py's NvicNative), and the plain cases are decided there without Python:
-``take_interrupts`` is ``CortexM.take`` and the intno-8 hook returns by itself, handing the rare
-cases (storm tests, FP frames, the MPU, faults, lockup) to ``_enter_native``/``_enter_after``
-and ``_exc_return_native``/``_exc_return_rest``.
+The exception path has one implementation, split by what each language is for. C (native/
+cortexm.c and _core.c's ``CortexM``, one per core): the register reads, the frame in memory
+(basic and FP-extended), the vector read and the register write sequences of entry, tail-chain
+and return, and, with the NVIC's state in C (nvic.py), ``take_interrupts`` (``CortexM.take``)
+and the plain exception return decided in the intno-8 hook (``CortexM.fast_return``). Python,
+here, in one place: the decisions that are not the plain case -- the storm and starvation checks
+(``_storm_at_entry``, ``_starved``, ``_too_fast``), FPCAR for an FP frame, the MPU's stacking check
+(MSTKERR), STKERR/UNSTKERR, escalation to HardFault (``_fault_target``), lockup, INVPC/IACCVIOL
+returns, the event log. C hands those cases to ``_enter`` (before changing anything),
+``_enter_after`` (the frame or the vector could not be written/read), ``_exc_return`` (an
+invalid return, before changing anything) and ``_exc_return_rest`` (after the deactivation: the
+MPU to re-enable, a tail-chain, an unreadable frame).
 
 What unicorn 2.1.4 does on its own (read in its sources at tag v2.1.4 -- ``qemu/accel/tcg/
 cpu-exec.c``, ``qemu/accel/tcg/cputlb.c``, ``qemu/target/arm/unicorn_arm.c`` -- and measured with
@@ -95,7 +99,7 @@ import ctypes
 import struct
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from unicorn import (UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
+from unicorn import (UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INSN_INVALID,
                      UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE,
                      UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE, UC_MEM_WRITE_PROT,
                      UC_MEM_WRITE_UNMAPPED, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError)
@@ -129,18 +133,10 @@ R = A
 ENTRY_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3,
               R.UC_ARM_REG_R12, R.UC_ARM_REG_LR, R.UC_ARM_REG_PC, R.UC_ARM_REG_XPSR,
               R.UC_ARM_REG_SP, R.UC_ARM_REG_CONTROL)
-RETURN_REGS = (R.UC_ARM_REG_PC, R.UC_ARM_REG_MSP, R.UC_ARM_REG_PSP, R.UC_ARM_REG_CONTROL,
-               R.UC_ARM_REG_XPSR, R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI,
-               R.UC_ARM_REG_FAULTMASK)
 MASK_REGS = (R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI, R.UC_ARM_REG_FAULTMASK)
 # Hang and storm thresholds: one home for both cores (limits.py, where they are explained)
 from .limits import (HANG_PC_SPAN, HANG_PS, STORM_ENTRIES, STORM_RATE_ENTRIES,  # noqa: E402
                      STORM_RATE_PS, STORM_STARVE_PS)
-FP_REGS = tuple(R.UC_ARM_REG_S0 + i for i in range(16)) + (R.UC_ARM_REG_FPSCR,)
-FRAME_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3,
-              R.UC_ARM_REG_R12, R.UC_ARM_REG_LR)
-
-
 
 
 class RegBatch:
@@ -191,26 +187,6 @@ class RegWriter:
             raise UcError(err)
 
 
-class FixedWriter:
-    """``uc_reg_write_batch`` of a fixed register list (values must be 0..2**32-1)."""
-
-    def __init__(self, uc: Uc, regs: Sequence[int]) -> None:
-        n = self.n = len(regs)
-        self.h = uc._uch
-        self.ids = (ctypes.c_int * n)(*regs)
-        self.vals = (ctypes.c_uint32 * n)()
-        base = ctypes.addressof(self.vals)
-        self.ptrs = (ctypes.c_void_p * n)(*[base + 4 * i for i in range(n)])
-        self._pack = struct.Struct(f"<{n}I").pack_into
-        self._fn = _RAW.uc_reg_write_batch
-
-    def write(self, values: Sequence[int]) -> None:
-        self._pack(self.vals, 0, *values)
-        err = self._fn(self.h, self.ids, self.ptrs, self.n)
-        if err:
-            raise UcError(err)
-
-
 class CortexM7Cpu(CpuCore):
     arch = "cortex-m7"
     renode_types = ("CPU.CortexM",)
@@ -221,10 +197,7 @@ class CortexM7Cpu(CpuCore):
         self.nvic: Nvic | None = None
         super().__init__(machine, name, hz)
         uc = self.uc
-        self._entry = RegBatch(uc, ENTRY_REGS)
-        self._ret = RegBatch(uc, RETURN_REGS)
         self._masks = RegBatch(uc, MASK_REGS)
-        self._fp = RegBatch(uc, FP_REGS)
         self._pcb = RegBatch(uc, (R.UC_ARM_REG_PC,))
         # ENTRY_REGS as read at the end of the last slice (PC, the WFI test of _after_slice), kept
         # while nothing has run since: the next exception entry stacks them without a read
@@ -237,19 +210,9 @@ class CortexM7Cpu(CpuCore):
         self._mask_cache: list[int] | None = None
         self._inv = RegBatch(uc, (R.UC_ARM_REG_PC, R.UC_ARM_REG_XPSR))
         self._w = RegWriter(uc)
-        # the common entry (no CONTROL change) and return (basic frame, no CONTROL change) writes
-        self._w_enter = FixedWriter(uc, (R.UC_ARM_REG_SP, R.UC_ARM_REG_XPSR, R.UC_ARM_REG_LR,
-                                         R.UC_ARM_REG_PC))
-        self._w_ret = FixedWriter(uc, (R.UC_ARM_REG_XPSR, R.UC_ARM_REG_SP) + FRAME_REGS +
-                                  (R.UC_ARM_REG_PC,))
         self._mem = MemPort(uc)
-        # the exception path in C under DUOHIL_MODELS=native (native/cortexm.c); this file's
-        # _enter/_exc_return stay the reference under python
-        self._cm: Any = None
-        if native.models() == "native":
-            self._cm = native.core().CortexM(uc._uch.value)
-            self._enter = self._enter_native            # type: ignore[method-assign]
-            self._exc_return = self._exc_return_native  # type: ignore[method-assign]
+        # the exception path's register and memory side in C (native/cortexm.c, one per core)
+        self._cm: Any = native.require().CortexM(uc._uch.value)
         self._pc: int | None = None          # PC at the end of the last slice, if nothing moved it
         self._stop: str | None = None        # why we stopped the running slice
         self._mem_fault: tuple[str, int] | None = None
@@ -265,10 +228,8 @@ class CortexM7Cpu(CpuCore):
         self.faults = 0
         self._fetch_faults = 0
         self._hang_reset()
-        if self._cm is not None:        # exception returns without the binding's ctypes wrapper
-            self._cm.hook_intr(uc, self._exc_return_native, self._on_intr)
-        else:
-            uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        # UC_HOOK_INTR from C: an exception return (intno 8) without the binding's ctypes wrapper
+        self._cm.hook_intr(uc, self._exc_return, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot)
@@ -283,12 +244,11 @@ class CortexM7Cpu(CpuCore):
     def attach_nvic(self, nvic: Nvic) -> None:
         self.nvic = nvic
         nvic.cpu = self
-        c = getattr(nvic, "_c", None)           # NvicNative: plain entries and returns in C
-        if self._cm is not None and c is not None:
-            self._cm.fast_return(c, self, self._exc_return_rest, nvic.mpu, nvic._scr_reg, self.machine.now)
-            self._cm.fast_entry(nvic, self._enter_native, self._enter_after, STORM_ENTRIES,
-                                STORM_RATE_ENTRIES)
-            self.take_interrupts = self._cm.take            # type: ignore[method-assign]
+        # the NVIC's state is C (nvic._c): plain entries and returns are decided there
+        self._cm.fast_return(nvic._c, self, self._exc_return_rest, nvic.mpu, nvic._scr_reg,
+                             self.machine.now)
+        self._cm.fast_entry(nvic, self._enter, self._enter_after, STORM_ENTRIES, STORM_RATE_ENTRIES)
+        self.take_interrupts = self._cm.take            # type: ignore[method-assign]
 
     # -- reset --------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -343,12 +303,6 @@ class CortexM7Cpu(CpuCore):
     def pc(self) -> int:
         return self._pcb.read()[0]
 
-    def _vector(self, exc: int) -> int | None:
-        try:
-            return self._mem.word(self.nvic.vtor + 4 * exc)
-        except UcError:
-            return None
-
     # -- interrupts -------------------------------------------------------------------------------------
     def interrupt_pending(self) -> bool:
         """A pending exception that could preempt if PRIMASK were clear (the WFI wake rule)."""
@@ -368,22 +322,10 @@ class CortexM7Cpu(CpuCore):
         return m
 
     def take_interrupts(self) -> bool:
-        nv = self.nvic
-        if nv is None or self.halted or not nv.any_pending():
-            return False
-        taken = False
-        while True:
-            n, g = nv.best_pending()
-            if not n:
-                break
-            pm, bp, fm = self._mask_regs()
-            if g >= nv.execution_priority(pm, bp, fm):
-                break
-            self._enter(n)
-            taken = True
-            if self.halted:
-                break
-        return taken
+        """Deliver any exception that may preempt now; True if one was taken. With an NVIC
+        attached this is the C ``CortexM.take`` (``attach_nvic``): the selection loop, the
+        preemption test with the masks, the plain entry in C, the rest by ``_enter``."""
+        return False
 
     def interrupt_at(self, address: int, irq: int, nth: int = 1,
                      on_fire: "Callable[[int], None] | None" = None) -> None:
@@ -443,187 +385,12 @@ class CortexM7Cpu(CpuCore):
 
     def _enter(self, exc: int, pc: int | None = None) -> None:
         """Stack a frame on the current stack and enter ``exc``. ``pc``: the return address to
-        stack (the faulting instruction for a fault) instead of the current PC."""
-        nv = self.nvic
-        regs0 = self._entry_cache
-        if regs0 is None:
-            regs0 = self._entry.read()
-        else:
-            self._entry_cache = None
-        r0, r1, r2, r3, r12, lr, cur_pc, xpsr, sp, control = regs0
-        if pc is None:
-            pc = cur_pc
-        fp = control & CONTROL_FPCA
-        handler = xpsr & 0x1FF
-        if self._storm_at_entry(exc, pc, handler):
-            return
-        size = 0x68 if fp else 0x20
-        frame_sp = (sp - size) & ~7
-        stacked_xpsr = (xpsr & ~0x200) | (0x200 if (sp - size) & 4 else 0)
-        frame = struct.pack("<8I", r0, r1, r2, r3, r12, lr, pc & ~1, stacked_xpsr)
-        if fp:
-            frame += struct.pack("<17I", *self._fp.read()) + b"\0\0\0\0"
-            nv.regs.FPCAR.value = frame_sp + 0x20
-        kind = 0
-        mpu = nv.mpu
-        if mpu.enabled and mpu.denies(frame_sp, size, P_W) and not self._mpu_bypassed():
-            nv.cfsr |= MSTKERR
-            kind = MEMMANAGE
-        else:
-            try:
-                self._mem.write(frame_sp, frame)
-            except UcError:
-                nv.cfsr |= STKERR
-                kind = BUSFAULT
-        if kind:
-            # derived fault on stacking: the SP has moved, the original exception is not taken
-            self.machine.record("cpu_fault", cpu=self.name, exception=kind, pc=pc & 0xFFFFFFFF,
-                                cfsr=nv.cfsr, stacking=True)
-            exc = self._fault_target(kind)
-            if exc is None:
-                self._lockup("stacking fault", pc)
-                return
-        exc_return = 0xFFFFFFF1 if handler else (
-            0xFFFFFFFD if control & CONTROL_SPSEL else 0xFFFFFFF9)
-        if fp:
-            exc_return &= ~0x10
-        vec = self._vector(exc)
-        if vec is None:
-            nv.hfsr |= 1 << 1                     # VECTTBL
-            self._lockup("vector table read", pc)
-            return
-        nv.activate(exc)
-        if not control & (CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA | CONTROL_NPRIV):
-            self._w_enter.write((frame_sp & 0xFFFFFFFF, XPSR_T | exc, exc_return, vec))
-            self._pc = vec & ~1
-            self._returned_to = None
-            self._ret_state = None
-            return
-        regs: list[int] = [A.UC_ARM_REG_SP]
-        vals: list[int] = [frame_sp]
-        new_ctl = control & ~(CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA)
-        if not handler and control & CONTROL_NPRIV:
-            # unprivileged thread: become privileged (IPSR) first; SPSEL stays set (*deviation)
-            regs += [A.UC_ARM_REG_XPSR, A.UC_ARM_REG_CONTROL]
-            vals += [XPSR_T | exc, control & ~(CONTROL_FPCA | CONTROL_SFPA)]
-        elif control & (CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA):
-            regs += [A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR]
-            vals += [new_ctl, XPSR_T | exc]
-        else:
-            regs.append(A.UC_ARM_REG_XPSR)
-            vals.append(XPSR_T | exc)
-        regs += [A.UC_ARM_REG_LR, A.UC_ARM_REG_PC]
-        vals += [exc_return, vec]
-        self._w.write(regs, vals)
-        self._pc = vec & ~1
-        self._returned_to = None
-        self._ret_state = None
-
-    # -- return -------------------------------------------------------------------------------------------
-    def _exc_return(self) -> None:
-        nv = self.nvic
-        pc, msp, psp, control, xpsr, primask, basepri, faultmask = self._ret.read()
-        exc_ret = pc | 1
-        cur = xpsr & 0x1FF
-        if not cur:
-            # thread mode branching to 0xFxxxxxxx: a fetch from the XN system region
-            self._raise_fault(MEMMANAGE, IACCVIOL, pc)
-            return
-        if exc_ret not in EXC_RETURN_OK or not nv.deactivate(cur):
-            self._raise_fault(USAGEFAULT, INVPC, pc)
-            return
-        regs: list[int] = []
-        vals: list[int] = []
-        if nv.mpu.suspended and nv.execution_priority(primask, basepri, 0) >= 0:
-            nv.mpu.apply()
-        if faultmask & 1 and cur != NMI:
-            faultmask = 0
-            regs.append(A.UC_ARM_REG_FAULTMASK)
-            vals.append(0)
-        n, g = nv.best_pending()
-        if n and g < nv.execution_priority(primask, basepri, faultmask):
-            self._entries += 1
-            self._rate_n += 1
-            if self._entries >= STORM_ENTRIES and self._starved(n) or \
-                    self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(n):
-                return
-            # tail-chain: the frame stays, the new handler gets the same EXC_RETURN
-            vec = self._vector(n)
-            if vec is None:
-                self._lockup("vector table read", pc)
-                return
-            nv.activate(n)
-            regs += [A.UC_ARM_REG_XPSR, A.UC_ARM_REG_LR, A.UC_ARM_REG_PC]
-            vals += [XPSR_T | n, exc_ret, vec]
-            self._w.write(regs, vals)
-            return
-        to_thread = exc_ret & 8
-        if to_thread:
-            self._thread_ps = self.machine.now()
-            self._entries = 0
-        use_psp = exc_ret & 4
-        fp = not exc_ret & 0x10
-        sp = psp if use_psp else msp
-        size = 0x68 if fp else 0x20
-        try:
-            if fp:
-                data = self._mem.read(sp, size)
-                f = struct.unpack_from("<8I", data)
-            else:
-                data = b""
-                f = self._mem.words8(sp)
-        except UcError:
-            nv.cfsr |= UNSTKERR
-            self._raise_fault(BUSFAULT, 0, pc)
-            return
-        st_xpsr = f[7]
-        new_sp = (sp + size + (4 if st_xpsr & 0x200 else 0)) & 0xFFFFFFFF
-        want = (control & ~(CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA)) | \
-            (CONTROL_FPCA | CONTROL_SFPA if fp else 0) | (CONTROL_SPSEL if to_thread and use_psp else 0)
-        new_xpsr = (st_xpsr & ~0x200 & ~0x1FF) | (0 if to_thread else st_xpsr & 0x1FF)
-        if not regs and not fp and want == control:
-            # the common return: basic frame, CONTROL unchanged, FAULTMASK not touched
-            self._w_ret.write((new_xpsr, new_sp, f[0], f[1], f[2], f[3], f[4], f[5], f[6] | 1))
-        else:
-            self._exc_return_write(regs, vals, f, data, fp, to_thread, control, want, new_xpsr,
-                                   new_sp)
-        self._returned_to = f[6] & ~1
-        # what this return restored: if a slice later ends at the returned-to PC with these
-        # registers changed, an instruction ran since (see _after_slice); no emu_stop needed
-        self._ret_state = (f[0], f[1], f[2], f[3], f[4], f[5], new_sp, new_xpsr >> 27)
-        if to_thread and nv._scr_reg.value & 2 and not nv.active:         # SCR.SLEEPONEXIT
-            self._stop = "sleep"
-            self.uc.emu_stop()
-
-    def _exc_return_write(self, regs: list[int], vals: list[int], f: tuple[int, ...],
-                          data: bytes, fp: bool, to_thread: int, control: int, want: int,
-                          new_xpsr: int, new_sp: int) -> None:
-        if (want ^ control) & CONTROL_FPCA or to_thread and (want ^ control) & CONTROL_SPSEL:
-            if to_thread:
-                regs += [A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR, A.UC_ARM_REG_CONTROL]
-                vals += [want & ~CONTROL_NPRIV, new_xpsr, want]
-            else:
-                regs += [A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR]
-                vals += [want, new_xpsr]
-        else:
-            regs.append(A.UC_ARM_REG_XPSR)
-            vals.append(new_xpsr)
-        regs.append(A.UC_ARM_REG_SP)
-        vals.append(new_sp)
-        regs += FRAME_REGS
-        vals += f[:6]
-        if fp:
-            regs += FP_REGS
-            vals += struct.unpack_from("<17I", data, 0x20)
-        regs.append(A.UC_ARM_REG_PC)
-        vals.append(f[6] | 1)
-        self._w.write(regs, vals)
-
-    # -- entry and return in C (DUOHIL_MODELS=native) -------------------------------------------------
-    # The same decisions as _enter/_exc_return above, which stay the reference: the register reads,
-    # the frame in memory, the vector read and the register write sequences are done by the native
-    # core (native/cortexm.c) in one call each instead of four to six ctypes calls.
-    def _enter_native(self, exc: int, pc: int | None = None) -> None:
+        stack (the faulting instruction for a fault) instead of the current PC. The decisions are
+        here (storm checks, FPCAR for an FP frame, the MPU's stacking check: MSTKERR, escalation,
+        lockup); the registers, the frame, the vector and the write sequence are C
+        (``CortexM.stack_enter``, native/cortexm.c). The C ``take`` does the plain entry itself and
+        calls this before changing anything when a storm test is due, the frame is FP-extended or
+        the MPU is on."""
         nv = self.nvic
         regs0 = self._entry_cache
         if regs0 is None:
@@ -680,7 +447,12 @@ class CortexM7Cpu(CpuCore):
         self.machine.record("cpu_fault", cpu=self.name, exception=kind, pc=pc & 0xFFFFFFFF,
                             cfsr=self.nvic.cfsr, stacking=True)
 
-    def _exc_return_native(self) -> None:
+    # -- return -------------------------------------------------------------------------------------------
+    def _exc_return(self) -> None:
+        """The intno-8 hook's exception return (PC = EXC_RETURN & ~1). The C hook
+        (``CortexM.fast_return``) decides the plain return itself and calls this, before changing
+        anything, for a return from thread mode (MemManage IACCVIOL: a fetch from the XN system
+        region), an invalid EXC_RETURN or an exception that is not active (UsageFault INVPC)."""
         nv = self.nvic
         pc, msp, psp, control, xpsr, primask, basepri, faultmask = self._cm.read_return()
         exc_ret = pc | 1
@@ -1184,6 +956,6 @@ class CortexM7Cpu(CpuCore):
             return False
         post = self._post
         if post is None:
-            post = self._entry.read()
+            post = self._cm.read_entry()
         r0, r1, r2, r3, r12, lr, _pc, xpsr, sp, _control = post
         return (r0, r1, r2, r3, r12, lr, sp, xpsr >> 27) != st

@@ -2,7 +2,8 @@
 
 An architecture (cortexm.py, riscv.py) subclasses ``CpuCore`` and supplies the unicorn instance,
 reset, interrupt delivery and the detection of WFI. Everything about time lives here so both cores
-advance under exactly the same rules.
+advance under exactly the same rules; the slice driver itself is C (native/_core.c), described
+above ``next_deadline``.
 
 Time accounting: the CPU keeps a cycle counter (1 instruction = 1 cycle, unicorn.md section 9).
 A slice of n cycles runs ``emu_start(count=n)``; a slice that ends early (WFI, a poll park, an
@@ -205,88 +206,31 @@ class CpuCore:
     def cycles_at(self, t_ps: int) -> int:
         return -((-t_ps * self.hz) // PS_PER_S)           # ceil: the first cycle at or after t
 
+    # The slice driver is C (native/_core.c: c_next_deadline, c_advance_to, c_settle), the one
+    # implementation: the C scheduler runs it directly for every CPU that keeps these three
+    # methods (register_cpu_class below); they are here for callers outside the loop and for
+    # subclasses that wrap them. What it does, in this order (attributes of this object):
+    #   next_deadline(now, q): None if halted; stall_until if stalled; park_until if parked (None:
+    #     until an event); None if sleeping with no interrupt_pending(); else now + q.
+    #   advance_to(t): cycles caught up to the scheduler's now (the steps it skipped), target =
+    #     cycles_at(t); a sleeping core first takes an interrupt (awake) or, with nothing pending,
+    #     sleeps through. Then until cycles >= target: halted -> jump; stalled -> jump if the stall
+    #     outlasts t, else end it at stall_until (record "stall_end"); parked -> the same with
+    #     park_until (unpark()); take_interrupts() (wakes); still sleeping -> jump if nothing is
+    #     pending; else one slice: executing, slice_start_ps = now_ps(), the poll state cleared,
+    #     _run_slice(target - cycles) (executing cleared whatever happens), cycles, instructions
+    #     and slices charged in full, a clock change made inside the slice applied at its end.
+    #   settle(t): cycles raised to cycles_at(t) (a CPU that asked for no time).
     def next_deadline(self, now: int, quantum: int) -> int | None:
-        if self.halted:
-            return None
-        if self.stall_until is not None:
-            return self.stall_until
-        if self.parked:
-            return self.park_until
-        if self.sleeping and not self.interrupt_pending():
-            return None
-        return now + quantum
+        return _core().cpu_next_deadline(self, now, quantum)
 
     def settle(self, t: int) -> None:
         """The scheduler skips a CPU that asked for no time (``next_deadline`` None); its clock
         is brought up to ``t`` here, as advancing it through every step would have done."""
-        floor = self.cycles_at(t)
-        if self.cycles < floor:
-            self.cycles = floor
+        _core().cpu_settle(self, t)
 
     def advance_to(self, t: int) -> None:
-        # catch up the steps the scheduler skipped while this CPU asked for no time (settle):
-        # first, so that a clock already at t returns here exactly as if it had been stepped
-        floor = -((-self.machine.scheduler.now * self.hz) // PS_PER_S)
-        if self.cycles < floor:
-            self.cycles = floor
-        target = -((-t * self.hz) // PS_PER_S)          # cycles_at(t), inlined (hot)
-        if self.cycles >= target:
-            return
-        took = False
-        if self.sleeping and self.stall_until is None and not self.parked and not self.halted:
-            # fast path of the loop's first pass for a sleeping core: wake it by an interrupt,
-            # or, with nothing to wake it, sleep through
-            if self.take_interrupts():
-                self.sleeping = False
-                took = True                 # the loop's first take_interrupts would take none
-            elif not self.interrupt_pending():
-                self.cycles = target
-                return
-        while self.cycles < target:
-            if self.halted:
-                self.cycles = target
-                return
-            if self.stall_until is not None:
-                if self.stall_until >= t:
-                    self.cycles = target
-                    return
-                self.cycles = max(self.cycles, self.cycles_at(self.stall_until))
-                self.stall_until = None
-                self.machine.record("stall_end", t=self.now_ps(), cpu=self.name)
-                continue
-            if self.parked:
-                if self.park_until is None or self.park_until >= t:
-                    self.cycles = target
-                    return
-                self.cycles = max(self.cycles, self.cycles_at(self.park_until))
-                self.unpark()
-                continue
-            if took:
-                took = False
-            elif self.take_interrupts():
-                self.sleeping = False
-            if self.sleeping:
-                if not self.interrupt_pending():
-                    self.cycles = target
-                    return
-                self.sleeping = False
-                continue
-            cycles = self.cycles
-            n = target - cycles
-            self.executing = True
-            self.slice_start_ps = cycles * PS_PER_S // self.hz      # now_ps(), inlined
-            self._poll_addr = None
-            self._poll_count = 0
-            try:
-                self._run_slice(n)
-            finally:
-                self.executing = False
-            self.cycles = cycles + n
-            self.instructions += n
-            self.slices += 1
-            if self._pending_hz is not None:
-                self._apply_hz(self._pending_hz)
-                target = self.cycles_at(t)
+        _core().cpu_advance_to(self, t)
 
     # -- storms ---------------------------------------------------------------------------------------
     def storm(self, kind: str, details: dict) -> None:
@@ -350,9 +294,13 @@ class CpuCore:
         self._poll_count = 0
 
 
+def _core():
+    from . import native
+    return native.require()
+
+
 def _register_native() -> None:
-    """Under DUOHIL_MODELS=native the C scheduler runs CpuCore's time methods (next_deadline,
-    advance_to, settle) in C for CPUs that keep them; this file stays their reference."""
+    """The C scheduler drives CPUs that keep CpuCore's time methods with its C slice driver."""
     from . import native
     core = native.core()
     if core is not None:

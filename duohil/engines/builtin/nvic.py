@@ -4,10 +4,15 @@ Renode type ``IRQControllers.NVIC``. One model for the whole SCS, because the bl
 (ICSR shows SysTick/PendSV pending bits, SHPR feeds the same priority table as the NVIC IPRs, the
 MPU CTRL register sits in the SCB page). Names follow the ARMv7-M ARM and ``core_cm7.h``.
 
-Exception state is kept by exception number (0..15 system, 16+n for IRQn) in Python ints used as
-bit sets: ``pending``, ``active``, ``enabled``; ``prio`` is the priority byte per exception (-3, -2,
--1 for Reset, NMI, HardFault). Entry and return are done by the core (cortexm.py), which asks this
-model for ``best_pending()`` and ``execution_priority()`` and calls ``activate``/``deactivate``.
+Exception state is kept by exception number (0..15 system, 16+n for IRQn) in C (native/nvic.c,
+``_core.Nvic``: bitmaps of 8 words, the one copy), seen from Python as ints used as bit sets:
+``pending``, ``active``, ``enabled``, ``level``; ``prio`` is the priority byte per exception (-3,
+-2, -1 for Reset, NMI, HardFault), ``stack`` the active exceptions innermost last. Entry and
+return are done by the core (cortexm.py, mostly in C), which asks for ``best_pending()`` (lowest
+priority byte, ties to the lowest number; its group priority) and ``execution_priority()``
+(ARMv7-M ExecutionPriority: active group priorities, BASEPRI, PRIMASK, FAULTMASK; 256 = none)
+and calls ``activate``/``deactivate`` (a line still high pends again). The SCS registers, SysTick's
+counter and wrap events, the MPU, CFSR/HFSR/MMFAR/BFAR stay Python here.
 
 Facts and choices:
   - 4 priority bits (``priorityMask`` 0xF0): IPR/SHPR keep bits [7:4]; BASEPRI compares its group
@@ -364,6 +369,35 @@ def _runs(pages: dict[int, int], page: int) -> list[tuple[int, int, int]]:
     return out
 
 
+class _PrioView:
+    """``Nvic.prio``: the priority bytes as they are in C, indexed like a list."""
+    __slots__ = ("_get", "_set", "_n")
+
+    def __init__(self, c: Any, n: int) -> None:
+        self._get, self._set, self._n = c.get_prio, c.set_prio, n
+
+    def __getitem__(self, exc: int) -> int:
+        if not 0 <= exc < self._n:
+            raise IndexError(exc)
+        return self._get(exc)
+
+    def __setitem__(self, exc: int, p: int) -> None:
+        if not 0 <= exc < self._n:
+            raise IndexError(exc)
+        self._set(exc, p)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        return (self._get(n) for n in range(self._n))
+
+
+def _c_attr(name: str, doc: str) -> property:
+    return property(lambda self: getattr(self._c, name),
+                    lambda self, v: setattr(self._c, name, v), doc=doc)
+
+
 class Nvic(Peripheral):
     renode_types = ("IRQControllers.NVIC",)
     default_size = 0x1000
@@ -371,14 +405,26 @@ class Nvic(Peripheral):
                                   "numberOfInterrupts": 150, "size": None}
     VTOR_RESET = 0x0800_0000          # H743 boot address (BOOT_ADD0 = 0x0800)
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Nvic":
-        # under DUOHIL_MODELS=native the exception state lives in C (NvicNative below)
-        if cls is Nvic and native.models() == "native":
-            cls = NvicNative
-        return super().__new__(cls)
+    # The exception state is C (native/nvic.c, the ``_core.Nvic`` object ``_c``), its one copy;
+    # the SCS registers below read and write it through these properties, and the core's hot
+    # calls (best_pending, execution_priority, deactivate, any_pending, prio_of) go straight to C.
+    pending = _c_attr("pending", "pending exceptions (bit n)")
+    enabled = _c_attr("enabled", "enabled exceptions (bit n)")
+    active = _c_attr("active", "active exceptions (bit n)")
+    level = _c_attr("level", "IRQ input lines that are high (bit 16 + n)")
+    group_mask = _c_attr("group_mask", "AIRCR.PRIGROUP's group-priority bits")
+    stack = _c_attr("stack", "active exceptions, innermost last (a copy; assign to replace)")
+    exceptions_taken = _c_attr("exceptions_taken", "exception entries so far")
+    _st_waiting = _c_attr("st_waiting", "a wrap found SysTick still pending: no event until taken")
 
     def __init__(self, machine: "Machine", name: str, base: int | None = 0xE000E000,
                  size: int | None = None, props: dict[str, Any] | None = None) -> None:
+        c = self._c = native.require().Nvic(0xF0)
+        self.best_pending = c.best_pending                  # type: ignore[method-assign]
+        self.execution_priority = c.execution_priority      # type: ignore[method-assign]
+        self.deactivate = c.deactivate                      # type: ignore[method-assign]
+        self.any_pending = c.any_pending                    # type: ignore[method-assign]
+        self.prio_of = c.get_prio                           # type: ignore[method-assign]
         super().__init__(machine, name, base, size or 0x1000, props)
         self.cpu: "CortexM7Cpu | None" = None
         self.n_irq = int(self.props["numberOfInterrupts"])
@@ -388,7 +434,6 @@ class Nvic(Peripheral):
         machine.mpu = self.mpu
         if not hasattr(machine, "cache"):
             machine.cache = None
-        self.level = 0                      # IRQ input lines that are high (exception-number bits)
         self._irq_bits = ((1 << self.n_irq) - 1) << IRQ0
         self._st_event = None
         self._st_name = f"{name}.systick"
@@ -400,12 +445,14 @@ class Nvic(Peripheral):
 
     # -- state ------------------------------------------------------------------------------------
     def _init_state(self) -> None:
-        self.pending = self.level & self._irq_bits
+        c = self._c
+        level = c.level                     # the input lines are not part of the reset state
+        c.prio_mask = self.prio_mask
+        c.reset()                           # priorities 0 (Reset/NMI/HardFault -3/-2/-1), no stack
+        c.level = level
+        self.pending = level & self._irq_bits
         self.active = 0
         self.enabled = SYSTEM_ALWAYS_ENABLED
-        self.stack: list[int] = []          # active exceptions, innermost last
-        self.prio = [0] * self.n_exc
-        self.prio[RESET], self.prio[NMI], self.prio[HARDFAULT] = -3, -2, -1
         self.prigroup = 0
         self.group_mask = 0xFE & self.prio_mask
         self.vtor = self.VTOR_RESET
@@ -434,93 +481,37 @@ class Nvic(Peripheral):
     def group(self, p: int) -> int:
         return p if p < 0 else p & self.group_mask
 
-    def execution_priority(self, primask: int, basepri: int, faultmask: int) -> int:
-        """ARMv7-M ExecutionPriority(): active exceptions' group priority, BASEPRI, PRIMASK,
-        FAULTMASK (256 = thread mode, nothing masked)."""
-        prio = 256
-        a = self.active
-        pr = self.prio
-        gm = self.group_mask
-        while a:
-            low = a & -a
-            p = pr[low.bit_length() - 1]
-            if p >= 0:
-                p &= gm
-            if p < prio:
-                prio = p
-            a ^= low
-        bp = basepri & self.prio_mask & gm
-        if bp and bp < prio:
-            prio = bp
-        if primask & 1 and prio > 0:
-            prio = 0
-        if faultmask & 1 and prio > -1:
-            prio = -1
-        return prio
-
-    def best_pending(self) -> tuple[int, int]:
-        """(exception, group priority) of the pending enabled exception to take next; (0, 256).
-        Lowest priority value wins (group, then subpriority), then the lowest number."""
-        m = self.pending & self.enabled
-        if not m:
-            return 0, 256
-        best, bp = 0, 999
-        pr = self.prio
-        while m:
-            low = m & -m
-            n = low.bit_length() - 1
-            if pr[n] < bp:
-                best, bp = n, pr[n]
-            m ^= low
-        return best, self.group(bp)
-
-    def any_pending(self) -> bool:
-        """Some exception is both pending and enabled."""
-        return bool(self.pending & self.enabled)
-
     def fault_enabled(self, exc: int) -> bool:
         """SHCSR.MEMFAULTENA/BUSFAULTENA/USGFAULTENA for exceptions 4/5/6 (others: True)."""
         return bool(self.enabled & (1 << exc))
 
-    # -- the core's entry/return bookkeeping ------------------------------------------------------
-    def activate(self, exc: int) -> None:
-        bit = 1 << exc
-        self.pending &= ~bit
-        self.active |= bit
-        self.stack.append(exc)
-        self.exceptions_taken += 1
-        if self._st_waiting and exc == SYSTICK:
-            self._st_resume()
+    @property
+    def prio(self) -> _PrioView:
+        """The priority byte per exception (-3, -2, -1 for Reset, NMI, HardFault), as in C."""
+        return _PrioView(self._c, self.n_exc)
 
-    def deactivate(self, exc: int) -> bool:
-        """Exception return from ``exc``; False if it was not active (INVPC on silicon)."""
-        bit = 1 << exc
-        if not self.active & bit:
-            return False
-        self.active &= ~bit
-        if self.stack and self.stack[-1] == exc:
-            self.stack.pop()
-        elif exc in self.stack:
-            self.stack.remove(exc)
-        if self.level & bit:
-            self.pending |= bit              # level-sensitive line still high: pend again
-        return True
+    @prio.setter
+    def prio(self, values: list[int]) -> None:
+        for n, p in enumerate(values):
+            self._c.set_prio(n, p)
+
+    # -- the core's entry/return bookkeeping (deactivate is the C one: False if not active) -----
+    def activate(self, exc: int) -> None:
+        """``exc`` entered: not pending, active, on the stack, counted; SysTick's coalesced
+        wraps resume when it is SysTick."""
+        if self._c.activate(exc):
+            self._st_resume()
 
     # -- pending ------------------------------------------------------------------------------------
     def set_pending(self, exc: int) -> None:
-        bit = 1 << exc
-        if self.pending & bit:
-            return
-        self.pending |= bit
-        if self.enabled & bit:
+        """Pend ``exc``; a newly pending enabled exception stops the running slice if it can
+        preempt (``CortexM7Cpu.kick``)."""
+        if self._c.set_pending(exc):
             self._kick()
 
     def clear_pending(self, exc: int) -> None:
-        bit = 1 << exc
-        self.pending &= ~bit
-        if self.level & bit:
-            self.pending |= bit
-        if self._st_waiting and exc == SYSTICK:
+        """Unpend ``exc`` (a high IRQ line pends it again at once)."""
+        if self._c.clear_pending(exc):
             self._st_resume()
 
     def _kick(self) -> None:
@@ -541,9 +532,6 @@ class Nvic(Peripheral):
     def pend_irq(self, irq: int) -> None:
         """Pend IRQn once (an edge, or a test poking the NVIC)."""
         self.set_pending(IRQ0 + irq)
-
-    def prio_of(self, exc: int) -> int:
-        return self.prio[exc]
 
     # -- registers -----------------------------------------------------------------------------------
     def _define(self) -> None:
@@ -943,89 +931,3 @@ class Nvic(Peripheral):
         k = self._st_ticks(self.now())
         self._st_update(k)
         return self._st_value(k)
-
-
-class _PrioView:
-    """``Nvic.prio`` of NvicNative: the priority bytes as they are in C, indexed like the list."""
-    __slots__ = ("_get", "_set", "_n")
-
-    def __init__(self, c: Any, n: int) -> None:
-        self._get, self._set, self._n = c.get_prio, c.set_prio, n
-
-    def __getitem__(self, exc: int) -> int:
-        if not 0 <= exc < self._n:
-            raise IndexError(exc)
-        return self._get(exc)
-
-    def __setitem__(self, exc: int, p: int) -> None:
-        if not 0 <= exc < self._n:
-            raise IndexError(exc)
-        self._set(exc, p)
-
-    def __len__(self) -> int:
-        return self._n
-
-    def __iter__(self):
-        return (self._get(n) for n in range(self._n))
-
-
-def _c_attr(name: str, doc: str) -> property:
-    return property(lambda self: getattr(self._c, name),
-                    lambda self, v: setattr(self._c, name, v), doc=doc)
-
-
-class NvicNative(Nvic):
-    """The Nvic of DUOHIL_MODELS=native: pending/enabled/active/level, priorities, grouping, the
-    active stack, SysTick's coalescing flag and the entry count live in C (native/nvic.c, the
-    ``_core.Nvic`` object ``_c``), the one copy of that state. The SCS registers above read and
-    write it through these properties; the core's hot calls (best_pending, execution_priority,
-    deactivate) go straight to C. Nvic (Python ints and lists) stays the reference."""
-
-    renode_types = ()                   # Nvic claims the Renode type and picks this class itself
-    pending = _c_attr("pending", "pending exceptions (bit n)")
-    enabled = _c_attr("enabled", "enabled exceptions (bit n)")
-    active = _c_attr("active", "active exceptions (bit n)")
-    level = _c_attr("level", "IRQ input lines that are high (bit 16 + n)")
-    group_mask = _c_attr("group_mask", "AIRCR.PRIGROUP's group-priority bits")
-    stack = _c_attr("stack", "active exceptions, innermost last (a copy; assign to replace)")
-    exceptions_taken = _c_attr("exceptions_taken", "exception entries so far")
-    _st_waiting = _c_attr("st_waiting", "a wrap found SysTick still pending: no event until taken")
-
-    def __init__(self, machine: "Machine", name: str, base: int | None = 0xE000E000,
-                 size: int | None = None, props: dict[str, Any] | None = None) -> None:
-        c = self._c = native.core().Nvic(0xF0)
-        self.best_pending = c.best_pending                  # type: ignore[method-assign]
-        self.execution_priority = c.execution_priority      # type: ignore[method-assign]
-        self.deactivate = c.deactivate                      # type: ignore[method-assign]
-        self.any_pending = c.any_pending                    # type: ignore[method-assign]
-        self.prio_of = c.get_prio                           # type: ignore[method-assign]
-        super().__init__(machine, name, base, size, props)
-
-    @property
-    def prio(self) -> _PrioView:        # type: ignore[override]
-        return _PrioView(self._c, self.n_exc)
-
-    @prio.setter
-    def prio(self, values: list[int]) -> None:
-        for n, p in enumerate(values):
-            self._c.set_prio(n, p)
-
-    def _init_state(self) -> None:
-        c = self._c
-        level = c.level                     # the input lines are not part of the reset state
-        c.prio_mask = self.prio_mask
-        c.reset()
-        c.level = level
-        super()._init_state()
-
-    def activate(self, exc: int) -> None:
-        if self._c.activate(exc):
-            self._st_resume()
-
-    def set_pending(self, exc: int) -> None:
-        if self._c.set_pending(exc):
-            self._kick()
-
-    def clear_pending(self, exc: int) -> None:
-        if self._c.clear_pending(exc):
-            self._st_resume()

@@ -1,8 +1,10 @@
-"""RV32IMC core (the ESP32-C3-class peer) on unicorn, with machine-mode traps written in Python.
+"""RV32IMC core (the ESP32-C3-class peer) on unicorn, with machine-mode traps.
 
-Under ``DUOHIL_MODELS=native`` the register side (single reads/writes, the trap-state batch, the
-trap-entry writes) runs in C (native/riscv.c) from ``_enter_trap_native``, which shares this
-file's decisions; ``_enter_trap`` is the reference (tests/test_native_riscv.py compares them).
+One implementation of the trap entry: the register side (single reads/writes, the trap-state
+batch read at M privilege, the trap-entry write sequence) is C (native/riscv.c, _core.c's
+``RiscV``, one per core); the decisions are here (the mip shadow, gating by mie/mstatus/
+privilege, MEI > MSI > MTI, ECALL/illegal/EBREAK/access-fault decoding, the emulated
+``time``/0x7E2 reads, the event log).
 
 What unicorn 2.1.4 does on its own, measured with throw-away probes (and read in its sources,
 ``qemu/accel/tcg/cpu-exec.c`` and ``qemu/target/riscv/unicorn.c`` at tag 2.1.4):
@@ -33,7 +35,8 @@ What unicorn 2.1.4 does on its own, measured with throw-away probes (and read in
   leaves the output untouched by the CSR (measured: ``reg_read(MSTATUS)`` in U-mode returns a
   different garbage value from run to run), and ``uc_reg_write`` of one is dropped: QEMU's CSR
   privilege check applies to unicorn's register API. This core therefore reads the trap state
-  at M privilege (``_StateReader``) and raises the privilege to M *before* writing the trap CSRs.
+  at M privilege (``RiscV.read`` in C: raise, read, put back) and raises the privilege to M
+  *before* writing the trap CSRs.
 - ``mip`` is not writable from outside (``reg_write(MIP)`` is masked to nothing), so ``mip`` is
   a Python shadow driven by ``set_input`` and QEMU never takes an interrupt itself; a firmware
   ``csrr mip`` reads 0 (deviation). ``mtvec`` keeps MODE 0/1 and ignores writes with MODE >= 2.
@@ -46,11 +49,12 @@ What unicorn 2.1.4 does on its own, measured with throw-away probes (and read in
   after reset is not scanned, and CSR *writes* to the counters are not intercepted.
 - Costs: ``reg_read``/``reg_write`` of a CSR about 2.8 / 3.1 us each through the Python binding,
   1.5 us through raw ctypes ``uc_reg_read``, 2.9 us for five registers with ``uc_reg_read_batch``
-  (both used here). Caution: ``uc_reg_write_batch`` does not set ``skip_sync_pc_on_exit`` as
+  (measured before the register side moved to C, where a call costs well under 1 us).
+  Caution: ``uc_reg_write_batch`` does not set ``skip_sync_pc_on_exit`` as
   ``uc_reg_write`` does, so a pc written by the batch call inside a code hook is lost when the
   translation block exits (uc.c at 2.1.4; measured): the pc is always written on its own inside
-  a hook (between slices it goes in the batch). Register calls go through ``cpu.RAW`` (no ctypes
-  argtypes, about 1 us less per call); the registers read at the end of a slice (mie, priv,
+  a hook (between slices it goes in the batch). Register calls go through ``RiscV.rd``/``wr``
+  (C, no ctypes); the registers read at the end of a slice (mie, priv,
   mstatus, pc, mtvec) serve the next wake-up test and interrupt entry. A whole 1 kHz tick of
   idle.elf (entry, ISR with three CLINT writes, ``mret``, WFI, two scheduler steps) costs about
   30 us of CPU time, so 1 s of idle virtual time takes about 0.03 s. The counter scan at reset reads every
@@ -67,9 +71,10 @@ What this module adds: trap entry for interrupts (MEI 11 > MSI 3 > MTI 7, at sli
 on WFI wake-up; direct and vectored ``mtvec``), for ECALL (cause 8 + privilege, i.e. 11 from M),
 illegal instruction (2, mtval = the instruction bits), EBREAK (3, mtval = pc) and access faults
 (1 fetch / 5 load / 7 store, mtval = address). ECALL and illegal instructions continue in the
-same slice; EBREAK and access faults end it (charged in full, as a WFI). ``csrr`` of ``time``/``timeh`` returns the CLINT's
-``mtime`` (``time_source``), and of the C3 cycle counter CSR 0x7E2 (``mpccr``) this core's cycle
-count, both as of the slice start; writes to them stay illegal.
+same slice; EBREAK and access faults end it (charged in full, as a WFI). ``csrr`` of
+``time``/``timeh`` returns the CLINT's ``mtime`` (``time_source``), and of the C3 cycle counter
+CSR 0x7E2 (``mpccr``) this core's cycle count, both as of the slice start; writes to them stay
+illegal.
 Interrupt latency (all paths exact to the instruction, except the first):
 - raised by an event (CLINT tick, PLIC from a UART): taken at the slice boundary at the event's
   time (the scheduler ends every slice at the next event), or at once from WFI;
@@ -85,7 +90,6 @@ Interrupt latency (all paths exact to the instruction, except the first):
 from __future__ import annotations
 
 import bisect
-import ctypes
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -106,7 +110,7 @@ from unicorn import riscv_const as rv
 
 from ...errors import EngineError
 from . import native
-from .cpu import RAW, CpuCore
+from .cpu import CpuCore
 from .limits import HANG_PC_SPAN, HANG_PS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,9 +143,6 @@ TRAP_NAMES = {0: "instruction address misaligned", CAUSE_FETCH_ACCESS: "instruct
 QEMU_EXCP_ILLEGAL = 2
 QEMU_EXCP_U_ECALL = 8
 
-# raw ctypes register access: half the cost of Uc.reg_read/reg_write (unicorn.md 3.3), and the
-# argtypes-free entry points (cpu.RAW) save another ~1 us per call; None: the public API
-_uclib = RAW
 
 WFI = 0x1050_0073
 MRET = 0x3020_0073
@@ -204,50 +205,6 @@ def _store_size(insn: int) -> int:
     return 0
 
 
-class _RegBatch:
-    """One ctypes call for several registers (5 registers: about 3 us instead of 7.5 us)."""
-
-    def __init__(self, uc: Uc, regs: tuple[int, ...]) -> None:
-        n = len(regs)
-        self.uc, self.regs, self.n = uc, regs, n
-        self.ids = (ctypes.c_int * n)(*regs)
-        self.vals = (ctypes.c_uint64 * n)()
-        self.ptrs = (ctypes.c_void_p * n)(*[ctypes.addressof(self.vals) + 8 * i for i in range(n)])
-        self._zero = (0,) * n
-
-    def read(self) -> list[int]:
-        vals = self.vals
-        vals[:] = self._zero
-        if _uclib is None or _uclib.uc_reg_read_batch(self.uc._uch, self.ids, self.ptrs, self.n):
-            return [self.uc.reg_read(r) for r in self.regs]
-        return vals[:]
-
-    def write(self, values: tuple[int, ...]) -> None:
-        vals = self.vals
-        vals[:] = [v & 0xFFFF_FFFF for v in values]
-        if _uclib is None or _uclib.uc_reg_write_batch(self.uc._uch, self.ids, self.ptrs, self.n):
-            for r, v in zip(self.regs, values, strict=True):
-                self.uc.reg_write(r, v)
-
-
-class _StateReader:
-    """mie, priv, mstatus, pc, mtvec in one batch, the CSRs read at M privilege: below M, unicorn
-    2.1.4's register API reads machine CSRs as garbage (see the module docstring)."""
-
-    def __init__(self, batch: _RegBatch, wr: Callable[[int, int], None]) -> None:
-        self.batch, self.wr = batch, wr
-
-    def read(self) -> list[int]:
-        st = self.batch.read()
-        priv = st[1]
-        if priv != PRIV_M:
-            self.wr(rv.UC_RISCV_REG_PRIV, PRIV_M)
-            st = self.batch.read()
-            self.wr(rv.UC_RISCV_REG_PRIV, priv)
-            st[1] = priv
-        return st
-
-
 class RiscV32Cpu(CpuCore):
     arch = "rv32"
 
@@ -280,50 +237,17 @@ class RiscV32Cpu(CpuCore):
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_insn_invalid)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self._wfi_after: dict[int, bool] = {}     # pc -> "the word before pc is WFI" (static code)
-        self._trap_in = _RegBatch(uc, (rv.UC_RISCV_REG_MIE, rv.UC_RISCV_REG_PRIV,
-                                       rv.UC_RISCV_REG_MSTATUS, rv.UC_RISCV_REG_PC,
-                                       rv.UC_RISCV_REG_MTVEC))
-        # not the pc: uc_reg_write_batch does not set skip_sync_pc_on_exit, so a pc written by
-        # it inside a code hook is overwritten when the block exits (measured); uc_reg_write is fine
-        self._trap_out = _RegBatch(uc, (rv.UC_RISCV_REG_MSTATUS, rv.UC_RISCV_REG_MEPC,
-                                        rv.UC_RISCV_REG_MCAUSE, rv.UC_RISCV_REG_MTVAL))
-        # between slices (not in a hook) the pc may go in the same batch
-        self._trap_out_pc = _RegBatch(uc, (rv.UC_RISCV_REG_MSTATUS, rv.UC_RISCV_REG_MEPC,
-                                           rv.UC_RISCV_REG_MCAUSE, rv.UC_RISCV_REG_MTVAL,
-                                           rv.UC_RISCV_REG_PC))
         #: the pc the next slice starts at, when known without reading it (None: read it)
         self._next_pc: int | None = None
-        #: _trap_in's registers as read at the end of the last slice (None: read them); valid
-        #: while nothing has run or been written since (interrupt_pending, take_interrupts)
+        #: [mie, priv, mstatus, pc, mtvec] as read at the end of the last slice (None: read them);
+        #: valid while nothing has run or been written since (interrupt_pending, take_interrupts)
         self._state_cache: list[int] | None = None
-        #: DUOHIL_MODELS=native: register access and the trap-entry writes in C (native/riscv.c);
-        #: the decisions stay here, shared with the reference (_enter_trap under python)
-        self._rv = None
-        if native.models() == "native":
-            rvc = self._rv = native.core().RiscV(uc._uch.value)
-            self._rd, self._wr = rvc.rd, rvc.wr
-            self._trap_in = rvc                      # .read() -> [mie, priv, mstatus, pc, mtvec]
-            self._enter_trap = self._enter_trap_native    # type: ignore[method-assign]
-        elif _uclib is not None:
-            handle, buf = uc._uch, ctypes.c_uint64()
-            ref, raw_read, raw_write = ctypes.byref(buf), _uclib.uc_reg_read, _uclib.uc_reg_write
-
-            def rd(reg: int) -> int:
-                buf.value = 0
-                if raw_read(handle, reg, ref):
-                    return uc.reg_read(reg)
-                return buf.value
-
-            def wr(reg: int, value: int) -> None:
-                buf.value = value & 0xFFFF_FFFF
-                if raw_write(handle, reg, ref):
-                    uc.reg_write(reg, value)
-
-            self._rd, self._wr = rd, wr
-        else:  # pragma: no cover
-            self._rd, self._wr = uc.reg_read, uc.reg_write
-        if self._rv is None:
-            self._trap_in = _StateReader(self._trap_in, self._wr)    # type: ignore[assignment]
+        #: register access and the trap-entry writes in C (native/riscv.c)
+        rvc = self._rv = native.require().RiscV(uc._uch.value)
+        self._rd, self._wr = rvc.rd, rvc.wr
+        #: .read() -> [mie, priv, mstatus, pc, mtvec], the CSRs read at M privilege (below M,
+        #: unicorn 2.1.4's register API reads machine CSRs as garbage: see the module docstring)
+        self._trap_in = rvc
         return uc
 
     def reset(self) -> None:
@@ -483,39 +407,10 @@ class RiscV32Cpu(CpuCore):
     def _enter_trap(self, cause: int, epc: int, tval: int,
                     state: tuple[int, int, int] | None = None) -> None:
         """Trap entry: mepc/mcause/mtval, MPIE <- MIE, MIE <- 0, MPP <- privilege, M-mode, pc <-
-        mtvec base (+ 4 * cause for interrupts in vectored mode)."""
-        if state is None:
-            _mie, priv, mstatus, _pc, mtvec = self._trap_in.read()
-        else:
-            priv, mstatus, mtvec = state
-        mpie = MSTATUS_MPIE if mstatus & MSTATUS_MIE else 0
-        mstatus = (mstatus & ~(MSTATUS_MIE | MSTATUS_MPIE | MSTATUS_MPP)) | mpie | (priv << 11)
-        target = mtvec & ~3
-        if mtvec & 3 == 1 and cause & MCAUSE_INTERRUPT:
-            target += 4 * (cause & 0x7FFF_FFFF)
-        epc &= 0xFFFF_FFFE
-        tval &= 0xFFFF_FFFF
-        self._state_cache = None
-        if self.executing or priv != PRIV_M:
-            if priv != PRIV_M:        # first: below M the CSR writes would be dropped (see above)
-                self._wr(rv.UC_RISCV_REG_PRIV, PRIV_M)
-            self._trap_out.write((mstatus, epc, cause, tval))
-            self._wr(rv.UC_RISCV_REG_PC, target)
-            self._next_pc = None
-        else:
-            # between slices, already in M-mode: the pc goes in the same batch call
-            self._trap_out_pc.write((mstatus, epc, cause, tval, target))
-            self._next_pc = target
-        self.last_trap = (cause, epc, tval)
-        if not cause & MCAUSE_INTERRUPT and cause in TRAP_NAMES:
-            # a fault is observable (the event log aggregates a trap loop: scheduler.LOG_REPEATS)
-            self.machine.record("cpu_trap", cpu=self.name, cause=cause, what=TRAP_NAMES[cause],
-                                mepc=epc, mtval=tval)
-
-    def _enter_trap_native(self, cause: int, epc: int, tval: int,
-                           state: tuple[int, int, int] | None = None) -> None:
-        """``_enter_trap`` with the register work in C (native/riscv.c): the same writes in the
-        same order, one call instead of a ctypes batch plus up to two single writes."""
+        mtvec base (+ 4 * cause for interrupts in vectored mode). ``state``: (priv, mstatus,
+        mtvec) already read. The writes are one C call (``RiscV.enter``): below M the privilege is
+        raised first (the CSR writes would be dropped), and inside a hook the pc is written on its
+        own (``uc_reg_write_batch`` does not set skip_sync_pc_on_exit)."""
         if state is None:
             _mie, priv, mstatus, _pc, mtvec = self._rv.read()
         else:

@@ -580,7 +580,8 @@ def _canon_flat(rows: list[list[Any]]) -> bytes:
 
 # -- the engine --------------------------------------------------------------------------------------
 class BuiltinEngine(Engine):
-    """Unicorn CPUs, Python SoC models, deterministic virtual time.
+    """Unicorn CPUs, the native core (scheduler, exception paths), Python SoC models,
+    deterministic virtual time.
 
     ``plant``: motor-plant parameters for the STM32 side (RunSpec has no field for them yet)."""
 
@@ -612,6 +613,8 @@ class BuiltinEngine(Engine):
         except ImportError:
             return False, "the Python package pyelftools is not installed (run `make setup`)"
         from . import native
+        if native.core() is None:           # the scheduler and both cores' exception paths are C
+            return False, native.why()
         return True, f"unicorn {version}; {native.note()}"
 
     def start(self, spec: RunSpec) -> BuiltinSession:

@@ -1,46 +1,35 @@
-"""The builtin engine's native core (C) and the switch between it and the Python models.
+"""The builtin engine's native core (C): required, and the switch for models still in two languages.
 
-``DUOHIL_MODELS=python|native`` picks, for every part that exists in both languages, which one a
-run uses; unset means native when the extension is built and usable, python otherwise. Both must
-give the same run (same event log, same memory, same fingerprint): the differential tests and
-``python -m duohil.engines.builtin.native.diverge`` check that while both exist.
+The native core is the one implementation of what it holds; the builtin engine does not start
+without it (``require``: one line saying why and how to fix it, ``make setup`` with gcc and
+Python.h present). In C, one copy only: the scheduler's event heap, time loop and slice driver
+(``_core.Scheduler``, ``_core.Event``; CpuCore's next_deadline/advance_to/settle), the Cortex-M7's
+exception entry, tail-chain and return (``_core.CortexM``) with the NVIC's exception state
+(``_core.Nvic``), the RV32 peer's register access and trap entry (``_core.RiscV``). What stays
+Python around them is Python by design (the event log, the SCS registers, SysTick's counter, the
+MPU, CFSR/HFSR, the fault and storm decisions).
 
-What is native so far: the scheduler's event heap, time loop and slice driver
-(``_core.Scheduler``), the Cortex-M7's exception entry, tail-chain and return
-(``_core.CortexM``, used by cortexm.py's ``_enter_native``/``_exc_return_native``) and the RV32
-peer's register access and trap entry (``_core.RiscV``, used by riscv.py's ``_enter_trap_native``)
-the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision), the
-PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete), the UART
-link's per-byte path (``_core.UartLink``, link.c: faults, seeded noise, arrivals, taps) and the
-ESP32-C3 UART (``_core.Esp32c3Uart``, esp32c3_uart.c).
-the CLINT's timer state and register map (``_core.Clint``: mtime's offset, mtimecmp, the MTIP
-decision), the PLIC's state and register map (``_core.Plic``: gateways, priorities, enables,
-thresholds, claim/complete) and each machine's MMIO dispatch (``_core.Bus``: machine.py's
-MachineNative; native models through their ``_native_mmio`` port, Python models by vectorcall).
-the CLINT's timer state (``_core.Clint``: mtime's offset, mtimecmp, the MTIP decision) and the
-PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete).
-DMA1/DMA2's streams and DMAMUX1 are native whole (``_core.Dma``/``_core.Dmamux``, the C bases of
-stm32_dma.py's ``Stm32DmaNative`` and stm32_dmamux.py's ``Stm32DmamuxNative``: registers, counters,
-transfer engine and routing in ``dma.c``/``dmamux.c``).
-PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete),
-the STM32H7 USART (``_core.Usart``, model in ``usart.c``, behind stm32_usart.py's
-Stm32UsartNative) and the peripherals' output lines (``_core.Signal``, Peripheral.output()).
+``DUOHIL_MODELS=python|native`` picks, for the models that still exist in both languages, which
+version a run uses (unset: native). In C under ``native``, their state only there:
+  - each machine's MMIO dispatch (``_core.Bus``, bus.c: machine.py's MachineNative; native models
+    through their ``_native_mmio`` port, Python models by vectorcall);
+  - the CLINT (``_core.Clint``: mtime, mtimecmp, MSIP, the MTIP decision, the register map) and
+    the PLIC (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete, the map);
+  - the byte path: the STM32H7 USART (``_core.Usart``, usart.c), DMA1/DMA2's streams and DMAMUX1
+    (``_core.Dma``/``_core.Dmamux``, dma.c/dmamux.c), the M7's D-cache line bookkeeping
+    (``_core.DCache``, dcache.c) and the plain DMA port (``_core.DmaPort``), the UART link
+    (``_core.UartLink``, link.c: faults, seeded noise, arrivals, taps) and the ESP32-C3 UART
+    (``_core.Esp32c3Uart``, esp32c3_uart.c), and the peripherals' output lines (``_core.Signal``).
+Both versions must give the same run (same event log, same memory, same fingerprint): their
+differential tests (tests/test_native_*.py), ``make fingerprints-diff`` and ``python -m
+duohil.engines.builtin.native.diverge`` check that while both exist; once proven, the Python copy
+is deleted.
 
-The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
-``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry; ``clint.c``: the CLINT; ``plic.c``: the PLIC; ``bus.c``: the
-MMIO range table;
-``ucapi.c``: the unicorn C API
-resolved with dlsym on the library the ``unicorn`` package loaded).
-PLIC's state (``_core.Plic``: gateways, priorities, enables, thresholds, claim/complete), the
-M7's D-cache line bookkeeping (``_core.DCache``, dcache.py's DCacheNative) and the plain DMA port
-(``_core.DmaPort``), both serving ports.h's ``_native_dma_port``.
-
-The C sources live beside this file (``_core.c``: the CPython module; ``evheap.c``: the heap;
-``cortexm.c``: the M7 exception frames and register sequences; ``riscv.c``: the RV32 trap entry;
-``clint.c``: the CLINT's timer state; ``plic.c``: the PLIC; ``dcache.c``: the D-cache;
-``ucapi.c``: the unicorn C API resolved with dlsym on the library the ``unicorn`` package
-loaded).
-setup.py builds them at ``pip install -e .`` (``make setup``).
+The C sources live beside this file: ``_core.c`` (the CPython module: one section per unit),
+``ports.h`` (how native units call each other without Python), ``ucapi.c`` (unicorn's C API
+resolved with dlsym on the library the ``unicorn`` package loaded), and one ``.c``/``.h`` pair
+per unit with no Python in it. setup.py builds every ``.c`` of this folder at ``pip install -e .``
+(``make setup``).
 """
 from __future__ import annotations
 
@@ -49,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from ....errors import ConfigError
+from ....errors import ConfigError, EngineUnavailable
 
 ENV = "DUOHIL_MODELS"
 CHOICES = ("python", "native")
@@ -88,24 +77,39 @@ def core() -> ModuleType | None:
     return _load()[0]
 
 
+def why() -> str:
+    """One line: whether the core is usable here, and if not, why and how to fix it."""
+    mod, reason = _load()
+    if mod is not None:
+        return reason
+    return f"{reason}; the builtin engine needs it: install gcc and the Python headers " \
+           f"(python3-dev), then `make setup`"
+
+
+def require() -> ModuleType:
+    """The bound ``_core`` module; EngineUnavailable (one line, the fix in it) when it is not
+    built or not usable: the builtin engine has no Python copy of what it holds."""
+    mod = _load()[0]
+    if mod is None:
+        raise EngineUnavailable("builtin", why())
+    return mod
+
+
 def note() -> str:
-    """One line for ``duohil engines``: which models a run uses by default, and why."""
-    mod, why = _load()
-    return f"models: {'native' if mod is not None else 'python'} by default ({why})"
+    """One line for ``duohil engines``: the core, and what ``DUOHIL_MODELS=python`` still picks."""
+    return f"{why()}; models: native (DUOHIL_MODELS=python: the Python reference of the " \
+           f"models still being ported)"
 
 
 def models() -> str:
-    """``python`` or ``native``: what ``DUOHIL_MODELS`` asks for, or the default."""
+    """``python`` or ``native``: what ``DUOHIL_MODELS`` asks for (unset: native). It only
+    decides between the two versions of the models still being ported."""
     want = os.environ.get(ENV, "").strip()
-    mod, why = _load()
     if not want:
-        return "native" if mod is not None else "python"
+        return "native"
     if want not in CHOICES:
         raise ConfigError(f"{want!r} is not a model set", field=ENV,
                           expected=" or ".join(CHOICES))
-    if want == "native" and mod is None:
-        raise ConfigError(f"native asked for, but {why}", field=ENV,
-                          expected="python, or a built native core")
     return want
 
 

@@ -2,9 +2,10 @@
  *
  * Hand-written against the CPython C API (no Cython, no cffi: nothing to install but gcc and
  * Python.h). What lives here:
- *   - Event and Scheduler: the scheduler of scheduler.py with its event heap (evheap.c) and its
- *     time loop in C. Same (time_ps, seq) order, same sequence numbers, same clamping, same
- *     firing, unparking and listener order, so a run's event log is the Python scheduler's.
+ *   - Event and Scheduler: the builtin engine's scheduler (scheduler.py is its Python face and
+ *     event log): the event heap (evheap.c, heapq's sift algorithm on (time_ps, seq)), the time
+ *     loop and the slice driver, the one implementation (the Python copy was deleted once the
+ *     two were proven equal; tests/test_native_scheduler.py states the behaviour).
  *     Devices and CPUs are still Python objects: the loop calls them.
  *   - bind_unicorn(): resolve the unicorn C API on the library the `unicorn` package loaded
  *     (ucapi.c) and refuse a version other than the headers'.
@@ -307,7 +308,7 @@ static void compact(SchedObject *s)
     s->compact_at = 2 * live > 1024 ? 2 * live : 1024;
 }
 
-/* Drop cancelled events from the top (the Python loop's `while heap and heap[0][2].cancelled`). */
+/* Drop cancelled events from the top (before reading the next event's time). */
 static void drop_cancelled(SchedObject *s)
 {
     while (s->heap.n && ((EventObject *)s->heap.v[0].item)->cancelled) {
@@ -392,7 +393,7 @@ static PyObject *sched_reserve_seq(SchedObject *s, PyObject *Py_UNUSED(ignored))
     return PyLong_FromLongLong(++s->seq);
 }
 
-/* -- deferred events (scheduler.py's defer/_materialize), kept as Python lists: rare and cheap -- */
+/* -- deferred events (Scheduler.defer/cancel_deferred), kept as Python lists: rare and cheap -- */
 
 static int lazy_item(PyObject *it, int64_t *t_lb, int *alive)
 {
@@ -563,7 +564,7 @@ static PyObject *sched_add_cpu(SchedObject *s, PyObject *cpu)
     Py_RETURN_NONE;
 }
 
-/* scheduler.py's _fire_due: fire every event at <= upto in (time, seq) order. */
+/* fire_due: fire every event at <= upto in (time, seq) order. */
 static int fire_due(SchedObject *s, int64_t upto)
 {
     for (;;) {
@@ -626,11 +627,11 @@ static int fire_due(SchedObject *s, int64_t upto)
 
 /* -- the slice driver: CpuCore.next_deadline / advance_to / settle (cpu.py) in C ----------------------
  *
- * The C scheduler calls these instead of the Python methods for a CPU whose class kept CpuCore's
- * own methods (register_cpu_class). Same reads and writes of the CPU's attributes in the same
- * order as cpu.py, so a CPU cannot tell which loop drove it; what stays Python is what the
- * architecture provides (take_interrupts, interrupt_pending, _run_slice, unpark) and the machine's
- * record. cpu.py stays the reference (DUOHIL_MODELS=python runs it).
+ * The one implementation of the slice driver (cpu.py's methods call cpu_next_deadline,
+ * cpu_advance_to, cpu_settle below; the order is described there). The C scheduler calls these
+ * directly for a CPU whose class kept CpuCore's own methods (register_cpu_class), and the
+ * Python methods of a CPU that overrides them. What stays Python is what the architecture
+ * provides (take_interrupts, interrupt_pending, _run_slice, unpark) and the machine's record.
  */
 
 #define PS_PER_S 1000000000000LL
@@ -995,6 +996,43 @@ static int cpu_sched_now(PyObject *cpu, SchedObject *s, int64_t *now)
     return rc;
 }
 
+/* CpuCore.next_deadline / advance_to / settle called from Python (cpu.py's methods): the same C,
+ * for callers outside the loop and subclasses that wrap them. */
+static PyObject *mod_cpu_next_deadline(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t now, quantum, d;
+    int none;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "cpu_next_deadline(cpu, now, quantum)");
+    if (as_i64(args[1], &now) < 0 || as_i64(args[2], &quantum) < 0
+        || c_next_deadline(args[0], now, quantum, &d, &none) < 0)
+        return NULL;
+    if (none)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(d);
+}
+
+static PyObject *mod_cpu_advance_to(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t t, sched_now;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "cpu_advance_to(cpu, t)");
+    if (as_i64(args[1], &t) < 0 || cpu_sched_now(args[0], NULL, &sched_now) < 0
+        || c_advance_to(args[0], t, sched_now) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_cpu_settle(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t t;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "cpu_settle(cpu, t)");
+    if (as_i64(args[1], &t) < 0 || c_settle(args[0], t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* flags[i]: cpus[i] is driven by the C slice driver (fixed when run_until starts). */
 /* Scheduler.stop_request (scheduler.py): the host asks every run to stop at its next step. */
 static PyObject *stop_source, *stop_exception, *str_stop_request;
@@ -1183,7 +1221,7 @@ static PyObject *sched_run_until(SchedObject *s, PyObject *arg)
         flags[i] = (char)cpu_is_native(PyList_GET_ITEM(s->cpus, i));
     int rc = run_loop(s, t_end, active, flags, ncpu, flags + ncpu + 1);
     Py_DECREF(active);
-    /* finally: bring every CPU's clock up to now, as the Python loop's finally clause does */
+    /* finally: bring every CPU's clock up to now, whatever ended the loop */
     PyObject *exc_type = NULL, *exc_val = NULL, *exc_tb = NULL;
     if (rc < 0)
         PyErr_Fetch(&exc_type, &exc_val, &exc_tb);
@@ -1243,8 +1281,8 @@ static PyObject *sched_pending(SchedObject *s, PyObject *Py_UNUSED(ignored))
     return PyLong_FromSize_t(s->heap.n);
 }
 
-/* `_heap`: a snapshot list of (time, seq, event) in heap-array order, the Python scheduler's own
- * representation, for tests that look inside. */
+/* `_heap`: a snapshot list of (time, seq, event) in heap-array order (heapq's
+ * layout), for tests that look inside. */
 static PyObject *sched_get_heap(SchedObject *s, void *Py_UNUSED(c))
 {
     PyObject *out = PyList_New((Py_ssize_t)s->heap.n);
@@ -3047,7 +3085,7 @@ static int add_nvic_type(PyObject *m)
 }
 
 
-/* -- [nvicc] the exception return decided in C (cortexm.py's _exc_return_native) --------------- */
+/* -- [nvicc] the exception return decided in C (cortexm.py's _exc_return) ---------------------- */
 
 static PyObject *str_fr_thread_ps, *str_fr_entries, *str_fr_returned_to, *str_fr_ret_state,
     *str_fr_suspended, *str_fr_value, *str_fr_stop, *str_fr_sleep;
@@ -3086,7 +3124,7 @@ static int fr_exc_return_ok(uint32_t r)
            || r == 0xFFFFFFE9 || r == 0xFFFFFFED;
 }
 
-/* The whole of _exc_return_native for the plain return (valid EXC_RETURN of an active exception,
+/* The whole of cortexm.py's exception return for the plain return (valid EXC_RETURN of an active exception,
  * MPU not suspended, nothing to tail-chain into, the frame readable): deactivate, unstack, the
  * CPU's bookkeeping. The rest goes to Python: an invalid return to on_return() before anything
  * changed, the other cases to rest(...) right after the deactivation, as the Python path does. */
@@ -3178,7 +3216,7 @@ static PyObject *cm_fast_return(CortexMObject *c)
 }
 
 
-/* -- [nvicc] take_interrupts and the plain exception entry in C (cortexm.py's _enter_native) ----- */
+/* -- [nvicc] take_interrupts and the plain exception entry in C (cortexm.py's _enter) ------------ */
 
 
 static PyObject *str_fe_halted, *str_fe_executing, *str_fe_mask_cache, *str_fe_entry_cache,
@@ -8697,6 +8735,12 @@ static PyMethodDef module_methods[] = {
      "check its version; ImportError with one line on a mismatch."},
     {"drives_natively", mod_drives_natively, METH_O,
      "drives_natively(cpu) -> True when the C scheduler runs cpu's time methods in C."},
+    {"cpu_next_deadline", (PyCFunction)(void (*)(void))mod_cpu_next_deadline, METH_FASTCALL,
+     "cpu_next_deadline(cpu, now, quantum) -> CpuCore.next_deadline in C (the slice driver's)"},
+    {"cpu_advance_to", (PyCFunction)(void (*)(void))mod_cpu_advance_to, METH_FASTCALL,
+     "cpu_advance_to(cpu, t): CpuCore.advance_to in C, now being cpu.machine.scheduler.now"},
+    {"cpu_settle", (PyCFunction)(void (*)(void))mod_cpu_settle, METH_FASTCALL,
+     "cpu_settle(cpu, t): CpuCore.settle in C"},
     {"register_cpu_class", mod_register_cpu_class, METH_O,
      "register_cpu_class(CpuCore): the C scheduler drives CPUs that keep this class's next_deadline, "
      "advance_to, settle, cycles_at and now_ps with its C slice driver."},

@@ -1,4 +1,4 @@
-/* Cortex-M7 exception entry and return (see cortexm.h; cortexm.py is the reference). */
+/* Cortex-M7 exception entry and return (see cortexm.h: the one implementation). */
 #include "cortexm.h"
 
 #include <string.h>

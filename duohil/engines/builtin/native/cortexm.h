@@ -1,9 +1,10 @@
 /* Cortex-M7 exception entry and return on unicorn's C API (the hot path of cortexm.py).
  *
  * Plain C, no Python: the CPython binding (_core.c's CortexM) owns one dh_cm per core and calls
- * these. What stays in Python (cortexm.py, the reference under DUOHIL_MODELS=python): which
- * exception is taken and when (NVIC priorities, grouping, masks), storm and hang checks, the MPU's
- * stacking check, fault escalation and lockup, the event log. What is here is everything that
+ * these. What stays in Python (cortexm.py, by design; no Python copy of what is here): the
+ * decisions of the cases that are not plain (storm and hang checks, the MPU's
+ * stacking check, fault escalation and lockup, the event log (which exception is taken and
+ * when is nvic.c's, driven by _core.c's CortexM.take). What is here is everything that
  * touches the core: reading the registers, building and writing the stack frame (basic and FP
  * extended), reading the vector, and the exact register write sequences of entry, tail-chain and
  * return that cortexm.py documents (QEMU's MSR semantics make their order matter).

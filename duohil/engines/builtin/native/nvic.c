@@ -1,5 +1,5 @@
-/* The Cortex-M7 NVIC's exception state: see nvic.h. Same rules as nvic.py's Nvic, which stays the
- * reference under DUOHIL_MODELS=python (tests/test_native_cortexm.py compares them). */
+/* The Cortex-M7 NVIC's exception state: see nvic.h. The one copy of it: nvic.py's Nvic reads and
+ * writes it through _core.c's binding (tests/test_native_cortexm.py checks the rules). */
 #include "nvic.h"
 
 #include <stdlib.h>

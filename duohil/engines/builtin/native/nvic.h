@@ -1,4 +1,4 @@
-/* The Cortex-M7 NVIC's exception state (nvic.py's Nvic under DUOHIL_MODELS=native).
+/* The Cortex-M7 NVIC's exception state (the one copy; nvic.py's Nvic is its face).
  *
  * Plain C, no Python: one dh_nvic per SCS, owned by _core.c's Nvic binding. Exceptions are
  * numbered as in the ARMv7-M ARM (0..15 system, 16 + n for IRQn); pending, enabled, active and the

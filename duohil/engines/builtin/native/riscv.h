@@ -1,7 +1,7 @@
 /* RV32 machine-mode trap entry on unicorn's C API (the hot path of riscv.py).
  *
  * Plain C, no Python: the CPython binding (_core.c's RiscV) owns one dh_rv per core and calls
- * these. What stays in Python (riscv.py, the reference under DUOHIL_MODELS=python): when a trap is
+ * these. What stays in Python (riscv.py, by design; no Python copy of what is here): when a trap is
  * taken and which (the mip shadow, mie/mstatus/privilege gating, MEI > MSI > MTI), ECALL/illegal/
  * EBREAK/access-fault decoding, the event log. What is here touches the core: single register
  * reads and writes without ctypes, the batch read of the trap-entry state (mie, priv, mstatus, pc,
