@@ -32,10 +32,19 @@ def test_same_run_under_both_switches_exits_0(capsys: pytest.CaptureFixture[str]
 def test_a_native_difference_is_named_at_its_first_event(monkeypatch: pytest.MonkeyPatch) -> None:
     sc = _scenario()
 
-    # a planted divergence in a model still in both languages: the native CLINT's mtime reads
-    # one tick late, so the peer's timer interrupts (and what follows) move
-    real = clint.CoreLevelInterruptor._mtime_native
-    monkeypatch.setattr(clint.CoreLevelInterruptor, "_mtime_native", lambda self: real(self) + 1)
+    # a planted divergence in a model still in both languages: the native CLINT drops its first
+    # MTIP event (the C register map calls no Python on reads any more, but the event it
+    # schedules still fires the model's _fire), so the peer's first timer interrupt never comes
+    real = clint.CoreLevelInterruptor._fire
+
+    def drop_first(self, n: int) -> None:
+        if self._c is not None and not getattr(self, "_dropped", False):
+            self._dropped = True
+            self._events[n] = None
+            return
+        real(self, n)
+
+    monkeypatch.setattr(clint.CoreLevelInterruptor, "_fire", drop_first)
     a = diverge.capture(sc, "buggy", None, "python")
     b = diverge.capture(sc, "buggy", None, "native")
     d = diverge.first_divergence(a, b)
