@@ -4080,23 +4080,12 @@ static PyObject *link_dir_state(LinkObject *l, PyObject *arg)
     return Py_BuildValue("(LLL)", (long long)x->sent, (long long)x->shift_ps, (long long)x->line_free);
 }
 
-static void link_capsule_free(PyObject *cap)
-{
-    Py_XDECREF((PyObject *)PyCapsule_GetContext(cap));
-}
-
+/* The capsule holds no reference to the link: a capsule is invisible to the cyclic collector, so
+ * one that kept its owner alive would keep the whole machine alive. Whoever keeps the capsule
+ * keeps the link itself too (ports.h). */
 static PyObject *link_get_tx_port(LinkObject *l, void *Py_UNUSED(c))
 {
-    PyObject *cap = PyCapsule_New(&l->tx_port, DH_TX_SINK_CAPSULE, link_capsule_free);
-    if (!cap)
-        return NULL;
-    Py_INCREF(l);
-    if (PyCapsule_SetContext(cap, l) < 0) {
-        Py_DECREF(l);
-        Py_DECREF(cap);
-        return NULL;
-    }
-    return cap;
+    return PyCapsule_New(&l->tx_port, DH_TX_SINK_CAPSULE, NULL);
 }
 
 static int link_rx_port(PyObject *dst, const dh_uart_rx_ops **ops, void **self)
@@ -4469,23 +4458,10 @@ static int eu_port_bit_time(void *self, int64_t *out)
 static const dh_mmio_ops eu_mmio_ops = {eu_mmio_read, eu_mmio_write};
 static const dh_uart_rx_ops eu_rx_ops = {eu_port_rx_char, eu_port_bit_time};
 
-static void eu_capsule_free(PyObject *cap)
-{
-    Py_XDECREF((PyObject *)PyCapsule_GetContext(cap));
-}
-
+/* No reference to the UART in the capsule (see link_get_tx_port): the holder keeps the UART. */
 static PyObject *eu_capsule(EspuObject *o, dh_port *port, const char *name)
 {
-    PyObject *cap = PyCapsule_New(port, name, eu_capsule_free);
-    if (!cap)
-        return NULL;
-    Py_INCREF(o);
-    if (PyCapsule_SetContext(cap, o) < 0) {
-        Py_DECREF(o);
-        Py_DECREF(cap);
-        return NULL;
-    }
-    return cap;
+    return PyCapsule_New(port, name, NULL);
 }
 
 static PyObject *eu_get_mmio(EspuObject *o, void *Py_UNUSED(c))
