@@ -174,7 +174,7 @@ def bench_native_ops(rep: Report) -> None:
     """Per-operation costs of the native core (its Python predecessors' figures are history, kept
     as text in docs/performance.md: their code is deleted)."""
     from .engines.builtin import native
-    from .engines.builtin.scheduler import Scheduler
+    from .engines.builtin.kernel.scheduler import Scheduler
 
     core = native.core()
     if core is None:
@@ -202,7 +202,7 @@ def bench_native_ops(rep: Report) -> None:
 
     from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
 
-    from .engines.builtin.cpu import _NO_TIMEOUT, _UNTIL, RAW, U64
+    from .engines.builtin.cpus.cpu import _NO_TIMEOUT, _UNTIL, RAW, U64
     uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
     uc.mem_map(0x1000, 0x1000)
     uc.mem_write(0x1000, b"\xfe\xe7")                  # b . : a one-instruction slice, forever
@@ -226,11 +226,11 @@ def _rv_for_mmio(models: str) -> Any:
     """A bare RV32 peer under ``models`` with RAM, the CLINT and a Python model (one register in a
     RegisterBank, as a user's peripheral), running 256 ``lw t0, 0(a0)`` then a jump back."""
     from .engines.builtin import native
-    from .engines.builtin.clint import CoreLevelInterruptor
-    from .engines.builtin.machine import Machine
-    from .engines.builtin.peripheral import Peripheral
-    from .engines.builtin.riscv import RiscV32Cpu
-    from .engines.builtin.scheduler import Scheduler
+    from .engines.builtin.cpus.rv32.clint import CoreLevelInterruptor
+    from .engines.builtin.kernel.machine import Machine
+    from .engines.builtin.kernel.peripheral import Peripheral
+    from .engines.builtin.cpus.rv32.riscv import RiscV32Cpu
+    from .engines.builtin.kernel.scheduler import Scheduler
 
     class Reg(Peripheral):
         def __init__(self, *a: Any, **k: Any) -> None:
@@ -299,10 +299,10 @@ def _m7_for_exceptions() -> Any:
     (the exception return fires the core's intno-8 hook)."""
     from unicorn import arm_const as A
 
-    from .engines.builtin.cortexm import CortexM7Cpu
-    from .engines.builtin.machine import Machine
-    from .engines.builtin.nvic import Nvic
-    from .engines.builtin.scheduler import Scheduler
+    from .engines.builtin.cpus.m7.cortexm import CortexM7Cpu
+    from .engines.builtin.kernel.machine import Machine
+    from .engines.builtin.cpus.m7.nvic import Nvic
+    from .engines.builtin.kernel.scheduler import Scheduler
 
     m = Machine("bench", Scheduler(10_000_000), platform=__file__)
     nvic = Nvic(m, "nvic", 0xE000_E000, 0x1000, {"priorityMask": 0xF0, "systickFrequency": 480_000_000})
@@ -384,9 +384,9 @@ def _rv_for_traps() -> Any:
     ``j .``; mtvec (direct) points at an ``mret``."""
     from unicorn import riscv_const as R
 
-    from .engines.builtin.machine import Machine
-    from .engines.builtin.riscv import RiscV32Cpu
-    from .engines.builtin.scheduler import Scheduler
+    from .engines.builtin.kernel.machine import Machine
+    from .engines.builtin.cpus.rv32.riscv import RiscV32Cpu
+    from .engines.builtin.kernel.scheduler import Scheduler
 
     m = Machine("bench", Scheduler(10_000_000), platform=__file__)
     cpu = RiscV32Cpu(m, "cpu", 160_000_000)
@@ -446,7 +446,7 @@ def bench_rv_traps(rep: Report, k: int = 10_000) -> dict[str, float]:
 def _slice_steps(sched_cls: Any, steps: int = 20_000) -> Callable[[], None]:
     """``steps`` scheduler steps of two CpuCores whose slices do nothing: the slice driver's own
     cost (next_deadline + advance_to + the slice bookkeeping), without unicorn."""
-    from .engines.builtin.cpu import CpuCore
+    from .engines.builtin.cpus.cpu import CpuCore
 
     class _Idle:
         def record(self, *a: Any, **k: Any) -> None:

@@ -69,7 +69,7 @@ def boot(elf: str, platform: str | None = None, ms: float = DEFAULT_MS,
          ptys: list[str] | None = None, realtime: float = 1.0) -> int:
     """Boot ``elf`` alone, print what happened; the exit code (0 ok, 1 the core is dead)."""
     from .duo import PEER_PLATFORM, Duo
-    from .engines.builtin.elf import read_elf
+    from .engines.builtin.loaders.elf import read_elf
     if ms <= 0:
         raise ConfigError(f"--ms {ms:g}", field="--ms", expected="a virtual time > 0 ms")
     path = Path(elf)

@@ -26,7 +26,7 @@ from .duo import (  # noqa: F401 - API
     spec_for,
 )
 from .engines.base import PS_PER_MS
-from .engines.builtin.scheduler import Scheduler, StopRequested
+from .engines.builtin.kernel.scheduler import Scheduler, StopRequested
 from .errors import ConfigError, EngineError
 from .scenario import Scenario, naming_errors
 

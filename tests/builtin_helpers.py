@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from duohil.engines.base import DEFAULT_QUANTUM_PS
-from duohil.engines.builtin.cortexm import CortexM7Cpu
-from duohil.engines.builtin.elf import ElfImage, load_segments, read_elf
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.nvic import Nvic
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.cpus.m7.cortexm import CortexM7Cpu
+from duohil.engines.builtin.loaders.elf import ElfImage, load_segments, read_elf
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.cpus.m7.nvic import Nvic
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 from model_helpers import MachineAccess
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from duohil.engines.base import DEFAULT_QUANTUM_PS
-from duohil.engines.builtin.clint import CoreLevelInterruptor
-from duohil.engines.builtin.elf import ElfImage, load_segments, read_elf
-from duohil.engines.builtin.esp32c3_uart import ESP32C3Uart
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.plic import PlatformLevelInterruptController
-from duohil.engines.builtin.riscv import RiscV32Cpu
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.cpus.rv32.clint import CoreLevelInterruptor
+from duohil.engines.builtin.loaders.elf import ElfImage, load_segments, read_elf
+from duohil.engines.builtin.soc.esp32c3.esp32c3_uart import ESP32C3Uart
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.cpus.rv32.plic import PlatformLevelInterruptController
+from duohil.engines.builtin.cpus.rv32.riscv import RiscV32Cpu
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 from model_helpers import MachineAccess
 
 ROOT = Path(__file__).resolve().parent.parent

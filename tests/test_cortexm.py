@@ -16,7 +16,7 @@ import pytest
 from builtin_helpers import TESTFW_M7, build_m7
 
 from duohil.engines.base import PS_PER_MS, PS_PER_S, PS_PER_US
-from duohil.engines.builtin.nvic import (CCSIDR_DCACHE, CCSIDR_ICACHE, CLIDR_M7, CPUID_M7_R1P1,
+from duohil.engines.builtin.cpus.m7.nvic import (CCSIDR_DCACHE, CCSIDR_ICACHE, CLIDR_M7, CPUID_M7_R1P1,
                                          CTR_M7)
 
 DONE = 0xD0E5D0E5

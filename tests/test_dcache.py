@@ -9,13 +9,13 @@ import sys
 import pytest
 
 from duohil.engines.base import PS_PER_MS, PS_PER_US
-from duohil.engines.builtin.dcache import (DEFAULT_RESIDENCY_PS, DCache, residency_draw,
+from duohil.engines.builtin.cpus.m7.dcache import (DEFAULT_RESIDENCY_PS, DCache, residency_draw,
                                            residency_key)
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_dma import Stm32Dma
-from duohil.engines.builtin.stm32_dmamux import Stm32Dmamux
-from duohil.engines.builtin.stm32_usart import Stm32Usart
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_dma import Stm32Dma
+from duohil.engines.builtin.soc.stm32h7.stm32_dmamux import Stm32Dmamux
+from duohil.engines.builtin.soc.stm32h7.stm32_usart import Stm32Usart
 from model_helpers import FakeCpu
 
 AXISRAM, SRAM4, FLASH = 0x2400_0000, 0x3800_0000, 0x0800_0000
@@ -508,7 +508,7 @@ def test_draw_keys_are_distinct_and_hash_free():
 
 
 def test_draws_do_not_depend_on_pythonhashseed():
-    code = ("from duohil.engines.builtin.dcache import residency_draw\n"
+    code = ("from duohil.engines.builtin.cpus.m7.dcache import residency_draw\n"
             f"print([residency_draw(s, la, 10**7, 10**10) for s in (0, 5) for la in {LINES[:8]}])")
     here = str([residency_draw(s, la, 10**7, 10**10) for s in (0, 5) for la in LINES[:8]])
     outs = set()

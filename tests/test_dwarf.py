@@ -1,4 +1,4 @@
-"""Struct layouts from DWARF (duohil/engines/builtin/dwarf.py): decode status blocks, patch config
+"""Struct layouts from DWARF (duohil/engines/builtin/loaders/dwarf.py): decode status blocks, patch config
 blocks. A small C file is compiled (-g) for the Cortex-M7 (or by the host gcc) into a tmp dir."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from duohil.engines.builtin import dwarf
+from duohil.engines.builtin.loaders import dwarf
 from duohil.errors import ConfigError
 
 SOURCE = r"""

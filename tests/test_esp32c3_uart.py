@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from duohil.engines.builtin.esp32c3_uart import (
+from duohil.engines.builtin.soc.esp32c3.esp32c3_uart import (
     FRM_ERR,
     RXFIFO_FULL,
     RXFIFO_OVF,
@@ -12,8 +12,8 @@ from duohil.engines.builtin.esp32c3_uart import (
     TXFIFO_EMPTY,
     ESP32C3Uart,
 )
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 
 BASE = 0x6001_0000
 FIFO, INT_RAW, INT_ST, INT_ENA, INT_CLR = 0x00, 0x04, 0x08, 0x0C, 0x10

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from duohil.engines.base import PS_PER_MS, LinkByte
-from duohil.engines.builtin.esp32c3_uart import FRM_ERR, ESP32C3Uart
-from duohil.engines.builtin.link import ConsoleSink, LinkFault, UartLink, sample_mismatched
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.soc.esp32c3.esp32c3_uart import FRM_ERR, ESP32C3Uart
+from duohil.engines.builtin.board.link import ConsoleSink, LinkFault, UartLink, sample_mismatched
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 
 BIT = 8_680_469                  # 115200 from an 80 MHz APB clock (CLKDIV 694, FRAG 7)
 CHAR = 10 * BIT

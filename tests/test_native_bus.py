@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.clint import CoreLevelInterruptor
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.peripheral import Peripheral
-from duohil.engines.builtin.plic import PlatformLevelInterruptController
-from duohil.engines.builtin.regs import W1C, W1T, Field
-from duohil.engines.builtin.riscv import RiscV32Cpu
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.cpus.rv32.clint import CoreLevelInterruptor
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.peripheral import Peripheral
+from duohil.engines.builtin.cpus.rv32.plic import PlatformLevelInterruptController
+from duohil.engines.builtin.kernel.regs import W1C, W1T, Field
+from duohil.engines.builtin.cpus.rv32.riscv import RiscV32Cpu
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 from rv_asm import code, jal, li, load, store
 
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from duohil.engines.builtin import clint as clint_mod
+from duohil.engines.builtin.cpus.rv32 import clint as clint_mod
 from duohil.engines.builtin import native
-from duohil.engines.builtin.clint import CoreLevelInterruptor
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.cpus.rv32.clint import CoreLevelInterruptor
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.errors import ConfigError, EngineUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,8 +81,8 @@ def test_the_switch_picks_only_between_versions_of_models_being_ported(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The scheduler is the C one whatever DUOHIL_MODELS says (no Python copy is left); the switch
     still picks the CLINT's version (a model still being ported) and refuses a bad value."""
-    from duohil.engines.builtin.clint import CoreLevelInterruptor
-    from duohil.engines.builtin.machine import Machine
+    from duohil.engines.builtin.cpus.rv32.clint import CoreLevelInterruptor
+    from duohil.engines.builtin.kernel.machine import Machine
     core = _core()
     for want in ("", "python", "native"):
         monkeypatch.setenv(native.ENV, want)

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from unicorn import UcError
 from unicorn import arm_const as A
 
-from duohil.engines.builtin.cortexm import EXC_RETURN_OK
-from duohil.engines.builtin.nvic import (BUSFAULT, HARDFAULT, HFSR_FORCED, HFSR_VECTTBL, IACCVIOL,
+from duohil.engines.builtin.cpus.m7.cortexm import EXC_RETURN_OK
+from duohil.engines.builtin.cpus.m7.nvic import (BUSFAULT, HARDFAULT, HFSR_FORCED, HFSR_VECTTBL, IACCVIOL,
                                          INVPC, MEMMANAGE, MSTKERR, NMI, PENDSV, STKERR, SVCALL,
                                          SYSTICK, UNSTKERR, USAGEFAULT)
 

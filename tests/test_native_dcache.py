@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 from unicorn import UcError
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.dcache import DCache, DCacheNative, residency_draw, residency_key
-from duohil.engines.builtin.machine import DmaPort, Machine
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.cpus.m7.dcache import DCache, DCacheNative, residency_draw, residency_key
+from duohil.engines.builtin.kernel.machine import DmaPort, Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 from model_helpers import FakeCpu
 
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from duohil import scenario
-from duohil.engines.builtin import clint
+from duohil.engines.builtin.cpus.rv32 import clint
 from duohil.engines.builtin.native import diverge
 from duohil.errors import ConfigError
 

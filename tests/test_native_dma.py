@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.machine import DmaPort, Machine
-from duohil.engines.builtin.peripheral import Peripheral
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_dma import Stm32Dma
-from duohil.engines.builtin.stm32_dmamux import Stm32Dmamux
+from duohil.engines.builtin.kernel.machine import DmaPort, Machine
+from duohil.engines.builtin.kernel.peripheral import Peripheral
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_dma import Stm32Dma
+from duohil.engines.builtin.soc.stm32h7.stm32_dmamux import Stm32Dmamux
 from model_helpers import FakeCpu
 
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.esp32c3_uart import ESP32C3Uart
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.soc.esp32c3.esp32c3_uart import ESP32C3Uart
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.link import LinkFault, UartLink, UartLinkNative
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.board.link import LinkFault, UartLink, UartLinkNative
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")
 
@@ -151,8 +151,8 @@ def test_noise_draws_the_same_numbers_and_flips_the_same_bits():
 def test_native_endpoint_through_the_rx_port():
     """The native ESP32-C3 UART as the receiver: the link calls it through its _native_uart_rx
     port, and the UART hands characters to the link through the link's _native_tx_sink port."""
-    from duohil.engines.builtin.esp32c3_uart import ESP32C3Uart
-    from duohil.engines.builtin.machine import Machine
+    from duohil.engines.builtin.soc.esp32c3.esp32c3_uart import ESP32C3Uart
+    from duohil.engines.builtin.kernel.machine import Machine
 
     out = {}
     for models in ("python", "native"):

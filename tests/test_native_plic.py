@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.plic import CONTEXT_BASE, CONTEXT_STRIDE, ENABLE_BASE, ENABLE_STRIDE, PENDING_BASE
-from duohil.engines.builtin.plic import PlatformLevelInterruptController as Plic
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.cpus.rv32.plic import CONTEXT_BASE, CONTEXT_STRIDE, ENABLE_BASE, ENABLE_STRIDE, PENDING_BASE
+from duohil.engines.builtin.cpus.rv32.plic import PlatformLevelInterruptController as Plic
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")
 

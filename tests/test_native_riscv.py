@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from rv_helpers import build_peer
 from unicorn import riscv_const as rv
 
-from duohil.engines.builtin.riscv import MCAUSE_INTERRUPT, TRAP_NAMES
+from duohil.engines.builtin.cpus.rv32.riscv import MCAUSE_INTERRUPT, TRAP_NAMES
 
 CODE = 0x4200_0000
 HANDLER = 0x4201_0000            # mtvec's base: see handler()

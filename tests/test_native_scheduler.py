@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.cpu import CpuCore
-from duohil.engines.builtin.scheduler import Scheduler, StopRequested
+from duohil.engines.builtin.cpus.cpu import CpuCore
+from duohil.engines.builtin.kernel.scheduler import Scheduler, StopRequested
 
 CORE = native.core()
 PS_PER_S = 1_000_000_000_000

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.peripheral import Signal
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_usart import Stm32Usart, Stm32UsartNative
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.peripheral import Signal
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_usart import Stm32Usart, Stm32UsartNative
 from model_helpers import FakeCpu
 
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")

@@ -357,8 +357,8 @@ class _Mach:
 
 
 def test_host_uart_paces_samples_and_drops() -> None:
-    from duohil.engines.builtin.host_uart import BuiltinHostUart
-    from duohil.engines.builtin.scheduler import Scheduler
+    from duohil.engines.builtin.board.host_uart import BuiltinHostUart
+    from duohil.engines.builtin.kernel.scheduler import Scheduler
     sched = Scheduler(base.DEFAULT_QUANTUM_PS)
     bit = 8_680_556                                   # 115200 baud
     uart = _Uart(sched, bit)

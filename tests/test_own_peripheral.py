@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.platform import ModelRegistry, build_machine, register_model, REGISTRY
-from duohil.engines.builtin.peripheral import Peripheral
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.loaders.platform import ModelRegistry, build_machine, register_model, REGISTRY
+from duohil.engines.builtin.kernel.peripheral import Peripheral
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.errors import ConfigError
 from rv_asm import andi, beq, code, jal, li, load, store
 
@@ -113,7 +113,7 @@ def test_registering_a_model_checks_the_class() -> None:
 
     class Clash(Peripheral):
         renode_types = ("UART.ESP32_UART",)
-    with pytest.raises(ConfigError, match="already claimed by duohil.engines.builtin.esp32c3_uart"):
+    with pytest.raises(ConfigError, match="already claimed by duohil.engines.builtin.soc.esp32c3.esp32c3_uart"):
         reg.register(Clash)
 
     @register_model

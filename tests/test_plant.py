@@ -9,11 +9,11 @@ import math
 import pytest
 
 from duohil.engines.base import PS_PER_MS, PS_PER_S
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.plant import DcMotorPlant, MotorParams
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_gpio import STM32_GPIOPort
-from duohil.engines.builtin.stm32_timer import STM32_Timer
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.board.plant import DcMotorPlant, MotorParams
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_gpio import STM32_GPIOPort
+from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
 from duohil.errors import ConfigError
 from model_helpers import FakeCpu
 

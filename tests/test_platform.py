@@ -1,4 +1,4 @@
-"""Building machines from platform files (duohil/engines/builtin/platform.py): memories, models,
+"""Building machines from platform files (duohil/engines/builtin/loaders/platform.py): memories, models,
 IRQ/DMA wiring, the builtin-only overlay, and the errors for unknown types and properties."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from duohil.engines.builtin import platform as plat
-from duohil.engines.builtin.platform import (ConstantRange, ModelRegistry, build_machine,
+from duohil.engines.builtin.loaders import platform as plat
+from duohil.engines.builtin.loaders.platform import (ConstantRange, ModelRegistry, build_machine,
                                              builtin_overlay_path, load_platform)
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

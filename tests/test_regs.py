@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from duohil.engines.builtin.regs import RO, W1C, W1S, WO, Field, RegisterBank
+from duohil.engines.builtin.kernel.regs import RO, W1C, W1S, WO, Field, RegisterBank
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from duohil.engines.builtin.esp32c3_uart import ESP32C3Uart
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_dma import Stm32Dma
-from duohil.engines.builtin.stm32_dmamux import Stm32Dmamux
-from duohil.engines.builtin.stm32_usart import Stm32Usart
+from duohil.engines.builtin.soc.esp32c3.esp32c3_uart import ESP32C3Uart
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_dma import Stm32Dma
+from duohil.engines.builtin.soc.stm32h7.stm32_dmamux import Stm32Dmamux
+from duohil.engines.builtin.soc.stm32h7.stm32_usart import Stm32Usart
 from model_helpers import FakeCpu
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import yaml
 
 from duohil.engines import base
 from duohil.engines.base import PS_PER_MS, PS_PER_US, MachineSpec, RunSpec
-from duohil.engines.builtin.repl import parse_file, parse_text
+from duohil.engines.builtin.loaders.repl import parse_file, parse_text
 from duohil.engines.renode import engine as renode_engine
 from duohil.engines.renode import script
 
@@ -216,7 +216,7 @@ BUILT_STM32 = ROOT / "build" / "stm32" / "fixed.elf"
 
 @pytest.mark.skipif(not BUILT_STM32.is_file(), reason="firmware not built (make firmware)")
 def test_config_block_is_patched_with_sysbus_writes(tmp_path):
-    from duohil.engines.builtin import dwarf
+    from duohil.engines.builtin.loaders import dwarf
     m = MachineSpec(ROOT / "platforms" / "stm32h743.repl", BUILT_STM32, "g_config", {"stat_period_ms": 100})
     writes = script.config_writes(m)
     addr, _ = dwarf.dwarf_info(BUILT_STM32).symbol("g_config")

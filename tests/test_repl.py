@@ -1,4 +1,4 @@
-"""The .repl parser (duohil/engines/builtin/repl.py): every syntax form our platforms use, both real
+"""The .repl parser (duohil/engines/builtin/loaders/repl.py): every syntax form our platforms use, both real
 platform files, and errors that name the file and line (tests/data/bad_repl/)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from duohil.engines.builtin.repl import (EMPTY, EnumValue, Range, Ref, Registration, parse_file,
+from duohil.engines.builtin.loaders.repl import (EMPTY, EnumValue, Range, Ref, Registration, parse_file,
                                          parse_text)
 from duohil.errors import ConfigError
 

@@ -225,9 +225,9 @@ def test_plic_ties_go_to_lowest_id_and_priority_zero_never_fires():
 def test_uart_echo_firmware_over_the_link():
     """uart_echo.elf: RX interrupts (RXFIFO_FULL at 16, RXFIFO_TOUT after 10 idle bit times)
     through PLIC source 22 -> MEI; the ISR echoes every byte. The host side is a second UART."""
-    from duohil.engines.builtin.esp32c3_uart import ESP32C3Uart
-    from duohil.engines.builtin.link import ConsoleSink, UartLink
-    from duohil.engines.builtin.machine import Machine
+    from duohil.engines.builtin.soc.esp32c3.esp32c3_uart import ESP32C3Uart
+    from duohil.engines.builtin.board.link import ConsoleSink, UartLink
+    from duohil.engines.builtin.kernel.machine import Machine
 
     peer = build_peer(fw_path("uart_echo.elf"))
     host_m = Machine("stm32", peer.scheduler)

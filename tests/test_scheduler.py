@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from duohil.engines.base import PS_PER_MS, PS_PER_US
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 
 
 class FakeCpu:

@@ -10,7 +10,7 @@ from fw_helpers import require_images
 from duohil import faults as faultmod
 from duohil import scenario as scmod
 from duohil.duo import Duo
-from duohil.engines.builtin.dcache import LINE, dcache_seed
+from duohil.engines.builtin.cpus.m7.dcache import LINE, dcache_seed
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"
 

@@ -15,9 +15,11 @@ from fw_helpers import require_images
 
 from duohil import oracle, runner, scenario
 from duohil.duo import Duo
-from duohil.engines.builtin import cortexm, limits, riscv
-from duohil.engines.builtin import scheduler as schedmod
-from duohil.engines.builtin.plant import Trace
+from duohil.engines.builtin.cpus.m7 import cortexm
+from duohil.engines.builtin.kernel import limits
+from duohil.engines.builtin.cpus.rv32 import riscv
+from duohil.engines.builtin.kernel import scheduler as schedmod
+from duohil.engines.builtin.board.plant import Trace
 from duohil.errors import ConfigError
 from duohil.samplelog import SampleLog
 
@@ -218,7 +220,7 @@ def test_tap_log_reads_as_the_list_it_replaces():
     """32-bit time steps with escapes for long gaps, block marks, sparse sent/fault: every read
     path (iteration, index, slice) gives back exactly what was appended."""
     from duohil.engines.base import LinkByte
-    from duohil.engines.builtin.link import TapLog
+    from duohil.engines.builtin.board.link import TapLog
     rng = random.Random(1)
     rows, t = [], 0
     for _ in range(3000):

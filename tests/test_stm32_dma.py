@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from duohil.engines.base import PS_PER_US
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_dma import Stm32Dma
-from duohil.engines.builtin.stm32_dmamux import Stm32Dmamux
-from duohil.engines.builtin.stm32_usart import Stm32Usart
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_dma import Stm32Dma
+from duohil.engines.builtin.soc.stm32h7.stm32_dmamux import Stm32Dmamux
+from duohil.engines.builtin.soc.stm32h7.stm32_usart import Stm32Usart
 from model_helpers import FakeCpu
 
 USART3, DMA1, DMAMUX1 = 0x4000_4800, 0x4002_0000, 0x4002_0800

@@ -4,11 +4,11 @@ RCC RSR.IWDG1RSTF, no stopping, window)."""
 from __future__ import annotations
 
 from duohil.engines.base import PS_PER_MS, PS_PER_S
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_gpio import STM32_GPIOPort
-from duohil.engines.builtin.stm32_iwdg import STM32_IndependentWatchdog
-from duohil.engines.builtin.stm32_rcc import STM32H7_RCC
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_gpio import STM32_GPIOPort
+from duohil.engines.builtin.soc.stm32h7.stm32_iwdg import STM32_IndependentWatchdog
+from duohil.engines.builtin.soc.stm32h7.stm32_rcc import STM32H7_RCC
 from model_helpers import FakeCpu
 
 GPIOA, GPIOB, GPIOC, GPIOD = 0x5802_0000, 0x5802_0400, 0x5802_0800, 0x5802_0C00

@@ -93,7 +93,7 @@ def defaults(host: HostBuild) -> dict[str, int]:
 
 
 def test_defaults_fit_the_default_plant(defaults: dict[str, int]) -> None:
-    # duohil/engines/builtin/plant.py MotorParams defaults: 20000 counts/s, end stops +-50000
+    # duohil/engines/builtin/board/plant.py MotorParams defaults: 20000 counts/s, end stops +-50000
     assert -50000 < defaults["soft_limit_min"] < 0 < defaults["soft_limit_max"] < 50000
     assert 0 < defaults["max_velocity"] < 20000
     assert defaults["freshness_ms"] == 20

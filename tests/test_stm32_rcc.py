@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.peripheral import Peripheral
-from duohil.engines.builtin.platform import REGISTRY, load_platform
-from duohil.engines.builtin.repl import Ref
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_flash import STM32H7_FlashController
-from duohil.engines.builtin.stm32_pwr import STM32H7_PWR
-from duohil.engines.builtin.stm32_rcc import STM32H7_RCC
-from duohil.engines.builtin.stm32_timer import STM32_Timer
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.peripheral import Peripheral
+from duohil.engines.builtin.loaders.platform import REGISTRY, load_platform
+from duohil.engines.builtin.loaders.repl import Ref
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_flash import STM32H7_FlashController
+from duohil.engines.builtin.soc.stm32h7.stm32_pwr import STM32H7_PWR
+from duohil.engines.builtin.soc.stm32h7.stm32_rcc import STM32H7_RCC
+from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
 from model_helpers import FakeCpu
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from duohil.engines.base import PS_PER_MS, PS_PER_S, PS_PER_US
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_timer import STM32_Timer
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
 from model_helpers import FakeCpu
 
 TIM1, TIM2, TIM6 = 0x4001_0000, 0x4000_0000, 0x4000_1000

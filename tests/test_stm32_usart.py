@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from duohil.engines.base import PS_PER_US
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
-from duohil.engines.builtin.stm32_usart import Stm32Usart
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+from duohil.engines.builtin.soc.stm32h7.stm32_usart import Stm32Usart
 from model_helpers import FakeCpu
 
 BASE = 0x4000_4800                       # USART3

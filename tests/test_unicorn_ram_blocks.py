@@ -14,7 +14,7 @@ unicorn = pytest.importorskip("unicorn")
 from unicorn import UC_ARCH_ARM, UC_HOOK_CODE, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
 from unicorn.arm_const import UC_ARM_REG_R0, UC_ARM_REG_R1
 
-from duohil.engines.builtin.cpu import _separate_ram_blocks
+from duohil.engines.builtin.cpus.cpu import _separate_ram_blocks
 
 CODE = 0x0800_0100          # two NOPs in flash
 STORE = 0x0800_1000         # str r1, [r0]

@@ -22,11 +22,11 @@ from fw_helpers import require_images
 
 from duohil import runner, scenario
 from duohil.engines.base import PS_PER_MS
-from duohil.engines.builtin import scheduler as schedmod
+from duohil.engines.builtin.kernel import scheduler as schedmod
 from duohil.engines.builtin import session as sessmod
-from duohil.engines.builtin.elf import ElfImage, load_segments
-from duohil.engines.builtin.platform import build_machine
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.loaders.elf import ElfImage, load_segments
+from duohil.engines.builtin.loaders.platform import build_machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

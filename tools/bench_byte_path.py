@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.esp32c3_uart import ESP32C3Uart
-from duohil.engines.builtin.link import UartLink
-from duohil.engines.builtin.machine import Machine
-from duohil.engines.builtin.scheduler import Scheduler
+from duohil.engines.builtin.soc.esp32c3.esp32c3_uart import ESP32C3Uart
+from duohil.engines.builtin.board.link import UartLink
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
 
 BT = 8_680_469
 

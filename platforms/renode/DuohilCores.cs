@@ -3,7 +3,7 @@
 //
 // The Renode-facing classes (DuohilH7Dma.cs, DuohilH7Usart.cs) wrap these cores; tests/renode_cs/
 // CoreTests.cs runs them under mono against register-sequence vectors that tests/test_renode_cs.py
-// replays on the builtin engine's Python models (duohil/engines/builtin/stm32_dma.py, stm32_usart.py),
+// replays on the builtin engine's Python models (duohil/engines/builtin/soc/stm32h7/stm32_dma.py, stm32_usart.py),
 // so both engines' models answer the same writes with the same reads. Names are RM0433's.
 //
 // Time is integer picoseconds, as in the builtin engine; the host (Renode or the test clock) supplies
@@ -604,7 +604,7 @@ namespace Antmicro.Renode.Duohil
     // live STATUS counts, INT_RAW/INT_ST/INT_ENA/INT_CLR driving IRQ, TX drained one character time per
     // byte at the programmed baud (CLK_CONF source and divider, CLKDIV + FRAG/16), RXFIFO_FULL and
     // TXFIFO_EMPTY as level conditions, RXFIFO_TOUT / RXFIFO_OVF / FRM_ERR / TX_DONE latched until
-    // INT_CLR, FIFO resets and LOOPBACK. The same behaviour as duohil/engines/builtin/esp32c3_uart.py.
+    // INT_CLR, FIFO resets and LOOPBACK. The same behaviour as duohil/engines/builtin/soc/esp32c3/esp32c3_uart.py.
     // Not modelled: parity, break, flow control, autobaud, RS485, AT_CMD, glitch filter, wake-up.
     public sealed class Esp32C3UartCore
     {

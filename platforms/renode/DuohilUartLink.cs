@@ -12,7 +12,7 @@
 //
 // Why not Renode's UARTHub: the hub cannot delay, insert, duplicate or address a byte by its index
 // (its routing method is private), and its random faults draw from the emulation-wide generator.
-// This link does what duohil's builtin engine does (duohil/engines/builtin/link.py), so a fault plan
+// This link does what duohil's builtin engine does (duohil/engines/builtin/board/link.py), so a fault plan
 // means the same thing on both engines.
 //
 // Timing. A byte the sender transmits at virtual time t (the sender's CharReceived event, fired on its

@@ -2,7 +2,7 @@
  * The defaults of the config block (g_config, blocks.h), in one place: main.c initialises g_config
  * and its fallback copy from it, the host tests build their controller from it.
  *
- * The numbers fit the emulator's default DC-motor plant (duohil/engines/builtin/plant.py
+ * The numbers fit the emulator's default DC-motor plant (duohil/engines/builtin/board/plant.py
  * MotorParams: 20000 counts/s at 100 % duty, tau 20 ms, mechanical end stops at +-50000 counts):
  * soft limits inside the end stops, a maximum velocity below the plant's top speed (headroom for
  * the loop), feed-forward = 12000 PWM counts / 20000 counts/s. A scenario with another plant patches

@@ -12,14 +12,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
-from ...errors import ConfigError
-from ...protocol import MSG_SETPOINT
-from ...protocol import SOF as FRAME_SOF
+from duohil.errors import ConfigError
+from duohil.protocol import MSG_SETPOINT
+from duohil.protocol import SOF as FRAME_SOF
 from ..base import PS_PER_MS, PS_PER_US
-from .link import LinkFault
+from .board.link import LinkFault
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ...faults import Fault
+    from duohil.faults import Fault
     from .session import BuiltinSession
 
 _PAYLOAD = re.compile(r"^payload\[(\d+)\]$")

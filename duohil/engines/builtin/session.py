@@ -37,14 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ...errors import ConfigError, EngineError
+from duohil.errors import ConfigError, EngineError
 from ..base import (ALL_CAPABILITIES, DEFAULT_QUANTUM_PS, PS_PER_MS, ConsoleLine, Engine, LinkByte,
                     MachineHandle, MachineSpec, RunSpec, Session)
-from . import dwarf
-from .elf import ElfImage, load_segments, loaded_bytes, read_elf
-from .machine import Machine
-from .platform import build_machine
-from .scheduler import Scheduler
+from .loaders import dwarf
+from .loaders.elf import ElfImage, load_segments, loaded_bytes, read_elf
+from .kernel.machine import Machine
+from .loaders.platform import build_machine
+from .kernel.scheduler import Scheduler
 
 UNICORN_VERSION = "2.1.4"
 _FP_CHUNK = 4096              # link rows encoded at a time for the fingerprint
@@ -275,7 +275,7 @@ class BuiltinMachine(MachineHandle):
                 raise ConfigError(f"machine {self.name} has no UART {name!r}",
                                   file=self.machine.platform, field=f"uart({name!r})",
                                   expected="one of " + ", ".join(uarts))
-            from .host_uart import BuiltinHostUart
+            from .board.host_uart import BuiltinHostUart
             linked = None
             if name in self.linked and self.link_sent is not None:
                 linked = self.link_sent
@@ -310,7 +310,7 @@ class BuiltinMachine(MachineHandle):
         return None
 
     def uart_problems(self) -> dict[str, list[str]]:
-        from .host_uart import uart_problems
+        from .board.host_uart import uart_problems
         out = uart_problems(self.machine)
         for name, port in self.__dict__.get("_uarts", {}).items():
             if port.problems():
@@ -371,7 +371,7 @@ def _attach_console(machine: Machine, uart_name: str) -> Any | None:
         return None
     sink_cls = _optional("link", "ConsoleSink")
     if sink_cls is None:
-        raise EngineError("the console sink (ConsoleSink in duohil/engines/builtin/link.py) is "
+        raise EngineError("the console sink (ConsoleSink in duohil/engines/builtin/board/link.py) is "
                           "missing")
     return sink_cls(uart, machine.name)
 
@@ -391,7 +391,7 @@ class BuiltinSession(Session):
             machines[name] = build_machine(mspec.platform, self.scheduler, name)
         for m in machines.values():       # the D-cache's residency draws follow the run's seed
             if getattr(m, "cache", None) is not None:
-                from .dcache import dcache_seed
+                from .cpus.m7.dcache import dcache_seed
                 m.cache.seed = dcache_seed(spec.seed)
         for name, mspec in parts:
             images[name] = boot_machine(machines[name], mspec)
@@ -401,12 +401,12 @@ class BuiltinSession(Session):
         a = machines["stm32"].peripherals.get(spec.link_uarts[0])
         b = machines["peer"].peripherals.get(spec.link_uarts[1]) if "peer" in machines else None
         if a is not None and b is None and spec.peer_replay is not None:   # a recorded peer
-            from .replay_source import ReplaySource
+            from .board.replay_source import ReplaySource
             b = ReplaySource(self.scheduler, a, spec.peer_replay)
         if a is not None and b is not None:
             link_cls = _optional("link", "UartLink")
             if link_cls is None:
-                raise EngineError("the UART link (UartLink in duohil/engines/builtin/link.py) is "
+                raise EngineError("the UART link (UartLink in duohil/engines/builtin/board/link.py) is "
                                   "missing")
             # direction names are base.Direction's: "stm32->peer", "peer->stm32"
             self.link = link_cls(self.scheduler, a, b, names=("stm32", "peer"), seed=spec.seed)

@@ -226,7 +226,7 @@ class RenodeMachine(MachineHandle):
         self._mach.sysbus.internal.WriteBytes(Array[Byte](list(data)), UInt64(address))
 
     def read_block(self, symbol: str) -> dict[str, object]:
-        from ..builtin import dwarf
+        from ..builtin.loaders import dwarf
         size = dwarf.struct_size(self.elf, symbol)
         return dwarf.decode_struct(self.elf, symbol, self.read_memory(self.symbol(symbol), size))
 

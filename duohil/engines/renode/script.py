@@ -187,14 +187,14 @@ class Write:
 
 def config_writes(m: MachineSpec) -> list[Write]:
     """The sysbus writes that put ``m.config`` into ``m.config_symbol``'s struct after LoadELF: the
-    whole patched block (struct layout from the ELF's DWARF, duohil/engines/builtin/dwarf.py), as
+    whole patched block (struct layout from the ELF's DWARF, duohil/engines/builtin/loaders/dwarf.py), as
     aligned double words, bytes at unaligned edges."""
     if not m.config:
         return []
     if not m.config_symbol:
         raise ConfigError("config overrides given without a config symbol", file=m.elf, field="config",
                           expected="config_symbol naming the firmware's config block")
-    from ..builtin import dwarf          # pyelftools only; no unicorn needed
+    from ..builtin.loaders import dwarf
     address, _size = dwarf.dwarf_info(m.elf).symbol(m.config_symbol)
     data = dwarf.patch_struct(m.elf, m.config_symbol, dict(m.config))
     return words(address, data)
@@ -340,7 +340,7 @@ ROBOT_STM32_VARIANTS = ("buggy", "fixed", "fixed-no-resync", "fixed-no-layout")
 def robot_variables(build: Path = REPO_ROOT / "build") -> str:
     """A Robot Framework variable file (Python) with the address of each g_status field the Renode
     suites read, per STM32 image, from the images' DWARF: the suites never hard-code an offset."""
-    from ..builtin import dwarf
+    from ..builtin.loaders import dwarf
     status: dict[str, dict[str, int]] = {}
     for variant in ROBOT_STM32_VARIANTS:
         elf = build / "stm32" / f"{variant}.elf"

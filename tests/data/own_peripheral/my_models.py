@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from duohil.engines.builtin.peripheral import Peripheral
-from duohil.engines.builtin.regs import RO, W1C, W1T, Field
+from duohil.engines.builtin.kernel.peripheral import Peripheral
+from duohil.engines.builtin.kernel.regs import RO, W1C, W1T, Field
 
 
 class Doubler(Peripheral):

@@ -113,7 +113,7 @@ static int cmd_fresh(int argc, char **argv)
 }
 
 /* ---- control loop against a simple DC-motor plant --------------------------------------------- */
-/* the emulator's default plant (duohil/engines/builtin/plant.py MotorParams), no friction */
+/* the emulator's default plant (duohil/engines/builtin/board/plant.py MotorParams), no friction */
 #define PLANT_VMAX   20000.0     /* counts/s at 100 % duty */
 #define PLANT_TAU_S  0.02        /* mechanical time constant */
 

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from ....errors import ConfigError, EngineUnavailable
+from duohil.errors import ConfigError, EngineUnavailable
 
 ENV = "DUOHIL_MODELS"
 CHOICES = ("python", "native")

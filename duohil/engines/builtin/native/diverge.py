@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from ....errors import ConfigError, DuohilError
+from duohil.errors import ConfigError, DuohilError
 from . import ENV
 
 ORDER = ("python", "native")
@@ -22,7 +22,7 @@ ORDER = ("python", "native")
 
 def capture(sc: Any, variant: str, seed: int | None, models: str) -> dict[str, Any]:
     """One run under ``models``: what the comparison looks at."""
-    from ....duo import Duo
+    from duohil.duo import Duo
     old = os.environ.get(ENV)
     os.environ[ENV] = models
     try:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", default=None)
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args(argv)
-    from .... import scenario as scmod
+    from duohil import scenario as scmod
     from . import core, note
     try:
         if core() is None:

@@ -1,0 +1,310 @@
+"""The architecture-neutral half of a builtin CPU: virtual time, slices, sleep, stall and parking.
+
+An architecture (cortexm.py, riscv.py) subclasses ``CpuCore`` and supplies the unicorn instance,
+reset, interrupt delivery and the detection of WFI. Everything about time lives here so both cores
+advance under exactly the same rules; the slice driver itself is C (native/_core.c), described
+above ``next_deadline``.
+
+Time accounting: the CPU keeps a cycle counter (1 instruction = 1 cycle, unicorn.md section 9).
+A slice of n cycles runs ``emu_start(count=n)``; a slice that ends early (WFI, a poll park, an
+exception hook that stops emulation) is charged in full, because unicorn cannot say how many
+instructions ran. That makes results depend on the quantum, and the quantum is therefore part of
+every run's configuration.
+"""
+from __future__ import annotations
+
+import ctypes
+import struct
+from typing import TYPE_CHECKING
+
+from ...base import PS_PER_S
+
+try:
+    from unicorn import UcError
+    from unicorn.unicorn_py3.unicorn import uclib as _uclib
+    #: unicorn's C library once more, but with no ctypes ``argtypes``: the binding's prototypes
+    #: convert every argument on every call (about 1.1 us of a 2 us register-batch read,
+    #: measured), while ctypes objects built once (arrays, c_void_p handle) pass as they are.
+    #: Integers wider than 32 bits must be passed as ``ctypes.c_uint64``.
+    RAW = ctypes.CDLL(_uclib._name, handle=_uclib._handle)
+except (ImportError, AttributeError, OSError):  # pragma: no cover - other binding layouts
+    RAW = None
+#: RAW, or the binding's own library object where RAW cannot be made (same C functions)
+LIB = RAW
+if LIB is None:  # pragma: no cover - other binding layouts
+    from unicorn.unicorn_py3.unicorn import uclib as LIB
+U64 = ctypes.c_uint64
+_UNTIL = U64(0xFFFF_FFFF)         # odd, so never a Thumb/RISC-V pc: slices end by count or stop
+_NO_TIMEOUT = U64(0)
+_FOUR = U64(4)
+_THIRTY_TWO = U64(32)
+_UNPACK8 = struct.Struct("<8I").unpack_from
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unicorn import Uc
+
+    from ..kernel.machine import Machine
+
+
+def _separate_ram_blocks(uc: Uc) -> None:
+    """Work around a unicorn 2.1.4 bug that cost most of the CPU time of some images.
+
+    QEMU gives each RAM block a ``ram_addr`` range; translated code is tracked per ram_addr
+    page and a store to a page holding code invalidates that code. Until some block has been
+    freed, unicorn takes a new block's offset from the tail of its block list, which it keeps
+    sorted by *decreasing size*: once a block larger than the first one is mapped, later
+    blocks get ram_addr ranges that overlap earlier ones. With our memory maps every RAM
+    (DTCM, AXI SRAM, ...) overlapped the flash, so each store to the stack at offset X threw
+    away the translated code at flash offset X: the buggy STM32 image, whose stack sits at the
+    offsets of its main loop, retranslated that loop ~4000 times per virtual second (29 025
+    translations in a 1.1 s run instead of ~570; found with gdb on tb_gen_code). Once a block
+    has been freed, unicorn searches for a real gap instead, so: map one page and unmap it
+    before any memory is mapped. Nothing observable changes, only the cost."""
+    uc.mem_map(0, 0x1000)
+    uc.mem_unmap(0, 0x1000)
+
+
+class MemPort:
+    """``uc_mem_read``/``uc_mem_write`` through ctypes with a preallocated buffer of ``size``
+    bytes (the binding's ``mem_read`` allocates a buffer and a bytearray per call). Reads are
+    at most ``size`` bytes."""
+
+    def __init__(self, uc: Uc, size: int = 0x80) -> None:
+        self.h = uc._uch
+        self.size = size
+        self.buf = ctypes.create_string_buffer(size)
+        self._rd = LIB.uc_mem_read
+        self._wr = LIB.uc_mem_write
+
+    def read(self, address: int, size: int) -> bytes:
+        err = self._rd(self.h, U64(address), self.buf, U64(size))
+        if err:
+            raise UcError(err)
+        return self.buf.raw[:size]
+
+    def words8(self, address: int) -> tuple[int, ...]:
+        """The 8 words at ``address`` (a basic exception frame)."""
+        err = self._rd(self.h, U64(address), self.buf, _THIRTY_TWO)
+        if err:
+            raise UcError(err)
+        return _UNPACK8(self.buf)
+
+    def word(self, address: int) -> int:
+        err = self._rd(self.h, U64(address & 0xFFFFFFFF), self.buf, _FOUR)
+        if err:
+            raise UcError(err)
+        return int.from_bytes(self.buf.raw[:4], "little")
+
+    def write(self, address: int, data: bytes) -> None:
+        err = self._wr(self.h, U64(address), data, U64(len(data)))
+        if err:
+            raise UcError(err)
+
+
+POLL_PARK_AFTER = 4       # same-status-register reads in a row, with no write, before parking
+
+
+class CpuCore:
+    arch = "?"
+    #: _core.emu_start under DUOHIL_MODELS=native (set in __init__), else None: ctypes
+    _emu_native = None
+
+    def __init__(self, machine: "Machine", name: str, hz: int) -> None:
+        self.machine = machine
+        self.name = name
+        self.hz = int(hz)
+        self.cycles = 0
+        self.uc: "Uc" = self._create_uc()
+        _separate_ram_blocks(self.uc)
+        from .. import native
+        if native.models() == "native" and RAW is not None:
+            # slices start from C with the GIL held: the C MMIO bus (machine.MachineNative) then
+            # serves an access without taking the GIL back from ctypes
+            self._emu_native = native.core().emu_start
+            self._uch_int = self.uc._uch.value
+        self.sleeping = False              # in WFI, woken by an interrupt becoming pending
+        self.stall_until: int | None = None    # halted by the harness (peer GC pause) until t
+        self.halted = False                # stopped for good (lockup, or halted by a test)
+        self.halt_reason: str | None = None
+        self.parked = False                # poll-skip: spinning on a register that cannot change
+        self.park_until: int | None = None
+        self.executing = False
+        self.slice_start_ps = 0
+        self.slices = 0
+        self.instructions = 0              # charged cycles of slices that ran code
+        #: instructions per second at most (the platform's PerformanceInMips), None: no cap
+        self.hz_cap: int | None = None
+        self._pending_hz: int | None = None
+        self._poll_addr: int | None = None
+        self._poll_count = 0
+
+    # -- to be provided by the architecture --------------------------------------------------------
+    def _create_uc(self) -> "Uc":
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Architectural reset (registers, interrupt state). Memory is left alone."""
+        raise NotImplementedError
+
+    def interrupt_pending(self) -> bool:
+        """True when an enabled interrupt could be taken (or would wake the core from WFI)."""
+        raise NotImplementedError
+
+    def take_interrupts(self) -> bool:
+        """Deliver any interrupt that may preempt now. Returns True if one was taken."""
+        raise NotImplementedError
+
+    def _run_slice(self, count: int) -> None:
+        """Run up to ``count`` instructions from the current PC; set ``self.sleeping`` on WFI."""
+        raise NotImplementedError
+
+    def _emu_start(self, begin: int, count: int) -> None:
+        """``uc.emu_start(begin, 0xFFFFFFFF, 0, count)`` without the binding's per-argument
+        conversions; like the binding, re-raises an exception a Python hook raised."""
+        uc = self.uc
+        if RAW is None:  # pragma: no cover
+            uc.emu_start(begin, 0xFFFF_FFFF, 0, count)
+            return
+        uc._hook_exception = None
+        start = self._emu_native
+        if start is not None:
+            err = start(self._uch_int, begin, 0xFFFF_FFFF, 0, count)
+        else:
+            err = RAW.uc_emu_start(uc._uch, U64(begin), _UNTIL, _NO_TIMEOUT, U64(count))
+        if err:
+            raise UcError(err)
+        exc = uc._hook_exception
+        if exc is not None:
+            raise exc
+
+    # -- time ------------------------------------------------------------------------------------------
+    def set_core_clock(self, hz: int) -> None:
+        """The core clock changed (the RCC model): 1 instruction = 1 cycle, so the instruction rate
+        becomes ``hz``, capped by ``hz_cap``. Inside a slice the change waits for its end (the
+        slice's instruction count was computed at the old rate)."""
+        hz = int(hz)
+        if self.hz_cap:
+            hz = min(hz, self.hz_cap)
+        if hz <= 0:
+            return
+        if self.executing:
+            self._pending_hz = hz
+            return
+        self._apply_hz(hz)
+
+    def _apply_hz(self, hz: int) -> None:
+        self._pending_hz = None
+        if hz == self.hz:
+            return
+        t = self.now_ps()
+        self.hz = hz
+        self.cycles = self.cycles_at(t)                # the same instant at the new rate
+
+    def now_ps(self) -> int:
+        return self.cycles * PS_PER_S // self.hz
+
+    def cycles_at(self, t_ps: int) -> int:
+        return -((-t_ps * self.hz) // PS_PER_S)           # ceil: the first cycle at or after t
+
+    # The slice driver is C (native/_core.c: c_next_deadline, c_advance_to, c_settle), the one
+    # implementation: the C scheduler runs it directly for every CPU that keeps these three
+    # methods (register_cpu_class below); they are here for callers outside the loop and for
+    # subclasses that wrap them. What it does, in this order (attributes of this object):
+    #   next_deadline(now, q): None if halted; stall_until if stalled; park_until if parked (None:
+    #     until an event); None if sleeping with no interrupt_pending(); else now + q.
+    #   advance_to(t): cycles caught up to the scheduler's now (the steps it skipped), target =
+    #     cycles_at(t); a sleeping core first takes an interrupt (awake) or, with nothing pending,
+    #     sleeps through. Then until cycles >= target: halted -> jump; stalled -> jump if the stall
+    #     outlasts t, else end it at stall_until (record "stall_end"); parked -> the same with
+    #     park_until (unpark()); take_interrupts() (wakes); still sleeping -> jump if nothing is
+    #     pending; else one slice: executing, slice_start_ps = now_ps(), the poll state cleared,
+    #     _run_slice(target - cycles) (executing cleared whatever happens), cycles, instructions
+    #     and slices charged in full, a clock change made inside the slice applied at its end.
+    #   settle(t): cycles raised to cycles_at(t) (a CPU that asked for no time).
+    def next_deadline(self, now: int, quantum: int) -> int | None:
+        return _core().cpu_next_deadline(self, now, quantum)
+
+    def settle(self, t: int) -> None:
+        """The scheduler skips a CPU that asked for no time (``next_deadline`` None); its clock
+        is brought up to ``t`` here, as advancing it through every step would have done."""
+        _core().cpu_settle(self, t)
+
+    def advance_to(self, t: int) -> None:
+        _core().cpu_advance_to(self, t)
+
+    # -- storms ---------------------------------------------------------------------------------------
+    def storm(self, kind: str, details: dict) -> None:
+        """The machine saw the same event (reset, fault, trap) at >= 10 kHz for 100 ms
+        (scheduler.STORM_EVENTS): the CPU is stopped, after the current step, until a reset
+        from outside it (a watchdog); the run goes on at the cost of the peripherals only.
+        Silicon would go on storming: what it would do in that time is not modelled."""
+        if not self.halted:
+            self.machine.scheduler.at(self.machine.now(), self.halt_for, f"{kind} storm", details)
+
+    def halt_for(self, what: str, details: dict | None = None) -> None:
+        """Stop this CPU for ``what`` (a storm, a hang) and record it once, with the PC."""
+        if self.halted:
+            return
+        d = details or {}
+        pc = d.get("pc", d.get("mepc"))
+        self.halted = True
+        self.halt_reason = what
+        self.machine.record("cpu_stopped", cpu=self.name, reason=what,
+                            pc=pc if isinstance(pc, int) else self.pc_now())
+        if self.executing:
+            self.uc.emu_stop()
+
+    def pc_now(self) -> int:
+        """The PC (for reports)."""
+        pc = getattr(self, "pc")
+        return int(pc() if callable(pc) else pc)
+
+    # -- harness controls --------------------------------------------------------------------------------
+    def stall(self, until_ps: int) -> None:
+        """Halt the core until ``until_ps`` (virtual); peripherals keep running."""
+        self.stall_until = max(until_ps, self.stall_until or 0)
+        self.machine.record("stall_begin", cpu=self.name, until_ps=until_ps)
+
+    # -- poll-skip ------------------------------------------------------------------------------------------
+    def poll_hint(self, addr: int | None, wake_ps: int | None) -> None:
+        """A status-register read whose value cannot change before ``wake_ps`` (None: before some
+        event). After a few such reads in a row the core parks until then (unicorn.md section 7)."""
+        if not self.executing:
+            return
+        if addr == self._poll_addr:
+            self._poll_count += 1
+        else:
+            self._poll_addr = addr
+            self._poll_count = 1
+        if self._poll_count >= POLL_PARK_AFTER and not self.interrupt_pending():
+            self.parked = True
+            self.park_until = wake_ps
+            self.machine.scheduler.park(self)
+            self.uc.emu_stop()
+
+    def note_write(self) -> None:
+        """Any MMIO write breaks a polling run."""
+        self._poll_addr = None
+        self._poll_count = 0
+
+    def unpark(self) -> None:
+        self.parked = False
+        self.park_until = None
+        self._poll_addr = None
+        self._poll_count = 0
+
+
+def _core():
+    from .. import native
+    return native.require()
+
+
+def _register_native() -> None:
+    """The C scheduler drives CPUs that keep CpuCore's time methods with its C slice driver."""
+    from .. import native
+    core = native.core()
+    if core is not None:
+        core.register_cpu_class(CpuCore)
+
+
+_register_native()

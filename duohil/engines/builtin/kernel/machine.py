@@ -1,0 +1,460 @@
+"""One MCU: a CPU, its memories and its peripherals on a system bus, in the shared virtual time.
+
+Built from a platform file by ``platform.py`` (repl -> Machine); used by the session to load ELFs,
+patch config blocks and reset. Peripheral MMIO is dispatched per 4 KiB page, because several STM32
+blocks share a page (TIM6 at 0x40001000 and TIM7 at 0x40001400) and unicorn maps whole pages.
+
+Unmapped addresses: an access to an address no memory and no model claims, whether its page is
+shared with a model (a hole: ``bus_read``/``bus_write`` find nothing) or not mapped at all (the
+core's unmapped-memory hook), goes to ``unmapped_access``. It records one ``unmapped_access``
+event per address and kind of access (address, the block of the chip's memory map it falls in,
+memmap.py, the PC, the mode) and counts every access in ``unmapped``. What the access then does
+is the platform's ``unmapped`` option (sysbus property, ``unmapped_mode``):
+  - ``fault`` (default): the bus error silicon gives for a hole; the core takes it as its own
+    access fault (Cortex-M7: precise BusFault for a load, imprecise for a store, IBUSERR for a
+    fetch; RV32: load/store/instruction access fault);
+  - ``warn``: a read returns 0 and a write is dropped (an unmapped page is mapped as a hole on
+    its first access); a fetch still faults. DMA and harness accesses to a hole always read 0.
+"""
+from __future__ import annotations
+
+import bisect
+import ctypes
+from typing import TYPE_CHECKING, Any, Callable
+
+from duohil.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cpus.cpu import CpuCore
+    from .peripheral import Peripheral
+    from .scheduler import Scheduler
+
+PAGE = 0x1000
+_MISS = object()
+_READ_BUF_SIZE = 0x1000
+# unicorn's uc_cb_mmio_read_t / uc_cb_mmio_write_t (engine handle, offset, size, [value,] user data)
+_MMIO_READ = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
+                              ctypes.c_void_p)
+_MMIO_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
+                               ctypes.c_uint64, ctypes.c_void_p)
+
+
+class DmaPort:
+    """How a DMA master sees memory. The D-cache model replaces this with its own bus view.
+
+    Under DUOHIL_MODELS=native ``DmaPort(machine)`` is ``_core.DmaPort``: the same two calls
+    (uc_mem_read / uc_mem_write on machine.cpu.uc's engine, from C) plus ``_native_dma_port``,
+    the capsule by which a C DMA reaches memory without Python (native/ports.h)."""
+
+    def __new__(cls, machine: "Machine", *args: Any, **kwargs: Any) -> Any:
+        if cls is DmaPort:                 # a subclass (a test's logging port) stays Python
+            from .. import native
+            if native.models() == "native":
+                return native.core().DmaPort(machine)
+        return super().__new__(cls)
+
+    def __init__(self, machine: "Machine") -> None:
+        self.machine = machine
+
+    def read(self, address: int, size: int) -> bytes:
+        return bytes(self.machine.cpu.uc.mem_read(address, size))
+
+    def write(self, address: int, data: bytes) -> None:
+        self.machine.cpu.uc.mem_write(address, bytes(data))
+
+
+class Machine:
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Machine":
+        # under DUOHIL_MODELS=native a Machine is a MachineNative (its MMIO dispatch in C); this
+        # class stays the Python reference
+        if cls is Machine:
+            from .. import native
+            if native.models() == "native":
+                cls = MachineNative
+        return super().__new__(cls)
+
+    def __init__(self, name: str, scheduler: "Scheduler", platform: str = "?") -> None:
+        self.name = name
+        self.scheduler = scheduler
+        self.platform = platform
+        self.cpu: "CpuCore | None" = None
+        self.peripherals: dict[str, "Peripheral"] = {}
+        self.memories: list[tuple[str, int, int]] = []      # (name, base, size), aliases included
+        self._mmio: list[tuple[int, int, "Peripheral"]] = []  # sorted (base, end, peripheral)
+        self._mmio_starts: list[int] = []
+        self.dma_port: DmaPort = DmaPort(self)
+        self.reset_hooks: list[Callable[[str], None]] = []
+        #: called once at the end of ``finish()`` (the RCC pushes its reset clock tree then)
+        self.finish_hooks: list[Callable[[], None]] = []
+        self.resets = 0
+        # A CPU that stops emulation from inside an MMIO write callback finds its PC back at the
+        # storing instruction (unicorn rolls the instruction back, the device write stays done);
+        # it replays that instruction with the first ``suppress_writes`` MMIO writes dropped.
+        self.writing = False
+        self.suppress_writes = 0
+        self._disp: dict[int, tuple | None] = {}      # address -> (read, write, offset) memo
+        self._mmio_cbs: list[tuple[Any, Any]] = []
+        self._read_port: Any = None                   # cpu.MemPort, made at the first read
+        #: "fault" or "warn": what an access to an address no model claims does (module docstring)
+        self.unmapped_mode = "fault"
+        #: the chip's memory map for naming addresses (memmap.MAPS key), set by the platform builder
+        self.memory_map: str | None = None
+        #: address -> number of accesses to it that no model claimed
+        self.unmapped: dict[int, int] = {}
+        self._unmapped_seen: set[tuple[int, str]] = set()
+        self._hole_pages: set[int] = set()
+        self.mmio_reads = 0                           # CPU reads of MMIO (cortexm hang detection)
+
+    # -- time and the event log -----------------------------------------------------------------
+    def now(self) -> int:
+        cpu = self.cpu
+        if cpu is not None and cpu.executing:
+            return cpu.slice_start_ps
+        return self.scheduler.now
+
+    def record(self, kind: str, t: int | None = None, **details: Any) -> None:
+        if self.scheduler.record(kind, t=self.now() if t is None else t, machine=self.name,
+                                 **details) and self.cpu is not None:
+            self.cpu.storm(kind, details)       # the same event >= 10 kHz: stop the CPU, say why
+
+    # -- building ---------------------------------------------------------------------------------
+    def attach_cpu(self, cpu: "CpuCore") -> None:
+        if self.cpu is not None:
+            raise ConfigError(f"machine {self.name} already has a CPU ({self.cpu.name})",
+                              file=self.platform)
+        self.cpu = cpu
+        self.scheduler.add_cpu(cpu)
+
+    def add_memory(self, name: str, addresses: list[int], size: int) -> None:
+        """Map RAM/flash. Several addresses = aliases of the same storage (e.g. DRAM/IRAM)."""
+        if self.cpu is None:
+            raise ConfigError(f"memory {name} declared before the machine's CPU", file=self.platform)
+        if size % PAGE or any(a % PAGE for a in addresses):
+            raise ConfigError(f"memory {name}: base and size must be multiples of 4 KiB",
+                              file=self.platform, field=name)
+        backing = ctypes.create_string_buffer(size)
+        self._keep = getattr(self, "_keep", [])
+        self._keep.append(backing)
+        for a in addresses:
+            self.cpu.uc.mem_map_ptr(a, size, 7, ctypes.addressof(backing))
+            self.memories.append((name, a, size))
+
+    def add_peripheral(self, p: "Peripheral") -> None:
+        if p.name in self.peripherals:
+            raise ConfigError(f"duplicate peripheral name {p.name}", file=self.platform)
+        self.peripherals[p.name] = p
+        if p.base is not None and p.size:
+            end = p.base + p.size
+            for b, e, q in self._mmio:
+                if p.base < e and b < end:
+                    raise ConfigError(f"{p.name} at {p.base:#x}+{p.size:#x} overlaps {q.name}",
+                                      file=self.platform, field=p.name)
+            self._disp.clear()
+            i = bisect.bisect(self._mmio_starts, p.base)
+            self._mmio.insert(i, (p.base, end, p))
+            self._mmio_starts.insert(i, p.base)
+
+    def finish(self) -> None:
+        """Map every MMIO page once all peripherals are known."""
+        assert self.cpu is not None
+        pages: set[int] = set()
+        for b, e, _ in self._mmio:
+            pages.update(range(b & ~(PAGE - 1), e, PAGE))
+        # merge runs of pages into single mmio_map calls
+        for start, end in _runs(sorted(pages)):
+            self._map_mmio(start, end - start)
+        for hook in self.finish_hooks:
+            hook()
+
+    def _map_mmio(self, start: int, size: int) -> None:
+        """One run of MMIO pages. Through unicorn's C API with our own ctypes callbacks when we
+        can: the binding's callback wrappers were about a third of the cost of an MMIO access,
+        and a link byte costs several. Exceptions are handled as the binding does (kept on the
+        Uc object, emulation stopped; cpu._emu_start re-raises them)."""
+        from ..cpus.cpu import RAW, U64
+        uc = self.cpu.uc
+        if RAW is None:  # pragma: no cover - other binding layouts
+            uc.mmio_map(start, size, self._mmio_read, start, self._mmio_write, start)
+            return
+
+        def on_read(_h: Any, offset: int, size: int, _ud: Any, base: int = start) -> int:
+            self.mmio_reads += 1                   # hang detection: a loop that reads MMIO waits
+            try:
+                return self.bus_read(base + offset, size)
+            except BaseException as exc:  # noqa: BLE001 - handed to _emu_start, as the binding does
+                self._hook_failed(exc)
+                return 0
+
+        def on_write(_h: Any, offset: int, size: int, value: int, _ud: Any,
+                     base: int = start) -> None:
+            try:
+                self._fast_write(base + offset, size, value)
+            except BaseException as exc:  # noqa: BLE001
+                self._hook_failed(exc)
+
+        rd, wr = _MMIO_READ(on_read), _MMIO_WRITE(on_write)
+        err = RAW.uc_mmio_map(uc._uch, U64(start), ctypes.c_size_t(size), rd, None, wr, None)
+        if err:
+            from unicorn import UcError
+            raise UcError(err)
+        self._mmio_cbs.append((rd, wr))            # ctypes callbacks must outlive the mapping
+
+    def _hook_failed(self, exc: BaseException) -> None:
+        uc = self.cpu.uc
+        if uc._hook_exception is None:
+            uc._hook_exception = exc
+        uc.emu_stop()
+
+    def bus_target(self, address: int) -> tuple | None:
+        """(read, write, offset) of the register at ``address``, memoised per address (the memo is
+        dropped when a peripheral is added): the peripheral's own read/write, or its register
+        bank's when the model does not override them (one call less per access). None: nothing
+        there (a hole in a mapped page). Every bus access goes through it: CPU MMIO and DMA."""
+        hit = self._disp.get(address, _MISS)
+        if hit is not _MISS:
+            return hit
+        p = self.peripheral_at(address)
+        if p is None:
+            hit = None
+        else:
+            from .peripheral import Peripheral
+            cls = type(p)
+            hit = (p.regs.read if cls.read is Peripheral.read else p.read,
+                   p.regs.write if cls.write is Peripheral.write else p.write,
+                   address - p.base)
+        self._disp[address] = hit
+        return hit
+
+    def _fast_write(self, address: int, size: int, value: int) -> None:
+        """A CPU store to MMIO (the unicorn callback)."""
+        if self.suppress_writes:
+            self.suppress_writes -= 1
+            return
+        self.writing = True
+        try:
+            self.bus_write(address, size, value)
+        finally:
+            self.writing = False
+
+    def peripheral_at(self, address: int) -> "Peripheral | None":
+        i = bisect.bisect(self._mmio_starts, address) - 1
+        if i >= 0:
+            b, e, p = self._mmio[i]
+            if address < e:
+                return p
+        return None
+
+    # unicorn mmio callbacks through the binding (only when cpu.RAW is unavailable): offset is
+    # relative to the mapped run whose base is the user data.
+    def _mmio_read(self, uc: Any, offset: int, size: int, run_base: int) -> int:
+        return self.bus_read(run_base + offset, size)
+
+    def _mmio_write(self, uc: Any, offset: int, size: int, value: int, run_base: int) -> None:
+        self._fast_write(run_base + offset, size, value)
+
+    def bus_read(self, address: int, size: int) -> int:
+        """A read of any address as the bus sees it (CPU MMIO, DMA, tests): 0 where nothing is."""
+        hit = self._disp.get(address, _MISS)
+        if hit is _MISS:
+            hit = self.bus_target(address)
+        if hit is None:
+            self._hole(address, "read")
+            return 0
+        return hit[0](hit[2], size)
+
+    def bus_write(self, address: int, size: int, value: int) -> None:
+        """A write to any address as the bus sees it; it breaks a CPU's polling run."""
+        hit = self._disp.get(address, _MISS)
+        if hit is _MISS:
+            hit = self.bus_target(address)
+        if hit is not None:
+            if self.cpu is not None:
+                self.cpu.note_write()
+            hit[1](hit[2], size, value)
+        else:
+            self._hole(address, "write")
+
+    # -- unmapped addresses (module docstring) ------------------------------------------------------
+    def _hole(self, address: int, access: str) -> None:
+        """An access inside a mapped MMIO page that no model claims."""
+        cpu = self.cpu
+        by_cpu = cpu is not None and cpu.executing
+        if not self.unmapped_access(address, access, by_cpu=by_cpu) and by_cpu:
+            fault = getattr(cpu, "bus_error", None)
+            if fault is not None:
+                fault(address, access)
+        elif by_cpu and access == "read":
+            # warn mode: nothing will ever change what this address reads, so a firmware
+            # polling it can park until some event fires (cpu.poll_hint, as status registers do)
+            cpu.poll_hint(address, None)
+
+    def unmapped_access(self, address: int, access: str, pc: int | None = None,
+                        by_cpu: bool = True) -> bool:
+        """Count and report an access (``read``/``write``/``fetch``) to an address no model
+        claims. True when it completes (``warn``: read 0, write dropped), False when the core
+        must fault (``fault`` mode, or any fetch)."""
+        address &= 0xFFFF_FFFF
+        self.unmapped[address] = self.unmapped.get(address, 0) + 1
+        complete = self.unmapped_mode == "warn" and access != "fetch"
+        if (address, access) not in self._unmapped_seen:
+            self._unmapped_seen.add((address, access))
+            from .memmap import block_name
+            if pc is None and by_cpu and self.cpu is not None:
+                pc_of = getattr(self.cpu, "pc", None)      # a method (M7) or a property (RV32)
+                pc = pc_of() if callable(pc_of) else pc_of
+            details: dict[str, Any] = {"address": address, "access": access,
+                                       "block": block_name(self.memory_map, address),
+                                       "mode": self.unmapped_mode if by_cpu else "bus",
+                                       "action": ("read 0" if access == "read" else "dropped")
+                                       if complete or not by_cpu else "bus error"}
+            if pc is not None:
+                details["pc"] = pc & 0xFFFF_FFFF
+            self.record("unmapped_access", **details)
+        return complete or not by_cpu
+
+    def map_hole(self, address: int) -> bool:
+        """``warn`` mode: map the unmapped page holding ``address`` as MMIO with no model in it,
+        so its accesses come to ``bus_read``/``bus_write`` as holes. False if it cannot be."""
+        page = address & ~(PAGE - 1)
+        if page in self._hole_pages:
+            return False
+        self._hole_pages.add(page)
+        try:
+            self._map_mmio(page, PAGE)
+        except Exception:  # noqa: BLE001 - unicorn refuses (overlap): the access faults instead
+            return False
+        return True
+
+    # -- DMA --------------------------------------------------------------------------------------------
+    def dma_read(self, address: int, size: int) -> bytes:
+        return self.dma_port.read(address, size)
+
+    def dma_write(self, address: int, data: bytes) -> None:
+        self.dma_port.write(address, data)
+
+    # -- memory for the harness --------------------------------------------------------------------------
+    def read_memory(self, address: int, size: int) -> bytes:
+        # status blocks are read every few ms: a MemPort (unicorn's C call into a kept buffer),
+        # not the binding's mem_read (a ctypes buffer and a bytearray per call)
+        port = self._read_port
+        if port is None:
+            from ..cpus.cpu import MemPort
+            port = self._read_port = MemPort(self.cpu.uc, _READ_BUF_SIZE)
+        if size > port.size:
+            return bytes(self.cpu.uc.mem_read(address, size))
+        return port.read(address, size)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self.cpu.uc.mem_write(address, bytes(data))
+
+    def ram_regions(self) -> list[tuple[str, int, int]]:
+        """Memories without their aliases (for fingerprints)."""
+        seen: set[str] = set()
+        out = []
+        for name, base, size in self.memories:
+            if name not in seen:
+                seen.add(name)
+                out.append((name, base, size))
+        return out
+
+    # -- reset -----------------------------------------------------------------------------------------
+    def system_reset(self, cause: str) -> None:
+        """A reset from inside the machine (SYSRESETREQ, watchdog): CPU and peripherals reset,
+        memory keeps its contents as on silicon (startup code re-initialises .data/.bss; no-init
+        RAM survives)."""
+        self.resets += 1
+        self.record("reset", cause=cause)
+        for p in self.peripherals.values():
+            p.reset()
+        for hook in self.reset_hooks:
+            hook(cause)
+        assert self.cpu is not None
+        self.cpu.reset()
+        if self.cpu.executing:
+            self.cpu.uc.emu_stop()
+
+
+class MachineNative(Machine):
+    """The same machine with its MMIO dispatch in C (``_core.Bus``, native/bus.c): unicorn calls
+    C callbacks for every run of MMIO pages, the bus finds the block in a sorted table and calls
+    a native model's register map directly (its ``_native_mmio`` capsule, native/ports.h) or a
+    Python model's read/write, the same bound methods ``bus_target`` picks, without ctypes.
+    ``mmio_reads``, ``writing`` and ``suppress_writes`` live in the bus; holes, exceptions,
+    ``note_write`` and warn-mode holes behave as in Machine. The table is rebuilt whenever a
+    peripheral is added and at ``finish()``, so a model that gets ``_native_mmio`` (or replaces
+    its read/write) before then is served accordingly."""
+
+    def __init__(self, name: str, scheduler: "Scheduler", platform: str = "?") -> None:
+        from .. import native
+        self._bus = native.core().Bus()
+        super().__init__(name, scheduler, platform)
+        self._bus.set_hooks(self._hole, None)
+
+    mmio_reads = property(lambda self: self._bus.reads,
+                          lambda self, v: setattr(self._bus, "reads", v),
+                          doc="CPU reads of MMIO (cortexm/riscv hang detection), counted in C")
+    writing = property(lambda self: self._bus.writing,
+                       lambda self, v: setattr(self._bus, "writing", v),
+                       doc="inside a CPU write to MMIO")
+    suppress_writes = property(lambda self: self._bus.suppress_writes,
+                               lambda self, v: setattr(self._bus, "suppress_writes", v),
+                               doc="CPU MMIO writes still to drop (a replayed store)")
+
+    def attach_cpu(self, cpu: "CpuCore") -> None:
+        super().attach_cpu(cpu)
+        self._bus.set_hooks(self._hole, cpu.note_write)
+
+    def add_peripheral(self, p: "Peripheral") -> None:
+        super().add_peripheral(p)
+        self._load_bus()
+
+    def finish(self) -> None:
+        self._load_bus()
+        super().finish()
+
+    @staticmethod
+    def _pick(p: "Peripheral") -> tuple[Any, Any]:
+        """``bus_target``'s choice, where a model's own read/write may also be set on the object
+        (a native model's register map: ``self.read = self._c.read``)."""
+        from .peripheral import Peripheral
+        cls, own = type(p), p.__dict__
+        return (p.read if "read" in own or cls.read is not Peripheral.read else p.regs.read,
+                p.write if "write" in own or cls.write is not Peripheral.write else p.regs.write)
+
+    def bus_target(self, address: int) -> tuple | None:
+        hit = self._disp.get(address, _MISS)
+        if hit is not _MISS:
+            return hit
+        p = self.peripheral_at(address)
+        hit = None if p is None else (*self._pick(p), address - p.base)
+        self._disp[address] = hit
+        return hit
+
+    def _load_bus(self) -> None:
+        """The C table from ``_mmio``: per block the target ``bus_target`` would pick, or the
+        model's native register map when it has one."""
+        self._disp.clear()
+        self._bus.set_ranges([(b, e, *self._pick(p), getattr(p, "_native_mmio", None), p)
+                              for b, e, p in self._mmio])
+        cpu = self.cpu
+        self._bus.set_hooks(self._hole, None if cpu is None else cpu.note_write)
+
+    def _map_mmio(self, start: int, size: int) -> None:
+        uc = self.cpu.uc
+        self._bus.map(uc, uc._uch.value, start, size)
+
+    def bus_read(self, address: int, size: int) -> int:
+        return self._bus.read(address, size)
+
+    def bus_write(self, address: int, size: int, value: int) -> None:
+        self._bus.write(address, size, value)
+
+
+def _runs(pages: list[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for p in pages:
+        if runs and runs[-1][1] == p:
+            runs[-1] = (runs[-1][0], p + PAGE)
+        else:
+            runs.append((p, p + PAGE))
+    return runs

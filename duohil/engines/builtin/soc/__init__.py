@@ -1,0 +1,1 @@
+"""Peripheral models, one room per SoC."""

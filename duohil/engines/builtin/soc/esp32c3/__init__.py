@@ -1,0 +1,1 @@
+"""ESP32-C3 peripherals: the UART."""
