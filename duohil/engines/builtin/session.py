@@ -196,7 +196,7 @@ def attach_plant(machine: Machine, params: dict[str, Any] | None) -> Any | None:
                               f"{PLANT_PWM[0]}/{PLANT_DIRECTION[0]} to drive a motor",
                               file=machine.platform, field="plant")
         return None
-    plant_mod = importlib.import_module(f"{__package__}.plant")
+    plant_mod = importlib.import_module(f"{__package__}.board.plant")
     motor = plant_mod.MotorParams.from_dict(dict(params or {}))
     return plant_mod.DcMotorPlant(machine, motor, pwm=pwm, pwm_channel=PLANT_PWM[1],
                                   direction=port, direction_pin=PLANT_DIRECTION[1], encoder=enc)
@@ -369,7 +369,7 @@ def _attach_console(machine: Machine, uart_name: str) -> Any | None:
     uart = machine.peripherals.get(uart_name)
     if uart is None:
         return None
-    sink_cls = _optional("link", "ConsoleSink")
+    sink_cls = _optional("board.link", "ConsoleSink")
     if sink_cls is None:
         raise EngineError("the console sink (ConsoleSink in duohil/engines/builtin/board/link.py) is "
                           "missing")
@@ -404,7 +404,7 @@ class BuiltinSession(Session):
             from .board.replay_source import ReplaySource
             b = ReplaySource(self.scheduler, a, spec.peer_replay)
         if a is not None and b is not None:
-            link_cls = _optional("link", "UartLink")
+            link_cls = _optional("board.link", "UartLink")
             if link_cls is None:
                 raise EngineError("the UART link (UartLink in duohil/engines/builtin/board/link.py) is "
                                   "missing")

@@ -171,7 +171,7 @@ class Machine:
         can: the binding's callback wrappers were about a third of the cost of an MMIO access,
         and a link byte costs several. Exceptions are handled as the binding does (kept on the
         Uc object, emulation stopped; cpu._emu_start re-raises them)."""
-        from ..cpus.cpu import RAW, U64
+        from .ucraw import RAW, U64
         uc = self.cpu.uc
         if RAW is None:  # pragma: no cover - other binding layouts
             uc.mmio_map(start, size, self._mmio_read, start, self._mmio_write, start)
@@ -338,7 +338,7 @@ class Machine:
         # not the binding's mem_read (a ctypes buffer and a bytearray per call)
         port = self._read_port
         if port is None:
-            from ..cpus.cpu import MemPort
+            from .ucraw import MemPort
             port = self._read_port = MemPort(self.cpu.uc, _READ_BUF_SIZE)
         if size > port.size:
             return bytes(self.cpu.uc.mem_read(address, size))

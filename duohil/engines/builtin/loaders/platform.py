@@ -33,8 +33,10 @@ from .repl import EMPTY, Entry, Platform, Pos, Range, Ref, parse_file
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel.scheduler import Scheduler
 
-PACKAGE = __name__.rsplit(".", 1)[0]
-HERE = Path(__file__).resolve().parent
+PACKAGE = __name__.rsplit(".", 2)[0]          # duohil.engines.builtin
+HERE = Path(__file__).resolve().parent.parent
+#: the rooms that hold models (the others are engine infrastructure, never scanned)
+MODEL_ROOMS = ("cpus", "cpus.m7", "cpus.rv32", "soc.stm32h7", "soc.esp32c3")
 
 MEMORY_TYPE = "Memory.MappedMemory"
 #: repl types ``User.<module>.<Class>`` name a user's model class by its Python path
@@ -47,34 +49,29 @@ MEMORY_MAPS = {"CPU.CortexM": "stm32h743", "CPU.RiscV32": "esp32c3"}
 # Where each type our platforms use is expected to live: only for error messages (a missing module
 # is named) and for import order; the registry itself comes from the classes' `renode_types`.
 TYPE_HINTS: dict[str, str] = {
-    "CPU.CortexM": "cortexm",
-    "CPU.RiscV32": "riscv",
-    "IRQControllers.NVIC": "nvic",
-    "IRQControllers.CoreLevelInterruptor": "clint",
-    "IRQControllers.PlatformLevelInterruptController": "plic",
-    "UART.ESP32_UART": "esp32c3_uart",
-    "UART.STM32F7_USART": "stm32_usart",
-    "DMA.STM32DMA": "stm32_dma",
-    "Miscellaneous.STM32_DMAMUX": "stm32_dmamux",
-    "Miscellaneous.STM32H7_RCC": "stm32_rcc",
-    "Python.PythonPeripheral": "stm32_pwr",
-    "MTD.STM32H7_FlashController": "stm32_flash",
-    "Timers.STM32_Timer": "stm32_timer",
-    "GPIOPort.STM32_GPIOPort": "stm32_gpio",
-    "Timers.STM32_IndependentWatchdog": "stm32_iwdg",
-    "Miscellaneous.STM32H7_SYSCFG": "stm32_syscfg",
-    "Miscellaneous.STM32H7_FMC": "stm32_fmc",
+    "CPU.CortexM": "cpus.m7.cortexm",
+    "CPU.RiscV32": "cpus.rv32.riscv",
+    "IRQControllers.NVIC": "cpus.m7.nvic",
+    "IRQControllers.CoreLevelInterruptor": "cpus.rv32.clint",
+    "IRQControllers.PlatformLevelInterruptController": "cpus.rv32.plic",
+    "UART.ESP32_UART": "soc.esp32c3.esp32c3_uart",
+    "UART.STM32F7_USART": "soc.stm32h7.stm32_usart",
+    "DMA.STM32DMA": "soc.stm32h7.stm32_dma",
+    "Miscellaneous.STM32_DMAMUX": "soc.stm32h7.stm32_dmamux",
+    "Miscellaneous.STM32H7_RCC": "soc.stm32h7.stm32_rcc",
+    "Python.PythonPeripheral": "soc.stm32h7.stm32_pwr",
+    "MTD.STM32H7_FlashController": "soc.stm32h7.stm32_flash",
+    "Timers.STM32_Timer": "soc.stm32h7.stm32_timer",
+    "GPIOPort.STM32_GPIOPort": "soc.stm32h7.stm32_gpio",
+    "Timers.STM32_IndependentWatchdog": "soc.stm32h7.stm32_iwdg",
+    "Miscellaneous.STM32H7_SYSCFG": "soc.stm32h7.stm32_syscfg",
+    "Miscellaneous.STM32H7_FMC": "soc.stm32h7.stm32_fmc",
 }
 # CPU classes by Renode type (a CPU class may also list `renode_types` itself).
 CPU_CLASSES: dict[str, tuple[str, str]] = {
-    "CPU.CortexM": ("cortexm", "CortexM7Cpu"),
-    "CPU.RiscV32": ("riscv", "RiscV32Cpu"),
+    "CPU.CortexM": ("cpus.m7.cortexm", "CortexM7Cpu"),
+    "CPU.RiscV32": ("cpus.rv32.riscv", "RiscV32Cpu"),
 }
-# Engine infrastructure, never scanned for models.
-_NOT_MODELS = {"__init__", "scheduler", "cpu", "machine", "peripheral", "regs", "elf", "repl",
-               "platform", "dwarf", "session", "memmap"}
-
-
 @dataclass(frozen=True)
 class MemoryRegion:
     """What a reference to a memory entry resolves to (``flash: flash``)."""
@@ -110,6 +107,16 @@ class ConstantRange(Peripheral):
         pass
 
 
+def _module_file(module: str) -> Path:
+    """The file of a model module named relative to the engine package (``soc.stm32h7.stm32_usart``)."""
+    return HERE / (module.replace(".", "/") + ".py")
+
+
+def _rel(module: str) -> str:
+    """A model module's path as a user sees it in the repository (for error messages)."""
+    return "duohil/engines/builtin/" + module.replace(".", "/") + ".py"
+
+
 # -- the model registry ---------------------------------------------------------------------------------
 class ModelRegistry:
     """Renode type -> model classes, discovered lazily from the model modules' ``renode_types``."""
@@ -121,7 +128,7 @@ class ModelRegistry:
         self.types: dict[str, list[type]] = {}
 
     def _scan(self, module: str) -> None:
-        exists = (HERE / f"{module}.py").is_file()
+        exists = _module_file(module).is_file()
         if module in self._scanned and not (module in self._absent and exists):
             return
         self._scanned.add(module)
@@ -145,9 +152,11 @@ class ModelRegistry:
 
     def _all_modules(self) -> list[str]:
         names = list(dict.fromkeys(TYPE_HINTS.values()))
-        for p in sorted(HERE.glob("*.py")):
-            if p.stem not in _NOT_MODELS and p.stem not in names:
-                names.append(p.stem)
+        for room in MODEL_ROOMS:
+            for p in sorted((HERE / room.replace(".", "/")).glob("*.py")):
+                name = f"{room}.{p.stem}"
+                if p.stem not in ("__init__", "cpu") and name not in names:
+                    names.append(name)
         return names
 
     def candidates(self, type_name: str) -> list[type]:
@@ -192,9 +201,9 @@ class ModelRegistry:
     def why_missing(self, type_name: str) -> str:
         hint = TYPE_HINTS.get(type_name)
         if hint and hint in self.failures:
-            return f"; its model module duohil/engines/builtin/{hint}.py {self.failures[hint]}"
+            return f"; its model module {_rel(hint)} {self.failures[hint]}"
         if hint:
-            return f"; duohil/engines/builtin/{hint}.py does not claim it here"
+            return f"; {_rel(hint)} does not claim it here"
         return ""
 
     def cpu_class(self, type_name: str, pos: Pos) -> type:
@@ -207,11 +216,11 @@ class ModelRegistry:
         self._scan(module)
         if module in self.failures:
             raise ConfigError(f"CPU type {type_name}: the builtin core module "
-                              f"duohil/engines/builtin/{module}.py {self.failures[module]}",
+                              f"{_rel(module)} {self.failures[module]}",
                               file=pos.file, line=pos.line)
         cls = getattr(importlib.import_module(f"{PACKAGE}.{module}"), cls_name, None)
         if cls is None:
-            raise ConfigError(f"CPU type {type_name}: duohil/engines/builtin/{module}.py has no "
+            raise ConfigError(f"CPU type {type_name}: {_rel(module)} has no "
                               f"class {cls_name}", file=pos.file, line=pos.line)
         return cls
 
@@ -432,10 +441,10 @@ class _Builder:
             self.machine.cache = None
         if str(cpu_entry.prop("cpuType", "")).lower() != "cortex-m7":
             return
-        self.registry._scan("dcache")
-        if "dcache" in self.registry.failures:
+        self.registry._scan("cpus.m7.dcache")
+        if "cpus.m7.dcache" in self.registry.failures:
             raise self.err(cpu_entry.pos, "a cortex-m7 needs the D-cache model, but "
-                           f"duohil/engines/builtin/cpus/m7/dcache.py {self.registry.failures['dcache']}")
+                           f"{_rel('cpus.m7.dcache')} {self.registry.failures['cpus.m7.dcache']}")
         from ..cpus.m7.dcache import DCache
         DCache(self.machine)          # installs itself as machine.cache and machine.dma_port
 
