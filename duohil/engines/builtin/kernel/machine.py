@@ -20,14 +20,32 @@ from __future__ import annotations
 
 import bisect
 import ctypes
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from duohil.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..cpus.cpu import CpuCore
     from .peripheral import Peripheral
     from .scheduler import Scheduler
+
+class CpuCore(Protocol):
+    """What a machine needs of its CPU (cpus/cpu.py's CpuCore and its architectures): the unicorn
+    engine it runs, whether it is inside a slice and since when, and what the bus tells it. The
+    kernel knows cores only by this; the cores import the kernel, never the other way round."""
+
+    name: str
+    uc: Any
+    executing: bool
+    slice_start_ps: int
+
+    def note_write(self) -> None: ...
+
+    def poll_hint(self, addr: int | None, wake_ps: int | None) -> None: ...
+
+    def storm(self, kind: str, details: dict) -> None: ...
+
+    def reset(self) -> None: ...
+
 
 PAGE = 0x1000
 _MISS = object()

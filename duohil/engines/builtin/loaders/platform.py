@@ -72,6 +72,8 @@ CPU_CLASSES: dict[str, tuple[str, str]] = {
     "CPU.CortexM": ("cpus.m7.cortexm", "CortexM7Cpu"),
     "CPU.RiscV32": ("cpus.rv32.riscv", "RiscV32Cpu"),
 }
+
+
 @dataclass(frozen=True)
 class MemoryRegion:
     """What a reference to a memory entry resolves to (``flash: flash``)."""

@@ -40,7 +40,7 @@ Facts and choices:
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ....base import PS_PER_S
 from ... import native
@@ -48,8 +48,19 @@ from ...kernel.peripheral import Peripheral
 from ...kernel.regs import RO, W1C, WO, Field
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cortexm import CortexM7Cpu
     from ...kernel.machine import Machine
+
+
+class CoreSide(Protocol):
+    """What the NVIC needs of its core (cortexm.py's CortexM7Cpu attaches itself as ``cpu``):
+    whether a slice is running, the core clock (SysTick's default source) and the kick that stops
+    the slice so a pended exception is taken right after the accessing instruction. The core
+    imports the NVIC, never the other way round."""
+
+    executing: bool
+    hz: int
+
+    def kick(self) -> None: ...
 
 # exception numbers
 RESET, NMI, HARDFAULT, MEMMANAGE, BUSFAULT, USAGEFAULT = 1, 2, 3, 4, 5, 6
@@ -426,7 +437,7 @@ class Nvic(Peripheral):
         self.any_pending = c.any_pending                    # type: ignore[method-assign]
         self.prio_of = c.get_prio                           # type: ignore[method-assign]
         super().__init__(machine, name, base, size or 0x1000, props)
-        self.cpu: "CortexM7Cpu | None" = None
+        self.cpu: CoreSide | None = None
         self.n_irq = int(self.props["numberOfInterrupts"])
         self.n_exc = IRQ0 + self.n_irq
         self.prio_mask = int(self.props["priorityMask"]) & 0xFF
