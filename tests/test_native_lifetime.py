@@ -22,7 +22,7 @@ PEER = (ROOT / "platforms" / "esp32c3_peer.repl", ROOT / "build" / "esp32" / "po
 @pytest.mark.parametrize("models", ["native", "python"])
 def test_a_dropped_session_frees_both_machines(models: str) -> None:
     from duohil.engines.builtin import native
-    from duohil.engines.builtin.machine import Machine
+    from duohil.engines.builtin.kernel.machine import Machine
     from duohil.engines.builtin.session import BuiltinEngine
 
     missing = [str(p) for _, p in (STM32, PEER) if not p.is_file()]
