@@ -24,6 +24,7 @@ from unicorn import UcError
 from unicorn import arm_const as A
 
 from duohil.engines.builtin.cpus.m7.cortexm import EXC_RETURN_OK
+from duohil.engines.builtin.kernel.limits import STORM_ENTRIES, STORM_RATE_ENTRIES
 from duohil.engines.builtin.cpus.m7.nvic import (BUSFAULT, HARDFAULT, HFSR_FORCED, HFSR_VECTTBL, IACCVIOL,
                                          INVPC, MEMMANAGE, MSTKERR, NMI, PENDSV, STKERR, SVCALL,
                                          SYSTICK, UNSTKERR, USAGEFAULT)
@@ -384,6 +385,11 @@ def apply(b, op) -> None:
         assert took == bool(preempts)
         if not preempts:
             assert snap(b) == r and nv.stack == stack
+        elif len(nv.stack) == len(stack) + (not cpu.halted):
+            # one entry, the C take's (plain: FP frame, MPU on) or the Python one's: the frame, or
+            # the stacking fault it derives (MSTKERR from the guard, STKERR below the DTCM), or
+            # the lockup that fault escalates to
+            check_entry(b, r, n, r["pc"], before["cfsr"], before["hfsr"], log0)
         elif not cpu.halted and not any(e[1] == "cpu_fault" for e in b.scheduler.log[log0:]):
             # (CFSR bits are sticky: a stacking fault during this entry may set a bit an earlier op
             # already set, so the event log says whether one happened, not a change of CFSR)
@@ -395,8 +401,6 @@ def apply(b, op) -> None:
             assert cpu.uc.reg_read(A.UC_ARM_REG_PC) == vector(b, top) & ~1
             m, g2 = nv.best_pending()
             assert not m or g2 >= exec_prio(b, snap(b))
-            if len(nv.stack) == len(stack) + 1:
-                check_entry(b, r, n, r["pc"], before["cfsr"], before["hfsr"], log0)
     elif kind == "pend":
         nv.set_pending(op[1])
         assert nv.pending >> op[1] & 1
@@ -423,10 +427,15 @@ def apply(b, op) -> None:
         if lr in EXC_RETURN_OK:
             cpu.registers_changed()
             r = snap(b)
+            # as a slice runs it (executing: a lockup inside the hook stops emu_start; without
+            # it a fetch fault at priority < 0 re-faults forever at the same PC)
+            cpu.executing = True
             try:
                 cpu._emu_start(BX_LR | 1, 1)
             except UcError:                  # e.g. returned to an unmapped PC
                 return
+            finally:
+                cpu.executing = False
             check_return(b, r, lr, before, log0, ran_on=True)
     cpu.registers_changed()
 
@@ -440,6 +449,36 @@ def test_entries_and_returns_do_what_the_architecture_says(s, ops) -> None:
         apply(b, op)
         nv = b.nvic                              # every active exception is on the active stack
         assert {e for e in range(nv.n_exc) if nv.active >> e & 1} <= set(nv.stack)
+
+
+@pytest.mark.parametrize("fp", [False, True], ids=["basic", "fp"])
+@pytest.mark.parametrize("msp", [DTCM + 0x404, DTCM + 0x40], ids=["clear", "guarded"])
+def test_take_under_the_mpu_stacks_in_c_or_derives_mstkerr(fp: bool, msp: int) -> None:
+    """The C take (``CortexM.take``) enters an IRQ itself with an FP frame and the MPU on, and
+    hands the entry to the Python decisions only when the frame would touch a range without
+    write access (the guard over the DTCM's lowest 256 bytes): then MSTKERR and a MemManage."""
+    b = board()
+    s = {"gpr": list(range(0x200, 0x20D)), "lr": 0x0800_0201, "pc": 0x0800_0300, "apsr": 0,
+         "ipsr": 0, "msp": msp, "psp": DTCM + 0x600, "control": 4 if fp else 0, "primask": 0,
+         "basepri": 0, "faultmask": 0, "fp": [0x4000_0000 + i for i in range(16)], "fpscr": 0,
+         "prio": [0x80] * len(EXCS), "prigroup_mask": 0xF0, "enabled": 1 << 16 | 0x70,
+         "vtor_bad": False, "mpu_guard": True}
+    setup(b, s)
+    cpu, nv = b.cpu, b.nvic
+    python_entries = []
+    enter = cpu._enter
+    cpu._enter = lambda exc, pc=None: (python_entries.append(exc), enter(exc, pc))[1]
+    # the C take holds the bound method given to fast_entry: hand it the spy
+    cpu._cm.fast_entry(nv, cpu._enter, cpu._enter_after, STORM_ENTRIES, STORM_RATE_ENTRIES,
+                       nv.regs.FPCAR)
+    r = snap(b)
+    log0 = len(b.scheduler.log)
+    nv.set_pending(16)
+    assert cpu.take_interrupts()
+    check_entry(b, r, 16, r["pc"], 0, 0, log0)
+    guarded = msp < DTCM + 0x100 + 0x68
+    assert python_entries == ([16] if guarded else [])
+    assert bool(nv.cfsr & MSTKERR) == guarded and nv.stack == ([MEMMANAGE] if guarded else [16])
 
 
 def test_a_frame_is_stacked_and_unstacked_by_c() -> None:

@@ -1453,6 +1453,12 @@ typedef struct {
      * _st_resume), the full Python entry for the rare cases and its second half (_enter_after) */
     PyObject *fe_nvic, *fe_enter, *fe_after;
     long storm_entries, storm_rate_entries;      /* limits.py's STORM_ENTRIES, STORM_RATE_ENTRIES */
+    /* [entryc] the FPCAR register (an FP frame's entry sets it) and the address ranges the MPU
+     * leaves without write access (nvic.py's Mpu pushes them whenever it recomputes its segments):
+     * an entry whose frame misses them all is plain, whatever the MPU's other regions say */
+    PyObject *fe_fpcar;
+    uint64_t (*wd)[2];
+    size_t wd_n;
 } CortexMObject;
 
 /* [nvicc] defined with the Nvic binding below */
@@ -1460,6 +1466,7 @@ static PyObject *cm_fast_return(CortexMObject *c);
 static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *cm_take(CortexMObject *c, PyObject *Py_UNUSED(ignored));
+static PyObject *cm_set_write_denied(CortexMObject *c, PyObject *ranges);
 
 static PyObject *cm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1492,6 +1499,7 @@ static int cm_traverse(CortexMObject *c, visitproc visit, void *arg)
     Py_VISIT(c->fe_nvic);
     Py_VISIT(c->fe_enter);
     Py_VISIT(c->fe_after);
+    Py_VISIT(c->fe_fpcar);
     return 0;
 }
 
@@ -1532,6 +1540,7 @@ static int cm_clear(CortexMObject *c)
     Py_CLEAR(c->fe_nvic);
     Py_CLEAR(c->fe_enter);
     Py_CLEAR(c->fe_after);
+    Py_CLEAR(c->fe_fpcar);
     return 0;
 }
 
@@ -1539,6 +1548,8 @@ static void cm_dealloc(CortexMObject *c)
 {
     PyObject_GC_UnTrack(c);
     cm_clear(c);
+    PyMem_Free(c->wd);
+    c->wd = NULL;
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -1741,7 +1752,9 @@ static PyMethodDef cm_methods[] = {
     {"fast_return", (PyCFunction)(void (*)(void))cm_set_fast_return, METH_FASTCALL,   /* [nvicc] */
      "fast_return(nvic, cpu, rest, mpu, scr, now): intno 8 decides the plain exception return in C"},
     {"fast_entry", (PyCFunction)(void (*)(void))cm_set_fast_entry, METH_FASTCALL,    /* [nvicc] */
-     "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries): what take() needs"},
+     "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries, fpcar): what take() needs"},
+    {"set_write_denied", (PyCFunction)cm_set_write_denied, METH_O,                  /* [entryc] */
+     "set_write_denied([(start, end), ...]): the ranges the MPU leaves without write access"},
     {"take", (PyCFunction)cm_take, METH_NOARGS,                                      /* [nvicc] */
      "take() -> cortexm.py's take_interrupts(): plain entries in C, the others by enter(exc)"},
     {NULL},
@@ -3220,13 +3233,14 @@ static PyObject *cm_fast_return(CortexMObject *c)
 
 
 static PyObject *str_fe_halted, *str_fe_executing, *str_fe_mask_cache, *str_fe_entry_cache,
-    *str_fe_rate_n, *str_fe_thread_pc, *str_fe_pc, *str_fe_vtor, *str_fe_ctrl, *str_fe_st_resume;
+    *str_fe_rate_n, *str_fe_thread_pc, *str_fe_pc, *str_fe_vtor, *str_fe_ctrl, *str_fe_st_resume,
+    *str_fe_value;
 
 static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5)
+    if (nargs != 6)
         return PyErr_Format(PyExc_TypeError,
-                            "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries)");
+                            "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries, fpcar)");
     long se = PyLong_AsLong(args[3]), sr = PyLong_AsLong(args[4]);
     if (PyErr_Occurred())
         return NULL;
@@ -3248,12 +3262,14 @@ static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_s
         FE_INTERN(str_fe_vtor, "vtor");
         FE_INTERN(str_fe_ctrl, "ctrl");
         FE_INTERN(str_fe_st_resume, "_st_resume");
+        FE_INTERN(str_fe_value, "value");
 #undef FE_INTERN
     }
-    PyObject **slots[3] = {&c->fe_nvic, &c->fe_enter, &c->fe_after};
-    for (int i = 0; i < 3; i++) {
-        Py_INCREF(args[i]);
-        Py_XSETREF(*slots[i], args[i]);
+    PyObject **slots[4] = {&c->fe_nvic, &c->fe_enter, &c->fe_after, &c->fe_fpcar};
+    PyObject *vals[4] = {args[0], args[1], args[2], args[5]};
+    for (int i = 0; i < 4; i++) {
+        Py_INCREF(vals[i]);
+        Py_XSETREF(*slots[i], vals[i]);
     }
     Py_RETURN_NONE;
 }
@@ -3340,6 +3356,45 @@ static int fe_masks(CortexMObject *c, uint32_t m[3])
     return 0;
 }
 
+/* [entryc] Whether some byte of [addr, addr + size) lies in a range without write access. */
+static int cm_write_denied(const CortexMObject *c, uint32_t addr, uint32_t size)
+{
+    uint64_t lo = addr, hi = (uint64_t)addr + size;
+    for (size_t i = 0; i < c->wd_n; i++)
+        if (c->wd[i][0] < hi && c->wd[i][1] > lo)
+            return 1;
+    return 0;
+}
+
+static PyObject *cm_set_write_denied(CortexMObject *c, PyObject *ranges)
+{
+    PyObject *seq = PySequence_Fast(ranges, "set_write_denied: a list of (start, end)");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint64_t (*wd)[2] = n ? PyMem_Malloc((size_t)n * sizeof *wd) : NULL;
+    if (n && !wd) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long s, e;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "KK;set_write_denied: (start, end)",
+                              &s, &e)) {
+            PyMem_Free(wd);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        wd[i][0] = s;
+        wd[i][1] = e;
+    }
+    Py_DECREF(seq);
+    PyMem_Free(c->wd);
+    c->wd = wd;
+    c->wd_n = (size_t)n;
+    Py_RETURN_NONE;
+}
+
 /* One entry into `exc`: in C when nothing but the plain case can happen (no storm test due, no
  * FP frame, the MPU off, the frame written), else by the Python entry. 0, or -1 with an error. */
 static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
@@ -3365,8 +3420,11 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
         Py_DECREF(cache);
         return -1;
     }
-    plain = rate_n + 1 < c->storm_rate_entries && !(regs[CM_CONTROL] & 4) && !(mpu_ctrl & 1)
-            && (!handler || entries + 1 < c->storm_entries);
+    /* an FP frame and an MPU are plain too when the frame's bytes are all writable: the frame
+     * goes where dh_cm_stack puts it (cortexm.py's _enter decides the same from Mpu.denies) */
+    uint32_t frame_sp = dh_cm_frame_sp(regs), size = regs[CM_CONTROL] & 4 ? 0x68 : 0x20;
+    plain = rate_n + 1 < c->storm_rate_entries && (!handler || entries + 1 < c->storm_entries)
+            && !((mpu_ctrl & 1) && cm_write_denied(c, frame_sp, size));
     if (!plain) {               /* nothing has changed: the Python entry does it all */
         Py_DECREF(cache);
         PyObject *n = PyLong_FromLong(exc);
@@ -3397,6 +3455,10 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
     }
     long vtor;
     if (fe_get_long(c->fe_nvic, str_fe_vtor, &vtor) < 0) {
+        Py_DECREF(cache);
+        return -1;
+    }
+    if (regs[CM_CONTROL] & 4 && fe_set_u32(c->fe_fpcar, str_fe_value, frame_sp + 0x20) < 0) {
         Py_DECREF(cache);
         return -1;
     }

@@ -247,7 +247,9 @@ class CortexM7Cpu(CpuCore):
         # the NVIC's state is C (nvic._c): plain entries and returns are decided there
         self._cm.fast_return(nvic._c, self, self._exc_return_rest, nvic.mpu, nvic._scr_reg,
                              self.machine.now)
-        self._cm.fast_entry(nvic, self._enter, self._enter_after, STORM_ENTRIES, STORM_RATE_ENTRIES)
+        self._cm.fast_entry(nvic, self._enter, self._enter_after, STORM_ENTRIES, STORM_RATE_ENTRIES,
+                            nvic.regs.FPCAR)
+        nvic.mpu.push_write_denied()
         self.take_interrupts = self._cm.take            # type: ignore[method-assign]
 
     # -- reset --------------------------------------------------------------------------------------

@@ -309,6 +309,14 @@ class Mpu:
                 segs.append((s, e, p))
         return segs
 
+    def push_write_denied(self) -> None:
+        """Hand the core's C entry (``CortexM.set_write_denied``) the ranges without write
+        access, so that it decides ``denies(frame, size, P_W)`` itself: a copy of ``_segments``,
+        refreshed wherever they are recomputed (here and in ``apply``)."""
+        cm = getattr(self.machine.cpu, "_cm", None)
+        if cm is not None:
+            cm.set_write_denied([(s, e) for s, e, p in self._segments if not p & P_W])
+
     def suspend(self) -> None:
         """Lift every page right (MPU bypassed at priority < 0); ``apply`` restores them."""
         cpu = self.machine.cpu
@@ -325,6 +333,7 @@ class Mpu:
         self._starts = [s for s, _e, _p in self._segments]
         if cpu is None:
             return
+        self.push_write_denied()
         from unicorn import UC_QUERY_PAGE_SIZE
         page = self.page = cpu.uc.query(UC_QUERY_PAGE_SIZE)
         want: dict[int, int] = {}
