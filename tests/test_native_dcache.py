@@ -208,9 +208,14 @@ def apply(b, op):
     elif kind == "en":
         c.set_enabled(op[1])
     elif kind == "mpu":
+        # the SCS model tells the cache of every change of the attributes (nvic.py's Mpu.changed:
+        # any region write with the MPU on, any CTRL change), so the cache is always told here
+        # (op[2] is no longer read). A change it is never told of is outside that contract, and
+        # there the two models were seen to differ in what they had cached (the example
+        # dw_at / mpu untold / fw invalidate / mpu untold / adv: the Python marked the line
+        # stale, the C did not)
         m.mpu = None if op[1] is None else FakeMpu(op[1][0], op[1][0] + op[1][1])
-        if op[2]:
-            c.mpu_changed()
+        c.mpu_changed()
     elif kind == "adv":
         sched.run_until(sched.now + op[1])
     elif kind == "res":
