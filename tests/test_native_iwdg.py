@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from duohil.engines.base import PS_PER_MS, PS_PER_S
 from duohil.engines.builtin import native
-from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.machine import Machine, MachineNative
 from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.engines.builtin.soc.stm32h7.stm32_iwdg import STM32_IndependentWatchdog
 from model_helpers import FakeCpu
@@ -51,10 +51,10 @@ class Cpu(FakeCpu):
 
 
 class Board:
-    def __init__(self, models: str, props: dict) -> None:
+    def __init__(self, models: str, props: dict, machine_cls: type = Machine) -> None:
         with native.using(models):
             self.sched = Scheduler(1_000_000)
-            m = self.m = Machine("stm32", self.sched, platform=__file__)
+            m = self.m = machine_cls("stm32", self.sched, platform=__file__)
             self.cpu = Cpu()
             m.attach_cpu(self.cpu)
             self.w = STM32_IndependentWatchdog(m, "iwdg1", BASE, None, props)
@@ -62,7 +62,7 @@ class Board:
             m.finish()
         native_model = type(self.w).__name__ == "STM32_IndependentWatchdogNative"
         assert native_model == (models == "native")
-        assert (type(m).__name__ == "MachineNative") == (models == "native")
+        assert isinstance(m, MachineNative) == (models == "native")
         self.fired: list[tuple] = []
         self.sched.on_event(lambda ev: self.fired.append((ev.time, ev.seq, ev.name, ev.fn.__name__)))
 
@@ -240,3 +240,31 @@ def test_native_iwdg_state_lives_in_c_and_a_kick_costs_no_python_call() -> None:
         Board("native", {**props, "defaultPrescaler": 0})
     with pytest.raises(ValueError, match="1 THz"):
         Board("python", {**props, "frequency": 2 * PS_PER_S})
+
+
+class LeadingNow:
+    """A machine whose now() is its own (3 us ahead of the scheduler; one behind would make an
+    expiry check re-arm at the instant it fires, forever, in both models): the C model calls it."""
+
+    def now(self) -> int:
+        self.now_calls = getattr(self, "now_calls", 0) + 1
+        return self.scheduler.now + 3_000_000
+
+
+class LeadingMachine(LeadingNow, Machine):
+    pass
+
+
+class LeadingMachineNative(LeadingNow, MachineNative):
+    pass
+
+
+def test_a_machine_with_its_own_now_is_asked_for_the_time() -> None:
+    props = {"frequency": 32_000, "defaultPrescaler": 4, "windowOption": True}
+    py = Board("python", props, LeadingMachine)
+    nat = Board("native", props, LeadingMachineNative)
+    compare(py, nat, SCRIPT)
+    assert nat.m.now_calls > 0          # (fewer than Python: counter() once per window check)
+    py, nat = Board("python", props, LeadingMachine), Board("native", props, LeadingMachineNative)
+    compare(py, nat, [("hal", 0, 20, None)])
+    assert nat.w._reload_ps == nat.sched.now + 3_000_000
