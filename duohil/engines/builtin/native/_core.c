@@ -8767,6 +8767,530 @@ static int add_usart_types(PyObject *m)
 
 /* == end of Usart and Signal [usartc] ============================================================ */
 
+/* == Iwdg: the STM32H7 independent watchdog (iwdg.c) [iwdgc] ======================================
+ *
+ * _core.Iwdg is the base of stm32_iwdg.py's STM32_IndependentWatchdogNative (DUOHIL_MODELS=native):
+ * its registers, keys, SR busy bits, window check and expiry deadline live in iwdg.c, so a KR
+ * write from the C bus (the `_native_mmio` capsule) is handled without a Python call: the reload
+ * reads the time from the CPU's and the scheduler's attributes (machine.now() as machine.py
+ * computes it, unless the machine overrides now) and leaves the pending expiry event alone unless
+ * the new deadline is earlier. Scheduler events are pushed through machine.scheduler.at with the
+ * Python model's names ("<name>.expiry", "<name>.sr") and the type's own _check/_sr_done as their
+ * callables; machine.record("iwdg_window_violation", ...) and machine.system_reset("iwdg") are
+ * called exactly where the Python model calls them.
+ */
+#include "iwdg.h"
+
+static PyObject *iw_s_cpu, *iw_s_executing, *iw_s_slice_start_ps, *iw_s_now, *iw_s_scheduler, *iw_s_at,
+    *iw_s_poll_hint, *iw_s_record, *iw_s_system_reset, *iw_s_cancel, *iw_s_time, *iw_s_violation,
+    *iw_s_cause, *iw_kw_name, *iw_kw_violation;
+
+typedef struct {
+    PyObject_HEAD
+    dh_iwdg w;
+    PyObject *machine, *sched, *sched_at, *base;
+    PyObject *ev[DH_IWDG_EV_N];          /* the held events (scheduler Events), or NULL */
+    PyObject *ev_fn[DH_IWDG_EV_N];       /* self._check, self._sr_done */
+    PyObject *ev_name[DH_IWDG_EV_N];     /* "<name>.expiry", "<name>.sr" */
+    int plain_now;                       /* machine.now is machine.py's: read the attributes */
+    dh_port mmio_port;
+} IwdgObject;
+
+static PyTypeObject IwdgType;
+
+/* -- the host: time, events, poll hint, event log, system reset ------------------------------ */
+
+static int iw_now(void *h, int64_t *out)
+{
+    IwdgObject *o = h;
+    if (!o->plain_now) {
+        PyObject *r = PyObject_VectorcallMethod(iw_s_now, &o->machine, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                NULL);
+        if (!r)
+            return -1;
+        int rc = as_i64(r, out);
+        Py_DECREF(r);
+        return rc;
+    }
+    /* Machine.now: the running slice's start while the CPU executes, else the scheduler's now */
+    PyObject *cpu = PyObject_GetAttr(o->machine, iw_s_cpu);
+    if (!cpu)
+        return -1;
+    if (cpu != Py_None) {
+        int ex = get_truth(cpu, iw_s_executing);
+        if (ex) {
+            int rc = ex < 0 ? -1 : get_i64(cpu, iw_s_slice_start_ps, out);
+            Py_DECREF(cpu);
+            return rc;
+        }
+    }
+    Py_DECREF(cpu);
+    PyObject *s = PyObject_GetAttr(o->machine, iw_s_scheduler);
+    if (!s)
+        return -1;
+    int rc = 0;
+    if (PyObject_TypeCheck(s, &SchedType))
+        *out = ((SchedObject *)s)->now;
+    else
+        rc = get_i64(s, iw_s_now, out);
+    Py_DECREF(s);
+    return rc;
+}
+
+static int iw_schedule(void *h, int which, dh_i128 t)
+{
+    IwdgObject *o = h;
+    PyObject *tt = i128_long(t);
+    if (!tt)
+        return -1;
+    PyObject *args[3] = {tt, o->ev_fn[which], o->ev_name[which]};
+    PyObject *ev = PyObject_Vectorcall(o->sched_at, args, 2, iw_kw_name);
+    Py_DECREF(tt);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->ev[which], ev);
+    return 0;
+}
+
+static int iw_cancel(void *h, int which)
+{
+    IwdgObject *o = h;
+    PyObject *ev = o->ev[which];
+    if (!ev)
+        return 0;
+    o->ev[which] = NULL;
+    if (PyObject_TypeCheck(ev, &EventType)) {
+        ((EventObject *)ev)->cancelled = 1;
+    } else {
+        PyObject *r = PyObject_CallMethodNoArgs(ev, iw_s_cancel);
+        if (!r) {
+            Py_DECREF(ev);
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(ev);
+    return 0;
+}
+
+static void iw_forget(void *h, int which)
+{
+    Py_CLEAR(((IwdgObject *)h)->ev[which]);
+}
+
+static int iw_held(void *h, int which, int64_t *t)
+{
+    PyObject *ev = ((IwdgObject *)h)->ev[which];
+    if (!ev)
+        return 0;
+    if (PyObject_TypeCheck(ev, &EventType)) {
+        *t = ((EventObject *)ev)->time;
+        return 1;
+    }
+    return get_i64(ev, iw_s_time, t) < 0 ? -1 : 1;
+}
+
+static int iw_poll_hint(void *h, int64_t wake)
+{
+    IwdgObject *o = h;
+    PyObject *cpu = PyObject_GetAttr(o->machine, iw_s_cpu);
+    if (!cpu)
+        return -1;
+    if (cpu == Py_None) {
+        Py_DECREF(cpu);
+        return 0;
+    }
+    PyObject *w = PyLong_FromLongLong(wake), *r = NULL;
+    if (w) {
+        PyObject *args[3] = {cpu, o->base, w};
+        r = PyObject_VectorcallMethod(iw_s_poll_hint, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(w);
+    }
+    Py_DECREF(cpu);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int iw_window_violation(void *h, dh_i128 counter, uint32_t winr)
+{
+    IwdgObject *o = h;
+    PyObject *c = i128_long(counter), *w = c ? PyLong_FromUnsignedLong(winr) : NULL;
+    PyObject *r = NULL;
+    if (w) {
+        PyObject *args[4] = {o->machine, iw_s_violation, c, w};
+        r = PyObject_VectorcallMethod(iw_s_record, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, iw_kw_violation);
+    }
+    Py_XDECREF(c);
+    Py_XDECREF(w);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int iw_system_reset(void *h)
+{
+    IwdgObject *o = h;
+    PyObject *machine = o->machine;
+    Py_INCREF(machine);                           /* a reset may drop what held it */
+    PyObject *args[2] = {machine, iw_s_cause};
+    PyObject *r = PyObject_VectorcallMethod(iw_s_system_reset, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+    Py_DECREF(machine);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static const dh_iwdg_host iwdg_host = {
+    .now = iw_now, .schedule = iw_schedule, .cancel = iw_cancel, .forget = iw_forget,
+    .held = iw_held, .poll_hint = iw_poll_hint, .window_violation = iw_window_violation,
+    .system_reset = iw_system_reset,
+};
+
+/* A call that reached us before _bind or after iw_clear (a collected cycle) has nothing to call. */
+static int iw_bound(IwdgObject *o)
+{
+    if (o->machine)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Iwdg used before _bind(...) or after it was cleared");
+    return 0;
+}
+
+/* -- ports.h: the register block -------------------------------------------------------------- */
+
+static int iwp_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
+{
+    IwdgObject *o = self;
+    int modelled;
+    if (!iw_bound(o))
+        return -1;
+    Py_INCREF(o);
+    int r = dh_iwdg_read(&o->w, offset, size, value, &modelled);
+    Py_DECREF(o);
+    return r;
+}
+
+static int iwp_write(void *self, uint32_t offset, unsigned size, uint64_t value)
+{
+    IwdgObject *o = self;
+    int modelled;
+    if (!iw_bound(o))
+        return -1;
+    Py_INCREF(o);
+    int r = dh_iwdg_write(&o->w, offset, size, value, &modelled);
+    Py_DECREF(o);
+    return r;
+}
+
+static const dh_mmio_ops iwdg_mmio_ops = {iwp_read, iwp_write};
+
+/* -- the type ------------------------------------------------------------------------------------ */
+
+static PyObject *iw_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw))
+{
+    IwdgObject *o = (IwdgObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    dh_iwdg_init(&o->w, 32000, 4, 1, &iwdg_host, o);
+    o->mmio_port.ops = &iwdg_mmio_ops;
+    o->mmio_port.self = o;
+    return (PyObject *)o;
+}
+
+static int iw_traverse(IwdgObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->machine);
+    Py_VISIT(o->sched);
+    Py_VISIT(o->sched_at);
+    Py_VISIT(o->base);
+    for (int k = 0; k < DH_IWDG_EV_N; k++) {
+        Py_VISIT(o->ev[k]);
+        Py_VISIT(o->ev_fn[k]);
+        Py_VISIT(o->ev_name[k]);
+    }
+    return 0;          /* a heap subclass's type and __dict__ are visited by subtype_traverse */
+}
+
+static int iw_clear(IwdgObject *o)
+{
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->sched);
+    Py_CLEAR(o->sched_at);
+    Py_CLEAR(o->base);
+    for (int k = 0; k < DH_IWDG_EV_N; k++) {
+        Py_CLEAR(o->ev[k]);
+        Py_CLEAR(o->ev_fn[k]);
+        Py_CLEAR(o->ev_name[k]);
+    }
+    return 0;
+}
+
+static void iw_dealloc(IwdgObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    iw_clear(o);
+    Py_TYPE(o)->tp_free((PyObject *)o);     /* subtype_dealloc drops a heap subclass's type */
+}
+
+/* _bind(machine, name, base, lsi_hz, prescaler, window_option, plain_now) */
+static PyObject *iw_bind(IwdgObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7)
+        return PyErr_Format(PyExc_TypeError,
+                            "_bind(machine, name, base, lsi_hz, prescaler, window_option, plain_now)");
+    PyObject *machine = args[0], *name = args[1], *base = args[2];
+    int64_t lsi, pre;
+    if (!PyUnicode_Check(name))
+        return PyErr_Format(PyExc_TypeError, "_bind: name must be a str");
+    if (as_i64(args[3], &lsi) < 0 || as_i64(args[4], &pre) < 0)
+        return NULL;
+    if (lsi <= 0 || lsi > DH_IWDG_PS_PER_S || pre <= 0 || pre > (1 << 24))
+        return PyErr_Format(PyExc_ValueError, "_bind: lsi_hz must be 1 .. 10**12 and prescaler 1 .. 2**24");
+    int win = PyObject_IsTrue(args[5]), plain = PyObject_IsTrue(args[6]);
+    if (win < 0 || plain < 0)
+        return NULL;
+    PyObject *sched = PyObject_GetAttr(machine, iw_s_scheduler);
+    if (!sched)
+        return NULL;
+    PyObject *at = PyObject_GetAttr(sched, iw_s_at);
+    PyObject *fn0 = at ? PyObject_GetAttrString((PyObject *)o, "_check") : NULL;
+    PyObject *fn1 = fn0 ? PyObject_GetAttrString((PyObject *)o, "_sr_done") : NULL;
+    PyObject *n0 = fn1 ? PyUnicode_FromFormat("%U.expiry", name) : NULL;
+    PyObject *n1 = n0 ? PyUnicode_FromFormat("%U.sr", name) : NULL;
+    if (!n1) {
+        Py_DECREF(sched);
+        Py_XDECREF(at);
+        Py_XDECREF(fn0);
+        Py_XDECREF(fn1);
+        Py_XDECREF(n0);
+        return NULL;
+    }
+    if (iw_clear(o) < 0)              /* a second _bind: the events held so far are dropped */
+        return NULL;
+    o->machine = Py_NewRef(machine);
+    o->sched = sched;
+    o->sched_at = at;
+    o->base = Py_NewRef(base);
+    o->ev_fn[DH_IWDG_EV_EXPIRY] = fn0;
+    o->ev_fn[DH_IWDG_EV_SR] = fn1;
+    o->ev_name[DH_IWDG_EV_EXPIRY] = n0;
+    o->ev_name[DH_IWDG_EV_SR] = n1;
+    o->plain_now = plain;
+    dh_iwdg_init(&o->w, lsi, pre, win, &iwdg_host, o);
+    Py_RETURN_NONE;
+}
+
+static int iw_u64(PyObject *o, uint64_t *out)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "an int is required, not %.100s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsUnsignedLongLongMask(o);       /* Python's & keeps the low bits likewise */
+    return *out == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *iw_read(IwdgObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t off, size = 4, v;
+    if (nargs < 1 || nargs > 2)
+        return PyErr_Format(PyExc_TypeError, "read(offset, size=4) takes 1 or 2 arguments");
+    if (iw_u64(args[0], &off) < 0 || (nargs == 2 && iw_u64(args[1], &size) < 0))
+        return NULL;
+    if (iwp_read(o, (uint32_t)off, (unsigned)size, &v) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *iw_write(IwdgObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t off, size, v;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "write(offset, size, value) takes 3 arguments");
+    if (iw_u64(args[0], &off) < 0 || iw_u64(args[1], &size) < 0 || iw_u64(args[2], &v) < 0)
+        return NULL;
+    if (iwp_write(o, (uint32_t)off, (unsigned)size, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *iw_reset(IwdgObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!iw_bound(o) || dh_iwdg_reset(&o->w) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *iw_check(IwdgObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!iw_bound(o))
+        return NULL;
+    Py_INCREF(o);
+    int r = dh_iwdg_check(&o->w);
+    Py_DECREF(o);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *iw_sr_done(IwdgObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!iw_bound(o))
+        return NULL;
+    dh_iwdg_sr_done(&o->w);
+    Py_RETURN_NONE;
+}
+
+static PyObject *iw_divider(IwdgObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(dh_iwdg_divider(&o->w));
+}
+
+static PyObject *iw_timeout_ps(IwdgObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return i128_long(dh_iwdg_timeout_ps(&o->w));
+}
+
+static PyObject *iw_counter(IwdgObject *o, PyObject *Py_UNUSED(ignored))
+{
+    int64_t now = 0;
+    if (o->w.running && (!iw_bound(o) || iw_now(o, &now) < 0))
+        return NULL;
+    return i128_long(dh_iwdg_counter(&o->w, now));
+}
+
+/* registers() -> [KR, PR, RLR, SR, WINR] raw words (KR: the last word written; the bus reads 0) */
+static PyObject *iw_registers(IwdgObject *o, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *l = PyList_New(DH_IWDG_NREG);
+    if (!l)
+        return NULL;
+    for (int r = 0; r < DH_IWDG_NREG; r++) {
+        PyObject *v = PyLong_FromUnsignedLong(o->w.reg[r]);
+        if (!v) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, r, v);
+    }
+    return l;
+}
+
+static PyObject *iw_get_deadline(IwdgObject *o, void *Py_UNUSED(c))
+{
+    if (!o->w.running)
+        Py_RETURN_NONE;
+    return i128_long((dh_i128)o->w.reload_ps + o->w.period_ps);
+}
+
+static PyObject *iw_get_flag(IwdgObject *o, void *which)
+{
+    return PyBool_FromLong(which ? o->w.unlocked : o->w.running);
+}
+
+static PyObject *iw_get_event(IwdgObject *o, void *which)
+{
+    PyObject *ev = o->ev[which ? DH_IWDG_EV_SR : DH_IWDG_EV_EXPIRY];
+    return Py_NewRef(ev ? ev : Py_None);
+}
+
+enum { IW_RELOAD_PS, IW_PERIOD_PS, IW_DIVIDER, IW_RELOAD_VALUE };
+
+static PyObject *iw_get_timing(IwdgObject *o, void *which)
+{
+    switch ((int)(intptr_t)which) {
+    case IW_RELOAD_PS:
+        return PyLong_FromLongLong(o->w.reload_ps);
+    case IW_PERIOD_PS:
+        return i128_long(o->w.period_ps);
+    case IW_DIVIDER:
+        return PyLong_FromLongLong(o->w.divider);
+    default:
+        return PyLong_FromUnsignedLong(o->w.reload_value);
+    }
+}
+
+static PyObject *iw_get_mmio(IwdgObject *o, void *Py_UNUSED(c))
+{
+    return PyCapsule_New(&o->mmio_port, DH_MMIO_CAPSULE, NULL);   /* holds no reference to o */
+}
+
+static PyGetSetDef iw_getset[] = {
+    {"deadline_ps", (getter)iw_get_deadline, NULL, "expiry time of the running count, or None", NULL},
+    {"running", (getter)iw_get_flag, NULL, "started by 0xCCCC (only a reset stops it)", NULL},
+    {"unlocked", (getter)iw_get_flag, NULL, "the last key was 0x5555", (void *)1},
+    {"_ev", (getter)iw_get_event, NULL, "the pending expiry event, or None", NULL},
+    {"_sr_ev", (getter)iw_get_event, NULL, "the pending SR update event, or None", (void *)1},
+    {"_reload_ps", (getter)iw_get_timing, NULL, "time of the last start/reload", (void *)IW_RELOAD_PS},
+    {"_period_ps", (getter)iw_get_timing, NULL, "timeout counted from _reload_ps", (void *)IW_PERIOD_PS},
+    {"_divider", (getter)iw_get_timing, NULL, "LSI divider of the running count", (void *)IW_DIVIDER},
+    {"_reload_value", (getter)iw_get_timing, NULL, "RL of the running count", (void *)IW_RELOAD_VALUE},
+    {"_native_mmio", (getter)iw_get_mmio, NULL, "ports.h: the register block", NULL},
+    {NULL},
+};
+
+static PyMethodDef iw_methods[] = {
+    {"_bind", (PyCFunction)(void (*)(void))iw_bind, METH_FASTCALL,
+     "_bind(machine, name, base, lsi_hz, prescaler, window_option, plain_now)"},
+    {"read", (PyCFunction)(void (*)(void))iw_read, METH_FASTCALL, "read(offset, size=4) -> int"},
+    {"write", (PyCFunction)(void (*)(void))iw_write, METH_FASTCALL, "write(offset, size, value)"},
+    {"reset", (PyCFunction)iw_reset, METH_NOARGS, "reset(): events cancelled, registers and state reset"},
+    {"_check", (PyCFunction)iw_check, METH_NOARGS, "event: the expiry deadline may have passed"},
+    {"_sr_done", (PyCFunction)iw_sr_done, METH_NOARGS, "event: PR/RLR/WINR reached the LSI domain"},
+    {"divider", (PyCFunction)iw_divider, METH_NOARGS, "defaultPrescaler x 2^min(PR, 6)"},
+    {"timeout_ps", (PyCFunction)iw_timeout_ps, METH_NOARGS,
+     "Expiry delay a reload would give with the present PR and RLR."},
+    {"counter", (PyCFunction)iw_counter, METH_NOARGS, "The down-counter now; RLR_MAX when stopped."},
+    {"registers", (PyCFunction)iw_registers, METH_NOARGS, "[KR, PR, RLR, SR, WINR] raw words"},
+    {NULL},
+};
+
+static PyTypeObject IwdgType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Iwdg",
+    .tp_basicsize = sizeof(IwdgObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The STM32H7 IWDG (native/iwdg.c): the base of stm32_iwdg.STM32_IndependentWatchdogNative.",
+    .tp_new = iw_new,
+    .tp_dealloc = (destructor)iw_dealloc,
+    .tp_traverse = (traverseproc)iw_traverse,
+    .tp_clear = (inquiry)iw_clear,
+    .tp_methods = iw_methods,
+    .tp_getset = iw_getset,
+};
+
+static int add_iwdg_type(PyObject *m)
+{
+#define IW_INTERN(var, s)                                   \
+    if (!(var = PyUnicode_InternFromString(s)))             \
+        return -1;
+    IW_INTERN(iw_s_cpu, "cpu");
+    IW_INTERN(iw_s_executing, "executing");
+    IW_INTERN(iw_s_slice_start_ps, "slice_start_ps");
+    IW_INTERN(iw_s_now, "now");
+    IW_INTERN(iw_s_scheduler, "scheduler");
+    IW_INTERN(iw_s_at, "at");
+    IW_INTERN(iw_s_poll_hint, "poll_hint");
+    IW_INTERN(iw_s_record, "record");
+    IW_INTERN(iw_s_system_reset, "system_reset");
+    IW_INTERN(iw_s_cancel, "cancel");
+    IW_INTERN(iw_s_time, "time");
+    IW_INTERN(iw_s_violation, "iwdg_window_violation");
+    IW_INTERN(iw_s_cause, "iwdg");
+#undef IW_INTERN
+    if (!(iw_kw_name = Py_BuildValue("(s)", "name"))
+        || !(iw_kw_violation = Py_BuildValue("(ss)", "counter", "winr")))
+        return -1;
+    if (PyType_Ready(&IwdgType) < 0)
+        return -1;
+    Py_INCREF(&IwdgType);
+    if (PyModule_AddObject(m, "Iwdg", (PyObject *)&IwdgType) < 0) {
+        Py_DECREF(&IwdgType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of Iwdg [iwdgc] ============================================================================ */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -8896,6 +9420,10 @@ PyMODINIT_FUNC PyInit__core(void)
     /* each appended unit registers its types: [linkc] [cbus] [dmac] [dcachec] [usartc] */
     if (add_link_types(m) < 0 || add_espu_type(m) < 0 || add_bus_type(m) < 0 || add_dma_types(m) < 0
         || add_dcache_types(m) < 0 || add_usart_types(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_iwdg_type(m) < 0) {                                                   /* [iwdgc] */
         Py_DECREF(m);
         return NULL;
     }

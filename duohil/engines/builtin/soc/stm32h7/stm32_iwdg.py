@@ -18,18 +18,40 @@ WINR resets the chip, like an expiry (unverified RM wording). The watchdog keeps
 CPU is halted or stalled; DBGMCU freezing is not modelled. One scheduler event per expiry
 deadline: a reload only moves the deadline, and the pending event re-arms itself when it fires
 early, so a firmware kicking every millisecond costs no events.
+
+Under ``DUOHIL_MODELS=native`` ``STM32_IndependentWatchdog(...)`` is a
+``STM32_IndependentWatchdogNative``: registers, keys, SR busy bits, the window check and the
+expiry deadline in C (native/iwdg.c, ``_core.Iwdg``, its base class), so a kick from the C bus
+is handled without a Python call. This model stays the reference (tests/test_native_iwdg.py).
+The native model reads ``windowOption`` once, when built (this one at every reload).
 """
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 from ....base import PS_PER_S
+from ... import native
 from ...kernel.peripheral import Peripheral
 from ...kernel.regs import RO, W1T, Field, Register
 
 KEY_START, KEY_RELOAD, KEY_UNLOCK = 0xCCCC, 0xAAAA, 0x5555
 SR_UPDATE_LSI_CYCLES = 5          # PVU/RVU/WVU busy time (RM: up to 5 LSI periods; unverified)
 RLR_MAX = 0xFFF
+PRESCALER_MAX = 1 << 24           # bounds that keep the ps arithmetic in 128 bits (native/iwdg.c)
+REG_NAMES = ("KR", "PR", "RLR", "SR", "WINR")
+
+
+def _timing_props(name: str, props: dict[str, Any]) -> tuple[int, int]:
+    """(LSI frequency in Hz, defaultPrescaler) from the repl properties, checked."""
+    lsi_hz = int(props["frequency"])
+    if lsi_hz <= 0:
+        raise ValueError(f"{name}: frequency must be positive, got {lsi_hz}")
+    if lsi_hz > PS_PER_S:
+        raise ValueError(f"{name}: frequency must be at most 1 THz (10**12 Hz), got {lsi_hz}")
+    prescaler = int(props["defaultPrescaler"])
+    if not 0 < prescaler <= PRESCALER_MAX:
+        raise ValueError(f"{name}: defaultPrescaler must be 1 .. {PRESCALER_MAX}, got {prescaler}")
+    return lsi_hz, prescaler
 
 
 class STM32_IndependentWatchdog(Peripheral):
@@ -38,11 +60,16 @@ class STM32_IndependentWatchdog(Peripheral):
     properties: ClassVar[dict[str, Any]] = {"frequency": 32_000, "windowOption": True,
                                             "defaultPrescaler": 4}
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> "STM32_IndependentWatchdog":
+        # under DUOHIL_MODELS=native the model lives in C (STM32_IndependentWatchdogNative below)
+        if cls is STM32_IndependentWatchdog and native.models() == "native":
+            native_cls = native_class()
+            return native_cls.__new__(native_cls)
+        return super().__new__(cls)
+
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
-        self.lsi_hz = int(self.props["frequency"])
-        if self.lsi_hz <= 0:
-            raise ValueError(f"{name}: frequency must be positive, got {self.lsi_hz}")
+        self.lsi_hz, _ = _timing_props(name, self.props)
         r = self.regs
         r.define(0x00, "KR", access=W1T, fields=[Field("KEY", 0, 16)], on_write=self._kr_written)
         r.define(0x04, "PR", fields=[Field("PR", 0, 3)], on_write=self._protected_written)
@@ -83,6 +110,10 @@ class STM32_IndependentWatchdog(Peripheral):
             return RLR_MAX
         ticks = (self.now() - self._reload_ps) * self.lsi_hz // (self._divider * PS_PER_S)
         return max(self._reload_value - ticks, 0)
+
+    def registers(self) -> list[int]:
+        """The raw words [KR, PR, RLR, SR, WINR] (KR: the last word written; the bus reads 0)."""
+        return [reg.value for reg in self.regs]
 
     # -- keys ----------------------------------------------------------------------------------------
     def _kr_written(self, reg: Register, old: int, data: int) -> None:
@@ -157,3 +188,36 @@ class STM32_IndependentWatchdog(Peripheral):
                 ev.cancel()
         super().reset()
         self._init_state()
+
+
+_native_cls: type | None = None
+
+
+def native_class() -> type:
+    """STM32_IndependentWatchdogNative: _core.Iwdg (the whole state and logic in C) under this
+    model's name and public face; made once the native core is loaded."""
+    global _native_cls
+    if _native_cls is None:
+        core = native.core()
+
+        class STM32_IndependentWatchdogNative(core.Iwdg, STM32_IndependentWatchdog):  # type: ignore
+            """read/write/reset, the events (_check, _sr_done), divider(), timeout_ps(), counter(),
+            deadline_ps, running and unlocked are _core.Iwdg's; ``registers()`` gives the raw
+            words [KR, PR, RLR, SR, WINR]; ``_native_mmio`` is its ports.h capsule."""
+
+            renode_types: ClassVar[tuple[str, ...]] = ()   # the Python model claims the type
+
+            def __init__(self, machine, name, base, size=None, props=None) -> None:
+                from ...kernel.machine import Machine
+                Peripheral.__init__(self, machine, name, base, size, props)
+                self.lsi_hz, prescaler = _timing_props(name, self.props)
+                plain_now = getattr(type(machine), "now", None) is Machine.now
+                self._bind(machine, self.name, base, self.lsi_hz, prescaler,
+                           bool(self.props["windowOption"]), plain_now)
+
+            def register_name(self, offset: int) -> str | None:
+                i = (offset & ~3) >> 2
+                return REG_NAMES[i] if 0 <= i < len(REG_NAMES) else None
+
+        _native_cls = STM32_IndependentWatchdogNative
+    return _native_cls
