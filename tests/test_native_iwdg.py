@@ -226,14 +226,16 @@ def test_native_iwdg_state_lives_in_c_and_a_kick_costs_no_python_call() -> None:
         if event in ("call", "c_call"):
             calls.append(arg.__name__ if event == "c_call" else frame.f_code.co_name)
 
+    writes = m.mmio_writes
     sys.setprofile(prof)
     try:
         m.bus_write(BASE + KR, 4, RELOAD)          # C bus -> the capsule -> iwdg.c
     finally:
         sys.setprofile(None)
-    # MachineNative.bus_write -> _core.Bus.write; below it the one Python call is the bus's
-    # note_write on the CPU (every MMIO write breaks a poll): none from the watchdog
-    assert [c for c in calls if c != "setprofile"] == ["bus_write", "write", "note_write"]
+    # MachineNative.bus_write -> _core.Bus.write; below it no Python call at all: the bus counts
+    # the write (mmio_writes: it breaks a CPU's poll) and the watchdog is C
+    assert [c for c in calls if c != "setprofile"] == ["bus_write", "write"]
+    assert m.mmio_writes == writes + 1
     assert w._ev is ev and b.sched.pending() == pending          # no event moved
     assert w.deadline_ps == b.sched.now + 40 * PS_PER_MS
     with pytest.raises(ValueError, match="defaultPrescaler"):

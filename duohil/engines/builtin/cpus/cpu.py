@@ -61,6 +61,7 @@ class CpuCore:
         self._pending_hz: int | None = None
         self._poll_addr: int | None = None
         self._poll_count = 0
+        self._poll_writes = -1             # machine.mmio_writes at the last hint
 
     # -- to be provided by the architecture --------------------------------------------------------
     def _create_uc(self) -> "Uc":
@@ -195,6 +196,11 @@ class CpuCore:
         event). After a few such reads in a row the core parks until then (unicorn.md section 7)."""
         if not self.executing:
             return
+        writes = self.machine.mmio_writes
+        if writes != self._poll_writes:    # a write since the last hint broke the run
+            self._poll_writes = writes
+            self._poll_addr = None
+            self._poll_count = 0
         if addr == self._poll_addr:
             self._poll_count += 1
         else:
@@ -207,7 +213,8 @@ class CpuCore:
             self.uc.emu_stop()
 
     def note_write(self) -> None:
-        """Any MMIO write breaks a polling run."""
+        """Something that is not a bus write but changes state (a FIFO-popping read) breaks a
+        polling run. Bus writes are counted by the machine (``mmio_writes``), not called in."""
         self._poll_addr = None
         self._poll_count = 0
 

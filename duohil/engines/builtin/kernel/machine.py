@@ -122,6 +122,9 @@ class Machine:
         self._unmapped_seen: set[tuple[int, str]] = set()
         self._hole_pages: set[int] = set()
         self.mmio_reads = 0                           # CPU reads of MMIO (cortexm hang detection)
+        # writes that reached a model: a CPU compares it (its polling run, its masked-spin test)
+        # instead of being called on every write
+        self.mmio_writes = 0
 
     # -- time and the event log -----------------------------------------------------------------
     def now(self) -> int:
@@ -286,8 +289,7 @@ class Machine:
         if hit is _MISS:
             hit = self.bus_target(address)
         if hit is not None:
-            if self.cpu is not None:
-                self.cpu.note_write()
+            self.mmio_writes += 1
             hit[1](hit[2], size, value)
         else:
             self._hole(address, "write")
@@ -418,9 +420,13 @@ class MachineNative(Machine):
                                lambda self, v: setattr(self._bus, "suppress_writes", v),
                                doc="CPU MMIO writes still to drop (a replayed store)")
 
+    mmio_writes = property(lambda self: self._bus.writes,
+                           lambda self, v: setattr(self._bus, "writes", v),
+                           doc="writes that reached a model, counted in C (no note_write call)")
+
     def attach_cpu(self, cpu: "CpuCore") -> None:
         super().attach_cpu(cpu)
-        self._bus.set_hooks(self._hole, cpu.note_write)
+        self._bus.set_hooks(self._hole, None)
 
     def add_peripheral(self, p: "Peripheral") -> None:
         super().add_peripheral(p)
@@ -454,8 +460,7 @@ class MachineNative(Machine):
         self._disp.clear()
         self._bus.set_ranges([(b, e, *self._pick(p), getattr(p, "_native_mmio", None), p)
                               for b, e, p in self._mmio])
-        cpu = self.cpu
-        self._bus.set_hooks(self._hole, None if cpu is None else cpu.note_write)
+        self._bus.set_hooks(self._hole, None)
 
     def _map_mmio(self, start: int, size: int) -> None:
         uc = self.cpu.uc

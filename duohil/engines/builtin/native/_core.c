@@ -4934,6 +4934,8 @@ typedef struct BusObject {
     uc_engine *uc;
     BusRun *runs;
     unsigned long long reads;  /* CPU reads of MMIO */
+    unsigned long long writes; /* writes that reached a target (Machine.mmio_writes: a CPU's
+                                  polling run and masked-spin test compare it, no call per write) */
     long suppress;             /* CPU writes still to drop (a replayed store) */
     int writing;               /* inside a CPU write */
     int native_hits;           /* ranges served by a native model (for tests and reports) */
@@ -5066,13 +5068,14 @@ static int bus_do_read(BusObject *b, uint64_t address, unsigned size, uint64_t *
     return 0;
 }
 
-/* A write as Machine.bus_write does it: the CPU's note_write, then the target; a hole to _hole.
- * `vobj` is the value as a Python object when the caller has one. */
+/* A write as Machine.bus_write does it: counted (mmio_writes), a note_write hook if one is set, then
+ * the target; a hole to _hole. `vobj` is the value as a Python object when the caller has one. */
 static int bus_do_write(BusObject *b, uint64_t address, unsigned size, uint64_t value, PyObject *vobj)
 {
     const dh_bus_range *r = dh_bus_find(&b->t, address);
     if (!r)
         return bus_hole(b, address, str_bus_write);
+    b->writes++;
     if (b->note_write) {
         PyObject *n = PyObject_CallNoArgs(b->note_write);
         if (!n)
@@ -5354,6 +5357,22 @@ static int bus_set_reads(BusObject *b, PyObject *v, void *Py_UNUSED(c))
     return 0;
 }
 
+static PyObject *bus_get_writes(BusObject *b, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(b->writes);
+}
+
+static int bus_set_writes(BusObject *b, PyObject *v, void *Py_UNUSED(c))
+{
+    uint64_t x;
+    if (!v)
+        return PyErr_Format(PyExc_AttributeError, "cannot delete writes"), -1;
+    if (bus_u64(v, &x) < 0)
+        return -1;
+    b->writes = x;
+    return 0;
+}
+
 static PyObject *bus_get_suppress(BusObject *b, void *Py_UNUSED(c))
 {
     return PyLong_FromLong(b->suppress);
@@ -5393,6 +5412,7 @@ static PyObject *bus_get_native(BusObject *b, void *Py_UNUSED(c))
 
 static PyGetSetDef bus_getset[] = {
     {"reads", (getter)bus_get_reads, (setter)bus_set_reads, "CPU reads of MMIO (Machine.mmio_reads)", NULL},
+    {"writes", (getter)bus_get_writes, (setter)bus_set_writes, "writes that reached a target (Machine.mmio_writes)", NULL},
     {"suppress_writes", (getter)bus_get_suppress, (setter)bus_set_suppress,
      "CPU writes still to drop (Machine.suppress_writes)", NULL},
     {"writing", (getter)bus_get_writing, (setter)bus_set_writing, "inside a CPU write (Machine.writing)", NULL},

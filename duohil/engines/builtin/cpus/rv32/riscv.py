@@ -593,6 +593,7 @@ class RiscV32Cpu(CpuCore):
         self._hang_pc = 0
         self._hang_reads = 0
         self._hang_wrote = False
+        self._hang_writes = -1                   # machine.mmio_writes when the spin was noted
         self._hang_regs: list[int] | None = None
         self._hung_reported = False
 
@@ -612,10 +613,12 @@ class RiscV32Cpu(CpuCore):
         are read once the conditions held for a whole slice (a polling loop never gets there)."""
         reads = self.machine.mmio_reads
         t = self.slice_start_ps
-        if self._hang_since is None or self._hang_wrote or reads != self._hang_reads \
-                or abs(pc - self._hang_pc) > HANG_PC_SPAN:
+        writes = self.machine.mmio_writes
+        if self._hang_since is None or self._hang_wrote or writes != self._hang_writes \
+                or reads != self._hang_reads or abs(pc - self._hang_pc) > HANG_PC_SPAN:
             self._hang_since, self._hang_pc, self._hang_reads = t, pc, reads
             self._hang_wrote = False
+            self._hang_writes = writes
             self._hang_regs = None
             return
         if self._hang_regs is None:

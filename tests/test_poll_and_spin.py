@@ -1,0 +1,62 @@
+"""An MMIO write breaks a CPU's polling run and its masked-spin hang window.
+
+The bus does not call the CPU on every write (that was a Python call per store): it counts the
+writes that reach a model (``Machine.mmio_writes``, in C under the native bus) and the CPU compares
+the count where it decides (cpu.py's ``poll_hint``, cortexm.py's ``_check_masked_spin``). These
+tests pin the behaviour both ways, under both bus implementations.
+"""
+from __future__ import annotations
+
+import pytest
+from builtin_helpers import build_m7
+
+from duohil.engines.builtin import native
+from duohil.engines.builtin.cpus.cpu import POLL_PARK_AFTER
+
+ICPR0 = 0xE000_E280            # NVIC clear-pending: a write with no effect on this idle NVIC
+STATUS = 0x4000_4800           # the status register being polled (only its address matters)
+
+
+def board(models: str):
+    with native.using(models):
+        return build_m7()
+
+
+@pytest.mark.parametrize("models", ["python", "native"])
+@pytest.mark.parametrize("write_between", [False, True])
+def test_a_write_breaks_the_polling_run(models: str, write_between: bool) -> None:
+    b = board(models)
+    cpu, m = b.cpu, b.machine
+    cpu.executing = True
+    try:
+        for _ in range(POLL_PARK_AFTER - 1):
+            cpu.poll_hint(STATUS, 5_000_000)
+        assert not cpu.parked
+        before = m.mmio_writes
+        if write_between:
+            m.bus_write(ICPR0, 4, 0)
+            assert m.mmio_writes == before + 1
+        cpu.poll_hint(STATUS, 5_000_000)
+    finally:
+        cpu.executing = False
+    # without a write the fourth read in a row parks the core until the wake time; a write in
+    # between started a new run, one read long
+    assert cpu.parked is (not write_between)
+    if not write_between:
+        assert cpu.park_until == 5_000_000
+
+
+@pytest.mark.parametrize("models", ["python", "native"])
+@pytest.mark.parametrize("write_between", [False, True])
+def test_a_write_breaks_a_masked_spin(models: str, write_between: bool) -> None:
+    b = board(models)
+    cpu, m = b.cpu, b.machine
+    cpu._pc = 0x0800_0400
+    t0 = 1_000_000
+    for k in range(3):                 # a slice every hang_ps / 2, same pc, no MMIO read
+        cpu.slice_start_ps = t0 + k * (cpu.hang_ps // 2)
+        if write_between and k == 2:
+            m.bus_write(ICPR0, 4, 0)
+        cpu._check_masked_spin()
+    hung = [e for e in b.scheduler.log if e[1] == "cpu_hung"]
+    assert bool(hung) is (not write_between)
