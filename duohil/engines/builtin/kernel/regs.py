@@ -126,7 +126,8 @@ class RegisterBank:
         self._regs: dict[int, Register] = {}
         # offset -> (register, byte shift): memoised _find results (hot: every MMIO access)
         self._where: dict[int, tuple[Register, int]] = {}
-        self._where_w: dict[tuple[int, int], tuple[Register, int, int]] = {}   # (off, size) -> reg, bits, mask
+        # (offset, size) -> (register, bit shift, mask)
+        self._where_w: dict[tuple[int, int], tuple[Register, int, int]] = {}
         self.unmodeled: dict[int, int] = {}      # offset -> access count (reads/writes to holes)
 
     def define(self, offset: int, name: str, reset: int = 0, *, fields: Iterable[Field] = (),
