@@ -2,8 +2,9 @@
 
 Each model class says which Renode type(s) it stands for in ``renode_types``; a class may also claim
 a type only in some places with a classmethod ``matches(type_name, base, props) -> bool`` (or
-``accepts``, same signature; the PWR model claims ``Python.PythonPeripheral`` only at 0x58024800). Model modules are imported lazily, one
-at a time, so a model that is missing or broken is an error only for a platform that needs its type.
+``accepts``, same signature; the PWR model claims ``Python.PythonPeripheral`` only at 0x58024800).
+Model modules are imported lazily, one at a time, so a model that is missing or broken is an error
+only for a platform that needs its type.
 
 Build order: CPU (and the entries its properties reference, e.g. the NVIC), memories, the D-cache
 model for a cortex-m7 (no repl entry: Renode has no cache model), peripherals in file order
