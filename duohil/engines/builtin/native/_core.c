@@ -1467,6 +1467,7 @@ static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_
 static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *cm_take(CortexMObject *c, PyObject *Py_UNUSED(ignored));
 static PyObject *cm_set_write_denied(CortexMObject *c, PyObject *ranges);
+static PyObject *cm_interrupt_pending(CortexMObject *c, PyObject *Py_UNUSED(ignored));
 
 static PyObject *cm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1753,6 +1754,8 @@ static PyMethodDef cm_methods[] = {
      "fast_return(nvic, cpu, rest, mpu, scr, now): intno 8 decides the plain exception return in C"},
     {"fast_entry", (PyCFunction)(void (*)(void))cm_set_fast_entry, METH_FASTCALL,    /* [nvicc] */
      "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries, fpcar): what take() needs"},
+    {"interrupt_pending", (PyCFunction)cm_interrupt_pending, METH_NOARGS,           /* [entryc] */
+     "interrupt_pending() -> cortexm.py's interrupt_pending() (the WFI wake rule), in C"},
     {"set_write_denied", (PyCFunction)cm_set_write_denied, METH_O,                  /* [entryc] */
      "set_write_denied([(start, end), ...]): the ranges the MPU leaves without write access"},
     {"take", (PyCFunction)cm_take, METH_NOARGS,                                      /* [nvicc] */
@@ -3496,6 +3499,24 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
         || PyObject_SetAttr(cpu, str_fr_ret_state, Py_None) < 0)
         return -1;
     return 0;
+}
+
+/* [entryc] cortexm.py's interrupt_pending() (the WFI wake rule): a pending enabled exception
+ * that could preempt if PRIMASK were clear, BASEPRI counted (the masks as _mask_regs gives
+ * them: live while executing, else the cached batch). The scheduler asks it around every slice. */
+static PyObject *cm_interrupt_pending(CortexMObject *c, PyObject *Py_UNUSED(ignored))
+{
+    if (!c->fe_nvic)
+        return PyErr_Format(PyExc_RuntimeError, "interrupt_pending: fast_entry first");
+    dh_nvic *nv = &((NvicObject *)c->fr_nvic)->v;
+    if (!dh_nvic_any_pending_enabled(nv))
+        Py_RETURN_FALSE;
+    int32_t g;
+    dh_nvic_best_pending(nv, &g);
+    uint32_t m[3];
+    if (fe_masks(c, m) < 0)
+        return NULL;
+    return PyBool_FromLong(g < dh_nvic_execution_priority(nv, 0, m[1], 0));
 }
 
 static PyObject *cm_take(CortexMObject *c, PyObject *Py_UNUSED(ignored))

@@ -251,6 +251,7 @@ class CortexM7Cpu(CpuCore):
                             nvic.regs.FPCAR)
         nvic.mpu.push_write_denied()
         self.take_interrupts = self._cm.take            # type: ignore[method-assign]
+        self.interrupt_pending = self._cm.interrupt_pending   # type: ignore[method-assign]
 
     # -- reset --------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -307,7 +308,9 @@ class CortexM7Cpu(CpuCore):
 
     # -- interrupts -------------------------------------------------------------------------------------
     def interrupt_pending(self) -> bool:
-        """A pending exception that could preempt if PRIMASK were clear (the WFI wake rule)."""
+        """A pending exception that could preempt if PRIMASK were clear (the WFI wake rule). With
+        an NVIC attached this is the C ``CortexM.interrupt_pending`` (``attach_nvic``), the same
+        test; this one serves a core without an NVIC and states the rule."""
         nv = self.nvic
         if nv is None or not nv.any_pending():
             return False
