@@ -8765,8 +8765,20 @@ static int tm_as_i128(PyObject *o, dh_tim_i128 *out)
     return 0;
 }
 
+/* A host call after tm_clear (a collected cycle running a callback's last steps) has nothing to
+ * call: an error, never a NULL dereference. */
+static int tm_cleared(TimerObject *o)
+{
+    if (o->machine)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "this timer was cleared");
+    return 1;
+}
+
 static int tm_now(void *h, int64_t *out)
 {
+    if (tm_cleared(h))
+        return -1;
     PyObject *callargs[1] = {((TimerObject *)h)->machine};
     PyObject *r = PyObject_VectorcallMethod(tm_s_now, callargs, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (!r)
@@ -8779,6 +8791,8 @@ static int tm_now(void *h, int64_t *out)
 static int tm_schedule(void *h, dh_tim_i128 t, dh_tim_i128 cycle)
 {
     TimerObject *o = h;
+    if (tm_cleared(o))
+        return -1;
     PyObject *tt = i128_long(t);
     PyObject *c = tt ? i128_long(cycle) : NULL;
     PyObject *ev = NULL;
@@ -8839,6 +8853,8 @@ static int tm_event_time(void *h, int64_t *t)
 
 static int tm_irq(void *h, int level)
 {
+    if (tm_cleared(h))
+        return -1;
     PyObject *sig = ((TimerObject *)h)->irq;
     if (Py_TYPE(sig) == &SignalType)
         return signal_set_level((SignalObject *)sig, level);
@@ -8850,6 +8866,8 @@ static int tm_irq(void *h, int level)
 static int tm_notify(void *h)
 {
     TimerObject *o = h;
+    if (tm_cleared(o))
+        return -1;
     Py_ssize_t n = PyList_GET_SIZE(o->listeners);
     if (n == 0)
         return 0;
@@ -8886,6 +8904,8 @@ static int tm_encoder_source(void *h, dh_tim_i128 *pos)
 static int tm_poll_hint(void *h, dh_tim_i128 wake)
 {
     TimerObject *o = h;
+    if (tm_cleared(o))
+        return -1;
     PyObject *cpu = PyObject_GetAttr(o->machine, tm_s_cpu);
     if (!cpu)
         return -1;
