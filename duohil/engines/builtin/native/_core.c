@@ -8753,16 +8753,27 @@ static int tm_as_i128(PyObject *o, dh_tim_i128 *out)
         *out = v;
         return 0;
     }
-    unsigned char b[16];
-    int rc = _PyLong_AsByteArray((PyLongObject *)i, b, sizeof b, 1, 1);
+    /* beyond 64 bits (rare): i >> 64 and i & (2**64 - 1), no private API */
+    PyObject *sh = PyLong_FromLong(64), *mask = PyLong_FromUnsignedLongLong(UINT64_MAX);
+    PyObject *hi = sh && mask ? PyNumber_Rshift(i, sh) : NULL;
+    PyObject *lo = hi ? PyNumber_And(i, mask) : NULL;
     Py_DECREF(i);
-    if (rc < 0)
-        return -1;
-    unsigned __int128 u = 0;
-    for (int k = 15; k >= 0; k--)
-        u = u << 8 | b[k];
-    *out = (dh_tim_i128)u;
-    return 0;
+    Py_XDECREF(sh);
+    Py_XDECREF(mask);
+    int rc = -1;
+    if (lo) {
+        long long h = PyLong_AsLongLong(hi);
+        unsigned long long l = PyLong_AsUnsignedLongLong(lo);
+        if (!PyErr_Occurred()) {
+            *out = (dh_tim_i128)((unsigned __int128)(uint64_t)h << 64 | l);
+            rc = 0;
+        } else if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_SetString(PyExc_OverflowError, "timer: an integer beyond 128 bits");
+        }
+    }
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    return rc;
 }
 
 /* A host call after tm_clear (a collected cycle running a callback's last steps) has nothing to
