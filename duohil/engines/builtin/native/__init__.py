@@ -20,7 +20,9 @@ version a run uses (unset: native). In C under ``native``, their state only ther
     (``_core.DCache``, dcache.c) and the plain DMA port (``_core.DmaPort``), the UART link
     (``_core.UartLink``, link.c: faults, seeded noise, arrivals, taps) and the ESP32-C3 UART
     (``_core.Esp32c3Uart``, esp32c3_uart.c), and the peripherals' output lines (``_core.Signal``);
-  - the STM32H7 IWDG (``_core.Iwdg``, iwdg.c: keys, SR busy bits, window, the expiry deadline).
+  - the STM32H7 IWDG (``_core.Iwdg``, iwdg.c: keys, SR busy bits, window, the expiry deadline);
+  - the STM32H7 timers (``_core.Timer``, stm32_timer.c: registers, the counter anchored to
+    virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode).
 Both versions must give the same run (same event log, same memory, same fingerprint): their
 differential tests (tests/test_native_*.py), ``make fingerprints-diff`` and ``python -m
 duohil.engines.builtin.native.diverge`` check that while both exist; once proven, the Python copy

@@ -9332,6 +9332,705 @@ static int add_iwdg_type(PyObject *m)
 
 /* == end of Iwdg [iwdgc] ============================================================================ */
 
+/* == Timer: the STM32H7 timers (stm32_timer.c) [timerc] ========================================== */
+/* stm32_timer.py's Stm32TimerNative (DUOHIL_MODELS=native) is a subclass of _core.Timer: the
+ * registers, the counter, the preloads, the update event and the encoder state live only here
+ * (model: stm32_timer.c). The host callbacks below give the model what the Python model reaches
+ * through Python: machine.now(), machine.scheduler.at(t, self._on_update, cycle,
+ * name="<name>.update") (same times, names, arguments and order), the IRQ Signal, the listeners
+ * fn(timer) (Python callables, called from C where the Python model calls them), the plant's
+ * encoder_source and the CPU's poll hint. Capsule `_native_mmio` (ports.h) lets the C bus call
+ * the register map directly. Uses i128_long, SignalType, signal_set_level and EventType from the
+ * sections above. */
+
+#include "stm32_timer.h"
+
+static PyObject *tm_s_now, *tm_s_scheduler, *tm_s_at, *tm_s_cancel, *tm_s_time, *tm_s_set,
+    *tm_s_cpu, *tm_s_poll_hint, *tm_s_on_update, *tm_s_kw_name;
+
+typedef struct {
+    PyObject_HEAD
+    dh_tim t;
+    PyObject *machine, *name, *base, *irq;
+    PyObject *sched_at;               /* machine.scheduler.at */
+    PyObject *ev;                     /* the update event held, or NULL */
+    PyObject *ev_fn;                  /* self._on_update (bound) */
+    PyObject *ev_name;                /* "<name>.update" */
+    PyObject *listeners;              /* list of fn(timer) */
+    PyObject *encoder_source;         /* callable or NULL (None) */
+    dh_port mmio_port;
+} TimerObject;
+
+static PyTypeObject TimerType;
+
+/* int(o) as a 128-bit integer (Python's ints, as far as the model's arithmetic needs) */
+static int tm_as_i128(PyObject *o, dh_tim_i128 *out)
+{
+    PyObject *i = PyNumber_Long(o);
+    if (!i)
+        return -1;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(i, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        Py_DECREF(i);
+        return -1;
+    }
+    if (!overflow) {
+        Py_DECREF(i);
+        *out = v;
+        return 0;
+    }
+    /* beyond 64 bits (rare): i >> 64 and i & (2**64 - 1), no private API */
+    PyObject *sh = PyLong_FromLong(64), *mask = PyLong_FromUnsignedLongLong(UINT64_MAX);
+    PyObject *hi = sh && mask ? PyNumber_Rshift(i, sh) : NULL;
+    PyObject *lo = hi ? PyNumber_And(i, mask) : NULL;
+    Py_DECREF(i);
+    Py_XDECREF(sh);
+    Py_XDECREF(mask);
+    int rc = -1;
+    if (lo) {
+        long long h = PyLong_AsLongLong(hi);
+        unsigned long long l = PyLong_AsUnsignedLongLong(lo);
+        if (!PyErr_Occurred()) {
+            *out = (dh_tim_i128)((unsigned __int128)(uint64_t)h << 64 | l);
+            rc = 0;
+        } else if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_SetString(PyExc_OverflowError, "timer: an integer beyond 128 bits");
+        }
+    }
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    return rc;
+}
+
+/* A host call after tm_clear (a collected cycle running a callback's last steps) has nothing to
+ * call: an error, never a NULL dereference. */
+static int tm_cleared(TimerObject *o)
+{
+    if (o->machine)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "this timer was cleared");
+    return 1;
+}
+
+static int tm_now(void *h, int64_t *out)
+{
+    if (tm_cleared(h))
+        return -1;
+    PyObject *callargs[1] = {((TimerObject *)h)->machine};
+    PyObject *r = PyObject_VectorcallMethod(tm_s_now, callargs, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (!r)
+        return -1;
+    int rc = as_i64(r, out);
+    Py_DECREF(r);
+    return rc;
+}
+
+static int tm_schedule(void *h, dh_tim_i128 t, dh_tim_i128 cycle)
+{
+    TimerObject *o = h;
+    if (tm_cleared(o))
+        return -1;
+    PyObject *tt = i128_long(t);
+    PyObject *c = tt ? i128_long(cycle) : NULL;
+    PyObject *ev = NULL;
+    if (c) {
+        PyObject *args[4] = {tt, o->ev_fn, c, o->ev_name};
+        ev = PyObject_Vectorcall(o->sched_at, args, 3, tm_s_kw_name);
+    }
+    Py_XDECREF(tt);
+    Py_XDECREF(c);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->ev, ev);
+    return 0;
+}
+
+static int tm_cancel(void *h)
+{
+    TimerObject *o = h;
+    PyObject *ev = o->ev;
+    if (!ev)
+        return 0;
+    o->ev = NULL;
+    int rc = 0;
+    if (Py_TYPE(ev) == &EventType) {
+        ((EventObject *)ev)->cancelled = 1;
+    } else {
+        PyObject *r = PyObject_CallMethodNoArgs(ev, tm_s_cancel);
+        Py_XDECREF(r);
+        rc = r ? 0 : -1;
+    }
+    Py_DECREF(ev);
+    return rc;
+}
+
+static void tm_forget(void *h)
+{
+    Py_CLEAR(((TimerObject *)h)->ev);
+}
+
+static int tm_event_time(void *h, int64_t *t)
+{
+    PyObject *ev = ((TimerObject *)h)->ev;
+    if (!ev) {
+        PyErr_SetString(PyExc_RuntimeError, "timer: no update event held");
+        return -1;
+    }
+    if (Py_TYPE(ev) == &EventType) {
+        *t = ((EventObject *)ev)->time;
+        return 0;
+    }
+    PyObject *tt = PyObject_GetAttr(ev, tm_s_time);
+    if (!tt)
+        return -1;
+    int rc = as_i64(tt, t);
+    Py_DECREF(tt);
+    return rc;
+}
+
+static int tm_irq(void *h, int level)
+{
+    if (tm_cleared(h))
+        return -1;
+    PyObject *sig = ((TimerObject *)h)->irq;
+    if (Py_TYPE(sig) == &SignalType)
+        return signal_set_level((SignalObject *)sig, level);
+    PyObject *r = PyObject_CallMethodOneArg(sig, tm_s_set, level ? Py_True : Py_False);  /* Signal.set */
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int tm_notify(void *h)
+{
+    TimerObject *o = h;
+    if (tm_cleared(o))
+        return -1;
+    Py_ssize_t n = PyList_GET_SIZE(o->listeners);
+    if (n == 0)
+        return 0;
+    PyObject *copy = PyList_GetSlice(o->listeners, 0, n);     /* list(self._listeners) */
+    if (!copy)
+        return -1;
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(copy) && rc == 0; i++) {
+        PyObject *args[1] = {(PyObject *)o};
+        PyObject *r = PyObject_Vectorcall(PyList_GET_ITEM(copy, i), args, 1, NULL);
+        if (!r)
+            rc = -1;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(copy);
+    return rc;
+}
+
+static int tm_encoder_source(void *h, dh_tim_i128 *pos)
+{
+    PyObject *src = ((TimerObject *)h)->encoder_source;
+    if (!src)
+        return 0;
+    Py_INCREF(src);
+    PyObject *r = PyObject_CallNoArgs(src);
+    Py_DECREF(src);
+    if (!r)
+        return -1;
+    int rc = tm_as_i128(r, pos);
+    Py_DECREF(r);
+    return rc < 0 ? -1 : 1;
+}
+
+static int tm_poll_hint(void *h, dh_tim_i128 wake)
+{
+    TimerObject *o = h;
+    if (tm_cleared(o))
+        return -1;
+    PyObject *cpu = PyObject_GetAttr(o->machine, tm_s_cpu);
+    if (!cpu)
+        return -1;
+    if (cpu == Py_None) {
+        Py_DECREF(cpu);
+        return 0;
+    }
+    PyObject *w = i128_long(wake);
+    PyObject *r = NULL;
+    if (w) {
+        PyObject *args[3] = {cpu, o->base, w};
+        r = PyObject_VectorcallMethod(tm_s_poll_hint, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(w);
+    }
+    Py_DECREF(cpu);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static const dh_tim_host timer_host = {
+    .now = tm_now, .schedule = tm_schedule, .cancel = tm_cancel, .forget = tm_forget,
+    .event_time = tm_event_time, .irq = tm_irq, .notify = tm_notify,
+    .encoder_source = tm_encoder_source, .poll_hint = tm_poll_hint,
+};
+
+/* A model call before _bind, or after tm_clear (a collected cycle), has nothing to call. */
+static int tm_bound(TimerObject *o)
+{
+    if (o->machine)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Timer used before _bind(...) or after it was cleared");
+    return 0;
+}
+
+/* ports.h: the MMIO block */
+static int tmp_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
+{
+    if (!tm_bound(self))
+        return -1;
+    return dh_tim_read(&((TimerObject *)self)->t, offset, size, value);
+}
+
+static int tmp_write(void *self, uint32_t offset, unsigned size, uint64_t value)
+{
+    if (!tm_bound(self))
+        return -1;
+    return dh_tim_write(&((TimerObject *)self)->t, offset, size, value);
+}
+
+static const dh_mmio_ops timer_mmio_ops = {tmp_read, tmp_write};
+
+static PyObject *tm_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw))
+{
+    TimerObject *o = (TimerObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    dh_tim_init(&o->t, 0xFFFF, 1, 0, 0, &timer_host, o);
+    o->mmio_port.ops = &timer_mmio_ops;
+    o->mmio_port.self = o;
+    return (PyObject *)o;
+}
+
+static int tm_traverse(TimerObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->machine);
+    Py_VISIT(o->name);
+    Py_VISIT(o->base);
+    Py_VISIT(o->irq);
+    Py_VISIT(o->sched_at);
+    Py_VISIT(o->ev);
+    Py_VISIT(o->ev_fn);
+    Py_VISIT(o->ev_name);
+    Py_VISIT(o->listeners);
+    Py_VISIT(o->encoder_source);
+    return 0;          /* a heap subclass's type and __dict__ are visited by subtype_traverse */
+}
+
+static int tm_clear(TimerObject *o)
+{
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->name);
+    Py_CLEAR(o->base);
+    Py_CLEAR(o->irq);
+    Py_CLEAR(o->sched_at);
+    Py_CLEAR(o->ev);
+    o->t.ev_held = 0;
+    Py_CLEAR(o->ev_fn);
+    Py_CLEAR(o->ev_name);
+    Py_CLEAR(o->listeners);
+    Py_CLEAR(o->encoder_source);
+    return 0;
+}
+
+static void tm_dealloc(TimerObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    tm_clear(o);
+    Py_TYPE(o)->tp_free((PyObject *)o);     /* subtype_dealloc drops a heap subclass's type */
+}
+
+/* _bind(machine, name, base, initial_limit, frequency, advanced, irq): stm32_timer.py's
+ * __init__ past the props (the frequency already checked > 0); epoch = machine.now() */
+static PyObject *tm_bind(TimerObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t limit, hz, now;
+    if (nargs != 7)
+        return PyErr_Format(PyExc_TypeError,
+                            "_bind(machine, name, base, initial_limit, frequency, advanced, irq)");
+    if (!PyUnicode_Check(args[1]))
+        return PyErr_Format(PyExc_TypeError, "the timer's name must be a str");
+    if (as_i64(args[3], &limit) < 0 || as_i64(args[4], &hz) < 0)
+        return NULL;
+    if (hz <= 0)
+        return PyErr_Format(PyExc_ValueError, "%U: frequency must be positive, got %lld", args[1],
+                            (long long)hz);
+    int advanced = PyObject_IsTrue(args[5]);
+    if (advanced < 0)
+        return NULL;
+    PyObject *sched = PyObject_GetAttr(args[0], tm_s_scheduler);
+    if (!sched)
+        return NULL;
+    PyObject *at = PyObject_GetAttr(sched, tm_s_at);
+    Py_DECREF(sched);
+    if (!at)
+        return NULL;
+    PyObject *fn = PyObject_GetAttr((PyObject *)o, tm_s_on_update);
+    PyObject *evname = fn ? PyUnicode_FromFormat("%U.update", args[1]) : NULL;
+    PyObject *listeners = evname ? PyList_New(0) : NULL;
+    if (!listeners) {
+        Py_DECREF(at);
+        Py_XDECREF(fn);
+        Py_XDECREF(evname);
+        return NULL;
+    }
+    tm_clear(o);
+    o->machine = Py_NewRef(args[0]);
+    o->name = Py_NewRef(args[1]);
+    o->base = Py_NewRef(args[2]);
+    o->irq = Py_NewRef(args[6]);
+    o->sched_at = at;
+    o->ev_fn = fn;
+    o->ev_name = evname;
+    o->listeners = listeners;
+    if (tm_now(o, &now) < 0) {
+        tm_clear(o);
+        return NULL;
+    }
+    dh_tim_init(&o->t, limit, hz, advanced, now, &timer_host, o);
+    Py_RETURN_NONE;
+}
+
+static int tm_access_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, uint32_t *offset,
+                          unsigned *size, uint64_t *value)
+{
+    if (nargs != want) {
+        PyErr_SetString(PyExc_TypeError, want == 2 ? "read(offset, size)" : "write(offset, size, value)");
+        return -1;
+    }
+    unsigned long long off = PyLong_AsUnsignedLongLong(args[0]);
+    if (off == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    long sz = PyLong_AsLong(args[1]);
+    if (sz == -1 && PyErr_Occurred())
+        return -1;
+    if (sz < 1 || sz > 8 || off > 0xFFFFFFFFull) {
+        PyErr_Format(PyExc_ValueError, "access of %ld bytes at offset %#llx", sz, off);
+        return -1;
+    }
+    *offset = (uint32_t)off;
+    *size = (unsigned)sz;
+    if (want == 3) {
+        *value = PyLong_AsUnsignedLongLongMask(args[2]);     /* Python's & keeps the low bits */
+        if (*value == (uint64_t)-1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *tm_read(TimerObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    unsigned size;
+    uint64_t v;
+    if (!tm_bound(o) || tm_access_args(args, nargs, 2, &off, &size, NULL) < 0)
+        return NULL;
+    if (dh_tim_read(&o->t, off, size, &v) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *tm_write(TimerObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off;
+    unsigned size;
+    uint64_t v;
+    if (!tm_bound(o) || tm_access_args(args, nargs, 3, &off, &size, &v) < 0)
+        return NULL;
+    if (dh_tim_write(&o->t, off, size, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tm_reset(TimerObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!tm_bound(o) || dh_tim_reset(&o->t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tm_on_update(TimerObject *o, PyObject *arg)
+{
+    dh_tim_i128 cycle;
+    if (!tm_bound(o) || tm_as_i128(arg, &cycle) < 0)
+        return NULL;
+    if (dh_tim_on_update(&o->t, cycle) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tm_add_listener(TimerObject *o, PyObject *fn)
+{
+    if (!tm_bound(o) || PyList_Append(o->listeners, fn) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int tm_channel(PyObject *arg, int *ch)
+{
+    long c = PyLong_AsLong(arg);
+    if (c == -1 && PyErr_Occurred())
+        return -1;
+    if (c < 1 || c > 4) {
+        PyErr_Format(PyExc_ValueError, "timer channel must be 1..4, got %ld", c);
+        return -1;
+    }
+    *ch = (int)c;
+    return 0;
+}
+
+static PyObject *tm_output_enabled(TimerObject *o, PyObject *arg)
+{
+    int ch;
+    if (tm_channel(arg, &ch) < 0)
+        return NULL;
+    return PyBool_FromLong(dh_tim_output_enabled(&o->t, ch));
+}
+
+static PyObject *tm_channel_duty(TimerObject *o, PyObject *arg)
+{
+    int ch;
+    if (tm_channel(arg, &ch) < 0)
+        return NULL;
+    return PyFloat_FromDouble(dh_tim_channel_duty(&o->t, ch));
+}
+
+static PyObject *tm_counter(TimerObject *o, PyObject *Py_UNUSED(ignored))
+{
+    dh_tim_i128 c;
+    if (!tm_bound(o) || dh_tim_counter(&o->t, &c) < 0)
+        return NULL;
+    return i128_long(c);
+}
+
+static PyObject *tm_update_period_ps(TimerObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return i128_long(dh_tim_update_period_ps(&o->t));
+}
+
+static PyObject *tm_set_encoder_count(TimerObject *o, PyObject *arg)
+{
+    dh_tim_i128 pos;
+    if (!tm_bound(o) || tm_as_i128(arg, &pos) < 0)
+        return NULL;
+    if (dh_tim_set_encoder_count(&o->t, pos) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* the model's state under stm32_timer.py's attribute names (differential tests, inspection) */
+static PyObject *tm_state(TimerObject *o, PyObject *Py_UNUSED(ignored))
+{
+    const dh_tim *t = &o->t;
+    PyObject *cnt = i128_long(t->cnt), *anchor = i128_long(t->anchor);
+    PyObject *enc = t->enc_valid ? i128_long(t->enc_pos) : Py_NewRef(Py_None);
+    PyObject *ccr = Py_BuildValue("[kkkk]", (unsigned long)t->ccr_active[0],
+                                  (unsigned long)t->ccr_active[1], (unsigned long)t->ccr_active[2],
+                                  (unsigned long)t->ccr_active[3]);
+    PyObject *regs = PyList_New(DH_TIM_NREG);
+    if (!cnt || !anchor || !enc || !ccr || !regs)
+        goto fail;
+    for (int i = 0; i < DH_TIM_NREG; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(t->reg[i]);
+        if (!v)
+            goto fail;
+        PyList_SET_ITEM(regs, i, v);
+    }
+    return Py_BuildValue("{s:L,s:L,s:N,s:N,s:N,s:N,s:k,s:k,s:N,s:N,s:L,s:N}",
+                         "_hz", (long long)t->hz, "_epoch_ps", (long long)t->epoch_ps,
+                         "_running", PyBool_FromLong(t->running), "_cnt", cnt, "_anchor", anchor,
+                         "_lazy", PyBool_FromLong(t->lazy), "_psc_active", (unsigned long)t->psc_active,
+                         "_arr_active", (unsigned long)t->arr_active, "_ccr_active", ccr,
+                         "_enc_pos", enc, "updates", (long long)t->updates, "regs", regs);
+fail:
+    Py_XDECREF(cnt);
+    Py_XDECREF(anchor);
+    Py_XDECREF(enc);
+    Py_XDECREF(ccr);
+    Py_XDECREF(regs);
+    return NULL;
+}
+
+static PyObject *tm_get_timer_hz(TimerObject *o, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(o->t.hz);
+}
+
+static int tm_set_timer_hz(TimerObject *o, PyObject *v, void *Py_UNUSED(c))
+{
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "timer_hz cannot be deleted");
+        return -1;
+    }
+    dh_tim_i128 hz;
+    if (!tm_bound(o) || tm_as_i128(v, &hz) < 0)                 /* int(hz) */
+        return -1;
+    if (hz <= 0)
+        return 0;
+    if (hz > INT64_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "timer_hz beyond 2**63-1 Hz");
+        return -1;
+    }
+    return dh_tim_set_hz(&o->t, (int64_t)hz);
+}
+
+static PyObject *tm_get_pwm_duty(TimerObject *o, void *Py_UNUSED(c))
+{
+    return PyFloat_FromDouble(dh_tim_channel_duty(&o->t, 1));
+}
+
+static PyObject *tm_get_encoder_mode(TimerObject *o, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(dh_tim_encoder_mode(&o->t));
+}
+
+static PyObject *tm_get_encoder_source(TimerObject *o, void *Py_UNUSED(c))
+{
+    return Py_NewRef(o->encoder_source ? o->encoder_source : Py_None);
+}
+
+static int tm_set_encoder_source(TimerObject *o, PyObject *v, void *Py_UNUSED(c))
+{
+    Py_XSETREF(o->encoder_source, v && v != Py_None ? Py_NewRef(v) : NULL);
+    return 0;
+}
+
+static PyObject *tm_get_updates(TimerObject *o, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(o->t.updates);
+}
+
+static int tm_set_updates(TimerObject *o, PyObject *v, void *Py_UNUSED(c))
+{
+    int64_t n;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "updates cannot be deleted");
+        return -1;
+    }
+    if (as_i64(v, &n) < 0)
+        return -1;
+    o->t.updates = n;
+    return 0;
+}
+
+static PyObject *tm_get_width_mask(TimerObject *o, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLong(o->t.width_mask);
+}
+
+static PyObject *tm_get_advanced(TimerObject *o, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(o->t.advanced);
+}
+
+static PyObject *tm_get_update_ev(TimerObject *o, void *Py_UNUSED(c))
+{
+    return Py_NewRef(o->ev ? o->ev : Py_None);
+}
+
+static PyObject *tm_get_listeners(TimerObject *o, void *Py_UNUSED(c))
+{
+    if (!tm_bound(o))
+        return NULL;
+    return Py_NewRef(o->listeners);
+}
+
+static PyObject *tm_get_unmodeled(TimerObject *o, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(o->t.unmodeled);
+}
+
+static PyObject *tm_get_mmio(TimerObject *o, void *Py_UNUSED(c))
+{
+    return PyCapsule_New(&o->mmio_port, DH_MMIO_CAPSULE, NULL);
+}
+
+static PyGetSetDef tm_getset[] = {
+    {"timer_hz", (getter)tm_get_timer_hz, (setter)tm_set_timer_hz,
+     "kernel clock in Hz (the RCC model assigns it; <= 0 or unchanged is ignored)", NULL},
+    {"pwm_duty", (getter)tm_get_pwm_duty, NULL, "channel 1 duty (the motor drive on TIM1)", NULL},
+    {"encoder_mode", (getter)tm_get_encoder_mode, NULL, "SMCR.SMS is 1, 2 or 3", NULL},
+    {"encoder_source", (getter)tm_get_encoder_source, (setter)tm_set_encoder_source,
+     "fn() -> the plant's position, called before CNT is read in encoder mode; or None", NULL},
+    {"updates", (getter)tm_get_updates, (setter)tm_set_updates, "update events so far", NULL},
+    {"width_mask", (getter)tm_get_width_mask, NULL, "0xFFFF or 0xFFFFFFFF (TIM2/TIM5)", NULL},
+    {"advanced", (getter)tm_get_advanced, NULL, "TIM1/TIM8: outputs need BDTR.MOE", NULL},
+    {"_update_ev", (getter)tm_get_update_ev, NULL, "the update event held, or None", NULL},
+    {"_listeners", (getter)tm_get_listeners, NULL, "the listeners (the list itself)", NULL},
+    {"unmodeled_accesses", (getter)tm_get_unmodeled, NULL, "accesses to offsets with no register",
+     NULL},
+    {"_native_mmio", (getter)tm_get_mmio, NULL, "ports.h: the register block", NULL},
+    {NULL},
+};
+
+static PyMethodDef tm_methods[] = {
+    {"_bind", (PyCFunction)(void (*)(void))tm_bind, METH_FASTCALL,
+     "_bind(machine, name, base, initial_limit, frequency, advanced, irq): wire the model."},
+    {"read", (PyCFunction)(void (*)(void))tm_read, METH_FASTCALL, "read(offset, size) -> int"},
+    {"write", (PyCFunction)(void (*)(void))tm_write, METH_FASTCALL, "write(offset, size, value)"},
+    {"reset", (PyCFunction)tm_reset, METH_NOARGS, "reset(): registers, state, kernel clock"},
+    {"_on_update", (PyCFunction)tm_on_update, METH_O, "event: the update due at kernel cycle n"},
+    {"add_listener", (PyCFunction)tm_add_listener, METH_O,
+     "fn(timer) after any change that may alter a channel's output (duty, enable)."},
+    {"output_enabled", (PyCFunction)tm_output_enabled, METH_O, "output_enabled(ch) -> bool"},
+    {"channel_duty", (PyCFunction)tm_channel_duty, METH_O,
+     "Fraction of time OCx is at its active (high) level, 0 while the output is off."},
+    {"counter", (PyCFunction)tm_counter, METH_NOARGS, "CNT now, as the firmware would read it."},
+    {"update_period_ps", (PyCFunction)tm_update_period_ps, METH_NOARGS,
+     "Time between update events with the active PSC/ARR (rounded down to whole ps)."},
+    {"set_encoder_count", (PyCFunction)tm_set_encoder_count, METH_O,
+     "The axis is at `position` quadrature edges; count the change since the last call."},
+    {"_state", (PyCFunction)tm_state, METH_NOARGS, "the model's state (tests, inspection)"},
+    {NULL},
+};
+
+static PyTypeObject TimerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Timer",
+    .tp_basicsize = sizeof(TimerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "STM32H7 TIMx (native/stm32_timer.c): the base of stm32_timer.Stm32TimerNative.",
+    .tp_new = tm_new,
+    .tp_dealloc = (destructor)tm_dealloc,
+    .tp_traverse = (traverseproc)tm_traverse,
+    .tp_clear = (inquiry)tm_clear,
+    .tp_methods = tm_methods,
+    .tp_getset = tm_getset,
+};
+
+static int add_timer_type(PyObject *m)
+{
+#define TM_INTERN(var, s)                                   \
+    if (!(var = PyUnicode_InternFromString(s)))             \
+        return -1;
+    TM_INTERN(tm_s_now, "now");
+    TM_INTERN(tm_s_scheduler, "scheduler");
+    TM_INTERN(tm_s_at, "at");
+    TM_INTERN(tm_s_cancel, "cancel");
+    TM_INTERN(tm_s_time, "time");
+    TM_INTERN(tm_s_set, "set");
+    TM_INTERN(tm_s_cpu, "cpu");
+    TM_INTERN(tm_s_poll_hint, "poll_hint");
+    TM_INTERN(tm_s_on_update, "_on_update");
+#undef TM_INTERN
+    if (!(tm_s_kw_name = Py_BuildValue("(s)", "name")))
+        return -1;
+    if (PyType_Ready(&TimerType) < 0)
+        return -1;
+    Py_INCREF(&TimerType);
+    if (PyModule_AddObject(m, "Timer", (PyObject *)&TimerType) < 0) {
+        Py_DECREF(&TimerType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of Timer [timerc] ======================================================================= */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -9464,9 +10163,10 @@ PyMODINIT_FUNC PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (add_iwdg_type(m) < 0) {                                                   /* [iwdgc] */
+    if (add_iwdg_type(m) < 0 || add_timer_type(m) < 0) {  /* [iwdgc, timerc] */
         Py_DECREF(m);
         return NULL;
     }
     return m;
 }
+

@@ -38,12 +38,20 @@ outputs (Renode tags most of these too, renode.md s.1.5), CR1.CKD and input filt
 (TIM6/7) expose the full register set, as Renode's single model does. Re-anchoring the counter
 (ARR write with ARPE=0 while counting, DIR change, a clock change) keeps the prescaler phase;
 stopping (CEN=0) drops a partial prescaler period.
+
+Under ``DUOHIL_MODELS=native`` ``STM32_Timer(...)`` is a ``Stm32TimerNative``: the registers, the
+counter, the preloads, the update event, the lazy mode and the encoder state live only in C
+(native/stm32_timer.c, ``_core.Timer``, its base class), with the same scheduler events (times,
+names, arguments, order), IRQ edges, listener calls and poll hints as this model, which stays
+the reference (tests/test_native_timer.py compares the two). Listeners and ``encoder_source``
+stay Python callables, called from C where this model calls them.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, ClassVar
 
 from ....base import PS_PER_S
+from ... import native
 from ...kernel.peripheral import Peripheral
 from ...kernel.regs import W1T, Field, Register
 
@@ -63,6 +71,13 @@ class STM32_Timer(Peripheral):
     renode_types: ClassVar[tuple[str, ...]] = ("Timers.STM32_Timer",)
     default_size: ClassVar[int] = 0x400
     properties: ClassVar[dict[str, Any]] = {"frequency": 240_000_000, "initialLimit": 0xFFFF}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "STM32_Timer":
+        # under DUOHIL_MODELS=native the model lives in C (Stm32TimerNative below)
+        if cls is STM32_Timer and native.models() == "native":
+            native_cls = native_class()
+            return native_cls.__new__(native_cls)
+        return super().__new__(cls)
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
@@ -514,3 +529,41 @@ class STM32_Timer(Peripheral):
         self._init_state()
         self._update_irq()
         self._notify()
+
+
+#: register names by offset / 4, as the Python model's bank defines them (0x50 is a hole)
+_REG_NAMES = ("CR1", "CR2", "SMCR", "DIER", "SR", "EGR", "CCMR1", "CCMR2", "CCER", "CNT", "PSC",
+              "ARR", "RCR", "CCR1", "CCR2", "CCR3", "CCR4", "BDTR", "DCR", "DMAR", None, "CCMR3",
+              "CCR5", "CCR6", "AF1", "AF2", "TISEL")
+
+_native_cls: type | None = None
+
+
+def native_class() -> type:
+    """Stm32TimerNative: _core.Timer (registers, counter, update event, encoder in C) under this
+    model's Python face; made once the native core is loaded."""
+    global _native_cls
+    if _native_cls is None:
+        core = native.core()
+
+        class Stm32TimerNative(core.Timer, STM32_Timer):   # type: ignore[name-defined,misc]
+            """STM32_Timer with its state only in C: read/write/reset, the update event, the
+            public views (timer_hz, channel_duty, counter, set_encoder_count, updates...) are
+            C methods and attributes of _core.Timer."""
+
+            renode_types: ClassVar[tuple[str, ...]] = ()   # STM32_Timer claims the type
+
+            def __init__(self, machine, name, base, size=None, props=None) -> None:
+                Peripheral.__init__(self, machine, name, base, size, props)
+                repl_hz = int(self.props["frequency"])
+                if repl_hz <= 0:
+                    raise ValueError(f"{name}: frequency must be positive, got {repl_hz}")
+                self._bind(machine, name, base, int(self.props["initialLimit"]), repl_hz,
+                           base in ADVANCED_TIMER_BASES, self.output("IRQ"))
+
+            def register_name(self, offset: int) -> str | None:
+                i = offset >> 2
+                return _REG_NAMES[i] if 0 <= i < len(_REG_NAMES) else None
+
+        _native_cls = Stm32TimerNative
+    return _native_cls
