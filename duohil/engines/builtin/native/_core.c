@@ -2818,6 +2818,13 @@ static PyTypeObject PlicType = {
 typedef struct {
     PyObject_HEAD
     dh_nvic v;
+    /* [entryc] the IRQ inputs as a ports.h input (`_native_input`): a C Signal (a timer's UIF, a
+     * USART's IRQ) raises a line with no Python call unless the pend must stop the running slice.
+     * `owner` is nvic.py's Nvic, borrowed: a Signal holds its sink (that Nvic, which holds this
+     * object) for as long as it can call the port; 0 inputs until bind_inputs. */
+    dh_port input_port;
+    PyObject *owner;
+    int n_irq;
 } NvicObject;
 
 static PyTypeObject NvicType;
@@ -2834,6 +2841,59 @@ static PyObject *nv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return PyErr_NoMemory();
     }
     return (PyObject *)o;
+}
+
+/* [entryc] nvic.py's set_input: the line's level; a rising line pends IRQn, and a pend that made
+ * it pending and enabled calls the owner's _kick (the running slice stops if it can preempt). */
+static int nv_input(void *self, int line, int level)
+{
+    NvicObject *o = self;
+    if (line < 0 || line >= o->n_irq) {
+        PyObject *name = o->owner ? PyObject_GetAttrString(o->owner, "name") : NULL;
+        if (!name && o->owner)
+            return -1;
+        PyErr_Format(PyExc_ValueError, "%S: no IRQ input %d (0..%d)", name ? name : Py_None, line,
+                     o->n_irq - 1);
+        Py_XDECREF(name);
+        return -1;
+    }
+    int exc = 16 + line;
+    if (!level) {
+        o->v.level[exc >> 5] &= ~(1u << (exc & 31));
+        return 0;
+    }
+    o->v.level[exc >> 5] |= 1u << (exc & 31);
+    if (!dh_nvic_set_pending(&o->v, exc))
+        return 0;
+    PyObject *r = PyObject_CallMethod(o->owner, "_kick", NULL);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static const dh_input_ops nv_input_ops = {nv_input};
+
+/* bind_inputs(owner, n_irq): the Nvic face whose _kick a pend calls, and how many IRQ lines */
+static PyObject *nv_bind_inputs(NvicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "bind_inputs(owner, n_irq)");
+    long n = PyLong_AsLong(args[1]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0 || n > DH_NVIC_MAX - 16)
+        return PyErr_Format(PyExc_ValueError, "bind_inputs: n_irq %ld not in 0..%d", n, DH_NVIC_MAX - 16);
+    o->owner = args[0];                          /* borrowed, see NvicObject */
+    o->n_irq = (int)n;
+    o->input_port.ops = &nv_input_ops;
+    o->input_port.self = o;
+    Py_RETURN_NONE;
+}
+
+static PyObject *nv_get_input(NvicObject *o, void *Py_UNUSED(c))
+{
+    if (!o->owner)
+        return PyErr_Format(PyExc_AttributeError, "_native_input: bind_inputs first");
+    return PyCapsule_New(&o->input_port, DH_INPUT_CAPSULE, NULL);
 }
 
 static void nv_dealloc(NvicObject *o)
@@ -3043,6 +3103,7 @@ static int nv_set_stack(NvicObject *o, PyObject *val, void *Py_UNUSED(c))
 
 #define NV_OFF(f) ((void *)offsetof(dh_nvic, f))
 static PyGetSetDef nv_getset[] = {
+    {"_native_input", (getter)nv_get_input, NULL, "ports.h: the IRQ input lines [entryc]", NULL},
     {"pending", (getter)nv_get_map, (setter)nv_set_map, "pending exceptions (bit n)", NV_OFF(pending)},
     {"enabled", (getter)nv_get_map, (setter)nv_set_map, "enabled exceptions (bit n)", NV_OFF(enabled)},
     {"active", (getter)nv_get_map, (setter)nv_set_map, "active exceptions (bit n)", NV_OFF(active)},
@@ -3058,6 +3119,8 @@ static PyGetSetDef nv_getset[] = {
 #undef NV_OFF
 
 static PyMethodDef nv_methods[] = {
+    {"bind_inputs", (PyCFunction)(void (*)(void))nv_bind_inputs, METH_FASTCALL,     /* [entryc] */
+     "bind_inputs(owner, n_irq): the IRQ lines as a ports.h input; owner._kick on a pend"},
     {"best_pending", (PyCFunction)nv_best_pending, METH_NOARGS,
      "best_pending() -> (exception, group priority); (0, 256) when nothing pending is enabled"},
     {"execution_priority", (PyCFunction)(void (*)(void))nv_execution_priority, METH_FASTCALL,

@@ -449,6 +449,7 @@ class Nvic(Peripheral):
         self.cpu: CoreSide | None = None
         self.n_irq = int(self.props["numberOfInterrupts"])
         self.n_exc = IRQ0 + self.n_irq
+        c.bind_inputs(self, self.n_irq)                     # C Signals raise IRQ lines in C
         self.prio_mask = int(self.props["priorityMask"]) & 0xFF
         self.mpu = Mpu(self, 16)
         machine.mpu = self.mpu
@@ -538,6 +539,12 @@ class Nvic(Peripheral):
         cpu = self.cpu
         if cpu is not None and cpu.executing:
             cpu.kick()
+
+    @property
+    def _native_input(self) -> Any:
+        """ports.h's input capsule: a C Signal (``_core.Signal``) drives an IRQ line straight
+        into the C state, as ``set_input`` does (``_core.Nvic.bind_inputs``)."""
+        return self._c._native_input
 
     def set_input(self, line: int, level: bool) -> None:
         if not 0 <= line < self.n_irq:
