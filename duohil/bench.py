@@ -613,8 +613,8 @@ def bench_soak(rep: Report, short_ms: int = 6_000, long_ms: int = 60_000) -> Non
 
 def _explain_misses(rep: Report) -> None:
     if rep.misses:
-        print("why, and what would meet them: docs/performance.md (the time is the Python models' "
-              "per byte, per MMIO access and per interrupt; unicorn is ~13 % of it)")
+        print("why, and what would meet them: docs/performance.md, 'Where the time goes now' (the "
+              "per-slice glue in Python, the plant and the models still in Python, then unicorn)")
 
 
 def main(argv: list[str] | None = None) -> int:
