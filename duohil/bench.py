@@ -16,7 +16,7 @@ plus engine start-up (build both machines, load and patch both ELFs) and peak me
 Targets (printed next to each number): 1 s virtual of both cores idle at 1 kHz in < 0.1 s wall
 (>= 10x real time); start-up < 0.3 s; peak RSS < 200 MB (issue 13); both fixed firmwares with nominal traffic
 >= 5x real time. ``--campaign [N]`` (``make bench-campaign``) instead times the CM1 campaign as a
-user runs it: 200 trials in < 180 s on 2 cores. ``--soak`` compares the peak RSS of a 60 s
+user runs it: 200 trials in < 90 s on 2 cores (issue 13; issue 7 asked < 180 s). ``--soak`` compares the peak RSS of a 60 s
 nominal run with a 6 s one (target: within 10 %) and prints both result JSON sizes.
 Test firmwares: build/testfw/m7/{idle,busy}.elf and build/testfw/rv/{idle,busy}.elf.
 """
@@ -545,7 +545,7 @@ def bench_startup(rep: Report) -> None:
              warm < TARGET_STARTUP_S)
 
 
-TARGET_CAMPAIGN_S = 180.0            # issue: the CM1 campaign, 200 trials, on a 2-core machine
+TARGET_CAMPAIGN_S = 90.0             # issue 13 (issue 7: 180 s): the CM1 campaign, 200 trials, 2 cores
 CAMPAIGN_SCENARIO = ROOT / "scenarios" / "cm1_cmd_timeout.yaml"
 
 
