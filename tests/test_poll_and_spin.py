@@ -3,18 +3,20 @@
 The bus does not call the CPU on every write (that was a Python call per store): it counts the
 writes that reach a model (``Machine.mmio_writes``, in C under the native bus) and the CPU compares
 the count where it decides (cpu.py's ``poll_hint``, cortexm.py's ``_check_masked_spin``). These
-tests pin the behaviour both ways, under both bus implementations.
+tests pin the behaviour both ways, on both cores, under both bus implementations.
 """
 from __future__ import annotations
 
 import pytest
 from builtin_helpers import build_m7
+from rv_helpers import build_peer
 
 from duohil.engines.builtin import native
 from duohil.engines.builtin.cpus.cpu import POLL_PARK_AFTER
 
 ICPR0 = 0xE000_E280            # NVIC clear-pending: a write with no effect on this idle NVIC
 STATUS = 0x4000_4800           # the status register being polled (only its address matters)
+MSIP0 = 0x0200_0000            # the peer's CLINT MSIP: writing 0 changes nothing
 
 
 def board(models: str):
@@ -60,3 +62,21 @@ def test_a_write_breaks_a_masked_spin(models: str, write_between: bool) -> None:
         cpu._check_masked_spin()
     hung = [e for e in b.scheduler.log if e[1] == "cpu_hung"]
     assert bool(hung) is (not write_between)
+
+
+@pytest.mark.parametrize("models", ["python", "native"])
+@pytest.mark.parametrize("write_between", [False, True])
+def test_a_write_breaks_a_masked_spin_on_the_peer(models: str, write_between: bool) -> None:
+    with native.using(models):
+        p = build_peer()
+    cpu, m = p.cpu, p.machine
+    t0 = 1_000_000
+    # slices every hang_ps / 2 at one pc with MIE clear, no MMIO read, registers unchanged: the
+    # window opens, the registers are noted, then a whole hang_ps passes: hung, unless a write
+    for k in range(4):
+        cpu.slice_start_ps = t0 + k * (cpu.hang_ps // 2)
+        if write_between and k == 3:
+            m.bus_write(MSIP0, 4, 0)
+        cpu._check_masked_spin(0x4200_0100)
+    hung = [e for e in p.scheduler.log if e[1] == "cpu_hung"]
+    assert bool(hung) is (not write_between) and cpu.halted is (not write_between)
