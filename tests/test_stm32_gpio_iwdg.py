@@ -224,3 +224,47 @@ def test_iwdg_window_reload_too_early_resets():
     w(m, IWDG + KR, 0xAAAA)
     assert [t for t, _ in resets(sched)] == [t1 + 40 * PS_PER_MS]
     assert t0 < t1
+
+
+def test_pin_levels_from_the_cache_equal_the_per_pin_rule():
+    """_compute_levels remembers the levels of each (MODER, PUPDR, ODR, OTYPER, external) it has
+    seen; whatever the cache holds (hits, misses, a clear when it is full), the levels are the
+    per-pin rule's: analog 0, push-pull or low open-drain output = ODR, else the outside driver,
+    else the pull-up."""
+    import random
+
+    from duohil.engines.builtin.soc.stm32h7 import stm32_gpio
+
+    def rule(moder, pupdr, odr, ot, driven, ext):
+        out = 0
+        for pin in range(16):
+            bit, mode, pull = 1 << pin, (moder >> 2 * pin) & 3, (pupdr >> 2 * pin) & 3
+            if mode == 3:
+                level = 0
+            elif mode == 1 and (not ot & bit or not odr & bit):
+                level = odr & bit
+            elif driven & bit:
+                level = ext & bit
+            else:
+                level = pull == 1
+            out |= bit if level else 0
+        return out
+
+    _s, m, ports = gpio_machine()
+    port = ports["gpioPortC"]
+    rng = random.Random(20261207)
+    stm32_gpio._LEVELS.clear()
+    seen = []
+    for i in range(3000):                   # > 1024 distinct keys: the cache is cleared on the way
+        if seen and i % 3 == 0:
+            words = rng.choice(seen)        # a repeat: served from the cache when still there
+        else:
+            words = tuple(rng.getrandbits(32) for _ in range(2)) + tuple(rng.getrandbits(16)
+                                                                          for _ in range(4))
+            seen.append(words)
+        moder, pupdr, odr, ot, driven, ext = words
+        regs = port.regs
+        regs.MODER.value, regs.PUPDR.value, regs.ODR.value, regs.OTYPER.value = moder, pupdr, odr, ot
+        port._ext_driven, port._ext_level = driven, ext
+        assert port._compute_levels() == rule(*words), words
+        assert len(stm32_gpio._LEVELS) <= 1024

@@ -39,6 +39,10 @@ LCKK = 1 << 16
 PinListener = Callable[["STM32_GPIOPort", int, int, int], None]
 
 
+
+#: (MODER, PUPDR, ODR, OTYPER, externally driven, external level) -> pin levels
+_LEVELS: dict[tuple[int, int, int, int, int, int], int] = {}
+
 class STM32_GPIOPort(Peripheral):
     renode_types: ClassVar[tuple[str, ...]] = ("GPIOPort.STM32_GPIOPort",)
     default_size: ClassVar[int] = 0x400
@@ -103,12 +107,24 @@ class STM32_GPIOPort(Peripheral):
     def _compute_levels(self) -> int:
         r = self.regs
         moder, pupdr, odr, ot = r.MODER.value, r.PUPDR.value, r.ODR.value, r.OTYPER.value
+        # a pure function of these six words, and a firmware toggling a pin repeats them: the
+        # per-pin loop runs once per distinct combination (bounded; cleared when it grows)
+        key = (moder, pupdr, odr, ot, self._ext_driven, self._ext_level)
+        levels = _LEVELS.get(key)
+        if levels is None:
+            if len(_LEVELS) >= 1024:
+                _LEVELS.clear()
+            levels = _LEVELS[key] = self._levels_of(*key)
+        return levels
+
+    @staticmethod
+    def _levels_of(moder: int, pupdr: int, odr: int, ot: int, ext_driven: int, ext_level: int) -> int:
         levels = 0
         for pin in range(16):
             bit = 1 << pin
             mode = (moder >> (2 * pin)) & 3
             pull = (pupdr >> (2 * pin)) & 3
-            external = (self._ext_level & bit) if self._ext_driven & bit else None
+            external = (ext_level & bit) if ext_driven & bit else None
             if mode == MODE_ANALOG:
                 level = 0
             elif mode == MODE_OUTPUT and (not ot & bit or not odr & bit):
