@@ -5646,6 +5646,9 @@ typedef struct {
     const dh_dmaport_ops *port_ops;           /* its capsule's operations, or NULL */
     void *port_self;
     dh_port mmio_port, input_port;
+    /* [entryc] the machine's C bus (_set_bus, when its bus_target/bus_write are MachineNative's):
+     * a transfer finds its register in the bus table instead of calling machine.bus_target */
+    PyObject *bus;
 } DmaObject;
 
 /* a scheduled call into a Dma: its service (kind 0) or one delayed flag delivery (kind 1) */
@@ -5809,7 +5812,23 @@ static int dm_port(DmaObject *o, PyObject **port)
 static int dm_host_bus_read(void *h, uint32_t address, unsigned size, uint8_t *buf)
 {
     DmaObject *o = h;
-    PyObject *hit = dm_bus_target(o->machine, address);
+    if (o->bus && dh_bus_find(&((BusObject *)o->bus)->t, address)) {
+        /* a register: its read, as bus_target's (read, offset) would be called */
+        PyObject *bus = Py_NewRef(o->bus);
+        uint64_t x;
+        int rc = bus_do_read((BusObject *)bus, address, size, &x, NULL);
+        Py_DECREF(bus);
+        if (rc < 0)
+            return -1;
+        if (size < 8 && x >> (8 * size)) {
+            PyErr_SetString(PyExc_OverflowError, "int too big to convert");
+            return -1;
+        }
+        for (unsigned i = 0; i < size; i++)
+            buf[i] = (uint8_t)(x >> (8 * i));
+        return 0;
+    }
+    PyObject *hit = o->bus ? Py_NewRef(Py_None) : dm_bus_target(o->machine, address);
     if (!hit)
         return -1;
     if (hit != Py_None) {                      /* a register: its read, side effects and all */
@@ -5881,7 +5900,17 @@ static int dm_host_bus_read(void *h, uint32_t address, unsigned size, uint8_t *b
 static int dm_host_bus_write(void *h, uint32_t address, unsigned size, const uint8_t *buf)
 {
     DmaObject *o = h;
-    PyObject *hit = dm_bus_target(o->machine, address);
+    if (o->bus && dh_bus_find(&((BusObject *)o->bus)->t, address)) {
+        /* machine.bus_write(address, size, value) as MachineNative does it: the C bus's write */
+        unsigned long long x = 0;
+        for (unsigned i = 0; i < size; i++)
+            x |= (unsigned long long)buf[i] << (8 * i);
+        PyObject *bus = Py_NewRef(o->bus);
+        int rc = bus_do_write((BusObject *)bus, address, size, x, NULL);
+        Py_DECREF(bus);
+        return rc;
+    }
+    PyObject *hit = o->bus ? Py_NewRef(Py_None) : dm_bus_target(o->machine, address);
     if (!hit)
         return -1;
     int reg = hit != Py_None;
@@ -6092,6 +6121,7 @@ static int dma_traverse(DmaObject *o, visitproc visit, void *arg)
     Py_VISIT(o->name);
     Py_VISIT(o->sigcls);
     Py_VISIT(o->port);
+    Py_VISIT(o->bus);
     for (int s = 0; s < DH_DMA_STREAMS; s++) {
         Py_VISIT(o->irq[s]);
         Py_VISIT(o->svc_call[s]);
@@ -6110,6 +6140,7 @@ static int dma_clear(DmaObject *o)
     Py_CLEAR(o->name);
     Py_CLEAR(o->sigcls);
     Py_CLEAR(o->port);
+    Py_CLEAR(o->bus);
     o->port_ops = NULL;
     for (int s = 0; s < DH_DMA_STREAMS; s++) {
         Py_CLEAR(o->irq[s]);
@@ -6274,6 +6305,14 @@ static PyObject *dma_reset(DmaObject *o, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+static PyObject *dma_set_bus(DmaObject *o, PyObject *bus)
+{
+    if (bus != Py_None && !PyObject_TypeCheck(bus, &BusType))
+        return PyErr_Format(PyExc_TypeError, "_set_bus: a _core.Bus or None, not %T", bus);
+    Py_XSETREF(o->bus, bus == Py_None ? NULL : Py_NewRef(bus));
+    Py_RETURN_NONE;
+}
+
 static PyObject *dma_set_latency(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
     long s;
@@ -6336,7 +6375,13 @@ static PyObject *dma_get_input(DmaObject *o, void *Py_UNUSED(c))
     return dm_capsule(&o->input_port, DH_INPUT_CAPSULE);
 }
 
+static PyObject *dma_get_bus(DmaObject *o, void *Py_UNUSED(c))
+{
+    return Py_NewRef(o->bus ? o->bus : Py_None);
+}
+
 static PyGetSetDef dma_getset[] = {
+    {"_bus", (getter)dma_get_bus, NULL, "the machine's _core.Bus transfers use, or None [entryc]", NULL},
     {"_servicing", (getter)dma_get_servicing, NULL, "inside a service: requests are scheduled", NULL},
     {"_native_mmio", (getter)dma_get_mmio, NULL, "ports.h: the register block", NULL},
     {"_native_input", (getter)dma_get_input, NULL, "ports.h: the request lines", NULL},
@@ -6352,6 +6397,8 @@ static PyMethodDef dma_methods[] = {
      "set_input(stream, level): the stream's request line (from DMAMUX1)."},
     {"reset", (PyCFunction)dma_reset, METH_NOARGS, "The chip reset (latencies survive)."},
     {"_set_latency", (PyCFunction)(void (*)(void))dma_set_latency, METH_FASTCALL, NULL},
+    {"_set_bus", (PyCFunction)dma_set_bus, METH_O,                                  /* [entryc] */
+     "_set_bus(bus or None): the machine's _core.Bus, used instead of machine.bus_target"},
     {"flag", (PyCFunction)(void (*)(void))dma_flag, METH_FASTCALL,
      "flag(stream, name) -> the flag (TCIF, HTIF, TEIF, DMEIF, FEIF) of the stream."},
     {"stream_state", (PyCFunction)dma_stream_state, METH_O, "stream_state(s) -> dict of counters"},

@@ -400,6 +400,14 @@ def native_class() -> type:
             def __init__(self, machine, name, base, size=None, props=None) -> None:
                 Peripheral.__init__(self, machine, name, base, size, props)
                 self._bind(machine, self.name, [self.output(s) for s in range(N_STREAMS)], Signal)
+                # a transfer to or from a register finds it in the machine's C bus table, as
+                # MachineNative's bus_target/bus_write would (a machine that overrides them is
+                # still called)
+                from ...kernel.machine import MachineNative
+                cls = type(machine)
+                if isinstance(machine, MachineNative) and cls.bus_target is MachineNative.bus_target \
+                        and cls.bus_write is MachineNative.bus_write:
+                    self._set_bus(machine._bus)
 
             def set_completion_latency(self, stream: int, ps: int) -> None:
                 if not 0 <= stream < N_STREAMS:
