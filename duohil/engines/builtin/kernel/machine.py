@@ -399,8 +399,8 @@ class MachineNative(Machine):
     C callbacks for every run of MMIO pages, the bus finds the block in a sorted table and calls
     a native model's register map directly (its ``_native_mmio`` capsule, native/ports.h) or a
     Python model's read/write, the same bound methods ``bus_target`` picks, without ctypes.
-    ``mmio_reads``, ``writing`` and ``suppress_writes`` live in the bus; holes, exceptions,
-    ``note_write`` and warn-mode holes behave as in Machine. The table is rebuilt whenever a
+    ``mmio_reads``, ``mmio_writes``, ``writing`` and ``suppress_writes`` live in the bus; holes,
+    exceptions and warn-mode holes behave as in Machine. The table is rebuilt whenever a
     peripheral is added and at ``finish()``, so a model that gets ``_native_mmio`` (or replaces
     its read/write) before then is served accordingly."""
 
@@ -408,7 +408,7 @@ class MachineNative(Machine):
         from .. import native
         self._bus = native.core().Bus()
         super().__init__(name, scheduler, platform)
-        self._bus.set_hooks(self._hole, None)
+        self._bus.set_hooks(self._hole)
 
     mmio_reads = property(lambda self: self._bus.reads,
                           lambda self, v: setattr(self._bus, "reads", v),
@@ -423,10 +423,6 @@ class MachineNative(Machine):
     mmio_writes = property(lambda self: self._bus.writes,
                            lambda self, v: setattr(self._bus, "writes", v),
                            doc="writes that reached a model, counted in C (no note_write call)")
-
-    def attach_cpu(self, cpu: "CpuCore") -> None:
-        super().attach_cpu(cpu)
-        self._bus.set_hooks(self._hole, None)
 
     def add_peripheral(self, p: "Peripheral") -> None:
         super().add_peripheral(p)
@@ -460,7 +456,6 @@ class MachineNative(Machine):
         self._disp.clear()
         self._bus.set_ranges([(b, e, *self._pick(p), getattr(p, "_native_mmio", None), p)
                               for b, e, p in self._mmio])
-        self._bus.set_hooks(self._hole, None)
 
     def _map_mmio(self, start: int, size: int) -> None:
         uc = self.cpu.uc

@@ -2845,16 +2845,27 @@ static PyObject *nv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 /* [entryc] nvic.py's set_input: the line's level; a rising line pends IRQn, and a pend that made
  * it pending and enabled calls the owner's _kick (the running slice stops if it can preempt). */
+/* ValueError "<nvic>: no IRQ input <line> (0..n-1)", as nvic.py says it; -1 */
+static int nv_no_input(NvicObject *o, PyObject *line)
+{
+    PyObject *name = o->owner ? PyObject_GetAttrString(o->owner, "name") : NULL;
+    if (!name && o->owner)
+        return -1;
+    PyErr_Format(PyExc_ValueError, "%S: no IRQ input %S (0..%d)", name ? name : Py_None, line,
+                 o->n_irq - 1);
+    Py_XDECREF(name);
+    return -1;
+}
+
 static int nv_input(void *self, int line, int level)
 {
     NvicObject *o = self;
     if (line < 0 || line >= o->n_irq) {
-        PyObject *name = o->owner ? PyObject_GetAttrString(o->owner, "name") : NULL;
-        if (!name && o->owner)
-            return -1;
-        PyErr_Format(PyExc_ValueError, "%S: no IRQ input %d (0..%d)", name ? name : Py_None, line,
-                     o->n_irq - 1);
-        Py_XDECREF(name);
+        PyObject *l = PyLong_FromLong(line);
+        if (l) {
+            nv_no_input(o, l);
+            Py_DECREF(l);
+        }
         return -1;
     }
     int exc = 16 + line;
@@ -2886,6 +2897,25 @@ static PyObject *nv_bind_inputs(NvicObject *o, PyObject *const *args, Py_ssize_t
     o->n_irq = (int)n;
     o->input_port.ops = &nv_input_ops;
     o->input_port.self = o;
+    Py_RETURN_NONE;
+}
+
+/* set_input(line, level): nvic.py's set_input (a Python Signal's sink call), the port's logic */
+static PyObject *nv_set_input(NvicObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_input(line, level)");
+    if (!o->owner)
+        return PyErr_Format(PyExc_RuntimeError, "set_input: bind_inputs first");
+    int overflow;
+    long line = PyLong_AsLongAndOverflow(args[0], &overflow);
+    if (line == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || line < 0 || line >= o->n_irq)
+        return nv_no_input(o, args[0]), NULL;
+    int level = PyObject_IsTrue(args[1]);
+    if (level < 0 || nv_input(o, (int)line, level) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -3121,6 +3151,8 @@ static PyGetSetDef nv_getset[] = {
 static PyMethodDef nv_methods[] = {
     {"bind_inputs", (PyCFunction)(void (*)(void))nv_bind_inputs, METH_FASTCALL,     /* [entryc] */
      "bind_inputs(owner, n_irq): the IRQ lines as a ports.h input; owner._kick on a pend"},
+    {"set_input", (PyCFunction)(void (*)(void))nv_set_input, METH_FASTCALL,         /* [entryc] */
+     "set_input(line, level): an IRQ line's level, as the _native_input port sets it"},
     {"best_pending", (PyCFunction)nv_best_pending, METH_NOARGS,
      "best_pending() -> (exception, group priority); (0, 256) when nothing pending is enabled"},
     {"execution_priority", (PyCFunction)(void (*)(void))nv_execution_priority, METH_FASTCALL,
@@ -5013,7 +5045,6 @@ typedef struct BusObject {
     dh_bus_table t;
     PyObject *ranges;          /* the list given to set_ranges: owns every target reference */
     PyObject *hole;            /* machine._hole(address, access) */
-    PyObject *note_write;      /* cpu.note_write, or NULL without a CPU */
     PyObject *uc_obj;          /* the Uc whose engine holds our runs */
     uc_engine *uc;
     BusRun *runs;
@@ -5047,7 +5078,6 @@ static int bus_traverse(BusObject *b, visitproc visit, void *arg)
 {
     Py_VISIT(b->ranges);
     Py_VISIT(b->hole);
-    Py_VISIT(b->note_write);
     Py_VISIT(b->uc_obj);
     return 0;
 }
@@ -5066,7 +5096,6 @@ static int bus_clear(BusObject *b)
     dh_bus_clear(&b->t);
     Py_CLEAR(b->ranges);
     Py_CLEAR(b->hole);
-    Py_CLEAR(b->note_write);
     Py_CLEAR(b->uc_obj);
     return 0;
 }
@@ -5152,23 +5181,14 @@ static int bus_do_read(BusObject *b, uint64_t address, unsigned size, uint64_t *
     return 0;
 }
 
-/* A write as Machine.bus_write does it: counted (mmio_writes), a note_write hook if one is set, then
- * the target; a hole to _hole. `vobj` is the value as a Python object when the caller has one. */
+/* A write as Machine.bus_write does it: counted (mmio_writes), then the target; a hole to _hole.
+ * `vobj` is the value as a Python object when the caller has one. */
 static int bus_do_write(BusObject *b, uint64_t address, unsigned size, uint64_t value, PyObject *vobj)
 {
     const dh_bus_range *r = dh_bus_find(&b->t, address);
     if (!r)
         return bus_hole(b, address, str_bus_write);
     b->writes++;
-    if (b->note_write) {
-        PyObject *n = PyObject_CallNoArgs(b->note_write);
-        if (!n)
-            return -1;
-        Py_DECREF(n);
-        r = dh_bus_find(&b->t, address);        /* note_write may have changed the table */
-        if (!r)
-            return bus_hole(b, address, str_bus_write);
-    }
     if (r->ops)
         return r->ops->write(r->self, (uint32_t)(address - r->base), size, value);
     PyObject *fn = (PyObject *)r->wr;
@@ -5292,19 +5312,13 @@ fail:
     return NULL;
 }
 
-/* set_hooks(hole, note_write or None) */
+/* set_hooks(hole): machine._hole(address, access), called for an address no range holds */
 static PyObject *bus_set_hooks(BusObject *b, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyCallable_Check(args[0]) || (args[1] != Py_None && !PyCallable_Check(args[1])))
-        return PyErr_Format(PyExc_TypeError, "set_hooks(hole, note_write or None)");
+    if (nargs != 1 || !PyCallable_Check(args[0]))
+        return PyErr_Format(PyExc_TypeError, "set_hooks(hole)");
     Py_INCREF(args[0]);
     Py_XSETREF(b->hole, args[0]);
-    if (args[1] == Py_None) {
-        Py_CLEAR(b->note_write);
-    } else {
-        Py_INCREF(args[1]);
-        Py_XSETREF(b->note_write, args[1]);
-    }
     Py_RETURN_NONE;
 }
 
@@ -5508,7 +5522,7 @@ static PyMethodDef bus_methods[] = {
     {"set_ranges", (PyCFunction)bus_set_ranges, METH_O,
      "set_ranges([(base, end, read, write, capsule or None, owner)]): the table, replaced whole"},
     {"set_hooks", (PyCFunction)(void (*)(void))bus_set_hooks, METH_FASTCALL,
-     "set_hooks(hole, note_write or None)"},
+     "set_hooks(hole): where an address no range holds goes"},
     {"map", (PyCFunction)(void (*)(void))bus_map, METH_FASTCALL,
      "map(uc, uch, start, size): map a run of MMIO pages with the C callbacks"},
     {"read", (PyCFunction)(void (*)(void))bus_read, METH_FASTCALL, "read(address, size) -> value"},
@@ -9805,39 +9819,12 @@ static PyObject *tm_bind(TimerObject *o, PyObject *const *args, Py_ssize_t nargs
     Py_RETURN_NONE;
 }
 
-static int tm_access_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, uint32_t *offset,
-                          unsigned *size, uint64_t *value)
-{
-    if (nargs != want) {
-        PyErr_SetString(PyExc_TypeError, want == 2 ? "read(offset, size)" : "write(offset, size, value)");
-        return -1;
-    }
-    unsigned long long off = PyLong_AsUnsignedLongLong(args[0]);
-    if (off == (unsigned long long)-1 && PyErr_Occurred())
-        return -1;
-    long sz = PyLong_AsLong(args[1]);
-    if (sz == -1 && PyErr_Occurred())
-        return -1;
-    if (sz < 1 || sz > 8 || off > 0xFFFFFFFFull) {
-        PyErr_Format(PyExc_ValueError, "access of %ld bytes at offset %#llx", sz, off);
-        return -1;
-    }
-    *offset = (uint32_t)off;
-    *size = (unsigned)sz;
-    if (want == 3) {
-        *value = PyLong_AsUnsignedLongLongMask(args[2]);     /* Python's & keeps the low bits */
-        if (*value == (uint64_t)-1 && PyErr_Occurred())
-            return -1;
-    }
-    return 0;
-}
-
 static PyObject *tm_read(TimerObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
     uint32_t off;
     unsigned size;
     uint64_t v;
-    if (!tm_bound(o) || tm_access_args(args, nargs, 2, &off, &size, NULL) < 0)
+    if (!tm_bound(o) || dm_access_args(args, nargs, 2, &off, &size, NULL) < 0)
         return NULL;
     if (dh_tim_read(&o->t, off, size, &v) < 0)
         return NULL;
@@ -9849,7 +9836,7 @@ static PyObject *tm_write(TimerObject *o, PyObject *const *args, Py_ssize_t narg
     uint32_t off;
     unsigned size;
     uint64_t v;
-    if (!tm_bound(o) || tm_access_args(args, nargs, 3, &off, &size, &v) < 0)
+    if (!tm_bound(o) || dm_access_args(args, nargs, 3, &off, &size, &v) < 0)
         return NULL;
     if (dh_tim_write(&o->t, off, size, v) < 0)
         return NULL;

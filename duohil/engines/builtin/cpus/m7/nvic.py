@@ -547,14 +547,10 @@ class Nvic(Peripheral):
         return self._c._native_input
 
     def set_input(self, line: int, level: bool) -> None:
-        if not 0 <= line < self.n_irq:
-            raise ValueError(f"{self.name}: no IRQ input {line} (0..{self.n_irq - 1})")
-        bit = 1 << (IRQ0 + line)
-        if level:
-            self.level |= bit
-            self.set_pending(IRQ0 + line)
-        else:
-            self.level &= ~bit
+        """IRQn's input line (a Python Signal's sink call): its level; rising, it pends IRQn and
+        kicks the core if that can preempt. One implementation with the C Signals' port
+        (``_core.Nvic.set_input``)."""
+        self._c.set_input(line, level)
 
     def pend_irq(self, irq: int) -> None:
         """Pend IRQn once (an edge, or a test poking the NVIC)."""
