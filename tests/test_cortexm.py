@@ -439,3 +439,39 @@ def test_systick_and_core_follow_a_core_clock_change_mid_count():
     assert cpu.hz == 400_000_000 and cpu.now_ps() >= 625 * PS_PER_US
     cpu.set_core_clock(600_000_000)                  # capped by PerformanceInMips
     assert cpu.hz == 480_000_000
+
+
+def test_systick_keeps_its_count_across_a_clock_source_change():
+    """CLKSOURCE written while SysTick runs: the counter keeps its current value and counts on at
+    the new source's rate (core/8 here); the next wrap comes when that value has counted down."""
+    b = build_m7()
+    m, nv = b.machine, b.nvic
+    nv.set_core_clock(64_000_000)
+    m.bus_write(0xE000E014, 4, 64_000 - 1)           # RVR: 1 ms at 64 MHz
+    m.bus_write(0xE000E018, 4, 0)
+    m.bus_write(0xE000E010, 4, 7)                    # ENABLE, TICKINT, CLKSOURCE=core
+    b.scheduler.run_until(250 * PS_PER_US)
+    assert m.bus_read(0xE000E018, 4) == 48_000
+    m.bus_write(0xE000E010, 4, 3)                    # CLKSOURCE=reference: core/8 = 8 MHz
+    assert m.bus_read(0xE000E018, 4) == 48_000
+    b.scheduler.run_until(1250 * PS_PER_US)          # 1 ms at 8 MHz: 8 000 ticks
+    assert m.bus_read(0xE000E018, 4) == 40_000
+    b.scheduler.run_until(6250 * PS_PER_US - 1)      # 48 000 ticks at 8 MHz = 6 ms
+    assert not nv.pending & (1 << 15)
+    b.scheduler.run_until(6250 * PS_PER_US)
+    assert nv.pending & (1 << 15)
+    assert m.bus_read(0xE000E010, 4) & (1 << 16)     # COUNTFLAG from that wrap
+    # and back to the core clock mid-count: 64 000 - 8 000 left at 8 MHz -> 56 000 at 64 MHz
+    b.scheduler.run_until(7250 * PS_PER_US)
+    assert m.bus_read(0xE000E018, 4) == 56_000
+    m.bus_write(0xE000E010, 4, 7)
+    assert m.bus_read(0xE000E018, 4) == 56_000
+    m.bus_write(0xE000ED04, 4, 1 << 25)              # ICSR.PENDSTCLR: the next wrap pends again
+    assert not nv.pending & (1 << 15) and not m.bus_read(0xE000E010, 4) & (1 << 16)
+    b.scheduler.run_until(7250 * PS_PER_US + 875 * PS_PER_US - 1)   # 56 000 at 64 MHz = 875 us
+    assert not nv.pending & (1 << 15) and m.bus_read(0xE000E018, 4) == 1
+    b.scheduler.run_until(7250 * PS_PER_US + 875 * PS_PER_US)
+    assert nv.pending & (1 << 15)
+    assert m.bus_read(0xE000E018, 4) == 0            # reached 0: the wrap
+    b.scheduler.run_until(7250 * PS_PER_US + 875 * PS_PER_US + PS_PER_S // 64_000_000)
+    assert m.bus_read(0xE000E018, 4) == 64_000 - 1   # reloaded from RVR on the next tick

@@ -810,13 +810,16 @@ class Nvic(Peripheral):
         f = self._st_hz_cache
         if f is not None and self._st_hz_csr == self._csr_reg.value & 4:
             return f
-        f = self._st_core_hz or self.props.get("systickFrequency") or (self.cpu.hz if self.cpu else 0)
-        if not self._csr_reg.value & 4:               # CLKSOURCE=0: reference clock, core/8
-            f //= 8
-        f = int(f)
+        f = self._st_source_hz(self._csr_reg.value & 4)
         if self.cpu is not None or self.props.get("systickFrequency"):
             self._st_hz_cache, self._st_hz_csr = f, self._csr_reg.value & 4
         return f
+
+    def _st_source_hz(self, clksource: int) -> int:
+        """SysTick's rate for CSR.CLKSOURCE = ``clksource``: the core clock, or it /8 (the
+        reference clock) when 0."""
+        f = self._st_core_hz or self.props.get("systickFrequency") or (self.cpu.hz if self.cpu else 0)
+        return int(f if clksource else f // 8)
 
     def set_core_clock(self, hz: int) -> None:
         """The core clock changed (the RCC model): SysTick counts it (CLKSOURCE=1) or it /8 from
@@ -908,8 +911,19 @@ class Nvic(Peripheral):
                                                        self._st_wrap, name=self._st_name)
 
     def _csr_write(self, reg, old: int, value: int) -> None:
-        k = self._st_ticks(self.now())
-        self._st_update(k)
+        now = self.now()
+        if (old ^ reg.value) & 4 and self._st_running:
+            # CLKSOURCE changed under a running counter: account for the wraps and take the
+            # current value at the old rate, then count on from it at the new one
+            k = now * self._st_source_hz(old & 4) // PS_PER_S
+            self._st_update(k)
+            val = self._st_value(k)
+            self._st_hz_cache = None
+            k = self._st_ticks(now)
+            self._st_zero = k + (val if val else self._st_period())
+        else:
+            k = self._st_ticks(now)
+            self._st_update(k)
         was = bool(old & 1)
         now_on = bool(reg.value & 1)
         if was and not now_on:
