@@ -48,6 +48,7 @@ from .kernel.scheduler import Scheduler
 
 UNICORN_VERSION = "2.1.4"
 _FP_CHUNK = 4096              # link rows encoded at a time for the fingerprint
+_FP_KEEP_ROWS = 1 << 17       # link rows whose encoded chunks fingerprint() keeps (~4 MB)
 _FP_MEM_CHUNK = 1 << 18       # memory bytes read at a time for the fingerprint
 PLANT_POINTS = 6_000          # plant samples in a report's timeline, at most (6 s at 1 ms)
 ELF_MACHINE = {"arm": "EM_ARM", "rv": "EM_RISCV"}
@@ -539,11 +540,14 @@ class BuiltinSession(Session):
         def encoded(i: int) -> bytes:
             return _canon_flat([[b.t_ps, b.direction, b.value, b.sent, b.fault]
                                 for b in taps[i:i + _FP_CHUNK]])[1:-1]
-        size = 2 + max(0, len(chunks) - 1) + sum(len(encoded(i)) for i in chunks)
+        # the size comes first: encode once and keep the chunks (~30 bytes a row) unless the
+        # run is long, then encode twice rather than hold them all
+        kept = [encoded(i) for i in chunks] if len(taps) <= _FP_KEEP_ROWS else None
+        size = 2 + max(0, len(chunks) - 1) + sum(len(e) for e in (kept or map(encoded, chunks)))
         t = b"link"
         h.update(len(t).to_bytes(4, "little") + t + size.to_bytes(8, "little") + b"[")
         for k, i in enumerate(chunks):
-            h.update((b"," if k else b"") + encoded(i))
+            h.update((b"," if k else b"") + (kept[k] if kept is not None else encoded(i)))
         h.update(b"]")
         return h.hexdigest()
 
