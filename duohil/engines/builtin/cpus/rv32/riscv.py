@@ -112,6 +112,7 @@ from duohil.errors import EngineError
 from ... import native
 from ..cpu import CpuCore
 from ...kernel.limits import HANG_PC_SPAN, HANG_PS
+from ...kernel.ucraw import MemPort
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...kernel.machine import Machine
@@ -193,6 +194,22 @@ def _system_opcode_offsets(data: bytes) -> list[int]:
                 out.append(i)
             i = data.find(first, i + 1)
     return sorted(out)
+
+
+_SCAN_CHUNK = 1 << 18
+
+
+def _system_words(port: "MemPort", base: int, size: int) -> list[tuple[int, int]]:
+    """(offset, word) of every SYSTEM opcode site in ``size`` bytes at ``base``, read a chunk at a
+    time with 4 bytes of overlap (the binding's mem_read of a whole 8 MiB IROM took ~45 ms per
+    reset, a zeroed buffer and two copies; this ~2 ms)."""
+    out = []
+    for lo in range(0, size, _SCAN_CHUNK):
+        data = port.read(base + lo, min(_SCAN_CHUNK + 4, size - lo))
+        for off in _system_opcode_offsets(data):
+            if off < _SCAN_CHUNK:
+                out.append((lo + off, int.from_bytes(data[off:off + 4], "little")))
+    return out
 
 
 def _store_size(insn: int) -> int:
@@ -289,10 +306,9 @@ class RiscV32Cpu(CpuCore):
         aliases: dict[tuple[str, int], list[int]] = {}
         for name, base, size in self.machine.memories:
             aliases.setdefault((name, size), []).append(base)
+        port = MemPort(uc, _SCAN_CHUNK + 4)
         for (_name, size), bases in aliases.items():
-            data = bytes(uc.mem_read(bases[0], size))
-            for off in _system_opcode_offsets(data):
-                insn = int.from_bytes(data[off:off + 4], "little")
+            for off, insn in _system_words(port, bases[0], size):
                 if _counter_read(insn) is not None:
                     fn, sites = self._on_counter_read, self.counter_sites
                 elif self.exact_unmask and (insn == MRET or _unmask_csr(insn) is not None):
