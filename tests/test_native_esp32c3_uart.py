@@ -341,10 +341,15 @@ def apply(r: Rig, op: tuple, where: str) -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=st.sampled_from(("python", "native")), ops=st.lists(OP, max_size=30))
-def test_the_uart_does_what_its_description_says(models, ops):
+@given(models=st.sampled_from(("python", "native")), idf=st.booleans(), ops=st.lists(OP, max_size=30))
+def test_the_uart_does_what_its_description_says(models, idf, ops):
     r = Rig(models)
     invariants(r, "reset")
+    if idf:        # as ESP-IDF sets it up: 115200 8N1, RX timeout after 10 bit times, thresholds 96
+        for off, v in ((CLK_CONF, 1 << 20 | 1 << 22 | 1 << 24 | 1 << 25), (CLKDIV, 694 | 7 << 20),
+                       (CONF1, 0x60 | 0x60 << 9 | 1 << 21), (MEM_CONF, 0x12 | 10 << 16)):
+            apply(r, ("wr", off, 4, v), "set-up")
+        invariants(r, "set-up")
     for i, op in enumerate(ops):
         where = f"step {i} {op}"
         apply(r, op, where)
