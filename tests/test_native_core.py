@@ -79,10 +79,12 @@ def test_a_library_without_the_unicorn_api_is_refused(tmp_path: Path) -> None:
 
 def test_the_switch_picks_only_between_versions_of_models_being_ported(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scheduler is the C one whatever DUOHIL_MODELS says (no Python copy is left); the switch
-    still picks the CLINT's version (a model still being ported) and refuses a bad value."""
+    """The scheduler and the CLINT are the C ones whatever DUOHIL_MODELS says (no Python copy is
+    left); the switch still picks the IWDG's version (a model still being ported) and refuses a
+    bad value."""
     from duohil.engines.builtin.cpus.rv32.clint import CoreLevelInterruptor
     from duohil.engines.builtin.kernel.machine import Machine
+    from duohil.engines.builtin.soc.stm32h7.stm32_iwdg import STM32_IndependentWatchdog
     core = _core()
     for want in ("", "python", "native"):
         monkeypatch.setenv(native.ENV, want)
@@ -91,7 +93,9 @@ def test_the_switch_picks_only_between_versions_of_models_being_ported(
         assert isinstance(s, core.Scheduler) and type(s) is Scheduler and s.quantum == 5
         clint = CoreLevelInterruptor(Machine("m", s, platform=__file__), "clint", 0x0200_0000,
                                      props={"frequency": 16_000_000})
-        assert (clint._c is not None) == (want != "python")
+        assert type(clint._c) is core.Clint
+        iwdg = STM32_IndependentWatchdog(clint.machine, "iwdg", 0x5800_4800)
+        assert (type(iwdg) is STM32_IndependentWatchdog) == (want == "python")
     monkeypatch.setenv(native.ENV, "fast")
     with pytest.raises(ConfigError, match="DUOHIL_MODELS: 'fast' is not a model set"):
         native.models()

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from duohil import scenario
-from duohil.engines.builtin.cpus.rv32 import clint
 from duohil.engines.builtin.native import diverge
+from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
 from duohil.errors import ConfigError
 
 CM1 = Path(__file__).resolve().parent.parent / "scenarios" / "cm1_cmd_timeout.yaml"
@@ -32,19 +32,19 @@ def test_same_run_under_both_switches_exits_0(capsys: pytest.CaptureFixture[str]
 def test_a_native_difference_is_named_at_its_first_event(monkeypatch: pytest.MonkeyPatch) -> None:
     sc = _scenario()
 
-    # a planted divergence in a model still in both languages: the native CLINT drops its first
-    # MTIP event (the C register map calls no Python on reads any more, but the event it
-    # schedules still fires the model's _fire), so the peer's first timer interrupt never comes
-    real = clint.CoreLevelInterruptor._fire
+    # a planted divergence in a model still in both languages: the Python STM32 timer (the
+    # reference under DUOHIL_MODELS=python) drops its first update event, so that timer stops;
+    # the native timer (C, its own update) is untouched
+    real = STM32_Timer._on_update
 
-    def drop_first(self, n: int) -> None:
-        if self._c is not None and not getattr(self, "_dropped", False):
+    def drop_first(self, cycle: int) -> None:
+        if type(self) is STM32_Timer and not getattr(self, "_dropped", False):
             self._dropped = True
-            self._events[n] = None
+            self._update_ev = None
             return
-        real(self, n)
+        real(self, cycle)
 
-    monkeypatch.setattr(clint.CoreLevelInterruptor, "_fire", drop_first)
+    monkeypatch.setattr(STM32_Timer, "_on_update", drop_first)
     a = diverge.capture(sc, "buggy", None, "python")
     b = diverge.capture(sc, "buggy", None, "native")
     d = diverge.first_divergence(a, b)

@@ -1893,7 +1893,7 @@ static PyTypeObject RiscVType = {
 /* -- end of the RiscV block ----------------------------------------------------------------------- */
 
 /* -- Clint: the RISC-V CLINT's timer state (clint.c) for one CLINT ----------------------------------
- * (rvtrap block: mtime/mtimecmp and the MTIP decision; clint.py keeps registers, signals, events) */
+ * (rvtrap block: mtime/mtimecmp, the MTIP decision, the map; clint.py keeps signals and events) */
 
 typedef struct {
     PyObject_HEAD
@@ -1987,19 +1987,6 @@ static int clint_hart(ClintObject *c, PyObject *o, int *n)
     return 0;
 }
 
-static int clint_shift(PyObject *o, int *shift)
-{
-    long v = PyLong_AsLong(o);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    if (v != 0 && v != 32) {
-        PyErr_SetString(PyExc_ValueError, "Clint: shift must be 0 or 32");
-        return -1;
-    }
-    *shift = (int)v;
-    return 0;
-}
-
 /* mtime(now) */
 static PyObject *clint_mtime(ClintObject *c, PyObject *arg)
 {
@@ -2007,33 +1994,6 @@ static PyObject *clint_mtime(ClintObject *c, PyObject *arg)
     if (clint_i64(arg, &now) < 0)
         return NULL;
     return PyLong_FromUnsignedLongLong(dh_clint_mtime(&c->cl, now));
-}
-
-/* set_mtime(value, shift, now) */
-static PyObject *clint_set_mtime(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
-{
-    uint32_t v;
-    int shift;
-    int64_t now;
-    if (nargs != 3)
-        return PyErr_Format(PyExc_TypeError, "set_mtime(value, shift, now)");
-    if (arg_u32(args[0], &v) < 0 || clint_shift(args[1], &shift) < 0 || clint_i64(args[2], &now) < 0)
-        return NULL;
-    dh_clint_set_mtime(&c->cl, v, shift, now);
-    Py_RETURN_NONE;
-}
-
-/* set_cmp(n, value, shift) */
-static PyObject *clint_set_cmp(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
-{
-    int n, shift;
-    uint32_t v;
-    if (nargs != 3)
-        return PyErr_Format(PyExc_TypeError, "set_cmp(n, value, shift)");
-    if (clint_hart(c, args[0], &n) < 0 || arg_u32(args[1], &v) < 0 || clint_shift(args[2], &shift) < 0)
-        return NULL;
-    dh_clint_set_cmp(&c->cl, n, v, shift);
-    Py_RETURN_NONE;
 }
 
 /* cmp(n) -> hart n's mtimecmp */
@@ -2053,48 +2013,6 @@ static PyObject *clint_reset(ClintObject *c, PyObject *arg)
         return NULL;
     dh_clint_reset(&c->cl, now);
     Py_RETURN_NONE;
-}
-
-/* update(n, now, level, ev_time or None) -> (CL_* flags, t or 0) */
-static PyObject *clint_update(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
-{
-    int n;
-    int64_t now, ev_time = 0, t = 0;
-    if (nargs != 4)
-        return PyErr_Format(PyExc_TypeError, "update(n, now, level, ev_time)");
-    if (clint_hart(c, args[0], &n) < 0 || clint_i64(args[1], &now) < 0)
-        return NULL;
-    int level = PyObject_IsTrue(args[2]);
-    if (level < 0)
-        return NULL;
-    int has_ev = args[3] != Py_None;
-    if (has_ev && clint_i64(args[3], &ev_time) < 0)
-        return NULL;
-    int act = dh_clint_update(&c->cl, n, now, level, has_ev, ev_time, &t);
-    return Py_BuildValue("(iL)", act, (long long)t);
-}
-
-/* write_cmp(n, value, shift, now, level, ev_time) -> (CL_* flags, t): set_cmp then update, one call
- * (the firmware's mtimecmp stores) */
-static PyObject *clint_write_cmp(ClintObject *c, PyObject *const *args, Py_ssize_t nargs)
-{
-    int n, shift;
-    uint32_t v;
-    int64_t now, ev_time = 0, t = 0;
-    if (nargs != 6)
-        return PyErr_Format(PyExc_TypeError, "write_cmp(n, value, shift, now, level, ev_time)");
-    if (clint_hart(c, args[0], &n) < 0 || arg_u32(args[1], &v) < 0 || clint_shift(args[2], &shift) < 0
-        || clint_i64(args[3], &now) < 0)
-        return NULL;
-    int level = PyObject_IsTrue(args[4]);
-    if (level < 0)
-        return NULL;
-    int has_ev = args[5] != Py_None;
-    if (has_ev && clint_i64(args[5], &ev_time) < 0)
-        return NULL;
-    dh_clint_set_cmp(&c->cl, n, v, shift);
-    int act = dh_clint_update(&c->cl, n, now, level, has_ev, ev_time, &t);
-    return Py_BuildValue("(iL)", act, (long long)t);
 }
 
 static PyObject *clint_get_offset(ClintObject *c, void *Py_UNUSED(x))
@@ -2385,16 +2303,8 @@ static PyGetSetDef clint_getset[] = {
 
 static PyMethodDef clint_methods[] = {
     {"mtime", (PyCFunction)clint_mtime, METH_O, "mtime(now) -> mtime"},
-    {"set_mtime", (PyCFunction)(void (*)(void))clint_set_mtime, METH_FASTCALL,
-     "set_mtime(value, shift, now): a 32-bit half of mtime written"},
-    {"set_cmp", (PyCFunction)(void (*)(void))clint_set_cmp, METH_FASTCALL,
-     "set_cmp(n, value, shift): a 32-bit half of hart n's mtimecmp written"},
-    {"write_cmp", (PyCFunction)(void (*)(void))clint_write_cmp, METH_FASTCALL,
-     "write_cmp(n, value, shift, now, level, ev_time) -> (flags, t): set_cmp, then update"},
     {"cmp", (PyCFunction)clint_cmp, METH_O, "cmp(n) -> hart n's mtimecmp"},
     {"reset", (PyCFunction)clint_reset, METH_O, "reset(now): mtime 0 from now, mtimecmp all ones"},
-    {"update", (PyCFunction)(void (*)(void))clint_update, METH_FASTCALL,
-     "update(n, now, level, ev_time) -> (flags, t): what MTIP of hart n needs (clint.h CL_*)"},
     {"bind", (PyCFunction)(void (*)(void))clint_bind, METH_FASTCALL,
      "bind(machine, scheduler, msip, mtip, events, fire, names, bank_read, bank_write): the register "
      "map's Python side"},
@@ -2503,64 +2413,6 @@ static PyObject *plic_set_input(PlicObject *o, PyObject *const *args, Py_ssize_t
     return PyBool_FromLong(changed);
 }
 
-static PyObject *plic_set_priority(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
-{
-    int i;
-    uint32_t v;
-    if (nargs != 2)
-        return PyErr_Format(PyExc_TypeError, "set_priority(i, value)");
-    if (plic_int(args[0], 1, o->pl.sources, "source", &i) < 0 || arg_u32(args[1], &v) < 0)
-        return NULL;
-    return PyBool_FromLong(dh_plic_set_priority(&o->pl, i, v));
-}
-
-static PyObject *plic_set_enable(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
-{
-    int c, w;
-    uint32_t v;
-    if (nargs != 3)
-        return PyErr_Format(PyExc_TypeError, "set_enable(c, w, value)");
-    if (plic_int(args[0], 0, o->pl.contexts - 1, "context", &c) < 0
-        || plic_int(args[1], 0, PL_WORDS - 1, "word", &w) < 0 || arg_u32(args[2], &v) < 0)
-        return NULL;
-    return PyBool_FromLong(dh_plic_set_enable(&o->pl, c, w, v));
-}
-
-static PyObject *plic_set_threshold(PlicObject *o, PyObject *const *args, Py_ssize_t nargs)
-{
-    int c;
-    uint32_t v;
-    if (nargs != 2)
-        return PyErr_Format(PyExc_TypeError, "set_threshold(c, value)");
-    if (plic_int(args[0], 0, o->pl.contexts - 1, "context", &c) < 0 || arg_u32(args[1], &v) < 0)
-        return NULL;
-    return PyBool_FromLong(dh_plic_set_threshold(&o->pl, c, v));
-}
-
-static PyObject *plic_complete(PlicObject *o, PyObject *arg)
-{
-    uint32_t v;
-    if (arg_u32(arg, &v) < 0)
-        return NULL;
-    return PyBool_FromLong(dh_plic_complete(&o->pl, v));
-}
-
-static PyObject *plic_claim(PlicObject *o, PyObject *arg)
-{
-    int c;
-    if (plic_int(arg, 0, o->pl.contexts - 1, "context", &c) < 0)
-        return NULL;
-    return PyLong_FromLong(dh_plic_claim(&o->pl, c));
-}
-
-static PyObject *plic_best(PlicObject *o, PyObject *arg)
-{
-    int c;
-    if (plic_int(arg, 0, o->pl.contexts - 1, "context", &c) < 0)
-        return NULL;
-    return PyLong_FromLong(dh_plic_best(&o->pl, c));
-}
-
 static PyObject *plic_reset(PlicObject *o, PyObject *Py_UNUSED(ignored))
 {
     dh_plic_reset(&o->pl);
@@ -2623,7 +2475,7 @@ static PyObject *plic_get_bad(PlicObject *o, void *Py_UNUSED(x))
 
 /* -- [cbus] the PLIC's register map in C, served to the bus through _native_mmio -------------- */
 
-/* plic.py's _update: each context's output set to whether it has a claimable source (a Python
+/* each context's output set to whether it has a claimable source (a Python
  * call only where the level changes: Signal.set does nothing else) */
 static int plic_update(PlicObject *o)
 {
@@ -2776,13 +2628,6 @@ static PyGetSetDef plic_getset[] = {
 static PyMethodDef plic_methods[] = {
     {"set_input", (PyCFunction)(void (*)(void))plic_set_input, METH_FASTCALL,
      "set_input(line, level) -> whether the outputs need re-evaluating"},
-    {"set_priority", (PyCFunction)(void (*)(void))plic_set_priority, METH_FASTCALL, "set_priority(i, v) -> bool"},
-    {"set_enable", (PyCFunction)(void (*)(void))plic_set_enable, METH_FASTCALL, "set_enable(c, w, v) -> bool"},
-    {"set_threshold", (PyCFunction)(void (*)(void))plic_set_threshold, METH_FASTCALL,
-     "set_threshold(c, v) -> bool"},
-    {"complete", (PyCFunction)plic_complete, METH_O, "complete(value) -> False when not in flight"},
-    {"claim", (PyCFunction)plic_claim, METH_O, "claim(c) -> id or 0"},
-    {"best", (PyCFunction)plic_best, METH_O, "best(c) -> the id context c would claim, or 0"},
     {"reset", (PyCFunction)plic_reset, METH_NOARGS, "reset(): lines still high pending again"},
     {"priority", (PyCFunction)plic_priority, METH_O, "priority(i)"},
     {"threshold", (PyCFunction)plic_threshold, METH_O, "threshold(c)"},
@@ -4438,7 +4283,7 @@ static int add_link_types(PyObject *m)
 
 /* == Esp32c3Uart: the ESP32-C3 UART (esp32c3_uart.c) [linkc] ===================================
  *
- * esp32c3_uart.py's ESP32C3UartNative is a Python subclass of this type and of Peripheral: the
+ * esp32c3_uart.py's ESP32C3Uart is a Python subclass of this type and of Peripheral: the
  * register block, FIFOs, interrupts and timing are dh_espu; this glue gives it the machine's time,
  * the scheduler's events (C callables: bound methods of this type), the IRQ Signal, the TX wire
  * (a native link's port, else the Python tx_sink) and the CPU's poll-skip. */
@@ -4672,7 +4517,7 @@ static PyObject *eu_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)o;
 }
 
-/* _native_setup(machine, irq_signal, name, base): wired once from ESP32C3UartNative.__init__ */
+/* _native_setup(machine, irq_signal, name, base): wired once from ESP32C3Uart.__init__ */
 static PyObject *eu_setup(EspuObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4 || !PyUnicode_Check(args[2]))
@@ -4998,7 +4843,7 @@ static PyTypeObject EspuType = {
     .tp_methods = eu_methods,
     .tp_members = eu_members,
     .tp_getset = eu_getset,
-    .tp_doc = "esp32c3_uart.py's UART in C (esp32c3_uart.c); subclassed by ESP32C3UartNative.",
+    .tp_doc = "esp32c3_uart.py's UART in C (esp32c3_uart.c); subclassed by ESP32C3Uart.",
 };
 
 static int add_espu_type(PyObject *m)
