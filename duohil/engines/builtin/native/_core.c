@@ -1805,7 +1805,26 @@ static PyTypeObject CortexMType = {
 typedef struct {
     PyObject_HEAD
     dh_rv rv;
+    /* [m7slice] the slice glue (run_slice): the CPU and its Uc, the memory regions as at the first
+     * slice after reset (sorted [begin, end] pairs; n < 0: not loaded), and the "word before pc is
+     * WFI" answers by pc (an open-addressing table: keys pc + 1, 0 empty; the code is static) */
+    PyObject *rs_cpu, *rs_uc;
+    uint64_t (*spans)[2];
+    Py_ssize_t spans_n;
+    uint64_t *wfi_keys;
+    uint8_t *wfi_vals;
+    size_t wfi_n, wfi_cap;
 } RiscVObject;
+
+/* [m7slice] defined after the CortexM slice */
+static PyObject *rv_bind_slice(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg);
+static PyObject *rv_set_spans(RiscVObject *r, PyObject *arg);
+static PyObject *rv_forget(RiscVObject *r, PyObject *Py_UNUSED(ignored));
+static PyObject *rv_wfi_after(RiscVObject *r, PyObject *arg);
+static int rv_traverse(RiscVObject *r, visitproc visit, void *arg);
+static int rv_clear(RiscVObject *r);
+static void rv_dealloc(RiscVObject *r);
 
 static PyObject *rv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1819,8 +1838,10 @@ static PyObject *rv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!uch)
         return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "RiscV: null uc handle");
     RiscVObject *r = (RiscVObject *)type->tp_alloc(type, 0);
-    if (r)
+    if (r) {
         r->rv.uc = (uc_engine *)uch;
+        r->spans_n = -1;
+    }
     return (PyObject *)r;
 }
 
@@ -1900,6 +1921,16 @@ static PyMethodDef rv_methods[] = {
     {"read", (PyCFunction)rv_read, METH_NOARGS, "read() -> [mie, priv, mstatus, pc, mtvec]"},
     {"enter", (PyCFunction)(void (*)(void))rv_enter, METH_FASTCALL,
      "enter(cause, epc, tval, priv, mstatus, mtvec, in_hook) -> target pc: the trap-entry writes"},
+    {"bind_slice", (PyCFunction)(void (*)(void))rv_bind_slice, METH_FASTCALL,      /* [m7slice] */
+     "bind_slice(cpu, uc): the RiscVCpu whose slices run_slice runs"},
+    {"run_slice", (PyCFunction)rv_run_slice, METH_O,                              /* [m7slice] */
+     "run_slice(count) -> riscv.py's _run_slice: one slice and its end, in C"},
+    {"set_spans", (PyCFunction)rv_set_spans, METH_O,                              /* [m7slice] */
+     "set_spans([(begin, end), ...]): unicorn's regions (sorted), for the unmapped-fetch test"},
+    {"forget", (PyCFunction)rv_forget, METH_NOARGS,                               /* [m7slice] */
+     "forget(): at reset, the regions and the WFI answers are found again"},
+    {"wfi_after", (PyCFunction)rv_wfi_after, METH_O,                              /* [m7slice] */
+     "wfi_after(pc) -> None (not asked yet), or whether the word before pc is WFI"},
     {NULL},
 };
 
@@ -1907,7 +1938,10 @@ static PyTypeObject RiscVType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "duohil.engines.builtin.native._core.RiscV",
     .tp_basicsize = sizeof(RiscVObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)rv_traverse,
+    .tp_clear = (inquiry)rv_clear,
+    .tp_dealloc = (destructor)rv_dealloc,
     .tp_doc = "RiscV(uch): one RV32 core's register access and machine-mode trap entry in C.",
     .tp_new = rv_new,
     .tp_methods = rv_methods,
@@ -3705,14 +3739,13 @@ static PyObject *str_ms_mem_fault, *str_ms_hook_exception, *str_ms_pending_remov
     *str_ms_do_reset, *str_ms_after_stop, *str_ms_remove_hooks, *str_ms_wfi_hang, *str_ms_masked_spin,
     *str_ms_uc_error;
 
-static PyObject *cm_bind_slice(CortexMObject *c, PyObject *cpu)
+/* The names both cores' slices use (interned once). 0, or -1 with an error. */
+static int ms_intern(void)
 {
-    if (!c->hooked)
-        return PyErr_Format(PyExc_RuntimeError, "bind_slice: hook_intr first");
     if (!str_ms_mem_fault) {
 #define MS_INTERN(var, s)                                      \
         if (!(var = PyUnicode_InternFromString(s)))            \
-            return NULL;
+            return -1;
         MS_INTERN(str_ms_mem_fault, "_mem_fault");
         MS_INTERN(str_ms_hook_exception, "_hook_exception");
         MS_INTERN(str_ms_pending_removal, "_pending_hook_removal");
@@ -3730,19 +3763,28 @@ static PyObject *cm_bind_slice(CortexMObject *c, PyObject *cpu)
         MS_INTERN(str_ms_uc_error, "UcError");
         /* the names the fast entry/return sections intern, should bind_slice come first */
         if (!str_fr_stop && !(str_fr_stop = PyUnicode_InternFromString("_stop")))
-            return NULL;
+            return -1;
         if (!str_fr_returned_to && !(str_fr_returned_to = PyUnicode_InternFromString("_returned_to")))
-            return NULL;
+            return -1;
         if (!str_fr_ret_state && !(str_fr_ret_state = PyUnicode_InternFromString("_ret_state")))
-            return NULL;
+            return -1;
         if (!str_fe_pc && !(str_fe_pc = PyUnicode_InternFromString("_pc")))
-            return NULL;
+            return -1;
         if (!str_fe_mask_cache && !(str_fe_mask_cache = PyUnicode_InternFromString("_mask_cache")))
-            return NULL;
+            return -1;
         if (!str_fe_entry_cache && !(str_fe_entry_cache = PyUnicode_InternFromString("_entry_cache")))
-            return NULL;
+            return -1;
 #undef MS_INTERN
     }
+    return 0;
+}
+
+static PyObject *cm_bind_slice(CortexMObject *c, PyObject *cpu)
+{
+    if (!c->hooked)
+        return PyErr_Format(PyExc_RuntimeError, "bind_slice: hook_intr first");
+    if (ms_intern() < 0)
+        return NULL;
     Py_INCREF(cpu);
     Py_XSETREF(c->ms_cpu, cpu);
     Py_RETURN_NONE;
@@ -4056,6 +4098,363 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     }
     Py_DECREF(stop);
     if (ms_wfi(c, cpu, pc, e) < 0 || ms_hang_checks(c, cpu, e + CM_ENTRY_N) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+
+/* -- [m7slice] the RV32 core's slice in C (riscv.py's _run_slice) ----------------------------------
+ *
+ * The same split for the peer: the per-slice resets, the unmapped-fetch test on the regions, emu_start,
+ * the end-of-slice CSR batch (_state_cache, _next_pc), the WFI test (the word before pc, remembered
+ * per pc) and the cheap case of the hang checks in C; riscv.py is called for _fetch_fault, _slice_error
+ * (a unicorn error), _slice_bus_fault, _step_over_store (an MMIO write that raised an interrupt
+ * stopped the slice at the store), _report_wfi_hang (asleep with mie = 0), _check_masked_spin and
+ * _load_spans (the first slice after reset). */
+
+#define RS_WFI 0x10500073u
+
+static PyObject *str_rs_stop_pc, *str_rs_next_pc, *str_rs_state_cache, *str_rs_ebreak_taken,
+    *str_rs_bus_fault, *str_rs_fetch_fault, *str_rs_slice_bus_fault, *str_rs_step_over_store,
+    *str_rs_report_wfi_hang, *str_rs_load_spans;
+
+static PyObject *rv_bind_slice(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "bind_slice(cpu, uc)");
+    if (ms_intern() < 0)
+        return NULL;
+    if (!str_rs_stop_pc) {
+#define RS_INTERN(var, s)                                      \
+        if (!(var = PyUnicode_InternFromString(s)))            \
+            return NULL;
+        RS_INTERN(str_rs_stop_pc, "_stop_pc");
+        RS_INTERN(str_rs_next_pc, "_next_pc");
+        RS_INTERN(str_rs_state_cache, "_state_cache");
+        RS_INTERN(str_rs_ebreak_taken, "_ebreak_taken");
+        RS_INTERN(str_rs_bus_fault, "_bus_fault");
+        RS_INTERN(str_rs_fetch_fault, "_fetch_fault");
+        RS_INTERN(str_rs_slice_bus_fault, "_slice_bus_fault");
+        RS_INTERN(str_rs_step_over_store, "_step_over_store");
+        RS_INTERN(str_rs_report_wfi_hang, "_report_wfi_hang");
+        RS_INTERN(str_rs_load_spans, "_load_spans");
+#undef RS_INTERN
+    }
+    Py_INCREF(args[0]);
+    Py_XSETREF(r->rs_cpu, args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(r->rs_uc, args[1]);
+    Py_RETURN_NONE;
+}
+
+static int rv_traverse(RiscVObject *r, visitproc visit, void *arg)
+{
+    Py_VISIT(r->rs_cpu);
+    Py_VISIT(r->rs_uc);
+    return 0;
+}
+
+static int rv_clear(RiscVObject *r)
+{
+    Py_CLEAR(r->rs_cpu);
+    Py_CLEAR(r->rs_uc);
+    return 0;
+}
+
+static void rv_dealloc(RiscVObject *r)
+{
+    PyObject_GC_UnTrack(r);
+    rv_clear(r);
+    PyMem_Free(r->spans);
+    PyMem_Free(r->wfi_keys);
+    PyMem_Free(r->wfi_vals);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyObject *rv_set_spans(RiscVObject *r, PyObject *arg)
+{
+    PyObject *seq = PySequence_Fast(arg, "set_spans: a list of (begin, end)");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint64_t (*sp)[2] = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *sp);
+    if (!sp) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long b, e;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "KK;set_spans: (begin, end)", &b, &e)) {
+            PyMem_Free(sp);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (i && (b < sp[i - 1][0] || (b == sp[i - 1][0] && e < sp[i - 1][1]))) {
+            PyMem_Free(sp);
+            Py_DECREF(seq);
+            return PyErr_Format(PyExc_ValueError, "set_spans: not sorted");
+        }
+        sp[i][0] = b;
+        sp[i][1] = e;
+    }
+    Py_DECREF(seq);
+    PyMem_Free(r->spans);
+    r->spans = sp;
+    r->spans_n = n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *rv_forget(RiscVObject *r, PyObject *Py_UNUSED(ignored))
+{
+    r->spans_n = -1;
+    r->wfi_n = 0;
+    if (r->wfi_keys)
+        memset(r->wfi_keys, 0, r->wfi_cap * sizeof *r->wfi_keys);
+    Py_RETURN_NONE;
+}
+
+/* riscv.py's former _fetch_unmapped: no region holds pc. The last region whose (begin, end) sorts
+ * at or before (pc, 0xFFFFFFFF) (bisect_right) must end at or after pc. */
+static int rs_fetch_unmapped(const RiscVObject *r, uint64_t pc)
+{
+    Py_ssize_t lo = 0, hi = r->spans_n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (r->spans[mid][0] < pc || (r->spans[mid][0] == pc && r->spans[mid][1] <= 0xFFFFFFFFull))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo == 0 || pc > r->spans[lo - 1][1];
+}
+
+static size_t rs_slot(const RiscVObject *r, uint64_t key)
+{
+    size_t mask = r->wfi_cap - 1, i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+    while (r->wfi_keys[i] && r->wfi_keys[i] != key)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* -1 unknown, else 0/1 */
+static int rs_wfi_get(const RiscVObject *r, uint64_t pc)
+{
+    if (!r->wfi_cap)
+        return -1;
+    size_t i = rs_slot(r, pc + 1);
+    return r->wfi_keys[i] ? r->wfi_vals[i] : -1;
+}
+
+static int rs_wfi_put(RiscVObject *r, uint64_t pc, int v)
+{
+    if (2 * (r->wfi_n + 1) > r->wfi_cap) {
+        size_t cap = r->wfi_cap ? 2 * r->wfi_cap : 64;
+        uint64_t *ok = r->wfi_keys;
+        uint8_t *ov = r->wfi_vals;
+        size_t ocap = r->wfi_cap;
+        r->wfi_keys = PyMem_Calloc(cap, sizeof *r->wfi_keys);
+        r->wfi_vals = PyMem_Malloc(cap);
+        if (!r->wfi_keys || !r->wfi_vals) {
+            PyMem_Free(r->wfi_keys);
+            PyMem_Free(r->wfi_vals);
+            r->wfi_keys = ok;
+            r->wfi_vals = ov;
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->wfi_cap = cap;
+        for (size_t j = 0; j < ocap; j++)
+            if (ok[j]) {
+                size_t i = rs_slot(r, ok[j]);
+                r->wfi_keys[i] = ok[j];
+                r->wfi_vals[i] = ov[j];
+            }
+        PyMem_Free(ok);
+        PyMem_Free(ov);
+    }
+    size_t i = rs_slot(r, pc + 1);
+    if (!r->wfi_keys[i])
+        r->wfi_n++;
+    r->wfi_keys[i] = pc + 1;
+    r->wfi_vals[i] = (uint8_t)v;
+    return 0;
+}
+
+static PyObject *rv_wfi_after(RiscVObject *r, PyObject *arg)
+{
+    unsigned long long pc = PyLong_AsUnsignedLongLong(arg);
+    if (pc == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    int v = rs_wfi_get(r, pc);
+    if (v < 0)
+        Py_RETURN_NONE;
+    return PyBool_FromLong(v);
+}
+
+static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
+{
+    PyObject *cpu = r->rs_cpu;
+    if (!cpu)
+        return PyErr_Format(PyExc_RuntimeError, "run_slice: bind_slice first");
+    unsigned long long count = PyLong_AsUnsignedLongLong(arg);
+    if (count == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    uc_engine *uc = r->rv.uc;
+    if (PyObject_SetAttr(cpu, str_rs_stop_pc, Py_None) < 0)
+        return NULL;
+    uint64_t pc = 0;
+    PyObject *p = PyObject_GetAttr(cpu, str_rs_next_pc);
+    if (!p)
+        return NULL;
+    int rc = 0;
+    if (p == Py_None) {
+        if (dh_rv_read(&r->rv, UC_RISCV_REG_PC, &pc) < 0)
+            rv_fail(r), rc = -1;
+    } else {
+        pc = PyLong_AsUnsignedLongLong(p);
+        rc = pc == (unsigned long long)-1 && PyErr_Occurred() ? -1 : 0;
+    }
+    Py_DECREF(p);
+    if (rc < 0 || PyObject_SetAttr(cpu, str_rs_next_pc, Py_None) < 0
+        || PyObject_SetAttr(cpu, str_rs_state_cache, Py_None) < 0)
+        return NULL;
+    if (r->spans_n < 0 && ms_call(cpu, str_rs_load_spans, NULL) < 0)
+        return NULL;
+    if (r->spans_n < 0)
+        return PyErr_Format(PyExc_RuntimeError, "run_slice: _load_spans did not set_spans");
+    if (rs_fetch_unmapped(r, pc)) {
+        /* unicorn 2.1.4 keeps ~200 B of native memory per fetch from unmapped memory: the fault
+         * is raised without asking it (riscv.py's _fetch_fault) */
+        PyObject *pv = PyLong_FromUnsignedLongLong(pc);
+        rc = pv ? ms_call(cpu, str_rs_fetch_fault, pv) : -1;
+        Py_XDECREF(pv);
+        if (rc < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (PyObject_SetAttr(r->rs_uc, str_ms_hook_exception, Py_None) < 0)
+        return NULL;
+    uc_err err = UC.emu_start(uc, pc, 0xFFFFFFFFull, 0, (size_t)count);
+    PyObject *failed = NULL;
+    if (err != UC_ERR_OK) {
+        failed = PyLong_FromLong((long)err);
+        if (!failed)
+            return NULL;
+    } else {
+        PyObject *exc = PyObject_GetAttr(r->rs_uc, str_ms_hook_exception);
+        if (!exc)
+            return NULL;
+        if (exc != Py_None) {
+            PyObject *mod = PyImport_ImportModule("unicorn");
+            PyObject *ucerr = mod ? PyObject_GetAttr(mod, str_ms_uc_error) : NULL;
+            Py_XDECREF(mod);
+            int is_uc = ucerr ? PyObject_IsInstance(exc, ucerr) : -1;
+            Py_XDECREF(ucerr);
+            if (is_uc <= 0) {
+                if (is_uc == 0)
+                    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+                Py_DECREF(exc);
+                return NULL;
+            }
+            failed = exc;
+        } else {
+            Py_DECREF(exc);
+        }
+    }
+    if (failed) {
+        rc = ms_call(cpu, str_ms_slice_error, failed);
+        Py_DECREF(failed);
+        if (rc < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (PyObject_SetAttr(cpu, str_rs_ebreak_taken, Py_False) < 0)
+        return NULL;
+    PyObject *bf = PyObject_GetAttr(cpu, str_rs_bus_fault);
+    if (!bf)
+        return NULL;
+    int is_bf = bf != Py_None;
+    Py_DECREF(bf);
+    if (is_bf) {
+        if (ms_call(cpu, str_rs_slice_bus_fault, NULL) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    uint64_t st[RV_ST_N];
+    if (dh_rv_read_state(&r->rv, st) < 0)
+        return rv_fail(r);
+    PyObject *stl = PyList_New(RV_ST_N);
+    if (!stl)
+        return NULL;
+    for (int i = 0; i < RV_ST_N; i++) {
+        PyObject *x = PyLong_FromUnsignedLongLong(st[i]);
+        if (!x) {
+            Py_DECREF(stl);
+            return NULL;
+        }
+        PyList_SET_ITEM(stl, i, x);
+    }
+    pc = st[RV_ST_PC];
+    rc = PyObject_SetAttr(cpu, str_rs_state_cache, stl) < 0
+         || PyObject_SetAttr(cpu, str_rs_next_pc, PyList_GET_ITEM(stl, RV_ST_PC)) < 0;
+    Py_DECREF(stl);
+    if (rc)
+        return NULL;
+    /* emu_stop inside an MMIO write leaves pc *at* the store although the write is done */
+    PyObject *stop_pc = PyObject_GetAttr(cpu, str_rs_stop_pc);
+    if (!stop_pc)
+        return NULL;
+    int at_store = 0;
+    if (stop_pc != Py_None) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(stop_pc, &overflow);
+        rc = (v == -1 && PyErr_Occurred()) || PyObject_SetAttr(cpu, str_rs_stop_pc, Py_None) < 0;
+        at_store = !rc && !overflow && v >= 0 && (uint64_t)v == pc;
+    }
+    Py_DECREF(stop_pc);
+    if (rc)
+        return NULL;
+    PyObject *pv = PyLong_FromUnsignedLongLong(pc);
+    if (!pv)
+        return NULL;
+    if (at_store) {
+        PyObject *stepped = PyObject_CallMethodOneArg(cpu, str_rs_step_over_store, pv);
+        int b = stepped ? PyObject_IsTrue(stepped) : -1;
+        Py_XDECREF(stepped);
+        if (b) {
+            Py_DECREF(pv);
+            if (b < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+    }
+    int wfi = rs_wfi_get(r, pc);
+    if (wfi < 0) {
+        uint8_t w[4];
+        wfi = UC.mem_read(uc, pc - 4, w, 4) == UC_ERR_OK
+              && ((uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24) == RS_WFI;
+        if (rs_wfi_put(r, pc, wfi) < 0) {
+            Py_DECREF(pv);
+            return NULL;
+        }
+    }
+    int b;
+    if (wfi) {
+        rc = PyObject_SetAttr(cpu, str_ms_sleeping, Py_True);
+        if (!rc && !st[RV_ST_MIE]) {                 /* mie = 0: nothing can wake it */
+            b = get_truth(cpu, str_ms_hung_reported);
+            rc = b < 0 ? -1 : (b ? 0 : ms_call(cpu, str_rs_report_wfi_hang, pv));
+        }
+    } else if (st[RV_ST_PRIV] == RV_PRIV_M && !(st[RV_ST_MSTATUS] & RV_MSTATUS_MIE)
+               && (b = get_truth(cpu, str_ms_parked)) != 1) {
+        rc = b < 0 ? -1 : ms_call(cpu, str_ms_masked_spin, pv);
+    } else {
+        PyObject *hs = PyObject_GetAttr(cpu, str_ms_hang_since);
+        rc = !hs ? -1 : (hs == Py_None ? 0 : PyObject_SetAttr(cpu, str_ms_hang_since, Py_None));
+        Py_XDECREF(hs);
+    }
+    Py_DECREF(pv);
+    if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
 }
