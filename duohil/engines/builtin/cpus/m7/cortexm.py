@@ -48,7 +48,7 @@ probes; the tests in tests/test_cortexm.py pin the behaviour this module relies 
   register effects (writeback, load result) undone, while the device write has happened**:
   resuming would perform the write twice. The core replays that one instruction with the device
   write suppressed (``Machine.suppress_writes``), see ``_replay_store``.
-- WFI: ``emu_start`` just returns (EXCP_HLT), PC after the WFI, no hook. See the slice's end (``# -- slices``).
+- WFI: ``emu_start`` just returns (EXCP_HLT), PC after the WFI, no hook. See ``# -- slices``.
 - ``uc_reg_read_batch``/``uc_reg_write_batch`` through ctypes with preallocated arrays cost about
   2.7 us for 12 registers, against about 4 us for a single ``Uc.reg_read`` on this VM; called
   without ctypes ``argtypes`` (``cpu.RAW``) about 0.8-1.4 us (the binding's per-argument
