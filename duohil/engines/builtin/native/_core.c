@@ -1822,6 +1822,7 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg);
 static PyObject *rv_set_spans(RiscVObject *r, PyObject *arg);
 static PyObject *rv_forget(RiscVObject *r, PyObject *Py_UNUSED(ignored));
 static PyObject *rv_wfi_after(RiscVObject *r, PyObject *arg);
+static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignored));
 static int rv_traverse(RiscVObject *r, visitproc visit, void *arg);
 static int rv_clear(RiscVObject *r);
 static void rv_dealloc(RiscVObject *r);
@@ -1931,6 +1932,8 @@ static PyMethodDef rv_methods[] = {
      "forget(): at reset, the regions and the WFI answers are found again"},
     {"wfi_after", (PyCFunction)rv_wfi_after, METH_O,                              /* [m7slice] */
      "wfi_after(pc) -> None (not asked yet), or whether the word before pc is WFI"},
+    {"interrupt_pending", (PyCFunction)rv_interrupt_pending, METH_NOARGS,         /* [m7slice] */
+     "interrupt_pending() -> riscv.py's WFI wake rule: mip & mie (mstatus.MIE does not matter)"},
     {NULL},
 };
 
@@ -4289,6 +4292,50 @@ static PyObject *rv_wfi_after(RiscVObject *r, PyObject *arg)
     if (v < 0)
         Py_RETURN_NONE;
     return PyBool_FromLong(v);
+}
+
+static PyObject *str_rs_mip;
+
+/* The WFI wake rule the slice driver asks around every step of a sleeping core: an interrupt
+ * pending (the CPU's mip shadow) and enabled in mie, mstatus.MIE not counted; mie from the
+ * end-of-slice batch (_state_cache) while it holds, else read (and not kept). */
+static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *cpu = r->rs_cpu;
+    if (!cpu)
+        return PyErr_Format(PyExc_RuntimeError, "interrupt_pending: bind_slice first");
+    if (!str_rs_mip && !(str_rs_mip = PyUnicode_InternFromString("mip")))
+        return NULL;
+    PyObject *m = PyObject_GetAttr(cpu, str_rs_mip);
+    if (!m)
+        return NULL;
+    unsigned long long mip = PyLong_AsUnsignedLongLongMask(m);
+    Py_DECREF(m);
+    if (mip == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (!mip)
+        Py_RETURN_FALSE;
+    PyObject *st = PyObject_GetAttr(cpu, str_rs_state_cache);
+    if (!st)
+        return NULL;
+    unsigned long long mie;
+    if (st == Py_None) {
+        Py_DECREF(st);
+        uint64_t v[RV_ST_N];
+        if (dh_rv_read_state(&r->rv, v) < 0)
+            return rv_fail(r);
+        mie = v[RV_ST_MIE];
+    } else {
+        PyObject *x = PySequence_GetItem(st, RV_ST_MIE);
+        Py_DECREF(st);
+        if (!x)
+            return NULL;
+        mie = PyLong_AsUnsignedLongLongMask(x);
+        Py_DECREF(x);
+        if (mie == (unsigned long long)-1 && PyErr_Occurred())
+            return NULL;
+    }
+    return PyBool_FromLong((mip & mie) != 0);
 }
 
 static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)

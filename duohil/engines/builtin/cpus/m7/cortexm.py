@@ -230,7 +230,7 @@ class CortexM7Cpu(CpuCore):
         self._cm.hook_intr(uc, self._exc_return, self._on_intr)
         # a slice and its end in C (CortexM.run_slice): the C slice driver calls cpu._run_slice
         self._cm.bind_slice(self)
-        self._run_slice = self._cm.run_slice
+        self._run_slice = self._cm.run_slice                  # type: ignore[method-assign]
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot)

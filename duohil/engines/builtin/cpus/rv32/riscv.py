@@ -248,7 +248,10 @@ class RiscV32Cpu(CpuCore):
         self._trap_in = rvc
         # a slice and its end in C (RiscV.run_slice): the C slice driver calls cpu._run_slice
         rvc.bind_slice(self, uc)
-        self._run_slice = rvc.run_slice
+        self._run_slice = rvc.run_slice                       # type: ignore[method-assign]
+        # the WFI wake rule, asked around every step of a sleeping core: pending (mip) and enabled
+        # in mie (mstatus.MIE does not matter there), mie from _state_cache while it holds
+        self.interrupt_pending = rvc.interrupt_pending         # type: ignore[method-assign]
         return uc
 
     def reset(self) -> None:
@@ -381,14 +384,6 @@ class RiscV32Cpu(CpuCore):
     def _can_take(self, bits: int) -> bool:
         mie, priv, mstatus, _pc, _mtvec = self._trap_in.read()
         return self._takeable(bits & mie, priv, mstatus)
-
-    def interrupt_pending(self) -> bool:
-        """Pending and enabled in ``mie``: what wakes WFI (mstatus.MIE does not matter there)."""
-        mip = self.mip
-        if not mip:
-            return False
-        st = self._state_cache
-        return bool(mip & (st[0] if st is not None else self._trap_in.read()[0]))
 
     def take_interrupts(self) -> bool:
         if not self.mip:
