@@ -48,16 +48,16 @@ probes; the tests in tests/test_cortexm.py pin the behaviour this module relies 
   register effects (writeback, load result) undone, while the device write has happened**:
   resuming would perform the write twice. The core replays that one instruction with the device
   write suppressed (``Machine.suppress_writes``), see ``_replay_store``.
-- WFI: ``emu_start`` just returns (EXCP_HLT), PC after the WFI, no hook. See ``_after_slice``.
+- WFI: ``emu_start`` just returns (EXCP_HLT), PC after the WFI, no hook. See ``# -- slices``.
 - ``uc_reg_read_batch``/``uc_reg_write_batch`` through ctypes with preallocated arrays cost about
   2.7 us for 12 registers, against about 4 us for a single ``Uc.reg_read`` on this VM; called
   without ctypes ``argtypes`` (``cpu.RAW``) about 0.8-1.4 us (the binding's per-argument
   conversion was most of it). A SysTick tick of an idle firmware costs 7 such calls plus one
-  ``emu_start``: the registers read at the end of a slice (``_end``: PC, the entry registers,
-  the masks) serve the WFI test, the next wake-up test and the next exception entry.
+  ``emu_start``: the registers read at the end of a slice (one batch in C: PC, the entry
+  registers, the masks) serve the WFI test, the next wake-up test and the next exception entry.
 - An exception return to the instruction after a WFI does not stop the slice: the WFI that ends
   the slice at that PC is known to have run when a register the return restored has changed
-  since (``_ran_since_return``); when none has, the core does not sleep (a spurious wake-up,
+  since (``_ret_state``); when none has, the core does not sleep (a spurious wake-up,
   which WFI allows). One slice per interrupt instead of two.
 
 Choices (deviations from silicon are marked *):
@@ -125,8 +125,9 @@ CONTROL_NPRIV, CONTROL_SPSEL, CONTROL_FPCA = 1, 2, 4
 # instruction gets a fresh FPSCR, as on silicon), set again on an extended-frame return.
 # *Firmware reads CONTROL bit 3 as a copy of FPCA (silicon: 0); SCB FPDSCR writes do not reach QEMU.
 CONTROL_SFPA = 8
-WFI_T1, WFE_T1, YIELD_T1 = 0xBF30, 0xBF20, 0xBF10
-WFI_T2, WFE_T2, YIELD_T2 = 0x8003F3AF, 0x8002F3AF, 0x8001F3AF     # as little-endian words
+# WFI's encodings (0xBF30, 0x8003F3AF) are tested in C (_core.c [m7slice]); WFE and YIELD here
+WFE_T1, YIELD_T1 = 0xBF20, 0xBF10
+WFE_T2, YIELD_T2 = 0x8002F3AF, 0x8001F3AF     # as little-endian words
 EXC_RETURN_OK = {0xFFFFFFF1, 0xFFFFFFF9, 0xFFFFFFFD, 0xFFFFFFE1, 0xFFFFFFE9, 0xFFFFFFED}
 
 R = A
@@ -199,11 +200,9 @@ class CortexM7Cpu(CpuCore):
         uc = self.uc
         self._masks = RegBatch(uc, MASK_REGS)
         self._pcb = RegBatch(uc, (R.UC_ARM_REG_PC,))
-        # ENTRY_REGS as read at the end of the last slice (PC, the WFI test of _after_slice), kept
+        # ENTRY_REGS as read at the end of the last slice (PC, the WFI test of the slice's end), kept
         # while nothing has run since: the next exception entry stacks them without a read
         self._entry_cache: list[int] | None = None
-        self._post: list[int] | None = None
-        self._end = RegBatch(uc, ENTRY_REGS + MASK_REGS)     # read once at the end of a slice
         self._ret_state: tuple[int, ...] | None = None
         # PRIMASK/BASEPRI/FAULTMASK as read between slices (nothing changes them until the next
         # slice or reset): next_deadline's wake test and take_interrupts share one read
@@ -216,7 +215,6 @@ class CortexM7Cpu(CpuCore):
         self._pc: int | None = None          # PC at the end of the last slice, if nothing moved it
         self._stop: str | None = None        # why we stopped the running slice
         self._mem_fault: tuple[str, int] | None = None
-        self._wfi_addrs: set[int] = set()        # WFI sites seen so far
         self._pending_hook_removal: list[int] = []  # one-shot code hooks that have fired
         self._returned_to: int | None = None
         self._reset_pending = False
@@ -230,6 +228,9 @@ class CortexM7Cpu(CpuCore):
         self._hang_reset()
         # UC_HOOK_INTR from C: an exception return (intno 8) without the binding's ctypes wrapper
         self._cm.hook_intr(uc, self._exc_return, self._on_intr)
+        # a slice and its end in C (CortexM.run_slice): the C slice driver calls cpu._run_slice
+        self._cm.bind_slice(self)
+        self._run_slice = self._cm.run_slice                  # type: ignore[method-assign]
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot)
@@ -265,10 +266,9 @@ class CortexM7Cpu(CpuCore):
     def _do_reset(self) -> None:
         self._mask_cache = None
         self._entry_cache = None
-        self._post = None
         self._reset_pending = False
         self._replay = False
-        self._wfi_addrs.clear()                # the image may have changed: find WFIs again
+        self._cm.clear_wfi()                   # the image may have changed: find WFIs again
         vtor = self.nvic.vtor if self.nvic is not None else 0x0800_0000
         try:
             sp, pc = struct.unpack("<II", self.uc.mem_read(vtor, 8))
@@ -298,7 +298,6 @@ class CortexM7Cpu(CpuCore):
         self._pc = None
         self._entry_cache = None
         self._mask_cache = None
-        self._post = None
 
     def read_reg(self, reg: int) -> int:
         return self.uc.reg_read(reg)
@@ -771,7 +770,7 @@ class CortexM7Cpu(CpuCore):
 
     def bus_error(self, address: int, access: str) -> None:
         """A bus error on an MMIO access inside a slice (machine.py: a hole in ``fault`` mode):
-        the slice stops and the fault is taken as for an unmapped address (_after_slice)."""
+        the slice stops and the fault is taken as for an unmapped address (_after_stop)."""
         self._mem_fault = ("bus_" + access, address)
         self._stop = "bus"
         self.uc.emu_stop()
@@ -813,36 +812,40 @@ class CortexM7Cpu(CpuCore):
         uc.emu_stop()
 
     # -- slices -------------------------------------------------------------------------------------------
-    def _run_slice(self, count: int) -> None:
-        pc = self._pc
-        if pc is None:
-            pc = self._pcb.read()[0]
-        self._stop = None
-        self._mem_fault = None
-        self._returned_to = None
-        self._ret_state = None
-        self._mask_cache = None
-        self._entry_cache = None
-        self._post = None
-        try:
-            self._emu_start(pc | 1, count)
-        except UcError as exc:
-            self._pc = None
-            self._after_error(exc)
-            return
-        finally:
-            while self._pending_hook_removal:
-                self.uc.hook_del(self._pending_hook_removal.pop())
-        self._after_slice()
-        if self.sleeping:
-            if not self._hung_reported:
-                self._check_wfi_hang()
-        else:
-            m = self._mask_cache
-            if m is not None and (m[0] & 1 or m[2] & 1) and not self.parked:
-                self._check_masked_spin()
-            elif self._hang_since is not None:
-                self._hang_since = None
+    # A slice is C: ``self._run_slice`` is ``CortexM.run_slice`` (native/_core.c, [m7slice]). It
+    # runs the slice and, with no Python in the common case, does its end, in this order:
+    # - _pc (None: read), _stop, _mem_fault, _returned_to, _ret_state, _mask_cache, _entry_cache
+    #   cleared; emu_start(pc | 1, count); fired one-shot code hooks removed (_remove_fired_hooks);
+    # - a unicorn error (or a UcError a hook raised): _pc = None, _slice_error; nothing more. Any
+    #   other exception a hook raised is raised again;
+    # - a reset requested inside the slice: _do_reset, then the hang checks below;
+    # - one register batch: _entry_cache (ENTRY_REGS, the next exception entry stacks them without
+    #   a read), _mask_cache (MASK_REGS, the next wake-up test and take_interrupts) and _pc;
+    # - a stop a hook asked for: "wfe"/"sleep" sleep, "irq"/"bus"/"mpu" go to _after_stop;
+    # - else the WFI test. WFI: emu_start returned early with PC after it. PC right after a WFI
+    #   means the WFI was the last instruction executed (a slice whose count ran out exactly there
+    #   has executed it too), unless an exception return just landed on that PC. No code hook marks
+    #   WFI sites: any UC_HOOK_CODE slows all sliced execution about 2x (measured), and a hook added
+    #   after translation does not even fire until the block is dropped from unicorn's cache. So a
+    #   PC is a WFI site when pc - 2 or pc - 4 is one seen before, or the word at pc - 4 has the T1
+    #   encoding (0xBF30) in its upper half (site pc - 2) or is the T2 encoding (site pc - 4);
+    #   sites are remembered until reset (CortexM.wfi_sites, clear_wfi). An exception return to
+    #   this very PC (_returned_to) makes it ambiguous (the slice may have ended by count right at
+    #   the return): the WFI is known to have run only if a register the return restored
+    #   (_ret_state: R0-R3, R12, LR, SP, xPSR[31:27]) has changed since; if none did, the core does
+    #   not sleep (a spurious wake-up, which WFI allows: the next slice runs the loop and the WFI
+    #   again). One slice per interrupt instead of two;
+    # - the hang checks: asleep and not yet reported -> _check_wfi_hang unless something is
+    #   pending or an IRQ line is enabled (its own first tests); awake with PRIMASK or FAULTMASK set
+    #   in _mask_cache and not parked -> _check_masked_spin; else _hang_since = None.
+
+    def _slice_error(self, err: "int | UcError") -> None:
+        """A slice ended by a unicorn error (the code, or a UcError a hook raised)."""
+        self._after_error(err if isinstance(err, UcError) else UcError(err))
+
+    def _remove_fired_hooks(self) -> None:
+        while self._pending_hook_removal:
+            self.uc.hook_del(self._pending_hook_removal.pop())
 
     def _after_error(self, exc: UcError) -> None:
         if self._reset_pending:
@@ -898,73 +901,25 @@ class CortexM7Cpu(CpuCore):
         m.suppress_writes = 0
         self._pc = self._pcb.read()[0]
 
-    def _after_slice(self) -> None:
-        stop = self._stop
-        if self._reset_pending:
-            self._do_reset()
-            return
-        # one batch serves the PC, _ran_since_return, the next exception entry (_enter) and the
-        # masks of the next interrupt_pending/take_interrupts
-        end = self._end.read()
-        post = self._post = self._entry_cache = end[:10]
-        self._mask_cache = end[10:]
-        pc = self._pc = post[6]
-        if stop is not None:
-            if stop in ("wfe", "sleep"):
-                self.sleeping = True
-            elif stop == "irq" and self._replay:
+    def _after_stop(self, stop: str) -> None:
+        """The end of a slice a hook stopped: an MMIO write that pended an exception (replayed
+        without the write), a bus error on an MMIO access, a sub-page MPU guard. The end-of-slice
+        registers are read (_pc, _entry_cache, _mask_cache)."""
+        pc = self._pc
+        if stop == "irq":
+            if self._replay:
                 self._replay_store(pc)
-            elif stop == "bus":
-                kind, addr = self._mem_fault
-                self._mem_fault = None
-                if kind == "bus_write":
-                    self._imprecise_bus_fault(pc, addr)
-                else:
-                    self._raise_fault(BUSFAULT, PRECISERR | BFARVALID, pc, bfar=addr)
-            elif stop == "mpu":
-                if self._guard_restore is not None:
-                    self.uc.mem_write(*self._guard_restore)
-                    self._guard_restore = None
-                _kind, addr = self._mem_fault
-                self._mem_fault = None
-                self._raise_fault(MEMMANAGE, DACCVIOL | MMARVALID, self._guard_pc, mmfar=addr)
-            return
-        # WFI: emu_start returned early with PC after it. PC right after a WFI means the WFI was
-        # the last instruction executed (a slice whose count ran out exactly there has executed it
-        # too), unless an exception return just landed on that PC. No code hook marks WFI sites:
-        # any UC_HOOK_CODE slows all sliced execution about 2x (measured), and a hook added after
-        # translation does not even fire until the block is dropped from unicorn's cache.
-        # An exception return to this very PC makes it ambiguous (the slice may have ended by
-        # count right at the return): then the WFI is known to have run only if some register
-        # the return restored has changed since; if none did, do not sleep (a spurious wake-up,
-        # which WFI allows: the next slice runs the loop and the WFI again).
-        if pc - 2 in self._wfi_addrs or pc - 4 in self._wfi_addrs:
-            if self._returned_to != pc or self._ran_since_return():
-                self.sleeping = True
-            return
-        try:
-            before = self._mem.word(pc - 4)
-        except UcError:
-            return
-        if before >> 16 == WFI_T1:
-            addr = pc - 2
-        elif before == WFI_T2:
-            addr = pc - 4
-        else:
-            return
-        self._wfi_addrs.add(addr)
-        # ambiguous only if an exception return just went to this PC (see above)
-        if self._returned_to != pc or self._ran_since_return():
-            self.sleeping = True
-
-    def _ran_since_return(self) -> bool:
-        """True when a register restored by the last exception return differs now: some
-        instruction ran after that return (False: maybe none did)."""
-        st = self._ret_state
-        if st is None:
-            return False
-        post = self._post
-        if post is None:
-            post = self._cm.read_entry()
-        r0, r1, r2, r3, r12, lr, _pc, xpsr, sp, _control = post
-        return (r0, r1, r2, r3, r12, lr, sp, xpsr >> 27) != st
+        elif stop == "bus":
+            kind, addr = self._mem_fault
+            self._mem_fault = None
+            if kind == "bus_write":
+                self._imprecise_bus_fault(pc, addr)
+            else:
+                self._raise_fault(BUSFAULT, PRECISERR | BFARVALID, pc, bfar=addr)
+        elif stop == "mpu":
+            if self._guard_restore is not None:
+                self.uc.mem_write(*self._guard_restore)
+                self._guard_restore = None
+            _kind, addr = self._mem_fault
+            self._mem_fault = None
+            self._raise_fault(MEMMANAGE, DACCVIOL | MMARVALID, self._guard_pc, mmfar=addr)

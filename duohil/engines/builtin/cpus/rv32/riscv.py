@@ -89,7 +89,6 @@ Interrupt latency (all paths exact to the instruction, except the first):
 """
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -253,7 +252,6 @@ class RiscV32Cpu(CpuCore):
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_insn_invalid)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
-        self._wfi_after: dict[int, bool] = {}     # pc -> "the word before pc is WFI" (static code)
         #: the pc the next slice starts at, when known without reading it (None: read it)
         self._next_pc: int | None = None
         #: [mie, priv, mstatus, pc, mtvec] as read at the end of the last slice (None: read them);
@@ -265,6 +263,12 @@ class RiscV32Cpu(CpuCore):
         #: .read() -> [mie, priv, mstatus, pc, mtvec], the CSRs read at M privilege (below M,
         #: unicorn 2.1.4's register API reads machine CSRs as garbage: see the module docstring)
         self._trap_in = rvc
+        # a slice and its end in C (RiscV.run_slice): the C slice driver calls cpu._run_slice
+        rvc.bind_slice(self, uc)
+        self._run_slice = rvc.run_slice                       # type: ignore[method-assign]
+        # the WFI wake rule, asked around every step of a sleeping core: pending (mip) and enabled
+        # in mie (mstatus.MIE does not matter there), mie from _state_cache while it holds
+        self.interrupt_pending = rvc.interrupt_pending         # type: ignore[method-assign]
         return uc
 
     def reset(self) -> None:
@@ -281,11 +285,10 @@ class RiscV32Cpu(CpuCore):
         self.halted = False                  # a reset ends a stop (storm) as it does on the M7
         self.halt_reason = None
         self.unpark()
-        self._wfi_after.clear()
+        self._rv.forget()          # the regions and the WFI answers by pc are found again
         self._fault = None
         self._ebreak_taken = False
         self._bus_fault = None
-        self._spans: list[tuple[int, int]] | None = None     # unicorn regions (_fetch_unmapped)
         self._fetch_faults = 0
         self._flush_tb = False
         self._stop_pc = None
@@ -397,14 +400,6 @@ class RiscV32Cpu(CpuCore):
     def _can_take(self, bits: int) -> bool:
         mie, priv, mstatus, _pc, _mtvec = self._trap_in.read()
         return self._takeable(bits & mie, priv, mstatus)
-
-    def interrupt_pending(self) -> bool:
-        """Pending and enabled in ``mie``: what wakes WFI (mstatus.MIE does not matter there)."""
-        mip = self.mip
-        if not mip:
-            return False
-        st = self._state_cache
-        return bool(mip & (st[0] if st is not None else self._trap_in.read()[0]))
 
     def take_interrupts(self) -> bool:
         if not self.mip:
@@ -527,78 +522,69 @@ class RiscV32Cpu(CpuCore):
         return True
 
     # -- running ------------------------------------------------------------------------------------
-    def _run_slice(self, count: int) -> None:
-        uc = self.uc
+    # A slice is C: ``self._run_slice`` is ``RiscV.run_slice`` (native/_core.c, [m7slice]). In order:
+    # - _stop_pc = None; pc = _next_pc (None: read); _next_pc, _state_cache = None;
+    # - pc in no unicorn region (the regions as at the first slice after reset, _load_spans):
+    #   _fetch_fault(pc) instead of emu_start. unicorn 2.1.4 keeps ~200 B of native memory per
+    #   fetch from unmapped memory (measured: 200k emu_start calls at an unmapped pc grow RSS by
+    #   ~40 MB; loads do not): a trap loop through an unmapped mtvec or a jump to 0 would grow
+    #   without end. The fault is the same without asking unicorn;
+    # - emu_start(pc, count); a unicorn error (or a UcError a hook raised): _slice_error, nothing
+    #   more; any other exception a hook raised is raised again;
+    # - _ebreak_taken = False; a bus fault from an MMIO hole: _slice_bus_fault, nothing more;
+    # - _state_cache = [mie, priv, mstatus, pc, mtvec], _next_pc = pc; a slice stopped by an MMIO
+    #   write at that very store (_stop_pc == pc): _step_over_store (emu_stop inside an MMIO write
+    #   leaves pc *at* the store although the write is done; resuming there would write twice);
+    # - WFI: the word before pc is WFI (remembered per pc until reset: static code) -> sleeping,
+    #   and with mie = 0 _report_wfi_hang once; else in M-mode with mstatus.MIE clear and not
+    #   parked -> _check_masked_spin(pc); else _hang_since = None.
+
+    def _load_spans(self) -> None:
+        self._rv.set_spans(sorted((b, e) for b, e, _perms in self.uc.mem_regions()))
+
+    def _fetch_fault(self, pc: int) -> None:
+        self.exceptions_taken += 1
+        self._enter_trap(CAUSE_FETCH_ACCESS, pc, pc)
+
+    def _slice_error(self, err: "int | UcError") -> None:
+        exc = err if isinstance(err, UcError) else UcError(err)
+        fault, self._fault = self._fault, None
+        if self._flush_tb:
+            # each fetch from unmapped memory leaves ~200 B of translation state in unicorn
+            # 2.1.4 (measured, linear, no plateau) until the translation cache is flushed
+            self._flush_tb = False
+            self.uc.ctl_flush_tb()
+        if fault is not None:
+            self.exceptions_taken += 1
+            self._enter_trap(*fault)
+            return
+        if self._ebreak_taken and exc.errno == UC_ERR_EXCEPTION:
+            self._ebreak_taken = False
+            return
+        raise EngineError(f"{self.machine.name}/{self.name}: unicorn stopped with {exc} at "
+                          f"pc={self._rd(rv.UC_RISCV_REG_PC):#010x}") from None
+
+    def _slice_bus_fault(self) -> None:
+        """A hole in `fault` mode (bus_error) ended the slice."""
+        bus_fault, self._bus_fault = self._bus_fault, None
         self._stop_pc = None
-        pc = self._next_pc
-        if pc is None:
-            pc = self._rd(rv.UC_RISCV_REG_PC)
-        self._next_pc = None
+        self.exceptions_taken += 1
+        self._enter_trap(*bus_fault)
+
+    def _step_over_store(self, pc: int) -> bool:
+        size = _store_size(self._insn_at(pc))
+        if not size:
+            return False
+        self._wr(rv.UC_RISCV_REG_PC, pc + size)
+        self._next_pc = pc + size
         self._state_cache = None
-        if self._fetch_unmapped(pc):
-            # unicorn 2.1.4 keeps ~200 B of native memory per fetch from unmapped memory (measured:
-            # 200k emu_start calls at an unmapped pc grow RSS by ~40 MB; loads do not): a trap
-            # loop through an unmapped mtvec or a jump to 0 would grow without end. The fault is
-            # the same without asking unicorn: instruction access fault at pc, slice charged.
-            self.exceptions_taken += 1
-            self._enter_trap(CAUSE_FETCH_ACCESS, pc, pc)
-            return
-        try:
-            self._emu_start(pc, count)
-        except UcError as exc:
-            fault, self._fault = self._fault, None
-            if self._flush_tb:
-                # each fetch from unmapped memory leaves ~200 B of translation state in unicorn
-                # 2.1.4 (measured, linear, no plateau) until the translation cache is flushed
-                self._flush_tb = False
-                uc.ctl_flush_tb()
-            if fault is not None:
-                self.exceptions_taken += 1
-                self._enter_trap(*fault)
-                return
-            if self._ebreak_taken and exc.errno == UC_ERR_EXCEPTION:
-                self._ebreak_taken = False
-                return
-            raise EngineError(f"{self.machine.name}/{self.name}: unicorn stopped with {exc} at "
-                              f"pc={self._rd(rv.UC_RISCV_REG_PC):#010x}") from None
-        self._ebreak_taken = False
-        bus_fault = self._bus_fault
-        if bus_fault is not None:                        # a hole in `fault` mode (bus_error)
-            self._bus_fault = None
-            self._stop_pc = None
-            self.exceptions_taken += 1
-            self._enter_trap(*bus_fault)
-            return
-        st = self._state_cache = self._trap_in.read()    # mie, priv, mstatus, pc, mtvec
-        pc = self._next_pc = st[3]
-        stop_pc, self._stop_pc = self._stop_pc, None
-        if stop_pc is not None and pc == stop_pc:
-            # emu_stop inside an MMIO write leaves pc *at* the store although the write is done;
-            # resuming there would write twice, so step over it (see the module docstring).
-            size = _store_size(self._insn_at(pc))
-            if size:
-                self._wr(rv.UC_RISCV_REG_PC, pc + size)
-                self._next_pc = pc + size
-                self._state_cache = None
-                return
-        wfi = self._wfi_after.get(pc)
-        if wfi is None:
-            try:
-                wfi = int.from_bytes(uc.mem_read(pc - 4, 4), "little") == WFI
-            except UcError:
-                wfi = False
-            self._wfi_after[pc] = wfi
-        if wfi:
-            self.sleeping = True
-            if not st[0] and not self._hung_reported:       # mie = 0: nothing can wake it
-                self._hung_reported = True
-                self.machine.record("cpu_hung", cpu=self.name, pc=pc - 4,
-                                    reason="asleep in WFI with no interrupt enabled (mie = 0): "
-                                           "nothing can wake it")
-        elif st[1] == PRIV_M and not st[2] & MSTATUS_MIE and not self.parked:
-            self._check_masked_spin(pc)
-        elif self._hang_since is not None:
-            self._hang_since = None
+        return True
+
+    def _report_wfi_hang(self, pc: int) -> None:
+        self._hung_reported = True
+        self.machine.record("cpu_hung", cpu=self.name, pc=pc - 4,
+                            reason="asleep in WFI with no interrupt enabled (mie = 0): "
+                                   "nothing can wake it")
 
     # -- hangs (limits.py) ------------------------------------------------------------------------
     #: virtual time a masked spin must last to be a hang (limits.HANG_PS; engine option hang_ms)
@@ -652,15 +638,6 @@ class RiscV32Cpu(CpuCore):
                             reason=f"spinning with interrupts masked (mstatus.MIE = 0) and no "
                                    f"peripheral access for {self.hang_ps // 1_000_000_000} ms")
         self.halt_for("hung: spinning with interrupts masked", {"pc": pc})
-
-    def _fetch_unmapped(self, pc: int) -> bool:
-        """True when no memory or MMIO region of unicorn holds ``pc`` (regions as at the first
-        call: they are all mapped when the machine is finished)."""
-        spans = self._spans
-        if spans is None:
-            spans = self._spans = sorted((b, e) for b, e, _perms in self.uc.mem_regions())
-        i = bisect.bisect_right(spans, (pc, 0xFFFF_FFFF)) - 1
-        return i < 0 or pc > spans[i][1]
 
     # -- convenience for tests and the harness -----------------------------------------------------
     def registers_changed(self) -> None:
