@@ -28,13 +28,13 @@ class End:
 
 
 def test_cached_and_streamed_taps_are_the_same_rows(monkeypatch):
-    monkeypatch.setattr(linkmod._NativeTapLog, "_CACHE_ROWS", 7)     # the cap falls mid-run
+    monkeypatch.setattr(linkmod._TapLog, "_CACHE_ROWS", 7)     # the cap falls mid-run
     sched = Scheduler()
     a, b = End("a"), End("b")
     link = UartLink(sched, a, b, seed=5)
     taps = link.taps
-    assert isinstance(taps, linkmod._NativeTapLog)
-    fresh = linkmod._NativeTapLog(taps._c, taps._names)              # never caches
+    assert isinstance(taps, linkmod._TapLog)
+    fresh = linkmod._TapLog(taps._c, taps._names)              # never caches
     fresh._CACHE_ROWS = 0
     link.add_fault("a->b", LinkFault("flip", index=2, mask=0x01))
     link.add_fault("b->a", LinkFault("drop", index=1))

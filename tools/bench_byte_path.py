@@ -1,7 +1,7 @@
-"""Per-operation cost of the byte path, python vs native models (issue 13, step 3): one byte across
-the UART link into a recording endpoint (tx_sink, the arrival event fired by run_until, rx_char),
-with and without a Python tx observer, and the peer ESP32-C3 UART's FIFO read, rx_char and STATUS
-read through the model's own read. Process CPU time, best of 3.
+"""Per-operation cost of the byte path (issue 13, step 3): one byte across the UART link (C, one
+copy) into a recording endpoint (tx_sink, the arrival event fired by run_until, rx_char), with and
+without a Python tx observer, and the peer ESP32-C3 UART's FIFO read, rx_char and STATUS read
+through the model's own read, python vs native models. Process CPU time, best of 3.
 
     .venv/bin/python tools/bench_byte_path.py
 """
@@ -31,12 +31,10 @@ class Endpoint:
         return BT
 
 
-def link_byte(sched_models: str, link_models: str, n: int = 20000, observer: bool = False) -> float:
-    with native.using(sched_models):
-        s = Scheduler()
-    with native.using(link_models):
-        a, b = Endpoint("a"), Endpoint("b")
-        link = UartLink(s, a, b)
+def link_byte(n: int = 20000, observer: bool = False) -> float:
+    s = Scheduler()
+    a, b = Endpoint("a"), Endpoint("b")
+    link = UartLink(s, a, b)
     if observer:
         link.add_tx_observer(lambda d, k, byte, t: None)
     sink = a.tx_sink
@@ -83,13 +81,8 @@ def best(f, *a, k=3, **kw):
 
 
 def main() -> None:
-    print("one byte across the link (tx_sink + arrival event + rx_char), ns:")
-    print("  python scheduler + python link   %.0f" % best(link_byte, "python", "python"))
-    print("  native scheduler + python link   %.0f" % best(link_byte, "native", "python"))
-    print("  native scheduler + native link   %.0f" % best(link_byte, "native", "native"))
-    print("  with a Python tx observer: python %.0f, native %.0f" % (
-        best(link_byte, "python", "python", observer=True),
-        best(link_byte, "native", "native", observer=True)))
+    print("one byte across the link (tx_sink + arrival event + rx_char): %.0f ns, with a Python tx "
+          "observer %.0f ns" % (best(link_byte), best(link_byte, observer=True)))
     r, x, st = best(peer_fifo, "native")         # one copy (C) whatever DUOHIL_MODELS says
     print(f"ESP32-C3 UART (C): FIFO read {r:.0f} ns, rx_char {x:.0f} ns, STATUS read {st:.0f} ns")
 

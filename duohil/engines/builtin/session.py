@@ -484,8 +484,8 @@ class BuiltinSession(Session):
                           for t, x in self.plant.trace.points(PLANT_POINTS)]}
 
     def link_bytes(self) -> list[LinkByte]:
-        # the link's own TapLog (a Sequence of LinkByte, not a copy): a soak's wire is not
-        # materialised as objects all at once
+        # the link's own taps (a Sequence of LinkByte over its C columns, not a copy): a soak's
+        # wire is not materialised as objects all at once
         return [] if self.link is None else self.link.taps  # type: ignore[return-value]
 
     def _link_sent(self, direction: str) -> bytes:

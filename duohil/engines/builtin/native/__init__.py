@@ -8,19 +8,20 @@ exception entry, tail-chain and return (``_core.CortexM``) with the NVIC's excep
 (``_core.Nvic``), the RV32 peer's register access and trap entry (``_core.RiscV``), the peer's
 CLINT (``_core.Clint``, clint.c: mtime, mtimecmp, MSIP, the MTIP decision, the register map), its
 PLIC (``_core.Plic``, plic.c: gateways, priorities, enables, thresholds, claim/complete, the map)
-and its ESP32-C3 UART (``_core.Esp32c3Uart``, esp32c3_uart.c). What stays Python around them is
-Python by design (the event log, the SCS registers, SysTick's counter, the MPU, CFSR/HFSR, the
-fault and storm decisions).
+and its ESP32-C3 UART (``_core.Esp32c3Uart``, esp32c3_uart.c), and the STM32 byte path: the USART
+(``_core.Usart``, usart.c), DMA1/DMA2's streams and DMAMUX1 (``_core.Dma``/``_core.Dmamux``,
+dma.c/dmamux.c) and the UART link (``_core.UartLink``, link.c: faults, seeded noise, arrivals,
+taps), built by their Python classes whatever ``DUOHIL_MODELS`` says. What stays Python around
+them is Python by design (the event log, the SCS registers, SysTick's counter, the MPU, CFSR/HFSR,
+the fault and storm decisions, the link's fault list and tap reader).
 
 ``DUOHIL_MODELS=python|native`` picks, for the models that still exist in both languages, which
 version a run uses (unset: native). In C under ``native``, their state only there:
   - each machine's MMIO dispatch (``_core.Bus``, bus.c: machine.py's MachineNative; native models
     through their ``_native_mmio`` port, Python models by vectorcall);
-  - the byte path: the STM32H7 USART (``_core.Usart``, usart.c), DMA1/DMA2's streams and DMAMUX1
-    (``_core.Dma``/``_core.Dmamux``, dma.c/dmamux.c), the M7's D-cache line bookkeeping
-    (``_core.DCache``, dcache.c) and the plain DMA port (``_core.DmaPort``), the UART link
-    (``_core.UartLink``, link.c: faults, seeded noise, arrivals, taps), and the peripherals'
-    output lines (``_core.Signal``);
+  - the rest of the byte path: the M7's D-cache line bookkeeping (``_core.DCache``, dcache.c)
+    and the plain DMA port (``_core.DmaPort``), and the peripherals' output lines
+    (``_core.Signal``);
   - the STM32H7 IWDG (``_core.Iwdg``, iwdg.c: keys, SR busy bits, window, the expiry deadline);
   - the STM32H7 timers (``_core.Timer``, stm32_timer.c: registers, the counter anchored to
     virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode).

@@ -4353,11 +4353,11 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
 
 /* == end of [m7slice] ============================================================================ */
 
-/* == UartLink: link.py's per-byte path (link.c) [linkc] ========================================
+/* == UartLink: the link's per-byte path (link.c) [linkc] =======================================
  *
  * _core.UartLink holds the two directions' state (link.c), the taps as C columns and the
- * arrival events (LinkArrival, a C callable the scheduler fires). link.py's UartLinkNative keeps
- * the Python faces (directions, add_fault, TapLog's read API) and hands every byte to this. */
+ * arrival events (LinkArrival, a C callable the scheduler fires). link.py's UartLink keeps the
+ * Python faces (directions, add_fault, the taps' Sequence API) and hands every byte to this. */
 
 #include <math.h>
 
@@ -4595,7 +4595,7 @@ static PyObject *link_ntaps(LinkObject *l, PyObject *Py_UNUSED(ignored))
     return PyLong_FromSize_t(l->ntap);
 }
 
-/* -- the arrival (link.py's _arrive) -------------------------------------------------------------- */
+/* -- the arrival ---------------------------------------------------------------------------------- */
 
 static int link_record_fault(LinkObject *l, ArrivalObject *a)
 {
@@ -4710,10 +4710,10 @@ static PyTypeObject ArrivalType = {
     .tp_clear = (inquiry)arrival_clear,
     .tp_dealloc = (destructor)arrival_dealloc,
     .tp_repr = (reprfunc)arrival_repr,
-    .tp_doc = "One character's arrival on the link (link.py's _arrive), fired by the scheduler.",
+    .tp_doc = "One character's arrival on the link, fired by the scheduler.",
 };
 
-/* -- the transmit side (link.py's _on_tx) ---------------------------------------------------------- */
+/* -- the transmit side ----------------------------------------------------------------------------- */
 
 typedef struct {
     LinkObject *l;
@@ -4889,7 +4889,7 @@ static int link_tx(LinkObject *l, PyObject *src, int byte, int64_t t_start, int6
     return rc < 0 ? -1 : 0;
 }
 
-/* round(frame_bits * bit_time) and int(frame_bits + 0.5) as link.py computes them */
+/* round(frame_bits * bit_time) and int(frame_bits + 0.5), Python's rounding */
 static int frame_of_double(double fb, int64_t bt, int64_t *frame_ps, int *nbits)
 {
     *frame_ps = (int64_t)nearbyint(fb * (double)bt);
@@ -5104,7 +5104,7 @@ static PyTypeObject LinkType = {
     .tp_methods = link_methods,
     .tp_members = link_members,
     .tp_getset = link_getset,
-    .tp_doc = "link.py's UartLink per byte: directions, faults, noise, arrivals, taps (link.c).",
+    .tp_doc = "The UART link per byte: directions, faults, noise, arrivals, taps (link.c).",
 };
 
 static int add_link_types(PyObject *m)
@@ -6276,10 +6276,10 @@ static int add_bus_type(PyObject *m)
 
 /* == DMA streams and DMAMUX [dmac] ===============================================================
  *
- * _core.Dma and _core.Dmamux: the state of stm32_dma.py / stm32_dmamux.py lives in dma.c and
- * dmamux.c; these types are the bases of the Python classes Stm32DmaNative / Stm32DmamuxNative
- * (DUOHIL_MODELS=native), so read/write/set_input/reset are C methods of the peripheral itself.
- * The hosts below give the models what stm32_dma.py reaches through Python: the bus
+ * _core.Dma and _core.Dmamux: the DMA streams' and DMAMUX1's state lives in dma.c and dmamux.c
+ * (the one copy); these types are the bases of the Python classes Stm32DmaNative /
+ * Stm32DmamuxNative, so read/write/set_input/reset are C methods of the peripheral itself.
+ * The hosts below give the models what they reach in the machine: the bus
  * (machine.bus_target / bus_write, machine.dma_port: its `_native_dma_port` capsule when it has
  * one, looked up again whenever machine.dma_port is another object), the scheduler
  * (scheduler.at(t, fn, name=...) with C callables, same times, names and order), the outputs (Signal
@@ -6672,7 +6672,7 @@ static int dm_host_bus_write(void *h, uint32_t address, unsigned size, const uin
     return r ? 0 : -1;
 }
 
-/* stm32_dma.py's _reachable past the TCM check: a peripheral at address, or a memory holding it */
+/* reachable past the TCM check: a peripheral at address, or a memory holding it */
 static int dm_host_mapped(void *h, uint32_t address, int64_t size, int *ok)
 {
     DmaObject *o = h;
@@ -7001,7 +7001,7 @@ static PyObject *dma_set_input(DmaObject *o, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
-/* stm32_dma.py's reset: events cancelled, registers and counters reset, every IRQ output low */
+/* the chip reset: events cancelled, registers and counters reset, every IRQ output low */
 static PyObject *dma_reset(DmaObject *o, PyObject *Py_UNUSED(ignored))
 {
     if (!dm_bound(o))
@@ -7057,7 +7057,7 @@ static PyObject *dma_flag(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
     return PyErr_Format(PyExc_KeyError, "%U%ld", args[1], s);
 }
 
-/* the counters of stream s (stm32_dma.py's _Stream), for inspection and the differential tests */
+/* the counters of stream s, for inspection and the tests */
 static PyObject *dma_stream_state(DmaObject *o, PyObject *arg)
 {
     long s;
@@ -8630,7 +8630,7 @@ static int add_dcache_types(PyObject *m)
 /* == end of D-cache and DMA ports [dcachec] ======================================================= */
 
 /* == Usart and Signal [usartc] =================================================================== */
-/* stm32_usart.py's Stm32UsartNative keeps its whole state in a _core.Usart (model: usart.c);
+/* stm32_usart.py's Stm32Usart keeps its whole state in a _core.Usart (model: usart.c);
  * peripheral.py's Peripheral.output() hands out _core.Signal lines under DUOHIL_MODELS=native. */
 
 #include "usart.h"

@@ -1,4 +1,4 @@
-/* STM32H7 DMA streams: stm32_dma.py's register semantics and transfer engine (see dma.h). */
+/* STM32H7 DMA streams: register semantics and transfer engine (see dma.h). */
 #include "dma.h"
 
 #include <string.h>

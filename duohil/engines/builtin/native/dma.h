@@ -1,10 +1,9 @@
-/* STM32H7 DMA1/DMA2 stream controller, the state and decisions of stm32_dma.py in C.
+/* STM32H7 DMA1/DMA2 stream controller: the one copy of the model (stm32_dma.py is its Python face).
  *
  * Eight streams with their registers (SxCR, NDTR, PAR, M0AR, M1AR, FCR), LISR/HISR and the
- * counters stm32_dma.py keeps per stream. Everything that leaves the model (a bus access, the
+ * counters of each stream. Everything that leaves the model (a bus access, the
  * current time, a scheduler event, an IRQ line, the event log) goes through a dh_dma_host the
- * CPython glue provides, so the decisions below are the Python model's, in its order, with no
- * Python in them. stm32_dma.py's docstring says what is and is not modelled.
+ * CPython glue provides, so the decisions below have no Python in them. stm32_dma.py's docstring says what is and is not modelled.
  */
 #ifndef DUOHIL_DMA_H
 #define DUOHIL_DMA_H
@@ -63,8 +62,8 @@ typedef struct {
 } dh_dma;
 
 void dh_dma_init(dh_dma *d, const dh_dma_host *host, void *hctx);
-/* The chip reset: registers and counters; latencies and request levels survive (stm32_dma.py's
- * reset). The host cancels the events and lowers the outputs. */
+/* The chip reset: registers and counters; latencies and request levels survive (a harness knob
+ * and wires, not chip state). The host cancels the events and lowers the outputs. */
 void dh_dma_reset(dh_dma *d);
 
 /* bus side, offset from the block's base: value as the register bank reads/writes it */

@@ -1,4 +1,4 @@
-/* STM32H7 DMAMUX1: stm32_dmamux.py's registers and routing (see dmamux.h). */
+/* STM32H7 DMAMUX1: registers and routing (see dmamux.h). */
 #include "dmamux.h"
 
 #include <string.h>

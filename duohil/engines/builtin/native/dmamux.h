@@ -1,8 +1,8 @@
-/* STM32H7 DMAMUX1, the state and routing of stm32_dmamux.py in C.
+/* STM32H7 DMAMUX1: the one copy of its state and routing (stm32_dmamux.py is its Python face).
  *
  * Routing only: request line DMAREQ_ID of channel CxCR drives output x. The other registers are
  * stored with their access types (synchronisation, event generation, request generators: no
- * behaviour, as in the Python model). Outputs go through a dh_dmamux_host the glue provides.
+ * behaviour). Outputs go through a dh_dmamux_host the glue provides.
  */
 #ifndef DUOHIL_DMAMUX_H
 #define DUOHIL_DMAMUX_H

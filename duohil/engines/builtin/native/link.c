@@ -1,4 +1,4 @@
-/* link.py's per-byte path in C (see link.h). Same order of fault application, same
+/* The link's per-byte path (see link.h). Same order of fault application, same
  * "+"-joined fault names, same noise draws (one per frame bit, only for bytes inside a window). */
 #include "link.h"
 

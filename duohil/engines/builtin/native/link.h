@@ -1,10 +1,10 @@
-/* The UART wire of link.py (UartLink) per byte: arrival times, the fault table of one direction,
- * seeded noise and the baud-mismatch sampling (the hot path under DUOHIL_MODELS=native).
+/* The UART wire per byte, the one copy (link.py's UartLink is its Python face): arrival times,
+ * the fault table of one direction, seeded noise and the baud-mismatch sampling.
  *
  * Plain C, no Python: _core.c's UartLink owns two dh_link_dir (one per direction) and hands
- * this file two callbacks, one drawing the next number of the link's random.Random (the very
- * object the Python model draws from, so a seeded noise run draws the same numbers) and one that
- * schedules an arrival. link.py stays the reference (DUOHIL_MODELS=python).
+ * this file two callbacks, one drawing the next number of the link's random.Random (the link's
+ * own random.Random(seed), so a seed always draws the same numbers) and one that schedules
+ * an arrival.
  */
 #ifndef DUOHIL_LINK_H
 #define DUOHIL_LINK_H
@@ -46,9 +46,9 @@ void dh_link_dir_free(dh_link_dir *d);
 /* replace the fault table (n entries copied); -1 when out of memory */
 int dh_link_set_faults(dh_link_dir *d, const dh_link_fault *f, size_t n);
 
-/* link.py's _on_tx after the observers: byte k = d->sent - 1 already counted by the caller.
+/* A character starts, after the tx observers: byte k = d->sent - 1 already counted by the caller.
  * frame_ps = round(frame_bits * bit_time), nbits = int(frame_bits + 0.5). Emits the arrivals in
- * the Python model's order; 0, -1 (an error from draw or emit) or -2 (out of memory). */
+ * time order; 0, -1 (an error from draw or emit) or -2 (out of memory). */
 int dh_link_tx(dh_link_dir *d, int64_t k, int byte, int64_t t_start, int64_t frame_ps, int nbits,
                dh_link_draw draw, void *draw_ctx, dh_link_emit emit, void *emit_ctx);
 

@@ -1,4 +1,4 @@
-/* The STM32H7 USART model (see usart.h): stm32_usart.py's decisions, in the same order. */
+/* The STM32H7 USART model (see usart.h; tests/test_native_usart.py specifies it). */
 #include "usart.h"
 
 #include <math.h>
@@ -34,7 +34,7 @@ static const int FIFO_THRESHOLD[6] = {2, 4, 8, 12, 14, 16};
 #define TXE (1u << 7)
 #define RTOF (1u << 11)
 
-/* ICR clear bit -> the ISR flag it clears (stm32_usart.py's _ICR_CLEARS) */
+/* ICR clear bit -> the ISR flag it clears (RM0433 USART_ICR) */
 static const struct { uint8_t icr, isr; } ICR_CLEARS[] = {
     {0, 0}, {1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 23}, {6, 6}, {7, 25}, {8, 8}, {9, 9}, {11, 11},
     {12, 12}, {13, 13}, {17, 17}, {20, 20},

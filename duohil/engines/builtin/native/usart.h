@@ -1,7 +1,7 @@
-/* The STM32H7 USART (stm32_usart.py's Stm32Usart under DUOHIL_MODELS=native).
+/* The STM32H7 USART: the one copy of the model (stm32_usart.py's Stm32Usart is its Python face).
  *
  * Plain C, no Python: one dh_usart per USART/UART/LPUART instance, owned by _core.c's Usart
- * binding. The model is stm32_usart.py's, decision for decision: the register bank's bus
+ * binding (stm32_usart.py's docstring says what is modelled): the register bank's bus
  * semantics (byte/halfword accesses, read-only ISR/RDR, write-only-trigger RQR/ICR), UE/TE/RE,
  * the baud rate from kernel_hz/PRESC/BRR/OVER8 (LPUART: 256 x f_ck / BRR), paced TX through TDR
  * or the 16-deep TX FIFO, RX into RDR or the RX FIFO with ORE/FE, IDLE once per burst, the

@@ -8,9 +8,11 @@ Register-only (stored, no behaviour): synchronisation (CxCR.SE/SPOL/NBREQ/SYNC_I
 generation (EGE), the synchronisation-overrun flags (CSR/CFR, SOIE) and the request generators
 (RGxCR, RGSR, RGCFR): request ids 1..8 (the generators) never assert.
 
-Under ``DUOHIL_MODELS=native`` ``Stm32Dmamux(...)`` is a ``Stm32DmamuxNative``: registers, line
-levels and routing in C (native/dmamux.c, ``_core.Dmamux``, its base class); an output that feeds
-a native DMA stream is driven C to C. This model stays the reference (tests/test_native_dma.py).
+The model is C, one copy (native/dmamux.c, ``_core.Dmamux``; whatever ``DUOHIL_MODELS`` says):
+registers, line levels and routing; an output that feeds a native DMA stream is driven C to C.
+``Stm32Dmamux(...)`` builds ``Stm32DmamuxNative``, a subclass of ``_core.Dmamux`` and of this
+class (made once the native core is loaded). Specified by tests/test_native_dma.py and
+tests/test_stm32_dma.py.
 """
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ from typing import Any, ClassVar
 
 from ... import native
 from ...kernel.peripheral import Peripheral, Signal
-from ...kernel.regs import RO, W1T, Field, Register
 
 
 class Stm32Dmamux(Peripheral):
@@ -28,62 +29,22 @@ class Stm32Dmamux(Peripheral):
                                             "numberOfOutputRequestChannels": 16,
                                             "numberOfRequestGeneratorChannels": 8}
 
+    n_channels: int
+    n_generators: int
+
     def __new__(cls, *args: Any, **kwargs: Any) -> "Stm32Dmamux":
-        # under DUOHIL_MODELS=native the model lives in C (Stm32DmamuxNative below)
-        if cls is Stm32Dmamux and native.models() == "native":
-            native_cls = native_class()
-            return native_cls.__new__(native_cls)
-        return super().__new__(cls)
+        # the model lives in C: Stm32DmamuxNative (below) is the class of every instance
+        native_cls = native_class()
+        return native_cls.__new__(native_cls)
 
-    def __init__(self, machine, name, base, size=None, props=None) -> None:
-        super().__init__(machine, name, base, size, props)
-        self.n_inputs = int(self.props["numberOfInputRequestChannels"])
-        self.n_channels = int(self.props["numberOfOutputRequestChannels"])
-        self.n_generators = int(self.props["numberOfRequestGeneratorChannels"])
-        self._level: dict[int, bool] = {}          # request id -> current level
-        self._routes: dict[int, list] = {}         # request id -> output signals (see set_input)
-        r = self.regs
-        self.ccr = [r.define(4 * c, f"C{c}CR", fields=[
-            Field("DMAREQ_ID", 0, 8), Field("SOIE", 8), Field("EGE", 9), Field("SE", 16),
-            Field("SPOL", 17, 2), Field("NBREQ", 19, 5), Field("SYNC_ID", 24, 5)],
-            on_write=self._ccr_written) for c in range(self.n_channels)]
-        r.define(0x80, "CSR", access=RO, fields=[Field(f"SOF{c}", c) for c in range(self.n_channels)])
-        r.define(0x84, "CFR", access=W1T, fields=[Field(f"CSOF{c}", c) for c in range(self.n_channels)])
-        for g in range(self.n_generators):
-            r.define(0x100 + 4 * g, f"RG{g}CR", fields=[
-                Field("SIG_ID", 0, 5), Field("OIE", 8), Field("GE", 16), Field("GPOL", 17, 2),
-                Field("GNBREQ", 19, 5)])
-        r.define(0x140, "RGSR", access=RO, fields=[Field(f"OF{g}", g) for g in range(self.n_generators)])
-        r.define(0x144, "RGCFR", access=W1T,
-                 fields=[Field(f"COF{g}", g) for g in range(self.n_generators)])
-
-    def set_input(self, line: int, level: bool) -> None:
-        """Request line ``line`` (RM0433 request id) from a peripheral (hot: every byte)."""
-        level = bool(level)
-        self._level[line] = level
-        for sig in self._routes.get(line, ()):
-            sig.set(level)
-
-    def _rebuild_routes(self) -> None:
-        """request id -> output signals, recomputed on CxCR writes instead of on every request."""
-        routes: dict[int, list] = {}
-        for c, reg in enumerate(self.ccr):
-            rid = reg.DMAREQ_ID
-            if rid:
-                routes.setdefault(rid, []).append(self.output(c))
-        self._routes = routes
-
-    def _ccr_written(self, reg: Register, old: int, data: int) -> None:
-        c = self.ccr.index(reg)
-        rid = reg.DMAREQ_ID
-        self._rebuild_routes()
-        self.output(c).set(rid != 0 and self._level.get(rid, False))
-
-    def reset(self) -> None:
-        super().reset()
-        self._rebuild_routes()
-        for c in range(self.n_channels):
-            self.output(c).set(False)
+    def register_name(self, offset: int) -> str | None:
+        """The register at ``offset`` (diagnostics: "polling dmamux1.C0CR")."""
+        off = offset & ~3
+        if off < 4 * self.n_channels:
+            return f"C{off // 4}CR"
+        if 0x100 <= off < 0x100 + 4 * self.n_generators:
+            return f"RG{(off - 0x100) // 4}CR"
+        return {0x80: "CSR", 0x84: "CFR", 0x140: "RGSR", 0x144: "RGCFR"}.get(off)
 
 
 _native_cls: type | None = None
@@ -93,7 +54,7 @@ def native_class() -> type:
     """Stm32DmamuxNative: _core.Dmamux (registers, levels, routing in C) under this model's name."""
     global _native_cls
     if _native_cls is None:
-        core = native.core()
+        core = native.require()
 
         class Stm32DmamuxNative(core.Dmamux, Stm32Dmamux):   # type: ignore[name-defined,misc]
             renode_types: ClassVar[tuple[str, ...]] = ()    # Stm32Dmamux claims the type
@@ -103,7 +64,7 @@ def native_class() -> type:
                 self.n_inputs = int(self.props["numberOfInputRequestChannels"])
                 self.n_channels = int(self.props["numberOfOutputRequestChannels"])
                 self.n_generators = int(self.props["numberOfRequestGeneratorChannels"])
-                # the layout the Python model's register map allows (it refuses overlaps)
+                # the register map has room for 32 channels (CSR at 0x80) and 16 generators
                 if self.n_channels > 0x80 // 4:
                     raise ValueError(f"{name}: register CSR redefines offset 0x80 "
                                      f"(C32CR): at most 32 output channels")
