@@ -157,7 +157,8 @@ class UartLink:
 class _TapLog(Sequence):
     """The link's taps, one LinkByte per byte, both directions, in arrival order: a Sequence over
     the C columns of ``_core.UartLink`` (LinkByte rows made as they are read, the first
-    ``_CACHE_ROWS`` kept), equal to a list of the same. A long soak keeps every byte on the wire for the fingerprint and the wire oracles."""
+    ``_CACHE_ROWS`` kept), equal to a list of the same. A long soak keeps every byte on the wire
+    for the fingerprint and the wire oracles."""
 
     _CHUNK = 4096
     #: rows kept as LinkBytes once read (~10 s of traffic, ~16 MB): a run's result reads the taps
