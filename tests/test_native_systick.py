@@ -5,19 +5,19 @@ Two SCS blocks, one per DUOHIL_MODELS value, each alone in a machine (the C bus 
 Python bus under python) with its own scheduler and a stand-in CPU that is both the machine's CPU
 (poll hints) and the NVIC's core side (hz, executing, kick). Hypothesis picks the CPU's clock and
 systickFrequency (none, or one whose /8 rounds), then a program of SYST_CSR writes (ENABLE,
-TICKINT, CLKSOURCE combinations, with other bits and COUNTFLAG set; each toggled alone),
-SYST_RVR writes (0, 1, small, 24-bit, with high bits), SYST_CVR writes, byte/halfword/word reads and writes of all four
-registers, CALIB writes, core clock changes (set_core_clock, the RCC's push: new, same, <= 0),
-CPU clock changes, raw register words set from the model side, time advances (to just before,
-at and after the next wrap; over many wraps), SysTick unpended by ICSR.PENDSTCLR and pended by
-PENDSTSET, the exception taken and returned (activate/deactivate: coalesced wraps resume), CSR
-reads while the CPU executes at a slice start behind the scheduler (the poll hint), events fired
-while the CPU "executes" (the kick), the rate cache (``_st_hz()``) and system resets. After every
-step both gave the same value or exception and hold the same register words, counter state
-(running, next zero, stopped value, COUNTFLAG, coalescing, pushed clock, rate cache), wrap event
-(time, sequence number, name, callable's name), NVIC pending/active bits, live scheduler events,
-fired events with the SysTick pending bit after each (the pending edges and their times), event
-log, poll hints and kicks.
+TICKINT, CLKSOURCE combinations, with other bits and COUNTFLAG set; each toggled alone), SYST_RVR
+writes (0, 1, small, 24-bit, with high bits), SYST_CVR writes, byte/halfword/word reads and writes
+of all four registers, CALIB writes, core clock changes (set_core_clock, the RCC's push: new,
+same, <= 0), CPU clock changes, raw register words set from the model side, time advances (to just
+before, at and after the next wrap; over many wraps), SysTick unpended by ICSR.PENDSTCLR and
+pended by PENDSTSET, the exception taken and returned (activate/deactivate: coalesced wraps
+resume), CSR reads while the CPU executes at a slice start behind the scheduler (the poll hint),
+events fired while the CPU "executes" (the kick), the rate cache (``_st_hz()``) and system resets.
+After every step both gave the same value or exception and hold the same register words, counter
+state (running, next zero, stopped value, COUNTFLAG, coalescing, pushed clock, rate cache), wrap
+event (time, sequence number, name, callable's name), NVIC pending/active bits, live scheduler
+events, fired events with the SysTick pending bit after each (the pending edges and their times),
+event log, poll hints and kicks.
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ Python.h present). In C, one copy only: the scheduler's event heap, time loop an
 (``_core.Scheduler``, ``_core.Event``; CpuCore's next_deadline/advance_to/settle), the Cortex-M7's
 exception entry, tail-chain and return (``_core.CortexM``) with the NVIC's exception state
 (``_core.Nvic``), the RV32 peer's register access and trap entry (``_core.RiscV``). What stays
-Python around them is Python by design (the event log, the SCS registers, SysTick's counter, the
-MPU, CFSR/HFSR, the fault and storm decisions).
+Python around them is Python by design (the event log, the SCS registers but SysTick's, the MPU,
+CFSR/HFSR, the fault and storm decisions).
 
 ``DUOHIL_MODELS=python|native`` picks, for the models that still exist in both languages, which
 version a run uses (unset: native). In C under ``native``, their state only there:
@@ -22,7 +22,10 @@ version a run uses (unset: native). In C under ``native``, their state only ther
     (``_core.Esp32c3Uart``, esp32c3_uart.c), and the peripherals' output lines (``_core.Signal``);
   - the STM32H7 IWDG (``_core.Iwdg``, iwdg.c: keys, SR busy bits, window, the expiry deadline);
   - the STM32H7 timers (``_core.Timer``, stm32_timer.c: registers, the counter anchored to
-    virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode).
+    virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode);
+  - the Cortex-M7's SysTick (``_core.SysTick``, systick.c behind nvic.py's NvicNative: the counter,
+    COUNTFLAG, reloads, CLKSOURCE and core-clock changes, the wrap event; the SCS page's
+    ``_native_mmio`` serves SYST_* in C and the other SCS registers through the bank).
 Both versions must give the same run (same event log, same memory, same fingerprint): their
 differential tests (tests/test_native_*.py), ``make fingerprints-diff`` and ``python -m
 duohil.engines.builtin.native.diverge`` check that while both exist; once proven, the Python copy

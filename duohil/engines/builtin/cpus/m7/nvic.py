@@ -11,8 +11,10 @@ Exception state is kept by exception number (0..15 system, 16+n for IRQn) in C (
 return are done by the core (cortexm.py, mostly in C), which asks for ``best_pending()`` (lowest
 priority byte, ties to the lowest number; its group priority) and ``execution_priority()``
 (ARMv7-M ExecutionPriority: active group priorities, BASEPRI, PRIMASK, FAULTMASK; 256 = none)
-and calls ``activate``/``deactivate`` (a line still high pends again). The SCS registers, SysTick's
-counter and wrap events, the MPU, CFSR/HFSR/MMFAR/BFAR stay Python here.
+and calls ``activate``/``deactivate`` (a line still high pends again). The SCS registers, the
+MPU, CFSR/HFSR/MMFAR/BFAR stay Python here. SysTick's counter and wrap events are C under
+DUOHIL_MODELS=native (``NvicNative``: native/systick.c, ``_core.SysTick``); the Python SysTick
+below is the reference under ``python`` (tests/test_native_systick.py holds them equal).
 
 Facts and choices:
   - 4 priority bits (``priorityMask`` 0xF0): IPR/SHPR keep bits [7:4]; BASEPRI compares its group
