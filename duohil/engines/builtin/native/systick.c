@@ -138,7 +138,7 @@ static int st_schedule(dh_systick *s)
     if (s->host->cancel(s->hctx) < 0)
         return -1;
     if (s->running && s->reg[DH_ST_CSR] & 2) {
-        dh_i128 t;
+        dh_i128 t = 0;
         if (st_time(s, s->zero, &t) < 0)
             return -1;
         return s->host->schedule(s->hctx, t);
@@ -199,7 +199,7 @@ int dh_systick_wrap(dh_systick *s)
             return -1;
     }
     if (s->running && tickint) {
-        dh_i128 t;
+        dh_i128 t = 0;
         if (st_time_at(s, hz, zero, &t) < 0)
             return -1;
         return s->host->schedule(s->hctx, t);
@@ -278,7 +278,7 @@ static int st_csr_read(dh_systick *s, uint32_t *v)
         *v |= 1u << 16;
         s->countflag = 0;
     } else if (s->running) {
-        dh_i128 t;
+        dh_i128 t = 0;
         if (st_time(s, s->zero, &t) < 0 || s->host->poll_hint(s->hctx, t) < 0)
             return -1;
     }
