@@ -134,14 +134,18 @@ class RegisterBank:
                access: str = RW, width: int = 32,
                on_write: Callable[[Register, int, int], None] | None = None,
                on_read: Callable[[Register], int] | None = None) -> Register:
-        if offset in self._regs:
-            raise ValueError(f"{self.owner}: register {name} redefines offset {offset:#x} "
-                             f"({self._regs[offset].name})")
-        reg = Register(self, offset, name, reset, width, access, fields, on_write, on_read)
-        self._regs[offset] = reg
+        return self.add(Register(self, offset, name, reset, width, access, fields, on_write, on_read))
+
+    def add(self, reg: Register) -> Register:
+        """Put a register the model built (a ``Register`` subclass, e.g. one whose word lives in
+        C) at its offset, under its name, as ``define`` does."""
+        if reg.offset in self._regs:
+            raise ValueError(f"{self.owner}: register {reg.name} redefines offset {reg.offset:#x} "
+                             f"({self._regs[reg.offset].name})")
+        self._regs[reg.offset] = reg
         self._where.clear()
         self._where_w.clear()
-        setattr(self, name, reg)
+        setattr(self, reg.name, reg)
         return reg
 
     def reset(self) -> None:

@@ -10832,6 +10832,614 @@ static int add_timer_type(PyObject *m)
 
 /* == end of Timer [timerc] ======================================================================= */
 
+/* == SysTick: the Cortex-M7 SysTick (systick.c) [systickc] ======================================
+ * nvic.py's NvicNative (DUOHIL_MODELS=native) holds one _core.SysTick: the counter, COUNTFLAG,
+ * the reload rules, CLKSOURCE and the core clock, and the wrap event live only here (model:
+ * systick.c), reaching the NVIC's exception state through the _core.Nvic it was made with (the
+ * pending bit, st_waiting). The wrap event is pushed on the C heap with nvic.py's name
+ * ("<nvic>.systick"), time and sequence number and this object's _st_wrap as its callable, so
+ * a wrap makes no Python call unless SysTick's pend must stop a running slice (cpu.kick()). The
+ * `_native_mmio` capsule (ports.h) serves the whole SCS page for the C bus: SYST_CSR/RVR/CVR/CALIB
+ * (offsets 0x10..0x1F) in C, every other SCS register by one vectorcall of the bank's read/write
+ * (set_fallback), as the bus called them before. A CSR read that finds COUNTFLAG clear calls
+ * machine.cpu.poll_hint(base, wake) as Peripheral.poll_hint does. Uses get_truth, get_i64,
+ * i128_long, c_at, lk_empty_tuple, EventType, SchedType, NvicType and the str_* names above. */
+
+#include "systick.h"
+
+static PyObject *st_s_kick, *st_s_poll_hint, *st_s_cancel, *st_s_wrap;
+
+typedef struct {
+    PyObject_HEAD
+    dh_systick s;
+    PyObject *nvic_c;                 /* the _core.Nvic whose state s.nvic points into */
+    PyObject *owner;                  /* nvic.py's Nvic: its cpu (hz, executing, kick) */
+    PyObject *machine, *sched, *base;
+    PyObject *ev;                     /* the wrap event held, or NULL */
+    PyObject *ev_fn;                  /* self._st_wrap (bound) */
+    PyObject *ev_name;                /* "<nvic>.systick" */
+    PyObject *fb_read, *fb_write;     /* the SCS bank's read/write for the other registers */
+    int plain_now;                    /* machine.now is machine.py's: read the attributes */
+    dh_port mmio_port;
+} SysTickObject;
+
+static PyTypeObject SysTickType;
+
+static int sy_bound(SysTickObject *o)
+{
+    if (o->machine)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "SysTick used before _bind(...) or after it was cleared");
+    return 0;
+}
+
+/* -- the host ---------------------------------------------------------------------------------- */
+
+static int sy_now(void *h, int64_t *out)
+{
+    SysTickObject *o = h;
+    if (!sy_bound(o))
+        return -1;
+    if (!o->plain_now) {
+        PyObject *r = PyObject_VectorcallMethod(str_now, &o->machine, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (!r)
+            return -1;
+        int rc = as_i64(r, out);
+        Py_DECREF(r);
+        return rc;
+    }
+    /* Machine.now: the running slice's start while the CPU executes, else the scheduler's now */
+    PyObject *cpu = PyObject_GetAttr(o->machine, str_cpu);
+    if (!cpu)
+        return -1;
+    if (cpu != Py_None) {
+        int ex = get_truth(cpu, str_executing);
+        if (ex) {
+            int rc = ex < 0 ? -1 : get_i64(cpu, str_slice_start_ps, out);
+            Py_DECREF(cpu);
+            return rc;
+        }
+    }
+    Py_DECREF(cpu);
+    if (PyObject_TypeCheck(o->sched, &SchedType)) {
+        *out = ((SchedObject *)o->sched)->now;
+        return 0;
+    }
+    return get_i64(o->sched, str_now, out);
+}
+
+static int sy_cpu_hz(void *h, int need, int *has, int64_t *hz)
+{
+    SysTickObject *o = h;
+    if (!sy_bound(o))
+        return -1;
+    PyObject *cpu = PyObject_GetAttr(o->owner, str_cpu);
+    if (!cpu)
+        return -1;
+    *has = cpu != Py_None;
+    int rc = *has && need ? get_i64(cpu, str_hz, hz) : 0;
+    Py_DECREF(cpu);
+    return rc;
+}
+
+static int sy_schedule(void *h, dh_i128 t)
+{
+    SysTickObject *o = h;
+    if (!sy_bound(o))
+        return -1;
+    if (t > INT64_MAX) {                     /* what the scheduler's `at` says of such a time */
+        PyErr_SetString(PyExc_OverflowError,
+                        "time or sequence number beyond 2**63-1 ps (106 days of virtual time)");
+        return -1;
+    }
+    PyObject *ev = c_at(o->sched, t < INT64_MIN ? INT64_MIN : (int64_t)t, o->ev_fn, lk_empty_tuple,
+                        o->ev_name);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->ev, ev);
+    return 0;
+}
+
+static int sy_cancel(void *h)
+{
+    SysTickObject *o = h;
+    PyObject *ev = o->ev;
+    if (!ev)
+        return 0;
+    o->ev = NULL;
+    int rc = 0;
+    if (PyObject_TypeCheck(ev, &EventType)) {
+        ((EventObject *)ev)->cancelled = 1;
+    } else {
+        PyObject *r = PyObject_CallMethodNoArgs(ev, st_s_cancel);
+        Py_XDECREF(r);
+        rc = r ? 0 : -1;
+    }
+    Py_DECREF(ev);
+    return rc;
+}
+
+static void sy_forget(void *h)
+{
+    Py_CLEAR(((SysTickObject *)h)->ev);
+}
+
+/* Peripheral.poll_hint: machine.cpu.poll_hint(base, wake) when the machine has a CPU */
+static int sy_poll_hint(void *h, dh_i128 wake)
+{
+    SysTickObject *o = h;
+    if (!sy_bound(o))
+        return -1;
+    PyObject *cpu = PyObject_GetAttr(o->machine, str_cpu);
+    if (!cpu)
+        return -1;
+    if (cpu == Py_None) {
+        Py_DECREF(cpu);
+        return 0;
+    }
+    PyObject *w = i128_long(wake), *r = NULL;
+    if (w) {
+        PyObject *args[3] = {cpu, o->base, w};
+        r = PyObject_VectorcallMethod(st_s_poll_hint, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(w);
+    }
+    Py_DECREF(cpu);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* nvic.py's _kick: the Nvic's cpu.kick() while that CPU executes */
+static int sy_kick(void *h)
+{
+    SysTickObject *o = h;
+    if (!sy_bound(o))
+        return -1;
+    PyObject *cpu = PyObject_GetAttr(o->owner, str_cpu);
+    if (!cpu)
+        return -1;
+    int rc = 0;
+    if (cpu != Py_None) {
+        int ex = get_truth(cpu, str_executing);
+        if (ex > 0) {
+            PyObject *r = PyObject_CallMethodNoArgs(cpu, st_s_kick);
+            Py_XDECREF(r);
+            rc = r ? 0 : -1;
+        } else {
+            rc = ex;
+        }
+    }
+    Py_DECREF(cpu);
+    return rc;
+}
+
+static int sy_zero_hz(void *Py_UNUSED(h))
+{
+    PyErr_SetString(PyExc_ZeroDivisionError, "integer division or modulo by zero");
+    return -1;
+}
+
+static const dh_systick_host systick_host = {
+    .now = sy_now, .cpu_hz = sy_cpu_hz, .schedule = sy_schedule, .cancel = sy_cancel,
+    .forget = sy_forget, .poll_hint = sy_poll_hint, .kick = sy_kick, .zero_hz = sy_zero_hz,
+};
+
+/* -- ports.h: the SCS page ------------------------------------------------------------------- */
+
+static int syp_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
+{
+    SysTickObject *o = self;
+    if (!sy_bound(o))
+        return -1;
+    if (offset - 0x10u < 0x10u) {
+        Py_INCREF(o);
+        int rc = dh_systick_read(&o->s, offset - 0x10u, size, value);
+        Py_DECREF(o);
+        return rc;
+    }
+    if (!o->fb_read) {
+        PyErr_SetString(PyExc_RuntimeError, "SysTick: set_fallback(read, write) first");
+        return -1;
+    }
+    PyObject *fn = o->fb_read, *off = PyLong_FromUnsignedLong(offset);
+    PyObject *sz = off ? PyLong_FromLong((long)size) : NULL, *v = NULL;
+    if (sz) {
+        PyObject *argv[2] = {off, sz};
+        Py_INCREF(fn);
+        v = PyObject_Vectorcall(fn, argv, 2, NULL);
+        Py_DECREF(fn);
+    }
+    Py_XDECREF(off);
+    Py_XDECREF(sz);
+    if (!v)
+        return -1;
+    unsigned long long x = PyLong_AsUnsignedLongLongMask(v);     /* as the bus converts it */
+    Py_DECREF(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *value = x;
+    return 0;
+}
+
+static int syp_write(void *self, uint32_t offset, unsigned size, uint64_t value)
+{
+    SysTickObject *o = self;
+    if (!sy_bound(o))
+        return -1;
+    if (offset - 0x10u < 0x10u) {
+        Py_INCREF(o);
+        int rc = dh_systick_write(&o->s, offset - 0x10u, size, value);
+        Py_DECREF(o);
+        return rc;
+    }
+    if (!o->fb_write) {
+        PyErr_SetString(PyExc_RuntimeError, "SysTick: set_fallback(read, write) first");
+        return -1;
+    }
+    PyObject *fn = o->fb_write, *off = PyLong_FromUnsignedLong(offset);
+    PyObject *sz = off ? PyLong_FromLong((long)size) : NULL;
+    PyObject *v = sz ? PyLong_FromUnsignedLongLong(value) : NULL, *r = NULL;
+    if (v) {
+        PyObject *argv[3] = {off, sz, v};
+        Py_INCREF(fn);
+        r = PyObject_Vectorcall(fn, argv, 3, NULL);
+        Py_DECREF(fn);
+    }
+    Py_XDECREF(off);
+    Py_XDECREF(sz);
+    Py_XDECREF(v);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static const dh_mmio_ops systick_mmio_ops = {syp_read, syp_write};
+
+/* -- the type ---------------------------------------------------------------------------------- */
+
+/* SysTick(nvic): the SysTick of the SCS whose exception state is `nvic` (a _core.Nvic) */
+static PyObject *sy_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *nvic;
+    static char *kwlist[] = {"nvic", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!:SysTick", kwlist, &NvicType, &nvic))
+        return NULL;
+    SysTickObject *o = (SysTickObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    o->nvic_c = Py_NewRef(nvic);
+    dh_systick_init(&o->s, &((NvicObject *)nvic)->v, 0, &systick_host, o);
+    o->mmio_port.ops = &systick_mmio_ops;
+    o->mmio_port.self = o;
+    return (PyObject *)o;
+}
+
+static int sy_traverse(SysTickObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->nvic_c);
+    Py_VISIT(o->owner);
+    Py_VISIT(o->machine);
+    Py_VISIT(o->sched);
+    Py_VISIT(o->base);
+    Py_VISIT(o->ev);
+    Py_VISIT(o->ev_fn);
+    Py_VISIT(o->ev_name);
+    Py_VISIT(o->fb_read);
+    Py_VISIT(o->fb_write);
+    return 0;
+}
+
+/* Everything but nvic_c, which s.nvic points into for as long as this object lives. */
+static int sy_clear(SysTickObject *o)
+{
+    Py_CLEAR(o->owner);
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->sched);
+    Py_CLEAR(o->base);
+    Py_CLEAR(o->ev);
+    Py_CLEAR(o->ev_fn);
+    Py_CLEAR(o->ev_name);
+    Py_CLEAR(o->fb_read);
+    Py_CLEAR(o->fb_write);
+    return 0;
+}
+
+static void sy_dealloc(SysTickObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    sy_clear(o);
+    Py_CLEAR(o->nvic_c);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+/* _bind(owner, machine, name, base, systick_frequency, plain_now) */
+static PyObject *sy_bind(SysTickObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6)
+        return PyErr_Format(PyExc_TypeError,
+                            "_bind(owner, machine, name, base, systick_frequency, plain_now)");
+    PyObject *owner = args[0], *machine = args[1], *name = args[2], *base = args[3];
+    int64_t fixed;
+    if (!PyUnicode_Check(name))
+        return PyErr_Format(PyExc_TypeError, "_bind: name must be a str");
+    if (as_i64(args[4], &fixed) < 0)
+        return NULL;
+    int plain = PyObject_IsTrue(args[5]);
+    if (plain < 0)
+        return NULL;
+    PyObject *sched = PyObject_GetAttr(machine, str_scheduler);
+    PyObject *fn = sched ? PyObject_GetAttr((PyObject *)o, st_s_wrap) : NULL;
+    PyObject *evname = fn ? PyUnicode_FromFormat("%U.systick", name) : NULL;
+    if (!evname) {
+        Py_XDECREF(sched);
+        Py_XDECREF(fn);
+        return NULL;
+    }
+    sy_clear(o);                                 /* a second _bind: the event held is dropped */
+    o->owner = Py_NewRef(owner);
+    o->machine = Py_NewRef(machine);
+    o->sched = sched;
+    o->base = Py_NewRef(base);
+    o->ev_fn = fn;
+    o->ev_name = evname;
+    o->plain_now = plain;
+    dh_systick_init(&o->s, &((NvicObject *)o->nvic_c)->v, fixed, &systick_host, o);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sy_set_fallback(SysTickObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyCallable_Check(args[0]) || !PyCallable_Check(args[1]))
+        return PyErr_Format(PyExc_TypeError, "set_fallback(read, write): two callables");
+    Py_XSETREF(o->fb_read, Py_NewRef(args[0]));
+    Py_XSETREF(o->fb_write, Py_NewRef(args[1]));
+    Py_RETURN_NONE;
+}
+
+static int sy_idx(PyObject *arg, int *idx)
+{
+    long i = PyLong_AsLong(arg);
+    if (i == -1 && PyErr_Occurred())
+        return -1;
+    if (i < 0 || i >= DH_ST_NREG) {
+        PyErr_Format(PyExc_ValueError, "SysTick: register index %ld outside 0..%d", i, DH_ST_NREG - 1);
+        return -1;
+    }
+    *idx = (int)i;
+    return 0;
+}
+
+static int sy_u32(PyObject *arg, uint32_t *out)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "an int is required, not %.100s", Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    unsigned long v = PyLong_AsUnsignedLongMask(arg);
+    if (v == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* The model's calls that may call back into Python keep the object alive across them. */
+#define SY_CALL(o, expr)                         \
+    do {                                         \
+        if (!sy_bound(o))                        \
+            return NULL;                         \
+        Py_INCREF(o);                            \
+        int sy_rc_ = (expr);                     \
+        Py_DECREF(o);                            \
+        if (sy_rc_ < 0)                          \
+            return NULL;                         \
+    } while (0)
+
+static PyObject *sy_read_reg(SysTickObject *o, PyObject *arg)
+{
+    int idx;
+    uint32_t v;
+    if (sy_idx(arg, &idx) < 0)
+        return NULL;
+    SY_CALL(o, dh_systick_read_reg(&o->s, idx, &v));
+    return PyLong_FromUnsignedLong(v);
+}
+
+static PyObject *sy_write_reg(SysTickObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int idx;
+    uint32_t data, mask;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "write_reg(index, data, byte_mask)");
+    if (sy_idx(args[0], &idx) < 0 || sy_u32(args[1], &data) < 0 || sy_u32(args[2], &mask) < 0)
+        return NULL;
+    SY_CALL(o, dh_systick_write_reg(&o->s, idx, data, mask));
+    Py_RETURN_NONE;
+}
+
+static PyObject *sy_get_reg(SysTickObject *o, PyObject *arg)
+{
+    int idx;
+    if (sy_idx(arg, &idx) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(o->s.reg[idx]);
+}
+
+/* set_reg(index, value): the raw word, no side effect (Register.value = v, Register.set) */
+static PyObject *sy_set_reg(SysTickObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    int idx;
+    uint32_t v;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_reg(index, value)");
+    if (sy_idx(args[0], &idx) < 0 || sy_u32(args[1], &v) < 0)
+        return NULL;
+    o->s.reg[idx] = v;
+    Py_RETURN_NONE;
+}
+
+static PyObject *sy_read(SysTickObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off, size = 4;
+    uint64_t v;
+    if (nargs < 1 || nargs > 2)
+        return PyErr_Format(PyExc_TypeError, "read(offset, size=4)");
+    if (sy_u32(args[0], &off) < 0 || (nargs == 2 && sy_u32(args[1], &size) < 0))
+        return NULL;
+    if (syp_read(o, off, size, &v) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *sy_write(SysTickObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t off, size;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "write(offset, size, value)");
+    if (sy_u32(args[0], &off) < 0 || sy_u32(args[1], &size) < 0)
+        return NULL;
+    uint64_t v = PyLong_AsUnsignedLongLongMask(args[2]);
+    if (v == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    if (syp_write(o, off, size, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *sy_wrap(SysTickObject *o, PyObject *Py_UNUSED(ignored))
+{
+    SY_CALL(o, dh_systick_wrap(&o->s));
+    Py_RETURN_NONE;
+}
+
+static PyObject *sy_resume(SysTickObject *o, PyObject *Py_UNUSED(ignored))
+{
+    SY_CALL(o, dh_systick_resume(&o->s));
+    Py_RETURN_NONE;
+}
+
+static PyObject *sy_reset(SysTickObject *o, PyObject *Py_UNUSED(ignored))
+{
+    SY_CALL(o, dh_systick_reset(&o->s));
+    Py_RETURN_NONE;
+}
+
+static PyObject *sy_set_core_clock(SysTickObject *o, PyObject *arg)
+{
+    int64_t hz;
+    if (as_i64(arg, &hz) < 0)
+        return NULL;
+    SY_CALL(o, dh_systick_set_core_clock(&o->s, hz));
+    Py_RETURN_NONE;
+}
+
+static PyObject *sy_hz(SysTickObject *o, PyObject *Py_UNUSED(ignored))
+{
+    int64_t hz;
+    SY_CALL(o, dh_systick_hz(&o->s, &hz));
+    return PyLong_FromLongLong(hz);
+}
+#undef SY_CALL
+
+enum { SY_RUNNING, SY_ZERO, SY_VAL, SY_COUNTFLAG, SY_CORE_HZ, SY_HZ_CACHE, SY_HZ_CSR, SY_EVENT };
+
+static PyObject *sy_get(SysTickObject *o, void *which)
+{
+    dh_systick *s = &o->s;
+    switch ((int)(intptr_t)which) {
+    case SY_RUNNING:
+        return PyBool_FromLong(s->running);
+    case SY_ZERO:
+        return i128_long(s->zero);
+    case SY_VAL:
+        return i128_long(s->val);
+    case SY_COUNTFLAG:
+        return PyBool_FromLong(s->countflag);
+    case SY_CORE_HZ:
+        if (!s->core_hz)
+            Py_RETURN_NONE;
+        return PyLong_FromLongLong(s->core_hz);
+    case SY_HZ_CACHE:
+        if (!s->hz_cached)
+            Py_RETURN_NONE;
+        return PyLong_FromLongLong(s->hz_cache);
+    case SY_HZ_CSR:
+        return PyLong_FromUnsignedLong(s->hz_csr);
+    default:
+        return Py_NewRef(o->ev ? o->ev : Py_None);
+    }
+}
+
+static PyObject *sy_get_mmio(SysTickObject *o, void *Py_UNUSED(c))
+{
+    return PyCapsule_New(&o->mmio_port, DH_MMIO_CAPSULE, NULL);   /* holds no reference to o */
+}
+
+static PyGetSetDef sy_getset[] = {
+    {"running", (getter)sy_get, NULL, "_st_running: the counter runs", (void *)SY_RUNNING},
+    {"zero", (getter)sy_get, NULL, "_st_zero: SysTick-clock tick of the next wrap", (void *)SY_ZERO},
+    {"val", (getter)sy_get, NULL, "_st_val: the value while stopped", (void *)SY_VAL},
+    {"countflag", (getter)sy_get, NULL, "_countflag: a wrap since CSR was last read", (void *)SY_COUNTFLAG},
+    {"core_hz", (getter)sy_get, NULL, "_st_core_hz: the core clock pushed, or None", (void *)SY_CORE_HZ},
+    {"hz_cache", (getter)sy_get, NULL, "_st_hz_cache, or None", (void *)SY_HZ_CACHE},
+    {"hz_csr", (getter)sy_get, NULL, "_st_hz_csr: the CLKSOURCE bit of the cache", (void *)SY_HZ_CSR},
+    {"event", (getter)sy_get, NULL, "_st_event: the wrap event held, or None", (void *)SY_EVENT},
+    {"_native_mmio", (getter)sy_get_mmio, NULL, "ports.h: the SCS page (SysTick in C)", NULL},
+    {NULL},
+};
+
+static PyMethodDef sy_methods[] = {
+    {"_bind", (PyCFunction)(void (*)(void))sy_bind, METH_FASTCALL,
+     "_bind(owner, machine, name, base, systick_frequency, plain_now)"},
+    {"set_fallback", (PyCFunction)(void (*)(void))sy_set_fallback, METH_FASTCALL,
+     "set_fallback(read, write): the SCS bank's read/write, for the registers that are not SysTick's"},
+    {"read_reg", (PyCFunction)sy_read_reg, METH_O, "read_reg(index) -> the bus read of CSR/RVR/CVR/CALIB"},
+    {"write_reg", (PyCFunction)(void (*)(void))sy_write_reg, METH_FASTCALL,
+     "write_reg(index, data, byte_mask): the bus write of CSR/RVR/CVR/CALIB"},
+    {"get_reg", (PyCFunction)sy_get_reg, METH_O, "get_reg(index) -> the raw word"},
+    {"set_reg", (PyCFunction)(void (*)(void))sy_set_reg, METH_FASTCALL, "set_reg(index, value): raw"},
+    {"read", (PyCFunction)(void (*)(void))sy_read, METH_FASTCALL,
+     "read(offset, size=4) -> the SCS page as the C bus reads it"},
+    {"write", (PyCFunction)(void (*)(void))sy_write, METH_FASTCALL,
+     "write(offset, size, value): the SCS page as the C bus writes it"},
+    {"_st_wrap", (PyCFunction)sy_wrap, METH_NOARGS, "event: the counter wrapped (nvic.py's _st_wrap)"},
+    {"resume", (PyCFunction)sy_resume, METH_NOARGS, "_st_resume: SysTick unpended after coalesced wraps"},
+    {"reset", (PyCFunction)sy_reset, METH_NOARGS, "reset(): registers and counter; the event cancelled"},
+    {"set_core_clock", (PyCFunction)sy_set_core_clock, METH_O, "set_core_clock(hz)"},
+    {"hz", (PyCFunction)sy_hz, METH_NOARGS, "_st_hz(): the SysTick rate for the present CLKSOURCE"},
+    {NULL},
+};
+
+static PyTypeObject SysTickType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.SysTick",
+    .tp_basicsize = sizeof(SysTickObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "SysTick(nvic): the Cortex-M7 SysTick in C (native/systick.c), nvic.py's NvicNative's.",
+    .tp_new = sy_new,
+    .tp_dealloc = (destructor)sy_dealloc,
+    .tp_traverse = (traverseproc)sy_traverse,
+    .tp_clear = (inquiry)sy_clear,
+    .tp_methods = sy_methods,
+    .tp_getset = sy_getset,
+};
+
+static int add_systick_type(PyObject *m)
+{
+    if (!(st_s_kick = PyUnicode_InternFromString("kick"))
+        || !(st_s_poll_hint = PyUnicode_InternFromString("poll_hint"))
+        || !(st_s_cancel = PyUnicode_InternFromString("cancel"))
+        || !(st_s_wrap = PyUnicode_InternFromString("_st_wrap")))
+        return -1;
+    if (PyType_Ready(&SysTickType) < 0)
+        return -1;
+    Py_INCREF(&SysTickType);
+    if (PyModule_AddObject(m, "SysTick", (PyObject *)&SysTickType) < 0) {
+        Py_DECREF(&SysTickType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of SysTick [systickc] ===================================================================== */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -10965,6 +11573,10 @@ PyMODINIT_FUNC PyInit__core(void)
         return NULL;
     }
     if (add_iwdg_type(m) < 0 || add_timer_type(m) < 0) {  /* [iwdgc, timerc] */
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_systick_type(m) < 0) {                       /* [systickc] */
         Py_DECREF(m);
         return NULL;
     }

@@ -11,8 +11,10 @@ Exception state is kept by exception number (0..15 system, 16+n for IRQn) in C (
 return are done by the core (cortexm.py, mostly in C), which asks for ``best_pending()`` (lowest
 priority byte, ties to the lowest number; its group priority) and ``execution_priority()``
 (ARMv7-M ExecutionPriority: active group priorities, BASEPRI, PRIMASK, FAULTMASK; 256 = none)
-and calls ``activate``/``deactivate`` (a line still high pends again). The SCS registers, SysTick's
-counter and wrap events, the MPU, CFSR/HFSR/MMFAR/BFAR stay Python here.
+and calls ``activate``/``deactivate`` (a line still high pends again). The SCS registers, the
+MPU, CFSR/HFSR/MMFAR/BFAR stay Python here. SysTick's counter and wrap events are C under
+DUOHIL_MODELS=native (``NvicNative``: native/systick.c, ``_core.SysTick``); the Python SysTick
+below is the reference under ``python`` (tests/test_native_systick.py holds them equal).
 
 Facts and choices:
   - 4 priority bits (``priorityMask`` 0xF0): IPR/SHPR keep bits [7:4]; BASEPRI compares its group
@@ -45,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ....base import PS_PER_S
 from ... import native
 from ...kernel.peripheral import Peripheral
-from ...kernel.regs import RO, W1C, WO, Field
+from ...kernel.regs import RO, RW, W1C, WO, Field, Register
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...kernel.machine import Machine
@@ -84,6 +86,10 @@ UNDEFINSTR, INVSTATE, INVPC, NOCP, UNALIGNED, DIVBYZERO = 1 << 16, 1 << 17, 1 <<
 HFSR_VECTTBL, HFSR_FORCED, HFSR_DEBUGEVT = 1 << 1, 1 << 30, 1 << 31
 
 CPUID_M7_R1P1 = 0x411FC271
+SYST_CALIB = 0x4000_0000 | 4_799_999  # NOREF=0, SKEW=1, TENMS = 10 ms at 480 MHz (unverified)
+SYST_CSR_FIELDS = (Field("ENABLE", 0), Field("TICKINT", 1), Field("CLKSOURCE", 2, reset=1),
+                   Field("COUNTFLAG", 16, access=RO))
+SYST_RVR_FIELDS = (Field("RELOAD", 0, 24),)
 CCSIDR_DCACHE = 0xF00FE019          # WT|WB|RA|WA, 128 sets, 4 ways, 8 words per line
 CCSIDR_ICACHE = 0xF01FE009          # 256 sets, 2 ways, 8 words per line
 CLIDR_M7 = 0x09000003               # LoUU=1, LoC=1, level 1: separate I and D
@@ -456,13 +462,23 @@ class Nvic(Peripheral):
         if not hasattr(machine, "cache"):
             machine.cache = None
         self._irq_bits = ((1 << self.n_irq) - 1) << IRQ0
+        self._st_setup()
+        self._define()
+        self._init_state()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Nvic":
+        # under DUOHIL_MODELS=native SysTick lives in C (NvicNative below)
+        if cls is Nvic and native.models() == "native":
+            return super().__new__(NvicNative)
+        return super().__new__(cls)
+
+    def _st_setup(self) -> None:
+        """SysTick's state beside the registers (NvicNative: the C model instead)."""
         self._st_event = None
-        self._st_name = f"{name}.systick"
+        self._st_name = f"{self.name}.systick"
         self._st_hz_cache: int | None = None      # _st_hz for CLKSOURCE = _st_hz_csr
         self._st_core_hz: int | None = None       # the core clock the RCC model pushed
         self._st_hz_csr = 0
-        self._define()
-        self._init_state()
 
     # -- state ------------------------------------------------------------------------------------
     def _init_state(self) -> None:
@@ -482,7 +498,11 @@ class Nvic(Peripheral):
         self.mmfar = 0
         self.bfar = 0
         self.shcsr_ena = 0
-        # SysTick
+        self._st_init_state()
+        self.exceptions_taken = 0
+
+    def _st_init_state(self) -> None:
+        """SysTick's part of the reset state (the bank has reset its registers)."""
         self._st_running = False
         self._st_zero = 0                  # SysTick-clock tick of the next wrap to 0
         self._st_val = 0
@@ -491,7 +511,6 @@ class Nvic(Peripheral):
             self._st_event.cancel()
         self._st_event = None
         self._st_waiting = False           # a wrap found SysTick still pending: no event until taken
-        self.exceptions_taken = 0
 
     def reset(self) -> None:
         super().reset()
@@ -561,16 +580,7 @@ class Nvic(Peripheral):
         r = self.regs
         r.define(0x004, "ICTR", (self.n_irq + 31) // 32 - 1, access=RO)
         r.define(0x008, "ACTLR")
-        # SysTick
-        # direct references for the per-tick paths (the bank's name lookup costs a call each)
-        self._csr_reg = r.define(0x010, "SYST_CSR", fields=[Field("ENABLE", 0), Field("TICKINT", 1),
-                                            Field("CLKSOURCE", 2, reset=1),
-                                            Field("COUNTFLAG", 16, access=RO)],
-                 on_write=self._csr_write, on_read=self._csr_read)
-        self._rvr_reg = r.define(0x014, "SYST_RVR", fields=[Field("RELOAD", 0, 24)], on_write=self._rvr_write)
-        r.define(0x018, "SYST_CVR", on_write=self._cvr_write, on_read=self._cvr_read)
-        # CALIB: NOREF=0, SKEW=1, TENMS = 10 ms at 480 MHz (the H743 value is unverified)
-        r.define(0x01C, "SYST_CALIB", 0x4000_0000 | 4_799_999, access=RO)
+        self._define_systick()
         # NVIC arrays
         for i in range(8):
             r.define(0x100 + 4 * i, f"ISER{i}", on_write=self._arr_write(i, "iser"),
@@ -641,6 +651,16 @@ class Nvic(Peripheral):
                               (0xF70, "DCCIMVAC", "clean_invalidate"),
                               (0xF74, "DCCISW", "clean_invalidate_all"), (0xF78, "BPIALL", None)):
             r.define(off, name, access=WO, on_write=self._cache_op(op))
+
+    def _define_systick(self) -> None:
+        r = self.regs
+        # direct references for the per-tick paths (the bank's name lookup costs a call each)
+        self._csr_reg = r.define(0x010, "SYST_CSR", fields=SYST_CSR_FIELDS,
+                                 on_write=self._csr_write, on_read=self._csr_read)
+        self._rvr_reg = r.define(0x014, "SYST_RVR", fields=SYST_RVR_FIELDS, on_write=self._rvr_write)
+        r.define(0x018, "SYST_CVR", on_write=self._cvr_write, on_read=self._cvr_read)
+        # CALIB: NOREF=0, SKEW=1, TENMS = 10 ms at 480 MHz (the H743 value is unverified)
+        r.define(0x01C, "SYST_CALIB", SYST_CALIB, access=RO)
 
     # NVIC arrays: state lives in the bit sets; the register's own value is kept at 0 so that the
     # bytes a narrow write does not touch read as 0 in ``on_write``.
@@ -968,3 +988,97 @@ class Nvic(Peripheral):
         k = self._st_ticks(self.now())
         self._st_update(k)
         return self._st_value(k)
+
+
+class _SysTickReg(Register):
+    """A SysTick register of NvicNative: its word is the C model's (``_core.SysTick``), the one
+    copy. The bank finds it at its offset like any register; a bus read or write goes to C with
+    the bank's byte mask, ``value`` reads and sets the raw word (as a Register's does), fields
+    read from it, and the bank's reset leaves it alone (NvicNative's reset resets the C model)."""
+
+    def __init__(self, bank: Any, offset: int, name: str, st: Any, idx: int, reset: int = 0,
+                 fields: tuple[Field, ...] = (), access: str = RW) -> None:
+        self.__dict__["_st"] = st
+        self.__dict__["_idx"] = idx
+        super().__init__(bank, offset, name, reset, 32, access, fields, None, None)
+
+    @property                                                   # type: ignore[override]
+    def value(self) -> int:
+        return self._st.get_reg(self._idx)
+
+    @value.setter
+    def value(self, v: int) -> None:
+        self._st.set_reg(self._idx, int(v) & 0xFFFF_FFFF)
+
+    def __getattr__(self, name: str) -> int:
+        fm = self.__dict__.get("_fm")
+        if fm is not None and name in fm:
+            mask, lsb = fm[name]
+            return (self.value & mask) >> lsb
+        raise AttributeError(f"register {self.__dict__.get('name')} has no field {name}")
+
+    def bus_read(self) -> int:
+        return self._st.read_reg(self._idx)
+
+    def bus_write(self, data: int, byte_mask: int) -> None:
+        self._st.write_reg(self._idx, data, byte_mask)
+
+    def reset(self) -> None:
+        pass
+
+
+def _st_view(attr: str, doc: str) -> property:
+    return property(lambda self: getattr(self._st, attr), doc=doc)
+
+
+class NvicNative(Nvic):
+    """The SCS with SysTick in C (``_core.SysTick``, native/systick.c; DUOHIL_MODELS=native):
+    the counter, COUNTFLAG, the reload rules, CLKSOURCE and core-clock changes and the wrap
+    event (``<name>.systick``, pushed on the C heap) live only there. The C bus reaches the whole
+    SCS page through ``_native_mmio``: SYST_CSR/RVR/CVR/CALIB in C, the other registers through
+    this bank's read/write as before. The Python SysTick above stays the reference
+    (DUOHIL_MODELS=python; tests/test_native_systick.py holds them equal)."""
+
+    renode_types: tuple[str, ...] = ()           # Nvic claims the type
+
+    # SysTick's state as the Python model names it (read-only views of the C model)
+    _st_running = _st_view("running", "the counter runs")
+    _st_zero = _st_view("zero", "SysTick-clock tick of the next wrap to 0")
+    _st_val = _st_view("val", "the value while stopped")
+    _countflag = _st_view("countflag", "a wrap since SYST_CSR was last read")
+    _st_event = _st_view("event", "the wrap event held, or None")
+    _st_core_hz = _st_view("core_hz", "the core clock the RCC model pushed, or None")
+    _st_hz_cache = _st_view("hz_cache", "_st_hz for CLKSOURCE = _st_hz_csr, or None")
+    _st_hz_csr = _st_view("hz_csr", "the CLKSOURCE bit the rate cache is for")
+
+    def _st_setup(self) -> None:
+        from ...kernel.machine import Machine
+        st = self._st = native.require().SysTick(self._c)
+        freq = self.props.get("systickFrequency")
+        st._bind(self, self.machine, self.name, self.base, int(freq) if freq else 0,
+                 getattr(type(self.machine), "now", None) is Machine.now)
+        st.set_fallback(self.regs.read, self.regs.write)
+        self._st_name = f"{self.name}.systick"
+        # the C methods themselves on the paths the core calls (cortexm.c's entry: _st_resume)
+        self._st_resume = st.resume                     # type: ignore[method-assign]
+        self._st_wrap = st._st_wrap                     # type: ignore[method-assign]
+        self._st_hz = st.hz                             # type: ignore[method-assign]
+
+    def _define_systick(self) -> None:
+        r, st = self.regs, self._st
+        self._csr_reg = r.add(_SysTickReg(r, 0x010, "SYST_CSR", st, 0, fields=SYST_CSR_FIELDS))
+        self._rvr_reg = r.add(_SysTickReg(r, 0x014, "SYST_RVR", st, 1, fields=SYST_RVR_FIELDS))
+        r.add(_SysTickReg(r, 0x018, "SYST_CVR", st, 2))
+        r.add(_SysTickReg(r, 0x01C, "SYST_CALIB", st, 3, SYST_CALIB, access=RO))
+
+    def _st_init_state(self) -> None:
+        self._st.reset()
+
+    def set_core_clock(self, hz: int) -> None:
+        """The core clock changed (the RCC model): see Nvic.set_core_clock; in C."""
+        self._st.set_core_clock(int(hz))
+
+    @property
+    def _native_mmio(self) -> Any:
+        """ports.h's register block for the C bus: the SCS page, SysTick served in C."""
+        return self._st._native_mmio
