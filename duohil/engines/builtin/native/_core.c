@@ -1700,6 +1700,13 @@ static PyObject *cm_read_return(CortexMObject *c, PyObject *Py_UNUSED(ignored))
     return rc ? cm_fail(c, rc) : u32_list(r, CM_RET_N);
 }
 
+static PyObject *cm_read_masks(CortexMObject *c, PyObject *Py_UNUSED(ignored))
+{
+    uint32_t m[3];
+    int rc = dh_cm_read_masks(&c->cm, m);
+    return rc ? cm_fail(c, rc) : u32_list(m, 3);
+}
+
 /* stack_enter(regs, pc, exc, vtor, stack) -> vector, -1 (stacking failed, nothing done) or -2
  * (vector unreadable, frame written if asked, no register written). */
 static PyObject *cm_stack_enter(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
@@ -1755,6 +1762,9 @@ static PyObject *cm_unstack(CortexMObject *c, PyObject *const *args, Py_ssize_t 
 static PyMethodDef cm_methods[] = {
     {"read_entry", (PyCFunction)cm_read_entry, METH_NOARGS,
      "read_entry() -> [r0, r1, r2, r3, r12, lr, pc, xpsr, sp, control]"},
+    {"read_masks", (PyCFunction)cm_read_masks, METH_NOARGS,
+     "read_masks() -> [primask, basepri, faultmask] as the core holds them (unprivileged threads "
+     "included: unicorn's MRS-style read gives them 0 there)"},
     {"read_return", (PyCFunction)cm_read_return, METH_NOARGS,
      "read_return() -> [pc, msp, psp, control, xpsr, primask, basepri, faultmask]"},
     {"stack_enter", (PyCFunction)(void (*)(void))cm_stack_enter, METH_FASTCALL,
@@ -3348,12 +3358,8 @@ static int fe_masks(CortexMObject *c, uint32_t m[3])
         }
         Py_DECREF(cache);
     }
-    int ids[3] = {UC_ARM_REG_PRIMASK, UC_ARM_REG_BASEPRI, UC_ARM_REG_FAULTMASK};
-    void *ptrs[3] = {&m[0], &m[1], &m[2]};
-    m[0] = m[1] = m[2] = 0;
-    uc_err err = UC.reg_read_batch(c->cm.uc, ids, ptrs, 3);
-    if (err != UC_ERR_OK) {
-        PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(err));
+    if (dh_cm_read_masks(&c->cm, m) < 0) {
+        PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(c->cm.uc_err));
         return -1;
     }
     if (!executing) {
@@ -3921,6 +3927,8 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     err = UC.reg_read_batch(uc, (int *)MS_END_IDS, ptrs, MS_END_N);
     if (err != UC_ERR_OK)
         return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(err));
+    if (dh_cm_fix_masks(&c->cm, e[CM_CONTROL], e[CM_XPSR], e + CM_ENTRY_N) < 0)
+        return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(c->cm.uc_err));
     PyObject *entry = u32_list(e, CM_ENTRY_N), *masks = u32_list(e + CM_ENTRY_N, 3);
     pc = e[CM_PC];
     PyObject *pcv = PyLong_FromUnsignedLong(pc);

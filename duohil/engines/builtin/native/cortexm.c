@@ -93,7 +93,38 @@ int dh_cm_read_entry(dh_cm *c, uint32_t out[CM_ENTRY_N])
 
 int dh_cm_read_return(dh_cm *c, uint32_t out[CM_RET_N])
 {
-    return read_batch(c, RETURN_IDS, out, CM_RET_N);
+    int rc = read_batch(c, RETURN_IDS, out, CM_RET_N);
+    return rc ? rc : dh_cm_fix_masks(c, out[CM_RET_CONTROL], out[CM_RET_XPSR], &out[CM_RET_PRIMASK]);
+}
+
+#define IPSR_MASK 0x1FFu
+
+int dh_cm_fix_masks(dh_cm *c, uint32_t control, uint32_t xpsr, uint32_t masks[3])
+{
+    static const int MASK_IDS[3] = {UC_ARM_REG_PRIMASK, UC_ARM_REG_BASEPRI, UC_ARM_REG_FAULTMASK};
+    if (!(control & CONTROL_NPRIV) || (xpsr & IPSR_MASK))
+        return 0;                        /* privileged: the MRS-style read gave the real values */
+    uint32_t handler = 1, thread = 0;
+    uc_err err = UC.reg_write(c->uc, UC_ARM_REG_IPSR, &handler);
+    int rc = err != UC_ERR_OK ? (c->uc_err = err, CM_ERR_UC) : read_batch(c, MASK_IDS, masks, 3);
+    err = UC.reg_write(c->uc, UC_ARM_REG_IPSR, &thread);   /* back, whatever happened */
+    if (!rc && err != UC_ERR_OK) {
+        c->uc_err = err;
+        rc = CM_ERR_UC;
+    }
+    return rc;
+}
+
+int dh_cm_read_masks(dh_cm *c, uint32_t masks[3])
+{
+    static const int IDS[5] = {UC_ARM_REG_CONTROL, UC_ARM_REG_XPSR, UC_ARM_REG_PRIMASK,
+                               UC_ARM_REG_BASEPRI, UC_ARM_REG_FAULTMASK};
+    uint32_t r[5];
+    int rc = read_batch(c, IDS, r, 5);
+    if (rc)
+        return rc;
+    memcpy(masks, r + 2, sizeof(uint32_t) * 3);
+    return dh_cm_fix_masks(c, r[0], r[1], masks);
 }
 
 static uint32_t frame_size(uint32_t control)

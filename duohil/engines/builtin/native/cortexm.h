@@ -39,6 +39,15 @@ int dh_cm_read_entry(dh_cm *c, uint32_t out[CM_ENTRY_N]);
 /* Read PC, MSP, PSP, CONTROL, xPSR, PRIMASK, BASEPRI, FAULTMASK. Returns 0 or CM_ERR_UC. */
 int dh_cm_read_return(dh_cm *c, uint32_t out[CM_RET_N]);
 
+/* PRIMASK, BASEPRI, FAULTMASK as the core holds them. unicorn reads them with MRS semantics
+ * (QEMU's v7m_mrs), which give 0 to unprivileged thread code; the engine needs the real values
+ * (masks set before dropping privilege still mask). dh_cm_fix_masks re-reads `masks` when
+ * `control`/`xpsr` say the thread is unprivileged, as a handler would: IPSR set to 1 for the read
+ * and back to 0 (QEMU's write_v7m_exception moves SP with the mode and moves it back; nothing else
+ * changes). dh_cm_read_masks reads CONTROL, xPSR and the masks and does the same. 0 or CM_ERR_UC. */
+int dh_cm_fix_masks(dh_cm *c, uint32_t control, uint32_t xpsr, uint32_t masks[3]);
+int dh_cm_read_masks(dh_cm *c, uint32_t masks[3]);
+
 /* Where entry puts the frame for these registers: (SP - size) & ~7, size 0x68 with FPCA. */
 uint32_t dh_cm_frame_sp(const uint32_t regs[CM_ENTRY_N]);
 

@@ -134,7 +134,6 @@ R = A
 ENTRY_REGS = (R.UC_ARM_REG_R0, R.UC_ARM_REG_R1, R.UC_ARM_REG_R2, R.UC_ARM_REG_R3,
               R.UC_ARM_REG_R12, R.UC_ARM_REG_LR, R.UC_ARM_REG_PC, R.UC_ARM_REG_XPSR,
               R.UC_ARM_REG_SP, R.UC_ARM_REG_CONTROL)
-MASK_REGS = (R.UC_ARM_REG_PRIMASK, R.UC_ARM_REG_BASEPRI, R.UC_ARM_REG_FAULTMASK)
 # Hang and storm thresholds: one home for both cores (limits.py, where they are explained)
 from ...kernel.limits import (HANG_PC_SPAN, HANG_PS, STORM_ENTRIES, STORM_RATE_ENTRIES,  # noqa: E402
                      STORM_RATE_PS, STORM_STARVE_PS)
@@ -198,7 +197,6 @@ class CortexM7Cpu(CpuCore):
         self.nvic: Nvic | None = None
         super().__init__(machine, name, hz)
         uc = self.uc
-        self._masks = RegBatch(uc, MASK_REGS)
         self._pcb = RegBatch(uc, (R.UC_ARM_REG_PC,))
         # ENTRY_REGS as read at the end of the last slice (PC, the WFI test of the slice's end), kept
         # while nothing has run since: the next exception entry stacks them without a read
@@ -212,6 +210,9 @@ class CortexM7Cpu(CpuCore):
         self._mem = MemPort(uc)
         # the exception path's register and memory side in C (native/cortexm.c, one per core)
         self._cm: Any = native.require().CortexM(uc._uch.value)
+        # PRIMASK, BASEPRI, FAULTMASK as the core holds them (unicorn's own read gives 0 to an
+        # unprivileged thread: cortexm.h, dh_cm_read_masks)
+        self._read_masks = self._cm.read_masks
         self._pc: int | None = None          # PC at the end of the last slice, if nothing moved it
         self._stop: str | None = None        # why we stopped the running slice
         self._mem_fault: tuple[str, int] | None = None
@@ -319,10 +320,10 @@ class CortexM7Cpu(CpuCore):
 
     def _mask_regs(self) -> list[int]:
         if self.executing:
-            return self._masks.read()
+            return self._read_masks()
         m = self._mask_cache
         if m is None:
-            m = self._mask_cache = self._masks.read()
+            m = self._mask_cache = self._read_masks()
         return m
 
     def take_interrupts(self) -> bool:
@@ -364,7 +365,7 @@ class CortexM7Cpu(CpuCore):
         n, g = nv.best_pending()
         if not n:
             return
-        pm, bp, fm = self._masks.read()
+        pm, bp, fm = self._read_masks()
         if g < nv.execution_priority(pm, bp, fm):
             if self._stop is None:
                 self._stop = "irq"
@@ -515,13 +516,13 @@ class CortexM7Cpu(CpuCore):
         nv = self.nvic
         if nv.mpu.ctrl & 2:
             return False
-        pm, bp, fm = self._masks.read()
+        pm, bp, fm = self._read_masks()
         return nv.execution_priority(pm, bp, fm) < 0
 
     def _fault_target(self, exc: int) -> int | None:
         """The exception a synchronous fault of kind ``exc`` is taken as (None: lockup)."""
         nv = self.nvic
-        pm, bp, fm = self._masks.read()
+        pm, bp, fm = self._read_masks()
         ep = nv.execution_priority(pm, bp, fm)
         if exc != HARDFAULT and (not nv.fault_enabled(exc) or nv.group(nv.prio_of(exc)) >= ep):
             exc = HARDFAULT
@@ -695,7 +696,7 @@ class CortexM7Cpu(CpuCore):
         elif intno == 2:                                 # SVC, PC after the instruction
             pc = self._pcb.read()[0]
             nv = self.nvic
-            pm, bp, fm = self._masks.read()
+            pm, bp, fm = self._read_masks()
             if nv.group(nv.prio_of(SVCALL)) < nv.execution_priority(pm, bp, fm):
                 self._enter(SVCALL, pc=pc)
             else:                                         # SVC that cannot preempt: HardFault
@@ -820,7 +821,8 @@ class CortexM7Cpu(CpuCore):
     #   other exception a hook raised is raised again;
     # - a reset requested inside the slice: _do_reset, then the hang checks below;
     # - one register batch: _entry_cache (ENTRY_REGS, the next exception entry stacks them without
-    #   a read), _mask_cache (MASK_REGS, the next wake-up test and take_interrupts) and _pc;
+    #   a read), _mask_cache (PRIMASK, BASEPRI, FAULTMASK, as the core holds them: the next
+    #   wake-up test and take_interrupts) and _pc;
     # - a stop a hook asked for: "wfe"/"sleep" sleep, "irq"/"bus"/"mpu" go to _after_stop;
     # - else the WFI test. WFI: emu_start returned early with PC after it. PC right after a WFI
     #   means the WFI was the last instruction executed (a slice whose count ran out exactly there
