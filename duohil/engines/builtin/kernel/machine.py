@@ -476,3 +476,15 @@ def _runs(pages: list[int]) -> list[tuple[int, int]]:
         else:
             runs.append((p, p + PAGE))
     return runs
+
+
+def _register_native() -> None:
+    """The native units compute ``machine.now()`` in C for machines whose class keeps
+    ``Machine.now`` (its rule, written once in _core.c: plain_machine_now)."""
+    from .. import native
+    core = native.core()
+    if core is not None:
+        core.register_machine_now(Machine.now)
+
+
+_register_native()

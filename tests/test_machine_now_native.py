@@ -1,0 +1,43 @@
+"""machine.now() as the native units read it (_core.c's machine_now): Machine.now's rule computed in
+C for machines whose class keeps Machine.now, the method itself for a class that overrides it."""
+from __future__ import annotations
+
+import pytest
+
+from duohil.engines.builtin import native
+from duohil.engines.builtin.kernel.machine import Machine, MachineNative
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+
+pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")
+
+
+class Cpu:
+    executing = False
+    slice_start_ps = 0
+
+
+@pytest.mark.parametrize("cls", [Machine, MachineNative])
+def test_plain_rule_matches_machine_now(cls):
+    core = native.core()
+    s = Scheduler()
+    m = cls("m", s)
+    s.run_until(1_234_567)
+    assert core.machine_now(m) == m.now() == 1_234_567           # no CPU
+    m.cpu = Cpu()
+    assert core.machine_now(m) == m.now() == 1_234_567           # a CPU between slices
+    m.cpu.executing, m.cpu.slice_start_ps = True, 1_000_000
+    assert core.machine_now(m) == m.now() == 1_000_000           # inside a slice: its start
+    m.cpu.executing = False
+    s.run_until(2_000_000)
+    assert core.machine_now(m) == m.now() == 2_000_000
+
+
+def test_an_overridden_now_is_asked():
+    class Shifted(Machine):
+        def now(self) -> int:
+            return super().now() + 7
+
+    s = Scheduler()
+    m = Shifted("m", s)
+    s.run_until(100)
+    assert native.core().machine_now(m) == 107
