@@ -5,10 +5,10 @@ layout say, with clint.py's documented choices: mtime counts ``frequency / divid
 second of virtual time from the value last written to it (0 at reset), each 32-bit half readable
 and writable; MTIP of hart n is ``mtime >= mtimecmp[n]`` at every instant (a level, raised at the
 first picosecond where it holds, lowered at once by a compare or mtime write that makes it false);
-MSIP of hart n is bit 0 of its msip word; mtimecmp reads back as written, all ones at reset; a
-byte or halfword write merges into the register's last written word; offsets outside the map are
-counted as unmodelled. Compares further than 2**40 ticks ahead get no event (they are never reached
-in a run).
+MSIP of hart n is bit 0 of its msip word (bits 31:1 read 0); mtimecmp reads back as written, all
+ones at reset; a byte or halfword write merges into the register's last written word; offsets
+outside the map are counted as unmodelled. Compares further than 2**40 ticks ahead get no event
+(they are never reached in a run).
 
 Hypothesis picks the clock (down to 3 Hz, dividers 1..3: ticks that straddle picoseconds) and a
 program of register writes (raw, or the RV32 way: high word all ones first, a compare a few ticks
@@ -91,7 +91,7 @@ class Spec:
     def word(self, off: int, t: int) -> int:
         w = off & ~3
         if w in (MSIP0, 0x4):
-            return self.written[w]
+            return self.written[w] & 1                       # bits 31:1 read 0
         if CMP_LO <= w < CMP_LO + 8 * HARTS:
             n, hi = (w - CMP_LO) // 8, w & 4
             return (self.cmp[n] >> (32 if hi else 0)) & 0xFFFF_FFFF

@@ -159,7 +159,7 @@ uint32_t dh_clint_reg_read(const dh_clint *c, int reg, int n, int64_t now)
 {
     switch (reg) {
     case CLR_MSIP:
-        return c->msip_reg[n];
+        return c->msip_reg[n] & 1u;           /* bits 31:1 are hardwired to 0 (SiFive CLINT) */
     case CLR_CMP_LO:
         return (uint32_t)c->mtimecmp[n];
     case CLR_CMP_HI:
