@@ -79,12 +79,13 @@ def test_a_library_without_the_unicorn_api_is_refused(tmp_path: Path) -> None:
 
 def test_the_switch_picks_only_between_versions_of_models_being_ported(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scheduler and the CLINT are the C ones whatever DUOHIL_MODELS says (no Python copy is
-    left); the switch still picks the IWDG's version (a model still being ported) and refuses a
-    bad value."""
+    """The scheduler, the CLINT and the IWDG are the C ones whatever DUOHIL_MODELS says (no Python
+    copy is left); the switch still picks the STM32 timer's version (a model still being ported)
+    and refuses a bad value."""
     from duohil.engines.builtin.cpus.rv32.clint import CoreLevelInterruptor
     from duohil.engines.builtin.kernel.machine import Machine
     from duohil.engines.builtin.soc.stm32h7.stm32_iwdg import STM32_IndependentWatchdog
+    from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
     core = _core()
     for want in ("", "python", "native"):
         monkeypatch.setenv(native.ENV, want)
@@ -95,7 +96,10 @@ def test_the_switch_picks_only_between_versions_of_models_being_ported(
                                      props={"frequency": 16_000_000})
         assert type(clint._c) is core.Clint
         iwdg = STM32_IndependentWatchdog(clint.machine, "iwdg", 0x5800_4800)
-        assert (type(iwdg) is STM32_IndependentWatchdog) == (want == "python")
+        assert isinstance(iwdg, core.Iwdg) and isinstance(iwdg, STM32_IndependentWatchdog)
+        tim = STM32_Timer(clint.machine, "tim2", 0x4000_0000)
+        assert (type(tim) is STM32_Timer) == (want == "python")
+        assert isinstance(tim, core.Timer) == (want != "python")
     monkeypatch.setenv(native.ENV, "fast")
     with pytest.raises(ConfigError, match="DUOHIL_MODELS: 'fast' is not a model set"):
         native.models()

@@ -9664,15 +9664,15 @@ static int add_usart_types(PyObject *m)
 
 /* == Iwdg: the STM32H7 independent watchdog (iwdg.c) [iwdgc] ======================================
  *
- * _core.Iwdg is the base of stm32_iwdg.py's STM32_IndependentWatchdogNative (DUOHIL_MODELS=native):
+ * _core.Iwdg is the base of stm32_iwdg.py's STM32_IndependentWatchdogNative (the one copy):
  * its registers, keys, SR busy bits, window check and expiry deadline live in iwdg.c, so a KR
  * write from the C bus (the `_native_mmio` capsule) is handled without a Python call: the reload
  * reads the time from the CPU's and the scheduler's attributes (machine.now() as machine.py
  * computes it, unless the machine overrides now) and leaves the pending expiry event alone unless
  * the new deadline is earlier. Scheduler events are pushed through machine.scheduler.at with the
- * Python model's names ("<name>.expiry", "<name>.sr") and the type's own _check/_sr_done as their
- * callables; machine.record("iwdg_window_violation", ...) and machine.system_reset("iwdg") are
- * called exactly where the Python model calls them.
+ * names "<name>.expiry", "<name>.sr" and the type's own _check/_sr_done as their callables;
+ * machine.record("iwdg_window_violation", ...) and machine.system_reset("iwdg") are called where
+ * the deleted Python model called them.
  */
 #include "iwdg.h"
 

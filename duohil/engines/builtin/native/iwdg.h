@@ -1,20 +1,20 @@
-/* The STM32H7 independent watchdog IWDG1 (stm32_iwdg.py's STM32_IndependentWatchdog under
- * DUOHIL_MODELS=native).
+/* The STM32H7 independent watchdog IWDG1 (stm32_iwdg.py's STM32_IndependentWatchdog; the one
+ * copy, whatever DUOHIL_MODELS says).
  *
  * Plain C, no Python: one dh_iwdg per watchdog, owned by _core.c's Iwdg binding. The model is
- * stm32_iwdg.py's, decision for decision: the register bank's bus semantics (KR write-only
- * trigger, PR/RLR/WINR read/write over all 32 bits but written only while unlocked, SR
- * read-only; byte and halfword accesses; holes read 0), the keys (0xCCCC starts, 0x5555
- * unlocks, any other key locks, 0xAAAA reloads), the SR busy bits and their event, the window
- * check, and one expiry event per deadline that only moves earlier at a reload and re-arms
- * itself when it fires early (so a reload schedules nothing while the pending event is not
- * later than the new deadline: the firmware's every-pass kick costs no host call but the time).
+ * the one stm32_iwdg.py documents (the deleted Python copy's, decision for decision): the
+ * register bank's bus semantics (KR write-only trigger, PR/RLR/WINR read/write over all 32 bits
+ * but written only while unlocked, SR read-only; byte and halfword accesses; holes read 0), the
+ * keys (0xCCCC starts, 0x5555 unlocks, any other key locks, 0xAAAA reloads), the SR busy bits
+ * and their event, the window check, and one expiry event per deadline that only moves earlier
+ * at a reload and re-arms itself when it fires early (so a reload schedules nothing while the
+ * pending event is not later than the new deadline: the firmware's every-pass kick costs no
+ * host call but the time).
  *
  * What the model needs from the machine goes through dh_iwdg_host: the time, the scheduler (two
  * events: expiry and SR done, each held by the host), the CPU's poll hint, the event log's
  * window violation and the system reset. Every host callback and every model function that
- * returns int: 0 = done, -1 = error (the host's error is set and the model hands it on at once,
- * as the Python model's exception would).
+ * returns int: 0 = done, -1 = error (the host's error is set and the model hands it on at once).
  */
 #ifndef DUOHIL_IWDG_H
 #define DUOHIL_IWDG_H

@@ -19,11 +19,12 @@ CPU is halted or stalled; DBGMCU freezing is not modelled. One scheduler event p
 deadline: a reload only moves the deadline, and the pending event re-arms itself when it fires
 early, so a firmware kicking every millisecond costs no events.
 
-Under ``DUOHIL_MODELS=native`` ``STM32_IndependentWatchdog(...)`` is a
-``STM32_IndependentWatchdogNative``: registers, keys, SR busy bits, the window check and the
-expiry deadline in C (native/iwdg.c, ``_core.Iwdg``, its base class), so a kick from the C bus
-is handled without a Python call. This model stays the reference (tests/test_native_iwdg.py).
-The native model reads ``windowOption`` once, when built (this one at every reload).
+The model is C, one copy (native/iwdg.c, ``_core.Iwdg``; whatever ``DUOHIL_MODELS`` says):
+registers, keys, SR busy bits, the window check and the expiry deadline, so a kick from the C bus
+is handled without a Python call. ``STM32_IndependentWatchdog(...)`` builds
+``STM32_IndependentWatchdogNative``, a subclass of ``_core.Iwdg`` and of this class (made once
+the native core is loaded); ``windowOption`` is read once, when built. Specified by
+tests/test_native_iwdg.py and tests/test_stm32_gpio_iwdg.py.
 """
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ from typing import Any, ClassVar
 from ....base import PS_PER_S
 from ... import native
 from ...kernel.peripheral import Peripheral
-from ...kernel.regs import RO, W1T, Field, Register
 
 KEY_START, KEY_RELOAD, KEY_UNLOCK = 0xCCCC, 0xAAAA, 0x5555
 SR_UPDATE_LSI_CYCLES = 5          # PVU/RVU/WVU busy time (RM: up to 5 LSI periods; unverified)
@@ -61,133 +61,14 @@ class STM32_IndependentWatchdog(Peripheral):
                                             "defaultPrescaler": 4}
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "STM32_IndependentWatchdog":
-        # under DUOHIL_MODELS=native the model lives in C (STM32_IndependentWatchdogNative below)
-        if cls is STM32_IndependentWatchdog and native.models() == "native":
-            native_cls = native_class()
-            return native_cls.__new__(native_cls)
-        return super().__new__(cls)
+        # the model lives in C: STM32_IndependentWatchdogNative (below) is the class of every instance
+        native_cls = native_class()
+        return native_cls.__new__(native_cls)
 
-    def __init__(self, machine, name, base, size=None, props=None) -> None:
-        super().__init__(machine, name, base, size, props)
-        self.lsi_hz, _ = _timing_props(name, self.props)
-        r = self.regs
-        r.define(0x00, "KR", access=W1T, fields=[Field("KEY", 0, 16)], on_write=self._kr_written)
-        r.define(0x04, "PR", fields=[Field("PR", 0, 3)], on_write=self._protected_written)
-        r.define(0x08, "RLR", reset=RLR_MAX, fields=[Field("RL", 0, 12)],
-                 on_write=self._protected_written)
-        r.define(0x0C, "SR", access=RO, fields=[Field("PVU", 0), Field("RVU", 1), Field("WVU", 2)],
-                 on_read=self._sr_read)
-        r.define(0x10, "WINR", reset=RLR_MAX, fields=[Field("WIN", 0, 12)],
-                 on_write=self._protected_written)
-        self._init_state()
-
-    def _init_state(self) -> None:
-        self.running = False
-        self.unlocked = False
-        self._reload_ps = 0               # time of the last start/reload
-        self._period_ps = 0               # timeout counted from _reload_ps
-        self._divider = 0
-        self._reload_value = RLR_MAX
-        self._timing_key: tuple[int, int] | None = None
-        self._ev = None                   # the pending expiry check
-        self._sr_ev = None
-
-    # -- public -------------------------------------------------------------------------------------
-    def divider(self) -> int:
-        return int(self.props["defaultPrescaler"]) << min(self.regs.PR.PR, 6)
-
-    def timeout_ps(self) -> int:
-        """Expiry delay a reload would give with the present PR and RLR."""
-        return self.divider() * (self.regs.RLR.RL + 1) * PS_PER_S // self.lsi_hz
-
-    @property
-    def deadline_ps(self) -> int | None:
-        return self._reload_ps + self._period_ps if self.running else None
-
-    def counter(self) -> int:
-        """The down-counter now (RLR .. 0); RLR_MAX when stopped."""
-        if not self.running:
-            return RLR_MAX
-        ticks = (self.now() - self._reload_ps) * self.lsi_hz // (self._divider * PS_PER_S)
-        return max(self._reload_value - ticks, 0)
-
-    def registers(self) -> list[int]:
-        """The raw words [KR, PR, RLR, SR, WINR] (KR: the last word written; the bus reads 0)."""
-        return [reg.value for reg in self.regs]
-
-    # -- keys ----------------------------------------------------------------------------------------
-    def _kr_written(self, reg: Register, old: int, data: int) -> None:
-        key = data & 0xFFFF
-        self.unlocked = key == KEY_UNLOCK
-        if key == KEY_START:
-            if not self.running:
-                self.running = True
-                self._reload()
-        elif key == KEY_RELOAD and self.running:
-            self._checked_reload()
-
-    def _checked_reload(self) -> None:
-        win = self.regs.WINR.value & RLR_MAX
-        if win < RLR_MAX and self.props["windowOption"] and self.counter() > win:
-            self.machine.record("iwdg_window_violation", counter=self.counter(), winr=win)
-            self.machine.system_reset("iwdg")
-            return
-        self._reload()
-
-    def _reload(self) -> None:
-        # hot: firmware may kick from every main-loop pass, so PR/RLR are decoded only on change
-        key = (self.regs.PR.value, self.regs.RLR.value)
-        if key != self._timing_key:
-            self._timing_key = key
-            self._divider = self.divider()
-            self._reload_value = self.regs.RLR.RL
-            self._period_ps = self.timeout_ps()
-        self._reload_ps = self.now()
-        deadline = self._reload_ps + self._period_ps
-        if self._ev is None or self._ev.time > deadline:
-            if self._ev is not None:
-                self._ev.cancel()
-            self._ev = self.schedule_at(deadline, self._check, name=f"{self.name}.expiry")
-
-    def _check(self) -> None:
-        self._ev = None
-        if not self.running:
-            return
-        deadline = self._reload_ps + self._period_ps
-        if self.now() < deadline:                     # reloaded since: re-arm at the new deadline
-            self._ev = self.schedule_at(deadline, self._check, name=f"{self.name}.expiry")
-            return
-        self.machine.system_reset("iwdg")
-
-    # -- protected registers ---------------------------------------------------------------------------
-    def _protected_written(self, reg: Register, old: int, data: int) -> None:
-        if not self.unlocked:
-            reg.value = old
-            return
-        bit = {"PR": 0, "RLR": 1, "WINR": 2}[reg.name]
-        self.regs.SR.value |= 1 << bit
-        if self._sr_ev is not None:
-            self._sr_ev.cancel()
-        self._sr_ev = self.schedule(SR_UPDATE_LSI_CYCLES * PS_PER_S // self.lsi_hz, self._sr_done,
-                                    name=f"{self.name}.sr")
-        if reg.name == "WINR" and self.running:
-            self._reload()                            # a WINR write reloads, with no window check
-
-    def _sr_read(self, reg: Register) -> int:
-        if reg.value and self._sr_ev is not None:
-            self.poll_hint(self._sr_ev.time)          # HAL spins on SR == 0
-        return reg.value
-
-    def _sr_done(self) -> None:
-        self._sr_ev = None
-        self.regs.SR.value = 0
-
-    def reset(self) -> None:
-        for ev in (self._ev, self._sr_ev):
-            if ev is not None:
-                ev.cancel()
-        super().reset()
-        self._init_state()
+    def register_name(self, offset: int) -> str | None:
+        """The register at ``offset`` (diagnostics: "polling iwdg1.SR")."""
+        i = (offset & ~3) >> 2
+        return REG_NAMES[i] if 0 <= i < len(REG_NAMES) else None
 
 
 _native_cls: type | None = None
@@ -198,14 +79,14 @@ def native_class() -> type:
     model's name and public face; made once the native core is loaded."""
     global _native_cls
     if _native_cls is None:
-        core = native.core()
+        core = native.require()
 
-        class STM32_IndependentWatchdogNative(core.Iwdg, STM32_IndependentWatchdog):  # type: ignore
+        class STM32_IndependentWatchdogNative(core.Iwdg, STM32_IndependentWatchdog):  # type: ignore[misc]
             """read/write/reset, the events (_check, _sr_done), divider(), timeout_ps(), counter(),
             deadline_ps, running and unlocked are _core.Iwdg's; ``registers()`` gives the raw
             words [KR, PR, RLR, SR, WINR]; ``_native_mmio`` is its ports.h capsule."""
 
-            renode_types: ClassVar[tuple[str, ...]] = ()   # the Python model claims the type
+            renode_types: ClassVar[tuple[str, ...]] = ()   # STM32_IndependentWatchdog claims it
 
             def __init__(self, machine, name, base, size=None, props=None) -> None:
                 from ...kernel.machine import Machine
@@ -214,10 +95,6 @@ def native_class() -> type:
                 plain_now = getattr(type(machine), "now", None) is Machine.now
                 self._bind(machine, self.name, base, self.lsi_hz, prescaler,
                            bool(self.props["windowOption"]), plain_now)
-
-            def register_name(self, offset: int) -> str | None:
-                i = (offset & ~3) >> 2
-                return REG_NAMES[i] if 0 <= i < len(REG_NAMES) else None
 
         _native_cls = STM32_IndependentWatchdogNative
     return _native_cls
