@@ -7484,7 +7484,7 @@ static int add_dma_types(PyObject *m)
 
 static PyObject *dcs_memories, *dcs_mpu, *dcs_attributes, *dcs_at, *dcs_time, *dcs_cancelled,
     *dcs_cancel, *dcs_uc, *dcs_uch, *dcs_value, *dcs_name_kw, *dcs_evict_name, *dcs_cpu,
-    *dcs_scheduler, *dcs_now;
+    *dcs_scheduler;
 static PyObject *dcs_ucerror;          /* unicorn.UcError, imported at the first error */
 
 static int dcs_raise_uc(int err)
@@ -7587,17 +7587,13 @@ typedef struct {
     PyObject *uc_obj;         /* the Uc whose engine dc.uc is */
     PyObject *seed;           /* the seed as given (an int) */
     Py_ssize_t mem_count;     /* len(machine.memories) at the last layout, -1 before */
-    int inline_now;           /* machine.now is Machine.now: computed here without the call */
 } DCacheObject;
 
 static PyTypeObject DCacheType;
 
 static int dcg_now(void *ctx, int64_t *out)
 {
-    DCacheObject *o = ctx;
-    if (!o->inline_now)
-        return dcs_i64(PyObject_CallMethodNoArgs(o->machine, dcs_now), out);
-    return plain_machine_now(o->machine, out);
+    return machine_now(((DCacheObject *)ctx)->machine, out);
 }
 
 static int dcg_cacheable(void *ctx, uint32_t line, int *cacheable, int *memo)
@@ -7880,11 +7876,10 @@ out:
 
 static PyObject *dcg_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"machine", "regions", "host_views", "inline_now", NULL};
+    static char *kwlist[] = {"machine", "regions", "host_views", NULL};
     PyObject *machine, *regions, *views_fn;
-    int inline_now = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|p:DCache", kwlist, &machine, &regions,
-                                     &views_fn, &inline_now))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:DCache", kwlist, &machine, &regions,
+                                     &views_fn))
         return NULL;
     PyObject *seq = PySequence_Fast(regions, "regions: a sequence of (base, size)");
     if (!seq)
@@ -7920,7 +7915,6 @@ static PyObject *dcg_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     o->machine = Py_NewRef(machine);
     o->views_fn = Py_NewRef(views_fn);
     o->mem_count = -1;
-    o->inline_now = inline_now;
     o->seed = PyLong_FromLong(0);
     o->on_evict = PyObject_GetAttrString((PyObject *)o, "_on_evict");
     if (!o->seed || !o->on_evict)
@@ -8432,7 +8426,7 @@ static PyTypeObject DCacheType = {
     .tp_name = "duohil.engines.builtin.native._core.DCache",
     .tp_basicsize = sizeof(DCacheObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "DCache(machine, [(base, size)], host_views, inline_now): dcache.py's D-cache in C",
+    .tp_doc = "DCache(machine, [(base, size)], host_views): dcache.py's D-cache in C",
     .tp_new = dcg_new,
     .tp_dealloc = (destructor)dcg_dealloc,
     .tp_traverse = (traverseproc)dcg_traverse,
@@ -8640,7 +8634,6 @@ static int add_dcache_types(PyObject *m)
     DCS_INTERN(dcs_evict_name, "dcache-evict");
     DCS_INTERN(dcs_cpu, "cpu");
     DCS_INTERN(dcs_scheduler, "scheduler");
-    DCS_INTERN(dcs_now, "now");
 #undef DCS_INTERN
     if (!(dcs_name_kw = Py_BuildValue("(s)", "name")))
         return -1;
@@ -9676,7 +9669,7 @@ static int add_usart_types(PyObject *m)
  */
 #include "iwdg.h"
 
-static PyObject *iw_s_cpu, *iw_s_now, *iw_s_scheduler, *iw_s_at,
+static PyObject *iw_s_cpu, *iw_s_scheduler, *iw_s_at,
     *iw_s_poll_hint, *iw_s_record, *iw_s_system_reset, *iw_s_cancel, *iw_s_time, *iw_s_violation,
     *iw_s_cause, *iw_kw_name, *iw_kw_violation;
 
@@ -9687,7 +9680,6 @@ typedef struct {
     PyObject *ev[DH_IWDG_EV_N];          /* the held events (scheduler Events), or NULL */
     PyObject *ev_fn[DH_IWDG_EV_N];       /* self._check, self._sr_done */
     PyObject *ev_name[DH_IWDG_EV_N];     /* "<name>.expiry", "<name>.sr" */
-    int plain_now;                       /* machine.now is machine.py's: read the attributes */
     dh_port mmio_port;
 } IwdgObject;
 
@@ -9697,17 +9689,7 @@ static PyTypeObject IwdgType;
 
 static int iw_now(void *h, int64_t *out)
 {
-    IwdgObject *o = h;
-    if (!o->plain_now) {
-        PyObject *r = PyObject_VectorcallMethod(iw_s_now, &o->machine, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                                NULL);
-        if (!r)
-            return -1;
-        int rc = as_i64(r, out);
-        Py_DECREF(r);
-        return rc;
-    }
-    return plain_machine_now(o->machine, out);
+    return machine_now(((IwdgObject *)h)->machine, out);
 }
 
 static int iw_schedule(void *h, int which, dh_i128 t)
@@ -9903,12 +9885,11 @@ static void iw_dealloc(IwdgObject *o)
     Py_TYPE(o)->tp_free((PyObject *)o);     /* subtype_dealloc drops a heap subclass's type */
 }
 
-/* _bind(machine, name, base, lsi_hz, prescaler, window_option, plain_now) */
+/* _bind(machine, name, base, lsi_hz, prescaler, window_option) */
 static PyObject *iw_bind(IwdgObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7)
-        return PyErr_Format(PyExc_TypeError,
-                            "_bind(machine, name, base, lsi_hz, prescaler, window_option, plain_now)");
+    if (nargs != 6)
+        return PyErr_Format(PyExc_TypeError, "_bind(machine, name, base, lsi_hz, prescaler, window_option)");
     PyObject *machine = args[0], *name = args[1], *base = args[2];
     int64_t lsi, pre;
     if (!PyUnicode_Check(name))
@@ -9917,8 +9898,8 @@ static PyObject *iw_bind(IwdgObject *o, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (lsi <= 0 || lsi > DH_IWDG_PS_PER_S || pre <= 0 || pre > (1 << 24))
         return PyErr_Format(PyExc_ValueError, "_bind: lsi_hz must be 1 .. 10**12 and prescaler 1 .. 2**24");
-    int win = PyObject_IsTrue(args[5]), plain = PyObject_IsTrue(args[6]);
-    if (win < 0 || plain < 0)
+    int win = PyObject_IsTrue(args[5]);
+    if (win < 0)
         return NULL;
     PyObject *sched = PyObject_GetAttr(machine, iw_s_scheduler);
     if (!sched)
@@ -9946,7 +9927,6 @@ static PyObject *iw_bind(IwdgObject *o, PyObject *const *args, Py_ssize_t nargs)
     o->ev_fn[DH_IWDG_EV_SR] = fn1;
     o->ev_name[DH_IWDG_EV_EXPIRY] = n0;
     o->ev_name[DH_IWDG_EV_SR] = n1;
-    o->plain_now = plain;
     dh_iwdg_init(&o->w, lsi, pre, win, &iwdg_host, o);
     Py_RETURN_NONE;
 }
@@ -10102,7 +10082,7 @@ static PyGetSetDef iw_getset[] = {
 
 static PyMethodDef iw_methods[] = {
     {"_bind", (PyCFunction)(void (*)(void))iw_bind, METH_FASTCALL,
-     "_bind(machine, name, base, lsi_hz, prescaler, window_option, plain_now)"},
+     "_bind(machine, name, base, lsi_hz, prescaler, window_option)"},
     {"read", (PyCFunction)(void (*)(void))iw_read, METH_FASTCALL, "read(offset, size=4) -> int"},
     {"write", (PyCFunction)(void (*)(void))iw_write, METH_FASTCALL, "write(offset, size, value)"},
     {"reset", (PyCFunction)iw_reset, METH_NOARGS, "reset(): events cancelled, registers and state reset"},
@@ -10136,7 +10116,6 @@ static int add_iwdg_type(PyObject *m)
     if (!(var = PyUnicode_InternFromString(s)))             \
         return -1;
     IW_INTERN(iw_s_cpu, "cpu");
-    IW_INTERN(iw_s_now, "now");
     IW_INTERN(iw_s_scheduler, "scheduler");
     IW_INTERN(iw_s_at, "at");
     IW_INTERN(iw_s_poll_hint, "poll_hint");
@@ -10854,7 +10833,6 @@ typedef struct {
     PyObject *ev_fn;                  /* self._st_wrap (bound) */
     PyObject *ev_name;                /* "<nvic>.systick" */
     PyObject *fb_read, *fb_write;     /* the SCS bank's read/write for the other registers */
-    int plain_now;                    /* machine.now is machine.py's: read the attributes */
     dh_port mmio_port;
 } SysTickObject;
 
@@ -10873,17 +10851,7 @@ static int sy_bound(SysTickObject *o)
 static int sy_now(void *h, int64_t *out)
 {
     SysTickObject *o = h;
-    if (!sy_bound(o))
-        return -1;
-    if (!o->plain_now) {
-        PyObject *r = PyObject_VectorcallMethod(str_now, &o->machine, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (!r)
-            return -1;
-        int rc = as_i64(r, out);
-        Py_DECREF(r);
-        return rc;
-    }
-    return plain_machine_now(o->machine, out);
+    return sy_bound(o) ? machine_now(o->machine, out) : -1;
 }
 
 static int sy_cpu_hz(void *h, int need, int *has, int64_t *hz)
@@ -11128,20 +11096,16 @@ static void sy_dealloc(SysTickObject *o)
     Py_TYPE(o)->tp_free((PyObject *)o);
 }
 
-/* _bind(owner, machine, name, base, systick_frequency, plain_now) */
+/* _bind(owner, machine, name, base, systick_frequency) */
 static PyObject *sy_bind(SysTickObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6)
-        return PyErr_Format(PyExc_TypeError,
-                            "_bind(owner, machine, name, base, systick_frequency, plain_now)");
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "_bind(owner, machine, name, base, systick_frequency)");
     PyObject *owner = args[0], *machine = args[1], *name = args[2], *base = args[3];
     int64_t fixed;
     if (!PyUnicode_Check(name))
         return PyErr_Format(PyExc_TypeError, "_bind: name must be a str");
     if (as_i64(args[4], &fixed) < 0)
-        return NULL;
-    int plain = PyObject_IsTrue(args[5]);
-    if (plain < 0)
         return NULL;
     PyObject *sched = PyObject_GetAttr(machine, str_scheduler);
     PyObject *fn = sched ? PyObject_GetAttr((PyObject *)o, st_s_wrap) : NULL;
@@ -11158,7 +11122,6 @@ static PyObject *sy_bind(SysTickObject *o, PyObject *const *args, Py_ssize_t nar
     o->base = Py_NewRef(base);
     o->ev_fn = fn;
     o->ev_name = evname;
-    o->plain_now = plain;
     dh_systick_init(&o->s, &((NvicObject *)o->nvic_c)->v, fixed, &systick_host, o);
     Py_RETURN_NONE;
 }
@@ -11365,7 +11328,7 @@ static PyGetSetDef sy_getset[] = {
 
 static PyMethodDef sy_methods[] = {
     {"_bind", (PyCFunction)(void (*)(void))sy_bind, METH_FASTCALL,
-     "_bind(owner, machine, name, base, systick_frequency, plain_now)"},
+     "_bind(owner, machine, name, base, systick_frequency)"},
     {"set_fallback", (PyCFunction)(void (*)(void))sy_set_fallback, METH_FASTCALL,
      "set_fallback(read, write): the SCS bank's read/write, for the registers that are not SysTick's"},
     {"read_reg", (PyCFunction)sy_read_reg, METH_O, "read_reg(index) -> the bus read of CSR/RVR/CVR/CALIB"},

@@ -792,12 +792,10 @@ class DCacheNative(DCache):
     def __init__(self, machine: Machine,
                  regions: Iterable[tuple[str, int, int]] = H743_DMA_SRAMS, *,
                  seed: int = 0, residency: tuple[int, int] | None | object = _DEFAULT) -> None:
-        from ...kernel.machine import Machine as _Machine
         self.machine = machine
         self._wanted = _wanted_regions(regions)
-        inline_now = getattr(type(machine), "now", None) is _Machine.now
         c = self._c = native.core().DCache(machine, [(b, n) for _name, b, n in self._wanted],
-                                           host_views, inline_now)
+                                           host_views)
         self._views: dict[int, _NativeRegion] = {}
         # the C methods themselves, so that callers (the SCS, DMA models) reach C in one call
         for name in ("read", "write", "invalidate", "clean", "clean_invalidate", "invalidate_all",

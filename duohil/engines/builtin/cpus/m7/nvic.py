@@ -1052,11 +1052,9 @@ class NvicNative(Nvic):
     _st_hz_csr = _st_view("hz_csr", "the CLKSOURCE bit the rate cache is for")
 
     def _st_setup(self) -> None:
-        from ...kernel.machine import Machine
         st = self._st = native.require().SysTick(self._c)
         freq = self.props.get("systickFrequency")
-        st._bind(self, self.machine, self.name, self.base, int(freq) if freq else 0,
-                 getattr(type(self.machine), "now", None) is Machine.now)
+        st._bind(self, self.machine, self.name, self.base, int(freq) if freq else 0)
         st.set_fallback(self.regs.read, self.regs.write)
         self._st_name = f"{self.name}.systick"
         # the C methods themselves on the paths the core calls (cortexm.c's entry: _st_resume)

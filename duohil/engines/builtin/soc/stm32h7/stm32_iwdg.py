@@ -89,12 +89,10 @@ def native_class() -> type:
             renode_types: ClassVar[tuple[str, ...]] = ()   # STM32_IndependentWatchdog claims it
 
             def __init__(self, machine, name, base, size=None, props=None) -> None:
-                from ...kernel.machine import Machine
                 Peripheral.__init__(self, machine, name, base, size, props)
                 self.lsi_hz, prescaler = _timing_props(name, self.props)
-                plain_now = getattr(type(machine), "now", None) is Machine.now
                 self._bind(machine, self.name, base, self.lsi_hz, prescaler,
-                           bool(self.props["windowOption"]), plain_now)
+                           bool(self.props["windowOption"]))
 
         _native_cls = STM32_IndependentWatchdogNative
     return _native_cls
