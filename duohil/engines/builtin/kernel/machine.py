@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import mmap
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from duohil.errors import ConfigError
@@ -153,7 +154,10 @@ class Machine:
         if size % PAGE or any(a % PAGE for a in addresses):
             raise ConfigError(f"memory {name}: base and size must be multiples of 4 KiB",
                               file=self.platform, field=name)
-        backing = ctypes.create_string_buffer(size)
+        # anonymous pages from the OS: zero, and committed only when written (the peer's 8 MiB
+        # IROM holds a few hundred KiB of image; create_string_buffer zeroed all of it at every
+        # start), and given back whole when the machine goes. The ctypes view keeps the map alive.
+        backing = (ctypes.c_char * size).from_buffer(mmap.mmap(-1, size))
         self._keep = getattr(self, "_keep", [])
         self._keep.append(backing)
         for a in addresses:
