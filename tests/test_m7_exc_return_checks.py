@@ -154,6 +154,18 @@ def test_return_to_thread_with_another_active_escalates_when_usagefault_cannot_p
     assert_invpc(b, 0xFFFFFFF9, HARDFAULT, IRQ0_BIT, (irq_sp - 0x20) & ~7)
 
 
+def test_return_to_thread_with_another_active_is_refused_before_the_pop():
+    # the same return with a frame made a thread's (IPSR 0): only NestedActivation refuses it,
+    # before anything is popped
+    svc = STACKED_XPSR_THREAD + STACKED_PC_THREAD2 + mvn_lr(6) + BX_LR
+    b = board(IRQ0_CALLS_SVC, svc=svc)
+    irq_sp = fire(b)
+    svc_sp = (irq_sp - 0x20) & ~7
+    assert_invpc(b, 0xFFFFFFF9, USAGEFAULT, IRQ0_BIT, svc_sp)
+    assert frame(b, svc_sp)[6:] == [THREAD2, 0x0100_0000]
+    assert b.cpu.uc.reg_read(A.UC_ARM_REG_R5) != 0x33
+
+
 def test_nonbasethrdena_allows_the_return_to_thread():
     # the SVC makes its frame a thread's (xPSR IPSR 0, PC = THREAD2) and returns to Thread:
     # THREAD2 runs in Thread mode with IRQ 0 still active
