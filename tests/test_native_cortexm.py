@@ -61,6 +61,7 @@ STATE = st.fixed_dictionaries({
     "enabled": st.integers(0, 0xF).map(lambda b: (b << 16) | (1 << 4) | (1 << 5) | (1 << 6)),
     "vtor_bad": st.sampled_from((False,) * 9 + (True,)),
     "mpu_guard": st.sampled_from((False,) * 4 + (True,)),
+    "nonbasethrdena": st.sampled_from((False, False, True)),
 })
 
 
@@ -93,6 +94,8 @@ def setup(b, s) -> None:
     b.machine.write_memory(VTOR, table)
     b.machine.write_memory(BX_LR, b"\x70\x47")
     nv.vtor = 0x9000_0000 if s["vtor_bad"] else VTOR
+    if s.get("nonbasethrdena"):                          # CCR.NONBASETHRDENA
+        b.machine.bus_write(0xE000_ED14, 4, nv.regs.CCR.value | 1)
     for exc, p in zip(EXCS, s["prio"]):
         if exc >= 4:
             nv.prio[exc] = p
@@ -280,6 +283,50 @@ def unstacked(stack: list[int], cur: int) -> list[int]:
     return out
 
 
+def check_invpc(b, r: dict, exc_ret: int, before: dict, log0: int, active: int, fm: int,
+                ran_on: bool) -> None:
+    """After an exception return an integrity check refused (ARMv7-M ARM B1.5.8
+    ExceptionReturn()): the returning exception deactivated, FAULTMASK cleared (but for NMI),
+    UFSR.INVPC, and the UsageFault -- or HardFault (HFSR.FORCED) when it is disabled or cannot
+    preempt what is left active, or a lockup at priority < 0 -- entered on the frame already on the
+    stack (nothing pushed, nothing popped) with LR = EXC_RETURN, as a tail-chain."""
+    cpu, nv = b.cpu, b.nvic
+    pc = exc_ret & ~1
+    cfsr = before["cfsr"] | INVPC
+    ep = spec_exec_prio(b, active, r["primask"], r["basepri"], fm)
+    target, hfsr = USAGEFAULT, before["hfsr"]
+    if not nv.fault_enabled(USAGEFAULT) or nv.group(nv.prio[USAGEFAULT]) >= ep:
+        target, hfsr = HARDFAULT, hfsr | HFSR_FORCED
+    if ep <= -1 and target == HARDFAULT:
+        target = None
+    log = b.scheduler.log[log0:]
+    assert log[0][1] == "cpu_fault" and log[0][2]["exception"] == USAGEFAULT
+    assert log[0][2]["taken_as"] == (target or 0) and log[0][2]["cfsr"] == cfsr
+    assert log[0][2]["pc"] == pc
+    assert nv.cfsr & INVPC and nv.cfsr == cfsr
+    now = snap(b)
+    if target is None:
+        assert cpu.halted and cpu.lockup["reason"] == f"fault {USAGEFAULT} at execution priority < 0"
+        assert nv.hfsr == hfsr and nv.active == active
+        return
+    vec = vector(b, target)
+    if vec is None:
+        assert cpu.halted and cpu.lockup["reason"] == "vector table read"
+        return
+    cur = r["xpsr"] & 0x1FF
+    # (an exception that was not active leaves the active stack as it was)
+    exp = (unstacked(before["stack"], cur) if before["active"] >> cur & 1 else before["stack"]) + [target]
+    if not ran_on:                               # (the handler's first instruction may run)
+        assert nv.hfsr == hfsr and nv.active == active | 1 << target and nv.stack == exp
+    else:
+        assert nv.stack[:len(exp)] == exp
+    slack = (0, 2) if ran_on else (0,)
+    assert now["lr"] == exc_ret and now["pc"] - (vec & ~1) in slack and now["xpsr"] & 0x1FF == target
+    assert (now["msp"], now["psp"]) == (r["msp"], r["psp"]) and now["gpr"][1:] == r["gpr"][1:]
+    assert now["faultmask"] == fm and now["control"] & 3 == r["control"] & 3
+    assert cpu._returned_to is None and cpu._ret_state is None
+
+
 def check_return(b, r: dict, exc_ret: int, before: dict, log0: int, ran_on: bool = False) -> None:
     """After an exception return with ``exc_ret`` from the registers ``r`` and the NVIC state
     ``before`` it. ``ran_on``: the return came from the handler's ``bx lr`` run by unicorn, which
@@ -292,13 +339,15 @@ def check_return(b, r: dict, exc_ret: int, before: dict, log0: int, ran_on: bool
     if not cur:                                  # thread mode: a fetch from the XN system region
         raise_fault(b, r, MEMMANAGE, IACCVIOL, pc, cfsr, hfsr, log0)
         return
-    if exc_ret not in EXC_RETURN_OK or not before["active"] >> cur & 1:
-        raise_fault(b, r, USAGEFAULT, INVPC, pc, cfsr, hfsr, log0)
-        return
-    now = snap(b)
     fm = 0 if cur != NMI else r["faultmask"]
     # deactivated; a level-sensitive line still high pends again
     active = before["active"] & ~(1 << cur)
+    if exc_ret not in EXC_RETURN_OK or not before["active"] >> cur & 1 \
+            or exc_ret & 8 and active and not before["nonbasethrdena"]:
+        # the integrity checks before the pop (NestedActivation: NONBASETHRDENA allows it)
+        check_invpc(b, r, exc_ret, before, log0, active, fm, ran_on)
+        return
+    now = snap(b)
     pending = before["pending"] | (1 << cur if before["level"] >> cur & 1 else 0)
     n, g = spec_best(b, pending)
     tail = n and g < spec_exec_prio(b, active, r["primask"], r["basepri"], fm)
@@ -309,6 +358,11 @@ def check_return(b, r: dict, exc_ret: int, before: dict, log0: int, ran_on: bool
         f = words(b, sp, size // 4)
     except UcError:
         f = None
+    if not tail and f is not None and (f[7] & 0x1FF == 0) != bool(to_thread):
+        # the integrity check after the pop: the stacked IPSR must be 0 in thread mode, not 0 in
+        # handler mode (a return to handler with nothing else active always fails it)
+        check_invpc(b, r, exc_ret, before, log0, active, fm, ran_on)
+        return
     went = (vector(b, n) or 0) & ~1 if tail else (f[6] & ~1 if f else None)
     log = b.scheduler.log[log0:]
     if ran_on and log and not tail and f is not None:
@@ -365,6 +419,7 @@ def apply(b, op) -> None:
     kind = op[0]
     r = snap(b)
     before = {"cfsr": nv.cfsr, "hfsr": nv.hfsr, "active": nv.active, "pending": nv.pending,
+              "nonbasethrdena": nv.regs.CCR.value & 1,
               "level": nv.level, "stack": list(nv.stack), "taken": nv.exceptions_taken,
               "rate_n": cpu._rate_n, "entries": cpu._entries}
     log0 = len(b.scheduler.log)

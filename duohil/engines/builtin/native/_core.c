@@ -1806,7 +1806,8 @@ static PyObject *cm_tail_chain(CortexMObject *c, PyObject *const *args, Py_ssize
 }
 
 /* unstack(sp, exc_return, control, clear_faultmask) -> [r0, r1, r2, r3, r12, lr, pc, new_sp,
- * new_xpsr] or None when the frame could not be read (nothing written). */
+ * new_xpsr], None when the frame could not be read or -5 (CM_ERR_INVPC) when its IPSR disagrees
+ * with the mode returned to (nothing written). */
 static PyObject *cm_unstack(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
 {
     uint32_t sp, ret, control, out[CM_UN_N];
@@ -1819,6 +1820,8 @@ static PyObject *cm_unstack(CortexMObject *c, PyObject *const *args, Py_ssize_t 
     int rc = dh_cm_unstack(&c->cm, sp, ret, control, fm, out);
     if (rc == CM_ERR_UNSTACK)
         Py_RETURN_NONE;
+    if (rc == CM_ERR_INVPC)
+        return PyLong_FromLong(rc);
     return rc ? cm_fail(c, rc) : u32_list(out, CM_UN_N);
 }
 
@@ -1835,7 +1838,7 @@ static PyMethodDef cm_methods[] = {
     {"tail_chain", (PyCFunction)(void (*)(void))cm_tail_chain, METH_FASTCALL,
      "tail_chain(exc, exc_return, vtor, clear_faultmask) -> vector or -2"},
     {"unstack", (PyCFunction)(void (*)(void))cm_unstack, METH_FASTCALL,
-     "unstack(sp, exc_return, control, clear_faultmask) -> [r0..lr, pc, sp, xpsr] or None"},
+     "unstack(sp, exc_return, control, clear_faultmask) -> [r0..lr, pc, sp, xpsr], None or -5"},
     {"hook_intr", (PyCFunction)(void (*)(void))cm_hook_intr, METH_FASTCALL,
      "hook_intr(uc, on_return, on_intr): UC_HOOK_INTR in C; intno 8 calls on_return() directly"},
     {"fast_return", (PyCFunction)(void (*)(void))cm_set_fast_return, METH_FASTCALL,   /* [nvicc] */
@@ -3214,9 +3217,11 @@ static int fr_exc_return_ok(uint32_t r)
 }
 
 /* The whole of cortexm.py's exception return for the plain return (valid EXC_RETURN of an active exception,
- * MPU not suspended, nothing to tail-chain into, the frame readable): deactivate, unstack, the
- * CPU's bookkeeping. The rest goes to Python: an invalid return to on_return() before anything
- * changed, the other cases to rest(...) right after the deactivation, as the Python path does. */
+ * MPU not suspended, nothing to tail-chain into, the frame readable and its IPSR right): deactivate,
+ * unstack, the CPU's bookkeeping. The rest goes to Python: a return an integrity check may refuse
+ * (thread mode, invalid EXC_RETURN, not active, to thread with another exception active) to
+ * on_return() before anything changed, the other cases to rest(...) right after the deactivation,
+ * as the Python path does. */
 static PyObject *cm_fast_return(CortexMObject *c)
 {
     dh_nvic *nv = &((NvicObject *)c->fr_nvic)->v;
@@ -3226,6 +3231,13 @@ static PyObject *cm_fast_return(CortexMObject *c)
     uint32_t pc = r[CM_RET_PC], exc_ret = pc | 1, cur = r[CM_RET_XPSR] & 0x1FF;
     if (!cur || !fr_exc_return_ok(exc_ret) || !dh_nvic_test(nv->active, (int)cur))
         return PyObject_CallNoArgs(c->on_return);
+    if (exc_ret & 8) {
+        /* to thread mode with another exception still active: CCR.NONBASETHRDENA decides
+         * (ExceptionReturn()'s NestedActivation check), in Python before anything changed */
+        for (int w = 0; w < DH_NVIC_WORDS; w++)
+            if (nv->active[w] & ~((int)cur / 32 == w ? 1u << (cur % 32) : 0u))
+                return PyObject_CallNoArgs(c->on_return);
+    }
     dh_nvic_deactivate(nv, (int)cur);
     uint32_t faultmask = r[CM_RET_FAULTMASK];
     int clear_fm = (faultmask & 1) && cur != 2;
@@ -3245,7 +3257,7 @@ static PyObject *cm_fast_return(CortexMObject *c)
     if (!rest) {
         uint32_t sp = exc_ret & 4 ? r[CM_RET_PSP] : r[CM_RET_MSP];
         int rc = dh_cm_unstack(&c->cm, sp, exc_ret, r[CM_RET_CONTROL], clear_fm, u);
-        if (rc == CM_ERR_UNSTACK)
+        if (rc == CM_ERR_UNSTACK || rc == CM_ERR_INVPC)
             rest = 1;           /* nothing was written: Python's path reads it again and faults */
         else if (rc)
             return cm_fail(c, rc);

@@ -229,11 +229,17 @@ int dh_cm_unstack(dh_cm *c, uint32_t sp, uint32_t exc_return, uint32_t control, 
     for (int i = 0; i < 8; i++)
         f[i] = rd32(data + 4 * i);
     uint32_t st_xpsr = f[7];
+    /* ExceptionReturn()'s check after PopStack (ARMv7-M ARM B1.5.8; QEMU target/arm/m_helper.c
+     * do_v7m_exception_exit, unicorn-engine/unicorn 8c3d5f69): the restored IPSR must be 0 in
+     * thread mode and not 0 in handler mode. Refused before anything is written: the caller
+     * takes the UsageFault on this frame, which is where PushStack() would put it back. */
+    if (!(st_xpsr & 0x1FFu) != !!to_thread)
+        return CM_ERR_INVPC;
     uint32_t new_sp = sp + size + (st_xpsr & 0x200u ? 4u : 0u);
     uint32_t want = (control & ~(CONTROL_FPCA | CONTROL_SPSEL | CONTROL_SFPA))
                     | (fp ? CONTROL_FPCA | CONTROL_SFPA : 0u)
                     | (to_thread && use_psp ? CONTROL_SPSEL : 0u);
-    uint32_t new_xpsr = (st_xpsr & ~0x200u & ~0x1FFu) | (to_thread ? 0u : st_xpsr & 0x1FFu);
+    uint32_t new_xpsr = st_xpsr & ~0x200u;               /* IPSR checked above */
     regseq w;
     w.n = 0;
     if (clear_faultmask)

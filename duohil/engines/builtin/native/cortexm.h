@@ -27,6 +27,7 @@ enum { CM_UN_PC = 6, CM_UN_SP = 7, CM_UN_XPSR = 8, CM_UN_N = 9 };
 #define CM_ERR_VECTOR (-2)   /* the vector table could not be read (no register written) */
 #define CM_ERR_UNSTACK (-3)  /* the frame could not be read (no register written) */
 #define CM_ERR_UC (-4)       /* a register access failed: dh_cm.uc_err says which error */
+#define CM_ERR_INVPC (-5)    /* the frame's IPSR disagrees with the mode returned to (nothing written) */
 
 typedef struct {
     uc_engine *uc;
@@ -69,8 +70,9 @@ int dh_cm_tail_chain(dh_cm *c, uint32_t exc, uint32_t exc_return, uint32_t vtor,
 
 /* Return through `exc_return` with the frame at `sp` (the stack it names), CONTROL as read:
  * read the frame (basic or extended), write xPSR/CONTROL, SP, R0-R3, R12, LR, the FP registers
- * and PC in cortexm.py's order. Returns 0 with `out` (CM_UN_N words), CM_ERR_UNSTACK or
- * CM_ERR_UC. */
+ * and PC in cortexm.py's order. Returns 0 with `out` (CM_UN_N words), CM_ERR_UNSTACK,
+ * CM_ERR_INVPC (the integrity check on the stacked xPSR: IPSR 0 for a return to handler mode,
+ * not 0 for a return to thread mode; ARMv7-M ARM B1.5.8) or CM_ERR_UC. */
 int dh_cm_unstack(dh_cm *c, uint32_t sp, uint32_t exc_return, uint32_t control, int clear_faultmask,
                   uint32_t out[CM_UN_N]);
 

@@ -457,7 +457,13 @@ class CortexM7Cpu(CpuCore):
         """The intno-8 hook's exception return (PC = EXC_RETURN & ~1). The C hook
         (``CortexM.fast_return``) decides the plain return itself and calls this, before changing
         anything, for a return from thread mode (MemManage IACCVIOL: a fetch from the XN system
-        region), an invalid EXC_RETURN or an exception that is not active (UsageFault INVPC)."""
+        region) and for the returns the integrity checks may refuse (``_invpc_return``): an
+        invalid EXC_RETURN, an exception that is not active, a return to thread mode while another
+        exception stays active (allowed by CCR.NONBASETHRDENA). ARMv7-M ARM B1.5.8
+        ExceptionReturn(); QEMU target/arm/m_helper.c do_v7m_exception_exit (unicorn-engine/unicorn
+        8c3d5f694b167fc7f9139c19e0d2100efc041316) checks the same before the pop. A return to
+        handler mode has no check of its own there: with one exception active its frame was
+        stacked from thread mode (IPSR 0), which the check after the pop refuses (dh_cm_unstack)."""
         nv = self.nvic
         pc, msp, psp, control, xpsr, primask, basepri, faultmask = self._cm.read_return()
         exc_ret = pc | 1
@@ -465,8 +471,10 @@ class CortexM7Cpu(CpuCore):
         if not cur:
             self._raise_fault(MEMMANAGE, IACCVIOL, pc)
             return
-        if exc_ret not in EXC_RETURN_OK or not nv.deactivate(cur):
-            self._raise_fault(USAGEFAULT, INVPC, pc)
+        # DeActivate() comes first on every path of ExceptionReturn(), the failing ones included
+        if not nv.deactivate(cur) or exc_ret not in EXC_RETURN_OK \
+                or exc_ret & 8 and nv.active and not nv.regs.CCR.value & 1:
+            self._invpc_return(pc, primask, basepri, faultmask, cur)
             return
         self._exc_return_rest(pc, msp, psp, control, primask, basepri, faultmask, cur)
 
@@ -474,20 +482,20 @@ class CortexM7Cpu(CpuCore):
                          faultmask: int, cur: int) -> None:
         """An exception return after ``cur`` was deactivated. The C hook (CortexM.fast_return)
         does the plain case itself and calls this for the others: the MPU to re-enable, a
-        tail-chain (storm checks), a frame that cannot be read."""
+        tail-chain (storm checks), a frame that cannot be read or whose IPSR disagrees with the
+        mode returned to (INVPC)."""
         nv = self.nvic
         exc_ret = pc | 1
         if nv.mpu.suspended and nv.execution_priority(primask, basepri, 0) >= 0:
             nv.mpu.apply()
+        fm0 = faultmask
         clear_fm = bool(faultmask & 1 and cur != NMI)
         if clear_fm:
             faultmask = 0
         n, g = nv.best_pending()
         if n and g < nv.execution_priority(primask, basepri, faultmask):
-            self._entries += 1
-            self._rate_n += 1
-            if self._entries >= STORM_ENTRIES and self._starved(n) or \
-                    self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(n):
+            # (the frame is not read: its IPSR is checked when the chained handler returns)
+            if self._storm_at_tail_chain(n):
                 return
             vec = self._cm.tail_chain(n, exc_ret, nv.vtor, clear_fm)
             if vec == -2:
@@ -495,11 +503,14 @@ class CortexM7Cpu(CpuCore):
                 return
             nv.activate(n)
             return
+        u = self._cm.unstack(psp if exc_ret & 4 else msp, exc_ret, control, clear_fm)
+        if isinstance(u, int):           # the stacked IPSR disagrees with the mode returned to
+            self._invpc_return(pc, primask, basepri, fm0, cur)
+            return
         to_thread = exc_ret & 8
         if to_thread:
             self._thread_ps = self.machine.now()
             self._entries = 0
-        u = self._cm.unstack(psp if exc_ret & 4 else msp, exc_ret, control, clear_fm)
         if u is None:
             nv.cfsr |= UNSTKERR
             self._raise_fault(BUSFAULT, 0, pc)
@@ -510,6 +521,49 @@ class CortexM7Cpu(CpuCore):
             self._stop = "sleep"
             self.uc.emu_stop()
 
+    def _storm_at_tail_chain(self, exc: int) -> bool:
+        """The storm checks of an entry by tail-chain (no thread mode ran): True when stopped."""
+        self._entries += 1
+        self._rate_n += 1
+        return (self._entries >= STORM_ENTRIES and self._starved(exc)
+                or self._rate_n >= STORM_RATE_ENTRIES and self._too_fast(exc))
+
+    def _invpc_return(self, pc: int, primask: int, basepri: int, faultmask: int, cur: int) -> None:
+        """An exception return refused by an integrity check, ``cur`` already deactivated (when
+        it was active). ARMv7-M ARM B1.5.8 ExceptionReturn(): UFSR.INVPC, LR = EXC_RETURN,
+        ExceptionTaken(UsageFault) -- the frame stays where it is (the check after the pop pushes
+        it back: PushStack() negates PopStack()), so the handler is entered as by a tail-chain and
+        the frame's return address is the interrupted code's. FAULTMASK is cleared as by any return
+        but NMI's; the UsageFault escalates to HardFault (HFSR.FORCED) when disabled or unable to
+        preempt the priority left after the deactivation, a HardFault at priority < 0 locks up.
+        (QEMU takes the refused-after-pop case on a new frame with a fresh EXC_RETURN and the
+        highest pending exception first; we follow the ARM ARM, and today's synchronous faults.)"""
+        nv = self.nvic
+        clear_fm = bool(faultmask & 1 and cur != NMI)
+        if clear_fm:
+            faultmask = 0
+        ep = nv.execution_priority(primask, basepri, faultmask)
+        if nv.mpu.suspended and ep >= 0:
+            nv.mpu.apply()
+        nv.cfsr |= INVPC
+        self.faults += 1
+        target = self._fault_target(USAGEFAULT, ep)
+        self.machine.record("cpu_fault", cpu=self.name, exception=USAGEFAULT, taken_as=target or 0,
+                            pc=pc & 0xFFFFFFFF, cfsr=nv.cfsr, hfsr=nv.hfsr)
+        self._returned_to = None
+        self._ret_state = None
+        if target is None:
+            self._lockup(f"fault {USAGEFAULT} at execution priority < 0", pc)
+            return
+        if self._storm_at_tail_chain(target):
+            return
+        vec = self._cm.tail_chain(target, pc | 1, nv.vtor, clear_fm)
+        if vec == -2:
+            nv.hfsr |= 1 << 1                     # VECTTBL
+            self._lockup("vector table read", pc)
+            return
+        nv.activate(target)
+
     # -- faults -------------------------------------------------------------------------------------------
     def _mpu_bypassed(self) -> bool:
         """MPU off for execution priority < 0 unless MPU_CTRL.HFNMIENA."""
@@ -519,11 +573,13 @@ class CortexM7Cpu(CpuCore):
         pm, bp, fm = self._read_masks()
         return nv.execution_priority(pm, bp, fm) < 0
 
-    def _fault_target(self, exc: int) -> int | None:
-        """The exception a synchronous fault of kind ``exc`` is taken as (None: lockup)."""
+    def _fault_target(self, exc: int, ep: int | None = None) -> int | None:
+        """The exception a synchronous fault of kind ``exc`` is taken as (None: lockup), at the
+        execution priority ``ep`` (default: the core's now)."""
         nv = self.nvic
-        pm, bp, fm = self._read_masks()
-        ep = nv.execution_priority(pm, bp, fm)
+        if ep is None:
+            pm, bp, fm = self._read_masks()
+            ep = nv.execution_priority(pm, bp, fm)
         if exc != HARDFAULT and (not nv.fault_enabled(exc) or nv.group(nv.prio_of(exc)) >= ep):
             exc = HARDFAULT
             nv.hfsr |= HFSR_FORCED
