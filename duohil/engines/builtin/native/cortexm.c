@@ -203,13 +203,20 @@ int dh_cm_enter(dh_cm *c, const uint32_t regs[CM_ENTRY_N], uint32_t exc, uint32_
 int dh_cm_tail_chain(dh_cm *c, uint32_t exc, uint32_t exc_return, uint32_t vtor,
                      int clear_faultmask, uint32_t *vec)
 {
+    regseq w;
+    w.n = 0;
+    if (clear_faultmask) {
+        /* part of the return (ExceptionReturn clears it before the tail-chain's entry): done even
+         * when the vector read below fails and the core locks up */
+        put(&w, UC_ARM_REG_FAULTMASK, 0);
+        int rc = flush(c, &w);
+        if (rc)
+            return rc;
+        w.n = 0;
+    }
     int rc = vector(c, vtor, exc, vec);
     if (rc)
         return rc;
-    regseq w;
-    w.n = 0;
-    if (clear_faultmask)
-        put(&w, UC_ARM_REG_FAULTMASK, 0);
     put(&w, UC_ARM_REG_XPSR, XPSR_T | exc);
     put(&w, UC_ARM_REG_LR, exc_return);
     put(&w, UC_ARM_REG_PC, *vec);

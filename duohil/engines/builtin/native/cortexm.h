@@ -64,7 +64,8 @@ int dh_cm_enter(dh_cm *c, const uint32_t regs[CM_ENTRY_N], uint32_t exc, uint32_
                 uint32_t *vec);
 
 /* Tail-chain into `exc` at an exception return: the frame stays, the handler gets the same
- * EXC_RETURN; FAULTMASK is cleared first when `clear_faultmask`. 0 with *vec, or an error. */
+ * EXC_RETURN; FAULTMASK is cleared first when `clear_faultmask` (even if the vector read then
+ * fails: the return itself clears it). 0 with *vec, or an error. */
 int dh_cm_tail_chain(dh_cm *c, uint32_t exc, uint32_t exc_return, uint32_t vtor,
                      int clear_faultmask, uint32_t *vec);
 
