@@ -580,14 +580,11 @@ class RiscV32Cpu(CpuCore):
         self._hang_since: int | None = None
         self._hang_pc = 0
         self._hang_reads = 0
-        self._hang_wrote = False
-        self._hang_writes = -1                   # machine.mmio_writes when the spin was noted
+        # machine.mmio_writes when the spin was noted: a bus write and a state-changing read (the
+        # UART's FIFO pop, counted there by the C model) both move it
+        self._hang_writes = -1
         self._hang_regs: list[int] | None = None
         self._hung_reported = False
-
-    def note_write(self) -> None:
-        super().note_write()
-        self._hang_wrote = True
 
     def _regs(self) -> list[int]:
         rd = self._rd
@@ -602,10 +599,9 @@ class RiscV32Cpu(CpuCore):
         reads = self.machine.mmio_reads
         t = self.slice_start_ps
         writes = self.machine.mmio_writes
-        if self._hang_since is None or self._hang_wrote or writes != self._hang_writes \
+        if self._hang_since is None or writes != self._hang_writes \
                 or reads != self._hang_reads or abs(pc - self._hang_pc) > HANG_PC_SPAN:
             self._hang_since, self._hang_pc, self._hang_reads = t, pc, reads
-            self._hang_wrote = False
             self._hang_writes = writes
             self._hang_regs = None
             return
