@@ -80,3 +80,36 @@ def test_a_write_breaks_a_masked_spin_on_the_peer(models: str, write_between: bo
         cpu._check_masked_spin(0x4200_0100)
     hung = [e for e in p.scheduler.log if e[1] == "cpu_hung"]
     assert bool(hung) is (not write_between) and cpu.halted is (not write_between)
+
+
+@pytest.mark.parametrize("models", ["python", "native"])
+@pytest.mark.parametrize("pop_between", [False, True])
+def test_a_uart_fifo_read_breaks_the_polling_run_and_the_spin_on_the_peer(models: str,
+                                                                          pop_between: bool) -> None:
+    """A FIFO read (a pop) is not a bus write but changes state: the ESP32-C3 UART's C model
+    counts it in ``mmio_writes`` (no call into the CPU), so it breaks a polling run and a masked
+    spin window as a write does, under both buses."""
+    with native.using(models):
+        p = build_peer()
+    cpu, m = p.cpu, p.machine
+    cpu.executing = True
+    try:
+        for _ in range(POLL_PARK_AFTER - 1):
+            cpu.poll_hint(STATUS, 5_000_000)
+        writes = m.mmio_writes
+        if pop_between:
+            p.uart0.read(0, 4)                        # FIFO, empty: still a pop attempt
+            assert m.mmio_writes == writes + 1
+        cpu.poll_hint(STATUS, 5_000_000)
+    finally:
+        cpu.executing = False
+    assert cpu.parked is (not pop_between)
+    cpu.unpark()
+    t0 = 1_000_000
+    for k in range(4):
+        cpu.slice_start_ps = t0 + k * (cpu.hang_ps // 2)
+        if pop_between and k == 3:
+            p.uart0.read(0, 4)
+        cpu._check_masked_spin(0x4200_0100)
+    hung = [e for e in p.scheduler.log if e[1] == "cpu_hung"]
+    assert bool(hung) is (not pop_between)

@@ -123,7 +123,8 @@ class Machine:
         self._unmapped_seen: set[tuple[int, str]] = set()
         self._hole_pages: set[int] = set()
         self.mmio_reads = 0                           # CPU reads of MMIO (cortexm hang detection)
-        # writes that reached a model: a CPU compares it (its polling run, its masked-spin test)
+        # writes that reached a model (and state-changing reads a C model counts: a UART FIFO
+        # pop): a CPU compares it (its polling run, its masked-spin test)
         # instead of being called on every write
         self.mmio_writes = 0
 
@@ -426,7 +427,8 @@ class MachineNative(Machine):
 
     mmio_writes = property(lambda self: self._bus.writes,
                            lambda self, v: setattr(self._bus, "writes", v),
-                           doc="writes that reached a model, counted in C (no note_write call)")
+                           doc="writes that reached a model, and state-changing reads a C model "
+                               "counts (a UART FIFO pop), counted in C (no note_write call)")
 
     def add_peripheral(self, p: "Peripheral") -> None:
         super().add_peripheral(p)

@@ -1899,6 +1899,8 @@ static PyObject *rv_set_spans(RiscVObject *r, PyObject *arg);
 static PyObject *rv_forget(RiscVObject *r, PyObject *Py_UNUSED(ignored));
 static PyObject *rv_wfi_after(RiscVObject *r, PyObject *arg);
 static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignored));
+static PyObject *rv_take_interrupts(RiscVObject *r, PyObject *Py_UNUSED(ignored));      /* [rvtake] */
+static PyObject *rv_enter_interrupt(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs);
 static int rv_traverse(RiscVObject *r, visitproc visit, void *arg);
 static int rv_clear(RiscVObject *r);
 static void rv_dealloc(RiscVObject *r);
@@ -2010,6 +2012,12 @@ static PyMethodDef rv_methods[] = {
      "wfi_after(pc) -> None (not asked yet), or whether the word before pc is WFI"},
     {"interrupt_pending", (PyCFunction)rv_interrupt_pending, METH_NOARGS,         /* [m7slice] */
      "interrupt_pending() -> riscv.py's WFI wake rule: mip & mie (mstatus.MIE does not matter)"},
+    {"take_interrupts", (PyCFunction)rv_take_interrupts, METH_NOARGS,             /* [rvtake] */
+     "take_interrupts() -> the CPU's take_interrupts(): an interrupt pending in mip & mie and "
+     "takeable (below M or mstatus.MIE) is entered, MEI > MSI > MTI; True if one was"},
+    {"enter_interrupt", (PyCFunction)(void (*)(void))rv_enter_interrupt, METH_FASTCALL, /* [rvtake] */
+     "enter_interrupt(pending, epc, priv, mstatus, mtvec): the interrupt entry (the cause picked "
+     "from pending, nonzero) with interrupts_taken, _state_cache, _next_pc and last_trap"},
     {NULL},
 };
 
@@ -4045,6 +4053,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
 
 #define RS_WFI 0x10500073u
 
+static PyObject *str_rs_mip, *str_rs_interrupts_taken, *str_rs_last_trap;     /* [rvtake] */
 static PyObject *str_rs_stop_pc, *str_rs_next_pc, *str_rs_state_cache, *str_rs_ebreak_taken,
     *str_rs_bus_fault, *str_rs_fetch_fault, *str_rs_slice_bus_fault, *str_rs_step_over_store,
     *str_rs_report_wfi_hang, *str_rs_load_spans;
@@ -4069,6 +4078,9 @@ static PyObject *rv_bind_slice(RiscVObject *r, PyObject *const *args, Py_ssize_t
         RS_INTERN(str_rs_step_over_store, "_step_over_store");
         RS_INTERN(str_rs_report_wfi_hang, "_report_wfi_hang");
         RS_INTERN(str_rs_load_spans, "_load_spans");
+        RS_INTERN(str_rs_mip, "mip");                                   /* [rvtake] */
+        RS_INTERN(str_rs_interrupts_taken, "interrupts_taken");
+        RS_INTERN(str_rs_last_trap, "last_trap");
 #undef RS_INTERN
     }
     Py_INCREF(args[0]);
@@ -4222,8 +4234,6 @@ static PyObject *rv_wfi_after(RiscVObject *r, PyObject *arg)
     return PyBool_FromLong(v);
 }
 
-static PyObject *str_rs_mip;
-
 /* The WFI wake rule the slice driver asks around every step of a sleeping core: an interrupt
  * pending (the CPU's mip shadow) and enabled in mie, mstatus.MIE not counted; mie from the
  * end-of-slice batch (_state_cache) while it holds, else read (and not kept). */
@@ -4264,6 +4274,161 @@ static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignore
             return NULL;
     }
     return PyBool_FromLong((mip & mie) != 0);
+}
+
+/* -- [rvtake] riscv.py's take_interrupts and the interrupt path of its _enter_trap, in C --------
+ * The C scheduler asks take_interrupts between slices (~1 400 times per virtual second of nominal
+ * traffic): no Python runs for it. The rule (riscv.c): mip (the CPU's shadow) & mie pending, below
+ * M or mstatus.MIE set; the cause MEI > MSI > MTI, then the highest other bit. The state (mie,
+ * priv, mstatus, pc, mtvec) is the end-of-slice batch (_state_cache) while it holds, else read
+ * and kept there. The entry: interrupts_taken + 1, _state_cache = None, the entry writes
+ * (dh_rv_enter; "in a hook" when executing or below M), _next_pc = the target (None in a hook:
+ * read again), last_trap = (mcause, mepc, 0). An interrupt is not an event-log record: the
+ * synchronous traps (cpu_trap) stay on riscv.py's _enter_trap. */
+
+static int rs_get_mip(PyObject *cpu, uint64_t *mip)
+{
+    PyObject *m = PyObject_GetAttr(cpu, str_rs_mip);
+    if (!m)
+        return -1;
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(m);
+    Py_DECREF(m);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *mip = v;
+    return 0;
+}
+
+static int rs_enter_interrupt(RiscVObject *r, PyObject *cpu, uint64_t pending, uint64_t pc,
+                              uint64_t priv, uint64_t mstatus, uint64_t mtvec)
+{
+    PyObject *n = PyObject_GetAttr(cpu, str_rs_interrupts_taken);
+    if (!n)
+        return -1;
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *n1 = one ? PyNumber_Add(n, one) : NULL;
+    Py_XDECREF(one);
+    Py_DECREF(n);
+    if (!n1)
+        return -1;
+    int rc = PyObject_SetAttr(cpu, str_rs_interrupts_taken, n1);
+    Py_DECREF(n1);
+    if (rc < 0 || PyObject_SetAttr(cpu, str_rs_state_cache, Py_None) < 0)
+        return -1;
+    uint32_t cause = RV_MCAUSE_INTERRUPT | dh_rv_pick_cause(pending);
+    uint32_t epc = (uint32_t)pc & 0xFFFFFFFEu, target;
+    int ex = get_truth(cpu, str_executing);
+    if (ex < 0)
+        return -1;
+    int in_hook = ex || priv != RV_PRIV_M;
+    if (dh_rv_enter(&r->rv, cause, epc, 0, (uint32_t)priv, (uint32_t)mstatus, (uint32_t)mtvec,
+                    in_hook, &target) < 0) {
+        rv_fail(r);
+        return -1;
+    }
+    PyObject *t = in_hook ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(target);
+    if (!t)
+        return -1;
+    rc = PyObject_SetAttr(cpu, str_rs_next_pc, t);
+    Py_DECREF(t);
+    if (rc < 0)
+        return -1;
+    PyObject *lt = Py_BuildValue("(kki)", (unsigned long)cause, (unsigned long)epc, 0);
+    if (!lt)
+        return -1;
+    rc = PyObject_SetAttr(cpu, str_rs_last_trap, lt);
+    Py_DECREF(lt);
+    return rc;
+}
+
+static PyObject *rv_take_interrupts(RiscVObject *r, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *cpu = r->rs_cpu;
+    if (!cpu)
+        return PyErr_Format(PyExc_RuntimeError, "take_interrupts: bind_slice first");
+    uint64_t mip, v[RV_ST_N];
+    if (rs_get_mip(cpu, &mip) < 0)
+        return NULL;
+    if (!mip)
+        Py_RETURN_FALSE;
+    PyObject *st = PyObject_GetAttr(cpu, str_rs_state_cache);
+    if (!st)
+        return NULL;
+    if (st == Py_None) {                      /* read, and kept until something runs or writes */
+        Py_DECREF(st);
+        if (dh_rv_read_state(&r->rv, v) < 0)
+            return rv_fail(r);
+        PyObject *l = PyList_New(RV_ST_N);
+        if (!l)
+            return NULL;
+        for (int i = 0; i < RV_ST_N; i++) {
+            PyObject *x = PyLong_FromUnsignedLongLong(v[i]);
+            if (!x) {
+                Py_DECREF(l);
+                return NULL;
+            }
+            PyList_SET_ITEM(l, i, x);
+        }
+        int rc = PyObject_SetAttr(cpu, str_rs_state_cache, l);
+        Py_DECREF(l);
+        if (rc < 0)
+            return NULL;
+    } else {
+        PyObject *seq = PySequence_Fast(st, "_state_cache: [mie, priv, mstatus, pc, mtvec]");
+        Py_DECREF(st);
+        if (!seq)
+            return NULL;
+        if (PySequence_Fast_GET_SIZE(seq) != RV_ST_N) {
+            Py_DECREF(seq);
+            return PyErr_Format(PyExc_ValueError, "_state_cache: [mie, priv, mstatus, pc, mtvec]");
+        }
+        /* mie, priv, mstatus first: pc and mtvec only for an entry */
+        int n = RV_ST_MSTATUS + 1;
+        for (int i = 0; i < RV_ST_N; i++) {
+            if (i == n) {
+                if (!dh_rv_takeable(mip & v[RV_ST_MIE], v[RV_ST_PRIV], v[RV_ST_MSTATUS])) {
+                    Py_DECREF(seq);
+                    Py_RETURN_FALSE;
+                }
+            }
+            v[i] = PyLong_AsUnsignedLongLongMask(PySequence_Fast_GET_ITEM(seq, i));
+            if (v[i] == (uint64_t)-1 && PyErr_Occurred()) {
+                Py_DECREF(seq);
+                return NULL;
+            }
+        }
+        Py_DECREF(seq);
+    }
+    uint64_t pending = mip & v[RV_ST_MIE];
+    if (!dh_rv_takeable(pending, v[RV_ST_PRIV], v[RV_ST_MSTATUS]))
+        Py_RETURN_FALSE;
+    if (rs_enter_interrupt(r, cpu, pending, v[RV_ST_PC], v[RV_ST_PRIV], v[RV_ST_MSTATUS],
+                           v[RV_ST_MTVEC]) < 0)
+        return NULL;
+    Py_RETURN_TRUE;
+}
+
+/* enter_interrupt(pending, epc, priv, mstatus, mtvec): riscv.py's _on_unmask (exact_unmask: the
+ * interrupt an mstatus/mie write or mret just unmasked, taken inside the slice) enters it here,
+ * the one copy of the interrupt entry. */
+static PyObject *rv_enter_interrupt(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *cpu = r->rs_cpu;
+    if (!cpu)
+        return PyErr_Format(PyExc_RuntimeError, "enter_interrupt: bind_slice first");
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "enter_interrupt(pending, epc, priv, mstatus, mtvec)");
+    uint64_t v[5];
+    for (int i = 0; i < 5; i++) {
+        v[i] = PyLong_AsUnsignedLongLongMask(args[i]);
+        if (v[i] == (uint64_t)-1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (!v[0])
+        return PyErr_Format(PyExc_ValueError, "enter_interrupt: nothing pending");
+    if (rs_enter_interrupt(r, cpu, v[0], v[1], v[2], v[3], v[4]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
@@ -5247,7 +5412,7 @@ typedef struct {
 } EspuObject;
 
 static PyTypeObject EspuType;
-static PyObject *str_eu_poll_hint, *str_eu_note_write, *str_eu_level, *str_eu_set, *str_eu_cancel,
+static PyObject *str_eu_poll_hint, *str_eu_level, *str_eu_set, *str_eu_cancel,
     *str_eu_self, *str_eu_native_tx;
 
 static int c_cancel(PyObject **slot)
@@ -5376,19 +5541,16 @@ static int eu_poll_hint(void *ctx, int64_t wake, int has_wake)
     return r ? 0 : -1;
 }
 
+static int machine_count_write(PyObject *machine);           /* [rvtake], after the Bus */
+
+/* A FIFO read changes state: it breaks the CPU's polling run and masked-spin window as a write
+ * does, so it is counted as one (Machine.mmio_writes, which cpu.py's poll_hint and the cores'
+ * _check_masked_spin compare) instead of calling the CPU's Python note_write (~2 800 calls per
+ * virtual second of nominal traffic). [rvtake] */
 static int eu_note_write(void *ctx)
 {
     EspuObject *o = ctx;
-    PyObject *cpu;
-    if (eu_cpu(o, &cpu) < 0)
-        return -1;
-    PyObject *r = Py_None;
-    if (cpu != Py_None) {
-        r = PyObject_CallMethodNoArgs(cpu, str_eu_note_write);
-        Py_XDECREF(r);
-    }
-    Py_DECREF(cpu);
-    return r ? 0 : -1;
+    return machine_count_write(o->machine);
 }
 
 /* -- ports ----------------------------------------------------------------------------------------- */
@@ -5786,7 +5948,6 @@ static int add_espu_type(PyObject *m)
 {
 #define INTERN(var, s) if (!(var = PyUnicode_InternFromString(s))) return -1;
     INTERN(str_eu_poll_hint, "poll_hint");
-    INTERN(str_eu_note_write, "note_write");
     INTERN(str_eu_level, "level");
     INTERN(str_eu_set, "set");
     INTERN(str_eu_cancel, "cancel");
@@ -6327,6 +6488,39 @@ static PyTypeObject BusType = {
     .tp_methods = bus_methods,
     .tp_getset = bus_getset,
 };
+
+/* [rvtake] One more in the machine's write count (Machine.mmio_writes): the C bus's own counter
+ * under MachineNative (its _bus; the property would run a Python lambda), the plain attribute
+ * under the Python Machine. 0, or -1 with an error. */
+static PyObject *str_mc_bus, *str_mc_mmio_writes;
+
+static int machine_count_write(PyObject *machine)
+{
+    if (!str_mc_bus && (!(str_mc_bus = PyUnicode_InternFromString("_bus"))
+                        || !(str_mc_mmio_writes = PyUnicode_InternFromString("mmio_writes"))))
+        return -1;
+    PyObject *bus;
+    if (_PyObject_LookupAttr(machine, str_mc_bus, &bus) < 0)
+        return -1;
+    if (bus && Py_TYPE(bus) == &BusType) {
+        ((BusObject *)bus)->writes++;
+        Py_DECREF(bus);
+        return 0;
+    }
+    Py_XDECREF(bus);
+    PyObject *n = PyObject_GetAttr(machine, str_mc_mmio_writes);
+    if (!n)
+        return -1;
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *n1 = one ? PyNumber_Add(n, one) : NULL;
+    Py_XDECREF(one);
+    Py_DECREF(n);
+    if (!n1)
+        return -1;
+    int rc = PyObject_SetAttr(machine, str_mc_mmio_writes, n1);
+    Py_DECREF(n1);
+    return rc;
+}
 
 static int add_bus_type(PyObject *m)
 {

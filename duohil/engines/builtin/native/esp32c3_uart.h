@@ -26,6 +26,7 @@ typedef struct {
     /* a character starts leaving: frame2 = frame bits * 2 (1.5 stop bits are a half) */
     int (*tx)(void *ctx, int byte, int64_t t, int64_t bit_time, int frame2);
     int (*poll_hint)(void *ctx, int64_t wake, int has_wake);
+    /* a state-changing read (a FIFO pop): the glue counts it as a bus write (mmio_writes) */
     int (*note_write)(void *ctx);
 } dh_espu_env;
 

@@ -89,3 +89,21 @@ int dh_rv_enter(dh_rv *r, uint32_t cause, uint32_t epc, uint32_t tval, uint32_t 
     *target = t;
     return 0;
 }
+
+uint32_t dh_rv_pick_cause(uint64_t pending)
+{
+    static const uint32_t order[3] = {11, 3, 7};          /* MEI > MSI > MTI */
+    for (int i = 0; i < 3; i++)
+        if (pending >> order[i] & 1)
+            return order[i];
+    uint32_t top = 0;
+    for (uint32_t b = 0; b < 64; b++)
+        if (pending >> b & 1)
+            top = b;
+    return top;
+}
+
+int dh_rv_takeable(uint64_t pending, uint64_t priv, uint64_t mstatus)
+{
+    return pending != 0 && (priv != RV_PRIV_M || (mstatus & RV_MSTATUS_MIE) != 0);
+}

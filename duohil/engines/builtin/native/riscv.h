@@ -1,9 +1,10 @@
 /* RV32 machine-mode trap entry on unicorn's C API (the hot path of riscv.py).
  *
  * Plain C, no Python: the CPython binding (_core.c's RiscV) owns one dh_rv per core and calls
- * these. What stays in Python (riscv.py, by design; no Python copy of what is here): when a trap is
- * taken and which (the mip shadow, mie/mstatus/privilege gating, MEI > MSI > MTI), ECALL/illegal/
- * EBREAK/access-fault decoding, the event log. What is here touches the core: single register
+ * these. Here too: which interrupt is taken and whether it can be (MEI > MSI > MTI, the
+ * mie/mstatus/privilege gating; _core.c's RiscV.take_interrupts applies them to the CPU's mip
+ * shadow). What stays in Python (riscv.py, by design; no Python copy of what is here): the mip
+ * shadow, ECALL/illegal/EBREAK/access-fault decoding, the event log. What is here touches the core: single register
  * reads and writes without ctypes, the batch read of the trap-entry state (mie, priv, mstatus, pc,
  * mtvec) and the trap-entry write sequence (mstatus stacking of MIE/MPIE/MPP, mepc, mcause, mtval,
  * privilege, pc through mtvec, direct or vectored) in riscv.py's order. unicorn runs mret itself
@@ -56,5 +57,14 @@ uint32_t dh_rv_entry_target(uint32_t cause, uint32_t mtvec);
  * RV_ERR_UC. */
 int dh_rv_enter(dh_rv *r, uint32_t cause, uint32_t epc, uint32_t tval, uint32_t priv,
                 uint32_t mstatus, uint32_t mtvec, int in_hook, uint32_t *target);
+
+/* The interrupt taken among `pending` (pending in mip and enabled in mie; nonzero): the privileged
+ * spec's order among the M-mode causes, MEI (11) > MSI (3) > MTI (7), then the highest other set
+ * bit (platform causes >= 16 first). */
+uint32_t dh_rv_pick_cause(uint64_t pending);
+
+/* Whether `pending` (mip & mie) is taken now: something pending, and below M-mode or
+ * mstatus.MIE set (riscv.py's take_interrupts rule). */
+int dh_rv_takeable(uint64_t pending, uint64_t priv, uint64_t mstatus);
 
 #endif

@@ -121,7 +121,8 @@ MSTATUS_MIE = 1 << 3
 MSTATUS_MPIE = 1 << 7
 MSTATUS_MPP = 3 << 11
 IRQ_MSI, IRQ_MTI, IRQ_MEI = 3, 7, 11
-INTERRUPT_ORDER = (IRQ_MEI, IRQ_MSI, IRQ_MTI)       # privileged spec priority among M-mode causes
+# which interrupt is taken (MEI > MSI > MTI, then platform causes >= 16 highest first) and when:
+# native/riscv.c (dh_rv_pick_cause, dh_rv_takeable), applied by _core.c's RiscV.take_interrupts
 MCAUSE_INTERRUPT = 0x8000_0000
 
 # exception causes
@@ -174,13 +175,6 @@ def _unmask_csr(insn: int) -> int | None:
     if funct3 in (2, 3, 6, 7) and not (insn >> 15) & 0x1F:
         return None                                    # csrr: a read only
     return csr
-
-
-def _pick_cause(pending: int) -> int:
-    for cause in INTERRUPT_ORDER:
-        if pending >> cause & 1:
-            return cause
-    return pending.bit_length() - 1                    # platform causes (>= 16), highest first
 
 
 def _system_opcode_offsets(data: bytes) -> list[int]:
@@ -269,6 +263,11 @@ class RiscV32Cpu(CpuCore):
         # the WFI wake rule, asked around every step of a sleeping core: pending (mip) and enabled
         # in mie (mstatus.MIE does not matter there), mie from _state_cache while it holds
         self.interrupt_pending = rvc.interrupt_pending         # type: ignore[method-assign]
+        # interrupt entry between slices, asked by the C slice driver (~1 400 times per virtual
+        # second of nominal traffic): in C, no Python runs for it (RiscV.take_interrupts, _core.c
+        # [rvtake]: mip & mie, below M or mstatus.MIE; MEI > MSI > MTI then the highest platform
+        # cause; _state_cache read and kept; interrupts_taken, _next_pc, last_trap as _enter_trap)
+        self.take_interrupts = rvc.take_interrupts             # type: ignore[method-assign]
         return uc
 
     def reset(self) -> None:
@@ -364,9 +363,8 @@ class RiscV32Cpu(CpuCore):
                 self._wr(rv.UC_RISCV_REG_X0 + rd, old)
             epc = address + 4
         mie, priv, mstatus, _pc, mtvec = self._trap_in.read()      # as QEMU stored them
-        pending = self.mip & mie
-        self.interrupts_taken += 1
-        self._enter_trap(MCAUSE_INTERRUPT | _pick_cause(pending), epc, 0, (priv, mstatus, mtvec))
+        # the interrupt entry take_interrupts does (C, the one copy): cause, counters, last_trap
+        self._rv.enter_interrupt(self.mip & mie, epc, priv, mstatus, mtvec)
 
     @staticmethod
     def _takeable(pending: int, priv: int, mstatus: int) -> bool:
@@ -401,24 +399,12 @@ class RiscV32Cpu(CpuCore):
         mie, priv, mstatus, _pc, _mtvec = self._trap_in.read()
         return self._takeable(bits & mie, priv, mstatus)
 
-    def take_interrupts(self) -> bool:
-        if not self.mip:
-            return False
-        st = self._state_cache
-        if st is None:
-            st = self._state_cache = self._trap_in.read()
-        mie, priv, mstatus, pc, mtvec = st
-        pending = self.mip & mie
-        if not pending or (priv == PRIV_M and not mstatus & MSTATUS_MIE):
-            return False
-        self.interrupts_taken += 1
-        self._enter_trap(MCAUSE_INTERRUPT | _pick_cause(pending), pc, 0, (priv, mstatus, mtvec))
-        return True
-
     def _enter_trap(self, cause: int, epc: int, tval: int,
                     state: tuple[int, int, int] | None = None) -> None:
         """Trap entry: mepc/mcause/mtval, MPIE <- MIE, MIE <- 0, MPP <- privilege, M-mode, pc <-
-        mtvec base (+ 4 * cause for interrupts in vectored mode). ``state``: (priv, mstatus,
+        mtvec base (+ 4 * cause for interrupts in vectored mode); the synchronous traps' path
+        (interrupts are entered by RiscV.take_interrupts / enter_interrupt, in C, with the same
+        writes and fields and no event-log record). ``state``: (priv, mstatus,
         mtvec) already read. The writes are one C call (``RiscV.enter``): below M the privilege is
         raised first (the CSR writes would be dropped), and inside a hook the pc is written on its
         own (``uc_reg_write_batch`` does not set skip_sync_pc_on_exit)."""
@@ -594,14 +580,11 @@ class RiscV32Cpu(CpuCore):
         self._hang_since: int | None = None
         self._hang_pc = 0
         self._hang_reads = 0
-        self._hang_wrote = False
-        self._hang_writes = -1                   # machine.mmio_writes when the spin was noted
+        # machine.mmio_writes when the spin was noted: a bus write and a state-changing read (the
+        # UART's FIFO pop, counted there by the C model) both move it
+        self._hang_writes = -1
         self._hang_regs: list[int] | None = None
         self._hung_reported = False
-
-    def note_write(self) -> None:
-        super().note_write()
-        self._hang_wrote = True
 
     def _regs(self) -> list[int]:
         rd = self._rd
@@ -616,10 +599,9 @@ class RiscV32Cpu(CpuCore):
         reads = self.machine.mmio_reads
         t = self.slice_start_ps
         writes = self.machine.mmio_writes
-        if self._hang_since is None or self._hang_wrote or writes != self._hang_writes \
+        if self._hang_since is None or writes != self._hang_writes \
                 or reads != self._hang_reads or abs(pc - self._hang_pc) > HANG_PC_SPAN:
             self._hang_since, self._hang_pc, self._hang_reads = t, pc, reads
-            self._hang_wrote = False
             self._hang_writes = writes
             self._hang_regs = None
             return
