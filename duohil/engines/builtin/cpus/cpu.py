@@ -212,15 +212,6 @@ class CpuCore:
             self.machine.scheduler.park(self)
             self.uc.emu_stop()
 
-    def note_write(self) -> None:
-        """Something that is not a bus write but changes state (a FIFO-popping read) breaks a
-        polling run. Bus writes are counted by the machine (``mmio_writes``), not called in; so
-        are the ESP32-C3 UART's FIFO pops (its C model bumps ``mmio_writes``, the same outcome
-        at the next ``poll_hint``). No model in this tree calls this any more; cortexm.py's
-        override still chains to it."""
-        self._poll_addr = None
-        self._poll_count = 0
-
     def unpark(self) -> None:
         self.parked = False
         self.park_until = None

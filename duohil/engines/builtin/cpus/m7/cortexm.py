@@ -670,7 +670,6 @@ class CortexM7Cpu(CpuCore):
         self._hang_since: int | None = None
         self._hang_pc = 0
         self._hang_reads = 0
-        self._hang_wrote = False
         self._hang_writes = -1                   # machine.mmio_writes when the spin was noted
         self._hung_reported = False
         self._thread_ps = 0
@@ -679,21 +678,16 @@ class CortexM7Cpu(CpuCore):
         self._rate_n = 0
         self._rate_ps = 0
 
-    def note_write(self) -> None:
-        super().note_write()
-        self._hang_wrote = True
-
     def _check_masked_spin(self) -> None:
         """Called after a slice that ended with PRIMASK or FAULTMASK set."""
         pc = self._pc or 0
         reads = self.machine.mmio_reads
         t = self.slice_start_ps
         writes = self.machine.mmio_writes
-        if self._hang_since is None or self._hang_wrote or writes != self._hang_writes \
+        if self._hang_since is None or writes != self._hang_writes \
                 or reads != self._hang_reads \
                 or abs(pc - self._hang_pc) > HANG_PC_SPAN:
             self._hang_since, self._hang_pc, self._hang_reads = t, pc, reads
-            self._hang_wrote = False
             self._hang_writes = writes
             return
         if t - self._hang_since >= self.hang_ps:
