@@ -3778,6 +3778,39 @@ static int ms_call(PyObject *cpu, PyObject *name, PyObject *arg)
     return r ? 0 : -1;
 }
 
+/* How a slice's emu_start ended, for both cores: *failed = what _slice_error gets (unicorn's error
+ * number, or a UcError a hook raised: handled as emu_start's own error, as the binding does), NULL
+ * for a clean slice. Any other exception a hook raised (kept on the Uc object) is raised again:
+ * -1. */
+static int ms_slice_failure(PyObject *uc_obj, uc_err err, PyObject **failed)
+{
+    *failed = NULL;
+    if (err != UC_ERR_OK) {
+        *failed = PyLong_FromLong((long)err);
+        return *failed ? 0 : -1;
+    }
+    PyObject *exc = PyObject_GetAttr(uc_obj, str_ms_hook_exception);
+    if (!exc)
+        return -1;
+    if (exc == Py_None) {
+        Py_DECREF(exc);
+        return 0;
+    }
+    PyObject *mod = PyImport_ImportModule("unicorn");
+    PyObject *ucerr = mod ? PyObject_GetAttr(mod, str_ms_uc_error) : NULL;
+    Py_XDECREF(mod);
+    int is_uc = ucerr ? PyObject_IsInstance(exc, ucerr) : -1;
+    Py_XDECREF(ucerr);
+    if (is_uc <= 0) {
+        if (is_uc == 0)
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+        return -1;
+    }
+    *failed = exc;
+    return 0;
+}
+
 /* Whether an exception return just went to `pc` with no instruction run after it: the registers
  * it restored (_ret_state: R0-R3, R12, LR, SP, the xPSR flags) all still hold (cortexm.py's
  * exception-return ambiguity rule). 1 ambiguous, 0 not, -1 error. */
@@ -3960,33 +3993,9 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     Py_DECREF(rm);
     if (any < 0 || (any && ms_call(cpu, str_ms_remove_hooks, NULL) < 0))
         return NULL;
-    PyObject *failed = NULL;              /* a UcError to hand to _slice_error */
-    if (err != UC_ERR_OK) {
-        failed = PyLong_FromLong((long)err);
-        if (!failed)
-            return NULL;
-    } else {
-        PyObject *exc = PyObject_GetAttr(c->uc_obj, str_ms_hook_exception);
-        if (!exc)
-            return NULL;
-        if (exc != Py_None) {
-            /* a UcError raised in a hook is handled as emu_start's own error, as before */
-            PyObject *mod = PyImport_ImportModule("unicorn");
-            PyObject *ucerr = mod ? PyObject_GetAttr(mod, str_ms_uc_error) : NULL;
-            Py_XDECREF(mod);
-            int is_uc = ucerr ? PyObject_IsInstance(exc, ucerr) : -1;
-            Py_XDECREF(ucerr);
-            if (is_uc <= 0) {
-                if (is_uc == 0)
-                    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-                Py_DECREF(exc);
-                return NULL;
-            }
-            failed = exc;
-        } else {
-            Py_DECREF(exc);
-        }
-    }
+    PyObject *failed;                     /* what _slice_error gets */
+    if (ms_slice_failure(c->uc_obj, err, &failed) < 0)
+        return NULL;
     if (failed) {
         rc = PyObject_SetAttr(cpu, str_fe_pc, Py_None) < 0 ? -1 : ms_call(cpu, str_ms_slice_error, failed);
         Py_DECREF(failed);
@@ -4475,32 +4484,9 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
     if (PyObject_SetAttr(r->rs_uc, str_ms_hook_exception, Py_None) < 0)
         return NULL;
     uc_err err = UC.emu_start(uc, pc, 0xFFFFFFFFull, 0, (size_t)count);
-    PyObject *failed = NULL;
-    if (err != UC_ERR_OK) {
-        failed = PyLong_FromLong((long)err);
-        if (!failed)
-            return NULL;
-    } else {
-        PyObject *exc = PyObject_GetAttr(r->rs_uc, str_ms_hook_exception);
-        if (!exc)
-            return NULL;
-        if (exc != Py_None) {
-            PyObject *mod = PyImport_ImportModule("unicorn");
-            PyObject *ucerr = mod ? PyObject_GetAttr(mod, str_ms_uc_error) : NULL;
-            Py_XDECREF(mod);
-            int is_uc = ucerr ? PyObject_IsInstance(exc, ucerr) : -1;
-            Py_XDECREF(ucerr);
-            if (is_uc <= 0) {
-                if (is_uc == 0)
-                    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-                Py_DECREF(exc);
-                return NULL;
-            }
-            failed = exc;
-        } else {
-            Py_DECREF(exc);
-        }
-    }
+    PyObject *failed;
+    if (ms_slice_failure(r->rs_uc, err, &failed) < 0)
+        return NULL;
     if (failed) {
         rc = ms_call(cpu, str_ms_slice_error, failed);
         Py_DECREF(failed);
