@@ -28,7 +28,16 @@ if TYPE_CHECKING:  # pragma: no cover
 POLL_PARK_AFTER = 4       # same-status-register reads in a row, with no write, before parking
 
 
-class CpuCore:
+def _state_base() -> type:
+    """``_core.CpuState``: the time state below (hz, cycles, sleeping, stall_until, ...) as C
+    fields the slice driver reads without a dict lookup; ``object`` when the core is not built
+    (then the builtin engine says why it cannot run, and nothing here is used)."""
+    from .. import native
+    core = native.core()
+    return core.CpuState if core is not None else object
+
+
+class CpuCore(_state_base()):  # type: ignore[misc]
     arch = "?"
     #: _core.emu_start under DUOHIL_MODELS=native (set in __init__), else None: ctypes
     _emu_native = None

@@ -564,6 +564,8 @@ static PyObject *sched_add_cpu(SchedObject *s, PyObject *cpu)
     Py_RETURN_NONE;
 }
 
+static int get_truth(PyObject *o, PyObject *name);     /* [cpustate] */
+
 /* fire_due: fire every event at <= upto in (time, seq) order. */
 static int fire_due(SchedObject *s, int64_t upto)
 {
@@ -589,9 +591,7 @@ static int fire_due(SchedObject *s, int64_t upto)
             for (Py_ssize_t i = 0; i < PyList_GET_SIZE(s->parked); i++) {
                 PyObject *cpu = PyList_GET_ITEM(s->parked, i);
                 Py_INCREF(cpu);
-                PyObject *p = PyObject_GetAttr(cpu, str_parked);
-                int is = p ? PyObject_IsTrue(p) : -1;
-                Py_XDECREF(p);
+                int is = get_truth(cpu, str_parked);
                 if (is > 0) {
                     PyObject *u = PyObject_CallMethodNoArgs(cpu, str_unpark);
                     Py_XDECREF(u);
@@ -636,6 +636,210 @@ static int fire_due(SchedObject *s, int64_t upto)
 
 #define PS_PER_S 1000000000000LL
 
+/* -- [cpustate] the CPU's time state as a C struct ----------------------------------------------------
+ *
+ * CpuCore (cpu.py) derives from _core.CpuState: the fields the slice driver, the slices and the
+ * units' machine_now read at every step are C fields here and attributes of the same names for
+ * Python (getset descriptors: an int, a bool, or an int-or-None; `machine` a plain member). The
+ * C helpers get_truth, get_i64 and set_truth read and write the field itself when the object is a
+ * CpuState and the name is one of CS_FIELDS (interned: a pointer compare) and go through the
+ * attribute otherwise (a test's duck-typed CPU, any other object); the slice driver (c_advance_to
+ * and friends) takes a CpuState only. Before: ~40 attribute lookups and int conversions per
+ * slice, ~10 % of a nominal run in CPython's dict and type lookups. */
+
+typedef struct {
+    int64_t v;
+    char set;                     /* 0: None */
+} dh_opt64;
+
+typedef struct {
+    PyObject_HEAD
+    int64_t hz, cycles, slice_start_ps, slices, instructions, poll_count, poll_writes;
+    dh_opt64 stall_until, park_until, pending_hz, poll_addr;
+    char sleeping, halted, parked, executing;
+    PyObject *machine;
+} CpuStateObject;
+
+static PyTypeObject CpuStateType;
+
+enum { CS_I64, CS_OPT, CS_BOOL };
+
+typedef struct {
+    const char *name;
+    int kind;
+    size_t off;
+    PyObject *key;                /* the interned name */
+} cs_field;
+
+static cs_field CS_FIELDS[] = {
+    {"hz", CS_I64, offsetof(CpuStateObject, hz), NULL},
+    {"cycles", CS_I64, offsetof(CpuStateObject, cycles), NULL},
+    {"slice_start_ps", CS_I64, offsetof(CpuStateObject, slice_start_ps), NULL},
+    {"slices", CS_I64, offsetof(CpuStateObject, slices), NULL},
+    {"instructions", CS_I64, offsetof(CpuStateObject, instructions), NULL},
+    {"_poll_count", CS_I64, offsetof(CpuStateObject, poll_count), NULL},
+    {"_poll_writes", CS_I64, offsetof(CpuStateObject, poll_writes), NULL},
+    {"stall_until", CS_OPT, offsetof(CpuStateObject, stall_until), NULL},
+    {"park_until", CS_OPT, offsetof(CpuStateObject, park_until), NULL},
+    {"_pending_hz", CS_OPT, offsetof(CpuStateObject, pending_hz), NULL},
+    {"_poll_addr", CS_OPT, offsetof(CpuStateObject, poll_addr), NULL},
+    {"sleeping", CS_BOOL, offsetof(CpuStateObject, sleeping), NULL},
+    {"halted", CS_BOOL, offsetof(CpuStateObject, halted), NULL},
+    {"parked", CS_BOOL, offsetof(CpuStateObject, parked), NULL},
+    {"executing", CS_BOOL, offsetof(CpuStateObject, executing), NULL},
+    {NULL, 0, 0, NULL},
+};
+
+#define CS_PTR(o, f, type) ((type *)((char *)(o) + (f)->off))
+
+static inline CpuStateObject *cs_of(PyObject *o)
+{
+    return PyObject_TypeCheck(o, &CpuStateType) ? (CpuStateObject *)o : NULL;
+}
+
+/* The field `name` names on `o`, NULL when o is not a CpuState or the name is not a field's. */
+static inline const cs_field *cs_field_of(PyObject *o, PyObject *name)
+{
+    if (!cs_of(o))
+        return NULL;
+    for (const cs_field *f = CS_FIELDS; f->name; f++)
+        if (f->key == name)
+            return f;
+    return NULL;
+}
+
+/* An int for a CpuState field: ints (and __index__), never a float or None. */
+static int cs_int(const cs_field *f, PyObject *v, int64_t *out)
+{
+    PyObject *i = PyNumber_Index(v);
+    if (!i) {
+        PyErr_Format(PyExc_TypeError, "CPU field %s must be an int%s, not %.100s", f->name,
+                     f->kind == CS_OPT ? " or None" : "", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(i, &overflow);
+    Py_DECREF(i);
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow) {
+        PyErr_Format(PyExc_OverflowError, "CPU field %s: %R is beyond 64 bits", f->name, v);
+        return -1;
+    }
+    *out = (int64_t)x;
+    return 0;
+}
+
+static PyObject *cs_get(PyObject *o, void *closure)
+{
+    const cs_field *f = closure;
+    switch (f->kind) {
+    case CS_I64:
+        return PyLong_FromLongLong(*CS_PTR(o, f, int64_t));
+    case CS_OPT: {
+        const dh_opt64 *p = CS_PTR(o, f, dh_opt64);
+        if (!p->set)
+            Py_RETURN_NONE;
+        return PyLong_FromLongLong(p->v);
+    }
+    default:
+        return PyBool_FromLong(*CS_PTR(o, f, char));
+    }
+}
+
+static int cs_set(PyObject *o, PyObject *v, void *closure)
+{
+    const cs_field *f = closure;
+    if (!v) {
+        PyErr_Format(PyExc_AttributeError, "CPU field %s cannot be deleted", f->name);
+        return -1;
+    }
+    switch (f->kind) {
+    case CS_I64:
+        return cs_int(f, v, CS_PTR(o, f, int64_t));
+    case CS_OPT: {
+        dh_opt64 *p = CS_PTR(o, f, dh_opt64);
+        if (v == Py_None) {
+            p->set = 0;
+            p->v = 0;
+            return 0;
+        }
+        int64_t x;
+        if (cs_int(f, v, &x) < 0)
+            return -1;
+        p->v = x;
+        p->set = 1;
+        return 0;
+    }
+    default: {
+        int b = PyObject_IsTrue(v);
+        if (b < 0)
+            return -1;
+        *CS_PTR(o, f, char) = (char)b;
+        return 0;
+    }
+    }
+}
+
+static PyGetSetDef cs_getset[sizeof CS_FIELDS / sizeof CS_FIELDS[0]];
+
+static PyMemberDef cs_members[] = {
+    {"machine", T_OBJECT, offsetof(CpuStateObject, machine), 0, "the Machine this CPU belongs to"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static int cs_traverse(CpuStateObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->machine);
+    return 0;
+}
+
+static int cs_clear(CpuStateObject *c)
+{
+    Py_CLEAR(c->machine);
+    return 0;
+}
+
+static void cs_dealloc(CpuStateObject *c)
+{
+    PyObject_GC_UnTrack(c);
+    cs_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static PyTypeObject CpuStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.CpuState",
+    .tp_doc = "The CPU's time state (cpu.py's CpuCore derives from it): C fields, Python attributes.",
+    .tp_basicsize = sizeof(CpuStateObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)cs_dealloc,
+    .tp_traverse = (traverseproc)cs_traverse,
+    .tp_clear = (inquiry)cs_clear,
+    .tp_getset = cs_getset,
+    .tp_members = cs_members,
+};
+
+static int add_cpustate_type(PyObject *m)
+{
+    size_t i = 0;
+    for (cs_field *f = CS_FIELDS; f->name; f++, i++) {
+        if (!(f->key = PyUnicode_InternFromString(f->name)))
+            return -1;
+        cs_getset[i] = (PyGetSetDef){f->name, cs_get, cs_set, NULL, f};
+    }
+    cs_getset[i] = (PyGetSetDef){NULL, NULL, NULL, NULL, NULL};
+    if (PyType_Ready(&CpuStateType) < 0)
+        return -1;
+    Py_INCREF(&CpuStateType);
+    if (PyModule_AddObject(m, "CpuState", (PyObject *)&CpuStateType) < 0) {
+        Py_DECREF(&CpuStateType);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *cpu_fns[5];      /* CpuCore's next_deadline, advance_to, settle, cycles_at, now_ps */
 static PyObject *str_cycles_at, *str_now_ps, *str_halted, *str_stall_until, *str_sleeping,
     *str_park_until, *str_interrupt_pending, *str_take_interrupts, *str_cycles, *str_hz,
@@ -663,7 +867,7 @@ static PyObject *mod_register_cpu_class(PyObject *Py_UNUSED(m), PyObject *cls)
 static int cpu_is_native(PyObject *cpu)
 {
     PyObject *names[5] = {str_next_deadline, str_advance_to, str_settle, str_cycles_at, str_now_ps};
-    if (!cpu_fns[0])
+    if (!cpu_fns[0] || !cs_of(cpu))
         return 0;
     for (int i = 0; i < 5; i++)
         if (_PyType_Lookup(Py_TYPE(cpu), names[i]) != cpu_fns[i])
@@ -692,6 +896,11 @@ static int64_t floordiv(i128 a, i128 b)           /* Python's a // b for b > 0 *
 
 static int get_i64(PyObject *o, PyObject *name, int64_t *out)
 {
+    const cs_field *f = cs_field_of(o, name);
+    if (f && f->kind == CS_I64) {
+        *out = *CS_PTR(o, f, int64_t);
+        return 0;
+    }
     PyObject *v = PyObject_GetAttr(o, name);
     if (!v)
         return -1;
@@ -703,6 +912,9 @@ static int get_i64(PyObject *o, PyObject *name, int64_t *out)
 /* 1 true, 0 false, -1 error */
 static int get_truth(PyObject *o, PyObject *name)
 {
+    const cs_field *f = cs_field_of(o, name);
+    if (f && f->kind == CS_BOOL)
+        return *CS_PTR(o, f, char);
     PyObject *v = PyObject_GetAttr(o, name);
     if (!v)
         return -1;
@@ -711,26 +923,15 @@ static int get_truth(PyObject *o, PyObject *name)
     return rc;
 }
 
-/* *is_none = 1 when the attribute is None; else its value in *out. */
-static int get_opt_i64(PyObject *o, PyObject *name, int64_t *out, int *is_none)
+/* o.name = bool(b) */
+static int set_truth(PyObject *o, PyObject *name, int b)
 {
-    PyObject *v = PyObject_GetAttr(o, name);
-    if (!v)
-        return -1;
-    *is_none = v == Py_None;
-    int rc = *is_none ? 0 : as_i64(v, out);
-    Py_DECREF(v);
-    return rc;
-}
-
-static int set_i64(PyObject *o, PyObject *name, int64_t v)
-{
-    PyObject *x = PyLong_FromLongLong(v);
-    if (!x)
-        return -1;
-    int rc = PyObject_SetAttr(o, name, x);
-    Py_DECREF(x);
-    return rc;
+    const cs_field *f = cs_field_of(o, name);
+    if (f && f->kind == CS_BOOL) {
+        *CS_PTR(o, f, char) = (char)(b != 0);
+        return 0;
+    }
+    return PyObject_SetAttr(o, name, b ? Py_True : Py_False);
 }
 
 static int call_truth(PyObject *o, PyObject *name)
@@ -743,34 +944,50 @@ static int call_truth(PyObject *o, PyObject *name)
     return rc;
 }
 
-/* cycles_at(t) = -((-t * hz) // PS_PER_S) */
-static int cycles_at(PyObject *cpu, int64_t t, int64_t *out)
+/* The slice driver's CPU: a CpuState (cpu_is_native and the cpu_* functions check it). */
+#define CS(o) ((CpuStateObject *)(o))
+
+static int cs_require(PyObject *cpu)
 {
-    int64_t hz;
-    if (get_i64(cpu, str_hz, &hz) < 0)
+    if (cs_of(cpu))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "the C slice driver needs a CpuCore (a _core.CpuState), not %.100s",
+                 Py_TYPE(cpu)->tp_name);
+    return -1;
+}
+
+/* cycles_at(t) = -((-t * hz) // PS_PER_S) */
+static int64_t cs_cycles_at(const CpuStateObject *c, int64_t t)
+{
+    return -floordiv(-(i128)t * c->hz, PS_PER_S);
+}
+
+/* now_ps() = cycles * PS_PER_S // hz; a clear error for hz <= 0 (Python: ZeroDivisionError) */
+static int cs_now_ps(const CpuStateObject *c, int64_t *out)
+{
+    if (c->hz <= 0) {
+        PyErr_Format(PyExc_ZeroDivisionError, "CPU clock hz=%lld", (long long)c->hz);
         return -1;
-    *out = -floordiv(-(i128)t * hz, PS_PER_S);
+    }
+    *out = floordiv((i128)c->cycles * PS_PER_S, c->hz);
     return 0;
 }
 
 /* next_deadline: *none = 1 for "asks for no time". */
 static int c_next_deadline(PyObject *cpu, int64_t now, int64_t quantum, int64_t *d, int *none)
 {
-    int b = get_truth(cpu, str_halted);
-    if (b)
-        return b < 0 ? -1 : (*none = 1, 0);
-    int is_none;
-    if (get_opt_i64(cpu, str_stall_until, d, &is_none) < 0)
-        return -1;
-    if (!is_none)
-        return *none = 0, 0;
-    if ((b = get_truth(cpu, str_parked)) < 0)
-        return -1;
-    if (b)
-        return get_opt_i64(cpu, str_park_until, d, none);
-    if ((b = get_truth(cpu, str_sleeping)) < 0)
-        return -1;
-    if (b) {
+    CpuStateObject *c = CS(cpu);
+    if (c->halted)
+        return *none = 1, 0;
+    if (c->stall_until.set)
+        return *d = c->stall_until.v, *none = 0, 0;
+    if (c->parked) {
+        *none = !c->park_until.set;
+        if (c->park_until.set)
+            *d = c->park_until.v;
+        return 0;
+    }
+    if (c->sleeping) {
         int ip = call_truth(cpu, str_interrupt_pending);
         if (ip < 0)
             return -1;
@@ -784,29 +1001,21 @@ static int c_next_deadline(PyObject *cpu, int64_t now, int64_t quantum, int64_t 
 
 static int c_settle(PyObject *cpu, int64_t t)
 {
-    int64_t floor, cycles;
-    if (cycles_at(cpu, t, &floor) < 0 || get_i64(cpu, str_cycles, &cycles) < 0)
-        return -1;
-    return cycles < floor ? set_i64(cpu, str_cycles, floor) : 0;
-}
-
-static int add_to(PyObject *cpu, PyObject *name, int64_t n)
-{
-    int64_t v;
-    return get_i64(cpu, name, &v) < 0 ? -1 : set_i64(cpu, name, v + n);
+    CpuStateObject *c = CS(cpu);
+    int64_t floor = cs_cycles_at(c, t);
+    if (c->cycles < floor)
+        c->cycles = floor;
+    return 0;
 }
 
 static int record_stall_end(PyObject *cpu)
 {
-    int64_t cycles, hz;
-    if (get_i64(cpu, str_cycles, &cycles) < 0 || get_i64(cpu, str_hz, &hz) < 0)
+    CpuStateObject *c = CS(cpu);
+    int64_t now_ps;
+    if (cs_now_ps(c, &now_ps) < 0)
         return -1;
-    int64_t now_ps = floordiv((i128)cycles * PS_PER_S, hz);
-    PyObject *machine = PyObject_GetAttr(cpu, str_machine);
-    if (!machine)
-        return -1;
+    PyObject *machine = c->machine ? c->machine : Py_None;
     PyObject *record = PyObject_GetAttr(machine, str_record);
-    Py_DECREF(machine);
     PyObject *name = PyObject_GetAttr(cpu, str_name);
     PyObject *t = PyLong_FromLongLong(now_ps);
     PyObject *kw = PyDict_New();
@@ -824,80 +1033,55 @@ static int record_stall_end(PyObject *cpu)
     return r ? 0 : -1;
 }
 
-/* CpuCore.advance_to(t), the scheduler's clock being sched_now. */
+/* CpuCore.advance_to(t), the scheduler's clock being sched_now. The order of the Python calls
+ * (take_interrupts, interrupt_pending, unpark, _run_slice, _apply_hz, machine.record) is cpu.py's
+ * description; every field is read again after each of them (they may change any). */
 static int c_advance_to(PyObject *cpu, int64_t t, int64_t sched_now)
 {
-    int64_t floor, target, cycles;
-    if (cycles_at(cpu, sched_now, &floor) < 0 || get_i64(cpu, str_cycles, &cycles) < 0)
-        return -1;
-    if (cycles < floor && set_i64(cpu, str_cycles, floor) < 0)
-        return -1;
-    if (cycles_at(cpu, t, &target) < 0 || get_i64(cpu, str_cycles, &cycles) < 0)
-        return -1;
-    if (cycles >= target)
+    CpuStateObject *c = CS(cpu);
+    int64_t floor = cs_cycles_at(c, sched_now);
+    if (c->cycles < floor)
+        c->cycles = floor;
+    int64_t target = cs_cycles_at(c, t);
+    if (c->cycles >= target)
         return 0;
     int took = 0, b;
-    int64_t v;
-    int is_none;
-    if ((b = get_truth(cpu, str_sleeping)) < 0)
-        return -1;
-    if (b) {
-        if (get_opt_i64(cpu, str_stall_until, &v, &is_none) < 0)
+    if (c->sleeping && !c->stall_until.set && !c->parked && !c->halted) {
+        if ((b = call_truth(cpu, str_take_interrupts)) < 0)
             return -1;
-        int fast = is_none;
-        if (fast && (b = get_truth(cpu, str_parked)) != 0)
-            fast = b < 0 ? -1 : 0;
-        if (fast == 1 && (b = get_truth(cpu, str_halted)) != 0)
-            fast = b < 0 ? -1 : 0;
-        if (fast < 0)
-            return -1;
-        if (fast) {
-            if ((b = call_truth(cpu, str_take_interrupts)) < 0)
+        if (b) {
+            c->sleeping = 0;
+            took = 1;
+        } else {
+            if ((b = call_truth(cpu, str_interrupt_pending)) < 0)
                 return -1;
-            if (b) {
-                if (PyObject_SetAttr(cpu, str_sleeping, Py_False) < 0)
-                    return -1;
-                took = 1;
-            } else {
-                if ((b = call_truth(cpu, str_interrupt_pending)) < 0)
-                    return -1;
-                if (!b)
-                    return set_i64(cpu, str_cycles, target);
-            }
+            if (!b)
+                return c->cycles = target, 0;
         }
     }
     for (;;) {
-        if (get_i64(cpu, str_cycles, &cycles) < 0)
-            return -1;
-        if (cycles >= target)
+        if (c->cycles >= target)
             return 0;
-        if ((b = get_truth(cpu, str_halted)) < 0)
-            return -1;
-        if (b)
-            return set_i64(cpu, str_cycles, target);
-        if (get_opt_i64(cpu, str_stall_until, &v, &is_none) < 0)
-            return -1;
-        if (!is_none) {
+        if (c->halted)
+            return c->cycles = target, 0;
+        if (c->stall_until.set) {
+            int64_t v = c->stall_until.v;
             if (v >= t)
-                return set_i64(cpu, str_cycles, target);
-            int64_t ca;
-            if (get_i64(cpu, str_cycles, &cycles) < 0 || cycles_at(cpu, v, &ca) < 0
-                || set_i64(cpu, str_cycles, cycles > ca ? cycles : ca) < 0
-                || PyObject_SetAttr(cpu, str_stall_until, Py_None) < 0 || record_stall_end(cpu) < 0)
+                return c->cycles = target, 0;
+            int64_t ca = cs_cycles_at(c, v);
+            if (c->cycles < ca)
+                c->cycles = ca;
+            c->stall_until.set = 0;
+            if (record_stall_end(cpu) < 0)
                 return -1;
             continue;
         }
-        if ((b = get_truth(cpu, str_parked)) < 0)
-            return -1;
-        if (b) {
-            if (get_opt_i64(cpu, str_park_until, &v, &is_none) < 0)
-                return -1;
-            if (is_none || v >= t)
-                return set_i64(cpu, str_cycles, target);
-            int64_t ca;
-            if (get_i64(cpu, str_cycles, &cycles) < 0 || cycles_at(cpu, v, &ca) < 0
-                || set_i64(cpu, str_cycles, cycles > ca ? cycles : ca) < 0)
-                return -1;
+        if (c->parked) {
+            if (!c->park_until.set || c->park_until.v >= t)
+                return c->cycles = target, 0;
+            int64_t ca = cs_cycles_at(c, c->park_until.v);
+            if (c->cycles < ca)
+                c->cycles = ca;
             PyObject *r = PyObject_CallMethodNoArgs(cpu, str_unpark);
             if (!r)
                 return -1;
@@ -909,65 +1093,47 @@ static int c_advance_to(PyObject *cpu, int64_t t, int64_t sched_now)
         } else {
             if ((b = call_truth(cpu, str_take_interrupts)) < 0)
                 return -1;
-            if (b && PyObject_SetAttr(cpu, str_sleeping, Py_False) < 0)
-                return -1;
+            if (b)
+                c->sleeping = 0;
         }
-        if ((b = get_truth(cpu, str_sleeping)) < 0)
-            return -1;
-        if (b) {
+        if (c->sleeping) {
             if ((b = call_truth(cpu, str_interrupt_pending)) < 0)
                 return -1;
             if (!b)
-                return set_i64(cpu, str_cycles, target);
-            if (PyObject_SetAttr(cpu, str_sleeping, Py_False) < 0)
-                return -1;
+                return c->cycles = target, 0;
+            c->sleeping = 0;
             continue;
         }
-        int64_t hz;
-        if (get_i64(cpu, str_cycles, &cycles) < 0 || get_i64(cpu, str_hz, &hz) < 0)
+        int64_t cycles = c->cycles, n = target - cycles, start;
+        if (cs_now_ps(c, &start) < 0)
             return -1;
-        int64_t n = target - cycles;
-        if (PyObject_SetAttr(cpu, str_executing, Py_True) < 0
-            || set_i64(cpu, str_slice_start_ps, floordiv((i128)cycles * PS_PER_S, hz)) < 0
-            || PyObject_SetAttr(cpu, str_poll_addr, Py_None) < 0 || set_i64(cpu, str_poll_count, 0) < 0)
-            return -1;
+        c->executing = 1;
+        c->slice_start_ps = start;
+        c->poll_addr.set = 0;
+        c->poll_count = 0;
         PyObject *pn = PyLong_FromLongLong(n);
         if (!pn)
             return -1;
         PyObject *r = PyObject_CallMethodOneArg(cpu, str_run_slice, pn);
         Py_DECREF(pn);
-        /* finally: executing = False, keeping _run_slice's exception */
-        PyObject *et, *ev, *etb;
-        PyErr_Fetch(&et, &ev, &etb);
-        int rc = PyObject_SetAttr(cpu, str_executing, Py_False);
-        if (rc < 0) {
-            Py_XDECREF(et);
-            Py_XDECREF(ev);
-            Py_XDECREF(etb);
-            Py_XDECREF(r);
-            return -1;
-        }
-        PyErr_Restore(et, ev, etb);
+        c->executing = 0;                  /* finally: whatever _run_slice did */
         if (!r)
             return -1;
         Py_DECREF(r);
-        if (set_i64(cpu, str_cycles, cycles + n) < 0 || add_to(cpu, str_instructions, n) < 0
-            || add_to(cpu, str_slices, 1) < 0)
-            return -1;
+        c->cycles = cycles + n;
+        c->instructions += n;
+        c->slices += 1;
         /* a core clock change inside the slice (the RCC model) takes effect at its end */
-        PyObject *pending = PyObject_GetAttr(cpu, str_pending_hz);
-        if (!pending)
-            return -1;
-        if (pending != Py_None) {
+        if (c->pending_hz.set) {
+            PyObject *pending = PyLong_FromLongLong(c->pending_hz.v);
+            if (!pending)
+                return -1;
             r = PyObject_CallMethodOneArg(cpu, str_apply_hz, pending);
             Py_DECREF(pending);
             if (!r)
                 return -1;
             Py_DECREF(r);
-            if (cycles_at(cpu, t, &target) < 0)
-                return -1;
-        } else {
-            Py_DECREF(pending);
+            target = cs_cycles_at(c, t);
         }
     }
 }
@@ -980,11 +1146,8 @@ static PyObject *mod_drives_natively(PyObject *Py_UNUSED(m), PyObject *cpu)
 /* The scheduler's clock as the CPU sees it: cpu.machine.scheduler.now. */
 static int cpu_sched_now(PyObject *cpu, SchedObject *s, int64_t *now)
 {
-    PyObject *m = PyObject_GetAttr(cpu, str_machine);
-    if (!m)
-        return -1;
+    PyObject *m = CS(cpu)->machine ? CS(cpu)->machine : Py_None;
     PyObject *sc = PyObject_GetAttr(m, str_scheduler);
-    Py_DECREF(m);
     if (!sc)
         return -1;
     int rc = 0;
@@ -1004,7 +1167,7 @@ static PyObject *mod_cpu_next_deadline(PyObject *Py_UNUSED(m), PyObject *const *
     int none;
     if (nargs != 3)
         return PyErr_Format(PyExc_TypeError, "cpu_next_deadline(cpu, now, quantum)");
-    if (as_i64(args[1], &now) < 0 || as_i64(args[2], &quantum) < 0
+    if (cs_require(args[0]) < 0 || as_i64(args[1], &now) < 0 || as_i64(args[2], &quantum) < 0
         || c_next_deadline(args[0], now, quantum, &d, &none) < 0)
         return NULL;
     if (none)
@@ -1017,7 +1180,7 @@ static PyObject *mod_cpu_advance_to(PyObject *Py_UNUSED(m), PyObject *const *arg
     int64_t t, sched_now;
     if (nargs != 2)
         return PyErr_Format(PyExc_TypeError, "cpu_advance_to(cpu, t)");
-    if (as_i64(args[1], &t) < 0 || cpu_sched_now(args[0], NULL, &sched_now) < 0
+    if (cs_require(args[0]) < 0 || as_i64(args[1], &t) < 0 || cpu_sched_now(args[0], NULL, &sched_now) < 0
         || c_advance_to(args[0], t, sched_now) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -1028,7 +1191,7 @@ static PyObject *mod_cpu_settle(PyObject *Py_UNUSED(m), PyObject *const *args, P
     int64_t t;
     if (nargs != 2)
         return PyErr_Format(PyExc_TypeError, "cpu_settle(cpu, t)");
-    if (as_i64(args[1], &t) < 0 || c_settle(args[0], t) < 0)
+    if (cs_require(args[0]) < 0 || as_i64(args[1], &t) < 0 || c_settle(args[0], t) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -3380,12 +3543,7 @@ static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_s
 
 static int fe_truth(PyObject *o, PyObject *name)
 {
-    PyObject *v = PyObject_GetAttr(o, name);
-    if (!v)
-        return -1;
-    int t = PyObject_IsTrue(v);
-    Py_DECREF(v);
-    return t;
+    return get_truth(o, name);             /* [cpustate] a CpuState's field, else the attribute */
 }
 
 static int fe_get_long(PyObject *o, PyObject *name, long *out)
@@ -3877,7 +4035,7 @@ static int ms_wfi(CortexMObject *c, PyObject *cpu, uint32_t pc, const uint32_t *
     int amb = ms_ambiguous(cpu, pc, e);
     if (amb < 0)
         return -1;
-    return amb ? 0 : PyObject_SetAttr(cpu, str_ms_sleeping, Py_True);
+    return amb ? 0 : set_truth(cpu, str_ms_sleeping, 1);
 }
 
 /* Could something enabled ever wake the core from WFI? The first tests of _check_wfi_hang (no
@@ -4036,7 +4194,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
         return NULL;
     if (stop != Py_None) {
         if (ms_is(stop, "wfe") || ms_is(stop, "sleep"))
-            rc = PyObject_SetAttr(cpu, str_ms_sleeping, Py_True);
+            rc = set_truth(cpu, str_ms_sleeping, 1);
         else if (ms_is(stop, "irq") || ms_is(stop, "bus") || ms_is(stop, "mpu"))
             rc = ms_call(cpu, str_ms_after_stop, stop);
         Py_DECREF(stop);
@@ -4566,7 +4724,7 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
     }
     int b;
     if (wfi) {
-        rc = PyObject_SetAttr(cpu, str_ms_sleeping, Py_True);
+        rc = set_truth(cpu, str_ms_sleeping, 1);
         if (!rc && !st[RV_ST_MIE]) {                 /* mie = 0: nothing can wake it */
             b = get_truth(cpu, str_ms_hung_reported);
             rc = b < 0 ? -1 : (b ? 0 : ms_call(cpu, str_rs_report_wfi_hang, pv));
@@ -11711,6 +11869,10 @@ PyMODINIT_FUNC PyInit__core(void)
         return NULL;
     }
     if (add_iwdg_type(m) < 0 || add_timer_type(m) < 0) {  /* [iwdgc, timerc] */
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_cpustate_type(m) < 0) {                      /* [cpustate] */
         Py_DECREF(m);
         return NULL;
     }

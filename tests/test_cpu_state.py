@@ -1,0 +1,155 @@
+"""The CPU's time state as C fields (``_core.CpuState``, the base of cpu.py's CpuCore).
+
+The slice driver and the units read hz, cycles, sleeping, stall_until, ... straight from the
+struct; Python reads and writes the same fields as attributes. These tests state the contract of
+those attributes (an int, a bool, an int-or-None; what is refused, in words) and that the C sees
+what Python wrote and Python what the C wrote, through the slice driver and machine_now."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from duohil.engines.builtin import native
+from duohil.engines.builtin.cpus.cpu import CpuCore
+from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.scheduler import Scheduler
+
+CORE = native.require()
+PS_PER_S = 1_000_000_000_000
+
+INTS = ("hz", "cycles", "slice_start_ps", "slices", "instructions", "_poll_count", "_poll_writes")
+OPTS = ("stall_until", "park_until", "_pending_hz", "_poll_addr")
+BOOLS = ("sleeping", "halted", "parked", "executing")
+
+
+class _Machine:
+    def __init__(self, sched: Scheduler) -> None:
+        self.scheduler = sched
+        self.cpu = None
+        self.records: list = []
+
+    def record(self, kind: str, **details) -> None:
+        self.records.append((kind, details))
+
+
+class Cpu(CpuCore):
+    """CpuCore's time state and driver, no unicorn: a slice just runs."""
+
+    def __init__(self, sched: Scheduler, hz: int = 1_000_000) -> None:
+        self.machine, self.name, self.hz = _Machine(sched), "c", hz
+        self.machine.cpu = self
+        self.slice_log: list[tuple[int, int, bool]] = []
+        self.pending = False
+
+    def interrupt_pending(self) -> bool:
+        return self.pending
+
+    def take_interrupts(self) -> bool:
+        took, self.pending = self.pending, False
+        return took
+
+    def _run_slice(self, count: int) -> None:
+        self.slice_log.append((count, self.slice_start_ps, self.executing))
+
+
+def test_cpucore_is_a_cpustate_with_its_defaults() -> None:
+    c = Cpu(Scheduler(1_000))
+    assert isinstance(c, CORE.CpuState)
+    assert (c.cycles, c.slices, c.instructions, c.slice_start_ps) == (0, 0, 0, 0)
+    assert [getattr(c, n) for n in BOOLS] == [False] * 4
+    assert [getattr(c, n) for n in OPTS] == [None] * 4
+    assert c.machine.scheduler is not None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(INTS + OPTS + BOOLS),
+                          st.one_of(st.integers(-2**63, 2**63 - 1), st.none(), st.booleans())),
+                max_size=30))
+def test_attributes_keep_what_python_stores(writes) -> None:
+    """Every write reads back as a plain attribute would have it (bools as True/False), or is
+    refused with the field's name and what it takes; a refused write changes nothing."""
+    c = Cpu(Scheduler(1_000))
+    shadow = {n: getattr(c, n) for n in INTS + OPTS + BOOLS}
+    for name, value in writes:
+        if name in BOOLS:
+            setattr(c, name, value)
+            shadow[name] = bool(value)
+        elif value is None and name in INTS:
+            with pytest.raises(TypeError, match=f"{name} must be an int, not NoneType"):
+                setattr(c, name, value)
+        else:
+            setattr(c, name, value)
+            shadow[name] = None if value is None else int(value)
+        assert {n: getattr(c, n) for n in shadow} == shadow
+        for n in BOOLS:
+            assert type(getattr(c, n)) is bool
+
+
+def test_refusals_name_the_field() -> None:
+    c = Cpu(Scheduler(1_000))
+    with pytest.raises(TypeError, match="cycles must be an int, not float"):
+        c.cycles = 1.5
+    with pytest.raises(TypeError, match="stall_until must be an int or None, not str"):
+        c.stall_until = "soon"
+    with pytest.raises(OverflowError, match="hz: .* beyond 64 bits"):
+        c.hz = 2**64
+    with pytest.raises(AttributeError, match="sleeping cannot be deleted"):
+        del c.sleeping
+    assert (c.cycles, c.stall_until, c.hz, c.sleeping) == (0, None, 1_000_000, False)
+
+
+def test_the_c_driver_reads_what_python_wrote_and_python_reads_what_it_wrote() -> None:
+    s = Scheduler(10_000)                  # 10 ns steps, 1 MHz: 1 cycle per microsecond
+    c = Cpu(s, hz=1_000_000_000)           # 1 GHz: 10 cycles per step
+    s.add_cpu(c)
+    c.stall_until = 30_000                 # Python writes, the C decides from it
+    assert c.next_deadline(0, 10_000) == 30_000
+    s.run_until(50_000)
+    assert c.stall_until is None           # the C ended the stall: Python sees None
+    assert c.machine.records[0] == ("stall_end", {"t": 30_000, "cpu": "c"})
+    assert c.slice_log == [(10, 30_000, True), (10, 40_000, True)]
+    assert (c.cycles, c.slices, c.instructions, c.executing) == (50, 2, 20, False)
+    c.sleeping = 1                         # truthy: asleep, and the driver skips it
+    assert c.sleeping is True and c.next_deadline(s.now, 10_000) is None
+    c.pending = True                       # an interrupt wakes it: the C clears sleeping
+    s.run_until(60_000)
+    assert c.sleeping is False and c.slice_log[-1] == (10, 50_000, True)
+    c.halted = True
+    s.run_until(80_000)
+    assert c.cycles == 80 and c.slices == 3
+
+
+def test_machine_now_reads_the_running_slice_from_the_struct() -> None:
+    s = Scheduler(1_000)
+    m = Machine("m", s)
+    c = Cpu(s)
+    c.machine, m.cpu = m, c
+    s.run_until(5_000)
+    assert CORE.machine_now(m) == m.now() == 5_000
+    c.executing, c.slice_start_ps = True, 1_234
+    assert CORE.machine_now(m) == m.now() == 1_234
+    c.executing = False
+    assert CORE.machine_now(m) == 5_000
+
+
+def test_the_c_driver_refuses_an_object_that_is_not_a_cpustate() -> None:
+    class Duck:
+        hz, cycles, halted, stall_until, parked, sleeping = 1, 0, False, None, False, False
+    with pytest.raises(TypeError, match="needs a CpuCore .* not Duck"):
+        CORE.cpu_next_deadline(Duck(), 0, 10)
+    with pytest.raises(TypeError, match="needs a CpuCore"):
+        CORE.cpu_settle(Duck(), 10)
+    assert CORE.drives_natively(Duck()) is False
+
+
+def test_a_cpu_and_its_machine_are_collected_together() -> None:
+    """The CpuState's machine reference is visible to the cyclic collector (cpu -> machine ->
+    cpu): a dropped pair is freed, not leaked."""
+    import gc
+    import weakref
+    c = Cpu(Scheduler(1_000))
+    ref = weakref.ref(c)
+    del c
+    gc.collect()
+    assert ref() is None
