@@ -11356,6 +11356,56 @@ static int syp_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
     return 0;
 }
 
+/* [scsops] The SCB's cache maintenance registers (DCIMVAC ... BPIALL, 0xF50-0xF78), written by
+ * the firmware around every DMA transfer (~2 000 a virtual second of nominal traffic): for a
+ * 32-bit write, nvic.py's _cache_op in C. The D-cache's operation is called directly when
+ * machine.cache is the native one (DCacheNative: its _c a _core.DCache), with the address
+ * value & ~0x1F as _cache_op passes it; the I-cache and branch-predictor operations (ICIALLU,
+ * ICIMVAU, BPIALL) and a machine without a cache do nothing, as there. Any other cache object, a
+ * partial write or an offset the bank does not define goes through the bank as before. 1 handled,
+ * 0 not, -1 error. */
+static PyObject *str_sy_cache, *str_sy_c;
+
+static int syp_cache_op(SysTickObject *o, uint32_t offset, unsigned size, uint64_t value)
+{
+    if (size != 4 || offset < 0xF50 || offset > 0xF78 || (offset & 3) || offset == 0xF54)
+        return 0;
+    int (*by_addr)(dc_cache *, uint64_t) = NULL;
+    int (*all)(dc_cache *) = NULL;
+    switch (offset) {
+    case 0xF5C: by_addr = dc_invalidate; break;
+    case 0xF60: all = dc_invalidate_all; break;
+    case 0xF64: /* DCCMVAU */
+    case 0xF68: by_addr = dc_clean; break;
+    case 0xF6C: all = dc_clean_all; break;
+    case 0xF70: by_addr = dc_clean_invalidate; break;
+    case 0xF74: all = dc_clean_invalidate_all; break;
+    default: return 1;             /* 0xF50 ICIALLU, 0xF58 ICIMVAU, 0xF78 BPIALL */
+    }
+    if (!str_sy_cache && (!(str_sy_cache = PyUnicode_InternFromString("cache"))
+                          || !(str_sy_c = PyUnicode_InternFromString("_c"))))
+        return -1;
+    PyObject *cache, *c = NULL;
+    if (_PyObject_LookupAttr(o->machine, str_sy_cache, &cache) < 0)
+        return -1;
+    if (!cache || cache == Py_None) {
+        Py_XDECREF(cache);
+        return 1;
+    }
+    int rc = _PyObject_LookupAttr(cache, str_sy_c, &c);
+    Py_DECREF(cache);
+    if (rc < 0)
+        return -1;
+    if (!c || !PyObject_TypeCheck(c, &DCacheType)) {
+        Py_XDECREF(c);
+        return 0;
+    }
+    dc_cache *dc = &((DCacheObject *)c)->dc;
+    rc = by_addr ? by_addr(dc, (uint64_t)((uint32_t)value & ~0x1Fu)) : all(dc);
+    Py_DECREF(c);
+    return rc < 0 ? -1 : 1;
+}
+
 static int syp_write(void *self, uint32_t offset, unsigned size, uint64_t value)
 {
     SysTickObject *o = self;
@@ -11367,6 +11417,9 @@ static int syp_write(void *self, uint32_t offset, unsigned size, uint64_t value)
         Py_DECREF(o);
         return rc;
     }
+    int op = syp_cache_op(o, offset, size, value);          /* [scsops] */
+    if (op)
+        return op < 0 ? -1 : 0;
     if (!o->fb_write) {
         PyErr_SetString(PyExc_RuntimeError, "SysTick: set_fallback(read, write) first");
         return -1;
