@@ -13,9 +13,10 @@ every run's configuration.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...base import PS_PER_S
+from .. import native
 from ..kernel.ucraw import (LIB, RAW, U64, _FOUR, _NO_TIMEOUT, _THIRTY_TWO, _UNPACK8,  # noqa: F401
                             _UNTIL, MemPort, UcError, _separate_ram_blocks)
 
@@ -47,9 +48,11 @@ class CpuCore(_state_base()):  # type: ignore[misc]
         self.name = name
         self.hz = int(hz)
         self.cycles = 0
+        self._unmapped_cb: Any = None       # [vtlb] see bound_memory_hooks
+        self._unmapped_hooks: list[int] = []
+        self._unmapped_ranges: list[tuple[int, int]] = []
         self.uc: "Uc" = self._create_uc()
         _separate_ram_blocks(self.uc)
-        from .. import native
         if native.models() == "native" and RAW is not None:
             # slices start from C with the GIL held: the C MMIO bus (machine.MachineNative) then
             # serves an access without taking the GIL back from ctypes
@@ -71,6 +74,45 @@ class CpuCore(_state_base()):  # type: ignore[misc]
         self._poll_addr: int | None = None
         self._poll_count = 0
         self._poll_writes = -1             # machine.mmio_writes at the last hint
+        # [vtlb] the TLB filled by the native core so that stores to RAM run inline (native/vtlb.h:
+        # unicorn 2.1.4 kept every RAM store on its slow path); the unmapped-access hooks are
+        # bounded to where no memory is (any memory hook over a page keeps its stores slow)
+        self._vtlb = None
+        core = native.core()
+        if core is not None:
+            from unicorn import UC_QUERY_PAGE_SIZE
+            self._vtlb = core.Vtlb(self.uc._uch.value, self.uc.query(UC_QUERY_PAGE_SIZE),
+                                   self.arch.startswith("cortex-m"), self.uc)
+
+    # -- memory hooks -------------------------------------------------------------------------------
+    def hook_unmapped(self, callback: Any) -> None:
+        """``callback`` as unicorn's UC_HOOK_MEM_UNMAPPED hook, over the address space outside
+        the machine's memories (refreshed by ``bound_memory_hooks`` as memories are added)."""
+        self._unmapped_cb = callback
+        self.bound_memory_hooks()
+
+    def bound_memory_hooks(self) -> None:
+        """Re-add the unmapped-access hook over the gaps between the machine's memories (RAM,
+        flash): unicorn 2.1.4 never lets a store to a page run inline while any memory hook's
+        range covers it (uc_mem_hook_installed), and an unmapped access can only happen outside
+        them. MMIO regions stay covered (their accesses are callbacks anyway)."""
+        cb = self._unmapped_cb
+        if cb is None:
+            return
+        from unicorn import UC_HOOK_MEM_UNMAPPED
+        for h in self._unmapped_hooks:
+            self.uc.hook_del(h)
+        spans = sorted((a, a + n) for _name, a, n in getattr(self.machine, "memories", ()))
+        gaps, at = [], 0
+        for lo, hi in spans:
+            if lo > at:
+                gaps.append((at, lo))
+            at = max(at, hi)
+        if at < 1 << 32:
+            gaps.append((at, 1 << 32))
+        self._unmapped_ranges = gaps
+        self._unmapped_hooks = [self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, cb, begin=lo, end=hi - 1)
+                                for lo, hi in gaps]
 
     # -- to be provided by the architecture --------------------------------------------------------
     def _create_uc(self) -> "Uc":

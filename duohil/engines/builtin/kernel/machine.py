@@ -162,6 +162,9 @@ class Machine:
         for a in addresses:
             self.cpu.uc.mem_map_ptr(a, size, 7, ctypes.addressof(backing))
             self.memories.append((name, a, size))
+        bound = getattr(self.cpu, "bound_memory_hooks", None)
+        if bound is not None:                      # the unmapped-access hook: outside memories
+            bound()
 
     def add_peripheral(self, p: "Peripheral") -> None:
         if p.name in self.peripherals:

@@ -26,6 +26,7 @@
 #include "nvic.h"
 #include "ucapi.h"
 #include "bus.h"              /* [cbus] */
+#include "vtlb.h"             /* [vtlb] */
 #include "ports.h"
 
 #define NEVER INT64_MAX      /* "no deferred event": scheduler.py's float("inf") */
@@ -635,6 +636,127 @@ static int fire_due(SchedObject *s, int64_t upto)
  */
 
 #define PS_PER_S 1000000000000LL
+
+/* -- [vtlb] the CPUs' TLB fill (vtlb.c): Vtlb(uch, page_size, arm_m, uc) ---------------------------
+ *
+ * One per core, made by cpu.py once the Uc exists (both DUOHIL_MODELS switches: it is about
+ * unicorn, not a model). It keeps the Python Uc to know whether the engine is still open when it
+ * goes (an open engine gets its hook removed and unicorn's own fill back). The M7's slice asks it
+ * whether a refused fetch (the default map's XN) ended the slice (CortexM.bind_vtlb). */
+
+static int engine_open(PyObject *uc_obj);
+static int need_uc(void);
+
+typedef struct {
+    PyObject_HEAD
+    dh_vtlb t;
+    PyObject *uc_obj;
+    int installed;
+} VtlbObject;
+
+static PyTypeObject VtlbType;
+
+static PyObject *vt_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *h, *uc_obj;
+    unsigned int page;
+    int arm_m;
+    static char *kwlist[] = {"uch", "page_size", "arm_m", "uc", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OIpO:Vtlb", kwlist, &h, &page, &arm_m, &uc_obj))
+        return NULL;
+    if (need_uc() < 0)
+        return NULL;
+    void *uch = PyLong_AsVoidPtr(h);
+    if (!uch)
+        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "Vtlb: null uc handle");
+    VtlbObject *v = (VtlbObject *)type->tp_alloc(type, 0);
+    if (!v)
+        return NULL;
+    uc_err err = dh_vtlb_install(&v->t, (uc_engine *)uch, page, arm_m);
+    if (err != UC_ERR_OK) {
+        Py_DECREF(v);
+        return PyErr_Format(PyExc_RuntimeError, "Vtlb: page size %u: unicorn: %s", page, UC.strerror(err));
+    }
+    v->installed = 1;
+    Py_INCREF(uc_obj);
+    v->uc_obj = uc_obj;
+    return (PyObject *)v;
+}
+
+static int vt_traverse(VtlbObject *v, visitproc visit, void *arg)
+{
+    Py_VISIT(v->uc_obj);
+    return 0;
+}
+
+static int vt_clear(VtlbObject *v)
+{
+    /* an open engine may outlive us: never leave it a hook into freed memory */
+    if (v->installed && v->uc_obj && engine_open(v->uc_obj)) {
+        UC.hook_del(v->t.uc, v->t.hook);
+        UC.ctl(v->t.uc, UC_CTL_WRITE(UC_CTL_TLB_TYPE, 1), UC_TLB_CPU);
+        UC.ctl(v->t.uc, UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0));
+    }
+    v->installed = 0;
+    Py_CLEAR(v->uc_obj);
+    return 0;
+}
+
+static void vt_dealloc(VtlbObject *v)
+{
+    PyObject_GC_UnTrack(v);
+    vt_clear(v);
+    dh_vtlb_free(&v->t);
+    Py_TYPE(v)->tp_free((PyObject *)v);
+}
+
+static PyObject *vt_stats(VtlbObject *v, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("{sLsLsL}", "fills", (long long)v->t.fills, "exec_pages",
+                         (long long)v->t.exec_pages, "flushes", (long long)v->t.flushes);
+}
+
+/* (pc) of a fetch the default map refused since the last call, else None; clears it */
+static PyObject *vt_take_xn(VtlbObject *v, PyObject *Py_UNUSED(ignored))
+{
+    if (!v->t.xn_pending)
+        Py_RETURN_NONE;
+    v->t.xn_pending = 0;
+    return PyLong_FromUnsignedLong(v->t.xn_pc);
+}
+
+static PyMethodDef vt_methods[] = {
+    {"stats", (PyCFunction)vt_stats, METH_NOARGS, "{fills, exec_pages, flushes} so far."},
+    {"take_xn", (PyCFunction)vt_take_xn, METH_NOARGS,
+     "The PC of a fetch the ARMv7-M default map refused (Execute Never) since the last call, else "
+     "None; clears it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject VtlbType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Vtlb",
+    .tp_basicsize = sizeof(VtlbObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)vt_traverse,
+    .tp_clear = (inquiry)vt_clear,
+    .tp_dealloc = (destructor)vt_dealloc,
+    .tp_doc = "Vtlb(uch, page_size, arm_m, uc): the core's TLB filled by duohil (native/vtlb.h).",
+    .tp_new = vt_new,
+    .tp_methods = vt_methods,
+};
+
+static int add_vtlb_type(PyObject *m)
+{
+    if (PyType_Ready(&VtlbType) < 0)
+        return -1;
+    Py_INCREF(&VtlbType);
+    if (PyModule_AddObject(m, "Vtlb", (PyObject *)&VtlbType) < 0) {
+        Py_DECREF(&VtlbType);
+        return -1;
+    }
+    return 0;
+}
 
 /* -- [cpustate] the CPU's time state as a C struct ----------------------------------------------------
  *
@@ -1691,6 +1813,7 @@ typedef struct {
     int64_t *wfi;
     size_t wfi_n, wfi_cap;
     int n_irq;
+    PyObject *vtlb;                        /* [vtlb] the core's _core.Vtlb, or NULL */
 } CortexMObject;
 
 /* [nvicc] defined with the Nvic binding below */
@@ -1705,6 +1828,7 @@ static PyObject *cm_bind_slice(CortexMObject *c, PyObject *cpu);
 static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg);
 static PyObject *cm_clear_wfi(CortexMObject *c, PyObject *Py_UNUSED(ignored));
 static PyObject *cm_wfi_sites(CortexMObject *c, PyObject *Py_UNUSED(ignored));
+static PyObject *cm_bind_vtlb(CortexMObject *c, PyObject *v);                       /* [vtlb] */
 
 static PyObject *cm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -1739,6 +1863,7 @@ static int cm_traverse(CortexMObject *c, visitproc visit, void *arg)
     Py_VISIT(c->fe_after);
     Py_VISIT(c->fe_fpcar);
     Py_VISIT(c->ms_cpu);                   /* [m7slice] */
+    Py_VISIT(c->vtlb);                     /* [vtlb] */
     return 0;
 }
 
@@ -1781,6 +1906,7 @@ static int cm_clear(CortexMObject *c)
     Py_CLEAR(c->fe_after);
     Py_CLEAR(c->fe_fpcar);
     Py_CLEAR(c->ms_cpu);                   /* [m7slice] */
+    Py_CLEAR(c->vtlb);                     /* [vtlb] */
     return 0;
 }
 
@@ -2020,6 +2146,8 @@ static PyMethodDef cm_methods[] = {
      "run_slice(count) -> cortexm.py's _run_slice: one slice and its end, in C"},
     {"clear_wfi", (PyCFunction)cm_clear_wfi, METH_NOARGS,                         /* [m7slice] */
      "clear_wfi(): forget the WFI sites found so far (the image may have changed)"},
+    {"bind_vtlb", (PyCFunction)cm_bind_vtlb, METH_O,                              /* [vtlb] */
+     "bind_vtlb(vtlb): the core's _core.Vtlb, whose refused fetches a slice turns into _mem_fault."},
     {"wfi_sites", (PyCFunction)cm_wfi_sites, METH_NOARGS,                         /* [m7slice] */
      "wfi_sites() -> sorted list of the WFI addresses found so far"},
     {NULL},
@@ -3929,6 +4057,15 @@ static PyObject *cm_wfi_sites(CortexMObject *c, PyObject *Py_UNUSED(ignored))
     return l;
 }
 
+static PyObject *cm_bind_vtlb(CortexMObject *c, PyObject *v)
+{
+    if (!PyObject_TypeCheck(v, &VtlbType))
+        return PyErr_Format(PyExc_TypeError, "bind_vtlb needs a _core.Vtlb, not %.100s", Py_TYPE(v)->tp_name);
+    Py_INCREF(v);
+    Py_XSETREF(c->vtlb, v);
+    Py_RETURN_NONE;
+}
+
 static int ms_call(PyObject *cpu, PyObject *name, PyObject *arg)
 {
     PyObject *r = arg ? PyObject_CallMethodOneArg(cpu, name, arg) : PyObject_CallMethodNoArgs(cpu, name);
@@ -4142,6 +4279,8 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     /* the binding's convention: a Python hook's exception waits in uc._hook_exception */
     if (PyObject_SetAttr(c->uc_obj, str_ms_hook_exception, Py_None) < 0)
         return NULL;
+    if (c->vtlb)                                                               /* [vtlb] */
+        ((VtlbObject *)c->vtlb)->t.xn_pending = 0;
     uc_err err = UC.emu_start(uc, (uint64_t)(pc | 1), 0xFFFFFFFFull, 0, (size_t)count);
     /* one-shot code hooks (interrupt_at) that fired: removed whatever happened */
     PyObject *rm = PyObject_GetAttr(cpu, str_ms_pending_removal);
@@ -4154,6 +4293,19 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     PyObject *failed;                     /* what _slice_error gets */
     if (ms_slice_failure(c->uc_obj, err, &failed) < 0)
         return NULL;
+    if (failed && c->vtlb && ((VtlbObject *)c->vtlb)->t.xn_pending) {           /* [vtlb] */
+        /* a fetch the default map makes Execute Never: MemManage IACCVIOL at that PC (cortexm.py's
+         * _after_error), as QEMU's own fill raised it (its prefetch abort, intno 3) */
+        dh_vtlb *t = &((VtlbObject *)c->vtlb)->t;
+        t->xn_pending = 0;
+        PyObject *mf = Py_BuildValue("(sk)", "xn_fetch", (unsigned long)t->xn_pc);
+        rc = mf ? PyObject_SetAttr(cpu, str_ms_mem_fault, mf) : -1;
+        Py_XDECREF(mf);
+        if (rc < 0) {
+            Py_DECREF(failed);
+            return NULL;
+        }
+    }
     if (failed) {
         rc = PyObject_SetAttr(cpu, str_fe_pc, Py_None) < 0 ? -1 : ms_call(cpu, str_ms_slice_error, failed);
         Py_DECREF(failed);
@@ -11925,7 +12077,7 @@ PyMODINIT_FUNC PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (add_cpustate_type(m) < 0) {                      /* [cpustate] */
+    if (add_cpustate_type(m) < 0 || add_vtlb_type(m) < 0) {   /* [cpustate] [vtlb] */
         Py_DECREF(m);
         return NULL;
     }

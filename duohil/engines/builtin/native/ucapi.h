@@ -25,6 +25,8 @@ typedef struct {
     /* [cbus] the MMIO bus (bus.c): runs of MMIO pages with C callbacks */
     __typeof__(uc_mmio_map) *mmio_map;
     __typeof__(uc_mem_unmap) *mem_unmap;
+    /* [vtlb] the TLB fill (vtlb.c) */
+    __typeof__(uc_ctl) *ctl;
 } duohil_ucapi;
 
 /* The table, valid once duohil_uc_bind() returned 0. */

@@ -100,7 +100,7 @@ import struct
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from unicorn import (UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INSN_INVALID,
-                     UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE,
+                     UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
                      UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE, UC_MEM_WRITE_PROT,
                      UC_MEM_WRITE_UNMAPPED, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError)
 from unicorn import arm_const as A
@@ -233,8 +233,11 @@ class CortexM7Cpu(CpuCore):
         self._cm.bind_slice(self)
         self._run_slice = self._cm.run_slice                  # type: ignore[method-assign]
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
-        uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot)
+        # [vtlb] both memory hooks bounded (cpu.py's bound_memory_hooks, set_prot_ranges)
+        self.hook_unmapped(self._on_unmapped)
+        self._prot_hooks: list[int] = []
+        if self._vtlb is not None:
+            self._cm.bind_vtlb(self._vtlb)
         if nvic is not None:
             self.attach_nvic(nvic)
 
@@ -840,6 +843,15 @@ class CortexM7Cpu(CpuCore):
         self._guard_pc = self._pcb.read()[0]
         return False
 
+    def set_prot_ranges(self, ranges: list[tuple[int, int]]) -> None:
+        """The page-protection hook (``_on_prot``) over the pages the MPU took rights from
+        (``Mpu.apply``), and nowhere else: a page under any memory hook never gets unicorn's
+        inline stores (native/vtlb.h), and only those pages can fail a rights check."""
+        for h in self._prot_hooks:
+            self.uc.hook_del(h)
+        self._prot_hooks = [self.uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot, begin=lo, end=hi - 1)
+                            for lo, hi in ranges]
+
     def set_mpu_guards(self, ranges: list[tuple[int, int]]) -> None:
         """Watch sub-page MPU no-access/read-only ranges with bounded memory hooks."""
         for h in self._guard_hooks:
@@ -929,7 +941,9 @@ class CortexM7Cpu(CpuCore):
             self._raise_fault(BUSFAULT, IBUSERR, addr)
         elif kind.startswith("bus_"):
             self._raise_fault(BUSFAULT, PRECISERR | BFARVALID, pc, bfar=addr)
-        elif kind == "mpu_fetch":
+        elif kind in ("mpu_fetch", "xn_fetch"):
+            # xn_fetch: the default map's Execute Never regions, refused by the TLB fill
+            # (native/vtlb.h) where QEMU's own fill raised its prefetch abort (intno 3 below)
             self._raise_fault(MEMMANAGE, IACCVIOL, addr)
         else:
             self._raise_fault(MEMMANAGE, DACCVIOL | MMARVALID, pc, mmfar=addr)

@@ -378,6 +378,9 @@ class Mpu:
         for start, end, p in _runs(changes, page):
             cpu.uc.mem_protect(start, end - start, p)
         self._protected = {pg: p for pg, p in want.items() if p != P_ALL}
+        set_prot = getattr(cpu, "set_prot_ranges", None)
+        if set_prot is not None:                  # the rights hook over exactly these pages
+            set_prot([(s, e) for s, e, _p in _runs(self._protected, page)])
         self.partial_pages = partial
         set_guards = getattr(cpu, "set_mpu_guards", None)
         if set_guards is not None:

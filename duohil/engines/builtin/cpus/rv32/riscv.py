@@ -98,7 +98,6 @@ from unicorn import (
     UC_HOOK_CODE,
     UC_HOOK_INSN_INVALID,
     UC_HOOK_INTR,
-    UC_HOOK_MEM_UNMAPPED,
     UC_MEM_FETCH_UNMAPPED,
     UC_MEM_READ_UNMAPPED,
     UC_MODE_RISCV32,
@@ -238,6 +237,7 @@ class RiscV32Cpu(CpuCore):
         self.exceptions_taken = 0
         self.last_trap: tuple[int, int, int] | None = None  # (mcause, mepc, mtval)
         super().__init__(machine, name, hz)
+        self.hook_unmapped(self._on_unmapped)     # [vtlb] bounded to where no memory is
 
     # -- unicorn ---------------------------------------------------------------------------------
     def _create_uc(self) -> Uc:
@@ -245,7 +245,6 @@ class RiscV32Cpu(CpuCore):
         uc.ctl_set_cpu_model(rv.UC_CPU_RISCV32_SIFIVE_E31)
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_insn_invalid)
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         #: the pc the next slice starts at, when known without reading it (None: read it)
         self._next_pc: int | None = None
         #: [mie, priv, mstatus, pc, mtvec] as read at the end of the last slice (None: read them);
