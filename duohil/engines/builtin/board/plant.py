@@ -26,6 +26,16 @@ stop and leaves it as soon as the drive points away; reaching a stop again is a 
 These records are the ground truth for "runaway" (CRASH_MODES.md CM1), independent of what the
 firmware believes.
 
+Under ``DUOHIL_MODELS=native`` ``DcMotorPlant(...)`` is a ``DcMotorPlantNative``: the state (t, x,
+v, the drive, pinned, the end-stop event or its deferred prediction, history, trace) lives only in
+C (native/plant.c, ``_core.Plant``), and the drive change (the PWM timer's listener, the direction
+pin's subscription), ``advance``, the periodic sample and ``count_now`` (the encoder timer's
+source) run there with no Python call; the crossing search (``_first_crossing_from``,
+``_bisect``) and ``machine.record`` stay these Python methods, called from C where this model
+calls them. This class stays the reference (tests/test_native_plant.py compares the two: the same
+floats bit for bit, records, samples and scheduled events). Parameters the C arithmetic cannot
+reproduce exactly (end stops beyond 2**53, non-finite speeds, non-int periods) keep this class.
+
 The plant is physics, not a peripheral: a machine reset does not move it (the timer and GPIO
 resets drop the drive to 0 and the axis coasts to rest). Float arithmetic (IEEE double, math.exp)
 makes results bit-identical on one platform; the run stays deterministic because nothing else
@@ -41,6 +51,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...base import PS_PER_MS, PS_PER_S
+from .. import native
 from duohil.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,6 +146,14 @@ class Sample(NamedTuple):
 
 
 class DcMotorPlant:
+    def __new__(cls, machine: "Machine" = None, params: MotorParams | None = None,  # type: ignore[assignment]
+                **_kw: Any) -> "DcMotorPlant":
+        # under DUOHIL_MODELS=native the state lives in C (DcMotorPlantNative below)
+        if cls is DcMotorPlant and native.models() == "native" and _native_fits(params or MotorParams()):
+            native_cls = native_class()
+            return native_cls.__new__(native_cls)
+        return super().__new__(cls)
+
     def __init__(self, machine: "Machine", params: MotorParams | None = None, *,
                  pwm: "STM32_Timer", pwm_channel: int = 1,
                  direction: "STM32_GPIOPort", direction_pin: int,
@@ -399,3 +418,86 @@ class DcMotorPlant:
             else:
                 lo = mid
         return hi
+
+
+def _native_fits(p: MotorParams) -> bool:
+    """The C arithmetic is this model's, bit for bit, for these parameters: end stops that are
+    exact doubles (Python compares them with floats exactly), finite speeds and time constant,
+    integer period and history length of sane size."""
+    def num(v: Any, bound: float = math.inf) -> bool:
+        return type(v) in (int, float) and math.isfinite(v) and abs(v) <= bound
+    return (num(p.limit_min, 2.0 ** 53) and num(p.limit_max, 2.0 ** 53) and num(p.max_speed)
+            and num(p.tau_s) and num(p.friction_duty) and num(p.initial_position)
+            and type(p.sample_period_ps) is int and p.sample_period_ps < 2 ** 62
+            and type(p.history_len) is int and p.history_len < 2 ** 40)
+
+
+_native_cls: type | None = None
+
+
+def native_class() -> type:
+    """DcMotorPlantNative: _core.Plant (the state and the common paths in C) under this model's
+    Python face; made once the native core is loaded."""
+    global _native_cls
+    if _native_cls is None:
+        core = native.core()
+        from ..soc.stm32h7.stm32_gpio import STM32_GPIOPort
+
+        def c_timer(obj: Any, method: str) -> bool:
+            """obj is a _core.Timer whose ``method`` is the C one: the plant may use its C state."""
+            return (isinstance(obj, core.Timer) and getattr(type(obj), method) is getattr(core.Timer, method)
+                    and method not in vars(obj))
+
+        def levels_word(port: Any, pin: Any) -> int:
+            """pin when ``port.pin_level(pin)`` is STM32_GPIOPort's ``(port._levels >> pin) & 1``
+            (the plant reads that word), else -1."""
+            plain = (getattr(type(port), "pin_level", None) is STM32_GPIOPort.pin_level
+                     and "pin_level" not in getattr(port, "__dict__", {}) and hasattr(port, "_levels"))
+            return pin if plain and type(pin) is int and 0 <= pin < 63 else -1
+
+        class DcMotorPlantNative(core.Plant, DcMotorPlant):   # type: ignore[name-defined,misc]
+            """DcMotorPlant with its state only in C: advance, the drive change, the sample, the
+            end-stop prediction and hit, the public views are C methods and attributes of
+            _core.Plant; _first_crossing_from/_bisect are DcMotorPlant's (called from C)."""
+
+            def __init__(self, machine: "Machine", params: MotorParams | None = None, *,
+                         pwm: "STM32_Timer", pwm_channel: int = 1,
+                         direction: "STM32_GPIOPort", direction_pin: int,
+                         encoder: "STM32_Timer | None" = None) -> None:
+                self.machine = machine
+                self.params = p = params or MotorParams()
+                self.pwm, self.pwm_channel = pwm, pwm_channel
+                self.direction, self.direction_pin = direction, direction_pin
+                self.encoder = encoder
+                self._bind(machine, p, pwm, pwm_channel, direction, direction_pin, encoder,
+                           c_timer(pwm, "channel_duty"),
+                           encoder is not None and c_timer(encoder, "set_encoder_count"),
+                           levels_word(direction, direction_pin))
+                pwm.add_listener(self._on_pwm)
+                direction.subscribe(self._pin_changed)
+                if encoder is not None:
+                    encoder.encoder_source = self.count_now
+                    encoder.set_encoder_count(self.count)
+                self._drive_changed(force=True)
+                self._start()
+
+            @property
+            def history(self) -> deque[Sample]:
+                """The recent samples (a copy: the ring lives in C)."""
+                return deque((Sample(*s) for s in self._history()), maxlen=self.params.history_len)
+
+            def samples(self) -> list[Sample]:
+                return [Sample(*s) for s in self._history()]
+
+            @property
+            def trace(self) -> Trace:
+                """The whole run's decimated positions (a copy: the trace lives in C)."""
+                cap, stride, offered, t, x = self._trace_state()
+                tr = Trace(cap)
+                tr.stride, tr._n = stride, offered
+                tr.t.frombytes(t)
+                tr.x.frombytes(x)
+                return tr
+
+        _native_cls = DcMotorPlantNative
+    return _native_cls

@@ -27,7 +27,10 @@ version a run uses (unset: native). In C under ``native``, their state only ther
     virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode);
   - the Cortex-M7's SysTick (``_core.SysTick``, systick.c behind nvic.py's NvicNative: the counter,
     COUNTFLAG, reloads, CLKSOURCE and core-clock changes, the wrap event; the SCS page's
-    ``_native_mmio`` serves SYST_* in C and the other SCS registers through the bank).
+    ``_native_mmio`` serves SYST_* in C and the other SCS registers through the bank);
+  - the DC-motor plant (``_core.Plant``, plant.c behind board/plant.py's DcMotorPlantNative: the
+    state, advance, drive changes, samples, the encoder source and the deferred end-stop
+    prediction; the crossing search and the end-stop record stay Python, called from C).
 Both versions must give the same run (same event log, same memory, same fingerprint): their
 differential tests (tests/test_native_*.py), ``make fingerprints-diff`` and ``python -m
 duohil.engines.builtin.native.diverge`` check that while both exist; once proven, the Python copy

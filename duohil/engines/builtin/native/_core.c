@@ -11936,6 +11936,1096 @@ static int add_systick_type(PyObject *m)
 
 /* == end of SysTick [systickc] ===================================================================== */
 
+/* == Plant: the DC-motor plant (plant.c) [plantc] ================================================
+ * board/plant.py's DcMotorPlantNative (DUOHIL_MODELS=native) is a subclass of _core.Plant: the
+ * state (t, x, v, the drive, pinned, the end-stop event or its deferred prediction, the history
+ * and the trace) lives only here; the arithmetic is plant.c's. The common paths make no Python
+ * call: the drive change (the timer listener _on_pwm and the GPIO subscription _pin_changed are
+ * bound C methods; the duty is read from a _core.Timer's C state, the direction level from the
+ * port's `_levels` word), advance with no crossing due, the periodic sample (an event on the C
+ * heap whose callable is this object's _sample; history, trace, the encoder timer's
+ * set_encoder_count in C), count_now (the encoder timer's encoder_source) and the deferred
+ * end-stop prediction (reserve_seq/defer straight on the C scheduler, its callable
+ * _materialize_cross). What stays Python, called from here where plant.py calls it: the
+ * crossing search (_first_crossing_from and its bisection, rare: at most once per drive change
+ * that cannot be deferred or is materialised) and machine.record of an end stop. The event
+ * names, times and sequence numbers are plant.py's (at / at_seq / reserve_seq / defer in the same
+ * order). Uses as_i64, machine_now, c_at, event_new, push_event, sched_defer,
+ * sched_cancel_deferred, EventType, SchedType, TimerType and tm_bound from the sections above. */
+
+#include "plant.h"
+
+static PyObject *pl_s_first_crossing_from, *pl_s_record, *pl_s_end_stop, *pl_s_kw_record,
+    *pl_s_side[3], *pl_s_t_ps, *pl_s_position, *pl_s_velocity, *pl_s_name_sample,
+    *pl_s_name_end_stop, *pl_s_channel_duty, *pl_s_pin_level, *pl_s_levels,
+    *pl_s_set_encoder_count, *pl_s_reserve_seq, *pl_s_defer, *pl_s_cancel_deferred, *pl_s_at_seq,
+    *pl_s_cancel, *pl_s_time, *pl_s_now, *pl_s_kw_name, *pl_empty;
+
+typedef struct {
+    PyObject_HEAD
+    dh_plant pl;
+    dh_trace trace;
+    dh_history hist;
+    int64_t period;                   /* sample_period_ps */
+    PyObject *machine, *sched, *pwm, *direction, *encoder;     /* encoder NULL: None */
+    PyObject *pwm_ch, *dir_pin, *dpl;  /* pwm_channel, direction_pin, direction_positive_level */
+    int pwm_fast;                     /* 1..4: the pwm is a _core.Timer, that channel's duty read in
+                                         C; 0: pwm.channel_duty(pwm_channel) */
+    int enc_fast;                     /* the encoder is a _core.Timer: set_encoder_count in C */
+    int dir_fast;                     /* 0..62: the port's `_levels` word read here, else -1 */
+    PyObject *lim[3];                 /* the limit objects (plant.py's x after a clamp) */
+    PyObject *end_stops;              /* list of dicts */
+    PyObject *cross_ev, *sample_ev;   /* held events, or NULL */
+    PyObject *fn_sample, *fn_on_cross, *fn_materialize;     /* bound methods of self */
+    /* the deferred prediction (plant.py's _lazy_cross): t_lb, seq, state, the scheduler's handle */
+    int lazy;
+    int64_t lazy_tlb, lazy_seq, lazy_t0, lazy_floor;
+    double lazy_x0, lazy_v0, lazy_vt;
+    int lazy_x0_lim;
+    PyObject *lazy_handle;
+} PlantObject;
+
+static PyTypeObject PlantType;
+
+static int pl_bound(PlantObject *o)
+{
+    if (o->machine)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Plant used before _bind(...) or after it was cleared");
+    return 0;
+}
+
+/* what the scheduler's as_i64 says of a time beyond int64 */
+static int pl_time_overflow(void)
+{
+    PyErr_SetString(PyExc_OverflowError,
+                    "time or sequence number beyond 2**63-1 ps (106 days of virtual time)");
+    return -1;
+}
+
+/* plant.py's x as Python holds it: the limit object after a clamp to it, else a float */
+static PyObject *pl_xobj(PlantObject *o, double x, int x_lim)
+{
+    if (x_lim)
+        return Py_NewRef(o->lim[x_lim]);
+    return PyFloat_FromDouble(x);
+}
+
+/* math.floor(x) */
+static int pl_floor(double x, int64_t *out)
+{
+    if (isnan(x)) {
+        PyErr_SetString(PyExc_ValueError, "cannot convert float NaN to integer");
+        return -1;
+    }
+    if (isinf(x)) {
+        PyErr_SetString(PyExc_OverflowError, "cannot convert float infinity to integer");
+        return -1;
+    }
+    if (!(x >= -0x1p63 && x < 0x1p63)) {
+        PyErr_SetString(PyExc_OverflowError, "plant: position beyond 64-bit counts");
+        return -1;
+    }
+    *out = dh_plant_floor(x);
+    return 0;
+}
+
+/* -- the scheduler, as plant.py calls it ---------------------------------------------------------- */
+
+static int pl_cancel_ev(PyObject *ev)
+{
+    if (PyObject_TypeCheck(ev, &EventType)) {
+        ((EventObject *)ev)->cancelled = 1;
+        return 0;
+    }
+    PyObject *r = PyObject_CallMethodNoArgs(ev, pl_s_cancel);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int pl_ev_time(PyObject *ev, int64_t *t)
+{
+    if (PyObject_TypeCheck(ev, &EventType)) {
+        *t = ((EventObject *)ev)->time;
+        return 0;
+    }
+    PyObject *tt = PyObject_GetAttr(ev, pl_s_time);
+    if (!tt)
+        return -1;
+    int rc = as_i64(tt, t);
+    Py_DECREF(tt);
+    return rc;
+}
+
+/* scheduler.at(t, fn, name=name) */
+static PyObject *pl_at(PlantObject *o, int64_t t, PyObject *fn, PyObject *name)
+{
+    return c_at(o->sched, t, fn, pl_empty, name);
+}
+
+/* scheduler.at_seq(t, seq, fn, name=name) */
+static PyObject *pl_at_seq(PlantObject *o, int64_t t, int64_t seq, PyObject *fn, PyObject *name)
+{
+    if (PyObject_TypeCheck(o->sched, &SchedType)) {
+        EventObject *ev = event_new(t, seq, fn, pl_empty, name);
+        if (!ev)
+            return NULL;
+        if (push_event((SchedObject *)o->sched, ev) < 0) {
+            Py_DECREF(ev);
+            return NULL;
+        }
+        return (PyObject *)ev;
+    }
+    PyObject *tt = PyLong_FromLongLong(t), *ss = PyLong_FromLongLong(seq), *r = NULL;
+    if (tt && ss) {
+        PyObject *args[5] = {o->sched, tt, ss, fn, name};
+        r = PyObject_VectorcallMethod(pl_s_at_seq, args, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      pl_s_kw_name);
+    }
+    Py_XDECREF(tt);
+    Py_XDECREF(ss);
+    return r;
+}
+
+static int pl_reserve_seq(PlantObject *o, int64_t *seq)
+{
+    if (PyObject_TypeCheck(o->sched, &SchedType)) {
+        *seq = ++((SchedObject *)o->sched)->seq;
+        return 0;
+    }
+    PyObject *r = PyObject_CallMethodNoArgs(o->sched, pl_s_reserve_seq);
+    if (!r)
+        return -1;
+    int rc = as_i64(r, seq);
+    Py_DECREF(r);
+    return rc;
+}
+
+static int pl_sched_now(PlantObject *o, int64_t *now)
+{
+    if (PyObject_TypeCheck(o->sched, &SchedType)) {
+        *now = ((SchedObject *)o->sched)->now;
+        return 0;
+    }
+    PyObject *r = PyObject_GetAttr(o->sched, pl_s_now);
+    if (!r)
+        return -1;
+    int rc = as_i64(r, now);
+    Py_DECREF(r);
+    return rc;
+}
+
+/* scheduler.defer(t_lb, fn) -> the handle */
+static PyObject *pl_defer(PlantObject *o, int64_t t_lb, PyObject *fn)
+{
+    PyObject *tt = PyLong_FromLongLong(t_lb);
+    if (!tt)
+        return NULL;
+    PyObject *r;
+    if (PyObject_TypeCheck(o->sched, &SchedType)) {
+        PyObject *args[2] = {tt, fn};
+        r = sched_defer((SchedObject *)o->sched, args, 2);
+    } else {
+        PyObject *args[3] = {o->sched, tt, fn};
+        r = PyObject_VectorcallMethod(pl_s_defer, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    Py_DECREF(tt);
+    return r;
+}
+
+static int pl_cancel_deferred(PlantObject *o, PyObject *handle)
+{
+    PyObject *r;
+    if (PyObject_TypeCheck(o->sched, &SchedType))
+        r = sched_cancel_deferred((SchedObject *)o->sched, handle);
+    else
+        r = PyObject_CallMethodOneArg(o->sched, pl_s_cancel_deferred, handle);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* -- the plant, plant.py's methods in its order ----------------------------------------------------- */
+
+static int pl_predict(PlantObject *o);
+
+/* self._first_crossing_from(x0, v0, vt): *found 0 (None) or 1 with *dt and *side */
+static int pl_first_crossing(PlantObject *o, double x0, int x0_lim, double v0, double vt, int *found,
+                             int64_t *dt, int *side)
+{
+    PyObject *xo = pl_xobj(o, x0, x0_lim);
+    PyObject *vo = xo ? PyFloat_FromDouble(v0) : NULL;
+    PyObject *to = vo ? PyFloat_FromDouble(vt) : NULL;
+    PyObject *r = NULL;
+    if (to) {
+        PyObject *args[4] = {(PyObject *)o, xo, vo, to};
+        r = PyObject_VectorcallMethod(pl_s_first_crossing_from, args,
+                                      4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    Py_XDECREF(xo);
+    Py_XDECREF(vo);
+    Py_XDECREF(to);
+    if (!r)
+        return -1;
+    *found = 0;
+    int rc = 0;
+    if (r != Py_None) {
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2) {
+            PyErr_SetString(PyExc_TypeError, "_first_crossing_from must return None or (dt, side)");
+            rc = -1;
+        } else if (as_i64(PyTuple_GET_ITEM(r, 0), dt) < 0) {
+            rc = -1;
+        } else {
+            int mx = PyObject_RichCompareBool(PyTuple_GET_ITEM(r, 1), pl_s_side[DH_PLANT_MAX], Py_EQ);
+            if (mx < 0)
+                rc = -1;
+            *side = mx > 0 ? DH_PLANT_MAX : DH_PLANT_MIN;
+            *found = 1;
+        }
+    }
+    Py_DECREF(r);
+    return rc;
+}
+
+/* _drop_lazy_cross */
+static int pl_drop_lazy(PlantObject *o)
+{
+    if (!o->lazy)
+        return 0;
+    o->lazy = 0;
+    PyObject *h = o->lazy_handle;
+    o->lazy_handle = NULL;
+    int rc = h ? pl_cancel_deferred(o, h) : 0;
+    Py_XDECREF(h);
+    return rc;
+}
+
+/* _materialize_cross: the deferred prediction computed from the state it was made in, its event
+ * pushed with the sequence number reserved then */
+static int pl_materialize(PlantObject *o)
+{
+    if (!o->lazy)
+        return 0;
+    o->lazy = 0;
+    PyObject *h = o->lazy_handle;
+    o->lazy_handle = NULL;
+    if (h) {
+        int rc = pl_cancel_deferred(o, h);
+        Py_DECREF(h);
+        if (rc < 0)
+            return -1;
+    }
+    int found, side;
+    int64_t dt;
+    if (pl_first_crossing(o, o->lazy_x0, o->lazy_x0_lim, o->lazy_v0, o->lazy_vt, &found, &dt, &side) < 0)
+        return -1;
+    if (!found)
+        return 0;
+    int64_t t;
+    if (__builtin_add_overflow(o->lazy_t0, dt, &t))
+        return pl_time_overflow();
+    PyObject *ev = pl_at_seq(o, t > o->lazy_floor ? t : o->lazy_floor, o->lazy_seq, o->fn_on_cross,
+                             pl_s_name_end_stop);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->cross_ev, ev);
+    return 0;
+}
+
+/* _hit(t): the axis reaches a stop at t */
+static int pl_hit(PlantObject *o, int64_t t)
+{
+    dh_plant *pl = &o->pl;
+    PyObject *ev = o->cross_ev;
+    o->cross_ev = NULL;
+    if (ev) {
+        int rc = pl_cancel_ev(ev);
+        Py_DECREF(ev);
+        if (rc < 0)
+            return -1;
+    }
+    if (pl_drop_lazy(o) < 0)
+        return -1;
+    double x, v;
+    dh_plant_state_after(pl, t - pl->t, &x, &v);
+    int side = dh_plant_hit_side(&pl->p, x, v);
+    pl->x = pl->p.lim[side];                       /* float(limit) */
+    pl->x_lim = DH_PLANT_FREE;
+    pl->v = 0.0;
+    pl->t = t;
+    pl->pinned = side;
+    PyObject *tt = PyLong_FromLongLong(t), *vo = PyFloat_FromDouble(v), *d = NULL;
+    if (tt && vo && (d = PyDict_New())
+        && (PyDict_SetItem(d, pl_s_t_ps, tt) < 0 || PyDict_SetItem(d, pl_s_side[0], pl_s_side[side]) < 0
+            || PyDict_SetItem(d, pl_s_position, o->lim[side]) < 0
+            || PyDict_SetItem(d, pl_s_velocity, vo) < 0 || PyList_Append(o->end_stops, d) < 0))
+        Py_CLEAR(d);
+    PyObject *r = NULL;
+    if (d) {                                       /* machine.record("end_stop", t=t, **rec) */
+        PyObject *args[6] = {o->machine, pl_s_end_stop, tt, pl_s_side[side], o->lim[side], vo};
+        r = PyObject_VectorcallMethod(pl_s_record, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      pl_s_kw_record);
+    }
+    Py_XDECREF(tt);
+    Py_XDECREF(vo);
+    Py_XDECREF(d);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    dh_plant_release_if_pulled_away(pl);
+    return pl_predict(o);
+}
+
+/* advance(t): the state brought to t (never backwards) */
+static int pl_advance(PlantObject *o, int64_t t)
+{
+    dh_plant *pl = &o->pl;
+    while (t > pl->t) {
+        if (pl->pinned) {
+            pl->t = t;
+            return 0;
+        }
+        if (o->lazy && t >= o->lazy_tlb && pl_materialize(o) < 0)
+            return -1;
+        if (o->cross_ev) {
+            int64_t cross;
+            if (pl_ev_time(o->cross_ev, &cross) < 0)
+                return -1;
+            if (cross <= t) {
+                if (pl_hit(o, cross) < 0)
+                    return -1;
+                continue;
+            }
+        }
+        double x, v;
+        dh_plant_state_after(pl, t - pl->t, &x, &v);
+        pl->x_lim = dh_plant_clamp(&pl->p, &x);
+        pl->x = x;
+        pl->v = v;
+        pl->t = t;
+    }
+    return 0;
+}
+
+static int pl_advance_now(PlantObject *o)
+{
+    int64_t now;
+    if (!pl_bound(o) || machine_now(o->machine, &now) < 0)
+        return -1;
+    return pl_advance(o, now);
+}
+
+/* _predict: the next end-stop crossing under the drive in effect, eager or deferred */
+static int pl_predict(PlantObject *o)
+{
+    dh_plant *pl = &o->pl;
+    PyObject *ev = o->cross_ev;
+    if (ev) {
+        o->cross_ev = NULL;
+        int rc = pl_cancel_ev(ev);
+        Py_DECREF(ev);
+        if (rc < 0)
+            return -1;
+    }
+    if (pl_drop_lazy(o) < 0)
+        return -1;
+    if (pl->pinned)
+        return 0;
+    int64_t lb;
+    int b = dh_plant_crossing_lower_bound(pl, &lb);
+    if (b == -1) {
+        PyErr_SetString(PyExc_OverflowError, "cannot convert float infinity to integer");
+        return -1;
+    }
+    if (b != 0) {
+        /* deferred: a crossing this far ahead is almost always overtaken by the next drive change */
+        int64_t seq, floor_t, t_lb;
+        if (pl_reserve_seq(o, &seq) < 0)
+            return -1;
+        if (b == -2 || __builtin_add_overflow(pl->t, lb, &t_lb))
+            return pl_time_overflow();             /* the scheduler's defer refuses it */
+        if (pl_sched_now(o, &floor_t) < 0)
+            return -1;
+        PyObject *h = pl_defer(o, t_lb, o->fn_materialize);
+        if (!h)
+            return -1;
+        o->lazy = 1;
+        o->lazy_tlb = t_lb;
+        o->lazy_seq = seq;
+        o->lazy_t0 = pl->t;
+        o->lazy_x0 = pl->x;
+        o->lazy_x0_lim = pl->x_lim;
+        o->lazy_v0 = pl->v;
+        o->lazy_vt = pl->vt;
+        o->lazy_floor = floor_t;
+        o->lazy_handle = h;
+        return 0;
+    }
+    int found, side;
+    int64_t dt, t;
+    if (pl_first_crossing(o, pl->x, pl->x_lim, pl->v, pl->vt, &found, &dt, &side) < 0)
+        return -1;
+    if (!found)
+        return 0;
+    if (dt == 0 && pl->v == 0) {
+        /* resting against that stop already (released and pushed back at the same instant) */
+        pl->pinned = side;
+        return 0;
+    }
+    if (__builtin_add_overflow(pl->t, dt, &t))
+        return pl_time_overflow();
+    ev = pl_at(o, t, o->fn_on_cross, pl_s_name_end_stop);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->cross_ev, ev);
+    return 0;
+}
+
+/* _read_drive: (sign * duty, sign * max_speed * effective) */
+static int pl_read_drive(PlantObject *o, double *drive, double *vt)
+{
+    double duty;
+    if (o->pwm_fast) {
+        duty = dh_tim_channel_duty(&((TimerObject *)o->pwm)->t, o->pwm_fast);
+    } else {
+        PyObject *args[2] = {o->pwm, o->pwm_ch};
+        PyObject *r = PyObject_VectorcallMethod(pl_s_channel_duty, args,
+                                                2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (!r)
+            return -1;
+        duty = PyFloat_AsDouble(r);
+        Py_DECREF(r);
+        if (duty == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    PyObject *level;
+    if (o->dir_fast >= 0) {                        /* STM32_GPIOPort.pin_level */
+        PyObject *w = PyObject_GetAttr(o->direction, pl_s_levels);
+        if (!w)
+            return -1;
+        int64_t bits;
+        int rc = as_i64(w, &bits);
+        Py_DECREF(w);
+        if (rc < 0)
+            return -1;
+        level = PyLong_FromLongLong((bits >> o->dir_fast) & 1);
+    } else {
+        PyObject *args[2] = {o->direction, o->dir_pin};
+        level = PyObject_VectorcallMethod(pl_s_pin_level, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                          NULL);
+    }
+    if (!level)
+        return -1;
+    int positive = PyObject_RichCompareBool(level, o->dpl, Py_EQ);
+    Py_DECREF(level);
+    if (positive < 0)
+        return -1;
+    dh_plant_drive_of(&o->pl.p, duty, positive, drive, vt);
+    return 0;
+}
+
+/* _drive_changed(force) */
+static int pl_drive_changed(PlantObject *o, int force)
+{
+    if (pl_advance_now(o) < 0)
+        return -1;
+    double drive, vt;
+    if (pl_read_drive(o, &drive, &vt) < 0)
+        return -1;
+    dh_plant *pl = &o->pl;
+    if (!force && vt == pl->vt && drive == pl->drive)
+        return 0;
+    pl->drive = drive;
+    pl->vt = vt;
+    dh_plant_release_if_pulled_away(pl);
+    return pl_predict(o);
+}
+
+static int pl_set_encoder(PlantObject *o, int64_t count)
+{
+    if (o->enc_fast) {
+        TimerObject *tm = (TimerObject *)o->encoder;
+        if (!tm_bound(tm))
+            return -1;
+        return dh_tim_set_encoder_count(&tm->t, (dh_tim_i128)count);
+    }
+    PyObject *c = PyLong_FromLongLong(count);
+    if (!c)
+        return -1;
+    PyObject *r = PyObject_CallMethodOneArg(o->encoder, pl_s_set_encoder_count, c);
+    Py_DECREF(c);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* _sample: the periodic evaluation (history, trace, encoder) and the next one scheduled */
+static int pl_sample(PlantObject *o)
+{
+    int64_t now, next;
+    if (!pl_bound(o) || machine_now(o->machine, &now) < 0 || pl_advance(o, now) < 0)
+        return -1;
+    dh_plant *pl = &o->pl;
+    dh_sample s = {now, pl->x, pl->v, pl->drive, pl->x_lim};
+    if (dh_history_append(&o->hist, &s) < 0 || dh_trace_append(&o->trace, now, pl->x) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (o->encoder) {
+        int64_t count;
+        if (pl_floor(pl->x, &count) < 0 || pl_set_encoder(o, count) < 0)
+            return -1;
+    }
+    if (__builtin_add_overflow(now, o->period, &next))
+        return pl_time_overflow();
+    PyObject *ev = pl_at(o, next, o->fn_sample, pl_s_name_sample);
+    if (!ev)
+        return -1;
+    Py_XSETREF(o->sample_ev, ev);
+    return 0;
+}
+
+/* -- the Python face --------------------------------------------------------------------------------- */
+
+static PyObject *pl_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw))
+{
+    PlantObject *o = (PlantObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    o->dir_fast = -1;
+    dh_trace_init(&o->trace, 2);
+    dh_history_init(&o->hist, 1);
+    return (PyObject *)o;
+}
+
+static int pl_traverse(PlantObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->machine);
+    Py_VISIT(o->sched);
+    Py_VISIT(o->pwm);
+    Py_VISIT(o->direction);
+    Py_VISIT(o->encoder);
+    Py_VISIT(o->pwm_ch);
+    Py_VISIT(o->dir_pin);
+    Py_VISIT(o->dpl);
+    Py_VISIT(o->lim[1]);
+    Py_VISIT(o->lim[2]);
+    Py_VISIT(o->end_stops);
+    Py_VISIT(o->cross_ev);
+    Py_VISIT(o->sample_ev);
+    Py_VISIT(o->fn_sample);
+    Py_VISIT(o->fn_on_cross);
+    Py_VISIT(o->fn_materialize);
+    Py_VISIT(o->lazy_handle);
+    return 0;          /* a heap subclass's type and __dict__ are visited by subtype_traverse */
+}
+
+static int pl_clear(PlantObject *o)
+{
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->sched);
+    Py_CLEAR(o->pwm);
+    Py_CLEAR(o->direction);
+    Py_CLEAR(o->encoder);
+    Py_CLEAR(o->pwm_ch);
+    Py_CLEAR(o->dir_pin);
+    Py_CLEAR(o->dpl);
+    Py_CLEAR(o->lim[1]);
+    Py_CLEAR(o->lim[2]);
+    Py_CLEAR(o->end_stops);
+    Py_CLEAR(o->cross_ev);
+    Py_CLEAR(o->sample_ev);
+    Py_CLEAR(o->fn_sample);
+    Py_CLEAR(o->fn_on_cross);
+    Py_CLEAR(o->fn_materialize);
+    Py_CLEAR(o->lazy_handle);
+    o->lazy = 0;
+    o->pwm_fast = o->enc_fast = 0;
+    o->dir_fast = -1;
+    return 0;
+}
+
+static void pl_dealloc(PlantObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    pl_clear(o);
+    dh_trace_free(&o->trace);
+    dh_history_free(&o->hist);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static int pl_param_double(PyObject *params, const char *name, double *out)
+{
+    PyObject *v = PyObject_GetAttrString(params, name);
+    if (!v)
+        return -1;
+    *out = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* _bind(machine, params, pwm, pwm_channel, direction, direction_pin, encoder, pwm_fast, enc_fast,
+ *       dir_fast): plant.py's __init__ up to the wiring (the Python face wires, then calls
+ *       _drive_changed(True) and _start()). plant.py's _native_fits checked the parameters. */
+static PyObject *pl_bind(PlantObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10)
+        return PyErr_Format(PyExc_TypeError, "_bind(machine, params, pwm, pwm_channel, direction, "
+                            "direction_pin, encoder, pwm_fast, enc_fast, dir_fast)");
+    PyObject *machine = args[0], *params = args[1];
+    dh_plant_params p;
+    double x0;
+    int64_t period, hlen, now, dir_fast;
+    int pwm_fast = PyObject_IsTrue(args[7]), enc_fast = PyObject_IsTrue(args[8]);
+    if (pwm_fast < 0 || enc_fast < 0 || as_i64(args[9], &dir_fast) < 0)
+        return NULL;
+    if (pl_param_double(params, "max_speed", &p.max_speed) < 0
+        || pl_param_double(params, "tau_s", &p.tau) < 0
+        || pl_param_double(params, "friction_duty", &p.friction) < 0
+        || pl_param_double(params, "limit_min", &p.lim[DH_PLANT_MIN]) < 0
+        || pl_param_double(params, "limit_max", &p.lim[DH_PLANT_MAX]) < 0
+        || pl_param_double(params, "initial_position", &x0) < 0)
+        return NULL;
+    p.lim[0] = 0.0;
+    PyObject *v;
+    if (!(v = PyObject_GetAttrString(params, "sample_period_ps")))
+        return NULL;
+    int rc = as_i64(v, &period);
+    Py_DECREF(v);
+    if (rc < 0 || !(v = PyObject_GetAttrString(params, "history_len")))
+        return NULL;
+    rc = as_i64(v, &hlen);
+    Py_DECREF(v);
+    if (rc < 0)
+        return NULL;
+    PyObject *lmin = PyObject_GetAttrString(params, "limit_min");
+    PyObject *lmax = lmin ? PyObject_GetAttrString(params, "limit_max") : NULL;
+    PyObject *dpl = lmax ? PyObject_GetAttrString(params, "direction_positive_level") : NULL;
+    PyObject *sched = dpl ? PyObject_GetAttrString(machine, "scheduler") : NULL;
+    PyObject *stops = sched ? PyList_New(0) : NULL;
+    PyObject *fs = stops ? PyObject_GetAttrString((PyObject *)o, "_sample") : NULL;
+    PyObject *fc = fs ? PyObject_GetAttrString((PyObject *)o, "_on_cross") : NULL;
+    PyObject *fm = fc ? PyObject_GetAttrString((PyObject *)o, "_materialize_cross") : NULL;
+    if (!fm || machine_now(machine, &now) < 0) {
+        Py_XDECREF(lmin);
+        Py_XDECREF(lmax);
+        Py_XDECREF(dpl);
+        Py_XDECREF(sched);
+        Py_XDECREF(stops);
+        Py_XDECREF(fs);
+        Py_XDECREF(fc);
+        Py_XDECREF(fm);
+        return NULL;
+    }
+    pl_clear(o);
+    o->machine = Py_NewRef(machine);
+    o->sched = sched;
+    o->pwm = Py_NewRef(args[2]);
+    o->pwm_ch = Py_NewRef(args[3]);
+    o->direction = Py_NewRef(args[4]);
+    o->dir_pin = Py_NewRef(args[5]);
+    o->encoder = args[6] == Py_None ? NULL : Py_NewRef(args[6]);
+    o->dpl = dpl;
+    o->lim[DH_PLANT_MIN] = lmin;
+    o->lim[DH_PLANT_MAX] = lmax;
+    o->end_stops = stops;
+    o->fn_sample = fs;
+    o->fn_on_cross = fc;
+    o->fn_materialize = fm;
+    /* the fast paths only where the C state is what the Python method would read */
+    long ch = PyLong_Check(args[3]) ? PyLong_AsLong(args[3]) : 0;
+    PyErr_Clear();
+    o->pwm_fast = pwm_fast && PyObject_TypeCheck(args[2], &TimerType) && ch >= 1 && ch <= 4 ? (int)ch : 0;
+    o->enc_fast = enc_fast && o->encoder && PyObject_TypeCheck(o->encoder, &TimerType);
+    o->dir_fast = dir_fast >= 0 && dir_fast < 63 ? (int)dir_fast : -1;
+    o->period = period;
+    memset(&o->pl, 0, sizeof o->pl);
+    o->pl.p = p;
+    o->pl.t = now;
+    o->pl.x = x0;
+    dh_trace_free(&o->trace);
+    dh_trace_init(&o->trace, 12000);               /* plant.py's TRACE_POINTS */
+    dh_history_free(&o->hist);
+    dh_history_init(&o->hist, (size_t)(hlen > 0 ? hlen : 1));
+    Py_RETURN_NONE;
+}
+
+/* _start(): the first sample event, sample_period_ps after the state */
+static PyObject *pl_start(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    int64_t t;
+    if (!pl_bound(o))
+        return NULL;
+    if (__builtin_add_overflow(o->pl.t, o->period, &t))
+        return pl_time_overflow(), NULL;
+    PyObject *ev = pl_at(o, t, o->fn_sample, pl_s_name_sample);
+    if (!ev)
+        return NULL;
+    Py_XSETREF(o->sample_ev, ev);
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_advance(PlantObject *o, PyObject *arg)
+{
+    int64_t t;
+    if (!pl_bound(o) || as_i64(arg, &t) < 0 || pl_advance(o, t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_count_now(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    int64_t c;
+    if (pl_advance_now(o) < 0 || pl_floor(o->pl.x, &c) < 0)
+        return NULL;
+    return PyLong_FromLongLong(c);
+}
+
+static PyObject *pl_m_position_now(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (pl_advance_now(o) < 0)
+        return NULL;
+    return pl_xobj(o, o->pl.x, o->pl.x_lim);
+}
+
+static PyObject *pl_m_velocity_now(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (pl_advance_now(o) < 0)
+        return NULL;
+    return PyFloat_FromDouble(o->pl.v);
+}
+
+static PyObject *pl_m_target_velocity(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(o->pl.vt);
+}
+
+static PyObject *pl_m_read_drive(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    double drive, vt;
+    if (!pl_bound(o) || pl_read_drive(o, &drive, &vt) < 0)
+        return NULL;
+    return Py_BuildValue("(dd)", drive, vt);
+}
+
+static PyObject *pl_m_on_pwm(PlantObject *o, PyObject *Py_UNUSED(timer))
+{
+    if (pl_drive_changed(o, 0) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* _pin_changed(port, pin, level, t_ps): the direction pin's subscription */
+static PyObject *pl_m_pin_changed(PlantObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "_pin_changed(port, pin, level, t_ps)");
+    if (!pl_bound(o))
+        return NULL;
+    int eq = PyObject_RichCompareBool(args[1], o->dir_pin, Py_EQ);
+    if (eq < 0 || (eq && pl_drive_changed(o, 0) < 0))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_drive_changed(PlantObject *o, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"force", NULL};
+    int force = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:_drive_changed", kwlist, &force))
+        return NULL;
+    if (pl_drive_changed(o, force) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_release(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    dh_plant_release_if_pulled_away(&o->pl);
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_state_after(PlantObject *o, PyObject *arg)
+{
+    int64_t dt;
+    if (as_i64(arg, &dt) < 0)
+        return NULL;
+    double x, v;
+    dh_plant_state_after(&o->pl, dt, &x, &v);
+    return Py_BuildValue("(dd)", x, v);
+}
+
+static PyObject *pl_m_seconds(PyObject *Py_UNUSED(cls), PyObject *arg)
+{
+    int64_t dt;
+    if (as_i64(arg, &dt) < 0)
+        return NULL;
+    return PyFloat_FromDouble(dh_plant_seconds(dt));
+}
+
+static PyObject *pl_m_hit(PlantObject *o, PyObject *arg)
+{
+    int64_t t;
+    if (!pl_bound(o) || as_i64(arg, &t) < 0 || pl_hit(o, t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_on_cross(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (pl_advance_now(o) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_sample(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (pl_sample(o) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_drop_lazy(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!pl_bound(o) || pl_drop_lazy(o) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_materialize(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!pl_bound(o) || pl_materialize(o) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pl_m_predict(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    if (!pl_bound(o) || pl_predict(o) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* _crossing_lower_bound() -> int or None (plant.py's value, also beyond int64) */
+static PyObject *pl_m_lower_bound(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    int64_t lb;
+    int b = dh_plant_crossing_lower_bound(&o->pl, &lb);
+    if (b == 0)
+        Py_RETURN_NONE;
+    if (b == 1)
+        return PyLong_FromLongLong(lb);
+    if (b == -1) {
+        PyErr_SetString(PyExc_OverflowError, "cannot convert float infinity to integer");
+        return NULL;
+    }
+    /* beyond int64: int(value) - PS_PER_MS in Python integers */
+    const dh_plant *pl = &o->pl;
+    double av = fabs(pl->v), avt = fabs(pl->vt), speed = avt > av ? avt : av;
+    double up = pl->p.lim[DH_PLANT_MAX] - pl->x, down = pl->x - pl->p.lim[DH_PLANT_MIN];
+    double room = down < up ? down : up;
+    PyObject *big = PyLong_FromDouble((room * 0.999 - 1e-6 * (fabs(pl->x) + 1.0)) / speed * 1e12);
+    PyObject *ms = big ? PyLong_FromLongLong(DH_PLANT_PS_PER_MS) : NULL;
+    PyObject *r = ms ? PyNumber_Subtract(big, ms) : NULL;
+    Py_XDECREF(big);
+    Py_XDECREF(ms);
+    return r;
+}
+
+/* _history() -> [(t_ps, position, velocity, drive)], oldest first (plant.py's Sample fields) */
+static PyObject *pl_m_history(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *l = PyList_New((Py_ssize_t)o->hist.n);
+    if (!l)
+        return NULL;
+    for (size_t i = 0; i < o->hist.n; i++) {
+        const dh_sample *s = dh_history_at(&o->hist, i);
+        PyObject *x = pl_xobj(o, s->x, s->x_lim);
+        PyObject *it = x ? Py_BuildValue("(LNdd)", (long long)s->t, x, s->v, s->drive) : NULL;
+        if (!it) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, (Py_ssize_t)i, it);
+    }
+    return l;
+}
+
+/* _trace_state() -> (cap, stride, offered, t as int64 bytes, x as double bytes) */
+static PyObject *pl_m_trace_state(PlantObject *o, PyObject *Py_UNUSED(ignored))
+{
+    const dh_trace *tr = &o->trace;
+    return Py_BuildValue("(LLLy#y#)", (long long)tr->cap, (long long)tr->stride,
+                         (long long)tr->offered, tr->t ? (const char *)tr->t : "",
+                         (Py_ssize_t)(tr->n * sizeof(int64_t)), tr->x ? (const char *)tr->x : "",
+                         (Py_ssize_t)(tr->n * sizeof(double)));
+}
+
+static PyObject *pl_get_t(PlantObject *o, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(o->pl.t);
+}
+
+static PyObject *pl_get_x(PlantObject *o, void *Py_UNUSED(c))
+{
+    if (o->pl.x_lim && !o->lim[o->pl.x_lim])
+        return PyFloat_FromDouble(o->pl.x);
+    return pl_xobj(o, o->pl.x, o->pl.x_lim);
+}
+
+static PyObject *pl_get_v(PlantObject *o, void *Py_UNUSED(c))
+{
+    return PyFloat_FromDouble(o->pl.v);
+}
+
+static PyObject *pl_get_drive(PlantObject *o, void *Py_UNUSED(c))
+{
+    return PyFloat_FromDouble(o->pl.drive);
+}
+
+static PyObject *pl_get_vt(PlantObject *o, void *Py_UNUSED(c))
+{
+    return PyFloat_FromDouble(o->pl.vt);
+}
+
+static PyObject *pl_get_pinned(PlantObject *o, void *Py_UNUSED(c))
+{
+    if (!o->pl.pinned)
+        Py_RETURN_NONE;
+    return Py_NewRef(pl_s_side[o->pl.pinned]);
+}
+
+static PyObject *pl_get_end_stops(PlantObject *o, void *Py_UNUSED(c))
+{
+    if (!o->end_stops)
+        return PyList_New(0);
+    return Py_NewRef(o->end_stops);
+}
+
+static PyObject *pl_get_cross_ev(PlantObject *o, void *Py_UNUSED(c))
+{
+    return Py_NewRef(o->cross_ev ? o->cross_ev : Py_None);
+}
+
+static PyObject *pl_get_sample_ev(PlantObject *o, void *Py_UNUSED(c))
+{
+    return Py_NewRef(o->sample_ev ? o->sample_ev : Py_None);
+}
+
+/* _lazy_cross: None or [t_lb, seq, (t0, x0, v0, vt, floor_t), handle] as plant.py holds it */
+static PyObject *pl_get_lazy(PlantObject *o, void *Py_UNUSED(c))
+{
+    if (!o->lazy)
+        Py_RETURN_NONE;
+    PyObject *x0 = pl_xobj(o, o->lazy_x0, o->lazy_x0_lim);
+    if (!x0)
+        return NULL;
+    return Py_BuildValue("[LL(LNddL)O]", (long long)o->lazy_tlb, (long long)o->lazy_seq,
+                         (long long)o->lazy_t0, x0, o->lazy_v0, o->lazy_vt, (long long)o->lazy_floor,
+                         o->lazy_handle ? o->lazy_handle : Py_None);
+}
+
+static PyGetSetDef pl_getset[] = {
+    {"t", (getter)pl_get_t, NULL, "ps of the state", NULL},
+    {"x", (getter)pl_get_x, NULL, "position at the last evaluation, counts", NULL},
+    {"v", (getter)pl_get_v, NULL, "velocity at the last evaluation, counts/s", NULL},
+    {"drive", (getter)pl_get_drive, NULL, "signed duty in effect", NULL},
+    {"_vt", (getter)pl_get_vt, NULL, "target velocity in effect", NULL},
+    {"pinned", (getter)pl_get_pinned, NULL, "\"min\"/\"max\" while resting against a stop", NULL},
+    {"end_stops", (getter)pl_get_end_stops, NULL, "the crossings (the list itself)", NULL},
+    {"_cross_ev", (getter)pl_get_cross_ev, NULL, "the end-stop event held, or None", NULL},
+    {"_sample_ev", (getter)pl_get_sample_ev, NULL, "the next sample event", NULL},
+    {"_lazy_cross", (getter)pl_get_lazy, NULL, "the deferred prediction, or None", NULL},
+    {NULL},
+};
+
+static PyMethodDef pl_methods[] = {
+    {"_bind", (PyCFunction)(void (*)(void))pl_bind, METH_FASTCALL,
+     "_bind(machine, params, pwm, pwm_channel, direction, direction_pin, encoder, pwm_fast, "
+     "enc_fast, dir_fast): the state at construction."},
+    {"_start", (PyCFunction)pl_start, METH_NOARGS, "schedule the first sample event"},
+    {"advance", (PyCFunction)pl_m_advance, METH_O, "Bring the state to virtual time t."},
+    {"count_now", (PyCFunction)pl_m_count_now, METH_NOARGS, "the encoder position now"},
+    {"position_now", (PyCFunction)pl_m_position_now, METH_NOARGS, NULL},
+    {"velocity_now", (PyCFunction)pl_m_velocity_now, METH_NOARGS, NULL},
+    {"target_velocity", (PyCFunction)pl_m_target_velocity, METH_NOARGS, NULL},
+    {"_read_drive", (PyCFunction)pl_m_read_drive, METH_NOARGS, NULL},
+    {"_on_pwm", (PyCFunction)pl_m_on_pwm, METH_O, "the PWM timer's listener"},
+    {"_pin_changed", (PyCFunction)(void (*)(void))pl_m_pin_changed, METH_FASTCALL, NULL},
+    {"_drive_changed", (PyCFunction)(void (*)(void))pl_m_drive_changed,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"_release_if_pulled_away", (PyCFunction)pl_m_release, METH_NOARGS, NULL},
+    {"_state_after", (PyCFunction)pl_m_state_after, METH_O, NULL},
+    {"_seconds", (PyCFunction)pl_m_seconds, METH_O | METH_STATIC,
+     "dt_ps / PS_PER_S as the model computes it (tests)"},
+    {"_hit", (PyCFunction)pl_m_hit, METH_O, NULL},
+    {"_on_cross", (PyCFunction)pl_m_on_cross, METH_NOARGS, NULL},
+    {"_sample", (PyCFunction)pl_m_sample, METH_NOARGS, NULL},
+    {"_drop_lazy_cross", (PyCFunction)pl_m_drop_lazy, METH_NOARGS, NULL},
+    {"_materialize_cross", (PyCFunction)pl_m_materialize, METH_NOARGS, NULL},
+    {"_predict", (PyCFunction)pl_m_predict, METH_NOARGS, NULL},
+    {"_crossing_lower_bound", (PyCFunction)pl_m_lower_bound, METH_NOARGS, NULL},
+    {"_history", (PyCFunction)pl_m_history, METH_NOARGS, NULL},
+    {"_trace_state", (PyCFunction)pl_m_trace_state, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyTypeObject PlantType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Plant",
+    .tp_basicsize = sizeof(PlantObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The DC-motor plant (native/plant.c): the base of plant.DcMotorPlantNative.",
+    .tp_new = pl_new,
+    .tp_dealloc = (destructor)pl_dealloc,
+    .tp_traverse = (traverseproc)pl_traverse,
+    .tp_clear = (inquiry)pl_clear,
+    .tp_methods = pl_methods,
+    .tp_getset = pl_getset,
+};
+
+static int add_plant_type(PyObject *m)
+{
+#define PL_INTERN(var, s)                                   \
+    if (!(var = PyUnicode_InternFromString(s)))             \
+        return -1;
+    PL_INTERN(pl_s_first_crossing_from, "_first_crossing_from");
+    PL_INTERN(pl_s_record, "record");
+    PL_INTERN(pl_s_end_stop, "end_stop");
+    PL_INTERN(pl_s_side[0], "side");
+    PL_INTERN(pl_s_side[DH_PLANT_MIN], "min");
+    PL_INTERN(pl_s_side[DH_PLANT_MAX], "max");
+    PL_INTERN(pl_s_t_ps, "t_ps");
+    PL_INTERN(pl_s_position, "position");
+    PL_INTERN(pl_s_velocity, "velocity");
+    PL_INTERN(pl_s_name_sample, "plant.sample");
+    PL_INTERN(pl_s_name_end_stop, "plant.end_stop");
+    PL_INTERN(pl_s_channel_duty, "channel_duty");
+    PL_INTERN(pl_s_pin_level, "pin_level");
+    PL_INTERN(pl_s_levels, "_levels");
+    PL_INTERN(pl_s_set_encoder_count, "set_encoder_count");
+    PL_INTERN(pl_s_reserve_seq, "reserve_seq");
+    PL_INTERN(pl_s_defer, "defer");
+    PL_INTERN(pl_s_cancel_deferred, "cancel_deferred");
+    PL_INTERN(pl_s_at_seq, "at_seq");
+    PL_INTERN(pl_s_cancel, "cancel");
+    PL_INTERN(pl_s_time, "time");
+    PL_INTERN(pl_s_now, "now");
+#undef PL_INTERN
+    if (!(pl_s_kw_name = Py_BuildValue("(s)", "name"))
+        || !(pl_s_kw_record = Py_BuildValue("(ssss)", "t", "side", "position", "velocity"))
+        || !(pl_empty = PyTuple_New(0)))
+        return -1;
+    if (PyType_Ready(&PlantType) < 0)
+        return -1;
+    Py_INCREF(&PlantType);
+    if (PyModule_AddObject(m, "Plant", (PyObject *)&PlantType) < 0) {
+        Py_DECREF(&PlantType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of Plant [plantc] ======================================================================== */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -12082,6 +13172,10 @@ PyMODINIT_FUNC PyInit__core(void)
         return NULL;
     }
     if (add_systick_type(m) < 0) {                       /* [systickc] */
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_plant_type(m) < 0) {                         /* [plantc] */
         Py_DECREF(m);
         return NULL;
     }
