@@ -153,3 +153,59 @@ def test_a_cpu_and_its_machine_are_collected_together() -> None:
     del c
     gc.collect()
     assert ref() is None
+
+
+M7_OBJ = ("_entry_cache", "_mask_cache", "_ret_state", "_stop", "_mem_fault", "_pending_hook_removal")
+M7_INT = ("_rate_n", "_entries", "_thread_pc", "_thread_ps")
+M7_OPT = ("_pc", "_returned_to", "_hang_since")
+M7_BOOL = ("_reset_pending", "_hung_reported")
+
+
+def test_the_m7s_slice_and_exception_fields_are_c_fields_too() -> None:
+    """CortexM7Cpu derives from _core.CortexMState: its per-slice and per-exception fields keep
+    what Python stores (objects as they are, ints, int-or-None, bools), and the C entry reads
+    them: an entry from thread mode stores _thread_ps/_thread_pc/_entries in the struct."""
+    from builtin_helpers import build_m7
+    b = build_m7()
+    cpu = b.cpu
+    assert isinstance(cpu, CORE.CortexMState) and isinstance(cpu, CORE.CpuState)
+    marker = object()
+    for name in M7_OBJ:
+        setattr(cpu, name, marker)
+        assert getattr(cpu, name) is marker
+        setattr(cpu, name, None)
+        assert getattr(cpu, name) is None
+    for name in M7_INT:
+        setattr(cpu, name, 12345)
+        assert getattr(cpu, name) == 12345
+        with pytest.raises(TypeError, match=f"{name} must be an int"):
+            setattr(cpu, name, None)
+    for name in M7_OPT:
+        setattr(cpu, name, None)
+        assert getattr(cpu, name) is None
+        setattr(cpu, name, 0x0800_0101)
+        assert getattr(cpu, name) == 0x0800_0101
+    for name in M7_BOOL:
+        setattr(cpu, name, 1)
+        assert getattr(cpu, name) is True
+
+    # the C entry writes them: an interrupt taken in thread mode marks the thread's time and PC
+    from duohil.bench import _m7_for_exceptions
+    cpu, A = _m7_for_exceptions()
+    cpu._rate_n, cpu._entries, cpu._thread_ps, cpu._thread_pc = 7, 5, -1, 0
+    pc = cpu.uc.reg_read(A.UC_ARM_REG_PC)
+    cpu.nvic.set_pending(16)
+    assert cpu.take_interrupts() is True
+    assert (cpu._rate_n, cpu._entries) == (8, 0)
+    assert cpu._thread_ps == cpu.machine.now() and cpu._thread_pc == pc & ~1
+    assert cpu._pc is not None and cpu._pc == cpu.uc.reg_read(A.UC_ARM_REG_PC) & ~1
+
+
+def test_a_riscv_cpu_has_no_m7_fields() -> None:
+    """The M7's names are fields of CortexMState only: on another CpuCore they stay ordinary
+    attributes (the C reads them by attribute there)."""
+    from rv_helpers import build_peer
+    cpu = build_peer().cpu
+    assert isinstance(cpu, CORE.CpuState) and not isinstance(cpu, CORE.CortexMState)
+    cpu._pc = "anything"                 # no int rule: a plain attribute
+    assert cpu._pc == "anything" and "_pc" in vars(cpu)

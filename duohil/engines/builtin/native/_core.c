@@ -784,7 +784,7 @@ typedef struct {
 
 static PyTypeObject CpuStateType;
 
-enum { CS_I64, CS_OPT, CS_BOOL };
+enum { CS_I64, CS_OPT, CS_BOOL, CS_OBJ };
 
 typedef struct {
     const char *name;
@@ -814,6 +814,39 @@ static cs_field CS_FIELDS[] = {
 
 #define CS_PTR(o, f, type) ((type *)((char *)(o) + (f)->off))
 
+/* The Cortex-M7's own per-slice and per-exception fields (cortexm.py's CortexM7Cpu derives from
+ * _core.CortexMState): what the [m7slice] slice, the [nvicc] entry and return and the hang checks
+ * read and write at every slice and exception. An object field (CS_OBJ) holds any value, NULL
+ * meaning None. */
+typedef struct {
+    CpuStateObject cs;
+    dh_opt64 pc, returned_to, hang_since;
+    int64_t rate_n, entries, thread_pc, thread_ps;
+    char reset_pending, hung_reported;
+    PyObject *entry_cache, *mask_cache, *ret_state, *stop, *mem_fault, *pending_removal;
+} CortexMStateObject;
+
+static PyTypeObject CortexMStateType;
+
+static cs_field CM_FIELDS[] = {
+    {"_pc", CS_OPT, offsetof(CortexMStateObject, pc), NULL},
+    {"_returned_to", CS_OPT, offsetof(CortexMStateObject, returned_to), NULL},
+    {"_hang_since", CS_OPT, offsetof(CortexMStateObject, hang_since), NULL},
+    {"_rate_n", CS_I64, offsetof(CortexMStateObject, rate_n), NULL},
+    {"_entries", CS_I64, offsetof(CortexMStateObject, entries), NULL},
+    {"_thread_pc", CS_I64, offsetof(CortexMStateObject, thread_pc), NULL},
+    {"_thread_ps", CS_I64, offsetof(CortexMStateObject, thread_ps), NULL},
+    {"_reset_pending", CS_BOOL, offsetof(CortexMStateObject, reset_pending), NULL},
+    {"_hung_reported", CS_BOOL, offsetof(CortexMStateObject, hung_reported), NULL},
+    {"_entry_cache", CS_OBJ, offsetof(CortexMStateObject, entry_cache), NULL},
+    {"_mask_cache", CS_OBJ, offsetof(CortexMStateObject, mask_cache), NULL},
+    {"_ret_state", CS_OBJ, offsetof(CortexMStateObject, ret_state), NULL},
+    {"_stop", CS_OBJ, offsetof(CortexMStateObject, stop), NULL},
+    {"_mem_fault", CS_OBJ, offsetof(CortexMStateObject, mem_fault), NULL},
+    {"_pending_hook_removal", CS_OBJ, offsetof(CortexMStateObject, pending_removal), NULL},
+    {NULL, 0, 0, NULL},
+};
+
 static inline CpuStateObject *cs_of(PyObject *o)
 {
     return PyObject_TypeCheck(o, &CpuStateType) ? (CpuStateObject *)o : NULL;
@@ -827,6 +860,9 @@ static inline const cs_field *cs_field_of(PyObject *o, PyObject *name)
     for (const cs_field *f = CS_FIELDS; f->name; f++)
         if (f->key == name)
             return f;
+    for (const cs_field *f = CM_FIELDS; f->name; f++)
+        if (f->key == name)
+            return PyObject_TypeCheck(o, &CortexMStateType) ? f : NULL;
     return NULL;
 }
 
@@ -864,6 +900,12 @@ static PyObject *cs_get(PyObject *o, void *closure)
             Py_RETURN_NONE;
         return PyLong_FromLongLong(p->v);
     }
+    case CS_OBJ: {
+        PyObject *v = *CS_PTR(o, f, PyObject *);
+        v = v ? v : Py_None;
+        Py_INCREF(v);
+        return v;
+    }
     default:
         return PyBool_FromLong(*CS_PTR(o, f, char));
     }
@@ -891,6 +933,12 @@ static int cs_set(PyObject *o, PyObject *v, void *closure)
             return -1;
         p->v = x;
         p->set = 1;
+        return 0;
+    }
+    case CS_OBJ: {
+        PyObject **p = CS_PTR(o, f, PyObject *);
+        Py_INCREF(v);
+        Py_XSETREF(*p, v);
         return 0;
     }
     default: {
@@ -943,6 +991,50 @@ static PyTypeObject CpuStateType = {
     .tp_members = cs_members,
 };
 
+static PyGetSetDef cm_state_getset[sizeof CM_FIELDS / sizeof CM_FIELDS[0]];
+
+static int cms_traverse(CortexMStateObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->entry_cache);
+    Py_VISIT(c->mask_cache);
+    Py_VISIT(c->ret_state);
+    Py_VISIT(c->stop);
+    Py_VISIT(c->mem_fault);
+    Py_VISIT(c->pending_removal);
+    return cs_traverse(&c->cs, visit, arg);
+}
+
+static int cms_clear(CortexMStateObject *c)
+{
+    Py_CLEAR(c->entry_cache);
+    Py_CLEAR(c->mask_cache);
+    Py_CLEAR(c->ret_state);
+    Py_CLEAR(c->stop);
+    Py_CLEAR(c->mem_fault);
+    Py_CLEAR(c->pending_removal);
+    return cs_clear(&c->cs);
+}
+
+static void cms_dealloc(CortexMStateObject *c)
+{
+    PyObject_GC_UnTrack(c);
+    cms_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static PyTypeObject CortexMStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.CortexMState",
+    .tp_doc = "The Cortex-M7's slice and exception fields (cortexm.py's CortexM7Cpu derives from it).",
+    .tp_basicsize = sizeof(CortexMStateObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)cms_dealloc,
+    .tp_traverse = (traverseproc)cms_traverse,
+    .tp_clear = (inquiry)cms_clear,
+    .tp_getset = cm_state_getset,
+};
+
 static int add_cpustate_type(PyObject *m)
 {
     size_t i = 0;
@@ -957,6 +1049,21 @@ static int add_cpustate_type(PyObject *m)
     Py_INCREF(&CpuStateType);
     if (PyModule_AddObject(m, "CpuState", (PyObject *)&CpuStateType) < 0) {
         Py_DECREF(&CpuStateType);
+        return -1;
+    }
+    i = 0;
+    for (cs_field *f = CM_FIELDS; f->name; f++, i++) {
+        if (!(f->key = PyUnicode_InternFromString(f->name)))
+            return -1;
+        cm_state_getset[i] = (PyGetSetDef){f->name, cs_get, cs_set, NULL, f};
+    }
+    cm_state_getset[i] = (PyGetSetDef){NULL, NULL, NULL, NULL, NULL};
+    CortexMStateType.tp_base = &CpuStateType;
+    if (PyType_Ready(&CortexMStateType) < 0)
+        return -1;
+    Py_INCREF(&CortexMStateType);
+    if (PyModule_AddObject(m, "CortexMState", (PyObject *)&CortexMStateType) < 0) {
+        Py_DECREF(&CortexMStateType);
         return -1;
     }
     return 0;
@@ -1054,6 +1161,40 @@ static int set_truth(PyObject *o, PyObject *name, int b)
         return 0;
     }
     return PyObject_SetAttr(o, name, b ? Py_True : Py_False);
+}
+
+/* o.name as a new reference: a CpuState field read from the struct, else the attribute */
+static PyObject *cs_getattr(PyObject *o, PyObject *name)
+{
+    const cs_field *f = cs_field_of(o, name);
+    return f ? cs_get(o, (void *)f) : PyObject_GetAttr(o, name);
+}
+
+/* o.name = v: a CpuState field stored with its attribute's rules, else the attribute */
+static int cs_setattr(PyObject *o, PyObject *name, PyObject *v)
+{
+    const cs_field *f = cs_field_of(o, name);
+    return f ? cs_set(o, v, (void *)f) : PyObject_SetAttr(o, name, v);
+}
+
+/* o.name = v (an int) */
+static int cs_set_i64(PyObject *o, PyObject *name, int64_t v)
+{
+    const cs_field *f = cs_field_of(o, name);
+    if (f && f->kind == CS_I64) {
+        *CS_PTR(o, f, int64_t) = v;
+        return 0;
+    }
+    if (f && f->kind == CS_OPT) {
+        *CS_PTR(o, f, dh_opt64) = (dh_opt64){v, 1};
+        return 0;
+    }
+    PyObject *x = PyLong_FromLongLong(v);
+    if (!x)
+        return -1;
+    int rc = cs_setattr(o, name, x);
+    Py_DECREF(x);
+    return rc;
 }
 
 static int call_truth(PyObject *o, PyObject *name)
@@ -3521,6 +3662,8 @@ static int fr_exc_return_ok(uint32_t r)
  * (thread mode, invalid EXC_RETURN, not active, to thread with another exception active) to
  * on_return() before anything changed, the other cases to rest(...) right after the deactivation,
  * as the Python path does. */
+static int fr_now(CortexMObject *c, int64_t *out);
+
 static PyObject *cm_fast_return(CortexMObject *c)
 {
     dh_nvic *nv = &((NvicObject *)c->fr_nvic)->v;
@@ -3570,25 +3713,18 @@ static PyObject *cm_fast_return(CortexMObject *c)
     PyObject *cpu = c->fr_cpu;
     int to_thread = (exc_ret & 8) != 0;
     if (to_thread) {
-        PyObject *now = PyObject_CallNoArgs(c->fr_now);
-        if (!now)
+        int64_t now;
+        if (fr_now(c, &now) < 0 || cs_set_i64(cpu, str_fr_thread_ps, now) < 0
+            || cs_set_i64(cpu, str_fr_entries, 0) < 0)
             return NULL;
-        int e = PyObject_SetAttr(cpu, str_fr_thread_ps, now);
-        Py_DECREF(now);
-        PyObject *zero = PyLong_FromLong(0);
-        if (e < 0 || !zero || PyObject_SetAttr(cpu, str_fr_entries, zero) < 0) {
-            Py_XDECREF(zero);
-            return NULL;
-        }
-        Py_DECREF(zero);
     }
     PyObject *to = PyLong_FromUnsignedLong(u[CM_UN_PC] & ~1u);
     PyObject *st = Py_BuildValue("(kkkkkkkk)", (unsigned long)u[0], (unsigned long)u[1],
                                  (unsigned long)u[2], (unsigned long)u[3], (unsigned long)u[4],
                                  (unsigned long)u[5], (unsigned long)u[CM_UN_SP],
                                  (unsigned long)(u[CM_UN_XPSR] >> 27));
-    int e = !to || !st || PyObject_SetAttr(cpu, str_fr_returned_to, to) < 0
-            || PyObject_SetAttr(cpu, str_fr_ret_state, st) < 0;
+    int e = !to || !st || cs_setattr(cpu, str_fr_returned_to, to) < 0
+            || cs_setattr(cpu, str_fr_ret_state, st) < 0;
     Py_XDECREF(to);
     Py_XDECREF(st);
     if (e)
@@ -3606,7 +3742,7 @@ static PyObject *cm_fast_return(CortexMObject *c)
             if (v == -1 && PyErr_Occurred())
                 return NULL;
             if (v & 2) {                                        /* SCR.SLEEPONEXIT */
-                if (PyObject_SetAttr(cpu, str_fr_stop, str_fr_sleep) < 0)
+                if (cs_setattr(cpu, str_fr_stop, str_fr_sleep) < 0)
                     return NULL;
                 UC.emu_stop(c->cm.uc);
             }
@@ -3676,6 +3812,11 @@ static int fe_truth(PyObject *o, PyObject *name)
 
 static int fe_get_long(PyObject *o, PyObject *name, long *out)
 {
+    const cs_field *f = cs_field_of(o, name);          /* [cpustate] a CPU field: the struct */
+    if (f && f->kind == CS_I64) {
+        *out = (long)*CS_PTR(o, f, int64_t);
+        return 0;
+    }
     PyObject *v = PyObject_GetAttr(o, name);
     if (!v)
         return -1;
@@ -3686,21 +3827,25 @@ static int fe_get_long(PyObject *o, PyObject *name, long *out)
 
 static int fe_set_long(PyObject *o, PyObject *name, long v)
 {
-    PyObject *x = PyLong_FromLong(v);
-    if (!x)
-        return -1;
-    int rc = PyObject_SetAttr(o, name, x);
-    Py_DECREF(x);
-    return rc;
+    return cs_set_i64(o, name, v);
 }
 
 static int fe_set_u32(PyObject *o, PyObject *name, uint32_t v)
 {
-    PyObject *x = PyLong_FromUnsignedLong(v);
-    if (!x)
+    return cs_set_i64(o, name, v);
+}
+
+/* machine.now() for the entry/return's thread-mode marks: C's rule when fr_now is Machine.now
+ * bound to a machine (machine_now still calls an override of a subclass), else the call */
+static int fr_now(CortexMObject *c, int64_t *out)
+{
+    if (PyMethod_Check(c->fr_now) && machine_now_fn && PyMethod_GET_FUNCTION(c->fr_now) == machine_now_fn)
+        return machine_now(PyMethod_GET_SELF(c->fr_now), out);
+    PyObject *r = PyObject_CallNoArgs(c->fr_now);
+    if (!r)
         return -1;
-    int rc = PyObject_SetAttr(o, name, x);
-    Py_DECREF(x);
+    int rc = as_i64(r, out);
+    Py_DECREF(r);
     return rc;
 }
 
@@ -3712,7 +3857,7 @@ static int fe_masks(CortexMObject *c, uint32_t m[3])
     if (executing < 0)
         return -1;
     if (!executing) {
-        PyObject *cache = PyObject_GetAttr(cpu, str_fe_mask_cache);
+        PyObject *cache = cs_getattr(cpu, str_fe_mask_cache);
         if (!cache)
             return -1;
         if (cache != Py_None) {
@@ -3735,7 +3880,7 @@ static int fe_masks(CortexMObject *c, uint32_t m[3])
         PyObject *l = u32_list(m, 3);
         if (!l)
             return -1;
-        int rc = PyObject_SetAttr(cpu, str_fe_mask_cache, l);
+        int rc = cs_setattr(cpu, str_fe_mask_cache, l);
         Py_DECREF(l);
         return rc;
     }
@@ -3786,7 +3931,7 @@ static PyObject *cm_set_write_denied(CortexMObject *c, PyObject *ranges)
 static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
 {
     PyObject *cpu = c->fr_cpu, *r;
-    PyObject *cache = PyObject_GetAttr(cpu, str_fe_entry_cache);
+    PyObject *cache = cs_getattr(cpu, str_fe_entry_cache);
     if (!cache)
         return -1;
     uint32_t regs[CM_ENTRY_N];
@@ -3820,17 +3965,16 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
         return r ? 0 : -1;
     }
     /* _entry_cache consumed; the storm counters and the thread-mode marks */
-    if ((cache != Py_None && PyObject_SetAttr(cpu, str_fe_entry_cache, Py_None) < 0)
+    if ((cache != Py_None && cs_setattr(cpu, str_fe_entry_cache, Py_None) < 0)
         || fe_set_long(cpu, str_fe_rate_n, rate_n + 1) < 0) {
         Py_DECREF(cache);
         return -1;
     }
     uint32_t pc = regs[CM_PC];
     if (!handler) {
-        PyObject *now = PyObject_CallNoArgs(c->fr_now);
-        int e = !now || PyObject_SetAttr(cpu, str_fr_thread_ps, now) < 0
+        int64_t now;
+        int e = fr_now(c, &now) < 0 || cs_set_i64(cpu, str_fr_thread_ps, now) < 0
                 || fe_set_u32(cpu, str_fe_thread_pc, pc) < 0 || fe_set_long(cpu, str_fr_entries, 0) < 0;
-        Py_XDECREF(now);
         if (e) {
             Py_DECREF(cache);
             return -1;
@@ -3878,8 +4022,8 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
             return -1;
         Py_DECREF(r);
     }
-    if (fe_set_u32(cpu, str_fe_pc, vec & ~1u) < 0 || PyObject_SetAttr(cpu, str_fr_returned_to, Py_None) < 0
-        || PyObject_SetAttr(cpu, str_fr_ret_state, Py_None) < 0)
+    if (fe_set_u32(cpu, str_fe_pc, vec & ~1u) < 0 || cs_setattr(cpu, str_fr_returned_to, Py_None) < 0
+        || cs_setattr(cpu, str_fr_ret_state, Py_None) < 0)
         return -1;
     return 0;
 }
@@ -4111,7 +4255,7 @@ static int ms_slice_failure(PyObject *uc_obj, uc_err err, PyObject **failed)
  * exception-return ambiguity rule). 1 ambiguous, 0 not, -1 error. */
 static int ms_ambiguous(PyObject *cpu, uint32_t pc, const uint32_t *e)
 {
-    PyObject *to = PyObject_GetAttr(cpu, str_fr_returned_to);
+    PyObject *to = cs_getattr(cpu, str_fr_returned_to);
     if (!to)
         return -1;
     int same = 0;
@@ -4127,7 +4271,7 @@ static int ms_ambiguous(PyObject *cpu, uint32_t pc, const uint32_t *e)
     Py_DECREF(to);
     if (!same)
         return 0;
-    PyObject *st = PyObject_GetAttr(cpu, str_fr_ret_state);
+    PyObject *st = cs_getattr(cpu, str_fr_ret_state);
     if (!st)
         return -1;
     int amb = 0;
@@ -4208,7 +4352,7 @@ static int ms_hang_checks(CortexMObject *c, PyObject *cpu, const uint32_t *masks
     if (masks) {
         masked = (masks[0] & 1) || (masks[2] & 1);
     } else {
-        PyObject *m = PyObject_GetAttr(cpu, str_fe_mask_cache);
+        PyObject *m = cs_getattr(cpu, str_fe_mask_cache);
         if (!m)
             return -1;
         if (m != Py_None) {
@@ -4233,10 +4377,10 @@ static int ms_hang_checks(CortexMObject *c, PyObject *cpu, const uint32_t *masks
         if (!b)
             return ms_call(cpu, str_ms_masked_spin, NULL);
     }
-    PyObject *hs = PyObject_GetAttr(cpu, str_ms_hang_since);
+    PyObject *hs = cs_getattr(cpu, str_ms_hang_since);
     if (!hs)
         return -1;
-    int rc = hs == Py_None ? 0 : PyObject_SetAttr(cpu, str_ms_hang_since, Py_None);
+    int rc = hs == Py_None ? 0 : cs_setattr(cpu, str_ms_hang_since, Py_None);
     Py_DECREF(hs);
     return rc;
 }
@@ -4257,7 +4401,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     uc_engine *uc = c->cm.uc;
     /* the PC the last slice ended at, if nothing has moved it since */
     uint32_t pc = 0;
-    PyObject *p = PyObject_GetAttr(cpu, str_fe_pc);
+    PyObject *p = cs_getattr(cpu, str_fe_pc);
     if (!p)
         return NULL;
     int rc = 0;
@@ -4274,7 +4418,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     PyObject *cleared[6] = {str_fr_stop, str_ms_mem_fault, str_fr_returned_to, str_fr_ret_state,
                             str_fe_mask_cache, str_fe_entry_cache};
     for (int i = 0; i < 6; i++)
-        if (PyObject_SetAttr(cpu, cleared[i], Py_None) < 0)
+        if (cs_setattr(cpu, cleared[i], Py_None) < 0)
             return NULL;
     /* the binding's convention: a Python hook's exception waits in uc._hook_exception */
     if (PyObject_SetAttr(c->uc_obj, str_ms_hook_exception, Py_None) < 0)
@@ -4283,7 +4427,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
         ((VtlbObject *)c->vtlb)->t.xn_pending = 0;
     uc_err err = UC.emu_start(uc, (uint64_t)(pc | 1), 0xFFFFFFFFull, 0, (size_t)count);
     /* one-shot code hooks (interrupt_at) that fired: removed whatever happened */
-    PyObject *rm = PyObject_GetAttr(cpu, str_ms_pending_removal);
+    PyObject *rm = cs_getattr(cpu, str_ms_pending_removal);
     if (!rm)
         return NULL;
     int any = PyObject_IsTrue(rm);
@@ -4299,7 +4443,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
         dh_vtlb *t = &((VtlbObject *)c->vtlb)->t;
         t->xn_pending = 0;
         PyObject *mf = Py_BuildValue("(sk)", "xn_fetch", (unsigned long)t->xn_pc);
-        rc = mf ? PyObject_SetAttr(cpu, str_ms_mem_fault, mf) : -1;
+        rc = mf ? cs_setattr(cpu, str_ms_mem_fault, mf) : -1;
         Py_XDECREF(mf);
         if (rc < 0) {
             Py_DECREF(failed);
@@ -4307,7 +4451,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
         }
     }
     if (failed) {
-        rc = PyObject_SetAttr(cpu, str_fe_pc, Py_None) < 0 ? -1 : ms_call(cpu, str_ms_slice_error, failed);
+        rc = cs_setattr(cpu, str_fe_pc, Py_None) < 0 ? -1 : ms_call(cpu, str_ms_slice_error, failed);
         Py_DECREF(failed);
         if (rc < 0)
             return NULL;
@@ -4334,14 +4478,14 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     PyObject *entry = u32_list(e, CM_ENTRY_N), *masks = u32_list(e + CM_ENTRY_N, 3);
     pc = e[CM_PC];
     PyObject *pcv = PyLong_FromUnsignedLong(pc);
-    rc = !entry || !masks || !pcv || PyObject_SetAttr(cpu, str_fe_entry_cache, entry) < 0
-         || PyObject_SetAttr(cpu, str_fe_mask_cache, masks) < 0 || PyObject_SetAttr(cpu, str_fe_pc, pcv) < 0;
+    rc = !entry || !masks || !pcv || cs_setattr(cpu, str_fe_entry_cache, entry) < 0
+         || cs_setattr(cpu, str_fe_mask_cache, masks) < 0 || cs_setattr(cpu, str_fe_pc, pcv) < 0;
     Py_XDECREF(entry);
     Py_XDECREF(masks);
     Py_XDECREF(pcv);
     if (rc)
         return NULL;
-    PyObject *stop = PyObject_GetAttr(cpu, str_fr_stop);
+    PyObject *stop = cs_getattr(cpu, str_fr_stop);
     if (!stop)
         return NULL;
     if (stop != Py_None) {

@@ -187,7 +187,14 @@ class RegWriter:
             raise UcError(err)
 
 
-class CortexM7Cpu(CpuCore):
+def _m7_state() -> type:
+    """``_core.CortexMState``: the slice's and the exception paths' fields below (_pc, _stop,
+    _entry_cache, _rate_n, ...) as C fields the native core reads without a dict lookup."""
+    core = native.core()
+    return core.CortexMState if core is not None else object
+
+
+class CortexM7Cpu(CpuCore, _m7_state()):  # type: ignore[misc]
     arch = "cortex-m7"
     renode_types = ("CPU.CortexM",)
 
