@@ -647,9 +647,9 @@ def bench_soak(rep: Report, short_ms: int = 6_000, long_ms: int = 60_000) -> Non
 
 def _explain_misses(rep: Report) -> None:
     if rep.misses:
-        print("why, and what would meet them: docs/performance.md, 'Where the time goes now' (the "
-              "CPUs' state as Python attributes read from C, the plant and the models still in "
-              "Python, unicorn's per-instruction count hook)")
+        print("why, and what would meet them: docs/performance.md, 'Where the time goes now' and "
+              "'Next' (the RV32's slice fields still Python attributes, the Python left per "
+              "virtual second, campaign start-up, unicorn's per-instruction count hook)")
 
 
 def main(argv: list[str] | None = None) -> int:
