@@ -201,11 +201,22 @@ def test_the_m7s_slice_and_exception_fields_are_c_fields_too() -> None:
     assert cpu._pc is not None and cpu._pc == cpu.uc.reg_read(A.UC_ARM_REG_PC) & ~1
 
 
-def test_a_riscv_cpu_has_no_m7_fields() -> None:
-    """The M7's names are fields of CortexMState only: on another CpuCore they stay ordinary
-    attributes (the C reads them by attribute there)."""
+def test_each_architectures_fields_are_its_own() -> None:
+    """The M7's names are fields of CortexMState only and the RV32's of RiscVState only: on the
+    other core they stay ordinary attributes (the C reads them by attribute there)."""
+    from builtin_helpers import build_m7
     from rv_helpers import build_peer
-    cpu = build_peer().cpu
-    assert isinstance(cpu, CORE.CpuState) and not isinstance(cpu, CORE.CortexMState)
-    cpu._pc = "anything"                 # no int rule: a plain attribute
-    assert cpu._pc == "anything" and "_pc" in vars(cpu)
+    rv = build_peer().cpu
+    assert isinstance(rv, CORE.RiscVState) and not isinstance(rv, CORE.CortexMState)
+    rv._pc = "anything"                  # no int rule: a plain attribute
+    assert rv._pc == "anything" and "_pc" in vars(rv)
+    rv.mip = 1 << 7                      # a field: an int, refused otherwise
+    assert rv.mip == 128 and "mip" not in vars(rv)
+    with pytest.raises(TypeError, match="mip must be an int"):
+        rv.mip = None
+    marker = object()
+    rv._state_cache = marker
+    assert rv._state_cache is marker and "_state_cache" not in vars(rv)
+    m7 = build_m7().cpu
+    m7.mip = "not a field here"
+    assert m7.mip == "not a field here" and "mip" in vars(m7)

@@ -847,23 +847,100 @@ static cs_field CM_FIELDS[] = {
     {NULL, 0, 0, NULL},
 };
 
-static inline CpuStateObject *cs_of(PyObject *o)
+/* The RV32 core's own slice and interrupt fields (riscv.py's RiscV32Cpu derives from
+ * _core.RiscVState): what the [m7slice] RV slice and the [rvtake] entry read and write. */
+typedef struct {
+    CpuStateObject cs;
+    int64_t mip, interrupts_taken;
+    dh_opt64 stop_pc, next_pc;
+    char ebreak_taken;
+    PyObject *state_cache, *bus_fault, *last_trap;
+} RiscVStateObject;
+
+static PyTypeObject RiscVStateType;
+
+static cs_field RV_FIELDS[] = {
+    {"mip", CS_I64, offsetof(RiscVStateObject, mip), NULL},
+    {"interrupts_taken", CS_I64, offsetof(RiscVStateObject, interrupts_taken), NULL},
+    {"_stop_pc", CS_OPT, offsetof(RiscVStateObject, stop_pc), NULL},
+    {"_next_pc", CS_OPT, offsetof(RiscVStateObject, next_pc), NULL},
+    {"_ebreak_taken", CS_BOOL, offsetof(RiscVStateObject, ebreak_taken), NULL},
+    {"_state_cache", CS_OBJ, offsetof(RiscVStateObject, state_cache), NULL},
+    {"_bus_fault", CS_OBJ, offsetof(RiscVStateObject, bus_fault), NULL},
+    {"last_trap", CS_OBJ, offsetof(RiscVStateObject, last_trap), NULL},
+    {NULL, 0, 0, NULL},
+};
+
+/* What a type is, remembered for the few types that ever ask (the CPU classes): 0 not a
+ * CpuState, 1 a CpuState, 2 a CortexMState. PyObject_TypeCheck walks the MRO (~1 % of a run when
+ * asked at every field access); a type's bases never change once it exists. 3: a RiscVState. */
+#define CS_KIND_SLOTS 8
+static PyTypeObject *cs_kind_type[CS_KIND_SLOTS];
+static char cs_kind_val[CS_KIND_SLOTS];
+
+static int cs_kind(PyObject *o)
 {
-    return PyObject_TypeCheck(o, &CpuStateType) ? (CpuStateObject *)o : NULL;
+    PyTypeObject *t = Py_TYPE(o);
+    for (int i = 0; i < CS_KIND_SLOTS && cs_kind_type[i]; i++)
+        if (cs_kind_type[i] == t)
+            return cs_kind_val[i];
+    int k = PyObject_TypeCheck(o, &CortexMStateType) ? 2 : PyObject_TypeCheck(o, &RiscVStateType) ? 3
+            : PyObject_TypeCheck(o, &CpuStateType) ? 1 : 0;
+    if (k) {                      /* only CPU types are remembered (immortal enough: their class) */
+        for (int i = 0; i < CS_KIND_SLOTS; i++)
+            if (!cs_kind_type[i]) {
+                Py_INCREF(t);                 /* the class stays while we remember it */
+                cs_kind_type[i] = t;
+                cs_kind_val[i] = (char)k;
+                break;
+            }
+    }
+    return k;
 }
 
-/* The field `name` names on `o`, NULL when o is not a CpuState or the name is not a field's. */
+static inline CpuStateObject *cs_of(PyObject *o)
+{
+    return cs_kind(o) ? (CpuStateObject *)o : NULL;
+}
+
+/* The field `name` names on `o`, NULL when o is not a CpuState or the name is not a field's.
+ * Names are interned: a table indexed by the name's address finds the field in one or two
+ * probes (cs_index, built with the types). */
+#define CS_INDEX_SLOTS 128
+static const cs_field *cs_index[CS_INDEX_SLOTS];
+
+static inline size_t cs_slot(PyObject *name)
+{
+    return ((uintptr_t)name >> 4) & (CS_INDEX_SLOTS - 1);
+}
+
+static void cs_index_add(const cs_field *f)
+{
+    size_t i = cs_slot(f->key);
+    while (cs_index[i])
+        i = (i + 1) & (CS_INDEX_SLOTS - 1);
+    cs_index[i] = f;
+}
+
 static inline const cs_field *cs_field_of(PyObject *o, PyObject *name)
 {
-    if (!cs_of(o))
+    const cs_field *f = NULL;
+    for (size_t i = cs_slot(name); cs_index[i]; i = (i + 1) & (CS_INDEX_SLOTS - 1))
+        if (cs_index[i]->key == name) {
+            f = cs_index[i];
+            break;
+        }
+    if (!f)
         return NULL;
-    for (const cs_field *f = CS_FIELDS; f->name; f++)
-        if (f->key == name)
-            return f;
-    for (const cs_field *f = CM_FIELDS; f->name; f++)
-        if (f->key == name)
-            return PyObject_TypeCheck(o, &CortexMStateType) ? f : NULL;
-    return NULL;
+    int k = cs_kind(o);
+    if (!k)
+        return NULL;
+    /* an architecture's field on another CpuState is an ordinary attribute there */
+    if (f >= CM_FIELDS && f < CM_FIELDS + sizeof CM_FIELDS / sizeof CM_FIELDS[0])
+        return k == 2 ? f : NULL;
+    if (f >= RV_FIELDS && f < RV_FIELDS + sizeof RV_FIELDS / sizeof RV_FIELDS[0])
+        return k == 3 ? f : NULL;
+    return f;
 }
 
 /* An int for a CpuState field: ints (and __index__), never a float or None. */
@@ -1035,6 +1112,44 @@ static PyTypeObject CortexMStateType = {
     .tp_getset = cm_state_getset,
 };
 
+static PyGetSetDef rv_state_getset[sizeof RV_FIELDS / sizeof RV_FIELDS[0]];
+
+static int rvs_traverse(RiscVStateObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->state_cache);
+    Py_VISIT(c->bus_fault);
+    Py_VISIT(c->last_trap);
+    return cs_traverse(&c->cs, visit, arg);
+}
+
+static int rvs_clear(RiscVStateObject *c)
+{
+    Py_CLEAR(c->state_cache);
+    Py_CLEAR(c->bus_fault);
+    Py_CLEAR(c->last_trap);
+    return cs_clear(&c->cs);
+}
+
+static void rvs_dealloc(RiscVStateObject *c)
+{
+    PyObject_GC_UnTrack(c);
+    rvs_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static PyTypeObject RiscVStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.RiscVState",
+    .tp_doc = "The RV32 core's slice and interrupt fields (riscv.py's RiscV32Cpu derives from it).",
+    .tp_basicsize = sizeof(RiscVStateObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)rvs_dealloc,
+    .tp_traverse = (traverseproc)rvs_traverse,
+    .tp_clear = (inquiry)rvs_clear,
+    .tp_getset = rv_state_getset,
+};
+
 static int add_cpustate_type(PyObject *m)
 {
     size_t i = 0;
@@ -1042,6 +1157,7 @@ static int add_cpustate_type(PyObject *m)
         if (!(f->key = PyUnicode_InternFromString(f->name)))
             return -1;
         cs_getset[i] = (PyGetSetDef){f->name, cs_get, cs_set, NULL, f};
+        cs_index_add(f);
     }
     cs_getset[i] = (PyGetSetDef){NULL, NULL, NULL, NULL, NULL};
     if (PyType_Ready(&CpuStateType) < 0)
@@ -1056,6 +1172,7 @@ static int add_cpustate_type(PyObject *m)
         if (!(f->key = PyUnicode_InternFromString(f->name)))
             return -1;
         cm_state_getset[i] = (PyGetSetDef){f->name, cs_get, cs_set, NULL, f};
+        cs_index_add(f);
     }
     cm_state_getset[i] = (PyGetSetDef){NULL, NULL, NULL, NULL, NULL};
     CortexMStateType.tp_base = &CpuStateType;
@@ -1064,6 +1181,22 @@ static int add_cpustate_type(PyObject *m)
     Py_INCREF(&CortexMStateType);
     if (PyModule_AddObject(m, "CortexMState", (PyObject *)&CortexMStateType) < 0) {
         Py_DECREF(&CortexMStateType);
+        return -1;
+    }
+    i = 0;
+    for (cs_field *f = RV_FIELDS; f->name; f++, i++) {
+        if (!(f->key = PyUnicode_InternFromString(f->name)))
+            return -1;
+        rv_state_getset[i] = (PyGetSetDef){f->name, cs_get, cs_set, NULL, f};
+        cs_index_add(f);
+    }
+    rv_state_getset[i] = (PyGetSetDef){NULL, NULL, NULL, NULL, NULL};
+    RiscVStateType.tp_base = &CpuStateType;
+    if (PyType_Ready(&RiscVStateType) < 0)
+        return -1;
+    Py_INCREF(&RiscVStateType);
+    if (PyModule_AddObject(m, "RiscVState", (PyObject *)&RiscVStateType) < 0) {
+        Py_DECREF(&RiscVStateType);
         return -1;
     }
     return 0;
@@ -2332,6 +2465,7 @@ static PyObject *rv_forget(RiscVObject *r, PyObject *Py_UNUSED(ignored));
 static PyObject *rv_wfi_after(RiscVObject *r, PyObject *arg);
 static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignored));
 static PyObject *rv_take_interrupts(RiscVObject *r, PyObject *Py_UNUSED(ignored));      /* [rvtake] */
+static PyObject *rv_set_input(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs); /* [cpustate] */
 static PyObject *rv_enter_interrupt(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs);
 static int rv_traverse(RiscVObject *r, visitproc visit, void *arg);
 static int rv_clear(RiscVObject *r);
@@ -2442,6 +2576,9 @@ static PyMethodDef rv_methods[] = {
      "forget(): at reset, the regions and the WFI answers are found again"},
     {"wfi_after", (PyCFunction)rv_wfi_after, METH_O,                              /* [m7slice] */
      "wfi_after(pc) -> None (not asked yet), or whether the word before pc is WFI"},
+    {"set_input", (PyCFunction)(void (*)(void))rv_set_input, METH_FASTCALL,       /* [cpustate] */
+     "set_input(line, level): riscv.py's interrupt input (the mip shadow; a line raised by the "
+     "firmware's own MMIO write that can be taken stops the slice at that store)."},
     {"interrupt_pending", (PyCFunction)rv_interrupt_pending, METH_NOARGS,         /* [m7slice] */
      "interrupt_pending() -> riscv.py's WFI wake rule: mip & mie (mstatus.MIE does not matter)"},
     {"take_interrupts", (PyCFunction)rv_take_interrupts, METH_NOARGS,             /* [rvtake] */
@@ -2872,6 +3009,22 @@ static PyObject *clint_update_hart_py(ClintObject *c, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* [cpustate] clint.py's _fire(n), hart n's MTIP event: the event is spent (events[n] = None), then
+ * the hart is updated (MTIP raised, or a far compare rescheduled). The event's callable since
+ * session 8 (2 000 Python calls per 2 virtual seconds before). */
+static PyObject *clint_fire_py(ClintObject *c, PyObject *arg)
+{
+    int n;
+    if (clint_hart(c, arg, &n) < 0)
+        return NULL;
+    if (!c->events || !PyList_Check(c->events) || n >= PyList_GET_SIZE(c->events))
+        return PyErr_Format(PyExc_RuntimeError, "Clint: bind() first");
+    Py_INCREF(Py_None);
+    if (PyList_SetItem(c->events, n, Py_None) < 0)
+        return NULL;
+    return clint_update_hart_py(c, arg);
+}
+
 static PyGetSetDef clint_getset[] = {
     {"offset", (getter)clint_get_offset, NULL, "mtime = offset + ticks(t), mod 2**64", NULL},
     {NULL},
@@ -2885,6 +3038,8 @@ static PyMethodDef clint_methods[] = {
      "bind(machine, scheduler, msip, mtip, events, fire, names, bank_read, bank_write): the register "
      "map's Python side"},
     {"port", (PyCFunction)clint_port, METH_NOARGS, "port() -> the _native_mmio capsule (ports.h)"},
+    {"fire", (PyCFunction)clint_fire_py, METH_O,
+     "fire(n): hart n's MTIP event (events[n] = None, then update_hart(n)); the event's callable"},
     {"read", (PyCFunction)(void (*)(void))clint_read, METH_FASTCALL, "read(offset, size): a register read"},
     {"write", (PyCFunction)(void (*)(void))clint_write, METH_FASTCALL,
      "write(offset, size, value): a register write"},
@@ -4707,7 +4862,7 @@ static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignore
         return PyErr_Format(PyExc_RuntimeError, "interrupt_pending: bind_slice first");
     if (!str_rs_mip && !(str_rs_mip = PyUnicode_InternFromString("mip")))
         return NULL;
-    PyObject *m = PyObject_GetAttr(cpu, str_rs_mip);
+    PyObject *m = cs_getattr(cpu, str_rs_mip);
     if (!m)
         return NULL;
     unsigned long long mip = PyLong_AsUnsignedLongLongMask(m);
@@ -4716,7 +4871,7 @@ static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignore
         return NULL;
     if (!mip)
         Py_RETURN_FALSE;
-    PyObject *st = PyObject_GetAttr(cpu, str_rs_state_cache);
+    PyObject *st = cs_getattr(cpu, str_rs_state_cache);
     if (!st)
         return NULL;
     unsigned long long mie;
@@ -4751,7 +4906,12 @@ static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignore
 
 static int rs_get_mip(PyObject *cpu, uint64_t *mip)
 {
-    PyObject *m = PyObject_GetAttr(cpu, str_rs_mip);
+    const cs_field *f = cs_field_of(cpu, str_rs_mip);        /* [cpustate] the struct's */
+    if (f && f->kind == CS_I64) {
+        *mip = (uint64_t)*CS_PTR(cpu, f, int64_t);
+        return 0;
+    }
+    PyObject *m = cs_getattr(cpu, str_rs_mip);
     if (!m)
         return -1;
     unsigned long long v = PyLong_AsUnsignedLongLongMask(m);
@@ -4765,7 +4925,7 @@ static int rs_get_mip(PyObject *cpu, uint64_t *mip)
 static int rs_enter_interrupt(RiscVObject *r, PyObject *cpu, uint64_t pending, uint64_t pc,
                               uint64_t priv, uint64_t mstatus, uint64_t mtvec)
 {
-    PyObject *n = PyObject_GetAttr(cpu, str_rs_interrupts_taken);
+    PyObject *n = cs_getattr(cpu, str_rs_interrupts_taken);
     if (!n)
         return -1;
     PyObject *one = PyLong_FromLong(1);
@@ -4774,9 +4934,9 @@ static int rs_enter_interrupt(RiscVObject *r, PyObject *cpu, uint64_t pending, u
     Py_DECREF(n);
     if (!n1)
         return -1;
-    int rc = PyObject_SetAttr(cpu, str_rs_interrupts_taken, n1);
+    int rc = cs_setattr(cpu, str_rs_interrupts_taken, n1);
     Py_DECREF(n1);
-    if (rc < 0 || PyObject_SetAttr(cpu, str_rs_state_cache, Py_None) < 0)
+    if (rc < 0 || cs_setattr(cpu, str_rs_state_cache, Py_None) < 0)
         return -1;
     uint32_t cause = RV_MCAUSE_INTERRUPT | dh_rv_pick_cause(pending);
     uint32_t epc = (uint32_t)pc & 0xFFFFFFFEu, target;
@@ -4792,16 +4952,73 @@ static int rs_enter_interrupt(RiscVObject *r, PyObject *cpu, uint64_t pending, u
     PyObject *t = in_hook ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(target);
     if (!t)
         return -1;
-    rc = PyObject_SetAttr(cpu, str_rs_next_pc, t);
+    rc = cs_setattr(cpu, str_rs_next_pc, t);
     Py_DECREF(t);
     if (rc < 0)
         return -1;
     PyObject *lt = Py_BuildValue("(kki)", (unsigned long)cause, (unsigned long)epc, 0);
     if (!lt)
         return -1;
-    rc = PyObject_SetAttr(cpu, str_rs_last_trap, lt);
+    rc = cs_setattr(cpu, str_rs_last_trap, lt);
     Py_DECREF(lt);
     return rc;
+}
+
+/* [cpustate] riscv.py's set_input(line, level): the mip shadow bit of an interrupt line (CLINT
+ * MSIP/MTIP -> 3/7, PLIC context 0 -> 11). A line raised while a slice runs (the firmware's own
+ * MMIO write raised it) that could be taken at once (enabled in mie; below M or mstatus.MIE)
+ * stops the slice: _stop_pc = the pc of that store (exact under count=), then emu_stop, unless
+ * a stop is already pending. ~4 400 calls per 2 virtual seconds of nominal traffic. */
+static PyObject *rv_set_input(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_input(line, level) takes 2 arguments");
+    PyObject *cpu = r->rs_cpu;
+    if (!cpu)
+        return PyErr_Format(PyExc_RuntimeError, "set_input: bind_slice first");
+    long line = PyLong_AsLong(args[0]);
+    if (line == -1 && PyErr_Occurred())
+        return NULL;
+    if (line < 0 || line > 63)
+        return PyErr_Format(PyExc_ValueError, "set_input: interrupt line %ld is not 0..63", line);
+    int level = PyObject_IsTrue(args[1]);
+    if (level < 0)
+        return NULL;
+    uint64_t bit = 1ull << line, mip;
+    if (rs_get_mip(cpu, &mip) < 0)
+        return NULL;
+    if (!level) {
+        if (cs_set_i64(cpu, str_rs_mip, (int64_t)(mip & ~bit)) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (mip & bit)
+        Py_RETURN_NONE;
+    mip |= bit;
+    if (cs_set_i64(cpu, str_rs_mip, (int64_t)mip) < 0)
+        return NULL;
+    int ex = get_truth(cpu, str_executing);
+    if (ex <= 0)
+        return ex < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
+    PyObject *sp = cs_getattr(cpu, str_rs_stop_pc);
+    if (!sp)
+        return NULL;
+    int pending_stop = sp != Py_None;
+    Py_DECREF(sp);
+    if (pending_stop)
+        Py_RETURN_NONE;
+    uint64_t v[RV_ST_N];
+    if (dh_rv_read_state(&r->rv, v) < 0)
+        return rv_fail(r);
+    if (!((mip & bit) & v[RV_ST_MIE]) || !(v[RV_ST_PRIV] < 3 || (v[RV_ST_MSTATUS] & (1u << 3))))
+        Py_RETURN_NONE;
+    uint64_t pc;
+    if (dh_rv_read(&r->rv, UC_RISCV_REG_PC, &pc) < 0)
+        return rv_fail(r);
+    if (cs_set_i64(cpu, str_rs_stop_pc, (int64_t)pc) < 0)
+        return NULL;
+    UC.emu_stop(r->rv.uc);
+    Py_RETURN_NONE;
 }
 
 static PyObject *rv_take_interrupts(RiscVObject *r, PyObject *Py_UNUSED(ignored))
@@ -4814,7 +5031,7 @@ static PyObject *rv_take_interrupts(RiscVObject *r, PyObject *Py_UNUSED(ignored)
         return NULL;
     if (!mip)
         Py_RETURN_FALSE;
-    PyObject *st = PyObject_GetAttr(cpu, str_rs_state_cache);
+    PyObject *st = cs_getattr(cpu, str_rs_state_cache);
     if (!st)
         return NULL;
     if (st == Py_None) {                      /* read, and kept until something runs or writes */
@@ -4832,7 +5049,7 @@ static PyObject *rv_take_interrupts(RiscVObject *r, PyObject *Py_UNUSED(ignored)
             }
             PyList_SET_ITEM(l, i, x);
         }
-        int rc = PyObject_SetAttr(cpu, str_rs_state_cache, l);
+        int rc = cs_setattr(cpu, str_rs_state_cache, l);
         Py_DECREF(l);
         if (rc < 0)
             return NULL;
@@ -4903,10 +5120,10 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
     if (count == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     uc_engine *uc = r->rv.uc;
-    if (PyObject_SetAttr(cpu, str_rs_stop_pc, Py_None) < 0)
+    if (cs_setattr(cpu, str_rs_stop_pc, Py_None) < 0)
         return NULL;
     uint64_t pc = 0;
-    PyObject *p = PyObject_GetAttr(cpu, str_rs_next_pc);
+    PyObject *p = cs_getattr(cpu, str_rs_next_pc);
     if (!p)
         return NULL;
     int rc = 0;
@@ -4918,8 +5135,8 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
         rc = pc == (unsigned long long)-1 && PyErr_Occurred() ? -1 : 0;
     }
     Py_DECREF(p);
-    if (rc < 0 || PyObject_SetAttr(cpu, str_rs_next_pc, Py_None) < 0
-        || PyObject_SetAttr(cpu, str_rs_state_cache, Py_None) < 0)
+    if (rc < 0 || cs_setattr(cpu, str_rs_next_pc, Py_None) < 0
+        || cs_setattr(cpu, str_rs_state_cache, Py_None) < 0)
         return NULL;
     if (r->spans_n < 0 && ms_call(cpu, str_rs_load_spans, NULL) < 0)
         return NULL;
@@ -4948,9 +5165,9 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
             return NULL;
         Py_RETURN_NONE;
     }
-    if (PyObject_SetAttr(cpu, str_rs_ebreak_taken, Py_False) < 0)
+    if (cs_setattr(cpu, str_rs_ebreak_taken, Py_False) < 0)
         return NULL;
-    PyObject *bf = PyObject_GetAttr(cpu, str_rs_bus_fault);
+    PyObject *bf = cs_getattr(cpu, str_rs_bus_fault);
     if (!bf)
         return NULL;
     int is_bf = bf != Py_None;
@@ -4975,20 +5192,20 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
         PyList_SET_ITEM(stl, i, x);
     }
     pc = st[RV_ST_PC];
-    rc = PyObject_SetAttr(cpu, str_rs_state_cache, stl) < 0
-         || PyObject_SetAttr(cpu, str_rs_next_pc, PyList_GET_ITEM(stl, RV_ST_PC)) < 0;
+    rc = cs_setattr(cpu, str_rs_state_cache, stl) < 0
+         || cs_setattr(cpu, str_rs_next_pc, PyList_GET_ITEM(stl, RV_ST_PC)) < 0;
     Py_DECREF(stl);
     if (rc)
         return NULL;
     /* emu_stop inside an MMIO write leaves pc *at* the store although the write is done */
-    PyObject *stop_pc = PyObject_GetAttr(cpu, str_rs_stop_pc);
+    PyObject *stop_pc = cs_getattr(cpu, str_rs_stop_pc);
     if (!stop_pc)
         return NULL;
     int at_store = 0;
     if (stop_pc != Py_None) {
         int overflow;
         long long v = PyLong_AsLongLongAndOverflow(stop_pc, &overflow);
-        rc = (v == -1 && PyErr_Occurred()) || PyObject_SetAttr(cpu, str_rs_stop_pc, Py_None) < 0;
+        rc = (v == -1 && PyErr_Occurred()) || cs_setattr(cpu, str_rs_stop_pc, Py_None) < 0;
         at_store = !rc && !overflow && v >= 0 && (uint64_t)v == pc;
     }
     Py_DECREF(stop_pc);
@@ -5029,8 +5246,8 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
                && (b = get_truth(cpu, str_ms_parked)) != 1) {
         rc = b < 0 ? -1 : ms_call(cpu, str_ms_masked_spin, pv);
     } else {
-        PyObject *hs = PyObject_GetAttr(cpu, str_ms_hang_since);
-        rc = !hs ? -1 : (hs == Py_None ? 0 : PyObject_SetAttr(cpu, str_ms_hang_since, Py_None));
+        PyObject *hs = cs_getattr(cpu, str_ms_hang_since);
+        rc = !hs ? -1 : (hs == Py_None ? 0 : cs_setattr(cpu, str_ms_hang_since, Py_None));
         Py_XDECREF(hs);
     }
     Py_DECREF(pv);

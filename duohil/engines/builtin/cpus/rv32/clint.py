@@ -58,7 +58,7 @@ class CoreLevelInterruptor(Peripheral):
         self.regs.define(MTIME_HI, "MTIME_HI")
         # the register map in C: the bus calls it through _native_mmio (ports.h) and so do
         # read/write; the register bank only counts unmodelled offsets
-        self._c.bind(machine, machine.scheduler, self._msip, self._mtip, self._events, self._fire,
+        self._c.bind(machine, machine.scheduler, self._msip, self._mtip, self._events, self._c.fire,
                      [f"{name}.mtip{n}" for n in range(self.harts)], self.regs.read, self.regs.write)
         self.read = self._c.read                                # type: ignore[method-assign]
         self.write = self._c.write                              # type: ignore[method-assign]
@@ -83,9 +83,9 @@ class CoreLevelInterruptor(Peripheral):
         return self._c.mtime(self.now())
 
     def _fire(self, n: int) -> None:
-        """Hart n's MTIP event: due now, so C raises the line (or reschedules a far compare)."""
-        self._events[n] = None
-        self._c.update_hart(n)
+        """Hart n's MTIP event: due now, so C raises the line (or reschedules a far compare). The
+        event itself calls ``_c.fire`` (the same in C); this is its Python face."""
+        self._c.fire(n)
 
     def reset(self) -> None:
         super().reset()

@@ -214,7 +214,15 @@ def _store_size(insn: int) -> int:
     return 0
 
 
-class RiscV32Cpu(CpuCore):
+def _rv_state() -> type:
+    """``_core.RiscVState``: mip, interrupts_taken, _stop_pc, _next_pc, _ebreak_taken,
+    _state_cache, _bus_fault and last_trap as C fields the native core reads without a dict
+    lookup."""
+    core = native.core()
+    return core.RiscVState if core is not None else object
+
+
+class RiscV32Cpu(CpuCore, _rv_state()):  # type: ignore[misc]
     arch = "rv32"
 
     def __init__(self, machine: Machine, name: str, hz: int, reset_pc: int = 0,
@@ -262,6 +270,7 @@ class RiscV32Cpu(CpuCore):
         # the WFI wake rule, asked around every step of a sleeping core: pending (mip) and enabled
         # in mie (mstatus.MIE does not matter there), mie from _state_cache while it holds
         self.interrupt_pending = rvc.interrupt_pending         # type: ignore[method-assign]
+        self.set_input = rvc.set_input                         # type: ignore[method-assign]
         # interrupt entry between slices, asked by the C slice driver (~1 400 times per virtual
         # second of nominal traffic): in C, no Python runs for it (RiscV.take_interrupts, _core.c
         # [rvtake]: mip & mie, below M or mstatus.MIE; MEI > MSI > MTI then the highest platform
@@ -381,22 +390,10 @@ class RiscV32Cpu(CpuCore):
         self._wr(rv.UC_RISCV_REG_PC, address + 4)          # skip it (continues in this slice)
 
     # -- interrupt inputs (CLINT MSIP/MTIP -> 3/7, PLIC context 0 -> 11) --------------------------
-    def set_input(self, line: int, level: bool) -> None:
-        bit = 1 << int(line)
-        if level:
-            if self.mip & bit:
-                return
-            self.mip |= bit
-            # raised by the firmware's own MMIO write: take it right after that instruction
-            if self.executing and self._stop_pc is None and self._can_take(self.mip & bit):
-                self._stop_pc = self._rd(rv.UC_RISCV_REG_PC)   # exact under count=
-                self.uc.emu_stop()
-        else:
-            self.mip &= ~bit
-
-    def _can_take(self, bits: int) -> bool:
-        mie, priv, mstatus, _pc, _mtvec = self._trap_in.read()
-        return self._takeable(bits & mie, priv, mstatus)
+    # set_input(line, level) is RiscV.set_input (native/_core.c, bound in _create_uc): the mip
+    # shadow bit; a line raised by the firmware's own MMIO write that could be taken at once
+    # (enabled in mie, below M or mstatus.MIE) stops the slice right after that instruction
+    # (_stop_pc = its pc, exact under count=; emu_stop) unless a stop is already pending.
 
     def _enter_trap(self, cause: int, epc: int, tval: int,
                     state: tuple[int, int, int] | None = None) -> None:
