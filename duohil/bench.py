@@ -648,7 +648,7 @@ def bench_soak(rep: Report, short_ms: int = 6_000, long_ms: int = 60_000) -> Non
 def _explain_misses(rep: Report) -> None:
     if rep.misses:
         print("why, and what would meet them: docs/performance.md, 'Where the time goes now' and "
-              "'Next' (the RV32's slice fields still Python attributes, the Python left per "
+              "'Next' (the M7's entry and mask caches as Python lists, the Python left per "
               "virtual second, campaign start-up, unicorn's per-instruction count hook)")
 
 
