@@ -1035,171 +1035,104 @@ static PyMemberDef cs_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static int cs_traverse(CpuStateObject *c, visitproc visit, void *arg)
+/* The object fields (CS_OBJ) of o's state type, base fields first: the field tables are the one
+ * list of what a CPU state holds, for the GC as for the attribute access. */
+static void cs_tables(PyObject *o, const cs_field *t[2])
 {
-    Py_VISIT(c->machine);
+    t[0] = CS_FIELDS;
+    t[1] = PyObject_TypeCheck(o, &CortexMStateType) ? CM_FIELDS
+           : PyObject_TypeCheck(o, &RiscVStateType) ? RV_FIELDS : NULL;
+}
+
+static int cs_traverse(PyObject *o, visitproc visit, void *arg)
+{
+    const cs_field *t[2];
+    cs_tables(o, t);
+    Py_VISIT(((CpuStateObject *)o)->machine);
+    for (int k = 0; k < 2; k++)
+        for (const cs_field *f = t[k]; f && f->name; f++)
+            if (f->kind == CS_OBJ)
+                Py_VISIT(*CS_PTR(o, f, PyObject *));
     return 0;
 }
 
-static int cs_clear(CpuStateObject *c)
+static int cs_clear(PyObject *o)
 {
-    Py_CLEAR(c->machine);
+    const cs_field *t[2];
+    cs_tables(o, t);
+    Py_CLEAR(((CpuStateObject *)o)->machine);
+    for (int k = 0; k < 2; k++)
+        for (const cs_field *f = t[k]; f && f->name; f++)
+            if (f->kind == CS_OBJ)
+                Py_CLEAR(*CS_PTR(o, f, PyObject *));
     return 0;
 }
 
-static void cs_dealloc(CpuStateObject *c)
+static void cs_dealloc(PyObject *o)
 {
-    PyObject_GC_UnTrack(c);
-    cs_clear(c);
-    Py_TYPE(c)->tp_free((PyObject *)c);
+    PyObject_GC_UnTrack(o);
+    cs_clear(o);
+    Py_TYPE(o)->tp_free(o);
 }
 
-static PyTypeObject CpuStateType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "duohil.engines.builtin.native._core.CpuState",
-    .tp_doc = "The CPU's time state (cpu.py's CpuCore derives from it): C fields, Python attributes.",
-    .tp_basicsize = sizeof(CpuStateObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_dealloc = (destructor)cs_dealloc,
-    .tp_traverse = (traverseproc)cs_traverse,
-    .tp_clear = (inquiry)cs_clear,
-    .tp_getset = cs_getset,
-    .tp_members = cs_members,
-};
+#define CS_STATE_TYPE(var, pyname, doc, size, getset)                                  \
+    static PyTypeObject var = {                                                       \
+        PyVarObject_HEAD_INIT(NULL, 0)                                                \
+        .tp_name = "duohil.engines.builtin.native._core." pyname,                     \
+        .tp_doc = doc,                                                                \
+        .tp_basicsize = size,                                                         \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,     \
+        .tp_new = PyType_GenericNew,                                                  \
+        .tp_dealloc = cs_dealloc,                                                     \
+        .tp_traverse = cs_traverse,                                                   \
+        .tp_clear = cs_clear,                                                         \
+        .tp_getset = getset,                                                          \
+    }
 
 static PyGetSetDef cm_state_getset[sizeof CM_FIELDS / sizeof CM_FIELDS[0]];
-
-static int cms_traverse(CortexMStateObject *c, visitproc visit, void *arg)
-{
-    Py_VISIT(c->entry_cache);
-    Py_VISIT(c->mask_cache);
-    Py_VISIT(c->ret_state);
-    Py_VISIT(c->stop);
-    Py_VISIT(c->mem_fault);
-    Py_VISIT(c->pending_removal);
-    return cs_traverse(&c->cs, visit, arg);
-}
-
-static int cms_clear(CortexMStateObject *c)
-{
-    Py_CLEAR(c->entry_cache);
-    Py_CLEAR(c->mask_cache);
-    Py_CLEAR(c->ret_state);
-    Py_CLEAR(c->stop);
-    Py_CLEAR(c->mem_fault);
-    Py_CLEAR(c->pending_removal);
-    return cs_clear(&c->cs);
-}
-
-static void cms_dealloc(CortexMStateObject *c)
-{
-    PyObject_GC_UnTrack(c);
-    cms_clear(c);
-    Py_TYPE(c)->tp_free((PyObject *)c);
-}
-
-static PyTypeObject CortexMStateType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "duohil.engines.builtin.native._core.CortexMState",
-    .tp_doc = "The Cortex-M7's slice and exception fields (cortexm.py's CortexM7Cpu derives from it).",
-    .tp_basicsize = sizeof(CortexMStateObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_dealloc = (destructor)cms_dealloc,
-    .tp_traverse = (traverseproc)cms_traverse,
-    .tp_clear = (inquiry)cms_clear,
-    .tp_getset = cm_state_getset,
-};
-
 static PyGetSetDef rv_state_getset[sizeof RV_FIELDS / sizeof RV_FIELDS[0]];
 
-static int rvs_traverse(RiscVStateObject *c, visitproc visit, void *arg)
-{
-    Py_VISIT(c->state_cache);
-    Py_VISIT(c->bus_fault);
-    Py_VISIT(c->last_trap);
-    return cs_traverse(&c->cs, visit, arg);
-}
+CS_STATE_TYPE(CpuStateType, "CpuState",
+              "The CPU's time state (cpu.py's CpuCore derives from it): C fields, Python attributes.",
+              sizeof(CpuStateObject), cs_getset);
+CS_STATE_TYPE(CortexMStateType, "CortexMState",
+              "The Cortex-M7's slice and exception fields (cortexm.py's CortexM7Cpu derives from it).",
+              sizeof(CortexMStateObject), cm_state_getset);
+CS_STATE_TYPE(RiscVStateType, "RiscVState",
+              "The RV32 core's slice and interrupt fields (riscv.py's RiscV32Cpu derives from it).",
+              sizeof(RiscVStateObject), rv_state_getset);
 
-static int rvs_clear(RiscVStateObject *c)
+/* One state type: its fields' names interned and indexed, their getsets, ready, in the module. */
+static int add_state_type(PyObject *m, PyTypeObject *type, const char *name, cs_field *fields,
+                          PyGetSetDef *getset, PyTypeObject *base)
 {
-    Py_CLEAR(c->state_cache);
-    Py_CLEAR(c->bus_fault);
-    Py_CLEAR(c->last_trap);
-    return cs_clear(&c->cs);
+    size_t i = 0;
+    for (cs_field *f = fields; f->name; f++, i++) {
+        if (!(f->key = PyUnicode_InternFromString(f->name)))
+            return -1;
+        getset[i] = (PyGetSetDef){f->name, cs_get, cs_set, NULL, f};
+        cs_index_add(f);
+    }
+    getset[i] = (PyGetSetDef){NULL, NULL, NULL, NULL, NULL};
+    type->tp_base = base;
+    if (PyType_Ready(type) < 0)
+        return -1;
+    Py_INCREF(type);
+    if (PyModule_AddObject(m, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
 }
-
-static void rvs_dealloc(RiscVStateObject *c)
-{
-    PyObject_GC_UnTrack(c);
-    rvs_clear(c);
-    Py_TYPE(c)->tp_free((PyObject *)c);
-}
-
-static PyTypeObject RiscVStateType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "duohil.engines.builtin.native._core.RiscVState",
-    .tp_doc = "The RV32 core's slice and interrupt fields (riscv.py's RiscV32Cpu derives from it).",
-    .tp_basicsize = sizeof(RiscVStateObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_dealloc = (destructor)rvs_dealloc,
-    .tp_traverse = (traverseproc)rvs_traverse,
-    .tp_clear = (inquiry)rvs_clear,
-    .tp_getset = rv_state_getset,
-};
 
 static int add_cpustate_type(PyObject *m)
 {
-    size_t i = 0;
-    for (cs_field *f = CS_FIELDS; f->name; f++, i++) {
-        if (!(f->key = PyUnicode_InternFromString(f->name)))
-            return -1;
-        cs_getset[i] = (PyGetSetDef){f->name, cs_get, cs_set, NULL, f};
-        cs_index_add(f);
-    }
-    cs_getset[i] = (PyGetSetDef){NULL, NULL, NULL, NULL, NULL};
-    if (PyType_Ready(&CpuStateType) < 0)
-        return -1;
-    Py_INCREF(&CpuStateType);
-    if (PyModule_AddObject(m, "CpuState", (PyObject *)&CpuStateType) < 0) {
-        Py_DECREF(&CpuStateType);
-        return -1;
-    }
-    i = 0;
-    for (cs_field *f = CM_FIELDS; f->name; f++, i++) {
-        if (!(f->key = PyUnicode_InternFromString(f->name)))
-            return -1;
-        cm_state_getset[i] = (PyGetSetDef){f->name, cs_get, cs_set, NULL, f};
-        cs_index_add(f);
-    }
-    cm_state_getset[i] = (PyGetSetDef){NULL, NULL, NULL, NULL, NULL};
-    CortexMStateType.tp_base = &CpuStateType;
-    if (PyType_Ready(&CortexMStateType) < 0)
-        return -1;
-    Py_INCREF(&CortexMStateType);
-    if (PyModule_AddObject(m, "CortexMState", (PyObject *)&CortexMStateType) < 0) {
-        Py_DECREF(&CortexMStateType);
-        return -1;
-    }
-    i = 0;
-    for (cs_field *f = RV_FIELDS; f->name; f++, i++) {
-        if (!(f->key = PyUnicode_InternFromString(f->name)))
-            return -1;
-        rv_state_getset[i] = (PyGetSetDef){f->name, cs_get, cs_set, NULL, f};
-        cs_index_add(f);
-    }
-    rv_state_getset[i] = (PyGetSetDef){NULL, NULL, NULL, NULL, NULL};
-    RiscVStateType.tp_base = &CpuStateType;
-    if (PyType_Ready(&RiscVStateType) < 0)
-        return -1;
-    Py_INCREF(&RiscVStateType);
-    if (PyModule_AddObject(m, "RiscVState", (PyObject *)&RiscVStateType) < 0) {
-        Py_DECREF(&RiscVStateType);
-        return -1;
-    }
-    return 0;
+    CpuStateType.tp_members = cs_members;
+    return add_state_type(m, &CpuStateType, "CpuState", CS_FIELDS, cs_getset, NULL) < 0
+           || add_state_type(m, &CortexMStateType, "CortexMState", CM_FIELDS, cm_state_getset,
+                             &CpuStateType) < 0
+           || add_state_type(m, &RiscVStateType, "RiscVState", RV_FIELDS, rv_state_getset,
+                             &CpuStateType) < 0 ? -1 : 0;
 }
 
 static PyObject *cpu_fns[5];      /* CpuCore's next_deadline, advance_to, settle, cycles_at, now_ps */
