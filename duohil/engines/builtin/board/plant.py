@@ -158,11 +158,7 @@ class DcMotorPlant:
                  pwm: "STM32_Timer", pwm_channel: int = 1,
                  direction: "STM32_GPIOPort", direction_pin: int,
                  encoder: "STM32_Timer | None" = None) -> None:
-        self.machine = machine
-        self.params = p = params or MotorParams()
-        self.pwm, self.pwm_channel = pwm, pwm_channel
-        self.direction, self.direction_pin = direction, direction_pin
-        self.encoder = encoder
+        p = self._wire(machine, params, pwm, pwm_channel, direction, direction_pin, encoder)
         self.t = machine.now()
         self.x = float(p.initial_position)
         self.v = 0.0
@@ -182,6 +178,17 @@ class DcMotorPlant:
         self._drive_changed(force=True)
         self._sample_ev = machine.scheduler.at(self.t + p.sample_period_ps, self._sample,
                                                name="plant.sample")
+
+    def _wire(self, machine: "Machine", params: MotorParams | None, pwm: "STM32_Timer",
+              pwm_channel: int, direction: "STM32_GPIOPort", direction_pin: int,
+              encoder: "STM32_Timer | None") -> MotorParams:
+        """The plant's connections and parameters (both implementations keep them in Python)."""
+        self.machine = machine
+        self.params = p = params or MotorParams()
+        self.pwm, self.pwm_channel = pwm, pwm_channel
+        self.direction, self.direction_pin = direction, direction_pin
+        self.encoder = encoder
+        return p
 
     # -- public -----------------------------------------------------------------------------------------
     @property
@@ -464,11 +471,7 @@ def native_class() -> type:
                          pwm: "STM32_Timer", pwm_channel: int = 1,
                          direction: "STM32_GPIOPort", direction_pin: int,
                          encoder: "STM32_Timer | None" = None) -> None:
-                self.machine = machine
-                self.params = p = params or MotorParams()
-                self.pwm, self.pwm_channel = pwm, pwm_channel
-                self.direction, self.direction_pin = direction, direction_pin
-                self.encoder = encoder
+                p = self._wire(machine, params, pwm, pwm_channel, direction, direction_pin, encoder)
                 self._bind(machine, p, pwm, pwm_channel, direction, direction_pin, encoder,
                            c_timer(pwm, "channel_duty"),
                            encoder is not None and c_timer(encoder, "set_encoder_count"),
