@@ -234,3 +234,34 @@ def test_performance_in_mips_caps_the_core_clock_either_spelling(tmp_path):
     assert info.value.field == "performanceInMips"
     m = build("cpu: CPU.RiscV32 @ sysbus\n", tmp_path)              # no knob: Renode's 100, no cap
     assert m.cpu.hz == 100_000_000 and m.cpu.hz_cap is None
+
+
+def test_parsed_platform_cache_sees_every_change(tmp_path, monkeypatch):
+    """load_platform keeps parses for campaign workers; a changed file (same size, written within
+    the clock's granularity), an overlay or `using` file appearing or changing, is parsed again,
+    and every call returns its own copy."""
+    board, inc = tmp_path / "board.repl", tmp_path / "common.repl"
+    inc.write_text("y: Misc.Thing @ sysbus 0x2000\n    b: 1\n")
+    board.write_text('using "common.repl"\nx: Misc.Thing @ sysbus 0x1000\n    a: 1\n')
+    first = load_platform(board)
+    assert first["x"].prop("a") == 1 and first["y"].prop("b") == 1
+    from duohil.engines.builtin.loaders import platform as platform_mod
+    parse = platform_mod._parse_platform
+    monkeypatch.setattr(platform_mod, "_parse_platform", None)   # unchanged files: not parsed
+    again = load_platform(board)
+    assert again is not first and again["x"].prop("a") == 1
+    monkeypatch.setattr(platform_mod, "_parse_platform", parse)
+    again.entries.pop("x")                                # a caller's copy is its own
+    assert "x" in load_platform(board)
+    board.write_text('using "common.repl"\nx: Misc.Thing @ sysbus 0x1000\n    a: 2\n')
+    assert load_platform(board)["x"].prop("a") == 2        # same size, same instant
+    inc.write_text("y: Misc.Thing @ sysbus 0x2000\n    b: 3\n")
+    assert load_platform(board)["y"].prop("b") == 3        # an included file changed
+    (tmp_path / "board.builtin.repl").write_text("x:\n    a: 7\n")
+    assert load_platform(board)["x"].prop("a") == 7        # an overlay appeared
+    (tmp_path / "common.builtin.repl").write_text("y:\n    b: 9\n")
+    assert load_platform(board)["y"].prop("b") == 9        # the included file's overlay too
+    board.write_text("x: Misc.Thing @ sysbus 0x1000\n    a: !\n")
+    for _ in range(2):                                     # errors are never cached
+        with pytest.raises(ConfigError):
+            load_platform(board)
