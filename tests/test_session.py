@@ -95,6 +95,26 @@ def test_fingerprint_depends_on_config_and_seeded_faults():
     assert s1 != s2 and s1 != base
 
 
+def test_fingerprint_covers_every_byte_of_every_memory():
+    """The fingerprint hashes each memory from its own storage (Machine.memory_store): one byte
+    changed anywhere -- first, middle, last byte of any region, through an alias too -- changes
+    it, and putting the byte back restores it."""
+    require(STM32_ELF, PEER_ELF)
+    s = BuiltinEngine().start(pair())
+    s.run_until(2 * PS_PER_MS)
+    base = s.fingerprint()
+    checked = 0
+    for m in (s.stm32.machine, s.peer.machine):
+        for name, addr, size in m.memories:               # aliases included
+            for off in (0, size // 2 + 3, size - 1):
+                old = m.read_memory(addr + off, 1)
+                m.write_memory(addr + off, bytes([old[0] ^ 0x5A]))
+                assert s.fingerprint() != base, (m.name, name, hex(addr + off))
+                m.write_memory(addr + off, old)
+                checked += 1
+    assert s.fingerprint() == base and checked >= 3 * 8
+
+
 def test_stall_is_logged_and_at_runs_in_virtual_time():
     require(PEER_ELF)
     s = BuiltinEngine().start(two_peers())

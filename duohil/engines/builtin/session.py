@@ -514,11 +514,17 @@ class BuiltinSession(Session):
             if m is None:                      # no peer in this run
                 continue
             for region, base, size in m.ram_regions():
-                # the same bytes as put(tag, whole region), read 256 KiB at a time: the peer's
-                # 8 MiB IROM was copied twice, and a freed block that large leaves glibc
+                # the same bytes as put(tag, whole region), hashed from the memory's own
+                # storage (~15 ms a run of copies saved), else read 256 KiB at a time: the
+                # peer's 8 MiB IROM was copied twice, and a freed block that large leaves glibc
                 # serving every later allocation from a heap it does not give back
                 t = f"mem:{name}:{region}:{base:#x}:{size:#x}".encode()
                 h.update(len(t).to_bytes(4, "little") + t + size.to_bytes(8, "little"))
+                store = m.memory_store(base)
+                if store is not None:              # the memory itself, hashed without a copy
+                    with memoryview(store) as view:
+                        h.update(view)
+                    continue
                 for off in range(0, size, _FP_MEM_CHUNK):
                     h.update(m.read_memory(base + off, min(_FP_MEM_CHUNK, size - off)))
             cache = getattr(m, "cache", None)

@@ -112,6 +112,9 @@ class Machine:
         self._disp: dict[int, tuple | None] = {}      # address -> (read, write, offset) memo
         self._mmio_cbs: list[tuple[Any, Any]] = []
         self._read_port: Any = None                   # cpu.MemPort, made at the first read
+        #: memory base (each alias) -> the mmap unicorn's pages are (mem_map_ptr): what the CPU
+        #: wrote is there as soon as its slice returns (memory_store)
+        self._stores: dict[int, mmap.mmap] = {}
         #: "fault" or "warn": what an access to an address no model claims does (module docstring)
         self.unmapped_mode = "fault"
         #: the chip's memory map for naming addresses (memmap.MAPS key), set by the platform builder
@@ -156,12 +159,14 @@ class Machine:
         # anonymous pages from the OS: zero, and committed only when written (the peer's 8 MiB
         # IROM holds a few hundred KiB of image; create_string_buffer zeroed all of it at every
         # start), and given back whole when the machine goes. The ctypes view keeps the map alive.
-        backing = (ctypes.c_char * size).from_buffer(mmap.mmap(-1, size))
+        store = mmap.mmap(-1, size)
+        backing = (ctypes.c_char * size).from_buffer(store)
         self._keep = getattr(self, "_keep", [])
         self._keep.append(backing)
         for a in addresses:
             self.cpu.uc.mem_map_ptr(a, size, 7, ctypes.addressof(backing))
             self.memories.append((name, a, size))
+            self._stores[a] = store
         bound = getattr(self.cpu, "bound_memory_hooks", None)
         if bound is not None:                      # the unmapped-access hook: outside memories
             bound()
@@ -372,6 +377,12 @@ class Machine:
 
     def write_memory(self, address: int, data: bytes) -> None:
         self.cpu.uc.mem_write(address, bytes(data))
+
+    def memory_store(self, base: int) -> "mmap.mmap | None":
+        """The storage of the memory mapped at ``base`` (as in ``memories``), for reading a whole
+        region without copying it (fingerprints, the peer's reset-time scan): an mmap whose byte
+        ``i`` is the one at ``base + i``. Only between slices; never written through."""
+        return self._stores.get(base)
 
     def ram_regions(self) -> list[tuple[str, int, int]]:
         """Memories without their aliases (for fingerprints)."""
