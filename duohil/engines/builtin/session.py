@@ -603,8 +603,26 @@ class BuiltinEngine(Engine):
         #: how long a masked spin lasts before it is a hang (limits.HANG_PS when None)
         self.hang_ms = hang_ms
 
+    #: the installed unicorn's version once the packages checked out: importlib.metadata's
+    #: lookup cost ~2.5 ms every run of a campaign (a failure is asked again: the user may fix it)
+    _packages_ok: str | None = None
+
     @classmethod
     def availability(cls) -> tuple[bool, str]:
+        version = BuiltinEngine._packages_ok
+        if version is None:
+            ok, why = cls._packages()
+            if not ok:
+                return ok, why
+            version = BuiltinEngine._packages_ok = why
+        from . import native
+        if native.core() is None:           # the scheduler and both cores' exception paths are C
+            return False, native.why()
+        return True, f"unicorn {version}; {native.note()}"
+
+    @classmethod
+    def _packages(cls) -> tuple[bool, str]:
+        """(True, unicorn's version) or (False, what is missing and how to install it)."""
         from importlib import metadata
         try:
             version = metadata.version("unicorn")
@@ -622,10 +640,7 @@ class BuiltinEngine(Engine):
             import elftools  # noqa: F401
         except ImportError:
             return False, "the Python package pyelftools is not installed (run `make setup`)"
-        from . import native
-        if native.core() is None:           # the scheduler and both cores' exception paths are C
-            return False, native.why()
-        return True, f"unicorn {version}; {native.note()}"
+        return True, version
 
     def start(self, spec: RunSpec) -> BuiltinSession:
         session = BuiltinSession(spec, plant=self.plant)
