@@ -544,8 +544,10 @@ class BuiltinSession(Session):
         chunks = range(0, len(taps), _FP_CHUNK)
 
         def encoded(i: int) -> bytes:
-            return _canon_flat([[b.t_ps, b.direction, b.value, b.sent, b.fault]
-                                for b in taps[i:i + _FP_CHUNK]])[1:-1]
+            # _canon_flat's bytes without its per-value type check: the link's columns are C
+            # (int time, direction name, int-or-None value and sent, fault name or None)
+            return json.dumps([[b.t_ps, b.direction, b.value, b.sent, b.fault]
+                               for b in taps[i:i + _FP_CHUNK]], separators=(",", ":")).encode()[1:-1]
         # the size comes first: encode once and keep the chunks (~30 bytes a row) unless the
         # run is long, then encode twice rather than hold them all
         kept = [encoded(i) for i in chunks] if len(taps) <= _FP_KEEP_ROWS else None
