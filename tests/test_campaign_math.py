@@ -164,3 +164,25 @@ def test_content_hash_follows_what_the_run_does_not_the_file(tmp_path):
     assert h["a.yaml"] == h["b.yaml"]                       # title and path do not matter
     assert len({h["a.yaml"], h["c.yaml"], h["d.yaml"]}) == 3   # a fault range, a seed do
     assert scenario.load(c).name == scenario.load(a).name     # ... though the names agree
+
+
+def test_a_worker_loads_its_scenario_once_and_sees_a_changed_file(tmp_path, monkeypatch):
+    """_one_trial's scenario comes from a per-worker copy while the file's bytes are unchanged;
+    a rewritten file (same size too) is loaded again, and each trial has its own Scenario."""
+    from pathlib import Path
+
+    from duohil import scenario as scmod
+    src = Path(__file__).resolve().parent.parent / "scenarios" / "cm1_cmd_timeout.yaml"
+    path = tmp_path / "cm1.yaml"
+    text = src.read_text()
+    path.write_text(text)
+    a = campaign._load_scenario(str(path))
+    monkeypatch.setattr(scmod, "load", None)                  # unchanged: not parsed again
+    b = campaign._load_scenario(str(path))
+    assert a is not b and a.duration_ms == b.duration_ms and a.faults == b.faults
+    b.expect.clear()                                           # one trial's copy is its own
+    assert campaign._load_scenario(str(path)).expect == a.expect
+    monkeypatch.undo()
+    assert "\nduration_ms: 1100\n" in text and a.duration_ms == 1100
+    path.write_text(text.replace("\nduration_ms: 1100\n", "\nduration_ms: 1101\n"))   # same size
+    assert campaign._load_scenario(str(path)).duration_ms == 1101
