@@ -6,6 +6,11 @@ the UART link's byte faults. Link faults are frame-aware: a tracker follows the 
 they leave (before any fault touches them), finds frame n by its SOF and LEN, and arms the byte fault
 at the right index just in time. Everything is an event in virtual time; every injection is
 recorded in the event log (kind ``fault``) with its index in the plan and its time.
+
+The tracker is the link's (board/link.py): each direction follows its sender's frames in C from
+the link's first byte and calls the listeners registered here, so frame n is the sender's n-th
+frame whenever the fault is injected, and a run without frame-aware faults runs no Python per
+byte.
 """
 from __future__ import annotations
 
@@ -14,82 +19,21 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from duohil.errors import ConfigError
 from duohil.protocol import MSG_SETPOINT
-from duohil.protocol import SOF as FRAME_SOF
 from ..base import PS_PER_MS, PS_PER_US
 from .board.link import LinkFault
 
 if TYPE_CHECKING:  # pragma: no cover
     from duohil.faults import Fault
+    from .board.link import _Direction
     from .session import BuiltinSession
 
 _PAYLOAD = re.compile(r"^payload\[(\d+)\]$")
-_PAYLOAD_FIELD = "payload[i]"          # marker: the byte's index is filled in when someone listens
-
-
-class SenderTracker:
-    """Follows one direction's sent bytes as well-formed frames: SOF, LEN, payload, CRC.
-
-    Callbacks: ``on_byte(k, field, frame_index)`` before byte k is put on the wire, where field is
-    "SOF", "LEN", "payload[i]", "CRC_LO" or "CRC_HI"; ``on_frame_end(frame_index, payload, t_ps)``
-    after the last CRC byte. Senders only emit whole frames, so no resynchronisation is needed; a
-    byte outside a frame (line noise from the sender itself) is reported with field None.
-    """
-
-    def __init__(self) -> None:
-        self.frames = 0
-        self._state = "idle"
-        self._len = 0
-        self._payload = bytearray()
-        self.byte_listeners: list[Callable[[int, str | None, int, int], None]] = []
-        self.frame_listeners: list[Callable[[int, bytes, int], None]] = []
-
-    def feed(self, k: int, byte: int, t_ps: int) -> None:
-        # every byte of the link passes here: field names are built only for byte listeners
-        st = self._state
-        if st == "idle":
-            if byte == FRAME_SOF:
-                field, self._state = "SOF", "len"
-            else:
-                field = None
-        elif st == "len":
-            field, self._len, self._payload = "LEN", byte, bytearray()
-            self._state = "payload" if byte else "crc_lo"
-        elif st == "payload":
-            field = _PAYLOAD_FIELD
-            self._payload.append(byte)
-            if len(self._payload) == self._len:
-                self._state = "crc_lo"
-        elif st == "crc_lo":
-            field, self._state = "CRC_LO", "crc_hi"
-        else:
-            field, self._state = "CRC_HI", "idle"
-        if self.byte_listeners:
-            if field is _PAYLOAD_FIELD:
-                field = f"payload[{len(self._payload) - 1}]"
-            for fn in self.byte_listeners:
-                fn(k, field, self.frames, self._len)
-        if field == "CRC_HI":
-            idx = self.frames
-            self.frames += 1
-            for fn2 in self.frame_listeners:
-                fn2(idx, bytes(self._payload), t_ps)
 
 
 class Injector:
     def __init__(self, session: "BuiltinSession") -> None:
         self.session = session
-        self.trackers: dict[str, SenderTracker] = {}
         self._fired_hooks: dict[int, list[Callable[[], None]]] = {}
-        link = session.link
-        if link is not None:
-            for name in link.directions:
-                self.trackers[name] = SenderTracker()
-            link.add_tx_observer(self._on_tx)
-
-    def _on_tx(self, direction: str, k: int, byte: int, t_ps: int) -> None:
-        tr = self.trackers.get(direction)
-        if tr is not None:
-            tr.feed(k, byte, t_ps)
 
     def _record(self, index: int, fault: "Fault", t: int | None = None, **extra: Any) -> None:
         sched = self.session.scheduler
@@ -186,8 +130,11 @@ class Injector:
         self.session.scheduler.at(t, fire, name=f"fault{index}.bus_fault")
         return t
 
-    def _tracker(self, direction: str, index: int) -> SenderTracker:
-        tr = self.trackers.get(direction)
+    def _tracker(self, direction: str, index: int) -> "_Direction":
+        """The link direction whose sender's frames a fault follows (board/link.py: frames are
+        counted from the link's first byte; its listeners are called as each byte leaves)."""
+        link = self.session.link
+        tr = link.directions.get(direction) if link is not None else None
         if tr is None:
             raise ConfigError(f"no link in direction {direction}", field=f"faults[{index}].direction")
         return tr

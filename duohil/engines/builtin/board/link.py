@@ -24,7 +24,12 @@ Faults (``LinkFault``; byte index k counts the bytes *sent* in one direction, fr
                        [t0, t1) flips with probability ber, drawn from the link's own
                        ``random.Random(seed)``; a flipped start or stop bit is a framing error
 ``add_tx_observer(fn)``: ``fn(direction, k, byte, t_start_ps)`` sees every byte as it starts,
-before faults are looked up (the fault layer arms frame-aware faults from there, just in time).
+before faults are looked up. Each direction also follows its sender's frames (the protocol's
+SOF, LEN, payload, CRC-16) from the link's first byte, in C: ``direction.frames`` counts them and
+``direction.byte_listeners`` / ``frame_listeners`` are called, before the faults are looked up,
+with ``(k, field, frame, LEN)`` per byte (field "SOF", "LEN", "payload[i]", "CRC_LO", "CRC_HI" or
+None outside a frame) and ``(frame, payload, t_start_ps)`` per frame; the fault layer arms
+frame-aware faults from there, just in time, and no Python runs for a byte nobody listens to.
 Receivers that define ``rx_start(arrival_ps)`` (optional, e.g. the ESP32-C3 UART for its RX
 timeout) are also told when a character's start bit reaches them.
 Noise and baud-mismatch sampling assume 8 data bits (the link's frames are 8N1); a parity bit
@@ -48,6 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from duohil.protocol import SOF as FRAME_SOF
 from ...base import ConsoleLine, LinkByte
 from .. import native
 
@@ -92,6 +98,16 @@ class _Direction:
         self.dst = dst
         self.faults = faults
         self._c, self._i = c, i
+        #: fn(k, field, frame, length) for every byte this direction's sender starts
+        self.byte_listeners: list[Callable[[int, str | None, int, int], None]] = []
+        #: fn(frame, payload, t_start_ps) after each frame's last CRC byte
+        self.frame_listeners: list[Callable[[int, bytes, int], None]] = []
+        c.frame_listeners(i, self.byte_listeners, self.frame_listeners)
+
+    @property
+    def frames(self) -> int:
+        """Frames the sender has completed (the next one's index, counted from 0)."""
+        return self._c.frames(self._i)
 
     @property
     def sent(self) -> int:
@@ -123,7 +139,7 @@ class UartLink:
         f_ab: list[LinkFault] = []             # the directions' fault lists, read by the C
         f_ba: list[LinkFault] = []             # again at sync_faults()
         c = self._c = native.require().UartLink(scheduler, a, b, n_ab, n_ba, self.rng, f_ab, f_ba,
-                                                self._tx_observers)
+                                                self._tx_observers, FRAME_SOF)
         self.directions = {n_ab: _Direction(n_ab, a, b, c, 0, f_ab),
                            n_ba: _Direction(n_ba, b, a, c, 1, f_ba)}
         self.taps = _TapLog(c, [n_ab, n_ba])

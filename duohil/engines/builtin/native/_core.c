@@ -5208,6 +5208,9 @@ typedef struct {
     PyObject *rng;               /* random.Random(seed): noise draws call its random() */
     PyObject *observers;         /* list of fn(direction, k, byte, t_start) */
     PyObject *faults[2];         /* the directions' LinkFault lists (link.py keeps them) */
+    dh_frame_track trk[2];       /* each sender's framing from the link's first byte */
+    PyObject *byte_ls[2];        /* lists of fn(k, field, frame, len), or NULL (frame_listeners) */
+    PyObject *frame_ls[2];       /* lists of fn(frame, payload, t_start), or NULL */
     PyObject *src[2], *dst[2];
     PyObject *name[2], *ev_start[2], *ev_arrive[2];
     const dh_uart_rx_ops *rx_ops[2];
@@ -5688,6 +5691,109 @@ out:
     return rc;
 }
 
+/* [linkc] frames: the byte's field by the sender's framing (link.c dh_frame_track), then the
+ * direction's listeners, if any: each byte listener with (k, field, frame index, LEN) -- field
+ * "SOF", "LEN", "payload[i]", "CRC_LO", "CRC_HI" or None --, and after a frame's CRC_HI each frame
+ * listener with (frame index, payload bytes, t_start). No Python runs for a byte nobody listens
+ * to (inject.py's SenderTracker fed every byte to Python: ~5 % of a campaign trial). */
+static PyObject *str_lk_sof, *str_lk_len, *str_lk_crc_lo, *str_lk_crc_hi;
+
+static int link_call(PyObject *list, PyObject *const *args, size_t n)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        PyObject *fn = PyList_GET_ITEM(list, i);
+        Py_INCREF(fn);
+        PyObject *r = PyObject_Vectorcall(fn, args, n, NULL);
+        Py_DECREF(fn);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static int link_track(LinkObject *l, int d, int64_t k, int byte, int64_t t_start)
+{
+    dh_frame_track *tr = &l->trk[d];
+    int field = dh_frame_track_byte(tr, byte);
+    PyObject *bl = l->byte_ls[d];
+    if (bl && PyList_GET_SIZE(bl)) {
+        PyObject *name;
+        switch (field) {
+        case DH_FR_SOF: name = Py_NewRef(str_lk_sof); break;
+        case DH_FR_LEN: name = Py_NewRef(str_lk_len); break;
+        case DH_FR_PAYLOAD: name = PyUnicode_FromFormat("payload[%d]", tr->npay - 1); break;
+        case DH_FR_CRC_LO: name = Py_NewRef(str_lk_crc_lo); break;
+        case DH_FR_CRC_HI: name = Py_NewRef(str_lk_crc_hi); break;
+        default: name = Py_NewRef(Py_None);
+        }
+        PyObject *kk = PyLong_FromLongLong(k), *fr = PyLong_FromLongLong(tr->frames),
+                 *ln = PyLong_FromLong(tr->len);
+        int rc = name && kk && fr && ln ? 0 : -1;
+        if (rc == 0) {
+            PyObject *args[] = {kk, name, fr, ln};
+            rc = link_call(bl, args, 4);
+        }
+        Py_XDECREF(name);
+        Py_XDECREF(kk);
+        Py_XDECREF(fr);
+        Py_XDECREF(ln);
+        if (rc < 0)
+            return -1;
+    }
+    if (field != DH_FR_CRC_HI)
+        return 0;
+    int64_t idx = tr->frames;
+    dh_frame_track_done(tr);
+    PyObject *fl = l->frame_ls[d];
+    if (!fl || !PyList_GET_SIZE(fl))
+        return 0;
+    PyObject *ii = PyLong_FromLongLong(idx), *tt = PyLong_FromLongLong(t_start),
+             *pay = PyBytes_FromStringAndSize((const char *)tr->payload, tr->npay);
+    int rc = ii && tt && pay ? 0 : -1;
+    if (rc == 0) {
+        PyObject *args[] = {ii, pay, tt};
+        rc = link_call(fl, args, 3);
+    }
+    Py_XDECREF(ii);
+    Py_XDECREF(tt);
+    Py_XDECREF(pay);
+    return rc;
+}
+
+/* frame_listeners(d, byte_listeners, frame_listeners): the lists link_track calls for direction d
+ * (kept, not copied: appending to them later is seen) */
+static PyObject *link_frame_listeners(LinkObject *l, PyObject *const *args, Py_ssize_t n)
+{
+    if (n != 3 || !PyList_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "frame_listeners(d, byte_listeners: list, frame_listeners: list)");
+        return NULL;
+    }
+    long d = PyLong_AsLong(args[0]);
+    if (d == -1 && PyErr_Occurred())
+        return NULL;
+    if (d != 0 && d != 1) {
+        PyErr_Format(PyExc_ValueError, "direction index %ld is not 0 or 1", d);
+        return NULL;
+    }
+    Py_XSETREF(l->byte_ls[d], Py_NewRef(args[1]));
+    Py_XSETREF(l->frame_ls[d], Py_NewRef(args[2]));
+    Py_RETURN_NONE;
+}
+
+/* frames(d): frames direction d's sender has completed (the next one's index) */
+static PyObject *link_frames(LinkObject *l, PyObject *arg)
+{
+    long d = PyLong_AsLong(arg);
+    if (d == -1 && PyErr_Occurred())
+        return NULL;
+    if (d != 0 && d != 1) {
+        PyErr_Format(PyExc_ValueError, "direction index %ld is not 0 or 1", d);
+        return NULL;
+    }
+    return PyLong_FromLongLong(l->trk[d].frames);
+}
+
 static int link_tx(LinkObject *l, PyObject *src, int byte, int64_t t_start, int64_t bit_time,
                    int64_t frame_ps, int nbits)
 {
@@ -5698,6 +5804,8 @@ static int link_tx(LinkObject *l, PyObject *src, int byte, int64_t t_start, int6
     }
     dh_link_dir *dir = &l->dir[d];
     int64_t k = dir->sent++;
+    if (link_track(l, d, k, byte, t_start) < 0)
+        return -1;
     Py_ssize_t nobs = PyList_GET_SIZE(l->observers);
     if (nobs) {
         PyObject *kk = PyLong_FromLongLong(k), *bb = PyLong_FromLong(byte), *tt = PyLong_FromLongLong(t_start);
@@ -5828,18 +5936,30 @@ static int link_rx_port(PyObject *dst, const dh_uart_rx_ops **ops, void **self)
     return 0;
 }
 
-/* UartLink(scheduler, a, b, name_ab, name_ba, rng, faults_ab, faults_ba, observers) */
+/* UartLink(scheduler, a, b, name_ab, name_ba, rng, faults_ab, faults_ba, observers, sof) */
 static PyObject *link_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     PyObject *sched, *a, *b, *nab, *nba, *rng, *fab, *fba, *obs;
-    if (!PyArg_ParseTuple(args, "OOOUUOO!O!O!:UartLink", &sched, &a, &b, &nab, &nba, &rng,
-                          &PyList_Type, &fab, &PyList_Type, &fba, &PyList_Type, &obs))
+    int sof;
+    if (!PyArg_ParseTuple(args, "OOOUUOO!O!O!i:UartLink", &sched, &a, &b, &nab, &nba, &rng,
+                          &PyList_Type, &fab, &PyList_Type, &fba, &PyList_Type, &obs, &sof))
+        return NULL;
+    if (sof < 0 || sof > 0xFF) {
+        PyErr_Format(PyExc_ValueError, "start-of-frame byte %d is not 0..255", sof);
+        return NULL;
+    }
+    if (!str_lk_sof && (!(str_lk_sof = PyUnicode_InternFromString("SOF"))
+                        || !(str_lk_len = PyUnicode_InternFromString("LEN"))
+                        || !(str_lk_crc_lo = PyUnicode_InternFromString("CRC_LO"))
+                        || !(str_lk_crc_hi = PyUnicode_InternFromString("CRC_HI"))))
         return NULL;
     LinkObject *l = (LinkObject *)type->tp_alloc(type, 0);
     if (!l)
         return NULL;
     dh_link_dir_init(&l->dir[0]);
     dh_link_dir_init(&l->dir[1]);
+    dh_frame_track_init(&l->trk[0], sof);
+    dh_frame_track_init(&l->trk[1], sof);
     l->tx_port.ops = &link_tx_ops;
     l->tx_port.self = l;
 #define KEEP(f, v) Py_INCREF(v); l->f = v;
@@ -5865,6 +5985,8 @@ static int link_traverse(LinkObject *l, visitproc visit, void *arg)
     Py_VISIT(l->observers);
     for (int d = 0; d < 2; d++) {
         Py_VISIT(l->faults[d]);
+        Py_VISIT(l->byte_ls[d]);
+        Py_VISIT(l->frame_ls[d]);
         Py_VISIT(l->src[d]);
         Py_VISIT(l->dst[d]);
     }
@@ -5878,6 +6000,8 @@ static int link_clear(LinkObject *l)
     Py_CLEAR(l->observers);
     for (int d = 0; d < 2; d++) {
         Py_CLEAR(l->faults[d]);
+        Py_CLEAR(l->byte_ls[d]);
+        Py_CLEAR(l->frame_ls[d]);
         Py_CLEAR(l->src[d]);
         Py_CLEAR(l->dst[d]);
         l->rx_ops[d] = NULL;
@@ -5916,6 +6040,9 @@ static PyMethodDef link_methods[] = {
     {"taps", (PyCFunction)(void (*)(void))link_taps, METH_FASTCALL,
      "taps(start, stop) -> [(t_ps, direction index, value, sent, fault)]"},
     {"ntaps", (PyCFunction)link_ntaps, METH_NOARGS, NULL},
+    {"frame_listeners", (PyCFunction)(void (*)(void))link_frame_listeners, METH_FASTCALL,
+     "frame_listeners(d, byte_listeners, frame_listeners): what to call as d's frames pass"},
+    {"frames", (PyCFunction)link_frames, METH_O, "frames(d): frames d's sender has completed"},
     {NULL},
 };
 

@@ -158,3 +158,42 @@ int dh_link_baud_mismatch(int64_t rx_bt, int64_t tx_bt)
     /* an int against a float: exact while diff < 2**53 (bit times are far below) */
     return (double)diff > thr;
 }
+
+void dh_frame_track_init(dh_frame_track *t, int sof)
+{
+    memset(t, 0, sizeof *t);
+    t->sof = sof;
+    t->state = DH_FR_NONE;
+}
+
+int dh_frame_track_byte(dh_frame_track *t, int byte)
+{
+    switch (t->state) {
+    case DH_FR_NONE:
+        if (byte != t->sof)
+            return DH_FR_NONE;
+        t->state = DH_FR_LEN;
+        return DH_FR_SOF;
+    case DH_FR_LEN:
+        t->len = byte;
+        t->npay = 0;
+        t->state = byte ? DH_FR_PAYLOAD : DH_FR_CRC_LO;
+        return DH_FR_LEN;
+    case DH_FR_PAYLOAD:
+        t->payload[t->npay++] = (uint8_t)byte;
+        if (t->npay == t->len)
+            t->state = DH_FR_CRC_LO;
+        return DH_FR_PAYLOAD;
+    case DH_FR_CRC_LO:
+        t->state = DH_FR_CRC_HI;
+        return DH_FR_CRC_LO;
+    default:
+        t->state = DH_FR_NONE;
+        return DH_FR_CRC_HI;
+    }
+}
+
+void dh_frame_track_done(dh_frame_track *t)
+{
+    t->frames++;
+}

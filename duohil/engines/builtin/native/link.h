@@ -53,6 +53,27 @@ int dh_link_tx(dh_link_dir *d, int64_t k, int byte, int64_t t_start, int64_t fra
                dh_link_draw draw, void *draw_ctx, dh_link_emit emit, void *emit_ctx);
 
 /* the byte a receiver with bit time rx_bit reads from one 8-bit character sent with tx_bit */
+/* The sender's framing, followed byte by byte as bytes leave (before any fault touches them):
+ * SOF, LEN, LEN payload bytes, CRC low, CRC high. Senders emit whole frames, so no resync is
+ * needed; a byte outside a frame is DH_FR_NONE. inject.py's frame-aware faults listen to it. */
+enum { DH_FR_NONE, DH_FR_SOF, DH_FR_LEN, DH_FR_PAYLOAD, DH_FR_CRC_LO, DH_FR_CRC_HI };
+
+typedef struct {
+    int sof;                    /* the start-of-frame byte (protocol.py's SOF) */
+    int state;                  /* the field the next byte is, but DH_FR_NONE = idle */
+    int len;                    /* the current frame's LEN (the last one while idle) */
+    int npay;                   /* payload bytes so far */
+    uint8_t payload[256];
+    int64_t frames;             /* frames completed (the current one's index) */
+} dh_frame_track;
+
+void dh_frame_track_init(dh_frame_track *t, int sof);
+/* the field ``byte`` is (DH_FR_*); for DH_FR_PAYLOAD its index is t->npay - 1. After
+ * DH_FR_CRC_HI the frame's payload is t->payload[0..npay) until the next byte, and frames has
+ * not been counted yet: the caller calls dh_frame_track_done once it has told its listeners */
+int dh_frame_track_byte(dh_frame_track *t, int byte);
+void dh_frame_track_done(dh_frame_track *t);
+
 int dh_link_sample_mismatched(int byte, int64_t tx_bit, int64_t rx_bit);
 
 /* abs(rx_bt - tx_bt) > BAUD_TOLERANCE * tx_bt, as Python compares an int with a float */
