@@ -678,8 +678,9 @@ class Duo:
         now = self.session.now_ps
         for name, handle in (("stm32", self.session.stm32), ("peer", self.session.peer)):
             try:
-                st = handle.read_block(BLOCKS[name]["status"])      # only what the oracles read:
-                self._samples[name].append(now, {f: st[f] for f in STATUS_KEYS if f in st})
+                # only what the oracles read
+                self._samples[name].append(now, handle.read_fields(BLOCKS[name]["status"],
+                                                                   STATUS_KEYS))
             except ConfigError:
                 pass
             try:                      # for the diagnosis of a run that ends in a poll loop

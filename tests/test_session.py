@@ -115,6 +115,34 @@ def test_fingerprint_covers_every_byte_of_every_memory():
     assert s.fingerprint() == base and checked >= 3 * 8
 
 
+def test_read_fields_is_read_block_for_those_keys():
+    """Duo samples the status blocks with read_fields (one unpack straight from the memory): the
+    same values as read_block for the keys the block has, in the order asked, as memory changes,
+    also for a block that is not flat (decoded whole), and the same error for a missing one."""
+    from duohil.duo import BLOCKS, STATUS_KEYS
+    require(STM32_ELF, PEER_ELF)
+    s = BuiltinEngine().start(pair())
+    s.run_until(30 * PS_PER_MS)
+    odd = ("position", "no_such_field", "state", "state", "magic")
+    for name, h in (("stm32", s.stm32), ("peer", s.peer)):
+        for sym in (BLOCKS[name]["status"], BLOCKS[name]["crash"]):
+            for keys in (STATUS_KEYS, odd, ()):
+                st = h.read_block(sym)
+                got = h.read_fields(sym, keys)
+                want = {k: st[k] for k in keys if k in st}
+                assert got == want and list(got) == list(want), (name, sym, keys)
+    status = BLOCKS["stm32"]["status"]
+    before = s.stm32.read_fields(status, ("setpoints", "position"))
+    s.run_until(60 * PS_PER_MS)                                    # the firmware moved on
+    after = s.stm32.read_fields(status, ("setpoints", "position"))
+    assert after != before and after == {k: s.stm32.read_block(status)[k] for k in after}
+    with pytest.raises(ConfigError) as a:
+        s.stm32.read_block("g_no_such_block")
+    with pytest.raises(ConfigError) as b:
+        s.stm32.read_fields("g_no_such_block", STATUS_KEYS)
+    assert str(a.value) == str(b.value)
+
+
 def test_stall_is_logged_and_at_runs_in_virtual_time():
     require(PEER_ELF)
     s = BuiltinEngine().start(two_peers())

@@ -147,6 +147,12 @@ class MachineHandle(abc.ABC):
     def read_block(self, symbol: str) -> dict[str, object]:
         """Decode the struct at ``symbol`` (status block, crash record) using the ELF's DWARF."""
 
+    def read_fields(self, symbol: str, keys: tuple[str, ...]) -> dict[str, object]:
+        """Those of ``keys`` that the struct at ``symbol`` has, in ``keys``' order: what
+        ``read_block`` gives for them (an engine may read just these)."""
+        st = self.read_block(symbol)
+        return {k: st[k] for k in keys if k in st}
+
     @abc.abstractmethod
     def console(self) -> list[ConsoleLine]:
         """Complete console lines so far, with virtual timestamps."""

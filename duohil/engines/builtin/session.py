@@ -216,6 +216,8 @@ class BuiltinMachine(MachineHandle):
         self.linked: tuple[str, ...] = ()          # UARTs joined to the link (host may not write)
         self.link_sent: Callable[[], bytes] | None = None    # what this MCU sent on the link
         self._blocks: dict[str, tuple[int, int, Any]] = {}   # symbol -> (address, size, decoder)
+        #: (symbol, keys) -> (dwarf.field_reader, the memory holding the block, its offset there)
+        self._fields: dict[tuple[str, tuple[str, ...]], tuple[Any, Any, int]] = {}
 
     @property
     def cpu(self) -> Any:
@@ -248,6 +250,24 @@ class BuiltinMachine(MachineHandle):
                                           dwarf.decoder(path, symbol))
         addr, size, decode = hit
         return decode(self.read_memory(addr, size))
+
+    def read_fields(self, symbol: str, keys: tuple[str, ...]) -> dict[str, object]:
+        # Duo samples the status blocks every 5 ms: the fields it keeps, unpacked in one call
+        # straight from the memory holding the block (~6 us, read_block + filter ~25 us)
+        hit = self._fields.get((symbol, keys))
+        if hit is None:
+            path = self.image.path
+            addr, size = self.symbol(symbol), dwarf.struct_size(path, symbol)
+            reader, store, off = dwarf.field_reader(path, symbol, keys), None, 0
+            for _name, base, msize in self.machine.memories:
+                if base <= addr and addr + size <= base + msize:
+                    store, off = self.machine.memory_store(base), addr - base
+                    break
+            hit = self._fields[(symbol, keys)] = (reader, store, off)
+        reader, store, off = hit
+        if reader is None or store is None:
+            return super().read_fields(symbol, keys)
+        return reader(store, off)
 
     def console(self) -> list[ConsoleLine]:
         if self.console_sink is None:
