@@ -669,6 +669,14 @@ def bench_soak(rep: Report, short_ms: int = 6_000, long_ms: int = 60_000) -> Non
              f"<= {TARGET_SOAK_RSS_RATIO:.2f}", ratio <= TARGET_SOAK_RSS_RATIO)
 
 
+def _bytecode_note() -> str:
+    """Said in each header when Python writes no bytecode cache (PYTHONDONTWRITEBYTECODE, -B): then
+    every process compiles every module it imports (~0.2 s of duohil), which the first start-up,
+    a fresh `duohil run` and each campaign worker's first trial pay."""
+    return ("; no bytecode cache (PYTHONDONTWRITEBYTECODE): each process compiles its modules"
+            if sys.flags.dont_write_bytecode else "")
+
+
 def _explain_misses(rep: Report) -> None:
     if rep.misses:
         print("why, and what would meet them: docs/performance.md, 'Where the time goes now' and "
@@ -699,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.campaign is not None:
         rep = Report()
         print(f"duohil campaign benchmark (host load average {os.getloadavg()[0]:.1f} on "
-              f"{os.cpu_count()} CPUs)")
+              f"{os.cpu_count()} CPUs{_bytecode_note()})")
         bench_campaign(rep, args.campaign)
         _explain_misses(rep)
         return 1 if args.strict and rep.misses else 0
@@ -710,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     from .engines.builtin.session import BuiltinEngine
     ok, reason = BuiltinEngine.availability()
     print(f"duohil builtin-engine benchmark ({reason}; host load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs{_bytecode_note()})")
     if not ok:
         print(f"  builtin engine not available: {reason}")
         return 1
