@@ -11,8 +11,11 @@ PLIC (``_core.Plic``, plic.c: gateways, priorities, enables, thresholds, claim/c
 and its ESP32-C3 UART (``_core.Esp32c3Uart``, esp32c3_uart.c), and the STM32 byte path: the USART
 (``_core.Usart``, usart.c), DMA1/DMA2's streams and DMAMUX1 (``_core.Dma``/``_core.Dmamux``,
 dma.c/dmamux.c) and the UART link (``_core.UartLink``, link.c: faults, seeded noise, arrivals,
-taps), and the STM32H7 IWDG (``_core.Iwdg``, iwdg.c: keys, SR busy bits, window, the expiry
-deadline), built by their Python classes whatever ``DUOHIL_MODELS`` says. What stays Python around
+taps), the STM32H7 IWDG (``_core.Iwdg``, iwdg.c: keys, SR busy bits, window, the expiry
+deadline) and the Cortex-M7's SysTick (``_core.SysTick``, systick.c behind nvic.py's Nvic: the
+counter, COUNTFLAG, reloads, CLKSOURCE and core-clock changes, the wrap event; the SCS page's
+``_native_mmio`` serves SYST_* in C and the other SCS registers through the bank), built by
+their Python classes whatever ``DUOHIL_MODELS`` says. What stays Python around
 them is Python by design (the event log, the SCS registers but SysTick's, the MPU, CFSR/HFSR, the
 fault and storm decisions, the link's fault list and tap reader).
 
@@ -25,9 +28,6 @@ version a run uses (unset: native). In C under ``native``, their state only ther
     (``_core.Signal``);
   - the STM32H7 timers (``_core.Timer``, stm32_timer.c: registers, the counter anchored to
     virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode);
-  - the Cortex-M7's SysTick (``_core.SysTick``, systick.c behind nvic.py's NvicNative: the counter,
-    COUNTFLAG, reloads, CLKSOURCE and core-clock changes, the wrap event; the SCS page's
-    ``_native_mmio`` serves SYST_* in C and the other SCS registers through the bank);
   - the DC-motor plant (``_core.Plant``, plant.c behind board/plant.py's DcMotorPlantNative: the
     state, advance, drive changes, samples, the encoder source and the deferred end-stop
     prediction; the crossing search and the end-stop record stay Python, called from C).

@@ -11603,7 +11603,7 @@ static int add_timer_type(PyObject *m)
 /* == end of Timer [timerc] ======================================================================= */
 
 /* == SysTick: the Cortex-M7 SysTick (systick.c) [systickc] ======================================
- * nvic.py's NvicNative (DUOHIL_MODELS=native) holds one _core.SysTick: the counter, COUNTFLAG,
+ * nvic.py's Nvic (whatever DUOHIL_MODELS says) holds one _core.SysTick: the counter, COUNTFLAG,
  * the reload rules, CLKSOURCE and the core clock, and the wrap event live only here (model:
  * systick.c), reaching the NVIC's exception state through the _core.Nvic it was made with (the
  * pending bit, st_waiting). The wrap event is pushed on the C heap with nvic.py's name
@@ -12202,7 +12202,7 @@ static PyTypeObject SysTickType = {
     .tp_name = "duohil.engines.builtin.native._core.SysTick",
     .tp_basicsize = sizeof(SysTickObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "SysTick(nvic): the Cortex-M7 SysTick in C (native/systick.c), nvic.py's NvicNative's.",
+    .tp_doc = "SysTick(nvic): the Cortex-M7 SysTick in C (native/systick.c), nvic.py's Nvic's.",
     .tp_new = sy_new,
     .tp_dealloc = (destructor)sy_dealloc,
     .tp_traverse = (traverseproc)sy_traverse,
