@@ -1,23 +1,42 @@
-"""Differential tests: the Cortex-M7 SysTick in C (native/systick.c behind nvic.py's NvicNative)
-against the Python reference (nvic.py's Nvic, DUOHIL_MODELS=python).
+"""Specification tests of the Cortex-M7 SysTick (native/systick.c behind nvic.py's Nvic, the one
+copy whatever DUOHIL_MODELS says).
 
-Two SCS blocks, one per DUOHIL_MODELS value, each alone in a machine (the C bus under native, the
-Python bus under python) with its own scheduler and a stand-in CPU that is both the machine's CPU
-(poll hints) and the NVIC's core side (hz, executing, kick). Hypothesis picks the CPU's clock and
-systickFrequency (none, or one whose /8 rounds), then a program of SYST_CSR writes (ENABLE,
-TICKINT, CLKSOURCE combinations, with other bits and COUNTFLAG set; each toggled alone), SYST_RVR
-writes (0, 1, small, 24-bit, with high bits), SYST_CVR writes, byte/halfword/word reads and writes
-of all four registers, CALIB writes, core clock changes (set_core_clock, the RCC's push: new,
-same, <= 0), CPU clock changes, raw register words set from the model side, time advances (to just
-before, at and after the next wrap; over many wraps), SysTick unpended by ICSR.PENDSTCLR and
-pended by PENDSTSET, the exception taken and returned (activate/deactivate: coalesced wraps
-resume), CSR reads while the CPU executes at a slice start behind the scheduler (the poll hint),
-events fired while the CPU "executes" (the kick), the rate cache (``_st_hz()``) and system resets.
-After every step both gave the same value or exception and hold the same register words, counter
-state (running, next zero, stopped value, COUNTFLAG, coalescing, pushed clock, rate cache), wrap
-event (time, sequence number, name, callable's name), NVIC pending/active bits, live scheduler
-events, fired events with the SysTick pending bit after each (the pending edges and their times),
-event log, poll hints and kicks.
+What is checked is what the ARMv7-M ARM says (B3.3, the SysTick timer: SYST_CSR/RVR/CVR/CALIB)
+with nvic.py's documented choices:
+  - the counter decrements once per SysTick-clock tick; the clock is the core clock (the one the
+    RCC pushed with ``set_core_clock``, else systickFrequency, else the CPU's) when
+    CSR.CLKSOURCE = 1, a /8 of it when 0; tick k of a rate f is the first picosecond t with
+    floor(t * f / 10**12) = k, counted from time 0 (so a rate change keeps the current value
+    and counts on at the new rate).
+  - when the counter reaches 0 (counting from 1) COUNTFLAG is set and, with CSR.TICKINT, SysTick
+    becomes pending at that tick's time; the next tick reloads RVR (a period of RVR+1 ticks).
+    A CVR write of any value clears the counter and COUNTFLAG (the next tick reloads RVR).
+    Setting ENABLE starts from the current value (0: reload at the next tick); clearing it
+    freezes the value. An RVR write while enabled and stopped (RVR was 0) starts counting from
+    a reload at the next tick.
+  - COUNTFLAG reads 1 once per wrap and is cleared by the CSR read; CSR reads ENABLE, TICKINT,
+    CLKSOURCE and COUNTFLAG, other bits 0; COUNTFLAG and CALIB are read-only; RVR keeps 24 bits;
+    CVR reads the counter; CALIB reads 0x4000_0000 | 4_799_999 (NOREF=0, SKEW=1, TENMS 10 ms at
+    480 MHz). A CSR read that finds COUNTFLAG clear while counting tells the CPU nothing changes
+    before the next wrap (the poll hint).
+  - the model's simplifications (nvic.py's docstring): RVR = 0 stops the counter at its next
+    wrap, without COUNTFLAG or an exception; a wrap that finds SysTick still pending is
+    coalesced into it and no wrap pends it again until it is taken (activate) or unpended
+    (ICSR.PENDSTCLR), the wraps up to that instant included; CVR reads (ticks to the next wrap)
+    mod (RVR+1), which after an RVR write while counting differs from the ARM ARM's count.
+  - one wrap event ``nvic.systick`` pending exactly while counting with TICKINT and not
+    coalescing, at the next wrap's time; a system reset stops the counter (CSR = CLKSOURCE,
+    RVR = CVR = 0, no event) and keeps the pushed core clock.
+
+Hypothesis picks the CPU's clock and systickFrequency, the bus (the Python bus under
+``DUOHIL_MODELS=python``, the C bus under ``native``; SysTick is the same C under both) and a
+program of CSR/RVR/CVR/CALIB writes and reads of every size, ENABLE/TICKINT/CLKSOURCE toggles,
+core clock pushes, time advances (to just before, at and after the next wrap, and over many),
+ICSR.PENDSTSET/PENDSTCLR, SysTick taken and returned, accesses by a CPU whose slice started
+behind the scheduler (then "now" is the slice start), events fired while the CPU executes (a
+newly pended SysTick kicks it) and system resets. After every step the test checks every read
+value, the register words and fields, the counter state, the event (time, name), the SysTick
+pending bit and its edges at the wrap times, the poll hints and the kicks against ``Spec``.
 """
 from __future__ import annotations
 
@@ -25,9 +44,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from duohil.engines.base import PS_PER_MS, PS_PER_US
+from duohil.engines.base import PS_PER_MS, PS_PER_S, PS_PER_US
 from duohil.engines.builtin import native
-from duohil.engines.builtin.cpus.m7.nvic import Nvic, NvicNative
+from duohil.engines.builtin.cpus.m7.nvic import Nvic
 from duohil.engines.builtin.kernel.machine import Machine, MachineNative
 from duohil.engines.builtin.kernel.scheduler import Scheduler
 from model_helpers import FakeCpu
@@ -38,6 +57,8 @@ SCS = 0xE000_E000
 CSR, RVR, CVR, CALIB = 0x10, 0x14, 0x18, 0x1C
 ICSR = 0xD04
 SYSTICK = 15
+CALIB_WORD = 0x4000_0000 | 4_799_999
+M32 = 0xFFFF_FFFF
 
 
 class Cpu(FakeCpu):
@@ -71,72 +92,214 @@ class Board:
             self.nv.cpu = self.cpu
             m.add_peripheral(self.nv)
             m.finish()
-        assert isinstance(self.nv, NvicNative) == (models == "native")
+        assert isinstance(self.nv._st, native.core().SysTick)
         assert isinstance(m, MachineNative) == (models == "native")
         self.fired: list[tuple] = []
         self.sched.on_event(lambda ev: self.fired.append(
-            (ev.time, ev.seq, ev.name, ev.fn.__name__, self.nv.pending >> SYSTICK & 1)))
+            (ev.time, ev.name, self.nv.pending >> SYSTICK & 1)))
 
 
-def ev_view(ev) -> tuple | None:
-    return None if ev is None else (ev.time, ev.seq, ev.name, ev.fn.__name__, ev.cancelled)
+class Spec:
+    """What the ARMv7-M ARM's SysTick rules (and nvic.py's stated choices) predict."""
+
+    def __init__(self, cpu_hz: int, freq: int | None) -> None:
+        self.cpu_hz, self.freq = cpu_hz, freq
+        self.core_hz: int | None = None
+        self.fired: list[tuple] = []          # (time, "nvic.systick", pending after)
+        self.hints: list[tuple] = []
+        self.kicks: list[int] = []
+        self.pending = 0                      # the NVIC's SysTick pending bit
+        self.reset()
+
+    def reset(self) -> None:
+        self.csr, self.rvr = 4, 0
+        self.running = self.countflag = self.waiting = False
+        self.zero = 0                         # tick of the next wrap to 0 (while running)
+        self.val = 0                          # the value while stopped
+        self.event: int | None = None
+        self.pending = 0
+
+    # -- the clock -----------------------------------------------------------------------------
+    def rate(self, clksource: int | None = None) -> int:
+        f = self.core_hz or self.freq or self.cpu_hz
+        return f if (self.csr & 4 if clksource is None else clksource) else f // 8
+
+    def ticks(self, t: int, f: int | None = None) -> int:
+        return t * (f or self.rate()) // PS_PER_S
+
+    def time_of(self, k: int) -> int:
+        return -(-k * PS_PER_S // self.rate())
+
+    def period(self) -> int:
+        return (self.rvr & 0xFFFFFF) + 1
+
+    # -- the counter ---------------------------------------------------------------------------
+    def update(self, k: int) -> None:
+        """The wraps up to tick k."""
+        if self.running and k >= self.zero:
+            p = self.period()
+            if p == 1:                        # RVR = 0: stops at 0, no COUNTFLAG
+                self.running, self.val = False, 0
+                return
+            self.zero += ((k - self.zero) // p + 1) * p
+            self.countflag = True
+
+    def value(self, k: int) -> int:
+        return (self.zero - k) % self.period() if self.running else self.val
+
+    def schedule(self) -> None:
+        self.waiting = False
+        self.event = self.time_of(self.zero) if self.running and self.csr & 2 else None
+
+    def pend(self, t: int, executing: bool) -> None:
+        if not self.pending:
+            self.pending = 1
+            if executing:
+                self.kicks.append(t)
+
+    def resume(self, now: int) -> None:
+        was, self.waiting = self.waiting, False
+        if was and self.running:
+            self.update(self.ticks(now))
+            self.schedule()
+
+    def advance(self, until: int, executing: bool = False) -> None:
+        while self.event is not None and self.event <= until:
+            t, self.event = self.event, None
+            if not self.running:                  # stopped by RVR = 0 since: nothing happens
+                self.fired.append((t, "nvic.systick", self.pending))
+                continue
+            k = self.ticks(t)
+            due = k >= self.zero
+            self.update(k)
+            if due and self.csr & 2:
+                if self.pending:
+                    self.waiting = True
+                    self.fired.append((t, "nvic.systick", 1))
+                    continue
+                self.pend(t, executing)
+            if self.running and self.csr & 2:
+                self.event = self.time_of(self.zero)
+            self.fired.append((t, "nvic.systick", self.pending))
+
+    # -- register accesses at machine time `now` -----------------------------------------------
+    def write(self, off: int, size: int, data: int, now: int) -> None:
+        idx, shift = (off >> 2) & 3, 8 * (off & 3)
+        mask = ((1 << 8 * size) - 1) << shift & M32
+        data = data << shift & mask
+        if idx == 0:
+            old = self.csr
+            self.csr = (old & ~(mask & ~(1 << 16))) | (data & ~(1 << 16))
+            if (old ^ self.csr) & 4 and self.running:
+                k = self.ticks(now, self.rate(old & 4))
+                self.update(k)
+                val = self.value(k)
+                k = self.ticks(now)
+                self.zero = k + (val or self.period())
+            else:
+                k = self.ticks(now)
+                self.update(k)
+            if old & 1 and not self.csr & 1:
+                self.val, self.running = self.value(k), False
+            elif self.csr & 1 and not old & 1:
+                self.running = self.period() > 1
+                self.zero = k + (self.val or self.period())
+            self.schedule()
+        elif idx == 1:
+            self.rvr = ((self.rvr & ~mask) | data) & 0xFFFFFF
+            if self.csr & 1 and not self.running and self.rvr:
+                self.running = True
+                self.zero = self.ticks(now) + self.rvr + 1
+                self.schedule()
+        elif idx == 2:
+            k = self.ticks(now)
+            self.update(k)
+            self.countflag, self.val = False, 0
+            if self.running:
+                self.zero = k + self.period()
+                self.schedule()
+
+    def read(self, off: int, size: int, now: int) -> int:
+        idx = (off >> 2) & 3
+        if idx == 0:
+            self.update(self.ticks(now))
+            v = self.csr & 7
+            if self.countflag:
+                v |= 1 << 16
+                self.countflag = False
+            elif self.running:
+                self.hints.append((SCS, self.time_of(self.zero)))
+        elif idx == 1:
+            v = self.rvr
+        elif idx == 2:
+            k = self.ticks(now)
+            self.update(k)
+            v = self.value(k)
+        else:
+            v = CALIB_WORD
+        return v >> 8 * (off & 3) & ((1 << 8 * size) - 1)
+
+    def set_core_clock(self, hz: int, now: int) -> None:
+        if hz <= 0 or hz == self.core_hz:
+            return
+        k = self.ticks(now)
+        self.update(k)
+        val = self.value(k)
+        self.core_hz = hz
+        if self.running:
+            self.zero = self.ticks(now) + (val or self.period())
+            self.schedule()
 
 
-def state(b: Board) -> dict:
-    nv, r = b.nv, b.nv.regs
-    return {
-        "now": b.sched.now,
-        "regs": [r.SYST_CSR.value, r.SYST_RVR.value, r.SYST_CVR.value, r.SYST_CALIB.value],
-        "fields": (r.SYST_CSR.ENABLE, r.SYST_CSR.TICKINT, r.SYST_CSR.CLKSOURCE, r.SYST_RVR.RELOAD),
-        "st": (nv._st_running, nv._st_zero, nv._st_val, nv._countflag, nv._st_waiting,
-               nv._st_core_hz, nv._st_hz_cache, nv._st_hz_csr),
-        "event": ev_view(nv._st_event),
-        "nvic": (nv.pending, nv.active, nv.stack, nv.exceptions_taken),
-        "heap": sorted((t, seq, ev.name) for t, seq, ev in b.sched._heap if not ev.cancelled),
-        "fired": list(b.fired),
-        "log": b.sched.events(),
-        "hints": list(b.cpu.hints),
-        "kicks": list(b.cpu.kicks),
-    }
-
-
-def apply(b: Board, op) -> object:
+def apply(b: Board, s: Spec, op, executing: bool = False) -> object:
+    """The op on the board and on the spec; returns (board's result, spec's result)."""
     kind, m, sched, nv = op[0], b.m, b.sched, b.nv
+    now = m.now()
     if kind == "w":
         _, off, size, value = op
-        m.bus_write(SCS + off, size, value & ((1 << 8 * size) - 1))
+        value &= (1 << 8 * size) - 1
+        m.bus_write(SCS + off, size, value)
+        s.write(off, size, value, now)
     elif kind == "r":
-        return m.bus_read(SCS + op[1], op[2])
+        return m.bus_read(SCS + op[1], op[2]), s.read(op[1], op[2], now)
     elif kind == "flip":                # ENABLE, TICKINT or CLKSOURCE toggled, the rest kept
-        m.bus_write(SCS + CSR, 4, (nv.regs.SYST_CSR.value ^ (1 << op[1])) & 0xFFFF_FFFF)
+        word = (s.csr ^ (1 << op[1])) & M32
+        m.bus_write(SCS + CSR, 4, word)
+        s.write(CSR, 4, word, now)
     elif kind == "clock":
         nv.set_core_clock(op[1])
-    elif kind == "cpuhz":
-        b.cpu.hz = op[1]
-    elif kind == "raw":
-        getattr(nv.regs, op[1]).value = op[2]
+        s.set_core_clock(op[1], now)
     elif kind == "run":
         sched.run_until(sched.now + op[1])
+        s.advance(sched.now)
     elif kind == "wrap":                # to just before / at / after the wrap event
-        ev = nv._st_event
-        if ev is not None and ev.time + op[1] >= sched.now:
-            sched.run_until(ev.time + op[1])
+        if s.event is not None and s.event + op[1] >= sched.now:
+            sched.run_until(s.event + op[1])
+            s.advance(sched.now)
     elif kind == "icsr":
         m.bus_write(SCS + ICSR, 4, op[1])
+        if op[1] & 1 << 25:
+            s.pending = 0
+            s.resume(now)
+        if op[1] & 1 << 26:
+            s.pend(sched.now, executing)
     elif kind == "take":                # the core takes SysTick and returns from it
         if nv.pending >> SYSTICK & 1:
             nv.activate(SYSTICK)
+            s.pending = 0
+            s.resume(now)
             if op[1]:
                 sched.run_until(sched.now + op[1])
+                s.advance(sched.now)
             nv.deactivate(SYSTICK)
     elif kind == "hz":
-        return nv._st_hz()
+        return nv._st_hz(), s.rate()
     elif kind == "exec":                # an access by the CPU in a slice that started `lag` ago
         _, lag, inner = op
         b.cpu._start = max(0, sched.now - lag)
         b.cpu.executing = True
         try:
-            return apply(b, inner)
+            return apply(b, s, inner, executing=True)
         finally:
             b.cpu.executing = False
     elif kind == "busy":                # events fire while the CPU counts as executing
@@ -145,16 +308,46 @@ def apply(b: Board, op) -> object:
             sched.run_until(sched.now + op[1])
         finally:
             b.cpu.follow = b.cpu.executing = False
+        s.advance(sched.now, executing=True)
     elif kind == "reset":
         m.system_reset("test")
+        s.reset()
     return None
 
 
-def outcome(b: Board, op) -> tuple:
-    try:
-        return ("ok", apply(b, op))
-    except Exception as exc:          # both must fail alike (a rate of 0: ZeroDivisionError)
-        return ("raised", type(exc).__name__)
+def check(b: Board, s: Spec, where: str) -> None:
+    nv, r = b.nv, b.nv.regs
+    assert r.SYST_CSR.value & ~(1 << 16) == s.csr and not r.SYST_CSR.value & 1 << 16, where
+    assert (r.SYST_CSR.ENABLE, r.SYST_CSR.TICKINT, r.SYST_CSR.CLKSOURCE) == \
+        (s.csr & 1, s.csr >> 1 & 1, s.csr >> 2 & 1), where
+    assert (r.SYST_RVR.value, r.SYST_RVR.RELOAD, r.SYST_CVR.value, r.SYST_CALIB.value) == \
+        (s.rvr, s.rvr, 0, CALIB_WORD), where
+    assert nv._st_running == s.running and nv._countflag == s.countflag, where
+    if s.running:
+        assert nv._st_zero == s.zero, where
+    else:
+        assert nv._st_val == s.val, where
+    assert bool(nv._st_waiting) == s.waiting, where
+    assert nv._st_core_hz == s.core_hz, where
+    ev = nv._st_event
+    assert (None if ev is None else (ev.time, ev.name, ev.cancelled)) == \
+        (None if s.event is None else (s.event, "nvic.systick", False)), where
+    live = [(t, e.name) for t, _, e in b.sched._heap if not e.cancelled]
+    assert live == ([] if s.event is None else [(s.event, "nvic.systick")]), where
+    assert nv.pending >> SYSTICK & 1 == s.pending, where
+    assert b.fired == s.fired, where
+    assert b.cpu.hints == s.hints and b.cpu.kicks == s.kicks, where
+
+
+def run_program(models: str, cpu_hz: int, freq: int | None, program: list) -> tuple[Board, Spec]:
+    b, s = Board(models, cpu_hz, freq), Spec(cpu_hz, freq)
+    check(b, s, "built")
+    for i, op in enumerate(program):
+        got = apply(b, s, op)
+        if got is not None:
+            assert got[0] == got[1], (i, op, got)
+        check(b, s, f"step {i} {op}")
+    return b, s
 
 
 CSR_WORDS = st.one_of(st.integers(0, 7), st.sampled_from([0x10007, 0x10003, 0xFFFF_FFFF, 0x105, 0x3]),
@@ -166,76 +359,104 @@ OFFS = st.sampled_from([CSR, CSR + 1, CSR + 2, CSR + 3, RVR, RVR + 1, RVR + 2, R
 SIZES = st.sampled_from([1, 2, 4])
 TIMES = st.one_of(st.integers(0, 3000), st.integers(0, 50 * PS_PER_US), st.integers(0, 3 * PS_PER_MS),
                   st.integers(0, 40 * PS_PER_MS))
-
-
-def base_ops():
-    return st.one_of(
-        st.tuples(st.just("w"), st.just(CSR), st.just(4), CSR_WORDS),
-        st.tuples(st.just("w"), st.just(RVR), st.just(4), RVR_WORDS),
-        st.tuples(st.just("flip"), st.sampled_from([0, 1, 2, 2])),
-        st.tuples(st.just("w"), st.sampled_from([CVR, CALIB]), st.just(4), st.integers(0, 0xFFFF_FFFF)),
-        st.tuples(st.just("w"), OFFS, SIZES, st.integers(0, 0xFFFF_FFFF)),
-        st.tuples(st.just("r"), st.sampled_from([CSR, CVR, RVR, CALIB]), st.just(4)),
-        st.tuples(st.just("r"), OFFS, SIZES),
-        st.tuples(st.just("clock"), st.sampled_from([0, -5, 7, 8_000_000, 64_000_000, 128_000_000,
-                                                     480_000_000, 1_000_003])),
-        st.tuples(st.just("cpuhz"), st.sampled_from([7, 1_000_003, 64_000_000, 480_000_000])),
-        st.tuples(st.just("raw"), st.sampled_from(["SYST_CSR", "SYST_RVR", "SYST_CVR"]),
-                  st.integers(0, 0xFFFF_FFFF)),
-        st.tuples(st.just("run"), TIMES),
-        st.tuples(st.just("run"), TIMES),
-        st.tuples(st.just("wrap"), st.sampled_from([-1, 0, 1, 2])),
-        st.tuples(st.just("icsr"), st.sampled_from([1 << 25, 1 << 26, (1 << 25) | (1 << 26), 0])),
-        st.tuples(st.just("take"), st.sampled_from([0, 0, 500 * PS_PER_US, 3 * PS_PER_MS])),
-        st.tuples(st.just("hz")),
-        st.tuples(st.just("busy"), TIMES),
-        st.tuples(st.just("reset")),
-    )
-
-
-OPS = st.one_of(base_ops(), st.tuples(st.just("exec"), st.integers(0, 5 * PS_PER_US),
-                                      st.sampled_from([("r", CSR, 4), ("r", CVR, 4), ("r", CSR + 2, 2),
-                                                       ("w", CSR, 4, 7), ("w", CVR, 4, 0),
-                                                       ("w", RVR, 4, 999), ("icsr", 1 << 26)])))
+BASE_OPS = st.one_of(
+    st.tuples(st.just("w"), st.just(CSR), st.just(4), CSR_WORDS),
+    st.tuples(st.just("w"), st.just(RVR), st.just(4), RVR_WORDS),
+    st.tuples(st.just("flip"), st.sampled_from([0, 1, 2, 2])),
+    st.tuples(st.just("w"), st.sampled_from([CVR, CALIB]), st.just(4), st.integers(0, 0xFFFF_FFFF)),
+    st.tuples(st.just("w"), OFFS, SIZES, st.integers(0, 0xFFFF_FFFF)),
+    st.tuples(st.just("r"), st.sampled_from([CSR, CVR, RVR, CALIB]), st.just(4)),
+    st.tuples(st.just("r"), OFFS, SIZES),
+    st.tuples(st.just("clock"), st.sampled_from([0, -5, 8_000_000, 64_000_000, 128_000_000,
+                                                 480_000_000, 1_000_003])),
+    st.tuples(st.just("run"), TIMES),
+    st.tuples(st.just("run"), TIMES),
+    st.tuples(st.just("wrap"), st.sampled_from([-1, 0, 1, 2])),
+    st.tuples(st.just("icsr"), st.sampled_from([1 << 25, 1 << 26, (1 << 25) | (1 << 26), 0])),
+    st.tuples(st.just("take"), st.sampled_from([0, 0, 500 * PS_PER_US, 3 * PS_PER_MS])),
+    st.tuples(st.just("hz")),
+    st.tuples(st.just("busy"), TIMES),
+    st.tuples(st.just("reset")),
+)
+OPS = st.one_of(BASE_OPS, st.tuples(st.just("exec"), st.integers(0, 5 * PS_PER_US),
+                                    st.sampled_from([("r", CSR, 4), ("r", CVR, 4), ("r", CSR + 2, 2),
+                                                     ("w", CSR, 4, 7), ("w", CVR, 4, 0),
+                                                     ("w", RVR, 4, 999), ("icsr", 1 << 26)])))
 # a start that makes the counter run often: RVR, CVR, then CSR with ENABLE
 START = st.tuples(st.sampled_from([1, 2, 239, 4799, 63_999, 0xFFFFFF]), st.sampled_from([3, 7, 5, 1, 2, 6]))
+MODELS = st.sampled_from(["python", "native"])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cpu_hz=st.sampled_from([480_000_000, 64_000_000, 1_000_003, 7, 0]),
-       freq=st.sampled_from([None, None, 480_000_000, 8_000_001, 13]),
+@given(models=MODELS, cpu_hz=st.sampled_from([480_000_000, 64_000_000, 1_000_003, 800]),
+       freq=st.sampled_from([None, None, 480_000_000, 8_000_001, 104]),
        start=st.one_of(st.none(), START),
        ops=st.lists(OPS, max_size=40))
-def test_native_systick_matches_the_python_model(cpu_hz, freq, start, ops):
-    py, c = Board("python", cpu_hz, freq), Board("native", cpu_hz, freq)
+def test_systick_follows_the_armv7m_rules(models, cpu_hz, freq, start, ops):
     program = [] if start is None else [("w", RVR, 4, start[0]), ("w", CVR, 4, 0),
                                         ("w", CSR, 4, start[1])]
-    for i, op in enumerate(program + ops):
-        a, b = outcome(py, op), outcome(c, op)
-        assert a == b, (i, op)
-        sa, sb = state(py), state(c)
-        assert sa == sb, (i, op, {k: (sa[k], sb[k]) for k in sa if sa[k] != sb[k]})
+    run_program(models, cpu_hz, freq, program + ops)
 
 
-def test_a_nominal_millisecond_tick_is_the_same_wrap_for_wrap():
-    """480 MHz, RVR = 479 999 with TICKINT: 20 wraps, each taken 100 us later; a delay loop reads
-    CSR and CVR in between (poll hints). Same wrap times, sequence numbers and state."""
-    boards = [Board(models, 480_000_000, None) for models in ("python", "native")]
-    for b in boards:
-        for op in (("w", RVR, 4, 479_999), ("w", CVR, 4, 0), ("w", CSR, 4, 7)):
-            apply(b, op)
-        for _ in range(20):
-            apply(b, ("wrap", 0))
-            apply(b, ("exec", 0, ("r", CSR, 4)))          # COUNTFLAG: set by the wrap
-            apply(b, ("exec", 10, ("r", CSR, 4)))         # clear: a poll hint to the next wrap
-            apply(b, ("exec", 10, ("r", CVR, 4)))
-            apply(b, ("take", 100 * PS_PER_US))
-    py, c = (state(b) for b in boards)
-    assert py == c
-    wraps = [f for f in c["fired"] if f[2] == "nvic.systick"]
-    assert [f[0] for f in wraps] == [k * PS_PER_MS for k in range(1, 21)]
-    assert all(f[4] == 1 for f in wraps)
-    assert c["hints"] == [(SCS, (k + 1) * PS_PER_MS) for k in range(1, 21)]
+RATE_OPS = st.one_of(
+    st.tuples(st.just("run"), st.integers(1, 3 * PS_PER_MS)),
+    st.tuples(st.just("flip"), st.sampled_from([2, 2, 2, 0, 1])),
+    st.tuples(st.just("clock"), st.sampled_from([8_000_000, 64_000_000, 128_000_000, 1_000_003, 0])),
+    st.tuples(st.just("r"), st.sampled_from([CSR, CVR]), st.just(4)),
+    st.tuples(st.just("wrap"), st.sampled_from([-1, 0, 1])),
+    st.tuples(st.just("take"), st.sampled_from([0, 200 * PS_PER_US])),
+    st.tuples(st.just("w"), st.sampled_from([RVR, CVR]), st.just(4), st.sampled_from([0, 1, 999, 63_999])),
+    st.tuples(st.just("hz")),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(models=MODELS, cpu_hz=st.sampled_from([480_000_000, 64_000_000, 1_000_003]),
+       freq=st.sampled_from([None, 8_000_001]),
+       start=START, ops=st.lists(RATE_OPS, min_size=4, max_size=30))
+def test_a_running_systick_keeps_its_value_across_rate_changes(models, cpu_hz, freq, start, ops):
+    """A running counter under CLKSOURCE toggles, core clock pushes, reloads and reads: the
+    counter keeps its value where the rate changes and wraps at the new rate."""
+    run_program(models, cpu_hz, freq,
+                [("w", RVR, 4, start[0]), ("w", CVR, 4, 0), ("w", CSR, 4, start[1] | 1)] + ops)
+
+
+# -- the ARM ARM's numbers as literals ------------------------------------------------------------
+
+@pytest.mark.parametrize("models", ["python", "native"])
+def test_a_millisecond_tick_at_480_mhz(models):
+    """480 MHz, RVR = 479 999 with TICKINT: SysTick pends every 1 ms exactly; a delay loop reads
+    COUNTFLAG once per wrap and gets a poll hint to the next one; CVR counts down from RVR."""
+    b = Board(models, 480_000_000, None)
+    m = b.m
+    m.bus_write(SCS + RVR, 4, 479_999)
+    m.bus_write(SCS + CVR, 4, 0)
+    m.bus_write(SCS + CSR, 4, 7)
+    assert m.bus_read(SCS + CALIB, 4) == CALIB_WORD
+    for k in range(1, 21):
+        b.sched.run_until(k * PS_PER_MS)
+        assert b.nv.pending >> SYSTICK & 1
+        assert m.bus_read(SCS + CSR, 4) == 0x10007           # COUNTFLAG set by the wrap
+        assert m.bus_read(SCS + CSR, 4) == 7                 # cleared by the read: a poll hint
+        assert b.cpu.hints[-1] == (SCS, (k + 1) * PS_PER_MS)
+        b.sched.run_until(k * PS_PER_MS + 1_000_000)         # 1 us = 480 ticks later
+        assert m.bus_read(SCS + CVR, 4) == 479_999 - 479
+        b.nv.activate(SYSTICK)
+        b.nv.deactivate(SYSTICK)
+    wraps = [f[0] for f in b.fired if f[1] == "nvic.systick"]
+    assert wraps == [k * PS_PER_MS for k in range(1, 21)]
+
+
+@pytest.mark.parametrize("models", ["python", "native"])
+def test_clksource_0_counts_the_core_clock_over_8(models):
+    b = Board(models, 64_000_000, None)
+    m = b.m
+    m.bus_write(SCS + RVR, 4, 7_999)                         # 8000 ticks of 8 MHz = 1 ms
+    m.bus_write(SCS + CSR, 4, 3)
+    b.sched.run_until(PS_PER_MS - 1)
+    assert not b.nv.pending >> SYSTICK & 1
+    b.sched.run_until(PS_PER_MS)
+    assert b.nv.pending >> SYSTICK & 1 and m.bus_read(SCS + CSR, 4) == 0x10003
 
 
 def test_the_c_bus_serves_the_systick_registers_in_c_and_the_rest_through_the_bank():
@@ -248,36 +469,16 @@ def test_the_c_bus_serves_the_systick_registers_in_c_and_the_rest_through_the_ba
         return bank_read(offset, size)
 
     b.nv._st.set_fallback(spy, b.nv.regs.write)
-    assert b.m.bus_read(SCS + CALIB, 4) == 0x4000_0000 | 4_799_999
+    assert b.m.bus_read(SCS + CALIB, 4) == CALIB_WORD
     b.m.bus_write(SCS + RVR, 4, 0x1234_5678)
     assert b.m.bus_read(SCS + RVR, 4) == 0x34_5678 and calls == []
     assert b.m.bus_read(SCS + 0xD00, 4) == 0x411FC271 and calls == [(0xD00, 4)]
 
 
-RATE_OPS = st.one_of(
-    st.tuples(st.just("run"), st.integers(1, 3 * PS_PER_MS)),
-    st.tuples(st.just("flip"), st.sampled_from([2, 2, 2, 0, 1])),
-    st.tuples(st.just("clock"), st.sampled_from([8_000_000, 64_000_000, 128_000_000, 1_000_003, 0])),
-    st.tuples(st.just("cpuhz"), st.sampled_from([1_000_003, 64_000_000])),
-    st.tuples(st.just("r"), st.sampled_from([CSR, CVR]), st.just(4)),
-    st.tuples(st.just("wrap"), st.sampled_from([-1, 0, 1])),
-    st.tuples(st.just("take"), st.sampled_from([0, 200 * PS_PER_US])),
-    st.tuples(st.just("w"), st.sampled_from([RVR, CVR]), st.just(4), st.sampled_from([0, 1, 999, 63_999])),
-    st.tuples(st.just("hz")),
-)
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cpu_hz=st.sampled_from([480_000_000, 64_000_000, 1_000_003]),
-       freq=st.sampled_from([None, 8_000_001]),
-       start=START, ops=st.lists(RATE_OPS, min_size=4, max_size=30))
-def test_native_systick_follows_rate_changes_like_the_python_model(cpu_hz, freq, start, ops):
-    """A running counter under CLKSOURCE toggles, core and CPU clock changes, reloads and reads:
-    the paths where the two rates meet (the counter keeps its value, wraps at the new rate)."""
-    py, c = Board("python", cpu_hz, freq), Board("native", cpu_hz, freq)
-    program = [("w", RVR, 4, start[0]), ("w", CVR, 4, 0), ("w", CSR, 4, start[1] | 1)] + ops
-    for i, op in enumerate(program):
-        a, b = outcome(py, op), outcome(c, op)
-        assert a == b, (i, op)
-        sa, sb = state(py), state(c)
-        assert sa == sb, (i, op, {k: (sa[k], sb[k]) for k in sa if sa[k] != sb[k]})
+def test_no_clock_at_all_is_a_zero_division():
+    """No pushed clock, no systickFrequency, a CPU at 0 Hz: starting the counter with TICKINT
+    needs the time of a tick at rate 0."""
+    b = Board("native", 0, None)
+    b.m.bus_write(SCS + RVR, 4, 99)
+    with pytest.raises(ZeroDivisionError):
+        b.m.bus_write(SCS + CSR, 4, 7)

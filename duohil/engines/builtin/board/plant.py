@@ -26,15 +26,18 @@ stop and leaves it as soon as the drive points away; reaching a stop again is a 
 These records are the ground truth for "runaway" (CRASH_MODES.md CM1), independent of what the
 firmware believes.
 
-Under ``DUOHIL_MODELS=native`` ``DcMotorPlant(...)`` is a ``DcMotorPlantNative``: the state (t, x,
-v, the drive, pinned, the end-stop event or its deferred prediction, history, trace) lives only in
-C (native/plant.c, ``_core.Plant``), and the drive change (the PWM timer's listener, the direction
-pin's subscription), ``advance``, the periodic sample and ``count_now`` (the encoder timer's
-source) run there with no Python call; the crossing search (``_first_crossing_from``,
-``_bisect``) and ``machine.record`` stay these Python methods, called from C where this model
-calls them. This class stays the reference (tests/test_native_plant.py compares the two: the same
-floats bit for bit, records, samples and scheduled events). Parameters the C arithmetic cannot
-reproduce exactly (end stops beyond 2**53, non-finite speeds, non-int periods) keep this class.
+The model is C, one copy whatever ``DUOHIL_MODELS`` says (native/plant.c, ``_core.Plant``):
+``DcMotorPlant(...)`` builds a ``DcMotorPlantNative``, a subclass of ``_core.Plant`` and of this
+class (made once the native core is loaded). The state (t, x, v, the drive, pinned, the end-stop
+event or its deferred prediction, history, trace) lives only in C, and the drive change (the PWM
+timer's listener, the direction pin's subscription), ``advance``, the periodic sample and
+``count_now`` (the encoder timer's source) run there with no Python call; the crossing search
+(``_first_crossing_from``, ``_bisect`` below) and ``machine.record`` stay Python, called from C.
+An end stop that cannot be reached before 2**63 ps (a crawling axis) is not predicted at all.
+``MotorParams`` refuses, when configured, what the C arithmetic cannot hold exactly (integer end
+stops beyond 2**53, non-finite speeds or time constant, a non-integer sample period or history
+length); an end stop of +-inf means no stop on that side. Specified by tests/test_plant.py and
+tests/test_native_plant.py.
 
 The plant is physics, not a peripheral: a machine reset does not move it (the timer and GPIO
 resets drop the drive to 0 and the axis coasts to rest). Float arithmetic (IEEE double, math.exp)
@@ -114,19 +117,39 @@ class MotorParams:
         def bad(field: str, expected: str) -> ConfigError:
             return ConfigError(f"motor plant: {field}={getattr(self, field)!r}", field=field,
                                expected=expected)
-        if not self.max_speed > 0:
-            raise bad("max_speed", "> 0 counts/s")
-        if not self.tau_s >= 0:
-            raise bad("tau_s", ">= 0 s")
-        if not 0 <= self.friction_duty < 1:
-            raise bad("friction_duty", "0 <= friction_duty < 1")
-        if not self.limit_min < self.initial_position < self.limit_max:
-            raise bad("initial_position", f"strictly between limit_min={self.limit_min} and "
-                                          f"limit_max={self.limit_max}")
-        if self.sample_period_ps <= 0:
-            raise bad("sample_period_ps", "> 0")
-        if self.history_len <= 0:
-            raise bad("history_len", "> 0")
+
+        def number(field: str) -> bool:
+            v = getattr(self, field)
+            return type(v) in (int, float)
+
+        def finite(field: str) -> bool:
+            v = getattr(self, field)
+            return number(field) and (type(v) is int and abs(v) < 2 ** 1023 or math.isfinite(v))
+
+        def whole(field: str, top: int) -> bool:
+            v = getattr(self, field)
+            return type(v) is int and 0 < v <= top
+
+        if not (finite("max_speed") and self.max_speed > 0):
+            raise bad("max_speed", "a finite number > 0 counts/s")
+        if not (finite("tau_s") and self.tau_s >= 0):
+            raise bad("tau_s", "a finite number >= 0 s")
+        if not (number("friction_duty") and 0 <= self.friction_duty < 1):
+            raise bad("friction_duty", "a number, 0 <= friction_duty < 1")
+        for f in ("limit_min", "limit_max"):
+            v = getattr(self, f)
+            if not (type(v) is float and not math.isnan(v) or type(v) is int and abs(v) <= 2 ** 53):
+                raise bad(f, "an integer of magnitude <= 2**53 or a float (-inf/inf: no stop on "
+                             "that side), in counts")
+        if not (finite("initial_position") and self.limit_min < self.initial_position < self.limit_max):
+            raise bad("initial_position", f"a finite number strictly between limit_min={self.limit_min} "
+                                          f"and limit_max={self.limit_max}")
+        if type(self.direction_positive_level) is not int or self.direction_positive_level not in (0, 1):
+            raise bad("direction_positive_level", "0 or 1 (the pin level that drives towards +counts)")
+        if not whole("sample_period_ps", 2 ** 62):
+            raise bad("sample_period_ps", "a whole number of picoseconds, 1 .. 2**62")
+        if not whole("history_len", 2 ** 40):
+            raise bad("history_len", "a whole number of samples, 1 .. 2**40")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "MotorParams":
@@ -146,43 +169,21 @@ class Sample(NamedTuple):
 
 
 class DcMotorPlant:
+    """The axis: see the module docstring. Every instance is a DcMotorPlantNative (below): t, x,
+    v, drive, pinned, end_stops, advance(), count_now(), position_now(), velocity_now(),
+    target_velocity() and the event paths are _core.Plant's (C); this class holds the wiring, the
+    Python views of the C history and trace, and the crossing search the C calls."""
+
     def __new__(cls, machine: "Machine" = None, params: MotorParams | None = None,  # type: ignore[assignment]
                 **_kw: Any) -> "DcMotorPlant":
-        # under DUOHIL_MODELS=native the state lives in C (DcMotorPlantNative below)
-        if cls is DcMotorPlant and native.models() == "native" and _native_fits(params or MotorParams()):
-            native_cls = native_class()
-            return native_cls.__new__(native_cls)
-        return super().__new__(cls)
-
-    def __init__(self, machine: "Machine", params: MotorParams | None = None, *,
-                 pwm: "STM32_Timer", pwm_channel: int = 1,
-                 direction: "STM32_GPIOPort", direction_pin: int,
-                 encoder: "STM32_Timer | None" = None) -> None:
-        p = self._wire(machine, params, pwm, pwm_channel, direction, direction_pin, encoder)
-        self.t = machine.now()
-        self.x = float(p.initial_position)
-        self.v = 0.0
-        self.pinned: str | None = None            # "min" / "max" while resting against a stop
-        self.end_stops: list[dict[str, Any]] = []
-        self.history: deque[Sample] = deque(maxlen=p.history_len)
-        self.trace = Trace()                      # (t, position) of the whole run, decimated
-        self.drive = 0.0                          # signed duty in effect
-        self._vt = 0.0                            # target velocity in effect
-        self._cross_ev = None
-        self._lazy_cross = None                   # deferred prediction: [t_lb, seq, state, handle]
-        pwm.add_listener(lambda _timer: self._drive_changed())
-        direction.subscribe(self._pin_changed)
-        if encoder is not None:
-            encoder.encoder_source = self.count_now
-            encoder.set_encoder_count(self.count)
-        self._drive_changed(force=True)
-        self._sample_ev = machine.scheduler.at(self.t + p.sample_period_ps, self._sample,
-                                               name="plant.sample")
+        # the model lives in C: DcMotorPlantNative (below) is the class of every instance
+        native_cls = native_class()
+        return native_cls.__new__(native_cls)
 
     def _wire(self, machine: "Machine", params: MotorParams | None, pwm: "STM32_Timer",
               pwm_channel: int, direction: "STM32_GPIOPort", direction_pin: int,
               encoder: "STM32_Timer | None") -> MotorParams:
-        """The plant's connections and parameters (both implementations keep them in Python)."""
+        """The plant's connections and parameters (kept in Python)."""
         self.machine = machine
         self.params = p = params or MotorParams()
         self.pwm, self.pwm_channel = pwm, pwm_channel
@@ -196,185 +197,39 @@ class DcMotorPlant:
         """Position in whole encoder counts at the last evaluation."""
         return math.floor(self.x)
 
-    def count_now(self) -> int:
-        self.advance(self.machine.now())
-        return self.count
-
-    def position_now(self) -> float:
-        self.advance(self.machine.now())
-        return self.x
-
-    def velocity_now(self) -> float:
-        self.advance(self.machine.now())
-        return self.v
+    @property
+    def history(self) -> deque[Sample]:
+        """The recent samples (a copy: the ring lives in C)."""
+        return deque((Sample(*s) for s in self._history()), maxlen=self.params.history_len)
 
     def samples(self) -> list[Sample]:
-        return list(self.history)
+        return [Sample(*s) for s in self._history()]
 
-    def target_velocity(self) -> float:
-        return self._vt
+    @property
+    def trace(self) -> Trace:
+        """The whole run's decimated positions (a copy: the trace lives in C)."""
+        cap, stride, offered, t, x = self._trace_state()
+        tr = Trace(cap)
+        tr.stride, tr._n = stride, offered
+        tr.t.frombytes(t)
+        tr.x.frombytes(x)
+        return tr
 
-    # -- the drive ---------------------------------------------------------------------------------------
-    def _read_drive(self) -> tuple[float, float]:
-        p = self.params
-        duty = self.pwm.channel_duty(self.pwm_channel)
-        level = self.direction.pin_level(self.direction_pin)
-        sign = 1.0 if level == p.direction_positive_level else -1.0
-        effective = max(0.0, duty - p.friction_duty) / (1.0 - p.friction_duty)
-        return sign * duty, sign * p.max_speed * effective
-
-    def _pin_changed(self, port: Any, pin: int, level: int, t_ps: int) -> None:
-        if pin == self.direction_pin:
-            self._drive_changed()
-
-    def _drive_changed(self, force: bool = False) -> None:
-        self.advance(self.machine.now())
-        drive, vt = self._read_drive()
-        if not force and vt == self._vt and drive == self.drive:
-            return
-        self.drive, self._vt = drive, vt
-        self._release_if_pulled_away()
-        self._predict()
-
-    def _release_if_pulled_away(self) -> None:
-        if self.pinned == "max" and self._vt < 0 or self.pinned == "min" and self._vt > 0:
-            self.pinned = None
-
-    # -- integration --------------------------------------------------------------------------------------
-    def _state_after(self, dt_ps: int) -> tuple[float, float]:
-        """(x, v) dt_ps after the current state under the current drive (ignoring the stops)."""
-        dt = dt_ps / PS_PER_S
-        vt, tau = self._vt, self.params.tau_s
-        if tau <= 0:
-            return self.x + vt * dt, vt
-        e = math.exp(-dt / tau)
-        return self.x + vt * dt + (self.v - vt) * tau * (1.0 - e), vt + (self.v - vt) * e
-
+    # -- the end-stop crossing search (called from C) ----------------------------------------------------
     @staticmethod
     def _x_after(x0: float, v0: float, vt: float, tau: float, dt_ps: int) -> float:
-        """Position part of ``_state_after`` from an explicit state (the same arithmetic)."""
+        """x(dt_ps) from an explicit state: x0 + vt t + (v0 - vt) tau (1 - e^(-t/tau)), or
+        x0 + vt t when tau is 0 (the C's _state_after, the same arithmetic)."""
         dt = dt_ps / PS_PER_S
         if tau <= 0:
             return x0 + vt * dt
         e = math.exp(-dt / tau)
         return x0 + vt * dt + (v0 - vt) * tau * (1.0 - e)
 
-    def advance(self, t: int) -> None:
-        """Bring the state to virtual time t (never backwards)."""
-        while t > self.t:
-            if self.pinned is not None:
-                self.t = t
-                return
-            lazy = self._lazy_cross
-            if lazy is not None and t >= lazy[0]:
-                self._materialize_cross()
-            cross = self._cross_ev.time if self._cross_ev is not None else None
-            if cross is not None and cross <= t:
-                self._hit(cross)
-                continue
-            x, v = self._state_after(t - self.t)
-            p = self.params
-            self.x, self.v, self.t = min(max(x, p.limit_min), p.limit_max), v, t
-
-    def _hit(self, t: int) -> None:
-        ev, self._cross_ev = self._cross_ev, None
-        if ev is not None:
-            ev.cancel()
-        self._drop_lazy_cross()
-        x, v = self._state_after(t - self.t)
-        side = "max" if v > 0 or (v == 0 and x >= self.params.limit_max) else "min"
-        limit = self.params.limit_max if side == "max" else self.params.limit_min
-        self.x, self.v, self.t, self.pinned = float(limit), 0.0, t, side
-        rec = {"side": side, "position": limit, "velocity": v}
-        self.end_stops.append({"t_ps": t, **rec})
-        self.machine.record("end_stop", t=t, **rec)
-        self._release_if_pulled_away()
-        self._predict()
-
-    def _on_cross(self) -> None:
-        self.advance(self.machine.now())
-
-    def _sample(self) -> None:
-        now = self.machine.now()
-        self.advance(now)
-        self.history.append(Sample(now, self.x, self.v, self.drive))
-        self.trace.append(now, self.x)
-        if self.encoder is not None:
-            self.encoder.set_encoder_count(self.count)
-        self._sample_ev = self.machine.scheduler.at(now + self.params.sample_period_ps, self._sample,
-                                                    name="plant.sample")
-
-    # -- end-stop prediction ------------------------------------------------------------------------------
-    def _drop_lazy_cross(self) -> None:
-        lazy, self._lazy_cross = self._lazy_cross, None
-        if lazy is not None:
-            self.machine.scheduler.cancel_deferred(lazy[3])
-
-    def _crossing_lower_bound(self) -> int | None:
-        """A time (ps from the current state) before which neither limit can be reached under
-        the current drive, or None when there is no useful bound. The speed stays between v0
-        and vt (a first-order response), so |x(t) - x0| <= max(|v0|, |vt|) * t; margins cover
-        the float rounding of the trajectory formula."""
-        p = self.params
-        speed = max(abs(self.v), abs(self._vt))
-        if not 0 < speed < math.inf:
-            return None
-        room = min(p.limit_max - self.x, self.x - p.limit_min)
-        if not 0 < room < math.inf:
-            return None
-        lb = int((room * 0.999 - 1e-6 * (abs(self.x) + 1.0)) / speed * PS_PER_S) - PS_PER_MS
-        return lb if lb > PS_PER_MS else None
-
-    def _materialize_cross(self) -> None:
-        """Compute a deferred prediction (from the state it was made in) and push its event with
-        the sequence number reserved then: the same event at the same place in the order as an
-        eager prediction."""
-        lazy, self._lazy_cross = self._lazy_cross, None
-        if lazy is None:
-            return
-        _t_lb, seq, (t0, x0, v0, vt, floor_t), handle = lazy
-        self.machine.scheduler.cancel_deferred(handle)
-        crossing = self._first_crossing_from(x0, v0, vt)
-        if crossing is None:
-            return
-        t = t0 + crossing[0]
-        self._cross_ev = self.machine.scheduler.at_seq(max(t, floor_t), seq, self._on_cross,
-                                                       name="plant.end_stop")
-
-    def _predict(self) -> None:
-        if self._cross_ev is not None:
-            self._cross_ev.cancel()
-            self._cross_ev = None
-        self._drop_lazy_cross()
-        if self.pinned is not None:
-            return
-        lb = self._crossing_lower_bound()
-        if lb is not None:
-            # Deferred: a crossing this far ahead is almost always overtaken by the next drive
-            # change (1 kHz), and the search costs ~50 trajectory evaluations.
-            sched = self.machine.scheduler
-            seq = sched.reserve_seq()
-            state = (self.t, self.x, self.v, self._vt, sched.now)
-            self._lazy_cross = [self.t + lb, seq, state, None]
-            self._lazy_cross[3] = sched.defer(self.t + lb, self._materialize_cross)
-            return
-        crossing = self._first_crossing()
-        if crossing is None:
-            return
-        dt, side = crossing
-        if dt == 0 and self.v == 0:
-            # resting against that stop already (released and pushed back at the same instant):
-            # not a new crossing
-            self.pinned = side
-            return
-        self._cross_ev = self.machine.scheduler.at(self.t + dt, self._on_cross, name="plant.end_stop")
-
-    def _first_crossing(self) -> tuple[int, str] | None:
-        """(ps from the current state until x reaches a limit under the current drive, side)."""
-        return self._first_crossing_from(self.x, self.v, self._vt)
-
     def _first_crossing_from(self, x0: float, v0: float, vt: float) -> tuple[int, str] | None:
-        """``_first_crossing`` from an explicit state (x0, v0) and target velocity vt."""
+        """(ps from the state (x0, v0) until x reaches a limit under the target velocity vt, the
+        side "min"/"max"), or None when the trajectory never reaches one. It has at most one
+        turning point, so each monotone segment is searched by bisection on integer ps."""
         p, tau = self.params, self.params.tau_s
         x_after = self._x_after
         sv0 = v0                                         # the state's velocity (trajectory)
@@ -401,6 +256,8 @@ class DcMotorPlant:
                 start = end
                 continue
             # unbounded segment: find a time beyond the crossing, if the trajectory gets there
+            if math.isinf(limit):
+                return None                              # no stop on that side
             if vt == 0:
                 asymptote = x0 + v0 * tau
                 if not (asymptote > limit if direction > 0 else asymptote < limit):
@@ -427,18 +284,6 @@ class DcMotorPlant:
         return hi
 
 
-def _native_fits(p: MotorParams) -> bool:
-    """The C arithmetic is this model's, bit for bit, for these parameters: end stops that are
-    exact doubles (Python compares them with floats exactly), finite speeds and time constant,
-    integer period and history length of sane size."""
-    def num(v: Any, bound: float = math.inf) -> bool:
-        return type(v) in (int, float) and math.isfinite(v) and abs(v) <= bound
-    return (num(p.limit_min, 2.0 ** 53) and num(p.limit_max, 2.0 ** 53) and num(p.max_speed)
-            and num(p.tau_s) and num(p.friction_duty) and num(p.initial_position)
-            and type(p.sample_period_ps) is int and p.sample_period_ps < 2 ** 62
-            and type(p.history_len) is int and p.history_len < 2 ** 40)
-
-
 _native_cls: type | None = None
 
 
@@ -447,7 +292,7 @@ def native_class() -> type:
     Python face; made once the native core is loaded."""
     global _native_cls
     if _native_cls is None:
-        core = native.core()
+        core = native.require()
         from ..soc.stm32h7.stm32_gpio import STM32_GPIOPort
 
         def c_timer(obj: Any, method: str) -> bool:
@@ -483,24 +328,6 @@ def native_class() -> type:
                     encoder.set_encoder_count(self.count)
                 self._drive_changed(force=True)
                 self._start()
-
-            @property
-            def history(self) -> deque[Sample]:
-                """The recent samples (a copy: the ring lives in C)."""
-                return deque((Sample(*s) for s in self._history()), maxlen=self.params.history_len)
-
-            def samples(self) -> list[Sample]:
-                return [Sample(*s) for s in self._history()]
-
-            @property
-            def trace(self) -> Trace:
-                """The whole run's decimated positions (a copy: the trace lives in C)."""
-                cap, stride, offered, t, x = self._trace_state()
-                tr = Trace(cap)
-                tr.stride, tr._n = stride, offered
-                tr.t.frombytes(t)
-                tr.x.frombytes(x)
-                return tr
 
         _native_cls = DcMotorPlantNative
     return _native_cls

@@ -11730,7 +11730,7 @@ static int add_timer_type(PyObject *m)
 /* == end of Timer [timerc] ======================================================================= */
 
 /* == SysTick: the Cortex-M7 SysTick (systick.c) [systickc] ======================================
- * nvic.py's NvicNative (DUOHIL_MODELS=native) holds one _core.SysTick: the counter, COUNTFLAG,
+ * nvic.py's Nvic (whatever DUOHIL_MODELS says) holds one _core.SysTick: the counter, COUNTFLAG,
  * the reload rules, CLKSOURCE and the core clock, and the wrap event live only here (model:
  * systick.c), reaching the NVIC's exception state through the _core.Nvic it was made with (the
  * pending bit, st_waiting). The wrap event is pushed on the C heap with nvic.py's name
@@ -12329,7 +12329,7 @@ static PyTypeObject SysTickType = {
     .tp_name = "duohil.engines.builtin.native._core.SysTick",
     .tp_basicsize = sizeof(SysTickObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "SysTick(nvic): the Cortex-M7 SysTick in C (native/systick.c), nvic.py's NvicNative's.",
+    .tp_doc = "SysTick(nvic): the Cortex-M7 SysTick in C (native/systick.c), nvic.py's Nvic's.",
     .tp_new = sy_new,
     .tp_dealloc = (destructor)sy_dealloc,
     .tp_traverse = (traverseproc)sy_traverse,
@@ -12358,7 +12358,7 @@ static int add_systick_type(PyObject *m)
 /* == end of SysTick [systickc] ===================================================================== */
 
 /* == Plant: the DC-motor plant (plant.c) [plantc] ================================================
- * board/plant.py's DcMotorPlantNative (DUOHIL_MODELS=native) is a subclass of _core.Plant: the
+ * board/plant.py's DcMotorPlantNative (every DcMotorPlant) is a subclass of _core.Plant: the
  * state (t, x, v, the drive, pinned, the end-stop event or its deferred prediction, the history
  * and the trace) lives only here; the arithmetic is plant.c's. The common paths make no Python
  * call: the drive change (the timer listener _on_pwm and the GPIO subscription _pin_changed are
@@ -12367,11 +12367,11 @@ static int add_systick_type(PyObject *m)
  * heap whose callable is this object's _sample; history, trace, the encoder timer's
  * set_encoder_count in C), count_now (the encoder timer's encoder_source) and the deferred
  * end-stop prediction (reserve_seq/defer straight on the C scheduler, its callable
- * _materialize_cross). What stays Python, called from here where plant.py calls it: the
- * crossing search (_first_crossing_from and its bisection, rare: at most once per drive change
- * that cannot be deferred or is materialised) and machine.record of an end stop. The event
- * names, times and sequence numbers are plant.py's (at / at_seq / reserve_seq / defer in the same
- * order). Uses as_i64, machine_now, c_at, event_new, push_event, sched_defer,
+ * _materialize_cross). What stays Python, called from here: the crossing search
+ * (_first_crossing_from and its bisection, rare: at most once per drive change that cannot be
+ * deferred or is materialised) and machine.record of an end stop. A crossing that cannot come
+ * before 2**63 ps is not predicted (no event, no deferred prediction). Specified by
+ * tests/test_plant.py and tests/test_native_plant.py. Uses as_i64, machine_now, c_at, event_new, push_event, sched_defer,
  * sched_cancel_deferred, EventType, SchedType, TimerType and tm_bound from the sections above. */
 
 #include "plant.h"
@@ -12590,11 +12590,15 @@ static int pl_first_crossing(PlantObject *o, double x0, int x0_lim, double v0, d
     *found = 0;
     int rc = 0;
     if (r != Py_None) {
-        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2) {
+        int beyond = 0;
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2 || !PyLong_Check(PyTuple_GET_ITEM(r, 0))) {
             PyErr_SetString(PyExc_TypeError, "_first_crossing_from must return None or (dt, side)");
             rc = -1;
-        } else if (as_i64(PyTuple_GET_ITEM(r, 0), dt) < 0) {
+        } else if ((*dt = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(r, 0), &beyond)) == -1
+                   && PyErr_Occurred()) {
             rc = -1;
+        } else if (beyond) {
+            /* a crossing beyond 2**63 ps: never within virtual time, no event */
         } else {
             int mx = PyObject_RichCompareBool(PyTuple_GET_ITEM(r, 1), pl_s_side[DH_PLANT_MAX], Py_EQ);
             if (mx < 0)
@@ -12643,7 +12647,7 @@ static int pl_materialize(PlantObject *o)
         return 0;
     int64_t t;
     if (__builtin_add_overflow(o->lazy_t0, dt, &t))
-        return pl_time_overflow();
+        return 0;                                  /* beyond 2**63 ps: no event */
     PyObject *ev = pl_at_seq(o, t > o->lazy_floor ? t : o->lazy_floor, o->lazy_seq, o->fn_on_cross,
                              pl_s_name_end_stop);
     if (!ev)
@@ -12751,19 +12755,15 @@ static int pl_predict(PlantObject *o)
         return -1;
     if (pl->pinned)
         return 0;
-    int64_t lb;
+    int64_t lb = 0, t_lb = 0;
     int b = dh_plant_crossing_lower_bound(pl, &lb);
-    if (b == -1) {
-        PyErr_SetString(PyExc_OverflowError, "cannot convert float infinity to integer");
-        return -1;
-    }
+    if (b < 0 || (b == 1 && __builtin_add_overflow(pl->t, lb, &t_lb)))
+        return 0;      /* no stop can be reached before 2**63 ps (a crawling axis): no prediction */
     if (b != 0) {
         /* deferred: a crossing this far ahead is almost always overtaken by the next drive change */
-        int64_t seq, floor_t, t_lb;
+        int64_t seq, floor_t;
         if (pl_reserve_seq(o, &seq) < 0)
             return -1;
-        if (b == -2 || __builtin_add_overflow(pl->t, lb, &t_lb))
-            return pl_time_overflow();             /* the scheduler's defer refuses it */
         if (pl_sched_now(o, &floor_t) < 0)
             return -1;
         PyObject *h = pl_defer(o, t_lb, o->fn_materialize);
@@ -12793,7 +12793,7 @@ static int pl_predict(PlantObject *o)
         return 0;
     }
     if (__builtin_add_overflow(pl->t, dt, &t))
-        return pl_time_overflow();
+        return 0;                                  /* beyond 2**63 ps: no event */
     ev = pl_at(o, t, o->fn_on_cross, pl_s_name_end_stop);
     if (!ev)
         return -1;
@@ -12985,7 +12985,7 @@ static int pl_param_double(PyObject *params, const char *name, double *out)
 
 /* _bind(machine, params, pwm, pwm_channel, direction, direction_pin, encoder, pwm_fast, enc_fast,
  *       dir_fast): plant.py's __init__ up to the wiring (the Python face wires, then calls
- *       _drive_changed(True) and _start()). plant.py's _native_fits checked the parameters. */
+ *       _drive_changed(True) and _start()). plant.py's MotorParams checked the parameters. */
 static PyObject *pl_bind(PlantObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 10)

@@ -1,4 +1,4 @@
-/* The DC-motor plant's arithmetic: plant.py's expressions in its order (see plant.h). */
+/* The DC-motor plant's arithmetic: plant.py's documented formulas in their order (see plant.h). */
 #include "plant.h"
 
 #include <math.h>

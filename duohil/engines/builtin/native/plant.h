@@ -1,4 +1,4 @@
-/* The DC-motor plant's arithmetic (board/plant.py's DcMotorPlant under DUOHIL_MODELS=native).
+/* The DC-motor plant's arithmetic (board/plant.py's DcMotorPlant, the one copy).
  *
  * Plain C, no Python: the state, the analytic trajectory, the clamp to the end stops, the drive
  * from a duty and a direction, the end-stop prediction's lower bound, the history ring and the
@@ -6,13 +6,13 @@
  * event log (advance, the drive change, the sample, the end-stop prediction and hit) is _core.c's
  * Plant binding ([plantc]), which calls these in plant.py's order.
  *
- * Bit-identical to Python: every expression is plant.py's with its evaluation order (IEEE double,
- * no contraction: x86-64 without -mfma has no fused multiply-add), math.exp is libm's exp, and
- * Python's `int / int` is dh_plant_seconds (correctly rounded, as CPython's true division of two
- * ints). Python's min/max keep their first argument unless a later one is strictly smaller/greater;
- * the helpers below make the same comparisons. The end stops are integers (or floats) of at most
- * 2**53 in magnitude, so they are exact doubles and comparing a float with them is Python's exact
- * int/float comparison; plant.py's native dispatch checks that before choosing this model.
+ * Bit-identical to the Python that plant.py's crossing search runs: every expression keeps the
+ * documented formulas' evaluation order (IEEE double, no contraction: x86-64 without -mfma has no
+ * fused multiply-add), math.exp is libm's exp, and a time in seconds is dh_plant_seconds (Python's
+ * `int / int`, correctly rounded). min/max keep their first argument unless a later one is
+ * strictly smaller/greater. The end stops are integers of at most 2**53 in magnitude or floats
+ * (+-inf: no stop on that side), so they are exact doubles and comparing a position with them is
+ * exact; plant.py's MotorParams refuses anything else when it is configured.
  */
 #ifndef DUOHIL_PLANT_H
 #define DUOHIL_PLANT_H
@@ -63,9 +63,9 @@ void dh_plant_release_if_pulled_away(dh_plant *pl);
 /* _hit's side: max when v > 0 or (v == 0 and x >= limit_max), else min */
 int dh_plant_hit_side(const dh_plant_params *p, double x, double v);
 
-/* _crossing_lower_bound: 1 and *lb (ps from the state), 0 when there is none (Python's None),
- * -1 when Python's int() meets an infinity (OverflowError), -2 when the bound is beyond int64
- * (Python gets a bound the scheduler then refuses with its OverflowError). */
+/* _crossing_lower_bound: 1 and *lb (ps from the state), 0 when there is no useful bound (the
+ * search runs at once), -1 when the bound is infinite and -2 when it is beyond int64: no stop can
+ * be reached within virtual time (a crawling axis), so nothing is predicted. */
 int dh_plant_crossing_lower_bound(const dh_plant *pl, int64_t *lb);
 
 /* math.floor(x) for a finite x within int64 (the plant's x lies between the stops) */

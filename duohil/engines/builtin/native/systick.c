@@ -1,5 +1,4 @@
-/* The Cortex-M7 SysTick: see systick.h. nvic.py's "-- SysTick --" section line for line (the
- * differential test tests/test_native_systick.py holds them together). */
+/* The Cortex-M7 SysTick: see systick.h (specified by tests/test_native_systick.py). */
 #include "systick.h"
 
 #include <string.h>

@@ -1,26 +1,26 @@
-/* The Cortex-M7 SysTick (nvic.py's "-- SysTick --" section under DUOHIL_MODELS=native).
+/* The Cortex-M7 SysTick, the one copy (nvic.py's Nvic builds it whatever DUOHIL_MODELS says).
  *
  * Plain C, no Python: one dh_systick per SCS, owned by _core.c's SysTick binding. Its own unit
  * rather than a section of nvic.c: it needs only the NVIC's public C API (the SysTick pending
  * bit, dh_nvic_set_pending, the st_waiting flag the NVIC's activate/clear_pending report), and
  * the exception state stays free of time, events and clocks.
  *
- * The model is nvic.py's, decision for decision: the counter is computed from virtual time in
+ * The model (specified by tests/test_native_systick.py, from the ARMv7-M ARM): the counter is computed from virtual time in
  * the SysTick clock's ticks (ticks = t * hz // 10**12, the time of tick k = ceil(k * 10**12 /
- * hz), 128-bit so that nothing overflows where Python's integers would not); `zero` is the tick
+ * hz), 128-bit so that nothing overflows); `zero` is the tick
  * of the next wrap to 0; COUNTFLAG is accounted lazily (update); the wrap event is scheduled only
  * while ENABLE and TICKINT, and wraps while SysTick is still pending are coalesced (the NVIC's
  * st_waiting: no event until it is taken or cleared, then resume). RVR = 0 stops the counter at
  * its next wrap, a CVR write clears it and COUNTFLAG, CLKSOURCE and core-clock changes keep the
  * current value and count on at the new rate. The source rate: the core clock pushed by the RCC
  * (set_core_clock), else systickFrequency, else the CPU's hz (host), /8 when CLKSOURCE = 0; and
- * the same cache as nvic.py's _st_hz (keyed on CLKSOURCE; only filled with a CPU or a fixed
+ * a cache of that rate (keyed on CLKSOURCE; only filled with a CPU or a fixed
  * frequency; dropped by a core-clock or CLKSOURCE change under a running counter).
  *
  * Registers: index 0..3 = SYST_CSR, SYST_RVR, SYST_CVR, SYST_CALIB, with regs.py's bus
  * semantics (COUNTFLAG read-only, CALIB read-only, byte/halfword accesses through a byte mask).
  * Every host callback and every function that returns int: 0 = done, -1 = the host's error is
- * set (the Python model's exception at the same point, its state changed as far as Python's).
+ * set (the state changed up to that point).
  */
 #ifndef DUOHIL_SYSTICK_H
 #define DUOHIL_SYSTICK_H
@@ -74,7 +74,7 @@ typedef struct {
 void dh_systick_init(dh_systick *s, dh_nvic *nvic, int64_t fixed_hz, const dh_systick_host *host,
                      void *hctx);
 /* _init_state's SysTick part and the bank's reset: CSR = CLKSOURCE, the event cancelled; the
- * pushed core clock and the rate cache are kept (as nvic.py keeps them) */
+ * pushed core clock and the rate cache are kept) */
 int dh_systick_reset(dh_systick *s);
 
 /* The bank's bus_read of register idx (with its side effects), and bus_write of `data` under
@@ -91,7 +91,7 @@ int dh_systick_wrap(dh_systick *s);
 int dh_systick_resume(dh_systick *s);
 /* set_core_clock(hz) */
 int dh_systick_set_core_clock(dh_systick *s, int64_t hz);
-/* _st_hz(): the rate for the present CLKSOURCE (fills the cache as Python's does) */
+/* _st_hz(): the rate for the present CLKSOURCE (fills the cache) */
 int dh_systick_hz(dh_systick *s, int64_t *hz);
 
 #endif

@@ -12,9 +12,9 @@ return are done by the core (cortexm.py, mostly in C), which asks for ``best_pen
 priority byte, ties to the lowest number; its group priority) and ``execution_priority()``
 (ARMv7-M ExecutionPriority: active group priorities, BASEPRI, PRIMASK, FAULTMASK; 256 = none)
 and calls ``activate``/``deactivate`` (a line still high pends again). The SCS registers, the
-MPU, CFSR/HFSR/MMFAR/BFAR stay Python here. SysTick's counter and wrap events are C under
-DUOHIL_MODELS=native (``NvicNative``: native/systick.c, ``_core.SysTick``); the Python SysTick
-below is the reference under ``python`` (tests/test_native_systick.py holds them equal).
+MPU, CFSR/HFSR/MMFAR/BFAR stay Python here. SysTick is C, one copy whatever ``DUOHIL_MODELS``
+says (native/systick.c, ``_core.SysTick``, the ``_st`` object): its four registers, the counter,
+COUNTFLAG, the reload rules and the wrap event; specified by tests/test_native_systick.py.
 
 Facts and choices:
   - 4 priority bits (``priorityMask`` 0xF0): IPR/SHPR keep bits [7:4]; BASEPRI compares its group
@@ -28,8 +28,15 @@ Facts and choices:
   - SysTick counts the core clock (CLKSOURCE=1: the clock the RCC model pushed with
     ``set_core_clock``, else ``systickFrequency``, else the CPU clock) or core/8
     (CLKSOURCE=0, unverified on the H743). The counter is computed from virtual time; the wrap that
-    pends the exception is a scheduler event (only while ENABLE and TICKINT). COUNTFLAG is computed
+    pends the exception is a scheduler event (only while ENABLE and TICKINT; wraps while SysTick
+    is still pending are coalesced: no event until it is taken or unpended). COUNTFLAG is computed
     lazily, and a CTRL read that finds it clear gives the CPU a poll hint up to the next wrap.
+    A rate change (CLKSOURCE, ``set_core_clock``) keeps the current value and counts on at the new
+    rate. The CPU clock, when it is the source, is read once and kept until CLKSOURCE or the core
+    clock changes (the RCC pushes clock changes with ``set_core_clock``).
+    Simplifications: RVR = 0 stops the counter at its next wrap without COUNTFLAG or an exception;
+    after an RVR write while counting, the wrap keeps its time but CVR reads (ticks to that wrap)
+    mod (RVR+1) until it (the ARM ARM: the count goes on from its value).
   - AIRCR.SYSRESETREQ (with VECTKEY 0x05FA) -> ``machine.system_reset("sysresetreq")``.
   - CCR.DC/IC and the cache maintenance registers are forwarded to ``machine.cache``
     (docs/ENGINE_CONTRACT.md); the I-cache operations are accepted and ignored.
@@ -44,7 +51,6 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ....base import PS_PER_S
 from ... import native
 from ...kernel.peripheral import Peripheral
 from ...kernel.regs import RO, RW, W1C, WO, Field, Register
@@ -422,6 +428,11 @@ class _PrioView:
         return (self._get(n) for n in range(self._n))
 
 
+def _st_view(attr: str, doc: str) -> property:
+    """A read-only view of the C SysTick's state (``_core.SysTick``)."""
+    return property(lambda self: getattr(self._st, attr), doc=doc)
+
+
 def _c_attr(name: str, doc: str) -> property:
     return property(lambda self: getattr(self._c, name),
                     lambda self, v: setattr(self._c, name, v), doc=doc)
@@ -469,19 +480,18 @@ class Nvic(Peripheral):
         self._define()
         self._init_state()
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Nvic":
-        # under DUOHIL_MODELS=native SysTick lives in C (NvicNative below)
-        if cls is Nvic and native.models() == "native":
-            return super().__new__(NvicNative)
-        return super().__new__(cls)
-
     def _st_setup(self) -> None:
-        """SysTick's state beside the registers (NvicNative: the C model instead)."""
-        self._st_event = None
+        """SysTick: the C model (``_core.SysTick``) bound to this SCS and the machine; SYST_*
+        accesses reach it, the other SCS registers come back to this bank."""
+        st = self._st = native.require().SysTick(self._c)
+        freq = self.props.get("systickFrequency")
+        st._bind(self, self.machine, self.name, self.base, int(freq) if freq else 0)
+        st.set_fallback(self.regs.read, self.regs.write)
         self._st_name = f"{self.name}.systick"
-        self._st_hz_cache: int | None = None      # _st_hz for CLKSOURCE = _st_hz_csr
-        self._st_core_hz: int | None = None       # the core clock the RCC model pushed
-        self._st_hz_csr = 0
+        # the C methods themselves on the paths the core calls (cortexm.c's entry: _st_resume)
+        self._st_resume = st.resume
+        self._st_wrap = st._st_wrap
+        self._st_hz = st.hz
 
     # -- state ------------------------------------------------------------------------------------
     def _init_state(self) -> None:
@@ -505,15 +515,9 @@ class Nvic(Peripheral):
         self.exceptions_taken = 0
 
     def _st_init_state(self) -> None:
-        """SysTick's part of the reset state (the bank has reset its registers)."""
-        self._st_running = False
-        self._st_zero = 0                  # SysTick-clock tick of the next wrap to 0
-        self._st_val = 0
-        self._countflag = False
-        if self._st_event is not None:
-            self._st_event.cancel()
-        self._st_event = None
-        self._st_waiting = False           # a wrap found SysTick still pending: no event until taken
+        """SysTick's part of the reset state: CSR = CLKSOURCE, RVR = CVR = 0, stopped, the wrap
+        event cancelled (the pushed core clock is kept)."""
+        self._st.reset()
 
     def reset(self) -> None:
         super().reset()
@@ -656,14 +660,12 @@ class Nvic(Peripheral):
             r.define(off, name, access=WO, on_write=self._cache_op(op))
 
     def _define_systick(self) -> None:
-        r = self.regs
-        # direct references for the per-tick paths (the bank's name lookup costs a call each)
-        self._csr_reg = r.define(0x010, "SYST_CSR", fields=SYST_CSR_FIELDS,
-                                 on_write=self._csr_write, on_read=self._csr_read)
-        self._rvr_reg = r.define(0x014, "SYST_RVR", fields=SYST_RVR_FIELDS, on_write=self._rvr_write)
-        r.define(0x018, "SYST_CVR", on_write=self._cvr_write, on_read=self._cvr_read)
+        r, st = self.regs, self._st
         # CALIB: NOREF=0, SKEW=1, TENMS = 10 ms at 480 MHz (the H743 value is unverified)
-        r.define(0x01C, "SYST_CALIB", SYST_CALIB, access=RO)
+        self._csr_reg = r.add(_SysTickReg(r, 0x010, "SYST_CSR", st, 0, fields=SYST_CSR_FIELDS))
+        self._rvr_reg = r.add(_SysTickReg(r, 0x014, "SYST_RVR", st, 1, fields=SYST_RVR_FIELDS))
+        r.add(_SysTickReg(r, 0x018, "SYST_CVR", st, 2))
+        r.add(_SysTickReg(r, 0x01C, "SYST_CALIB", st, 3, SYST_CALIB, access=RO))
 
     # NVIC arrays: state lives in the bit sets; the register's own value is kept at 0 so that the
     # bytes a narrow write does not touch read as 0 in ``on_write``.
@@ -828,176 +830,32 @@ class Nvic(Peripheral):
                 getattr(cache, op)(value & ~0x1F)
         return write
 
-    # -- SysTick -------------------------------------------------------------------------------------
-    def _st_hz(self) -> int:
-        f = self._st_hz_cache
-        if f is not None and self._st_hz_csr == self._csr_reg.value & 4:
-            return f
-        f = self._st_source_hz(self._csr_reg.value & 4)
-        if self.cpu is not None or self.props.get("systickFrequency"):
-            self._st_hz_cache, self._st_hz_csr = f, self._csr_reg.value & 4
-        return f
-
-    def _st_source_hz(self, clksource: int) -> int:
-        """SysTick's rate for CSR.CLKSOURCE = ``clksource``: the core clock, or it /8 (the
-        reference clock) when 0."""
-        f = self._st_core_hz or self.props.get("systickFrequency") or (self.cpu.hz if self.cpu else 0)
-        return int(f if clksource else f // 8)
+    # -- SysTick (C: native/systick.c) ----------------------------------------------------------------
+    _st_running = _st_view("running", "the counter runs")
+    _st_zero = _st_view("zero", "SysTick-clock tick of the next wrap to 0")
+    _st_val = _st_view("val", "the value while stopped")
+    _countflag = _st_view("countflag", "a wrap since SYST_CSR was last read")
+    _st_event = _st_view("event", "the wrap event held, or None")
+    _st_core_hz = _st_view("core_hz", "the core clock the RCC model pushed, or None")
+    _st_hz_cache = _st_view("hz_cache", "the rate for CLKSOURCE = _st_hz_csr, or None")
+    _st_hz_csr = _st_view("hz_csr", "the CLKSOURCE bit the rate cache is for")
 
     def set_core_clock(self, hz: int) -> None:
         """The core clock changed (the RCC model): SysTick counts it (CLKSOURCE=1) or it /8 from
-        now on. A running counter keeps its current value and continues at the new rate."""
-        hz = int(hz)
-        if hz <= 0 or hz == self._st_core_hz:
-            return
-        now = self.now()
-        k = self._st_ticks(now)
-        self._st_update(k)
-        val = self._st_value(k)
-        self._st_core_hz = hz
-        self._st_hz_cache = None
-        if self._st_running:
-            self._st_zero = self._st_ticks(now) + (val if val else self._st_period())
-            self._st_schedule()
+        now on; a running counter keeps its current value and continues at the new rate."""
+        self._st.set_core_clock(int(hz))
 
-    def _st_ticks(self, t_ps: int) -> int:
-        return t_ps * self._st_hz() // PS_PER_S
-
-    def _st_time(self, tick: int) -> int:
-        return -((-tick * PS_PER_S) // self._st_hz())
-
-    def _st_period(self) -> int:
-        return (self._rvr_reg.value & 0xFFFFFF) + 1
-
-    def _st_update(self, k: int) -> None:
-        """Account for the wraps up to tick k (COUNTFLAG, next zero)."""
-        if self._st_running and k >= self._st_zero:
-            p = self._st_period()
-            if p <= 1:
-                self._st_running = False
-                self._st_val = 0
-                return
-            self._st_zero += ((k - self._st_zero) // p + 1) * p
-            self._countflag = True
-
-    def _st_value(self, k: int) -> int:
-        if not self._st_running:
-            return self._st_val
-        return (self._st_zero - k) % self._st_period()
-
-    def _st_schedule(self) -> None:
-        self._st_waiting = False
-        if self._st_event is not None:
-            self._st_event.cancel()
-            self._st_event = None
-        if self._st_running and self._csr_reg.value & 2:               # TICKINT
-            self._st_event = self.machine.scheduler.at(self._st_time(self._st_zero),
-                                                       self._st_wrap, name=self._st_name)
-
-    def _st_resume(self) -> None:
-        """SysTick's pending bit cleared after wraps were coalesced: the next wrap pends it."""
-        self._st_waiting = False
-        if self._st_running:
-            self._st_update(self._st_ticks(self.now()))
-            self._st_schedule()
-
-    def _st_wrap(self) -> None:
-        # once per tick: _st_ticks/_st_update/_st_schedule/_st_time inlined
-        self._st_event = None
-        if not self._st_running:
-            return
-        was_pending = self.pending >> SYSTICK & 1
-        hz = self._st_hz()
-        k = self.machine.now() * hz // PS_PER_S
-        zero = self._st_zero
-        due = k >= zero
-        if due:
-            p = (self._rvr_reg.value & 0xFFFFFF) + 1
-            if p <= 1:
-                self._st_running = False
-                self._st_val = 0
-            else:
-                self._st_zero = zero = zero + ((k - zero) // p + 1) * p
-                self._countflag = True
-        tickint = self._csr_reg.value & 2
-        if due and tickint:
-            if was_pending:
-                # Coalesce: the pending bit holds one tick; wraps while it is still set change
-                # nothing but COUNTFLAG and the counter (both computed from time), so no event
-                # until it is taken or cleared (bounded work for a core that never takes it, or
-                # SysTick at reload 1)
-                self._st_waiting = True
-                return
-            self.set_pending(SYSTICK)
-        if self._st_running and tickint:
-            self._st_event = self.machine.scheduler.at(-((-zero * PS_PER_S) // hz),
-                                                       self._st_wrap, name=self._st_name)
-
-    def _csr_write(self, reg, old: int, value: int) -> None:
-        now = self.now()
-        if (old ^ reg.value) & 4 and self._st_running:
-            # CLKSOURCE changed under a running counter: account for the wraps and take the
-            # current value at the old rate, then count on from it at the new one
-            k = now * self._st_source_hz(old & 4) // PS_PER_S
-            self._st_update(k)
-            val = self._st_value(k)
-            self._st_hz_cache = None
-            k = self._st_ticks(now)
-            self._st_zero = k + (val if val else self._st_period())
-        else:
-            k = self._st_ticks(now)
-            self._st_update(k)
-        was = bool(old & 1)
-        now_on = bool(reg.value & 1)
-        if was and not now_on:
-            self._st_val = self._st_value(k)
-            self._st_running = False
-        elif now_on and not was:
-            p = self._st_period()
-            self._st_running = p > 1
-            self._st_zero = k + (self._st_val if self._st_val else p)
-        self._st_schedule()
-
-    def _csr_read(self, reg) -> int:
-        k = self._st_ticks(self.now())
-        self._st_update(k)
-        v = reg.value & 7
-        if self._countflag:
-            v |= 1 << 16
-            self._countflag = False
-        elif self._st_running:
-            self.poll_hint(self._st_time(self._st_zero))
-        return v
-
-    def _rvr_write(self, reg, old: int, value: int) -> None:
-        reg.value &= 0xFFFFFF
-        if self.regs.SYST_CSR.ENABLE and not self._st_running and reg.value:
-            self._st_running = True
-            self._st_zero = self._st_ticks(self.now()) + reg.value + 1
-            self._st_schedule()
-
-    def _cvr_write(self, reg, old: int, value: int) -> None:
-        """Any write clears the counter and COUNTFLAG; the next tick reloads RVR."""
-        reg.value = 0
-        k = self._st_ticks(self.now())
-        self._st_update(k)
-        self._countflag = False
-        self._st_val = 0
-        if self._st_running:
-            self._st_zero = k + self._st_period()
-            self._st_schedule()
-
-    def _cvr_read(self, reg) -> int:
-        k = self._st_ticks(self.now())
-        self._st_update(k)
-        return self._st_value(k)
+    @property
+    def _native_mmio(self) -> Any:
+        """ports.h's register block for the C bus: the SCS page, SysTick served in C."""
+        return self._st._native_mmio
 
 
 class _SysTickReg(Register):
-    """A SysTick register of NvicNative: its word is the C model's (``_core.SysTick``), the one
+    """A SysTick register: its word is the C model's (``_core.SysTick``), the one
     copy. The bank finds it at its offset like any register; a bus read or write goes to C with
     the bank's byte mask, ``value`` reads and sets the raw word (as a Register's does), fields
-    read from it, and the bank's reset leaves it alone (NvicNative's reset resets the C model)."""
+    read from it, and the bank's reset leaves it alone (Nvic's reset resets the C model)."""
 
     def __init__(self, bank: Any, offset: int, name: str, st: Any, idx: int, reset: int = 0,
                  fields: tuple[Field, ...] = (), access: str = RW) -> None:
@@ -1028,58 +886,3 @@ class _SysTickReg(Register):
 
     def reset(self) -> None:
         pass
-
-
-def _st_view(attr: str, doc: str) -> property:
-    return property(lambda self: getattr(self._st, attr), doc=doc)
-
-
-class NvicNative(Nvic):
-    """The SCS with SysTick in C (``_core.SysTick``, native/systick.c; DUOHIL_MODELS=native):
-    the counter, COUNTFLAG, the reload rules, CLKSOURCE and core-clock changes and the wrap
-    event (``<name>.systick``, pushed on the C heap) live only there. The C bus reaches the whole
-    SCS page through ``_native_mmio``: SYST_CSR/RVR/CVR/CALIB in C, the other registers through
-    this bank's read/write as before. The Python SysTick above stays the reference
-    (DUOHIL_MODELS=python; tests/test_native_systick.py holds them equal)."""
-
-    renode_types: tuple[str, ...] = ()           # Nvic claims the type
-
-    # SysTick's state as the Python model names it (read-only views of the C model)
-    _st_running = _st_view("running", "the counter runs")
-    _st_zero = _st_view("zero", "SysTick-clock tick of the next wrap to 0")
-    _st_val = _st_view("val", "the value while stopped")
-    _countflag = _st_view("countflag", "a wrap since SYST_CSR was last read")
-    _st_event = _st_view("event", "the wrap event held, or None")
-    _st_core_hz = _st_view("core_hz", "the core clock the RCC model pushed, or None")
-    _st_hz_cache = _st_view("hz_cache", "_st_hz for CLKSOURCE = _st_hz_csr, or None")
-    _st_hz_csr = _st_view("hz_csr", "the CLKSOURCE bit the rate cache is for")
-
-    def _st_setup(self) -> None:
-        st = self._st = native.require().SysTick(self._c)
-        freq = self.props.get("systickFrequency")
-        st._bind(self, self.machine, self.name, self.base, int(freq) if freq else 0)
-        st.set_fallback(self.regs.read, self.regs.write)
-        self._st_name = f"{self.name}.systick"
-        # the C methods themselves on the paths the core calls (cortexm.c's entry: _st_resume)
-        self._st_resume = st.resume                     # type: ignore[method-assign]
-        self._st_wrap = st._st_wrap                     # type: ignore[method-assign]
-        self._st_hz = st.hz                             # type: ignore[method-assign]
-
-    def _define_systick(self) -> None:
-        r, st = self.regs, self._st
-        self._csr_reg = r.add(_SysTickReg(r, 0x010, "SYST_CSR", st, 0, fields=SYST_CSR_FIELDS))
-        self._rvr_reg = r.add(_SysTickReg(r, 0x014, "SYST_RVR", st, 1, fields=SYST_RVR_FIELDS))
-        r.add(_SysTickReg(r, 0x018, "SYST_CVR", st, 2))
-        r.add(_SysTickReg(r, 0x01C, "SYST_CALIB", st, 3, SYST_CALIB, access=RO))
-
-    def _st_init_state(self) -> None:
-        self._st.reset()
-
-    def set_core_clock(self, hz: int) -> None:
-        """The core clock changed (the RCC model): see Nvic.set_core_clock; in C."""
-        self._st.set_core_clock(int(hz))
-
-    @property
-    def _native_mmio(self) -> Any:
-        """ports.h's register block for the C bus: the SCS page, SysTick served in C."""
-        return self._st._native_mmio
