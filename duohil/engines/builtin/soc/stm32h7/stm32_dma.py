@@ -36,7 +36,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from ... import native
-from ...kernel.peripheral import Peripheral, Signal
+from ...kernel.peripheral import Peripheral
 
 N_STREAMS = 8
 _STREAM_REGS = ("CR", "NDTR", "PAR", "M0AR", "M1AR", "FCR")
@@ -80,7 +80,7 @@ def native_class() -> type:
 
             def __init__(self, machine, name, base, size=None, props=None) -> None:
                 Peripheral.__init__(self, machine, name, base, size, props)
-                self._bind(machine, self.name, [self.output(s) for s in range(N_STREAMS)], Signal)
+                self._bind(machine, self.name, [self.output(s) for s in range(N_STREAMS)])
                 # a transfer to or from a register finds it in the machine's C bus table, as
                 # MachineNative's bus_target/bus_write would (a machine that overrides them is
                 # still called)
