@@ -1,5 +1,5 @@
 """Differential tests: the D-cache's line bookkeeping in C (native/dcache.c, dcache.py's
-DCacheNative) against the Python reference (dcache.py's DCache), and the plain DmaPort's C twin.
+DCacheNative) against the Python reference (dcache.py's DCache).
 
 Two machines, one per DUOHIL_MODELS value, each with its own scheduler, a FakeCpu (real unicorn
 memory: the CPU view), three tracked regions (two mapped at the start, one whose memory is added
@@ -26,7 +26,7 @@ from unicorn import UcError
 
 from duohil.engines.builtin import native
 from duohil.engines.builtin.cpus.m7.dcache import DCache, DCacheNative, residency_draw, residency_key
-from duohil.engines.builtin.kernel.machine import DmaPort, Machine
+from duohil.engines.builtin.kernel.machine import Machine
 from duohil.engines.builtin.kernel.scheduler import Scheduler
 from model_helpers import FakeCpu
 
@@ -295,28 +295,3 @@ def test_native_state_lives_in_c_only() -> None:
     m.dma_write(RAM + 3, b"dma")                      # stale: the CPU keeps reading zeros
     assert m.cpu.uc.mem_read(RAM, 8) == bytes(8) and c.stale_lines() == [RAM]
     assert c.regions[0].bus[:8] == b"\0\0\0dma\0\0"
-
-
-@pytest.mark.parametrize("models", ["python", "native"])
-def test_plain_dma_port_reads_and_writes_cpu_memory(models) -> None:
-    with native.using(models):
-        m = Machine("stm32", Scheduler())
-    assert (type(m.dma_port) is DmaPort) == (models == "python")
-    assert hasattr(m.dma_port, "_native_dma_port") == (models == "native")
-    m.attach_cpu(FakeCpu())
-    m.add_memory("ram", [RAM], 0x1000)
-    m.dma_write(RAM + 5, bytearray(b"hello"))
-    assert m.dma_read(RAM + 4, 7) == b"\0hello\0" and m.cpu.uc.mem_read(RAM + 5, 5) == b"hello"
-    assert m.dma_read(RAM, 0) == b""
-    if models == "native":                            # the capsule, called from C
-        loop = native.core().DCache.port_loop
-        loop(m.dma_port, RAM + 0x10, b"via-capsule", 3)
-        assert m.cpu.uc.mem_read(RAM + 0x10, 11) == b"via-capsule"
-        assert loop(m.dma_port, RAM + 0x14, 4, 2) == b"capsule"[:4]
-        with pytest.raises(UcError):
-            loop(m.dma_port, 0x6000_0000, 4, 1)
-    with pytest.raises(UcError) as err:
-        m.dma_read(RAM + 0xFFE, 4)                    # runs off the end of the memory
-    assert err.value.errno != 0
-    with pytest.raises(UcError):
-        m.dma_write(0x6000_0000, b"x")

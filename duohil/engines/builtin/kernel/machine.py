@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from duohil.errors import ConfigError
 
+from .. import native
+
 if TYPE_CHECKING:  # pragma: no cover
     from .peripheral import Peripheral
     from .scheduler import Scheduler
@@ -56,28 +58,26 @@ _MMIO_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_
                                ctypes.c_uint64, ctypes.c_void_p)
 
 
-class DmaPort:
-    """How a DMA master sees memory. The D-cache model replaces this with its own bus view.
+def _dma_port_class() -> type:
+    """``_core.DmaPort`` (native/_core.c), how a DMA master sees memory when no D-cache model is
+    installed (the D-cache replaces it with its own bus view): ``DmaPort(machine)``;
+    ``read(address, size) -> bytes`` and ``write(address, data)`` on machine.cpu.uc's memory
+    (uc_mem_read / uc_mem_write from C: unicorn's error as ``UcError``, the engine looked up again
+    when machine.cpu is another object), ``machine``, and ``_native_dma_port``, the capsule by
+    which a C DMA reaches memory without Python (native/ports.h). A port of one's own (a logging
+    port in a test) is any object with ``read``/``write``, wrapping this one."""
+    core = native.core()
+    if core is not None:
+        return core.DmaPort
 
-    Under DUOHIL_MODELS=native ``DmaPort(machine)`` is ``_core.DmaPort``: the same two calls
-    (uc_mem_read / uc_mem_write on machine.cpu.uc's engine, from C) plus ``_native_dma_port``,
-    the capsule by which a C DMA reaches memory without Python (native/ports.h)."""
+    class DmaPort:                         # the builtin engine says why it cannot run
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            return native.require().DmaPort(*args, **kwargs)
 
-    def __new__(cls, machine: "Machine", *args: Any, **kwargs: Any) -> Any:
-        if cls is DmaPort:                 # a subclass (a test's logging port) stays Python
-            from .. import native
-            if native.models() == "native":
-                return native.core().DmaPort(machine)
-        return super().__new__(cls)
+    return DmaPort
 
-    def __init__(self, machine: "Machine") -> None:
-        self.machine = machine
 
-    def read(self, address: int, size: int) -> bytes:
-        return bytes(self.machine.cpu.uc.mem_read(address, size))
-
-    def write(self, address: int, data: bytes) -> None:
-        self.machine.cpu.uc.mem_write(address, bytes(data))
+DmaPort = _dma_port_class()
 
 
 class Machine:

@@ -8201,8 +8201,8 @@ static int add_dma_types(PyObject *m)
 /* == D-cache and DMA ports [dcachec] ================================================================
  * _core.DCache: dcache.py's DCache with its state in C (native/dcache.c), chosen by DCache() under
  * DUOHIL_MODELS=native (dcache.py's DCacheNative keeps the Python face: properties, set_residency's
- * argument forms). _core.DmaPort: machine.py's plain DmaPort (no D-cache: the CPU's memory through
- * uc_mem_read/uc_mem_write). Both expose `_native_dma_port` (ports.h) so that a C DMA moves bytes
+ * argument forms). _core.DmaPort: machine.py's DmaPort, whatever DUOHIL_MODELS says (no D-cache:
+ * the CPU's memory through uc_mem_read/uc_mem_write). Both expose `_native_dma_port` (ports.h) so that a C DMA moves bytes
  * without Python. */
 
 #include "dcache.h"
@@ -9332,7 +9332,8 @@ static PyTypeObject UcPortType = {
     .tp_name = "duohil.engines.builtin.native._core.DmaPort",
     .tp_basicsize = sizeof(UcPortObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "DmaPort(machine): machine.py's DmaPort in C (the CPU's memory through unicorn)",
+    .tp_doc = "DmaPort(machine): machine.py's DmaPort, how a DMA master sees the CPU's memory with no "
+              "D-cache model (uc_mem_read/uc_mem_write on machine.cpu.uc's engine)",
     .tp_new = ucp_new,
     .tp_dealloc = (destructor)ucp_dealloc,
     .tp_traverse = (traverseproc)ucp_traverse,
