@@ -6557,13 +6557,13 @@ static int add_espu_type(PyObject *m)
 /* == end of Esp32c3Uart [linkc] ================================================================== */
 
 /* == Bus: the MMIO dispatch of one machine (bus.c) [cbus] ==========================================
- * machine.py's MachineNative owns one. Runs of MMIO pages are mapped with uc_mmio_map and C
- * callbacks; an access finds its range in the table (bus.c) and calls the target: a native
- * model's dh_mmio_ops (ports.h) directly, a Python model's read/write (the bound methods
- * bus_target would pick) with one vectorcall. Holes go to the machine's _hole. The CPU's reads
- * are counted (mmio_reads, hang detection); its writes honour suppress_writes and set writing,
- * as Machine._fast_write does. An exception from a target is kept in the Uc's _hook_exception
- * (the first one wins) and stops the engine, as the unicorn binding does. */
+ * machine.py's Machine owns one: the one MMIO dispatch. Runs of MMIO pages are mapped with
+ * uc_mmio_map and C callbacks; an access finds its range in the table (bus.c) and calls the
+ * target: a native model's dh_mmio_ops (ports.h) directly, a Python model's read/write (the bound
+ * methods bus_target would pick) with one vectorcall. Holes go to the machine's _hole. The CPU's
+ * reads are counted (mmio_reads, hang detection); its writes honour suppress_writes (a replayed
+ * store) and set writing. An exception from a target is kept in the Uc's _hook_exception (the
+ * first one wins) and stops the engine, as the unicorn binding does. */
 
 struct BusObject;
 typedef struct BusRun {
@@ -6766,7 +6766,7 @@ static void bus_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64
     BusRun *run = (BusRun *)ud;
     BusObject *b = run->bus;
     PyGILState_STATE g = PyGILState_Ensure();
-    if (b->suppress) {                           /* Machine._fast_write: a replayed store */
+    if (b->suppress) {                           /* a replayed store (machine.py) */
         b->suppress--;
     } else {
         b->writing = 1;
@@ -7070,7 +7070,7 @@ static PyTypeObject BusType = {
     .tp_name = "duohil.engines.builtin.native._core.Bus",
     .tp_basicsize = sizeof(BusObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Bus(): one machine's MMIO dispatch in C (machine.py's MachineNative).",
+    .tp_doc = "Bus(): one machine's MMIO dispatch (machine.py's Machine._bus).",
     .tp_new = bus_new,
     .tp_dealloc = (destructor)bus_dealloc,
     .tp_traverse = (traverseproc)bus_traverse,
@@ -7080,8 +7080,8 @@ static PyTypeObject BusType = {
 };
 
 /* [rvtake] One more in the machine's write count (Machine.mmio_writes): the C bus's own counter
- * under MachineNative (its _bus; the property would run a Python lambda), the plain attribute
- * under the Python Machine. 0, or -1 with an error. */
+ * (its _bus; the property would run a Python lambda), the attribute of a machine object without
+ * one (a test's). 0, or -1 with an error. */
 static PyObject *str_mc_bus, *str_mc_mmio_writes;
 
 static int machine_count_write(PyObject *machine)
@@ -7191,7 +7191,7 @@ typedef struct {
     const dh_dmaport_ops *port_ops;           /* its capsule's operations, or NULL */
     void *port_self;
     dh_port mmio_port, input_port;
-    /* [entryc] the machine's C bus (_set_bus, when its bus_target/bus_write are MachineNative's):
+    /* [entryc] the machine's C bus (_set_bus, when its bus_target/bus_write are Machine's):
      * a transfer finds its register in the bus table instead of calling machine.bus_target */
     PyObject *bus;
 } DmaObject;
@@ -7441,7 +7441,7 @@ static int dm_host_bus_write(void *h, uint32_t address, unsigned size, const uin
 {
     DmaObject *o = h;
     if (o->bus && dh_bus_find(&((BusObject *)o->bus)->t, address)) {
-        /* machine.bus_write(address, size, value) as MachineNative does it: the C bus's write */
+        /* machine.bus_write(address, size, value) as Machine does it: the C bus's write */
         unsigned long long x = 0;
         for (unsigned i = 0; i < size; i++)
             x |= (unsigned long long)buf[i] << (8 * i);
