@@ -8199,11 +8199,11 @@ static int add_dma_types(PyObject *m)
 /* == end of DMA streams and DMAMUX [dmac] ======================================================== */
 
 /* == D-cache and DMA ports [dcachec] ================================================================
- * _core.DCache: dcache.py's DCache with its state in C (native/dcache.c), chosen by DCache() under
- * DUOHIL_MODELS=native (dcache.py's DCacheNative keeps the Python face: properties, set_residency's
- * argument forms). _core.DmaPort: machine.py's DmaPort, whatever DUOHIL_MODELS says (no D-cache:
- * the CPU's memory through uc_mem_read/uc_mem_write). Both expose `_native_dma_port` (ports.h) so that a C DMA moves bytes
- * without Python. */
+ * _core.DCache: the D-cache's state and logic (native/dcache.c), held by dcache.py's DCache (its
+ * Python face: properties, set_residency's argument forms) whatever DUOHIL_MODELS says.
+ * _core.DmaPort: machine.py's DmaPort (no D-cache: the CPU's memory through uc_mem_read/
+ * uc_mem_write). Both expose `_native_dma_port` (ports.h) so that a C DMA moves bytes without
+ * Python. */
 
 #include "dcache.h"
 #include "ports.h"
@@ -11744,7 +11744,7 @@ static int syp_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
 /* [scsops] The SCB's cache maintenance registers (DCIMVAC ... BPIALL, 0xF50-0xF78), written by
  * the firmware around every DMA transfer (~2 000 a virtual second of nominal traffic): for a
  * 32-bit write, nvic.py's _cache_op in C. The D-cache's operation is called directly when
- * machine.cache is the native one (DCacheNative: its _c a _core.DCache), with the address
+ * machine.cache is dcache.py's DCache (its _c a _core.DCache), with the address
  * value & ~0x1F as _cache_op passes it; the I-cache and branch-predictor operations (ICIALLU,
  * ICIMVAU, BPIALL) and a machine without a cache do nothing, as there. Any other cache object, a
  * partial write or an offset the bank does not define goes through the bank as before. 1 handled,
