@@ -11,18 +11,17 @@ PLIC (``_core.Plic``, plic.c: gateways, priorities, enables, thresholds, claim/c
 and its ESP32-C3 UART (``_core.Esp32c3Uart``, esp32c3_uart.c), and the STM32 byte path: the USART
 (``_core.Usart``, usart.c), DMA1/DMA2's streams and DMAMUX1 (``_core.Dma``/``_core.Dmamux``,
 dma.c/dmamux.c) and the UART link (``_core.UartLink``, link.c: faults, seeded noise, arrivals,
-taps), and the STM32H7 IWDG (``_core.Iwdg``, iwdg.c: keys, SR busy bits, window, the expiry
-deadline), built by their Python classes whatever ``DUOHIL_MODELS`` says. What stays Python around
-them is Python by design (the event log, the SCS registers but SysTick's, the MPU, CFSR/HFSR, the
-fault and storm decisions, the link's fault list and tap reader).
+taps), the STM32H7 IWDG (``_core.Iwdg``, iwdg.c: keys, SR busy bits, window, the expiry
+deadline), each machine's MMIO dispatch (``_core.Bus``, bus.c, held by machine.py's Machine:
+native models through their ``_native_mmio`` port, Python models by vectorcall), the peripherals'
+output lines (``_core.Signal``, peripheral.py's Signal), the plain DMA port (``_core.DmaPort``,
+machine.py's DmaPort) and the M7's D-cache line bookkeeping (``_core.DCache``, dcache.c, held by
+dcache.py's DCache), built by their Python classes whatever ``DUOHIL_MODELS`` says. What stays
+Python around them is Python by design (the event log, the SCS registers but SysTick's, the MPU,
+CFSR/HFSR, the fault and storm decisions, the link's fault list and tap reader).
 
 ``DUOHIL_MODELS=python|native`` picks, for the models that still exist in both languages, which
 version a run uses (unset: native). In C under ``native``, their state only there:
-  - each machine's MMIO dispatch (``_core.Bus``, bus.c: machine.py's MachineNative; native models
-    through their ``_native_mmio`` port, Python models by vectorcall);
-  - the rest of the byte path: the M7's D-cache line bookkeeping (``_core.DCache``, dcache.c)
-    and the plain DMA port (``_core.DmaPort``), and the peripherals' output lines
-    (``_core.Signal``);
   - the STM32H7 timers (``_core.Timer``, stm32_timer.c: registers, the counter anchored to
     virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode);
   - the Cortex-M7's SysTick (``_core.SysTick``, systick.c behind nvic.py's NvicNative: the counter,
