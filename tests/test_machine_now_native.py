@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.kernel.machine import Machine, MachineNative
+from duohil.engines.builtin.kernel.machine import Machine
 from duohil.engines.builtin.kernel.scheduler import Scheduler
 
 pytestmark = pytest.mark.skipif(native.core() is None, reason=f"no native core: {native.note()}")
@@ -16,11 +16,10 @@ class Cpu:
     slice_start_ps = 0
 
 
-@pytest.mark.parametrize("cls", [Machine, MachineNative])
-def test_plain_rule_matches_machine_now(cls):
+def test_plain_rule_matches_machine_now():
     core = native.core()
     s = Scheduler()
-    m = cls("m", s)
+    m = Machine("m", s)
     s.run_until(1_234_567)
     assert core.machine_now(m) == m.now() == 1_234_567           # no CPU
     m.cpu = Cpu()

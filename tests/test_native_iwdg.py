@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 
 from duohil.engines.base import PS_PER_MS, PS_PER_S
 from duohil.engines.builtin import native
-from duohil.engines.builtin.kernel.machine import Machine, MachineNative
+from duohil.engines.builtin.kernel.machine import Machine
 from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.engines.builtin.soc.stm32h7.stm32_iwdg import STM32_IndependentWatchdog
 from model_helpers import FakeCpu
@@ -86,10 +86,6 @@ class RecMachine(Recording, Machine):
     pass
 
 
-class RecMachineNative(Recording, MachineNative):
-    pass
-
-
 class LeadingNow:
     """A machine whose now() is its own (3 us ahead of the scheduler; one behind would make an
     expiry check re-arm at the instant it fires, forever): the C model calls it."""
@@ -100,10 +96,6 @@ class LeadingNow:
 
 
 class LeadingMachine(LeadingNow, RecMachine):
-    pass
-
-
-class LeadingMachineNative(LeadingNow, RecMachineNative):
     pass
 
 
@@ -203,8 +195,7 @@ class Spec:
 
 class Board:
     def __init__(self, models: str, props: dict, leading: bool = False) -> None:
-        machine_cls = ((LeadingMachineNative if leading else RecMachineNative) if models == "native"
-                       else (LeadingMachine if leading else RecMachine))
+        machine_cls = LeadingMachine if leading else RecMachine
         with native.using(models):
             self.sched = Scheduler(1_000_000)
             m = self.m = machine_cls("stm32", self.sched, platform=__file__)
@@ -215,7 +206,6 @@ class Board:
             m.add_peripheral(self.w)
             m.finish()
         assert type(self.w).__name__ == "STM32_IndependentWatchdogNative"
-        assert isinstance(m, MachineNative) == (models == "native")
         self.spec = Spec(props)
         self.spec.lead_ps = 3_000_000 if leading else 0
         self.fired: list[str] = []
@@ -463,7 +453,7 @@ def test_the_iwdg_is_c_under_both_switches_and_a_kick_costs_no_python_call() -> 
         m.bus_write(BASE + KR, 4, RELOAD)          # C bus -> the capsule -> iwdg.c
     finally:
         sys.setprofile(None)
-    # MachineNative.bus_write -> _core.Bus.write; below it no Python call at all: the bus counts
+    # Machine.bus_write -> _core.Bus.write; below it no Python call at all: the bus counts
     # the write (mmio_writes: it breaks a CPU's poll) and the watchdog is C
     assert [c for c in calls if c != "setprofile"] == ["bus_write", "write"]
     assert m.mmio_writes == writes + 1

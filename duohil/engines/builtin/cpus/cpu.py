@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...base import PS_PER_S
 from .. import native
+# (LIB, RAW, U64, _UNTIL, _NO_TIMEOUT... are imported from here by cortexm.py and bench.py)
 from ..kernel.ucraw import (LIB, RAW, U64, _FOUR, _NO_TIMEOUT, _THIRTY_TWO, _UNPACK8,  # noqa: F401
                             _UNTIL, MemPort, UcError, _separate_ram_blocks)
 
@@ -40,8 +41,6 @@ def _state_base() -> type:
 
 class CpuCore(_state_base()):  # type: ignore[misc]
     arch = "?"
-    #: _core.emu_start under DUOHIL_MODELS=native (set in __init__), else None: ctypes
-    _emu_native = None
 
     def __init__(self, machine: "Machine", name: str, hz: int) -> None:
         self.machine = machine
@@ -53,11 +52,10 @@ class CpuCore(_state_base()):  # type: ignore[misc]
         self._unmapped_ranges: list[tuple[int, int]] = []
         self.uc: "Uc" = self._create_uc()
         _separate_ram_blocks(self.uc)
-        if native.models() == "native" and RAW is not None:
-            # slices start from C with the GIL held: the C MMIO bus (machine.MachineNative) then
-            # serves an access without taking the GIL back from ctypes
-            self._emu_native = native.core().emu_start
-            self._uch_int = self.uc._uch.value
+        # a step started from Python (_emu_start) starts from C with the GIL held, as the C slices
+        # do: the C MMIO bus (machine.py) then serves an access without taking the GIL back
+        self._emu_native = native.require().emu_start
+        self._uch_int = self.uc._uch.value
         self.sleeping = False              # in WFI, woken by an interrupt becoming pending
         self.stall_until: int | None = None    # halted by the harness (peer GC pause) until t
         self.halted = False                # stopped for good (lockup, or halted by a test)
@@ -135,18 +133,12 @@ class CpuCore(_state_base()):  # type: ignore[misc]
         raise NotImplementedError
 
     def _emu_start(self, begin: int, count: int) -> None:
-        """``uc.emu_start(begin, 0xFFFFFFFF, 0, count)`` without the binding's per-argument
-        conversions; like the binding, re-raises an exception a Python hook raised."""
+        """``uc.emu_start(begin, 0xFFFFFFFF, 0, count)`` from C (``_core.emu_start``, without the
+        binding's per-argument conversions); like the binding, re-raises an exception a Python
+        hook raised."""
         uc = self.uc
-        if RAW is None:  # pragma: no cover
-            uc.emu_start(begin, 0xFFFF_FFFF, 0, count)
-            return
         uc._hook_exception = None
-        start = self._emu_native
-        if start is not None:
-            err = start(self._uch_int, begin, 0xFFFF_FFFF, 0, count)
-        else:
-            err = RAW.uc_emu_start(uc._uch, U64(begin), _UNTIL, _NO_TIMEOUT, U64(count))
+        err = self._emu_native(self._uch_int, begin, 0xFFFF_FFFF, 0, count)
         if err:
             raise UcError(err)
         exc = uc._hook_exception

@@ -4,6 +4,18 @@ Built from a platform file by ``platform.py`` (repl -> Machine); used by the ses
 patch config blocks and reset. Peripheral MMIO is dispatched per 4 KiB page, because several STM32
 blocks share a page (TIM6 at 0x40001000 and TIM7 at 0x40001400) and unicorn maps whole pages.
 
+The dispatch is C (``_core.Bus``, native/bus.c), the one implementation whatever ``DUOHIL_MODELS``
+says: unicorn calls C callbacks for every run of MMIO pages; an access finds its block in a
+sorted table and calls a native model's register map directly (its ports.h ``_native_mmio``
+capsule) or a Python model's ``read``/``write`` (the bound methods ``bus_target`` picks: the
+model's own, or its register bank's when it does not override them) by one vectorcall. The CPU's
+reads are counted (``mmio_reads``), writes that reach a model too (``mmio_writes``); a replayed
+store drops its first ``suppress_writes`` MMIO writes. An exception a model raises stops the slice
+and reaches the caller (kept on the Uc object as the unicorn binding does). The table is rebuilt
+whenever a peripheral is added and at ``finish()``, so a model that gets ``_native_mmio`` (or
+replaces its read/write) before then is served accordingly. tests/test_native_bus.py is its
+specification.
+
 Unmapped addresses: an access to an address no memory and no model claims, whether its page is
 shared with a model (a hole: ``bus_read``/``bus_write`` find nothing) or not mapped at all (the
 core's unmapped-memory hook), goes to ``unmapped_access``. It records one ``unmapped_access``
@@ -24,6 +36,8 @@ import mmap
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from duohil.errors import ConfigError
+
+from .. import native
 
 if TYPE_CHECKING:  # pragma: no cover
     from .peripheral import Peripheral
@@ -49,48 +63,33 @@ class CpuCore(Protocol):
 PAGE = 0x1000
 _MISS = object()
 _READ_BUF_SIZE = 0x1000
-# unicorn's uc_cb_mmio_read_t / uc_cb_mmio_write_t (engine handle, offset, size, [value,] user data)
-_MMIO_READ = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
-                              ctypes.c_void_p)
-_MMIO_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
-                               ctypes.c_uint64, ctypes.c_void_p)
 
 
-class DmaPort:
-    """How a DMA master sees memory. The D-cache model replaces this with its own bus view.
+def _dma_port_class() -> type:
+    """``_core.DmaPort`` (native/_core.c), how a DMA master sees memory when no D-cache model is
+    installed (the D-cache replaces it with its own bus view): ``DmaPort(machine)``;
+    ``read(address, size) -> bytes`` and ``write(address, data)`` on machine.cpu.uc's memory
+    (uc_mem_read / uc_mem_write from C: unicorn's error as ``UcError``, the engine looked up again
+    when machine.cpu is another object), ``machine``, and ``_native_dma_port``, the capsule by
+    which a C DMA reaches memory without Python (native/ports.h). A port of one's own (a logging
+    port in a test) is any object with ``read``/``write``, wrapping this one."""
+    core = native.core()
+    if core is not None:
+        return core.DmaPort
 
-    Under DUOHIL_MODELS=native ``DmaPort(machine)`` is ``_core.DmaPort``: the same two calls
-    (uc_mem_read / uc_mem_write on machine.cpu.uc's engine, from C) plus ``_native_dma_port``,
-    the capsule by which a C DMA reaches memory without Python (native/ports.h)."""
+    class DmaPort:                         # the builtin engine says why it cannot run
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            return native.require().DmaPort(*args, **kwargs)
 
-    def __new__(cls, machine: "Machine", *args: Any, **kwargs: Any) -> Any:
-        if cls is DmaPort:                 # a subclass (a test's logging port) stays Python
-            from .. import native
-            if native.models() == "native":
-                return native.core().DmaPort(machine)
-        return super().__new__(cls)
+    return DmaPort
 
-    def __init__(self, machine: "Machine") -> None:
-        self.machine = machine
 
-    def read(self, address: int, size: int) -> bytes:
-        return bytes(self.machine.cpu.uc.mem_read(address, size))
-
-    def write(self, address: int, data: bytes) -> None:
-        self.machine.cpu.uc.mem_write(address, bytes(data))
+DmaPort = _dma_port_class()
 
 
 class Machine:
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Machine":
-        # under DUOHIL_MODELS=native a Machine is a MachineNative (its MMIO dispatch in C); this
-        # class stays the Python reference
-        if cls is Machine:
-            from .. import native
-            if native.models() == "native":
-                cls = MachineNative
-        return super().__new__(cls)
-
     def __init__(self, name: str, scheduler: "Scheduler", platform: str = "?") -> None:
+        self._bus = native.require().Bus()       # the MMIO dispatch (module docstring)
         self.name = name
         self.scheduler = scheduler
         self.platform = platform
@@ -110,7 +109,6 @@ class Machine:
         self.writing = False
         self.suppress_writes = 0
         self._disp: dict[int, tuple | None] = {}      # address -> (read, write, offset) memo
-        self._mmio_cbs: list[tuple[Any, Any]] = []
         self._read_port: Any = None                   # cpu.MemPort, made at the first read
         #: memory base (each alias) -> the mmap unicorn's pages are (mem_map_ptr): what the CPU
         #: wrote is there as soon as its slice returns (memory_store)
@@ -124,10 +122,23 @@ class Machine:
         self._unmapped_seen: set[tuple[int, str]] = set()
         self._hole_pages: set[int] = set()
         self.mmio_reads = 0                           # CPU reads of MMIO (cortexm hang detection)
-        # writes that reached a model (and state-changing reads a C model counts: a UART FIFO
-        # pop): a CPU compares it (its polling run, its masked-spin test)
-        # instead of being called on every write
         self.mmio_writes = 0
+        self._bus.set_hooks(self._hole)
+
+    mmio_reads = property(lambda self: self._bus.reads,
+                          lambda self, v: setattr(self._bus, "reads", v),
+                          doc="CPU reads of MMIO (cortexm/riscv hang detection), counted in C")
+    writing = property(lambda self: self._bus.writing,
+                       lambda self, v: setattr(self._bus, "writing", v),
+                       doc="inside a CPU write to MMIO")
+    suppress_writes = property(lambda self: self._bus.suppress_writes,
+                               lambda self, v: setattr(self._bus, "suppress_writes", v),
+                               doc="CPU MMIO writes still to drop (a replayed store)")
+    mmio_writes = property(lambda self: self._bus.writes,
+                           lambda self, v: setattr(self._bus, "writes", v),
+                           doc="writes that reached a model, and state-changing reads a C model "
+                               "counts (a UART FIFO pop), counted in C: a CPU compares it (its "
+                               "polling run, its masked-spin test) instead of being called")
 
     # -- time and the event log -----------------------------------------------------------------
     def now(self) -> int:
@@ -184,14 +195,15 @@ class Machine:
                 if p.base < e and b < end:
                     raise ConfigError(f"{p.name} at {p.base:#x}+{p.size:#x} overlaps {q.name}",
                                       file=self.platform, field=p.name)
-            self._disp.clear()
             i = bisect.bisect(self._mmio_starts, p.base)
             self._mmio.insert(i, (p.base, end, p))
             self._mmio_starts.insert(i, p.base)
+        self._load_bus()
 
     def finish(self) -> None:
         """Map every MMIO page once all peripherals are known."""
         assert self.cpu is not None
+        self._load_bus()
         # one mmio_map call per run of adjacent MMIO pages
         for start, end in _runs((b & ~(PAGE - 1), -(-e // PAGE) * PAGE) for b, e, _ in self._mmio):
             self._map_mmio(start, end - start)
@@ -199,74 +211,38 @@ class Machine:
             hook()
 
     def _map_mmio(self, start: int, size: int) -> None:
-        """One run of MMIO pages. Through unicorn's C API with our own ctypes callbacks when we
-        can: the binding's callback wrappers were about a third of the cost of an MMIO access,
-        and a link byte costs several. Exceptions are handled as the binding does (kept on the
-        Uc object, emulation stopped; cpu._emu_start re-raises them)."""
-        from .ucraw import RAW, U64
+        """One run of MMIO pages, mapped by the C bus with its own callbacks."""
         uc = self.cpu.uc
-        if RAW is None:  # pragma: no cover - other binding layouts
-            uc.mmio_map(start, size, self._mmio_read, start, self._mmio_write, start)
-            return
+        self._bus.map(uc, uc._uch.value, start, size)
 
-        def on_read(_h: Any, offset: int, size: int, _ud: Any, base: int = start) -> int:
-            self.mmio_reads += 1                   # hang detection: a loop that reads MMIO waits
-            try:
-                return self.bus_read(base + offset, size)
-            except BaseException as exc:  # noqa: BLE001 - handed to _emu_start, as the binding does
-                self._hook_failed(exc)
-                return 0
+    @staticmethod
+    def _pick(p: "Peripheral") -> tuple[Any, Any]:
+        """A Python model's (read, write): its own, where a model's own may also be set on the
+        object (``self.read = ...``), or its register bank's when it overrides neither (one
+        call less per access)."""
+        from .peripheral import Peripheral
+        cls, own = type(p), p.__dict__
+        return (p.read if "read" in own or cls.read is not Peripheral.read else p.regs.read,
+                p.write if "write" in own or cls.write is not Peripheral.write else p.regs.write)
 
-        def on_write(_h: Any, offset: int, size: int, value: int, _ud: Any,
-                     base: int = start) -> None:
-            try:
-                self._fast_write(base + offset, size, value)
-            except BaseException as exc:  # noqa: BLE001
-                self._hook_failed(exc)
-
-        rd, wr = _MMIO_READ(on_read), _MMIO_WRITE(on_write)
-        err = RAW.uc_mmio_map(uc._uch, U64(start), ctypes.c_size_t(size), rd, None, wr, None)
-        if err:
-            from unicorn import UcError
-            raise UcError(err)
-        self._mmio_cbs.append((rd, wr))            # ctypes callbacks must outlive the mapping
-
-    def _hook_failed(self, exc: BaseException) -> None:
-        uc = self.cpu.uc
-        if uc._hook_exception is None:
-            uc._hook_exception = exc
-        uc.emu_stop()
+    def _load_bus(self) -> None:
+        """The C table from ``_mmio``: per block the targets ``_pick`` gives, and the model's
+        native register map when it has one (``_native_mmio``)."""
+        self._disp.clear()
+        self._bus.set_ranges([(b, e, *self._pick(p), getattr(p, "_native_mmio", None), p)
+                              for b, e, p in self._mmio])
 
     def bus_target(self, address: int) -> tuple | None:
         """(read, write, offset) of the register at ``address``, memoised per address (the memo is
-        dropped when a peripheral is added): the peripheral's own read/write, or its register
-        bank's when the model does not override them (one call less per access). None: nothing
-        there (a hole in a mapped page). Every bus access goes through it: CPU MMIO and DMA."""
+        dropped when a peripheral is added): what the C bus calls for a Python model, a native
+        model's C methods for one. None: nothing there (a hole in a mapped page)."""
         hit = self._disp.get(address, _MISS)
         if hit is not _MISS:
             return hit
         p = self.peripheral_at(address)
-        if p is None:
-            hit = None
-        else:
-            from .peripheral import Peripheral
-            cls = type(p)
-            hit = (p.regs.read if cls.read is Peripheral.read else p.read,
-                   p.regs.write if cls.write is Peripheral.write else p.write,
-                   address - p.base)
+        hit = None if p is None else (*self._pick(p), address - p.base)
         self._disp[address] = hit
         return hit
-
-    def _fast_write(self, address: int, size: int, value: int) -> None:
-        """A CPU store to MMIO (the unicorn callback)."""
-        if self.suppress_writes:
-            self.suppress_writes -= 1
-            return
-        self.writing = True
-        try:
-            self.bus_write(address, size, value)
-        finally:
-            self.writing = False
 
     def peripheral_at(self, address: int) -> "Peripheral | None":
         i = bisect.bisect(self._mmio_starts, address) - 1
@@ -276,34 +252,13 @@ class Machine:
                 return p
         return None
 
-    # unicorn mmio callbacks through the binding (only when cpu.RAW is unavailable): offset is
-    # relative to the mapped run whose base is the user data.
-    def _mmio_read(self, uc: Any, offset: int, size: int, run_base: int) -> int:
-        return self.bus_read(run_base + offset, size)
-
-    def _mmio_write(self, uc: Any, offset: int, size: int, value: int, run_base: int) -> None:
-        self._fast_write(run_base + offset, size, value)
-
     def bus_read(self, address: int, size: int) -> int:
-        """A read of any address as the bus sees it (CPU MMIO, DMA, tests): 0 where nothing is."""
-        hit = self._disp.get(address, _MISS)
-        if hit is _MISS:
-            hit = self.bus_target(address)
-        if hit is None:
-            self._hole(address, "read")
-            return 0
-        return hit[0](hit[2], size)
+        """A read of any address as the bus sees it (DMA, tests): 0 where nothing is."""
+        return self._bus.read(address, size)
 
     def bus_write(self, address: int, size: int, value: int) -> None:
         """A write to any address as the bus sees it; it breaks a CPU's polling run."""
-        hit = self._disp.get(address, _MISS)
-        if hit is _MISS:
-            hit = self.bus_target(address)
-        if hit is not None:
-            self.mmio_writes += 1
-            hit[1](hit[2], size, value)
-        else:
-            self._hole(address, "write")
+        self._bus.write(address, size, value)
 
     # -- unmapped addresses (module docstring) ------------------------------------------------------
     def _hole(self, address: int, access: str) -> None:
@@ -411,81 +366,6 @@ class Machine:
             self.cpu.uc.emu_stop()
 
 
-class MachineNative(Machine):
-    """The same machine with its MMIO dispatch in C (``_core.Bus``, native/bus.c): unicorn calls
-    C callbacks for every run of MMIO pages, the bus finds the block in a sorted table and calls
-    a native model's register map directly (its ``_native_mmio`` capsule, native/ports.h) or a
-    Python model's read/write, the same bound methods ``bus_target`` picks, without ctypes.
-    ``mmio_reads``, ``mmio_writes``, ``writing`` and ``suppress_writes`` live in the bus; holes,
-    exceptions and warn-mode holes behave as in Machine. The table is rebuilt whenever a
-    peripheral is added and at ``finish()``, so a model that gets ``_native_mmio`` (or replaces
-    its read/write) before then is served accordingly."""
-
-    def __init__(self, name: str, scheduler: "Scheduler", platform: str = "?") -> None:
-        from .. import native
-        self._bus = native.core().Bus()
-        super().__init__(name, scheduler, platform)
-        self._bus.set_hooks(self._hole)
-
-    mmio_reads = property(lambda self: self._bus.reads,
-                          lambda self, v: setattr(self._bus, "reads", v),
-                          doc="CPU reads of MMIO (cortexm/riscv hang detection), counted in C")
-    writing = property(lambda self: self._bus.writing,
-                       lambda self, v: setattr(self._bus, "writing", v),
-                       doc="inside a CPU write to MMIO")
-    suppress_writes = property(lambda self: self._bus.suppress_writes,
-                               lambda self, v: setattr(self._bus, "suppress_writes", v),
-                               doc="CPU MMIO writes still to drop (a replayed store)")
-
-    mmio_writes = property(lambda self: self._bus.writes,
-                           lambda self, v: setattr(self._bus, "writes", v),
-                           doc="writes that reached a model, and state-changing reads a C model "
-                               "counts (a UART FIFO pop), counted in C (no note_write call)")
-
-    def add_peripheral(self, p: "Peripheral") -> None:
-        super().add_peripheral(p)
-        self._load_bus()
-
-    def finish(self) -> None:
-        self._load_bus()
-        super().finish()
-
-    @staticmethod
-    def _pick(p: "Peripheral") -> tuple[Any, Any]:
-        """``bus_target``'s choice, where a model's own read/write may also be set on the object
-        (a native model's register map: ``self.read = self._c.read``)."""
-        from .peripheral import Peripheral
-        cls, own = type(p), p.__dict__
-        return (p.read if "read" in own or cls.read is not Peripheral.read else p.regs.read,
-                p.write if "write" in own or cls.write is not Peripheral.write else p.regs.write)
-
-    def bus_target(self, address: int) -> tuple | None:
-        hit = self._disp.get(address, _MISS)
-        if hit is not _MISS:
-            return hit
-        p = self.peripheral_at(address)
-        hit = None if p is None else (*self._pick(p), address - p.base)
-        self._disp[address] = hit
-        return hit
-
-    def _load_bus(self) -> None:
-        """The C table from ``_mmio``: per block the target ``bus_target`` would pick, or the
-        model's native register map when it has one."""
-        self._disp.clear()
-        self._bus.set_ranges([(b, e, *self._pick(p), getattr(p, "_native_mmio", None), p)
-                              for b, e, p in self._mmio])
-
-    def _map_mmio(self, start: int, size: int) -> None:
-        uc = self.cpu.uc
-        self._bus.map(uc, uc._uch.value, start, size)
-
-    def bus_read(self, address: int, size: int) -> int:
-        return self._bus.read(address, size)
-
-    def bus_write(self, address: int, size: int, value: int) -> None:
-        self._bus.write(address, size, value)
-
-
 def _runs(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """Page-aligned [start, end) spans merged where they overlap or touch, in address order
     (a set of every page cost ~8 ms a machine: a platform has a few 64 KiB-and-larger blocks)."""
@@ -502,7 +382,6 @@ def _runs(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 def _register_native() -> None:
     """The native units compute ``machine.now()`` in C for machines whose class keeps
     ``Machine.now`` (its rule, written once in _core.c: plain_machine_now)."""
-    from .. import native
     core = native.core()
     if core is not None:
         core.register_machine_now(Machine.now)

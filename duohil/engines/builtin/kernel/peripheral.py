@@ -25,39 +25,26 @@ class SignalSink(Protocol):
     def set_input(self, line: int, level: bool) -> None: ...
 
 
-class Signal:
-    """A wire from a peripheral output to a numbered input of another block (IRQ, DMA request).
+def _signal_class() -> type:
+    """``_core.Signal`` (native/_core.c), the one implementation of an output line: ``Signal(name)``;
+    ``connect(sink, line)``; ``set(level=True)`` (level taken as a truth value) which, when the level
+    changes, calls every sink's ``set_input(line, level)`` in connection order (a sink connected
+    during that walk is called too; a sink's exception is handed on, the level already changed),
+    straight into C for a sink with a ports.h ``_native_input`` capsule; ``pulse()`` (high then
+    low, for edge-triggered inputs); ``level``, ``name``, ``connected`` and ``_targets`` (a copy
+    of the (sink, line) pairs). tests/test_native_signal.py is its specification."""
+    core = native.core()
+    if core is not None:
+        return core.Signal
 
-    The reference under DUOHIL_MODELS=python; under native ``Peripheral.output`` hands out
-    ``_core.Signal`` (native/_core.c): the same edges, each sink's ``set_input(line, level)`` called
-    from C (straight into C when the sink has a ports.h ``_native_input`` capsule)."""
+    class Signal:                          # the builtin engine says why it cannot run
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            return native.require().Signal(*args, **kwargs)
 
-    __slots__ = ("name", "level", "_targets")
+    return Signal
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.level = False
-        self._targets: list[tuple[SignalSink, int]] = []
 
-    def connect(self, sink: SignalSink, line: int) -> None:
-        self._targets.append((sink, line))
-
-    @property
-    def connected(self) -> bool:
-        return bool(self._targets)
-
-    def set(self, level: bool = True) -> None:
-        level = bool(level)
-        if level == self.level:
-            return
-        self.level = level
-        for sink, line in self._targets:
-            sink.set_input(line, level)
-
-    def pulse(self) -> None:
-        """Edge for edge-triggered inputs: high then low."""
-        self.set(True)
-        self.set(False)
+Signal = _signal_class()
 
 
 class Peripheral:
@@ -85,8 +72,7 @@ class Peripheral:
         key = str(name)
         sig = self._outputs.get(key)
         if sig is None:
-            cls = native.core().Signal if native.models() == "native" else Signal
-            sig = self._outputs[key] = cls(f"{self.name}.{key}")
+            sig = self._outputs[key] = Signal(f"{self.name}.{key}")
         return sig
 
     def set_input(self, line: int, level: bool) -> None:

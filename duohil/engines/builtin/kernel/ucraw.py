@@ -1,7 +1,7 @@
 """unicorn's C library as duohil calls it: the same library the ``unicorn`` package loaded, without
 the binding's per-argument conversions (``RAW``), and ``MemPort`` (memory reads/writes into a kept
-buffer). Shared by the machine (its bus and memory) and the CPU cores; it depends on nothing else
-in the engine.
+buffer). Shared by the machine (its memory) and the CPU cores (cortexm.py's register batches);
+it depends on nothing else in the engine.
 """
 from __future__ import annotations
 

@@ -6684,13 +6684,13 @@ static int add_espu_type(PyObject *m)
 /* == end of Esp32c3Uart [linkc] ================================================================== */
 
 /* == Bus: the MMIO dispatch of one machine (bus.c) [cbus] ==========================================
- * machine.py's MachineNative owns one. Runs of MMIO pages are mapped with uc_mmio_map and C
- * callbacks; an access finds its range in the table (bus.c) and calls the target: a native
- * model's dh_mmio_ops (ports.h) directly, a Python model's read/write (the bound methods
- * bus_target would pick) with one vectorcall. Holes go to the machine's _hole. The CPU's reads
- * are counted (mmio_reads, hang detection); its writes honour suppress_writes and set writing,
- * as Machine._fast_write does. An exception from a target is kept in the Uc's _hook_exception
- * (the first one wins) and stops the engine, as the unicorn binding does. */
+ * machine.py's Machine owns one: the one MMIO dispatch. Runs of MMIO pages are mapped with
+ * uc_mmio_map and C callbacks; an access finds its range in the table (bus.c) and calls the
+ * target: a native model's dh_mmio_ops (ports.h) directly, a Python model's read/write (the bound
+ * methods bus_target would pick) with one vectorcall. Holes go to the machine's _hole. The CPU's
+ * reads are counted (mmio_reads, hang detection); its writes honour suppress_writes (a replayed
+ * store) and set writing. An exception from a target is kept in the Uc's _hook_exception (the
+ * first one wins) and stops the engine, as the unicorn binding does. */
 
 struct BusObject;
 typedef struct BusRun {
@@ -6893,7 +6893,7 @@ static void bus_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64
     BusRun *run = (BusRun *)ud;
     BusObject *b = run->bus;
     PyGILState_STATE g = PyGILState_Ensure();
-    if (b->suppress) {                           /* Machine._fast_write: a replayed store */
+    if (b->suppress) {                           /* a replayed store (machine.py) */
         b->suppress--;
     } else {
         b->writing = 1;
@@ -7197,7 +7197,7 @@ static PyTypeObject BusType = {
     .tp_name = "duohil.engines.builtin.native._core.Bus",
     .tp_basicsize = sizeof(BusObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Bus(): one machine's MMIO dispatch in C (machine.py's MachineNative).",
+    .tp_doc = "Bus(): one machine's MMIO dispatch (machine.py's Machine._bus).",
     .tp_new = bus_new,
     .tp_dealloc = (destructor)bus_dealloc,
     .tp_traverse = (traverseproc)bus_traverse,
@@ -7207,8 +7207,8 @@ static PyTypeObject BusType = {
 };
 
 /* [rvtake] One more in the machine's write count (Machine.mmio_writes): the C bus's own counter
- * under MachineNative (its _bus; the property would run a Python lambda), the plain attribute
- * under the Python Machine. 0, or -1 with an error. */
+ * (its _bus; the property would run a Python lambda), the attribute of a machine object without
+ * one (a test's). 0, or -1 with an error. */
 static PyObject *str_mc_bus, *str_mc_mmio_writes;
 
 static int machine_count_write(PyObject *machine)
@@ -7270,70 +7270,36 @@ static int add_bus_type(PyObject *m)
  * The hosts below give the models what they reach in the machine: the bus
  * (machine.bus_target / bus_write, machine.dma_port: its `_native_dma_port` capsule when it has
  * one, looked up again whenever machine.dma_port is another object), the scheduler
- * (scheduler.at(t, fn, name=...) with C callables, same times, names and order), the outputs (Signal
- * objects: a plain peripheral.Signal is driven inline, with a DMA sink called in C; any other
- * signal through its set method), and the event log (machine.record). Capsules `_native_mmio` and
+ * (scheduler.at(t, fn, name=...) with C callables, same times, names and order), the outputs
+ * (_core.Signal objects driven in C; any other signal object through its set method), and the
+ * event log (machine.record). Capsules `_native_mmio` and
  * `_native_input` (ports.h) let other C units call them directly.
  */
 #include "dma.h"
 #include "dmamux.h"
 #include "ports.h"
 
-static PyObject *dm_s_level, *dm_s_targets, *dm_s_set, *dm_s_set_input, *dm_s_bus_target,
+static PyObject *dm_s_set, *dm_s_bus_target,
     *dm_s_bus_write, *dm_s_dma_port, *dm_s_read, *dm_s_write, *dm_s_native_dma_port,
     *dm_s_peripheral_at, *dm_s_memories, *dm_s_scheduler, *dm_s_at, *dm_s_cancel,
     *dm_s_record, *dm_s_kw_name, *dm_s_kw_dma_stream, *dm_s_te_kind;
 
 static PyTypeObject DmaType;
 
-/* -- outputs: Signal.set(level) (peripheral.py), a DMA sink in C ------------------------------- */
+/* -- outputs: a _core.Signal ([usartc], below) gets its edge in C, any other signal object its
+ * set(level) method -------------------------------------------------------------------------- */
 
-static int dm_sink(PyObject *sink, PyObject *line, int level);
+static PyTypeObject SignalType;
+static int signal_set_obj(PyObject *sig, int level);
 
-static int dm_signal_set(PyObject *sig, int level, PyObject *sigcls)
+static int dm_signal_set(PyObject *sig, int level)
 {
-    PyObject *lv = level ? Py_True : Py_False;
-    if (sigcls == NULL || (PyObject *)Py_TYPE(sig) != sigcls) {
-        PyObject *args[2] = {sig, lv};
-        PyObject *r = PyObject_VectorcallMethod(dm_s_set, args, 2, NULL);
-        Py_XDECREF(r);
-        return r ? 0 : -1;
-    }
-    /* peripheral.Signal.set, inline: same compare, same level store, same targets in order */
-    PyObject *cur = PyObject_GetAttr(sig, dm_s_level);
-    if (!cur)
-        return -1;
-    int same = PyObject_RichCompareBool(lv, cur, Py_EQ);
-    Py_DECREF(cur);
-    if (same)
-        return same < 0 ? -1 : 0;
-    if (PyObject_SetAttr(sig, dm_s_level, lv) < 0)
-        return -1;
-    PyObject *targets = PyObject_GetAttr(sig, dm_s_targets);
-    if (!targets)
-        return -1;
-    if (!PyList_Check(targets)) {
-        Py_DECREF(targets);
-        PyErr_SetString(PyExc_TypeError, "Signal._targets must be a list");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(targets); i++) {
-        PyObject *t = PyList_GET_ITEM(targets, i);
-        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
-            Py_DECREF(targets);
-            PyErr_SetString(PyExc_TypeError, "Signal._targets holds (sink, line) pairs");
-            return -1;
-        }
-        Py_INCREF(t);
-        int r = dm_sink(PyTuple_GET_ITEM(t, 0), PyTuple_GET_ITEM(t, 1), level);
-        Py_DECREF(t);
-        if (r < 0) {
-            Py_DECREF(targets);
-            return -1;
-        }
-    }
-    Py_DECREF(targets);
-    return 0;
+    if (Py_TYPE(sig) == &SignalType)
+        return signal_set_obj(sig, level);
+    PyObject *args[2] = {sig, level ? Py_True : Py_False};
+    PyObject *r = PyObject_VectorcallMethod(dm_s_set, args, 2, NULL);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
 }
 
 /* -- Dma ------------------------------------------------------------------------------------------ */
@@ -7341,7 +7307,7 @@ static int dm_signal_set(PyObject *sig, int level, PyObject *sigcls)
 typedef struct {
     PyObject_HEAD
     dh_dma m;
-    PyObject *machine, *name, *sigcls;
+    PyObject *machine, *name;
     PyObject *irq[DH_DMA_STREAMS];
     PyObject *svc_call[DH_DMA_STREAMS];       /* the callables of the service events */
     PyObject *svc_event[DH_DMA_STREAMS];      /* the scheduled service event, or NULL */
@@ -7352,7 +7318,7 @@ typedef struct {
     const dh_dmaport_ops *port_ops;           /* its capsule's operations, or NULL */
     void *port_self;
     dh_port mmio_port, input_port;
-    /* [entryc] the machine's C bus (_set_bus, when its bus_target/bus_write are MachineNative's):
+    /* [entryc] the machine's C bus (_set_bus, when its bus_target/bus_write are Machine's):
      * a transfer finds its register in the bus table instead of calling machine.bus_target */
     PyObject *bus;
 } DmaObject;
@@ -7602,7 +7568,7 @@ static int dm_host_bus_write(void *h, uint32_t address, unsigned size, const uin
 {
     DmaObject *o = h;
     if (o->bus && dh_bus_find(&((BusObject *)o->bus)->t, address)) {
-        /* machine.bus_write(address, size, value) as MachineNative does it: the C bus's write */
+        /* machine.bus_write(address, size, value) as Machine does it: the C bus's write */
         unsigned long long x = 0;
         for (unsigned i = 0; i < size; i++)
             x |= (unsigned long long)buf[i] << (8 * i);
@@ -7747,16 +7713,7 @@ static int dm_host_schedule_delivery(void *h, int s, int flag, int end, uint32_t
 
 static int dm_host_irq(void *h, int s, int level)
 {
-    DmaObject *o = h;
-    PyObject *sig = o->irq[s];
-    PyObject *cur = PyObject_GetAttr(sig, dm_s_level);
-    if (!cur)
-        return -1;
-    int differs = PyObject_RichCompareBool(level ? Py_True : Py_False, cur, Py_NE);
-    Py_DECREF(cur);
-    if (differs <= 0)
-        return differs;
-    return dm_signal_set(sig, level, o->sigcls);
+    return dm_signal_set(((DmaObject *)h)->irq[s], level);     /* edges only: Signal.set's rule */
 }
 
 static int dm_host_transfer_error(void *h, int s)
@@ -7820,7 +7777,6 @@ static int dma_traverse(DmaObject *o, visitproc visit, void *arg)
 {
     Py_VISIT(o->machine);
     Py_VISIT(o->name);
-    Py_VISIT(o->sigcls);
     Py_VISIT(o->port);
     Py_VISIT(o->bus);
     for (int s = 0; s < DH_DMA_STREAMS; s++) {
@@ -7839,7 +7795,6 @@ static int dma_clear(DmaObject *o)
 {
     Py_CLEAR(o->machine);
     Py_CLEAR(o->name);
-    Py_CLEAR(o->sigcls);
     Py_CLEAR(o->port);
     Py_CLEAR(o->bus);
     o->port_ops = NULL;
@@ -7866,15 +7821,15 @@ static int dm_bound(DmaObject *o)
 {
     if (o->machine)
         return 1;
-    PyErr_SetString(PyExc_RuntimeError, "Dma used before _bind(machine, name, irqs, Signal)");
+    PyErr_SetString(PyExc_RuntimeError, "Dma used before _bind(machine, name, irqs)");
     return 0;
 }
 
-/* _bind(machine, name, irq_signals, signal_class) */
+/* _bind(machine, name, irq_signals) */
 static PyObject *dma_bind(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4)
-        return PyErr_Format(PyExc_TypeError, "_bind(machine, name, irqs, Signal)");
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "_bind(machine, name, irqs)");
     PyObject *irqs = PySequence_Fast(args[2], "irqs must be a sequence");
     if (!irqs)
         return NULL;
@@ -7887,8 +7842,6 @@ static PyObject *dma_bind(DmaObject *o, PyObject *const *args, Py_ssize_t nargs)
     o->machine = args[0];
     Py_INCREF(args[1]);
     o->name = args[1];
-    Py_INCREF(args[3]);
-    o->sigcls = args[3];
     for (int s = 0; s < DH_DMA_STREAMS; s++) {
         Py_INCREF(PySequence_Fast_GET_ITEM(irqs, s));
         o->irq[s] = PySequence_Fast_GET_ITEM(irqs, s);
@@ -8001,7 +7954,7 @@ static PyObject *dma_reset(DmaObject *o, PyObject *Py_UNUSED(ignored))
     }
     dh_dma_reset(&o->m);
     for (int s = 0; s < DH_DMA_STREAMS; s++)
-        if (dm_signal_set(o->irq[s], 0, o->sigcls) < 0)
+        if (dm_signal_set(o->irq[s], 0) < 0)
             return NULL;
     Py_RETURN_NONE;
 }
@@ -8091,7 +8044,7 @@ static PyGetSetDef dma_getset[] = {
 
 static PyMethodDef dma_methods[] = {
     {"_bind", (PyCFunction)(void (*)(void))dma_bind, METH_FASTCALL,
-     "_bind(machine, name, irq_signals, Signal): wire the model to its machine and outputs."},
+     "_bind(machine, name, irq_signals): wire the model to its machine and outputs."},
     {"read", (PyCFunction)(void (*)(void))dma_read, METH_FASTCALL, "read(offset, size) -> int"},
     {"write", (PyCFunction)(void (*)(void))dma_write, METH_FASTCALL, "write(offset, size, value)"},
     {"set_input", (PyCFunction)(void (*)(void))dma_set_input, METH_FASTCALL,
@@ -8120,30 +8073,12 @@ static PyTypeObject DmaType = {
     .tp_getset = dma_getset,
 };
 
-/* a Signal target: a Dma in C, anything else through its set_input */
-static int dm_sink(PyObject *sink, PyObject *line, int level)
-{
-    if (PyObject_TypeCheck(sink, &DmaType) && ((DmaObject *)sink)->machine) {
-        long l;
-        if (dm_int_arg(line, 0, DH_DMA_STREAMS - 1, "request line", &l) < 0)
-            return -1;
-        Py_INCREF(sink);
-        int r = dh_dma_set_input(&((DmaObject *)sink)->m, (int)l, level);
-        Py_DECREF(sink);
-        return r;
-    }
-    PyObject *args[3] = {sink, line, level ? Py_True : Py_False};
-    PyObject *r = PyObject_VectorcallMethod(dm_s_set_input, args, 3, NULL);
-    Py_XDECREF(r);
-    return r ? 0 : -1;
-}
-
 /* -- Dmamux --------------------------------------------------------------------------------------- */
 
 typedef struct {
     PyObject_HEAD
     dh_dmamux m;
-    PyObject *sigcls;
+    int bound;                                /* _bind called */
     PyObject *out[DH_DMAMUX_MAX_CHANNELS];
     dh_port mmio_port, input_port;
 } MuxObject;
@@ -8151,7 +8086,7 @@ typedef struct {
 static int mx_host_output(void *h, int c, int level)
 {
     MuxObject *o = h;
-    return dm_signal_set(o->out[c], level, o->sigcls);
+    return dm_signal_set(o->out[c], level);
 }
 
 static const dh_dmamux_host mx_host = {mx_host_output};
@@ -8192,7 +8127,6 @@ static PyObject *mux_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject
 
 static int mux_traverse(MuxObject *o, visitproc visit, void *arg)
 {
-    Py_VISIT(o->sigcls);
     for (int c = 0; c < DH_DMAMUX_MAX_CHANNELS; c++)
         Py_VISIT(o->out[c]);
     return 0;          /* a heap subclass's type is visited by subtype_traverse */
@@ -8200,10 +8134,10 @@ static int mux_traverse(MuxObject *o, visitproc visit, void *arg)
 
 static int mux_clear(MuxObject *o)
 {
-    Py_CLEAR(o->sigcls);
     for (int c = 0; c < DH_DMAMUX_MAX_CHANNELS; c++)
         Py_CLEAR(o->out[c]);
     o->m.n_channels = 0;
+    o->bound = 0;
     return 0;
 }
 
@@ -8214,12 +8148,12 @@ static void mux_dealloc(MuxObject *o)
     Py_TYPE(o)->tp_free((PyObject *)o);     /* subtype_dealloc drops a heap subclass's type */
 }
 
-/* _bind(outputs, n_generators, Signal): one output signal per channel */
+/* _bind(outputs, n_generators): one output signal per channel */
 static PyObject *mux_bind(MuxObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
     long ngen;
-    if (nargs != 3)
-        return PyErr_Format(PyExc_TypeError, "_bind(outputs, n_generators, Signal)");
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "_bind(outputs, n_generators)");
     PyObject *outs = PySequence_Fast(args[0], "outputs must be a sequence");
     if (!outs)
         return NULL;
@@ -8237,17 +8171,16 @@ static PyObject *mux_bind(MuxObject *o, PyObject *const *args, Py_ssize_t nargs)
         o->out[c] = PySequence_Fast_GET_ITEM(outs, c);
     }
     Py_DECREF(outs);
-    Py_INCREF(args[2]);
-    o->sigcls = args[2];
+    o->bound = 1;
     dh_dmamux_init(&o->m, (int)n, (int)ngen, &mx_host, o);
     Py_RETURN_NONE;
 }
 
 static int mx_bound(MuxObject *o)
 {
-    if (o->sigcls)
+    if (o->bound)
         return 1;
-    PyErr_SetString(PyExc_RuntimeError, "Dmamux used before _bind(outputs, n_generators, Signal)");
+    PyErr_SetString(PyExc_RuntimeError, "Dmamux used before _bind(outputs, n_generators)");
     return 0;
 }
 
@@ -8328,7 +8261,7 @@ static PyGetSetDef mux_getset[] = {
 
 static PyMethodDef mux_methods[] = {
     {"_bind", (PyCFunction)(void (*)(void))mux_bind, METH_FASTCALL,
-     "_bind(outputs, n_generators, Signal): the channel outputs, in channel order."},
+     "_bind(outputs, n_generators): the channel outputs, in channel order."},
     {"read", (PyCFunction)(void (*)(void))mux_read, METH_FASTCALL, "read(offset, size) -> int"},
     {"write", (PyCFunction)(void (*)(void))mux_write, METH_FASTCALL, "write(offset, size, value)"},
     {"set_input", (PyCFunction)(void (*)(void))mux_set_input, METH_FASTCALL,
@@ -8357,10 +8290,7 @@ static int add_dma_types(PyObject *m)
 #define DM_INTERN(var, s)                                   \
     if (!(var = PyUnicode_InternFromString(s)))             \
         return -1;
-    DM_INTERN(dm_s_level, "level");
-    DM_INTERN(dm_s_targets, "_targets");
     DM_INTERN(dm_s_set, "set");
-    DM_INTERN(dm_s_set_input, "set_input");
     DM_INTERN(dm_s_bus_target, "bus_target");
     DM_INTERN(dm_s_bus_write, "bus_write");
     DM_INTERN(dm_s_dma_port, "dma_port");
@@ -8396,11 +8326,11 @@ static int add_dma_types(PyObject *m)
 /* == end of DMA streams and DMAMUX [dmac] ======================================================== */
 
 /* == D-cache and DMA ports [dcachec] ================================================================
- * _core.DCache: dcache.py's DCache with its state in C (native/dcache.c), chosen by DCache() under
- * DUOHIL_MODELS=native (dcache.py's DCacheNative keeps the Python face: properties, set_residency's
- * argument forms). _core.DmaPort: machine.py's plain DmaPort (no D-cache: the CPU's memory through
- * uc_mem_read/uc_mem_write). Both expose `_native_dma_port` (ports.h) so that a C DMA moves bytes
- * without Python. */
+ * _core.DCache: the D-cache's state and logic (native/dcache.c), held by dcache.py's DCache (its
+ * Python face: properties, set_residency's argument forms) whatever DUOHIL_MODELS says.
+ * _core.DmaPort: machine.py's DmaPort (no D-cache: the CPU's memory through uc_mem_read/
+ * uc_mem_write). Both expose `_native_dma_port` (ports.h) so that a C DMA moves bytes without
+ * Python. */
 
 #include "dcache.h"
 #include "ports.h"
@@ -9529,7 +9459,8 @@ static PyTypeObject UcPortType = {
     .tp_name = "duohil.engines.builtin.native._core.DmaPort",
     .tp_basicsize = sizeof(UcPortObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "DmaPort(machine): machine.py's DmaPort in C (the CPU's memory through unicorn)",
+    .tp_doc = "DmaPort(machine): machine.py's DmaPort, how a DMA master sees the CPU's memory with no "
+              "D-cache model (uc_mem_read/uc_mem_write on machine.cpu.uc's engine)",
     .tp_new = ucp_new,
     .tp_dealloc = (destructor)ucp_dealloc,
     .tp_traverse = (traverseproc)ucp_traverse,
@@ -9579,7 +9510,7 @@ static int add_dcache_types(PyObject *m)
 
 /* == Usart and Signal [usartc] =================================================================== */
 /* stm32_usart.py's Stm32Usart keeps its whole state in a _core.Usart (model: usart.c);
- * peripheral.py's Peripheral.output() hands out _core.Signal lines under DUOHIL_MODELS=native. */
+ * _core.Signal is every model's output line (peripheral.py's Signal), the one implementation. */
 
 #include "usart.h"
 #include "ports.h"
@@ -9719,7 +9650,7 @@ static PyObject *sig_connect(SignalObject *s, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
-/* peripheral.py's Signal.set: edges only, each sink in connection order. */
+/* Signal.set: edges only, each sink in connection order. */
 static int signal_set_level(SignalObject *s, int level)
 {
     if (level == s->level)
@@ -9748,6 +9679,12 @@ static int signal_set_level(SignalObject *s, int level)
         Py_DECREF(r);
     }
     return 0;
+}
+
+/* the same for a PyObject known to be a _core.Signal ([dmac] calls it) */
+static int signal_set_obj(PyObject *sig, int level)
+{
+    return signal_set_level((SignalObject *)sig, level);
 }
 
 static PyObject *sig_set(SignalObject *s, PyObject *const *args, Py_ssize_t nargs)
@@ -9852,7 +9789,9 @@ static PyTypeObject SignalType = {
     .tp_name = "duohil.engines.builtin.native._core.Signal",
     .tp_basicsize = sizeof(SignalObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "A wire from a peripheral output to numbered inputs (peripheral.py's Signal, in C).",
+    .tp_doc = "Signal(name): a wire from a peripheral output to numbered inputs (peripheral.py's "
+              "Signal): set(level) calls every sink's set_input(line, level) on a change of level, "
+              "in connection order (in C for a sink with a _native_input capsule).",
     .tp_new = sig_new,
     .tp_dealloc = (destructor)sig_dealloc,
     .tp_traverse = (traverseproc)sig_traverse,
@@ -9980,7 +9919,7 @@ static int us_output(void *h, int which, int level)
     PyObject *sig = ((UsartObject *)h)->sig[which];
     if (Py_TYPE(sig) == &SignalType)
         return signal_set_level((SignalObject *)sig, level);
-    PyObject *l = PyObject_GetAttr(sig, str_level);       /* a Python Signal */
+    PyObject *l = PyObject_GetAttr(sig, str_level);       /* another signal object */
     if (!l)
         return -1;
     int cur = PyObject_IsTrue(l);
@@ -11932,7 +11871,7 @@ static int syp_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
 /* [scsops] The SCB's cache maintenance registers (DCIMVAC ... BPIALL, 0xF50-0xF78), written by
  * the firmware around every DMA transfer (~2 000 a virtual second of nominal traffic): for a
  * 32-bit write, nvic.py's _cache_op in C. The D-cache's operation is called directly when
- * machine.cache is the native one (DCacheNative: its _c a _core.DCache), with the address
+ * machine.cache is dcache.py's DCache (its _c a _core.DCache), with the address
  * value & ~0x1F as _cache_op passes it; the I-cache and branch-predictor operations (ICIALLU,
  * ICIMVAU, BPIALL) and a machine without a cache do nothing, as there. Any other cache object, a
  * partial write or an offset the bank does not define goes through the bank as before. 1 handled,

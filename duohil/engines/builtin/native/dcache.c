@@ -1,6 +1,5 @@
-/* Cortex-M7 D-cache line bookkeeping (dcache.h): dcache.py's DCache, line by line. The comments
- * name the Python method each function stands for; the order of every observable step (CPU
- * view writes, bus view writes, counters, scheduler calls) is the Python model's. */
+/* Cortex-M7 D-cache line bookkeeping (dcache.h): the model dcache.py's module docstring describes,
+ * the one implementation (tests/test_native_dcache.py states its rules). */
 #include "dcache.h"
 
 #include <stdlib.h>
@@ -118,7 +117,7 @@ dc_region *dc_wanted_of(const dc_cache *c, uint64_t address)
     return NULL;
 }
 
-/* dcache.py's _region */
+/* the tracked, active region holding an address */
 dc_region *dc_region_of(dc_cache *c, uint64_t address)
 {
     dc_region *r = c->last;
@@ -141,7 +140,7 @@ static uint64_t next_region_base(const dc_cache *c, uint64_t a, uint64_t dflt)
     return nxt;
 }
 
-/* -- the CPU view (_host_ptr, _cpu, _cpu_write) ---------------------------------------------------- */
+/* -- the CPU view (host memory, else unicorn) ------------------------------------------------------- */
 
 static uint8_t *host_ptr(const dc_cache *c, uint64_t a, size_t n)
 {
@@ -280,7 +279,7 @@ void dc_free(dc_cache *c)
     c->last = NULL;
 }
 
-/* dcache.py's `regions` property: the wanted regions the machine's memories map. */
+/* the wanted regions the machine's memories map (dcache.py's `regions`). */
 int dc_set_layout(dc_cache *c, const uint64_t *mem_base, const uint64_t *mem_size, size_t nmems,
                   const dc_view *views, size_t nviews)
 {
@@ -356,7 +355,7 @@ static int64_t sat_add(int64_t a, int64_t b)
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
-/* _deadline: 1 with *t = alloc_time + r(line), 0 when resident for ever */
+/* deadline: 1 with *t = alloc_time + r(line), 0 when resident for ever */
 static int deadline(dc_cache *c, dc_region *r, size_t i, uint64_t la, int64_t *t)
 {
     int none;
@@ -392,7 +391,7 @@ static int drop_event(dc_cache *c, dc_region *r, size_t i, int cancel)
     return rc;
 }
 
-/* _schedule: (re)place the eviction event of stale line la at its deadline */
+/* schedule_line: (re)place the eviction event of stale line la at its deadline */
 static int schedule_line(dc_cache *c, dc_region *r, size_t i, uint64_t la)
 {
     int64_t t = 0;
@@ -420,7 +419,7 @@ static int schedule_line(dc_cache *c, dc_region *r, size_t i, uint64_t la)
     return 0;
 }
 
-/* _reschedule_all: cancel every event, then schedule the stale lines in address order */
+/* reschedule_all: cancel every event, then schedule the stale lines in address order */
 static int reschedule_all(dc_cache *c)
 {
     for (size_t k = 0; k < c->nrg; k++) {
@@ -438,7 +437,7 @@ static int reschedule_all(dc_cache *c)
     return 0;
 }
 
-/* _evict_line: the stale line's CPU copy leaves the cache at t */
+/* evict_line: the stale line's CPU copy leaves the cache at t */
 static int evict_line(dc_cache *c, dc_region *r, size_t i, uint64_t la, int64_t t)
 {
     if (drop_event(c, r, i, 1) < 0)
@@ -460,7 +459,7 @@ static int evict_line(dc_cache *c, dc_region *r, size_t i, uint64_t la, int64_t 
     return 0;
 }
 
-/* _expire: 1 when line la is not resident at `now` (evicted, dirty bytes written back), 0 when it
+/* expire: 1 when line la is not resident at `now` (evicted, dirty bytes written back), 0 when it
  * is, -1 on error */
 static int expire(dc_cache *c, dc_region *r, size_t i, uint64_t la, int64_t t_now)
 {
@@ -485,7 +484,7 @@ static int expire(dc_cache *c, dc_region *r, size_t i, uint64_t la, int64_t t_no
     return 1;
 }
 
-/* _on_evict */
+/* the eviction event of a line fired */
 int dc_on_evict(dc_cache *c, uint64_t la)
 {
     if (la % DC_LINE)
@@ -510,7 +509,7 @@ int dc_on_evict(dc_cache *c, uint64_t la)
     return evict_line(c, r, i, la, t);
 }
 
-/* _flush_due: the evictions due at or before now whose events have not fired yet */
+/* flush_due: the evictions due at or before now whose events have not fired yet */
 static int flush_due(dc_cache *c)
 {
     int64_t t_now;
@@ -538,7 +537,7 @@ static int flush_due(dc_cache *c)
     return 0;
 }
 
-/* _all_allocated: every line was resolved, allocated now */
+/* all_allocated: every line was resolved, allocated now */
 static int all_allocated(dc_cache *c)
 {
     if (now(c, &c->epoch) < 0)
@@ -595,7 +594,7 @@ int dc_set_residency(dc_cache *c, int timed, int64_t lo, int64_t hi)
 
 /* -- DMA side -------------------------------------------------------------------------------------------- */
 
-/* _cacheable: not marked non-cacheable by the MPU (memoised per line until mpu_changed) */
+/* cacheable: not marked non-cacheable by the MPU (memoised per line until mpu_changed) */
 static int cacheable(dc_cache *c, dc_region *r, size_t i, uint64_t la, int *out)
 {
     if (r->nc_gen[i] == c->nc_gen) {
@@ -612,7 +611,7 @@ static int cacheable(dc_cache *c, dc_region *r, size_t i, uint64_t la, int *out)
     return 0;
 }
 
-/* _read_line: what a DMA read of bytes [off, off+m) of line la sees */
+/* read_line: what a DMA read of bytes [off, off+m) of line la sees */
 static int read_line(dc_cache *c, dc_region *r, uint64_t la, size_t off, size_t m, int64_t t_now,
                      uint8_t *out)
 {
@@ -633,7 +632,7 @@ static int read_line(dc_cache *c, dc_region *r, uint64_t la, size_t off, size_t 
     return 0;
 }
 
-/* _write_line: a DMA write of part[0:m] at byte off of line la */
+/* write_line: a DMA write of part[0:m] at byte off of line la */
 static int write_line(dc_cache *c, dc_region *r, uint64_t la, size_t off, const uint8_t *part, size_t m,
                       int64_t t_now)
 {
@@ -684,14 +683,14 @@ int dc_read(dc_cache *c, uint64_t address, uint8_t *out, size_t n)
     if (layout_sync(c) < 0)
         return -1;
     uint64_t a = address, end = address + n;
-    while (a < end) {                     /* _pieces */
+    while (a < end) {                     /* runs of one region or none */
         dc_region *r = dc_region_of(c, a);
         uint64_t pn = r ? (end < r->end ? end : r->end) - a : next_region_base(c, a, end) - a;
         if (!r || !c->enabled) {
             if (cpu_read(c, a, out + (a - address), (size_t)pn) < 0)
                 return -1;
         } else {
-            for (uint64_t b = a, pe = a + pn; b < pe;) {     /* _lines */
+            for (uint64_t b = a, pe = a + pn; b < pe;) {     /* lines */
                 uint64_t la = b & ~(uint64_t)(DC_LINE - 1);
                 uint64_t m = (pe < la + DC_LINE ? pe : la + DC_LINE) - b;
                 if (read_line(c, r, la, (size_t)(b - la), (size_t)m, t_now, out + (b - address)) < 0)
@@ -772,7 +771,7 @@ static int invalidate_line(dc_cache *c, dc_region *r, size_t i, uint64_t la)
     return 0;
 }
 
-/* _mva: 1 with the (region, line) a by-address operation hits, 0 when it is a no-op */
+/* mva: 1 with the (region, line) a by-address operation hits, 0 when it is a no-op */
 static int mva(dc_cache *c, uint64_t address, dc_region **rp, size_t *ip, uint64_t *lap)
 {
     if (!c->enabled)
@@ -790,7 +789,7 @@ static int mva(dc_cache *c, uint64_t address, dc_region **rp, size_t *ip, uint64
     if (!ok)
         return 0;
     c->gen++;
-    if (r->stale[i]) {                    /* _touch: run the line's eviction if it was due */
+    if (r->stale[i]) {                    /* run the line's eviction if it was due */
         int64_t t, t_now;
         if (deadline(c, r, i, la, &t)) {
             if (now(c, &t_now) < 0)
@@ -805,7 +804,7 @@ static int mva(dc_cache *c, uint64_t address, dc_region **rp, size_t *ip, uint64
     return 1;
 }
 
-/* _allocated: resolved by a maintenance operation: allocated now, event moved */
+/* allocated: resolved by a maintenance operation: allocated now, event moved */
 static int allocated(dc_cache *c, dc_region *r, size_t i, uint64_t la)
 {
     if (!c->timed)
@@ -862,7 +861,7 @@ int dc_clean_invalidate(dc_cache *c, uint64_t address)
 
 /* -- set/way ------------------------------------------------------------------------------------------------ */
 
-/* _set_way: 1 when this set/way write must act (the first of a burst, or after a change) */
+/* set_way: 1 when this set/way write must act (the first of a burst, or after a change) */
 static int set_way(dc_cache *c, int kind)
 {
     c->set_way_ops++;
@@ -882,7 +881,7 @@ static int set_way(dc_cache *c, int kind)
     return 1;
 }
 
-/* _resolve_all: stale lines take the bus view (unless dirty_wins and the CPU dirtied them), every
+/* resolve_all: stale lines take the bus view (unless dirty_wins and the CPU dirtied them), every
  * other line is treated as written back (bus := CPU) */
 static int resolve_all(dc_cache *c, int dirty_wins)
 {

@@ -1,15 +1,16 @@
 /* Cortex-M7 L1 D-cache line bookkeeping, as far as DMA coherency is concerned: the state and the
- * logic of dcache.py's DCache (read its module docstring: CPU view = unicorn's memory, bus view =
- * one buffer per tracked region, stale lines with their `base` copies, residency r(line) drawn per
- * line, allocation times, eviction events, maintenance by address and by set/way bursts, MPU
- * non-cacheable lines, CCR.DC), the one copy of that state under DUOHIL_MODELS=native.
+ * logic of the model dcache.py's DCache stands for (read its module docstring: CPU view =
+ * unicorn's memory, bus view = one buffer per tracked region, stale lines with their `base`
+ * copies, residency r(line) drawn per line, allocation times, eviction events, maintenance by
+ * address and by set/way bursts, MPU non-cacheable lines, CCR.DC), the one copy of that state
+ * whatever DUOHIL_MODELS says; tests/test_native_dcache.py states its rules.
  *
  * Plain C, no Python: what needs the Python world (the time, the MPU's attributes, the
  * scheduler's events, unicorn's errors) goes through the dc_env callbacks the binding
  * (_core.c's DCache) provides. Every int-returning function: 0 = done, -1 = an error was set by a
  * callback (or by env.nomem / env.uc_error), to be handed on. The CPU view is read and written
  * straight in the host memory unicorn maps (dc_set_layout's views) when an access lies in one,
- * else with uc_mem_read/uc_mem_write, as dcache.py's _host_ptr does.
+ * else with uc_mem_read/uc_mem_write.
  *
  * The residency draw is Python's random.Random(residency_key(seed, line)).randint(r_min, r_max),
  * reimplemented exactly (MT19937 seeded by init_by_array with the key's 32-bit words, then
@@ -30,8 +31,8 @@ enum { DC_BURST_NONE = 0, DC_BURST_INV = 1, DC_BURST_CLEAN = 2, DC_BURST_CLEANIN
 
 typedef struct {
     void *ctx;
-    /* dcache.py's `regions` looked at: the binding calls dc_set_layout when the machine's
-     * memories changed since the last time (called where the Python model evaluates it) */
+    /* the tracked regions looked at: the binding calls dc_set_layout when the machine's
+     * memories changed since the last time */
     int (*sync)(void *ctx);
     /* machine.now() */
     int (*now)(void *ctx, int64_t *out);

@@ -36,7 +36,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from ... import native
-from ...kernel.peripheral import Peripheral, Signal
+from ...kernel.peripheral import Peripheral
 
 N_STREAMS = 8
 _STREAM_REGS = ("CR", "NDTR", "PAR", "M0AR", "M1AR", "FCR")
@@ -80,14 +80,14 @@ def native_class() -> type:
 
             def __init__(self, machine, name, base, size=None, props=None) -> None:
                 Peripheral.__init__(self, machine, name, base, size, props)
-                self._bind(machine, self.name, [self.output(s) for s in range(N_STREAMS)], Signal)
+                self._bind(machine, self.name, [self.output(s) for s in range(N_STREAMS)])
                 # a transfer to or from a register finds it in the machine's C bus table, as
-                # MachineNative's bus_target/bus_write would (a machine that overrides them is
-                # still called)
-                from ...kernel.machine import MachineNative
+                # Machine's bus_target/bus_write would (a machine that overrides them is still
+                # called)
+                from ...kernel.machine import Machine
                 cls = type(machine)
-                if isinstance(machine, MachineNative) and cls.bus_target is MachineNative.bus_target \
-                        and cls.bus_write is MachineNative.bus_write:
+                if isinstance(machine, Machine) and cls.bus_target is Machine.bus_target \
+                        and cls.bus_write is Machine.bus_write:
                     self._set_bus(machine._bus)
 
             def set_completion_latency(self, stream: int, ps: int) -> None:

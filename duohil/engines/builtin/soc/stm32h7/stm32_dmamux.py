@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ... import native
-from ...kernel.peripheral import Peripheral, Signal
+from ...kernel.peripheral import Peripheral
 
 
 class Stm32Dmamux(Peripheral):
@@ -71,8 +71,7 @@ def native_class() -> type:
                 if self.n_generators > 0x40 // 4:
                     raise ValueError(f"{name}: register RGSR redefines offset 0x140 "
                                      f"(RG16CR): at most 16 request generators")
-                self._bind([self.output(c) for c in range(self.n_channels)], self.n_generators,
-                           Signal)
+                self._bind([self.output(c) for c in range(self.n_channels)], self.n_generators)
 
         _native_cls = Stm32DmamuxNative
     return _native_cls
