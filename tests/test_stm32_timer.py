@@ -1,10 +1,13 @@
 """STM32 timer model, register level: update-event times in ps, CNT from virtual time, preloads,
-rc_w0 SR, one-pulse, down-counting, clock changes, TIM1 PWM duty, TIM2 encoder mode."""
+rc_w0 SR, one-pulse, down-counting, clock changes, TIM1 PWM duty, TIM2 encoder mode; the counter
+in the lazy mode (counter() wraps like CNT) and right after an enable off the kernel-cycle grid
+(CNT holds its value), under both DUOHIL_MODELS."""
 from __future__ import annotations
 
 import pytest
 
 from duohil.engines.base import PS_PER_MS, PS_PER_S, PS_PER_US
+from duohil.engines.builtin import native
 from duohil.engines.builtin.kernel.machine import Machine
 from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
@@ -319,3 +322,137 @@ def test_sixteen_bit_encoder_wraps_at_arr():
     tim.set_encoder_count(0)
     tim.set_encoder_count(2_345)
     assert r(m, TIM1 + CNT) == 345 and tim.updates == 1
+
+
+# -- the two deviations found by the RM0433 review (both copies had them) -----------------------------
+# RM0433 s.39.3.2 (TIM2-5, the same for TIM1/8 s.38.3.2 and TIM6/7 s.41.3.2): in upcounting mode the
+# counter counts from 0 to ARR, restarts from 0 and generates an overflow (update) event; CNT is the
+# counter value. The model computes it from virtual time; whatever it does internally (the lazy mode
+# skips update events nobody can observe), counter() and a CNT read are that value at that time.
+MODELS = pytest.mark.parametrize("models", ["python", "native"])
+
+
+def make_models(models: str, base: int = TIM6, limit: int = 0xFFFF, hz: int = HZ):
+    with native.using(models):
+        sched, m, tim, sink = make(base, limit, hz, service=False)
+    assert (type(tim).__name__ == "Stm32TimerNative") == (models == "native")
+    return sched, m, tim, sink
+
+
+@MODELS
+def test_counter_wraps_at_arr_in_the_lazy_mode_before_any_register_access(models):
+    sched, m, tim, sink = make_models(models, hz=1_000_000)     # PSC=0: one count per microsecond
+    w(m, TIM6 + ARR, 99)
+    w(m, TIM6 + CR1, CEN)                    # no interrupt: nobody sees the updates (lazy mode)
+    assert tim._update_ev is None
+    sched.run_until(250 * PS_PER_US)
+    # 250 counts of a 100-count period (0..99): overflows at 100 and 200 us, then 50 more
+    assert tim.counter() == 50
+    assert tim.counter() == 50 and r(m, TIM6 + CNT) == 50 and tim.counter() == 50
+    assert r(m, TIM6 + SR) & UIF and tim.updates == 2
+    sched.run_until(1037 * PS_PER_US)        # 1037 counts: 10 overflows, then 37
+    assert tim.counter() == 37 and tim.updates == 10 and r(m, TIM6 + CNT) == 37
+    assert sink.edges == []                  # UIE=0: never an interrupt
+
+
+@MODELS
+def test_counter_with_a_prescaler_in_the_lazy_mode(models):
+    sched, m, tim, sink = make_models(models, hz=1_000_000)
+    w(m, TIM6 + PSC, 9)                      # 100 kHz count rate once loaded
+    w(m, TIM6 + ARR, 99)                     # period 100 counts = 1 ms
+    w(m, TIM6 + CR1, URS)
+    w(m, TIM6 + EGR, UG)                     # loads PSC; URS: no UIF
+    w(m, TIM6 + CR1, URS | CEN)
+    assert tim._update_ev is None
+    sched.run_until(2510 * PS_PER_US)        # 251 counts: 2 overflows, then 51
+    assert tim.counter() == 51 and tim.updates == 1 + 2
+    sched.run_until(2519 * PS_PER_US)        # 0.9 of the next count: still 51
+    assert tim.counter() == 51
+    sched.run_until(2520 * PS_PER_US)
+    assert tim.counter() == 52 and r(m, TIM6 + CNT) == 52
+
+
+@MODELS
+def test_a_kernel_clock_change_in_the_lazy_mode_keeps_the_count_reached(models):
+    sched, m, tim, sink = make_models(models, hz=1_000_000)
+    w(m, TIM6 + ARR, 99)
+    w(m, TIM6 + CR1, CEN)
+    sched.run_until(250 * PS_PER_US)
+    tim.timer_hz = 2_000_000                 # the RCC doubles the clock at CNT = 50
+    sched.run_until(280 * PS_PER_US)
+    # 30 us at 2 MHz = 60 counts from 50: the overflow at 99 -> 0 (at 275 us), then 10
+    assert tim.counter() == 10 and r(m, TIM6 + CNT) == 10
+    assert tim.updates == 3                  # 100, 200 and 275 us
+
+
+# RM0433 s.39.3.2: setting CR1.CEN starts the counter from the value CNT holds (0 after reset or
+# UG, ARR after UG when down-counting, or what software wrote); it never reads anything else.
+# The model anchors counting at the first kernel-clock cycle at or after the CEN write and counts
+# one every PSC+1 cycles from there: at 1 MHz a CEN write at 0.4 us anchors at 1 us, the first
+# count is at 2 us.
+START_PS = 400_000
+
+
+@MODELS
+@pytest.mark.parametrize("base,limit", [(TIM6, 0xFFFF), (TIM2, 0xFFFF_FFFF)])
+def test_cnt_right_after_an_enable_off_the_kernel_cycle_grid_is_its_value(models, base, limit):
+    sched, m, tim, sink = make_models(models, base, limit, hz=1_000_000)
+    w(m, base + ARR, 99)
+    sched.run_until(START_PS)
+    w(m, base + CR1, CEN)
+    assert r(m, base + CNT) == 0 and tim.counter() == 0
+    for t, cnt in ((999_999, 0), (PS_PER_US, 0), (2 * PS_PER_US - 1, 0), (2 * PS_PER_US, 1),
+                   (5 * PS_PER_US, 4), (100 * PS_PER_US, 99), (101 * PS_PER_US, 0),
+                   (102 * PS_PER_US, 1)):
+        sched.run_until(t)
+        assert tim.counter() == cnt, t
+        assert r(m, base + CNT) == cnt, t
+
+
+@MODELS
+def test_an_enable_off_the_grid_starts_from_a_written_cnt(models):
+    sched, m, tim, sink = make_models(models, hz=1_000_000)
+    w(m, TIM6 + ARR, 99)
+    w(m, TIM6 + CNT, 42)
+    sched.run_until(START_PS)
+    w(m, TIM6 + CR1, CEN)
+    assert r(m, TIM6 + CNT) == 42
+    sched.run_until(2 * PS_PER_US)
+    assert r(m, TIM6 + CNT) == 43
+
+
+@MODELS
+def test_an_enable_off_the_grid_down_counting_starts_from_arr(models):
+    sched, m, tim, sink = make_models(models, TIM2, 0xFFFF_FFFF, hz=1_000_000)
+    w(m, TIM2 + ARR, 99)
+    w(m, TIM2 + CR1, DIR | URS)
+    w(m, TIM2 + EGR, UG)                     # down-counting: CNT <- ARR
+    w(m, TIM2 + DIER, UIE)
+    sched.run_until(START_PS)
+    w(m, TIM2 + CR1, DIR | URS | CEN)
+    assert r(m, TIM2 + CNT) == 99 and tim.counter() == 99
+    sched.run_until(2 * PS_PER_US - 1)
+    assert r(m, TIM2 + CNT) == 99
+    sched.run_until(2 * PS_PER_US)
+    assert r(m, TIM2 + CNT) == 98
+    sched.run_until(100 * PS_PER_US)         # 99 counts down: 0
+    assert r(m, TIM2 + CNT) == 0 and sink.rises() == []
+    sched.run_until(101 * PS_PER_US)         # the 100th: underflow, ARR again
+    assert r(m, TIM2 + CNT) == 99 and sink.rises() == [101 * PS_PER_US]
+
+
+@MODELS
+def test_a_cnt_write_before_the_first_kernel_cycle_keeps_the_start(models):
+    """Writing CNT between the CEN write and the anchor cycle: the counter holds the written value
+    until the first count, which stays one PSC+1 after the anchor (2 us here)."""
+    sched, m, tim, sink = make_models(models, hz=1_000_000)
+    w(m, TIM6 + ARR, 99)
+    sched.run_until(START_PS)
+    w(m, TIM6 + CR1, CEN)
+    sched.run_until(700_000)
+    w(m, TIM6 + CNT, 42)
+    assert r(m, TIM6 + CNT) == 42
+    sched.run_until(2 * PS_PER_US - 1)
+    assert r(m, TIM6 + CNT) == 42
+    sched.run_until(2 * PS_PER_US)
+    assert r(m, TIM6 + CNT) == 43

@@ -130,9 +130,14 @@ static int ticks(dh_tim *t, i128 *out)
     int64_t now;
     if (t->host->now(t->hctx, &now) < 0)
         return -1;
-    *out = fdiv(cycle_at(t, now) - t->anchor, (i128)t->psc_active + 1);
+    /* 0 before the anchor: a start off the kernel-cycle grid anchors at the next cycle, and
+     * until then CNT holds its value */
+    i128 k = fdiv(cycle_at(t, now) - t->anchor, (i128)t->psc_active + 1);
+    *out = k > 0 ? k : 0;
     return 0;
 }
+
+static int catch_up(dh_tim *t);
 
 /* _current_cnt */
 static int current_cnt(dh_tim *t, i128 *out)
@@ -141,6 +146,8 @@ static int current_cnt(dh_tim *t, i128 *out)
         *out = t->cnt;
         return 0;
     }
+    if (t->lazy && catch_up(t) < 0)                 /* the skipped updates wrapped the counter */
+        return -1;
     /* a read at the very picosecond of an update, before its event has fired, sees the last
      * value of the period */
     i128 k;
@@ -161,7 +168,8 @@ static int current_cnt(dh_tim *t, i128 *out)
 static int reanchor(dh_tim *t)
 {
     i128 k, c;
-    if (ticks(t, &k) < 0 || current_cnt(t, &c) < 0)
+    /* current_cnt first: in lazy mode it catches up the anchor */
+    if (current_cnt(t, &c) < 0 || ticks(t, &k) < 0)
         return -1;
     t->cnt = c;
     t->anchor += k * ((i128)t->psc_active + 1);

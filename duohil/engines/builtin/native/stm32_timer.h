@@ -7,7 +7,8 @@
  * EGR write-only trigger, SR rc_w0), the counter anchored to a kernel-clock cycle and derived
  * from virtual time, PSC/ARR/CCRx preloads, the update event (one scheduler event per update,
  * its argument the kernel cycle it is due at), the lazy mode (updates nobody can observe are
- * skipped and applied on the next register access), one-pulse mode, down-counting, encoder
+ * skipped and applied on the next register access and before the counter is computed), CNT
+ * holding its value from a CEN write to the first count, one-pulse mode, down-counting, encoder
  * mode (SMS 1/2/3) with set_encoder_count, UIF and the update interrupt, UG, the PWM duty views.
  *
  * Integers are Python's: cycles, anchors, the counter and encoder positions are 128-bit and

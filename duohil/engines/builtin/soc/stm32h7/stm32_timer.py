@@ -3,8 +3,13 @@
 
 Counting is computed, never ticked: the counter is anchored at a kernel-clock cycle and CNT is
 derived from virtual time on read; the update event (overflow/underflow) is one scheduler event at
-``(PSC+1)*(ARR+1)`` kernel cycles. Cycles are exact integers (cycle c happens at
-``epoch + ceil(c * 1e12 / timer_hz)`` ps), so a 1 kHz update at 240 MHz fires every 1e9 ps exactly.
+``(PSC+1)*(ARR+1)`` kernel cycles. A CEN write anchors at the first kernel cycle at or after it
+and the counter holds its value (0 after reset/UG, ARR after UG when down-counting, or what
+software wrote) until the first count PSC+1 cycles after the anchor (RM0433: the counter starts
+from CNT). Update events nobody can observe are skipped (the lazy mode) and applied before CNT
+is computed, so ``counter()`` and a CNT read give the same wrapped value at any time. Cycles
+are exact integers (cycle c happens at ``epoch + ceil(c * 1e12 / timer_hz)`` ps), so a 1 kHz
+update at 240 MHz fires every 1e9 ps exactly.
 
 Modelled (RM0433 names; stm32h7-registers.md s.6):
   - CR1.CEN/UDIS/URS/OPM/DIR/ARPE, DIER.UIE, SR.UIF (rc_w0: writing 0 clears, 1 leaves), EGR.UG
@@ -271,11 +276,15 @@ class STM32_Timer(Peripheral):
         return self._epoch_ps - ((-c * PS_PER_S) // self._hz)
 
     def _ticks(self) -> int:
-        return (self._cycle_at(self.now()) - self._anchor) // (self._psc_active + 1)
+        """Counter ticks since the anchor; 0 before it (a start off the kernel-cycle grid anchors
+        at the next cycle: until then CNT holds its value, RM0433 s.39.3.2)."""
+        return max(0, (self._cycle_at(self.now()) - self._anchor) // (self._psc_active + 1))
 
     def _current_cnt(self) -> int:
         if not self._running:
             return self._cnt
+        if self._lazy:
+            self._catch_up()                     # the skipped updates wrapped the counter
         # The update event wraps the counter; a read at the very picosecond of an update, before
         # its event has fired, sees the last value of the period.
         ticks = self._ticks()
@@ -286,8 +295,9 @@ class STM32_Timer(Peripheral):
 
     def _reanchor(self) -> None:
         """Move the anchor to the last counter tick (keeps the prescaler phase)."""
+        cnt = self._current_cnt()                # first: in lazy mode it catches up the anchor
         ticks = self._ticks()
-        self._cnt = self._current_cnt()
+        self._cnt = cnt
         self._anchor += ticks * (self._psc_active + 1)
 
     def _ticks_to_update(self) -> int:
@@ -301,7 +311,8 @@ class STM32_Timer(Peripheral):
         """An update event nobody can observe needs no scheduler event (TIM1 at a 20 kHz PWM rate
         was a third of all events): no update interrupt or DMA request, nothing waiting in a
         preload register, plain up-counting. Skipped updates are applied on the next register
-        access (``_catch_up``), so software sees exactly what it would have."""
+        access and before the counter is computed (``_catch_up``: ``counter()``, a re-anchor on
+        a clock change), so everyone sees exactly what they would have."""
         if self.encoder_mode or self._dier.value & DIER_UIE_UDE:
             return False
         cr1 = self._cr1.value
