@@ -25,8 +25,9 @@ with nvic.py's documented choices:
     (ICSR.PENDSTCLR), the wraps up to that instant included; CVR reads (ticks to the next wrap)
     mod (RVR+1), which after an RVR write while counting differs from the ARM ARM's count.
   - one wrap event ``nvic.systick`` pending exactly while counting with TICKINT and not
-    coalescing, at the next wrap's time; a system reset stops the counter (CSR = CLKSOURCE,
-    RVR = CVR = 0, no event) and keeps the pushed core clock.
+    coalescing, at the next wrap's time, or at the scheduler's now when an access from a slice
+    that started behind it finds that wrap already past (``Scheduler.at`` clamps); a system reset
+    stops the counter (CSR = CLKSOURCE, RVR = CVR = 0, no event) and keeps the pushed core clock.
 
 Hypothesis picks the CPU's clock and systickFrequency and a program of CSR/RVR/CVR/CALIB writes
 and reads of every size, ENABLE/TICKINT/CLKSOURCE toggles, core clock pushes, time advances (to
@@ -107,6 +108,7 @@ class Spec:
         self.hints: list[tuple] = []
         self.kicks: list[int] = []
         self.pending = 0                      # the NVIC's SysTick pending bit
+        self.floor = 0                        # the scheduler's now (Scheduler.at clamps to it)
         self.reset()
 
     def reset(self) -> None:
@@ -146,8 +148,10 @@ class Spec:
         return (self.zero - k) % self.period() if self.running else self.val
 
     def schedule(self) -> None:
+        """The next wrap's event; never before the scheduler's now (an access from a slice that
+        started behind the scheduler may find that wrap already past: it fires at once)."""
         self.waiting = False
-        self.event = self.time_of(self.zero) if self.running and self.csr & 2 else None
+        self.event = max(self.time_of(self.zero), self.floor) if self.running and self.csr & 2 else None
 
     def pend(self, t: int, executing: bool) -> None:
         if not self.pending:
@@ -253,6 +257,7 @@ def apply(b: Board, s: Spec, op, executing: bool = False) -> object:
     """The op on the board and on the spec; returns (board's result, spec's result)."""
     kind, m, sched, nv = op[0], b.m, b.sched, b.nv
     now = m.now()
+    s.floor = sched.now
     if kind == "w":
         _, off, size, value = op
         value &= (1 << 8 * size) - 1
