@@ -1,5 +1,5 @@
 """Specification of the MMIO bus: machine.py's Machine dispatch, which is C (``_core.Bus``,
-native/bus.c), the one implementation whatever DUOHIL_MODELS says.
+native/bus.c), its one implementation.
 
 An RV32 peer with RAM and four blocks: the CLINT and the PLIC (native register maps: the bus
 calls them through ``_native_mmio``), ``Logger`` (a Python model overriding read/write, as a
@@ -109,22 +109,21 @@ def blocks(m: Machine) -> dict:
 
 
 class Board:
-    def __init__(self, models: str, unmapped: str = "warn") -> None:
-        with native.using(models):
-            self.sched = Scheduler(1_000_000)
-            m = self.m = Machine("peer", self.sched, platform=__file__)
-            self.cpu = RiscV32Cpu(m, "cpu", 160_000_000)
-            m.attach_cpu(self.cpu)
-            m.add_memory("irom", [IROM], 0x1_0000)
-            m.add_memory("dram", [DRAM], 0x1_0000)
-            self.blocks = blocks(m)
-            for p in self.blocks.values():
-                m.add_peripheral(p)
-            m.unmapped_mode = unmapped
-            m.finish()
-            # the references: the same models on no bus, driven directly
-            twin_m = Machine("twin", Scheduler(1_000_000), platform=__file__)
-            self.twins = blocks(twin_m)
+    def __init__(self, unmapped: str = "warn") -> None:
+        self.sched = Scheduler(1_000_000)
+        m = self.m = Machine("peer", self.sched, platform=__file__)
+        self.cpu = RiscV32Cpu(m, "cpu", 160_000_000)
+        m.attach_cpu(self.cpu)
+        m.add_memory("irom", [IROM], 0x1_0000)
+        m.add_memory("dram", [DRAM], 0x1_0000)
+        self.blocks = blocks(m)
+        for p in self.blocks.values():
+            m.add_peripheral(p)
+        m.unmapped_mode = unmapped
+        m.finish()
+        # the references: the same models on no bus, driven directly
+        twin_m = Machine("twin", Scheduler(1_000_000), platform=__file__)
+        self.twins = blocks(twin_m)
         self.runs = 0
 
     def run(self, words: list[int], until_ps: int = 20_000_000) -> None:
@@ -239,12 +238,12 @@ def program(ops: list[tuple]) -> tuple[list[int], int]:
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=st.sampled_from(("python", "native")), steps=st.lists(STEP, min_size=1, max_size=8))
-def test_the_bus_delivers_every_access_to_its_block(models, steps) -> None:
+@given(steps=st.lists(STEP, min_size=1, max_size=8))
+def test_the_bus_delivers_every_access_to_its_block(steps) -> None:
     # a CPU parks after 4 polls of one address with no write between (poll-skip): a hole read
     # in warn mode is such a poll, so programs keep to 3 hole loads in all
     assume(sum(op[0] == "ld" and op[1] in HOLES for s in steps if s[0] == "guest" for op in s[1]) <= 3)
-    b = Board(models)
+    b = Board()
     spec = Spec(b)
     for i, step in enumerate(steps):
         where = f"step {i} {step}"
@@ -274,7 +273,7 @@ def test_the_bus_delivers_every_access_to_its_block(models, steps) -> None:
 
 
 def test_native_blocks_are_served_in_c_and_python_blocks_by_their_methods() -> None:
-    b = Board("native")
+    b = Board()
     m, bl = b.m, b.blocks
     assert m._bus.native_ranges == 2
     assert m._bus.target(CLINT + 0x4000) == (bl["clint"], True)
@@ -294,7 +293,7 @@ def test_native_blocks_are_served_in_c_and_python_blocks_by_their_methods() -> N
 
 
 def test_a_model_added_after_finish_is_served_and_a_replaced_method_too() -> None:
-    b = Board("native")
+    b = Board()
     late = Logger(b.m, "late", 0x6000_0400)
     b.m.add_peripheral(late)                          # a page already mapped (the Logger's)
     assert b.m.bus_read(0x6000_0404, 2) == reply(1, 4, 2) and late.log == [("r", 4, 2, False, False)]
@@ -304,7 +303,7 @@ def test_a_model_added_after_finish_is_served_and_a_replaced_method_too() -> Non
 
 
 def test_an_exception_in_a_model_stops_the_slice_and_reaches_the_caller() -> None:
-    b = Board("native")
+    b = Board()
     with pytest.raises(RuntimeError, match="logger: boom 0xb00"):
         b.run(li(6, LOG + 0x30) + li(7, 0xB00) + [store(4, 7, 6)] + li(6, LOG) + [store(4, 7, 6)])
     assert not b.m.writing
@@ -312,7 +311,7 @@ def test_an_exception_in_a_model_stops_the_slice_and_reaches_the_caller() -> Non
 
 
 def test_suppressed_writes_drop_cpu_stores_only() -> None:
-    b = Board("native")
+    b = Board()
     b.m.suppress_writes = 2
     b.m.bus_write(LOG + 4, 4, 9)                                  # not a CPU store: delivered
     b.run(li(6, LOG) + li(7, 1) + [store(4, 7, 6)] + li(7, 2) + [store(4, 7, 6)]
@@ -322,7 +321,7 @@ def test_suppressed_writes_drop_cpu_stores_only() -> None:
 
 
 def test_a_hole_in_fault_mode_is_the_cores_access_fault() -> None:
-    b = Board("native", unmapped="fault")
+    b = Board(unmapped="fault")
     b.run(li(6, LOG + 0x800) + [load(4, 28, 6)])
     traps = [e[2] for e in b.m.scheduler.log if e[1] == "cpu_trap"]
     assert (traps[0]["cause"], traps[0]["mtval"]) == (5, LOG + 0x800)        # load access fault
@@ -335,7 +334,7 @@ def test_a_hole_in_fault_mode_is_the_cores_access_fault() -> None:
 
 
 def test_holes_and_unmapped_pages_in_warn_mode() -> None:
-    b = Board("native")
+    b = Board()
     b.run(li(6, LOG + 0x800) + [load(4, 28, 6)] + li(7, 9) + [store(4, 7, 6)]
           + li(6, 0x7000_0010) + [load(4, 29, 6), store(4, 7, 6), load(2, 29, 6)]
           + li(8, DRAM) + [store(4, 28, 8), store(4, 29, 8, 4)])

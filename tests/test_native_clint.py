@@ -11,13 +11,12 @@ outside the map are counted as unmodelled. Compares further than 2**40 ticks ahe
 (they are never reached in a run).
 
 Hypothesis picks the clock (down to 3 Hz, dividers 1..3: ticks that straddle picoseconds) and a
-program of register writes (raw, or the RV32 way: high word all ones first, a compare a few ticks
-behind or ahead), reads, advances of virtual time, resets and accesses of every size at every byte
-through the machine's bus (the Python bus under ``DUOHIL_MODELS=python``, the C bus under
-``native``: both buses still exist, the CLINT is the same C under both). The test keeps what the
-spec needs to predict -- the value mtime was set to and the tick it was set at, the compares, the
-last written words -- and checks every read, every line level, every edge's picosecond and every
-pending MTIP event against it.
+program of register writes (raw, or the RV32 way: high word all ones first, a compare a few
+ticks behind or ahead), reads, advances of virtual time, resets and accesses of every size at
+every byte through the machine's (C) bus. The test keeps what the spec needs to predict -- the
+value mtime was set to and the tick it was set at, the compares, the last written words -- and
+checks every read, every line level, every edge's picosecond and every pending MTIP event
+against it.
 """
 from __future__ import annotations
 
@@ -115,14 +114,13 @@ class Spec:
             self.base_tick = self.ticks(t)
 
 
-def board(models: str, freq: int, div: int):
-    """A CLINT with two harts alone in a machine whose bus is the one ``models`` picks."""
-    with native.using(models):
-        sched = Scheduler(1_000_000)
-        m = Machine("peer", sched, platform=__file__)
-        c = CoreLevelInterruptor(m, "clint", BASE,
-                                 props={"frequency": freq, "divider": div, "numberOfTargets": HARTS})
-        m.add_peripheral(c)
+def board(freq: int, div: int):
+    """A CLINT with two harts alone in a machine (its C bus)."""
+    sched = Scheduler(1_000_000)
+    m = Machine("peer", sched, platform=__file__)
+    c = CoreLevelInterruptor(m, "clint", BASE,
+                             props={"frequency": freq, "divider": div, "numberOfTargets": HARTS})
+    m.add_peripheral(c)
     assert m._bus.target(BASE + MTIME_LO) == (c, True)              # served by the C register map
     lines = Lines(sched)
     for k in range(2 * HARTS):
@@ -172,11 +170,10 @@ def check(sched: Scheduler, c, lines: Lines, spec: Spec, where: str) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=st.sampled_from(("python", "native")),
-       freq=st.sampled_from((16_000_000, 32_768, 40_000_000, 3)), div=st.integers(1, 3),
+@given(freq=st.sampled_from((16_000_000, 32_768, 40_000_000, 3)), div=st.integers(1, 3),
        start=st.integers(0, 5_000_000), ops=st.lists(OP, min_size=1, max_size=20))
-def test_the_clint_does_what_the_spec_says(models, freq, div, start, ops) -> None:
-    sched, c, lines = board(models, freq, div)
+def test_the_clint_does_what_the_spec_says(freq, div, start, ops) -> None:
+    sched, c, lines = board(freq, div)
     spec = Spec(freq, div)
     sched.run_until(start)
     c.reset()
@@ -223,12 +220,11 @@ def test_the_clint_does_what_the_spec_says(models, freq, div, start, ops) -> Non
         check(sched, c, lines, spec, where)
 
 
-@pytest.mark.parametrize("models", ["python", "native"])
-def test_a_compare_16_ticks_ahead_raises_mtip_1us_later_at_16mhz(models) -> None:
+def test_a_compare_16_ticks_ahead_raises_mtip_1us_later_at_16mhz() -> None:
     """Hand-computed: at 16 MHz one tick is 62 500 ps; the RV32 sequence (high word all ones, low,
     high) to mtime + 16 raises MTIP exactly 1 us later, not a picosecond before; mtime jumping
     2**32 ticks keeps it; a compare back in the future lowers it at once."""
-    sched, c, lines = board(models, 16_000_000, 1)
+    sched, c, lines = board(16_000_000, 1)
     sched.run_until(3 * 62_500)
     assert c.mtime() == 3 and c._c.offset == 0
     for off, v in ((CMP_HI, 0xFFFF_FFFF), (CMP_LO, 19), (CMP_HI, 0)):
@@ -246,8 +242,7 @@ def test_a_compare_16_ticks_ahead_raises_mtip_1us_later_at_16mhz(models) -> None
 
 
 def test_the_state_is_in_c_only() -> None:
-    """One source of truth: no Python copy of the timer state, whatever the switch says."""
-    for models in ("python", "native"):
-        _sched, c, _lines = board(models, 16_000_000, 1)
-        assert type(c._c) is native.core().Clint
-        assert not {"offset", "mtimecmp"} & set(vars(c))
+    """One source of truth: no Python copy of the timer state."""
+    _sched, c, _lines = board(16_000_000, 1)
+    assert type(c._c) is native.core().Clint
+    assert not {"offset", "mtimecmp"} & set(vars(c))

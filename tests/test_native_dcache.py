@@ -1,5 +1,5 @@
-"""Specification of the Cortex-M7 D-cache model (dcache.py's DCache: native/dcache.c, the one
-implementation whatever DUOHIL_MODELS says), checked after every step of Hypothesis programs
+"""Specification of the Cortex-M7 D-cache model (dcache.py's DCache: native/dcache.c, its one
+implementation), checked after every step of Hypothesis programs
 against ``Spec`` below, which states the rules and keeps its own copy of both views.
 
 The rules (the ARM v7-M ARM's cache maintenance by address and by set/way, B2.2.7, with the
@@ -395,15 +395,14 @@ OP = st.sampled_from(["dw"] * 4 + ["dwc"] * 2 + ["dw_at"] * 2 + ["dr"] * 3 + ["d
                      ).flatmap(OPS.__getitem__)
 
 
-def board(seed: int, residency, models: str = "native"):
-    with native.using(models):
-        sched = Scheduler()
-        m = Machine("stm32", sched)
-        m.attach_cpu(FakeCpu())
-        m.cpu.reset = lambda: None
-        cache = DCache(m, REGIONS, seed=seed, residency=residency)
-        m.add_memory("flash", [FLASH], 0x1000)
-        m.add_memory("ram", [RAM], RAM_SIZE)
+def board(seed: int, residency):
+    sched = Scheduler()
+    m = Machine("stm32", sched)
+    m.attach_cpu(FakeCpu())
+    m.cpu.reset = lambda: None
+    cache = DCache(m, REGIONS, seed=seed, residency=residency)
+    m.add_memory("flash", [FLASH], 0x1000)
+    m.add_memory("ram", [RAM], RAM_SIZE)
     assert type(cache) is DCache and m.cache is cache and m.dma_port is cache
     return sched, m, cache, Spec(m, seed, residency)
 
@@ -549,9 +548,9 @@ def apply(b, op) -> None:
 @given(seed=st.integers(-5, 2**64), residency=small_range, enable=st.sampled_from((True, True, False)),
        setup=st.lists(st.tuples(st.sampled_from([la for la in LINES if la < LATE]),
                                 st.binary(min_size=32, max_size=32)), max_size=6),
-       ops=st.lists(OP, min_size=8, max_size=40), models=st.sampled_from(("python", "native")))
-def test_the_dcache_follows_its_rules(seed, residency, enable, setup, ops, models) -> None:
-    b = board(seed, residency, models)
+       ops=st.lists(OP, min_size=8, max_size=40))
+def test_the_dcache_follows_its_rules(seed, residency, enable, setup, ops) -> None:
+    b = board(seed, residency)
     sched, m, c, spec = b
     for la, line in setup:                       # the firmware's previous contents
         m.cpu.uc.mem_write(la, line)

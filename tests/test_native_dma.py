@@ -162,14 +162,13 @@ class Board:
         if self.budget < 0:
             raise Spin(ev.name)
 
-    def __init__(self, models: str = "native") -> None:
-        with native.using(models):
-            self.sched = Scheduler(1_000_000)
-            m = self.m = Machine("stm32", self.sched, platform=__file__)
-            m.attach_cpu(FakeCpu())
-            m.add_memory("axisram", [AXI], AXI_SIZE)
-            self.dma = Stm32Dma(m, "dma1", DMA1)
-            self.mux = Stm32Dmamux(m, "dmamux1", DMAMUX1)
+    def __init__(self) -> None:
+        self.sched = Scheduler(1_000_000)
+        m = self.m = Machine("stm32", self.sched, platform=__file__)
+        m.attach_cpu(FakeCpu())
+        m.add_memory("axisram", [AXI], AXI_SIZE)
+        self.dma = Stm32Dma(m, "dma1", DMA1)
+        self.mux = Stm32Dmamux(m, "dmamux1", DMAMUX1)
         assert type(self.dma).__name__ == "Stm32DmaNative" and type(self.mux).__name__ == "Stm32DmamuxNative"
         self.fifo = Fifo(m, "fifo", FIFO)
         for p in (self.fifo, self.dma, self.mux):
@@ -502,27 +501,26 @@ def test_memory_to_memory_copies_everything_at_enable(ndtr, psize, pinc, minc, d
     assert isr(b, 2) == (0x20 | (0x10 if ndtr >= 2 else 0))
 
 
-def test_dma_and_dmamux_state_lives_in_c_whatever_the_switch() -> None:
-    """One source of truth: no register bank or Python stream state under either DUOHIL_MODELS
-    value; the ports.h capsules are there; the harness knob is checked and survives resets."""
+def test_dma_and_dmamux_state_lives_in_c() -> None:
+    """One source of truth: no register bank or Python stream state; the ports.h capsules are
+    there; the harness knob is checked and survives resets."""
     import types
-    for models in ("native", "python"):
-        b = Board(models)
-        assert "streams" not in b.dma.__dict__ and "cr" not in b.dma.__dict__ and not list(b.dma.regs)
-        assert "_level" not in b.mux.__dict__ and "ccr" not in b.mux.__dict__ and not list(b.mux.regs)
-        for obj in (b.dma, b.mux):
-            assert type(obj._native_mmio).__name__ == "PyCapsule"
-            assert type(obj._native_input).__name__ == "PyCapsule"
-        assert isinstance(b.dma.read, types.BuiltinMethodType)
-        assert isinstance(b.dma.set_input, types.BuiltinMethodType)
-        with pytest.raises(ValueError, match="completion latency"):
-            b.dma.set_completion_latency(0, -1)
-        with pytest.raises(ValueError, match="stream must be 0..7"):
-            b.dma.set_completion_latency(8, 0)
-        b.dma.set_completion_latency(3, 1234)
-        assert b.dma.completion_latency(3) == 1234
-        b.m.system_reset("test")
-        assert b.dma.completion_latency(3) == 1234                 # a harness knob survives resets
+    b = Board()
+    assert "streams" not in b.dma.__dict__ and "cr" not in b.dma.__dict__ and not list(b.dma.regs)
+    assert "_level" not in b.mux.__dict__ and "ccr" not in b.mux.__dict__ and not list(b.mux.regs)
+    for obj in (b.dma, b.mux):
+        assert type(obj._native_mmio).__name__ == "PyCapsule"
+        assert type(obj._native_input).__name__ == "PyCapsule"
+    assert isinstance(b.dma.read, types.BuiltinMethodType)
+    assert isinstance(b.dma.set_input, types.BuiltinMethodType)
+    with pytest.raises(ValueError, match="completion latency"):
+        b.dma.set_completion_latency(0, -1)
+    with pytest.raises(ValueError, match="stream must be 0..7"):
+        b.dma.set_completion_latency(8, 0)
+    b.dma.set_completion_latency(3, 1234)
+    assert b.dma.completion_latency(3) == 1234
+    b.m.system_reset("test")
+    assert b.dma.completion_latency(3) == 1234                     # a harness knob survives resets
 
 
 def test_register_names_for_diagnostics() -> None:

@@ -1,6 +1,5 @@
 """Specification of machine.py's ``DmaPort``: how a DMA master sees memory when no D-cache model is
-installed. It is ``_core.DmaPort`` (native/_core.c), the one implementation whatever
-DUOHIL_MODELS says.
+installed. It is ``_core.DmaPort`` (native/_core.c), its one implementation.
 
 The rules, checked after every step of Hypothesis programs against a bytearray kept here:
   - ``write(address, data)`` puts ``data`` into the CPU's memory (what a load then reads), from
@@ -10,7 +9,7 @@ The rules, checked after every step of Hypothesis programs against a bytearray k
   - an access not wholly inside mapped memory is unicorn's error (``UcError``) and changes nothing
     (uc_mem_write checks the whole range before it copies);
   - the port follows ``machine.cpu``: a machine given another CPU is served from that CPU's memory;
-  - every machine gets one as ``machine.dma_port`` at construction, whatever the switch.
+  - every machine gets one as ``machine.dma_port`` at construction.
 """
 from __future__ import annotations
 
@@ -30,9 +29,8 @@ RAM, RAM_SIZE = 0x2400_0000, 0x1000
 FLASH, FLASH_SIZE = 0x0800_0000, 0x1000
 
 
-def board(models: str = "native"):
-    with native.using(models):
-        m = Machine("stm32", Scheduler())
+def board():
+    m = Machine("stm32", Scheduler())
     m.attach_cpu(FakeCpu())
     m.add_memory("flash", [FLASH], FLASH_SIZE)
     m.add_memory("ram", [RAM], RAM_SIZE)
@@ -59,9 +57,9 @@ OP = st.one_of(
 
 
 @settings(max_examples=120, deadline=None)
-@given(models=st.sampled_from(("python", "native")), ops=st.lists(OP, max_size=30))
-def test_the_dma_port_reads_and_writes_the_cpus_memory(models, ops) -> None:
-    m = board(models)
+@given(ops=st.lists(OP, max_size=30))
+def test_the_dma_port_reads_and_writes_the_cpus_memory(ops) -> None:
+    m = board()
     port = m.dma_port
     assert type(port) is DmaPort and port.machine is m
     loop = native.core().DCache.port_loop          # the capsule, called from C

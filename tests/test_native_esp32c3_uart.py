@@ -82,11 +82,10 @@ class Line:
 
 
 class Rig:
-    def __init__(self, models: str) -> None:
-        with native.using(models):
-            self.sched = Scheduler()
-            self.m = Machine("peer", self.sched)
-            self.dev = ESP32C3Uart(self.m, "uart1", BASE)
+    def __init__(self) -> None:
+        self.sched = Scheduler()
+        self.m = Machine("peer", self.sched)
+        self.dev = ESP32C3Uart(self.m, "uart1", BASE)
         assert type(self.dev) is ESP32C3Uart and isinstance(self.dev, native.core().Esp32c3Uart)
         self.calls: list = []
         self.m.cpu = StubCpu(self.calls)
@@ -340,9 +339,9 @@ def apply(r: Rig, op: tuple, where: str) -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=st.sampled_from(("python", "native")), idf=st.booleans(), ops=st.lists(OP, max_size=30))
-def test_the_uart_does_what_its_description_says(models, idf, ops):
-    r = Rig(models)
+@given(idf=st.booleans(), ops=st.lists(OP, max_size=30))
+def test_the_uart_does_what_its_description_says(idf, ops):
+    r = Rig()
     invariants(r, "reset")
     if idf:        # as ESP-IDF sets it up: 115200 8N1, RX timeout after 10 bit times, thresholds 96
         for off, v in ((CLK_CONF, 1 << 20 | 1 << 22 | 1 << 24 | 1 << 25), (CLKDIV, 694 | 7 << 20),
@@ -359,15 +358,13 @@ def test_the_uart_does_what_its_description_says(models, idf, ops):
 
 
 def test_native_ports_reach_the_same_model():
-    """_native_mmio and _native_uart_rx are capsules of the ports.h protocol on this very object,
-    whatever DUOHIL_MODELS says (the Python copy is gone)."""
-    for models in ("python", "native"):
-        with native.using(models):
-            m = Machine("peer", Scheduler())
-            d = ESP32C3Uart(m, "uart1", BASE)
-        assert type(d) is ESP32C3Uart
-        assert "duohil.native.mmio" in repr(d._native_mmio)
-        assert "duohil.native.uart_rx" in repr(d._native_uart_rx)
-        d.rx_char(0x41)
-        assert d.read(STATUS, 4) & 0x3FF == 1 and d.read(FIFO, 4) == 0x41
-        assert d.register_name(STATUS + 2) == "STATUS" and d.register_name(0x50) is None
+    """_native_mmio and _native_uart_rx are capsules of the ports.h protocol on this very object
+    (the one copy, in C)."""
+    m = Machine("peer", Scheduler())
+    d = ESP32C3Uart(m, "uart1", BASE)
+    assert type(d) is ESP32C3Uart
+    assert "duohil.native.mmio" in repr(d._native_mmio)
+    assert "duohil.native.uart_rx" in repr(d._native_uart_rx)
+    d.rx_char(0x41)
+    assert d.read(STATUS, 4) & 0x3FF == 1 and d.read(FIFO, 4) == 0x41
+    assert d.register_name(STATUS + 2) == "STATUS" and d.register_name(0x50) is None

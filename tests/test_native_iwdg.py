@@ -24,16 +24,15 @@ choices:
     busy bit is set, at the time the bits clear; nothing pending otherwise.
 
 Hypothesis picks the LSI frequency (down to 7 Hz), the default prescaler and windowOption, and a
-program of keys, PR/RLR/WINR writes, raw byte/halfword/word writes and reads anywhere in the first
-words and in holes, HAL's init sequence, advances of time (to just before, at and after the
-deadline; over the SR update), accesses by a CPU executing a slice that started behind the
+program of keys, PR/RLR/WINR writes, raw byte/halfword/word writes and reads anywhere in the
+first words and in holes, HAL's init sequence, advances of time (to just before, at and after
+the deadline; over the SR update), accesses by a CPU executing a slice that started behind the
 scheduler (the model's time is then the slice start) and system resets, through the machine's
-bus (the Python bus under ``DUOHIL_MODELS=python``, the C bus under ``native``; the IWDG is the
-same C under both). The test keeps what the rules need -- the registers, the lock, the start or
-reload time with the PR/RLR latched there, when the SR bits clear -- and checks after every step
-every read, the registers, flags, deadline, counter, divider and timeout, the pending events, the
-event log (resets with their cause and time, window violations with counter and WINR), the poll
-hints and the CPU resets against it.
+(C) bus. The test keeps what the rules need -- the registers, the lock, the start or reload time
+with the PR/RLR latched there, when the SR bits clear -- and checks after every step every read,
+the registers, flags, deadline, counter, divider and timeout, the pending events, the event log
+(resets with their cause and time, window violations with counter and WINR), the poll hints and
+the CPU resets against it.
 """
 from __future__ import annotations
 
@@ -194,17 +193,16 @@ class Spec:
 
 
 class Board:
-    def __init__(self, models: str, props: dict, leading: bool = False) -> None:
+    def __init__(self, props: dict, leading: bool = False) -> None:
         machine_cls = LeadingMachine if leading else RecMachine
-        with native.using(models):
-            self.sched = Scheduler(1_000_000)
-            m = self.m = machine_cls("stm32", self.sched, platform=__file__)
-            m.records = []
-            self.cpu = Cpu()
-            m.attach_cpu(self.cpu)
-            self.w = STM32_IndependentWatchdog(m, "iwdg1", BASE, None, props)
-            m.add_peripheral(self.w)
-            m.finish()
+        self.sched = Scheduler(1_000_000)
+        m = self.m = machine_cls("stm32", self.sched, platform=__file__)
+        m.records = []
+        self.cpu = Cpu()
+        m.attach_cpu(self.cpu)
+        self.w = STM32_IndependentWatchdog(m, "iwdg1", BASE, None, props)
+        m.add_peripheral(self.w)
+        m.finish()
         assert type(self.w).__name__ == "STM32_IndependentWatchdogNative"
         self.spec = Spec(props)
         self.spec.lead_ps = 3_000_000 if leading else 0
@@ -352,9 +350,9 @@ def run_program(b: Board, ops) -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=st.sampled_from(["python", "native"]), props=PROPS, ops=st.lists(OP, min_size=1, max_size=40))
-def test_every_step_of_a_program_follows_the_rm0433_rules(models, props, ops) -> None:
-    run_program(Board(models, props), ops)
+@given(props=PROPS, ops=st.lists(OP, min_size=1, max_size=40))
+def test_every_step_of_a_program_follows_the_rm0433_rules(props, ops) -> None:
+    run_program(Board(props), ops)
 
 
 # a program that reaches every rule every time (Hypothesis explores around it)
@@ -376,9 +374,8 @@ SCRIPT = [
 PROPS32K = {"frequency": 32_000, "defaultPrescaler": 4, "windowOption": True}
 
 
-@pytest.mark.parametrize("models", ["python", "native"])
-def test_a_scripted_run_touches_every_rule(models) -> None:
-    b = Board(models, PROPS32K)
+def test_a_scripted_run_touches_every_rule() -> None:
+    b = Board(PROPS32K)
     run_program(b, SCRIPT)
     kinds = [(k, d.get("cause")) for _t, k, d in b.m.records]
     assert kinds.count(("reset", "iwdg")) >= 3 and ("reset", "test") in kinds
@@ -391,7 +388,7 @@ def test_the_rm0433_timing_examples() -> None:
     """Numbers from the reference, not from the rule the spec class computes: PR=3, RLR=999 at
     32 kHz is 1.0 s; the fixed firmware's /4 and 319 is 40 ms; PR=7 divides as PR=6 (/256); SR's
     bits clear 5 LSI periods (156.25 us) after the last write; the window counter at a kick."""
-    b = Board("native", PROPS32K)
+    b = Board(PROPS32K)
     apply(b, ("hal", 3, 999, None))
     t0 = b.sched.now
     assert b.w.deadline_ps == t0 + PS_PER_S and b.w.timeout_ps() == PS_PER_S and b.w.counter() == 999
@@ -428,12 +425,10 @@ def test_the_rm0433_timing_examples() -> None:
     assert not b.w.running and b.w.registers() == [0, 0, FFF, 0, FFF]
 
 
-def test_the_iwdg_is_c_under_both_switches_and_a_kick_costs_no_python_call() -> None:
-    for models in ("python", "native"):
-        w = Board(models, PROPS32K).w
-        assert isinstance(w, native.core().Iwdg) and isinstance(w, STM32_IndependentWatchdog)
-    b = Board("native", PROPS32K)
+def test_the_iwdg_is_c_and_a_kick_costs_no_python_call() -> None:
+    b = Board(PROPS32K)
     w, m = b.w, b.m
+    assert isinstance(w, native.core().Iwdg) and isinstance(w, STM32_IndependentWatchdog)
     assert "running" not in w.__dict__ and "_ev" not in w.__dict__ and not list(w.regs)
     assert type(w._native_mmio).__name__ == "PyCapsule"
     assert isinstance(w.read, types.BuiltinMethodType) and isinstance(w.reset, types.BuiltinMethodType)
@@ -460,16 +455,15 @@ def test_the_iwdg_is_c_under_both_switches_and_a_kick_costs_no_python_call() -> 
     assert w._ev is ev and b.sched.pending() == pending          # no event moved
     assert w.deadline_ps == b.sched.now + 40 * PS_PER_MS
     with pytest.raises(ValueError, match="defaultPrescaler"):
-        Board("native", {**PROPS32K, "defaultPrescaler": 0})
+        Board({**PROPS32K, "defaultPrescaler": 0})
     with pytest.raises(ValueError, match="1 THz"):
-        Board("python", {**PROPS32K, "frequency": 2 * PS_PER_S})
+        Board({**PROPS32K, "frequency": 2 * PS_PER_S})
 
 
-@pytest.mark.parametrize("models", ["python", "native"])
-def test_a_machine_with_its_own_now_is_asked_for_the_time(models) -> None:
-    b = Board(models, PROPS32K, leading=True)
+def test_a_machine_with_its_own_now_is_asked_for_the_time() -> None:
+    b = Board(PROPS32K, leading=True)
     run_program(b, SCRIPT)
     assert b.m.now_calls > 0
-    b = Board(models, PROPS32K, leading=True)
+    b = Board(PROPS32K, leading=True)
     run_program(b, [("hal", 0, 20, None)])
     assert b.w._reload_ps == b.sched.now + 3_000_000

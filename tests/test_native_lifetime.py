@@ -19,9 +19,7 @@ STM32 = (ROOT / "platforms" / "stm32h743.repl", ROOT / "build" / "stm32" / "fixe
 PEER = (ROOT / "platforms" / "esp32c3_peer.repl", ROOT / "build" / "esp32" / "pooled-packed.elf")
 
 
-@pytest.mark.parametrize("models", ["native", "python"])
-def test_a_dropped_session_frees_both_machines(models: str) -> None:
-    from duohil.engines.builtin import native
+def test_a_dropped_session_frees_both_machines() -> None:
     from duohil.engines.builtin.kernel.machine import Machine
     from duohil.engines.builtin.session import BuiltinEngine
 
@@ -29,16 +27,15 @@ def test_a_dropped_session_frees_both_machines(models: str) -> None:
     if missing:
         pytest.fail("firmware image(s) not built: " + ", ".join(missing) + " (run `make firmware`)")
     before = {id(o) for o in gc.get_objects() if isinstance(o, Machine)}   # other tests' machines
-    with native.using(models):
-        spec = RunSpec(stm32=MachineSpec(STM32[0], STM32[1], "g_config"),
-                       peer=MachineSpec(PEER[0], PEER[1], "g_peer_config"))
-        s = BuiltinEngine().start(spec)
-        s.run_until(30 * PS_PER_MS)            # bytes on the link, DMA, interrupts, events pending
-        assert len(s.link_bytes()) > 0
-        machines = [weakref.ref(o) for o in gc.get_objects()
-                    if isinstance(o, Machine) and id(o) not in before]
-        assert len(machines) == 2
-        del s
+    spec = RunSpec(stm32=MachineSpec(STM32[0], STM32[1], "g_config"),
+                   peer=MachineSpec(PEER[0], PEER[1], "g_peer_config"))
+    s = BuiltinEngine().start(spec)
+    s.run_until(30 * PS_PER_MS)            # bytes on the link, DMA, interrupts, events pending
+    assert len(s.link_bytes()) > 0
+    machines = [weakref.ref(o) for o in gc.get_objects()
+                if isinstance(o, Machine) and id(o) not in before]
+    assert len(machines) == 2
+    del s
     gc.collect()
     alive = [r().name for r in machines if r() is not None]
     assert not alive, f"machines kept alive after their session was dropped: {alive}"

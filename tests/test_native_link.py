@@ -49,13 +49,12 @@ class Endpoint:
 
 
 class Rig:
-    def __init__(self, seed: int = 0, models: str = "native") -> None:
-        with native.using(models):
-            self.sched = Scheduler()
-            self.calls: list = []
-            self.a = Endpoint("a", self.sched, self.calls, False)
-            self.b = Endpoint("b", self.sched, self.calls, True)
-            self.link = UartLink(self.sched, self.a, self.b, seed=seed)
+    def __init__(self, seed: int = 0) -> None:
+        self.sched = Scheduler()
+        self.calls: list = []
+        self.a = Endpoint("a", self.sched, self.calls, False)
+        self.b = Endpoint("b", self.sched, self.calls, True)
+        self.link = UartLink(self.sched, self.a, self.b, seed=seed)
 
     def send(self, sends: list[tuple[int, int]], bt: int, fb: float) -> list[int]:
         """a -> b: (gap before it, byte) each; returns the start times."""
@@ -209,18 +208,17 @@ def test_baud_mismatch_and_a_receiver_switched_off(byte, rx_bt):
     assert list(r.link.taps)[-1].fault == "receiver_off"
 
 
-def test_the_link_is_c_whatever_the_switch():
-    for models in ("native", "python"):
-        r = Rig(3, models)
-        assert type(r.link._c) is native.core().UartLink and r.a.tx_sink == r.link._c.tx_sink
-        assert r.link._c.rng is r.link.rng and type(r.link._native_tx_sink).__name__ == "PyCapsule"
-        assert list(r.link.directions) == [A2B, B2A]
-        with pytest.raises(ValueError, match="direction"):
-            r.link.add_fault("x->y", LinkFault("drop"))
-        r.link.add_fault(A2B, LinkFault("drop", index=0))
-        r.link.clear_faults()                            # cleared in C too
-        r.send([(0, 7)], BT, 10)
-        assert r.rx() == [(10 * BT, 7, False)]
+def test_the_link_is_c():
+    r = Rig(3)
+    assert type(r.link._c) is native.core().UartLink and r.a.tx_sink == r.link._c.tx_sink
+    assert r.link._c.rng is r.link.rng and type(r.link._native_tx_sink).__name__ == "PyCapsule"
+    assert list(r.link.directions) == [A2B, B2A]
+    with pytest.raises(ValueError, match="direction"):
+        r.link.add_fault("x->y", LinkFault("drop"))
+    r.link.add_fault(A2B, LinkFault("drop", index=0))
+    r.link.clear_faults()                                # cleared in C too
+    r.send([(0, 7)], BT, 10)
+    assert r.rx() == [(10 * BT, 7, False)]
 
 
 def test_taps_read_as_the_list_of_bytes():

@@ -1,5 +1,5 @@
 """Specification tests of the DC-motor plant (native/plant.c behind board/plant.py's DcMotorPlant,
-the one copy whatever DUOHIL_MODELS says).
+the one copy).
 
 What is checked is plant.py's documented physics (its module docstring), not what the code
 happens to compute:
@@ -30,8 +30,10 @@ formula from later states, which is exact up to rounding), a crossing's time is 
 the trajectory is at the limit there (within the tolerance) and was not beyond it a picosecond
 before. Hypothesis picks the parameters (time constant 0 or not, friction, speed, stops close
 enough to be reached, the initial position, sample period, history length, which level drives
-forwards), the bus (the Python bus under ``DUOHIL_MODELS=python``, the C bus under ``native``;
-the plant is the same C under both) and a program: duty and direction changes, output gating
+forwards), the timers' implementation (``models``: the STM32 timers are still Python under
+``DUOHIL_MODELS=python``, where the plant takes its path for a timer that is not C, through
+channel_duty and set_encoder_count, and C under ``native``, where it reads the timers' C state;
+the plant and the bus are the same C under both) and a program: duty and direction changes, output gating
 (CCER, BDTR.MOE, CR1.CEN, OCxM), time advances, encoder reads through the bus (also from a slice
 ahead of the scheduler), the position/velocity/count views, ``_state_after`` at any dt, a forced
 drive re-evaluation and machine resets; after every step the state, the records, the samples,
@@ -385,7 +387,7 @@ def _run(models: str, params: MotorParams, ops) -> Checker:
     return ck
 
 
-MODELS = st.sampled_from(("python", "native"))
+MODELS = st.sampled_from(("python", "native"))     # what the timers are (the plant is C under both)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

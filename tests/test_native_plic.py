@@ -20,9 +20,8 @@ What is checked is what the RISC-V PLIC spec 1.0 says, with plic.py's documented
 40 sources over two enable words, two contexts. Hypothesis starts with several lines high and whole
 enable words set so that claims compete, then runs a program of line changes and pulses, priority,
 enable and threshold writes, claims, good and bad completions, reads and resets, and accesses of
-every size at every byte through the machine's bus (the Python bus under ``DUOHIL_MODELS=python``,
-the C bus under ``native``: the PLIC is the same C under both). Each step is checked against the
-rule above from the state read before it, and the invariants after every step.
+every size at every byte through the machine's (C) bus. Each step is checked against the rule above
+from the state read before it, and the invariants after every step.
 """
 from __future__ import annotations
 
@@ -57,13 +56,12 @@ class Outputs:
         self.edges.append((line, level))
 
 
-def board(models: str, prio_enabled: bool):
-    """A PLIC alone in a machine whose bus is the one ``models`` picks."""
-    with native.using(models):
-        m = Machine("peer", Scheduler(1_000_000), platform=__file__)
-        p = Plic(m, "plic", BASE, props={"numberOfSources": SOURCES, "numberOfContexts": CONTEXTS,
-                                         "prioritiesEnabled": prio_enabled})
-        m.add_peripheral(p)
+def board(prio_enabled: bool):
+    """A PLIC alone in a machine (its C bus)."""
+    m = Machine("peer", Scheduler(1_000_000), platform=__file__)
+    p = Plic(m, "plic", BASE, props={"numberOfSources": SOURCES, "numberOfContexts": CONTEXTS,
+                                     "prioritiesEnabled": prio_enabled})
+    m.add_peripheral(p)
     assert m._bus.target(BASE + CONTEXT_BASE + 4) == (p, True)        # served by the C register map
     out = Outputs()
     for c in range(CONTEXTS):
@@ -207,12 +205,12 @@ def invariants(p, out: Outputs, where: str) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=st.sampled_from(("python", "native")), prio_enabled=st.booleans(),
+@given(prio_enabled=st.booleans(),
        high=st.sets(st.integers(1, SOURCES), max_size=8),
        enabled=st.lists(st.sampled_from((0, 0xFFFF_FFFF, 0x0F0F_0F0F)), min_size=4, max_size=4),
        ops=st.lists(OP, min_size=1, max_size=30))
-def test_the_plic_does_what_the_spec_says(models, prio_enabled, high, enabled, ops) -> None:
-    p, out = board(models, prio_enabled)
+def test_the_plic_does_what_the_spec_says(prio_enabled, high, enabled, ops) -> None:
+    p, out = board(prio_enabled)
     written: dict[int, int] = {}
     for c in range(CONTEXTS):
         for w in range(2):
@@ -295,7 +293,7 @@ def test_claim_complete_and_the_gateway_by_hand() -> None:
     """A UART line at priority 3 above threshold 2 is claimed, completed while still high and
     pends again; a pulse latches one request; equal priorities go to the lower id; a completion
     of an id not in flight only counts."""
-    p, out = board("native", True)
+    p, out = board(True)
     p.write(prio_off(21), 4, 3)
     p.write(threshold_off(0), 4, 2)
     p.write(enable_off(0, 0), 4, 1 << 21 | 1 << 22 | 1 << 5)
@@ -322,8 +320,7 @@ def test_claim_complete_and_the_gateway_by_hand() -> None:
 
 
 def test_the_state_is_in_c_only() -> None:
-    """One source of truth: no Python copy of the state, whatever the switch says."""
-    for models in ("python", "native"):
-        p, _out = board(models, True)
-        assert type(p._c) is native.core().Plic
-        assert not {"pending", "priority", "level", "in_flight"} & set(vars(p))
+    """One source of truth: no Python copy of the state."""
+    p, _out = board(True)
+    assert type(p._c) is native.core().Plic
+    assert not {"pending", "priority", "level", "in_flight"} & set(vars(p))

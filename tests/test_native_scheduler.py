@@ -368,8 +368,8 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 @pytest.mark.parametrize("scenario_name, variant", [("nominal", "fixed"), ("cm1_cmd_timeout", "buggy")])
 def test_a_scenario_run_is_the_same_under_both_switches(scenario_name: str, variant: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """While models still being ported exist in both languages (CLINT, PLIC...), a run is the same
-    whichever version runs them."""
+    """While a model still being ported exists in both languages (the STM32H7 timer), a run is the
+    same whichever version runs it."""
     from duohil import runner, scenario
     from duohil.errors import ConfigError
     sc = scenario.load(SCENARIOS / f"{scenario_name}.yaml")

@@ -1,5 +1,5 @@
 """Specification of the peripherals' output lines: ``Signal`` (peripheral.py), which is
-``_core.Signal`` (native/_core.c), the one implementation whatever DUOHIL_MODELS says.
+``_core.Signal`` (native/_core.c), its one implementation.
 
 The rules (peripheral.py, docs/ENGINE_CONTRACT.md, docs/own-peripheral.md), checked after every
 step of Hypothesis programs against a model of them written here:
@@ -214,12 +214,10 @@ def test_a_capsule_sink_gets_the_edge_in_c_as_its_set_input_would() -> None:
         == [(0, True), (0, False), (0, True)]
 
 
-@pytest.mark.parametrize("models", ["python", "native"])
-def test_every_model_output_is_the_one_signal_whatever_the_switch(models) -> None:
-    with native.using(models):
-        m = Machine("stm32", Scheduler(1_000_000), platform=__file__)
-        u = Stm32Usart(m, "usart1", 0x4001_1000)
-        p = Peripheral(m, "mine", 0x5000_0000)
+def test_every_model_output_is_the_one_signal() -> None:
+    m = Machine("stm32", Scheduler(1_000_000), platform=__file__)
+    u = Stm32Usart(m, "usart1", 0x4001_1000)
+    p = Peripheral(m, "mine", 0x5000_0000)
     assert Signal is native.core().Signal
     for model in (u, p):
         irq = model.output("IRQ")

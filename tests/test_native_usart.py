@@ -64,15 +64,14 @@ class Sink:
         self.sent.append((byte, t0, bit, frame_bits))
 
 
-def board(hz: int, lp: bool, wired: bool, models: str = "native"):
-    with native.using(models):
-        sched = Scheduler(1_000_000)
-        m = Machine("stm32", sched, platform=__file__)
-        cpu = FakeCpu()
-        m.attach_cpu(cpu)
-        u = Stm32Usart(m, "usart3", BASE, props={"frequency": hz, "lowPowerMode": lp})
-        m.add_peripheral(u)
-        m.finish()
+def board(hz: int, lp: bool, wired: bool):
+    sched = Scheduler(1_000_000)
+    m = Machine("stm32", sched, platform=__file__)
+    cpu = FakeCpu()
+    m.attach_cpu(cpu)
+    u = Stm32Usart(m, "usart3", BASE, props={"frequency": hz, "lowPowerMode": lp})
+    m.add_peripheral(u)
+    m.finish()
     sink = Sink(sched)
     u.output("IRQ").connect(sink, 0)
     if wired:
@@ -470,22 +469,20 @@ def test_a_byte_stream_keeps_the_properties(fifo) -> None:
     assert flags & (IDLE | RTOF | ORE | FE) == IDLE | RTOF | ORE | FE
 
 
-def test_the_usart_keeps_its_state_in_c_whatever_the_switch() -> None:
-    """One source of truth: no register bank or Python state under either DUOHIL_MODELS value; the
-    ports.h capsules are there; a character through the C receive path sets RXNE and raises the
-    DMA request."""
-    for models in ("native", "python"):
-        sched, _m, u, sink, _cpu = board(120_000_000, False, True, models)
-        assert type(u) is Stm32Usart and type(u._c) is native.core().Usart
-        assert not list(u.regs) and not hasattr(u, "_tdr_full") and "kernel_hz" not in vars(u)
-        assert u.read.__self__ is u._c and u.rx_char.__self__ is u._c
-        assert type(u._native_mmio).__name__ == "PyCapsule"
-        assert type(u._native_uart_rx).__name__ == "PyCapsule"
-        _bring_up(u, False)
-        u.rx_char(0x5A)
-        assert u.read(ISR, 4) & RXNE and u.output("ReceiveDmaRequest").level
-        assert sink.edges[-1] == (0, 1, True)
-        assert u.read(RDR, 4) == 0x5A and not u.output("ReceiveDmaRequest").level
+def test_the_usart_keeps_its_state_in_c() -> None:
+    """One source of truth: no register bank or Python state; the ports.h capsules are there; a
+    character through the C receive path sets RXNE and raises the DMA request."""
+    sched, _m, u, sink, _cpu = board(120_000_000, False, True)
+    assert type(u) is Stm32Usart and type(u._c) is native.core().Usart
+    assert not list(u.regs) and not hasattr(u, "_tdr_full") and "kernel_hz" not in vars(u)
+    assert u.read.__self__ is u._c and u.rx_char.__self__ is u._c
+    assert type(u._native_mmio).__name__ == "PyCapsule"
+    assert type(u._native_uart_rx).__name__ == "PyCapsule"
+    _bring_up(u, False)
+    u.rx_char(0x5A)
+    assert u.read(ISR, 4) & RXNE and u.output("ReceiveDmaRequest").level
+    assert sink.edges[-1] == (0, 1, True)
+    assert u.read(RDR, 4) == 0x5A and not u.output("ReceiveDmaRequest").level
 
 
 def test_register_names_for_diagnostics() -> None:

@@ -1,7 +1,8 @@
-"""IRQ lines into the NVIC: a C Signal (``_core.Signal``, what every model's output is under the
-native models) drives the line through the NVIC's ports.h input (``_native_input``, no Python
-call unless the pend must stop the slice); a Python Signal calls nvic.py's ``set_input``. Both
-must leave the same state and kick the core at the same edges."""
+"""IRQ lines into the NVIC: a C Signal (``_core.Signal``, peripheral.py's Signal, what every model's
+output is) drives the line through the NVIC's ports.h input (``_native_input``, no Python call
+unless the pend must stop the slice); a line written in Python (``PySignal`` below, as a user's
+own code or a test may drive the NVIC) calls nvic.py's ``set_input``. Both must leave the same
+state and kick the core at the same edges."""
 from __future__ import annotations
 
 import sys
@@ -18,6 +19,26 @@ IRQ0 = 16
 STEPS = [(5, True, False, False), (5, False, False, False), (7, True, True, True),
          (7, True, True, True), (7, False, True, True), (7, True, True, False),
          (149, True, True, True), (0, True, False, True), (0, False, False, True)]
+
+
+class PySignal:
+    """A pure-Python output line: an edge calls each sink's ``set_input(line, level)`` from Python
+    (never the sink's ``_native_input``), in connection order; a set to the current level calls
+    nobody."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.level, self._targets = name, False, []
+
+    def connect(self, sink, line: int) -> None:
+        self._targets.append((sink, line))
+
+    def set(self, level: bool = True) -> None:
+        level = bool(level)
+        if level is self.level:
+            return
+        self.level = level
+        for sink, line in self._targets:
+            sink.set_input(line, level)
 
 
 def run(signal_cls) -> list:
@@ -43,7 +64,8 @@ def run(signal_cls) -> list:
 
 def test_a_c_signal_drives_the_nvic_in_c_as_set_input_does() -> None:
     c_sig = native.core().Signal
-    assert run(c_sig) == run(Signal)
+    assert Signal is c_sig                          # peripheral.py's Signal is the C one
+    assert run(c_sig) == run(PySignal)
     # and the pends happened: line 7 high and enabled while executing kicked once per new pend
     last = run(c_sig)[-1]
     assert last[0] >> (IRQ0 + 149) & 1 and last[1] >> (IRQ0 + 7) & 1 and last[2] == [IRQ0 + 7] * 2
@@ -69,11 +91,10 @@ def test_the_c_path_makes_no_python_call_for_a_line_that_needs_no_kick() -> None
     assert b.nvic.pending >> (IRQ0 + 28) & 1 and not b.nvic.level >> (IRQ0 + 28) & 1
 
 
-@pytest.mark.parametrize("signal_cls", [Signal, "native"])
+@pytest.mark.parametrize("signal_cls", [PySignal, Signal], ids=["python", "c"])
 def test_a_line_the_nvic_does_not_have_is_an_error_naming_it(signal_cls) -> None:
-    cls = native.core().Signal if signal_cls == "native" else signal_cls
     b = build_m7()
-    sig = cls("usart9.IRQ")
+    sig = signal_cls("usart9.IRQ")
     sig.connect(b.nvic, 150)
     with pytest.raises(ValueError, match=r"nvic: no IRQ input 150 \(0\.\.149\)"):
         sig.set(True)

@@ -31,7 +31,7 @@ def test_peer_platform_builds():
     assert m.memories == [("irom", 0x42000000, 0x800000), ("dram", 0x3FC80000, 0x60000),
                           ("dram", 0x40380000, 0x60000), ("rtcmem", 0x50000000, 0x2000)]
     assert [r[0] for r in m.ram_regions()] == ["irom", "dram", "rtcmem"]
-    # (a model ported to C is its Python class's subclass <Class>Native under DUOHIL_MODELS=native)
+    # (a model in C may be its Python class's subclass <Class>Native: the name without the suffix)
     kinds = {n: type(p).__name__.removesuffix("Native") for n, p in m.peripherals.items()}
     assert kinds == {"uart0": "ESP32C3Uart", "uart1": "ESP32C3Uart",
                      "clint": "CoreLevelInterruptor", "plic": "PlatformLevelInterruptController"}
@@ -47,7 +47,7 @@ def test_peer_platform_builds():
     assert m.read_memory(0x40380010, 2) == b"\x5a\xa5"
 
 
-# -- the STM32 ------------------------------------------------------------------------------------------------
+# -- the STM32 -----------------------------------------------------------------------------------------------
 def test_stm32_platform_builds():
     m = build_machine(PLATFORMS / "stm32h743.repl", Scheduler(), "stm32")
     assert type(m.cpu).__name__ == "CortexM7Cpu"
@@ -137,7 +137,7 @@ def test_builtin_overlay_generic_rule(tmp_path):
     assert load_platform(tmp_path / "board.repl", builtin_overlay=False)["x"].prop("a") == 1
 
 
-# -- errors ---------------------------------------------------------------------------------------------------
+# -- errors --------------------------------------------------------------------------------------------------
 def test_unknown_type_names_file_line_and_type(tmp_path):
     with pytest.raises(ConfigError) as info:
         build(RV_HEADER + "\nmystery: Misc.Mystery @ sysbus 0x60020000\n", tmp_path)

@@ -1,9 +1,9 @@
 """An MMIO write breaks a CPU's polling run and its masked-spin hang window.
 
 The bus does not call the CPU on every write (that was a Python call per store): it counts the
-writes that reach a model (``Machine.mmio_writes``, in C under the native bus) and the CPU compares
-the count where it decides (cpu.py's ``poll_hint``, cortexm.py's ``_check_masked_spin``). These
-tests pin the behaviour both ways, on both cores, under both bus implementations.
+writes that reach a model (``Machine.mmio_writes``, in the C bus) and the CPU compares the count
+where it decides (cpu.py's ``poll_hint``, cortexm.py's ``_check_masked_spin``). These tests pin
+the behaviour both ways, on both cores.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from builtin_helpers import build_m7
 from rv_helpers import build_peer
 
-from duohil.engines.builtin import native
 from duohil.engines.builtin.cpus.cpu import POLL_PARK_AFTER
 
 ICPR0 = 0xE000_E280            # NVIC clear-pending: a write with no effect on this idle NVIC
@@ -19,15 +18,9 @@ STATUS = 0x4000_4800           # the status register being polled (only its addr
 MSIP0 = 0x0200_0000            # the peer's CLINT MSIP: writing 0 changes nothing
 
 
-def board(models: str):
-    with native.using(models):
-        return build_m7()
-
-
-@pytest.mark.parametrize("models", ["python", "native"])
 @pytest.mark.parametrize("write_between", [False, True])
-def test_a_write_breaks_the_polling_run(models: str, write_between: bool) -> None:
-    b = board(models)
+def test_a_write_breaks_the_polling_run(write_between: bool) -> None:
+    b = build_m7()
     cpu, m = b.cpu, b.machine
     cpu.executing = True
     try:
@@ -48,10 +41,9 @@ def test_a_write_breaks_the_polling_run(models: str, write_between: bool) -> Non
         assert cpu.park_until == 5_000_000
 
 
-@pytest.mark.parametrize("models", ["python", "native"])
 @pytest.mark.parametrize("write_between", [False, True])
-def test_a_write_breaks_a_masked_spin(models: str, write_between: bool) -> None:
-    b = board(models)
+def test_a_write_breaks_a_masked_spin(write_between: bool) -> None:
+    b = build_m7()
     cpu, m = b.cpu, b.machine
     cpu._pc = 0x0800_0400
     t0 = 1_000_000
@@ -64,11 +56,9 @@ def test_a_write_breaks_a_masked_spin(models: str, write_between: bool) -> None:
     assert bool(hung) is (not write_between)
 
 
-@pytest.mark.parametrize("models", ["python", "native"])
 @pytest.mark.parametrize("write_between", [False, True])
-def test_a_write_breaks_a_masked_spin_on_the_peer(models: str, write_between: bool) -> None:
-    with native.using(models):
-        p = build_peer()
+def test_a_write_breaks_a_masked_spin_on_the_peer(write_between: bool) -> None:
+    p = build_peer()
     cpu, m = p.cpu, p.machine
     t0 = 1_000_000
     # slices every hang_ps / 2 at one pc with MIE clear, no MMIO read, registers unchanged: the
@@ -82,15 +72,12 @@ def test_a_write_breaks_a_masked_spin_on_the_peer(models: str, write_between: bo
     assert bool(hung) is (not write_between) and cpu.halted is (not write_between)
 
 
-@pytest.mark.parametrize("models", ["python", "native"])
 @pytest.mark.parametrize("pop_between", [False, True])
-def test_a_uart_fifo_read_breaks_the_polling_run_and_the_spin_on_the_peer(models: str,
-                                                                          pop_between: bool) -> None:
+def test_a_uart_fifo_read_breaks_the_polling_run_and_the_spin_on_the_peer(pop_between: bool) -> None:
     """A FIFO read (a pop) is not a bus write but changes state: the ESP32-C3 UART's C model
     counts it in ``mmio_writes`` (no call into the CPU), so it breaks a polling run and a masked
-    spin window as a write does, under both buses."""
-    with native.using(models):
-        p = build_peer()
+    spin window as a write does."""
+    p = build_peer()
     cpu, m = p.cpu, p.machine
     cpu.executing = True
     try:

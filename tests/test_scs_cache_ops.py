@@ -1,14 +1,14 @@
 """The SCB's cache maintenance registers (DCIMVAC ... BPIALL) written through the C bus.
 
-Under DUOHIL_MODELS=native a 32-bit write to one of them is served in C (native/_core.c,
-[scsops]: the SCS page's ``_native_mmio`` calls the C D-cache's operation itself); everything
-else goes through nvic.py's register bank (``_cache_op``). Hypothesis drives the same firmware-
-like programs (DMA writes, CPU writes, maintenance writes of every width at every offset of the
-block, the cache switched on and off, time passing) through the Python SCS
-(``DUOHIL_MODELS=python``: its bank's ``_cache_op`` calling the D-cache, which is C whatever the
-switch) and through the native board, and the D-cache state, the memory and the event log must
-stay equal after every step. What the operations do to the cache is specified by
-tests/test_native_dcache.py."""
+A 32-bit write to one of them is served in C (native/_core.c, [scsops]: the SCS page's
+``_native_mmio`` calls the C D-cache's operation itself) when ``machine.cache`` is the C D-cache;
+everything else, and every operation for another cache object, goes through nvic.py's register
+bank (``_cache_op``). Hypothesis drives the same firmware-like programs (DMA writes, CPU writes,
+maintenance writes of every width at every offset of the block, the cache switched on and off,
+time passing) through two boards: one whose D-cache is behind ``BankPath`` (a forwarding object
+that is not the C D-cache, so the bank's ``_cache_op`` calls it: the Python reference) and one
+whose SCS takes the C path; the D-cache state, the memory and the event log must stay equal after
+every step. What the operations do to the cache is specified by tests/test_native_dcache.py."""
 from __future__ import annotations
 
 import pytest
@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builtin_helpers import build_m7
-from duohil.engines.builtin import native
 from duohil.engines.builtin.cpus.m7.dcache import DCache
 
 AXI = 0x2400_0000
@@ -24,11 +23,27 @@ CCR = 0xE000_ED14
 SCB_OPS = range(0xE000_EF50, 0xE000_EF7C)      # ICIALLU .. BPIALL, holes and halfwords included
 
 
-def board(models: str, residency: int):
-    with native.using(models):
-        b = build_m7()
-        cache = DCache(b.machine, seed=7, residency=(residency, residency))
+class BankPath:
+    """The D-cache seen as another cache object: everything but ``_c`` (what the SCS's C handler
+    looks for) is the D-cache's, so the SCS hands its cache operations to the bank's ``_cache_op``,
+    which calls them here."""
+
+    def __init__(self, cache: DCache) -> None:
+        self._cache = cache
+
+    def __getattr__(self, name: str):
+        if name == "_c":
+            raise AttributeError(name)
+        return getattr(self._cache, name)
+
+
+def board(residency: int, bank: bool = False):
+    """An M7 with its D-cache; ``bank``: its cache operations through the SCS's register bank."""
+    b = build_m7()
+    cache = DCache(b.machine, seed=7, residency=(residency, residency))
     assert type(cache) is DCache and b.machine.cache is cache
+    if bank:
+        b.machine.cache = BankPath(cache)
     return b, cache
 
 
@@ -81,7 +96,7 @@ def apply(b, op) -> None:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(residency=st.integers(1, 300_000), ops=st.lists(OP, min_size=4, max_size=30))
 def test_maintenance_writes_in_c_equal_the_python_reference(residency, ops) -> None:
-    py, nat = board("python", residency), board("native", residency)
+    py, nat = board(residency, bank=True), board(residency)
     for b, _c in (py, nat):
         b.machine.bus_write(CCR, 4, b.machine.bus_read(CCR, 4) | 1 << 16)     # D-cache on
     assert state(*py) == state(*nat)
@@ -96,7 +111,7 @@ def test_maintenance_writes_in_c_equal_the_python_reference(residency, ops) -> N
 def test_a_word_write_reaches_the_c_cache_without_the_bank() -> None:
     """The C path is the one taken: with the bank's Python write made to fail, DCIMVAC still
     invalidates the stale line; a byte write, which the C leaves to the bank, reaches it."""
-    b, cache = board("native", 100_000)
+    b, cache = board(100_000)
     m = b.machine
     m.bus_write(CCR, 4, m.bus_read(CCR, 4) | 1 << 16)
     m.dma_write(AXI + 0x40, b"\x55" * 32)                 # a line the CPU side still caches
@@ -119,8 +134,7 @@ def test_another_cache_object_gets_the_operations_through_the_bank() -> None:
     class Recorder:
         def __getattr__(self, name):
             return lambda *a: calls.append((name, *a))
-    with native.using("native"):
-        b = build_m7(cache=Recorder())
+    b = build_m7(cache=Recorder())
     b.machine.bus_write(0xE000_EF70, 4, 0x2400_0091)
     b.machine.bus_write(0xE000_EF74, 4, 0)
     assert calls == [("clean_invalidate", 0x2400_0080), ("clean_invalidate_all",)]

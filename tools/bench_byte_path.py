@@ -1,7 +1,7 @@
 """Per-operation cost of the byte path (issue 13, step 3): one byte across the UART link (C, one
 copy) into a recording endpoint (tx_sink, the arrival event fired by run_until, rx_char), with and
 without a Python tx observer, and the peer ESP32-C3 UART's FIFO read, rx_char and STATUS read
-through the model's own read, python vs native models. Process CPU time, best of 3.
+through the model's own read (C, one copy). Process CPU time, best of 3.
 
     .venv/bin/python tools/bench_byte_path.py
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from duohil.engines.builtin import native
 from duohil.engines.builtin.soc.esp32c3.esp32c3_uart import ESP32C3Uart
 from duohil.engines.builtin.board.link import UartLink
 from duohil.engines.builtin.kernel.machine import Machine
@@ -48,12 +47,11 @@ def link_byte(n: int = 20000, observer: bool = False) -> float:
     return dt / n * 1e9
 
 
-def peer_fifo(models: str, n: int = 128 * 200) -> tuple[float, float, float]:
-    with native.using(models):
-        s = Scheduler()
-        m = Machine("peer", s)
-        u = ESP32C3Uart(m, "u", 0)
-        m.add_peripheral(u)
+def peer_fifo(n: int = 128 * 200) -> tuple[float, float, float]:
+    s = Scheduler()
+    m = Machine("peer", s)
+    u = ESP32C3Uart(m, "u", 0)
+    m.add_peripheral(u)
     rd, rx = u.read, u.rx_char
     t_read = t_rx = 0.0
     for _ in range(n // 128):
@@ -83,7 +81,7 @@ def best(f, *a, k=3, **kw):
 def main() -> None:
     print("one byte across the link (tx_sink + arrival event + rx_char): %.0f ns, with a Python tx "
           "observer %.0f ns" % (best(link_byte), best(link_byte, observer=True)))
-    r, x, st = best(peer_fifo, "native")         # one copy (C) whatever DUOHIL_MODELS says
+    r, x, st = best(peer_fifo)
     print(f"ESP32-C3 UART (C): FIFO read {r:.0f} ns, rx_char {x:.0f} ns, STATUS read {st:.0f} ns")
 
 

@@ -38,13 +38,13 @@ Every fault that touches a byte is recorded in the run's event log (``link_fault
 its tap. Taps (``link.taps``): one ``LinkByte`` per byte, both directions, in arrival order;
 dropped bytes appear with ``value=None`` at the time they would have arrived.
 
-The wire is C, one copy (native/link.c, ``_core.UartLink``; whatever ``DUOHIL_MODELS`` says): the
-directions' counters, the faults, the noise (drawn by calling this link's own ``rng``, a
-``random.Random(seed)``, once per frame bit of each byte in a noise window), arrivals as C
-events, receiver-off and baud mismatch, and the taps as C columns (64-bit time, direction, value;
-``sent`` and ``fault`` only where a byte has them). ``UartLink`` keeps the Python faces
-(``directions``, ``add_fault``, ``taps``); a UART calls ``tx_sink`` (``_native_tx_sink`` from C).
-Specified by tests/test_native_link.py and tests/test_link.py.
+The wire is C, one copy (native/link.c, ``_core.UartLink``): the directions' counters, the faults,
+the noise (drawn by calling this link's own ``rng``, a ``random.Random(seed)``, once per frame bit
+of each byte in a noise window), arrivals as C events, receiver-off and baud mismatch, and the
+taps as C columns (64-bit time, direction, value; ``sent`` and ``fault`` only where a byte has
+them). ``UartLink`` keeps the Python faces (``directions``, ``add_fault``, ``taps``); a UART calls
+``tx_sink`` (``_native_tx_sink`` from C). Specified by tests/test_native_link.py and
+tests/test_link.py.
 """
 from __future__ import annotations
 

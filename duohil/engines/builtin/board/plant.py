@@ -26,18 +26,17 @@ stop and leaves it as soon as the drive points away; reaching a stop again is a 
 These records are the ground truth for "runaway" (CRASH_MODES.md CM1), independent of what the
 firmware believes.
 
-The model is C, one copy whatever ``DUOHIL_MODELS`` says (native/plant.c, ``_core.Plant``):
-``DcMotorPlant(...)`` builds a ``DcMotorPlantNative``, a subclass of ``_core.Plant`` and of this
-class (made once the native core is loaded). The state (t, x, v, the drive, pinned, the end-stop
-event or its deferred prediction, history, trace) lives only in C, and the drive change (the PWM
-timer's listener, the direction pin's subscription), ``advance``, the periodic sample and
-``count_now`` (the encoder timer's source) run there with no Python call; the crossing search
-(``_first_crossing_from``, ``_bisect`` below) and ``machine.record`` stay Python, called from C.
-An end stop that cannot be reached before 2**63 ps (a crawling axis) is not predicted at all.
-``MotorParams`` refuses, when configured, what the C arithmetic cannot hold exactly (integer end
-stops beyond 2**53, non-finite speeds or time constant, a non-integer sample period or history
-length); an end stop of +-inf means no stop on that side. Specified by tests/test_plant.py and
-tests/test_native_plant.py.
+The model is C, one copy (native/plant.c, ``_core.Plant``): ``DcMotorPlant(...)`` builds a
+``DcMotorPlantNative``, a subclass of ``_core.Plant`` and of this class (made once the native core
+is loaded). The state (t, x, v, the drive, pinned, the end-stop event or its deferred prediction,
+history, trace) lives only in C, and the drive change (the PWM timer's listener, the direction
+pin's subscription), ``advance``, the periodic sample and ``count_now`` (the encoder timer's
+source) run there with no Python call; the crossing search (``_first_crossing_from``, ``_bisect``
+below) and ``machine.record`` stay Python, called from C. An end stop that cannot be reached before
+2**63 ps (a crawling axis) is not predicted at all. ``MotorParams`` refuses, when configured, what
+the C arithmetic cannot hold exactly (integer end stops beyond 2**53, non-finite speeds or time
+constant, a non-integer sample period or history length); an end stop of +-inf means no stop on
+that side. Specified by tests/test_plant.py and tests/test_native_plant.py.
 
 The plant is physics, not a peripheral: a machine reset does not move it (the timer and GPIO
 resets drop the drive to 0 and the axis coasts to rest). Float arithmetic (IEEE double, math.exp)

@@ -4,17 +4,16 @@ Built from a platform file by ``platform.py`` (repl -> Machine); used by the ses
 patch config blocks and reset. Peripheral MMIO is dispatched per 4 KiB page, because several STM32
 blocks share a page (TIM6 at 0x40001000 and TIM7 at 0x40001400) and unicorn maps whole pages.
 
-The dispatch is C (``_core.Bus``, native/bus.c), the one implementation whatever ``DUOHIL_MODELS``
-says: unicorn calls C callbacks for every run of MMIO pages; an access finds its block in a
-sorted table and calls a native model's register map directly (its ports.h ``_native_mmio``
-capsule) or a Python model's ``read``/``write`` (the bound methods ``bus_target`` picks: the
-model's own, or its register bank's when it does not override them) by one vectorcall. The CPU's
-reads are counted (``mmio_reads``), writes that reach a model too (``mmio_writes``); a replayed
-store drops its first ``suppress_writes`` MMIO writes. An exception a model raises stops the slice
-and reaches the caller (kept on the Uc object as the unicorn binding does). The table is rebuilt
-whenever a peripheral is added and at ``finish()``, so a model that gets ``_native_mmio`` (or
-replaces its read/write) before then is served accordingly. tests/test_native_bus.py is its
-specification.
+The dispatch is C, one copy (``_core.Bus``, native/bus.c): unicorn calls C callbacks for every run
+of MMIO pages; an access finds its block in a sorted table and calls a native model's register map
+directly (its ports.h ``_native_mmio`` capsule) or a Python model's ``read``/``write`` (the bound
+methods ``bus_target`` picks: the model's own, or its register bank's when it does not override
+them) by one vectorcall. The CPU's reads are counted (``mmio_reads``), writes that reach a model
+too (``mmio_writes``); a replayed store drops its first ``suppress_writes`` MMIO writes. An
+exception a model raises stops the slice and reaches the caller (kept on the Uc object as the
+unicorn binding does). The table is rebuilt whenever a peripheral is added and at ``finish()``, so
+a model that gets ``_native_mmio`` (or replaces its read/write) before then is served accordingly.
+tests/test_native_bus.py is its specification.
 
 Unmapped addresses: an access to an address no memory and no model claims, whether its page is
 shared with a model (a hole: ``bus_read``/``bus_write`` find nothing) or not mapped at all (the

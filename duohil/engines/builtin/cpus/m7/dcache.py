@@ -82,14 +82,13 @@ Call sites: the SCS model calls set_enabled / invalidate / clean / clean_invalid
 mpu_changed on firmware writes; DMA models reach memory through ``machine.dma_read/dma_write``,
 which this object serves once installed as ``machine.dma_port``.
 
-The model is C, one copy (native/dcache.c, the ``_core.DCache`` object ``DCache._c``; whatever
-``DUOHIL_MODELS`` says): the bus views, stale lines with their base copies, residency draws,
-allocation times, eviction events, the MPU attribute memo, the set/way burst state and the
-counters. ``DCache`` below is its Python face (construction, ``set_residency``'s argument forms,
-``seed``, ``regions``, ``stats``); the hot calls are the C object's own methods and
-``_native_dma_port`` (native/ports.h) lets a DMA model in C reach it without Python.
-tests/test_native_dcache.py is its specification (the rules above, checked at every step of
-Hypothesis programs), with tests/test_dcache.py's firmware-level cases.
+The model is C, one copy (native/dcache.c, the ``_core.DCache`` object ``DCache._c``): the bus
+views, stale lines with their base copies, residency draws, allocation times, eviction events, the
+MPU attribute memo, the set/way burst state and the counters. ``DCache`` below is its Python face
+(construction, ``set_residency``'s argument forms, ``seed``, ``regions``, ``stats``); the hot calls
+are the C object's own methods and ``_native_dma_port`` (native/ports.h) lets a DMA model in C
+reach it without Python. tests/test_native_dcache.py is its specification (the rules above, checked
+at every step of Hypothesis programs), with tests/test_dcache.py's firmware-level cases.
 """
 from __future__ import annotations
 

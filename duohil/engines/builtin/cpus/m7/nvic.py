@@ -10,11 +10,11 @@ Exception state is kept by exception number (0..15 system, 16+n for IRQn) in C (
 -2, -1 for Reset, NMI, HardFault), ``stack`` the active exceptions innermost last. Entry and
 return are done by the core (cortexm.py, mostly in C), which asks for ``best_pending()`` (lowest
 priority byte, ties to the lowest number; its group priority) and ``execution_priority()``
-(ARMv7-M ExecutionPriority: active group priorities, BASEPRI, PRIMASK, FAULTMASK; 256 = none)
-and calls ``activate``/``deactivate`` (a line still high pends again). The SCS registers, the
-MPU, CFSR/HFSR/MMFAR/BFAR stay Python here. SysTick is C, one copy whatever ``DUOHIL_MODELS``
-says (native/systick.c, ``_core.SysTick``, the ``_st`` object): its four registers, the counter,
-COUNTFLAG, the reload rules and the wrap event; specified by tests/test_native_systick.py.
+(ARMv7-M ExecutionPriority: active group priorities, BASEPRI, PRIMASK, FAULTMASK; 256 = none) and
+calls ``activate``/``deactivate`` (a line still high pends again). The SCS registers, the MPU,
+CFSR/HFSR/MMFAR/BFAR stay Python here. SysTick is C, one copy (native/systick.c,
+``_core.SysTick``, the ``_st`` object): its four registers, the counter, COUNTFLAG, the reload
+rules and the wrap event; specified by tests/test_native_systick.py.
 
 Facts and choices:
   - 4 priority bits (``priorityMask`` 0xF0): IPR/SHPR keep bits [7:4]; BASEPRI compares its group
@@ -573,9 +573,9 @@ class Nvic(Peripheral):
         return self._c._native_input
 
     def set_input(self, line: int, level: bool) -> None:
-        """IRQn's input line (a Python Signal's sink call): its level; rising, it pends IRQn and
-        kicks the core if that can preempt. One implementation with the C Signals' port
-        (``_core.Nvic.set_input``)."""
+        """IRQn's input line, set from Python (a user's own line, a test): its level; rising, it
+        pends IRQn and kicks the core if that can preempt. One implementation with the C Signals'
+        port (``_core.Nvic.set_input``)."""
         self._c.set_input(line, level)
 
     def pend_irq(self, irq: int) -> None:

@@ -45,13 +45,13 @@ Not modelled: parity generation/checking (the bit only lengthens the frame), bre
 (RTS/CTS, XON/XOFF), autobaud, RS485, AT_CMD, glitch filter, wake-up, the shared-memory FIFO
 resizing of MEM_CONF.RX_SIZE/TX_SIZE.
 
-The model is C, one copy (native/esp32c3_uart.c, ``_core.Esp32c3Uart``; the Python copy was
-deleted once proven equal, issue 13): ``ESP32C3Uart`` is a Python subclass of ``_core.Esp32c3Uart``
-and of ``Peripheral`` whatever ``DUOHIL_MODELS`` says. C holds the registers, FIFOs, interrupt
-state, RX timeout and TX pacing, and schedules its events (``<name>.tx``, ``<name>.rx_tout``,
-``<name>.loopback``); its ``read``/``write`` are C, and it has a ``_native_mmio`` port (for a C
-bus) and a ``_native_uart_rx`` port (for the native link). A ``tx_sink`` that is a native link's
-``tx_sink`` is called through the link's ``_native_tx_sink`` port, any other callable from C as
+The model is C, one copy (native/esp32c3_uart.c, ``_core.Esp32c3Uart``; the Python copy was deleted
+once proven equal, issue 13): ``ESP32C3Uart`` is a Python subclass of ``_core.Esp32c3Uart`` and of
+``Peripheral``. C holds the registers, FIFOs, interrupt state, RX timeout and TX pacing, and
+schedules its events (``<name>.tx``, ``<name>.rx_tout``, ``<name>.loopback``); its
+``read``/``write`` are C, and it has a ``_native_mmio`` port (for a C bus) and a
+``_native_uart_rx`` port (for the native link). A ``tx_sink`` that is a native link's ``tx_sink``
+is called through the link's ``_native_tx_sink`` port, any other callable from C as
 ``tx_sink(uart, byte, t_ps, bit_time_ps, frame_bits)``. tests/test_native_esp32c3_uart.py and
 tests/test_esp32c3_uart.py check it against this description.
 """

@@ -24,11 +24,11 @@ forced to PSIZE; FEIF/DMEIF never set), bursts, PINCOS, priorities and arbitrati
 "stream still busy after EN=0" window (EN reads 0 at once), and NDTR=0 at enable (no transfer).
 A software EN clear of an active stream sets TCIF (RM0090 wording; unverified for RM0433).
 
-The model is C, one copy (native/dma.c, ``_core.Dma``; whatever ``DUOHIL_MODELS`` says): the
-registers, the streams' counters and the transfer engine. ``Stm32Dma(...)`` builds
-``Stm32DmaNative``, a subclass of ``_core.Dma`` and of this class (made once the native core is
-loaded): its ``read``/``write``/``set_input``/``reset``/``flag`` are C methods, ``streams`` reads
-the C counters back. Specified by tests/test_native_dma.py and tests/test_stm32_dma.py.
+The model is C, one copy (native/dma.c, ``_core.Dma``): the registers, the streams' counters and
+the transfer engine. ``Stm32Dma(...)`` builds ``Stm32DmaNative``, a subclass of ``_core.Dma`` and
+of this class (made once the native core is loaded): its
+``read``/``write``/``set_input``/``reset``/``flag`` are C methods, ``streams`` reads the C
+counters back. Specified by tests/test_native_dma.py and tests/test_stm32_dma.py.
 """
 from __future__ import annotations
 

@@ -8,11 +8,10 @@ Register-only (stored, no behaviour): synchronisation (CxCR.SE/SPOL/NBREQ/SYNC_I
 generation (EGE), the synchronisation-overrun flags (CSR/CFR, SOIE) and the request generators
 (RGxCR, RGSR, RGCFR): request ids 1..8 (the generators) never assert.
 
-The model is C, one copy (native/dmamux.c, ``_core.Dmamux``; whatever ``DUOHIL_MODELS`` says):
-registers, line levels and routing; an output that feeds a native DMA stream is driven C to C.
-``Stm32Dmamux(...)`` builds ``Stm32DmamuxNative``, a subclass of ``_core.Dmamux`` and of this
-class (made once the native core is loaded). Specified by tests/test_native_dma.py and
-tests/test_stm32_dma.py.
+The model is C, one copy (native/dmamux.c, ``_core.Dmamux``): registers, line levels and routing; an
+output that feeds a native DMA stream is driven C to C. ``Stm32Dmamux(...)`` builds
+``Stm32DmamuxNative``, a subclass of ``_core.Dmamux`` and of this class (made once the native core
+is loaded). Specified by tests/test_native_dma.py and tests/test_stm32_dma.py.
 """
 from __future__ import annotations
 

@@ -19,12 +19,11 @@ CPU is halted or stalled; DBGMCU freezing is not modelled. One scheduler event p
 deadline: a reload only moves the deadline, and the pending event re-arms itself when it fires
 early, so a firmware kicking every millisecond costs no events.
 
-The model is C, one copy (native/iwdg.c, ``_core.Iwdg``; whatever ``DUOHIL_MODELS`` says):
-registers, keys, SR busy bits, the window check and the expiry deadline, so a kick from the C bus
-is handled without a Python call. ``STM32_IndependentWatchdog(...)`` builds
-``STM32_IndependentWatchdogNative``, a subclass of ``_core.Iwdg`` and of this class (made once
-the native core is loaded); ``windowOption`` is read once, when built. Specified by
-tests/test_native_iwdg.py and tests/test_stm32_gpio_iwdg.py.
+The model is C, one copy (native/iwdg.c, ``_core.Iwdg``): registers, keys, SR busy bits, the window
+check and the expiry deadline, so a kick from the C bus is handled without a Python call.
+``STM32_IndependentWatchdog(...)`` builds ``STM32_IndependentWatchdogNative``, a subclass of
+``_core.Iwdg`` and of this class (made once the native core is loaded); ``windowOption`` is read
+once, when built. Specified by tests/test_native_iwdg.py and tests/test_stm32_gpio_iwdg.py.
 """
 from __future__ import annotations
 

@@ -38,10 +38,10 @@ Not modelled (documented, nothing is rejected):
 Time: every instant is an integer number of ps (``bit_ps`` is floored); MMIO accesses happen at the
 CPU's slice-start time (cpu.py), so TX start times are accurate to one quantum.
 
-The model is C, one copy (native/usart.c, held by a ``_core.Usart``; whatever ``DUOHIL_MODELS``
-says): registers with the register bank's bus semantics, FIFOs, TX pacing, IDLE/RTO, its events,
-counters and kernel clock. This class is its Python face for the platform loader, the RCC model,
-the link and the tests. tests/test_native_usart.py and tests/test_stm32_usart.py specify it.
+The model is C, one copy (native/usart.c, held by a ``_core.Usart``): registers with the register
+bank's bus semantics, FIFOs, TX pacing, IDLE/RTO, its events, counters and kernel clock. This class
+is its Python face for the platform loader, the RCC model, the link and the tests.
+tests/test_native_usart.py and tests/test_stm32_usart.py specify it.
 """
 from __future__ import annotations
 
