@@ -639,7 +639,7 @@ static int fire_due(SchedObject *s, int64_t upto)
 
 /* -- [vtlb] the CPUs' TLB fill (vtlb.c): Vtlb(uch, page_size, arm_m, uc) ---------------------------
  *
- * One per core, made by cpu.py once the Uc exists (both DUOHIL_MODELS switches: it is about
+ * One per core, made by cpu.py once the Uc exists (it is about
  * unicorn, not a model). It keeps the Python Uc to know whether the engine is still open when it
  * goes (an open engine gets its hook removed and unicorn's own fill back). The M7's slice asks it
  * whether a refused fetch (the default map's XN) ended the slice (CortexM.bind_vtlb). */
@@ -8327,7 +8327,7 @@ static int add_dma_types(PyObject *m)
 
 /* == D-cache and DMA ports [dcachec] ================================================================
  * _core.DCache: the D-cache's state and logic (native/dcache.c), held by dcache.py's DCache (its
- * Python face: properties, set_residency's argument forms) whatever DUOHIL_MODELS says.
+ * Python face: properties, set_residency's argument forms), the one copy.
  * _core.DmaPort: machine.py's DmaPort (no D-cache: the CPU's memory through uc_mem_read/
  * uc_mem_write). Both expose `_native_dma_port` (ports.h) so that a C DMA moves bytes without
  * Python. */
@@ -11669,7 +11669,7 @@ static int add_timer_type(PyObject *m)
 /* == end of Timer [timerc] ======================================================================= */
 
 /* == SysTick: the Cortex-M7 SysTick (systick.c) [systickc] ======================================
- * nvic.py's Nvic (whatever DUOHIL_MODELS says) holds one _core.SysTick: the counter, COUNTFLAG,
+ * nvic.py's Nvic holds one _core.SysTick: the counter, COUNTFLAG,
  * the reload rules, CLKSOURCE and the core clock, and the wrap event live only here (model:
  * systick.c), reaching the NVIC's exception state through the _core.Nvic it was made with (the
  * pending bit, st_waiting). The wrap event is pushed on the C heap with nvic.py's name

@@ -1,5 +1,5 @@
 /* RISC-V CLINT timer state: mtime derived from virtual time, mtimecmp per hart, and the MTIP
- * decision (the hot path of clint.py under DUOHIL_MODELS=native).
+ * decision (clint.py's CoreLevelInterruptor builds it: the one copy).
  *
  * Plain C, no Python: the CPython binding (_core.c's Clint) owns one dh_clint per CLINT and the
  * Python model (clint.py) keeps the register map, the output signals and the scheduler events,

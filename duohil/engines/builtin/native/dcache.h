@@ -3,7 +3,7 @@
  * unicorn's memory, bus view = one buffer per tracked region, stale lines with their `base`
  * copies, residency r(line) drawn per line, allocation times, eviction events, maintenance by
  * address and by set/way bursts, MPU non-cacheable lines, CCR.DC), the one copy of that state
- * whatever DUOHIL_MODELS says; tests/test_native_dcache.py states its rules.
+ * (dcache.py's DCache holds it); tests/test_native_dcache.py states its rules.
  *
  * Plain C, no Python: what needs the Python world (the time, the MPU's attributes, the
  * scheduler's events, unicorn's errors) goes through the dc_env callbacks the binding

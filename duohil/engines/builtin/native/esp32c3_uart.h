@@ -1,6 +1,6 @@
 /* The ESP32-C3 UART of esp32c3_uart.py in C: register block, 128-byte FIFOs, INT_RAW / INT_ENA /
  * INT_ST, the RX timeout, TX pacing at the programmed baud, poll hints and the IRQ level (the
- * model under DUOHIL_MODELS=native; esp32c3_uart.py stays the reference under python).
+ * one copy: esp32c3_uart.py's ESP32C3Uart builds it).
  *
  * Plain C, no Python: what the model needs from the machine (time, scheduler events, the IRQ
  * wire, the TX wire, the CPU's poll-skip) comes through dh_espu_env, which _core.c's Esp32c3Uart

@@ -1,5 +1,5 @@
 /* The STM32H7 independent watchdog IWDG1 (stm32_iwdg.py's STM32_IndependentWatchdog; the one
- * copy, whatever DUOHIL_MODELS says).
+ * copy).
  *
  * Plain C, no Python: one dh_iwdg per watchdog, owned by _core.c's Iwdg binding. The model is
  * the one stm32_iwdg.py documents (the deleted Python copy's, decision for decision): the

@@ -4,8 +4,8 @@
  * numbered as in the ARMv7-M ARM (0..15 system, 16 + n for IRQn); pending, enabled, active and the
  * IRQ input levels are bitmaps of DH_NVIC_WORDS 32-bit words (the H743's 150 IRQs need 166 bits).
  * What stays in nvic.py: the SCS registers (they read and write this state through the binding),
- * the MPU, faults and the event log; SysTick's counter and wrap events are systick.c's (under
- * DUOHIL_MODELS=native; nvic.py's Python SysTick is the reference under python).
+ * the MPU, faults and the event log; SysTick's counter and wrap events are systick.c's (the
+ * one copy).
  */
 #ifndef DUOHIL_NVIC_H
 #define DUOHIL_NVIC_H

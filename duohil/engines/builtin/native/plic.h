@@ -1,5 +1,5 @@
 /* RISC-V PLIC state: gateways (level, pending, in flight), priorities, enables, thresholds and the
- * claim/complete protocol (plic.py's model under DUOHIL_MODELS=native).
+ * claim/complete protocol (plic.py's PlatformLevelInterruptController builds it: the one copy).
  *
  * Plain C, no Python: the CPython binding (_core.c's Plic) owns one dh_plic per PLIC; plic.py
  * keeps the register map and the output signals (one per context) and sets them from

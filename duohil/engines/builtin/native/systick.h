@@ -1,4 +1,4 @@
-/* The Cortex-M7 SysTick, the one copy (nvic.py's Nvic builds it whatever DUOHIL_MODELS says).
+/* The Cortex-M7 SysTick, the one copy (nvic.py's Nvic builds it).
  *
  * Plain C, no Python: one dh_systick per SCS, owned by _core.c's SysTick binding. Its own unit
  * rather than a section of nvic.c: it needs only the NVIC's public C API (the SysTick pending
