@@ -7,7 +7,7 @@ import pytest
 
 from duohil import scenario
 from duohil.engines.builtin.native import diverge
-from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
+from duohil.engines.builtin.kernel.peripheral import Signal
 from duohil.errors import ConfigError
 
 CM1 = Path(__file__).resolve().parent.parent / "scenarios" / "cm1_cmd_timeout.yaml"
@@ -32,23 +32,23 @@ def test_same_run_under_both_switches_exits_0(capsys: pytest.CaptureFixture[str]
 def test_a_native_difference_is_named_at_its_first_event(monkeypatch: pytest.MonkeyPatch) -> None:
     sc = _scenario()
 
-    # a planted divergence in a model still in both languages: the Python STM32 timer (the
-    # reference under DUOHIL_MODELS=python) drops its first update event, so that timer stops;
-    # the native timer (C, its own update) is untouched
-    real = STM32_Timer._on_update
+    # a planted divergence in a model still in both languages: the Python output line (the
+    # reference under DUOHIL_MODELS=python) drops the first rise of TIM6's update interrupt, so
+    # the control loop misses a tick; the native line (_core.Signal) is untouched
+    real = Signal.set
+    dropped: list[bool] = []
 
-    def drop_first(self, cycle: int) -> None:
-        if type(self) is STM32_Timer and not getattr(self, "_dropped", False):
-            self._dropped = True
-            self._update_ev = None
+    def drop_first(self, level: bool = True) -> None:
+        if level and self.name == "timer6.IRQ" and not dropped:
+            dropped.append(True)
             return
-        real(self, cycle)
+        real(self, level)
 
-    monkeypatch.setattr(STM32_Timer, "_on_update", drop_first)
+    monkeypatch.setattr(Signal, "set", drop_first)
     a = diverge.capture(sc, "buggy", None, "python")
     b = diverge.capture(sc, "buggy", None, "native")
     d = diverge.first_divergence(a, b)
-    assert d is not None and a["fingerprint"] != b["fingerprint"], d
+    assert dropped and d is not None and a["fingerprint"] != b["fingerprint"], d
 
 
 def test_memory_and_link_differences_are_located() -> None:

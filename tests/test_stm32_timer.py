@@ -1,14 +1,14 @@
 """STM32 timer model, register level: update-event times in ps, CNT from virtual time, preloads,
 rc_w0 SR, one-pulse, down-counting, clock changes, TIM1 PWM duty, TIM2 encoder mode; the counter
 in the lazy mode (counter() wraps like CNT) and right after an enable off the kernel-cycle grid
-(CNT holds its value), under both DUOHIL_MODELS."""
+(CNT holds its value), through both buses (DUOHIL_MODELS picks the machine's, the timer is C)."""
 from __future__ import annotations
 
 import pytest
 
 from duohil.engines.base import PS_PER_MS, PS_PER_S, PS_PER_US
 from duohil.engines.builtin import native
-from duohil.engines.builtin.kernel.machine import Machine
+from duohil.engines.builtin.kernel.machine import Machine, MachineNative
 from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
 from model_helpers import FakeCpu
@@ -335,7 +335,8 @@ MODELS = pytest.mark.parametrize("models", ["python", "native"])
 def make_models(models: str, base: int = TIM6, limit: int = 0xFFFF, hz: int = HZ):
     with native.using(models):
         sched, m, tim, sink = make(base, limit, hz, service=False)
-    assert (type(tim).__name__ == "Stm32TimerNative") == (models == "native")
+    assert type(tim).__name__ == "Stm32TimerNative"                 # the timer is C under both
+    assert isinstance(m, MachineNative) == (models == "native")     # the bus is not
     return sched, m, tim, sink
 
 
@@ -456,3 +457,35 @@ def test_a_cnt_write_before_the_first_kernel_cycle_keeps_the_start(models):
     assert r(m, TIM6 + CNT) == 42
     sched.run_until(2 * PS_PER_US)
     assert r(m, TIM6 + CNT) == 43
+
+
+def test_a_write_that_stops_and_flips_dir_freezes_the_value_counted_down():
+    """CR1 = 0 on a down-counter (CEN and DIR cleared in one write): CNT keeps the value reached
+    counting down, 99 - 30 after 30 counts (RM0433: CEN=0 stops the counter where it is)."""
+    sched, m, tim, sink = make(base=TIM2, limit=0xFFFF_FFFF, hz=1_000_000, service=False)
+    w(m, TIM2 + ARR, 99)
+    w(m, TIM2 + CR1, DIR | URS)
+    w(m, TIM2 + EGR, UG)                           # down-counting: CNT <- ARR
+    w(m, TIM2 + CR1, DIR | URS | CEN)
+    sched.run_until(30 * PS_PER_US)
+    w(m, TIM2 + CR1, 0)
+    assert r(m, TIM2 + CNT) == 69
+    sched.run_until(50 * PS_PER_US)
+    assert r(m, TIM2 + CNT) == 69
+
+
+def test_a_clock_change_mid_prescaler_period_keeps_the_prescaler_count():
+    """1 MHz counts from 240 MHz / (PSC+1 = 240); at 500.5 us the prescaler has 120 of its 240
+    cycles and the RCC halves the clock: the other 120 take 1 us at 120 MHz (count 501 at
+    501.5 us), then a count every 2 us: the overflow after 999 is 499 counts later, 1499.5 us."""
+    sched, m, tim, sink = make()
+    control_loop_1khz(m)
+    sched.run_until(500 * PS_PER_US + 500_000)
+    assert r(m, TIM6 + CNT) == 500
+    tim.timer_hz = 120_000_000
+    sched.run_until(501 * PS_PER_US + 499_999)
+    assert r(m, TIM6 + CNT) == 500
+    sched.run_until(501 * PS_PER_US + 500_000)
+    assert r(m, TIM6 + CNT) == 501
+    sched.run_until(2 * PS_PER_MS)
+    assert sink.rises() == [1499 * PS_PER_US + 500_000]

@@ -17,19 +17,20 @@ counter, COUNTFLAG, reloads, CLKSOURCE and core-clock changes, the wrap event; t
 ``_native_mmio`` serves SYST_* in C and the other SCS registers through the bank), the
 DC-motor plant (``_core.Plant``, plant.c behind board/plant.py's DcMotorPlant: the state,
 advance, drive changes, samples, the encoder source and the deferred end-stop prediction; the
-crossing search and the end-stop record stay Python, called from C), each machine's MMIO
-dispatch (``_core.Bus``, bus.c, held by machine.py's Machine: native models through their
-``_native_mmio`` port, Python models by vectorcall), the peripherals' output lines
-(``_core.Signal``, peripheral.py's Signal), the plain DMA port (``_core.DmaPort``, machine.py's
-DmaPort) and the M7's D-cache line bookkeeping (``_core.DCache``, dcache.c, held by dcache.py's
-DCache), built by their Python classes whatever ``DUOHIL_MODELS`` says. What stays Python around
-them is Python by design (the event log, the SCS registers but SysTick's, the MPU, CFSR/HFSR, the
+crossing search and the end-stop record stay Python, called from C) and the STM32H7 timers
+(``_core.Timer``, stm32_timer.c behind stm32_timer.py's STM32_Timer: registers, the counter
+anchored to virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode),
+built by their Python classes whatever ``DUOHIL_MODELS`` says. What stays Python around them
+is Python by design (the event log, the SCS registers but SysTick's, the MPU, CFSR/HFSR, the
 fault and storm decisions, the link's fault list and tap reader).
 
 ``DUOHIL_MODELS=python|native`` picks, for the models that still exist in both languages, which
 version a run uses (unset: native). In C under ``native``, their state only there:
-  - the STM32H7 timers (``_core.Timer``, stm32_timer.c: registers, the counter anchored to
-    virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode).
+  - each machine's MMIO dispatch (``_core.Bus``, bus.c: machine.py's MachineNative; native models
+    through their ``_native_mmio`` port, Python models by vectorcall);
+  - the rest of the byte path: the M7's D-cache line bookkeeping (``_core.DCache``, dcache.c)
+    and the plain DMA port (``_core.DmaPort``), and the peripherals' output lines
+    (``_core.Signal``).
 Both versions must give the same run (same event log, same memory, same fingerprint): their
 differential tests (tests/test_native_*.py), ``make fingerprints-diff`` and ``python -m
 duohil.engines.builtin.native.diverge`` check that while both exist; once proven, the Python copy

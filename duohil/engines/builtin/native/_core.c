@@ -11004,13 +11004,12 @@ static int add_iwdg_type(PyObject *m)
 /* == end of Iwdg [iwdgc] ============================================================================ */
 
 /* == Timer: the STM32H7 timers (stm32_timer.c) [timerc] ========================================== */
-/* stm32_timer.py's Stm32TimerNative (DUOHIL_MODELS=native) is a subclass of _core.Timer: the
- * registers, the counter, the preloads, the update event and the encoder state live only here
- * (model: stm32_timer.c). The host callbacks below give the model what the Python model reaches
- * through Python: machine.now(), machine.scheduler.at(t, self._on_update, cycle,
- * name="<name>.update") (same times, names, arguments and order), the IRQ Signal, the listeners
- * fn(timer) (Python callables, called from C where the Python model calls them), the plant's
- * encoder_source and the CPU's poll hint. Capsule `_native_mmio` (ports.h) lets the C bus call
+/* stm32_timer.py's Stm32TimerNative (every STM32_Timer, whatever DUOHIL_MODELS says: the one
+ * copy) is a subclass of _core.Timer: the registers, the counter, the preloads, the update event
+ * and the encoder state live only here (model: stm32_timer.c). The host callbacks below give the
+ * model what it needs from Python: machine.now(), machine.scheduler.at(t, self._on_update,
+ * cycle, name="<name>.update"), the IRQ Signal, the listeners fn(timer) (Python callables), the
+ * plant's encoder_source and the CPU's poll hint. Capsule `_native_mmio` (ports.h) lets the C bus call
  * the register map directly. Uses i128_long, SignalType, signal_set_level and EventType from the
  * sections above. */
 

@@ -1,7 +1,7 @@
-/* The STM32H7 timer model (see stm32_timer.h): stm32_timer.py's decisions, in the same order.
- * Each function names its Python counterpart; where the Python reads a register or a field
- * again after a call that may run other code (the IRQ line, the listeners, the encoder
- * source), this code reads it again too. */
+/* The STM32H7 timer model (see stm32_timer.h), the one copy. Functions keep the names of the
+ * deleted Python reference's methods (stm32_timer.py before #13's one-copy step); where a
+ * register or a field may have changed during a call that runs other code (the IRQ line, the
+ * listeners, the encoder source), it is read again. Specified by tests/test_native_timer.py. */
 #include "stm32_timer.h"
 
 #include <string.h>
@@ -402,16 +402,19 @@ int dh_tim_set_hz(dh_tim *t, int64_t hz)
 {
     if (hz <= 0 || hz == t->hz)
         return 0;
+    int64_t now;
     if (t->running) {
-        if (reanchor(t) < 0)
+        /* the counter keeps its value and the prescaler counter its count: p cycles of the
+         * current prescaler period are done (negative before the anchor of a start), the next
+         * count comes PSC+1-p cycles of the new clock after now, whose cycle 0 is now */
+        if (reanchor(t) < 0 || t->host->now(t->hctx, &now) < 0)
             return -1;
-        i128 start_ps = time_of_cycle(t, t->anchor);    /* the last counter tick, old clock */
+        i128 p = cycle_at(t, now) - t->anchor;
         t->hz = hz;
-        t->epoch_ps = (int64_t)start_ps;
-        t->anchor = 0;
+        t->epoch_ps = now;
+        t->anchor = -p;
         return schedule_update(t);
     }
-    int64_t now;
     if (t->host->now(t->hctx, &now) < 0)
         return -1;
     t->hz = hz;
@@ -440,7 +443,13 @@ static int cr1_written(dh_tim *t, uint32_t old)
         if (start(t) < 0)
             return -1;
     } else if (old_cen && !(*cr1 & CR1_CEN)) {
-        if (stop(t) < 0)
+        /* frozen at the value reached counting in the old direction (a write of CEN=0 that also
+         * flips DIR must not count the elapsed ticks the new way) */
+        uint32_t new_dir = *cr1 & CR1_DIR;
+        *cr1 = (*cr1 & ~CR1_DIR) | old_dir << 4;
+        int r = stop(t);
+        *cr1 = (*cr1 & ~CR1_DIR) | new_dir;
+        if (r < 0)
             return -1;
     } else if (*cr1 & CR1_CEN && (*cr1 >> 4 & 1) != old_dir && t->running) {
         *cr1 = (*cr1 & ~CR1_DIR) | old_dir << 4;

@@ -1,9 +1,9 @@
-/* The STM32H7 general-purpose, advanced and basic timers (stm32_timer.py's STM32_Timer under
- * DUOHIL_MODELS=native).
+/* The STM32H7 general-purpose, advanced and basic timers: the one copy of the model (every
+ * stm32_timer.py STM32_Timer, whatever DUOHIL_MODELS says; stm32_timer.py's docstring states
+ * the rules and the simplifications, tests/test_native_timer.py checks them).
  *
  * Plain C, no Python: one dh_tim per TIMx instance, owned by _core.c's Timer binding (the base
- * class of stm32_timer.py's Stm32TimerNative). The model is stm32_timer.py's, decision for
- * decision and in the same order: the register bank's bus semantics (byte/halfword accesses,
+ * class of stm32_timer.py's Stm32TimerNative): the register bank's bus semantics (byte/halfword accesses,
  * EGR write-only trigger, SR rc_w0), the counter anchored to a kernel-clock cycle and derived
  * from virtual time, PSC/ARR/CCRx preloads, the update event (one scheduler event per update,
  * its argument the kernel cycle it is due at), the lazy mode (updates nobody can observe are
@@ -12,8 +12,7 @@
  * mode (SMS 1/2/3) with set_encoder_count, UIF and the update interrupt, UG, the PWM duty views.
  *
  * Integers are Python's: cycles, anchors, the counter and encoder positions are 128-bit and
- * every division that Python floors is floored here (fdiv/fmod in stm32_timer.c), so scheduled
- * event times are identical to the reference.
+ * every division is floored (fdiv/fmod in stm32_timer.c), as the rules in Python ints say.
  *
  * What the model needs from the rest of the machine goes through dh_tim_host (the binding's
  * callbacks): the time, the scheduler (one event: the update), the IRQ line, the listeners, the
