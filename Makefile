@@ -9,7 +9,7 @@ REPORTS := reports
 
 FIRMWARE_DIRS := $(dir $(wildcard stm32_firmware/Makefile esp32_firmware/Makefile tests/fw/Makefile))
 
-.PHONY: all setup firmware test demo bench bench-campaign fingerprints-diff clean help
+.PHONY: all setup firmware test demo bench bench-campaign clean help
 
 all: firmware
 
@@ -33,13 +33,6 @@ bench: firmware
 
 bench-campaign: firmware
 	@$(PY) -m duohil.bench --campaign
-
-# every scenario run's fingerprint under the Python and the native models: must be identical
-fingerprints-diff: firmware
-	@DUOHIL_MODELS=python $(PY) tools/fingerprints.py -j 1 > $(BUILD)/fingerprints-python.txt
-	@DUOHIL_MODELS=native $(PY) tools/fingerprints.py -j 1 > $(BUILD)/fingerprints-native.txt
-	@diff $(BUILD)/fingerprints-python.txt $(BUILD)/fingerprints-native.txt \
-		&& echo "fingerprints-diff: $$(wc -l < $(BUILD)/fingerprints-native.txt) runs, python == native"
 
 clean:
 	rm -rf $(BUILD) $(REPORTS)

@@ -9,9 +9,9 @@ Measures, for each core and both together:
 plus engine start-up (build both machines, load and patch both ELFs) and peak memory, and
   (d) the native core's per-operation costs (event heap push+pop, scheduler event, scheduler step,
       slice start/stop), the Cortex-M7 interrupt entry+return (target <= 2 us), the RV32 interrupt
-      entry + mret, and the product traffic run under DUOHIL_MODELS=python and native (the models
-      still being ported: the end-to-end ratio). The scheduler and both exception paths have no
-      Python copy any more: docs/performance.md keeps the figures their Python paths measured.
+      entry + mret, an MMIO load to a Python model and to a native one, a RAM-store loop. Every
+      model is C, one copy (issue 13): docs/performance.md keeps the figures their deleted Python
+      paths measured.
 
 Targets (printed next to each number): 1 s virtual of both cores idle at 1 kHz in < 0.1 s wall
 (>= 10x real time); start-up < 0.3 s; peak RSS < 200 MB (issue 13); both fixed firmwares with
@@ -257,10 +257,9 @@ def bench_ram_stores(rep: Report, n: int = 2_000_000) -> None:
 TARGET_NATIVE_MMIO_NS = 100.0
 
 
-def _rv_for_mmio(models: str) -> Any:
-    """A bare RV32 peer under ``models`` with RAM, the CLINT and a Python model (one register in a
-    RegisterBank, as a user's peripheral), running 256 ``lw t0, 0(a0)`` then a jump back."""
-    from .engines.builtin import native
+def _rv_for_mmio() -> Any:
+    """A bare RV32 peer with RAM, the CLINT and a Python model (one register in a RegisterBank,
+    as a user's peripheral), running 256 ``lw t0, 0(a0)`` then a jump back."""
     from .engines.builtin.cpus.rv32.clint import CoreLevelInterruptor
     from .engines.builtin.kernel.machine import Machine
     from .engines.builtin.kernel.peripheral import Peripheral
@@ -272,15 +271,14 @@ def _rv_for_mmio(models: str) -> Any:
             super().__init__(*a, **k)
             self.regs.define(0, "DATA", reset=0x1234)
 
-    with native.using(models):
-        m = Machine("bench", Scheduler(10_000_000), platform=__file__)
-        cpu = RiscV32Cpu(m, "cpu", 160_000_000)
-        m.attach_cpu(cpu)
-        m.add_memory("irom", [0x4200_0000], 0x1_0000)
-        m.add_memory("dram", [0x3FC8_0000], 0x1_0000)
-        m.add_peripheral(Reg(m, "reg", 0x6000_0000, 0x100))
-        m.add_peripheral(CoreLevelInterruptor(m, "clint", 0x0200_0000, props={"frequency": 16_000_000}))
-        m.finish()
+    m = Machine("bench", Scheduler(10_000_000), platform=__file__)
+    cpu = RiscV32Cpu(m, "cpu", 160_000_000)
+    m.attach_cpu(cpu)
+    m.add_memory("irom", [0x4200_0000], 0x1_0000)
+    m.add_memory("dram", [0x3FC8_0000], 0x1_0000)
+    m.add_peripheral(Reg(m, "reg", 0x6000_0000, 0x100))
+    m.add_peripheral(CoreLevelInterruptor(m, "clint", 0x0200_0000, props={"frequency": 16_000_000}))
+    m.finish()
     n = 256
     jump = -4 * n & 0x1F_FFFF                          # j back to the first load
     j = ((jump >> 20) & 1) << 31 | ((jump >> 1) & 0x3FF) << 21 | ((jump >> 11) & 1) << 20 \
@@ -292,12 +290,11 @@ def _rv_for_mmio(models: str) -> Any:
 
 
 def bench_mmio(rep: Report, loops: int = 300) -> dict[str, float]:
-    """One MMIO load by guest code (RV32 ``lw`` in a loop, the same loop on RAM subtracted): to a
-    Python model through the Python bus (ctypes callbacks) and through the C bus, and to a native
-    model (the CLINT's mtimecmp and mtime) through the C bus."""
+    """One MMIO load by guest code (RV32 ``lw`` in a loop, the same loop on RAM subtracted), through
+    the C bus: to a Python model (its read by vectorcall) and to a native model (the CLINT's
+    mtimecmp and mtime: its register map in C). The deleted Python bus (ctypes callbacks) took
+    ~1.9 us for the first (docs/performance.md)."""
     from unicorn import riscv_const as R
-
-    from .engines.builtin import native
 
     out: dict[str, float] = {}
 
@@ -310,22 +307,19 @@ def bench_mmio(rep: Report, loops: int = 300) -> dict[str, float]:
             cpu.executing = False
         return _per_op_ns(go, n * loops)
 
-    for models in ("python", "native") if native.core() is not None else ("python",):
-        m, cpu, n = _rv_for_mmio(models)
-        ram = per_load(m, cpu, n, 0x3FC8_0000)
-        reads = m.mmio_reads
-        out[models] = per_load(m, cpu, n, 0x6000_0000) - ram
-        if m.mmio_reads - reads != 3 * n * loops:
-            raise RuntimeError(f"MMIO bench ({models}): the loads did not all reach the bus")
-        bus = "Python bus (ctypes)" if models == "python" else "C bus"
-        rep.line(f"MMIO load, Python model: {bus}", f"{out[models]:.0f} ns",
-                 "" if models == "python" else f"{out['python'] / out[models]:.1f}x less")
-        if models == "native":
-            for reg, off in (("mtimecmp", 0x4000), ("mtime", 0xBFF8)):
-                out[reg] = per_load(m, cpu, n, 0x0200_0000 + off) - ram
-                rep.line(f"MMIO load, native model (CLINT {reg}): C bus", f"{out[reg]:.0f} ns",
-                         f"target <= {TARGET_NATIVE_MMIO_NS:g} ns" if reg == "mtimecmp" else "",
-                         out[reg] <= TARGET_NATIVE_MMIO_NS if reg == "mtimecmp" else None)
+    m, cpu, n = _rv_for_mmio()
+    ram = per_load(m, cpu, n, 0x3FC8_0000)
+    reads = m.mmio_reads
+    out["python"] = per_load(m, cpu, n, 0x6000_0000) - ram
+    if m.mmio_reads - reads != 3 * n * loops:
+        raise RuntimeError("MMIO bench: the loads did not all reach the bus")
+    rep.line("MMIO load, Python model: C bus", f"{out['python']:.0f} ns",
+             "(the Python bus took ~1 900 ns)")
+    for reg, off in (("mtimecmp", 0x4000), ("mtime", 0xBFF8)):
+        out[reg] = per_load(m, cpu, n, 0x0200_0000 + off) - ram
+        rep.line(f"MMIO load, native model (CLINT {reg}): C bus", f"{out[reg]:.0f} ns",
+                 f"target <= {TARGET_NATIVE_MMIO_NS:g} ns" if reg == "mtimecmp" else "",
+                 out[reg] <= TARGET_NATIVE_MMIO_NS if reg == "mtimecmp" else None)
     return out
 
 
@@ -515,43 +509,6 @@ def _slice_steps(sched_cls: Any, steps: int = 20_000) -> Callable[[], None]:
     return go
 
 
-def bench_models(rep: Report, traffic_ps: int) -> None:
-    """The product traffic run under each DUOHIL_MODELS value: the end-to-end effect of porting
-    the models still in both languages (the scheduler and the exception paths are native in both)."""
-    from .engines.builtin import native
-
-    if native.core() is None:
-        rep.skip("python vs native models", native.why())
-        return
-    import gc
-    walls: dict[str, float] = {}
-    for _ in range(2):                          # interleaved, best of two: the host's load drifts
-        for m in ("python", "native"):
-            with native.using(m):
-                gc.collect()
-                cpu = _bench_traffic_cpu(rep, m, traffic_ps)
-            walls[m] = min(walls.get(m, cpu), cpu)
-    if all(walls.values()):
-        rep.line("end-to-end speed-up, native vs python models", f"{walls['python'] / walls['native']:.2f}x",
-                 "(process CPU time, best of 2 each)")
-
-
-def _bench_traffic_cpu(rep: Report, models: str, virtual_ps: int) -> float:
-    from .engines.builtin.session import BuiltinEngine
-
-    if not all(p.is_file() for p in PRODUCT):
-        rep.skip(f"traffic, {models} models", "product images not built")
-        return 0.0
-    spec = RunSpec(stm32=MachineSpec(CORES["m7"], PRODUCT[0], "g_config"),
-                   peer=MachineSpec(CORES["rv"], PRODUCT[1], "g_peer_config"))
-    s = BuiltinEngine().start(spec)
-    wall, _ = _wall(lambda: s.run_until(virtual_ps))
-    vs = virtual_ps / PS_PER_S
-    rep.line(f"traffic {vs:g} s virtual, {models} models", f"{_CPU[0]:.3f} s CPU",
-             f"{vs / _CPU[0]:.2f}x real time by CPU ({wall:.2f} s wall)")
-    return _CPU[0]
-
-
 def bench_startup(rep: Report) -> None:
     from .engines.builtin.session import BuiltinEngine
 
@@ -689,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="shorter virtual durations")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--native", action="store_true",
-                    help="only (d): the native core's per-operation costs and python vs native models")
+                    help="only (d): the native core's per-operation costs")
     ap.add_argument("--campaign", type=int, metavar="TRIALS", nargs="?", const=200,
                     help="only time the CM1 campaign (default 200 trials, the issue's command)")
     ap.add_argument("--soak", action="store_true",
@@ -723,13 +680,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  builtin engine not available: {reason}")
         return 1
     rep = Report()
-    models_ps = (1000 if args.quick else 3000) * PS_PER_MS
     if args.native:
         print("(d) native core")
         bench_native_ops(rep)
         bench_exceptions(rep)
         bench_rv_traps(rep)
-        bench_models(rep, models_ps)
         return 0
     print("start-up")
     bench_startup(rep)
@@ -751,7 +706,6 @@ def main(argv: list[str] | None = None) -> int:
     bench_native_ops(rep)
     bench_exceptions(rep)
     bench_rv_traps(rep)
-    bench_models(rep, models_ps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
     print("memory")
     rep.line("peak RSS (whole benchmark)", f"{peak_mb:.0f} MB", f"< {TARGET_PEAK_MB:g} MB",

@@ -1,5 +1,5 @@
 """The native core's build, its binding to the loaded libunicorn, the refusal to start without it,
-and the DUOHIL_MODELS switch (models still being ported only)."""
+and the refusal of the retired DUOHIL_MODELS switch."""
 from __future__ import annotations
 
 import ctypes
@@ -78,19 +78,21 @@ def test_a_library_without_the_unicorn_api_is_refused(tmp_path: Path) -> None:
         core.bind_unicorn(libc._handle)
 
 
-def test_the_switch_picks_only_between_versions_of_models_being_ported(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scheduler, the CLINT, the IWDG and the STM32 timer are the C ones whatever
-    DUOHIL_MODELS says (no Python copy is left); the switch still picks the machine's MMIO
-    dispatch (a model still being ported) and refuses a bad value."""
+def test_every_model_is_the_c_one_and_the_retired_switch_is_refused(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """One copy of every model (issue 13): the scheduler, the CLINT, the IWDG and the STM32 timer
+    are the C ones with DUOHIL_MODELS unset or native; DUOHIL_MODELS=python (the retired switch)
+    or any other value is refused with one line naming the variable when an engine starts, by the
+    library and by the CLI (no traceback), never silently ignored."""
     from duohil.engines.builtin.cpus.rv32.clint import CoreLevelInterruptor
-    from duohil.engines.builtin.kernel.machine import Machine, MachineNative
+    from duohil.engines.builtin.kernel.machine import Machine
+    from duohil.engines.builtin.session import BuiltinEngine
     from duohil.engines.builtin.soc.stm32h7.stm32_iwdg import STM32_IndependentWatchdog
     from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
     core = _core()
-    for want in ("", "python", "native"):
+    for want in ("", "native"):
         monkeypatch.setenv(native.ENV, want)
-        assert native.models() == (want or "native")
+        native.check_models_env()
         s = Scheduler(5)
         assert isinstance(s, core.Scheduler) and type(s) is Scheduler and s.quantum == 5
         clint = CoreLevelInterruptor(Machine("m", s, platform=__file__), "clint", 0x0200_0000,
@@ -100,10 +102,18 @@ def test_the_switch_picks_only_between_versions_of_models_being_ported(
         assert isinstance(iwdg, core.Iwdg) and isinstance(iwdg, STM32_IndependentWatchdog)
         tim = STM32_Timer(clint.machine, "tim2", 0x4000_0000)
         assert isinstance(tim, core.Timer) and isinstance(tim, STM32_Timer)
-        assert isinstance(clint.machine, MachineNative) == (want != "python")
-    monkeypatch.setenv(native.ENV, "fast")
-    with pytest.raises(ConfigError, match="DUOHIL_MODELS: 'fast' is not a model set"):
-        native.models()
+    for bad in ("python", "fast"):
+        monkeypatch.setenv(native.ENV, bad)
+        with pytest.raises(ConfigError) as exc:
+            BuiltinEngine().start(None)            # refused before the spec is looked at
+        assert "DUOHIL_MODELS" in str(exc.value) and "retired" in str(exc.value)
+        assert "\n" not in str(exc.value)
+    r = subprocess.run([sys.executable, "-m", "duohil.cli", "run", "scenarios/nominal.yaml",
+                        "--variant", "fixed", "--json", str(tmp_path / "r.json")],
+                       capture_output=True, text=True, cwd=ROOT, check=False,
+                       env={**__import__("os").environ, native.ENV: "python"})
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "DUOHIL_MODELS" in r.stderr and "retired" in r.stderr, r.stderr
 
 
 def test_without_the_core_the_builtin_engine_refuses_with_one_line(
@@ -147,8 +157,7 @@ def test_duohil_engines_says_which_models_run() -> None:
     out = subprocess.run([sys.executable, "-m", "duohil.cli", "engines"], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("builtin"))
-    assert "native core built for unicorn 2.1.4; models: native (DUOHIL_MODELS=python: the Python " \
-        "reference of the models still being ported)" in line
+    assert "native core built for unicorn 2.1.4; every model in C" in line
 
 
 def test_the_setup_stamp_covers_the_c_sources() -> None:

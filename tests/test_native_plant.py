@@ -30,10 +30,7 @@ formula from later states, which is exact up to rounding), a crossing's time is 
 the trajectory is at the limit there (within the tolerance) and was not beyond it a picosecond
 before. Hypothesis picks the parameters (time constant 0 or not, friction, speed, stops close
 enough to be reached, the initial position, sample period, history length, which level drives
-forwards), the timers' implementation (``models``: the STM32 timers are still Python under
-``DUOHIL_MODELS=python``, where the plant takes its path for a timer that is not C, through
-channel_duty and set_encoder_count, and C under ``native``, where it reads the timers' C state;
-the plant and the bus are the same C under both) and a program: duty and direction changes, output gating
+forwards) and a program: duty and direction changes, output gating
 (CCER, BDTR.MOE, CR1.CEN, OCxM), time advances, encoder reads through the bus (also from a slice
 ahead of the scheduler), the position/velocity/count views, ``_state_after`` at any dt, a forced
 drive re-evaluation and machine resets; after every step the state, the records, the samples,
@@ -69,23 +66,22 @@ PWM_ARR = 11_999
 
 
 class World:
-    def __init__(self, models: str, params: MotorParams) -> None:
-        with native.using(models):
-            self.sched = sched = Scheduler(1_000_000)
-            self.m = m = Machine("stm32", sched, platform=__file__)
-            self.cpu = FakeCpu()
-            self.cpu.slice_start_ps = 0
-            m.attach_cpu(self.cpu)
-            self.tim1 = STM32_Timer(m, "timer1", TIM1, None, {"frequency": 240_000_000,
-                                                              "initialLimit": 0xFFFF})
-            self.tim2 = STM32_Timer(m, "timer2", TIM2, None, {"frequency": 240_000_000,
-                                                              "initialLimit": 0xFFFF_FFFF})
-            self.gpio = STM32_GPIOPort(m, "gpioPortD", GPIOD, None, {"numberOfAFs": 16})
-            for p in (self.tim1, self.tim2, self.gpio):
-                m.add_peripheral(p)
-            m.finish()
-            self.plant = DcMotorPlant(m, params, pwm=self.tim1, pwm_channel=1, direction=self.gpio,
-                                      direction_pin=DIR_PIN, encoder=self.tim2)
+    def __init__(self, params: MotorParams) -> None:
+        self.sched = sched = Scheduler(1_000_000)
+        self.m = m = Machine("stm32", sched, platform=__file__)
+        self.cpu = FakeCpu()
+        self.cpu.slice_start_ps = 0
+        m.attach_cpu(self.cpu)
+        self.tim1 = STM32_Timer(m, "timer1", TIM1, None, {"frequency": 240_000_000,
+                                                          "initialLimit": 0xFFFF})
+        self.tim2 = STM32_Timer(m, "timer2", TIM2, None, {"frequency": 240_000_000,
+                                                          "initialLimit": 0xFFFF_FFFF})
+        self.gpio = STM32_GPIOPort(m, "gpioPortD", GPIOD, None, {"numberOfAFs": 16})
+        for p in (self.tim1, self.tim2, self.gpio):
+            m.add_peripheral(p)
+        m.finish()
+        self.plant = DcMotorPlant(m, params, pwm=self.tim1, pwm_channel=1, direction=self.gpio,
+                                  direction_pin=DIR_PIN, encoder=self.tim2)
         assert isinstance(self.plant, native.core().Plant)
         # firmware init: direction pin output, TIM2 encoder x4 32-bit, TIM1 PWM1 armed (CEN last)
         self.w(GPIOD + MODER, (m.bus_read(GPIOD + MODER, 4) & ~(3 << 2 * DIR_PIN)) | (1 << 2 * DIR_PIN))
@@ -374,8 +370,8 @@ def apply(w: World, ck: Checker, op):
     return None
 
 
-def _run(models: str, params: MotorParams, ops) -> Checker:
-    w = World(models, params)
+def _run(params: MotorParams, ops) -> Checker:
+    w = World(params)
     ck = Checker(w, params)
     ck.step(("init",), None)
     for i, op in enumerate(ops):
@@ -387,13 +383,12 @@ def _run(models: str, params: MotorParams, ops) -> Checker:
     return ck
 
 
-MODELS = st.sampled_from(("python", "native"))     # what the timers are (the plant is C under both)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=MODELS, params=PARAMS, ops=st.lists(OP, min_size=5, max_size=40))
-def test_the_plant_follows_its_documented_physics(models, params, ops) -> None:
-    _run(models, params, ops)
+@given(params=PARAMS, ops=st.lists(OP, min_size=5, max_size=40))
+def test_the_plant_follows_its_documented_physics(params, ops) -> None:
+    _run(params, ops)
 
 
 #: programs that drive into the stops: full duty one way, reversals, pushes against a stop
@@ -419,9 +414,9 @@ STOP_PARAMS = st.builds(
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=MODELS, params=STOP_PARAMS, ops=st.lists(STOP_OP, min_size=10, max_size=40))
-def test_end_stops_follow_the_documented_rules(models, params, ops) -> None:
-    _run(models, params, ops)
+@given(params=STOP_PARAMS, ops=st.lists(STOP_OP, min_size=10, max_size=40))
+def test_end_stops_follow_the_documented_rules(params, ops) -> None:
+    _run(params, ops)
 
 
 @pytest.mark.parametrize("tau", [0.0, 0.02])
@@ -435,7 +430,7 @@ def test_scripted_crossings_both_ways(tau) -> None:
            ("exec", 1_234_567), ("adv", 60 * PS_PER_MS), ("dir", True), ("adv", 1), ("dir", False),
            ("adv", 2 * PS_PER_MS), ("duty", 0, True), ("adv", 10 * PS_PER_MS), ("reset",),
            ("adv", 10 * PS_PER_MS)]
-    ck = _run("native", params, ops)
+    ck = _run(params, ops)
     assert [r["side"] for r in ck.w.plant.end_stops][:2] == ["max", "min"]
     assert len(ck.w.plant.samples()) == 50
 
@@ -475,7 +470,7 @@ def test_a_scenario_names_its_file_and_the_field_of_a_refused_parameter() -> Non
 
 def test_an_infinite_end_stop_is_no_stop_on_that_side() -> None:
     params = MotorParams(limit_min=-math.inf, limit_max=40, initial_position=0.0, tau_s=0.0)
-    ck = _run("native", params, [("duty", PWM_ARR + 1, False), ("adv", 500 * PS_PER_MS), ("enc",),
+    ck = _run(params, [("duty", PWM_ARR + 1, False), ("adv", 500 * PS_PER_MS), ("enc",),
                                  ("duty", PWM_ARR + 1, True), ("adv", 2 * PS_PER_S), ("enc",)])
     p = ck.w.plant
     assert [r["side"] for r in p.end_stops] == ["max"] and p.pinned == "max"
@@ -488,7 +483,7 @@ def test_a_crawling_axis_predicts_no_end_stop_beyond_virtual_time() -> None:
     scheduler's OverflowError here); the axis still moves and samples."""
     params = MotorParams(limit_min=-2 ** 53, limit_max=2 ** 53, max_speed=1.0, tau_s=0.0,
                          friction_duty=0.5, initial_position=0.5)
-    w = World("native", params)
+    w = World(params)
     w.w(GPIOD + BSRR, 1 << DIR_PIN)
     w.w(TIM1 + CCR1, 6_001)                 # duty 0.500083: vt = 1.67e-4 counts/s
     p = w.plant
@@ -497,7 +492,7 @@ def test_a_crawling_axis_predicts_no_end_stop_beyond_virtual_time() -> None:
     w.tim1.channel_duty(1)
     params2 = MotorParams(limit_min=-2 ** 53, limit_max=2 ** 53, max_speed=1e-300, tau_s=0.0,
                           initial_position=0.0)
-    w2 = World("native", params2)
+    w2 = World(params2)
     w2.w(GPIOD + BSRR, 1 << DIR_PIN)
     w2.w(TIM1 + CCR1, PWM_ARR + 1)          # 1e-300 counts/s: an infinite bound
     assert w2.plant._vt == 1e-300 and w2.plant._cross_ev is None and w2.plant._lazy_cross is None
@@ -508,7 +503,7 @@ def test_a_crawling_axis_predicts_no_end_stop_beyond_virtual_time() -> None:
 # -- the native instance itself ---------------------------------------------------------------------
 
 def test_the_plant_keeps_its_state_in_c_only() -> None:
-    w = World("python", MotorParams())
+    w = World(MotorParams())
     p = w.plant
     assert isinstance(p, native.core().Plant) and isinstance(p, DcMotorPlant)
     for name in ("x", "v", "t", "pinned", "history", "trace", "end_stops", "_cross_ev", "_lazy_cross"):

@@ -13,8 +13,6 @@ with scripted CpuCore subclasses that sleep, park, stall, halt, change clock and
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -362,28 +360,6 @@ def test_bad_quantum_is_refused() -> None:
         Scheduler(0)
 
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-
-
-@pytest.mark.parametrize("scenario_name, variant", [("nominal", "fixed"), ("cm1_cmd_timeout", "buggy")])
-def test_a_scenario_run_is_the_same_under_both_switches(scenario_name: str, variant: str,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """While a model still being ported exists in both languages (the STM32H7 timer), a run is the
-    same whichever version runs it."""
-    from duohil import runner, scenario
-    from duohil.errors import ConfigError
-    sc = scenario.load(SCENARIOS / f"{scenario_name}.yaml")
-    try:
-        scenario.check_images(sc, [variant])
-    except ConfigError as exc:
-        pytest.skip(f"firmware not built (make firmware): {exc}")
-    runs = {}
-    for m in ("python", "native"):
-        monkeypatch.setenv(native.ENV, m)
-        runs[m] = runner.run(sc, variant)
-    assert os.environ[native.ENV] == "native"
-    assert runs["python"].fingerprint == runs["native"].fingerprint
-    assert runs["python"].outcomes == runs["native"].outcomes
 
 
 # -- the slice driver: CpuCore's next_deadline / advance_to / settle, in C -------------------------------

@@ -57,7 +57,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duohil.engines.builtin import native
-from duohil.engines.builtin.kernel.machine import Machine, MachineNative
+from duohil.engines.builtin.kernel.machine import Machine
 from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
 from model_helpers import FakeCpu
@@ -81,18 +81,16 @@ UIE, UDE, UIF = 1, 1 << 8, 1
 class World:
     """Scheduler, machine, CPU, timer, and what the timer did to the outside."""
 
-    def __init__(self, models: str, base: int, limit: int, hz: int, source: bool) -> None:
-        with native.using(models):
-            self.sched = sched = Scheduler(1_000_000)
-            self.m = m = Machine("stm32", sched, platform=__file__)
-            self.cpu = FakeCpu()
-            self.cpu.slice_start_ps = 0
-            m.attach_cpu(self.cpu)
-            self.tim = tim = STM32_Timer(m, "timer", base, None, {"frequency": hz, "initialLimit": limit})
-            m.add_peripheral(tim)
-            m.finish()
+    def __init__(self, base: int, limit: int, hz: int, source: bool) -> None:
+        self.sched = sched = Scheduler(1_000_000)
+        self.m = m = Machine("stm32", sched, platform=__file__)
+        self.cpu = FakeCpu()
+        self.cpu.slice_start_ps = 0
+        m.attach_cpu(self.cpu)
+        self.tim = tim = STM32_Timer(m, "timer", base, None, {"frequency": hz, "initialLimit": limit})
+        m.add_peripheral(tim)
+        m.finish()
         assert isinstance(tim, native.core().Timer) and isinstance(tim, STM32_Timer)
-        assert isinstance(m, MachineNative) == (models == "native")
         self.base = base
         self.edges: list = []
         self.calls: list = []
@@ -497,9 +495,9 @@ def check(w: World, s: Spec, where: str) -> None:
         == (s.duty(1), s.encoder(), s.period_ps(), s.hz, s.wm, s.advanced), where
 
 
-def run_program(models, inst, hz, source, program) -> tuple[World, Spec]:
+def run_program(inst, hz, source, program) -> tuple[World, Spec]:
     base, limit = inst
-    w = World(models, base, limit, hz, source)
+    w = World(base, limit, hz, source)
     s = Spec(w, base, limit, hz, source)
     assert [w.tim.register_name(o) for o in range(0, 0x80, 4)] == list(NAMES) + [None] * 5
     check(w, s, "built")
@@ -606,16 +604,15 @@ SETUP = st.tuples(
                                                            CEN | URS | ARPE, CEN | OPM, 0)), st.just(4)))
 
 INSTANCE = st.sampled_from(((TIM6, 0xFFFF), (TIM1, 0xFFFF), (TIM2, M32), (TIM2, 0x1_0000)))
-MODELS = st.sampled_from(["python", "native"])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=MODELS, inst=INSTANCE, hz=st.sampled_from((240_000_000, 200_000_000, 7_000_001, 1_000_000)),
+@given(inst=INSTANCE, hz=st.sampled_from((240_000_000, 200_000_000, 7_000_001, 1_000_000)),
        source=st.booleans(), setup=SETUP, ops=st.lists(OP, min_size=10, max_size=50))
-def test_the_timer_follows_the_rm0433_rules(models, inst, hz, source, setup, ops) -> None:
+def test_the_timer_follows_the_rm0433_rules(inst, hz, source, setup, ops) -> None:
     if inst[1] > 0xFFFF:                 # 2**48 cycles at 1 MHz is beyond 2**63 ps
         hz = max(hz, 64_000_000)
-    run_program(models, inst, hz, source, list(setup) + ops)
+    run_program(inst, hz, source, list(setup) + ops)
 
 
 #: programs that keep the counter running (no CR1/SMCR writes, no reset): many update events,
@@ -640,13 +637,13 @@ RUNNING_OP = st.one_of(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models=MODELS, inst=INSTANCE, hz=st.sampled_from((240_000_000, 7_000_001)),
+@given(inst=INSTANCE, hz=st.sampled_from((240_000_000, 7_000_001)),
        cr1=st.sampled_from((CEN, CEN | URS, CEN | ARPE, CEN | DIR, CEN | ARPE | URS | DIR, CEN | UDIS)),
        dier=st.sampled_from((0, 1, 1 << 8)), ops=st.lists(RUNNING_OP, min_size=10, max_size=40))
-def test_a_running_timer_follows_the_rm0433_rules(models, inst, hz, cr1, dier, ops) -> None:
+def test_a_running_timer_follows_the_rm0433_rules(inst, hz, cr1, dier, ops) -> None:
     setup = [_w(PSC, 3), _w(ARR, 99), _w(CCMR1, 6 << 4 | 8), _w(CCR1, 50), _w(CCER, 1), _w(DIER, dier),
              _w(CR1, cr1)]
-    run_program(models, inst, hz, False, setup + ops)
+    run_program(inst, hz, False, setup + ops)
 
 
 # -- scripted programs ---------------------------------------------------------------------------------
@@ -676,20 +673,20 @@ SCRIPTS = {
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 @pytest.mark.parametrize("inst", [(TIM6, 0xFFFF), (TIM1, 0xFFFF), (TIM2, M32)])
 def test_scripted_programs_follow_the_rules(name, inst) -> None:
-    w, s = run_program("native", inst, 240_000_000, True, SCRIPTS[name])
+    w, s = run_program(inst, 240_000_000, True, SCRIPTS[name])
     assert s.updates > 0 or w.calls, f"{name}: the program did nothing"
 
 
 def test_the_rm_numbers() -> None:
     """Literals: TIM6 at 240 MHz, PSC 239, ARR 999 (the firmware's 1 kHz control loop): UIF and
     the interrupt every 1 ms exactly, CNT 1 per microsecond; TIM2 down from ARR 99 at 1 MHz."""
-    w, s = run_program("native", (TIM6, 0xFFFF), 240_000_000, False, [
+    w, s = run_program((TIM6, 0xFFFF), 240_000_000, False, [
         _w(PSC, 239), _w(ARR, 999), _w(CR1, URS), _w(EGR, 1), _w(DIER, 1), _w(CR1, URS | CEN),
         ("adv", 250_000_000), ("r", CNT, 4), ("adv", 750_000_000), ("r", SR, 4)])
     assert w.tim.read(CNT, 4) == 0 and w.edges == [(10**9, 10**9, 54, True)]
     w.sched.run_until(10**9 + 250_000_000)
     assert w.tim.read(CNT, 4) == 250
-    w, s = run_program("native", (TIM2, M32), 1_000_000, False, [
+    w, s = run_program((TIM2, M32), 1_000_000, False, [
         _w(ARR, 99), _w(CR1, DIR), _w(EGR, 1), _w(SR, 0), _w(DIER, 1), _w(CR1, DIR | CEN),
         ("adv", 30 * 10**6), ("r", CNT, 4), ("adv", 100 * 10**6)])
     assert w.tim.read(CNT, 4) == 99 - 30 + 100 - 100 and w.edges[0][:2] == (100 * 10**6, 100 * 10**6)
@@ -697,9 +694,8 @@ def test_the_rm_numbers() -> None:
 
 # -- the instance itself -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("models", ["python", "native"])
-def test_the_timer_keeps_its_state_in_c_only(models) -> None:
-    w = World(models, TIM6, 0xFFFF, 240_000_000, False)
+def test_the_timer_keeps_its_state_in_c_only() -> None:
+    w = World(TIM6, 0xFFFF, 240_000_000, False)
     t = w.tim
     assert type(t).__name__ == "Stm32TimerNative"
     assert not list(t.regs) and "_cnt" not in vars(t) and "updates" not in vars(t)
@@ -715,7 +711,7 @@ def test_the_timer_keeps_its_state_in_c_only(models) -> None:
 
 
 def test_listener_and_source_errors_are_handed_on() -> None:
-    w = World("native", TIM2, M32, 240_000_000, True)
+    w = World(TIM2, M32, 240_000_000, True)
 
     def bad(_t):
         raise RuntimeError("listener")
@@ -738,7 +734,7 @@ def test_listener_and_source_errors_are_handed_on() -> None:
 
 
 def test_out_of_range_channels_are_refused() -> None:
-    t = World("native", TIM1, 0xFFFF, 240_000_000, False).tim
+    t = World(TIM1, 0xFFFF, 240_000_000, False).tim
     for ch in (0, 5, -1):
         with pytest.raises(ValueError, match="1..4"):
             t.channel_duty(ch)
@@ -746,13 +742,13 @@ def test_out_of_range_channels_are_refused() -> None:
 
 def test_a_bad_frequency_is_refused() -> None:
     with pytest.raises(ValueError, match="frequency must be positive"):
-        World("native", TIM6, 0xFFFF, 0, False)
+        World(TIM6, 0xFFFF, 0, False)
 
 
 def test_a_dropped_timer_is_collected() -> None:
     """The timer holds its bound _on_update, its machine and its event: a cycle the collector must
     see through (tp_traverse), with an update event pending."""
-    w = World("native", TIM6, 0xFFFF, 240_000_000, True)
+    w = World(TIM6, 0xFFFF, 240_000_000, True)
     w.tim.write(DIER, 4, 1)
     w.tim.write(CR1, 4, CEN)
     assert w.tim._update_ev is not None

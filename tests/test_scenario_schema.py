@@ -213,7 +213,7 @@ def test_plant_is_required_by_plant_parameters_or_a_runaway_expectation():
 
 
 def test_a_scenarios_variant_defaults_and_is_checked_in_one_place():
-    """cli run, the diverge tool, the pytest plugin and the Robot library all resolve a variant
+    """cli run, the pytest plugin and the Robot library all resolve a variant
     through Scenario.variant: the default, and one error naming the scenario file."""
     scenarios = Path(__file__).parent.parent / "scenarios"
     cm2 = scenario.load(scenarios / "cm2_resync.yaml")

@@ -8,7 +8,7 @@ import pytest
 
 from duohil.engines.base import PS_PER_MS, PS_PER_S, PS_PER_US
 from duohil.engines.builtin import native
-from duohil.engines.builtin.kernel.machine import Machine, MachineNative
+from duohil.engines.builtin.kernel.machine import Machine
 from duohil.engines.builtin.kernel.scheduler import Scheduler
 from duohil.engines.builtin.soc.stm32h7.stm32_timer import STM32_Timer
 from model_helpers import FakeCpu
@@ -329,20 +329,16 @@ def test_sixteen_bit_encoder_wraps_at_arr():
 # counter counts from 0 to ARR, restarts from 0 and generates an overflow (update) event; CNT is the
 # counter value. The model computes it from virtual time; whatever it does internally (the lazy mode
 # skips update events nobody can observe), counter() and a CNT read are that value at that time.
-MODELS = pytest.mark.parametrize("models", ["python", "native"])
 
 
-def make_models(models: str, base: int = TIM6, limit: int = 0xFFFF, hz: int = HZ):
-    with native.using(models):
-        sched, m, tim, sink = make(base, limit, hz, service=False)
-    assert type(tim).__name__ == "Stm32TimerNative"                 # the timer is C under both
-    assert isinstance(m, MachineNative) == (models == "native")     # the bus is not
+def make_models(base: int = TIM6, limit: int = 0xFFFF, hz: int = HZ):
+    sched, m, tim, sink = make(base, limit, hz, service=False)
+    assert isinstance(tim, native.core().Timer)                     # the one copy, in C
     return sched, m, tim, sink
 
 
-@MODELS
-def test_counter_wraps_at_arr_in_the_lazy_mode_before_any_register_access(models):
-    sched, m, tim, sink = make_models(models, hz=1_000_000)     # PSC=0: one count per microsecond
+def test_counter_wraps_at_arr_in_the_lazy_mode_before_any_register_access():
+    sched, m, tim, sink = make_models(hz=1_000_000)     # PSC=0: one count per microsecond
     w(m, TIM6 + ARR, 99)
     w(m, TIM6 + CR1, CEN)                    # no interrupt: nobody sees the updates (lazy mode)
     assert tim._update_ev is None
@@ -356,9 +352,8 @@ def test_counter_wraps_at_arr_in_the_lazy_mode_before_any_register_access(models
     assert sink.edges == []                  # UIE=0: never an interrupt
 
 
-@MODELS
-def test_counter_with_a_prescaler_in_the_lazy_mode(models):
-    sched, m, tim, sink = make_models(models, hz=1_000_000)
+def test_counter_with_a_prescaler_in_the_lazy_mode():
+    sched, m, tim, sink = make_models(hz=1_000_000)
     w(m, TIM6 + PSC, 9)                      # 100 kHz count rate once loaded
     w(m, TIM6 + ARR, 99)                     # period 100 counts = 1 ms
     w(m, TIM6 + CR1, URS)
@@ -373,9 +368,8 @@ def test_counter_with_a_prescaler_in_the_lazy_mode(models):
     assert tim.counter() == 52 and r(m, TIM6 + CNT) == 52
 
 
-@MODELS
-def test_a_kernel_clock_change_in_the_lazy_mode_keeps_the_count_reached(models):
-    sched, m, tim, sink = make_models(models, hz=1_000_000)
+def test_a_kernel_clock_change_in_the_lazy_mode_keeps_the_count_reached():
+    sched, m, tim, sink = make_models(hz=1_000_000)
     w(m, TIM6 + ARR, 99)
     w(m, TIM6 + CR1, CEN)
     sched.run_until(250 * PS_PER_US)
@@ -394,10 +388,9 @@ def test_a_kernel_clock_change_in_the_lazy_mode_keeps_the_count_reached(models):
 START_PS = 400_000
 
 
-@MODELS
 @pytest.mark.parametrize("base,limit", [(TIM6, 0xFFFF), (TIM2, 0xFFFF_FFFF)])
-def test_cnt_right_after_an_enable_off_the_kernel_cycle_grid_is_its_value(models, base, limit):
-    sched, m, tim, sink = make_models(models, base, limit, hz=1_000_000)
+def test_cnt_right_after_an_enable_off_the_kernel_cycle_grid_is_its_value(base, limit):
+    sched, m, tim, sink = make_models(base, limit, hz=1_000_000)
     w(m, base + ARR, 99)
     sched.run_until(START_PS)
     w(m, base + CR1, CEN)
@@ -410,9 +403,8 @@ def test_cnt_right_after_an_enable_off_the_kernel_cycle_grid_is_its_value(models
         assert r(m, base + CNT) == cnt, t
 
 
-@MODELS
-def test_an_enable_off_the_grid_starts_from_a_written_cnt(models):
-    sched, m, tim, sink = make_models(models, hz=1_000_000)
+def test_an_enable_off_the_grid_starts_from_a_written_cnt():
+    sched, m, tim, sink = make_models(hz=1_000_000)
     w(m, TIM6 + ARR, 99)
     w(m, TIM6 + CNT, 42)
     sched.run_until(START_PS)
@@ -422,9 +414,8 @@ def test_an_enable_off_the_grid_starts_from_a_written_cnt(models):
     assert r(m, TIM6 + CNT) == 43
 
 
-@MODELS
-def test_an_enable_off_the_grid_down_counting_starts_from_arr(models):
-    sched, m, tim, sink = make_models(models, TIM2, 0xFFFF_FFFF, hz=1_000_000)
+def test_an_enable_off_the_grid_down_counting_starts_from_arr():
+    sched, m, tim, sink = make_models(TIM2, 0xFFFF_FFFF, hz=1_000_000)
     w(m, TIM2 + ARR, 99)
     w(m, TIM2 + CR1, DIR | URS)
     w(m, TIM2 + EGR, UG)                     # down-counting: CNT <- ARR
@@ -442,11 +433,10 @@ def test_an_enable_off_the_grid_down_counting_starts_from_arr(models):
     assert r(m, TIM2 + CNT) == 99 and sink.rises() == [101 * PS_PER_US]
 
 
-@MODELS
-def test_a_cnt_write_before_the_first_kernel_cycle_keeps_the_start(models):
+def test_a_cnt_write_before_the_first_kernel_cycle_keeps_the_start():
     """Writing CNT between the CEN write and the anchor cycle: the counter holds the written value
     until the first count, which stays one PSC+1 after the anchor (2 us here)."""
-    sched, m, tim, sink = make_models(models, hz=1_000_000)
+    sched, m, tim, sink = make_models(hz=1_000_000)
     w(m, TIM6 + ARR, 99)
     sched.run_until(START_PS)
     w(m, TIM6 + CR1, CEN)

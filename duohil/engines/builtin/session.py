@@ -665,6 +665,8 @@ class BuiltinEngine(Engine):
         return True, version
 
     def start(self, spec: RunSpec) -> BuiltinSession:
+        from . import native
+        native.check_models_env()          # the retired DUOHIL_MODELS=python: refused, not ignored
         session = BuiltinSession(spec, plant=self.plant)
         if self.hang_ms is not None:
             for m in session._machines.values():

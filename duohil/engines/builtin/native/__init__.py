@@ -1,40 +1,28 @@
-"""The builtin engine's native core (C): required, and the switch for models still in two languages.
+"""The builtin engine's native core (C): required, the one implementation of every model.
 
-The native core is the one implementation of what it holds; the builtin engine does not start
-without it (``require``: one line saying why and how to fix it, ``make setup`` with gcc and
-Python.h present). In C, one copy only: the scheduler's event heap, time loop and slice driver
-(``_core.Scheduler``, ``_core.Event``; CpuCore's next_deadline/advance_to/settle), the Cortex-M7's
-exception entry, tail-chain and return (``_core.CortexM``) with the NVIC's exception state
-(``_core.Nvic``), the RV32 peer's register access and trap entry (``_core.RiscV``), the peer's
-CLINT (``_core.Clint``, clint.c: mtime, mtimecmp, MSIP, the MTIP decision, the register map), its
-PLIC (``_core.Plic``, plic.c: gateways, priorities, enables, thresholds, claim/complete, the map)
-and its ESP32-C3 UART (``_core.Esp32c3Uart``, esp32c3_uart.c), and the STM32 byte path: the USART
-(``_core.Usart``, usart.c), DMA1/DMA2's streams and DMAMUX1 (``_core.Dma``/``_core.Dmamux``,
-dma.c/dmamux.c) and the UART link (``_core.UartLink``, link.c: faults, seeded noise, arrivals,
-taps), the STM32H7 IWDG (``_core.Iwdg``, iwdg.c: keys, SR busy bits, window, the expiry
-deadline), the Cortex-M7's SysTick (``_core.SysTick``, systick.c behind nvic.py's Nvic: the
-counter, COUNTFLAG, reloads, CLKSOURCE and core-clock changes, the wrap event; the SCS page's
-``_native_mmio`` serves SYST_* in C and the other SCS registers through the bank), the
-DC-motor plant (``_core.Plant``, plant.c behind board/plant.py's DcMotorPlant: the state,
-advance, drive changes, samples, the encoder source and the deferred end-stop prediction; the
-crossing search and the end-stop record stay Python, called from C) and the STM32H7 timers
-(``_core.Timer``, stm32_timer.c behind stm32_timer.py's STM32_Timer: registers, the counter
-anchored to virtual time, preloads, update events, the lazy mode, one-pulse, encoder mode),
-built by their Python classes whatever ``DUOHIL_MODELS`` says. What stays Python around them
-is Python by design (the event log, the SCS registers but SysTick's, the MPU, CFSR/HFSR, the
-fault and storm decisions, the link's fault list and tap reader).
+The builtin engine does not start without it (``require``: one line saying why and how to fix
+it, ``make setup`` with gcc and Python.h present). Every model of the engine's hot path is C and
+exists only in C (issue 13; the Python reference copies were deleted once Hypothesis
+differential tests and all 22 scenario fingerprints showed them equal, and their differential
+tests became specification tests): the scheduler's event heap, time loop and slice driver
+(``_core.Scheduler``, ``_core.Event``; CpuCore's next_deadline/advance_to/settle, the CPUs' state
+as ``_core.CpuState`` fields), the Cortex-M7's exception entry, tail-chain and return
+(``_core.CortexM``) with the NVIC's exception state (``_core.Nvic``) and SysTick
+(``_core.SysTick``), the M7's D-cache line bookkeeping (``_core.DCache``) and its TLB fill
+(``_core.Vtlb``), the RV32 peer's register access and trap entry (``_core.RiscV``) with its CLINT
+(``_core.Clint``) and PLIC (``_core.Plic``), each machine's MMIO dispatch (``_core.Bus``) and DMA
+port (``_core.DmaPort``), the peripherals' output lines (``_core.Signal``), the STM32's USART,
+DMA streams, DMAMUX, timers and IWDG (``_core.Usart``, ``Dma``, ``Dmamux``, ``Timer``, ``Iwdg``),
+the ESP32-C3 UART (``_core.Esp32c3Uart``), the UART link with its faults, seeded noise, taps and
+frame tracking (``_core.UartLink``) and the DC-motor plant (``_core.Plant``). Their Python classes
+build the C model and keep the faces the loader, the session and the tests use. What stays
+Python is Python by design: configuration (repl/platform, ELF/DWARF), the cold models (RCC, PWR,
+FLASH, FMC, SYSCFG, GPIO, the SCS registers but SysTick's, the MPU), the fault and storm
+decisions, a user's own peripherals, fault planning, oracles and reports.
 
-``DUOHIL_MODELS=python|native`` picks, for the models that still exist in both languages, which
-version a run uses (unset: native). In C under ``native``, their state only there:
-  - each machine's MMIO dispatch (``_core.Bus``, bus.c: machine.py's MachineNative; native models
-    through their ``_native_mmio`` port, Python models by vectorcall);
-  - the rest of the byte path: the M7's D-cache line bookkeeping (``_core.DCache``, dcache.c)
-    and the plain DMA port (``_core.DmaPort``), and the peripherals' output lines
-    (``_core.Signal``).
-Both versions must give the same run (same event log, same memory, same fingerprint): their
-differential tests (tests/test_native_*.py), ``make fingerprints-diff`` and ``python -m
-duohil.engines.builtin.native.diverge`` check that while both exist; once proven, the Python copy
-is deleted.
+``DUOHIL_MODELS``, the switch that picked a model's Python reference while both existed, is
+retired: ``native`` (or unset) is accepted, any other value is refused with one line
+(``check_models_env``), never silently ignored.
 
 The C sources live beside this file: ``_core.c`` (the CPython module: one section per unit),
 ``ports.h`` (how native units call each other without Python), ``ucapi.c`` (unicorn's C API
@@ -45,14 +33,12 @@ per unit with no Python in it. setup.py builds every ``.c`` of this folder at ``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
 
 from duohil.errors import ConfigError, EngineUnavailable
 
+#: the retired switch (check_models_env)
 ENV = "DUOHIL_MODELS"
-CHOICES = ("python", "native")
 
 _state: tuple[ModuleType | None, str] | None = None
 
@@ -107,33 +93,15 @@ def require() -> ModuleType:
 
 
 def note() -> str:
-    """One line for ``duohil engines``: the core, and what ``DUOHIL_MODELS=python`` still picks."""
-    return f"{why()}; models: native (DUOHIL_MODELS=python: the Python reference of the " \
-           f"models still being ported)"
+    """One line for ``duohil engines``: the core, and that every model is C."""
+    return f"{why()}; every model in C"
 
 
-def models() -> str:
-    """``python`` or ``native``: what ``DUOHIL_MODELS`` asks for (unset: native). It only
-    decides between the two versions of the models still being ported."""
+def check_models_env() -> None:
+    """Refuse a ``DUOHIL_MODELS`` other than ``native``: the Python reference models it picked
+    are gone, and a run must not silently be something other than what was asked for."""
     want = os.environ.get(ENV, "").strip()
-    if not want:
-        return "native"
-    if want not in CHOICES:
-        raise ConfigError(f"{want!r} is not a model set", field=ENV,
-                          expected=" or ".join(CHOICES))
-    return want
-
-
-@contextmanager
-def using(models: str) -> Iterator[None]:
-    """``DUOHIL_MODELS=models`` for what is built inside the block (differential tests, the
-    benchmark's side-by-side runs); the variable is as it was afterwards."""
-    old = os.environ.get(ENV)
-    os.environ[ENV] = models
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = old
+    if want and want != "native":
+        raise ConfigError(f"{want!r}: the Python reference models this switch picked were retired "
+                          f"(issue 13); every model is C, one copy. Unset {ENV}",
+                          field=ENV, expected="unset, or native")
