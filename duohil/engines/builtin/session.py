@@ -49,7 +49,6 @@ from .kernel.scheduler import Scheduler
 UNICORN_VERSION = "2.1.4"
 _FP_CHUNK = 4096              # link rows encoded at a time for the fingerprint
 _FP_KEEP_ROWS = 1 << 17       # link rows whose encoded chunks fingerprint() keeps (~4 MB)
-_FP_MEM_CHUNK = 1 << 18       # memory bytes read at a time for the fingerprint
 PLANT_POINTS = 6_000          # plant samples in a report's timeline, at most (6 s at 1 ms)
 ELF_MACHINE = {"arm": "EM_ARM", "rv": "EM_RISCV"}
 
@@ -535,18 +534,13 @@ class BuiltinSession(Session):
                 continue
             for region, base, size in m.ram_regions():
                 # the same bytes as put(tag, whole region), hashed from the memory's own
-                # storage (~15 ms a run of copies saved), else read 256 KiB at a time: the
-                # peer's 8 MiB IROM was copied twice, and a freed block that large leaves glibc
-                # serving every later allocation from a heap it does not give back
+                # storage without a copy (reading it through unicorn cost ~15 ms a run, and a
+                # freed 8 MiB block leaves glibc serving later allocations from a heap it does
+                # not give back)
                 t = f"mem:{name}:{region}:{base:#x}:{size:#x}".encode()
                 h.update(len(t).to_bytes(4, "little") + t + size.to_bytes(8, "little"))
-                store = m.memory_store(base)
-                if store is not None:              # the memory itself, hashed without a copy
-                    with memoryview(store) as view:
-                        h.update(view)
-                    continue
-                for off in range(0, size, _FP_MEM_CHUNK):
-                    h.update(m.read_memory(base + off, min(_FP_MEM_CHUNK, size - off)))
+                with memoryview(m.memory_store(base)) as view:
+                    h.update(view)
             cache = getattr(m, "cache", None)
             if cache is not None:
                 for r in getattr(cache, "regions", []):

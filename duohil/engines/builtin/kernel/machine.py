@@ -332,11 +332,12 @@ class Machine:
     def write_memory(self, address: int, data: bytes) -> None:
         self.cpu.uc.mem_write(address, bytes(data))
 
-    def memory_store(self, base: int) -> "mmap.mmap | None":
-        """The storage of the memory mapped at ``base`` (as in ``memories``), for reading a whole
-        region without copying it (fingerprints, the peer's reset-time scan): an mmap whose byte
-        ``i`` is the one at ``base + i``. Only between slices; never written through."""
-        return self._stores.get(base)
+    def memory_store(self, base: int) -> mmap.mmap:
+        """The storage of the memory mapped at ``base`` (a base in ``memories``: add_memory maps
+        every memory from one), for reading a whole region without copying it (fingerprints, the
+        peer's reset-time scan, status sampling): an mmap whose byte ``i`` is the one at
+        ``base + i``. Only between slices; never written through."""
+        return self._stores[base]
 
     def ram_regions(self) -> list[tuple[str, int, int]]:
         """Memories without their aliases (for fingerprints)."""

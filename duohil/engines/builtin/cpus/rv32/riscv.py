@@ -307,10 +307,7 @@ class RiscV32Cpu(CpuCore, _rv_state()):  # type: ignore[misc]
         for name, base, size in self.machine.memories:
             aliases.setdefault((name, size), []).append(base)
         for (_name, size), bases in aliases.items():
-            store = self.machine.memory_store(bases[0])
-            if store is None:                       # not mapped by Machine.add_memory
-                store = bytes(uc.mem_read(bases[0], size))
-            for off, insn in _system_words(store):
+            for off, insn in _system_words(self.machine.memory_store(bases[0])):
                 if _counter_read(insn) is not None:
                     fn, sites = self._on_counter_read, self.counter_sites
                 elif self.exact_unmask and (insn == MRET or _unmask_csr(insn) is not None):
