@@ -5698,6 +5698,8 @@ out:
  * to (inject.py's SenderTracker fed every byte to Python: ~5 % of a campaign trial). */
 static PyObject *str_lk_sof, *str_lk_len, *str_lk_crc_lo, *str_lk_crc_hi;
 
+/* every fn of ``list`` with ``args`` (the list may grow during the walk: its length is read
+ * again each time); -1 at the first exception */
 static int link_call(PyObject *list, PyObject *const *args, size_t n)
 {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
@@ -5806,19 +5808,12 @@ static int link_tx(LinkObject *l, PyObject *src, int byte, int64_t t_start, int6
     int64_t k = dir->sent++;
     if (link_track(l, d, k, byte, t_start) < 0)
         return -1;
-    Py_ssize_t nobs = PyList_GET_SIZE(l->observers);
-    if (nobs) {
+    if (PyList_GET_SIZE(l->observers)) {
         PyObject *kk = PyLong_FromLongLong(k), *bb = PyLong_FromLong(byte), *tt = PyLong_FromLongLong(t_start);
         int rc = kk && bb && tt ? 0 : -1;
-        for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(l->observers); i++) {
-            PyObject *fn = PyList_GET_ITEM(l->observers, i);
-            Py_INCREF(fn);
-            PyObject *stack[] = {NULL, l->name[d], kk, bb, tt};
-            PyObject *r = PyObject_Vectorcall(fn, stack + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-            Py_DECREF(fn);
-            if (!r)
-                rc = -1;
-            Py_XDECREF(r);
+        if (rc == 0) {
+            PyObject *args[] = {l->name[d], kk, bb, tt};
+            rc = link_call(l->observers, args, 4);
         }
         Py_XDECREF(kk);
         Py_XDECREF(bb);
