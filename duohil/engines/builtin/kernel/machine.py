@@ -64,26 +64,14 @@ _MISS = object()
 _READ_BUF_SIZE = 0x1000
 
 
-def _dma_port_class() -> type:
-    """``_core.DmaPort`` (native/_core.c), how a DMA master sees memory when no D-cache model is
-    installed (the D-cache replaces it with its own bus view): ``DmaPort(machine)``;
-    ``read(address, size) -> bytes`` and ``write(address, data)`` on machine.cpu.uc's memory
-    (uc_mem_read / uc_mem_write from C: unicorn's error as ``UcError``, the engine looked up again
-    when machine.cpu is another object), ``machine``, and ``_native_dma_port``, the capsule by
-    which a C DMA reaches memory without Python (native/ports.h). A port of one's own (a logging
-    port in a test) is any object with ``read``/``write``, wrapping this one."""
-    core = native.core()
-    if core is not None:
-        return core.DmaPort
-
-    class DmaPort:                         # the builtin engine says why it cannot run
-        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-            return native.require().DmaPort(*args, **kwargs)
-
-    return DmaPort
-
-
-DmaPort = _dma_port_class()
+# ``_core.DmaPort`` (native/_core.c), how a DMA master sees memory when no D-cache model is
+# installed (the D-cache replaces it with its own bus view): ``DmaPort(machine)``;
+# ``read(address, size) -> bytes`` and ``write(address, data)`` on machine.cpu.uc's memory
+# (uc_mem_read / uc_mem_write from C: unicorn's error as ``UcError``, the engine looked up again
+# when machine.cpu is another object), ``machine``, and ``_native_dma_port``, the capsule by
+# which a C DMA reaches memory without Python (native/ports.h). A port of one's own (a logging
+# port in a test) is any object with ``read``/``write``, wrapping this one.
+DmaPort = native.core_class("DmaPort")
 
 
 class Machine:

@@ -25,26 +25,14 @@ class SignalSink(Protocol):
     def set_input(self, line: int, level: bool) -> None: ...
 
 
-def _signal_class() -> type:
-    """``_core.Signal`` (native/_core.c), the one implementation of an output line: ``Signal(name)``;
-    ``connect(sink, line)``; ``set(level=True)`` (level taken as a truth value) which, when the level
-    changes, calls every sink's ``set_input(line, level)`` in connection order (a sink connected
-    during that walk is called too; a sink's exception is handed on, the level already changed),
-    straight into C for a sink with a ports.h ``_native_input`` capsule; ``pulse()`` (high then
-    low, for edge-triggered inputs); ``level``, ``name``, ``connected`` and ``_targets`` (a copy
-    of the (sink, line) pairs). tests/test_native_signal.py is its specification."""
-    core = native.core()
-    if core is not None:
-        return core.Signal
-
-    class Signal:                          # the builtin engine says why it cannot run
-        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-            return native.require().Signal(*args, **kwargs)
-
-    return Signal
-
-
-Signal = _signal_class()
+# ``_core.Signal`` (native/_core.c), the one implementation of an output line: ``Signal(name)``;
+# ``connect(sink, line)``; ``set(level=True)`` (level taken as a truth value) which, when the level
+# changes, calls every sink's ``set_input(line, level)`` in connection order (a sink connected
+# during that walk is called too; a sink's exception is handed on, the level already changed),
+# straight into C for a sink with a ports.h ``_native_input`` capsule; ``pulse()`` (high then
+# low, for edge-triggered inputs); ``level``, ``name``, ``connected`` and ``_targets`` (a copy
+# of the (sink, line) pairs). tests/test_native_signal.py is its specification.
+Signal = native.core_class("Signal")
 
 
 class Peripheral:

@@ -32,8 +32,10 @@ per unit with no Python in it. setup.py builds every ``.c`` of this folder at ``
 """
 from __future__ import annotations
 
+import operator
 import os
 from types import ModuleType
+from typing import Any
 
 from duohil.errors import ConfigError, EngineUnavailable
 
@@ -90,6 +92,26 @@ def require() -> ModuleType:
     if mod is None:
         raise EngineUnavailable("builtin", why())
     return mod
+
+
+def core_class(name: str) -> type:
+    """``_core.<name>``, the class a model's Python name stands for (``Signal``, ``DmaPort``);
+    without a usable core, a stand-in whose construction raises ``require``'s one line (the
+    module still imports, so ``duohil engines`` can say why the builtin engine cannot run)."""
+    mod = core()
+    if mod is not None:
+        return getattr(mod, name)
+
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return getattr(require(), name)(*args, **kwargs)
+    return type(name, (), {"__new__": __new__, "__doc__": f"_core.{name} (native core not usable)"})
+
+
+def c_attr(name: str, doc: str, *, holder: str = "_c", writable: bool = True) -> property:
+    """A Python model's attribute ``name`` that lives in its C object (``self._c`` unless
+    ``holder`` names another attribute): read, and unless ``writable`` is false assigned, there."""
+    setter = (lambda self, v: setattr(getattr(self, holder), name, v)) if writable else None
+    return property(operator.attrgetter(f"{holder}.{name}"), setter, doc=doc)
 
 
 def note() -> str:

@@ -213,7 +213,7 @@ class _Region:
 
 
 def _c_counter(name: str) -> property:
-    return property(lambda self: getattr(self._c, name), doc=f"{name} (kept in C)")
+    return native.c_attr(name, f"{name} (kept in C)", writable=False)
 
 
 class DCache:

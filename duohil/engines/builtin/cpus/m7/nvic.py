@@ -430,12 +430,7 @@ class _PrioView:
 
 def _st_view(attr: str, doc: str) -> property:
     """A read-only view of the C SysTick's state (``_core.SysTick``)."""
-    return property(lambda self: getattr(self._st, attr), doc=doc)
-
-
-def _c_attr(name: str, doc: str) -> property:
-    return property(lambda self: getattr(self._c, name),
-                    lambda self, v: setattr(self._c, name, v), doc=doc)
+    return native.c_attr(attr, doc, holder="_st", writable=False)
 
 
 class Nvic(Peripheral):
@@ -448,14 +443,14 @@ class Nvic(Peripheral):
     # The exception state is C (native/nvic.c, the ``_core.Nvic`` object ``_c``), its one copy;
     # the SCS registers below read and write it through these properties, and the core's hot
     # calls (best_pending, execution_priority, deactivate, any_pending, prio_of) go straight to C.
-    pending = _c_attr("pending", "pending exceptions (bit n)")
-    enabled = _c_attr("enabled", "enabled exceptions (bit n)")
-    active = _c_attr("active", "active exceptions (bit n)")
-    level = _c_attr("level", "IRQ input lines that are high (bit 16 + n)")
-    group_mask = _c_attr("group_mask", "AIRCR.PRIGROUP's group-priority bits")
-    stack = _c_attr("stack", "active exceptions, innermost last (a copy; assign to replace)")
-    exceptions_taken = _c_attr("exceptions_taken", "exception entries so far")
-    _st_waiting = _c_attr("st_waiting", "a wrap found SysTick still pending: no event until taken")
+    pending = native.c_attr("pending", "pending exceptions (bit n)")
+    enabled = native.c_attr("enabled", "enabled exceptions (bit n)")
+    active = native.c_attr("active", "active exceptions (bit n)")
+    level = native.c_attr("level", "IRQ input lines that are high (bit 16 + n)")
+    group_mask = native.c_attr("group_mask", "AIRCR.PRIGROUP's group-priority bits")
+    stack = native.c_attr("stack", "active exceptions, innermost last (a copy; assign to replace)")
+    exceptions_taken = native.c_attr("exceptions_taken", "exception entries so far")
+    _st_waiting = native.c_attr("st_waiting", "a wrap found SysTick still pending: no event until taken")
 
     def __init__(self, machine: "Machine", name: str, base: int | None = 0xE000E000,
                  size: int | None = None, props: dict[str, Any] | None = None) -> None:

@@ -51,11 +51,6 @@ from ... import native
 from ...kernel.peripheral import Peripheral
 
 
-def _c_attr(name: str, doc: str) -> property:
-    return property(lambda self: getattr(self._c, name),
-                    lambda self, v: setattr(self._c, name, v), doc=doc)
-
-
 class Stm32Usart(Peripheral):
     """One USART/UART instance (USART1..3, 6, UART4/5/7/8 share the register layout; LPUART1 with
     ``lowPowerMode``). Its state lives in C (``_c``, a ``_core.Usart``): ``read``/``write``/
@@ -68,13 +63,13 @@ class Stm32Usart(Peripheral):
     default_size: ClassVar[int] = 0x400
     properties: ClassVar[dict[str, Any]] = {"frequency": 120_000_000, "lowPowerMode": False}
 
-    kernel_hz = _c_attr("kernel_hz", "kernel clock in Hz (usart_ker_ck); the RCC model assigns it")
-    tx_sink = _c_attr("tx_sink", "fn(uart, byte, t_start_ps, bit_time_ps, frame_bits) or None")
-    tx_count = _c_attr("tx_count", "characters started on the line")
-    rx_count = _c_attr("rx_count", "characters received with UE and RE set")
-    rx_overruns = _c_attr("rx_overruns", "characters lost to an overrun")
-    rx_framing_errors = _c_attr("rx_framing_errors", "characters received with a framing error")
-    rx_dropped = _c_attr("rx_dropped", "characters that arrived while UE=0 or RE=0")
+    kernel_hz = native.c_attr("kernel_hz", "kernel clock in Hz (usart_ker_ck); the RCC model assigns it")
+    tx_sink = native.c_attr("tx_sink", "fn(uart, byte, t_start_ps, bit_time_ps, frame_bits) or None")
+    tx_count = native.c_attr("tx_count", "characters started on the line")
+    rx_count = native.c_attr("rx_count", "characters received with UE and RE set")
+    rx_overruns = native.c_attr("rx_overruns", "characters lost to an overrun")
+    rx_framing_errors = native.c_attr("rx_framing_errors", "characters received with a framing error")
+    rx_dropped = native.c_attr("rx_dropped", "characters that arrived while UE=0 or RE=0")
 
     def __init__(self, machine, name, base, size=None, props=None) -> None:
         super().__init__(machine, name, base, size, props)
