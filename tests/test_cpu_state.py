@@ -155,7 +155,8 @@ def test_a_cpu_and_its_machine_are_collected_together() -> None:
     assert ref() is None
 
 
-M7_OBJ = ("_entry_cache", "_mask_cache", "_ret_state", "_stop", "_mem_fault", "_pending_hook_removal")
+M7_OBJ = ("_stop", "_mem_fault", "_pending_hook_removal")
+M7_VEC = {"_entry_cache": (10, list), "_mask_cache": (3, list), "_ret_state": (8, tuple)}
 M7_INT = ("_rate_n", "_entries", "_thread_pc", "_thread_ps")
 M7_OPT = ("_pc", "_returned_to", "_hang_since")
 M7_BOOL = ("_reset_pending", "_hung_reported")
@@ -188,6 +189,23 @@ def test_the_m7s_slice_and_exception_fields_are_c_fields_too() -> None:
     for name in M7_BOOL:
         setattr(cpu, name, 1)
         assert getattr(cpu, name) is True
+    # the register vectors are words in the struct: None or exactly n ints of 32 bits, read back
+    # as the list (or tuple) Python stored; anything else is refused naming the field
+    for name, (n, kind) in M7_VEC.items():
+        words = [0xFFFF_FFFF - i for i in range(n)]
+        setattr(cpu, name, tuple(words))
+        assert getattr(cpu, name) == kind(words) and type(getattr(cpu, name)) is kind
+        setattr(cpu, name, None)
+        assert getattr(cpu, name) is None
+        with pytest.raises(TypeError, match=f"{name} must be None or {n} ints"):
+            setattr(cpu, name, words[:-1])
+        with pytest.raises(TypeError, match=f"{name} must be None or {n} ints"):
+            setattr(cpu, name, marker)
+        with pytest.raises(ValueError, match=f"{name}: item 1 must be an int in 0..0xFFFFFFFF"):
+            setattr(cpu, name, [0, 1 << 32] + [0] * (n - 2))
+        with pytest.raises(ValueError, match=f"{name}: item 0 must be an int"):
+            setattr(cpu, name, [-1] + [0] * (n - 1))
+        assert getattr(cpu, name) is None               # a refused value changes nothing
 
     # the C entry writes them: an interrupt taken in thread mode marks the thread's time and PC
     from duohil.bench import _m7_for_exceptions

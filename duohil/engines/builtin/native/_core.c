@@ -784,14 +784,20 @@ typedef struct {
 
 static PyTypeObject CpuStateType;
 
-enum { CS_I64, CS_OPT, CS_BOOL, CS_OBJ };
+enum { CS_I64, CS_OPT, CS_BOOL, CS_OBJ, CS_VEC };
 
 typedef struct {
     const char *name;
     int kind;
     size_t off;
     PyObject *key;                /* the interned name */
+    int len;                      /* CS_VEC: how many words */
+    int tuple;                    /* CS_VEC: Python sees a tuple (else a list) */
 } cs_field;
+
+/* CS_VEC: a fixed number of 32-bit words or None, held in the struct (no list, no ints made
+ * unless Python asks): `set` 0 means None. */
+#define CS_VEC_T(n) struct { uint32_t set; uint32_t v[n]; }
 
 static cs_field CS_FIELDS[] = {
     {"hz", CS_I64, offsetof(CpuStateObject, hz), NULL},
@@ -823,10 +829,16 @@ typedef struct {
     dh_opt64 pc, returned_to, hang_since;
     int64_t rate_n, entries, thread_pc, thread_ps;
     char reset_pending, hung_reported;
-    PyObject *entry_cache, *mask_cache, *ret_state, *stop, *mem_fault, *pending_removal;
+    CS_VEC_T(CM_ENTRY_N) entry_cache;   /* the registers the next entry stacks (end-of-slice batch) */
+    CS_VEC_T(3) mask_cache;             /* PRIMASK, BASEPRI, FAULTMASK as the core holds them */
+    CS_VEC_T(8) ret_state;              /* R0-R3, R12, LR, SP, xPSR[31:27] the last return restored */
+    PyObject *stop, *mem_fault, *pending_removal;
 } CortexMStateObject;
 
 static PyTypeObject CortexMStateType;
+
+/* a CPU the M7's C units were bound to (fast_return, bind_slice check it is a CortexMState) */
+#define CMS(o) ((CortexMStateObject *)(o))
 
 static cs_field CM_FIELDS[] = {
     {"_pc", CS_OPT, offsetof(CortexMStateObject, pc), NULL},
@@ -838,9 +850,9 @@ static cs_field CM_FIELDS[] = {
     {"_thread_ps", CS_I64, offsetof(CortexMStateObject, thread_ps), NULL},
     {"_reset_pending", CS_BOOL, offsetof(CortexMStateObject, reset_pending), NULL},
     {"_hung_reported", CS_BOOL, offsetof(CortexMStateObject, hung_reported), NULL},
-    {"_entry_cache", CS_OBJ, offsetof(CortexMStateObject, entry_cache), NULL},
-    {"_mask_cache", CS_OBJ, offsetof(CortexMStateObject, mask_cache), NULL},
-    {"_ret_state", CS_OBJ, offsetof(CortexMStateObject, ret_state), NULL},
+    {"_entry_cache", CS_VEC, offsetof(CortexMStateObject, entry_cache), NULL, CM_ENTRY_N, 0},
+    {"_mask_cache", CS_VEC, offsetof(CortexMStateObject, mask_cache), NULL, 3, 0},
+    {"_ret_state", CS_VEC, offsetof(CortexMStateObject, ret_state), NULL, 8, 1},
     {"_stop", CS_OBJ, offsetof(CortexMStateObject, stop), NULL},
     {"_mem_fault", CS_OBJ, offsetof(CortexMStateObject, mem_fault), NULL},
     {"_pending_hook_removal", CS_OBJ, offsetof(CortexMStateObject, pending_removal), NULL},
@@ -983,9 +995,59 @@ static PyObject *cs_get(PyObject *o, void *closure)
         Py_INCREF(v);
         return v;
     }
+    case CS_VEC: {
+        const uint32_t *p = CS_PTR(o, f, uint32_t);
+        if (!p[0])
+            Py_RETURN_NONE;
+        PyObject *r = f->tuple ? PyTuple_New(f->len) : PyList_New(f->len);
+        for (int i = 0; r && i < f->len; i++) {
+            PyObject *x = PyLong_FromUnsignedLong(p[1 + i]);
+            if (!x)
+                Py_CLEAR(r);
+            else if (f->tuple)
+                PyTuple_SET_ITEM(r, i, x);
+            else
+                PyList_SET_ITEM(r, i, x);
+        }
+        return r;
+    }
     default:
         return PyBool_FromLong(*CS_PTR(o, f, char));
     }
+}
+
+/* A CS_VEC field from Python: None, or a sequence of f->len ints in 0..2**32-1. */
+static int cs_set_vec(PyObject *o, PyObject *v, const cs_field *f)
+{
+    uint32_t *p = CS_PTR(o, f, uint32_t), w[16];
+    _Static_assert(CM_ENTRY_N <= 16, "CS_VEC fields hold at most 16 words");
+    if (v == Py_None) {
+        p[0] = 0;
+        return 0;
+    }
+    PyObject *seq = PySequence_Fast(v, "");
+    if (!seq || PySequence_Fast_GET_SIZE(seq) != f->len) {
+        Py_XDECREF(seq);
+        PyErr_Format(PyExc_TypeError, "CPU field %s must be None or %d ints, not %.100s", f->name, f->len,
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    for (int i = 0; i < f->len; i++) {
+        PyObject *x = PySequence_Fast_GET_ITEM(seq, i);
+        unsigned long long u = PyLong_Check(x) ? PyLong_AsUnsignedLongLong(x) : (unsigned long long)-1;
+        if (!PyLong_Check(x) || (u == (unsigned long long)-1 && PyErr_Occurred()) || u > 0xFFFFFFFFull) {
+            PyErr_Clear();
+            Py_DECREF(seq);
+            PyErr_Format(PyExc_ValueError, "CPU field %s: item %d must be an int in 0..0xFFFFFFFF, not %R",
+                         f->name, i, x);
+            return -1;
+        }
+        w[i] = (uint32_t)u;
+    }
+    Py_DECREF(seq);
+    memcpy(p + 1, w, (size_t)f->len * sizeof w[0]);
+    p[0] = 1;
+    return 0;
 }
 
 static int cs_set(PyObject *o, PyObject *v, void *closure)
@@ -1018,6 +1080,8 @@ static int cs_set(PyObject *o, PyObject *v, void *closure)
         Py_XSETREF(*p, v);
         return 0;
     }
+    case CS_VEC:
+        return cs_set_vec(o, v, f);
     default: {
         int b = PyObject_IsTrue(v);
         if (b < 0)
@@ -3712,8 +3776,8 @@ static PyObject *str_fr_thread_ps, *str_fr_entries, *str_fr_returned_to, *str_fr
 
 static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || !PyObject_TypeCheck(args[0], &NvicType))
-        return PyErr_Format(PyExc_TypeError, "fast_return(nvic: Nvic, cpu, rest, mpu, scr, now)");
+    if (nargs != 6 || !PyObject_TypeCheck(args[0], &NvicType) || cs_kind(args[1]) != 2)
+        return PyErr_Format(PyExc_TypeError, "fast_return(nvic: Nvic, cpu: CortexMState, rest, mpu, scr, now)");
     if (!c->hooked)
         return PyErr_Format(PyExc_RuntimeError, "fast_return: hook_intr first");
     if (!str_fr_thread_ps) {
@@ -3802,21 +3866,16 @@ static PyObject *cm_fast_return(CortexMObject *c)
     int to_thread = (exc_ret & 8) != 0;
     if (to_thread) {
         int64_t now;
-        if (fr_now(c, &now) < 0 || cs_set_i64(cpu, str_fr_thread_ps, now) < 0
-            || cs_set_i64(cpu, str_fr_entries, 0) < 0)
+        if (fr_now(c, &now) < 0)
             return NULL;
+        CMS(cpu)->thread_ps = now;
+        CMS(cpu)->entries = 0;
     }
-    PyObject *to = PyLong_FromUnsignedLong(u[CM_UN_PC] & ~1u);
-    PyObject *st = Py_BuildValue("(kkkkkkkk)", (unsigned long)u[0], (unsigned long)u[1],
-                                 (unsigned long)u[2], (unsigned long)u[3], (unsigned long)u[4],
-                                 (unsigned long)u[5], (unsigned long)u[CM_UN_SP],
-                                 (unsigned long)(u[CM_UN_XPSR] >> 27));
-    int e = !to || !st || cs_setattr(cpu, str_fr_returned_to, to) < 0
-            || cs_setattr(cpu, str_fr_ret_state, st) < 0;
-    Py_XDECREF(to);
-    Py_XDECREF(st);
-    if (e)
-        return NULL;
+    CortexMStateObject *cst = CMS(cpu);
+    cst->returned_to = (dh_opt64){u[CM_UN_PC] & ~1u, 1};
+    const uint32_t rs[8] = {u[0], u[1], u[2], u[3], u[4], u[5], u[CM_UN_SP], u[CM_UN_XPSR] >> 27};
+    memcpy(cst->ret_state.v, rs, sizeof rs);
+    cst->ret_state.set = 1;
     if (to_thread) {
         int any_active = 0;
         for (int w = 0; w < DH_NVIC_WORDS; w++)
@@ -3940,37 +3999,19 @@ static int fr_now(CortexMObject *c, int64_t *out)
 /* _mask_regs(): PRIMASK, BASEPRI, FAULTMASK; between slices through the CPU's _mask_cache. */
 static int fe_masks(CortexMObject *c, uint32_t m[3])
 {
-    PyObject *cpu = c->fr_cpu;
-    int executing = fe_truth(cpu, str_fe_executing);
-    if (executing < 0)
-        return -1;
-    if (!executing) {
-        PyObject *cache = cs_getattr(cpu, str_fe_mask_cache);
-        if (!cache)
-            return -1;
-        if (cache != Py_None) {
-            int rc = 0;
-            for (int i = 0; i < 3 && !rc; i++) {
-                PyObject *x = PySequence_GetItem(cache, i);
-                rc = x ? arg_u32(x, &m[i]) : -1;
-                Py_XDECREF(x);
-            }
-            Py_DECREF(cache);
-            return rc;
-        }
-        Py_DECREF(cache);
+    CortexMStateObject *st = CMS(c->fr_cpu);
+    int executing = st->cs.executing;
+    if (!executing && st->mask_cache.set) {
+        memcpy(m, st->mask_cache.v, sizeof st->mask_cache.v);
+        return 0;
     }
     if (dh_cm_read_masks(&c->cm, m) < 0) {
         PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(c->cm.uc_err));
         return -1;
     }
     if (!executing) {
-        PyObject *l = u32_list(m, 3);
-        if (!l)
-            return -1;
-        int rc = cs_setattr(cpu, str_fe_mask_cache, l);
-        Py_DECREF(l);
-        return rc;
+        memcpy(st->mask_cache.v, m, sizeof st->mask_cache.v);
+        st->mask_cache.set = 1;
     }
     return 0;
 }
@@ -4019,33 +4060,28 @@ static PyObject *cm_set_write_denied(CortexMObject *c, PyObject *ranges)
 static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
 {
     PyObject *cpu = c->fr_cpu, *r;
-    PyObject *cache = cs_getattr(cpu, str_fe_entry_cache);
-    if (!cache)
-        return -1;
+    CortexMStateObject *st = CMS(cpu);
+    int cached = st->entry_cache.set != 0;
     uint32_t regs[CM_ENTRY_N];
-    int rc = cache == Py_None ? dh_cm_read_entry(&c->cm, regs) : arg_regs(cache, regs);
+    int rc = 0;
+    if (cached)
+        memcpy(regs, st->entry_cache.v, sizeof regs);
+    else
+        rc = dh_cm_read_entry(&c->cm, regs);
     if (rc) {
-        Py_DECREF(cache);
-        if (rc > 0 || !PyErr_Occurred())
-            cm_fail(c, rc);
+        cm_fail(c, rc);
         return -1;
     }
-    long rate_n, entries = 0, mpu_ctrl;
+    long rate_n = (long)st->rate_n, entries = (long)st->entries, mpu_ctrl;
     uint32_t handler = regs[CM_XPSR] & 0x1FF;
-    int plain = fe_get_long(cpu, str_fe_rate_n, &rate_n) == 0
-                && (handler ? fe_get_long(cpu, str_fr_entries, &entries) == 0 : 1)
-                && fe_get_long(c->fr_mpu, str_fe_ctrl, &mpu_ctrl) == 0;
-    if (!plain) {
-        Py_DECREF(cache);
+    if (fe_get_long(c->fr_mpu, str_fe_ctrl, &mpu_ctrl) < 0)
         return -1;
-    }
     /* an FP frame and an MPU are plain too when the frame's bytes are all writable: the frame
      * goes where dh_cm_stack puts it (cortexm.py's _enter decides the same from Mpu.denies) */
     uint32_t frame_sp = dh_cm_frame_sp(regs), size = regs[CM_CONTROL] & 4 ? 0x68 : 0x20;
-    plain = rate_n + 1 < c->storm_rate_entries && (!handler || entries + 1 < c->storm_entries)
+    int plain = rate_n + 1 < c->storm_rate_entries && (!handler || entries + 1 < c->storm_entries)
             && !((mpu_ctrl & 1) && cm_write_denied(c, frame_sp, size));
     if (!plain) {               /* nothing has changed: the Python entry does it all */
-        Py_DECREF(cache);
         PyObject *n = PyLong_FromLong(exc);
         r = n ? PyObject_CallOneArg(c->fe_enter, n) : NULL;
         Py_XDECREF(n);
@@ -4053,40 +4089,30 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
         return r ? 0 : -1;
     }
     /* _entry_cache consumed; the storm counters and the thread-mode marks */
-    if ((cache != Py_None && cs_setattr(cpu, str_fe_entry_cache, Py_None) < 0)
-        || fe_set_long(cpu, str_fe_rate_n, rate_n + 1) < 0) {
-        Py_DECREF(cache);
-        return -1;
-    }
+    st->entry_cache.set = 0;
+    st->rate_n = rate_n + 1;
     uint32_t pc = regs[CM_PC];
     if (!handler) {
         int64_t now;
-        int e = fr_now(c, &now) < 0 || cs_set_i64(cpu, str_fr_thread_ps, now) < 0
-                || fe_set_u32(cpu, str_fe_thread_pc, pc) < 0 || fe_set_long(cpu, str_fr_entries, 0) < 0;
-        if (e) {
-            Py_DECREF(cache);
+        if (fr_now(c, &now) < 0)
             return -1;
-        }
-    } else if (fe_set_long(cpu, str_fr_entries, entries + 1) < 0) {
-        Py_DECREF(cache);
-        return -1;
+        st->thread_ps = now;
+        st->thread_pc = pc;
+        st->entries = 0;
+    } else {
+        st->entries = entries + 1;
     }
     long vtor;
-    if (fe_get_long(c->fe_nvic, str_fe_vtor, &vtor) < 0) {
-        Py_DECREF(cache);
+    if (fe_get_long(c->fe_nvic, str_fe_vtor, &vtor) < 0)
         return -1;
-    }
-    if (regs[CM_CONTROL] & 4 && fe_set_u32(c->fe_fpcar, str_fe_value, frame_sp + 0x20) < 0) {
-        Py_DECREF(cache);
+    if (regs[CM_CONTROL] & 4 && fe_set_u32(c->fe_fpcar, str_fe_value, frame_sp + 0x20) < 0)
         return -1;
-    }
     uint32_t vec = 0;
     rc = dh_cm_stack(&c->cm, regs, pc);
     if (!rc)
         rc = dh_cm_enter(&c->cm, regs, (uint32_t)exc, (uint32_t)vtor, &vec);
     if (rc == CM_ERR_STACK || rc == CM_ERR_VECTOR) {     /* _enter_after: STKERR, VECTTBL */
-        PyObject *regs_l = cache != Py_None ? (Py_INCREF(cache), cache) : u32_list(regs, CM_ENTRY_N);
-        Py_DECREF(cache);
+        PyObject *regs_l = u32_list(regs, CM_ENTRY_N);
         if (!regs_l)
             return -1;
         r = PyObject_CallFunction(c->fe_after, "Okil", regs_l, (unsigned long)pc, exc, (long)rc);
@@ -4094,7 +4120,6 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
         Py_XDECREF(r);
         return r ? 0 : -1;
     }
-    Py_DECREF(cache);
     if (rc) {
         cm_fail(c, rc);
         return -1;
@@ -4110,9 +4135,9 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
             return -1;
         Py_DECREF(r);
     }
-    if (fe_set_u32(cpu, str_fe_pc, vec & ~1u) < 0 || cs_setattr(cpu, str_fr_returned_to, Py_None) < 0
-        || cs_setattr(cpu, str_fr_ret_state, Py_None) < 0)
-        return -1;
+    st->pc = (dh_opt64){vec & ~1u, 1};
+    st->returned_to.set = 0;
+    st->ret_state.set = 0;
     return 0;
 }
 
@@ -4238,6 +4263,8 @@ static PyObject *cm_bind_slice(CortexMObject *c, PyObject *cpu)
 {
     if (!c->hooked)
         return PyErr_Format(PyExc_RuntimeError, "bind_slice: hook_intr first");
+    if (cs_kind(cpu) != 2)
+        return PyErr_Format(PyExc_TypeError, "bind_slice needs a CortexMState, not %.100s", Py_TYPE(cpu)->tp_name);
     if (ms_intern() < 0)
         return NULL;
     Py_INCREF(cpu);
@@ -4343,43 +4370,14 @@ static int ms_slice_failure(PyObject *uc_obj, uc_err err, PyObject **failed)
  * exception-return ambiguity rule). 1 ambiguous, 0 not, -1 error. */
 static int ms_ambiguous(PyObject *cpu, uint32_t pc, const uint32_t *e)
 {
-    PyObject *to = cs_getattr(cpu, str_fr_returned_to);
-    if (!to)
-        return -1;
-    int same = 0;
-    if (to != Py_None) {
-        int overflow;
-        long long v = PyLong_AsLongLongAndOverflow(to, &overflow);
-        if (v == -1 && PyErr_Occurred()) {
-            Py_DECREF(to);
-            return -1;
-        }
-        same = !overflow && v == (long long)pc;
-    }
-    Py_DECREF(to);
-    if (!same)
+    CortexMStateObject *st = CMS(cpu);
+    if (!st->returned_to.set || st->returned_to.v != (int64_t)pc)
         return 0;
-    PyObject *st = cs_getattr(cpu, str_fr_ret_state);
-    if (!st)
-        return -1;
-    int amb = 0;
-    if (st != Py_None) {          /* None: nothing known of the return, the WFI is taken as run */
-        const uint32_t now[8] = {e[CM_R0], e[CM_R1], e[CM_R2], e[CM_R3], e[CM_R12], e[CM_LR],
-                                 e[CM_SP], e[CM_XPSR] >> 27};
-        amb = PyTuple_Check(st) && PyTuple_GET_SIZE(st) == 8;
-        for (int i = 0; amb && i < 8; i++) {
-            PyObject *x = PyTuple_GET_ITEM(st, i);
-            int overflow;
-            long long v = PyLong_Check(x) ? PyLong_AsLongLongAndOverflow(x, &overflow) : (overflow = 1, 0);
-            if (v == -1 && PyErr_Occurred()) {
-                Py_DECREF(st);
-                return -1;
-            }
-            amb = !overflow && v == (long long)now[i];
-        }
-    }
-    Py_DECREF(st);
-    return amb;
+    if (!st->ret_state.set)       /* nothing known of the return: the WFI is taken as run */
+        return 0;
+    const uint32_t now[8] = {e[CM_R0], e[CM_R1], e[CM_R2], e[CM_R3], e[CM_R12], e[CM_LR],
+                             e[CM_SP], e[CM_XPSR] >> 27};
+    return memcmp(now, st->ret_state.v, sizeof now) == 0;
 }
 
 /* The slice ended with PC after a WFI? Sets `sleeping` when it did. 0, or -1 with an error. */
@@ -4439,25 +4437,9 @@ static int ms_hang_checks(CortexMObject *c, PyObject *cpu, const uint32_t *masks
     int masked = 0;
     if (masks) {
         masked = (masks[0] & 1) || (masks[2] & 1);
-    } else {
-        PyObject *m = cs_getattr(cpu, str_fe_mask_cache);
-        if (!m)
-            return -1;
-        if (m != Py_None) {
-            uint32_t v[3];
-            int rc = 0;
-            for (int i = 0; i < 3 && !rc; i++) {
-                PyObject *x = PySequence_GetItem(m, i);
-                rc = x ? arg_u32(x, &v[i]) : -1;
-                Py_XDECREF(x);
-            }
-            if (rc) {
-                Py_DECREF(m);
-                return -1;
-            }
-            masked = (v[0] & 1) || (v[2] & 1);
-        }
-        Py_DECREF(m);
+    } else if (CMS(cpu)->mask_cache.set) {
+        const uint32_t *v = CMS(cpu)->mask_cache.v;
+        masked = (v[0] & 1) || (v[2] & 1);
     }
     if (masked) {
         if ((b = get_truth(cpu, str_ms_parked)) < 0)
@@ -4489,25 +4471,19 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     uc_engine *uc = c->cm.uc;
     /* the PC the last slice ended at, if nothing has moved it since */
     uint32_t pc = 0;
-    PyObject *p = cs_getattr(cpu, str_fe_pc);
-    if (!p)
-        return NULL;
     int rc = 0;
-    if (p == Py_None) {
+    CortexMStateObject *st = CMS(cpu);
+    if (!st->pc.set) {
         uc_err err = UC.reg_read(uc, UC_ARM_REG_PC, &pc);
         if (err != UC_ERR_OK)
-            PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(err)), rc = -1;
+            return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(err));
     } else {
-        rc = arg_u32(p, &pc);
+        pc = (uint32_t)st->pc.v;
     }
-    Py_DECREF(p);
-    if (rc < 0)
-        return NULL;
-    PyObject *cleared[6] = {str_fr_stop, str_ms_mem_fault, str_fr_returned_to, str_fr_ret_state,
-                            str_fe_mask_cache, str_fe_entry_cache};
-    for (int i = 0; i < 6; i++)
-        if (cs_setattr(cpu, cleared[i], Py_None) < 0)
-            return NULL;
+    Py_CLEAR(st->stop);
+    Py_CLEAR(st->mem_fault);
+    st->returned_to.set = 0;
+    st->ret_state.set = st->mask_cache.set = st->entry_cache.set = 0;
     /* the binding's convention: a Python hook's exception waits in uc._hook_exception */
     if (PyObject_SetAttr(c->uc_obj, str_ms_hook_exception, Py_None) < 0)
         return NULL;
@@ -4515,11 +4491,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
         ((VtlbObject *)c->vtlb)->t.xn_pending = 0;
     uc_err err = UC.emu_start(uc, (uint64_t)(pc | 1), 0xFFFFFFFFull, 0, (size_t)count);
     /* one-shot code hooks (interrupt_at) that fired: removed whatever happened */
-    PyObject *rm = cs_getattr(cpu, str_ms_pending_removal);
-    if (!rm)
-        return NULL;
-    int any = PyObject_IsTrue(rm);
-    Py_DECREF(rm);
+    int any = st->pending_removal ? PyObject_IsTrue(st->pending_removal) : 0;
     if (any < 0 || (any && ms_call(cpu, str_ms_remove_hooks, NULL) < 0))
         return NULL;
     PyObject *failed;                     /* what _slice_error gets */
@@ -4545,10 +4517,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
             return NULL;
         Py_RETURN_NONE;
     }
-    int b = get_truth(cpu, str_ms_reset_pending);
-    if (b < 0)
-        return NULL;
-    if (b) {
+    if (st->reset_pending) {
         if (ms_call(cpu, str_ms_do_reset, NULL) < 0 || ms_hang_checks(c, cpu, NULL) < 0)
             return NULL;
         Py_RETURN_NONE;
@@ -4563,22 +4532,16 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
         return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(err));
     if (dh_cm_fix_masks(&c->cm, e[CM_CONTROL], e[CM_XPSR], e + CM_ENTRY_N) < 0)
         return PyErr_Format(PyExc_RuntimeError, "unicorn: %s", UC.strerror(c->cm.uc_err));
-    PyObject *entry = u32_list(e, CM_ENTRY_N), *masks = u32_list(e + CM_ENTRY_N, 3);
     pc = e[CM_PC];
-    PyObject *pcv = PyLong_FromUnsignedLong(pc);
-    rc = !entry || !masks || !pcv || cs_setattr(cpu, str_fe_entry_cache, entry) < 0
-         || cs_setattr(cpu, str_fe_mask_cache, masks) < 0 || cs_setattr(cpu, str_fe_pc, pcv) < 0;
-    Py_XDECREF(entry);
-    Py_XDECREF(masks);
-    Py_XDECREF(pcv);
-    if (rc)
-        return NULL;
-    PyObject *stop = cs_getattr(cpu, str_fr_stop);
-    if (!stop)
-        return NULL;
-    if (stop != Py_None) {
+    memcpy(st->entry_cache.v, e, sizeof st->entry_cache.v);
+    memcpy(st->mask_cache.v, e + CM_ENTRY_N, sizeof st->mask_cache.v);
+    st->entry_cache.set = st->mask_cache.set = 1;
+    st->pc = (dh_opt64){pc, 1};
+    PyObject *stop = st->stop;
+    if (stop && stop != Py_None) {
+        Py_INCREF(stop);                  /* _after_stop may store another */
         if (ms_is(stop, "wfe") || ms_is(stop, "sleep"))
-            rc = set_truth(cpu, str_ms_sleeping, 1);
+            st->cs.sleeping = 1;
         else if (ms_is(stop, "irq") || ms_is(stop, "bus") || ms_is(stop, "mpu"))
             rc = ms_call(cpu, str_ms_after_stop, stop);
         Py_DECREF(stop);
@@ -4586,7 +4549,6 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
             return NULL;
         Py_RETURN_NONE;
     }
-    Py_DECREF(stop);
     if (ms_wfi(c, cpu, pc, e) < 0 || ms_hang_checks(c, cpu, e + CM_ENTRY_N) < 0)
         return NULL;
     Py_RETURN_NONE;
