@@ -120,6 +120,32 @@ def test_the_c_driver_reads_what_python_wrote_and_python_reads_what_it_wrote() -
     assert c.cycles == 80 and c.slices == 3
 
 
+def test_the_driver_calls_what_the_instance_holds_and_sees_it_change() -> None:
+    """The slice driver keeps the instance's own take_interrupts / interrupt_pending / _run_slice
+    (cortexm.py and riscv.py set them to their C units' methods) to call them without a lookup:
+    setting, replacing or deleting one on the instance is seen at the next step, and a class's
+    method is used again once the instance's is deleted."""
+    s = Scheduler(10_000)
+    c = Cpu(s, hz=1_000_000_000)
+    s.add_cpu(c)
+    calls: list[str] = []
+    c._run_slice = lambda n: calls.append(f"mine {n}")
+    c.take_interrupts = lambda: calls.append("take") and False
+    s.run_until(20_000)
+    assert calls == ["take", "mine 10", "take", "mine 10"] and c.slice_log == []
+    setattr(c, "".join(["_run", "_slice"]), lambda n: calls.append(f"other {n}"))  # not interned
+    s.run_until(30_000)
+    assert calls[-1] == "other 10"
+    del c._run_slice, c.take_interrupts                 # the class's methods again
+    s.run_until(40_000)
+    assert calls[-1] == "other 10" and c.slice_log == [(10, 30_000, True)]
+    c.sleeping, c.interrupt_pending = True, lambda: calls.append("pending") and False
+    s.run_until(50_000)
+    assert calls[-1] == "pending" and c.slice_log == [(10, 30_000, True)]
+    with pytest.raises(AttributeError):
+        del c._run_slice                                # nothing on the instance to delete
+
+
 def test_machine_now_reads_the_running_slice_from_the_struct() -> None:
     s = Scheduler(1_000)
     m = Machine("m", s)

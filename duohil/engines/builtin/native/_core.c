@@ -780,6 +780,11 @@ typedef struct {
     dh_opt64 stall_until, park_until, pending_hz, poll_addr;
     char sleeping, halted, parked, executing;
     PyObject *machine;
+    /* what the slice driver calls at every step, as the instance holds them: the values of the
+     * instance attributes take_interrupts, interrupt_pending and _run_slice (cortexm.py and
+     * riscv.py set them to their C units' bound methods), mirrored by cs_setattro so the driver
+     * calls them without an attribute lookup; NULL: not set on the instance, looked up */
+    PyObject *m_take, *m_pending, *m_run;
 } CpuStateObject;
 
 static PyTypeObject CpuStateType;
@@ -1113,6 +1118,9 @@ static int cs_traverse(PyObject *o, visitproc visit, void *arg)
     const cs_field *t[2];
     cs_tables(o, t);
     Py_VISIT(((CpuStateObject *)o)->machine);
+    Py_VISIT(((CpuStateObject *)o)->m_take);
+    Py_VISIT(((CpuStateObject *)o)->m_pending);
+    Py_VISIT(((CpuStateObject *)o)->m_run);
     for (int k = 0; k < 2; k++)
         for (const cs_field *f = t[k]; f && f->name; f++)
             if (f->kind == CS_OBJ)
@@ -1125,10 +1133,35 @@ static int cs_clear(PyObject *o)
     const cs_field *t[2];
     cs_tables(o, t);
     Py_CLEAR(((CpuStateObject *)o)->machine);
+    Py_CLEAR(((CpuStateObject *)o)->m_take);
+    Py_CLEAR(((CpuStateObject *)o)->m_pending);
+    Py_CLEAR(((CpuStateObject *)o)->m_run);
     for (int k = 0; k < 2; k++)
         for (const cs_field *f = t[k]; f && f->name; f++)
             if (f->kind == CS_OBJ)
                 Py_CLEAR(*CS_PTR(o, f, PyObject *));
+    return 0;
+}
+
+/* The driver's methods (m_take, m_pending, m_run) follow the instance attributes of their names:
+ * every set and delete goes through here. (An instance __dict__ written directly is not seen.) */
+static PyObject *cs_meth_names[3];
+
+static int cs_setattro(PyObject *o, PyObject *name, PyObject *v)
+{
+    if (PyObject_GenericSetAttr(o, name, v) < 0)
+        return -1;
+    if (!cs_meth_names[0] || !PyUnicode_Check(name))
+        return 0;
+    CpuStateObject *c = (CpuStateObject *)o;
+    PyObject **slots[3] = {&c->m_take, &c->m_pending, &c->m_run};
+    for (int i = 0; i < 3; i++)
+        if (name == cs_meth_names[i]
+            || (!PyUnicode_CHECK_INTERNED(name) && PyUnicode_Compare(name, cs_meth_names[i]) == 0)) {
+            Py_XINCREF(v);
+            Py_XSETREF(*slots[i], v);
+            break;
+        }
     return 0;
 }
 
@@ -1150,6 +1183,7 @@ static void cs_dealloc(PyObject *o)
         .tp_dealloc = cs_dealloc,                                                     \
         .tp_traverse = cs_traverse,                                                   \
         .tp_clear = cs_clear,                                                         \
+        .tp_setattro = cs_setattro,                                                   \
         .tp_getset = getset,                                                          \
     }
 
@@ -1191,6 +1225,10 @@ static int add_state_type(PyObject *m, PyTypeObject *type, const char *name, cs_
 
 static int add_cpustate_type(PyObject *m)
 {
+    const char *meths[3] = {"take_interrupts", "interrupt_pending", "_run_slice"};
+    for (int i = 0; i < 3; i++)
+        if (!(cs_meth_names[i] = PyUnicode_InternFromString(meths[i])))
+            return -1;
     CpuStateType.tp_members = cs_members;
     return add_state_type(m, &CpuStateType, "CpuState", CS_FIELDS, cs_getset, NULL) < 0
            || add_state_type(m, &CortexMStateType, "CortexMState", CM_FIELDS, cm_state_getset,
@@ -1337,6 +1375,20 @@ static int call_truth(PyObject *o, PyObject *name)
     return rc;
 }
 
+/* cpu.<name>() as a truth value, `m` the instance's own value of that attribute when set (the
+ * CpuState's mirror), else looked up */
+static int call_truth_m(PyObject *cpu, PyObject *m, PyObject *name)
+{
+    if (!m)
+        return call_truth(cpu, name);
+    PyObject *r = PyObject_CallNoArgs(m);
+    if (!r)
+        return -1;
+    int rc = r == Py_False ? 0 : r == Py_True ? 1 : PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return rc;
+}
+
 /* The slice driver's CPU: a CpuState (cpu_is_native and the cpu_* functions check it). */
 #define CS(o) ((CpuStateObject *)(o))
 
@@ -1381,7 +1433,7 @@ static int c_next_deadline(PyObject *cpu, int64_t now, int64_t quantum, int64_t 
         return 0;
     }
     if (c->sleeping) {
-        int ip = call_truth(cpu, str_interrupt_pending);
+        int ip = call_truth_m(cpu, c->m_pending, str_interrupt_pending);
         if (ip < 0)
             return -1;
         if (!ip)
@@ -1440,13 +1492,13 @@ static int c_advance_to(PyObject *cpu, int64_t t, int64_t sched_now)
         return 0;
     int took = 0, b;
     if (c->sleeping && !c->stall_until.set && !c->parked && !c->halted) {
-        if ((b = call_truth(cpu, str_take_interrupts)) < 0)
+        if ((b = call_truth_m(cpu, c->m_take, str_take_interrupts)) < 0)
             return -1;
         if (b) {
             c->sleeping = 0;
             took = 1;
         } else {
-            if ((b = call_truth(cpu, str_interrupt_pending)) < 0)
+            if ((b = call_truth_m(cpu, c->m_pending, str_interrupt_pending)) < 0)
                 return -1;
             if (!b)
                 return c->cycles = target, 0;
@@ -1484,13 +1536,13 @@ static int c_advance_to(PyObject *cpu, int64_t t, int64_t sched_now)
         if (took) {
             took = 0;
         } else {
-            if ((b = call_truth(cpu, str_take_interrupts)) < 0)
+            if ((b = call_truth_m(cpu, c->m_take, str_take_interrupts)) < 0)
                 return -1;
             if (b)
                 c->sleeping = 0;
         }
         if (c->sleeping) {
-            if ((b = call_truth(cpu, str_interrupt_pending)) < 0)
+            if ((b = call_truth_m(cpu, c->m_pending, str_interrupt_pending)) < 0)
                 return -1;
             if (!b)
                 return c->cycles = target, 0;
@@ -1507,7 +1559,8 @@ static int c_advance_to(PyObject *cpu, int64_t t, int64_t sched_now)
         PyObject *pn = PyLong_FromLongLong(n);
         if (!pn)
             return -1;
-        PyObject *r = PyObject_CallMethodOneArg(cpu, str_run_slice, pn);
+        PyObject *r = c->m_run ? PyObject_CallOneArg(c->m_run, pn)
+                               : PyObject_CallMethodOneArg(cpu, str_run_slice, pn);
         Py_DECREF(pn);
         c->executing = 0;                  /* finally: whatever _run_slice did */
         if (!r)
@@ -3430,6 +3483,35 @@ static int nv_no_input(NvicObject *o, PyObject *line)
     return -1;
 }
 
+/* nvic.py's _kick: a newly pending exception that may preempt stops the running slice --
+ * cpu.kick() when the NVIC's CPU is executing; nothing else (between slices the next slice's
+ * take_interrupts sees it). No Python call for a CPU that is not executing. */
+static PyObject *str_nv_kick;
+
+static int nv_kick(NvicObject *o)
+{
+    if (!o->owner)
+        return 0;
+    PyObject *cpu = PyObject_GetAttr(o->owner, str_cpu);
+    if (!cpu)
+        return -1;
+    int ex = cpu == Py_None ? 0 : get_truth(cpu, str_executing), rc = ex < 0 ? -1 : 0;
+    if (ex > 0) {
+        if (!str_nv_kick && !(str_nv_kick = PyUnicode_InternFromString("kick")))
+            rc = -1;
+        PyObject *r = rc ? NULL : PyObject_CallMethodNoArgs(cpu, str_nv_kick);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(cpu);
+    return rc;
+}
+
+static PyObject *nv_kick_m(NvicObject *o, PyObject *Py_UNUSED(ignored))
+{
+    return nv_kick(o) < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
+}
+
 static int nv_input(void *self, int line, int level)
 {
     NvicObject *o = self;
@@ -3449,9 +3531,7 @@ static int nv_input(void *self, int line, int level)
     o->v.level[exc >> 5] |= 1u << (exc & 31);
     if (!dh_nvic_set_pending(&o->v, exc))
         return 0;
-    PyObject *r = PyObject_CallMethod(o->owner, "_kick", NULL);
-    Py_XDECREF(r);
-    return r ? 0 : -1;
+    return nv_kick(o);
 }
 
 static const dh_input_ops nv_input_ops = {nv_input};
@@ -3733,6 +3813,9 @@ static PyMethodDef nv_methods[] = {
     {"activate", (PyCFunction)nv_activate, METH_O,
      "activate(exc) -> True when SysTick's coalesced wraps must resume"},
     {"deactivate", (PyCFunction)nv_deactivate, METH_O, "deactivate(exc) -> False if it was not active"},
+    {"kick", (PyCFunction)nv_kick_m, METH_NOARGS,
+     "nvic.py's _kick: cpu.kick() when the bound Nvic's CPU is executing (a pend that may preempt "
+     "stops the slice), else nothing."},
     {"set_pending", (PyCFunction)nv_set_pending, METH_O,
      "set_pending(exc) -> True when it became pending and is enabled"},
     {"clear_pending", (PyCFunction)nv_clear_pending, METH_O,

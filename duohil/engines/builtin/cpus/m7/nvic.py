@@ -557,9 +557,9 @@ class Nvic(Peripheral):
             self._st_resume()
 
     def _kick(self) -> None:
-        cpu = self.cpu
-        if cpu is not None and cpu.executing:
-            cpu.kick()
+        """A new pend that may preempt: ``cpu.kick()`` when the CPU is executing (C, the rule
+        the C Signals' path applies too: ``_core.Nvic.kick``)."""
+        self._c.kick()
 
     @property
     def _native_input(self) -> Any:
