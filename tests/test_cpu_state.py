@@ -258,9 +258,12 @@ def test_each_architectures_fields_are_its_own() -> None:
     assert rv.mip == 128 and "mip" not in vars(rv)
     with pytest.raises(TypeError, match="mip must be an int"):
         rv.mip = None
-    marker = object()
-    rv._state_cache = marker
-    assert rv._state_cache is marker and "_state_cache" not in vars(rv)
+    rv._state_cache = (1, 2, 3, 4, 5)        # a field: five words, read back as a list
+    assert rv._state_cache == [1, 2, 3, 4, 5] and "_state_cache" not in vars(rv)
+    with pytest.raises(TypeError, match="_state_cache must be None or 5 ints"):
+        rv._state_cache = object()
+    rv.last_trap = [0x8000_0007, 0x4200_0000, 0]
+    assert rv.last_trap == (0x8000_0007, 0x4200_0000, 0) and "last_trap" not in vars(rv)
     m7 = build_m7().cpu
     m7.mip = "not a field here"
     assert m7.mip == "not a field here" and "mip" in vars(m7)

@@ -871,8 +871,12 @@ typedef struct {
     int64_t mip, interrupts_taken;
     dh_opt64 stop_pc, next_pc;
     char ebreak_taken;
-    PyObject *state_cache, *bus_fault, *last_trap;
+    CS_VEC_T(RV_ST_N) state_cache;   /* mie, priv, mstatus, pc, mtvec: the end-of-slice batch */
+    CS_VEC_T(3) last_trap;           /* mcause, mepc, mtval of the last trap taken */
+    PyObject *bus_fault;
 } RiscVStateObject;
+
+#define RVS(o) ((RiscVStateObject *)(o))
 
 static PyTypeObject RiscVStateType;
 
@@ -882,9 +886,9 @@ static cs_field RV_FIELDS[] = {
     {"_stop_pc", CS_OPT, offsetof(RiscVStateObject, stop_pc), NULL},
     {"_next_pc", CS_OPT, offsetof(RiscVStateObject, next_pc), NULL},
     {"_ebreak_taken", CS_BOOL, offsetof(RiscVStateObject, ebreak_taken), NULL},
-    {"_state_cache", CS_OBJ, offsetof(RiscVStateObject, state_cache), NULL},
+    {"_state_cache", CS_VEC, offsetof(RiscVStateObject, state_cache), NULL, RV_ST_N, 0},
     {"_bus_fault", CS_OBJ, offsetof(RiscVStateObject, bus_fault), NULL},
-    {"last_trap", CS_OBJ, offsetof(RiscVStateObject, last_trap), NULL},
+    {"last_trap", CS_VEC, offsetof(RiscVStateObject, last_trap), NULL, 3, 1},
     {NULL, 0, 0, NULL},
 };
 
@@ -4656,8 +4660,8 @@ static PyObject *str_rs_stop_pc, *str_rs_next_pc, *str_rs_state_cache, *str_rs_e
 
 static PyObject *rv_bind_slice(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2)
-        return PyErr_Format(PyExc_TypeError, "bind_slice(cpu, uc)");
+    if (nargs != 2 || cs_kind(args[0]) != 3)
+        return PyErr_Format(PyExc_TypeError, "bind_slice(cpu: RiscVState, uc)");
     if (ms_intern() < 0)
         return NULL;
     if (!str_rs_stop_pc) {
@@ -4838,36 +4842,17 @@ static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignore
     PyObject *cpu = r->rs_cpu;
     if (!cpu)
         return PyErr_Format(PyExc_RuntimeError, "interrupt_pending: bind_slice first");
-    if (!str_rs_mip && !(str_rs_mip = PyUnicode_InternFromString("mip")))
-        return NULL;
-    PyObject *m = cs_getattr(cpu, str_rs_mip);
-    if (!m)
-        return NULL;
-    unsigned long long mip = PyLong_AsUnsignedLongLongMask(m);
-    Py_DECREF(m);
-    if (mip == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
+    RiscVStateObject *st = RVS(cpu);
+    uint64_t mip = (uint64_t)st->mip, mie;
     if (!mip)
         Py_RETURN_FALSE;
-    PyObject *st = cs_getattr(cpu, str_rs_state_cache);
-    if (!st)
-        return NULL;
-    unsigned long long mie;
-    if (st == Py_None) {
-        Py_DECREF(st);
+    if (st->state_cache.set) {
+        mie = st->state_cache.v[RV_ST_MIE];
+    } else {
         uint64_t v[RV_ST_N];
         if (dh_rv_read_state(&r->rv, v) < 0)
             return rv_fail(r);
         mie = v[RV_ST_MIE];
-    } else {
-        PyObject *x = PySequence_GetItem(st, RV_ST_MIE);
-        Py_DECREF(st);
-        if (!x)
-            return NULL;
-        mie = PyLong_AsUnsignedLongLongMask(x);
-        Py_DECREF(x);
-        if (mie == (unsigned long long)-1 && PyErr_Occurred())
-            return NULL;
     }
     return PyBool_FromLong((mip & mie) != 0);
 }
@@ -4882,64 +4867,25 @@ static PyObject *rv_interrupt_pending(RiscVObject *r, PyObject *Py_UNUSED(ignore
  * read again), last_trap = (mcause, mepc, 0). An interrupt is not an event-log record: the
  * synchronous traps (cpu_trap) stay on riscv.py's _enter_trap. */
 
-static int rs_get_mip(PyObject *cpu, uint64_t *mip)
-{
-    const cs_field *f = cs_field_of(cpu, str_rs_mip);        /* [cpustate] the struct's */
-    if (f && f->kind == CS_I64) {
-        *mip = (uint64_t)*CS_PTR(cpu, f, int64_t);
-        return 0;
-    }
-    PyObject *m = cs_getattr(cpu, str_rs_mip);
-    if (!m)
-        return -1;
-    unsigned long long v = PyLong_AsUnsignedLongLongMask(m);
-    Py_DECREF(m);
-    if (v == (unsigned long long)-1 && PyErr_Occurred())
-        return -1;
-    *mip = v;
-    return 0;
-}
-
 static int rs_enter_interrupt(RiscVObject *r, PyObject *cpu, uint64_t pending, uint64_t pc,
                               uint64_t priv, uint64_t mstatus, uint64_t mtvec)
 {
-    PyObject *n = cs_getattr(cpu, str_rs_interrupts_taken);
-    if (!n)
-        return -1;
-    PyObject *one = PyLong_FromLong(1);
-    PyObject *n1 = one ? PyNumber_Add(n, one) : NULL;
-    Py_XDECREF(one);
-    Py_DECREF(n);
-    if (!n1)
-        return -1;
-    int rc = cs_setattr(cpu, str_rs_interrupts_taken, n1);
-    Py_DECREF(n1);
-    if (rc < 0 || cs_setattr(cpu, str_rs_state_cache, Py_None) < 0)
-        return -1;
+    RiscVStateObject *st = RVS(cpu);
+    st->interrupts_taken += 1;
+    st->state_cache.set = 0;
     uint32_t cause = RV_MCAUSE_INTERRUPT | dh_rv_pick_cause(pending);
     uint32_t epc = (uint32_t)pc & 0xFFFFFFFEu, target;
-    int ex = get_truth(cpu, str_executing);
-    if (ex < 0)
-        return -1;
-    int in_hook = ex || priv != RV_PRIV_M;
+    int in_hook = st->cs.executing || priv != RV_PRIV_M;
     if (dh_rv_enter(&r->rv, cause, epc, 0, (uint32_t)priv, (uint32_t)mstatus, (uint32_t)mtvec,
                     in_hook, &target) < 0) {
         rv_fail(r);
         return -1;
     }
-    PyObject *t = in_hook ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(target);
-    if (!t)
-        return -1;
-    rc = cs_setattr(cpu, str_rs_next_pc, t);
-    Py_DECREF(t);
-    if (rc < 0)
-        return -1;
-    PyObject *lt = Py_BuildValue("(kki)", (unsigned long)cause, (unsigned long)epc, 0);
-    if (!lt)
-        return -1;
-    rc = cs_setattr(cpu, str_rs_last_trap, lt);
-    Py_DECREF(lt);
-    return rc;
+    st->next_pc = (dh_opt64){target, !in_hook};
+    const uint32_t lt[3] = {cause, epc, 0};
+    memcpy(st->last_trap.v, lt, sizeof lt);
+    st->last_trap.set = 1;
+    return 0;
 }
 
 /* [cpustate] riscv.py's set_input(line, level): the mip shadow bit of an interrupt line (CLINT
@@ -4962,28 +4908,17 @@ static PyObject *rv_set_input(RiscVObject *r, PyObject *const *args, Py_ssize_t 
     int level = PyObject_IsTrue(args[1]);
     if (level < 0)
         return NULL;
-    uint64_t bit = 1ull << line, mip;
-    if (rs_get_mip(cpu, &mip) < 0)
-        return NULL;
+    RiscVStateObject *st = RVS(cpu);
+    uint64_t bit = 1ull << line, mip = (uint64_t)st->mip;
     if (!level) {
-        if (cs_set_i64(cpu, str_rs_mip, (int64_t)(mip & ~bit)) < 0)
-            return NULL;
+        st->mip = (int64_t)(mip & ~bit);
         Py_RETURN_NONE;
     }
     if (mip & bit)
         Py_RETURN_NONE;
     mip |= bit;
-    if (cs_set_i64(cpu, str_rs_mip, (int64_t)mip) < 0)
-        return NULL;
-    int ex = get_truth(cpu, str_executing);
-    if (ex <= 0)
-        return ex < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
-    PyObject *sp = cs_getattr(cpu, str_rs_stop_pc);
-    if (!sp)
-        return NULL;
-    int pending_stop = sp != Py_None;
-    Py_DECREF(sp);
-    if (pending_stop)
+    st->mip = (int64_t)mip;
+    if (!st->cs.executing || st->stop_pc.set)
         Py_RETURN_NONE;
     uint64_t v[RV_ST_N];
     if (dh_rv_read_state(&r->rv, v) < 0)
@@ -4993,8 +4928,7 @@ static PyObject *rv_set_input(RiscVObject *r, PyObject *const *args, Py_ssize_t 
     uint64_t pc;
     if (dh_rv_read(&r->rv, UC_RISCV_REG_PC, &pc) < 0)
         return rv_fail(r);
-    if (cs_set_i64(cpu, str_rs_stop_pc, (int64_t)pc) < 0)
-        return NULL;
+    st->stop_pc = (dh_opt64){(int64_t)pc, 1};
     UC.emu_stop(r->rv.uc);
     Py_RETURN_NONE;
 }
@@ -5004,58 +4938,19 @@ static PyObject *rv_take_interrupts(RiscVObject *r, PyObject *Py_UNUSED(ignored)
     PyObject *cpu = r->rs_cpu;
     if (!cpu)
         return PyErr_Format(PyExc_RuntimeError, "take_interrupts: bind_slice first");
-    uint64_t mip, v[RV_ST_N];
-    if (rs_get_mip(cpu, &mip) < 0)
-        return NULL;
+    RiscVStateObject *st = RVS(cpu);
+    uint64_t mip = (uint64_t)st->mip, v[RV_ST_N];
     if (!mip)
         Py_RETURN_FALSE;
-    PyObject *st = cs_getattr(cpu, str_rs_state_cache);
-    if (!st)
-        return NULL;
-    if (st == Py_None) {                      /* read, and kept until something runs or writes */
-        Py_DECREF(st);
+    if (!st->state_cache.set) {               /* read, and kept until something runs or writes */
         if (dh_rv_read_state(&r->rv, v) < 0)
             return rv_fail(r);
-        PyObject *l = PyList_New(RV_ST_N);
-        if (!l)
-            return NULL;
-        for (int i = 0; i < RV_ST_N; i++) {
-            PyObject *x = PyLong_FromUnsignedLongLong(v[i]);
-            if (!x) {
-                Py_DECREF(l);
-                return NULL;
-            }
-            PyList_SET_ITEM(l, i, x);
-        }
-        int rc = cs_setattr(cpu, str_rs_state_cache, l);
-        Py_DECREF(l);
-        if (rc < 0)
-            return NULL;
+        for (int i = 0; i < RV_ST_N; i++)
+            st->state_cache.v[i] = (uint32_t)v[i];
+        st->state_cache.set = 1;
     } else {
-        PyObject *seq = PySequence_Fast(st, "_state_cache: [mie, priv, mstatus, pc, mtvec]");
-        Py_DECREF(st);
-        if (!seq)
-            return NULL;
-        if (PySequence_Fast_GET_SIZE(seq) != RV_ST_N) {
-            Py_DECREF(seq);
-            return PyErr_Format(PyExc_ValueError, "_state_cache: [mie, priv, mstatus, pc, mtvec]");
-        }
-        /* mie, priv, mstatus first: pc and mtvec only for an entry */
-        int n = RV_ST_MSTATUS + 1;
-        for (int i = 0; i < RV_ST_N; i++) {
-            if (i == n) {
-                if (!dh_rv_takeable(mip & v[RV_ST_MIE], v[RV_ST_PRIV], v[RV_ST_MSTATUS])) {
-                    Py_DECREF(seq);
-                    Py_RETURN_FALSE;
-                }
-            }
-            v[i] = PyLong_AsUnsignedLongLongMask(PySequence_Fast_GET_ITEM(seq, i));
-            if (v[i] == (uint64_t)-1 && PyErr_Occurred()) {
-                Py_DECREF(seq);
-                return NULL;
-            }
-        }
-        Py_DECREF(seq);
+        for (int i = 0; i < RV_ST_N; i++)
+            v[i] = st->state_cache.v[i];
     }
     uint64_t pending = mip & v[RV_ST_MIE];
     if (!dh_rv_takeable(pending, v[RV_ST_PRIV], v[RV_ST_MSTATUS]))
@@ -5098,24 +4993,20 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
     if (count == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     uc_engine *uc = r->rv.uc;
-    if (cs_setattr(cpu, str_rs_stop_pc, Py_None) < 0)
-        return NULL;
+    RiscVStateObject *st = RVS(cpu);
+    st->stop_pc.set = 0;
     uint64_t pc = 0;
-    PyObject *p = cs_getattr(cpu, str_rs_next_pc);
-    if (!p)
-        return NULL;
     int rc = 0;
-    if (p == Py_None) {
+    if (!st->next_pc.set) {
         if (dh_rv_read(&r->rv, UC_RISCV_REG_PC, &pc) < 0)
-            rv_fail(r), rc = -1;
+            return rv_fail(r);
+    } else if (st->next_pc.v < 0) {
+        return PyErr_Format(PyExc_OverflowError, "_next_pc %lld is negative", (long long)st->next_pc.v);
     } else {
-        pc = PyLong_AsUnsignedLongLong(p);
-        rc = pc == (unsigned long long)-1 && PyErr_Occurred() ? -1 : 0;
+        pc = (uint64_t)st->next_pc.v;
     }
-    Py_DECREF(p);
-    if (rc < 0 || cs_setattr(cpu, str_rs_next_pc, Py_None) < 0
-        || cs_setattr(cpu, str_rs_state_cache, Py_None) < 0)
-        return NULL;
+    st->next_pc.set = 0;
+    st->state_cache.set = 0;
     if (r->spans_n < 0 && ms_call(cpu, str_rs_load_spans, NULL) < 0)
         return NULL;
     if (r->spans_n < 0)
@@ -5143,52 +5034,23 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
             return NULL;
         Py_RETURN_NONE;
     }
-    if (cs_setattr(cpu, str_rs_ebreak_taken, Py_False) < 0)
-        return NULL;
-    PyObject *bf = cs_getattr(cpu, str_rs_bus_fault);
-    if (!bf)
-        return NULL;
-    int is_bf = bf != Py_None;
-    Py_DECREF(bf);
-    if (is_bf) {
+    st->ebreak_taken = 0;
+    if (st->bus_fault && st->bus_fault != Py_None) {
         if (ms_call(cpu, str_rs_slice_bus_fault, NULL) < 0)
             return NULL;
         Py_RETURN_NONE;
     }
-    uint64_t st[RV_ST_N];
-    if (dh_rv_read_state(&r->rv, st) < 0)
+    uint64_t sv[RV_ST_N];
+    if (dh_rv_read_state(&r->rv, sv) < 0)
         return rv_fail(r);
-    PyObject *stl = PyList_New(RV_ST_N);
-    if (!stl)
-        return NULL;
-    for (int i = 0; i < RV_ST_N; i++) {
-        PyObject *x = PyLong_FromUnsignedLongLong(st[i]);
-        if (!x) {
-            Py_DECREF(stl);
-            return NULL;
-        }
-        PyList_SET_ITEM(stl, i, x);
-    }
-    pc = st[RV_ST_PC];
-    rc = cs_setattr(cpu, str_rs_state_cache, stl) < 0
-         || cs_setattr(cpu, str_rs_next_pc, PyList_GET_ITEM(stl, RV_ST_PC)) < 0;
-    Py_DECREF(stl);
-    if (rc)
-        return NULL;
+    for (int i = 0; i < RV_ST_N; i++)
+        st->state_cache.v[i] = (uint32_t)sv[i];
+    st->state_cache.set = 1;
+    pc = sv[RV_ST_PC];
+    st->next_pc = (dh_opt64){(int64_t)pc, 1};
     /* emu_stop inside an MMIO write leaves pc *at* the store although the write is done */
-    PyObject *stop_pc = cs_getattr(cpu, str_rs_stop_pc);
-    if (!stop_pc)
-        return NULL;
-    int at_store = 0;
-    if (stop_pc != Py_None) {
-        int overflow;
-        long long v = PyLong_AsLongLongAndOverflow(stop_pc, &overflow);
-        rc = (v == -1 && PyErr_Occurred()) || cs_setattr(cpu, str_rs_stop_pc, Py_None) < 0;
-        at_store = !rc && !overflow && v >= 0 && (uint64_t)v == pc;
-    }
-    Py_DECREF(stop_pc);
-    if (rc)
-        return NULL;
+    int at_store = st->stop_pc.set && st->stop_pc.v >= 0 && (uint64_t)st->stop_pc.v == pc;
+    st->stop_pc.set = 0;
     PyObject *pv = PyLong_FromUnsignedLongLong(pc);
     if (!pv)
         return NULL;
@@ -5216,11 +5078,11 @@ static PyObject *rv_run_slice(RiscVObject *r, PyObject *arg)
     int b;
     if (wfi) {
         rc = set_truth(cpu, str_ms_sleeping, 1);
-        if (!rc && !st[RV_ST_MIE]) {                 /* mie = 0: nothing can wake it */
+        if (!rc && !sv[RV_ST_MIE]) {                 /* mie = 0: nothing can wake it */
             b = get_truth(cpu, str_ms_hung_reported);
             rc = b < 0 ? -1 : (b ? 0 : ms_call(cpu, str_rs_report_wfi_hang, pv));
         }
-    } else if (st[RV_ST_PRIV] == RV_PRIV_M && !(st[RV_ST_MSTATUS] & RV_MSTATUS_MIE)
+    } else if (sv[RV_ST_PRIV] == RV_PRIV_M && !(sv[RV_ST_MSTATUS] & RV_MSTATUS_MIE)
                && (b = get_truth(cpu, str_ms_parked)) != 1) {
         rc = b < 0 ? -1 : ms_call(cpu, str_ms_masked_spin, pv);
     } else {
