@@ -76,6 +76,15 @@ class CpuCore(_state_base()):  # type: ignore[misc]
         # unicorn 2.1.4 kept every RAM store on its slow path); the unmapped-access hooks are
         # bounded to where no memory is (any memory hook over a page keeps its stores slow)
         self._vtlb = None
+        # Every slice is emu_start(pc, until=0xFFFFFFFF, count=n) and ends by its count, a stop or
+        # WFI, never at `until`; but unicorn 2.1.4 invalidates the translation at `until` after
+        # every emu_start (resume_all_vcpus -> uc_invalidate_tb -> get_page_addr_code: a TLB fill
+        # of that unmapped page, ~250 ns a slice, one fill of two on the M7 in nominal traffic).
+        # With its "exits" switched on and none given, `until` is ignored and nothing is
+        # invalidated (qemu/softmmu/cpus.c, unicorn 2.1.4); a PC cannot be 0xFFFFFFFF (Thumb and
+        # RV32C fetch from even addresses), so no slice behaves differently.
+        self.uc.ctl_exits_enabled(True)
+        self.uc.ctl_set_exits([])
         core = native.core()
         if core is not None:
             from unicorn import UC_QUERY_PAGE_SIZE
