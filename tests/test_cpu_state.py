@@ -159,6 +159,41 @@ def test_machine_now_reads_the_running_slice_from_the_struct() -> None:
     assert CORE.machine_now(m) == 5_000
 
 
+def test_a_machines_cpu_and_scheduler_are_c_members_machine_now_reads() -> None:
+    """Machine derives from _core.MachineState: cpu and scheduler are plain attributes for Python
+    and what machine_now reads in C; replacing either is seen at once, a CPU that is not a
+    CpuState or a scheduler that is not the C one still answer through their attributes, and a
+    machine and its CPU (a cycle through the members) are collected together."""
+    import gc
+    import weakref
+    s, s2 = Scheduler(1_000), Scheduler(1_000)
+    m = Machine("m", s)
+    assert isinstance(m, CORE.MachineState) and m.cpu is None and m.scheduler is s
+    s.run_until(3_000)
+    assert CORE.machine_now(m) == 3_000
+    m.scheduler = s2                                   # another clock: read at once
+    assert CORE.machine_now(m) == 0
+    c = Cpu(s2)
+    c.machine, m.cpu = m, c
+    c.executing, c.slice_start_ps = True, 777
+    assert CORE.machine_now(m) == m.now() == 777
+
+    class DuckCpu:
+        executing, slice_start_ps = True, 555
+    m.cpu = DuckCpu()
+    assert CORE.machine_now(m) == 555
+
+    class DuckSched:
+        now = 4_242
+    m.cpu, m.scheduler = None, DuckSched()
+    assert CORE.machine_now(m) == 4_242
+    m.cpu, m.scheduler = c, s
+    ref = weakref.ref(m)
+    del m, c
+    gc.collect()
+    assert ref() is None
+
+
 def test_the_c_driver_refuses_an_object_that_is_not_a_cpustate() -> None:
     class Duck:
         hz, cycles, halted, stall_until, parked, sleeping = 1, 0, False, None, False, False

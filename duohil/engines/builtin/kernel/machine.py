@@ -74,7 +74,15 @@ _READ_BUF_SIZE = 0x1000
 DmaPort = native.core_class("DmaPort")
 
 
-class Machine:
+def _machine_base() -> type:
+    """``_core.MachineState``: ``cpu`` and ``scheduler`` as C members (ordinary attributes for
+    Python) that every native unit's ``machine_now`` reads without a dict lookup; ``object``
+    without a usable core (the module still imports; the engine says why it cannot run)."""
+    core = native.core()
+    return core.MachineState if core is not None else object
+
+
+class Machine(_machine_base()):  # type: ignore[misc]
     def __init__(self, name: str, scheduler: "Scheduler", platform: str = "?") -> None:
         self._bus = native.require().Bus()       # the MMIO dispatch (module docstring)
         self.name = name

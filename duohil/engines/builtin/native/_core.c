@@ -1980,9 +1980,89 @@ static PyObject *mod_register_machine_now(PyObject *Py_UNUSED(m), PyObject *fn)
     Py_RETURN_NONE;
 }
 
+/* [machstate] machine.py's Machine derives from _core.MachineState: its `cpu` and `scheduler`
+ * are struct members (ordinary attributes for Python), so the ~20 000 machine_now a virtual
+ * second of nominal traffic (every native unit's clock, the M7's entry and return) read them
+ * without two instance-dict lookups. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *cpu, *scheduler;
+} MachineStateObject;
+
+static PyTypeObject MachineStateType;
+
+static int mst_traverse(MachineStateObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->cpu);
+    Py_VISIT(o->scheduler);
+    return 0;
+}
+
+static int mst_clear(MachineStateObject *o)
+{
+    Py_CLEAR(o->cpu);
+    Py_CLEAR(o->scheduler);
+    return 0;
+}
+
+static void mst_dealloc(MachineStateObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    mst_clear(o);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static PyMemberDef mst_members[] = {
+    {"cpu", T_OBJECT, offsetof(MachineStateObject, cpu), 0, "the machine's CPU (None before attach_cpu)"},
+    {"scheduler", T_OBJECT, offsetof(MachineStateObject, scheduler), 0, "the Scheduler it runs on"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject MachineStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.MachineState",
+    .tp_basicsize = sizeof(MachineStateObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)mst_traverse,
+    .tp_clear = (inquiry)mst_clear,
+    .tp_dealloc = (destructor)mst_dealloc,
+    .tp_members = mst_members,
+    .tp_doc = "A machine's cpu and scheduler as C members (machine.py's Machine derives from it).",
+};
+
+static int add_machinestate_type(PyObject *m)
+{
+    if (PyType_Ready(&MachineStateType) < 0)
+        return -1;
+    Py_INCREF(&MachineStateType);
+    if (PyModule_AddObject(m, "MachineState", (PyObject *)&MachineStateType) < 0) {
+        Py_DECREF(&MachineStateType);
+        return -1;
+    }
+    return 0;
+}
+
 /* Machine.now's rule, the method not asked. */
 static int plain_machine_now(PyObject *machine, int64_t *out)
 {
+    if (PyObject_TypeCheck(machine, &MachineStateType)) {
+        MachineStateObject *ms = (MachineStateObject *)machine;
+        PyObject *c = ms->cpu, *s = ms->scheduler;
+        if (c && c != Py_None && cs_of(c)) {
+            if (CS(c)->executing) {
+                *out = CS(c)->slice_start_ps;
+                return 0;
+            }
+            c = NULL;
+        }
+        if (!c || c == Py_None) {
+            if (s && PyObject_TypeCheck(s, &SchedType)) {
+                *out = ((SchedObject *)s)->now;
+                return 0;
+            }
+        }
+    }
     PyObject *cpu = PyObject_GetAttr(machine, str_cpu);
     if (!cpu)
         return -1;
@@ -3455,6 +3535,10 @@ typedef struct {
     dh_port input_port;
     PyObject *owner;
     int n_irq;
+    /* nvic.py's `vtor` and `cpu` live here (c_attr): the C entry reads VTOR and a pend's kick
+     * the CPU without a lookup on the Python Nvic. `cpu` is a strong reference (GC-visible). */
+    unsigned int vtor;
+    PyObject *cpu;
 } NvicObject;
 
 static PyTypeObject NvicType;
@@ -3494,12 +3578,11 @@ static PyObject *str_nv_kick;
 
 static int nv_kick(NvicObject *o)
 {
-    if (!o->owner)
+    PyObject *cpu = o->cpu;
+    if (!cpu || cpu == Py_None)
         return 0;
-    PyObject *cpu = PyObject_GetAttr(o->owner, str_cpu);
-    if (!cpu)
-        return -1;
-    int ex = cpu == Py_None ? 0 : get_truth(cpu, str_executing), rc = ex < 0 ? -1 : 0;
+    Py_INCREF(cpu);
+    int ex = get_truth(cpu, str_executing), rc = ex < 0 ? -1 : 0;
     if (ex > 0) {
         if (!str_nv_kick && !(str_nv_kick = PyUnicode_InternFromString("kick")))
             rc = -1;
@@ -3583,11 +3666,31 @@ static PyObject *nv_get_input(NvicObject *o, void *Py_UNUSED(c))
     return PyCapsule_New(&o->input_port, DH_INPUT_CAPSULE, NULL);
 }
 
+static int nv_traverse(NvicObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->cpu);
+    return 0;
+}
+
+static int nv_clear(NvicObject *o)
+{
+    Py_CLEAR(o->cpu);
+    return 0;
+}
+
 static void nv_dealloc(NvicObject *o)
 {
+    PyObject_GC_UnTrack(o);
+    nv_clear(o);
     dh_nvic_free(&o->v);
     Py_TYPE(o)->tp_free((PyObject *)o);
 }
+
+static PyMemberDef nv_members[] = {
+    {"vtor", T_UINT, offsetof(NvicObject, vtor), 0, "SCB.VTOR: the vector table's address"},
+    {"cpu", T_OBJECT, offsetof(NvicObject, cpu), 0, "the core this NVIC interrupts (None: none)"},
+    {NULL, 0, 0, 0, NULL},
+};
 
 /* An exception number argument: 0..255 (ValueError otherwise, never a write out of the maps). */
 static int nv_exc(PyObject *o, int *out)
@@ -3835,8 +3938,11 @@ static PyTypeObject NvicType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "duohil.engines.builtin.native._core.Nvic",
     .tp_basicsize = sizeof(NvicObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)nv_traverse,
+    .tp_clear = (inquiry)nv_clear,
     .tp_dealloc = (destructor)nv_dealloc,
+    .tp_members = nv_members,
     .tp_doc = "Nvic(prio_mask): the Cortex-M7 NVIC's exception state in C (nvic.c).",
     .tp_new = nv_new,
     .tp_methods = nv_methods,
@@ -3990,7 +4096,7 @@ static PyObject *cm_fast_return(CortexMObject *c)
 
 
 static PyObject *str_fe_halted, *str_fe_executing, *str_fe_mask_cache, *str_fe_entry_cache,
-    *str_fe_rate_n, *str_fe_thread_pc, *str_fe_pc, *str_fe_vtor, *str_fe_ctrl, *str_fe_st_resume,
+    *str_fe_rate_n, *str_fe_thread_pc, *str_fe_pc, *str_fe_ctrl, *str_fe_st_resume,
     *str_fe_value;
 
 static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
@@ -4016,7 +4122,6 @@ static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_s
         FE_INTERN(str_fe_rate_n, "_rate_n");
         FE_INTERN(str_fe_thread_pc, "_thread_pc");
         FE_INTERN(str_fe_pc, "_pc");
-        FE_INTERN(str_fe_vtor, "vtor");
         FE_INTERN(str_fe_ctrl, "ctrl");
         FE_INTERN(str_fe_st_resume, "_st_resume");
         FE_INTERN(str_fe_value, "value");
@@ -4189,9 +4294,7 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
     } else {
         st->entries = entries + 1;
     }
-    long vtor;
-    if (fe_get_long(c->fe_nvic, str_fe_vtor, &vtor) < 0)
-        return -1;
+    long vtor = (long)((NvicObject *)c->fr_nvic)->vtor;
     if (regs[CM_CONTROL] & 4 && fe_set_u32(c->fe_fpcar, str_fe_value, frame_sp + 0x20) < 0)
         return -1;
     uint32_t vec = 0;
@@ -13428,7 +13531,8 @@ PyMODINIT_FUNC PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (add_cpustate_type(m) < 0 || add_vtlb_type(m) < 0) {   /* [cpustate] [vtlb] */
+    if (add_cpustate_type(m) < 0 || add_vtlb_type(m) < 0       /* [cpustate] [vtlb] */
+        || add_machinestate_type(m) < 0) {                       /* [machstate] */
         Py_DECREF(m);
         return NULL;
     }

@@ -450,6 +450,9 @@ class Nvic(Peripheral):
     group_mask = native.c_attr("group_mask", "AIRCR.PRIGROUP's group-priority bits")
     stack = native.c_attr("stack", "active exceptions, innermost last (a copy; assign to replace)")
     exceptions_taken = native.c_attr("exceptions_taken", "exception entries so far")
+    vtor = native.c_attr("vtor", "SCB.VTOR, the vector table's address (read by the C entry)")
+    cpu = native.c_attr("cpu", "the core this NVIC interrupts, None before the core attaches it "
+                               "(read by a pend's kick in C)")
     _st_waiting = native.c_attr("st_waiting", "a wrap found SysTick still pending: no event until taken")
 
     def __init__(self, machine: "Machine", name: str, base: int | None = 0xE000E000,
@@ -461,7 +464,7 @@ class Nvic(Peripheral):
         self.any_pending = c.any_pending                    # type: ignore[method-assign]
         self.prio_of = c.get_prio                           # type: ignore[method-assign]
         super().__init__(machine, name, base, size or 0x1000, props)
-        self.cpu: CoreSide | None = None
+        self.cpu = None                 # a CoreSide once the core attaches this NVIC
         self.n_irq = int(self.props["numberOfInterrupts"])
         self.n_exc = IRQ0 + self.n_irq
         c.bind_inputs(self, self.n_irq)                     # C Signals raise IRQ lines in C
