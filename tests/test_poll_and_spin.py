@@ -100,3 +100,32 @@ def test_a_uart_fifo_read_breaks_the_polling_run_and_the_spin_on_the_peer(pop_be
         cpu._check_masked_spin(0x4200_0100)
     hung = [e for e in p.scheduler.log if e[1] == "cpu_hung"]
     assert bool(hung) is (not pop_between)
+
+
+def test_the_polling_rule_address_wake_and_a_pending_interrupt() -> None:
+    """CpuState.poll_hint (C): only while executing; another address starts a run of one; None
+    is an address like any other (a Python model's hint); a wake of None parks until the next
+    event; a pending interrupt that could wake the core keeps it running."""
+    b = build_m7()
+    cpu = b.cpu
+    for _ in range(POLL_PARK_AFTER + 2):              # not executing: nothing counts
+        cpu.poll_hint(STATUS, 1)
+    assert cpu._poll_count == 0 and not cpu.parked
+    cpu.executing = True
+    try:
+        for addr in (STATUS, STATUS, STATUS + 4):      # another address: a run of one
+            cpu.poll_hint(addr, 1)
+        assert (cpu._poll_addr, cpu._poll_count) == (STATUS + 4, 1)
+        for _ in range(POLL_PARK_AFTER):
+            cpu.poll_hint(None, None)
+        assert cpu.parked and cpu.park_until is None and cpu._poll_addr is None
+        cpu.unpark()
+        b.nvic.enabled |= 1 << 16
+        b.nvic.set_pending(16)
+        for _ in range(POLL_PARK_AFTER + 1):
+            cpu.poll_hint(STATUS, 9)
+        assert not cpu.parked and cpu._poll_count == POLL_PARK_AFTER + 1
+    finally:
+        cpu.executing = False
+    with pytest.raises(TypeError, match="poll_hint"):
+        cpu.poll_hint(STATUS)

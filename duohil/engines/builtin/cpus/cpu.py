@@ -27,7 +27,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..kernel.machine import Machine
 
 
-POLL_PARK_AFTER = 4       # same-status-register reads in a row, with no write, before parking
+def _poll_park_after() -> int:
+    """Same-status-register reads in a row, with no write, before the core parks: the native
+    core's rule (CpuState.poll_hint); 4 when the core is not built (nothing parks then)."""
+    from .. import native
+    core = native.core()
+    return int(core.POLL_PARK_AFTER) if core is not None else 4
+
+
+POLL_PARK_AFTER = _poll_park_after()
 
 
 def _state_base() -> type:
@@ -243,26 +251,10 @@ class CpuCore(_state_base()):  # type: ignore[misc]
         self.machine.record("stall_begin", cpu=self.name, until_ps=until_ps)
 
     # -- poll-skip ------------------------------------------------------------------------------------------
-    def poll_hint(self, addr: int | None, wake_ps: int | None) -> None:
-        """A status-register read whose value cannot change before ``wake_ps`` (None: before some
-        event). After a few such reads in a row the core parks until then (unicorn.md section 7)."""
-        if not self.executing:
-            return
-        writes = self.machine.mmio_writes
-        if writes != self._poll_writes:    # a write since the last hint broke the run
-            self._poll_writes = writes
-            self._poll_addr = None
-            self._poll_count = 0
-        if addr == self._poll_addr:
-            self._poll_count += 1
-        else:
-            self._poll_addr = addr
-            self._poll_count = 1
-        if self._poll_count >= POLL_PARK_AFTER and not self.interrupt_pending():
-            self.parked = True
-            self.park_until = wake_ps
-            self.machine.scheduler.park(self)
-            self.uc.emu_stop()
+    # poll_hint(addr, wake_ps) is CpuState's, in C (native/_core.c [pollc]): a status-register read
+    # whose value cannot change before wake_ps (None: before some event); after POLL_PARK_AFTER
+    # reads of one address in a row with no MMIO write between and no interrupt pending, the
+    # executing core parks until then (unicorn.md section 7).
 
     def unpark(self) -> None:
         self.parked = False

@@ -1227,14 +1227,36 @@ static int add_state_type(PyObject *m, PyTypeObject *type, const char *name, cs_
     return 0;
 }
 
+/* [pollc] CpuState.poll_hint (defined after the bus, whose write count it reads) */
+static PyObject *cs_poll_hint_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *str_pc_poll_hint, *cs_poll_hint_descr;
+static int cpu_poll_hint(PyObject *cpu, PyObject *addr, int has_wake, int64_t wake);
+#define CS_POLL_PARK_AFTER 4     /* same-address status reads in a row, no write, before parking */
+
+static PyMethodDef cs_methods[] = {
+    {"poll_hint", (PyCFunction)(void (*)(void))cs_poll_hint_m, METH_FASTCALL,
+     "poll_hint(addr, wake_ps): a status-register read whose value cannot change before wake_ps "
+     "(None: before some event); after POLL_PARK_AFTER such reads of one address in a row with no "
+     "MMIO write between, and no interrupt pending, the executing core parks until then."},
+    {NULL, NULL, 0, NULL},
+};
+
 static int add_cpustate_type(PyObject *m)
 {
     const char *meths[3] = {"take_interrupts", "interrupt_pending", "_run_slice"};
     for (int i = 0; i < 3; i++)
         if (!(cs_meth_names[i] = PyUnicode_InternFromString(meths[i])))
             return -1;
+    if (!(str_pc_poll_hint = PyUnicode_InternFromString("poll_hint")))
+        return -1;
     CpuStateType.tp_members = cs_members;
-    return add_state_type(m, &CpuStateType, "CpuState", CS_FIELDS, cs_getset, NULL) < 0
+    CpuStateType.tp_methods = cs_methods;
+    if (add_state_type(m, &CpuStateType, "CpuState", CS_FIELDS, cs_getset, NULL) < 0)
+        return -1;
+    cs_poll_hint_descr = _PyType_Lookup(&CpuStateType, str_pc_poll_hint);   /* borrowed: static type */
+    if (PyModule_AddIntConstant(m, "POLL_PARK_AFTER", CS_POLL_PARK_AFTER) < 0)
+        return -1;
+    return 0
            || add_state_type(m, &CortexMStateType, "CortexMState", CM_FIELDS, cm_state_getset,
                              &CpuStateType) < 0
            || add_state_type(m, &RiscVStateType, "RiscVState", RV_FIELDS, rv_state_getset,
@@ -6252,15 +6274,9 @@ static int eu_poll_hint(void *ctx, int64_t wake, int has_wake)
     PyObject *cpu;
     if (eu_cpu(o, &cpu) < 0)
         return -1;
-    PyObject *r = Py_None;
-    if (cpu != Py_None) {
-        PyObject *w = has_wake ? PyLong_FromLongLong(wake) : (Py_INCREF(Py_None), Py_None);
-        r = w ? PyObject_CallMethodObjArgs(cpu, str_eu_poll_hint, o->base_obj, w, NULL) : NULL;
-        Py_XDECREF(w);
-        Py_XDECREF(r);
-    }
+    int rc = cpu == Py_None ? 0 : cpu_poll_hint(cpu, o->base_obj, has_wake, wake);    /* [pollc] */
     Py_DECREF(cpu);
-    return r ? 0 : -1;
+    return rc;
 }
 
 static int machine_count_write(PyObject *machine);           /* [rvtake], after the Bus */
@@ -7243,6 +7259,119 @@ static int machine_count_write(PyObject *machine)
     Py_DECREF(n1);
     return rc;
 }
+
+/* The machine's write count (Machine.mmio_writes): the C bus's counter, else the attribute. */
+static int machine_mmio_writes(PyObject *machine, int64_t *out)
+{
+    if (!str_mc_bus && (!(str_mc_bus = PyUnicode_InternFromString("_bus"))
+                        || !(str_mc_mmio_writes = PyUnicode_InternFromString("mmio_writes"))))
+        return -1;
+    PyObject *bus;
+    if (_PyObject_LookupAttr(machine, str_mc_bus, &bus) < 0)
+        return -1;
+    if (bus && Py_TYPE(bus) == &BusType) {
+        *out = (int64_t)((BusObject *)bus)->writes;
+        Py_DECREF(bus);
+        return 0;
+    }
+    Py_XDECREF(bus);
+    return get_i64(machine, str_mc_mmio_writes, out);
+}
+
+/* == [pollc] poll-skip in C (cpu.py's poll_hint) =================================================
+ * A model whose status register was read and cannot change before some time tells the CPU
+ * (the peer UART's and the USART's status reads, ~800 a virtual second of nominal traffic, and a
+ * Python model's Peripheral.poll_hint). The rule: only while the CPU executes; an MMIO write
+ * since the last hint (the machine's write count moved) starts a new run; the same address again
+ * counts one more, another address starts a run of one; at CS_POLL_PARK_AFTER in a row with no
+ * interrupt pending the core parks until wake_ps (None: until the next event): parked, park_until,
+ * scheduler.park(cpu), uc.emu_stop(). */
+static PyObject *str_pc_uc, *str_pc_emu_stop, *str_pc_park;
+
+static int cs_poll_hint(PyObject *cpu, PyObject *addr, int has_wake, int64_t wake)
+{
+    CpuStateObject *c = CS(cpu);
+    if (!c->executing)
+        return 0;
+    dh_opt64 a = {0, 0};
+    if (addr != Py_None) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(addr, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow) {
+            PyErr_Format(PyExc_OverflowError, "poll_hint: address %R is beyond 64 bits", addr);
+            return -1;
+        }
+        a = (dh_opt64){v, 1};
+    }
+    int64_t writes;
+    if (machine_mmio_writes(c->machine ? c->machine : Py_None, &writes) < 0)
+        return -1;
+    if (writes != c->poll_writes) {      /* a write since the last hint broke the run */
+        c->poll_writes = writes;
+        c->poll_addr.set = 0;
+        c->poll_count = 0;
+    }
+    if (a.set == c->poll_addr.set && (!a.set || a.v == c->poll_addr.v)) {
+        c->poll_count += 1;
+    } else {
+        c->poll_addr = a;
+        c->poll_count = 1;
+    }
+    if (c->poll_count < CS_POLL_PARK_AFTER)
+        return 0;
+    int ip = call_truth_m(cpu, c->m_pending, str_interrupt_pending);
+    if (ip)
+        return ip < 0 ? -1 : 0;
+    if (!str_pc_uc && (!(str_pc_uc = PyUnicode_InternFromString("uc"))
+                       || !(str_pc_emu_stop = PyUnicode_InternFromString("emu_stop"))
+                       || !(str_pc_park = PyUnicode_InternFromString("park"))))
+        return -1;
+    c->parked = 1;
+    c->park_until = (dh_opt64){wake, (char)(has_wake != 0)};
+    PyObject *sched = PyObject_GetAttr(c->machine ? c->machine : Py_None, str_scheduler);
+    if (!sched)
+        return -1;
+    PyObject *r = PyObject_TypeCheck(sched, &SchedType) ? sched_park((SchedObject *)sched, cpu)
+                                                        : PyObject_CallMethodOneArg(sched, str_pc_park, cpu);
+    Py_DECREF(sched);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    PyObject *uc = PyObject_GetAttr(cpu, str_pc_uc);
+    r = uc ? PyObject_CallMethodNoArgs(uc, str_pc_emu_stop) : NULL;
+    Py_XDECREF(uc);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static PyObject *cs_poll_hint_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "poll_hint(addr, wake_ps) takes 2 arguments");
+    int64_t wake = 0;
+    if (args[1] != Py_None && as_i64(args[1], &wake) < 0)
+        return NULL;
+    if (cs_poll_hint(self, args[0], args[1] != Py_None, wake) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* cpu.poll_hint(addr, wake) from a C unit: the C rule when the CPU's class keeps CpuState's, the
+ * method (a test's or a user's CPU) otherwise */
+static int cpu_poll_hint(PyObject *cpu, PyObject *addr, int has_wake, int64_t wake)
+{
+    if (cs_of(cpu) && _PyType_Lookup(Py_TYPE(cpu), str_pc_poll_hint) == cs_poll_hint_descr)
+        return cs_poll_hint(cpu, addr, has_wake, wake);
+    PyObject *w = has_wake ? PyLong_FromLongLong(wake) : Py_NewRef(Py_None);
+    PyObject *r = w ? PyObject_CallMethodObjArgs(cpu, str_pc_poll_hint, addr, w, NULL) : NULL;
+    Py_XDECREF(w);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* == end of [pollc] ============================================================================== */
 
 static int add_bus_type(PyObject *m)
 {
@@ -9973,16 +10102,9 @@ static int us_poll_hint(void *h, int has_wake, int64_t wake)
         Py_DECREF(cpu);
         return 0;
     }
-    PyObject *w = has_wake ? PyLong_FromLongLong(wake) : Py_NewRef(Py_None);
-    PyObject *r = NULL;
-    if (w) {
-        PyObject *args[3] = {cpu, o->base, w};
-        r = PyObject_VectorcallMethod(str_poll_hint, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        Py_DECREF(w);
-    }
+    int rc = cpu_poll_hint(cpu, o->base, has_wake, wake);                              /* [pollc] */
     Py_DECREF(cpu);
-    Py_XDECREF(r);
-    return r ? 0 : -1;
+    return rc;
 }
 
 static int us_dma_rising(void *h, int which)
