@@ -789,6 +789,14 @@ typedef struct {
 
 static PyTypeObject CpuStateType;
 
+/* [machstate] the machine's cpu and scheduler as members (see machine_now below) */
+typedef struct {
+    PyObject_HEAD
+    PyObject *cpu, *scheduler;
+} MachineStateObject;
+
+static PyTypeObject MachineStateType;
+
 enum { CS_I64, CS_OPT, CS_BOOL, CS_OBJ, CS_VEC };
 
 typedef struct {
@@ -1619,6 +1627,10 @@ static PyObject *mod_drives_natively(PyObject *Py_UNUSED(m), PyObject *cpu)
 static int cpu_sched_now(PyObject *cpu, SchedObject *s, int64_t *now)
 {
     PyObject *m = CS(cpu)->machine ? CS(cpu)->machine : Py_None;
+    if (PyObject_TypeCheck(m, &MachineStateType) && ((MachineStateObject *)m)->scheduler == (PyObject *)s) {
+        *now = s->now;                                                   /* [machstate] */
+        return 0;
+    }
     PyObject *sc = PyObject_GetAttr(m, str_scheduler);
     if (!sc)
         return -1;
@@ -1732,18 +1744,13 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active, const char 
             PyErr_SetString(PyExc_RuntimeError, "a CPU was added to the scheduler inside run_until");
             return -1;
         }
-        PyObject *pnow = PyLong_FromLongLong(now);
-        PyObject *pq = PyLong_FromLongLong(quantum);
-        if (!pnow || !pq) {
-            Py_XDECREF(pnow);
-            Py_XDECREF(pq);
-            return -1;
-        }
+        /* now and the quantum as ints, made only for a CPU driven by its Python methods */
+        PyObject *pnow = NULL, *pq = NULL;
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(s->cpus); i++) {
             PyObject *cpu = PyList_GET_ITEM(s->cpus, i);
             if (PyList_GET_SIZE(active) >= nflags) {     /* add_cpu from inside this step */
-                Py_DECREF(pnow);
-                Py_DECREF(pq);
+                Py_XDECREF(pnow);
+                Py_XDECREF(pq);
                 PyErr_SetString(PyExc_RuntimeError, "a CPU was added to the scheduler inside run_until");
                 return -1;
             }
@@ -1762,11 +1769,15 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active, const char 
                 }
                 Py_DECREF(cpu);
                 if (rc < 0) {
-                    Py_DECREF(pnow);
-                    Py_DECREF(pq);
+                    Py_XDECREF(pnow);
+                    Py_XDECREF(pq);
                     return -1;
                 }
                 continue;
+            }
+            if (!pnow && (!(pnow = PyLong_FromLongLong(now)) || !(pq = PyLong_FromLongLong(quantum)))) {
+                Py_XDECREF(pnow);
+                return -1;
             }
             callargs[0] = cpu;
             callargs[1] = pnow;
@@ -1797,12 +1808,10 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active, const char 
                 return -1;
             }
         }
-        Py_DECREF(pnow);
-        Py_DECREF(pq);
+        Py_XDECREF(pnow);
+        Py_XDECREF(pq);
         if (horizon > now) {
-            PyObject *ph = PyLong_FromLongLong(horizon);
-            if (!ph)
-                return -1;
+            PyObject *ph = NULL;                 /* horizon as an int, for a Python-path CPU */
             for (Py_ssize_t i = 0; i < PyList_GET_SIZE(active); i++) {
                 PyObject *cpu = PyList_GET_ITEM(active, i);
                 if (active_flags[i]) {
@@ -1813,11 +1822,13 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active, const char 
                         rc = c_advance_to(cpu, horizon, sched_now);
                     Py_DECREF(cpu);
                     if (rc < 0) {
-                        Py_DECREF(ph);
+                        Py_XDECREF(ph);
                         return -1;
                     }
                     continue;
                 }
+                if (!ph && !(ph = PyLong_FromLongLong(horizon)))
+                    return -1;
                 callargs[0] = cpu;
                 callargs[1] = ph;
                 PyObject *r = PyObject_VectorcallMethod(str_advance_to, callargs,
@@ -1828,7 +1839,7 @@ static int run_loop(SchedObject *s, int64_t t_end, PyObject *active, const char 
                 }
                 Py_DECREF(r);
             }
-            Py_DECREF(ph);
+            Py_XDECREF(ph);
             s->steps++;
         }
         if (((s->heap.n && s->heap.v[0].t <= horizon) || s->lazy_min <= horizon)
@@ -2006,12 +2017,7 @@ static PyObject *mod_register_machine_now(PyObject *Py_UNUSED(m), PyObject *fn)
  * are struct members (ordinary attributes for Python), so the ~20 000 machine_now a virtual
  * second of nominal traffic (every native unit's clock, the M7's entry and return) read them
  * without two instance-dict lookups. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *cpu, *scheduler;
-} MachineStateObject;
-
-static PyTypeObject MachineStateType;
+/* (MachineStateObject and MachineStateType are declared with CpuState, above) */
 
 static int mst_traverse(MachineStateObject *o, visitproc visit, void *arg)
 {
