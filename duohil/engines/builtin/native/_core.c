@@ -7552,6 +7552,15 @@ static int dm_now(PyObject *machine, int64_t *t)
 /* machine.scheduler.at(t, fn, name=name) */
 static PyObject *dm_at(PyObject *machine, int64_t t, PyObject *fn, PyObject *name)
 {
+    if (PyObject_TypeCheck(machine, &MachineStateType)) {                  /* [machstate] */
+        PyObject *sc = ((MachineStateObject *)machine)->scheduler;
+        if (sc && PyObject_TypeCheck(sc, &SchedType)) {
+            PyObject *none = PyTuple_New(0);
+            PyObject *ev = none ? c_at(sc, t, fn, none, name) : NULL;
+            Py_XDECREF(none);
+            return ev;
+        }
+    }
     PyObject *sched = PyObject_GetAttr(machine, dm_s_scheduler);
     if (!sched)
         return NULL;
@@ -9982,6 +9991,38 @@ static PyObject *i128_long(dh_i128 v)
     return r;
 }
 
+/* at(t, fn, *args, name=name) through a unit's bound `at` (machine.scheduler.at, kept when the
+ * unit was bound): the C scheduler's own event straight onto its heap when it is that one (the
+ * same time clamp, sequence number and compaction as Scheduler.at), else the call. t as the units
+ * compute it (128 bits); beyond 64 the call raises what Scheduler.at says. */
+static PyObject *bound_at(PyObject *at, __int128 t, PyObject *fn, PyObject *args, PyObject *name,
+                          PyObject *kw_names)
+{
+    if (t >= INT64_MIN && t <= INT64_MAX && PyCFunction_Check(at)
+        && PyCFunction_GET_FUNCTION(at) == (PyCFunction)(void (*)(void))sched_at
+        && PyCFunction_GET_SELF(at) && PyObject_TypeCheck(PyCFunction_GET_SELF(at), &SchedType))
+        return c_at(PyCFunction_GET_SELF(at), (int64_t)t, fn, args, name);
+    PyObject *tt = i128_long(t);
+    if (!tt)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *stack[8];
+    if (n > 5) {
+        Py_DECREF(tt);
+        PyErr_SetString(PyExc_ValueError, "bound_at: too many arguments");
+        return NULL;
+    }
+    stack[0] = tt;
+    stack[1] = fn;
+    for (Py_ssize_t i = 0; i < n; i++)
+        stack[2 + i] = PyTuple_GET_ITEM(args, i);
+    stack[2 + n] = name;
+    PyObject *ev = PyObject_Vectorcall(at, stack, 2 + n, kw_names);
+    Py_DECREF(tt);
+    return ev;
+}
+
+
 static int us_now(void *h, int64_t *out)
 {
     return machine_now(((UsartObject *)h)->machine, out);
@@ -9990,12 +10031,9 @@ static int us_now(void *h, int64_t *out)
 static int us_schedule(void *h, int which, dh_i128 t)
 {
     UsartObject *o = h;
-    PyObject *tt = i128_long(t);
-    if (!tt)
-        return -1;
-    PyObject *args[3] = {tt, o->ev_fn[which], o->ev_name[which]};
-    PyObject *ev = PyObject_Vectorcall(o->sched_at, args, 2, kw_name);
-    Py_DECREF(tt);
+    PyObject *none = PyTuple_New(0);
+    PyObject *ev = none ? bound_at(o->sched_at, t, o->ev_fn[which], none, o->ev_name[which], kw_name) : NULL;
+    Py_XDECREF(none);
     if (!ev)
         return -1;
     Py_XSETREF(o->ev[which], ev);
@@ -10690,12 +10728,10 @@ static int iw_now(void *h, int64_t *out)
 static int iw_schedule(void *h, int which, dh_i128 t)
 {
     IwdgObject *o = h;
-    PyObject *tt = i128_long(t);
-    if (!tt)
-        return -1;
-    PyObject *args[3] = {tt, o->ev_fn[which], o->ev_name[which]};
-    PyObject *ev = PyObject_Vectorcall(o->sched_at, args, 2, iw_kw_name);
-    Py_DECREF(tt);
+    PyObject *none = PyTuple_New(0);
+    PyObject *ev = none ? bound_at(o->sched_at, t, o->ev_fn[which], none, o->ev_name[which], iw_kw_name)
+                        : NULL;
+    Py_XDECREF(none);
     if (!ev)
         return -1;
     Py_XSETREF(o->ev[which], ev);
@@ -11228,15 +11264,11 @@ static int tm_schedule(void *h, dh_tim_i128 t, dh_tim_i128 cycle)
     TimerObject *o = h;
     if (tm_cleared(o))
         return -1;
-    PyObject *tt = i128_long(t);
-    PyObject *c = tt ? i128_long(cycle) : NULL;
-    PyObject *ev = NULL;
-    if (c) {
-        PyObject *args[4] = {tt, o->ev_fn, c, o->ev_name};
-        ev = PyObject_Vectorcall(o->sched_at, args, 3, tm_s_kw_name);
-    }
-    Py_XDECREF(tt);
+    PyObject *c = i128_long(cycle);
+    PyObject *cargs = c ? PyTuple_Pack(1, c) : NULL;
+    PyObject *ev = cargs ? bound_at(o->sched_at, t, o->ev_fn, cargs, o->ev_name, tm_s_kw_name) : NULL;
     Py_XDECREF(c);
+    Py_XDECREF(cargs);
     if (!ev)
         return -1;
     Py_XSETREF(o->ev, ev);
