@@ -3992,23 +3992,19 @@ static int add_nvic_type(PyObject *m)
 
 /* -- [nvicc] the exception return decided in C (cortexm.py's _exc_return) ---------------------- */
 
-static PyObject *str_fr_thread_ps, *str_fr_entries, *str_fr_returned_to, *str_fr_ret_state,
-    *str_fr_suspended, *str_fr_value, *str_fr_stop, *str_fr_sleep;
+static PyObject *str_fr_suspended, *str_fr_value, *str_fr_stop, *str_fr_sleep;
 
 static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 6 || !PyObject_TypeCheck(args[0], &NvicType) || cs_kind(args[1]) != 2)
-        return PyErr_Format(PyExc_TypeError, "fast_return(nvic: Nvic, cpu: CortexMState, rest, mpu, scr, now)");
+        return PyErr_Format(PyExc_TypeError,
+                            "fast_return(nvic: Nvic, cpu: CortexMState, rest, mpu, scr, now)");
     if (!c->hooked)
         return PyErr_Format(PyExc_RuntimeError, "fast_return: hook_intr first");
-    if (!str_fr_thread_ps) {
+    if (!str_fr_suspended) {
 #define FR_INTERN(var, s)                                      \
         if (!(var = PyUnicode_InternFromString(s)))            \
             return NULL;
-        FR_INTERN(str_fr_thread_ps, "_thread_ps");
-        FR_INTERN(str_fr_entries, "_entries");
-        FR_INTERN(str_fr_returned_to, "_returned_to");
-        FR_INTERN(str_fr_ret_state, "_ret_state");
         FR_INTERN(str_fr_suspended, "suspended");
         FR_INTERN(str_fr_value, "value");
         FR_INTERN(str_fr_stop, "_stop");
@@ -4123,8 +4119,7 @@ static PyObject *cm_fast_return(CortexMObject *c)
 /* -- [nvicc] take_interrupts and the plain exception entry in C (cortexm.py's _enter) ------------ */
 
 
-static PyObject *str_fe_halted, *str_fe_executing, *str_fe_mask_cache, *str_fe_entry_cache,
-    *str_fe_rate_n, *str_fe_thread_pc, *str_fe_pc, *str_fe_ctrl, *str_fe_st_resume,
+static PyObject *str_fe_halted, *str_fe_executing, *str_fe_pc, *str_fe_ctrl, *str_fe_st_resume,
     *str_fe_value;
 
 static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
@@ -4145,10 +4140,6 @@ static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_s
             return NULL;
         FE_INTERN(str_fe_halted, "halted");
         FE_INTERN(str_fe_executing, "executing");
-        FE_INTERN(str_fe_mask_cache, "_mask_cache");
-        FE_INTERN(str_fe_entry_cache, "_entry_cache");
-        FE_INTERN(str_fe_rate_n, "_rate_n");
-        FE_INTERN(str_fe_thread_pc, "_thread_pc");
         FE_INTERN(str_fe_pc, "_pc");
         FE_INTERN(str_fe_ctrl, "ctrl");
         FE_INTERN(str_fe_st_resume, "_st_resume");
@@ -4190,11 +4181,6 @@ static int fe_get_long(PyObject *o, PyObject *name, long *out)
     *out = PyLong_AsLong(v);
     Py_DECREF(v);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
-}
-
-static int fe_set_long(PyObject *o, PyObject *name, long v)
-{
-    return cs_set_i64(o, name, v);
 }
 
 static int fe_set_u32(PyObject *o, PyObject *name, uint32_t v)
@@ -4432,8 +4418,8 @@ static const int MS_END_IDS[MS_END_N] = {
 #define MS_WFI_T1 0xBF30u
 #define MS_WFI_T2 0x8003F3AFu                   /* as a little-endian word */
 
-static PyObject *str_ms_mem_fault, *str_ms_hook_exception, *str_ms_pending_removal, *str_ms_reset_pending,
-    *str_ms_sleeping, *str_ms_parked, *str_ms_hang_since, *str_ms_hung_reported, *str_ms_slice_error,
+static PyObject *str_ms_mem_fault, *str_ms_hook_exception, *str_ms_sleeping, *str_ms_parked,
+    *str_ms_hang_since, *str_ms_hung_reported, *str_ms_slice_error,
     *str_ms_do_reset, *str_ms_after_stop, *str_ms_remove_hooks, *str_ms_wfi_hang, *str_ms_masked_spin,
     *str_ms_uc_error;
 
@@ -4446,8 +4432,6 @@ static int ms_intern(void)
             return -1;
         MS_INTERN(str_ms_mem_fault, "_mem_fault");
         MS_INTERN(str_ms_hook_exception, "_hook_exception");
-        MS_INTERN(str_ms_pending_removal, "_pending_hook_removal");
-        MS_INTERN(str_ms_reset_pending, "_reset_pending");
         MS_INTERN(str_ms_sleeping, "sleeping");
         MS_INTERN(str_ms_parked, "parked");
         MS_INTERN(str_ms_hang_since, "_hang_since");
@@ -4462,15 +4446,7 @@ static int ms_intern(void)
         /* the names the fast entry/return sections intern, should bind_slice come first */
         if (!str_fr_stop && !(str_fr_stop = PyUnicode_InternFromString("_stop")))
             return -1;
-        if (!str_fr_returned_to && !(str_fr_returned_to = PyUnicode_InternFromString("_returned_to")))
-            return -1;
-        if (!str_fr_ret_state && !(str_fr_ret_state = PyUnicode_InternFromString("_ret_state")))
-            return -1;
         if (!str_fe_pc && !(str_fe_pc = PyUnicode_InternFromString("_pc")))
-            return -1;
-        if (!str_fe_mask_cache && !(str_fe_mask_cache = PyUnicode_InternFromString("_mask_cache")))
-            return -1;
-        if (!str_fe_entry_cache && !(str_fe_entry_cache = PyUnicode_InternFromString("_entry_cache")))
             return -1;
 #undef MS_INTERN
     }
@@ -4482,7 +4458,8 @@ static PyObject *cm_bind_slice(CortexMObject *c, PyObject *cpu)
     if (!c->hooked)
         return PyErr_Format(PyExc_RuntimeError, "bind_slice: hook_intr first");
     if (cs_kind(cpu) != 2)
-        return PyErr_Format(PyExc_TypeError, "bind_slice needs a CortexMState, not %.100s", Py_TYPE(cpu)->tp_name);
+        return PyErr_Format(PyExc_TypeError, "bind_slice needs a CortexMState, not %.100s",
+                            Py_TYPE(cpu)->tp_name);
     if (ms_intern() < 0)
         return NULL;
     Py_INCREF(cpu);
@@ -4784,9 +4761,7 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
 
 #define RS_WFI 0x10500073u
 
-static PyObject *str_rs_mip, *str_rs_interrupts_taken, *str_rs_last_trap;     /* [rvtake] */
-static PyObject *str_rs_stop_pc, *str_rs_next_pc, *str_rs_state_cache, *str_rs_ebreak_taken,
-    *str_rs_bus_fault, *str_rs_fetch_fault, *str_rs_slice_bus_fault, *str_rs_step_over_store,
+static PyObject *str_rs_fetch_fault, *str_rs_slice_bus_fault, *str_rs_step_over_store,
     *str_rs_report_wfi_hang, *str_rs_load_spans;
 
 static PyObject *rv_bind_slice(RiscVObject *r, PyObject *const *args, Py_ssize_t nargs)
@@ -4795,23 +4770,15 @@ static PyObject *rv_bind_slice(RiscVObject *r, PyObject *const *args, Py_ssize_t
         return PyErr_Format(PyExc_TypeError, "bind_slice(cpu: RiscVState, uc)");
     if (ms_intern() < 0)
         return NULL;
-    if (!str_rs_stop_pc) {
+    if (!str_rs_fetch_fault) {
 #define RS_INTERN(var, s)                                      \
         if (!(var = PyUnicode_InternFromString(s)))            \
             return NULL;
-        RS_INTERN(str_rs_stop_pc, "_stop_pc");
-        RS_INTERN(str_rs_next_pc, "_next_pc");
-        RS_INTERN(str_rs_state_cache, "_state_cache");
-        RS_INTERN(str_rs_ebreak_taken, "_ebreak_taken");
-        RS_INTERN(str_rs_bus_fault, "_bus_fault");
         RS_INTERN(str_rs_fetch_fault, "_fetch_fault");
         RS_INTERN(str_rs_slice_bus_fault, "_slice_bus_fault");
         RS_INTERN(str_rs_step_over_store, "_step_over_store");
         RS_INTERN(str_rs_report_wfi_hang, "_report_wfi_hang");
         RS_INTERN(str_rs_load_spans, "_load_spans");
-        RS_INTERN(str_rs_mip, "mip");                                   /* [rvtake] */
-        RS_INTERN(str_rs_interrupts_taken, "interrupts_taken");
-        RS_INTERN(str_rs_last_trap, "last_trap");
 #undef RS_INTERN
     }
     Py_INCREF(args[0]);
@@ -6162,7 +6129,7 @@ typedef struct {
 } EspuObject;
 
 static PyTypeObject EspuType;
-static PyObject *str_eu_poll_hint, *str_eu_level, *str_eu_set, *str_eu_cancel,
+static PyObject *str_eu_level, *str_eu_set, *str_eu_cancel,
     *str_eu_self, *str_eu_native_tx;
 
 static int c_cancel(PyObject **slot)
@@ -6691,7 +6658,6 @@ static PyTypeObject EspuType = {
 static int add_espu_type(PyObject *m)
 {
 #define INTERN(var, s) if (!(var = PyUnicode_InternFromString(s))) return -1;
-    INTERN(str_eu_poll_hint, "poll_hint");
     INTERN(str_eu_level, "level");
     INTERN(str_eu_set, "set");
     INTERN(str_eu_cancel, "cancel");
@@ -9665,7 +9631,7 @@ static int add_dcache_types(PyObject *m)
 #include "ports.h"
 
 static PyObject *str_set_input, *str_native_input, *str_cancel, *str_cancelled, *str_time,
-    *str_poll_hint, *str_level, *str_set, *str_connected, *str_native_tx_sink, *kw_name,
+    *str_level, *str_set, *str_connected, *str_native_tx_sink, *kw_name,
     *str_warning, *str_dma_not_wired;
 
 /* -- Signal ------------------------------------------------------------------------------------ */
@@ -10661,7 +10627,6 @@ static int add_usart_types(PyObject *m)
     INTERN(str_cancel, "cancel");
     INTERN(str_cancelled, "cancelled");
     INTERN(str_time, "time");
-    INTERN(str_poll_hint, "poll_hint");
     INTERN(str_level, "level");
     INTERN(str_set, "set");
     INTERN(str_connected, "connected");
