@@ -178,6 +178,7 @@ class Board:
         self.m.add_peripheral(self.p)
         self.m.finish()
         assert type(self.p).__name__ == "STM32_GPIOPortNative"
+        assert self.m._bus.native_ranges == 1          # the C bus calls the port's C ops
         self.log: list[tuple] = []
         self.p.subscribe(lambda port, pin, level, t: self.log.append(("fn", pin, level, t)))
         for pin in WIRED:
