@@ -13515,6 +13515,468 @@ static int add_plant_type(PyObject *m)
 
 /* == end of Plant [plantc] ======================================================================== */
 
+/* == Gpio: the STM32H7 GPIO port (stm32_gpio.c) [gpioc] ==========================================
+ *
+ * _core.Gpio is the base of stm32_gpio.py's STM32_GPIOPortNative (the one copy): the registers,
+ * the lock and the pin levels live in stm32_gpio.c, so a BSRR/ODR/MODER write from the C bus (the
+ * `_native_mmio` capsule) or a drive from a Signal (the `_native_input` capsule) is handled
+ * without a Python call unless a level changed. Then, pin by pin in pin order, the pin's
+ * connected output (self._outputs[str(pin)], a _core.Signal set in C) follows the level and
+ * every listener (a snapshot of the subscribed list) is called fn(self, pin, level, t_ps) with
+ * t_ps = machine.now() read once per change. `_levels` is the C word (the plant reads it).
+ * Uses machine_now, SignalType and signal_set_level from the sections above.
+ */
+#include "stm32_gpio.h"
+
+static PyObject *gp_s_outputs, *gp_s_get, *gp_s_set, *gp_pin_key[DH_GPIO_PINS];
+
+typedef struct {
+    PyObject_HEAD
+    dh_gpio g;
+    PyObject *machine;                /* NULL until _bind */
+    PyObject *listeners;              /* list of fn(port, pin, level, t_ps) */
+    dh_port mmio_port, input_port;
+} GpioObject;
+
+static PyTypeObject GpioType;
+
+/* The connected output of `pin` (a new reference), or NULL with no error when there is none. */
+static PyObject *gp_output(GpioObject *o, unsigned pin)
+{
+    PyObject *outs = PyObject_GetAttr((PyObject *)o, gp_s_outputs);
+    if (!outs)
+        return NULL;
+    PyObject *sig;
+    if (PyDict_CheckExact(outs)) {
+        sig = PyDict_GetItemWithError(outs, gp_pin_key[pin]);
+        Py_XINCREF(sig);
+    } else {
+        PyObject *args[2] = {outs, gp_pin_key[pin]};
+        sig = PyObject_VectorcallMethod(gp_s_get, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    Py_DECREF(outs);
+    if (sig == Py_None)
+        Py_CLEAR(sig);
+    return sig;
+}
+
+static int gp_notify_pin(GpioObject *o, unsigned pin, int level, PyObject *t)
+{
+    PyObject *sig = gp_output(o, pin);
+    if (!sig && PyErr_Occurred())
+        return -1;
+    if (sig) {
+        int rc = 0;
+        if (PyObject_TypeCheck(sig, &SignalType)) {
+            rc = signal_set_level((SignalObject *)sig, level);
+        } else {
+            PyObject *args[2] = {sig, level ? Py_True : Py_False};
+            PyObject *r = PyObject_VectorcallMethod(gp_s_set, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                    NULL);
+            rc = r ? 0 : -1;
+            Py_XDECREF(r);
+        }
+        Py_DECREF(sig);
+        if (rc < 0)
+            return -1;
+    }
+    PyObject *fns = PyList_GetSlice(o->listeners, 0, PY_SSIZE_T_MAX);     /* list(self._listeners) */
+    if (!fns)
+        return -1;
+    PyObject *p = PyLong_FromUnsignedLong(pin), *lv = p ? PyLong_FromLong(level) : NULL;
+    int rc = lv ? 0 : -1;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(fns); i++) {
+        PyObject *args[4] = {(PyObject *)o, p, lv, t};
+        PyObject *r = PyObject_Vectorcall(PyList_GET_ITEM(fns, i), args, 4, NULL);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(p);
+    Py_XDECREF(lv);
+    Py_DECREF(fns);
+    return rc;
+}
+
+/* the host: levels changed from `old` to `levels` */
+static int gp_levels_changed(void *h, uint32_t old, uint32_t levels)
+{
+    GpioObject *o = h;
+    int64_t now;
+    if (!o->machine) {
+        PyErr_SetString(PyExc_RuntimeError, "Gpio used before _bind(...) or after it was cleared");
+        return -1;
+    }
+    if (machine_now(o->machine, &now) < 0)
+        return -1;
+    PyObject *t = PyLong_FromLongLong(now);
+    if (!t)
+        return -1;
+    Py_INCREF(o);                     /* a listener may drop what held us */
+    uint32_t changed = old ^ levels;
+    int rc = 0;
+    for (unsigned pin = 0; rc == 0 && pin < DH_GPIO_PINS; pin++)
+        if (changed >> pin & 1u)
+            rc = gp_notify_pin(o, pin, (int)(levels >> pin & 1u), t);
+    Py_DECREF(o);
+    Py_DECREF(t);
+    return rc;
+}
+
+static const dh_gpio_host gpio_host = {.levels_changed = gp_levels_changed};
+
+/* -- ports.h: the register block and the inputs ---------------------------------------------- */
+
+static int gpp_read(void *self, uint32_t offset, unsigned size, uint64_t *value)
+{
+    return dh_gpio_read(&((GpioObject *)self)->g, offset, size, value);
+}
+
+static int gpp_write(void *self, uint32_t offset, unsigned size, uint64_t value)
+{
+    GpioObject *o = self;
+    Py_INCREF(o);
+    int r = dh_gpio_write(&o->g, offset, size, value);
+    Py_DECREF(o);
+    return r;
+}
+
+static const dh_mmio_ops gpio_mmio_ops = {gpp_read, gpp_write};
+
+static int gp_pin_ok(long pin)
+{
+    if (pin >= 0 && pin < DH_GPIO_PINS)
+        return 1;
+    PyErr_Format(PyExc_ValueError, "GPIO pin %ld is not 0 .. 15", pin);
+    return 0;
+}
+
+static int gpp_set_input(void *self, int line, int level)
+{
+    GpioObject *o = self;
+    if (!gp_pin_ok(line))
+        return -1;
+    Py_INCREF(o);
+    int r = dh_gpio_set_input(&o->g, (unsigned)line, level);
+    Py_DECREF(o);
+    return r;
+}
+
+static const dh_input_ops gpio_input_ops = {gpp_set_input};
+
+/* -- the type ------------------------------------------------------------------------------------ */
+
+static PyObject *gp_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw))
+{
+    GpioObject *o = (GpioObject *)type->tp_alloc(type, 0);
+    if (!o)
+        return NULL;
+    o->listeners = PyList_New(0);
+    if (!o->listeners) {
+        Py_DECREF(o);
+        return NULL;
+    }
+    dh_gpio_init(&o->g, 0xFFFFFFFFu, 0, 0, &gpio_host, o);
+    o->mmio_port.ops = &gpio_mmio_ops;
+    o->mmio_port.self = o;
+    o->input_port.ops = &gpio_input_ops;
+    o->input_port.self = o;
+    return (PyObject *)o;
+}
+
+static int gp_traverse(GpioObject *o, visitproc visit, void *arg)
+{
+    Py_VISIT(o->machine);
+    Py_VISIT(o->listeners);
+    return 0;          /* a heap subclass's type and __dict__ are visited by subtype_traverse */
+}
+
+static int gp_clear(GpioObject *o)
+{
+    Py_CLEAR(o->machine);
+    Py_CLEAR(o->listeners);
+    return 0;
+}
+
+static void gp_dealloc(GpioObject *o)
+{
+    PyObject_GC_UnTrack(o);
+    gp_clear(o);
+    Py_TYPE(o)->tp_free((PyObject *)o);     /* subtype_dealloc drops a heap subclass's type */
+}
+
+static int gp_u32(PyObject *v, uint32_t *out)
+{
+    if (!PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "an int is required, not %.100s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    unsigned long long x = PyLong_AsUnsignedLongLongMask(v);   /* Python's & keeps the low bits */
+    if (x == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int gp_u64(PyObject *v, uint64_t *out)
+{
+    if (!PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "an int is required, not %.100s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsUnsignedLongLongMask(v);
+    return *out == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int gp_pin_arg(PyObject *v, unsigned *pin)
+{
+    long p = PyLong_AsLong(v);
+    if (p == -1 && PyErr_Occurred())
+        return -1;
+    if (!gp_pin_ok(p))
+        return -1;
+    *pin = (unsigned)p;
+    return 0;
+}
+
+static int gp_listeners_ok(GpioObject *o)
+{
+    if (o->listeners)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Gpio used after it was cleared");
+    return 0;
+}
+
+/* _bind(machine, moder_reset, ospeedr_reset, pupdr_reset): the port at reset, not driven */
+static PyObject *gp_bind(GpioObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "_bind(machine, moder_reset, ospeedr_reset, pupdr_reset)");
+    uint32_t moder, ospeedr, pupdr;
+    if (gp_u32(args[1], &moder) < 0 || gp_u32(args[2], &ospeedr) < 0 || gp_u32(args[3], &pupdr) < 0)
+        return NULL;
+    if (!gp_listeners_ok(o))
+        return NULL;
+    Py_XSETREF(o->machine, Py_NewRef(args[0]));
+    dh_gpio_init(&o->g, moder, ospeedr, pupdr, &gpio_host, o);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gp_read(GpioObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t off, size = 4, v;
+    if (nargs < 1 || nargs > 2)
+        return PyErr_Format(PyExc_TypeError, "read(offset, size=4) takes 1 or 2 arguments");
+    if (gp_u64(args[0], &off) < 0 || (nargs == 2 && gp_u64(args[1], &size) < 0))
+        return NULL;
+    if (gpp_read(o, (uint32_t)off, (unsigned)size, &v) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *gp_write(GpioObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t off, size, v;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "write(offset, size, value) takes 3 arguments");
+    if (gp_u64(args[0], &off) < 0 || gp_u64(args[1], &size) < 0 || gp_u64(args[2], &v) < 0)
+        return NULL;
+    if (gpp_write(o, (uint32_t)off, (unsigned)size, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *gp_reset(GpioObject *o, PyObject *Py_UNUSED(ignored))
+{
+    Py_INCREF(o);
+    int r = dh_gpio_reset(&o->g);
+    Py_DECREF(o);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* set_input(line, level): drive pin `line` from outside (level taken as a truth value) */
+static PyObject *gp_set_input(GpioObject *o, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned pin;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_input(line, level) takes 2 arguments");
+    int level = PyObject_IsTrue(args[1]);
+    if (level < 0 || gp_pin_arg(args[0], &pin) < 0)
+        return NULL;
+    if (gpp_set_input(o, (int)pin, level) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *gp_release_input(GpioObject *o, PyObject *arg)
+{
+    unsigned pin;
+    if (gp_pin_arg(arg, &pin) < 0)
+        return NULL;
+    Py_INCREF(o);
+    int r = dh_gpio_release_input(&o->g, pin);
+    Py_DECREF(o);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *gp_subscribe(GpioObject *o, PyObject *fn)
+{
+    if (!gp_listeners_ok(o) || PyList_Append(o->listeners, fn) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *gp_pin_mode(GpioObject *o, PyObject *arg)
+{
+    unsigned pin;
+    if (gp_pin_arg(arg, &pin) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(o->g.reg[DH_GPIO_MODER] >> (2 * pin) & 3u);
+}
+
+/* registers() -> [MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH], the words the
+ * bus reads (IDR the levels, BSRR 0) */
+static PyObject *gp_registers(GpioObject *o, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *l = PyList_New(DH_GPIO_NREG);
+    if (!l)
+        return NULL;
+    for (int r = 0; r < DH_GPIO_NREG; r++) {
+        uint64_t v;
+        dh_gpio_read(&o->g, 4u * (unsigned)r, 4, &v);
+        PyObject *x = PyLong_FromUnsignedLongLong(v);
+        if (!x) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, r, x);
+    }
+    return l;
+}
+
+/* reset_values() -> the ten registers' reset words */
+static PyObject *gp_reset_values(GpioObject *o, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *l = PyList_New(DH_GPIO_NREG);
+    if (!l)
+        return NULL;
+    for (int r = 0; r < DH_GPIO_NREG; r++) {
+        PyObject *x = PyLong_FromUnsignedLong(o->g.reset[r]);
+        if (!x) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, r, x);
+    }
+    return l;
+}
+
+enum { GP_LEVELS, GP_EXT_DRIVEN, GP_EXT_LEVEL, GP_LOCKED, GP_LOCK_STEP };
+
+static PyObject *gp_get_word(GpioObject *o, void *which)
+{
+    switch ((int)(intptr_t)which) {
+    case GP_LEVELS:
+        return PyLong_FromUnsignedLong(o->g.levels);
+    case GP_EXT_DRIVEN:
+        return PyLong_FromUnsignedLong(o->g.ext_driven);
+    case GP_EXT_LEVEL:
+        return PyLong_FromUnsignedLong(o->g.ext_level);
+    case GP_LOCKED:
+        return PyLong_FromUnsignedLong(dh_gpio_locked(&o->g));
+    default:
+        return PyLong_FromLong(o->g.lock_step);
+    }
+}
+
+static PyObject *gp_get_listeners(GpioObject *o, void *Py_UNUSED(c))
+{
+    if (!gp_listeners_ok(o))
+        return NULL;
+    return Py_NewRef(o->listeners);
+}
+
+static PyObject *gp_get_mmio(GpioObject *o, void *Py_UNUSED(c))
+{
+    return PyCapsule_New(&o->mmio_port, DH_MMIO_CAPSULE, NULL);   /* holds no reference to o */
+}
+
+static PyObject *gp_get_input(GpioObject *o, void *Py_UNUSED(c))
+{
+    return PyCapsule_New(&o->input_port, DH_INPUT_CAPSULE, NULL);
+}
+
+static PyGetSetDef gp_getset[] = {
+    {"_levels", (getter)gp_get_word, NULL, "the pin levels, bit n = pin n (the plant reads it)",
+     (void *)GP_LEVELS},
+    {"_ext_driven", (getter)gp_get_word, NULL, "pins driven from outside", (void *)GP_EXT_DRIVEN},
+    {"_ext_level", (getter)gp_get_word, NULL, "their levels", (void *)GP_EXT_LEVEL},
+    {"_locked", (getter)gp_get_word, NULL, "pins whose configuration LCKR froze", (void *)GP_LOCKED},
+    {"_lock_step", (getter)gp_get_word, NULL, "position in the LCKK write sequence", (void *)GP_LOCK_STEP},
+    {"_listeners", (getter)gp_get_listeners, NULL, "the subscribed fn(port, pin, level, t_ps)", NULL},
+    {"_native_mmio", (getter)gp_get_mmio, NULL, "ports.h: the register block", NULL},
+    {"_native_input", (getter)gp_get_input, NULL, "ports.h: set_input(pin, level)", NULL},
+    {NULL},
+};
+
+static PyMethodDef gp_methods[] = {
+    {"_bind", (PyCFunction)(void (*)(void))gp_bind, METH_FASTCALL,
+     "_bind(machine, moder_reset, ospeedr_reset, pupdr_reset)"},
+    {"read", (PyCFunction)(void (*)(void))gp_read, METH_FASTCALL, "read(offset, size=4) -> int"},
+    {"write", (PyCFunction)(void (*)(void))gp_write, METH_FASTCALL, "write(offset, size, value)"},
+    {"reset", (PyCFunction)gp_reset, METH_NOARGS,
+     "reset(): registers and lock to reset, the outside drive kept, changed levels reported"},
+    {"set_input", (PyCFunction)(void (*)(void))gp_set_input, METH_FASTCALL,
+     "set_input(line, level): drive pin line from outside (a button, a sensor, the plant)"},
+    {"release_input", (PyCFunction)gp_release_input, METH_O,
+     "release_input(line): stop driving pin line from outside (it floats back to its pull)"},
+    {"subscribe", (PyCFunction)gp_subscribe, METH_O,
+     "subscribe(fn): fn(port, pin, level, t_ps) on every pin level change"},
+    {"pin_mode", (PyCFunction)gp_pin_mode, METH_O, "pin_mode(pin) -> MODER's 2 bits of pin"},
+    {"registers", (PyCFunction)gp_registers, METH_NOARGS,
+     "[MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH] as the bus reads them"},
+    {"reset_values", (PyCFunction)gp_reset_values, METH_NOARGS, "the ten registers' reset words"},
+    {NULL},
+};
+
+static PyTypeObject GpioType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "duohil.engines.builtin.native._core.Gpio",
+    .tp_basicsize = sizeof(GpioObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The STM32H7 GPIO port (native/stm32_gpio.c): the base of stm32_gpio.STM32_GPIOPortNative.",
+    .tp_new = gp_new,
+    .tp_dealloc = (destructor)gp_dealloc,
+    .tp_traverse = (traverseproc)gp_traverse,
+    .tp_clear = (inquiry)gp_clear,
+    .tp_methods = gp_methods,
+    .tp_getset = gp_getset,
+};
+
+static int add_gpio_type(PyObject *m)
+{
+    if (!(gp_s_outputs = PyUnicode_InternFromString("_outputs"))
+        || !(gp_s_get = PyUnicode_InternFromString("get"))
+        || !(gp_s_set = PyUnicode_InternFromString("set")))
+        return -1;
+    for (int pin = 0; pin < DH_GPIO_PINS; pin++)
+        if (!(gp_pin_key[pin] = PyUnicode_FromFormat("%d", pin)))
+            return -1;
+    if (PyType_Ready(&GpioType) < 0)
+        return -1;
+    Py_INCREF(&GpioType);
+    if (PyModule_AddObject(m, "Gpio", (PyObject *)&GpioType) < 0) {
+        Py_DECREF(&GpioType);
+        return -1;
+    }
+    return 0;
+}
+
+/* == end of Gpio [gpioc] =========================================================================== */
+
 static PyMethodDef module_methods[] = {
     {"bind_unicorn", mod_bind_unicorn, METH_O,
      "bind_unicorn(handle): resolve the uc_* API on the dlopen handle of the loaded libunicorn and "
@@ -13666,6 +14128,10 @@ PyMODINIT_FUNC PyInit__core(void)
         return NULL;
     }
     if (add_plant_type(m) < 0) {                         /* [plantc] */
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_gpio_type(m) < 0) {                          /* [gpioc] */
         Py_DECREF(m);
         return NULL;
     }
