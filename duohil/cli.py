@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import campaign as campmod
 from . import cli_boot, cli_replay
 from . import runner
 from . import scenario as scmod
@@ -263,6 +262,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
+    from . import campaign as campmod           # here: a run needs none of its process pool
     shard = campmod.parse_shard(args.shard)
     seed = _int_option(args.seed, "--seed", 0, scmod.MAX_SEED, "a campaign's base seed")
     trials = _int_option(args.trials, "--trials", 1, campmod.MAX_TRIALS, "a number of trials")
@@ -291,6 +291,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
 def _check(doc: dict) -> int:
     """--check: exit 1 unless the campaign backs the scenario's claim (campaign.check)."""
+    from . import campaign as campmod
     problems = campmod.check(doc)
     for p in problems:
         print(f"check FAILED: {p}")
@@ -302,6 +303,7 @@ def _check(doc: dict) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from . import campaign as campmod
     from . import report
     doc = campmod.merge(args.files)
     _writable(args.out, "--out")
