@@ -211,20 +211,29 @@ def test_duohil_help_lists_every_command():
     assert err.returncode == 0 and "--trials" in err.stdout
 
 
-def test_duohil_run_imports_no_campaign(tmp_path):
+def test_duohil_run_imports_no_campaign_and_settles_no_heap(tmp_path):
+    """`duohil run` (the process's only run) imports no campaign and skips runner._settle_heap;
+    runner.run's default, for a process with more runs to come, still settles (gc.freeze)."""
     fixed = REPO / "build" / "stm32" / "fixed.elf"
     if not fixed.is_file() or not (REPO / "build" / "esp32" / "pooled-packed.elf").is_file():
         pytest.skip("product images not built")
     text = (REPO / "scenarios" / "nominal.yaml").read_text()
     sc = tmp_path / "short.yaml"
     sc.write_text(re.sub(r"^duration_ms: \d+$", "duration_ms: 50", text, flags=re.M))
-    code = ("import sys; from duohil import cli; rc = cli.main(['run', sys.argv[1], '--variant', "
-            "'fixed']); print('MODULES', sorted(m for m in sys.modules if m in ('duohil.campaign', "
-            "'concurrent.futures.process'))); sys.exit(rc)")
+    code = ("import gc, sys; from duohil import cli, runner, scenario\n"
+            "rc = cli.main(['run', sys.argv[1], '--variant', 'fixed'])\n"
+            "print('MODULES', sorted(m for m in sys.modules if m in ('duohil.campaign', "
+            "'concurrent.futures.process', 'duohil.cli_replay', 'duohil.cli_serve')))\n"
+            "print('FROZEN', gc.get_freeze_count())\n"
+            "r = runner.run(scenario.load(sys.argv[1]), 'fixed')\n"
+            "print('THEN FROZEN', gc.get_freeze_count() > 0, r.fingerprint)\n"
+            "sys.exit(rc)")
     out = subprocess.run([PY, "-c", code, str(sc)], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
-    assert "fingerprint" in out.stdout
+    fp = re.search(r"fingerprint (\w+)", out.stdout).group(1)
     assert "MODULES []" in out.stdout, out.stdout
+    assert "FROZEN 0" in out.stdout, out.stdout
+    assert f"THEN FROZEN True {fp}" in out.stdout, out.stdout           # same run, same result
 
 
 def test_setup_byte_compiles_duohil_so_no_module_is_compiled_at_import(tmp_path):
