@@ -155,6 +155,13 @@ def test_a_damaged_or_unwritable_cache_is_the_same_as_none(tmp_path, cache, monk
     with monkeypatch.context() as m:
         _no_parsing(m)
         assert _read_all(fw, ("g_config", "g_status")) == want    # ...and kept again
+    def read_only(*_a, **_k):
+        raise PermissionError("read-only file system")
+    with monkeypatch.context() as m:                              # a read-only cache is still read
+        _no_parsing(m)
+        m.setattr(elf.os, "utime", read_only)
+        m.setattr(elf.tempfile, "mkstemp", read_only)
+        assert _read_all(fw, ("g_config", "g_status")) == want
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv(elf.CACHE_ENV, str(blocker / "sub"))       # cannot be created

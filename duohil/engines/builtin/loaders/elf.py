@@ -124,9 +124,13 @@ class ImageFacts:
                     doc = pickle.load(fh)
                 if doc.get("format") == _FORMAT and doc.get("key") == self.key:
                     self._facts = dict(doc["facts"])
-                os.utime(self._file)            # recently used: pruned last
             except Exception:  # noqa: BLE001 - absent, unreadable or truncated: worked out again
                 self._facts = {}
+            else:
+                try:
+                    os.utime(self._file)        # recently used: pruned last
+                except OSError:                 # a read-only cache is still read
+                    pass
 
     def get(self, name: Any) -> Any:
         return self._facts.get(name)
