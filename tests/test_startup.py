@@ -3,7 +3,7 @@
 - the facts read from an ELF (the image, DWARF layouts, initial bytes, the symbol table) are kept
   between processes per content (loaders/elf.py ``ImageFacts``): a kept fact equals a fresh parse,
   a hit parses nothing, and a rebuilt image -- even one with the same path, size and mtime -- is
-  read again;
+  read again; so are parsed platforms (platform.py), checked against their files' bytes;
 - the RV32 core's type is found without scanning every model and the installed entry points;
 - `duohil run` does not import the campaign (its process pool), and `duohil --help` still
   lists every command;
@@ -78,9 +78,10 @@ def _read_all(path: Path, symbols: tuple[str, ...]) -> tuple:
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "elf-cache"
+    """A cache directory of this test's own; yields where images' facts go."""
+    d = tmp_path / "cache"
     monkeypatch.setenv(elf.CACHE_ENV, str(d))
-    yield d
+    yield d / "elf"
     _fresh_process_caches()
 
 
@@ -103,7 +104,7 @@ def test_kept_facts_equal_a_fresh_parse_and_parse_nothing(path, cache, monkeypat
     monkeypatch.setenv(elf.CACHE_ENV, "off")
     parsed = _read_all(path, PRODUCT[path])
     assert not cache.exists()                                     # off: nothing written
-    monkeypatch.setenv(elf.CACHE_ENV, str(cache))
+    monkeypatch.setenv(elf.CACHE_ENV, str(cache.parent))
     first = _read_all(path, PRODUCT[path])                        # parses, keeps
     assert len(list(cache.glob("*.facts"))) == 1
     with monkeypatch.context() as m:
@@ -190,6 +191,43 @@ def test_the_cache_keeps_the_most_recently_used_files(tmp_path, cache, monkeypat
         elf.read_elf(paths[-1])
     assert len(list(cache.glob("*.facts"))) == 3
     assert not list(cache.glob(".tmp-*"))
+
+
+def test_a_kept_platform_parse_is_used_while_its_files_bytes_are_the_same(tmp_path, cache,
+                                                                          monkeypatch):
+    from duohil.engines.builtin.loaders import platform
+
+    def load(path, **kw):                                  # as a fresh process would
+        platform._PARSED.clear()
+        return platform.load_platform(path, **kw)
+    board, inc = tmp_path / "board.repl", tmp_path / "common.repl"
+    inc.write_text("y: Misc.Thing @ sysbus 0x2000\n    b: 1\n")
+    board.write_text('using "common.repl"\nx: Misc.Thing @ sysbus 0x1000\n    a: 1\n')
+    first = load(board)
+    real = REPO / "platforms" / "stm32h743.repl"
+    want = platform._parse_platform(real, (), True)
+    assert load(real) == want
+    assert len(list((cache.parent / "platform").glob("*.facts"))) == 2
+    parse = platform._parse_platform
+    with monkeypatch.context() as m:
+        m.setattr(platform, "_parse_platform", None)       # kept: not parsed
+        assert load(board) == first and load(real) == want
+        assert load(board) is not load(board)              # a copy each time
+    board.write_text('using "common.repl"\nx: Misc.Thing @ sysbus 0x1000\n    a: 2\n')
+    assert load(board)["x"].prop("a") == 2                 # same size, same instant
+    inc.write_text("y: Misc.Thing @ sysbus 0x2000\n    b: 3\n")
+    assert load(board)["y"].prop("b") == 3                 # an included file changed
+    (tmp_path / "common.builtin.repl").write_text("y:\n    b: 9\n")
+    assert load(board)["y"].prop("b") == 9                 # its overlay appeared
+    assert load(board, builtin_overlay=False)["y"].prop("b") == 3     # another key
+    monkeypatch.setattr(platform, "_PARSER_DIGEST", [b"another repl.py"])
+    calls = []
+    monkeypatch.setattr(platform, "_parse_platform", lambda *a: calls.append(a) or parse(*a))
+    assert load(board)["y"].prop("b") == 9 and calls       # other parser code: parsed again
+    board.write_text("x: Misc.Thing @ sysbus 0x1000\n    a: !\n")
+    for _ in range(2):                                     # errors are never kept
+        with pytest.raises(ConfigError):
+            load(board)
 
 
 def test_the_rv32_core_is_found_without_the_entry_points(monkeypatch):

@@ -67,56 +67,62 @@ class ElfImage:
 
 # -- what was read from an image, kept per content ---------------------------------------------------
 #: the cache's directory (``off`` or ``0``: keep nothing between processes); default
-#: ``$XDG_CACHE_HOME/duohil/elf`` or ``~/.cache/duohil/elf``
-CACHE_ENV = "DUOHIL_ELF_CACHE"
+#: ``$XDG_CACHE_HOME/duohil`` or ``~/.cache/duohil``. Images' facts are kept in its ``elf/``,
+#: parsed platforms (platform.py) in its ``platform/``
+CACHE_ENV = "DUOHIL_CACHE"
 #: files kept in the cache directory; the least recently used beyond this are removed
 CACHE_MAX_FILES = 64
 _FORMAT = 1
 _SUFFIX = ".facts"
 
 
-def cache_dir() -> Path | None:
-    """Where ImageFacts are kept between processes (None: nowhere)."""
+def cache_dir(kind: str = "elf") -> Path | None:
+    """Where facts of ``kind`` (``elf``, ``platform``) are kept between processes (None: nowhere)."""
     env = os.environ.get(CACHE_ENV)
     if env is not None and env.strip().lower() in ("", "0", "off", "no", "false"):
         return None
     if env:
-        return Path(env)
+        return Path(env) / kind
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "duohil" / "elf"
+    return Path(base) / "duohil" / kind
 
 
 _LOADER_DIGEST: list[bytes] = []
 
 
+def code_digest(what: str, *files: str) -> bytes:
+    """A digest of the loaders' code ``files`` (names in this directory), the cache format and
+    Python's version: part of every key, so a fact is never one older code worked out."""
+    h = hashlib.sha256(f"duohil-{what}-facts {_FORMAT} "
+                       f"python {sys.version_info[0]}.{sys.version_info[1]}".encode())
+    here = Path(__file__).resolve().parent
+    for name in files:
+        try:
+            h.update(name.encode() + (here / name).read_bytes())
+        except OSError:                         # installed without sources: the name only
+            h.update(name.encode())
+    return h.digest()
+
+
 def _loader_digest() -> bytes:
-    """The code that derives the facts: this file, dwarf.py, pyelftools' version and the cache
-    format. A change to any of them is another key, so a fact is never one older code worked out."""
+    """The code that derives an image's facts: this file, dwarf.py and pyelftools' version."""
     if not _LOADER_DIGEST:
         import elftools
-        h = hashlib.sha256(f"duohil-elf-facts {_FORMAT} pyelftools {elftools.__version__} "
-                           f"python {sys.version_info[0]}.{sys.version_info[1]}".encode())
-        here = Path(__file__).resolve().parent
-        for name in ("elf.py", "dwarf.py"):
-            try:
-                h.update(name.encode() + (here / name).read_bytes())
-            except OSError:                     # installed without sources: the name only
-                h.update(name.encode())
-        _LOADER_DIGEST.append(h.digest())
+        _LOADER_DIGEST.append(code_digest(f"elf pyelftools {elftools.__version__}", "elf.py",
+                                          "dwarf.py"))
     return _LOADER_DIGEST[0]
 
 
-class ImageFacts:
-    """What was worked out from one image's bytes: ``get(name)`` / ``remember(name, value)``.
-    ``data`` is the image's bytes as read now; ``key`` names the bytes plus the loaders' code.
-    Facts are kept in this process and in ``cache_dir()/<key>.facts`` (written whole, atomically,
-    each time a fact is added; a file that cannot be read or written is the same as none)."""
+class KeptFacts:
+    """What was worked out from some input, named by ``key`` (a digest of that input and of the
+    code): ``get(name)`` / ``remember(name, value)``. Kept in ``cache_dir(kind)/<key>.facts``
+    (written whole, atomically, each time a fact is added; a file that cannot be read or written
+    is the same as none)."""
 
-    def __init__(self, data: bytes, key: str | None = None) -> None:
-        self.data = data
-        self.key = key or hashlib.sha256(_loader_digest() + data).hexdigest()
+    def __init__(self, key: str, kind: str) -> None:
+        self.key = key
         self._facts: dict[Any, Any] = {}
-        d = cache_dir()
+        d = cache_dir(kind)
         self._file = None if d is None else d / (self.key + _SUFFIX)
         if self._file is not None:
             try:
@@ -157,6 +163,15 @@ class ImageFacts:
                     os.unlink(tmp)
                 except OSError:
                     pass
+
+
+class ImageFacts(KeptFacts):
+    """The facts of one image: ``data`` is its bytes as read now; ``key`` names them plus the
+    loaders' code."""
+
+    def __init__(self, data: bytes, key: str | None = None) -> None:
+        super().__init__(key or hashlib.sha256(_loader_digest() + data).hexdigest(), "elf")
+        self.data = data
 
 
 def _prune(d: Path) -> None:
