@@ -148,7 +148,7 @@ class KeptFacts:
         tmp = None
         try:
             self._file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._file.parent, prefix=".tmp-", suffix=_SUFFIX)
+            fd, tmp = tempfile.mkstemp(dir=self._file.parent, prefix=".tmp-")     # not *.facts
             with os.fdopen(fd, "wb") as fh:
                 pickle.dump({"format": _FORMAT, "key": self.key, "facts": self._facts}, fh,
                             pickle.HIGHEST_PROTOCOL)
@@ -175,11 +175,16 @@ class ImageFacts(KeptFacts):
 
 
 def _prune(d: Path) -> None:
-    files = list(d.glob("*" + _SUFFIX))
-    if len(files) <= CACHE_MAX_FILES:
-        return
-    by_age = sorted(files, key=lambda f: f.stat().st_mtime_ns)
-    for f in by_age[:len(files) - CACHE_MAX_FILES]:
+    """Remove the least recently used facts files beyond CACHE_MAX_FILES (another process may be
+    removing them too: a file already gone is skipped)."""
+    aged = []
+    for f in d.glob("*" + _SUFFIX):
+        try:
+            aged.append((f.stat().st_mtime_ns, f))
+        except OSError:
+            pass
+    aged.sort()
+    for _t, f in aged[:max(0, len(aged) - CACHE_MAX_FILES)]:
         try:
             f.unlink()
         except OSError:
