@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import campaign as campmod
-from . import cli_boot, cli_replay
 from . import runner
 from . import scenario as scmod
 from .engines import registry
@@ -129,7 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                     engine=args.engine, json_path=args.json,
                                     announce=lambda s: print(s, flush=True))
         else:
-            r = runner.run(sc, variant, seed=seed, engine=args.engine, json_path=args.json)
+            r = runner.run(sc, variant, seed=seed, engine=args.engine, json_path=args.json,
+                           settle_heap=False)          # the process's only run
     except KeyboardInterrupt as exc:
         if not (exc.args and isinstance(exc.args[0], runner.RunResult)):
             raise
@@ -263,6 +262,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
+    from . import campaign as campmod           # here: a run needs none of its process pool
     shard = campmod.parse_shard(args.shard)
     seed = _int_option(args.seed, "--seed", 0, scmod.MAX_SEED, "a campaign's base seed")
     trials = _int_option(args.trials, "--trials", 1, campmod.MAX_TRIALS, "a number of trials")
@@ -291,6 +291,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
 def _check(doc: dict) -> int:
     """--check: exit 1 unless the campaign backs the scenario's claim (campaign.check)."""
+    from . import campaign as campmod
     problems = campmod.check(doc)
     for p in problems:
         print(f"check FAILED: {p}")
@@ -302,6 +303,7 @@ def _check(doc: dict) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from . import campaign as campmod
     from . import report
     doc = campmod.merge(args.files)
     _writable(args.out, "--out")
@@ -315,7 +317,15 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return _check(doc) if args.check else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: the commands this module defines; boot, replay and serve are registered by their own modules
+COMMANDS = ("engines", "run", "ab", "matrix", "campaign", "merge")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser; or, for ``command`` one of COMMANDS (the command line's first
+    word), a parser with this module's commands only: parsing `duohil run ...` needs neither
+    cli_boot, cli_replay nor cli_serve (nor what they import, ~15 ms of a fresh run). Any other
+    first word (`--help`, a typo, `replay`) gets them all, so usage and errors list every one."""
     p = argparse.ArgumentParser(prog="duohil", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -377,15 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--check", action="store_true",
                     help="exit 1 unless fixed never crashed and buggy crashed at least once")
     sp.set_defaults(func=cmd_merge)
-    cli_boot.register(sub, engine_opt)
-    cli_replay.register(sub, engine_opt)
-    from . import cli_serve
-    cli_serve.register(sub, engine_opt)
+    if command not in COMMANDS:
+        from . import cli_boot, cli_replay, cli_serve
+        cli_boot.register(sub, engine_opt)
+        cli_replay.register(sub, engine_opt)
+        cli_serve.register(sub, engine_opt)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(words[0] if words else None).parse_args(argv)
     try:
         wall = getattr(args, "max_wall_s", None)
         if wall is not None:

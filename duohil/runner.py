@@ -94,7 +94,8 @@ def _stoppable(seconds: float | None):
 def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "builtin",
         quantum_us: float | None = None, json_path: str | Path | None = None,
         engine_options: dict[str, Any] | None = None, stop_on: tuple[str, ...] = (),
-        timeline: bool = True, max_wall_s: float | None = None) -> RunResult:
+        timeline: bool = True, max_wall_s: float | None = None,
+        settle_heap: bool = True) -> RunResult:
     """Execute one variant of a scenario. A crashing run still returns (and writes) its result:
     whatever was observed before the engine failed is kept, with the error.
 
@@ -104,7 +105,9 @@ def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "b
     ``--max-wall-s`` sets so worker processes inherit it, else DEFAULT_MAX_WALL_S; 0: none).
     When it is spent, or on Ctrl-C, the run stops where it is and its partial result is
     returned and written, with ``stopped`` saying why and ``reproducible: false`` (where a host
-    clock cut a run depends on the host); a Ctrl-C is raised again after the JSON is written."""
+    clock cut a run depends on the host); a Ctrl-C is raised again after the JSON is written.
+    ``settle_heap``: False when the process runs nothing after this run (`duohil run`): the
+    collection that readies the heap for later runs (``_settle_heap``) would be spent for none."""
     if max_wall_s is None:
         max_wall_s = float(os.environ.get("DUOHIL_MAX_WALL_S") or DEFAULT_MAX_WALL_S)
     interrupted = False
@@ -144,7 +147,8 @@ def run(sc: Scenario, variant: str, *, seed: int | None = None, engine: str = "b
         result.write(json_path)
     if interrupted:
         raise KeyboardInterrupt(result)
-    _settle_heap()
+    if settle_heap:
+        _settle_heap()
     return result
 
 

@@ -8,7 +8,10 @@ plain C structs at global symbols, built with ``-g``; the harness never hard-cod
     patch_struct(elf, "g_config", {"freshness_ms": 50, "limits.soft_max": 1000}, data)
 
 Dotted paths address nested members; array elements are ``name.3`` or ``name[3]``. Parsed DWARF is
-cached per ELF path + mtime + size, so a campaign of many runs parses each image once.
+cached per ELF path + mtime + size, so a campaign of many runs parses each image once; and what it
+yields (a symbol's layout, a block's initial bytes, the symbol table) is kept between processes
+with the image's other facts (``elf.image_facts``, per content): a fresh process whose images were
+seen before opens no DWARF at all.
 """
 from __future__ import annotations
 
@@ -19,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from duohil.errors import ConfigError
+
+from .elf import ImageFacts, image_facts
 
 # DW_ATE_* base-type encodings
 _ATE_BOOLEAN = 0x02
@@ -82,29 +84,51 @@ Type = Union[Scalar, Struct, Array]
 
 
 # -- DWARF reading ---------------------------------------------------------------------------------------
+#: names of the facts kept per image (elf.ImageFacts); ("type", symbol, address) and
+#: ("initial", address, size) name a layout and a block's initial bytes
+_HEAD = ("dwarf",)                   # (little endian, address size, has DWARF)
+_SYMBOLS = ("dwarf-symbols",)        # the symbol table as symbol() reads it
 class DwarfInfo:
     """The global variables of one ELF and their types."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            data = path.read_bytes()
+            self._facts: ImageFacts = image_facts(path)
         except OSError as exc:
             raise ConfigError(f"cannot read firmware image: {exc}", file=path) from None
-        try:
-            self._elf = ELFFile(io.BytesIO(data))
-            self.little = self._elf.little_endian
-            self.address_size = self._elf.elfclass // 8
-            if not self._elf.has_dwarf_info():
-                self._dwarf = None
-            else:
-                self._dwarf = self._elf.get_dwarf_info()
-        except ELFError as exc:
-            raise ConfigError(f"not a valid ELF file: {exc}", file=path) from None
+        self._parsed: tuple[Any, Any] | None = None       # (ELFFile, DWARFInfo or None), on demand
+        head = self._facts.get(_HEAD)
+        if head is None:
+            elf, dw = self._parse()
+            head = (elf.little_endian, elf.elfclass // 8, dw is not None)
+            self._facts.remember(_HEAD, head)
+        self.little, self.address_size, self.has_dwarf = head
         self._vars: dict[str, Any] | None = None
         self._types: dict[str, Type] = {}
         self._symbols: dict[str, tuple[int, int]] | None = None
         self.decoders: dict[str, Any] = {}          # symbol -> compiled decoder (decode_struct)
+
+    def _parse(self) -> tuple[Any, Any]:
+        """pyelftools' ELFFile and DWARFInfo of the image, made the first time a fact is not
+        known yet."""
+        if self._parsed is None:
+            from elftools.common.exceptions import ELFError
+            from elftools.elf.elffile import ELFFile
+            try:
+                elf = ELFFile(io.BytesIO(self._facts.data))
+                self._parsed = (elf, elf.get_dwarf_info() if elf.has_dwarf_info() else None)
+            except ELFError as exc:
+                raise ConfigError(f"not a valid ELF file: {exc}", file=self.path) from None
+        return self._parsed
+
+    @property
+    def _elf(self) -> Any:
+        return self._parse()[0]
+
+    @property
+    def _dwarf(self) -> Any:
+        return self._parse()[1]
 
     # global variables: name -> DIE (the defining one, with a location, wins)
     @staticmethod
@@ -185,13 +209,17 @@ class DwarfInfo:
     def symbol(self, name: str) -> tuple[int, int]:
         """(address, size) from the symbol table."""
         if self._symbols is None:
-            self._symbols = {}
-            symtab = self._elf.get_section_by_name(".symtab")
-            if symtab is not None:
-                for s in symtab.iter_symbols():
-                    if s.name and s["st_info"]["type"] in ("STT_OBJECT", "STT_NOTYPE", "STT_FUNC"):
-                        if s.name not in self._symbols or s["st_info"]["bind"] == "STB_GLOBAL":
-                            self._symbols[s.name] = (s["st_value"], s["st_size"])
+            kept = self._facts.get(_SYMBOLS)
+            if kept is None:
+                kept = {}
+                symtab = self._elf.get_section_by_name(".symtab")
+                if symtab is not None:
+                    for s in symtab.iter_symbols():
+                        if s.name and s["st_info"]["type"] in ("STT_OBJECT", "STT_NOTYPE", "STT_FUNC"):
+                            if s.name not in kept or s["st_info"]["bind"] == "STB_GLOBAL":
+                                kept[s.name] = (s["st_value"], s["st_size"])
+                self._facts.remember(_SYMBOLS, kept)
+            self._symbols = dict(kept)
         sym = self._symbols.get(name)
         if sym is None:
             raise ConfigError(f"symbol {name!r} not found", file=self.path, field="symbol",
@@ -202,7 +230,21 @@ class DwarfInfo:
         t = self._types.get(symbol)
         if t is not None:
             return t
-        if self._dwarf is None:
+        # the layout found depends on the image's bytes and on the address the symbol table gives
+        # (``_variable`` looks in the CUs that mention it): both are in the fact's name
+        try:
+            fact = ("type", symbol, self.symbol(symbol)[0])
+        except ConfigError:
+            fact = ("type", symbol, None)
+        t = self._facts.get(fact)
+        if t is None:
+            t = self._type_of(symbol)
+            self._facts.remember(fact, t)
+        self._types[symbol] = t
+        return t
+
+    def _type_of(self, symbol: str) -> Type:
+        if not self.has_dwarf:
             raise ConfigError(f"no DWARF debug information, cannot decode {symbol!r}", file=self.path,
                               field="symbol", expected="firmware built with -g")
         die = self._variable(symbol)
@@ -213,9 +255,29 @@ class DwarfInfo:
         tdie = die
         if "DW_AT_type" not in die.attributes and "DW_AT_specification" in die.attributes:
             tdie = die.get_DIE_from_attribute("DW_AT_specification")
-        t = self._build(tdie.get_DIE_from_attribute("DW_AT_type"), ())
-        self._types[symbol] = t
-        return t
+        return self._build(tdie.get_DIE_from_attribute("DW_AT_type"), ())
+
+    def initial_bytes(self, symbol: str) -> bytes:
+        """The bytes the image holds for ``symbol`` (``initial_bytes``)."""
+        addr, _ = self.symbol(symbol)
+        size = self.type_of(symbol).size
+        fact = ("initial", addr, size)
+        kept = self._facts.get(fact)
+        if kept is None:
+            kept = self._initial_bytes(symbol, addr, size)
+            self._facts.remember(fact, kept)
+        return kept
+
+    def _initial_bytes(self, symbol: str, addr: int, size: int) -> bytes:
+        for sec in self._elf.iter_sections():
+            start, ssize = sec["sh_addr"], sec["sh_size"]
+            if sec["sh_flags"] & 0x2 and start <= addr and addr + size <= start + ssize:   # SHF_ALLOC
+                if sec["sh_type"] == "SHT_NOBITS":
+                    return bytes(size)
+                data = sec.data()
+                return bytes(data[addr - start:addr - start + size])
+        raise ConfigError(f"symbol {symbol!r} at {addr:#x} is in no loaded section", file=self.path,
+                          field=symbol)
 
     def _build(self, die: Any, stack: tuple[int, ...]) -> Type:
         # strip typedef / const / volatile / restrict / atomic
@@ -641,18 +703,7 @@ def encode_struct(elf: str | Path, symbol: str, data: bytes, overrides: dict[str
 
 def initial_bytes(elf: str | Path, symbol: str) -> bytes:
     """The bytes the ELF file holds for ``symbol`` (its initialiser; zeros in NOBITS sections)."""
-    info = dwarf_info(elf)
-    addr, _ = info.symbol(symbol)
-    size = info.type_of(symbol).size
-    for sec in info._elf.iter_sections():
-        start, ssize = sec["sh_addr"], sec["sh_size"]
-        if sec["sh_flags"] & 0x2 and start <= addr and addr + size <= start + ssize:   # SHF_ALLOC
-            if sec["sh_type"] == "SHT_NOBITS":
-                return bytes(size)
-            data = sec.data()
-            return bytes(data[addr - start:addr - start + size])
-    raise ConfigError(f"symbol {symbol!r} at {addr:#x} is in no loaded section", file=info.path,
-                      field=symbol)
+    return dwarf_info(elf).initial_bytes(symbol)
 
 
 def patch_struct(elf: str | Path, symbol: str, overrides: dict[str, Any],
