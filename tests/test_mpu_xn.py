@@ -11,7 +11,8 @@ the page-rights path (a read-only XN region, ``_on_prot``) reports it, event for
 and no page right covers the page; MPU off, a region disabled and the MPU's bypass at priority < 0
 (HFNMIENA=0) let the function run, and each change takes effect at once (warm TLB entries and
 translations notwithstanding); HFNMIENA=1 makes the same fetch lock up, as on the page-rights
-path. Sub-page XN regions stay unenforced (nvic.py's Mpu).
+path; a 32-bit instruction straddling into the XN page faults at its own address on both paths.
+Sub-page XN regions stay unenforced (nvic.py's Mpu).
 """
 from __future__ import annotations
 
@@ -225,6 +226,28 @@ def test_turning_the_mpu_or_the_region_off_and_on_takes_effect_at_once(firmware)
     assert b.cpu._vtlb.stats()["flushes"] - flushes >= 7
     # FN ran between XN periods: its page was marked and its code dropped each time it became XN
     assert b.cpu._vtlb.stats()["code_dropped"] >= 3
+
+
+@pytest.mark.parametrize("ap", [3, 6])
+def test_an_instruction_straddling_into_the_xn_page_faults_at_its_own_address(tmp_path, ap) -> None:
+    """A 32-bit instruction whose second halfword is the XN page's first: IACCVIOL with the
+    stacked PC at the instruction (the page-rights path stacked the page's address, the fetch's,
+    until it took the PC as the fill does)."""
+    fw = assemble(FIRMWARE.replace("ldr  r4, =0x24000401", "ldr  r4, =0x240003F9"), tmp_path)
+    b = build_m7()
+    b.machine.write_memory(0x0800_0000, fw)
+    # FN - 8: nop; nop; nop; movw r0, #3 (at FN - 2, its second half at FN); bx lr
+    b.machine.write_memory(FN - 8, bytes.fromhex("00bf" "00bf" "00bf" "40f20300" "7047"))
+    b.cpu.reset()
+    run(b, 0.1)
+    assert data(b)[1] > 0                                 # it runs while the MPU is off
+    calls = data(b)[1]
+    region(b, 0, FN, 10, ap=ap)
+    ctrl(b, ENABLE | PRIVDEFENA)
+    run(b)
+    assert data(b)[1] - calls <= 3                       # (it returns 3) one call in flight
+    assert out(b)[0] > 50 and out(b)[1:4] == [IACCVIOL, 0, FN - 2]
+    assert {d["pc"] for _t, d in faults(b)} == {FN - 2}
 
 
 @pytest.mark.parametrize("ap", [3, 6])

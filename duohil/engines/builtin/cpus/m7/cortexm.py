@@ -846,8 +846,11 @@ class CortexM7Cpu(CpuCore, _m7_state()):  # type: ignore[misc]
             mpu.suspend()
             self._mem_fault = ("retry", address)
             return False
-        self._mem_fault = ("mpu_" + ("fetch" if need == P_X else "data"), address)
-        self._guard_pc = self._pcb.read()[0]
+        self._guard_pc = pc = self._pcb.read()[0]
+        # a fetch is refused while unicorn translates the block at PC, which never crosses a page
+        # but for its one instruction that straddles two: PC is the fetching instruction (the
+        # stacked PC), ``address`` that instruction's second half in the XN page then
+        self._mem_fault = ("mpu_fetch", pc) if need == P_X else ("mpu_data", address)
         return False
 
     def set_prot_ranges(self, ranges: list[tuple[int, int]]) -> None:
