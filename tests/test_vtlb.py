@@ -303,7 +303,7 @@ def test_mem_protect_split_neither_marks_nor_is_refused() -> None:
 STORE_LOOP = bytes.fromhex("0160" "0131" "4160" "fbe7")         # str r1,[r0]; adds; str r1,[r0,#4]; b
 
 
-def _store_loop_s(how: str, n: int = 300_000) -> float:
+def _store_loop(how: str):
     uc, v = m7(STORE_LOOP, True)
     uc.reg_write(UC_ARM_REG_R0, RAM + 0x100)
     if how == "xn":
@@ -311,26 +311,31 @@ def _store_loop_s(how: str, n: int = 300_000) -> float:
     elif how == "rights":                  # today's mechanism for the MPU's other restrictions
         v.mem_protect(RAM, 0x1_0000, UC_PROT_READ | UC_PROT_WRITE)
         uc.hook_add(UC_HOOK_MEM_PROT, lambda *a: False, begin=RAM, end=RAM + 0xFFFF)
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.process_time()
-        pc = FLASH
-        for _ in range(n // 1000):
-            uc.emu_start(pc | 1, 0xFFFF_FFFF, 0, 1000)
-            pc = uc.reg_read(UC_ARM_REG_PC)
-        best = min(best, time.process_time() - t0)
-    return best
+    return uc, v
+
+
+def _time_s(uc, n: int = 200_000) -> float:
+    t0 = time.process_time()
+    pc = uc.reg_read(UC_ARM_REG_PC)
+    for _ in range(n // 1000):
+        uc.emu_start(pc | 1, 0xFFFF_FFFF, 0, 1000)
+        pc = uc.reg_read(UC_ARM_REG_PC)
+    return time.process_time() - t0
 
 
 def test_stores_to_an_mpu_xn_page_stay_inline() -> None:
     """unicorn's inline store needs a TLB entry without X and no memory hook over the page: an
     MPU-XN page through the fill keeps it, page rights plus the PROT hook do not (~2.7x slower
-    store loop, measured). Best of 3 in process CPU, the three alternated twice."""
-    t: dict[str, float] = {"plain": float("inf"), "xn": float("inf"), "rights": float("inf")}
-    for _ in range(2):
-        for how in t:
-            t[how] = min(t[how], _store_loop_s(how))
-    print(f"\nstore loop, 300k insns: no MPU {t['plain'] * 1e3:.1f} ms, XN by the fill "
+    store loop, measured). Process CPU, the best of 9 runs of each, the three alternated run by
+    run (this host's speed swings 2x within seconds)."""
+    loops = {how: _store_loop(how) for how in ("plain", "xn", "rights")}
+    for uc, _v in loops.values():
+        uc.reg_write(UC_ARM_REG_PC, FLASH | 1)
+    t = dict.fromkeys(loops, float("inf"))
+    for _ in range(9):
+        for how, (uc, _v) in loops.items():
+            t[how] = min(t[how], _time_s(uc))
+    print(f"\nstore loop, 200k insns: no MPU {t['plain'] * 1e3:.1f} ms, XN by the fill "
           f"{t['xn'] * 1e3:.1f} ms, page rights + PROT hook {t['rights'] * 1e3:.1f} ms")
-    assert t["rights"] > 1.5 * t["plain"], "the timing no longer tells the slow path apart"
-    assert t["xn"] < 1.3 * t["plain"], t
+    assert t["rights"] > 1.6 * t["plain"], "the timing no longer tells the slow path apart"
+    assert t["xn"] < 1.4 * t["plain"], t
