@@ -51,7 +51,7 @@ def fake_unicorn(tmp_path: Path):
     syms = ["uc_strerror", "uc_emu_start", "uc_emu_stop", "uc_reg_read", "uc_reg_write",
             "uc_reg_read_batch", "uc_reg_write_batch",
             "uc_mem_read", "uc_mem_write", "uc_hook_add", "uc_hook_del", "uc_mmio_map", "uc_mem_unmap",
-            "uc_ctl"]
+            "uc_ctl", "uc_mem_protect"]
     src = tmp_path / "fake.c"
     src.write_text("unsigned uc_version(unsigned *a, unsigned *b) { if (a) *a = 2; if (b) *b = 1;\n"
                    "  return 0x020103ff; }\n" + "".join(f"int {s}(void) {{ return 0; }}\n" for s in syms))

@@ -9,6 +9,14 @@ and without the fill, with slices of many sizes (a slice boundary is where a sta
   - code written by the guest after it ran, on a page it also stores data to (the page keeps
     execute rights in every later fill, so its stores keep invalidating its translations);
   - bounded unmapped-access hooks: the machine's hooks cover exactly the gaps between memories.
+And the MPU's Execute Never pages the fill enforces (``Vtlb.set_xn``, what nvic.py's Mpu gives it
+for a region that only takes away execute rights): a fetch there is refused, also from a page
+that ran code before and even with that code's TLB entries and jump-cache slots warm; the code
+translated there is dropped (stores to the page are fast now and would not invalidate it); data
+accesses still work and keep the inline store path (timed against page rights plus a PROT hook,
+today's mechanism for the other MPU restrictions); ``Vtlb.mem_protect`` keeps unicorn's region
+split from marking or refusing a page. The MemManage the core makes of a refused fetch is
+tests/test_mpu_xn.py's.
 The Execute Never fetch of the default memory map is tests/test_wild.py's
 test_xn_fetch_is_memmanage_iaccviol; every scenario fingerprint is unchanged by the fill."""
 from __future__ import annotations
@@ -18,7 +26,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
+import time
+
+from unicorn import (UC_ARCH_ARM, UC_ERR_EXCEPTION, UC_HOOK_MEM_PROT, UC_MODE_MCLASS, UC_MODE_THUMB,
+                     UC_PROT_ALL, UC_PROT_NONE, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError)
 from unicorn.arm_const import (UC_ARM_REG_PC, UC_ARM_REG_R0, UC_ARM_REG_R4, UC_ARM_REG_R5,
                                UC_ARM_REG_R7, UC_CPU_ARM_CORTEX_M7)
 
@@ -83,6 +94,33 @@ ev: add  r0, r0, r6
 done:
     b    done
 """
+
+# entry points at fixed offsets (emu_start begins at FLASH + offset); FN is a function in RAM
+FN = 0x2000_0400
+XN_PROGRAMS = """
+    .syntax unified
+    .thumb
+    .org 0x00
+call:                          @ r4 = FN()
+    ldr  r3, =0x20000401
+    movs r0, #0
+    blx  r3
+    mov  r4, r0
+1:  b    1b
+    .ltorg
+    .org 0x40
+patch:                         @ data on FN's page first (its entry becomes dirty if it may), then
+    ldr  r2, =0x20000400       @ FN rewritten by a store: movs r0, #2
+    ldr  r1, [r2, #0x100]
+    adds r1, r1, #1
+    str  r1, [r2, #0x100]
+    ldr  r1, =0x2002
+    strh r1, [r2]
+    ldr  r5, [r2, #0x100]
+1:  b    1b
+    .ltorg
+"""
+CALL, PATCH = 0x00, 0x40
 
 
 def assemble(src: str, tmp: Path) -> bytes:
@@ -164,3 +202,140 @@ def test_a_machines_unmapped_hook_covers_exactly_the_gaps_between_memories() -> 
     check()
     m.add_memory("late", [0x6000_0000], 0x1000)
     check()
+
+
+def enter(uc, offset: int, count: int = 40) -> None:
+    uc.emu_start((FLASH + offset) | 1, 0xFFFF_FFFF, 0, count)
+
+
+def refused(uc, v, offset: int) -> int | None:
+    """The PC of the fetch the fill refused while running ``offset``'s program, or None."""
+    try:
+        enter(uc, offset)
+    except UcError as e:
+        assert e.errno == UC_ERR_EXCEPTION, e
+        pc = v.take_xn()
+        assert pc is not None, "unicorn refused a fetch the fill did not"
+        return pc
+    assert v.take_xn() is None
+    return None
+
+
+def test_mpu_xn_page_refuses_fetches_keeps_data_and_drops_its_code(tmp_path) -> None:
+    uc, v = m7(assemble(XN_PROGRAMS, tmp_path), True)
+    uc.mem_write(FN, bytes.fromhex("0120" "7047"))                  # movs r0, #1; bx lr
+    enter(uc, CALL)
+    assert uc.reg_read(UC_ARM_REG_R4) == 1 and v.marked(FN)         # it ran: its page is marked
+    enter(uc, CALL)                                                 # its TB and entries are warm
+    v.set_xn([(FN, FN + 0x400)])
+    assert v.xn() == [(FN, FN + 0x400)]
+    st = v.stats()
+    assert st["code_dropped"] == 1 and not v.marked(FN)
+    assert refused(uc, v, CALL) == FN                               # the flush reached the TB too
+    assert refused(uc, v, PATCH) is None                            # loads and stores there work
+    assert uc.reg_read(UC_ARM_REG_R5) == 1
+    assert refused(uc, v, CALL) == FN                               # data fills gave no X
+    assert not v.marked(FN)
+    v.set_xn([])
+    enter(uc, CALL)
+    # the code the guest wrote while the page was XN (inline stores: no invalidation) runs, not
+    # the translation made before
+    assert uc.reg_read(UC_ARM_REG_R4) == 2 and v.marked(FN)
+    assert refused(uc, v, CALL) is None
+    v.set_xn([(FN - 0x400, FN + 0x800)])                            # and again: a wider run
+    assert refused(uc, v, CALL) == FN
+    assert v.stats()["xn_sets"] == 3
+
+
+def test_mpu_xn_refuses_a_fetch_on_the_next_block_lookup(tmp_path) -> None:
+    """Set from inside a slice (the MPU's registers are MMIO): the lookup after the block that
+    made the change is refused, as a slice started after it is."""
+    uc, v = m7(assemble(XN_PROGRAMS, tmp_path), True)
+    uc.mem_write(FN, bytes.fromhex("0120" "7047"))
+    enter(uc, CALL)
+    assert uc.reg_read(UC_ARM_REG_R4) == 1
+    uc.reg_write(UC_ARM_REG_R4, 0)
+    from unicorn import UC_HOOK_CODE
+    armed = {}
+
+    def at_blx(uc_, addr, size, _ud) -> None:
+        if not armed:
+            armed["set"] = True
+            v.set_xn([(FN, FN + 0x400)])
+    h = uc.hook_add(UC_HOOK_CODE, at_blx, begin=FLASH + 4, end=FLASH + 4)
+    uc.ctl_remove_cache(FLASH, FLASH + 0x40)
+    assert refused(uc, v, CALL) == FN and armed
+    uc.hook_del(h)
+    assert uc.reg_read(UC_ARM_REG_R4) == 0
+
+
+def test_mpu_xn_ranges_are_checked() -> None:
+    uc, v = m7(b"\xfe\xe7", True)
+    for bad in ([(FN, FN + 0x200)], [(FN + 0x400, FN)], [(FN, FN + 0x800), (FN + 0x400, FN + 0xC00)],
+                [(0xFFFF_FC00, 0x1_0000_0400)]):
+        with pytest.raises(ValueError):
+            v.set_xn(bad)
+    with pytest.raises(TypeError):
+        v.set_xn([FN])
+    assert v.xn() == [] and v.stats()["xn_sets"] == 0
+
+
+def test_mem_protect_split_neither_marks_nor_is_refused() -> None:
+    """unicorn splits a region to protect part of it and looks the old region's first page up as
+    a fetch (memory_unmap -> uc_invalidate_tb): with uc.mem_protect that marked a data page for
+    good (the fixed firmware's stack guard marked DTCM's first KiB: its stores stayed slow);
+    through Vtlb.mem_protect the lookup neither marks the page nor, on an XN page, is refused."""
+    uc, v = m7(b"\xfe\xe7", True)
+    uc.mem_protect(RAM + 0x1000, 0x400, UC_PROT_NONE)
+    assert v.marked(RAM)                                            # unicorn's own lookup did
+    uc, v = m7(b"\xfe\xe7", True)
+    v.mem_protect(RAM + 0x1000, 0x400, UC_PROT_NONE)
+    assert not v.marked(RAM) and not v.marked(RAM + 0x1400)
+    v.set_xn([(RAM + 0x1400, RAM + 0x1800)])                       # the next split's first page
+    v.mem_protect(RAM + 0x2000, 0x400, UC_PROT_READ)
+    assert v.take_xn() is None and not v.marked(RAM + 0x1400)
+    v.mem_protect(RAM + 0x2000, 0x400, UC_PROT_ALL)
+    assert [r for r in uc.mem_regions() if r[2] != UC_PROT_ALL] == [(RAM + 0x1000, RAM + 0x13FF, 0)]
+    with pytest.raises(RuntimeError, match="unicorn"):
+        v.mem_protect(RAM + 0x10, 0x400, UC_PROT_READ)              # not page-aligned
+
+
+STORE_LOOP = bytes.fromhex("0160" "0131" "4160" "fbe7")         # str r1,[r0]; adds; str r1,[r0,#4]; b
+
+
+def _store_loop(how: str):
+    uc, v = m7(STORE_LOOP, True)
+    uc.reg_write(UC_ARM_REG_R0, RAM + 0x100)
+    if how == "xn":
+        v.set_xn([(RAM, RAM + 0x1_0000)])
+    elif how == "rights":                  # today's mechanism for the MPU's other restrictions
+        v.mem_protect(RAM, 0x1_0000, UC_PROT_READ | UC_PROT_WRITE)
+        uc.hook_add(UC_HOOK_MEM_PROT, lambda *a: False, begin=RAM, end=RAM + 0xFFFF)
+    return uc, v
+
+
+def _time_s(uc, n: int = 200_000) -> float:
+    t0 = time.process_time()
+    pc = uc.reg_read(UC_ARM_REG_PC)
+    for _ in range(n // 1000):
+        uc.emu_start(pc | 1, 0xFFFF_FFFF, 0, 1000)
+        pc = uc.reg_read(UC_ARM_REG_PC)
+    return time.process_time() - t0
+
+
+def test_stores_to_an_mpu_xn_page_stay_inline() -> None:
+    """unicorn's inline store needs a TLB entry without X and no memory hook over the page: an
+    MPU-XN page through the fill keeps it, page rights plus the PROT hook do not (~2.7x slower
+    store loop, measured). Process CPU, the best of 9 runs of each, the three alternated run by
+    run (this host's speed swings 2x within seconds)."""
+    loops = {how: _store_loop(how) for how in ("plain", "xn", "rights")}
+    for uc, _v in loops.values():
+        uc.reg_write(UC_ARM_REG_PC, FLASH | 1)
+    t = dict.fromkeys(loops, float("inf"))
+    for _ in range(9):
+        for how, (uc, _v) in loops.items():
+            t[how] = min(t[how], _time_s(uc))
+    print(f"\nstore loop, 200k insns: no MPU {t['plain'] * 1e3:.1f} ms, XN by the fill "
+          f"{t['xn'] * 1e3:.1f} ms, page rights + PROT hook {t['rights'] * 1e3:.1f} ms")
+    assert t["rights"] > 1.6 * t["plain"], "the timing no longer tells the slow path apart"
+    assert t["xn"] < 1.4 * t["plain"], t

@@ -642,7 +642,8 @@ static int fire_due(SchedObject *s, int64_t upto)
  * One per core, made by cpu.py once the Uc exists (it is about
  * unicorn, not a model). It keeps the Python Uc to know whether the engine is still open when it
  * goes (an open engine gets its hook removed and unicorn's own fill back). The M7's slice asks it
- * whether a refused fetch (the default map's XN) ended the slice (CortexM.bind_vtlb). */
+ * whether a refused fetch (the default map's or the MPU's XN) ended the slice
+ * (CortexM.bind_vtlb). */
 
 static int engine_open(PyObject *uc_obj);
 static int need_uc(void);
@@ -712,11 +713,106 @@ static void vt_dealloc(VtlbObject *v)
 
 static PyObject *vt_stats(VtlbObject *v, PyObject *Py_UNUSED(ignored))
 {
-    return Py_BuildValue("{sLsLsL}", "fills", (long long)v->t.fills, "exec_pages",
-                         (long long)v->t.exec_pages, "flushes", (long long)v->t.flushes);
+    return Py_BuildValue("{sLsLsLsLsL}", "fills", (long long)v->t.fills, "exec_pages",
+                         (long long)v->t.exec_pages, "flushes", (long long)v->t.flushes, "xn_sets",
+                         (long long)v->t.xn_sets, "code_dropped", (long long)v->t.code_dropped);
 }
 
-/* (pc) of a fetch the default map refused since the last call, else None; clears it */
+/* set_xn(ranges): the byte ranges [start, end) the MPU makes Execute Never, page-aligned */
+static PyObject *vt_set_xn(VtlbObject *v, PyObject *ranges)
+{
+    if (!v->installed)
+        return PyErr_Format(PyExc_RuntimeError, "Vtlb.set_xn: the fill is no longer installed");
+    PyObject *seq = PySequence_Fast(ranges, "set_xn needs a sequence of (start, end) ranges");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint32_t (*runs)[2] = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *runs);
+    if (!runs) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    unsigned bits = v->t.page_bits;
+    uint64_t mask = ((uint64_t)1 << bits) - 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long lo, hi;
+        PyObject *r = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(r)) {
+            PyErr_Format(PyExc_TypeError, "set_xn: a range is a (start, end) tuple, not %.100s",
+                         Py_TYPE(r)->tp_name);
+            goto fail;
+        }
+        if (!PyArg_ParseTuple(r, "KK:set_xn", &lo, &hi))
+            goto fail;
+        if (lo >= hi || hi > 1ull << 32 || (lo & mask) || (hi & mask)) {
+            PyErr_Format(PyExc_ValueError, "set_xn: [%#llx, %#llx) is not a run of %u-byte pages",
+                         lo, hi, 1u << bits);
+            goto fail;
+        }
+        runs[i][0] = (uint32_t)(lo >> bits);
+        runs[i][1] = (uint32_t)(hi >> bits);
+    }
+    uc_err err = dh_vtlb_set_xn(&v->t, (const uint32_t (*)[2])runs, (size_t)n);
+    if (err != UC_ERR_OK) {
+        if (err == UC_ERR_NOMEM)
+            PyErr_NoMemory();
+        else
+            PyErr_SetString(PyExc_ValueError, "set_xn: ranges must be sorted and not overlap");
+        goto fail;
+    }
+    PyMem_Free(runs);
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(runs);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+/* mem_protect(address, size, perms): uc_mem_protect with unicorn's own fetch lookups kept from
+ * marking or refusing pages (dh_vtlb_protect) */
+static PyObject *vt_mem_protect(VtlbObject *v, PyObject *args)
+{
+    unsigned long long address, size;
+    unsigned int perms;
+    if (!PyArg_ParseTuple(args, "KKI:mem_protect", &address, &size, &perms))
+        return NULL;
+    if (!v->installed)
+        return PyErr_Format(PyExc_RuntimeError, "Vtlb.mem_protect: the fill is no longer installed");
+    uc_err err = dh_vtlb_protect(&v->t, address, size, perms);
+    if (err != UC_ERR_OK)
+        return PyErr_Format(PyExc_RuntimeError, "mem_protect(%#llx, %#llx, %u): unicorn: %s", address,
+                            size, perms, UC.strerror(err));
+    Py_RETURN_NONE;
+}
+
+/* marked(address): a fetch has marked the page of `address` (its data fills get X) */
+static PyObject *vt_marked(VtlbObject *v, PyObject *arg)
+{
+    unsigned long long a = PyLong_AsUnsignedLongLong(arg);
+    if (a == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (a >= 1ull << 32)
+        return PyErr_Format(PyExc_ValueError, "marked: %#llx is not a 32-bit address", a);
+    return PyBool_FromLong(dh_vtlb_marked(&v->t, a >> v->t.page_bits));
+}
+
+/* xn(): the ranges set_xn was given, as [start, end) byte addresses */
+static PyObject *vt_xn(VtlbObject *v, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *l = PyList_New((Py_ssize_t)v->t.n_xn_runs);
+    for (size_t i = 0; l && i < v->t.n_xn_runs; i++) {
+        PyObject *r = Py_BuildValue("(KK)", (unsigned long long)v->t.xn_runs[i][0] << v->t.page_bits,
+                                    (unsigned long long)v->t.xn_runs[i][1] << v->t.page_bits);
+        if (!r)
+            Py_CLEAR(l);
+        else
+            PyList_SET_ITEM(l, (Py_ssize_t)i, r);
+    }
+    return l;
+}
+
+/* (pc) of a fetch refused since the last call, else None; clears it */
 static PyObject *vt_take_xn(VtlbObject *v, PyObject *Py_UNUSED(ignored))
 {
     if (!v->t.xn_pending)
@@ -726,10 +822,21 @@ static PyObject *vt_take_xn(VtlbObject *v, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef vt_methods[] = {
-    {"stats", (PyCFunction)vt_stats, METH_NOARGS, "{fills, exec_pages, flushes} so far."},
+    {"stats", (PyCFunction)vt_stats, METH_NOARGS,
+     "{fills, exec_pages, flushes, xn_sets, code_dropped} so far."},
     {"take_xn", (PyCFunction)vt_take_xn, METH_NOARGS,
-     "The PC of a fetch the ARMv7-M default map refused (Execute Never) since the last call, else "
-     "None; clears it."},
+     "The PC of a fetch refused (Execute Never: the ARMv7-M default map or set_xn's pages) since the "
+     "last call, else None; clears it."},
+    {"set_xn", (PyCFunction)vt_set_xn, METH_O,
+     "set_xn(ranges): the page-aligned byte ranges [start, end) the MPU makes Execute Never (sorted, "
+     "not overlapping; they replace the previous ones). A fetch there is refused; code translated "
+     "there is dropped; the TLB is flushed."},
+    {"xn", (PyCFunction)vt_xn, METH_NOARGS, "The ranges of the last set_xn."},
+    {"mem_protect", (PyCFunction)vt_mem_protect, METH_VARARGS,
+     "mem_protect(address, size, perms): uc_mem_protect, with the fetch lookups unicorn makes "
+     "while splitting a region neither marking nor refusing a page (native/vtlb.h); flushes the TLB."},
+    {"marked", (PyCFunction)vt_marked, METH_O,
+     "marked(address): True when a fetch has marked that page (its data fills get execute rights)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -4693,11 +4800,13 @@ static PyObject *cm_run_slice(CortexMObject *c, PyObject *arg)
     if (ms_slice_failure(c->uc_obj, err, &failed) < 0)
         return NULL;
     if (failed && c->vtlb && ((VtlbObject *)c->vtlb)->t.xn_pending) {           /* [vtlb] */
-        /* a fetch the default map makes Execute Never: MemManage IACCVIOL at that PC (cortexm.py's
-         * _after_error), as QEMU's own fill raised it (its prefetch abort, intno 3) */
+        /* a fetch the default map (or the MPU) makes Execute Never: MemManage IACCVIOL at that PC
+         * (cortexm.py's _after_error), as QEMU's own fill raised it (its prefetch abort, intno 3) */
         dh_vtlb *t = &((VtlbObject *)c->vtlb)->t;
         t->xn_pending = 0;
-        PyObject *mf = Py_BuildValue("(sk)", "xn_fetch", (unsigned long)t->xn_pc);
+        /* "xn_mpu": the MPU's XN (Mpu.apply's set_xn), which _after_error may find bypassed */
+        PyObject *mf = Py_BuildValue("(sk)", t->xn_kind == DH_XN_MPU ? "xn_mpu" : "xn_fetch",
+                                     (unsigned long)t->xn_pc);
         rc = mf ? cs_setattr(cpu, str_ms_mem_fault, mf) : -1;
         Py_XDECREF(mf);
         if (rc < 0) {

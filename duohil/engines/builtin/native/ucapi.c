@@ -44,6 +44,7 @@ int duohil_uc_bind(void *handle, char *why, size_t why_len)
     RESOLVE(mmio_map, uc_mmio_map);               /* [cbus] */
     RESOLVE(mem_unmap, uc_mem_unmap);             /* [cbus] */
     RESOLVE(ctl, uc_ctl);                         /* [vtlb] */
+    RESOLVE(mem_protect, uc_mem_protect);         /* [vtlb] */
 #undef RESOLVE
     /* uc_version() gives major and minor only; the patch level sits in bits 15..8 of its result
      * (UC_VERSION_PATCH << 8 in unicorn's uc.c), and 2.1.3 -> 2.1.4 changed register ids. */

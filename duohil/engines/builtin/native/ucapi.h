@@ -27,6 +27,7 @@ typedef struct {
     __typeof__(uc_mem_unmap) *mem_unmap;
     /* [vtlb] the TLB fill (vtlb.c) */
     __typeof__(uc_ctl) *ctl;
+    __typeof__(uc_mem_protect) *mem_protect;
 } duohil_ucapi;
 
 /* The table, valid once duohil_uc_bind() returned 0. */

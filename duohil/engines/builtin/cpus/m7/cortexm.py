@@ -846,8 +846,11 @@ class CortexM7Cpu(CpuCore, _m7_state()):  # type: ignore[misc]
             mpu.suspend()
             self._mem_fault = ("retry", address)
             return False
-        self._mem_fault = ("mpu_" + ("fetch" if need == P_X else "data"), address)
-        self._guard_pc = self._pcb.read()[0]
+        self._guard_pc = pc = self._pcb.read()[0]
+        # a fetch is refused while unicorn translates the block at PC, which never crosses a page
+        # but for its one instruction that straddles two: PC is the fetching instruction (the
+        # stacked PC), ``address`` that instruction's second half in the XN page then
+        self._mem_fault = ("mpu_fetch", pc) if need == P_X else ("mpu_data", address)
         return False
 
     def set_prot_ranges(self, ranges: list[tuple[int, int]]) -> None:
@@ -858,6 +861,25 @@ class CortexM7Cpu(CpuCore, _m7_state()):  # type: ignore[misc]
             self.uc.hook_del(h)
         self._prot_hooks = [self.uc.hook_add(UC_HOOK_MEM_PROT, self._on_prot, begin=lo, end=hi - 1)
                             for lo, hi in ranges]
+
+    def protect_pages(self, address: int, size: int, perms: int) -> None:
+        """``uc.mem_protect`` for the MPU (``Mpu.apply``/``suspend``), through the TLB fill when
+        there is one: unicorn's region split looks a page up as a fetch, which must neither mark
+        it executable (its stores would stay slow) nor be refused (native/vtlb.h)."""
+        if self._vtlb is None:
+            self.uc.mem_protect(address, size, perms)
+        else:
+            self._vtlb.mem_protect(address, size, perms)
+
+    def set_xn_ranges(self, ranges: list[tuple[int, int]]) -> bool:
+        """The pages the MPU makes Execute Never and nothing else (``Mpu.apply``), enforced by
+        the TLB fill (native/vtlb.h: a fetch there is refused and ends the slice as ``xn_mpu``,
+        ``_after_error``); no page rights, no hook, so their loads and stores stay inline. False
+        without the native fill: the caller keeps those pages on page rights and ``_on_prot``."""
+        if self._vtlb is None:
+            return False
+        self._vtlb.set_xn(ranges)
+        return True
 
     def set_mpu_guards(self, ranges: list[tuple[int, int]]) -> None:
         """Watch sub-page MPU no-access/read-only ranges with bounded memory hooks."""
@@ -948,9 +970,14 @@ class CortexM7Cpu(CpuCore, _m7_state()):  # type: ignore[misc]
             self._raise_fault(BUSFAULT, IBUSERR, addr)
         elif kind.startswith("bus_"):
             self._raise_fault(BUSFAULT, PRECISERR | BFARVALID, pc, bfar=addr)
-        elif kind in ("mpu_fetch", "xn_fetch"):
+        elif kind == "xn_mpu" and (not self.nvic.mpu.enabled or self._mpu_bypassed()):
+            # the MPU's XN pages, refused by the TLB fill, at execution priority < 0 with
+            # HFNMIENA=0: the MPU is off for this fetch, as in _on_prot (apply() at the return)
+            self.nvic.mpu.suspend()
+        elif kind in ("mpu_fetch", "xn_fetch", "xn_mpu"):
             # xn_fetch: the default map's Execute Never regions, refused by the TLB fill
-            # (native/vtlb.h) where QEMU's own fill raised its prefetch abort (intno 3 below)
+            # (native/vtlb.h) where QEMU's own fill raised its prefetch abort (intno 3 below);
+            # xn_mpu: the MPU's XN pages refused there (set_xn_ranges), as mpu_fetch from _on_prot
             self._raise_fault(MEMMANAGE, IACCVIOL, addr)
         else:
             self._raise_fault(MEMMANAGE, DACCVIOL | MMARVALID, pc, mmfar=addr)

@@ -132,8 +132,12 @@ class Mpu:
     overwrote and raises a precise MemManage). Unicorn cannot let one access through a protected
     page: returning True from a ``*_PROT`` hook drops a store and leaves the page readable in the
     TLB (measured), hence the hooks. Any memory hook moves every load/store onto unicorn's slow
-    path while it exists (cost measured in tests/test_cortexm.py). XN is enforced per 1 KiB page
-    only (a sub-page XN region is not). Only RAM/flash (``machine.memories``) is enforced:
+    path while it exists (cost measured in tests/test_cortexm.py), and so do page rights (the PROT
+    hook over them). A page whose only restriction is XN (full access, XN=1: CubeH7's
+    ``MPU_Config`` over its RAM) gets neither: the core's TLB fill refuses fetches there
+    (``cpu.set_xn_ranges``, native/vtlb.h), so its loads and stores stay inline. XN is enforced
+    per 1 KiB page only (a sub-page XN region is not: code there still runs). Only RAM/flash
+    (``machine.memories``) is enforced:
     peripherals and the PPB always behave as the default map. With CTRL.HFNMIENA=0, accesses at
     execution priority < 0 (HardFault, NMI, FAULTMASK) bypass the MPU, as on silicon. Unicorn's own
     ``mem_write`` (exception stacking) ignores page rights, so stacking into a no-access region is
@@ -332,9 +336,13 @@ class Mpu:
     def suspend(self) -> None:
         """Lift every page right (MPU bypassed at priority < 0); ``apply`` restores them."""
         cpu = self.machine.cpu
+        protect = getattr(cpu, "protect_pages", cpu.uc.mem_protect)
         for start, end, _p in _runs({pg: P_ALL for pg in self._protected}, self.page):
-            cpu.uc.mem_protect(start, end - start, P_ALL)
+            protect(start, end - start, P_ALL)
         self._protected = {}
+        set_xn = getattr(cpu, "set_xn_ranges", None)
+        if set_xn is not None:
+            set_xn([])
         self.suspended = True
 
     def apply(self) -> None:
@@ -374,6 +382,13 @@ class Mpu:
                 lo, hi = max(s, pg), min(e, pg + page)
                 if lo < hi and p & (P_R | P_W) != (P_R | P_W):
                     guards.append((lo, hi))
+        # pages that only lose execute rights: the TLB fill refuses fetches there (no page rights,
+        # no PROT hook: their stores stay inline); the others keep page rights and _on_prot
+        set_xn = getattr(cpu, "set_xn_ranges", None)
+        xn = sorted(pg for pg, p in want.items() if p == P_R | P_W) if set_xn is not None else []
+        if set_xn is not None and set_xn([(s, e) for s, e, _p in _runs(dict.fromkeys(xn, 0), page)]):
+            for pg in xn:
+                del want[pg]
         changes: dict[int, int] = {}
         for pg, p in self._protected.items():
             if pg not in want:
@@ -381,8 +396,9 @@ class Mpu:
         for pg, p in want.items():
             if self._protected.get(pg, P_ALL) != p:
                 changes[pg] = p
+        protect = getattr(cpu, "protect_pages", cpu.uc.mem_protect)
         for start, end, p in _runs(changes, page):
-            cpu.uc.mem_protect(start, end - start, p)
+            protect(start, end - start, p)
         self._protected = {pg: p for pg, p in want.items() if p != P_ALL}
         set_prot = getattr(cpu, "set_prot_ranges", None)
         if set_prot is not None:                  # the rights hook over exactly these pages
