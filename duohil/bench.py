@@ -231,8 +231,9 @@ def bench_ram_stores(rep: Report, n: int = 2_000_000) -> None:
 
     from .engines.builtin import native
     core = native.require()
+    from unicorn import UC_HOOK_MEM_PROT, UC_PROT_READ, UC_PROT_WRITE
     rate = {}
-    for fill in ("unicorn's fill", "duohil's fill"):
+    for fill in ("unicorn's fill", "duohil's fill", "MPU XN by the fill", "page rights + PROT hook"):
         uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         uc.mem_map(0, 0x1000)
         uc.mem_unmap(0, 0x1000)
@@ -240,7 +241,12 @@ def bench_ram_stores(rep: Report, n: int = 2_000_000) -> None:
         uc.mem_map(0x2000_0000, 0x1_0000)
         uc.mem_write(0x0800_0000, bytes.fromhex("0160" "0131" "4160" "fbe7"))
         uc.reg_write(UC_ARM_REG_R0, 0x2000_0100)
-        vt = core.Vtlb(uc._uch.value, 1024, True, uc) if fill == "duohil's fill" else None
+        vt = core.Vtlb(uc._uch.value, 1024, True, uc) if fill != "unicorn's fill" else None
+        if fill == "MPU XN by the fill":              # a Cube-style XN region over the RAM
+            vt.set_xn([(0x2000_0000, 0x2001_0000)])
+        elif fill == "page rights + PROT hook":       # the MPU's other restrictions (nvic.py)
+            vt.mem_protect(0x2000_0000, 0x1_0000, UC_PROT_READ | UC_PROT_WRITE)
+            uc.hook_add(UC_HOOK_MEM_PROT, lambda *a: False, begin=0x2000_0000, end=0x2000_FFFF)
 
         def loop(uc: Any = uc) -> None:
             pc = 0x0800_0000
@@ -252,6 +258,9 @@ def bench_ram_stores(rep: Report, n: int = 2_000_000) -> None:
     a, b = rate["unicorn's fill"], rate["duohil's fill"]
     rep.line("RAM-store loop, 1 000-insn slices: unicorn's TLB fill / ours",
              f"{a:.0f} / {b:.0f} MIPS", f"({b / a:.1f}x)")
+    x, r = rate["MPU XN by the fill"], rate["page rights + PROT hook"]
+    rep.line("RAM-store loop, RAM made MPU-XN: by our fill / by page rights + PROT hook",
+             f"{x:.0f} / {r:.0f} MIPS", f"({x / b:.2f}x / {r / b:.2f}x of no MPU)")
 
 
 TARGET_NATIVE_MMIO_NS = 100.0
@@ -392,7 +401,10 @@ def bench_exceptions(rep: Report, k: int = 10_000) -> dict[str, float]:
 
     work = _per_op_ns(core_work, k) - _per_op_ns(baseline, k)
     full = _per_op_ns(whole, k)
-    hooked = full - _per_op_ns(one_insn, k)
+    # the difference of two timings drifts with this host's speed (1.4-3.1 us for one build
+    # measured minutes apart): nine rounds, each timing the two back to back, the median
+    diffs = sorted(_per_op_ns(whole, k, 1) - _per_op_ns(one_insn, k, 1) for _ in range(9))
+    hooked = diffs[4]
     if cpu.halted or nv.exceptions_taken < 6 * k or nv.active:
         raise RuntimeError("exception bench: the interrupts were not all taken and returned")
     out["native"] = work
@@ -404,7 +416,8 @@ def bench_exceptions(rep: Report, k: int = 10_000) -> dict[str, float]:
     # plus the return as the intno-8 hook makes it in C
     out["native_hooked"] = hooked
     rep.line("M7 interrupt entry+return through the hook, slice cost removed", f"{hooked / 1000:.2f} us",
-             "target <= 2 us (Python path: 10.1-10.2 us)", hooked <= 2000)
+             f"median of 9 rounds ({diffs[0] / 1000:.2f}-{diffs[-1] / 1000:.2f}); target <= 2 us "
+             "(Python path: 10.1-10.2 us)", hooked <= 2000)
     return out
 
 

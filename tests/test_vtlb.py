@@ -26,7 +26,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import time
 
 from unicorn import (UC_ARCH_ARM, UC_ERR_EXCEPTION, UC_HOOK_MEM_PROT, UC_MODE_MCLASS, UC_MODE_THUMB,
                      UC_PROT_ALL, UC_PROT_NONE, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError)
@@ -314,28 +313,19 @@ def _store_loop(how: str):
     return uc, v
 
 
-def _time_s(uc, n: int = 200_000) -> float:
-    t0 = time.process_time()
-    pc = uc.reg_read(UC_ARM_REG_PC)
-    for _ in range(n // 1000):
+def test_stores_to_an_mpu_xn_page_keep_what_the_inline_path_needs() -> None:
+    """unicorn's inline store needs a TLB entry without X and no memory hook or page right over
+    the page (cputlb.c, uc_mem_hook_installed): an MPU-XN page enforced by the fill keeps both
+    (never marked executable, unicorn's region keeps full rights, no hook is added), and the
+    stores land. What that is worth is a benchmark, not a test: `make bench` (d), the RAM-store
+    loop with an MPU-XN page through the fill and with page rights plus the PROT hook."""
+    uc, v = _store_loop("xn")
+    pc = FLASH
+    for _ in range(20):
         uc.emu_start(pc | 1, 0xFFFF_FFFF, 0, 1000)
         pc = uc.reg_read(UC_ARM_REG_PC)
-    return time.process_time() - t0
-
-
-def test_stores_to_an_mpu_xn_page_stay_inline() -> None:
-    """unicorn's inline store needs a TLB entry without X and no memory hook over the page: an
-    MPU-XN page through the fill keeps it, page rights plus the PROT hook do not (~2.7x slower
-    store loop, measured). Process CPU, the best of 9 runs of each, the three alternated run by
-    run (this host's speed swings 2x within seconds)."""
-    loops = {how: _store_loop(how) for how in ("plain", "xn", "rights")}
-    for uc, _v in loops.values():
-        uc.reg_write(UC_ARM_REG_PC, FLASH | 1)
-    t = dict.fromkeys(loops, float("inf"))
-    for _ in range(9):
-        for how, (uc, _v) in loops.items():
-            t[how] = min(t[how], _time_s(uc))
-    print(f"\nstore loop, 200k insns: no MPU {t['plain'] * 1e3:.1f} ms, XN by the fill "
-          f"{t['xn'] * 1e3:.1f} ms, page rights + PROT hook {t['rights'] * 1e3:.1f} ms")
-    assert t["rights"] > 1.6 * t["plain"], "the timing no longer tells the slow path apart"
-    assert t["xn"] < 1.4 * t["plain"], t
+    n = int.from_bytes(uc.mem_read(RAM + 0x100, 4), "little")
+    assert n > 0 and int.from_bytes(uc.mem_read(RAM + 0x104, 4), "little") in (n, n + 1)
+    assert not v.marked(RAM + 0x100) and not v.marked(RAM)
+    assert all(r[2] == UC_PROT_ALL for r in uc.mem_regions() if r[0] <= RAM + 0x100 <= r[1])
+    assert v.take_xn() is None                       # and no fetch was refused

@@ -3674,6 +3674,10 @@ typedef struct {
      * the CPU without a lookup on the Python Nvic. `cpu` is a strong reference (GC-visible). */
     unsigned int vtor;
     PyObject *cpu;
+    /* nvic.py's Mpu keeps MPU_CTRL and whether it is suspended (bypassed at priority < 0) here:
+     * the C entry tests CTRL.ENABLE, the C return the suspension, without a lookup */
+    unsigned int mpu_ctrl;
+    char mpu_suspended;
 } NvicObject;
 
 static PyTypeObject NvicType;
@@ -3824,6 +3828,9 @@ static void nv_dealloc(NvicObject *o)
 static PyMemberDef nv_members[] = {
     {"vtor", T_UINT, offsetof(NvicObject, vtor), 0, "SCB.VTOR: the vector table's address"},
     {"cpu", T_OBJECT, offsetof(NvicObject, cpu), 0, "the core this NVIC interrupts (None: none)"},
+    {"mpu_ctrl", T_UINT, offsetof(NvicObject, mpu_ctrl), 0, "MPU_CTRL (nvic.py's Mpu.ctrl)"},
+    {"mpu_suspended", T_BOOL, offsetof(NvicObject, mpu_suspended), 0,
+     "the MPU is bypassed at priority < 0 (nvic.py's Mpu.suspended)"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -4099,7 +4106,7 @@ static int add_nvic_type(PyObject *m)
 
 /* -- [nvicc] the exception return decided in C (cortexm.py's _exc_return) ---------------------- */
 
-static PyObject *str_fr_suspended, *str_fr_value, *str_fr_stop, *str_fr_sleep;
+static PyObject *str_fr_value, *str_fr_stop, *str_fr_sleep;
 
 static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -4108,11 +4115,10 @@ static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_
                             "fast_return(nvic: Nvic, cpu: CortexMState, rest, mpu, scr, now)");
     if (!c->hooked)
         return PyErr_Format(PyExc_RuntimeError, "fast_return: hook_intr first");
-    if (!str_fr_suspended) {
+    if (!str_fr_value) {
 #define FR_INTERN(var, s)                                      \
         if (!(var = PyUnicode_InternFromString(s)))            \
             return NULL;
-        FR_INTERN(str_fr_suspended, "suspended");
         FR_INTERN(str_fr_value, "value");
         FR_INTERN(str_fr_stop, "_stop");
         FR_INTERN(str_fr_sleep, "sleep");
@@ -4163,15 +4169,8 @@ static PyObject *cm_fast_return(CortexMObject *c)
     int n = dh_nvic_best_pending(nv, &g);
     int rest = n && g < dh_nvic_execution_priority(nv, r[CM_RET_PRIMASK], r[CM_RET_BASEPRI],
                                                        clear_fm ? 0 : faultmask);
-    if (!rest) {
-        PyObject *susp = PyObject_GetAttr(c->fr_mpu, str_fr_suspended);
-        if (!susp)
-            return NULL;
-        rest = PyObject_IsTrue(susp);
-        Py_DECREF(susp);
-        if (rest < 0)
-            return NULL;
-    }
+    if (!rest)
+        rest = ((NvicObject *)c->fr_nvic)->mpu_suspended != 0;
     if (!rest) {
         uint32_t sp = exc_ret & 4 ? r[CM_RET_PSP] : r[CM_RET_MSP];
         int rc = dh_cm_unstack(&c->cm, sp, exc_ret, r[CM_RET_CONTROL], clear_fm, u);
@@ -4226,7 +4225,7 @@ static PyObject *cm_fast_return(CortexMObject *c)
 /* -- [nvicc] take_interrupts and the plain exception entry in C (cortexm.py's _enter) ------------ */
 
 
-static PyObject *str_fe_halted, *str_fe_executing, *str_fe_pc, *str_fe_ctrl, *str_fe_st_resume,
+static PyObject *str_fe_halted, *str_fe_executing, *str_fe_pc, *str_fe_st_resume,
     *str_fe_value;
 
 static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
@@ -4248,7 +4247,6 @@ static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_s
         FE_INTERN(str_fe_halted, "halted");
         FE_INTERN(str_fe_executing, "executing");
         FE_INTERN(str_fe_pc, "_pc");
-        FE_INTERN(str_fe_ctrl, "ctrl");
         FE_INTERN(str_fe_st_resume, "_st_resume");
         FE_INTERN(str_fe_value, "value");
 #undef FE_INTERN
@@ -4385,10 +4383,9 @@ static int fe_enter(CortexMObject *c, dh_nvic *nv, int exc)
         cm_fail(c, rc);
         return -1;
     }
-    long rate_n = (long)st->rate_n, entries = (long)st->entries, mpu_ctrl;
+    long rate_n = (long)st->rate_n, entries = (long)st->entries;
+    long mpu_ctrl = (long)((NvicObject *)c->fr_nvic)->mpu_ctrl;
     uint32_t handler = regs[CM_XPSR] & 0x1FF;
-    if (fe_get_long(c->fr_mpu, str_fe_ctrl, &mpu_ctrl) < 0)
-        return -1;
     /* an FP frame and an MPU are plain too when the frame's bytes are all writable: the frame
      * goes where dh_cm_stack puts it (cortexm.py's _enter decides the same from Mpu.denies) */
     uint32_t frame_sp = dh_cm_frame_sp(regs), size = regs[CM_CONTROL] & 4 ? 0x68 : 0x20;

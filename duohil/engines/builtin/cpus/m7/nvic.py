@@ -144,8 +144,14 @@ class Mpu:
     checked explicitly by the core (MSTKERR).
     """
 
+    # MPU_CTRL and the bypass live in the NVIC's C object (the C entry and return read them)
+    ctrl = native.c_attr("mpu_ctrl", "MPU_CTRL (ENABLE, HFNMIENA, PRIVDEFENA)", holder="_nvic_c")
+    suspended = native.c_attr("mpu_suspended", "bypassed at priority < 0 until apply()",
+                              holder="_nvic_c")
+
     def __init__(self, scs: "Nvic", regions: int = 16) -> None:
         self.scs = scs
+        self._nvic_c = scs._c
         self.machine = scs.machine
         self.regions = regions
         self.ctrl = 0
