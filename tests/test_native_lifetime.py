@@ -26,7 +26,11 @@ def test_a_dropped_session_frees_both_machines() -> None:
     missing = [str(p) for _, p in (STM32, PEER) if not p.is_file()]
     if missing:
         pytest.fail("firmware image(s) not built: " + ", ".join(missing) + " (run `make firmware`)")
-    before = {id(o) for o in gc.get_objects() if isinstance(o, Machine)}   # other tests' machines
+    # other tests' machines, held until the end: an id is only unique among live objects (one of
+    # them freed by a collection during this session's start gave its id to a new machine)
+    gc.collect()
+    others = [o for o in gc.get_objects() if isinstance(o, Machine)]
+    before = {id(o) for o in others}
     spec = RunSpec(stm32=MachineSpec(STM32[0], STM32[1], "g_config"),
                    peer=MachineSpec(PEER[0], PEER[1], "g_peer_config"))
     s = BuiltinEngine().start(spec)

@@ -4273,21 +4273,6 @@ static int fe_truth(PyObject *o, PyObject *name)
     return get_truth(o, name);             /* [cpustate] a CpuState's field, else the attribute */
 }
 
-static int fe_get_long(PyObject *o, PyObject *name, long *out)
-{
-    const cs_field *f = cs_field_of(o, name);          /* [cpustate] a CPU field: the struct */
-    if (f && f->kind == CS_I64) {
-        *out = (long)*CS_PTR(o, f, int64_t);
-        return 0;
-    }
-    PyObject *v = PyObject_GetAttr(o, name);
-    if (!v)
-        return -1;
-    *out = PyLong_AsLong(v);
-    Py_DECREF(v);
-    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
-}
-
 static int fe_set_u32(PyObject *o, PyObject *name, uint32_t v)
 {
     return cs_set_i64(o, name, v);
