@@ -12,8 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
 
 # (bit, name, sentence); "{mmfar}" / "{bfar}" are filled in when the VALID bit says they hold
 CFSR_BITS = [
@@ -90,6 +88,9 @@ class ElfSymbolizer:
         # its sequence, the last row up to the sequence's end. An address in no range has no line
         # (as addr2line says ??:0): a wild PC must not borrow the line of the nearest row below it.
         self._lines: list[tuple[int, int, str, int]] = []
+        # pyelftools only here: every run imports this module (diagnose.py), few decode a crash
+        from elftools.elf.constants import SH_FLAGS
+        from elftools.elf.elffile import ELFFile
         with self.path.open("rb") as fh:
             elf = ELFFile(fh)
             symtab = elf.get_section_by_name(".symtab")

@@ -360,3 +360,27 @@ def test_skipped_cpus_are_settled_when_run_until_returns():
         for name in ("stm32", "peer"):
             cpu = s.machine(name).cpu
             assert cpu.cycles == -((-t_ms * PS_PER_MS * cpu.hz) // 10**12), (name, t_ms)
+
+
+def test_the_package_check_says_what_is_missing_or_wrong(monkeypatch) -> None:
+    """BuiltinEngine._packages: unicorn absent, at another version, or pyelftools absent, each
+    said in one line with the fix; the version is the package's own (no metadata lookup)."""
+    import importlib.util
+
+    import unicorn
+
+    from duohil.engines.builtin.session import UNICORN_VERSION
+    assert BuiltinEngine._packages() == (True, UNICORN_VERSION)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "unicorn" else real(name, *a))
+    ok, why = BuiltinEngine._packages()
+    assert not ok and "unicorn is not installed" in why and f"unicorn=={UNICORN_VERSION}" in why
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "elftools" else real(name, *a))
+    ok, why = BuiltinEngine._packages()
+    assert not ok and "pyelftools is not installed" in why
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    monkeypatch.setattr(unicorn, "__version__", "2.0.1")
+    ok, why = BuiltinEngine._packages()
+    assert not ok and why.startswith("unicorn 2.0.1 is installed; the builtin engine needs exactly")
