@@ -169,10 +169,18 @@ def test_sample_log_reads_as_the_list_it_replaces():
             row["setpoints"] = 1 << 40                      # does not fit a column: kept whole
         if t % 700 == 0:
             row = {"crc_errors": 3}                         # another set of fields
+        if t % 900 == 5:                                    # kept whole, types and all
+            row["armed"], row["gain"], row["fault"] = rng.random() < 0.5, rng.random(), None
+        if t % 1100 == 10:
+            row["position"] = -(1 << 31) - 1                # just below int32
         rows.append((t, row))
+    rows.append((5000, {}))
     log = SampleLog(rows)
     assert log == rows and list(log) == rows and len(log) == len(rows)
     assert log[-1] == rows[-1] and log[3:9] == rows[3:9] and list(reversed(log)) == rows[::-1]
+    # == holds for True == 1 and 2.0 == 2: the values read back are of the types stored
+    assert [[type(v) for v in r.values()] for _t, r in log] == \
+           [[type(v) for v in r.values()] for _t, r in rows]
     with pytest.raises(IndexError):
         log[len(rows)]
 
