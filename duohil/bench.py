@@ -671,18 +671,25 @@ def bench_soak(rep: Report, short_ms: int = 6_000, long_ms: int = 60_000) -> Non
 
 
 def _bytecode_note() -> str:
-    """Said in each header when Python writes no bytecode cache (PYTHONDONTWRITEBYTECODE, -B): then
-    every process compiles every module it imports (~0.2 s of duohil), which the first start-up,
-    a fresh `duohil run` and each campaign worker's first trial pay."""
-    return ("; no bytecode cache (PYTHONDONTWRITEBYTECODE): each process compiles its modules"
-            if sys.flags.dont_write_bytecode else "")
+    """Said in each header when Python writes no bytecode cache (PYTHONDONTWRITEBYTECODE, -B):
+    duohil's modules are then compiled by the setup step (ci/setup.sh, every `make`); without
+    those .pyc every process compiles every module it imports (~0.25 s of duohil)."""
+    if not sys.flags.dont_write_bytecode:
+        return ""
+    import importlib.util
+    pyc = importlib.util.cache_from_source(__file__)
+    if Path(pyc).is_file() and Path(pyc).stat().st_mtime >= Path(__file__).stat().st_mtime:
+        return "; PYTHONDONTWRITEBYTECODE set: duohil's bytecode compiled by `make`"
+    return ("; no bytecode cache (PYTHONDONTWRITEBYTECODE, and duohil not compiled since its last "
+            "change: run `make`): each process compiles its modules")
 
 
 def _explain_misses(rep: Report) -> None:
     if rep.misses:
-        print("why, and what would meet them: docs/performance.md, 'Where the time goes now' and "
-              "'Next' (the M7's entry and mask caches as Python lists, the Python left per "
-              "virtual second, campaign start-up, unicorn's per-instruction count hook)")
+        print("why, and what would meet them: docs/performance.md, 'Targets' and 'Next' (the "
+              "per-operation figures move with this host's speed by up to 2x from hour to hour: "
+              "compare the store-loop MIPS line with the doc's; what is left is inside unicorn: "
+              "its per-instruction count hook, its TLB refills and register batches)")
 
 
 def main(argv: list[str] | None = None) -> int:
