@@ -12,12 +12,13 @@ as ``_core.CpuState`` fields), the Cortex-M7's exception entry, tail-chain and r
 (``_core.Vtlb``), the RV32 peer's register access and trap entry (``_core.RiscV``) with its CLINT
 (``_core.Clint``) and PLIC (``_core.Plic``), each machine's MMIO dispatch (``_core.Bus``) and DMA
 port (``_core.DmaPort``), the peripherals' output lines (``_core.Signal``), the STM32's USART,
-DMA streams, DMAMUX, timers and IWDG (``_core.Usart``, ``Dma``, ``Dmamux``, ``Timer``, ``Iwdg``),
+DMA streams, DMAMUX, timers, IWDG and GPIO ports (``_core.Usart``, ``Dma``, ``Dmamux``, ``Timer``,
+``Iwdg``, ``Gpio``),
 the ESP32-C3 UART (``_core.Esp32c3Uart``), the UART link with its faults, seeded noise, taps and
 frame tracking (``_core.UartLink``) and the DC-motor plant (``_core.Plant``). Their Python classes
 build the C model and keep the faces the loader, the session and the tests use. What stays
 Python is Python by design: configuration (repl/platform, ELF/DWARF), the cold models (RCC, PWR,
-FLASH, FMC, SYSCFG, GPIO, the SCS registers but SysTick's, the MPU), the fault and storm
+FLASH, FMC, SYSCFG, the SCS registers but SysTick's, the MPU's region decoding), the fault and storm
 decisions, a user's own peripherals, fault planning, oracles and reports.
 
 ``DUOHIL_MODELS``, the switch that picked a model's Python reference while both existed, is
