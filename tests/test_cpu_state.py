@@ -266,6 +266,8 @@ def test_the_m7s_slice_and_exception_fields_are_c_fields_too() -> None:
             setattr(cpu, name, [0, 1 << 32] + [0] * (n - 2))
         with pytest.raises(ValueError, match=f"{name}: item 0 must be an int"):
             setattr(cpu, name, [-1] + [0] * (n - 1))
+        with pytest.raises(ValueError, match="not 4294967296"):       # a generator: items it made
+            setattr(cpu, name, (x for x in [0, 1 << 32] + [0] * (n - 2)))
         assert getattr(cpu, name) is None               # a refused value changes nothing
 
     # the C entry writes them: an interrupt taken in thread mode marks the thread's time and PC

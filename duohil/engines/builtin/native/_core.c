@@ -1161,9 +1161,9 @@ static int cs_set_vec(PyObject *o, PyObject *v, const cs_field *f)
         unsigned long long u = PyLong_Check(x) ? PyLong_AsUnsignedLongLong(x) : (unsigned long long)-1;
         if (!PyLong_Check(x) || (u == (unsigned long long)-1 && PyErr_Occurred()) || u > 0xFFFFFFFFull) {
             PyErr_Clear();
-            Py_DECREF(seq);
             PyErr_Format(PyExc_ValueError, "CPU field %s: item %d must be an int in 0..0xFFFFFFFF, not %R",
                          f->name, i, x);
+            Py_DECREF(seq);                  /* after the message: x may be seq's own item */
             return -1;
         }
         w[i] = (uint32_t)u;
