@@ -145,6 +145,16 @@ def test_the_driver_calls_what_the_instance_holds_and_sees_it_change() -> None:
     with pytest.raises(AttributeError):
         del c._run_slice                                # nothing on the instance to delete
 
+    def once(n: int) -> None:                           # replaces itself while it runs
+        del c._run_slice
+        calls.append(f"once {n}")
+    c.sleeping, c._run_slice = False, once
+    del once
+    s.run_until(60_000)
+    assert calls[-1] == "once 10" and c.slice_log == [(10, 30_000, True)]
+    s.run_until(70_000)                                 # and the class's method again
+    assert calls[-1] == "once 10" and c.slice_log[-1] == (10, 60_000, True)
+
 
 def test_machine_now_reads_the_running_slice_from_the_struct() -> None:
     s = Scheduler(1_000)

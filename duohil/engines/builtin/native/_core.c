@@ -1522,7 +1522,9 @@ static int call_truth_m(PyObject *cpu, PyObject *m, PyObject *name)
 {
     if (!m)
         return call_truth(cpu, name);
+    Py_INCREF(m);                         /* the call may replace the instance's attribute */
     PyObject *r = PyObject_CallNoArgs(m);
+    Py_DECREF(m);
     if (!r)
         return -1;
     int rc = r == Py_False ? 0 : r == Py_True ? 1 : PyObject_IsTrue(r);
@@ -1700,8 +1702,14 @@ static int c_advance_to(PyObject *cpu, int64_t t, int64_t sched_now)
         PyObject *pn = PyLong_FromLongLong(n);
         if (!pn)
             return -1;
-        PyObject *r = c->m_run ? PyObject_CallOneArg(c->m_run, pn)
-                               : PyObject_CallMethodOneArg(cpu, str_run_slice, pn);
+        PyObject *run = c->m_run, *r;
+        if (run) {                        /* held: the slice may replace the instance's attribute */
+            Py_INCREF(run);
+            r = PyObject_CallOneArg(run, pn);
+            Py_DECREF(run);
+        } else {
+            r = PyObject_CallMethodOneArg(cpu, str_run_slice, pn);
+        }
         Py_DECREF(pn);
         c->executing = 0;                  /* finally: whatever _run_slice did */
         if (!r)
