@@ -2347,7 +2347,7 @@ typedef struct {
     int hooked;
     /* [nvicc] the exception return decided in C (fast_return): the NVIC's state, the CPU, its
      * _exc_return_rest for the rare cases, the MPU (suspended?), SCR (SLEEPONEXIT), machine.now */
-    PyObject *fr_nvic, *fr_cpu, *fr_rest, *fr_mpu, *fr_scr, *fr_now;
+    PyObject *fr_nvic, *fr_cpu, *fr_rest, *fr_scr, *fr_now;
     /* [nvicc] take_interrupts and the plain entry in C (fast_entry, take): the Python Nvic (vtor,
      * _st_resume), the full Python entry for the rare cases and its second half (_enter_after) */
     PyObject *fe_nvic, *fe_enter, *fe_after;
@@ -2406,7 +2406,6 @@ static int cm_traverse(CortexMObject *c, visitproc visit, void *arg)
     Py_VISIT(c->fr_nvic);                  /* [nvicc] */
     Py_VISIT(c->fr_cpu);
     Py_VISIT(c->fr_rest);
-    Py_VISIT(c->fr_mpu);
     Py_VISIT(c->fr_scr);
     Py_VISIT(c->fr_now);
     Py_VISIT(c->fe_nvic);
@@ -2449,7 +2448,6 @@ static int cm_clear(CortexMObject *c)
     Py_CLEAR(c->fr_nvic);                  /* [nvicc] */
     Py_CLEAR(c->fr_cpu);
     Py_CLEAR(c->fr_rest);
-    Py_CLEAR(c->fr_mpu);
     Py_CLEAR(c->fr_scr);
     Py_CLEAR(c->fr_now);
     Py_CLEAR(c->fe_nvic);
@@ -2682,7 +2680,8 @@ static PyMethodDef cm_methods[] = {
     {"hook_intr", (PyCFunction)(void (*)(void))cm_hook_intr, METH_FASTCALL,
      "hook_intr(uc, on_return, on_intr): UC_HOOK_INTR in C; intno 8 calls on_return() directly"},
     {"fast_return", (PyCFunction)(void (*)(void))cm_set_fast_return, METH_FASTCALL,   /* [nvicc] */
-     "fast_return(nvic, cpu, rest, mpu, scr, now): intno 8 decides the plain exception return in C"},
+     "fast_return(nvic, cpu, rest, scr, now): intno 8 decides the plain exception return in C "
+     "(MPU_CTRL and the MPU's bypass are the Nvic's members)"},
     {"fast_entry", (PyCFunction)(void (*)(void))cm_set_fast_entry, METH_FASTCALL,    /* [nvicc] */
      "fast_entry(nvic_py, enter, after, storm_entries, storm_rate_entries, fpcar): what take() needs"},
     {"interrupt_pending", (PyCFunction)cm_interrupt_pending, METH_NOARGS,           /* [entryc] */
@@ -4118,9 +4117,9 @@ static PyObject *str_fr_value, *str_fr_stop, *str_fr_sleep;
 
 static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || !PyObject_TypeCheck(args[0], &NvicType) || cs_kind(args[1]) != 2)
+    if (nargs != 5 || !PyObject_TypeCheck(args[0], &NvicType) || cs_kind(args[1]) != 2)
         return PyErr_Format(PyExc_TypeError,
-                            "fast_return(nvic: Nvic, cpu: CortexMState, rest, mpu, scr, now)");
+                            "fast_return(nvic: Nvic, cpu: CortexMState, rest, scr, now)");
     if (!c->hooked)
         return PyErr_Format(PyExc_RuntimeError, "fast_return: hook_intr first");
     if (!str_fr_value) {
@@ -4132,8 +4131,8 @@ static PyObject *cm_set_fast_return(CortexMObject *c, PyObject *const *args, Py_
         FR_INTERN(str_fr_sleep, "sleep");
 #undef FR_INTERN
     }
-    PyObject **slots[6] = {&c->fr_nvic, &c->fr_cpu, &c->fr_rest, &c->fr_mpu, &c->fr_scr, &c->fr_now};
-    for (int i = 0; i < 6; i++) {
+    PyObject **slots[5] = {&c->fr_nvic, &c->fr_cpu, &c->fr_rest, &c->fr_scr, &c->fr_now};
+    for (int i = 0; i < 5; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(*slots[i], args[i]);
     }
@@ -4233,7 +4232,7 @@ static PyObject *cm_fast_return(CortexMObject *c)
 /* -- [nvicc] take_interrupts and the plain exception entry in C (cortexm.py's _enter) ------------ */
 
 
-static PyObject *str_fe_halted, *str_fe_executing, *str_fe_pc, *str_fe_st_resume,
+static PyObject *str_fe_halted, *str_fe_pc, *str_fe_st_resume,
     *str_fe_value;
 
 static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_ssize_t nargs)
@@ -4253,7 +4252,6 @@ static PyObject *cm_set_fast_entry(CortexMObject *c, PyObject *const *args, Py_s
         if (!(var = PyUnicode_InternFromString(s)))            \
             return NULL;
         FE_INTERN(str_fe_halted, "halted");
-        FE_INTERN(str_fe_executing, "executing");
         FE_INTERN(str_fe_pc, "_pc");
         FE_INTERN(str_fe_st_resume, "_st_resume");
         FE_INTERN(str_fe_value, "value");
@@ -7303,20 +7301,30 @@ static PyTypeObject BusType = {
  * one (a test's). 0, or -1 with an error. */
 static PyObject *str_mc_bus, *str_mc_mmio_writes;
 
-static int machine_count_write(PyObject *machine)
+/* The machine's C bus (a new reference) in *bus, NULL when its _bus is none (a test's machine
+ * object); 0, or -1 with an error. */
+static int machine_bus(PyObject *machine, PyObject **bus)
 {
     if (!str_mc_bus && (!(str_mc_bus = PyUnicode_InternFromString("_bus"))
                         || !(str_mc_mmio_writes = PyUnicode_InternFromString("mmio_writes"))))
         return -1;
-    PyObject *bus;
-    if (_PyObject_LookupAttr(machine, str_mc_bus, &bus) < 0)
+    if (_PyObject_LookupAttr(machine, str_mc_bus, bus) < 0)
         return -1;
-    if (bus && Py_TYPE(bus) == &BusType) {
+    if (*bus && Py_TYPE(*bus) != &BusType)
+        Py_CLEAR(*bus);
+    return 0;
+}
+
+static int machine_count_write(PyObject *machine)
+{
+    PyObject *bus;
+    if (machine_bus(machine, &bus) < 0)
+        return -1;
+    if (bus) {
         ((BusObject *)bus)->writes++;
         Py_DECREF(bus);
         return 0;
     }
-    Py_XDECREF(bus);
     PyObject *n = PyObject_GetAttr(machine, str_mc_mmio_writes);
     if (!n)
         return -1;
@@ -7334,18 +7342,14 @@ static int machine_count_write(PyObject *machine)
 /* The machine's write count (Machine.mmio_writes): the C bus's counter, else the attribute. */
 static int machine_mmio_writes(PyObject *machine, int64_t *out)
 {
-    if (!str_mc_bus && (!(str_mc_bus = PyUnicode_InternFromString("_bus"))
-                        || !(str_mc_mmio_writes = PyUnicode_InternFromString("mmio_writes"))))
-        return -1;
     PyObject *bus;
-    if (_PyObject_LookupAttr(machine, str_mc_bus, &bus) < 0)
+    if (machine_bus(machine, &bus) < 0)
         return -1;
-    if (bus && Py_TYPE(bus) == &BusType) {
+    if (bus) {
         *out = (int64_t)((BusObject *)bus)->writes;
         Py_DECREF(bus);
         return 0;
     }
-    Py_XDECREF(bus);
     return get_i64(machine, str_mc_mmio_writes, out);
 }
 
@@ -10401,7 +10405,9 @@ static void us_dealloc(UsartObject *o)
     Py_TYPE(o)->tp_free((PyObject *)o);
 }
 
-static int us_u32(PyObject *o, uint64_t *out)
+/* An int argument of a register-block method (offset, size, value): its low 64 bits, as
+ * Python's & keeps them; anything but an int refused. Shared by the USART, IWDG and GPIO. */
+static int arg_u64_masked(PyObject *o, uint64_t *out)
 {
     if (!PyLong_Check(o)) {
         PyErr_Format(PyExc_TypeError, "an int is required, not %.100s", Py_TYPE(o)->tp_name);
@@ -10411,12 +10417,41 @@ static int us_u32(PyObject *o, uint64_t *out)
     return *out == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
 }
 
+/* A native block's Python read(offset, size=4) / write(offset, size, value): its bus ops */
+static PyObject *mmio_read_method(const dh_mmio_ops *ops, void *self, PyObject *const *args,
+                                  Py_ssize_t nargs)
+{
+    uint64_t off, size = 4, v;
+    if (nargs < 1 || nargs > 2)
+        return PyErr_Format(PyExc_TypeError, "read(offset, size=4) takes 1 or 2 arguments");
+    if (arg_u64_masked(args[0], &off) < 0 || (nargs == 2 && arg_u64_masked(args[1], &size) < 0))
+        return NULL;
+    if (ops->read(self, (uint32_t)off, (unsigned)size, &v) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *mmio_write_method(const dh_mmio_ops *ops, void *self, PyObject *const *args,
+                                   Py_ssize_t nargs)
+{
+    uint64_t off, size, v;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "write(offset, size, value) takes 3 arguments");
+    if (arg_u64_masked(args[0], &off) < 0 || arg_u64_masked(args[1], &size) < 0
+        || arg_u64_masked(args[2], &v) < 0)
+        return NULL;
+    if (ops->write(self, (uint32_t)off, (unsigned)size, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *us_read(UsartObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
     uint64_t off, size = 4, v;
     if (nargs < 1 || nargs > 2)
         return PyErr_Format(PyExc_TypeError, "read(offset, size=4) takes 1 or 2 arguments");
-    if (!us_alive(o) || us_u32(args[0], &off) < 0 || (nargs == 2 && us_u32(args[1], &size) < 0))
+    if (!us_alive(o) || arg_u64_masked(args[0], &off) < 0
+        || (nargs == 2 && arg_u64_masked(args[1], &size) < 0))
         return NULL;
     if (dh_usart_read(&o->u, (uint32_t)off, (unsigned)size, &v) < 0)
         return NULL;
@@ -10428,8 +10463,8 @@ static PyObject *us_write(UsartObject *o, PyObject *const *args, Py_ssize_t narg
     uint64_t off, size, v;
     if (nargs != 3)
         return PyErr_Format(PyExc_TypeError, "write(offset, size, value) takes 3 arguments");
-    if (!us_alive(o) || us_u32(args[0], &off) < 0 || us_u32(args[1], &size) < 0
-        || us_u32(args[2], &v) < 0)
+    if (!us_alive(o) || arg_u64_masked(args[0], &off) < 0 || arg_u64_masked(args[1], &size) < 0
+        || arg_u64_masked(args[2], &v) < 0)
         return NULL;
     if (dh_usart_write(&o->u, (uint32_t)off, (unsigned)size, v) < 0)
         return NULL;
@@ -10442,7 +10477,8 @@ static PyObject *us_rx_char(UsartObject *o, PyObject *const *args, Py_ssize_t na
     int fe = 0;
     if (nargs < 1 || nargs > 2)
         return PyErr_Format(PyExc_TypeError, "rx_char(byte, framing_error=False) takes 1 or 2 arguments");
-    if (!us_alive(o) || us_u32(args[0], &b) < 0 || (nargs == 2 && (fe = PyObject_IsTrue(args[1])) < 0))
+    if (!us_alive(o) || arg_u64_masked(args[0], &b) < 0
+        || (nargs == 2 && (fe = PyObject_IsTrue(args[1])) < 0))
         return NULL;
     if (dh_usart_rx_char(&o->u, (unsigned)(b & 0x1FF), fe) < 0)
         return NULL;
@@ -11026,38 +11062,14 @@ static PyObject *iw_bind(IwdgObject *o, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static int iw_u64(PyObject *o, uint64_t *out)
-{
-    if (!PyLong_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "an int is required, not %.100s", Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    *out = PyLong_AsUnsignedLongLongMask(o);       /* Python's & keeps the low bits likewise */
-    return *out == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
-}
-
 static PyObject *iw_read(IwdgObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
-    uint64_t off, size = 4, v;
-    if (nargs < 1 || nargs > 2)
-        return PyErr_Format(PyExc_TypeError, "read(offset, size=4) takes 1 or 2 arguments");
-    if (iw_u64(args[0], &off) < 0 || (nargs == 2 && iw_u64(args[1], &size) < 0))
-        return NULL;
-    if (iwp_read(o, (uint32_t)off, (unsigned)size, &v) < 0)
-        return NULL;
-    return PyLong_FromUnsignedLongLong(v);
+    return mmio_read_method(&iwdg_mmio_ops, o, args, nargs);
 }
 
 static PyObject *iw_write(IwdgObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
-    uint64_t off, size, v;
-    if (nargs != 3)
-        return PyErr_Format(PyExc_TypeError, "write(offset, size, value) takes 3 arguments");
-    if (iw_u64(args[0], &off) < 0 || iw_u64(args[1], &size) < 0 || iw_u64(args[2], &v) < 0)
-        return NULL;
-    if (iwp_write(o, (uint32_t)off, (unsigned)size, v) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return mmio_write_method(&iwdg_mmio_ops, o, args, nargs);
 }
 
 static PyObject *iw_reset(IwdgObject *o, PyObject *Py_UNUSED(ignored))
@@ -13816,16 +13828,6 @@ static int gp_u32(PyObject *v, uint32_t *out)
     return 0;
 }
 
-static int gp_u64(PyObject *v, uint64_t *out)
-{
-    if (!PyLong_Check(v)) {
-        PyErr_Format(PyExc_TypeError, "an int is required, not %.100s", Py_TYPE(v)->tp_name);
-        return -1;
-    }
-    *out = PyLong_AsUnsignedLongLongMask(v);
-    return *out == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
-}
-
 static int gp_pin_arg(PyObject *v, unsigned *pin)
 {
     long p = PyLong_AsLong(v);
@@ -13862,26 +13864,12 @@ static PyObject *gp_bind(GpioObject *o, PyObject *const *args, Py_ssize_t nargs)
 
 static PyObject *gp_read(GpioObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
-    uint64_t off, size = 4, v;
-    if (nargs < 1 || nargs > 2)
-        return PyErr_Format(PyExc_TypeError, "read(offset, size=4) takes 1 or 2 arguments");
-    if (gp_u64(args[0], &off) < 0 || (nargs == 2 && gp_u64(args[1], &size) < 0))
-        return NULL;
-    if (gpp_read(o, (uint32_t)off, (unsigned)size, &v) < 0)
-        return NULL;
-    return PyLong_FromUnsignedLongLong(v);
+    return mmio_read_method(&gpio_mmio_ops, o, args, nargs);
 }
 
 static PyObject *gp_write(GpioObject *o, PyObject *const *args, Py_ssize_t nargs)
 {
-    uint64_t off, size, v;
-    if (nargs != 3)
-        return PyErr_Format(PyExc_TypeError, "write(offset, size, value) takes 3 arguments");
-    if (gp_u64(args[0], &off) < 0 || gp_u64(args[1], &size) < 0 || gp_u64(args[2], &v) < 0)
-        return NULL;
-    if (gpp_write(o, (uint32_t)off, (unsigned)size, v) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return mmio_write_method(&gpio_mmio_ops, o, args, nargs);
 }
 
 static PyObject *gp_reset(GpioObject *o, PyObject *Py_UNUSED(ignored))

@@ -257,8 +257,7 @@ class CortexM7Cpu(CpuCore, _m7_state()):  # type: ignore[misc]
         self.nvic = nvic
         nvic.cpu = self
         # the NVIC's state is C (nvic._c): plain entries and returns are decided there
-        self._cm.fast_return(nvic._c, self, self._exc_return_rest, nvic.mpu, nvic._scr_reg,
-                             self.machine.now)
+        self._cm.fast_return(nvic._c, self, self._exc_return_rest, nvic._scr_reg, self.machine.now)
         self._cm.fast_entry(nvic, self._enter, self._enter_after, STORM_ENTRIES, STORM_RATE_ENTRIES,
                             nvic.regs.FPCAR)
         nvic.mpu.push_write_denied()
