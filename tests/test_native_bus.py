@@ -347,3 +347,25 @@ def test_holes_and_unmapped_pages_in_warn_mode() -> None:
     assert rec == [(LOG + 0x800, "read", "read 0"), (LOG + 0x800, "write", "dropped"),
                    (0x7000_0010, "read", "read 0"), (0x7000_0010, "write", "dropped")]
     assert b.blocks["log"].log == []
+
+
+def test_an_engine_run_by_the_unicorn_binding_takes_the_gil_in_its_callbacks() -> None:
+    """Our slices run unicorn with the GIL held, so the bus's callbacks do not take it again
+    (native/_core.c [gilrun]); the unicorn binding's own ``emu_start`` is a ctypes call that
+    releases the GIL, and the same callbacks must take it then: a native block and a Python one
+    are served alike on both paths, loads and stores."""
+    words = (li(6, CLINT + 0x4000) + li(7, 1234) + [store(4, 7, 6)]          # native store
+             + li(6, LOG + 8) + [load(4, 5, 6)] + li(8, DRAM) + [store(4, 5, 8)]   # Python load
+             + li(6, CLINT + 0x4000) + [load(4, 9, 6), store(4, 9, 8, 4)])    # native load
+    for path in ("slice", "binding"):
+        b = Board()
+        if path == "slice":
+            b.run(words)
+        else:
+            b.m.write_memory(IROM, code(words + [jal(0, 0)]))
+            b.cpu.uc.emu_start(IROM, 0, 0, len(words))     # (duohil's cores ignore `until`)
+        got = b.m.read_memory(DRAM, 8)
+        assert int.from_bytes(got[:4], "little") == reply(1, 8, 4), path
+        assert int.from_bytes(got[4:], "little") == 1234, path
+        assert [e[:3] for e in b.blocks["log"].log] == [("r", 8, 4)], path
+        assert b.blocks["clint"].compare(0) & 0xFFFF_FFFF == 1234, path

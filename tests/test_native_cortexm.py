@@ -584,7 +584,7 @@ def test_the_bench_takes_and_returns_every_interrupt() -> None:
     from duohil.bench import Report, bench_exceptions
     rep = Report()
     costs = bench_exceptions(rep, k=100)
-    assert set(costs) == {"native", "native_hooked"} and all(v > 0 for v in costs.values())
+    assert set(costs) == {"native"}                 # the difference of two timings: any sign
 
 
 
@@ -928,3 +928,21 @@ def test_nvic_reset_keeps_high_lines_pending() -> None:
     nv.activate(16 + 37)
     nv.reset()
     assert nv.pending == 1 << (16 + 37) and nv.active == 0 and list(nv.stack) == []
+
+
+def test_bench_steps_refuses_what_it_cannot_run() -> None:
+    """``_core.bench_steps`` (make bench's interrupt figures) names what is wrong with its input."""
+    from duohil.bench import _m7_for_exceptions
+    from duohil.engines.builtin.native import _core
+    cpu, _ = _m7_for_exceptions()
+    with pytest.raises(TypeError, match="bench_steps\\(cpu, n, count, nvic, exc\\)"):
+        _core.bench_steps(cpu, 1, 1)
+    with pytest.raises(ValueError, match="count >= 1"):
+        _core.bench_steps(cpu, 1, 0, None, 0)
+    with pytest.raises(TypeError, match="nvic is a _core.Nvic or None"):
+        _core.bench_steps(cpu, 1, 1, cpu.nvic, 16)
+    with pytest.raises(ValueError, match="no exception 300"):
+        _core.bench_steps(cpu, 1, 1, cpu.nvic._c, 300)
+    taken = cpu.nvic.exceptions_taken
+    _core.bench_steps(cpu, 3, 1, cpu.nvic._c, 16)           # three steps, three interrupts
+    assert cpu.nvic.exceptions_taken - taken == 3 and not cpu.nvic.active

@@ -307,7 +307,7 @@ def test_the_bench_takes_and_returns_every_rv32_interrupt() -> None:
     raises when an interrupt was not taken or the mret did not come back to the loop)."""
     from duohil.bench import Report, _rv_for_traps, bench_rv_traps
     costs = bench_rv_traps(Report(), k=100)
-    assert set(costs) == {"native"} and costs["native"] > 0
+    assert set(costs) == {"native"}                 # the difference of two timings: any sign
     cpu = _rv_for_traps()
     cpu.set_input(7, True)
     cpu.executing = True
