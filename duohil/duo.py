@@ -40,6 +40,7 @@ from .scenario import BUILD, PEER_IMAGES, REPO, Scenario
 
 STM32_PLATFORM = REPO / "platforms" / "stm32h743.repl"
 PEER_PLATFORM = REPO / "platforms" / "esp32c3_peer.repl"
+_NO_SNAPSHOT = object()
 SAMPLE_MS = 5.0                     # status blocks are sampled this often for the oracles
 WAIT_STEP_MS = 1.0                  # wait_for_line advances virtual time in steps this long
 DEFAULT_WAIT_MS = 1000.0
@@ -440,6 +441,7 @@ class Duo:
         #: status samples in columns (a soak keeps them all: the oracles read the whole run)
         self._samples: dict[str, SampleLog] = {"stm32": SampleLog(), "peer": SampleLog()}
         self._pcs: dict[str, list[int]] = {"stm32": [], "peer": []}    # last pcs, every SAMPLE_MS
+        self._snapshots: dict[str, Any] = {}           # per MCU: handle.fields_snapshot's answer
         self._wall = 0.0
         self._closed = False
         self._result: tuple[int, RunResult] | None = None
@@ -678,9 +680,17 @@ class Duo:
         now = self.session.now_ps
         for name, handle in (("stm32", self.session.stm32), ("peer", self.session.peer)):
             try:
-                # only what the oracles read
-                self._samples[name].append(now, handle.read_fields(BLOCKS[name]["status"],
-                                                                   STATUS_KEYS))
+                # only what the oracles read: the block's bytes when the engine can copy them
+                # (decoded when the oracles read the log), else the fields
+                snap = self._snapshots.get(name, _NO_SNAPSHOT)
+                if snap is _NO_SNAPSHOT:
+                    snap = self._snapshots[name] = handle.fields_snapshot(BLOCKS[name]["status"],
+                                                                          STATUS_KEYS)
+                if snap is not None:
+                    self._samples[name].append_raw(now, snap[0](), snap[1])
+                else:
+                    self._samples[name].append(now, handle.read_fields(BLOCKS[name]["status"],
+                                                                       STATUS_KEYS))
             except ConfigError:
                 pass
             try:                      # for the diagnosis of a run that ends in a poll loop

@@ -230,3 +230,50 @@ def test_hang_window_on_another_engine_is_one_error_line(tmp_path):
     with pytest.raises(ConfigError) as ei:
         Duo.from_scenario(sc, "fixed", engine="renode")
     assert "hang_window_ms" in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_sample_log_raw_rows_read_as_their_decoded_dicts(monkeypatch):
+    """Duo appends each status block's bytes (``append_raw``) and the log decodes them when read,
+    or once RAW_BATCH rows wait: in one pass when the decoder unpacks plain ints (``rows`` and
+    ``fields``), row by row otherwise (a value beyond int32, a decoder without ``rows``); the log
+    reads as the list of the decoded dicts, in the order taken, mixed with plain rows."""
+    import struct as st
+
+    from duohil import samplelog
+    from duohil.engines.builtin.session import RawFields
+    monkeypatch.setattr(samplelog, "RAW_BATCH", 7)
+    fmt = st.Struct("<IxxhBxxi")                  # a block with pads, members out of key order
+
+    def reader(data, off):
+        a, _b, c, d = fmt.unpack_from(data, off)
+        return {"d": d, "a": a, "c": c}
+    reader.fields, reader.struct, reader.ints = ("d", "a", "c"), st.Struct("<IxxhBxxi"), True
+    reader.order = (3, 0, 2)                      # the struct's values -> fields' order
+    fast = RawFields(reader, fmt.size + 4)        # the block is longer than the last member
+    slow = lambda raw: reader(raw, 0)             # no ``rows``: decoded row by row
+    assert fast.rows is not None
+    passes = []
+    extend = SampleLog._extend_rows
+
+    def spy(self, raw, decode):
+        passes.append(extend(self, raw, decode))
+        return passes[-1]
+    monkeypatch.setattr(SampleLog, "_extend_rows", spy)
+    rng = random.Random(3)
+    log, want = SampleLog(), []
+    for t in range(200):
+        a, b, c, d = rng.randrange(1 << 31), rng.randrange(-300, 300), rng.randrange(256), \
+            rng.randrange(-(1 << 31), 1 << 31)
+        if t % 37 == 0:
+            a = (1 << 31) + t                     # beyond int32: that batch row by row
+        raw = fmt.pack(a, b, c, d) + bytes(4)
+        if t % 50 == 17:
+            log.append(t, {"x": t})               # a plain row between raw ones
+            want.append((t, {"x": t}))
+            continue
+        log.append_raw(t, raw, slow if t % 3 == 0 else fast)
+        want.append((t, reader(raw, 0)))
+        if t % 61 == 0:                           # read while rows wait
+            assert log[-1] == want[-1] and len(log) == len(want)
+    assert len(log) == len(want) and list(log) == want and log[5:40] == want[5:40]
+    assert passes.count(True) >= 5 and passes.count(False) >= 3      # both paths were taken

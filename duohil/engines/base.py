@@ -153,6 +153,13 @@ class MachineHandle(abc.ABC):
         st = self.read_block(symbol)
         return {k: st[k] for k in keys if k in st}
 
+    def fields_snapshot(self, symbol: str, keys: tuple[str, ...]
+                        ) -> tuple[Callable[[], bytes], Callable[[bytes], dict[str, object]]] | None:
+        """For sampling ``read_fields(symbol, keys)`` often (Duo, every SAMPLE_MS): ``(take,
+        decode)``, where ``take()`` copies the struct's bytes now and ``decode(raw)`` gives what
+        ``read_fields`` would have given then; None when this engine reads the fields instead."""
+        return None
+
     @abc.abstractmethod
     def console(self) -> list[ConsoleLine]:
         """Complete console lines so far, with virtual timestamps."""

@@ -501,7 +501,8 @@ def _compile_flat(t: Struct, order: str, skip: set[str] | frozenset[str] = froze
         keys.append(name)
     if len(set(names)) != len(names):
         return None
-    unpack = _struct.Struct(fmt).unpack_from
+    st = _struct.Struct(fmt)
+    unpack = st.unpack_from
     if bools:
         def dec(data: bytes, off: int) -> dict[str, Any]:
             vals = list(unpack(data, off))
@@ -509,7 +510,15 @@ def _compile_flat(t: Struct, order: str, skip: set[str] | frozenset[str] = froze
                 vals[j] = bool(vals[j])
             return dict(zip(keys, vals))
         return dec
-    return lambda data, off: dict(zip(keys, unpack(data, off)))
+
+    def flat(data: Any, off: int) -> dict[str, Any]:
+        return dict(zip(keys, unpack(data, off)))
+    # for many rows at once (SampleLog's raw rows): the values, in ``fields``' order, are what
+    # ``struct`` unpacks; ``ints``: all of them plain ints
+    flat.fields = tuple(keys)                                    # type: ignore[attr-defined]
+    flat.struct = st                                             # type: ignore[attr-defined]
+    flat.ints = not any(ch in "fde?" for ch in fmt)              # type: ignore[attr-defined]
+    return flat
 
 
 def struct_layout(elf: str | Path, symbol: str) -> Type:
@@ -565,6 +574,11 @@ def field_reader(elf: str | Path, symbol: str, keys: tuple[str, ...]) -> Any:
             def reader(data: Any, off: int) -> dict[str, Any]:
                 got = flat(data, off)
                 return {k: got[k] for k in want}
+            if getattr(flat, "fields", None):      # many rows at once: the same, reordered
+                reader.fields = tuple(want)                                # type: ignore[attr-defined]
+                reader.struct = flat.struct                                # type: ignore[attr-defined]
+                reader.ints = flat.ints                                    # type: ignore[attr-defined]
+                reader.order = tuple(flat.fields.index(k) for k in want)   # type: ignore[attr-defined]
     info.decoders[ck] = reader
     return reader
 

@@ -2700,7 +2700,21 @@ static PyObject *cm_unstack(CortexMObject *c, PyObject *const *args, Py_ssize_t 
     return rc ? cm_fail(c, rc) : u32_list(out, CM_UN_N);
 }
 
+/* pc() -> the core's PC now (Duo samples it every 5 ms for the diagnosis; the RegBatch's ctypes
+ * call took ~3-5 us) */
+static PyObject *cm_pc(CortexMObject *c, PyObject *Py_UNUSED(ignored))
+{
+    uint32_t v = 0;
+    uc_err err = UC.reg_read(c->cm.uc, UC_ARM_REG_PC, &v);
+    if (err != UC_ERR_OK) {
+        c->cm.uc_err = err;
+        return cm_fail(c, CM_ERR_UC);
+    }
+    return PyLong_FromUnsignedLong(v);
+}
+
 static PyMethodDef cm_methods[] = {
+    {"pc", (PyCFunction)cm_pc, METH_NOARGS, "pc() -> the core's PC"},
     {"read_entry", (PyCFunction)cm_read_entry, METH_NOARGS,
      "read_entry() -> [r0, r1, r2, r3, r12, lr, pc, xpsr, sp, control]"},
     {"read_masks", (PyCFunction)cm_read_masks, METH_NOARGS,

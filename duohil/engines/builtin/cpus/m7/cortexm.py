@@ -313,7 +313,7 @@ class CortexM7Cpu(CpuCore, _m7_state()):  # type: ignore[misc]
         return self.uc.reg_read(reg)
 
     def pc(self) -> int:
-        return self._pcb.read()[0]
+        return self._cm.pc()
 
     # -- interrupts -------------------------------------------------------------------------------------
     def interrupt_pending(self) -> bool:
