@@ -1050,12 +1050,21 @@ static cs_field RV_FIELDS[] = {
 static PyTypeObject *cs_kind_type[CS_KIND_SLOTS];
 static char cs_kind_val[CS_KIND_SLOTS];
 
-static int cs_kind(PyObject *o)
+static int cs_kind_new(PyObject *o);
+
+/* the remembered types inline (every machine_now and field access asks), a new one out of line */
+static inline int cs_kind(PyObject *o)
 {
     PyTypeObject *t = Py_TYPE(o);
     for (int i = 0; i < CS_KIND_SLOTS && cs_kind_type[i]; i++)
         if (cs_kind_type[i] == t)
             return cs_kind_val[i];
+    return cs_kind_new(o);
+}
+
+static int cs_kind_new(PyObject *o)
+{
+    PyTypeObject *t = Py_TYPE(o);
     int k = PyObject_TypeCheck(o, &CortexMStateType) ? 2 : PyObject_TypeCheck(o, &RiscVStateType) ? 3
             : PyObject_TypeCheck(o, &CpuStateType) ? 1 : 0;
     if (k) {                      /* only CPU types are remembered (immortal enough: their class) */
@@ -2944,6 +2953,7 @@ typedef struct {
     dh_port port;
     PyObject *machine, *sched, *msip, *mtip, *events, *fire, *names, *at, *fb_read, *fb_write;
     PyObject *cpu;               /* machine.cpu once it has one (attach_cpu sets it once) */
+    int cpu_state;               /* ... and it is a CpuState (its fields read directly) */
 } ClintObject;
 
 static PyObject *str_level, *str_set, *str_cancel, *str_time, *str_name_kw;
@@ -3089,12 +3099,19 @@ static int clint_now(ClintObject *c, int64_t *now)
         cpu = PyObject_GetAttr(c->machine, str_cpu);
         if (!cpu)
             return -1;
-        if (cpu == Py_None)
+        if (cpu == Py_None) {
             Py_DECREF(cpu);
-        else
+        } else {
             c->cpu = cpu;
+            c->cpu_state = cs_of(cpu) != NULL;
+        }
     }
-    if (c->cpu) {
+    if (c->cpu && c->cpu_state) {              /* a CpuState: its fields, no lookup */
+        if (CS(cpu)->executing) {
+            *now = CS(cpu)->slice_start_ps;
+            return 0;
+        }
+    } else if (c->cpu) {
         int ex = get_truth(cpu, str_executing);
         if (ex != 0)
             return ex < 0 ? -1 : get_i64(cpu, str_slice_start_ps, now);

@@ -56,6 +56,7 @@ int dh_clint_init(dh_clint *c, int64_t frequency, int64_t divider, int harts)
     }
     c->harts = harts;
     c->offset = 0;
+    c->tk_set = 0;
     size_t nh = harts > 0 ? (size_t)harts : 1;
     c->mtimecmp = calloc(nh, sizeof(uint64_t));
     c->msip_reg = calloc(nh, sizeof(uint32_t));
@@ -79,9 +80,14 @@ void dh_clint_free(dh_clint *c)
     c->msip_reg = c->cmp_reg = NULL;
 }
 
-uint64_t dh_clint_mtime(const dh_clint *c, int64_t now)
+uint64_t dh_clint_mtime(dh_clint *c, int64_t now)
 {
-    return (uint64_t)((c->offset + ticks(c, now)) & MASK64);
+    if (!c->tk_set || c->tk_t != now) {
+        c->tk_v = ticks(c, now);
+        c->tk_t = now;
+        c->tk_set = 1;
+    }
+    return (uint64_t)((c->offset + c->tk_v) & MASK64);
 }
 
 void dh_clint_set_mtime(dh_clint *c, uint32_t value, int shift, int64_t now)
@@ -155,7 +161,7 @@ int dh_clint_decode(const dh_clint *c, uint32_t offset, int *n, unsigned *shift)
     return CLR_NONE;
 }
 
-uint32_t dh_clint_reg_read(const dh_clint *c, int reg, int n, int64_t now)
+uint32_t dh_clint_reg_read(dh_clint *c, int reg, int n, int64_t now)
 {
     switch (reg) {
     case CLR_MSIP:

@@ -24,6 +24,11 @@ typedef struct {
     uint32_t *msip_reg;          /* harts */
     uint32_t *cmp_reg;           /* 2 * harts: low, high */
     uint32_t mtime_reg[2];
+    /* ticks(t) for the last t asked (a polling loop reads mtime many times at one slice's time:
+     * one 64-bit division per slice, not per read) */
+    int64_t tk_t;
+    __int128 tk_v;
+    int tk_set;
 } dh_clint;
 
 /* the registers of the map (dh_clint_decode) */
@@ -39,7 +44,7 @@ enum { CLR_NONE, CLR_MSIP, CLR_CMP_LO, CLR_CMP_HI, CLR_MTIME_LO, CLR_MTIME_HI };
 int dh_clint_init(dh_clint *c, int64_t frequency, int64_t divider, int harts);
 void dh_clint_free(dh_clint *c);
 
-uint64_t dh_clint_mtime(const dh_clint *c, int64_t now);
+uint64_t dh_clint_mtime(dh_clint *c, int64_t now);
 
 /* A 32-bit half (shift 0 or 32) of mtime written at `now`: the time base moves for every hart. */
 void dh_clint_set_mtime(dh_clint *c, uint32_t value, int shift, int64_t now);
@@ -62,7 +67,7 @@ int dh_clint_update(const dh_clint *c, int n, int64_t now, int level, int has_ev
 int dh_clint_decode(const dh_clint *c, uint32_t offset, int *n, unsigned *shift);
 
 /* What a bus read of that register returns before the byte shift (mtime at `now`). */
-uint32_t dh_clint_reg_read(const dh_clint *c, int reg, int n, int64_t now);
+uint32_t dh_clint_reg_read(dh_clint *c, int reg, int n, int64_t now);
 
 /* The 32-bit value a write of `size` bytes at byte `shift` leaves in register value `old`
  * (RegisterBank.write for a plain read/write register). */
