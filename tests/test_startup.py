@@ -1,4 +1,5 @@
-"""What a fresh process pays before its first guest instruction (docs/performance.md, Next 5):
+"""What a fresh process pays before its first guest instruction (docs/performance.md, "A fresh
+process's first run" under Next):
 
 - the facts read from an ELF (the image, DWARF layouts, initial bytes, the symbol table) are kept
   between processes per content (loaders/elf.py ``ImageFacts``): a kept fact equals a fresh parse,
