@@ -239,17 +239,20 @@ def link_lines(link: list[base.LinkByte], uarts: tuple[str, str]) -> list[str]:
     """Baud mismatches and characters lost on the link, per direction."""
     out = []
     names = {"stm32->peer": f"{uarts[0]} -> {uarts[1]}", "peer->stm32": f"{uarts[1]} -> {uarts[0]}"}
+    mismatched: dict[str, int] = {}
+    dropped: dict[str, dict[str, int]] = {}          # direction -> why -> count, in first-seen order
+    for _t, d, value, _sent, fault in base.link_rows(link):      # one pass, no LinkByte made
+        if fault == "baud_mismatch":
+            mismatched[d] = mismatched.get(d, 0) + 1
+        if value is None:
+            lost = dropped.setdefault(d, {})
+            lost[fault or "unknown"] = lost.get(fault or "unknown", 0) + 1
     for d in ("stm32->peer", "peer->stm32"):
-        mism = sum(1 for b in link if b.direction == d and b.fault == "baud_mismatch")
+        mism = mismatched.get(d, 0)
         if mism:
             out.append(f"link {d} ({names[d]}): {mism} character(s) garbled by a baud mismatch "
                        f"(sender and receiver more than 3 % apart)")
-        lost: dict[str, int] = {}
-        for b in link:
-            if b.direction == d and b.value is None:
-                why = b.fault or "unknown"
-                lost[why] = lost.get(why, 0) + 1
-        for why, n in lost.items():
+        for why, n in dropped.get(d, {}).items():
             text = {"receiver_off": "the receiver was disabled"}.get(why, f"injected fault {why}")
             out.append(f"link {d} ({names[d]}): {n} character(s) dropped: {text}")
     return out

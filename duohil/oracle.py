@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol
-from .engines.base import PS_PER_MS, ConsoleLine, LinkByte
+from .engines.base import PS_PER_MS, ConsoleLine, LinkByte, link_rows
 
 DEFAULTS = {
     "recovery_ms": 100.0,       # CM7: BOOT again within this long after a fault
@@ -80,11 +80,14 @@ def wire_frames(link: list[LinkByte], direction: str) -> list[WireFrame]:
     """Frames as the sender put them on the wire (faults undone), each marked intact or not.
     Inserted bytes are not the sender's (they mark the next frame touched); dropped ones were."""
     hit = _FRAMES_MEMO.get(direction)
-    if hit is not None and hit[0] is link and hit[1] == len(link):
+    n = len(link)
+    if hit is not None and hit[0] is link and hit[1] == n:
         return list(hit[2])
-    out = _wire_frames(link, direction)
-    _FRAMES_MEMO[direction] = (link, len(link), out)
-    return list(out)
+    both = _wire_frames(link)                     # one pass decodes both directions
+    both.setdefault(direction, [])
+    for d, frames in both.items():
+        _FRAMES_MEMO[d] = (link, n, frames)
+    return list(both.get(direction, []))
 
 
 def sender_frames(link: list[LinkByte], direction: str) -> list[tuple[int, bytes]]:
@@ -93,26 +96,25 @@ def sender_frames(link: list[LinkByte], direction: str) -> list[tuple[int, bytes
     return [(f.t_ps, f.payload) for f in wire_frames(link, direction)]
 
 
-def _wire_frames(link: list[LinkByte], direction: str) -> list[WireFrame]:
-    push = protocol.FrameDecoder(resync=True).push
-    out: list[WireFrame] = []
-    done: list[bytes] = []
-    t0: int | None = None
-    touched = False
-    for b in link:
-        if b.direction != direction:
+def _wire_frames(link: list[LinkByte]) -> dict[str, list[WireFrame]]:
+    """Each direction's frames, decoded in one pass over the link's rows."""
+    state: dict[str, list[Any]] = {}    # direction -> [push, done, frames, t0, touched]
+    for t, d, value, sent, fault in link_rows(link):
+        st = state.get(d)
+        if st is None:
+            st = state[d] = [protocol.FrameDecoder(resync=True).push, [], [], None, False]
+        st[4] = st[4] or fault is not None
+        if fault == "insert":
             continue
-        touched = touched or b.fault is not None
-        if b.fault == "insert":
-            continue
-        if t0 is None:
-            t0 = b.t_ps
-        push(b.sent if b.sent is not None else b.value, done)
+        if st[3] is None:
+            st[3] = t
+        done = st[1]
+        st[0](sent if sent is not None else value, done)
         if done:
-            out.extend(WireFrame(t0, b.t_ps, payload, not touched) for payload in done)
+            st[2].extend(WireFrame(st[3], t, payload, not st[4]) for payload in done)
             done.clear()
-            t0, touched = None, False
-    return out
+            st[3], st[4] = None, False
+    return {d: st[2] for d, st in state.items()}
 
 
 def meant_setpoints(frames: list[tuple[int, bytes]], layout: str) -> dict[int, tuple[int, int]]:

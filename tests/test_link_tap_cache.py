@@ -58,6 +58,14 @@ def test_cached_and_streamed_taps_are_the_same_rows(monkeypatch):
     dropped = [r for r in rows if r.direction == "b->a" and r.value is None]
     assert [(r.value, r.sent) for r in flipped] == [(0x43, 0x42)] and len(dropped) == 1
     assert taps == fresh
+    # the plain rows the engine's own readers walk (no LinkByte made): the same fields, in order,
+    # whole or in chunks, and base.link_rows gives them for the log and for a list of LinkBytes
+    from duohil.engines.base import link_rows
+    fields = [(r.t_ps, r.direction, r.value, r.sent, r.fault) for r in rows]
+    monkeypatch.setattr(linkmod._TapLog, "_CHUNK", 5)                # rows() crosses chunks
+    assert list(taps.rows()) == fields and list(fresh.rows()) == fields
+    assert taps.chunk(3, 11) == fields[3:11] and taps.chunk(20, 99) == fields[20:]
+    assert list(link_rows(taps)) == fields and list(link_rows(rows)) == fields
 
 
 def test_fingerprint_is_the_same_whether_link_chunks_are_kept_or_encoded_twice(monkeypatch):

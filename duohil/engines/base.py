@@ -83,6 +83,19 @@ class LinkByte:
     fault: str | None = None       # name of the fault that touched it, if any
 
 
+LinkRow = tuple[int, str, int | None, int | None, str | None]   # a LinkByte's fields, in order
+
+
+def link_rows(link: Iterable[LinkByte]) -> Iterable[LinkRow]:
+    """``(t_ps, direction, value, sent, fault)`` for each byte of ``link``, in order: the rows of
+    an engine's own tap log when it offers them (``rows()``: no LinkByte made per byte), else the
+    fields of each LinkByte."""
+    rows = getattr(link, "rows", None)
+    if callable(rows):
+        return rows()
+    return ((b.t_ps, b.direction, b.value, b.sent, b.fault) for b in link)
+
+
 class HostUart(abc.ABC):
     """The host's end of one UART of an MCU (a terminal on its pins), in virtual time.
 

@@ -600,9 +600,11 @@ class BuiltinSession(Session):
 
         def encoded(i: int) -> bytes:
             # _canon_flat's bytes without its per-value type check: the link's columns are C
-            # (int time, direction name, int-or-None value and sent, fault name or None)
-            return json.dumps([[b.t_ps, b.direction, b.value, b.sent, b.fault]
-                               for b in taps[i:i + _FP_CHUNK]], separators=(",", ":")).encode()[1:-1]
+            # (int time, direction name, int-or-None value and sent, fault name or None), read
+            # as tuples (json writes a tuple as the list it was; no LinkByte made per byte)
+            rows = (taps.chunk(i, i + _FP_CHUNK) if hasattr(taps, "chunk")
+                    else [[b.t_ps, b.direction, b.value, b.sent, b.fault] for b in taps[i:i + _FP_CHUNK]])
+            return json.dumps(rows, separators=(",", ":")).encode()[1:-1]
         # the size comes first: encode once and keep the chunks (~30 bytes a row) unless the
         # run is long, then encode twice rather than hold them all
         kept = [encoded(i) for i in chunks] if len(taps) <= _FP_KEEP_ROWS else None

@@ -48,13 +48,14 @@ tests/test_link.py.
 """
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from duohil.protocol import SOF as FRAME_SOF
-from ...base import ConsoleLine, LinkByte
+from ...base import ConsoleLine, LinkByte, LinkRow
 from .. import native
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -186,6 +187,7 @@ class _TapLog(Sequence):
         self._c = c
         self._names = names
         self._cache: list[LinkByte] = []
+        self._plain: list[LinkRow] = []             # the same rows as tuples (chunk, rows)
 
     def _fill(self, stop: int) -> None:
         cache = self._cache
@@ -208,6 +210,44 @@ class _TapLog(Sequence):
         for lo in range(start, stop, self._CHUNK):
             for t, d, v, s, f in self._c.taps(lo, min(stop, lo + self._CHUNK)):
                 yield LinkByte(t, names[d], v, s, f)
+
+    def _read(self, start: int, stop: int) -> list[LinkRow]:
+        names = self._names
+        return [(t, names[d], v, s, f) for t, d, v, s, f in self._c.taps(start, stop)]
+
+    def _fill_plain(self, stop: int) -> None:
+        plain = self._plain
+        stop = min(stop, self._CACHE_ROWS)
+        while len(plain) < stop:
+            rows = self._read(len(plain), min(stop, len(plain) + self._CHUNK))
+            if not rows:
+                break
+            plain.extend(rows)
+
+    def chunk(self, start: int, stop: int) -> list[LinkRow]:
+        """Rows ``start:stop`` as plain tuples ``(t_ps, direction, value, sent, fault)``,
+        LinkByte's fields in order, straight from the C columns (no LinkByte made: ~0.1 us a row
+        against ~2 us; the first ``_CACHE_ROWS`` kept, as the LinkBytes are)."""
+        stop = min(stop, self._c.ntaps())
+        if start >= stop:
+            return []
+        self._fill_plain(stop)
+        plain = self._plain
+        if stop <= len(plain):
+            return plain[start:stop]
+        if start >= len(plain):
+            return self._read(start, stop)
+        return plain[start:] + self._read(len(plain), stop)
+
+    def rows(self) -> Iterator[LinkRow]:
+        """Every row as ``chunk`` gives it, in arrival order: what the engine's own readers (the
+        fingerprint, the wire oracles, the diagnosis) walk (``base.link_rows``)."""
+        n = self._c.ntaps()
+        self._fill_plain(n)
+        kept = min(n, len(self._plain))
+        yield from itertools.islice(self._plain, kept)
+        for lo in range(kept, n, self._CHUNK):
+            yield from self._read(lo, min(n, lo + self._CHUNK))
 
     def __len__(self) -> int:
         return self._c.ntaps()
