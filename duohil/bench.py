@@ -398,6 +398,16 @@ def _interrupt_rounds(cpu: Any, quiet: Callable[[], tuple[Any, int]],
     return diffs[rounds // 2], diffs[0], diffs[-1], plain[rounds // 2]
 
 
+def _interrupt_lines(rep: Report, core: str, handler: str, rounds: tuple[float, float, float, float],
+                     python_path: str) -> None:
+    med, lo, hi, plain = rounds
+    rep.line(f"{core} slice step, nothing to take (1 insn)", f"{plain / 1000:.2f} us",
+             "(the driver's take_interrupts + _run_slice, from C)")
+    rep.line(f"{core} interrupt entry+return, {handler} handler", f"{med / 1000:.2f} us",
+             f"median of 9 rounds ({lo / 1000:.2f}-{hi / 1000:.2f}); target <= "
+             f"{TARGET_INTERRUPT_NS / 1000:g} us (Python path: {python_path})", med <= TARGET_INTERRUPT_NS)
+
+
 def bench_exceptions(rep: Report, k: int = 10_000) -> dict[str, float]:
     """Cortex-M7 interrupt entry + return as a run pays it: IRQ0 pended before each slice step,
     the step takes it (``take_interrupts``: the NVIC's choice, the frame pushed, the handler's PC)
@@ -416,11 +426,7 @@ def bench_exceptions(rep: Report, k: int = 10_000) -> dict[str, float]:
     if cpu.halted or nv.exceptions_taken - taken != 9 * k or nv.active:
         raise RuntimeError("exception bench: the interrupts were not all taken and returned")
     out["native"] = med
-    rep.line("M7 slice step, nothing to take (1 insn)", f"{plain / 1000:.2f} us",
-             "(the driver's take_interrupts + _run_slice, from C)")
-    rep.line("M7 interrupt entry+return, bx-lr handler", f"{med / 1000:.2f} us",
-             f"median of 9 rounds ({lo / 1000:.2f}-{hi / 1000:.2f}); target <= "
-             f"{TARGET_INTERRUPT_NS / 1000:g} us (Python path: 10.1-10.2 us)", med <= TARGET_INTERRUPT_NS)
+    _interrupt_lines(rep, "M7", "bx-lr", (med, lo, hi, plain), "10.1-10.2 us")
     return out
 
 
@@ -463,6 +469,7 @@ def bench_rv_traps(rep: Report, k: int = 10_000) -> dict[str, float]:
         return out
     cpu = _rv_for_traps()
     taken = cpu.interrupts_taken
+
     def mtip(level: bool) -> tuple[None, int]:
         cpu.set_input(7, level)
         return None, 0
@@ -471,11 +478,7 @@ def bench_rv_traps(rep: Report, k: int = 10_000) -> dict[str, float]:
     if cpu.interrupts_taken - taken != 9 * k or cpu.pc != 0x4200_0000:
         raise RuntimeError("RV32 trap bench: the interrupts were not all taken and returned")
     out["native"] = med
-    rep.line("RV32 slice step, nothing to take (1 insn)", f"{plain / 1000:.2f} us",
-             "(the driver's take_interrupts + _run_slice, from C)")
-    rep.line("RV32 interrupt entry+return, mret handler", f"{med / 1000:.2f} us",
-             f"median of 9 rounds ({lo / 1000:.2f}-{hi / 1000:.2f}); target <= "
-             f"{TARGET_INTERRUPT_NS / 1000:g} us (Python path: 3.58-3.65 us)", med <= TARGET_INTERRUPT_NS)
+    _interrupt_lines(rep, "RV32", "mret", (med, lo, hi, plain), "3.58-3.65 us")
     return out
 
 
