@@ -63,7 +63,9 @@ def test_cached_and_streamed_taps_are_the_same_rows(monkeypatch):
     from duohil.engines.base import link_rows
     fields = [(r.t_ps, r.direction, r.value, r.sent, r.fault) for r in rows]
     monkeypatch.setattr(linkmod._TapLog, "_CHUNK", 5)                # rows() crosses chunks
+    monkeypatch.setattr(linkmod._TapLog, "_PLAIN_ROWS", 9)           # and the tuples' cap
     assert list(taps.rows()) == fields and list(fresh.rows()) == fields
+    assert len(taps._plain) == 9 and taps.chunk(7, 12) == fields[7:12]   # across the cap
     assert taps.chunk(3, 11) == fields[3:11] and taps.chunk(20, 99) == fields[20:]
     assert list(link_rows(taps)) == fields and list(link_rows(rows)) == fields
 
