@@ -177,9 +177,9 @@ class _TapLog(Sequence):
     for the fingerprint and the wire oracles."""
 
     _CHUNK = 4096
-    #: rows kept as LinkBytes once read (~10 s of traffic, ~16 MB): a run's result reads the taps
-    #: four to six times (fingerprint, wire oracles, diagnosis), and a row never changes once on
-    #: the wire; beyond this (a soak) rows are made again on each read, as memory matters more
+    #: rows kept as LinkBytes once read through the Sequence (~10 s of traffic, ~16 MB: a test or
+    #: ``Duo.bytes`` reading them again; a row never changes once on the wire); beyond this (a
+    #: soak) rows are made again on each read. A run's own result reads ``chunk``/``rows`` instead
     _CACHE_ROWS = 1 << 16
     #: rows kept as plain tuples (~2.7 s of traffic, ~1.8 MB): a campaign run's whole link
     _PLAIN_ROWS = 1 << 14
