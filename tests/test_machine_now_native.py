@@ -40,3 +40,23 @@ def test_an_overridden_now_is_asked():
     m = Shifted("m", s)
     s.run_until(100)
     assert native.core().machine_now(m) == 107
+
+
+def test_a_now_replaced_after_use_is_asked(monkeypatch):
+    """machine_now remembers a type that keeps Machine.now (its clock reads skip the method
+    lookup) at that type's version: replacing ``now`` on the class later is seen at once, and
+    the class's own rule again once it is restored."""
+    class Mine(Machine):
+        pass
+
+    core = native.core()
+    s = Scheduler()
+    m = Mine("m", s)
+    s.run_until(5_000)
+    assert core.machine_now(m) == 5_000 and core.machine_now(m) == 5_000      # remembered
+    monkeypatch.setattr(Mine, "now", lambda self: 42)
+    assert core.machine_now(m) == 42
+    monkeypatch.undo()
+    assert core.machine_now(m) == 5_000
+    monkeypatch.setattr(Machine, "now", lambda self: 43)                       # on a base class
+    assert core.machine_now(m) == 43 and core.machine_now(Machine("b", s)) == 43

@@ -2231,10 +2231,13 @@ static int add_machinestate_type(PyObject *m)
     return 0;
 }
 
-/* Machine.now's rule, the method not asked. */
-static int plain_machine_now(PyObject *machine, int64_t *out)
+/* Machine.now's rule, the method not asked. `state`: the machine is known to be a MachineState
+ * (1), known not to be (0), or to be checked (-1). */
+static int plain_machine_now(PyObject *machine, int state, int64_t *out)
 {
-    if (PyObject_TypeCheck(machine, &MachineStateType)) {
+    if (state < 0)
+        state = PyObject_TypeCheck(machine, &MachineStateType);
+    if (state) {
         MachineStateObject *ms = (MachineStateObject *)machine;
         PyObject *c = ms->cpu, *s = ms->scheduler;
         if (c && c != Py_None && cs_of(c)) {
@@ -2276,10 +2279,24 @@ static int plain_machine_now(PyObject *machine, int64_t *out)
 }
 
 /* machine.now() */
+/* The last machine type found to keep Machine.now, at its type version (tp_version_tag changes
+ * when the class or a base is modified, e.g. `now` replaced; tags are never reused, so a pointer
+ * without a reference is safe): the units' clock reads skip the method lookup. */
+static PyTypeObject *mn_type;
+static unsigned int mn_tag;
+static int mn_state;                 /* ... and whether it is a MachineState (plain_machine_now) */
+
 static int machine_now(PyObject *machine, int64_t *out)
 {
-    if (machine_now_fn && _PyType_Lookup(Py_TYPE(machine), str_now) == machine_now_fn)
-        return plain_machine_now(machine, out);
+    PyTypeObject *t = Py_TYPE(machine);
+    if (t == mn_type && mn_tag && t->tp_version_tag == mn_tag)
+        return plain_machine_now(machine, mn_state, out);
+    if (machine_now_fn && _PyType_Lookup(t, str_now) == machine_now_fn) {
+        mn_type = t;                             /* _PyType_Lookup gave the type a valid tag */
+        mn_tag = t->tp_version_tag;
+        mn_state = PyObject_TypeCheck(machine, &MachineStateType);
+        return plain_machine_now(machine, mn_state, out);
+    }
     PyObject *r = PyObject_VectorcallMethod(str_now, &machine, 1, NULL);
     if (!r)
         return -1;
@@ -2952,8 +2969,6 @@ typedef struct {
      * callable and names, scheduler.at, the register bank's read/write for unmodelled offsets */
     dh_port port;
     PyObject *machine, *sched, *msip, *mtip, *events, *fire, *names, *at, *fb_read, *fb_write;
-    PyObject *cpu;               /* machine.cpu once it has one (attach_cpu sets it once) */
-    int cpu_state;               /* ... and it is a CpuState (its fields read directly) */
 } ClintObject;
 
 static PyObject *str_level, *str_set, *str_cancel, *str_time, *str_name_kw;
@@ -2987,13 +3002,11 @@ static int clint_traverse(ClintObject *c, visitproc visit, void *arg)
     Py_VISIT(c->at);
     Py_VISIT(c->fb_read);
     Py_VISIT(c->fb_write);
-    Py_VISIT(c->cpu);
     return 0;
 }
 
 static int clint_clear(ClintObject *c)
 {
-    Py_CLEAR(c->cpu);
     Py_CLEAR(c->machine);
     Py_CLEAR(c->sched);
     Py_CLEAR(c->msip);
@@ -3094,33 +3107,7 @@ static int clint_now(ClintObject *c, int64_t *now)
         PyErr_SetString(PyExc_RuntimeError, "Clint: bind() first");
         return -1;
     }
-    PyObject *cpu = c->cpu;
-    if (!cpu) {
-        cpu = PyObject_GetAttr(c->machine, str_cpu);
-        if (!cpu)
-            return -1;
-        if (cpu == Py_None) {
-            Py_DECREF(cpu);
-        } else {
-            c->cpu = cpu;
-            c->cpu_state = cs_of(cpu) != NULL;
-        }
-    }
-    if (c->cpu && c->cpu_state) {              /* a CpuState: its fields, no lookup */
-        if (CS(cpu)->executing) {
-            *now = CS(cpu)->slice_start_ps;
-            return 0;
-        }
-    } else if (c->cpu) {
-        int ex = get_truth(cpu, str_executing);
-        if (ex != 0)
-            return ex < 0 ? -1 : get_i64(cpu, str_slice_start_ps, now);
-    }
-    if (Py_IS_TYPE(c->sched, &SchedType)) {
-        *now = ((SchedObject *)c->sched)->now;
-        return 0;
-    }
-    return get_i64(c->sched, str_now, now);
+    return machine_now(c->machine, now);          /* Machine.now's rule: the one copy */
 }
 
 /* sig.set(level) */
