@@ -46,6 +46,7 @@ a decimated record of the whole run, bounded whatever its length (``Trace``).
 """
 from __future__ import annotations
 
+import functools
 import math
 from array import array
 from collections import deque
@@ -283,50 +284,45 @@ class DcMotorPlant:
         return hi
 
 
-_native_cls: type | None = None
-
-
+@functools.cache
 def native_class() -> type:
     """DcMotorPlantNative: _core.Plant (the state and the common paths in C) under this model's
     Python face; made once the native core is loaded."""
-    global _native_cls
-    if _native_cls is None:
-        core = native.require()
-        from ..soc.stm32h7.stm32_gpio import STM32_GPIOPort
+    core = native.require()
+    from ..soc.stm32h7.stm32_gpio import STM32_GPIOPort
 
-        def c_timer(obj: Any, method: str) -> bool:
-            """obj is a _core.Timer whose ``method`` is the C one: the plant may use its C state."""
-            return (isinstance(obj, core.Timer) and getattr(type(obj), method) is getattr(core.Timer, method)
-                    and method not in vars(obj))
+    def c_timer(obj: Any, method: str) -> bool:
+        """obj is a _core.Timer whose ``method`` is the C one: the plant may use its C state."""
+        return (isinstance(obj, core.Timer) and getattr(type(obj), method) is getattr(core.Timer, method)
+                and method not in vars(obj))
 
-        def levels_word(port: Any, pin: Any) -> int:
-            """pin when ``port.pin_level(pin)`` is STM32_GPIOPort's ``(port._levels >> pin) & 1``
-            (the plant reads that word), else -1."""
-            plain = (getattr(type(port), "pin_level", None) is STM32_GPIOPort.pin_level
-                     and "pin_level" not in getattr(port, "__dict__", {}) and hasattr(port, "_levels"))
-            return pin if plain and type(pin) is int and 0 <= pin < 63 else -1
+    def levels_word(port: Any, pin: Any) -> int:
+        """pin when ``port.pin_level(pin)`` is STM32_GPIOPort's ``(port._levels >> pin) & 1``
+        (the plant reads that word), else -1."""
+        plain = (getattr(type(port), "pin_level", None) is STM32_GPIOPort.pin_level
+                 and "pin_level" not in getattr(port, "__dict__", {}) and hasattr(port, "_levels"))
+        return pin if plain and type(pin) is int and 0 <= pin < 63 else -1
 
-        class DcMotorPlantNative(core.Plant, DcMotorPlant):   # type: ignore[name-defined,misc]
-            """DcMotorPlant with its state only in C: advance, the drive change, the sample, the
-            end-stop prediction and hit, the public views are C methods and attributes of
-            _core.Plant; _first_crossing_from/_bisect are DcMotorPlant's (called from C)."""
+    class DcMotorPlantNative(core.Plant, DcMotorPlant):   # type: ignore[name-defined,misc]
+        """DcMotorPlant with its state only in C: advance, the drive change, the sample, the
+        end-stop prediction and hit, the public views are C methods and attributes of
+        _core.Plant; _first_crossing_from/_bisect are DcMotorPlant's (called from C)."""
 
-            def __init__(self, machine: "Machine", params: MotorParams | None = None, *,
-                         pwm: "STM32_Timer", pwm_channel: int = 1,
-                         direction: "STM32_GPIOPort", direction_pin: int,
-                         encoder: "STM32_Timer | None" = None) -> None:
-                p = self._wire(machine, params, pwm, pwm_channel, direction, direction_pin, encoder)
-                self._bind(machine, p, pwm, pwm_channel, direction, direction_pin, encoder,
-                           c_timer(pwm, "channel_duty"),
-                           encoder is not None and c_timer(encoder, "set_encoder_count"),
-                           levels_word(direction, direction_pin))
-                pwm.add_listener(self._on_pwm)
-                direction.subscribe(self._pin_changed)
-                if encoder is not None:
-                    encoder.encoder_source = self.count_now
-                    encoder.set_encoder_count(self.count)
-                self._drive_changed(force=True)
-                self._start()
+        def __init__(self, machine: "Machine", params: MotorParams | None = None, *,
+                     pwm: "STM32_Timer", pwm_channel: int = 1,
+                     direction: "STM32_GPIOPort", direction_pin: int,
+                     encoder: "STM32_Timer | None" = None) -> None:
+            p = self._wire(machine, params, pwm, pwm_channel, direction, direction_pin, encoder)
+            self._bind(machine, p, pwm, pwm_channel, direction, direction_pin, encoder,
+                       c_timer(pwm, "channel_duty"),
+                       encoder is not None and c_timer(encoder, "set_encoder_count"),
+                       levels_word(direction, direction_pin))
+            pwm.add_listener(self._on_pwm)
+            direction.subscribe(self._pin_changed)
+            if encoder is not None:
+                encoder.encoder_source = self.count_now
+                encoder.set_encoder_count(self.count)
+            self._drive_changed(force=True)
+            self._start()
 
-        _native_cls = DcMotorPlantNative
-    return _native_cls
+    return DcMotorPlantNative

@@ -32,6 +32,7 @@ counters back. Specified by tests/test_native_dma.py and tests/test_stm32_dma.py
 """
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -62,50 +63,45 @@ class Stm32Dma(Peripheral):
         return None
 
 
-_native_cls: type | None = None
-
-
+@functools.cache
 def native_class() -> type:
     """Stm32DmaNative: _core.Dma (the registers, counters and transfer engine in C) under this
     model's Python face (its knobs and views); made once the native core is loaded."""
-    global _native_cls
-    if _native_cls is None:
-        core = native.require()
+    core = native.require()
 
-        class Stm32DmaNative(core.Dma, Stm32Dma):      # type: ignore[name-defined,misc]
-            """Stm32Dma with its state in C: read/write/set_input/reset/flag are C methods of
-            _core.Dma; ``streams`` reads the C state back."""
+    class Stm32DmaNative(core.Dma, Stm32Dma):      # type: ignore[name-defined,misc]
+        """Stm32Dma with its state in C: read/write/set_input/reset/flag are C methods of
+        _core.Dma; ``streams`` reads the C state back."""
 
-            renode_types: ClassVar[tuple[str, ...]] = ()   # Stm32Dma claims the type and picks us
+        renode_types: ClassVar[tuple[str, ...]] = ()   # Stm32Dma claims the type and picks us
 
-            def __init__(self, machine, name, base, size=None, props=None) -> None:
-                Peripheral.__init__(self, machine, name, base, size, props)
-                self._bind(machine, self.name, [self.output(s) for s in range(N_STREAMS)])
-                # a transfer to or from a register finds it in the machine's C bus table, as
-                # Machine's bus_target/bus_write would (a machine that overrides them is still
-                # called)
-                from ...kernel.machine import Machine
-                cls = type(machine)
-                if isinstance(machine, Machine) and cls.bus_target is Machine.bus_target \
-                        and cls.bus_write is Machine.bus_write:
-                    self._set_bus(machine._bus)
+        def __init__(self, machine, name, base, size=None, props=None) -> None:
+            Peripheral.__init__(self, machine, name, base, size, props)
+            self._bind(machine, self.name, [self.output(s) for s in range(N_STREAMS)])
+            # a transfer to or from a register finds it in the machine's C bus table, as
+            # Machine's bus_target/bus_write would (a machine that overrides them is still
+            # called)
+            from ...kernel.machine import Machine
+            cls = type(machine)
+            if isinstance(machine, Machine) and cls.bus_target is Machine.bus_target \
+                    and cls.bus_write is Machine.bus_write:
+                self._set_bus(machine._bus)
 
-            def set_completion_latency(self, stream: int, ps: int) -> None:
-                """Delay between data landing and HTIF/TCIF (+ interrupt, + EN clear) on
-                ``stream``: a harness knob (fault injection), kept across chip resets."""
-                if not 0 <= stream < N_STREAMS:
-                    raise ValueError(f"{self.name}: stream must be 0..{N_STREAMS - 1}, got {stream}")
-                if ps < 0:
-                    raise ValueError(f"{self.name}: completion latency must be >= 0 ps, got {ps}")
-                self._set_latency(stream, int(ps))
+        def set_completion_latency(self, stream: int, ps: int) -> None:
+            """Delay between data landing and HTIF/TCIF (+ interrupt, + EN clear) on
+            ``stream``: a harness knob (fault injection), kept across chip resets."""
+            if not 0 <= stream < N_STREAMS:
+                raise ValueError(f"{self.name}: stream must be 0..{N_STREAMS - 1}, got {stream}")
+            if ps < 0:
+                raise ValueError(f"{self.name}: completion latency must be >= 0 ps, got {ps}")
+            self._set_latency(stream, int(ps))
 
-            def completion_latency(self, stream: int) -> int:
-                return self.stream_state(stream)["latency_ps"]
+        def completion_latency(self, stream: int) -> int:
+            return self.stream_state(stream)["latency_ps"]
 
-            @property
-            def streams(self) -> list[SimpleNamespace]:
-                """Snapshots of the streams' counters (read-only views of the C state)."""
-                return [SimpleNamespace(n=s, **self.stream_state(s)) for s in range(N_STREAMS)]
+        @property
+        def streams(self) -> list[SimpleNamespace]:
+            """Snapshots of the streams' counters (read-only views of the C state)."""
+            return [SimpleNamespace(n=s, **self.stream_state(s)) for s in range(N_STREAMS)]
 
-        _native_cls = Stm32DmaNative
-    return _native_cls
+    return Stm32DmaNative

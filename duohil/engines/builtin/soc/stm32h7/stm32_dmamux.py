@@ -15,6 +15,7 @@ is loaded). Specified by tests/test_native_dma.py and tests/test_stm32_dma.py.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 from ... import native
@@ -46,31 +47,26 @@ class Stm32Dmamux(Peripheral):
         return {0x80: "CSR", 0x84: "CFR", 0x140: "RGSR", 0x144: "RGCFR"}.get(off)
 
 
-_native_cls: type | None = None
-
-
+@functools.cache
 def native_class() -> type:
     """Stm32DmamuxNative: _core.Dmamux (registers, levels, routing in C) under this model's name."""
-    global _native_cls
-    if _native_cls is None:
-        core = native.require()
+    core = native.require()
 
-        class Stm32DmamuxNative(core.Dmamux, Stm32Dmamux):   # type: ignore[name-defined,misc]
-            renode_types: ClassVar[tuple[str, ...]] = ()    # Stm32Dmamux claims the type
+    class Stm32DmamuxNative(core.Dmamux, Stm32Dmamux):   # type: ignore[name-defined,misc]
+        renode_types: ClassVar[tuple[str, ...]] = ()    # Stm32Dmamux claims the type
 
-            def __init__(self, machine, name, base, size=None, props=None) -> None:
-                Peripheral.__init__(self, machine, name, base, size, props)
-                self.n_inputs = int(self.props["numberOfInputRequestChannels"])
-                self.n_channels = int(self.props["numberOfOutputRequestChannels"])
-                self.n_generators = int(self.props["numberOfRequestGeneratorChannels"])
-                # the register map has room for 32 channels (CSR at 0x80) and 16 generators
-                if self.n_channels > 0x80 // 4:
-                    raise ValueError(f"{name}: register CSR redefines offset 0x80 "
-                                     f"(C32CR): at most 32 output channels")
-                if self.n_generators > 0x40 // 4:
-                    raise ValueError(f"{name}: register RGSR redefines offset 0x140 "
-                                     f"(RG16CR): at most 16 request generators")
-                self._bind([self.output(c) for c in range(self.n_channels)], self.n_generators)
+        def __init__(self, machine, name, base, size=None, props=None) -> None:
+            Peripheral.__init__(self, machine, name, base, size, props)
+            self.n_inputs = int(self.props["numberOfInputRequestChannels"])
+            self.n_channels = int(self.props["numberOfOutputRequestChannels"])
+            self.n_generators = int(self.props["numberOfRequestGeneratorChannels"])
+            # the register map has room for 32 channels (CSR at 0x80) and 16 generators
+            if self.n_channels > 0x80 // 4:
+                raise ValueError(f"{name}: register CSR redefines offset 0x80 "
+                                 f"(C32CR): at most 32 output channels")
+            if self.n_generators > 0x40 // 4:
+                raise ValueError(f"{name}: register RGSR redefines offset 0x140 "
+                                 f"(RG16CR): at most 16 request generators")
+            self._bind([self.output(c) for c in range(self.n_channels)], self.n_generators)
 
-        _native_cls = Stm32DmamuxNative
-    return _native_cls
+    return Stm32DmamuxNative

@@ -29,6 +29,7 @@ BSRR 0). Specified by tests/test_native_gpio.py and tests/test_stm32_gpio_iwdg.p
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, ClassVar, Iterator
 
 from ... import native
@@ -105,29 +106,24 @@ class RegisterViews:
         return iter(self._views)
 
 
-_native_cls: type | None = None
-
-
+@functools.cache
 def native_class() -> type:
     """STM32_GPIOPortNative: _core.Gpio (the registers, lock, drive and levels in C) under this
     model's name and public face; made once the native core is loaded."""
-    global _native_cls
-    if _native_cls is None:
-        core = native.require()
+    core = native.require()
 
-        class STM32_GPIOPortNative(core.Gpio, STM32_GPIOPort):   # type: ignore[name-defined,misc]
-            """read/write/reset, set_input/release_input, subscribe, pin_mode, registers() and
-            the words _levels, _ext_driven, _ext_level, _locked, _lock_step are _core.Gpio's;
-            ``_native_mmio``/``_native_input`` are its ports.h capsules."""
+    class STM32_GPIOPortNative(core.Gpio, STM32_GPIOPort):   # type: ignore[name-defined,misc]
+        """read/write/reset, set_input/release_input, subscribe, pin_mode, registers() and
+        the words _levels, _ext_driven, _ext_level, _locked, _lock_step are _core.Gpio's;
+        ``_native_mmio``/``_native_input`` are its ports.h capsules."""
 
-            renode_types: ClassVar[tuple[str, ...]] = ()   # STM32_GPIOPort claims the type
+        renode_types: ClassVar[tuple[str, ...]] = ()   # STM32_GPIOPort claims the type
 
-            def __init__(self, machine, name, base, size=None, props=None) -> None:
-                Peripheral.__init__(self, machine, name, base, size, props)
-                self.port = (base - GPIO_BASE) // GPIO_STRIDE if base is not None else 0
-                self.letter = chr(ord("A") + self.port)
-                self._bind(machine, *RESET_VALUES.get(self.port, DEFAULT_RESET))
-                self.regs = RegisterViews(self)                 # type: ignore[assignment]
+        def __init__(self, machine, name, base, size=None, props=None) -> None:
+            Peripheral.__init__(self, machine, name, base, size, props)
+            self.port = (base - GPIO_BASE) // GPIO_STRIDE if base is not None else 0
+            self.letter = chr(ord("A") + self.port)
+            self._bind(machine, *RESET_VALUES.get(self.port, DEFAULT_RESET))
+            self.regs = RegisterViews(self)                 # type: ignore[assignment]
 
-        _native_cls = STM32_GPIOPortNative
-    return _native_cls
+    return STM32_GPIOPortNative

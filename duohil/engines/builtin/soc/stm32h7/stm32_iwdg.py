@@ -27,6 +27,7 @@ once, when built. Specified by tests/test_native_iwdg.py and tests/test_stm32_gp
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 from ....base import PS_PER_S
@@ -70,28 +71,23 @@ class STM32_IndependentWatchdog(Peripheral):
         return REG_NAMES[i] if 0 <= i < len(REG_NAMES) else None
 
 
-_native_cls: type | None = None
-
-
+@functools.cache
 def native_class() -> type:
     """STM32_IndependentWatchdogNative: _core.Iwdg (the whole state and logic in C) under this
     model's name and public face; made once the native core is loaded."""
-    global _native_cls
-    if _native_cls is None:
-        core = native.require()
+    core = native.require()
 
-        class STM32_IndependentWatchdogNative(core.Iwdg, STM32_IndependentWatchdog):  # type: ignore[misc]
-            """read/write/reset, the events (_check, _sr_done), divider(), timeout_ps(), counter(),
-            deadline_ps, running and unlocked are _core.Iwdg's; ``registers()`` gives the raw
-            words [KR, PR, RLR, SR, WINR]; ``_native_mmio`` is its ports.h capsule."""
+    class STM32_IndependentWatchdogNative(core.Iwdg, STM32_IndependentWatchdog):  # type: ignore[misc]
+        """read/write/reset, the events (_check, _sr_done), divider(), timeout_ps(), counter(),
+        deadline_ps, running and unlocked are _core.Iwdg's; ``registers()`` gives the raw
+        words [KR, PR, RLR, SR, WINR]; ``_native_mmio`` is its ports.h capsule."""
 
-            renode_types: ClassVar[tuple[str, ...]] = ()   # STM32_IndependentWatchdog claims it
+        renode_types: ClassVar[tuple[str, ...]] = ()   # STM32_IndependentWatchdog claims it
 
-            def __init__(self, machine, name, base, size=None, props=None) -> None:
-                Peripheral.__init__(self, machine, name, base, size, props)
-                self.lsi_hz, prescaler = _timing_props(name, self.props)
-                self._bind(machine, self.name, base, self.lsi_hz, prescaler,
-                           bool(self.props["windowOption"]))
+        def __init__(self, machine, name, base, size=None, props=None) -> None:
+            Peripheral.__init__(self, machine, name, base, size, props)
+            self.lsi_hz, prescaler = _timing_props(name, self.props)
+            self._bind(machine, self.name, base, self.lsi_hz, prescaler,
+                       bool(self.props["windowOption"]))
 
-        _native_cls = STM32_IndependentWatchdogNative
-    return _native_cls
+    return STM32_IndependentWatchdogNative

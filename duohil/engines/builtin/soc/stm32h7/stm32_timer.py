@@ -61,6 +61,7 @@ of Hypothesis programs) and tests/test_stm32_timer.py.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 from ... import native
@@ -90,30 +91,25 @@ class STM32_Timer(Peripheral):
         return _REG_NAMES[i] if 0 <= i < len(_REG_NAMES) else None
 
 
-_native_cls: type | None = None
-
-
+@functools.cache
 def native_class() -> type:
     """Stm32TimerNative: _core.Timer (registers, counter, update event, encoder in C) under this
     model's name and public face; made once the native core is loaded."""
-    global _native_cls
-    if _native_cls is None:
-        core = native.require()
+    core = native.require()
 
-        class Stm32TimerNative(core.Timer, STM32_Timer):   # type: ignore[name-defined,misc]
-            """read/write/reset, the update event (_on_update), the public views (timer_hz,
-            channel_duty, counter, set_encoder_count, updates...) are C methods and attributes
-            of _core.Timer."""
+    class Stm32TimerNative(core.Timer, STM32_Timer):   # type: ignore[name-defined,misc]
+        """read/write/reset, the update event (_on_update), the public views (timer_hz,
+        channel_duty, counter, set_encoder_count, updates...) are C methods and attributes
+        of _core.Timer."""
 
-            renode_types: ClassVar[tuple[str, ...]] = ()   # STM32_Timer claims the type
+        renode_types: ClassVar[tuple[str, ...]] = ()   # STM32_Timer claims the type
 
-            def __init__(self, machine, name, base, size=None, props=None) -> None:
-                Peripheral.__init__(self, machine, name, base, size, props)
-                repl_hz = int(self.props["frequency"])
-                if repl_hz <= 0:
-                    raise ValueError(f"{name}: frequency must be positive, got {repl_hz}")
-                self._bind(machine, name, base, int(self.props["initialLimit"]), repl_hz,
-                           base in ADVANCED_TIMER_BASES, self.output("IRQ"))
+        def __init__(self, machine, name, base, size=None, props=None) -> None:
+            Peripheral.__init__(self, machine, name, base, size, props)
+            repl_hz = int(self.props["frequency"])
+            if repl_hz <= 0:
+                raise ValueError(f"{name}: frequency must be positive, got {repl_hz}")
+            self._bind(machine, name, base, int(self.props["initialLimit"]), repl_hz,
+                       base in ADVANCED_TIMER_BASES, self.output("IRQ"))
 
-        _native_cls = Stm32TimerNative
-    return _native_cls
+    return Stm32TimerNative
