@@ -87,7 +87,7 @@ def wire_frames(link: list[LinkByte], direction: str) -> list[WireFrame]:
     both.setdefault(direction, [])
     for d, frames in both.items():
         _FRAMES_MEMO[d] = (link, n, frames)
-    return list(both.get(direction, []))
+    return list(both[direction])
 
 
 def sender_frames(link: list[LinkByte], direction: str) -> list[tuple[int, bytes]]:
